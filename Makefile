@@ -1,0 +1,32 @@
+# The README's two set-up commands: `make demo` and `make test` (style.md §8).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_DIR ?= demo-data
+
+.PHONY: demo test lint typecheck unit bench clean
+
+$(BIN)/medalliance: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: $(BIN)/medalliance
+	$(BIN)/medalliance demo --data-dir $(DEMO_DIR)
+
+test: $(BIN)/medalliance lint typecheck
+	$(BIN)/pytest -q
+
+lint: $(BIN)/medalliance
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+typecheck: $(BIN)/medalliance
+	$(BIN)/mypy
+
+bench: $(BIN)/medalliance
+	$(BIN)/python benchmarks/validate_commit.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

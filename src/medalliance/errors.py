@@ -1,0 +1,128 @@
+"""Typed errors a caller can act on, and the one table that maps them to gRPC, HTTP and exit codes.
+
+A leaf module: every layer may import it, it imports nothing of ours. Domain errors subclass a
+*category*; only categories carry a `Status` (style.md §2). Messages reach clients and logs, so
+they never contain patient data or secrets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """How one category of failure is reported on each edge."""
+
+    grpc: str  # a grpc.StatusCode name
+    http: int
+    exit_code: int
+
+
+class MedallianceError(Exception):
+    """A failure the caller can act on. The message names the thing and says what to fix."""
+
+    status: ClassVar[Status] = Status(grpc="INTERNAL", http=500, exit_code=70)
+
+
+class InvalidArgument(MedallianceError):
+    """Malformed input: a bad protobuf, a wrong argument count, a bad config value."""
+
+    status = Status(grpc="INVALID_ARGUMENT", http=400, exit_code=2)
+
+
+class NotFound(MedallianceError):
+    """An unknown channel, contract, transaction or block."""
+
+    status = Status(grpc="NOT_FOUND", http=404, exit_code=1)
+
+
+class PermissionDenied(MedallianceError):
+    """A signature or policy check failed, or the caller is not a member."""
+
+    status = Status(grpc="PERMISSION_DENIED", http=403, exit_code=4)
+
+
+class PreconditionFailed(MedallianceError):
+    """The request is well formed but the system is not in a state to accept it."""
+
+    status = Status(grpc="FAILED_PRECONDITION", http=400, exit_code=1)
+
+
+class Conflict(MedallianceError):
+    """A conflicting concurrent change, a duplicate, or a refused endorsement."""
+
+    status = Status(grpc="ABORTED", http=409, exit_code=1)
+
+
+class Overloaded(MedallianceError):
+    """Too much work queued: retry later."""
+
+    status = Status(grpc="RESOURCE_EXHAUSTED", http=429, exit_code=3)
+
+
+class Unavailable(MedallianceError):
+    """A needed node or service cannot be reached, or is shutting down."""
+
+    status = Status(grpc="UNAVAILABLE", http=503, exit_code=3)
+
+
+class DeadlineExceeded(MedallianceError):
+    """The answer did not come before the deadline."""
+
+    status = Status(grpc="DEADLINE_EXCEEDED", http=504, exit_code=3)
+
+
+# --- domain errors used across layers ------------------------------------------------------------
+
+
+class UnknownChannel(NotFound):
+    def __init__(self, channel_id: str) -> None:
+        super().__init__(f"no channel {channel_id!r} on this peer; check the channel name")
+        self.channel_id = channel_id
+
+
+class UnknownContract(NotFound):
+    def __init__(self, channel_id: str, name: str) -> None:
+        super().__init__(
+            f"no contract {name!r} is committed on channel {channel_id!r}; "
+            "deploy it through the lifecycle first"
+        )
+        self.channel_id = channel_id
+        self.name = name
+
+
+class MalformedMessage(InvalidArgument):
+    """Bytes that do not decode as the protobuf message they must be."""
+
+    def __init__(self, what: str, detail: str = "") -> None:
+        suffix = f": {detail}" if detail else ""
+        super().__init__(f"malformed {what}{suffix}")
+        self.what = what
+
+
+class BadSignature(PermissionDenied):
+    """A signature that does not verify, or is not in Fabric's canonical low-S form."""
+
+
+class InvalidIdentity(PermissionDenied):
+    """A certificate that does not belong to the claimed MSP, is expired, or is revoked."""
+
+
+class PolicyNotSatisfied(PermissionDenied):
+    """The signatures present do not satisfy the policy that guards the action."""
+
+
+class DuplicateTransaction(Conflict):
+    def __init__(self, tx_id: str) -> None:
+        super().__init__(f"transaction {tx_id} was already submitted; build a new proposal")
+        self.tx_id = tx_id
+
+
+class ContractError(Conflict):
+    """A contract refused the call; its message is the contract's own."""
+
+    def __init__(self, message: str, status_code: int = 500) -> None:
+        super().__init__(message)
+        self.status_code = status_code
