@@ -1,0 +1,1 @@
+"""The application layer: what users run on top of the platform."""

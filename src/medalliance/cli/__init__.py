@@ -1,0 +1,1 @@
+"""The `medalliance` command line."""

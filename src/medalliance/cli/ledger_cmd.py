@@ -1,0 +1,126 @@
+"""`medalliance ledger ...`: verify a ledger from genesis, rebuild a peer's world state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import BaseModel
+from rich.progress import Progress
+from rich.table import Table
+
+from medalliance.audit.verify import LedgerReport, find_ledgers, verify_ledger
+from medalliance.cli.output import emit_json, output_state, stderr, stdout
+from medalliance.node.channel import rebuild_state
+
+app = typer.Typer(help="Inspect and repair ledgers on disk.", no_args_is_help=True)
+
+
+class LedgerVerdict(BaseModel):
+    path: str
+    channel: str
+    blocks: int
+    transactions: int
+    valid_transactions: int
+    state_hash: str
+    node_state_matches: bool | None
+    intact: bool
+    bad_block: int | None
+    reason: str | None
+
+
+class VerifyOutput(BaseModel):
+    intact: bool
+    ledgers: list[LedgerVerdict]
+
+
+class RebuildOutput(BaseModel):
+    path: str
+    channel: str
+    blocks_replayed: int
+    state_hash: str
+
+
+@app.command("verify")
+def verify(
+    directory: Annotated[
+        Path, typer.Argument(help="A ledger directory, or a data directory holding several.")
+    ],
+) -> None:
+    """Verify ledgers from their genesis block: hashes, signatures, re-validation, world state.
+
+    Exits 0 when every ledger is intact, 1 naming the first bad block otherwise.
+
+    Example: medalliance ledger verify demo-data
+    """
+    ledgers = find_ledgers(directory)
+    reports: list[LedgerReport] = []
+    with Progress(console=stderr(), transient=True) as progress:
+        for path in ledgers:
+            task = progress.add_task(f"verifying {path}", total=None)
+            reports.append(verify_ledger(path, lambda n, t=task: progress.update(t, completed=n)))
+    verdicts = [_verdict(r) for r in reports]
+    intact = all(v.intact for v in verdicts)
+    if output_state.json:
+        emit_json(VerifyOutput(intact=intact, ledgers=verdicts))
+    else:
+        _render(verdicts)
+    if not intact:
+        raise typer.Exit(1)
+
+
+@app.command("rebuild-state")
+def rebuild(
+    directory: Annotated[Path, typer.Argument(help="A ledger directory (holding blocks/).")],
+) -> None:
+    """Drop a ledger's world state and re-derive it from its blocks.
+
+    Example: medalliance ledger rebuild-state demo-data/nodes/peer0.hospa.example.com/ledgers/alliance
+    """
+    result = rebuild_state(directory)
+    out = RebuildOutput(
+        path=str(directory), channel=result.channel_id, blocks_replayed=result.blocks_replayed,
+        state_hash=result.state_hash,
+    )
+    if output_state.json:
+        emit_json(out)
+    else:
+        stdout().print(
+            f"rebuilt the world state of channel {out.channel} from {out.blocks_replayed} blocks "
+            f"(state hash {out.state_hash[:16]}…)"
+        )
+
+
+def _verdict(report: LedgerReport) -> LedgerVerdict:
+    return LedgerVerdict(
+        path=str(report.path),
+        channel=report.channel_id,
+        blocks=report.blocks,
+        transactions=report.txs,
+        valid_transactions=report.valid_txs,
+        state_hash=report.state_hash,
+        node_state_matches=report.node_state_matches,
+        intact=report.intact,
+        bad_block=report.bad.number if report.bad else None,
+        reason=report.bad.reason if report.bad else (
+            "the node's world state differs from the one its blocks produce"
+            if report.node_state_matches is False else None
+        ),
+    )
+
+
+def _render(verdicts: list[LedgerVerdict]) -> None:
+    table = Table(title="ledger verification")
+    for column in ("ledger", "channel", "blocks", "txs (valid)", "verdict"):
+        table.add_column(column)
+    for v in verdicts:
+        if v.intact:
+            verdict = "[green]intact[/green]"
+        elif v.bad_block is not None:
+            verdict = f"[red]block {v.bad_block}: {v.reason}[/red]"
+        else:
+            verdict = f"[red]{v.reason}[/red]"
+        table.add_row(v.path, v.channel, str(v.blocks),
+                      f"{v.transactions} ({v.valid_transactions})", verdict)
+    stdout().print(table)

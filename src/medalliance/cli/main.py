@@ -1,0 +1,74 @@
+"""The `medalliance` command: one entry point, noun then verb (style.md §7).
+
+Commands parse options, call one function of a lower layer and render its result. Errors are
+caught once, here: a `MedallianceError` becomes a message and its exit code; anything else is a
+bug, reported as such with exit code 70.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from medalliance import __version__
+from medalliance.cli import demo_cmd, ledger_cmd
+from medalliance.cli.output import output_state
+from medalliance.errors import MedallianceError
+
+app = typer.Typer(
+    name="medalliance",
+    help="A consortium blockchain for a regional medical alliance, speaking Fabric's protocols.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(ledger_cmd.app, name="ledger")
+app.command("demo")(demo_cmd.demo)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"medalliance {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print exactly one JSON document on stdout.")
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO to stderr.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """medalliance: hospitals and health commissions sharing one permissioned ledger."""
+    output_state.json = json_output
+    logging.basicConfig(
+        level=logging.INFO if verbose and not json_output else logging.WARNING,
+        stream=sys.stderr,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+def main() -> None:
+    try:
+        app()  # standalone: usage errors exit 2, Ctrl-C exits 130 (click's handling)
+    except MedallianceError as exc:
+        _fail(type(exc).__name__, str(exc), exc.status.exit_code)
+    except Exception as exc:  # a bug: say so, keep the traceback for the operator
+        logging.getLogger(__name__).exception("unexpected error")
+        _fail("InternalError", f"internal error ({type(exc).__name__}); please report it", 70)
+
+
+def _fail(kind: str, message: str, code: int) -> None:
+    if output_state.json:
+        print(json.dumps({"error": kind, "message": message}))
+    else:
+        Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False, markup=True)
+    sys.exit(code)

@@ -1,0 +1,171 @@
+"""The endorser: check a signed proposal, simulate its contract, sign the result.
+
+Fabric's `ProcessProposal` (protocol doc §0 step 2, §3.1): the proposal must parse, be an endorser
+transaction for this channel with epoch 0, carry a valid creator who signed it and who satisfies
+the channel's Writers policy, have tx_id = sha256(nonce ‖ creator), and not be on the ledger yet.
+A request that fails these checks raises a typed error (the gateway answers with its status); a
+contract that refuses the call yields an error response without an endorsement.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fabric_protos.peer import proposal_pb2, proposal_response_pb2
+
+from medalliance.contracts.api import Contract
+from medalliance.contracts.lifecycle import LIFECYCLE_NAMESPACE, LifecycleContract, committed_definition
+from medalliance.contracts.package import PackageStore
+from medalliance.contracts.simulation import SimulationResult, TxContext, simulate
+from medalliance.errors import (
+    BadSignature,
+    DuplicateTransaction,
+    InvalidArgument,
+    MedallianceError,
+    PermissionDenied,
+    PreconditionFailed,
+    UnknownContract,
+)
+from medalliance.identity.policy import SignedData
+from medalliance.ledger.state import StateReader
+from medalliance.ledger.tx import (
+    ENDORSER_TRANSACTION,
+    MalformedTransaction,
+    ProposalView,
+    SigningIdentity,
+    compute_tx_id,
+    new_error_response,
+    new_proposal_response,
+    parse_signed_proposal,
+)
+from medalliance.ledger.validation import ChannelPolicies
+
+log = logging.getLogger(__name__)
+
+WRITERS_POLICY = "/Channel/Application/Writers"
+LIFECYCLE_VERSION = "syscc"
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelView:
+    """One channel as the endorsing peer sees it: configuration, state and ledger look-ups."""
+
+    config: ChannelPolicies
+    state: StateReader
+    is_committed_tx: Callable[[str], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Endorsed:
+    """The outcome of one proposal: the simulation and the response to return."""
+
+    proposal: ProposalView
+    result: SimulationResult
+    response: proposal_response_pb2.ProposalResponse
+
+    @property
+    def ok(self) -> bool:
+        return self.result.status < 400
+
+
+class Endorser:
+    """Endorses proposals for the channels of one peer with the peer's signing identity."""
+
+    def __init__(self, signer: SigningIdentity, packages: PackageStore) -> None:
+        self._signer = signer
+        self._packages = packages
+        self._lifecycle = LifecycleContract()
+
+    def check(
+        self, signed: proposal_pb2.SignedProposal, channel: ChannelView, *, now: dt.datetime
+    ) -> ProposalView:
+        """Check a proposal before simulation; raises the typed error a client must see."""
+        try:
+            proposal = parse_signed_proposal(signed)
+        except MalformedTransaction as exc:
+            raise InvalidArgument(str(exc)) from exc
+        header = proposal.header
+        if header.header_type != ENDORSER_TRANSACTION:
+            raise InvalidArgument(f"proposal header type {header.header_type} is not ENDORSER_TRANSACTION")
+        if header.epoch != 0:
+            raise InvalidArgument("proposal epoch must be 0")
+        if not header.nonce or not header.creator:
+            raise InvalidArgument("proposal signature header needs a nonce and a creator")
+        if compute_tx_id(header.nonce, header.creator) != header.tx_id:
+            raise InvalidArgument("proposal tx id is not sha256(nonce ‖ creator)")
+        creator = channel.config.msps.deserialize(header.creator, at=now)
+        if not creator.verify(proposal.signature, proposal.proposal_bytes):
+            raise BadSignature("the proposal signature does not verify against its creator")
+        signed_data = [SignedData(proposal.proposal_bytes, header.creator, proposal.signature)]
+        if not channel.config.evaluate_policy(WRITERS_POLICY, signed_data, at=now):
+            raise PermissionDenied(
+                f"{creator.msp_id} identity may not write to channel {header.channel_id} "
+                f"(policy {WRITERS_POLICY})"
+            )
+        if channel.is_committed_tx(header.tx_id):
+            raise DuplicateTransaction(header.tx_id)
+        return proposal
+
+    def endorse(
+        self,
+        signed: proposal_pb2.SignedProposal,
+        channel: ChannelView,
+        *,
+        now: dt.datetime,
+        evaluate: bool = False,
+    ) -> Endorsed:
+        """Check and simulate a proposal; sign the result unless the contract refused it."""
+        proposal = self.check(signed, channel, now=now)
+        contract, version = self._contract(proposal.chaincode_name, channel)
+        creator = channel.config.msps.deserialize(proposal.header.creator, at=now)
+        tx = TxContext(
+            channel_id=proposal.channel_id,
+            tx_id=proposal.tx_id,
+            timestamp_ms=proposal.header.timestamp_ms,
+            creator=creator,
+            transient=proposal.transient,
+            channel_orgs=channel.config.application_msp_ids,
+        )
+        result = simulate(
+            contract, proposal.chaincode_name, proposal.args, channel.state, tx, evaluate=evaluate
+        )
+        if result.status >= 400:
+            log.info(
+                "proposal refused by contract",
+                extra={"tx_id": proposal.tx_id, "contract": proposal.chaincode_name,
+                       "status": result.status},
+            )
+            response = new_error_response(result.status, result.message)
+        else:
+            response = new_proposal_response(
+                proposal,
+                self._signer,
+                chaincode_version=version,
+                status=result.status,
+                message=result.message,
+                payload=result.payload,
+                rwset=result.rwset,
+                event=result.event,
+            )
+        return Endorsed(proposal, result, response)
+
+    def _contract(self, name: str, channel: ChannelView) -> tuple[Contract, str]:
+        if name == LIFECYCLE_NAMESPACE:
+            return self._lifecycle, LIFECYCLE_VERSION
+        definition = committed_definition(channel.state, name)
+        if definition is None:
+            raise UnknownContract(channel.config.channel_id, name)
+        if definition.deregistered:
+            raise PreconditionFailed(
+                f"contract {name} was deregistered at sequence {definition.sequence}"
+            )
+        try:
+            return self._packages.load(definition.package_id), definition.version
+        except MedallianceError:
+            raise
+        except Exception as exc:  # an installed package that fails to import is a bug
+            raise PreconditionFailed(f"contract {name} could not be loaded on this peer") from exc
+

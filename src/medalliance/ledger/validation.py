@@ -1,0 +1,276 @@
+"""Commit-side validation of a block's transactions (protocol doc §4). Pure: no clock, no I/O.
+
+For each envelope, in order: structure, creator signature, tx id, proposal hash, duplicate tx id,
+contract definition, endorsement signatures against the namespace's endorsement policy, then MVCC
+over the whole block. The result is one Fabric `TxValidationCode` per transaction plus the writes
+and event of each valid one; the caller commits them atomically.
+
+Certificates are judged at the transaction's own timestamp, so every peer reaches the same verdict
+whenever it validates (a wall clock would let two peers disagree about one block). The ordering
+service and endorsers check freshness against their clocks when the transaction enters.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from fabric_protos.common import common_pb2
+from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
+from fabric_protos.peer import policy_pb2
+from google.protobuf.message import DecodeError
+
+from medalliance.errors import MedallianceError
+from medalliance.identity.msp import MspManager
+from medalliance.identity.policy import SignedData, evaluate_signature_policy
+from medalliance.ledger.mvcc import MvccTx, check_block, writes_of
+from medalliance.ledger.state import StateReader, Write
+from medalliance.ledger.tx import (
+    ENDORSER_TRANSACTION,
+    Code,
+    EnvelopeView,
+    MalformedTransaction,
+    compute_tx_id,
+    parse_chaincode_event,
+    parse_envelope,
+    parse_rwset,
+    proposal_hash,
+)
+
+VALID = Code.Value("VALID")
+LIFECYCLE_NAMESPACE = "_lifecycle"
+LIFECYCLE_POLICY = "/Channel/Application/LifecycleEndorsement"
+
+
+class ChannelPolicies(Protocol):
+    """What validation needs of a channel's configuration (implemented by `ChannelConfig`)."""
+
+    @property
+    def channel_id(self) -> str: ...
+
+    @property
+    def msps(self) -> MspManager: ...
+
+    @property
+    def application_msp_ids(self) -> tuple[str, ...]: ...
+
+    def evaluate_policy(
+        self, path: str, signed: Sequence[SignedData], *, at: dt.datetime
+    ) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class NamespacePolicy:
+    """The committed definition facts validation needs for one contract namespace."""
+
+    application_policy: bytes  # serialized peer.ApplicationPolicy
+    active: bool = True  # False once deregistered
+
+
+# Returns the committed policy of a contract namespace, or None when none is committed.
+PolicyLookup = Callable[[str], NamespacePolicy | None]
+
+
+@dataclass(frozen=True, slots=True)
+class TxResult:
+    tx_num: int
+    tx_id: str
+    code: int
+    timestamp_ms: int
+    chaincode: str = ""
+    writes: tuple[Write, ...] = field(default=(), repr=False)
+    event: bytes = field(default=b"", repr=False)  # serialized ChaincodeEvent, valid txs only
+    reason: str = ""  # why it is invalid, for logs: names and codes only, never values
+
+
+@dataclass(frozen=True, slots=True)
+class BlockResult:
+    block_num: int
+    txs: tuple[TxResult, ...]
+
+    @property
+    def codes(self) -> tuple[int, ...]:
+        return tuple(t.code for t in self.txs)
+
+
+@dataclass
+class _Pending:
+    view: EnvelopeView | None
+    result: TxResult
+    ns_rwsets: tuple[tuple[str, kv_rwset_pb2.KVRWSet], ...] = ()
+
+
+class _Invalid(Exception):
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = Code.Value(code)
+        self.reason = reason
+
+
+def validate_block(
+    block: common_pb2.Block,
+    *,
+    config: ChannelPolicies,
+    policy_for: PolicyLookup,
+    state: StateReader,
+    is_committed_tx: Callable[[str], bool],
+) -> BlockResult:
+    """Validate every transaction of `block` against committed state; writes nothing.
+
+    `is_committed_tx` answers whether a tx id is already on the ledger (duplicate detection).
+    """
+    number = int(block.header.number)
+    seen: set[str] = set()
+    pending: list[_Pending] = []
+    for tx_num, data in enumerate(block.data.data):
+        pending.append(
+            _validate_envelope(bytes(data), tx_num, config, policy_for, is_committed_tx, seen)
+        )
+    mvcc_codes = check_block(
+        state,
+        [
+            MvccTx(tx_num=i, ns_rwsets=p.ns_rwsets, valid_so_far=p.result.code == VALID)
+            for i, p in enumerate(pending)
+        ],
+    )
+    results = []
+    for p, mvcc_code in zip(pending, mvcc_codes, strict=True):
+        result = p.result
+        if result.code == VALID and mvcc_code not in (-1, VALID):
+            result = TxResult(
+                result.tx_num, result.tx_id, mvcc_code, result.timestamp_ms, result.chaincode,
+                reason=Code.Name(mvcc_code),
+            )
+        elif result.code == VALID:
+            result = TxResult(
+                result.tx_num, result.tx_id, VALID, result.timestamp_ms, result.chaincode,
+                writes=writes_of(p.ns_rwsets), event=result.event,
+            )
+        results.append(result)
+    return BlockResult(number, tuple(results))
+
+
+def _validate_envelope(
+    data: bytes,
+    tx_num: int,
+    config: ChannelPolicies,
+    policy_for: PolicyLookup,
+    is_committed_tx: Callable[[str], bool],
+    seen: set[str],
+) -> _Pending:
+    try:
+        view = parse_envelope(data)
+    except MalformedTransaction as exc:
+        return _Pending(None, TxResult(tx_num, "", exc.code, 0, reason=str(exc)))
+    tx_id, ts = view.header.tx_id, view.header.timestamp_ms
+    try:
+        ns_rwsets, chaincode, event = _check(view, config, policy_for, is_committed_tx, seen)
+    except _Invalid as exc:
+        return _Pending(view, TxResult(tx_num, tx_id, exc.code, ts, reason=exc.reason))
+    except MalformedTransaction as exc:
+        return _Pending(view, TxResult(tx_num, tx_id, exc.code, ts, reason=str(exc)))
+    seen.add(tx_id)
+    return _Pending(view, TxResult(tx_num, tx_id, VALID, ts, chaincode, event=event), ns_rwsets)
+
+
+def _check(
+    view: EnvelopeView,
+    config: ChannelPolicies,
+    policy_for: PolicyLookup,
+    is_committed_tx: Callable[[str], bool],
+    seen: set[str],
+) -> tuple[tuple[tuple[str, kv_rwset_pb2.KVRWSet], ...], str, bytes]:
+    header = view.header
+    at = _datetime(header.timestamp_ms)
+    if header.header_type != ENDORSER_TRANSACTION:
+        raise _Invalid("UNKNOWN_TX_TYPE", f"header type {header.header_type} is not supported here")
+    if header.epoch != 0 or not header.nonce or not header.creator:
+        raise _Invalid("BAD_COMMON_HEADER", "epoch must be 0 and nonce and creator set")
+    if header.channel_id != config.channel_id:
+        raise _Invalid("TARGET_CHAIN_NOT_FOUND", f"transaction for channel {header.channel_id!r}")
+    try:
+        creator = config.msps.deserialize(header.creator, at=at)
+    except MedallianceError as exc:
+        raise _Invalid("BAD_CREATOR_SIGNATURE", f"creator is not valid: {exc}") from exc
+    if not creator.verify(view.signature, view.payload_bytes):
+        raise _Invalid("BAD_CREATOR_SIGNATURE", "the creator's signature does not verify")
+    if compute_tx_id(header.nonce, header.creator) != header.tx_id:
+        raise _Invalid("BAD_PROPOSAL_TXID", "tx id is not sha256(nonce ‖ creator)")
+    body = view.endorser_tx()
+    if body.action_header_bytes != header.signature_header_bytes:
+        raise _Invalid("INVALID_ENDORSER_TRANSACTION", "action header differs from the tx header")
+    expected_hash = proposal_hash(
+        header.channel_header_bytes, body.action_header_bytes, body.chaincode_proposal_payload
+    )
+    if body.proposal_hash != expected_hash:
+        raise _Invalid("INVALID_ENDORSER_TRANSACTION", "proposal hash does not match the proposal")
+    if header.tx_id in seen or is_committed_tx(header.tx_id):
+        raise _Invalid("DUPLICATE_TXID", f"tx id {header.tx_id} is already on the ledger")
+    if body.chaincode_name != header.chaincode_name or not body.chaincode_version:
+        raise _Invalid("INVALID_CHAINCODE", "chaincode name or version does not match the header")
+    if body.response_status >= 400:
+        raise _Invalid("ENDORSEMENT_POLICY_FAILURE", "the endorsed response is an error")
+    ns_rwsets = parse_rwset(body.rwset)
+    names = [ns for ns, _ in ns_rwsets]
+    if len(set(names)) != len(names):
+        raise _Invalid("ILLEGAL_WRITESET", "a namespace appears twice in the read-write set")
+    if body.events:
+        _check_event(body.events, body.chaincode_name)
+    endorsements = [
+        SignedData(data=body.proposal_response_payload + e.endorser, identity=e.endorser,
+                   signature=e.signature)
+        for e in body.endorsements
+    ]
+    written = {ns for ns, rw in ns_rwsets if rw.writes or rw.metadata_writes}
+    for namespace in sorted(written | {body.chaincode_name}):
+        _check_endorsement(namespace, endorsements, config, policy_for, at)
+    return ns_rwsets, body.chaincode_name, body.events
+
+
+def _check_endorsement(
+    namespace: str,
+    endorsements: Sequence[SignedData],
+    config: ChannelPolicies,
+    policy_for: PolicyLookup,
+    at: dt.datetime,
+) -> None:
+    if namespace == LIFECYCLE_NAMESPACE:
+        satisfied = config.evaluate_policy(LIFECYCLE_POLICY, endorsements, at=at)
+    else:
+        definition = policy_for(namespace)
+        if definition is None or not definition.active:
+            state = "deregistered" if definition else "not committed"
+            raise _Invalid("INVALID_CHAINCODE", f"contract {namespace} is {state}")
+        policy = policy_pb2.ApplicationPolicy()
+        try:
+            policy.ParseFromString(definition.application_policy)
+        except DecodeError as exc:
+            raise _Invalid("INVALID_CHAINCODE", f"policy of {namespace} is malformed") from exc
+        if policy.HasField("signature_policy"):
+            satisfied = evaluate_signature_policy(
+                policy.signature_policy, endorsements, config.msps, at=at
+            )
+        else:
+            satisfied = config.evaluate_policy(
+                policy.channel_config_policy_reference, endorsements, at=at
+            )
+    if not satisfied:
+        raise _Invalid(
+            "ENDORSEMENT_POLICY_FAILURE",
+            f"endorsements do not satisfy the endorsement policy of {namespace}",
+        )
+
+
+def _check_event(data: bytes, chaincode: str) -> None:
+    try:
+        event = parse_chaincode_event(data)
+    except DecodeError as exc:
+        raise _Invalid("INVALID_OTHER_REASON", "the chaincode event does not decode") from exc
+    if event.chaincode_id != chaincode:
+        raise _Invalid("INVALID_OTHER_REASON", "the event names another contract")
+
+
+def _datetime(timestamp_ms: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(timestamp_ms / 1000, tz=dt.UTC)

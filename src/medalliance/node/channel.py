@@ -1,0 +1,216 @@
+"""One channel on one peer: its block store, world state, configuration and commit path.
+
+The block store is the truth; the world state is derived from it. A block is made durable in the
+store before its writes reach the state, so a peer killed between the two restarts by replaying
+the valid writes of the blocks the state has not seen (their validation codes are in the stored
+TRANSACTIONS_FILTER). Nothing else is ever half-written: each step is one atomic append or one
+database transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from fabric_protos.common import common_pb2
+
+from medalliance.contracts.endorser import ChannelView
+from medalliance.contracts.lifecycle import committed_definition
+from medalliance.errors import InvalidArgument, NotFound, PermissionDenied, PreconditionFailed
+from medalliance.ledger.block import set_transactions_filter, transactions_filter, verify_chain_link
+from medalliance.ledger.block_signature import (
+    BLOCK_VALIDATION_POLICY,
+    block_signatures,
+    block_time,
+)
+from medalliance.ledger.block_store import BlockStore
+from medalliance.ledger.channel_config import ChannelConfig
+from medalliance.ledger.mvcc import writes_of
+from medalliance.ledger.sqlite_state import SqliteState
+from medalliance.ledger.state import TxWrites
+from medalliance.ledger.tx import MalformedTransaction, parse_envelope, parse_rwset
+from medalliance.ledger.validation import (
+    VALID,
+    BlockResult,
+    NamespacePolicy,
+    TxResult,
+    validate_block,
+)
+
+log = logging.getLogger(__name__)
+
+CommitListener = Callable[[common_pb2.Block, BlockResult], None]
+
+
+class PeerChannel:
+    """A channel's ledger on a peer. Not thread-safe: the node serialises commits."""
+
+    def __init__(self, store: BlockStore, state: SqliteState, config: ChannelConfig) -> None:
+        self._store = store
+        self._state = state
+        self.config = config
+        self._listeners: list[CommitListener] = []
+
+    @classmethod
+    def open(cls, directory: Path, genesis: common_pb2.Block | None = None) -> PeerChannel:
+        """Open a channel's ledger, creating it from `genesis` when it does not exist yet.
+
+        Replays blocks the world state lags behind (crash recovery).
+        """
+        directory.mkdir(parents=True, exist_ok=True)
+        store = BlockStore.open(directory / "blocks")
+        state = SqliteState.open(directory / "state.db")
+        if store.height == 0:
+            if genesis is None:
+                raise PreconditionFailed(f"{directory} holds no ledger; join with a genesis block")
+            config = ChannelConfig.from_block(genesis)
+            set_transactions_filter(genesis, [VALID] * len(genesis.data.data))
+            store.append(genesis)
+        else:
+            config = ChannelConfig.from_block(store.get_block(0))
+            if genesis is not None and genesis.header.data_hash != store.get_block(0).header.data_hash:
+                raise InvalidArgument(f"{directory} holds a different channel's ledger")
+        channel = cls(store, state, config)
+        channel.recover()
+        return channel
+
+    @property
+    def channel_id(self) -> str:
+        return self.config.channel_id
+
+    @property
+    def height(self) -> int:
+        return self._store.height
+
+    @property
+    def store(self) -> BlockStore:
+        return self._store
+
+    @property
+    def state(self) -> SqliteState:
+        return self._state
+
+    @property
+    def view(self) -> ChannelView:
+        return ChannelView(self.config, self._state, self._store.contains_tx)
+
+    def add_listener(self, listener: CommitListener) -> None:
+        self._listeners.append(listener)
+
+    def commit(self, block: common_pb2.Block) -> BlockResult:
+        """Verify, validate and commit the next block; raises and changes nothing if it is bad."""
+        number = int(block.header.number)
+        if number != self._store.height:
+            raise PreconditionFailed(
+                f"channel {self.channel_id} expects block {self._store.height}, got {number}"
+            )
+        previous = self._store.get_block(number - 1).header
+        problem = verify_chain_link(previous, block)
+        if problem is not None:
+            raise InvalidArgument(f"block {number} of {self.channel_id}: {problem}")
+        self._check_orderer_signatures(block)
+        result = validate_block(
+            block,
+            config=self.config,
+            policy_for=self._policy_for,
+            state=self._state,
+            is_committed_tx=self._store.contains_tx,
+        )
+        set_transactions_filter(block, result.codes)
+        self._store.append(block)
+        self._apply(number, result.txs)
+        valid = sum(1 for code in result.codes if code == VALID)
+        log.info(
+            "block committed",
+            extra={"channel": self.channel_id, "block": number, "txs": len(result.txs),
+                   "valid": valid},
+        )
+        for listener in self._listeners:
+            listener(block, result)
+        return result
+
+    def blocks(self, start: int = 0) -> Iterator[common_pb2.Block]:
+        return self._store.iter_blocks(start)
+
+    def recover(self) -> int:
+        """Replay the valid writes of stored blocks the state has not applied; returns how many."""
+        replayed = 0
+        for number in range(self._state.savepoint + 1, self._store.height):
+            block = self._store.get_block(number)
+            codes = transactions_filter(block)
+            txs = []
+            for tx_num, data in enumerate(block.data.data):
+                if number == 0 or codes[tx_num] != VALID:
+                    continue
+                view = parse_envelope(bytes(data))
+                body = view.endorser_tx()
+                txs.append(
+                    TxWrites(tx_num, view.tx_id, view.header.timestamp_ms,
+                             writes_of(parse_rwset(body.rwset)))
+                )
+            self._state.apply_block(number, txs)
+            replayed += 1
+        if replayed:
+            log.warning(
+                "world state replayed from the block store",
+                extra={"channel": self.channel_id, "blocks": replayed},
+            )
+        return replayed
+
+    def close(self) -> None:
+        self._state.close()
+        self._store.close()
+
+    def _apply(self, number: int, txs: tuple[TxResult, ...]) -> None:
+        self._state.apply_block(
+            number,
+            [TxWrites(t.tx_num, t.tx_id, t.timestamp_ms, t.writes) for t in txs if t.code == VALID],
+        )
+
+    def _policy_for(self, namespace: str) -> NamespacePolicy | None:
+        definition = committed_definition(self._state, namespace)
+        if definition is None:
+            return None
+        return NamespacePolicy(definition.endorsement_policy, active=not definition.deregistered)
+
+    def _check_orderer_signatures(self, block: common_pb2.Block) -> None:
+        try:
+            signed = block_signatures(block)
+            at = block_time(block)
+        except MalformedTransaction as exc:
+            raise InvalidArgument(f"block {block.header.number}: {exc}") from exc
+        if not self.config.evaluate_policy(BLOCK_VALIDATION_POLICY, signed, at=at):
+            raise PermissionDenied(
+                f"block {block.header.number} of {self.channel_id} is not signed as "
+                f"{BLOCK_VALIDATION_POLICY} requires"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class RebuildResult:
+    channel_id: str
+    blocks_replayed: int
+    state_hash: str
+
+
+def rebuild_state(ledger_dir: Path) -> RebuildResult:
+    """Drop a ledger's world state and re-derive it from the block store.
+
+    Safe to interrupt: an emptied state is simply replayed again on the next open.
+    """
+    if not (ledger_dir / "blocks").is_dir():
+        raise NotFound(f"{ledger_dir} is not a ledger directory (it holds no blocks/)")
+    state = SqliteState.open(ledger_dir / "state.db")
+    try:
+        state.clear()
+    finally:
+        state.close()
+    channel = PeerChannel.open(ledger_dir)
+    try:
+        return RebuildResult(
+            channel.channel_id, channel.height - 1, channel.state.state_hash().hex()
+        )
+    finally:
+        channel.close()

@@ -1,0 +1,98 @@
+"""A peer: an organisation's node that endorses proposals and commits blocks for its channels.
+
+Composition only: the endorser, channel ledgers and package store do the work. A peer joins a
+channel only if its organisation is a member, so a non-member never holds, endorses or receives
+a channel's data (paper §3: unrelated nodes cannot take part in a channel).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+
+from fabric_protos.common import common_pb2
+from fabric_protos.peer import proposal_pb2
+
+from medalliance.contracts.endorser import Endorsed, Endorser
+from medalliance.contracts.package import PackageStore
+from medalliance.errors import InvalidArgument, PermissionDenied, UnknownChannel
+from medalliance.identity.signing import Signer
+from medalliance.ledger.channel_config import ChannelConfig
+from medalliance.ledger.tx import MalformedTransaction, parse_envelope, parse_signed_proposal
+from medalliance.ledger.validation import BlockResult
+from medalliance.node.channel import PeerChannel
+
+log = logging.getLogger(__name__)
+
+
+class Peer:
+    """One peer node: `name` is its host name, e.g. peer0.org1.example.com."""
+
+    def __init__(self, name: str, signer: Signer, directory: Path, *, endorsing: bool) -> None:
+        self.name = name
+        self.signer = signer
+        self.directory = directory
+        self.endorsing = endorsing
+        self.packages = PackageStore(directory / "packages")
+        self._endorser = Endorser(signer, self.packages)
+        self._channels: dict[str, PeerChannel] = {}
+        for ledger_dir in sorted((directory / "ledgers").glob("*")):
+            if ledger_dir.is_dir():
+                channel = PeerChannel.open(ledger_dir)
+                self._channels[channel.channel_id] = channel
+
+    @property
+    def msp_id(self) -> str:
+        return self.signer.msp_id
+
+    @property
+    def channel_ids(self) -> tuple[str, ...]:
+        return tuple(sorted(self._channels))
+
+    def join(self, genesis: common_pb2.Block) -> PeerChannel:
+        """Join a channel from its genesis block; joining twice returns the existing ledger."""
+        config = ChannelConfig.from_block(genesis)
+        if self.msp_id not in config.application_msp_ids:
+            raise PermissionDenied(
+                f"{self.msp_id} is not a member of channel {config.channel_id}; "
+                "only member organisations' peers can join"
+            )
+        if config.channel_id in self._channels:
+            return self._channels[config.channel_id]
+        channel = PeerChannel.open(self.directory / "ledgers" / config.channel_id, genesis)
+        self._channels[config.channel_id] = channel
+        log.info("channel joined", extra={"peer": self.name, "channel": config.channel_id})
+        return channel
+
+    def channel(self, channel_id: str) -> PeerChannel:
+        try:
+            return self._channels[channel_id]
+        except KeyError:
+            raise UnknownChannel(channel_id) from None
+
+    def endorse(
+        self, signed: proposal_pb2.SignedProposal, *, now: dt.datetime, evaluate: bool = False
+    ) -> Endorsed:
+        """Check, simulate and (unless refused by the contract) endorse a proposal."""
+        try:
+            channel_id = parse_signed_proposal(signed).channel_id
+        except MalformedTransaction as exc:
+            raise InvalidArgument(str(exc)) from exc
+        channel = self.channel(channel_id)
+        return self._endorser.endorse(signed, channel.view, now=now, evaluate=evaluate)
+
+    def deliver(self, block: common_pb2.Block) -> BlockResult:
+        """Commit a block received from the ordering service."""
+        return self.channel(block_channel_id(block)).commit(block)
+
+    def close(self) -> None:
+        for channel in self._channels.values():
+            channel.close()
+
+
+def block_channel_id(block: common_pb2.Block) -> str:
+    """The channel a block belongs to, read from its first envelope."""
+    if not block.data.data:
+        raise MalformedTransaction(1, f"block {block.header.number} has no transactions")
+    return parse_envelope(bytes(block.data.data[0])).header.channel_id

@@ -1,0 +1,75 @@
+"""Fabric transaction formats: tx ids, proposal parsing, and malformed input."""
+
+from __future__ import annotations
+
+import pytest
+from fabric_protos.peer import proposal_pb2
+from hypothesis import given
+from hypothesis import strategies as st
+
+from medalliance.ledger.tx import (
+    MalformedTransaction,
+    compute_tx_id,
+    new_signed_proposal,
+    parse_envelope,
+    parse_signed_proposal,
+    serialize_identity,
+)
+
+
+class FixedSigner:
+    serialized_identity = serialize_identity("Org1MSP", b"CERT")
+
+    def sign(self, message: bytes) -> bytes:
+        return b"sig:" + message[:4]
+
+
+def test_tx_id_matches_fabric_test_vector() -> None:
+    creator = serialize_identity("Org1MSP", b"CERT")
+    assert creator.hex() == "0a074f7267314d5350120443455254"
+    assert (
+        compute_tx_id(bytes(range(24)), creator)
+        == "aa7642bfac5976c7a73b32b04694f509f4591e2a1c8c03169590497304694503"
+    )
+
+
+def test_a_built_proposal_parses_back() -> None:
+    signed, tx_id = new_signed_proposal(
+        FixedSigner(), channel_id="mychannel", chaincode="basic",
+        args=[b"ReadAsset", b"asset1"], nonce=b"n" * 24, timestamp_ms=1_700_000_000_123,
+        transient={"secret": b"s"},
+    )
+    view = parse_signed_proposal(signed)
+    assert view.tx_id == tx_id
+    assert view.channel_id == "mychannel"
+    assert view.chaincode_name == "basic"
+    assert view.header.chaincode_name == "basic"
+    assert view.args == (b"ReadAsset", b"asset1")
+    assert view.transient == {"secret": b"s"}
+    assert view.header.timestamp_ms == 1_700_000_000_123
+    assert b"secret" not in view.payload_for_tx  # transient data never reaches the ledger
+
+
+@given(st.binary(max_size=200))
+def test_random_bytes_never_parse_into_anything_but_a_typed_error(data: bytes) -> None:
+    try:
+        parse_signed_proposal(proposal_pb2.SignedProposal(proposal_bytes=data))
+    except MalformedTransaction:
+        pass
+    try:
+        parse_envelope(data)
+    except MalformedTransaction:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        pytest.param(b"", 1, id="an empty envelope is NIL_ENVELOPE"),
+        pytest.param(b"\xff\xff\xff", 2, id="garbage is BAD_PAYLOAD"),
+    ],
+)
+def test_malformed_envelopes_carry_fabric_codes(data: bytes, code: int) -> None:
+    with pytest.raises(MalformedTransaction) as caught:
+        parse_envelope(data)
+    assert caught.value.code == code
