@@ -126,3 +126,21 @@ class ContractError(Conflict):
     def __init__(self, message: str, status_code: int = 500) -> None:
         super().__init__(message)
         self.status_code = status_code
+
+
+class PolicySyntaxError(InvalidArgument):
+    """A signature policy that does not parse in Fabric's policy language."""
+
+
+class ConfigError(InvalidArgument):
+    """A network configuration file with a wrong or missing value."""
+
+
+class QuerySyntaxError(InvalidArgument):
+    """A rich query outside the supported CouchDB selector subset."""
+
+
+class UnknownBlock(NotFound):
+    def __init__(self, number: int, height: int) -> None:
+        super().__init__(f"no block {number}: the ledger has blocks 0..{height - 1}")
+        self.number = number

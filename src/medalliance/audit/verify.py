@@ -18,7 +18,6 @@ from pathlib import Path
 
 from fabric_protos.common import common_pb2
 
-from medalliance.contracts.lifecycle import committed_definition
 from medalliance.errors import MedallianceError, NotFound
 from medalliance.ledger.block import parse_block, transactions_filter, verify_chain_link
 from medalliance.ledger.block_signature import (
@@ -29,7 +28,7 @@ from medalliance.ledger.block_signature import (
 from medalliance.ledger.block_store import read_block_records
 from medalliance.ledger.channel_config import ChannelConfig
 from medalliance.ledger.sqlite_state import SqliteState
-from medalliance.ledger.state import TxWrites
+from medalliance.ledger.state import StateReader, TxWrites
 from medalliance.ledger.validation import VALID, NamespacePolicy, validate_block
 
 
@@ -69,15 +68,22 @@ def find_ledgers(root: Path) -> list[Path]:
     return found
 
 
+# The committed endorsement policy of a contract namespace in a given state (the contract layer
+# knows where definitions live; the caller passes that knowledge in).
+DefinitionLookup = Callable[[StateReader, str], NamespacePolicy | None]
+
+
 def verify_ledger(
-    ledger_dir: Path, on_block: Callable[[int], None] | None = None
+    ledger_dir: Path,
+    definitions: DefinitionLookup,
+    on_block: Callable[[int], None] | None = None,
 ) -> LedgerReport:
     """Verify one ledger directory; reads it only, never repairs or changes it."""
     scratch = Path(tempfile.mkdtemp(prefix="medalliance-verify-"))
     try:
         state = SqliteState.open(scratch / "state.db")
         try:
-            return _verify(ledger_dir, state, on_block)
+            return _verify(ledger_dir, state, definitions, on_block)
         finally:
             state.close()
     finally:
@@ -85,7 +91,10 @@ def verify_ledger(
 
 
 def _verify(
-    ledger_dir: Path, state: SqliteState, on_block: Callable[[int], None] | None
+    ledger_dir: Path,
+    state: SqliteState,
+    definitions: DefinitionLookup,
+    on_block: Callable[[int], None] | None,
 ) -> LedgerReport:
     counts = {"blocks": 0, "txs": 0, "valid": 0}
     channel_id = "?"
@@ -95,7 +104,7 @@ def _verify(
     previous: common_pb2.BlockHeader | None = None
     for number, record in enumerate(_records(ledger_dir)):
         if isinstance(record, BadBlock):
-            bad = record
+            bad = BadBlock(number, record.reason)
             break
         try:
             block = parse_block(record)
@@ -106,7 +115,7 @@ def _verify(
                 channel_id = config.channel_id
             else:
                 assert previous is not None
-                _check_block(block, previous, config, state, committed, counts)
+                _check_block(block, previous, config, state, definitions, committed, counts)
         except _Bad as exc:
             bad = BadBlock(number, str(exc))
             break
@@ -147,6 +156,7 @@ def _check_block(
     previous: common_pb2.BlockHeader,
     config: ChannelConfig,
     state: SqliteState,
+    definitions: DefinitionLookup,
     committed: set[str],
     counts: dict[str, int],
 ) -> None:
@@ -156,14 +166,9 @@ def _check_block(
     if not config.evaluate_policy(BLOCK_VALIDATION_POLICY, block_signatures(block), at=block_time(block)):
         raise _Bad(f"orderer signatures do not satisfy {BLOCK_VALIDATION_POLICY}")
 
-    def policy_for(namespace: str) -> NamespacePolicy | None:
-        definition = committed_definition(state, namespace)
-        if definition is None:
-            return None
-        return NamespacePolicy(definition.endorsement_policy, active=not definition.deregistered)
-
     result = validate_block(
-        block, config=config, policy_for=policy_for, state=state,
+        block, config=config, policy_for=lambda namespace: definitions(state, namespace),
+        state=state,
         is_committed_tx=committed.__contains__,
     )
     recorded = transactions_filter(block)

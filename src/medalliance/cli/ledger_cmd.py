@@ -12,7 +12,7 @@ from rich.table import Table
 
 from medalliance.audit.verify import LedgerReport, find_ledgers, verify_ledger
 from medalliance.cli.output import emit_json, output_state, stderr, stdout
-from medalliance.node.channel import rebuild_state
+from medalliance.node.channel import namespace_policy, rebuild_state
 
 app = typer.Typer(help="Inspect and repair ledgers on disk.", no_args_is_help=True)
 
@@ -59,7 +59,11 @@ def verify(
     with Progress(console=stderr(), transient=True) as progress:
         for path in ledgers:
             task = progress.add_task(f"verifying {path}", total=None)
-            reports.append(verify_ledger(path, lambda n, t=task: progress.update(t, completed=n)))
+            reports.append(
+                verify_ledger(
+                    path, namespace_policy, lambda n, t=task: progress.update(t, completed=n)
+                )
+            )
     verdicts = [_verdict(r) for r in reports]
     intact = all(v.intact for v in verdicts)
     if output_state.json:

@@ -29,7 +29,7 @@ from medalliance.ledger.block_store import BlockStore
 from medalliance.ledger.channel_config import ChannelConfig
 from medalliance.ledger.mvcc import writes_of
 from medalliance.ledger.sqlite_state import SqliteState
-from medalliance.ledger.state import TxWrites
+from medalliance.ledger.state import StateReader, TxWrites
 from medalliance.ledger.tx import MalformedTransaction, parse_envelope, parse_rwset
 from medalliance.ledger.validation import (
     VALID,
@@ -170,10 +170,7 @@ class PeerChannel:
         )
 
     def _policy_for(self, namespace: str) -> NamespacePolicy | None:
-        definition = committed_definition(self._state, namespace)
-        if definition is None:
-            return None
-        return NamespacePolicy(definition.endorsement_policy, active=not definition.deregistered)
+        return namespace_policy(self._state, namespace)
 
     def _check_orderer_signatures(self, block: common_pb2.Block) -> None:
         try:
@@ -186,6 +183,14 @@ class PeerChannel:
                 f"block {block.header.number} of {self.channel_id} is not signed as "
                 f"{BLOCK_VALIDATION_POLICY} requires"
             )
+
+
+def namespace_policy(state: StateReader, namespace: str) -> NamespacePolicy | None:
+    """What validation needs of a contract's committed definition in `state`, if any."""
+    definition = committed_definition(state, namespace)
+    if definition is None:
+        return None
+    return NamespacePolicy(definition.endorsement_policy, active=not definition.deregistered)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,200 @@
+"""Fabric's signature-policy language: parse to `SignaturePolicyEnvelope`, evaluate, format.
+
+Pure. Grammar and semantics follow Fabric exactly (protocol doc §7.2–7.3): `AND`, `OR`,
+`OutOf(n, ...)` over quoted principals `'MSPID.role'` (the last dot separates the role); each
+principal occurrence appends an identity, without de-duplication; evaluation is greedy in rule
+order over a `used` flag per signer, so one signature never satisfies two principals.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from fabric_protos.common import policies_pb2
+from fabric_protos.msp import msp_principal_pb2
+
+from medalliance.errors import MedallianceError, PolicySyntaxError
+from medalliance.identity.msp import Identity, MspManager
+
+_ROLES = {"member": "MEMBER", "admin": "ADMIN", "client": "CLIENT", "peer": "PEER", "orderer": "ORDERER"}
+_PRINCIPAL = re.compile(r"^([A-Za-z0-9.-]+)\.(member|admin|client|peer|orderer)$")
+_TOKEN = re.compile(r"\s*(?:(?P<word>[A-Za-z]+)|(?P<num>-?\d+)|(?P<str>'[^']*'|\"[^\"]*\")|(?P<punct>[(),]))")
+_GATES = {"and": "AND", "or": "OR", "outof": "OUTOF"}
+_GATE_SPELLINGS = {"AND", "And", "and", "OR", "Or", "or", "OutOf", "outof", "OUTOF"}
+
+
+@dataclass(frozen=True, slots=True)
+class SignedData:
+    """A signature to be checked against a policy: `signature` by `identity` over `data`."""
+
+    data: bytes = field(repr=False)
+    identity: bytes = field(repr=False)
+    signature: bytes = field(repr=False)
+
+
+def parse_policy(text: str) -> policies_pb2.SignaturePolicyEnvelope:
+    """Compile Fabric DSL text; raises `PolicySyntaxError` saying where and what is wrong."""
+    parser = _Parser(text)
+    rule = parser.gate()
+    parser.expect_end()
+    return policies_pb2.SignaturePolicyEnvelope(version=0, identities=parser.identities, rule=rule)
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.tokens: list[tuple[str, str, int]] = []
+        pos = 0
+        while pos < len(text):
+            if text[pos:].strip() == "":
+                break
+            m = _TOKEN.match(text, pos)
+            if m is None or m.end() == pos:
+                raise PolicySyntaxError(f"policy {text!r}: unexpected character at position {pos}")
+            kind = m.lastgroup or ""
+            self.tokens.append((kind, m.group(kind), m.start(kind)))
+            pos = m.end()
+        self.i = 0
+        self.identities: list[msp_principal_pb2.MSPPrincipal] = []
+
+    def _fail(self, what: str) -> PolicySyntaxError:
+        at = self.tokens[self.i][2] if self.i < len(self.tokens) else len(self.text)
+        return PolicySyntaxError(f"policy {self.text!r}: {what} at position {at}")
+
+    def _next(self, kind: str, value: str | None = None) -> str:
+        if self.i >= len(self.tokens):
+            raise self._fail(f"expected {value or kind}, got the end")
+        k, v, _ = self.tokens[self.i]
+        if k != kind or (value is not None and v != value):
+            raise self._fail(f"expected {value or kind}, got {v!r}")
+        self.i += 1
+        return v
+
+    def expect_end(self) -> None:
+        if self.i != len(self.tokens):
+            raise self._fail("unexpected text after the policy")
+
+    def gate(self) -> policies_pb2.SignaturePolicy:
+        word = self._next("word")
+        if word not in _GATE_SPELLINGS:
+            raise PolicySyntaxError(f"policy {self.text!r}: unknown gate {word!r}; use AND, OR or OutOf")
+        gate = _GATES[word.lower()]
+        self._next("punct", "(")
+        n = None
+        if gate == "OUTOF":
+            n = int(self._next("num"))
+            self._next("punct", ",")
+        rules = [self.arg()]
+        while self.i < len(self.tokens) and self.tokens[self.i][1] == ",":
+            self.i += 1
+            rules.append(self.arg())
+        self._next("punct", ")")
+        if gate == "AND":
+            n = len(rules)
+        elif gate == "OR":
+            n = 1
+        assert n is not None
+        if n < 0 or n > len(rules) + 1:
+            raise PolicySyntaxError(f"policy {self.text!r}: OutOf({n}, ...) has {len(rules)} arguments")
+        return policies_pb2.SignaturePolicy(
+            n_out_of=policies_pb2.SignaturePolicy.NOutOf(n=n, rules=rules)
+        )
+
+    def arg(self) -> policies_pb2.SignaturePolicy:
+        if self.i < len(self.tokens) and self.tokens[self.i][0] == "str":
+            raw = self._next("str")[1:-1]
+            m = _PRINCIPAL.match(raw)
+            if m is None:
+                raise self._fail(f"principal {raw!r} is not 'MSPID.role' with role member, admin, client, peer or orderer")
+            role = msp_principal_pb2.MSPRole(
+                msp_identifier=m.group(1), role=msp_principal_pb2.MSPRole.MSPRoleType.Value(_ROLES[m.group(2)])
+            )
+            self.identities.append(
+                msp_principal_pb2.MSPPrincipal(
+                    principal_classification=msp_principal_pb2.MSPPrincipal.Classification.Value("ROLE"),
+                    principal=role.SerializeToString(),
+                )
+            )
+            return policies_pb2.SignaturePolicy(signed_by=len(self.identities) - 1)
+        return self.gate()
+
+
+def format_policy(envelope: policies_pb2.SignaturePolicyEnvelope) -> str:
+    """Back to DSL text, in the `OutOf(n, ...)` form for every gate."""
+    def principal(index: int) -> str:
+        role = msp_principal_pb2.MSPRole()
+        role.ParseFromString(envelope.identities[index].principal)
+        name = msp_principal_pb2.MSPRole.MSPRoleType.Name(role.role).lower()
+        return f"'{role.msp_identifier}.{name}'"
+
+    def rule(r: policies_pb2.SignaturePolicy) -> str:
+        if r.WhichOneof("Type") == "signed_by":
+            return principal(r.signed_by)
+        return f"OutOf({r.n_out_of.n}, {', '.join(rule(x) for x in r.n_out_of.rules)})"
+
+    return rule(envelope.rule)
+
+
+def evaluate_signature_policy(
+    envelope: policies_pb2.SignaturePolicyEnvelope,
+    signed: Sequence[SignedData],
+    msps: MspManager,
+    *,
+    at: dt.datetime,
+) -> bool:
+    """Whether the valid, distinct signers of `signed` satisfy the policy (Fabric's algorithm)."""
+    identities: list[Identity] = []
+    seen: set[tuple[str, bytes]] = set()
+    for item in signed:
+        try:
+            identity = msps.deserialize(item.identity, at=at)
+        except MedallianceError:
+            continue
+        key = (identity.msp_id, identity.id_hash)
+        if key in seen or not identity.verify(item.signature, item.data):
+            continue
+        seen.add(key)
+        identities.append(identity)
+    used = [False] * len(identities)
+    return _satisfied(envelope.rule, envelope.identities, identities, used, msps)
+
+
+def _satisfied(
+    rule: policies_pb2.SignaturePolicy,
+    principals: Sequence[msp_principal_pb2.MSPPrincipal],
+    identities: Sequence[Identity],
+    used: list[bool],
+    msps: MspManager,
+) -> bool:
+    if rule.WhichOneof("Type") == "signed_by":
+        if not 0 <= rule.signed_by < len(principals):
+            return False
+        for i, identity in enumerate(identities):
+            if not used[i] and msps.satisfies_principal(identity, principals[rule.signed_by]):
+                used[i] = True
+                return True
+        return False
+    count = 0
+    for sub in rule.n_out_of.rules:
+        trial = list(used)
+        if _satisfied(sub, principals, identities, trial, msps):
+            count += 1
+            used[:] = trial
+    return count >= rule.n_out_of.n
+
+
+ImplicitRule = Literal["ANY", "ALL", "MAJORITY"]
+
+
+def implicit_meta_threshold(rule: ImplicitRule, n: int) -> int:
+    if n == 0:
+        return 0
+    return {"ANY": 1, "ALL": n, "MAJORITY": n // 2 + 1}[rule]
+
+
+def evaluate_implicit_meta(rule: ImplicitRule, sub_results: Sequence[bool]) -> bool:
+    return sum(sub_results) >= implicit_meta_threshold(rule, len(sub_results))
