@@ -1,0 +1,153 @@
+"""World state on SQLite (WAL): the embedded default behind `StateStore`.
+
+`synchronous=NORMAL`: the state is derivable from the block store, which is fsynced, so a state
+commit lost in a power cut is replayed from the blocks on the next open (node.channel). Keys are
+TEXT compared with SQLite's BINARY collation, i.e. by their UTF-8 bytes, as Fabric orders keys.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from medalliance.errors import PreconditionFailed, QuerySyntaxError
+from medalliance.ledger.selector import parse_query
+from medalliance.ledger.state import KeyModification, QueryPage, TxWrites, Version, VersionedValue
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS state (ns TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,
+    block_num INTEGER NOT NULL, tx_num INTEGER NOT NULL, PRIMARY KEY (ns, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS history (ns TEXT NOT NULL, key TEXT NOT NULL, block_num INTEGER NOT NULL,
+    tx_num INTEGER NOT NULL, tx_id TEXT NOT NULL, ts_ms INTEGER NOT NULL, is_delete INTEGER NOT NULL,
+    value BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS history_key ON history (ns, key, block_num, tx_num);
+CREATE TABLE IF NOT EXISTS savepoint (id INTEGER PRIMARY KEY CHECK (id = 0), block_num INTEGER NOT NULL);
+"""
+
+
+class SqliteState:
+    """A `StateStore` in one SQLite file."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    @classmethod
+    def open(cls, path: Path) -> SqliteState:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(_SCHEMA)
+        return cls(db)
+
+    @property
+    def savepoint(self) -> int:
+        row = self._db.execute("SELECT block_num FROM savepoint WHERE id = 0").fetchone()
+        return -1 if row is None else int(row[0])
+
+    def get(self, namespace: str, key: str) -> VersionedValue | None:
+        row = self._db.execute(
+            "SELECT value, block_num, tx_num FROM state WHERE ns = ? AND key = ?", (namespace, key)
+        ).fetchone()
+        return None if row is None else VersionedValue(bytes(row[0]), Version(row[1], row[2]))
+
+    def range(self, namespace: str, start_key: str, end_key: str) -> Iterator[tuple[str, VersionedValue]]:
+        sql = "SELECT key, value, block_num, tx_num FROM state WHERE ns = ? AND key >= ?"
+        params: list[Any] = [namespace, start_key]
+        if end_key:
+            sql += " AND key < ?"
+            params.append(end_key)
+        rows = self._db.execute(sql + " ORDER BY key", params).fetchall()
+        for key, value, block_num, tx_num in rows:
+            yield key, VersionedValue(bytes(value), Version(block_num, tx_num))
+
+    def query(
+        self, namespace: str, query: Mapping[str, Any], page_size: int = 0, bookmark: str = ""
+    ) -> QueryPage:
+        parsed = parse_query(query)
+        matches = []
+        for key, versioned in self.range(namespace, "", ""):
+            try:
+                document = json.loads(versioned.value)
+            except ValueError:
+                continue  # only JSON values take part in rich queries
+            if parsed.matches(document):
+                matches.append((parsed.sort_key(document), key, versioned))
+        matches.sort(key=lambda m: m[:2])
+        limit = parsed.limit or len(matches)
+        start = _decode_bookmark(bookmark)
+        size = page_size or limit
+        page = matches[start : min(start + size, limit)]
+        end = start + len(page)
+        next_bookmark = _encode_bookmark(end) if end < min(limit, len(matches)) else ""
+        return QueryPage(tuple((key, v) for _, key, v in page), next_bookmark)
+
+    def history(self, namespace: str, key: str) -> Sequence[KeyModification]:
+        rows = self._db.execute(
+            "SELECT tx_id, block_num, tx_num, ts_ms, is_delete, value FROM history "
+            "WHERE ns = ? AND key = ? ORDER BY block_num DESC, tx_num DESC",
+            (namespace, key),
+        ).fetchall()
+        return [KeyModification(r[0], Version(r[1], r[2]), r[3], bool(r[4]), bytes(r[5])) for r in rows]
+
+    def apply_block(self, block_num: int, txs: Sequence[TxWrites]) -> None:
+        if block_num != self.savepoint + 1:
+            raise PreconditionFailed(
+                f"world state is at block {self.savepoint}; cannot apply block {block_num}"
+            )
+        history = [
+            (w.namespace, w.key, block_num, tx.tx_num, tx.tx_id, tx.timestamp_ms,
+             int(w.value is None), w.value or b"")
+            for tx in txs
+            for w in tx.writes
+        ]
+        with self._db:
+            self._db.execute("BEGIN")
+            for tx in txs:  # in order, so a later tx's write of a key wins
+                for w in tx.writes:
+                    if w.value is None:
+                        self._db.execute("DELETE FROM state WHERE ns = ? AND key = ?", (w.namespace, w.key))
+                    else:
+                        self._db.execute(
+                            "INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?, ?)",
+                            (w.namespace, w.key, w.value, block_num, tx.tx_num),
+                        )
+            self._db.executemany("INSERT INTO history VALUES (?, ?, ?, ?, ?, ?, ?, ?)", history)
+            self._db.execute("INSERT OR REPLACE INTO savepoint VALUES (0, ?)", (block_num,))
+
+    def state_hash(self) -> bytes:
+        """SHA-256 over every (namespace, key, value, version) in order: compares replicas."""
+        digest = hashlib.sha256()
+        for ns, key, value, block_num, tx_num in self._db.execute(
+            "SELECT ns, key, value, block_num, tx_num FROM state ORDER BY ns, key"
+        ):
+            for part in (ns.encode(), key.encode(), bytes(value), f"{block_num}:{tx_num}".encode()):
+                digest.update(len(part).to_bytes(8, "big") + part)
+        return digest.digest()
+
+    def clear(self) -> None:
+        with self._db:
+            self._db.execute("BEGIN")
+            for table in ("state", "history", "savepoint"):
+                self._db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _encode_bookmark(offset: int) -> str:
+    return base64.urlsafe_b64encode(str(offset).encode()).decode()
+
+
+def _decode_bookmark(bookmark: str) -> int:
+    if not bookmark:
+        return 0
+    try:
+        return int(base64.urlsafe_b64decode(bookmark.encode()).decode())
+    except ValueError as exc:
+        raise QuerySyntaxError("bookmark is not one this peer returned") from exc
