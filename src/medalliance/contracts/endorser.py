@@ -115,7 +115,6 @@ class Endorser:
         channel: ChannelView,
         *,
         now: dt.datetime,
-        evaluate: bool = False,
     ) -> Endorsed:
         """Check and simulate a proposal; sign the result unless the contract refused it."""
         proposal = self.check(signed, channel, now=now)
@@ -129,9 +128,8 @@ class Endorser:
             transient=proposal.transient,
             channel_orgs=channel.config.application_msp_ids,
         )
-        result = simulate(
-            contract, proposal.chaincode_name, proposal.args, channel.state, tx, evaluate=evaluate
-        )
+        # Evaluate and endorse simulate alike; an evaluation's read-write set is just not used.
+        result = simulate(contract, proposal.chaincode_name, proposal.args, channel.state, tx)
         if result.status >= 400:
             log.info(
                 "proposal refused by contract",

@@ -204,7 +204,7 @@ class Client:
         """Run a query on a peer of the caller's organisation; raises `ContractError` if refused."""
         peer = self._own_peer(channel_id)
         signed, _ = self._proposal(channel_id, contract, function, args, None)
-        endorsed = peer.endorse(signed, now=self._network.now(), evaluate=True)
+        endorsed = peer.endorse(signed, now=self._network.now())
         _raise_if_refused(endorsed, peer)
         return endorsed.result.payload
 

@@ -72,7 +72,7 @@ class Peer:
             raise UnknownChannel(channel_id) from None
 
     def endorse(
-        self, signed: proposal_pb2.SignedProposal, *, now: dt.datetime, evaluate: bool = False
+        self, signed: proposal_pb2.SignedProposal, *, now: dt.datetime
     ) -> Endorsed:
         """Check, simulate and (unless refused by the contract) endorse a proposal."""
         try:
@@ -80,7 +80,7 @@ class Peer:
         except MalformedTransaction as exc:
             raise InvalidArgument(str(exc)) from exc
         channel = self.channel(channel_id)
-        return self._endorser.endorse(signed, channel.view, now=now, evaluate=evaluate)
+        return self._endorser.endorse(signed, channel.view, now=now)
 
     def deliver(self, block: common_pb2.Block) -> BlockResult:
         """Commit a block received from the ordering service."""

@@ -1,0 +1,1 @@
+"""The medical alliance's contracts (paper §3–§5)."""

@@ -1,0 +1,221 @@
+"""The `_lifecycle` system contract: contracts are approved per organisation, committed by majority.
+
+Recorded on the ledger in namespace `_lifecycle` (paper fig. 4: deploy, invoke, deregister):
+- `ApproveChaincodeDefinitionForMyOrg(bytes(ApproveChaincodeDefinitionForMyOrgArgs))` by an admin:
+  records the caller's organisation's approval of a definition at sequence = committed + 1, under a
+  key of its own (`approval/<name>/<sequence>/<msp>`), so organisations never conflict.
+- `CheckCommitReadiness(bytes(CheckCommitReadinessArgs))`: JSON `{"approvals": {msp: bool}}`.
+- `CommitChaincodeDefinition(bytes(CommitChaincodeDefinitionArgs))` by an admin: needs approvals of
+  the same definition from a majority of the channel's organisations; writes `definition/<name>`.
+- `ApproveDeregistrationForMyOrg(name, sequence)` and `CommitDeregistration(name, sequence)`: the
+  paper's 注销, by the same majority rule; afterwards every invocation fails.
+- `QueryChaincodeDefinition(name)`, `QueryChaincodeDefinitions()`: JSON.
+
+Unlike Fabric, the package id is part of the agreed definition: every member runs the same
+Python package, so approvals that name different code do not add up. Definitions are stored as
+canonical JSON (sorted keys) with the endorsement policy as base64 of `peer.ApplicationPolicy`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from fabric_protos.peer import policy_pb2
+from fabric_protos.peer.lifecycle import lifecycle_pb2
+from google.protobuf.message import DecodeError
+
+from medalliance.contracts.api import Context, Contract, transaction
+from medalliance.errors import ContractError
+from medalliance.ledger.state import StateReader
+
+LIFECYCLE_NAMESPACE = "_lifecycle"
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+
+@dataclass(frozen=True, slots=True)
+class ChaincodeDefinition:
+    name: str
+    sequence: int
+    version: str
+    package_id: str
+    endorsement_policy: bytes  # serialized peer.ApplicationPolicy
+    deregistered: bool = False
+
+    def to_json(self) -> bytes:
+        fields = asdict(self)
+        fields["endorsement_policy"] = base64.b64encode(self.endorsement_policy).decode()
+        return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> ChaincodeDefinition:
+        fields = json.loads(data)
+        fields["endorsement_policy"] = base64.b64decode(fields["endorsement_policy"])
+        return cls(**fields)
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.to_json()).hexdigest()
+
+
+def committed_definition(reader: StateReader, name: str) -> ChaincodeDefinition | None:
+    """The committed definition of contract `name` in `reader`'s state, if any."""
+    versioned = reader.get(LIFECYCLE_NAMESPACE, _definition_key(name))
+    return None if versioned is None else ChaincodeDefinition.from_json(versioned.value)
+
+
+def _definition_key(name: str) -> str:
+    return f"definition/{name}"
+
+
+def _approval_key(name: str, sequence: int, msp_id: str) -> str:
+    return f"approval/{name}/{sequence}/{msp_id}"
+
+
+class LifecycleContract(Contract):
+    name = LIFECYCLE_NAMESPACE
+
+    @transaction
+    def ApproveChaincodeDefinitionForMyOrg(self, ctx: Context, args: bytes) -> None:
+        msg = _parse(lifecycle_pb2.ApproveChaincodeDefinitionForMyOrgArgs(), args)
+        package_id = str(msg.source.local_package.package_id)
+        if not package_id:
+            raise ContractError("the approval must name an installed package id", 400)
+        definition = self._new_definition(ctx, msg.name, msg.sequence, msg.version,
+                                          bytes(msg.validation_parameter), package_id)
+        self._approve(ctx, definition)
+
+    @transaction
+    def ApproveDeregistrationForMyOrg(self, ctx: Context, name: str, sequence: str) -> None:
+        self._approve(ctx, self._deregistration(ctx, name, sequence))
+
+    @transaction(evaluate=True)
+    def CheckCommitReadiness(self, ctx: Context, args: bytes) -> dict[str, object]:
+        msg = _parse(lifecycle_pb2.CheckCommitReadinessArgs(), args)
+        definition = self._new_definition(ctx, msg.name, msg.sequence, msg.version,
+                                          bytes(msg.validation_parameter),
+                                          self._approved_package(ctx, msg.name, msg.sequence))
+        return {"approvals": self._approvals(ctx, definition)}
+
+    @transaction
+    def CommitChaincodeDefinition(self, ctx: Context, args: bytes) -> None:
+        msg = _parse(lifecycle_pb2.CommitChaincodeDefinitionArgs(), args)
+        package_id = self._approved_package(ctx, msg.name, msg.sequence)
+        definition = self._new_definition(ctx, msg.name, msg.sequence, msg.version,
+                                          bytes(msg.validation_parameter), package_id)
+        self._commit(ctx, definition)
+
+    @transaction
+    def CommitDeregistration(self, ctx: Context, name: str, sequence: str) -> None:
+        self._commit(ctx, self._deregistration(ctx, name, sequence))
+
+    @transaction(evaluate=True)
+    def QueryChaincodeDefinition(self, ctx: Context, name: str) -> dict[str, object]:
+        raw = ctx.stub.get_state(_definition_key(name))
+        if raw is None:
+            raise ContractError(f"contract {name} has no committed definition", 404)
+        return _public(ChaincodeDefinition.from_json(raw))
+
+    @transaction(evaluate=True)
+    def QueryChaincodeDefinitions(self, ctx: Context) -> list[dict[str, object]]:
+        return [_public(ChaincodeDefinition.from_json(v))
+                for _, v in ctx.stub.get_state_by_range("definition/", "definition0")]
+
+    # --- rules -----------------------------------------------------------------------------------
+
+    def _new_definition(
+        self, ctx: Context, name: str, sequence: int, version: str, policy: bytes, package_id: str
+    ) -> ChaincodeDefinition:
+        if not name or not set(name) <= _NAME_CHARS or name.startswith("_"):
+            raise ContractError(f"contract name {name!r} may use letters, digits, _ and - (not first _)", 400)
+        if not version:
+            raise ContractError("a definition needs a version", 400)
+        parsed = policy_pb2.ApplicationPolicy()
+        try:
+            parsed.ParseFromString(policy)
+        except DecodeError as exc:
+            raise ContractError("the endorsement policy is not an ApplicationPolicy", 400) from exc
+        if parsed.WhichOneof("Type") is None:
+            raise ContractError("a definition needs an endorsement policy", 400)
+        self._check_sequence(ctx, name, sequence)
+        return ChaincodeDefinition(name, sequence, version, package_id, policy)
+
+    def _deregistration(self, ctx: Context, name: str, sequence: str) -> ChaincodeDefinition:
+        raw = ctx.stub.get_state(_definition_key(name))
+        if raw is None:
+            raise ContractError(f"contract {name} is not committed; nothing to deregister", 404)
+        current = ChaincodeDefinition.from_json(raw)
+        if current.deregistered:
+            raise ContractError(f"contract {name} is already deregistered", 409)
+        try:
+            number = int(sequence)
+        except ValueError:
+            raise ContractError(f"sequence {sequence!r} is not a number", 400) from None
+        self._check_sequence(ctx, name, number)
+        return ChaincodeDefinition(name, number, current.version, current.package_id,
+                                   current.endorsement_policy, deregistered=True)
+
+    def _check_sequence(self, ctx: Context, name: str, sequence: int) -> None:
+        raw = ctx.stub.get_state(_definition_key(name))
+        current = ChaincodeDefinition.from_json(raw).sequence if raw else 0
+        if sequence != current + 1:
+            raise ContractError(
+                f"contract {name} is at sequence {current}; the next definition must use {current + 1}",
+                409,
+            )
+
+    def _approve(self, ctx: Context, definition: ChaincodeDefinition) -> None:
+        if not ctx.client.is_admin:
+            raise ContractError(f"only an admin of {ctx.client.msp_id} may approve for it", 403)
+        record = json.dumps({"digest": definition.digest, "package_id": definition.package_id},
+                            sort_keys=True).encode()
+        ctx.stub.put_state(_approval_key(definition.name, definition.sequence, ctx.client.msp_id), record)
+
+    def _approvals(self, ctx: Context, definition: ChaincodeDefinition) -> dict[str, bool]:
+        approvals = {}
+        for msp_id in ctx.channel_orgs:
+            raw = ctx.stub.get_state(_approval_key(definition.name, definition.sequence, msp_id))
+            approvals[msp_id] = raw is not None and json.loads(raw)["digest"] == definition.digest
+        return approvals
+
+    def _approved_package(self, ctx: Context, name: str, sequence: int) -> str:
+        for msp_id in ctx.channel_orgs:
+            raw = ctx.stub.get_state(_approval_key(name, sequence, msp_id))
+            if raw is not None:
+                return str(json.loads(raw)["package_id"])
+        raise ContractError(f"no organisation approved {name} at sequence {sequence}", 409)
+
+    def _commit(self, ctx: Context, definition: ChaincodeDefinition) -> None:
+        if not ctx.client.is_admin:
+            raise ContractError(f"only an admin may commit a definition; caller of {ctx.client.msp_id} is not", 403)
+        approvals = self._approvals(ctx, definition)
+        approved = sorted(m for m, ok in approvals.items() if ok)
+        needed = len(approvals) // 2 + 1
+        if len(approved) < needed:
+            raise ContractError(
+                f"{definition.name} sequence {definition.sequence} has {len(approved)} of the "
+                f"{needed} approvals it needs (approved by: {', '.join(approved) or 'nobody'})",
+                409,
+            )
+        ctx.stub.put_state(_definition_key(definition.name), definition.to_json())
+
+
+def _parse(message: Any, data: bytes) -> Any:
+    try:
+        message.ParseFromString(data)
+    except DecodeError as exc:
+        raise ContractError(f"malformed {type(message).__name__}", 400) from exc
+    return message
+
+
+def _public(definition: ChaincodeDefinition) -> dict[str, object]:
+    policy = policy_pb2.ApplicationPolicy()
+    policy.ParseFromString(definition.endorsement_policy)
+    return {
+        "name": definition.name, "sequence": definition.sequence, "version": definition.version,
+        "package_id": definition.package_id, "deregistered": definition.deregistered,
+        "policy_reference": policy.channel_config_policy_reference or None,
+    }

@@ -1,0 +1,77 @@
+"""Simulate one contract call into a read-write set, a response and an event.
+
+A contract that raises `ContractError` refuses the call: the result carries its status and
+message and no writes. Any other exception is a bug in the contract: logged with its traceback
+(never its arguments), answered with a generic message.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from medalliance.contracts.api import ClientIdentity, Context, Contract
+from medalliance.contracts.determinism import contract_running
+from medalliance.contracts.stub import Stub
+from medalliance.errors import ContractError
+from medalliance.identity.msp import Identity
+from medalliance.ledger.state import StateReader
+
+log = logging.getLogger(__name__)
+
+OK = 200
+
+
+@dataclass(frozen=True, slots=True)
+class TxContext:
+    channel_id: str
+    tx_id: str
+    timestamp_ms: int
+    creator: Identity
+    transient: Mapping[str, bytes] = field(default_factory=dict, repr=False)
+    channel_orgs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationResult:
+    status: int
+    message: str
+    payload: bytes = field(repr=False)
+    rwset: bytes = field(repr=False)
+    event: bytes | None = field(repr=False)
+
+
+def simulate(
+    contract: Contract,
+    namespace: str,
+    args: Sequence[bytes],
+    reader: StateReader,
+    tx: TxContext,
+) -> SimulationResult:
+    """Run `args[0]` of `contract` with `args[1:]` over committed state; writes nothing."""
+    if not args:
+        return SimulationResult(400, "a call needs a function name", b"", b"", None)
+    function = args[0].decode("utf-8", "replace")
+    info = type(contract).functions().get(function.split(":")[-1])
+    stub = Stub(
+        reader, namespace, tx_id=tx.tx_id, channel_id=tx.channel_id, timestamp_ms=tx.timestamp_ms,
+        transient=tx.transient, read_only=bool(info and info.evaluate), function=function,
+    )
+    creator = tx.creator
+    ctx = Context(
+        stub=stub,
+        client=ClientIdentity(creator.msp_id, creator.alliance_role, creator.node_ou,
+                              creator.is_admin, creator.id_hash.hex()),
+        channel_id=tx.channel_id, tx_id=tx.tx_id, tx_timestamp_ms=tx.timestamp_ms,
+        channel_orgs=tx.channel_orgs, transient=tx.transient,
+    )
+    try:
+        with contract_running():
+            payload = contract.invoke(ctx, function, list(args[1:]))
+    except ContractError as exc:
+        return SimulationResult(exc.status_code, str(exc), b"", b"", None)
+    except Exception:
+        log.exception("contract failed", extra={"tx_id": tx.tx_id, "contract": namespace})
+        return SimulationResult(500, f"contract {namespace} failed: internal error", b"", b"", None)
+    return SimulationResult(OK, "", payload, bytes(stub.rwset().SerializeToString()), stub.event_bytes())

@@ -1,0 +1,167 @@
+"""The simulator a contract sees: Fabric's stub semantics, recorded into a read-write set.
+
+Reads see committed state only — Fabric does not let a transaction read its own writes — and
+record the version read (or its absence); writes are buffered (last write per key wins); range
+reads record what they returned for phantom checks at commit. Rich queries are not re-checked at
+commit (as in Fabric), so contracts must not base writes on them alone. The read-write set is
+deterministic: keys sorted, range queries in execution order.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+from fabric_protos.ledger.rwset import rwset_pb2
+from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
+from fabric_protos.peer import chaincode_event_pb2
+
+from medalliance.contracts.composite_key import MAX_RUNE, SEPARATOR, partial_key_range
+from medalliance.errors import ContractError, InvalidArgument
+from medalliance.ledger.state import KeyModification, StateReader, Version
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    name: str
+    payload: bytes
+
+
+class Stub:
+    """One simulation of one contract call over committed state."""
+
+    def __init__(
+        self,
+        reader: StateReader,
+        namespace: str,
+        *,
+        tx_id: str,
+        channel_id: str,
+        timestamp_ms: int,
+        transient: Mapping[str, bytes],
+        read_only: bool = False,
+        function: str = "",
+    ) -> None:
+        self._reader = reader
+        self.namespace = namespace
+        self.tx_id = tx_id
+        self.channel_id = channel_id
+        self.tx_timestamp_ms = timestamp_ms
+        self._transient = transient
+        self._read_only = read_only
+        self._function = function
+        self._reads: dict[str, Version | None] = {}
+        self._writes: dict[str, bytes | None] = {}
+        self._ranges: list[kv_rwset_pb2.RangeQueryInfo] = []
+        self.event: Event | None = None
+
+    # --- reads -----------------------------------------------------------------------------------
+
+    def get_state(self, key: str) -> bytes | None:
+        _check_key(key, composite_ok=True)
+        versioned = self._reader.get(self.namespace, key)
+        if key not in self._reads:
+            self._reads[key] = versioned.version if versioned else None
+        return versioned.value if versioned else None
+
+    def get_state_by_range(self, start_key: str, end_key: str) -> Iterator[tuple[str, bytes]]:
+        for key in (start_key, end_key):
+            if key:
+                _check_key(key, composite_ok=False)
+        return self._range(start_key, end_key)
+
+    def get_state_by_partial_composite_key(
+        self, object_type: str, attributes: Sequence[str] = ()
+    ) -> Iterator[tuple[str, bytes]]:
+        return self._range(*partial_key_range(object_type, attributes))
+
+    def _range(self, start_key: str, end_key: str) -> Iterator[tuple[str, bytes]]:
+        info = kv_rwset_pb2.RangeQueryInfo(start_key=start_key, end_key=end_key)
+        info.raw_reads.SetInParent()
+        self._ranges.append(info)
+        for key, versioned in self._reader.range(self.namespace, start_key, end_key):
+            if not start_key and key.startswith(SEPARATOR):
+                continue  # simple-key ranges skip composite keys, as Fabric does
+            info.raw_reads.kv_reads.add(
+                key=key,
+                version=kv_rwset_pb2.Version(
+                    block_num=versioned.version.block_num, tx_num=versioned.version.tx_num
+                ),
+            )
+            yield key, versioned.value
+        info.itr_exhausted = True
+
+    def get_query_result(self, query: Mapping[str, object] | str) -> list[tuple[str, bytes]]:
+        try:
+            parsed = json.loads(query) if isinstance(query, str) else query
+            page = self._reader.query(self.namespace, parsed)  # type: ignore[arg-type]
+        except InvalidArgument as exc:
+            raise ContractError(str(exc), 400) from exc
+        return [(key, v.value) for key, v in page.results]
+
+    def get_history_for_key(self, key: str) -> Sequence[KeyModification]:
+        _check_key(key, composite_ok=True)
+        return self._reader.history(self.namespace, key)
+
+    def get_transient(self) -> Mapping[str, bytes]:
+        return self._transient
+
+    # --- writes ----------------------------------------------------------------------------------
+
+    def put_state(self, key: str, value: bytes) -> None:
+        self._check_writable()
+        _check_key(key, composite_ok=True)
+        if not value:
+            raise ContractError(f"value for key {key!r} is empty; use del_state to delete")
+        self._writes[key] = bytes(value)
+
+    def del_state(self, key: str) -> None:
+        self._check_writable()
+        _check_key(key, composite_ok=True)
+        self._writes[key] = None
+
+    def set_event(self, name: str, payload: bytes) -> None:
+        if not name:
+            raise ContractError("an event needs a name")
+        self.event = Event(name, bytes(payload))
+
+    def _check_writable(self) -> None:
+        if self._read_only:
+            raise ContractError(f"{self._function} is evaluate-only and cannot write", 400)
+
+    # --- results ---------------------------------------------------------------------------------
+
+    def rwset(self) -> rwset_pb2.TxReadWriteSet:
+        kv = kv_rwset_pb2.KVRWSet()
+        for key in sorted(self._reads):
+            read = kv.reads.add(key=key)
+            version = self._reads[key]
+            if version is not None:
+                read.version.block_num = version.block_num
+                read.version.tx_num = version.tx_num
+        kv.range_queries_info.extend(self._ranges)
+        for key in sorted(self._writes):
+            value = self._writes[key]
+            kv.writes.add(key=key, is_delete=value is None, value=value or b"")
+        return rwset_pb2.TxReadWriteSet(
+            data_model=rwset_pb2.TxReadWriteSet.DataModel.Value("KV"),
+            ns_rwset=[rwset_pb2.NsReadWriteSet(namespace=self.namespace, rwset=kv.SerializeToString())],
+        )
+
+    def event_bytes(self) -> bytes | None:
+        if self.event is None:
+            return None
+        return bytes(
+            chaincode_event_pb2.ChaincodeEvent(
+                chaincode_id=self.namespace, tx_id=self.tx_id, event_name=self.event.name,
+                payload=self.event.payload,
+            ).SerializeToString()
+        )
+
+
+def _check_key(key: str, *, composite_ok: bool) -> None:
+    if not key:
+        raise ContractError("a key must not be empty")
+    if MAX_RUNE in key or (not composite_ok and key.startswith(SEPARATOR)):
+        raise ContractError("a simple key must not start with U+0000 or contain U+10FFFF")
