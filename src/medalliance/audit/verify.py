@@ -113,6 +113,7 @@ def _verify(
             if config is None:
                 config = ChannelConfig.from_block(block)
                 channel_id = config.channel_id
+                state.apply_block(0, [])  # the genesis block writes no state
             else:
                 assert previous is not None
                 _check_block(block, previous, config, state, definitions, committed, counts)

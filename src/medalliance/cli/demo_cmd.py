@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -86,7 +87,9 @@ def _print_blocks(result: DemoResult) -> None:
     for column in ("block", "time", "txs", "validation codes", "header hash"):
         table.add_column(column)
     for b in result.blocks:
-        table.add_row(str(b.number), b.time, str(b.txs), ", ".join(b.codes), b.header_hash[:16] + "…")
+        counts = Counter(b.codes)
+        codes = ", ".join(f"{n} {code}" for code, n in counts.items())
+        table.add_row(str(b.number), b.time, str(b.txs), codes, b.header_hash[:16] + "…")
     stdout().print(table)
 
 

@@ -64,7 +64,7 @@ def verify(
                     path, namespace_policy, lambda n, t=task: progress.update(t, completed=n)
                 )
             )
-    verdicts = [_verdict(r) for r in reports]
+    verdicts = [_verdict(r, directory) for r in reports]
     intact = all(v.intact for v in verdicts)
     if output_state.json:
         emit_json(VerifyOutput(intact=intact, ledgers=verdicts))
@@ -96,9 +96,9 @@ def rebuild(
         )
 
 
-def _verdict(report: LedgerReport) -> LedgerVerdict:
+def _verdict(report: LedgerReport, root: Path) -> LedgerVerdict:
     return LedgerVerdict(
-        path=str(report.path),
+        path=str(report.path.relative_to(root)) if report.path != root else str(root),
         channel=report.channel_id,
         blocks=report.blocks,
         transactions=report.txs,

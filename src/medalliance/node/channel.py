@@ -68,6 +68,8 @@ class PeerChannel:
             config = ChannelConfig.from_block(genesis)
             set_transactions_filter(genesis, [VALID] * len(genesis.data.data))
             store.append(genesis)
+            if state.savepoint == -1:
+                state.apply_block(0, [])  # the genesis block writes no state
         else:
             config = ChannelConfig.from_block(store.get_block(0))
             if genesis is not None and genesis.header.data_hash != store.get_block(0).header.data_hash:

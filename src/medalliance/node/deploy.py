@@ -35,7 +35,7 @@ def deploy_contracts(
         peers = network.peers_of(channel.name)
         members = peers[0].channel(channel.name).config.application_msp_ids
         for spec in channel.contracts:
-            package = build_package(spec.label, spec.package)
+            package = build_package(spec.label or f"{spec.name}_{spec.version}", spec.package)
             package_ids = {peer.packages.install(package) for peer in peers}
             (package_id,) = package_ids  # same bytes, same id on every peer
             state = peers[0].channel(channel.name).state
@@ -51,7 +51,7 @@ def deploy_contracts(
             if on_progress:
                 on_progress(f"deploying {spec.name} {spec.version} on {channel.name} (sequence {sequence})")
             policy = policy_pb2.ApplicationPolicy(
-                signature_policy=parse_policy(spec.endorsement_policy)
+                signature_policy=parse_policy(network.config.endorsement_policy(channel, spec))
             ).SerializeToString()
             approve = lifecycle_pb2.ApproveChaincodeDefinitionForMyOrgArgs(
                 sequence=sequence, name=spec.name, version=spec.version,
