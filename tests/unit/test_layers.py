@@ -18,8 +18,29 @@ ALLOWED: dict[str, set[str]] = {
     "audit": {"ledger", "identity"},
     "alliance": {"contracts", "privacy"},
     "node": {"identity", "ledger", "contracts", "consensus", "network", "alliance"},
-    "app": {"identity", "ledger", "contracts", "consensus", "node", "alliance", "audit", "gateway", "sdk"},
-    "cli": {"identity", "ledger", "contracts", "consensus", "node", "alliance", "audit", "app", "gateway", "sdk"},
+    "app": {
+        "identity",
+        "ledger",
+        "contracts",
+        "consensus",
+        "node",
+        "alliance",
+        "audit",
+        "gateway",
+        "sdk",
+    },
+    "cli": {
+        "identity",
+        "ledger",
+        "contracts",
+        "consensus",
+        "node",
+        "alliance",
+        "audit",
+        "app",
+        "gateway",
+        "sdk",
+    },
 }
 
 
@@ -33,7 +54,11 @@ def imported_packages(path: Path) -> set[str]:
             names = [node.module]
         for name in names:
             parts = name.split(".")
-            if parts[0] == "medalliance" and len(parts) > 1 and parts[1] not in ("errors", "__init__"):
+            if (
+                parts[0] == "medalliance"
+                and len(parts) > 1
+                and parts[1] not in ("errors", "__init__")
+            ):
                 found.add(parts[1])
     return found
 

@@ -28,11 +28,17 @@ class VisitContract(Contract):
     @transaction
     def RegisterVisit(self, ctx: Context, visit_no: str, patient_ref: str, hospital: str) -> str:
         if not _VISIT_NO.match(visit_no):
-            raise ContractError(f"visit number {visit_no!r} may use letters, digits and ._- (1-64)", 400)
+            raise ContractError(
+                f"visit number {visit_no!r} may use letters, digits and ._- (1-64)", 400
+            )
         if not _PSEUDONYM.match(patient_ref):
-            raise ContractError("patientRef must be a pseudonym (16-64 lower-case hex), not an identity", 400)
+            raise ContractError(
+                "patientRef must be a pseudonym (16-64 lower-case hex), not an identity", 400
+            )
         if ctx.client.msp_id != hospital:
-            raise ContractError(f"caller of {ctx.client.msp_id} cannot register a visit at {hospital}", 403)
+            raise ContractError(
+                f"caller of {ctx.client.msp_id} cannot register a visit at {hospital}", 403
+            )
         if ctx.stub.get_state(_key(visit_no)) is not None:
             raise ContractError(f"visit {visit_no} already exists", 409)
         when = dt.datetime.fromtimestamp(ctx.tx_timestamp_ms / 1000, tz=dt.UTC)
@@ -67,7 +73,8 @@ class VisitContract(Contract):
         record = json.loads(raw)
         if record["hospital"] != ctx.client.msp_id:
             raise ContractError(
-                f"patient of visit {visit_no} is at {record['hospital']}, not {ctx.client.msp_id}", 403
+                f"patient of visit {visit_no} is at {record['hospital']}, not {ctx.client.msp_id}",
+                403,
             )
         if to_hospital == record["hospital"]:
             raise ContractError(f"visit {visit_no} is already at {to_hospital}", 409)

@@ -96,10 +96,17 @@ def run_smoke(
             f"{_code(result.code)} in block {result.block_number}",
             result.valid,
         )
-        record = json.loads(network.client(tertiary).evaluate(CHANNEL, CONTRACT, "GetVisit", visit_no))
-        report(f"{tertiary} reads visit {visit_no}", f"patient {record['patientRef'][:8]}… at {record['hospital']}")
+        record = json.loads(
+            network.client(tertiary).evaluate(CHANNEL, CONTRACT, "GetVisit", visit_no)
+        )
+        report(
+            f"{tertiary} reads visit {visit_no}",
+            f"patient {record['patientRef'][:8]}… at {record['hospital']}",
+        )
         try:
-            network.client(other).submit(CHANNEL, CONTRACT, "RegisterVisit", visit_no + "-X", patient_ref, secondary)
+            network.client(other).submit(
+                CHANNEL, CONTRACT, "RegisterVisit", visit_no + "-X", patient_ref, secondary
+            )
             report(f"{other} registers a visit at {secondary}", "accepted (unexpected)", ok=False)
         except ContractError as exc:
             report(f"{other} registers a visit at {secondary}", f"refused: {exc}")

@@ -164,24 +164,33 @@ def _check_block(
     problem = verify_chain_link(previous, block)
     if problem is not None:
         raise _Bad(problem)
-    if not config.evaluate_policy(BLOCK_VALIDATION_POLICY, block_signatures(block), at=block_time(block)):
+    if not config.evaluate_policy(
+        BLOCK_VALIDATION_POLICY, block_signatures(block), at=block_time(block)
+    ):
         raise _Bad(f"orderer signatures do not satisfy {BLOCK_VALIDATION_POLICY}")
 
     result = validate_block(
-        block, config=config, policy_for=lambda namespace: definitions(state, namespace),
+        block,
+        config=config,
+        policy_for=lambda namespace: definitions(state, namespace),
         state=state,
         is_committed_tx=committed.__contains__,
     )
     recorded = transactions_filter(block)
     if tuple(recorded) != result.codes:
         first = next(
-            i for i in range(max(len(recorded), len(result.codes)))
+            i
+            for i in range(max(len(recorded), len(result.codes)))
             if i >= len(recorded) or i >= len(result.codes) or recorded[i] != result.codes[i]
         )
         raise _Bad(f"recorded validation code of transaction {first} does not match re-validation")
     state.apply_block(
         int(block.header.number),
-        [TxWrites(t.tx_num, t.tx_id, t.timestamp_ms, t.writes) for t in result.txs if t.code == VALID],
+        [
+            TxWrites(t.tx_num, t.tx_id, t.timestamp_ms, t.writes)
+            for t in result.txs
+            if t.code == VALID
+        ],
     )
     committed.update(t.tx_id for t in result.txs if t.tx_id)
     counts["txs"] += len(result.txs)

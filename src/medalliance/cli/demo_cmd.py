@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +15,7 @@ from medalliance.app.demo import DemoResult, Step, default_config_path, run_smok
 from medalliance.cli.output import emit_json, output_state, stderr, stdout
 
 
-class Scenario(str, Enum):
+class Scenario(StrEnum):
     smoke = "smoke"
 
 
@@ -44,9 +44,7 @@ def demo(
     data_dir: Annotated[
         Path, typer.Option("--data-dir", help="Where the network's material and ledgers live.")
     ] = Path("demo-data"),
-    scenario: Annotated[
-        Scenario, typer.Option("--scenario", help="What to run.")
-    ] = Scenario.smoke,
+    scenario: Annotated[Scenario, typer.Option("--scenario", help="What to run.")] = Scenario.smoke,
     config: Annotated[
         Path | None,
         typer.Option("--config", help="Network config (default: networks/demo-alliance.yaml)."),
@@ -72,7 +70,9 @@ def demo(
         emit_json(_output(result, ok))
     else:
         _print_blocks(result)
-        stdout().print(f"\nledger in {data_dir}; check it with: medalliance ledger verify {data_dir}")
+        stdout().print(
+            f"\nledger in {data_dir}; check it with: medalliance ledger verify {data_dir}"
+        )
     if not ok:
         raise typer.Exit(1)
 
@@ -99,8 +99,13 @@ def _output(result: DemoResult, ok: bool) -> DemoOutput:
         ok=ok,
         steps=[StepOut(title=s.title, outcome=s.outcome, ok=s.ok) for s in result.steps],
         blocks=[
-            BlockOut(number=b.number, transactions=b.txs, valid=b.valid, codes=list(b.codes),
-                     header_hash=b.header_hash)
+            BlockOut(
+                number=b.number,
+                transactions=b.txs,
+                valid=b.valid,
+                codes=list(b.codes),
+                header_hash=b.header_hash,
+            )
             for b in result.blocks
         ],
     )

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from pydantic import BaseModel
-from rich.progress import Progress
+from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from medalliance.audit.verify import LedgerReport, find_ledgers, verify_ledger
@@ -59,11 +60,7 @@ def verify(
     with Progress(console=stderr(), transient=True) as progress:
         for path in ledgers:
             task = progress.add_task(f"verifying {path}", total=None)
-            reports.append(
-                verify_ledger(
-                    path, namespace_policy, lambda n, t=task: progress.update(t, completed=n)
-                )
-            )
+            reports.append(verify_ledger(path, namespace_policy, _progress(progress, task)))
     verdicts = [_verdict(r, directory) for r in reports]
     intact = all(v.intact for v in verdicts)
     if output_state.json:
@@ -84,7 +81,9 @@ def rebuild(
     """
     result = rebuild_state(directory)
     out = RebuildOutput(
-        path=str(directory), channel=result.channel_id, blocks_replayed=result.blocks_replayed,
+        path=str(directory),
+        channel=result.channel_id,
+        blocks_replayed=result.blocks_replayed,
         state_hash=result.state_hash,
     )
     if output_state.json:
@@ -94,6 +93,10 @@ def rebuild(
             f"rebuilt the world state of channel {out.channel} from {out.blocks_replayed} blocks "
             f"(state hash {out.state_hash[:16]}…)"
         )
+
+
+def _progress(progress: Progress, task: TaskID) -> Callable[[int], None]:
+    return lambda number: progress.update(task, completed=number)
 
 
 def _verdict(report: LedgerReport, root: Path) -> LedgerVerdict:
@@ -107,9 +110,12 @@ def _verdict(report: LedgerReport, root: Path) -> LedgerVerdict:
         node_state_matches=report.node_state_matches,
         intact=report.intact,
         bad_block=report.bad.number if report.bad else None,
-        reason=report.bad.reason if report.bad else (
+        reason=report.bad.reason
+        if report.bad
+        else (
             "the node's world state differs from the one its blocks produce"
-            if report.node_state_matches is False else None
+            if report.node_state_matches is False
+            else None
         ),
     )
 
@@ -125,6 +131,7 @@ def _render(verdicts: list[LedgerVerdict]) -> None:
             verdict = f"[red]block {v.bad_block}: {v.reason}[/red]"
         else:
             verdict = f"[red]{v.reason}[/red]"
-        table.add_row(v.path, v.channel, str(v.blocks),
-                      f"{v.transactions} ({v.valid_transactions})", verdict)
+        table.add_row(
+            v.path, v.channel, str(v.blocks), f"{v.transactions} ({v.valid_transactions})", verdict
+        )
     stdout().print(table)

@@ -42,7 +42,9 @@ def _root(
     json_output: Annotated[
         bool, typer.Option("--json", help="Print exactly one JSON document on stdout.")
     ] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO to stderr.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log at INFO to stderr.")
+    ] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,

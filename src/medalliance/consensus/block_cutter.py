@@ -34,7 +34,9 @@ class BlockCutter:
     """Turns a stream of accepted transactions into batches by count, size and age."""
 
     def __init__(self, count_max: int, preferred_max_bytes: int, timeout_ticks: int) -> None:
-        assert count_max >= 1 and preferred_max_bytes >= 1 and timeout_ticks >= 1
+        assert count_max >= 1
+        assert preferred_max_bytes >= 1
+        assert timeout_ticks >= 1
         self._count_max = count_max
         self._preferred_max_bytes = preferred_max_bytes
         self._timeout_ticks = timeout_ticks
@@ -70,7 +72,10 @@ class BlockCutter:
             self._oldest_ticks = self._now_ticks
         self._pending.append(tx)
         self._pending_bytes += size
-        if len(self._pending) >= self._count_max or self._pending_bytes >= self._preferred_max_bytes:
+        if (
+            len(self._pending) >= self._count_max
+            or self._pending_bytes >= self._preferred_max_bytes
+        ):
             cuts.append(self._cut())
         return cuts
 

@@ -108,7 +108,9 @@ class Contract:
                 404,
             )
         if len(args) != len(info.params):
-            raise ContractError(f"{function} takes {len(info.params)} arguments, got {len(args)}", 400)
+            raise ContractError(
+                f"{function} takes {len(info.params)} arguments, got {len(args)}", 400
+            )
         values: list[str | bytes] = []
         for i, (arg, raw) in enumerate(zip(args, info.raw, strict=True)):
             if raw:
@@ -130,5 +132,7 @@ def encode_result(result: object) -> bytes:
     if isinstance(result, str):
         return result.encode()
     if isinstance(result, (dict, list)):
-        return json.dumps(result, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        return json.dumps(
+            result, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode()
     raise TypeError(f"a contract returned {type(result).__name__}; return str, bytes, dict or list")

@@ -16,10 +16,27 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-FORBIDDEN_MODULES = frozenset({
-    "time", "random", "secrets", "os", "socket", "subprocess", "threading", "asyncio", "urllib",
-    "http", "sqlite3", "pathlib", "shutil", "multiprocessing", "requests", "uuid", "io",
-})
+FORBIDDEN_MODULES = frozenset(
+    {
+        "time",
+        "random",
+        "secrets",
+        "os",
+        "socket",
+        "subprocess",
+        "threading",
+        "asyncio",
+        "urllib",
+        "http",
+        "sqlite3",
+        "pathlib",
+        "shutil",
+        "multiprocessing",
+        "requests",
+        "uuid",
+        "io",
+    }
+)
 FORBIDDEN_CALLS = frozenset({"open", "input", "eval", "exec", "__import__", "compile"})
 FORBIDDEN_ATTRIBUTES = frozenset({"now", "today", "utcnow"})
 _BLOCKED_EVENTS = ("open", "socket.", "subprocess.", "os.system", "os.exec", "os.spawn", "os.fork")
@@ -40,7 +57,7 @@ def check_contract_source(source: str) -> list[str]:
             names = []
         for name in names:
             if name.split(".")[0] in FORBIDDEN_MODULES:
-                findings.append(f"line {node.lineno}: imports {name}")
+                findings.append(f"line {getattr(node, 'lineno', 0)}: imports {name}")
         if isinstance(node, ast.Call):
             func = node.func
             if isinstance(func, ast.Name) and func.id in FORBIDDEN_CALLS:

@@ -17,7 +17,11 @@ from dataclasses import dataclass
 from fabric_protos.peer import proposal_pb2, proposal_response_pb2
 
 from medalliance.contracts.api import Contract
-from medalliance.contracts.lifecycle import LIFECYCLE_NAMESPACE, LifecycleContract, committed_definition
+from medalliance.contracts.lifecycle import (
+    LIFECYCLE_NAMESPACE,
+    LifecycleContract,
+    committed_definition,
+)
 from medalliance.contracts.package import PackageStore
 from medalliance.contracts.simulation import SimulationResult, TxContext, simulate
 from medalliance.errors import (
@@ -89,7 +93,9 @@ class Endorser:
             raise InvalidArgument(str(exc)) from exc
         header = proposal.header
         if header.header_type != ENDORSER_TRANSACTION:
-            raise InvalidArgument(f"proposal header type {header.header_type} is not ENDORSER_TRANSACTION")
+            raise InvalidArgument(
+                f"proposal header type {header.header_type} is not ENDORSER_TRANSACTION"
+            )
         if header.epoch != 0:
             raise InvalidArgument("proposal epoch must be 0")
         if not header.nonce or not header.creator:
@@ -133,8 +139,11 @@ class Endorser:
         if result.status >= 400:
             log.info(
                 "proposal refused by contract",
-                extra={"tx_id": proposal.tx_id, "contract": proposal.chaincode_name,
-                       "status": result.status},
+                extra={
+                    "tx_id": proposal.tx_id,
+                    "contract": proposal.chaincode_name,
+                    "status": result.status,
+                },
             )
             response = new_error_response(result.status, result.message)
         else:
@@ -166,4 +175,3 @@ class Endorser:
             raise
         except Exception as exc:  # an installed package that fails to import is a bug
             raise PreconditionFailed(f"contract {name} could not be loaded on this peer") from exc
-

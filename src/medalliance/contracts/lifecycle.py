@@ -84,8 +84,9 @@ class LifecycleContract(Contract):
         package_id = str(msg.source.local_package.package_id)
         if not package_id:
             raise ContractError("the approval must name an installed package id", 400)
-        definition = self._new_definition(ctx, msg.name, msg.sequence, msg.version,
-                                          bytes(msg.validation_parameter), package_id)
+        definition = self._new_definition(
+            ctx, msg.name, msg.sequence, msg.version, bytes(msg.validation_parameter), package_id
+        )
         self._approve(ctx, definition)
 
     @transaction
@@ -95,17 +96,23 @@ class LifecycleContract(Contract):
     @transaction(evaluate=True)
     def CheckCommitReadiness(self, ctx: Context, args: bytes) -> dict[str, object]:
         msg = _parse(lifecycle_pb2.CheckCommitReadinessArgs(), args)
-        definition = self._new_definition(ctx, msg.name, msg.sequence, msg.version,
-                                          bytes(msg.validation_parameter),
-                                          self._approved_package(ctx, msg.name, msg.sequence))
+        definition = self._new_definition(
+            ctx,
+            msg.name,
+            msg.sequence,
+            msg.version,
+            bytes(msg.validation_parameter),
+            self._approved_package(ctx, msg.name, msg.sequence),
+        )
         return {"approvals": self._approvals(ctx, definition)}
 
     @transaction
     def CommitChaincodeDefinition(self, ctx: Context, args: bytes) -> None:
         msg = _parse(lifecycle_pb2.CommitChaincodeDefinitionArgs(), args)
         package_id = self._approved_package(ctx, msg.name, msg.sequence)
-        definition = self._new_definition(ctx, msg.name, msg.sequence, msg.version,
-                                          bytes(msg.validation_parameter), package_id)
+        definition = self._new_definition(
+            ctx, msg.name, msg.sequence, msg.version, bytes(msg.validation_parameter), package_id
+        )
         self._commit(ctx, definition)
 
     @transaction
@@ -121,8 +128,10 @@ class LifecycleContract(Contract):
 
     @transaction(evaluate=True)
     def QueryChaincodeDefinitions(self, ctx: Context) -> list[dict[str, object]]:
-        return [_public(ChaincodeDefinition.from_json(v))
-                for _, v in ctx.stub.get_state_by_range("definition/", "definition0")]
+        return [
+            _public(ChaincodeDefinition.from_json(v))
+            for _, v in ctx.stub.get_state_by_range("definition/", "definition0")
+        ]
 
     # --- rules -----------------------------------------------------------------------------------
 
@@ -130,7 +139,9 @@ class LifecycleContract(Contract):
         self, ctx: Context, name: str, sequence: int, version: str, policy: bytes, package_id: str
     ) -> ChaincodeDefinition:
         if not name or not set(name) <= _NAME_CHARS or name.startswith("_"):
-            raise ContractError(f"contract name {name!r} may use letters, digits, _ and - (not first _)", 400)
+            raise ContractError(
+                f"contract name {name!r} may use letters, digits, _ and - (not first _)", 400
+            )
         if not version:
             raise ContractError("a definition needs a version", 400)
         parsed = policy_pb2.ApplicationPolicy()
@@ -155,8 +166,14 @@ class LifecycleContract(Contract):
         except ValueError:
             raise ContractError(f"sequence {sequence!r} is not a number", 400) from None
         self._check_sequence(ctx, name, number)
-        return ChaincodeDefinition(name, number, current.version, current.package_id,
-                                   current.endorsement_policy, deregistered=True)
+        return ChaincodeDefinition(
+            name,
+            number,
+            current.version,
+            current.package_id,
+            current.endorsement_policy,
+            deregistered=True,
+        )
 
     def _check_sequence(self, ctx: Context, name: str, sequence: int) -> None:
         raw = ctx.stub.get_state(_definition_key(name))
@@ -170,9 +187,12 @@ class LifecycleContract(Contract):
     def _approve(self, ctx: Context, definition: ChaincodeDefinition) -> None:
         if not ctx.client.is_admin:
             raise ContractError(f"only an admin of {ctx.client.msp_id} may approve for it", 403)
-        record = json.dumps({"digest": definition.digest, "package_id": definition.package_id},
-                            sort_keys=True).encode()
-        ctx.stub.put_state(_approval_key(definition.name, definition.sequence, ctx.client.msp_id), record)
+        record = json.dumps(
+            {"digest": definition.digest, "package_id": definition.package_id}, sort_keys=True
+        ).encode()
+        ctx.stub.put_state(
+            _approval_key(definition.name, definition.sequence, ctx.client.msp_id), record
+        )
 
     def _approvals(self, ctx: Context, definition: ChaincodeDefinition) -> dict[str, bool]:
         approvals = {}
@@ -190,7 +210,9 @@ class LifecycleContract(Contract):
 
     def _commit(self, ctx: Context, definition: ChaincodeDefinition) -> None:
         if not ctx.client.is_admin:
-            raise ContractError(f"only an admin may commit a definition; caller of {ctx.client.msp_id} is not", 403)
+            raise ContractError(
+                f"only an admin may commit a definition; caller of {ctx.client.msp_id} is not", 403
+            )
         approvals = self._approvals(ctx, definition)
         approved = sorted(m for m, ok in approvals.items() if ok)
         needed = len(approvals) // 2 + 1
@@ -215,7 +237,10 @@ def _public(definition: ChaincodeDefinition) -> dict[str, object]:
     policy = policy_pb2.ApplicationPolicy()
     policy.ParseFromString(definition.endorsement_policy)
     return {
-        "name": definition.name, "sequence": definition.sequence, "version": definition.version,
-        "package_id": definition.package_id, "deregistered": definition.deregistered,
+        "name": definition.name,
+        "sequence": definition.sequence,
+        "version": definition.version,
+        "package_id": definition.package_id,
+        "deregistered": definition.deregistered,
         "policy_reference": policy.channel_config_policy_reference or None,
     }

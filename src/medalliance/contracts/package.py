@@ -66,7 +66,9 @@ class PackageStore:
         info = _parse(package)
         source = _module_source(info.entry.partition(":")[0])
         if hashlib.sha256(source.encode()).hexdigest() != info.source_sha256:
-            raise PreconditionFailed(f"package {info.label} was built from other source than this peer has")
+            raise PreconditionFailed(
+                f"package {info.label} was built from other source than this peer has"
+            )
         findings = check_contract_source(source)
         if findings:
             raise PreconditionFailed(

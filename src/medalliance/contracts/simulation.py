@@ -55,16 +55,30 @@ def simulate(
     function = args[0].decode("utf-8", "replace")
     info = type(contract).functions().get(function.split(":")[-1])
     stub = Stub(
-        reader, namespace, tx_id=tx.tx_id, channel_id=tx.channel_id, timestamp_ms=tx.timestamp_ms,
-        transient=tx.transient, read_only=bool(info and info.evaluate), function=function,
+        reader,
+        namespace,
+        tx_id=tx.tx_id,
+        channel_id=tx.channel_id,
+        timestamp_ms=tx.timestamp_ms,
+        transient=tx.transient,
+        read_only=bool(info and info.evaluate),
+        function=function,
     )
     creator = tx.creator
     ctx = Context(
         stub=stub,
-        client=ClientIdentity(creator.msp_id, creator.alliance_role, creator.node_ou,
-                              creator.is_admin, creator.id_hash.hex()),
-        channel_id=tx.channel_id, tx_id=tx.tx_id, tx_timestamp_ms=tx.timestamp_ms,
-        channel_orgs=tx.channel_orgs, transient=tx.transient,
+        client=ClientIdentity(
+            creator.msp_id,
+            creator.alliance_role,
+            creator.node_ou,
+            creator.is_admin,
+            creator.id_hash.hex(),
+        ),
+        channel_id=tx.channel_id,
+        tx_id=tx.tx_id,
+        tx_timestamp_ms=tx.timestamp_ms,
+        channel_orgs=tx.channel_orgs,
+        transient=tx.transient,
     )
     try:
         with contract_running():
@@ -74,4 +88,6 @@ def simulate(
     except Exception:
         log.exception("contract failed", extra={"tx_id": tx.tx_id, "contract": namespace})
         return SimulationResult(500, f"contract {namespace} failed: internal error", b"", b"", None)
-    return SimulationResult(OK, "", payload, bytes(stub.rwset().SerializeToString()), stub.event_bytes())
+    return SimulationResult(
+        OK, "", payload, bytes(stub.rwset().SerializeToString()), stub.event_bytes()
+    )

@@ -95,7 +95,7 @@ class Stub:
     def get_query_result(self, query: Mapping[str, object] | str) -> list[tuple[str, bytes]]:
         try:
             parsed = json.loads(query) if isinstance(query, str) else query
-            page = self._reader.query(self.namespace, parsed)  # type: ignore[arg-type]
+            page = self._reader.query(self.namespace, parsed)
         except InvalidArgument as exc:
             raise ContractError(str(exc), 400) from exc
         return [(key, v.value) for key, v in page.results]
@@ -146,7 +146,9 @@ class Stub:
             kv.writes.add(key=key, is_delete=value is None, value=value or b"")
         return rwset_pb2.TxReadWriteSet(
             data_model=rwset_pb2.TxReadWriteSet.DataModel.Value("KV"),
-            ns_rwset=[rwset_pb2.NsReadWriteSet(namespace=self.namespace, rwset=kv.SerializeToString())],
+            ns_rwset=[
+                rwset_pb2.NsReadWriteSet(namespace=self.namespace, rwset=kv.SerializeToString())
+            ],
         )
 
     def event_bytes(self) -> bytes | None:
@@ -154,7 +156,9 @@ class Stub:
             return None
         return bytes(
             chaincode_event_pb2.ChaincodeEvent(
-                chaincode_id=self.namespace, tx_id=self.tx_id, event_name=self.event.name,
+                chaincode_id=self.namespace,
+                tx_id=self.tx_id,
+                event_name=self.event.name,
                 payload=self.event.payload,
             ).SerializeToString()
         )

@@ -72,7 +72,10 @@ def generate_org(base_dir: Path, spec: OrgSpec, *, now: dt.datetime) -> Path:
     _write(root / "tlsca" / tls_name, tlsca.cert_pem)
     _write(root / "tlsca" / "priv_sk", tlsca.key_pem, secret=True)
     _write_msp(root / "msp", ca.cert_pem, ca_name, tlsca.cert_pem, tls_name)
-    for folder, names, ou in (("peers", spec.peers, "peer"), ("orderers", spec.orderers, "orderer")):
+    for folder, names, ou in (
+        ("peers", spec.peers, "peer"),
+        ("orderers", spec.orderers, "orderer"),
+    ):
         for name in names:
             host = f"{name}.{spec.domain}"
             node = root / folder / host
@@ -80,8 +83,14 @@ def generate_org(base_dir: Path, spec: OrgSpec, *, now: dt.datetime) -> Path:
             _write_msp(node / "msp", ca.cert_pem, ca_name, tlsca.cert_pem, tls_name)
             _write(node / "msp" / "signcerts" / f"{host}-cert.pem", issued.cert_pem)
             _write(node / "msp" / "keystore" / "priv_sk", issued.key_pem, secret=True)
-            tls = tlsca.issue(host, node_ou=None, now=now, sans=(host, name, *spec.sans),
-                              server_auth=True, client_auth=True)
+            tls = tlsca.issue(
+                host,
+                node_ou=None,
+                now=now,
+                sans=(host, name, *spec.sans),
+                server_auth=True,
+                client_auth=True,
+            )
             _write(node / "tls" / "ca.crt", tlsca.cert_pem)
             _write(node / "tls" / "server.crt", tls.cert_pem)
             _write(node / "tls" / "server.key", tls.key_pem, secret=True)

@@ -94,35 +94,54 @@ class Msp:
         if not isinstance(key, ec.EllipticCurvePublicKey):
             raise InvalidIdentity(f"{self.msp_id}: only ECDSA certificates are accepted")
         if not self._chains(cert):
-            raise InvalidIdentity(f"certificate of {_cn(cert)} is not issued by a CA of {self.msp_id}")
+            raise InvalidIdentity(
+                f"certificate of {_cn(cert)} is not issued by a CA of {self.msp_id}"
+            )
         if cert.serial_number in self.revoked_serials:
             raise InvalidIdentity(
                 f"certificate serial {cert.serial_number:#x} is revoked by {self.msp_id}"
             )
-        ous = [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)]
+        ous = [
+            str(a.value)
+            for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
+        ]
         node_ou = next((ou for ou in ous if ou in NODE_OUS), None)
         if self.node_ous_enabled and node_ou is None:
             raise InvalidIdentity(
                 f"certificate of {_cn(cert)} has none of the OUs {', '.join(NODE_OUS)}"
             )
         der = cert.public_bytes(serialization.Encoding.DER)
-        is_admin = node_ou == "admin" or any(der == a.public_bytes(serialization.Encoding.DER) for a in self.admin_certs)
+        is_admin = node_ou == "admin" or any(
+            der == a.public_bytes(serialization.Encoding.DER) for a in self.admin_certs
+        )
         if serialized is None:
             serialized = bytes(
-                identities_pb2.SerializedIdentity(mspid=self.msp_id, id_bytes=cert_pem).SerializeToString()
+                identities_pb2.SerializedIdentity(
+                    mspid=self.msp_id, id_bytes=cert_pem
+                ).SerializeToString()
             )
         return Identity(
-            msp_id=self.msp_id, serialized=serialized, cert_pem=cert_pem, certificate=cert,
-            public_key=key, node_ou=node_ou, alliance_role=_alliance_role(cert),
-            is_admin=is_admin, id_hash=hashlib.sha256(der).digest(),
+            msp_id=self.msp_id,
+            serialized=serialized,
+            cert_pem=cert_pem,
+            certificate=cert,
+            public_key=key,
+            node_ou=node_ou,
+            alliance_role=_alliance_role(cert),
+            is_admin=is_admin,
+            id_hash=hashlib.sha256(der).digest(),
         )
 
     def _check_time(self, cert: x509.Certificate, at: dt.datetime) -> None:
         for c in (cert, *self._chain_of(cert)):
             if at < c.not_valid_before_utc:
-                raise InvalidIdentity(f"certificate of {_cn(c)} is not valid before {c.not_valid_before_utc:%Y-%m-%d %H:%M}Z")
+                raise InvalidIdentity(
+                    f"certificate of {_cn(c)} is not valid before {c.not_valid_before_utc:%Y-%m-%d %H:%M}Z"
+                )
             if at > c.not_valid_after_utc:
-                raise InvalidIdentity(f"certificate of {_cn(c)} expired at {c.not_valid_after_utc:%Y-%m-%d %H:%M}Z")
+                raise InvalidIdentity(
+                    f"certificate of {_cn(c)} expired at {c.not_valid_after_utc:%Y-%m-%d %H:%M}Z"
+                )
 
     def _chains(self, cert: x509.Certificate) -> bool:
         return bool(self._chain_of(cert))
@@ -135,7 +154,10 @@ class Msp:
             for root in self.root_certs:
                 if _signed_by(current, root):
                     return [*chain, root]
-            issuer = next((i for i in self.intermediate_certs if i not in chain and _signed_by(current, i)), None)
+            issuer = next(
+                (i for i in self.intermediate_certs if i not in chain and _signed_by(current, i)),
+                None,
+            )
             if issuer is None:
                 return []
             chain.append(issuer)
@@ -144,6 +166,7 @@ class Msp:
 
     def to_proto_bytes(self) -> bytes:
         """This MSP as Fabric's `MSPConfig{type=FABRIC, config=FabricMSPConfig}` bytes."""
+
         def pem(c: x509.Certificate) -> bytes:
             return c.public_bytes(serialization.Encoding.PEM)
 
@@ -169,7 +192,9 @@ class Msp:
             ),
             fabric_node_ous=ous,
         )
-        return bytes(msp_config_pb2.MSPConfig(type=0, config=config.SerializeToString()).SerializeToString())
+        return bytes(
+            msp_config_pb2.MSPConfig(type=0, config=config.SerializeToString()).SerializeToString()
+        )
 
     @classmethod
     def from_proto_bytes(cls, data: bytes) -> Msp:
@@ -181,10 +206,14 @@ class Msp:
             return cls(
                 msp_id=str(config.name),
                 root_certs=tuple(x509.load_pem_x509_certificate(c) for c in config.root_certs),
-                intermediate_certs=tuple(x509.load_pem_x509_certificate(c) for c in config.intermediate_certs),
+                intermediate_certs=tuple(
+                    x509.load_pem_x509_certificate(c) for c in config.intermediate_certs
+                ),
                 admin_certs=tuple(x509.load_pem_x509_certificate(c) for c in config.admins),
                 crls=tuple(bytes(c) for c in config.revocation_list),
-                tls_root_certs=tuple(x509.load_pem_x509_certificate(c) for c in config.tls_root_certs),
+                tls_root_certs=tuple(
+                    x509.load_pem_x509_certificate(c) for c in config.tls_root_certs
+                ),
                 node_ous_enabled=bool(config.fabric_node_ous.enable),
             )
         except (DecodeError, ValueError) as exc:
@@ -193,6 +222,7 @@ class Msp:
     @classmethod
     def from_dir(cls, msp_dir: Path, msp_id: str) -> Msp:
         """Read Fabric's MSP folder layout (cacerts, intermediatecerts, admincerts, crls, ...)."""
+
         def certs(sub: str) -> tuple[x509.Certificate, ...]:
             folder = msp_dir / sub
             files = sorted(folder.glob("*")) if folder.is_dir() else []
@@ -205,10 +235,15 @@ class Msp:
             enabled = bool((loaded.get("NodeOUs") or {}).get("Enable", False))
         crl_dir = msp_dir / "crls"
         return cls(
-            msp_id=msp_id, root_certs=certs("cacerts"), intermediate_certs=certs("intermediatecerts"),
+            msp_id=msp_id,
+            root_certs=certs("cacerts"),
+            intermediate_certs=certs("intermediatecerts"),
             admin_certs=certs("admincerts"),
-            crls=tuple(f.read_bytes() for f in sorted(crl_dir.glob("*"))) if crl_dir.is_dir() else (),
-            tls_root_certs=certs("tlscacerts"), node_ous_enabled=enabled,
+            crls=tuple(f.read_bytes() for f in sorted(crl_dir.glob("*")))
+            if crl_dir.is_dir()
+            else (),
+            tls_root_certs=certs("tlscacerts"),
+            node_ous_enabled=enabled,
         )
 
 
@@ -265,7 +300,7 @@ class MspManager:
                 return True
             if name == "ADMIN":
                 return identity.is_admin
-            return identity.node_ou == name.lower()
+            return identity.node_ou == str(name).lower()
         if principal.principal_classification == _PRINCIPAL.Value("IDENTITY"):
             other = identities_pb2.SerializedIdentity()
             try:
@@ -288,12 +323,16 @@ def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
 
 def _crl_signed_by(crl: x509.CertificateRevocationList, ca: x509.Certificate) -> bool:
     key = ca.public_key()
-    return crl.issuer == ca.subject and isinstance(key, ec.EllipticCurvePublicKey) and crl.is_signature_valid(key)
+    return (
+        crl.issuer == ca.subject
+        and isinstance(key, ec.EllipticCurvePublicKey)
+        and crl.is_signature_valid(key)
+    )
 
 
 def _cn(cert: x509.Certificate) -> str:
     names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return f"CN={names[0].value}" if names else "an unnamed subject"
+    return f"CN={names[0].value!s}" if names else "an unnamed subject"
 
 
 def _alliance_role(cert: x509.Certificate) -> str | None:

@@ -20,9 +20,17 @@ from fabric_protos.msp import msp_principal_pb2
 from medalliance.errors import MedallianceError, PolicySyntaxError
 from medalliance.identity.msp import Identity, MspManager
 
-_ROLES = {"member": "MEMBER", "admin": "ADMIN", "client": "CLIENT", "peer": "PEER", "orderer": "ORDERER"}
+_ROLES = {
+    "member": "MEMBER",
+    "admin": "ADMIN",
+    "client": "CLIENT",
+    "peer": "PEER",
+    "orderer": "ORDERER",
+}
 _PRINCIPAL = re.compile(r"^([A-Za-z0-9.-]+)\.(member|admin|client|peer|orderer)$")
-_TOKEN = re.compile(r"\s*(?:(?P<word>[A-Za-z]+)|(?P<num>-?\d+)|(?P<str>'[^']*'|\"[^\"]*\")|(?P<punct>[(),]))")
+_TOKEN = re.compile(
+    r"\s*(?:(?P<word>[A-Za-z]+)|(?P<num>-?\d+)|(?P<str>'[^']*'|\"[^\"]*\")|(?P<punct>[(),]))"
+)
 _GATES = {"and": "AND", "or": "OR", "outof": "OUTOF"}
 _GATE_SPELLINGS = {"AND", "And", "and", "OR", "Or", "or", "OutOf", "outof", "OUTOF"}
 
@@ -81,7 +89,9 @@ class _Parser:
     def gate(self) -> policies_pb2.SignaturePolicy:
         word = self._next("word")
         if word not in _GATE_SPELLINGS:
-            raise PolicySyntaxError(f"policy {self.text!r}: unknown gate {word!r}; use AND, OR or OutOf")
+            raise PolicySyntaxError(
+                f"policy {self.text!r}: unknown gate {word!r}; use AND, OR or OutOf"
+            )
         gate = _GATES[word.lower()]
         self._next("punct", "(")
         n = None
@@ -99,7 +109,9 @@ class _Parser:
             n = 1
         assert n is not None
         if n < 0 or n > len(rules) + 1:
-            raise PolicySyntaxError(f"policy {self.text!r}: OutOf({n}, ...) has {len(rules)} arguments")
+            raise PolicySyntaxError(
+                f"policy {self.text!r}: OutOf({n}, ...) has {len(rules)} arguments"
+            )
         return policies_pb2.SignaturePolicy(
             n_out_of=policies_pb2.SignaturePolicy.NOutOf(n=n, rules=rules)
         )
@@ -109,13 +121,18 @@ class _Parser:
             raw = self._next("str")[1:-1]
             m = _PRINCIPAL.match(raw)
             if m is None:
-                raise self._fail(f"principal {raw!r} is not 'MSPID.role' with role member, admin, client, peer or orderer")
+                raise self._fail(
+                    f"principal {raw!r} is not 'MSPID.role' with role member, admin, client, peer or orderer"
+                )
             role = msp_principal_pb2.MSPRole(
-                msp_identifier=m.group(1), role=msp_principal_pb2.MSPRole.MSPRoleType.Value(_ROLES[m.group(2)])
+                msp_identifier=m.group(1),
+                role=msp_principal_pb2.MSPRole.MSPRoleType.Value(_ROLES[m.group(2)]),
             )
             self.identities.append(
                 msp_principal_pb2.MSPPrincipal(
-                    principal_classification=msp_principal_pb2.MSPPrincipal.Classification.Value("ROLE"),
+                    principal_classification=msp_principal_pb2.MSPPrincipal.Classification.Value(
+                        "ROLE"
+                    ),
                     principal=role.SerializeToString(),
                 )
             )
@@ -125,6 +142,7 @@ class _Parser:
 
 def format_policy(envelope: policies_pb2.SignaturePolicyEnvelope) -> str:
     """Back to DSL text, in the `OutOf(n, ...)` form for every gate."""
+
     def principal(index: int) -> str:
         role = msp_principal_pb2.MSPRole()
         role.ParseFromString(envelope.identities[index].principal)
@@ -184,7 +202,7 @@ def _satisfied(
         if _satisfied(sub, principals, identities, trial, msps):
             count += 1
             used[:] = trial
-    return count >= rule.n_out_of.n
+    return count >= int(rule.n_out_of.n)
 
 
 ImplicitRule = Literal["ANY", "ALL", "MAJORITY"]

@@ -71,7 +71,9 @@ def set_transactions_filter(block: common_pb2.Block, codes: Sequence[int]) -> No
 def verify_chain_link(previous: common_pb2.BlockHeader, block: common_pb2.Block) -> str | None:
     """None when `block` follows `previous` and its data hash is right; else what is wrong."""
     if bytes(block.header.previous_hash) != header_hash(previous):
-        return f"previous hash of block {block.header.number} does not match block {previous.number}"
+        return (
+            f"previous hash of block {block.header.number} does not match block {previous.number}"
+        )
     if bytes(block.header.data_hash) != data_hash([bytes(d) for d in block.data.data]):
         return f"data hash of block {block.header.number} does not match its transactions"
     return None

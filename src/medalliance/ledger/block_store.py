@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fabric_protos.common import common_pb2
-from google.protobuf.internal.decoder import _DecodeVarint  # type: ignore[attr-defined]
-from google.protobuf.internal.encoder import _VarintBytes  # type: ignore[attr-defined]
+from google.protobuf.internal.decoder import _DecodeVarint
+from google.protobuf.internal.encoder import _VarintBytes
 
 from medalliance.errors import InvalidArgument, MalformedMessage, PreconditionFailed, UnknownBlock
 from medalliance.ledger.block import data_hash, header_hash, parse_block, transactions_filter
@@ -79,7 +79,9 @@ class BlockStore:
     def __init__(self, directory: Path, db: sqlite3.Connection) -> None:
         self._dir = directory
         self._db = db
-        row = db.execute("SELECT number, file, offset, length, header_hash FROM blocks ORDER BY number DESC LIMIT 1").fetchone()
+        row = db.execute(
+            "SELECT number, file, offset, length, header_hash FROM blocks ORDER BY number DESC LIMIT 1"
+        ).fetchone()
         self._height = 0 if row is None else row[0] + 1
         self._last_hash = b"" if row is None else bytes(row[4])
         self._file_index = 0 if row is None else row[1]
@@ -140,14 +142,18 @@ class BlockStore:
         hash_ = header_hash(block.header)
         with self._db:
             self._db.execute("BEGIN")
-            self._db.execute("INSERT INTO blocks VALUES (?, ?, ?, ?, ?)", (number, file, offset, length, hash_))
+            self._db.execute(
+                "INSERT INTO blocks VALUES (?, ?, ?, ?, ?)", (number, file, offset, length, hash_)
+            )
             self._db.executemany("INSERT OR IGNORE INTO txs VALUES (?, ?, ?, ?)", rows)
         self._height = number + 1
         self._last_hash = hash_
 
     def _recover(self) -> None:
         """Index complete blocks the index lacks; cut off a torn last record."""
-        row = self._db.execute("SELECT file, offset, length FROM blocks ORDER BY number DESC LIMIT 1").fetchone()
+        row = self._db.execute(
+            "SELECT file, offset, length FROM blocks ORDER BY number DESC LIMIT 1"
+        ).fetchone()
         file, start = (0, 0) if row is None else (row[0], row[1] + row[2])
         indexed = 0
         for path in sorted(self._dir.glob("blockfile_*")):
@@ -161,7 +167,9 @@ class BlockStore:
                     with path.open("r+b") as f:
                         f.truncate(offset)
                         os.fsync(f.fileno())
-                    log.warning("torn block record cut off", extra={"file": path.name, "bytes": length})
+                    log.warning(
+                        "torn block record cut off", extra={"file": path.name, "bytes": length}
+                    )
                     break
                 self._index(parse_block(record), index, offset, length)
                 indexed += 1
@@ -170,7 +178,9 @@ class BlockStore:
             log.warning("blocks re-indexed after a crash", extra={"blocks": indexed})
 
     def get_block_bytes(self, number: int) -> bytes:
-        row = self._db.execute("SELECT file, offset, length FROM blocks WHERE number = ?", (number,)).fetchone()
+        row = self._db.execute(
+            "SELECT file, offset, length FROM blocks WHERE number = ?", (number,)
+        ).fetchone()
         if row is None:
             raise UnknownBlock(number, self._height)
         with (self._dir / _file_name(row[0])).open("rb") as f:
@@ -187,11 +197,15 @@ class BlockStore:
             yield self.get_block(number)
 
     def tx_location(self, tx_id: str) -> TxLocation | None:
-        row = self._db.execute("SELECT block, tx_num, code FROM txs WHERE tx_id = ?", (tx_id,)).fetchone()
+        row = self._db.execute(
+            "SELECT block, tx_num, code FROM txs WHERE tx_id = ?", (tx_id,)
+        ).fetchone()
         return None if row is None else TxLocation(row[0], row[1], row[2])
 
     def contains_tx(self, tx_id: str) -> bool:
-        return self._db.execute("SELECT 1 FROM txs WHERE tx_id = ?", (tx_id,)).fetchone() is not None
+        return (
+            self._db.execute("SELECT 1 FROM txs WHERE tx_id = ?", (tx_id,)).fetchone() is not None
+        )
 
     def close(self) -> None:
         self._db.close()

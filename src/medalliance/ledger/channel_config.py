@@ -75,32 +75,52 @@ def _signature(text: str) -> configtx_pb2.ConfigPolicy:
     return configtx_pb2.ConfigPolicy(policy=policy, mod_policy="Admins")
 
 
-def _implicit(rule: Literal["ANY", "ALL", "MAJORITY"], sub_policy: str) -> configtx_pb2.ConfigPolicy:
+def _implicit(
+    rule: Literal["ANY", "ALL", "MAJORITY"], sub_policy: str
+) -> configtx_pb2.ConfigPolicy:
     meta = policies_pb2.ImplicitMetaPolicy(sub_policy=sub_policy, rule=_RULES[rule])
     return configtx_pb2.ConfigPolicy(
-        policy=policies_pb2.Policy(type=_IMPLICIT, value=meta.SerializeToString()), mod_policy="Admins"
+        policy=policies_pb2.Policy(type=_IMPLICIT, value=meta.SerializeToString()),
+        mod_policy="Admins",
     )
 
 
 def _capabilities(name: str) -> configtx_pb2.ConfigValue:
-    return _value(configuration_pb2.Capabilities(capabilities={name: configuration_pb2.Capability()}))
+    return _value(
+        configuration_pb2.Capabilities(capabilities={name: configuration_pb2.Capability()})
+    )
 
 
 def _org_group(org: OrgDefinition, *, orderer: bool) -> configtx_pb2.ConfigGroup:
     m = org.msp_id
     group = configtx_pb2.ConfigGroup(mod_policy="Admins")
-    group.values["MSP"].CopyFrom(configtx_pb2.ConfigValue(value=org.msp.to_proto_bytes(), mod_policy="Admins"))
-    alliance = json.dumps({"type": org.alliance_type, "regulator": org.regulator, "parent": org.parent},
-                          sort_keys=True, separators=(",", ":")).encode()
-    group.values[ALLIANCE_VALUE].CopyFrom(configtx_pb2.ConfigValue(value=alliance, mod_policy="Admins"))
+    group.values["MSP"].CopyFrom(
+        configtx_pb2.ConfigValue(value=org.msp.to_proto_bytes(), mod_policy="Admins")
+    )
+    alliance = json.dumps(
+        {"type": org.alliance_type, "regulator": org.regulator, "parent": org.parent},
+        sort_keys=True,
+        separators=(",", ":"),
+    ).encode()
+    group.values[ALLIANCE_VALUE].CopyFrom(
+        configtx_pb2.ConfigValue(value=alliance, mod_policy="Admins")
+    )
     if orderer:
-        group.values["Endpoints"].CopyFrom(_value(configuration_pb2.OrdererAddresses(addresses=org.endpoints)))
-        policies = {"Readers": f"OR('{m}.member')", "Writers": f"OR('{m}.member')",
-                    "Admins": f"OR('{m}.admin')"}
+        group.values["Endpoints"].CopyFrom(
+            _value(configuration_pb2.OrdererAddresses(addresses=org.endpoints))
+        )
+        policies = {
+            "Readers": f"OR('{m}.member')",
+            "Writers": f"OR('{m}.member')",
+            "Admins": f"OR('{m}.admin')",
+        }
     else:
-        policies = {"Readers": f"OR('{m}.admin', '{m}.peer', '{m}.client')",
-                    "Writers": f"OR('{m}.admin', '{m}.client')", "Admins": f"OR('{m}.admin')",
-                    "Endorsement": f"OR('{m}.peer')"}
+        policies = {
+            "Readers": f"OR('{m}.admin', '{m}.peer', '{m}.client')",
+            "Writers": f"OR('{m}.admin', '{m}.client')",
+            "Admins": f"OR('{m}.admin')",
+            "Endorsement": f"OR('{m}.peer')",
+        }
     for name, text in policies.items():
         group.policies[name].CopyFrom(_signature(text))
     return group
@@ -110,35 +130,59 @@ def build_config(defn: ChannelDefinition) -> configtx_pb2.Config:
     app = configtx_pb2.ConfigGroup(mod_policy="Admins")
     for org in defn.application_orgs:
         app.groups[org.msp_id].CopyFrom(_org_group(org, orderer=False))
-    for name, rule, sub in (("Readers", "ANY", "Readers"), ("Writers", "ANY", "Writers"),
-                            ("Admins", "MAJORITY", "Admins"), ("Endorsement", "MAJORITY", "Endorsement"),
-                            ("LifecycleEndorsement", "MAJORITY", "Endorsement")):
+    for name, rule, sub in (
+        ("Readers", "ANY", "Readers"),
+        ("Writers", "ANY", "Writers"),
+        ("Admins", "MAJORITY", "Admins"),
+        ("Endorsement", "MAJORITY", "Endorsement"),
+        ("LifecycleEndorsement", "MAJORITY", "Endorsement"),
+    ):
         app.policies[name].CopyFrom(_implicit(rule, sub))  # type: ignore[arg-type]
     app.values["Capabilities"].CopyFrom(_capabilities("V2_0"))
 
     orderer = configtx_pb2.ConfigGroup(mod_policy="Admins")
     for org in defn.orderer_orgs:
         orderer.groups[org.msp_id].CopyFrom(_org_group(org, orderer=True))
-    for name, rule, sub in (("Readers", "ANY", "Readers"), ("Writers", "ANY", "Writers"),
-                            ("Admins", "MAJORITY", "Admins"), ("BlockValidation", "ANY", "Writers")):
+    for name, rule, sub in (
+        ("Readers", "ANY", "Readers"),
+        ("Writers", "ANY", "Writers"),
+        ("Admins", "MAJORITY", "Admins"),
+        ("BlockValidation", "ANY", "Writers"),
+    ):
         orderer.policies[name].CopyFrom(_implicit(rule, sub))  # type: ignore[arg-type]
     orderer.values["ConsensusType"].CopyFrom(_value(orderer_pb2.ConsensusType(type="BFT")))
-    orderer.values["BatchSize"].CopyFrom(_value(orderer_pb2.BatchSize(
-        max_message_count=defn.batch_max_count, absolute_max_bytes=defn.batch_absolute_max_bytes,
-        preferred_max_bytes=defn.batch_preferred_max_bytes)))
-    orderer.values["BatchTimeout"].CopyFrom(_value(orderer_pb2.BatchTimeout(timeout=f"{defn.batch_timeout_ms}ms")))
+    orderer.values["BatchSize"].CopyFrom(
+        _value(
+            orderer_pb2.BatchSize(
+                max_message_count=defn.batch_max_count,
+                absolute_max_bytes=defn.batch_absolute_max_bytes,
+                preferred_max_bytes=defn.batch_preferred_max_bytes,
+            )
+        )
+    )
+    orderer.values["BatchTimeout"].CopyFrom(
+        _value(orderer_pb2.BatchTimeout(timeout=f"{defn.batch_timeout_ms}ms"))
+    )
     orderer.values["Capabilities"].CopyFrom(_capabilities("V2_0"))
 
     channel = configtx_pb2.ConfigGroup(mod_policy="Admins")
     channel.groups["Application"].CopyFrom(app)
     channel.groups["Orderer"].CopyFrom(orderer)
-    channel.values["HashingAlgorithm"].CopyFrom(_value(configuration_pb2.HashingAlgorithm(name="SHA256")))
+    channel.values["HashingAlgorithm"].CopyFrom(
+        _value(configuration_pb2.HashingAlgorithm(name="SHA256"))
+    )
     channel.values["BlockDataHashingStructure"].CopyFrom(
-        _value(configuration_pb2.BlockDataHashingStructure(width=2**32 - 1)))
-    channel.values["OrdererAddresses"].CopyFrom(_value(configuration_pb2.OrdererAddresses(addresses=defn.consenters)))
+        _value(configuration_pb2.BlockDataHashingStructure(width=2**32 - 1))
+    )
+    channel.values["OrdererAddresses"].CopyFrom(
+        _value(configuration_pb2.OrdererAddresses(addresses=defn.consenters))
+    )
     channel.values["Capabilities"].CopyFrom(_capabilities("V3_0"))
-    for name, rule, sub in (("Readers", "ANY", "Readers"), ("Writers", "ANY", "Writers"),
-                            ("Admins", "MAJORITY", "Admins")):
+    for name, rule, sub in (
+        ("Readers", "ANY", "Readers"),
+        ("Writers", "ANY", "Writers"),
+        ("Admins", "MAJORITY", "Admins"),
+    ):
         channel.policies[name].CopyFrom(_implicit(rule, sub))  # type: ignore[arg-type]
     return configtx_pb2.Config(sequence=0, channel_group=channel)
 
@@ -146,17 +190,23 @@ def build_config(defn: ChannelDefinition) -> configtx_pb2.Config:
 def genesis_block(defn: ChannelDefinition, *, timestamp_ms: int) -> common_pb2.Block:
     """Block 0: one unsigned CONFIG envelope holding the configuration, as configtxgen makes it."""
     header = common_pb2.ChannelHeader(
-        type=common_pb2.HeaderType.Value("CONFIG"), version=1, channel_id=defn.channel_id,
+        type=common_pb2.HeaderType.Value("CONFIG"),
+        version=1,
+        channel_id=defn.channel_id,
         timestamp=Timestamp(seconds=timestamp_ms // 1000, nanos=(timestamp_ms % 1000) * 1_000_000),
     )
     payload = common_pb2.Payload(
-        header=common_pb2.Header(channel_header=header.SerializeToString(),
-                                 signature_header=common_pb2.SignatureHeader().SerializeToString()),
+        header=common_pb2.Header(
+            channel_header=header.SerializeToString(),
+            signature_header=common_pb2.SignatureHeader().SerializeToString(),
+        ),
         data=configtx_pb2.ConfigEnvelope(config=build_config(defn)).SerializeToString(),
     )
     envelope = common_pb2.Envelope(payload=payload.SerializeToString()).SerializeToString()
     block = new_block(0, b"", [envelope])
-    value = common_pb2.OrdererBlockMetadata(last_config=common_pb2.LastConfig(index=0)).SerializeToString()
+    value = common_pb2.OrdererBlockMetadata(
+        last_config=common_pb2.LastConfig(index=0)
+    ).SerializeToString()
     block.metadata.metadata[common_pb2.BlockMetadataIndex.Value("SIGNATURES")] = (
         common_pb2.Metadata(value=value).SerializeToString()
     )
@@ -190,9 +240,13 @@ class ChannelConfig:
             self.application_msp_ids = tuple(sorted(app.groups))
             self.orderer_msp_ids = tuple(sorted(orderer.groups))
             batch = _parse(orderer_pb2.BatchSize(), orderer.values["BatchSize"].value)
-            timeout = _parse(orderer_pb2.BatchTimeout(), orderer.values["BatchTimeout"].value).timeout
+            timeout = _parse(
+                orderer_pb2.BatchTimeout(), orderer.values["BatchTimeout"].value
+            ).timeout
             self.consenters = tuple(
-                _parse(configuration_pb2.OrdererAddresses(), root.values["OrdererAddresses"].value).addresses
+                _parse(
+                    configuration_pb2.OrdererAddresses(), root.values["OrdererAddresses"].value
+                ).addresses
             )
         except KeyError as exc:
             raise MalformedMessage("channel configuration", f"missing {exc}") from exc
@@ -207,7 +261,11 @@ class ChannelConfig:
 
     @classmethod
     def from_block(cls, block: common_pb2.Block) -> ChannelConfig:
-        envelope, payload, header = common_pb2.Envelope(), common_pb2.Payload(), common_pb2.ChannelHeader()
+        envelope, payload, header = (
+            common_pb2.Envelope(),
+            common_pb2.Payload(),
+            common_pb2.ChannelHeader(),
+        )
         config_envelope = configtx_pb2.ConfigEnvelope()
         try:
             envelope.ParseFromString(block.data.data[0])
@@ -226,11 +284,15 @@ class ChannelConfig:
             policy = cp.policy
             if policy.type == _SIGNATURE:
                 self._policies[f"{path}/{name}"] = _Policy(
-                    "signature", envelope=_parse(policies_pb2.SignaturePolicyEnvelope(), policy.value))
+                    "signature",
+                    envelope=_parse(policies_pb2.SignaturePolicyEnvelope(), policy.value),
+                )
             elif policy.type == _IMPLICIT:
                 meta = _parse(policies_pb2.ImplicitMetaPolicy(), policy.value)
                 rule = policies_pb2.ImplicitMetaPolicy.Rule.Name(meta.rule)
-                self._policies[f"{path}/{name}"] = _Policy("implicit", sub_policy=str(meta.sub_policy), rule=rule)
+                self._policies[f"{path}/{name}"] = _Policy(
+                    "implicit", sub_policy=str(meta.sub_policy), rule=rule
+                )
         for name, sub in group.groups.items():
             self._index(f"{path}/{name}", sub)
 
@@ -252,14 +314,21 @@ class ChannelConfig:
 
 
 def _org(msp_id: str, group: configtx_pb2.ConfigGroup) -> OrgDefinition:
-    alliance = json.loads(group.values[ALLIANCE_VALUE].value) if ALLIANCE_VALUE in group.values else {}
+    alliance = (
+        json.loads(group.values[ALLIANCE_VALUE].value) if ALLIANCE_VALUE in group.values else {}
+    )
     endpoints: tuple[str, ...] = ()
     if "Endpoints" in group.values:
-        endpoints = tuple(_parse(configuration_pb2.OrdererAddresses(), group.values["Endpoints"].value).addresses)
+        endpoints = tuple(
+            _parse(configuration_pb2.OrdererAddresses(), group.values["Endpoints"].value).addresses
+        )
     return OrgDefinition(
-        msp_id=msp_id, msp=Msp.from_proto_bytes(group.values["MSP"].value),
-        alliance_type=str(alliance.get("type", "")), regulator=alliance.get("regulator"),
-        parent=alliance.get("parent"), endpoints=endpoints,
+        msp_id=msp_id,
+        msp=Msp.from_proto_bytes(group.values["MSP"].value),
+        alliance_type=str(alliance.get("type", "")),
+        regulator=alliance.get("regulator"),
+        parent=alliance.get("parent"),
+        endpoints=endpoints,
     )
 
 
@@ -275,4 +344,6 @@ def _duration_ms(text: str) -> int:
     for suffix, factor in (("ms", 1), ("s", 1000), ("m", 60_000)):
         if text.endswith(suffix) and text[: -len(suffix)].isdigit():
             return int(text[: -len(suffix)]) * factor
-    raise MalformedMessage("channel configuration", f"batch timeout {text!r} is not like 200ms or 2s")
+    raise MalformedMessage(
+        "channel configuration", f"batch timeout {text!r} is not like 200ms or 2s"
+    )

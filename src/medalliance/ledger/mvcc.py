@@ -16,9 +16,9 @@ from fabric_protos.peer import transaction_pb2
 
 from medalliance.ledger.state import StateReader, Version, Write
 
-VALID = transaction_pb2.TxValidationCode.Value("VALID")
-MVCC_READ_CONFLICT = transaction_pb2.TxValidationCode.Value("MVCC_READ_CONFLICT")
-PHANTOM_READ_CONFLICT = transaction_pb2.TxValidationCode.Value("PHANTOM_READ_CONFLICT")
+VALID: int = transaction_pb2.TxValidationCode.Value("VALID")
+MVCC_READ_CONFLICT: int = transaction_pb2.TxValidationCode.Value("MVCC_READ_CONFLICT")
+PHANTOM_READ_CONFLICT: int = transaction_pb2.TxValidationCode.Value("PHANTOM_READ_CONFLICT")
 UNCHANGED = -1  # for a tx already invalid: keep its earlier code
 
 
@@ -54,7 +54,8 @@ def _check_tx(reader: StateReader, tx: MvccTx, written: dict[tuple[str, str], bo
             committed = reader.get(ns, read.key)
             expected = (
                 Version(int(read.version.block_num), int(read.version.tx_num))
-                if read.HasField("version") else None
+                if read.HasField("version")
+                else None
             )
             if (committed.version if committed else None) != expected:
                 return MVCC_READ_CONFLICT
@@ -72,13 +73,17 @@ def _range_unchanged(
 ) -> bool:
     if rq.WhichOneof("reads_info") == "reads_merkle_hashes":
         return False  # we never emit summaries; one we cannot re-check is treated as a conflict
-    recorded = [(r.key, (int(r.version.block_num), int(r.version.tx_num))) for r in rq.raw_reads.kv_reads]
+    recorded = [
+        (r.key, (int(r.version.block_num), int(r.version.tx_num))) for r in rq.raw_reads.kv_reads
+    ]
     end = rq.end_key
     # A contract that stopped iterating early saw the range only up to its last key.
     last = recorded[-1][0] if not rq.itr_exhausted and recorded else None
     for written_ns, key in written:
-        if written_ns == ns and key >= rq.start_key and (
-            (not end or key < end) if last is None else key <= last
+        if (
+            written_ns == ns
+            and key >= rq.start_key
+            and ((not end or key < end) if last is None else key <= last)
         ):
             return False  # an earlier tx of this block changed a key in the range
     current = []

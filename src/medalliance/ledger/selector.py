@@ -87,7 +87,11 @@ def _parse_object(obj: Mapping[str, Any], path: tuple[str, ...]) -> Selector:
             parts.append(_parse_operator(key, value, path))
         else:
             sub_path = path + tuple(key.split("."))
-            if isinstance(value, Mapping) and value and all(isinstance(k, str) and k.startswith("$") for k in value):
+            if (
+                isinstance(value, Mapping)
+                and value
+                and all(isinstance(k, str) and k.startswith("$") for k in value)
+            ):
                 parts.append(_parse_object(value, sub_path))
             else:
                 parts.append(Condition(sub_path, "$eq", value))
@@ -155,7 +159,7 @@ def _matches(selector: Selector, document: Any) -> bool:
     value = _get(document, selector.path)
     op = selector.op
     if op == "$exists":
-        return (value is not _MISSING) == selector.value
+        return (value is not _MISSING) is bool(selector.value)
     if value is _MISSING:
         return op in ("$ne", "$nin")
     if op == "$in":

@@ -56,7 +56,9 @@ class SqliteState:
         ).fetchone()
         return None if row is None else VersionedValue(bytes(row[0]), Version(row[1], row[2]))
 
-    def range(self, namespace: str, start_key: str, end_key: str) -> Iterator[tuple[str, VersionedValue]]:
+    def range(
+        self, namespace: str, start_key: str, end_key: str
+    ) -> Iterator[tuple[str, VersionedValue]]:
         sql = "SELECT key, value, block_num, tx_num FROM state WHERE ns = ? AND key >= ?"
         params: list[Any] = [namespace, start_key]
         if end_key:
@@ -93,7 +95,9 @@ class SqliteState:
             "WHERE ns = ? AND key = ? ORDER BY block_num DESC, tx_num DESC",
             (namespace, key),
         ).fetchall()
-        return [KeyModification(r[0], Version(r[1], r[2]), r[3], bool(r[4]), bytes(r[5])) for r in rows]
+        return [
+            KeyModification(r[0], Version(r[1], r[2]), r[3], bool(r[4]), bytes(r[5])) for r in rows
+        ]
 
     def apply_block(self, block_num: int, txs: Sequence[TxWrites]) -> None:
         if block_num != self.savepoint + 1:
@@ -101,8 +105,16 @@ class SqliteState:
                 f"world state is at block {self.savepoint}; cannot apply block {block_num}"
             )
         history = [
-            (w.namespace, w.key, block_num, tx.tx_num, tx.tx_id, tx.timestamp_ms,
-             int(w.value is None), w.value or b"")
+            (
+                w.namespace,
+                w.key,
+                block_num,
+                tx.tx_num,
+                tx.tx_id,
+                tx.timestamp_ms,
+                int(w.value is None),
+                w.value or b"",
+            )
             for tx in txs
             for w in tx.writes
         ]
@@ -111,7 +123,9 @@ class SqliteState:
             for tx in txs:  # in order, so a later tx's write of a key wins
                 for w in tx.writes:
                     if w.value is None:
-                        self._db.execute("DELETE FROM state WHERE ns = ? AND key = ?", (w.namespace, w.key))
+                        self._db.execute(
+                            "DELETE FROM state WHERE ns = ? AND key = ?", (w.namespace, w.key)
+                        )
                     else:
                         self._db.execute(
                             "INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?, ?)",

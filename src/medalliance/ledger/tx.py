@@ -57,7 +57,9 @@ def compute_tx_id(nonce: bytes, creator: bytes) -> str:
 
 
 def serialize_identity(msp_id: str, cert_pem: bytes) -> bytes:
-    return bytes(identities_pb2.SerializedIdentity(mspid=msp_id, id_bytes=cert_pem).SerializeToString())
+    return bytes(
+        identities_pb2.SerializedIdentity(mspid=msp_id, id_bytes=cert_pem).SerializeToString()
+    )
 
 
 def timestamp_ms(ts: Timestamp) -> int:
@@ -113,7 +115,9 @@ class ProposalView:
     def proposal_hash(self) -> bytes:
         """Fabric's proposal hash, as endorsers sign it and committers recheck it."""
         return proposal_hash(
-            self.header.channel_header_bytes, self.header.signature_header_bytes, self.payload_for_tx
+            self.header.channel_header_bytes,
+            self.header.signature_header_bytes,
+            self.payload_for_tx,
         )
 
 
@@ -322,14 +326,16 @@ def new_signed_proposal(
         type=ENDORSER_TRANSACTION,
         channel_id=channel_id,
         tx_id=tx_id,
-        timestamp=Timestamp(
-            seconds=timestamp_ms // 1000, nanos=(timestamp_ms % 1000) * 1_000_000
-        ),
-        extension=proposal_pb2.ChaincodeHeaderExtension(chaincode_id=chaincode_id).SerializeToString(),
+        timestamp=Timestamp(seconds=timestamp_ms // 1000, nanos=(timestamp_ms % 1000) * 1_000_000),
+        extension=proposal_pb2.ChaincodeHeaderExtension(
+            chaincode_id=chaincode_id
+        ).SerializeToString(),
     )
     header = common_pb2.Header(
         channel_header=channel_header.SerializeToString(),
-        signature_header=common_pb2.SignatureHeader(creator=creator, nonce=nonce).SerializeToString(),
+        signature_header=common_pb2.SignatureHeader(
+            creator=creator, nonce=nonce
+        ).SerializeToString(),
     )
     spec = chaincode_pb2.ChaincodeSpec(
         type=chaincode_pb2.ChaincodeSpec.Type.Value("NODE"),

@@ -140,13 +140,22 @@ def validate_block(
         result = p.result
         if result.code == VALID and mvcc_code not in (-1, VALID):
             result = TxResult(
-                result.tx_num, result.tx_id, mvcc_code, result.timestamp_ms, result.chaincode,
+                result.tx_num,
+                result.tx_id,
+                mvcc_code,
+                result.timestamp_ms,
+                result.chaincode,
                 reason=Code.Name(mvcc_code),
             )
         elif result.code == VALID:
             result = TxResult(
-                result.tx_num, result.tx_id, VALID, result.timestamp_ms, result.chaincode,
-                writes=writes_of(p.ns_rwsets), event=result.event,
+                result.tx_num,
+                result.tx_id,
+                VALID,
+                result.timestamp_ms,
+                result.chaincode,
+                writes=writes_of(p.ns_rwsets),
+                event=result.event,
             )
         results.append(result)
     return BlockResult(number, tuple(results))
@@ -219,8 +228,11 @@ def _check(
     if body.events:
         _check_event(body.events, body.chaincode_name)
     endorsements = [
-        SignedData(data=body.proposal_response_payload + e.endorser, identity=e.endorser,
-                   signature=e.signature)
+        SignedData(
+            data=body.proposal_response_payload + e.endorser,
+            identity=e.endorser,
+            signature=e.signature,
+        )
         for e in body.endorsements
     ]
     written = {ns for ns, rw in ns_rwsets if rw.writes or rw.metadata_writes}

@@ -25,12 +25,13 @@ CONFIG_FILE = "network.yaml"
 
 
 def _org_spec(org: OrganizationConfig) -> OrgSpec:
-    users = tuple(
-        UserSpec(u.name, "admin" if u.admin else "client", u.role) for u in org.all_users
-    )
+    users = tuple(UserSpec(u.name, "admin" if u.admin else "client", u.role) for u in org.all_users)
     return OrgSpec(
-        msp_id=org.msp_id, domain=org.domain, kind="orderer" if org.type == "orderer" else "peer",
-        peers=tuple(n.name for n in org.peers), orderers=tuple(n.name for n in org.orderers),
+        msp_id=org.msp_id,
+        domain=org.domain,
+        kind="orderer" if org.type == "orderer" else "peer",
+        peers=tuple(n.name for n in org.peers),
+        orderers=tuple(n.name for n in org.orderers),
         users=users,
     )
 
@@ -48,13 +49,19 @@ class NetworkLayout:
         return cls(directory, load_network_config(path))
 
     def org_dir(self, msp_id: str) -> Path:
-        return org_dir(self.directory / "organizations", _org_spec(self.config.organization(msp_id)))
+        return org_dir(
+            self.directory / "organizations", _org_spec(self.config.organization(msp_id))
+        )
 
     def peer_dir(self, msp_id: str, peer: str) -> Path:
         return self.org_dir(msp_id) / "peers" / f"{peer}.{self.config.organization(msp_id).domain}"
 
     def orderer_dir(self, msp_id: str, orderer: str) -> Path:
-        return self.org_dir(msp_id) / "orderers" / f"{orderer}.{self.config.organization(msp_id).domain}"
+        return (
+            self.org_dir(msp_id)
+            / "orderers"
+            / f"{orderer}.{self.config.organization(msp_id).domain}"
+        )
 
     def user_msp_dir(self, msp_id: str, user: str) -> Path:
         domain = self.config.organization(msp_id).domain
@@ -73,7 +80,9 @@ def init_network(
 ) -> NetworkLayout:
     """Generate everything a network needs in `directory` (which must not hold one yet)."""
     if (directory / CONFIG_FILE).exists() or (directory / "organizations").exists():
-        raise PreconditionFailed(f"{directory} already holds a network; use a new --dir or remove it")
+        raise PreconditionFailed(
+            f"{directory} already holds a network; use a new --dir or remove it"
+        )
     layout = NetworkLayout(directory, config)
     msps = {}
     for org in config.organizations:
@@ -81,15 +90,17 @@ def init_network(
             on_progress(f"generating crypto material for {org.msp_id}")
         root = generate_org(directory / "organizations", _org_spec(org), now=now)
         msps[org.msp_id] = Msp.from_dir(root / "msp", org.msp_id)
+    by_name = {o.name: o for o in config.organizations}
     for channel in config.channels:
         if on_progress:
             on_progress(f"creating the genesis block of channel {channel.name}")
-        by_name = {o.name: o for o in config.organizations}
 
         def definition(org: OrganizationConfig, *, orderer: bool) -> OrgDefinition:
             nodes = org.orderers if orderer else org.peers
             return OrgDefinition(
-                msp_id=org.msp_id, msp=msps[org.msp_id], alliance_type=org.type,
+                msp_id=org.msp_id,
+                msp=msps[org.msp_id],
+                alliance_type=org.type,
                 regulator=by_name[org.regulator].msp_id if org.regulator else None,
                 parent=by_name[org.parent].msp_id if org.parent else None,
                 endpoints=tuple(f"{n.host}:{n.port}" for n in nodes),
@@ -111,7 +122,9 @@ def init_network(
         block = genesis_block(defn, timestamp_ms=int(now.timestamp() * 1000))
         path.write_bytes(block.SerializeToString())
     (directory / CONFIG_FILE).write_text(
-        yaml.safe_dump(config.model_dump(mode="json", by_alias=True, exclude_none=True), sort_keys=False),
+        yaml.safe_dump(
+            config.model_dump(mode="json", by_alias=True, exclude_none=True), sort_keys=False
+        ),
         encoding="utf-8",
     )
     return layout

@@ -72,7 +72,10 @@ class PeerChannel:
                 state.apply_block(0, [])  # the genesis block writes no state
         else:
             config = ChannelConfig.from_block(store.get_block(0))
-            if genesis is not None and genesis.header.data_hash != store.get_block(0).header.data_hash:
+            if (
+                genesis is not None
+                and genesis.header.data_hash != store.get_block(0).header.data_hash
+            ):
                 raise InvalidArgument(f"{directory} holds a different channel's ledger")
         channel = cls(store, state, config)
         channel.recover()
@@ -126,8 +129,12 @@ class PeerChannel:
         valid = sum(1 for code in result.codes if code == VALID)
         log.info(
             "block committed",
-            extra={"channel": self.channel_id, "block": number, "txs": len(result.txs),
-                   "valid": valid},
+            extra={
+                "channel": self.channel_id,
+                "block": number,
+                "txs": len(result.txs),
+                "valid": valid,
+            },
         )
         for listener in self._listeners:
             listener(block, result)
@@ -149,8 +156,12 @@ class PeerChannel:
                 view = parse_envelope(bytes(data))
                 body = view.endorser_tx()
                 txs.append(
-                    TxWrites(tx_num, view.tx_id, view.header.timestamp_ms,
-                             writes_of(parse_rwset(body.rwset)))
+                    TxWrites(
+                        tx_num,
+                        view.tx_id,
+                        view.header.timestamp_ms,
+                        writes_of(parse_rwset(body.rwset)),
+                    )
                 )
             self._state.apply_block(number, txs)
             replayed += 1

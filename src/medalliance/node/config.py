@@ -101,15 +101,19 @@ class NetworkConfig(_Model):
         _unique("msp_id", [o.msp_id for o in self.organizations])
         _unique("port", [n.port for o in self.organizations for n in (*o.peers, *o.orderers)])
         for org in self.organizations:
-            if org.parent is not None and orgs.get(org.parent, None) is None:
-                raise ValueError(f"organisation {org.name}: parent {org.parent!r} is not an organisation")
+            if org.parent is not None and orgs.get(org.parent) is None:
+                raise ValueError(
+                    f"organisation {org.name}: parent {org.parent!r} is not an organisation"
+                )
             if org.parent is not None and orgs[org.parent].type != "regulator":
                 raise ValueError(f"organisation {org.name}: parent {org.parent} is not a regulator")
             if org.type in ("tertiary", "secondary"):
                 if org.regulator is None:
                     raise ValueError(f"hospital {org.name} needs a supervising regulator")
                 if org.regulator not in orgs or orgs[org.regulator].type != "regulator":
-                    raise ValueError(f"hospital {org.name}: regulator {org.regulator!r} is not a regulator organisation")
+                    raise ValueError(
+                        f"hospital {org.name}: regulator {org.regulator!r} is not a regulator organisation"
+                    )
             if org.type != "orderer" and not org.peers:
                 raise ValueError(f"organisation {org.name} runs no peer")
         _check_hierarchy(self.organizations)
@@ -118,12 +122,16 @@ class NetworkConfig(_Model):
         for channel in self.channels:
             for member in channel.members:
                 if member not in orgs or orgs[member].type == "orderer":
-                    raise ValueError(f"channel {channel.name}: member {member!r} is not a peer organisation")
+                    raise ValueError(
+                        f"channel {channel.name}: member {member!r} is not a peer organisation"
+                    )
             for contract in channel.contracts:
                 try:
                     parse_policy(self.endorsement_policy(channel, contract))
                 except PolicySyntaxError as exc:
-                    raise ValueError(f"channel {channel.name}, contract {contract.name}: {exc}") from exc
+                    raise ValueError(
+                        f"channel {channel.name}, contract {contract.name}: {exc}"
+                    ) from exc
         return self
 
     def organization(self, name: str) -> OrganizationConfig:
@@ -175,7 +183,8 @@ def _unique(what: str, values: list[object]) -> None:
 def _check_hierarchy(orgs: tuple[OrganizationConfig, ...]) -> None:
     parents = {o.name: o.parent for o in orgs}
     for start in parents:
-        seen, current = set(), start
+        seen: set[str] = set()
+        current: str | None = start
         while current is not None:
             if current in seen:
                 raise ValueError(f"the regulator hierarchy has a cycle through {current}")

@@ -49,12 +49,16 @@ def deploy_contracts(
                 continue
             sequence = (current.sequence if current else 0) + 1
             if on_progress:
-                on_progress(f"deploying {spec.name} {spec.version} on {channel.name} (sequence {sequence})")
+                on_progress(
+                    f"deploying {spec.name} {spec.version} on {channel.name} (sequence {sequence})"
+                )
             policy = policy_pb2.ApplicationPolicy(
                 signature_policy=parse_policy(network.config.endorsement_policy(channel, spec))
             ).SerializeToString()
             approve = lifecycle_pb2.ApproveChaincodeDefinitionForMyOrgArgs(
-                sequence=sequence, name=spec.name, version=spec.version,
+                sequence=sequence,
+                name=spec.name,
+                version=spec.version,
                 validation_parameter=policy,
                 source=lifecycle_pb2.ChaincodeSource(
                     local_package=lifecycle_pb2.ChaincodeSource.Local(package_id=package_id)
@@ -62,12 +66,17 @@ def deploy_contracts(
             ).SerializeToString()
             for msp_id in members:
                 network.client(msp_id, ADMIN).submit(
-                    channel.name, LIFECYCLE_NAMESPACE, "ApproveChaincodeDefinitionForMyOrg",
-                    approve, wait=False,
+                    channel.name,
+                    LIFECYCLE_NAMESPACE,
+                    "ApproveChaincodeDefinitionForMyOrg",
+                    approve,
+                    wait=False,
                 )
             network.cut_blocks(channel.name)
             commit = lifecycle_pb2.CommitChaincodeDefinitionArgs(
-                sequence=sequence, name=spec.name, version=spec.version,
+                sequence=sequence,
+                name=spec.name,
+                version=spec.version,
                 validation_parameter=policy,
             ).SerializeToString()
             result = network.client(members[0], ADMIN).submit(

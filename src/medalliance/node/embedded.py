@@ -93,7 +93,9 @@ class EmbeddedNetwork:
             for node in org.peers:
                 host = f"{node.name}.{org.domain}"
                 signer = load_signer(layout.peer_dir(org.msp_id, node.name) / "msp", org.msp_id)
-                peers.append(Peer(host, signer, directory / "nodes" / host, endorsing=org.endorsing))
+                peers.append(
+                    Peer(host, signer, directory / "nodes" / host, endorsing=org.endorsing)
+                )
         for channel in config.channels:
             genesis = parse_block(layout.genesis_block_path(channel.name).read_bytes())
             members = ChannelConfig.from_block(genesis).application_msp_ids
@@ -113,7 +115,9 @@ class EmbeddedNetwork:
         """The signing identity of a user of an organisation, from its crypto material."""
         path = self.layout.user_msp_dir(msp_id, user)
         if not path.exists():
-            raise NotFound(f"no user {user!r} in {msp_id}; see {self.layout.directory}/organizations")
+            raise NotFound(
+                f"no user {user!r} in {msp_id}; see {self.layout.directory}/organizations"
+            )
         return load_signer(path, msp_id)
 
     def client(self, msp_id: str, user: str = "User1") -> Client:
@@ -273,8 +277,13 @@ class Client:
         encoded = [function.encode()] + [a.encode() if isinstance(a, str) else a for a in args]
         now_ms = int(self._network.now().timestamp() * 1000)
         return new_signed_proposal(
-            self.signer, channel_id=channel_id, chaincode=contract, args=encoded,
-            nonce=os.urandom(24), timestamp_ms=now_ms, transient=transient,
+            self.signer,
+            channel_id=channel_id,
+            chaincode=contract,
+            args=encoded,
+            nonce=os.urandom(24),
+            timestamp_ms=now_ms,
+            transient=transient,
         )
 
 

@@ -117,7 +117,10 @@ class OrderingStage:
         self._previous_hash = header_hash(block.header)
         log.info(
             "block cut",
-            extra={"channel": self._config.channel_id, "block": block.header.number,
-                   "txs": len(cut.tx_ids)},
+            extra={
+                "channel": self._config.channel_id,
+                "block": block.header.number,
+                "txs": len(cut.tx_ids),
+            },
         )
         self._deliver(block)

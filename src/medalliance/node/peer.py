@@ -71,9 +71,7 @@ class Peer:
         except KeyError:
             raise UnknownChannel(channel_id) from None
 
-    def endorse(
-        self, signed: proposal_pb2.SignedProposal, *, now: dt.datetime
-    ) -> Endorsed:
+    def endorse(self, signed: proposal_pb2.SignedProposal, *, now: dt.datetime) -> Endorsed:
         """Check, simulate and (unless refused by the contract) endorse a proposal."""
         try:
             channel_id = parse_signed_proposal(signed).channel_id

@@ -20,9 +20,15 @@ def tx(name: str, size: int = 1) -> Submitted:
         pytest.param([tx("a"), Tick(5)], [("a",)], id="the timeout cuts"),
         pytest.param([Tick(9), tx("a"), Tick(13)], [], id="the clock starts at the oldest tx"),
         pytest.param([Tick(9)], [], id="no empty blocks"),
-        pytest.param([tx("a", 6), tx("b", 6)], [("a",)], id="a tx that would overflow starts the next batch"),
+        pytest.param(
+            [tx("a", 6), tx("b", 6)], [("a",)], id="a tx that would overflow starts the next batch"
+        ),
         pytest.param([tx("big", 50)], [("big",)], id="a tx above the preferred size goes alone"),
-        pytest.param([tx("a", 4), tx("big", 50)], [("a",), ("big",)], id="a big tx cuts what waits, then itself"),
+        pytest.param(
+            [tx("a", 4), tx("big", 50)],
+            [("a",), ("big",)],
+            id="a big tx cuts what waits, then itself",
+        ),
     ],
 )
 def test_cutting_rules(events: list[Submitted | Tick], blocks: list[tuple[str, ...]]) -> None:

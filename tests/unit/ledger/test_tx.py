@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from fabric_protos.peer import proposal_pb2
 from hypothesis import given
@@ -35,8 +37,12 @@ def test_tx_id_matches_fabric_test_vector() -> None:
 
 def test_a_built_proposal_parses_back() -> None:
     signed, tx_id = new_signed_proposal(
-        FixedSigner(), channel_id="mychannel", chaincode="basic",
-        args=[b"ReadAsset", b"asset1"], nonce=b"n" * 24, timestamp_ms=1_700_000_000_123,
+        FixedSigner(),
+        channel_id="mychannel",
+        chaincode="basic",
+        args=[b"ReadAsset", b"asset1"],
+        nonce=b"n" * 24,
+        timestamp_ms=1_700_000_000_123,
         transient={"secret": b"s"},
     )
     view = parse_signed_proposal(signed)
@@ -52,14 +58,10 @@ def test_a_built_proposal_parses_back() -> None:
 
 @given(st.binary(max_size=200))
 def test_random_bytes_never_parse_into_anything_but_a_typed_error(data: bytes) -> None:
-    try:
+    with contextlib.suppress(MalformedTransaction):
         parse_signed_proposal(proposal_pb2.SignedProposal(proposal_bytes=data))
-    except MalformedTransaction:
-        pass
-    try:
+    with contextlib.suppress(MalformedTransaction):
         parse_envelope(data)
-    except MalformedTransaction:
-        pass
 
 
 @pytest.mark.parametrize(
