@@ -80,7 +80,12 @@ class SqliteState:
                 continue  # only JSON values take part in rich queries
             if parsed.matches(document):
                 matches.append((parsed.sort_key(document), key, versioned))
-        matches.sort(key=lambda m: m[:2])
+        # Stable sorts, last field first, give a multi-field sort with per-field direction;
+        # ties keep key order.
+        matches.sort(key=lambda m: m[1])
+        for index in reversed(range(len(parsed.sort))):
+            descending = parsed.sort[index][1]
+            matches.sort(key=lambda m, i=index: m[0][i], reverse=descending)
         limit = parsed.limit or len(matches)
         start = _decode_bookmark(bookmark)
         size = page_size or limit
