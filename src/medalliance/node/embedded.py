@@ -259,10 +259,11 @@ class Client:
         return SubmitResult(tx_id, location.validation_code, location.block_num, payload)
 
     def _own_peer(self, channel_id: str) -> Peer:
-        for peer in self._network.peers_of(channel_id):
-            if peer.msp_id == self.msp_id:
-                return peer
-        raise PreconditionFailed(f"{self.msp_id} has no peer on channel {channel_id}")
+        own = [p for p in self._network.peers if p.msp_id == self.msp_id]
+        if not own:
+            raise PreconditionFailed(f"{self.msp_id} runs no peer to send requests to")
+        # A peer that has not joined the channel answers with UnknownChannel itself.
+        return next((p for p in own if channel_id in p.channel_ids), own[0])
 
     def _proposal(
         self,

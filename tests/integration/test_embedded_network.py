@@ -1,0 +1,200 @@
+"""The platform in one process: lifecycle, endorsement, ordering, validation, and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from fabric_protos.common import common_pb2
+from fabric_protos.peer import proposal_pb2, transaction_pb2
+
+from medalliance.errors import (
+    BadSignature,
+    ContractError,
+    DuplicateTransaction,
+    InvalidArgument,
+    InvalidIdentity,
+    PermissionDenied,
+    PreconditionFailed,
+    UnknownChannel,
+    UnknownContract,
+)
+from medalliance.ledger.block import header_hash, new_block
+from medalliance.ledger.block_signature import sign_block
+from medalliance.ledger.tx import new_signed_proposal, new_transaction_payload, sign_envelope
+from medalliance.node.embedded import EmbeddedNetwork
+from tests.conftest import make_org
+
+CODE = transaction_pb2.TxValidationCode
+PATIENT = "0123456789abcdef0123456789abcdef"
+
+
+def heights(network: EmbeddedNetwork, channel: str = "alliance") -> set[int]:
+    return {p.channel(channel).height for p in network.peers_of(channel)}
+
+
+def state_hashes(network: EmbeddedNetwork, channel: str = "alliance") -> set[bytes]:
+    return {p.channel(channel).state.state_hash() for p in network.peers_of(channel)}
+
+
+def test_the_lifecycle_committed_the_contract_by_majority(network: EmbeddedNetwork) -> None:
+    definition = json.loads(
+        network.client("HospCMSP").evaluate("alliance", "_lifecycle", "QueryChaincodeDefinition", "visit")
+    )
+    assert (definition["name"], definition["sequence"], definition["deregistered"]) == ("visit", 1, False)
+
+
+def test_submit_commits_on_every_peer_and_evaluate_reads_it(network: EmbeddedNetwork) -> None:
+    result = network.client("HospCMSP").submit("alliance", "visit", "RegisterVisit", "V-1", PATIENT, "HospCMSP")
+    assert result.valid
+    assert json.loads(result.payload)["hospital"] == "HospCMSP"
+    assert len(heights(network)) == 1 and len(state_hashes(network)) == 1
+    record = json.loads(network.client("RegMSP").evaluate("alliance", "visit", "GetVisit", "V-1"))
+    assert record["patientRef"] == PATIENT
+
+
+def test_a_refused_call_writes_nothing(network: EmbeddedNetwork) -> None:
+    before = (heights(network), state_hashes(network))
+    with pytest.raises(ContractError, match="cannot register a visit at HospCMSP"):
+        network.client("HospBMSP").submit("alliance", "visit", "RegisterVisit", "V-2", PATIENT, "HospCMSP")
+    with pytest.raises(ContractError, match="RegisterVisit takes 3 arguments, got 1"):
+        network.client("HospCMSP").submit("alliance", "visit", "RegisterVisit", "V-2")
+    with pytest.raises(ContractError, match="pseudonym"):
+        network.client("HospCMSP").submit("alliance", "visit", "RegisterVisit", "V-2", "Zhang San 3201", "HospCMSP")
+    assert (heights(network), state_hashes(network)) == before
+
+
+def test_conflicting_transfers_of_one_visit_commit_exactly_once(network: EmbeddedNetwork) -> None:
+    holder = network.client("HospCMSP")
+    holder.submit("alliance", "visit", "RegisterVisit", "V-3", PATIENT, "HospCMSP")
+    first, _ = holder.submit_async("alliance", "visit", "TransferVisit", "V-3", "HospAMSP")
+    second, _ = holder.submit_async("alliance", "visit", "TransferVisit", "V-3", "HospBMSP")
+    network.cut_blocks()
+    codes = [holder.status("alliance", tx).code for tx in (first, second)]
+    assert codes == [CODE.Value("VALID"), CODE.Value("MVCC_READ_CONFLICT")]
+    record = json.loads(holder.evaluate("alliance", "visit", "GetVisit", "V-3"))
+    assert record["hospital"] == "HospAMSP"
+
+
+def test_transfers_of_different_visits_never_conflict(network: EmbeddedNetwork) -> None:
+    holder = network.client("HospCMSP")
+    for i in range(4):
+        holder.submit_async("alliance", "visit", "RegisterVisit", f"P-{i}", PATIENT, "HospCMSP")
+    network.cut_blocks()
+    txs = [holder.submit_async("alliance", "visit", "TransferVisit", f"P-{i}", "HospAMSP")[0] for i in range(4)]
+    network.cut_blocks()
+    assert {holder.status("alliance", tx).code for tx in txs} == {CODE.Value("VALID")}
+
+
+def endorsed_envelope(network: EmbeddedNetwork, msp: str, visit: str) -> tuple[bytes, str]:
+    client = network.client(msp)
+    signed, tx_id = new_signed_proposal(
+        client.signer, channel_id="alliance", chaincode="visit",
+        args=[b"RegisterVisit", visit.encode(), PATIENT.encode(), msp.encode()],
+        nonce=os.urandom(24), timestamp_ms=int(network.now().timestamp() * 1000),
+    )
+    endorsers = network.endorsers_for("alliance", "visit")
+    responses = [p.endorse(signed, now=network.now()) for p in endorsers]
+    payload = new_transaction_payload(responses[0].proposal, [r.response for r in responses])
+    return sign_envelope(payload, client.signer), tx_id
+
+
+def deliver_raw_block(network: EmbeddedNetwork, envelopes: list[bytes]) -> list[int]:
+    """Order a block around admission checks, as a faulty orderer would; returns HospA's codes."""
+    peer = network.peers_of("alliance")[0]
+    ledger = peer.channel("alliance")
+    block = new_block(ledger.height, header_hash(ledger.store.get_block(ledger.height - 1).header), envelopes)
+    orderer = network.signer("HospAMSP", "Admin")  # an admin is a member, so BlockValidation passes
+    sign_block(block, "alliance", [orderer], last_config=0)
+    codes = []
+    for p in network.peers_of("alliance"):
+        copy = common_pb2.Block()
+        copy.CopyFrom(block)
+        codes = list(p.deliver(copy).codes)
+    return codes
+
+
+def test_replayed_transactions_are_refused_and_never_applied_twice(network: EmbeddedNetwork) -> None:
+    envelope, tx_id = endorsed_envelope(network, "HospCMSP", "V-4")
+    network.broadcast("alliance", envelope)
+    with pytest.raises(DuplicateTransaction):
+        network.broadcast("alliance", envelope)
+    network.cut_blocks()
+    assert deliver_raw_block(network, [envelope]) == [CODE.Value("DUPLICATE_TXID")]
+    assert network.client("HospCMSP").status("alliance", tx_id).valid
+
+
+def test_a_tampered_signature_or_policy_failure_is_recorded_invalid(network: EmbeddedNetwork) -> None:
+    envelope, _ = endorsed_envelope(network, "HospCMSP", "V-5")
+    parsed = common_pb2.Envelope()
+    parsed.ParseFromString(envelope)
+    parsed.signature = network.signer("HospBMSP").sign(parsed.payload)
+    with pytest.raises(BadSignature):
+        network.broadcast("alliance", parsed.SerializeToString())
+    # Endorsed only by the secondary hospital, which the policy does not accept.
+    client = network.client("HospCMSP")
+    signed, _ = new_signed_proposal(
+        client.signer, channel_id="alliance", chaincode="visit",
+        args=[b"RegisterVisit", b"V-6", PATIENT.encode(), b"HospCMSP"],
+        nonce=os.urandom(24), timestamp_ms=int(network.now().timestamp() * 1000),
+    )
+    secondary = next(p for p in network.peers if p.msp_id == "HospCMSP")
+    endorsed = secondary.endorse(signed, now=network.now())
+    weak = sign_envelope(new_transaction_payload(endorsed.proposal, [endorsed.response]), client.signer)
+    before = state_hashes(network)
+    codes = deliver_raw_block(network, [parsed.SerializeToString(), weak])
+    assert codes == [CODE.Value("BAD_CREATOR_SIGNATURE"), CODE.Value("ENDORSEMENT_POLICY_FAILURE")]
+    assert state_hashes(network) == before
+
+
+def test_bad_requests_get_typed_errors_and_the_peer_keeps_serving(network: EmbeddedNetwork) -> None:
+    peer = network.peers_of("alliance")[0]
+    with pytest.raises(InvalidArgument):
+        peer.endorse(proposal_pb2.SignedProposal(proposal_bytes=b"\xff\x00garbage"), now=network.now())
+    with pytest.raises(UnknownChannel):
+        network.client("HospCMSP").evaluate("nochannel", "visit", "GetVisit", "V-1")
+    with pytest.raises(UnknownContract, match="no contract 'nope'"):
+        network.client("HospCMSP").evaluate("alliance", "nope", "Get")
+    stranger = make_org("HospCMSP").signer("mallory")
+    signed, _ = new_signed_proposal(stranger, channel_id="alliance", chaincode="visit",
+                                    args=[b"GetVisit", b"V-1"], nonce=os.urandom(24),
+                                    timestamp_ms=int(network.now().timestamp() * 1000))
+    with pytest.raises(InvalidIdentity, match="not issued by a CA of HospCMSP"):
+        peer.endorse(signed, now=network.now())
+    assert network.client("HospCMSP").submit(
+        "alliance", "visit", "RegisterVisit", "V-7", PATIENT, "HospCMSP").valid
+
+
+def test_non_members_cannot_join_read_or_endorse_a_channel(network: EmbeddedNetwork) -> None:
+    hosp_c = next(p for p in network.peers if p.msp_id == "HospCMSP")
+    assert "tertiary" not in hosp_c.channel_ids
+    genesis = network.peers_of("tertiary")[0].channel("tertiary").store.get_block(0)
+    with pytest.raises(PermissionDenied, match="not a member of channel tertiary"):
+        hosp_c.join(genesis)
+    with pytest.raises(UnknownChannel):
+        hosp_c.channel("tertiary")
+    with pytest.raises(InvalidIdentity, match="unknown MSP"):
+        network.peers_of("tertiary")[0].endorse(
+            new_signed_proposal(network.signer("HospCMSP"), channel_id="tertiary", chaincode="x",
+                                args=[b"f"], nonce=os.urandom(24), timestamp_ms=0)[0],
+            now=network.now(),
+        )
+
+
+def test_a_deregistered_contract_can_no_longer_be_invoked(network: EmbeddedNetwork) -> None:
+    members = ["HospAMSP", "HospBMSP", "HospCMSP", "RegMSP"]
+    for msp in members[:2]:
+        network.client(msp, "Admin").submit("alliance", "_lifecycle", "ApproveDeregistrationForMyOrg", "visit", "2")
+    with pytest.raises(ContractError, match="has 2 of the 3 approvals it needs"):
+        network.client("HospAMSP", "Admin").submit("alliance", "_lifecycle", "CommitDeregistration", "visit", "2")
+    network.client("RegMSP", "Admin").submit("alliance", "_lifecycle", "ApproveDeregistrationForMyOrg", "visit", "2")
+    assert network.client("HospAMSP", "Admin").submit(
+        "alliance", "_lifecycle", "CommitDeregistration", "visit", "2").valid
+    with pytest.raises(PreconditionFailed, match="deregistered at sequence 2"):
+        network.client("HospCMSP").evaluate("alliance", "visit", "GetVisit", "V-1")
+
+
+def test_only_admins_approve(network: EmbeddedNetwork) -> None:
+    with pytest.raises(ContractError, match="only an admin of HospCMSP may approve"):
+        network.client("HospCMSP").submit("alliance", "_lifecycle", "ApproveDeregistrationForMyOrg", "visit", "2")
