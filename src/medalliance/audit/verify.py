@@ -19,7 +19,14 @@ from pathlib import Path
 from fabric_protos.common import common_pb2
 
 from medalliance.errors import MedallianceError, NotFound
-from medalliance.ledger.block import parse_block, transactions_filter, verify_chain_link
+from medalliance.ledger.block import (
+    METADATA_SLOTS,
+    TRANSACTIONS_FILTER,
+    data_hash,
+    parse_block,
+    transactions_filter,
+    verify_chain_link,
+)
 from medalliance.ledger.block_signature import (
     BLOCK_VALIDATION_POLICY,
     block_signatures,
@@ -110,7 +117,10 @@ def _verify(
             block = parse_block(record)
             if int(block.header.number) != number:
                 raise _Bad(f"block number {block.header.number} where {number} was expected")
+            _check_layout(block)
             if config is None:
+                if bytes(block.header.data_hash) != data_hash([bytes(d) for d in block.data.data]):
+                    raise _Bad("data hash of the genesis block does not match its contents")
                 config = ChannelConfig.from_block(block)
                 channel_id = config.channel_id
                 state.apply_block(0, [])  # the genesis block writes no state
@@ -145,6 +155,11 @@ class _Bad(Exception):
     pass
 
 
+UNUSED_SLOTS = tuple(
+    common_pb2.BlockMetadataIndex.Value(name) for name in ("LAST_CONFIG", "ORDERER", "COMMIT_HASH")
+)
+
+
 def _records(ledger_dir: Path) -> Iterator[bytes | BadBlock]:
     try:
         yield from read_block_records(ledger_dir / "blocks")
@@ -164,9 +179,14 @@ def _check_block(
     problem = verify_chain_link(previous, block)
     if problem is not None:
         raise _Bad(problem)
-    if not config.evaluate_policy(
-        BLOCK_VALIDATION_POLICY, block_signatures(block), at=block_time(block)
-    ):
+    signed, at = block_signatures(block), block_time(block)
+    # Every signature present must verify, not just enough of them: an auditor treats a broken
+    # signature as tampering even where the policy would still be met.
+    for index, item in enumerate(signed):
+        signer = config.msps.deserialize(item.identity, at=at)
+        if not signer.verify(item.signature, item.data):
+            raise _Bad(f"orderer signature {index} ({signer.msp_id}) does not verify")
+    if not config.evaluate_policy(BLOCK_VALIDATION_POLICY, signed, at=at):
         raise _Bad(f"orderer signatures do not satisfy {BLOCK_VALIDATION_POLICY}")
 
     result = validate_block(
@@ -195,6 +215,18 @@ def _check_block(
     committed.update(t.tx_id for t in result.txs if t.tx_id)
     counts["txs"] += len(result.txs)
     counts["valid"] += sum(1 for t in result.txs if t.code == VALID)
+
+
+def _check_layout(block: common_pb2.Block) -> None:
+    """Fabric's five metadata slots, with nothing where medalliance writes nothing."""
+    slots = block.metadata.metadata
+    if len(slots) != METADATA_SLOTS:
+        raise _Bad(f"block has {len(slots)} metadata slots instead of {METADATA_SLOTS}")
+    for index in UNUSED_SLOTS:
+        if slots[index]:
+            raise _Bad(f"metadata slot {index} holds data; medalliance never writes it")
+    if len(slots[TRANSACTIONS_FILTER]) != len(block.data.data):
+        raise _Bad("the validation codes do not match the number of transactions")
 
 
 def _node_state_matches(ledger_dir: Path, rebuilt: SqliteState) -> bool | None:

@@ -72,5 +72,5 @@ def _fail(kind: str, message: str, code: int) -> None:
     if output_state.json:
         print(json.dumps({"error": kind, "message": message}))
     else:
-        Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False, markup=True)
+        Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     sys.exit(code)

@@ -1,0 +1,5 @@
+"""`python -m medalliance.cli`: the same as the `medalliance` command."""
+
+from medalliance.cli.main import main
+
+main()
