@@ -144,3 +144,13 @@ class UnknownBlock(NotFound):
     def __init__(self, number: int, height: int) -> None:
         super().__init__(f"no block {number}: the ledger has blocks 0..{height - 1}")
         self.number = number
+
+
+class UnknownPolicy(NotFound):
+    def __init__(self, channel_id: str, path: str) -> None:
+        super().__init__(
+            f"channel {channel_id!r} has no policy {path}; "
+            "use a path like /Channel/Application/Writers"
+        )
+        self.channel_id = channel_id
+        self.path = path

@@ -110,3 +110,29 @@ def test_errors_are_clear_and_exit_codes_follow_the_table(tmp_path: Path) -> Non
     assert error["error"] == "ConfigError" and "unknown_key" in error["message"]
     assert cli("demo", "--help").returncode == 0
     assert write_config(tmp_path / "ok.yaml").exists()
+
+
+def test_any_flipped_bit_in_a_block_file_is_caught(network: EmbeddedNetwork, tmp_path: Path) -> None:
+    import random
+    import shutil
+
+    from medalliance.audit.verify import verify_ledger
+    from medalliance.node.channel import namespace_policy
+
+    client = network.client("HospCMSP")
+    client.submit("alliance", "visit", "RegisterVisit", "F-1", PATIENT, "HospCMSP")
+    client.submit("alliance", "visit", "TransferVisit", "F-1", "HospAMSP")
+    ledger = network.peers_of("alliance")[0].directory / "ledgers" / "alliance"
+    network.close()
+    assert verify_ledger(ledger, namespace_policy).intact
+    raw = (ledger / "blocks" / "blockfile_000000").read_bytes()
+    rng = random.Random(7)  # a failure names the seed and the offset
+    for offset in sorted(rng.sample(range(len(raw)), 30)):
+        copy = tmp_path / f"flip-{offset}"
+        shutil.copytree(ledger, copy)
+        data = bytearray(raw)
+        data[offset] ^= 1 << rng.randrange(8)
+        (copy / "blocks" / "blockfile_000000").write_bytes(bytes(data))
+        report = verify_ledger(copy, namespace_policy)
+        assert not report.intact, f"seed 7: a flip at byte {offset} went unnoticed"
+        shutil.rmtree(copy)

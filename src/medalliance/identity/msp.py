@@ -87,6 +87,12 @@ class Msp:
     def _identity(self, cert_pem: bytes, serialized: bytes | None) -> Identity:
         """Every check but the validity period (cacheable per certificate)."""
         try:
+            return self._identity_unchecked(cert_pem, serialized)
+        except ValueError as exc:  # `cryptography` parses certificate fields lazily
+            raise InvalidIdentity(f"{self.msp_id}: the certificate is malformed") from exc
+
+    def _identity_unchecked(self, cert_pem: bytes, serialized: bytes | None) -> Identity:
+        try:
             cert = x509.load_pem_x509_certificate(cert_pem)
         except ValueError as exc:
             raise InvalidIdentity(f"{self.msp_id}: the certificate is not valid PEM X.509") from exc
@@ -280,7 +286,10 @@ class MspManager:
                 self._cache.popitem(last=False)
         else:
             self._cache.move_to_end(serialized)
-        self._msps[identity.msp_id]._check_time(identity.certificate, at)
+        try:
+            self._msps[identity.msp_id]._check_time(identity.certificate, at)
+        except ValueError as exc:
+            raise InvalidIdentity(f"{identity.msp_id}: the certificate is malformed") from exc
         return identity
 
     def satisfies_principal(
