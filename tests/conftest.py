@@ -19,10 +19,17 @@ class Org:
     msp_id: str
     ca: CertificateAuthority
 
-    def signer(self, name: str, ou: NodeOU = "client", role: str | None = None,
-               now: dt.datetime = NOW, valid_days: int = 365) -> Signer:
-        issued = self.ca.issue(f"{name}@{self.msp_id}", node_ou=ou, now=now,
-                               alliance_role=role, valid_days=valid_days)
+    def signer(
+        self,
+        name: str,
+        ou: NodeOU = "client",
+        role: str | None = None,
+        now: dt.datetime = NOW,
+        valid_days: int = 365,
+    ) -> Signer:
+        issued = self.ca.issue(
+            f"{name}@{self.msp_id}", node_ou=ou, now=now, alliance_role=role, valid_days=valid_days
+        )
         return Signer.from_pem(self.msp_id, issued.cert_pem, issued.key_pem)
 
     @property

@@ -8,6 +8,7 @@ import os
 import pytest
 from fabric_protos.common import common_pb2
 from fabric_protos.peer import proposal_pb2, transaction_pb2
+from tests.conftest import make_org
 
 from medalliance.errors import (
     BadSignature,
@@ -24,7 +25,6 @@ from medalliance.ledger.block import header_hash, new_block
 from medalliance.ledger.block_signature import sign_block
 from medalliance.ledger.tx import new_signed_proposal, new_transaction_payload, sign_envelope
 from medalliance.node.embedded import EmbeddedNetwork
-from tests.conftest import make_org
 
 CODE = transaction_pb2.TxValidationCode
 PATIENT = "0123456789abcdef0123456789abcdef"
@@ -40,16 +40,25 @@ def state_hashes(network: EmbeddedNetwork, channel: str = "alliance") -> set[byt
 
 def test_the_lifecycle_committed_the_contract_by_majority(network: EmbeddedNetwork) -> None:
     definition = json.loads(
-        network.client("HospCMSP").evaluate("alliance", "_lifecycle", "QueryChaincodeDefinition", "visit")
+        network.client("HospCMSP").evaluate(
+            "alliance", "_lifecycle", "QueryChaincodeDefinition", "visit"
+        )
     )
-    assert (definition["name"], definition["sequence"], definition["deregistered"]) == ("visit", 1, False)
+    assert (definition["name"], definition["sequence"], definition["deregistered"]) == (
+        "visit",
+        1,
+        False,
+    )
 
 
 def test_submit_commits_on_every_peer_and_evaluate_reads_it(network: EmbeddedNetwork) -> None:
-    result = network.client("HospCMSP").submit("alliance", "visit", "RegisterVisit", "V-1", PATIENT, "HospCMSP")
+    result = network.client("HospCMSP").submit(
+        "alliance", "visit", "RegisterVisit", "V-1", PATIENT, "HospCMSP"
+    )
     assert result.valid
     assert json.loads(result.payload)["hospital"] == "HospCMSP"
-    assert len(heights(network)) == 1 and len(state_hashes(network)) == 1
+    assert len(heights(network)) == 1
+    assert len(state_hashes(network)) == 1
     record = json.loads(network.client("RegMSP").evaluate("alliance", "visit", "GetVisit", "V-1"))
     assert record["patientRef"] == PATIENT
 
@@ -57,11 +66,15 @@ def test_submit_commits_on_every_peer_and_evaluate_reads_it(network: EmbeddedNet
 def test_a_refused_call_writes_nothing(network: EmbeddedNetwork) -> None:
     before = (heights(network), state_hashes(network))
     with pytest.raises(ContractError, match="cannot register a visit at HospCMSP"):
-        network.client("HospBMSP").submit("alliance", "visit", "RegisterVisit", "V-2", PATIENT, "HospCMSP")
+        network.client("HospBMSP").submit(
+            "alliance", "visit", "RegisterVisit", "V-2", PATIENT, "HospCMSP"
+        )
     with pytest.raises(ContractError, match="RegisterVisit takes 3 arguments, got 1"):
         network.client("HospCMSP").submit("alliance", "visit", "RegisterVisit", "V-2")
     with pytest.raises(ContractError, match="pseudonym"):
-        network.client("HospCMSP").submit("alliance", "visit", "RegisterVisit", "V-2", "Zhang San 3201", "HospCMSP")
+        network.client("HospCMSP").submit(
+            "alliance", "visit", "RegisterVisit", "V-2", "Zhang San 3201", "HospCMSP"
+        )
     assert (heights(network), state_hashes(network)) == before
 
 
@@ -82,7 +95,10 @@ def test_transfers_of_different_visits_never_conflict(network: EmbeddedNetwork) 
     for i in range(4):
         holder.submit_async("alliance", "visit", "RegisterVisit", f"P-{i}", PATIENT, "HospCMSP")
     network.cut_blocks()
-    txs = [holder.submit_async("alliance", "visit", "TransferVisit", f"P-{i}", "HospAMSP")[0] for i in range(4)]
+    txs = [
+        holder.submit_async("alliance", "visit", "TransferVisit", f"P-{i}", "HospAMSP")[0]
+        for i in range(4)
+    ]
     network.cut_blocks()
     assert {holder.status("alliance", tx).code for tx in txs} == {CODE.Value("VALID")}
 
@@ -90,9 +106,12 @@ def test_transfers_of_different_visits_never_conflict(network: EmbeddedNetwork) 
 def endorsed_envelope(network: EmbeddedNetwork, msp: str, visit: str) -> tuple[bytes, str]:
     client = network.client(msp)
     signed, tx_id = new_signed_proposal(
-        client.signer, channel_id="alliance", chaincode="visit",
+        client.signer,
+        channel_id="alliance",
+        chaincode="visit",
         args=[b"RegisterVisit", visit.encode(), PATIENT.encode(), msp.encode()],
-        nonce=os.urandom(24), timestamp_ms=int(network.now().timestamp() * 1000),
+        nonce=os.urandom(24),
+        timestamp_ms=int(network.now().timestamp() * 1000),
     )
     endorsers = network.endorsers_for("alliance", "visit")
     responses = [p.endorse(signed, now=network.now()) for p in endorsers]
@@ -104,7 +123,9 @@ def deliver_raw_block(network: EmbeddedNetwork, envelopes: list[bytes]) -> list[
     """Order a block around admission checks, as a faulty orderer would; returns HospA's codes."""
     peer = network.peers_of("alliance")[0]
     ledger = peer.channel("alliance")
-    block = new_block(ledger.height, header_hash(ledger.store.get_block(ledger.height - 1).header), envelopes)
+    block = new_block(
+        ledger.height, header_hash(ledger.store.get_block(ledger.height - 1).header), envelopes
+    )
     orderer = network.signer("HospAMSP", "Admin")  # an admin is a member, so BlockValidation passes
     sign_block(block, "alliance", [orderer], last_config=0)
     codes = []
@@ -115,7 +136,9 @@ def deliver_raw_block(network: EmbeddedNetwork, envelopes: list[bytes]) -> list[
     return codes
 
 
-def test_replayed_transactions_are_refused_and_never_applied_twice(network: EmbeddedNetwork) -> None:
+def test_replayed_transactions_are_refused_and_never_applied_twice(
+    network: EmbeddedNetwork,
+) -> None:
     envelope, tx_id = endorsed_envelope(network, "HospCMSP", "V-4")
     network.broadcast("alliance", envelope)
     with pytest.raises(DuplicateTransaction):
@@ -125,7 +148,9 @@ def test_replayed_transactions_are_refused_and_never_applied_twice(network: Embe
     assert network.client("HospCMSP").status("alliance", tx_id).valid
 
 
-def test_a_tampered_signature_or_policy_failure_is_recorded_invalid(network: EmbeddedNetwork) -> None:
+def test_a_tampered_signature_or_policy_failure_is_recorded_invalid(
+    network: EmbeddedNetwork,
+) -> None:
     envelope, _ = endorsed_envelope(network, "HospCMSP", "V-5")
     parsed = common_pb2.Envelope()
     parsed.ParseFromString(envelope)
@@ -135,13 +160,18 @@ def test_a_tampered_signature_or_policy_failure_is_recorded_invalid(network: Emb
     # Endorsed only by the secondary hospital, which the policy does not accept.
     client = network.client("HospCMSP")
     signed, _ = new_signed_proposal(
-        client.signer, channel_id="alliance", chaincode="visit",
+        client.signer,
+        channel_id="alliance",
+        chaincode="visit",
         args=[b"RegisterVisit", b"V-6", PATIENT.encode(), b"HospCMSP"],
-        nonce=os.urandom(24), timestamp_ms=int(network.now().timestamp() * 1000),
+        nonce=os.urandom(24),
+        timestamp_ms=int(network.now().timestamp() * 1000),
     )
     secondary = next(p for p in network.peers if p.msp_id == "HospCMSP")
     endorsed = secondary.endorse(signed, now=network.now())
-    weak = sign_envelope(new_transaction_payload(endorsed.proposal, [endorsed.response]), client.signer)
+    weak = sign_envelope(
+        new_transaction_payload(endorsed.proposal, [endorsed.response]), client.signer
+    )
     before = state_hashes(network)
     codes = deliver_raw_block(network, [parsed.SerializeToString(), weak])
     assert codes == [CODE.Value("BAD_CREATOR_SIGNATURE"), CODE.Value("ENDORSEMENT_POLICY_FAILURE")]
@@ -151,19 +181,29 @@ def test_a_tampered_signature_or_policy_failure_is_recorded_invalid(network: Emb
 def test_bad_requests_get_typed_errors_and_the_peer_keeps_serving(network: EmbeddedNetwork) -> None:
     peer = network.peers_of("alliance")[0]
     with pytest.raises(InvalidArgument):
-        peer.endorse(proposal_pb2.SignedProposal(proposal_bytes=b"\xff\x00garbage"), now=network.now())
+        peer.endorse(
+            proposal_pb2.SignedProposal(proposal_bytes=b"\xff\x00garbage"), now=network.now()
+        )
     with pytest.raises(UnknownChannel):
         network.client("HospCMSP").evaluate("nochannel", "visit", "GetVisit", "V-1")
     with pytest.raises(UnknownContract, match="no contract 'nope'"):
         network.client("HospCMSP").evaluate("alliance", "nope", "Get")
     stranger = make_org("HospCMSP").signer("mallory")
-    signed, _ = new_signed_proposal(stranger, channel_id="alliance", chaincode="visit",
-                                    args=[b"GetVisit", b"V-1"], nonce=os.urandom(24),
-                                    timestamp_ms=int(network.now().timestamp() * 1000))
+    signed, _ = new_signed_proposal(
+        stranger,
+        channel_id="alliance",
+        chaincode="visit",
+        args=[b"GetVisit", b"V-1"],
+        nonce=os.urandom(24),
+        timestamp_ms=int(network.now().timestamp() * 1000),
+    )
     with pytest.raises(InvalidIdentity, match="not issued by a CA of HospCMSP"):
         peer.endorse(signed, now=network.now())
-    assert network.client("HospCMSP").submit(
-        "alliance", "visit", "RegisterVisit", "V-7", PATIENT, "HospCMSP").valid
+    assert (
+        network.client("HospCMSP")
+        .submit("alliance", "visit", "RegisterVisit", "V-7", PATIENT, "HospCMSP")
+        .valid
+    )
 
 
 def test_non_members_cannot_join_read_or_endorse_a_channel(network: EmbeddedNetwork) -> None:
@@ -176,8 +216,14 @@ def test_non_members_cannot_join_read_or_endorse_a_channel(network: EmbeddedNetw
         hosp_c.channel("tertiary")
     with pytest.raises(InvalidIdentity, match="unknown MSP"):
         network.peers_of("tertiary")[0].endorse(
-            new_signed_proposal(network.signer("HospCMSP"), channel_id="tertiary", chaincode="x",
-                                args=[b"f"], nonce=os.urandom(24), timestamp_ms=0)[0],
+            new_signed_proposal(
+                network.signer("HospCMSP"),
+                channel_id="tertiary",
+                chaincode="x",
+                args=[b"f"],
+                nonce=os.urandom(24),
+                timestamp_ms=0,
+            )[0],
             now=network.now(),
         )
 
@@ -185,16 +231,27 @@ def test_non_members_cannot_join_read_or_endorse_a_channel(network: EmbeddedNetw
 def test_a_deregistered_contract_can_no_longer_be_invoked(network: EmbeddedNetwork) -> None:
     members = ["HospAMSP", "HospBMSP", "HospCMSP", "RegMSP"]
     for msp in members[:2]:
-        network.client(msp, "Admin").submit("alliance", "_lifecycle", "ApproveDeregistrationForMyOrg", "visit", "2")
+        network.client(msp, "Admin").submit(
+            "alliance", "_lifecycle", "ApproveDeregistrationForMyOrg", "visit", "2"
+        )
     with pytest.raises(ContractError, match="has 2 of the 3 approvals it needs"):
-        network.client("HospAMSP", "Admin").submit("alliance", "_lifecycle", "CommitDeregistration", "visit", "2")
-    network.client("RegMSP", "Admin").submit("alliance", "_lifecycle", "ApproveDeregistrationForMyOrg", "visit", "2")
-    assert network.client("HospAMSP", "Admin").submit(
-        "alliance", "_lifecycle", "CommitDeregistration", "visit", "2").valid
+        network.client("HospAMSP", "Admin").submit(
+            "alliance", "_lifecycle", "CommitDeregistration", "visit", "2"
+        )
+    network.client("RegMSP", "Admin").submit(
+        "alliance", "_lifecycle", "ApproveDeregistrationForMyOrg", "visit", "2"
+    )
+    assert (
+        network.client("HospAMSP", "Admin")
+        .submit("alliance", "_lifecycle", "CommitDeregistration", "visit", "2")
+        .valid
+    )
     with pytest.raises(PreconditionFailed, match="deregistered at sequence 2"):
         network.client("HospCMSP").evaluate("alliance", "visit", "GetVisit", "V-1")
 
 
 def test_only_admins_approve(network: EmbeddedNetwork) -> None:
     with pytest.raises(ContractError, match="only an admin of HospCMSP may approve"):
-        network.client("HospCMSP").submit("alliance", "_lifecycle", "ApproveDeregistrationForMyOrg", "visit", "2")
+        network.client("HospCMSP").submit(
+            "alliance", "_lifecycle", "ApproveDeregistrationForMyOrg", "visit", "2"
+        )

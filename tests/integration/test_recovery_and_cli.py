@@ -7,10 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.integration.conftest import write_config
+
 from medalliance.ledger.block import header_hash
 from medalliance.node.channel import PeerChannel, rebuild_state
 from medalliance.node.embedded import EmbeddedNetwork
-from tests.integration.conftest import write_config
 
 PATIENT = "0123456789abcdef0123456789abcdef"
 
@@ -20,12 +21,16 @@ def ledger_dirs(directory: Path) -> list[Path]:
 
 
 def test_a_peer_killed_between_block_and_state_replays_on_restart(network: EmbeddedNetwork) -> None:
-    network.client("HospCMSP").submit("alliance", "visit", "RegisterVisit", "R-1", PATIENT, "HospCMSP")
+    network.client("HospCMSP").submit(
+        "alliance", "visit", "RegisterVisit", "R-1", PATIENT, "HospCMSP"
+    )
     reference = network.peers_of("alliance")[0].channel("alliance")
     victim = network.peers_of("alliance")[1].channel("alliance")
     expected = reference.state.state_hash()
     # The crash: the next block reached the block store, its writes never reached the state.
-    network.client("HospCMSP").submit("alliance", "visit", "RegisterVisit", "R-2", PATIENT, "HospCMSP")
+    network.client("HospCMSP").submit(
+        "alliance", "visit", "RegisterVisit", "R-2", PATIENT, "HospCMSP"
+    )
     directory = victim.store.get_block(0) and network.peers_of("alliance")[1].directory
     path = directory / "ledgers" / "alliance"
     victim.close()
@@ -45,10 +50,14 @@ def test_a_peer_killed_between_block_and_state_replays_on_restart(network: Embed
 
 
 def test_rebuild_state_rederives_the_same_world_state(network: EmbeddedNetwork) -> None:
-    network.client("HospCMSP").submit("alliance", "visit", "RegisterVisit", "R-3", PATIENT, "HospCMSP")
+    network.client("HospCMSP").submit(
+        "alliance", "visit", "RegisterVisit", "R-3", PATIENT, "HospCMSP"
+    )
     peer = network.peers_of("alliance")[0]
     before = peer.channel("alliance").state.state_hash()
-    last = header_hash(peer.channel("alliance").store.get_block(peer.channel("alliance").height - 1).header)
+    last = header_hash(
+        peer.channel("alliance").store.get_block(peer.channel("alliance").height - 1).header
+    )
     path = peer.directory / "ledgers" / "alliance"
     network.close()
     result = rebuild_state(path)
@@ -58,8 +67,13 @@ def test_rebuild_state_rederives_the_same_world_state(network: EmbeddedNetwork) 
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "medalliance.cli", *args],
-                          capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "medalliance.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def test_demo_then_verify_then_tamper(tmp_path: Path) -> None:
@@ -70,7 +84,8 @@ def test_demo_then_verify_then_tamper(tmp_path: Path) -> None:
     verify = cli("--json", "ledger", "verify", str(data))
     assert verify.returncode == 0, verify.stdout
     report = json.loads(verify.stdout)
-    assert report["intact"] and len(report["ledgers"]) == 6
+    assert report["intact"]
+    assert len(report["ledgers"]) == 6
     assert len({ledger["state_hash"] for ledger in report["ledgers"]}) == 1
 
     blockfile = ledger_dirs(data)[2] / "blocks" / "blockfile_000000"
@@ -80,7 +95,9 @@ def test_demo_then_verify_then_tamper(tmp_path: Path) -> None:
     tampered = cli("--json", "ledger", "verify", str(data))
     assert tampered.returncode == 1
     bad = [ledger for ledger in json.loads(tampered.stdout)["ledgers"] if not ledger["intact"]]
-    assert len(bad) == 1 and bad[0]["bad_block"] is not None and bad[0]["reason"]
+    assert len(bad) == 1
+    assert bad[0]["bad_block"] is not None
+    assert bad[0]["reason"]
 
 
 def test_a_changed_world_state_is_caught(tmp_path: Path, network_template: Path) -> None:
@@ -101,18 +118,22 @@ def test_a_changed_world_state_is_caught(tmp_path: Path, network_template: Path)
 
 def test_errors_are_clear_and_exit_codes_follow_the_table(tmp_path: Path) -> None:
     missing = cli("ledger", "verify", str(tmp_path / "nothing"))
-    assert missing.returncode == 1 and "does not exist" in missing.stderr
+    assert missing.returncode == 1
+    assert "does not exist" in missing.stderr
     bad_config = tmp_path / "bad.yaml"
     bad_config.write_text("name: x\norganizations: []\nunknown_key: 1\n")
     result = cli("--json", "demo", "--config", str(bad_config), "--data-dir", str(tmp_path / "d"))
     assert result.returncode == 2
     error = json.loads(result.stdout)
-    assert error["error"] == "ConfigError" and "unknown_key" in error["message"]
+    assert error["error"] == "ConfigError"
+    assert "unknown_key" in error["message"]
     assert cli("demo", "--help").returncode == 0
     assert write_config(tmp_path / "ok.yaml").exists()
 
 
-def test_any_flipped_bit_in_a_block_file_is_caught(network: EmbeddedNetwork, tmp_path: Path) -> None:
+def test_any_flipped_bit_in_a_block_file_is_caught(
+    network: EmbeddedNetwork, tmp_path: Path
+) -> None:
     import random
     import shutil
 

@@ -28,6 +28,8 @@ CLOCK_SKEW = dt.timedelta(minutes=5)
 
 @dataclass(frozen=True, slots=True)
 class IssuedCertificate:
+    """A new certificate and its private key (PKCS8 PEM, unencrypted: store it with mode 0600)."""
+
     cert_pem: bytes
     key_pem: bytes = field(repr=False)
 
@@ -43,16 +45,26 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 
 class CertificateAuthority:
-    """An organisation's CA: issues identity or TLS certificates and revocation lists."""
+    """An organisation's CA: issues identity or TLS certificates and revocation lists.
+
+    Holds its private key; `repr` names the CA only. Every time-dependent method takes `now`.
+    """
 
     def __init__(self, certificate: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> None:
         self.certificate = certificate
         self._key = key
 
+    def __repr__(self) -> str:
+        return f"CertificateAuthority({self.certificate.subject.rfc4514_string()!r})"
+
     @classmethod
     def create(
         cls, common_name: str, organization: str, *, now: dt.datetime, valid_days: int = 3650
     ) -> CertificateAuthority:
+        """A new self-signed ECDSA P-256 root CA `C=CN, O=organization, CN=common_name`.
+
+        Raises `InvalidArgument` for a non-positive validity.
+        """
         if valid_days <= 0:
             raise InvalidArgument("a CA must be valid for at least one day")
         key = ec.generate_private_key(ec.SECP256R1())
@@ -94,10 +106,17 @@ class CertificateAuthority:
 
     @classmethod
     def load(cls, cert_pem: bytes, key_pem: bytes) -> CertificateAuthority:
-        key = serialization.load_pem_private_key(key_pem, password=None)
+        """A CA from its PEM certificate and unencrypted PEM key; `InvalidArgument` if unusable."""
+        try:
+            key = serialization.load_pem_private_key(key_pem, password=None)
+            cert = x509.load_pem_x509_certificate(cert_pem)
+        except (ValueError, TypeError) as exc:
+            raise InvalidArgument("the CA certificate or key is not valid PEM") from exc
         if not isinstance(key, ec.EllipticCurvePrivateKey):
             raise InvalidArgument("a CA key must be an ECDSA key")
-        return cls(x509.load_pem_x509_certificate(cert_pem), key)
+        if cert.public_key() != key.public_key():
+            raise InvalidArgument("the CA key does not match the CA certificate")
+        return cls(cert, key)
 
     @property
     def cert_pem(self) -> bytes:
@@ -124,11 +143,18 @@ class CertificateAuthority:
         server_auth: bool = False,
         client_auth: bool = False,
     ) -> IssuedCertificate:
-        """Issue a certificate for a new key pair; raises `InvalidArgument` for bad validity."""
+        """Issue a certificate for a new P-256 key pair, subject `C=CN, O, OU=node_ou, CN`.
+
+        `sans` become DNS names, or IP addresses when they parse as one; `alliance_role` goes in
+        the Fabric CA attribute extension. The certificate never outlives the CA. Raises
+        `InvalidArgument` for a non-positive validity or a CA that is not valid at `now`.
+        """
         if valid_days <= 0:
             raise InvalidArgument("a certificate must be valid for at least one day")
         if now >= self.certificate.not_valid_after_utc:
             raise InvalidArgument(f"CA {self.organization} expired; renew it before issuing")
+        if now < self.certificate.not_valid_before_utc:
+            raise InvalidArgument(f"CA {self.organization} is not valid yet at {now:%Y-%m-%d}")
         key = ec.generate_private_key(ec.SECP256R1())
         attributes = [
             x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
@@ -189,12 +215,21 @@ class CertificateAuthority:
         return IssuedCertificate(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
 
     def revoke(self, serials: Sequence[int], *, now: dt.datetime) -> bytes:
-        """A CRL revoking `serials`, signed by this CA, as PEM."""
+        """A CRL revoking `serials` from `now`, signed by this CA, as PEM.
+
+        It carries the CA's key identifier as AKI: Fabric matches CRLs to CAs by it.
+        """
         builder = (
             x509.CertificateRevocationListBuilder()
             .issuer_name(self.certificate.subject)
             .last_update(now - CLOCK_SKEW)
             .next_update(now + dt.timedelta(days=30))
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()),
+                critical=False,
+            )
+            # CRL numbers must grow; the issue time in seconds does without stored state.
+            .add_extension(x509.CRLNumber(int(now.timestamp())), critical=False)
         )
         for serial in serials:
             builder = builder.add_revoked_certificate(

@@ -47,6 +47,7 @@ class Identity:
     alliance_role: str | None
     is_admin: bool
     id_hash: bytes = field(repr=False)
+    chain: tuple[x509.Certificate, ...] = field(default=(), repr=False)  # issuers up to a root
 
     def verify(self, signature: bytes, message: bytes) -> bool:
         return verify_signature(self.public_key, signature, message)
@@ -81,7 +82,7 @@ class Msp:
     ) -> Identity:
         """The identity of `cert_pem` in this MSP at time `at`; raises `InvalidIdentity`."""
         identity = self._identity(cert_pem, serialized)
-        self._check_time(identity.certificate, at)
+        _check_time(identity, at)
         return identity
 
     def _identity(self, cert_pem: bytes, serialized: bytes | None) -> Identity:
@@ -99,7 +100,8 @@ class Msp:
         key = cert.public_key()
         if not isinstance(key, ec.EllipticCurvePublicKey):
             raise InvalidIdentity(f"{self.msp_id}: only ECDSA certificates are accepted")
-        if not self._chains(cert):
+        chain = self._chain_of(cert)
+        if not chain:
             raise InvalidIdentity(
                 f"certificate of {_cn(cert)} is not issued by a CA of {self.msp_id}"
             )
@@ -136,21 +138,8 @@ class Msp:
             alliance_role=_alliance_role(cert),
             is_admin=is_admin,
             id_hash=hashlib.sha256(der).digest(),
+            chain=tuple(chain),
         )
-
-    def _check_time(self, cert: x509.Certificate, at: dt.datetime) -> None:
-        for c in (cert, *self._chain_of(cert)):
-            if at < c.not_valid_before_utc:
-                raise InvalidIdentity(
-                    f"certificate of {_cn(c)} is not valid before {c.not_valid_before_utc:%Y-%m-%d %H:%M}Z"
-                )
-            if at > c.not_valid_after_utc:
-                raise InvalidIdentity(
-                    f"certificate of {_cn(c)} expired at {c.not_valid_after_utc:%Y-%m-%d %H:%M}Z"
-                )
-
-    def _chains(self, cert: x509.Certificate) -> bool:
-        return bool(self._chain_of(cert))
 
     def _chain_of(self, cert: x509.Certificate) -> list[x509.Certificate]:
         """The issuers from `cert` up to a root of this MSP, or [] if there is no such chain."""
@@ -287,7 +276,7 @@ class MspManager:
         else:
             self._cache.move_to_end(serialized)
         try:
-            self._msps[identity.msp_id]._check_time(identity.certificate, at)
+            _check_time(identity, at)
         except ValueError as exc:
             raise InvalidIdentity(f"{identity.msp_id}: the certificate is malformed") from exc
         return identity
@@ -318,6 +307,19 @@ class MspManager:
                 return False
             return other.mspid == identity.msp_id and bytes(other.id_bytes) == identity.cert_pem
         return False
+
+
+def _check_time(identity: Identity, at: dt.datetime) -> None:
+    """The certificate and its chain are valid at `at`; raises `InvalidIdentity`."""
+    for c in (identity.certificate, *identity.chain):
+        if at < c.not_valid_before_utc:
+            raise InvalidIdentity(
+                f"certificate of {_cn(c)} is not valid before {c.not_valid_before_utc:%Y-%m-%d %H:%M}Z"
+            )
+        if at > c.not_valid_after_utc:
+            raise InvalidIdentity(
+                f"certificate of {_cn(c)} expired at {c.not_valid_after_utc:%Y-%m-%d %H:%M}Z"
+            )
 
 
 def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,6 +64,13 @@ def _records(path: Path) -> Iterator[tuple[int, int, bytes | None]]:
         pos = start + length
 
 
+def _tx_id(envelope: bytes) -> str:
+    try:
+        return parse_envelope(envelope).tx_id
+    except MalformedTransaction:
+        return ""
+
+
 def read_block_records(directory: Path) -> Iterator[bytes]:
     """Every stored block's bytes in order, read-only; raises `MalformedMessage` on bad framing."""
     for path in sorted(directory.glob("blockfile_*")):
@@ -105,8 +112,11 @@ class BlockStore:
     def last_header_hash(self) -> bytes:
         return self._last_hash
 
-    def append(self, block: common_pb2.Block) -> None:
-        """Store the next block durably; raises and writes nothing if it does not follow."""
+    def append(self, block: common_pb2.Block, tx_ids: Sequence[str] | None = None) -> None:
+        """Store the next block durably; raises and writes nothing if it does not follow.
+
+        `tx_ids` (one per envelope, "" where none) spares re-parsing when the caller has them.
+        """
         number = int(block.header.number)
         if number != self._height:
             raise PreconditionFailed(f"block {number} cannot follow height {self._height}")
@@ -125,17 +135,21 @@ class BlockStore:
             f.write(record)
             f.flush()
             os.fsync(f.fileno())
-        self._index(block, self._file_index, offset, len(record))
+        self._index(block, self._file_index, offset, len(record), tx_ids)
 
-    def _index(self, block: common_pb2.Block, file: int, offset: int, length: int) -> None:
+    def _index(
+        self,
+        block: common_pb2.Block,
+        file: int,
+        offset: int,
+        length: int,
+        tx_ids: Sequence[str] | None = None,
+    ) -> None:
         number = int(block.header.number)
         codes = transactions_filter(block)
+        ids = tx_ids if tx_ids is not None else [_tx_id(bytes(e)) for e in block.data.data]
         rows = []
-        for tx_num, envelope in enumerate(block.data.data):
-            try:
-                tx_id = parse_envelope(bytes(envelope)).tx_id
-            except MalformedTransaction:
-                continue
+        for tx_num, tx_id in enumerate(ids):
             if tx_id:
                 code = codes[tx_num] if tx_num < len(codes) else 254
                 rows.append((tx_id, number, tx_num, code))

@@ -1,31 +1,38 @@
 """Channel configuration as Fabric's `common.Config` tree: build a genesis block, parse it back.
 
-Pure. The tree follows Fabric's layout — `Channel` with `Application` (one group per member
-organisation with its `MSP` value and Readers/Writers/Admins/Endorsement policies) and `Orderer`
-(ordering organisations, ConsensusType, BatchSize, BatchTimeout, BlockValidation) — so Fabric's
-tools can read it. medalliance adds one value per organisation, `AllianceOrganization`: compact
-JSON `{"type", "regulator", "parent"}` carrying the paper's roles.
+Pure: no files, no clock (the genesis timestamp is an argument). The tree follows Fabric's
+layout so Fabric's tools can read it:
+
+- `/Channel`: values HashingAlgorithm, BlockDataHashingStructure, OrdererAddresses, Capabilities;
+  policies Readers/Writers (ImplicitMeta ANY), Admins (ImplicitMeta MAJORITY).
+- `/Channel/Application`: one group per member organisation (value `MSP`, `AnchorPeers`; policies
+  Readers, Writers, Admins, Endorsement), policies Readers/Writers ANY, Admins MAJORITY,
+  Endorsement and LifecycleEndorsement MAJORITY Endorsement; Capabilities V2_0.
+- `/Channel/Orderer`: one group per ordering organisation (value `MSP`, `Endpoints`; policies
+  Readers/Writers `OR('X.member')`, Admins), ConsensusType BFT, BatchSize, BatchTimeout,
+  policies Readers/Writers ANY, Admins MAJORITY, BlockValidation ANY Writers.
+
+medalliance's one extension is a value per organisation, `AllianceOrganization`: compact JSON
+`{"parent":..,"regulator":..,"type":..}` carrying the paper's roles (regulator, tertiary, ...).
+Fabric ignores values it does not know, so the block stays readable by Fabric tools.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from fabric_protos.common import (
-    common_pb2,
-    configtx_pb2,
-    configuration_pb2,
-    policies_pb2,
-)
+from fabric_protos.common import common_pb2, configtx_pb2, configuration_pb2, policies_pb2
 from fabric_protos.orderer import configuration_pb2 as orderer_pb2
+from fabric_protos.peer import configuration_pb2 as peer_pb2
 from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from medalliance.errors import MalformedMessage, NotFound
+from medalliance.errors import InvalidArgument, MalformedMessage, MedallianceError, UnknownPolicy
 from medalliance.identity.msp import Msp, MspManager
 from medalliance.identity.policy import (
     SignedData,
@@ -36,23 +43,31 @@ from medalliance.identity.policy import (
 from medalliance.ledger.block import new_block
 
 ALLIANCE_VALUE = "AllianceOrganization"
+ADMINS = "Admins"  # every mod_policy, as Fabric's configtxgen writes them
 _SIGNATURE = policies_pb2.Policy.PolicyType.Value("SIGNATURE")
 _IMPLICIT = policies_pb2.Policy.PolicyType.Value("IMPLICIT_META")
 _RULES: dict[str, int] = dict(policies_pb2.ImplicitMetaPolicy.Rule.items())
+_IMPLICIT_TEXT = re.compile(r"^\s*(ANY|ALL|MAJORITY)\s+(\w+)\s*$")
+_CONFIG_TYPE = common_pb2.HeaderType.Value("CONFIG")
+ImplicitRule = Literal["ANY", "ALL", "MAJORITY"]
 
 
 @dataclass(frozen=True, slots=True)
 class OrgDefinition:
+    """One organisation as a channel sees it. `regulator`/`parent` are MSP ids."""
+
     msp_id: str
     msp: Msp
-    alliance_type: str
+    alliance_type: str  # regulator | tertiary | secondary | orderer
     regulator: str | None = None
     parent: str | None = None
-    endpoints: tuple[str, ...] = ()
+    endpoints: tuple[str, ...] = ()  # host:port of its peers (application) or orderers
 
 
 @dataclass(frozen=True, slots=True)
 class ChannelDefinition:
+    """Everything a genesis block says. `policy_overrides` maps a policy path to its text."""
+
     channel_id: str
     application_orgs: tuple[OrgDefinition, ...]
     orderer_orgs: tuple[OrgDefinition, ...]
@@ -61,28 +76,41 @@ class ChannelDefinition:
     batch_preferred_max_bytes: int = 2 * 1024 * 1024
     batch_timeout_ms: int = 200
     consenters: tuple[str, ...] = ()
+    policy_overrides: tuple[tuple[str, str], ...] = ()
 
 
 # --- building --------------------------------------------------------------------------------
 
 
-def _value(message: object) -> configtx_pb2.ConfigValue:
-    return configtx_pb2.ConfigValue(value=message.SerializeToString(), mod_policy="Admins")  # type: ignore[attr-defined]
+def policy_from_text(text: str) -> policies_pb2.Policy:
+    """`ANY Writers`/`ALL x`/`MAJORITY Admins` → ImplicitMeta; anything else → Fabric DSL.
+
+    Raises `PolicySyntaxError` (an `InvalidArgument`) when the DSL does not parse.
+    """
+    match = _IMPLICIT_TEXT.match(text)
+    if match:
+        meta = policies_pb2.ImplicitMetaPolicy(sub_policy=match[2], rule=_RULES[match[1]])
+        return policies_pb2.Policy(type=_IMPLICIT, value=meta.SerializeToString())
+    return policies_pb2.Policy(type=_SIGNATURE, value=parse_policy(text).SerializeToString())
 
 
-def _signature(text: str) -> configtx_pb2.ConfigPolicy:
-    policy = policies_pb2.Policy(type=_SIGNATURE, value=parse_policy(text).SerializeToString())
-    return configtx_pb2.ConfigPolicy(policy=policy, mod_policy="Admins")
+def normalise_policy_path(path: str) -> str:
+    """`Application/Admins` or `/Channel/Application/Admins` → `/Channel/Application/Admins`."""
+    parts = [p for p in path.split("/") if p]
+    if parts and parts[0] == "Channel":
+        parts = parts[1:]
+    return "/" + "/".join(["Channel", *parts])
 
 
-def _implicit(
-    rule: Literal["ANY", "ALL", "MAJORITY"], sub_policy: str
-) -> configtx_pb2.ConfigPolicy:
-    meta = policies_pb2.ImplicitMetaPolicy(sub_policy=sub_policy, rule=_RULES[rule])
-    return configtx_pb2.ConfigPolicy(
-        policy=policies_pb2.Policy(type=_IMPLICIT, value=meta.SerializeToString()),
-        mod_policy="Admins",
-    )
+def _value(message: Any) -> configtx_pb2.ConfigValue:
+    return configtx_pb2.ConfigValue(value=message.SerializeToString(), mod_policy=ADMINS)
+
+
+def _set_policies(group: configtx_pb2.ConfigGroup, policies: Mapping[str, str]) -> None:
+    for name, text in policies.items():
+        group.policies[name].CopyFrom(
+            configtx_pb2.ConfigPolicy(policy=policy_from_text(text), mod_policy=ADMINS)
+        )
 
 
 def _capabilities(name: str) -> configtx_pb2.ConfigValue:
@@ -91,21 +119,32 @@ def _capabilities(name: str) -> configtx_pb2.ConfigValue:
     )
 
 
+def _anchor_peers(endpoints: Sequence[str]) -> peer_pb2.AnchorPeers:
+    anchors = []
+    for endpoint in endpoints:
+        host, _, port = endpoint.rpartition(":")
+        if not host or not port.isdigit():
+            raise InvalidArgument(f"peer endpoint {endpoint!r} is not host:port")
+        anchors.append(peer_pb2.AnchorPeer(host=host, port=int(port)))
+    return peer_pb2.AnchorPeers(anchor_peers=anchors)
+
+
 def _org_group(org: OrgDefinition, *, orderer: bool) -> configtx_pb2.ConfigGroup:
     m = org.msp_id
-    group = configtx_pb2.ConfigGroup(mod_policy="Admins")
+    group = configtx_pb2.ConfigGroup(mod_policy=ADMINS)
     group.values["MSP"].CopyFrom(
-        configtx_pb2.ConfigValue(value=org.msp.to_proto_bytes(), mod_policy="Admins")
+        configtx_pb2.ConfigValue(value=org.msp.to_proto_bytes(), mod_policy=ADMINS)
     )
-    alliance = json.dumps(
-        {"type": org.alliance_type, "regulator": org.regulator, "parent": org.parent},
-        sort_keys=True,
-        separators=(",", ":"),
-    ).encode()
+    alliance = {"type": org.alliance_type, "regulator": org.regulator, "parent": org.parent}
     group.values[ALLIANCE_VALUE].CopyFrom(
-        configtx_pb2.ConfigValue(value=alliance, mod_policy="Admins")
+        configtx_pb2.ConfigValue(
+            value=json.dumps(alliance, sort_keys=True, separators=(",", ":")).encode(),
+            mod_policy=ADMINS,
+        )
     )
     if orderer:
+        # `member`, not `orderer`: Fabric's samples do the same, and BlockValidation (ANY Writers)
+        # must admit the ordering nodes' own signatures.
         group.values["Endpoints"].CopyFrom(
             _value(configuration_pb2.OrdererAddresses(addresses=org.endpoints))
         )
@@ -115,57 +154,58 @@ def _org_group(org: OrgDefinition, *, orderer: bool) -> configtx_pb2.ConfigGroup
             "Admins": f"OR('{m}.admin')",
         }
     else:
+        group.values["AnchorPeers"].CopyFrom(_value(_anchor_peers(org.endpoints)))
         policies = {
             "Readers": f"OR('{m}.admin', '{m}.peer', '{m}.client')",
             "Writers": f"OR('{m}.admin', '{m}.client')",
             "Admins": f"OR('{m}.admin')",
             "Endorsement": f"OR('{m}.peer')",
         }
-    for name, text in policies.items():
-        group.policies[name].CopyFrom(_signature(text))
+    _set_policies(group, policies)
     return group
 
 
 def build_config(defn: ChannelDefinition) -> configtx_pb2.Config:
-    app = configtx_pb2.ConfigGroup(mod_policy="Admins")
+    """The channel's `common.Config` at sequence 0. Raises `InvalidArgument` for a bad override."""
+    app = configtx_pb2.ConfigGroup(mod_policy=ADMINS)
     for org in defn.application_orgs:
         app.groups[org.msp_id].CopyFrom(_org_group(org, orderer=False))
-    for name, rule, sub in (
-        ("Readers", "ANY", "Readers"),
-        ("Writers", "ANY", "Writers"),
-        ("Admins", "MAJORITY", "Admins"),
-        ("Endorsement", "MAJORITY", "Endorsement"),
-        ("LifecycleEndorsement", "MAJORITY", "Endorsement"),
-    ):
-        app.policies[name].CopyFrom(_implicit(rule, sub))  # type: ignore[arg-type]
+    _set_policies(
+        app,
+        {
+            "Readers": "ANY Readers",
+            "Writers": "ANY Writers",
+            "Admins": "MAJORITY Admins",
+            "Endorsement": "MAJORITY Endorsement",
+            "LifecycleEndorsement": "MAJORITY Endorsement",
+        },
+    )
     app.values["Capabilities"].CopyFrom(_capabilities("V2_0"))
 
-    orderer = configtx_pb2.ConfigGroup(mod_policy="Admins")
+    orderer = configtx_pb2.ConfigGroup(mod_policy=ADMINS)
     for org in defn.orderer_orgs:
         orderer.groups[org.msp_id].CopyFrom(_org_group(org, orderer=True))
-    for name, rule, sub in (
-        ("Readers", "ANY", "Readers"),
-        ("Writers", "ANY", "Writers"),
-        ("Admins", "MAJORITY", "Admins"),
-        ("BlockValidation", "ANY", "Writers"),
-    ):
-        orderer.policies[name].CopyFrom(_implicit(rule, sub))  # type: ignore[arg-type]
+    _set_policies(
+        orderer,
+        {
+            "Readers": "ANY Readers",
+            "Writers": "ANY Writers",
+            "Admins": "MAJORITY Admins",
+            "BlockValidation": "ANY Writers",
+        },
+    )
     orderer.values["ConsensusType"].CopyFrom(_value(orderer_pb2.ConsensusType(type="BFT")))
-    orderer.values["BatchSize"].CopyFrom(
-        _value(
-            orderer_pb2.BatchSize(
-                max_message_count=defn.batch_max_count,
-                absolute_max_bytes=defn.batch_absolute_max_bytes,
-                preferred_max_bytes=defn.batch_preferred_max_bytes,
-            )
-        )
+    batch = orderer_pb2.BatchSize(
+        max_message_count=defn.batch_max_count,
+        absolute_max_bytes=defn.batch_absolute_max_bytes,
+        preferred_max_bytes=defn.batch_preferred_max_bytes,
     )
-    orderer.values["BatchTimeout"].CopyFrom(
-        _value(orderer_pb2.BatchTimeout(timeout=f"{defn.batch_timeout_ms}ms"))
-    )
+    orderer.values["BatchSize"].CopyFrom(_value(batch))
+    timeout = orderer_pb2.BatchTimeout(timeout=f"{defn.batch_timeout_ms}ms")
+    orderer.values["BatchTimeout"].CopyFrom(_value(timeout))
     orderer.values["Capabilities"].CopyFrom(_capabilities("V2_0"))
 
-    channel = configtx_pb2.ConfigGroup(mod_policy="Admins")
+    channel = configtx_pb2.ConfigGroup(mod_policy=ADMINS)
     channel.groups["Application"].CopyFrom(app)
     channel.groups["Orderer"].CopyFrom(orderer)
     channel.values["HashingAlgorithm"].CopyFrom(
@@ -177,22 +217,30 @@ def build_config(defn: ChannelDefinition) -> configtx_pb2.Config:
     channel.values["OrdererAddresses"].CopyFrom(
         _value(configuration_pb2.OrdererAddresses(addresses=defn.consenters))
     )
+    # Fabric 3 requires the V3_0 channel capability for BFT ordering.
     channel.values["Capabilities"].CopyFrom(_capabilities("V3_0"))
-    for name, rule, sub in (
-        ("Readers", "ANY", "Readers"),
-        ("Writers", "ANY", "Writers"),
-        ("Admins", "MAJORITY", "Admins"),
-    ):
-        channel.policies[name].CopyFrom(_implicit(rule, sub))  # type: ignore[arg-type]
+    _set_policies(
+        channel, {"Readers": "ANY Readers", "Writers": "ANY Writers", "Admins": "MAJORITY Admins"}
+    )
+    for path, text in defn.policy_overrides:
+        *groups, name = normalise_policy_path(path).split("/")[2:]
+        target = channel
+        for group in groups:
+            if group not in target.groups:
+                raise InvalidArgument(f"policy override {path}: the channel has no group {group}")
+            target = target.groups[group]
+        _set_policies(target, {name: text})
     return configtx_pb2.Config(sequence=0, channel_group=channel)
 
 
 def genesis_block(defn: ChannelDefinition, *, timestamp_ms: int) -> common_pb2.Block:
     """Block 0: one unsigned CONFIG envelope holding the configuration, as configtxgen makes it."""
     header = common_pb2.ChannelHeader(
-        type=common_pb2.HeaderType.Value("CONFIG"),
+        type=_CONFIG_TYPE,
         version=1,
         channel_id=defn.channel_id,
+        tx_id="",
+        epoch=0,
         timestamp=Timestamp(seconds=timestamp_ms // 1000, nanos=(timestamp_ms % 1000) * 1_000_000),
     )
     payload = common_pb2.Payload(
@@ -204,11 +252,9 @@ def genesis_block(defn: ChannelDefinition, *, timestamp_ms: int) -> common_pb2.B
     )
     envelope = common_pb2.Envelope(payload=payload.SerializeToString()).SerializeToString()
     block = new_block(0, b"", [envelope])
-    value = common_pb2.OrdererBlockMetadata(
-        last_config=common_pb2.LastConfig(index=0)
-    ).SerializeToString()
+    value = common_pb2.OrdererBlockMetadata(last_config=common_pb2.LastConfig(index=0))
     block.metadata.metadata[common_pb2.BlockMetadataIndex.Value("SIGNATURES")] = (
-        common_pb2.Metadata(value=value).SerializeToString()
+        common_pb2.Metadata(value=value.SerializeToString()).SerializeToString()
     )
     return block
 
@@ -218,118 +264,211 @@ def genesis_block(defn: ChannelDefinition, *, timestamp_ms: int) -> common_pb2.B
 
 @dataclass(frozen=True, slots=True)
 class _Policy:
-    kind: Literal["signature", "implicit"]
-    envelope: policies_pb2.SignaturePolicyEnvelope | None = None
+    envelope: Any = None  # a SignaturePolicyEnvelope, or None for ImplicitMeta
     sub_policy: str = ""
-    rule: Literal["ANY", "ALL", "MAJORITY"] = "ANY"
+    rule: ImplicitRule = "ANY"
 
 
+@dataclass(frozen=True, eq=False)
 class ChannelConfig:
     """A parsed channel configuration: members, MSPs, batch settings and policy evaluation."""
 
-    def __init__(self, channel_id: str, config: configtx_pb2.Config) -> None:
-        self.channel_id = channel_id
-        self.sequence = int(config.sequence)
-        root = config.channel_group
-        try:
-            app, orderer = root.groups["Application"], root.groups["Orderer"]
-            self.orgs: Mapping[str, OrgDefinition] = {
-                **{m: _org(m, g) for m, g in orderer.groups.items()},
-                **{m: _org(m, g) for m, g in app.groups.items()},
-            }
-            self.application_msp_ids = tuple(sorted(app.groups))
-            self.orderer_msp_ids = tuple(sorted(orderer.groups))
-            batch = _parse(orderer_pb2.BatchSize(), orderer.values["BatchSize"].value)
-            timeout = _parse(
-                orderer_pb2.BatchTimeout(), orderer.values["BatchTimeout"].value
-            ).timeout
-            self.consenters = tuple(
-                _parse(
-                    configuration_pb2.OrdererAddresses(), root.values["OrdererAddresses"].value
-                ).addresses
-            )
-        except KeyError as exc:
-            raise MalformedMessage("channel configuration", f"missing {exc}") from exc
-        self.batch_max_count = int(batch.max_message_count)
-        self.batch_absolute_max_bytes = int(batch.absolute_max_bytes)
-        self.batch_preferred_max_bytes = int(batch.preferred_max_bytes)
-        self.batch_timeout_ms = _duration_ms(str(timeout))
-        self.msps = MspManager(o.msp for o in self.orgs.values())
-        self._groups: dict[str, configtx_pb2.ConfigGroup] = {}
-        self._policies: dict[str, _Policy] = {}
-        self._index("/Channel", root)
+    channel_id: str
+    sequence: int
+    application_orgs: tuple[OrgDefinition, ...]  # sorted by MSP id
+    orderer_orgs: tuple[OrgDefinition, ...]
+    batch_max_count: int
+    batch_absolute_max_bytes: int
+    batch_preferred_max_bytes: int
+    batch_timeout_ms: int
+    consenters: tuple[str, ...]
+    msps: MspManager = field(repr=False)
+    _policies: Mapping[str, _Policy] = field(repr=False)
+    _subgroups: Mapping[str, tuple[str, ...]] = field(repr=False)
+
+    @property
+    def application_msp_ids(self) -> tuple[str, ...]:
+        return tuple(o.msp_id for o in self.application_orgs)
+
+    @property
+    def orderer_msp_ids(self) -> tuple[str, ...]:
+        return tuple(o.msp_id for o in self.orderer_orgs)
+
+    @property
+    def orgs(self) -> Mapping[str, OrgDefinition]:
+        """Every organisation by MSP id; an org in both groups appears with its peer endpoints."""
+        return {o.msp_id: o for o in (*self.orderer_orgs, *self.application_orgs)}
+
+    @property
+    def policy_paths(self) -> tuple[str, ...]:
+        return tuple(sorted(self._policies))
 
     @classmethod
     def from_block(cls, block: common_pb2.Block) -> ChannelConfig:
-        envelope, payload, header = (
-            common_pb2.Envelope(),
-            common_pb2.Payload(),
-            common_pb2.ChannelHeader(),
+        """Parse a config block; raises `MalformedMessage` saying what is wrong."""
+        if len(block.data.data) != 1:
+            raise MalformedMessage(
+                "config block", f"it holds {len(block.data.data)} transactions, not exactly one"
+            )
+        payload = _parse(
+            common_pb2.Payload(), _parse(common_pb2.Envelope(), block.data.data[0]).payload
         )
-        config_envelope = configtx_pb2.ConfigEnvelope()
-        try:
-            envelope.ParseFromString(block.data.data[0])
-            payload.ParseFromString(envelope.payload)
-            header.ParseFromString(payload.header.channel_header)
-            config_envelope.ParseFromString(payload.data)
-        except (DecodeError, IndexError) as exc:
-            raise MalformedMessage("config block", str(exc)) from exc
-        if header.type != common_pb2.HeaderType.Value("CONFIG"):
-            raise MalformedMessage("config block", "its transaction is not a CONFIG transaction")
-        return cls(str(header.channel_id), config_envelope.config)
+        header = _parse(common_pb2.ChannelHeader(), payload.header.channel_header)
+        if header.type != _CONFIG_TYPE:
+            raise MalformedMessage(
+                "config block", f"its transaction has header type {header.type}, not CONFIG (1)"
+            )
+        envelope = _parse(configtx_pb2.ConfigEnvelope(), payload.data)
+        if not envelope.HasField("config"):
+            raise MalformedMessage("config block", "its ConfigEnvelope holds no config")
+        return cls.from_config(envelope.config, str(header.channel_id))
 
-    def _index(self, path: str, group: configtx_pb2.ConfigGroup) -> None:
-        self._groups[path] = group
-        for name, cp in group.policies.items():
-            policy = cp.policy
-            if policy.type == _SIGNATURE:
-                self._policies[f"{path}/{name}"] = _Policy(
-                    "signature",
-                    envelope=_parse(policies_pb2.SignaturePolicyEnvelope(), policy.value),
-                )
-            elif policy.type == _IMPLICIT:
-                meta = _parse(policies_pb2.ImplicitMetaPolicy(), policy.value)
-                rule = policies_pb2.ImplicitMetaPolicy.Rule.Name(meta.rule)
-                self._policies[f"{path}/{name}"] = _Policy(
-                    "implicit", sub_policy=str(meta.sub_policy), rule=rule
-                )
-        for name, sub in group.groups.items():
-            self._index(f"{path}/{name}", sub)
+    @classmethod
+    def from_config(cls, config: configtx_pb2.Config, channel_id: str) -> ChannelConfig:
+        """Parse a `common.Config` (its channel id lives in the enclosing header)."""
+        root = config.channel_group
+        app, orderer = _group(root, "Application"), _group(root, "Orderer")
+        app_orgs = tuple(_org(m, app.groups[m], orderer=False) for m in sorted(app.groups))
+        ord_orgs = tuple(_org(m, orderer.groups[m], orderer=True) for m in sorted(orderer.groups))
+        batch = _parse(orderer_pb2.BatchSize(), _value_bytes(orderer, "BatchSize", "Orderer"))
+        timeout = _parse(
+            orderer_pb2.BatchTimeout(), _value_bytes(orderer, "BatchTimeout", "Orderer")
+        )
+        if "OrdererAddresses" in root.values:
+            addresses = _parse(
+                configuration_pb2.OrdererAddresses(), root.values["OrdererAddresses"].value
+            )
+            consenters = tuple(str(a) for a in addresses.addresses)
+        else:  # Fabric 2 moved addresses into the orderer organisations
+            consenters = tuple(e for o in ord_orgs for e in o.endpoints)
+        policies: dict[str, _Policy] = {}
+        subgroups: dict[str, tuple[str, ...]] = {}
+        _index("/Channel", root, policies, subgroups)
+        msps = {o.msp_id: o.msp for o in (*ord_orgs, *app_orgs)}
+        return cls(
+            channel_id=channel_id,
+            sequence=int(config.sequence),
+            application_orgs=app_orgs,
+            orderer_orgs=ord_orgs,
+            batch_max_count=int(batch.max_message_count),
+            batch_absolute_max_bytes=int(batch.absolute_max_bytes),
+            batch_preferred_max_bytes=int(batch.preferred_max_bytes),
+            batch_timeout_ms=parse_duration_ms(str(timeout.timeout)),
+            consenters=consenters,
+            msps=MspManager(msps.values()),
+            _policies=policies,
+            _subgroups=subgroups,
+        )
+
+    def definition(self) -> ChannelDefinition:
+        """The definition this configuration was built from (overrides are not recovered)."""
+        return ChannelDefinition(
+            channel_id=self.channel_id,
+            application_orgs=self.application_orgs,
+            orderer_orgs=self.orderer_orgs,
+            batch_max_count=self.batch_max_count,
+            batch_absolute_max_bytes=self.batch_absolute_max_bytes,
+            batch_preferred_max_bytes=self.batch_preferred_max_bytes,
+            batch_timeout_ms=self.batch_timeout_ms,
+            consenters=self.consenters,
+        )
 
     def evaluate_policy(self, path: str, signed: Sequence[SignedData], *, at: dt.datetime) -> bool:
-        """Whether `signed` satisfies the policy at `path`, e.g. `/Channel/Application/Writers`."""
+        """Whether `signed` satisfies the policy at `path`, e.g. `/Channel/Application/Writers`.
+
+        ImplicitMeta policies count every sub-group; a sub-group without the sub-policy counts as
+        not satisfied, as in Fabric's `implicitmeta.go`. Raises `UnknownPolicy` for a bad path.
+        """
         policy = self._policies.get(path)
         if policy is None:
-            raise NotFound(f"channel {self.channel_id} has no policy {path}")
-        if policy.kind == "signature":
-            assert policy.envelope is not None
+            raise UnknownPolicy(self.channel_id, path)
+        if policy.envelope is not None:
             return evaluate_signature_policy(policy.envelope, signed, self.msps, at=at)
-        group_path = path.rsplit("/", 1)[0]
-        subs = [
-            self.evaluate_policy(f"{group_path}/{name}/{policy.sub_policy}", signed, at=at)
-            for name in sorted(self._groups[group_path].groups)
-            if f"{group_path}/{name}/{policy.sub_policy}" in self._policies
-        ]
-        return evaluate_implicit_meta(policy.rule, subs)
+        group = path.rsplit("/", 1)[0]
+        results = []
+        for name in self._subgroups[group]:
+            sub_path = f"{group}/{name}/{policy.sub_policy}"
+            known = sub_path in self._policies
+            results.append(known and self.evaluate_policy(sub_path, signed, at=at))
+        return evaluate_implicit_meta(policy.rule, results)
 
 
-def _org(msp_id: str, group: configtx_pb2.ConfigGroup) -> OrgDefinition:
-    alliance = (
-        json.loads(group.values[ALLIANCE_VALUE].value) if ALLIANCE_VALUE in group.values else {}
-    )
+def _group(parent: configtx_pb2.ConfigGroup, name: str) -> configtx_pb2.ConfigGroup:
+    # Indexing a protobuf map of messages inserts a missing key, so test membership first.
+    if name not in parent.groups:
+        raise MalformedMessage("channel configuration", f"it has no {name} group")
+    return parent.groups[name]
+
+
+def _value_bytes(group: configtx_pb2.ConfigGroup, name: str, where: str) -> bytes:
+    if name not in group.values:
+        raise MalformedMessage("channel configuration", f"the {where} group has no {name} value")
+    return bytes(group.values[name].value)
+
+
+def _index(
+    path: str,
+    group: configtx_pb2.ConfigGroup,
+    policies: dict[str, _Policy],
+    subgroups: dict[str, tuple[str, ...]],
+) -> None:
+    subgroups[path] = tuple(sorted(group.groups))
+    for name in sorted(group.policies):
+        policy = group.policies[name].policy
+        if policy.type == _SIGNATURE:
+            envelope = _parse(policies_pb2.SignaturePolicyEnvelope(), policy.value)
+            policies[f"{path}/{name}"] = _Policy(envelope=envelope)
+        elif policy.type == _IMPLICIT:
+            meta = _parse(policies_pb2.ImplicitMetaPolicy(), policy.value)
+            rule = policies_pb2.ImplicitMetaPolicy.Rule.Name(meta.rule)
+            policies[f"{path}/{name}"] = _Policy(sub_policy=str(meta.sub_policy), rule=rule)
+        else:
+            raise MalformedMessage(
+                "channel configuration", f"policy {path}/{name} has unsupported type {policy.type}"
+            )
+    for name in sorted(group.groups):
+        _index(f"{path}/{name}", group.groups[name], policies, subgroups)
+
+
+def _org(msp_id: str, group: configtx_pb2.ConfigGroup, *, orderer: bool) -> OrgDefinition:
+    where = f"organisation {msp_id}"
+    try:
+        msp = Msp.from_proto_bytes(_value_bytes(group, "MSP", where))
+    except MalformedMessage:
+        raise
+    except MedallianceError as exc:
+        raise MalformedMessage("channel configuration", f"MSP of {msp_id}: {exc}") from exc
+    alliance: dict[str, Any] = {}
+    if ALLIANCE_VALUE in group.values:
+        try:
+            alliance = json.loads(group.values[ALLIANCE_VALUE].value)
+        except ValueError as exc:
+            raise MalformedMessage(
+                "channel configuration", f"{ALLIANCE_VALUE} of {msp_id} is not JSON"
+            ) from exc
+        if not isinstance(alliance, dict):
+            raise MalformedMessage(
+                "channel configuration", f"{ALLIANCE_VALUE} of {msp_id} is not a JSON object"
+            )
     endpoints: tuple[str, ...] = ()
-    if "Endpoints" in group.values:
-        endpoints = tuple(
-            _parse(configuration_pb2.OrdererAddresses(), group.values["Endpoints"].value).addresses
-        )
+    if orderer and "Endpoints" in group.values:
+        addresses = _parse(configuration_pb2.OrdererAddresses(), group.values["Endpoints"].value)
+        endpoints = tuple(str(a) for a in addresses.addresses)
+    elif not orderer and "AnchorPeers" in group.values:
+        anchors = _parse(peer_pb2.AnchorPeers(), group.values["AnchorPeers"].value)
+        endpoints = tuple(f"{a.host}:{a.port}" for a in anchors.anchor_peers)
     return OrgDefinition(
         msp_id=msp_id,
-        msp=Msp.from_proto_bytes(group.values["MSP"].value),
-        alliance_type=str(alliance.get("type", "")),
-        regulator=alliance.get("regulator"),
-        parent=alliance.get("parent"),
+        msp=msp,
+        alliance_type=str(alliance.get("type") or ""),
+        regulator=_optional_str(alliance.get("regulator")),
+        parent=_optional_str(alliance.get("parent")),
         endpoints=endpoints,
     )
+
+
+def _optional_str(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 def _parse(message: Any, data: bytes) -> Any:
@@ -340,10 +479,15 @@ def _parse(message: Any, data: bytes) -> Any:
     return message
 
 
-def _duration_ms(text: str) -> int:
-    for suffix, factor in (("ms", 1), ("s", 1000), ("m", 60_000)):
-        if text.endswith(suffix) and text[: -len(suffix)].isdigit():
-            return int(text[: -len(suffix)]) * factor
-    raise MalformedMessage(
-        "channel configuration", f"batch timeout {text!r} is not like 200ms or 2s"
-    )
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNIT_MS = {"ns": 1e-6, "us": 1e-3, "µs": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4, "h": 3.6e6}
+
+
+def parse_duration_ms(text: str) -> int:
+    """A Go duration string (`200ms`, `2s`, `1m30s`, `1.5s`) in whole milliseconds."""
+    parts = list(_DURATION_PART.finditer(text))
+    if not text or "".join(m[0] for m in parts) != text:
+        raise MalformedMessage(
+            "channel configuration", f"batch timeout {text!r} is not a duration like 200ms or 2s"
+        )
+    return round(sum(float(m[1]) * _UNIT_MS[m[2]] for m in parts))

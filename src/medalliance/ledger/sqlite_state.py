@@ -11,7 +11,7 @@ import base64
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,8 +84,7 @@ class SqliteState:
         # ties keep key order.
         matches.sort(key=lambda m: m[1])
         for index in reversed(range(len(parsed.sort))):
-            descending = parsed.sort[index][1]
-            matches.sort(key=lambda m, i=index: m[0][i], reverse=descending)
+            matches.sort(key=_sort_field(index), reverse=parsed.sort[index][1])
         limit = parsed.limit or len(matches)
         start = _decode_bookmark(bookmark)
         size = page_size or limit
@@ -123,19 +122,16 @@ class SqliteState:
             for tx in txs
             for w in tx.writes
         ]
+        final: dict[tuple[str, str], tuple[bytes | None, int]] = {}
+        for tx in txs:  # in block order, so a later transaction's write of a key wins
+            for w in tx.writes:
+                final[(w.namespace, w.key)] = (w.value, tx.tx_num)
+        upserts = [(ns, k, v, block_num, n) for (ns, k), (v, n) in final.items() if v is not None]
+        deletes = [(ns, k) for (ns, k), (v, _) in final.items() if v is None]
         with self._db:
             self._db.execute("BEGIN")
-            for tx in txs:  # in order, so a later tx's write of a key wins
-                for w in tx.writes:
-                    if w.value is None:
-                        self._db.execute(
-                            "DELETE FROM state WHERE ns = ? AND key = ?", (w.namespace, w.key)
-                        )
-                    else:
-                        self._db.execute(
-                            "INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?, ?)",
-                            (w.namespace, w.key, w.value, block_num, tx.tx_num),
-                        )
+            self._db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?, ?)", upserts)
+            self._db.executemany("DELETE FROM state WHERE ns = ? AND key = ?", deletes)
             self._db.executemany("INSERT INTO history VALUES (?, ?, ?, ?, ?, ?, ?, ?)", history)
             self._db.execute("INSERT OR REPLACE INTO savepoint VALUES (0, ?)", (block_num,))
 
@@ -157,6 +153,10 @@ class SqliteState:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _sort_field(index: int) -> Callable[[tuple[tuple[Any, ...], str, VersionedValue]], Any]:
+    return lambda match: match[0][index]
 
 
 def _encode_bookmark(offset: int) -> str:

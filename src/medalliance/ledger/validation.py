@@ -123,10 +123,18 @@ def validate_block(
     """
     number = int(block.header.number)
     seen: set[str] = set()
+    # Definitions are read from the state as of the block's start, so one look-up per block will do.
+    definitions: dict[str, NamespacePolicy | None] = {}
+
+    def cached_policy(namespace: str) -> NamespacePolicy | None:
+        if namespace not in definitions:
+            definitions[namespace] = policy_for(namespace)
+        return definitions[namespace]
+
     pending: list[_Pending] = []
     for tx_num, data in enumerate(block.data.data):
         pending.append(
-            _validate_envelope(bytes(data), tx_num, config, policy_for, is_committed_tx, seen)
+            _validate_envelope(bytes(data), tx_num, config, cached_policy, is_committed_tx, seen)
         )
     mvcc_codes = check_block(
         state,

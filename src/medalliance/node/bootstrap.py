@@ -1,15 +1,24 @@
 """Materialise a network on disk: crypto material, genesis blocks, the config it came from.
 
-Layout (`network init` and the embedded demo share it):
-`organizations/{peerOrganizations,ordererOrganizations}/<domain>/...` in Fabric's cryptogen
-layout (a hospital that runs ordering nodes keeps them under its own `orderers/`),
-`channel-artifacts/<channel>.block`, and `network.yaml`.
+Layout (`network init` and the embedded demo share it), as Fabric's tools expect:
+
+    organizations/peerOrganizations/<domain>/{ca,tlsca,msp,peers,orderers,users}/
+    organizations/ordererOrganizations/<domain>/{ca,tlsca,msp,orderers,users}/
+    channel-artifacts/<channel>.block
+    network.yaml
+
+A hospital that runs ordering nodes keeps them under its own `orderers/`; only organisations of
+type `orderer` live under `ordererOrganizations/`. Everything is generated in a staging folder
+and moved into place with `network.yaml` last, so a failed init leaves no half-made network.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,12 +28,20 @@ from medalliance.errors import NotFound, PreconditionFailed
 from medalliance.identity.cryptogen import OrgSpec, UserSpec, generate_org, org_dir
 from medalliance.identity.msp import Msp
 from medalliance.ledger.channel_config import ChannelDefinition, OrgDefinition, genesis_block
-from medalliance.node.config import NetworkConfig, OrganizationConfig, load_network_config
+from medalliance.node.config import (
+    ChannelSpec,
+    NetworkConfig,
+    OrganizationConfig,
+    load_network_config,
+)
 
 CONFIG_FILE = "network.yaml"
+ORGANIZATIONS = "organizations"
+ARTIFACTS = "channel-artifacts"
 
 
-def _org_spec(org: OrganizationConfig) -> OrgSpec:
+def org_spec(org: OrganizationConfig) -> OrgSpec:
+    """The cryptogen spec of one organisation: its nodes and users (Admin and User1 always)."""
     users = tuple(UserSpec(u.name, "admin" if u.admin else "client", u.role) for u in org.all_users)
     return OrgSpec(
         msp_id=org.msp_id,
@@ -38,37 +55,77 @@ def _org_spec(org: OrganizationConfig) -> OrgSpec:
 
 @dataclass(frozen=True)
 class NetworkLayout:
+    """Where a network's files live. Methods accept an organisation's MSP id or name."""
+
     directory: Path
     config: NetworkConfig
 
     @classmethod
     def load(cls, directory: Path) -> NetworkLayout:
+        """The layout of an initialised network; `NotFound` when `directory` holds none."""
         path = directory / CONFIG_FILE
-        if not path.exists():
+        if not path.is_file():
             raise NotFound(f"{directory} holds no network (no {CONFIG_FILE}); run `network init`")
         return cls(directory, load_network_config(path))
 
     def org_dir(self, msp_id: str) -> Path:
-        return org_dir(
-            self.directory / "organizations", _org_spec(self.config.organization(msp_id))
-        )
+        return org_dir(self.directory / ORGANIZATIONS, org_spec(self.config.organization(msp_id)))
 
     def peer_dir(self, msp_id: str, peer: str) -> Path:
-        return self.org_dir(msp_id) / "peers" / f"{peer}.{self.config.organization(msp_id).domain}"
+        """The peer's node folder (holding `msp/` and `tls/`)."""
+        return self._node_dir(msp_id, "peers", peer)
 
     def orderer_dir(self, msp_id: str, orderer: str) -> Path:
-        return (
-            self.org_dir(msp_id)
-            / "orderers"
-            / f"{orderer}.{self.config.organization(msp_id).domain}"
-        )
+        """The ordering node's folder (holding `msp/` and `tls/`)."""
+        return self._node_dir(msp_id, "orderers", orderer)
+
+    def user_dir(self, msp_id: str, user: str) -> Path:
+        domain = self.config.organization(msp_id).domain
+        return self.org_dir(msp_id) / "users" / f"{user}@{domain}"
 
     def user_msp_dir(self, msp_id: str, user: str) -> Path:
-        domain = self.config.organization(msp_id).domain
-        return self.org_dir(msp_id) / "users" / f"{user}@{domain}" / "msp"
+        return self.user_dir(msp_id, user) / "msp"
+
+    def org_msp_dir(self, msp_id: str) -> Path:
+        return self.org_dir(msp_id) / "msp"
 
     def genesis_block_path(self, channel: str) -> Path:
-        return self.directory / "channel-artifacts" / f"{channel}.block"
+        return self.directory / ARTIFACTS / f"{channel}.block"
+
+    def _node_dir(self, msp_id: str, folder: str, node: str) -> Path:
+        domain = self.config.organization(msp_id).domain
+        return self.org_dir(msp_id) / folder / f"{node}.{domain}"
+
+
+def channel_definition(
+    config: NetworkConfig, channel: ChannelSpec, msps: Mapping[str, Msp]
+) -> ChannelDefinition:
+    """The genesis definition of one channel; every ordering organisation orders it."""
+    by_name = {o.name: o for o in config.organizations}
+
+    def definition(org: OrganizationConfig, *, orderer: bool) -> OrgDefinition:
+        nodes = org.orderers if orderer else org.peers
+        return OrgDefinition(
+            msp_id=org.msp_id,
+            msp=msps[org.msp_id],
+            alliance_type=org.type,
+            regulator=by_name[org.regulator].msp_id if org.regulator else None,
+            parent=by_name[org.parent].msp_id if org.parent else None,
+            endpoints=tuple(n.endpoint for n in nodes),
+        )
+
+    orderer_orgs = config.orderer_organizations()
+    return ChannelDefinition(
+        channel_id=channel.name,
+        application_orgs=tuple(definition(o, orderer=False) for o in config.members(channel)),
+        orderer_orgs=tuple(definition(o, orderer=True) for o in orderer_orgs),
+        batch_max_count=channel.batch.max_message_count,
+        batch_absolute_max_bytes=channel.batch.absolute_max_bytes,
+        batch_preferred_max_bytes=channel.batch.preferred_max_bytes,
+        batch_timeout_ms=channel.batch.timeout_ms,
+        consenters=tuple(n.endpoint for o in orderer_orgs for n in o.orderers),
+        policy_overrides=tuple(sorted(channel.policies.items())),
+    )
 
 
 def init_network(
@@ -78,53 +135,41 @@ def init_network(
     now: dt.datetime,
     on_progress: Callable[[str], None] | None = None,
 ) -> NetworkLayout:
-    """Generate everything a network needs in `directory` (which must not hold one yet)."""
-    if (directory / CONFIG_FILE).exists() or (directory / "organizations").exists():
+    """Generate crypto material, genesis blocks and `network.yaml` in `directory`.
+
+    `directory` may be missing, empty, or hold unrelated files; one that already holds a network
+    raises `PreconditionFailed`. Keys are never overwritten.
+    """
+    progress = on_progress or (lambda _message: None)
+    entries = (CONFIG_FILE, ORGANIZATIONS, ARTIFACTS)
+    if any((directory / entry).exists() for entry in entries):
         raise PreconditionFailed(
             f"{directory} already holds a network; use a new --dir or remove it"
         )
-    layout = NetworkLayout(directory, config)
-    msps = {}
-    for org in config.organizations:
-        if on_progress:
-            on_progress(f"generating crypto material for {org.msp_id}")
-        root = generate_org(directory / "organizations", _org_spec(org), now=now)
-        msps[org.msp_id] = Msp.from_dir(root / "msp", org.msp_id)
-    by_name = {o.name: o for o in config.organizations}
-    for channel in config.channels:
-        if on_progress:
-            on_progress(f"creating the genesis block of channel {channel.name}")
-
-        def definition(org: OrganizationConfig, *, orderer: bool) -> OrgDefinition:
-            nodes = org.orderers if orderer else org.peers
-            return OrgDefinition(
-                msp_id=org.msp_id,
-                msp=msps[org.msp_id],
-                alliance_type=org.type,
-                regulator=by_name[org.regulator].msp_id if org.regulator else None,
-                parent=by_name[org.parent].msp_id if org.parent else None,
-                endpoints=tuple(f"{n.host}:{n.port}" for n in nodes),
+    directory.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".init-", dir=directory))
+    try:
+        msps: dict[str, Msp] = {}
+        for org in config.organizations:
+            progress(f"generating crypto for {org.msp_id}")
+            root = generate_org(staging / ORGANIZATIONS, org_spec(org), now=now)
+            msps[org.msp_id] = Msp.from_dir(root / "msp", org.msp_id)
+        (staging / ARTIFACTS).mkdir()
+        for channel in config.channels:
+            progress(f"creating the genesis block of channel {channel.name}")
+            block = genesis_block(
+                channel_definition(config, channel, msps),
+                timestamp_ms=int(now.timestamp() * 1000),
             )
-
-        orderer_orgs = [o for o in config.organizations if o.orderers]
-        defn = ChannelDefinition(
-            channel_id=channel.name,
-            application_orgs=tuple(definition(o, orderer=False) for o in config.members(channel)),
-            orderer_orgs=tuple(definition(o, orderer=True) for o in orderer_orgs),
-            batch_max_count=channel.batch.max_message_count,
-            batch_absolute_max_bytes=channel.batch.absolute_max_bytes,
-            batch_preferred_max_bytes=channel.batch.preferred_max_bytes,
-            batch_timeout_ms=channel.batch.timeout_ms,
-            consenters=tuple(f"{n.host}:{n.port}" for o in orderer_orgs for n in o.orderers),
+            (staging / ARTIFACTS / f"{channel.name}.block").write_bytes(block.SerializeToString())
+        dumped = config.model_dump(mode="json", exclude_none=True)
+        (staging / CONFIG_FILE).write_text(
+            yaml.safe_dump(dumped, sort_keys=False, allow_unicode=True), encoding="utf-8"
         )
-        path = layout.genesis_block_path(channel.name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        block = genesis_block(defn, timestamp_ms=int(now.timestamp() * 1000))
-        path.write_bytes(block.SerializeToString())
-    (directory / CONFIG_FILE).write_text(
-        yaml.safe_dump(
-            config.model_dump(mode="json", by_alias=True, exclude_none=True), sort_keys=False
-        ),
-        encoding="utf-8",
-    )
-    return layout
+        # network.yaml moves last: its presence is what marks a finished network.
+        for entry in entries[1:] + entries[:1]:
+            os.replace(staging / entry, directory / entry)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    progress(f"network {config.name} is ready in {directory}")
+    return NetworkLayout(directory, config)

@@ -124,7 +124,7 @@ class PeerChannel:
             is_committed_tx=self._store.contains_tx,
         )
         set_transactions_filter(block, result.codes)
-        self._store.append(block)
+        self._store.append(block, [t.tx_id for t in result.txs])
         self._apply(number, result.txs)
         valid = sum(1 for code in result.codes if code == VALID)
         log.info(

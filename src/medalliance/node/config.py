@@ -2,22 +2,27 @@
 
 pydantic models with `extra="forbid"`, so a misspelt key fails with its location. Defaults follow
 the paper: tertiary hospitals endorse, secondary hospitals and regulators do not; a contract's
-default endorsement policy is any one tertiary member's peer.
+default endorsement policy is one endorsing member's peer (a majority of member peers when no
+member endorses). Every field is documented in `docs/network-config.md`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
+from fabric_protos.msp import msp_principal_pb2
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from medalliance.errors import ConfigError, PolicySyntaxError
 from medalliance.identity.policy import parse_policy
+from medalliance.ledger.channel_config import normalise_policy_path, policy_from_text
 
 OrgType = Literal["regulator", "tertiary", "secondary", "orderer"]
-_NAME = r"^[A-Za-z0-9][A-Za-z0-9-]*$"
+HOSPITAL_TYPES = ("tertiary", "secondary")
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
 
 
 class _Model(BaseModel):
@@ -25,43 +30,53 @@ class _Model(BaseModel):
 
 
 class NodeConfig(_Model):
-    name: str = Field(pattern=_NAME, description="host prefix, e.g. peer0")
-    host: str = "127.0.0.1"
+    """One peer or ordering node: `<name>.<domain>` listening on `host:port`."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="host prefix, e.g. peer0")
+    host: str = Field(default="127.0.0.1", pattern=r"^[A-Za-z0-9.:-]+$")
     port: int = Field(ge=1, le=65535)
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.host}:{self.port}"
 
 
 class UserConfig(_Model):
+    """A user identity: a client (or admin) certificate with an alliance role attribute."""
+
     name: str = Field(pattern=_NAME)
-    role: str | None = Field(default=None, description="alliance role attribute, e.g. doctor")
+    role: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_-]*$")
     admin: bool = False
 
 
 class OrganizationConfig(_Model):
     name: str = Field(pattern=_NAME)
-    msp_id: str = Field(pattern=r"^[A-Za-z0-9.-]+$")
-    domain: str = Field(pattern=r"^[a-z0-9.-]+$")
+    msp_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]*$")
+    domain: str = Field(
+        pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$"
+    )
     type: OrgType
     parent: str | None = None
     regulator: str | None = None
+    endorsing: bool = False  # resolved before validation: defaults to `type == "tertiary"`
     peers: tuple[NodeConfig, ...] = ()
     orderers: tuple[NodeConfig, ...] = ()
     users: tuple[UserConfig, ...] = ()
-    endorsing_override: bool | None = Field(default=None, alias="endorsing")
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    @property
-    def endorsing(self) -> bool:
-        """Whether this organisation's peers endorse contracts (paper: tertiary hospitals do)."""
-        if self.endorsing_override is not None:
-            return self.endorsing_override
-        return self.type == "tertiary"
+    @model_validator(mode="before")
+    @classmethod
+    def _default_endorsing(cls, data: Any) -> Any:
+        # The paper: tertiary hospitals validate (endorse); regulators audit and secondary
+        # hospitals commit only. An explicit `endorsing:` wins.
+        if isinstance(data, Mapping) and data.get("endorsing") is None:
+            return {**data, "endorsing": data.get("type") == "tertiary"}
+        return data
 
     @property
     def all_users(self) -> tuple[UserConfig, ...]:
-        """The configured users plus `Admin` and `User1`, which every organisation has."""
+        """The configured users plus `Admin` (admin) and `User1` (client) unless listed."""
         names = {u.name for u in self.users}
-        extra = [UserConfig(name="Admin", admin=True, role="admin")] if "Admin" not in names else []
+        extra = [] if "Admin" in names else [UserConfig(name="Admin", admin=True)]
         if "User1" not in names:
             extra.append(UserConfig(name="User1"))
         return (*extra, *self.users)
@@ -73,120 +88,232 @@ class BatchConfig(_Model):
     preferred_max_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     timeout_ms: int = Field(default=200, ge=1)
 
+    @model_validator(mode="after")
+    def _sizes(self) -> BatchConfig:
+        if self.preferred_max_bytes > self.absolute_max_bytes:
+            raise ValueError("preferred_max_bytes must not exceed absolute_max_bytes")
+        return self
+
 
 class ContractConfig(_Model):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
     package: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", description="module:Class")
-    version: str = "1.0"
-    endorsement_policy: str = ""  # resolved by NetworkConfig when empty
-    label: str = Field(default="", pattern=r"^[A-Za-z0-9_.+-]*$")
+    version: str = Field(default="1.0", pattern=r"^[A-Za-z0-9_.+-]+$")
+    endorsement_policy: str = ""  # Fabric DSL; empty = the generated default
+    label: str = Field(default="", pattern=r"^[A-Za-z0-9_.+-]*$")  # empty = <name>_<version>
+
+    @property
+    def package_label(self) -> str:
+        return self.label or f"{self.name}_{self.version}"
 
 
 class ChannelSpec(_Model):
-    name: str = Field(pattern=r"^[a-z][a-z0-9.-]*$")
+    name: str = Field(pattern=r"^[a-z][a-z0-9.-]{0,248}$")
     members: tuple[str, ...] = ()  # organisation names; empty = every non-orderer organisation
     batch: BatchConfig = BatchConfig()
     contracts: tuple[ContractConfig, ...] = ()
+    # Channel policy overrides: path (`Application/Admins`) → DSL text or `MAJORITY Admins`.
+    policies: dict[str, str] = Field(default_factory=dict)
 
 
 class NetworkConfig(_Model):
-    name: str
-    organizations: tuple[OrganizationConfig, ...]
+    name: str = Field(pattern=_NAME)
+    organizations: tuple[OrganizationConfig, ...] = Field(min_length=1)
     channels: tuple[ChannelSpec, ...] = ()
 
     @model_validator(mode="after")
     def _check(self) -> NetworkConfig:
-        orgs = {o.name: o for o in self.organizations}
-        _unique("organisation name", [o.name for o in self.organizations])
-        _unique("msp_id", [o.msp_id for o in self.organizations])
-        _unique("port", [n.port for o in self.organizations for n in (*o.peers, *o.orderers)])
-        for org in self.organizations:
-            if org.parent is not None and orgs.get(org.parent) is None:
-                raise ValueError(
-                    f"organisation {org.name}: parent {org.parent!r} is not an organisation"
-                )
-            if org.parent is not None and orgs[org.parent].type != "regulator":
-                raise ValueError(f"organisation {org.name}: parent {org.parent} is not a regulator")
-            if org.type in ("tertiary", "secondary"):
-                if org.regulator is None:
-                    raise ValueError(f"hospital {org.name} needs a supervising regulator")
-                if org.regulator not in orgs or orgs[org.regulator].type != "regulator":
-                    raise ValueError(
-                        f"hospital {org.name}: regulator {org.regulator!r} is not a regulator organisation"
-                    )
-            if org.type != "orderer" and not org.peers:
-                raise ValueError(f"organisation {org.name} runs no peer")
-        _check_hierarchy(self.organizations)
-        if not any(o.orderers for o in self.organizations):
-            raise ValueError("no organisation runs an ordering node; add `orderers:` to one")
-        for channel in self.channels:
-            for member in channel.members:
-                if member not in orgs or orgs[member].type == "orderer":
-                    raise ValueError(
-                        f"channel {channel.name}: member {member!r} is not a peer organisation"
-                    )
-            for contract in channel.contracts:
-                try:
-                    parse_policy(self.endorsement_policy(channel, contract))
-                except PolicySyntaxError as exc:
-                    raise ValueError(
-                        f"channel {channel.name}, contract {contract.name}: {exc}"
-                    ) from exc
+        problems = list(_problems(self))
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
     def organization(self, name: str) -> OrganizationConfig:
+        """The organisation with this name or MSP id; raises `ConfigError` when there is none."""
         for org in self.organizations:
             if name in (org.name, org.msp_id):
                 return org
         raise ConfigError(f"no organisation {name!r} in network {self.name}")
+
+    def channel(self, name: str) -> ChannelSpec:
+        for channel in self.channels:
+            if channel.name == name:
+                return channel
+        raise ConfigError(f"no channel {name!r} in network {self.name}")
 
     def members(self, channel: ChannelSpec) -> tuple[OrganizationConfig, ...]:
         if channel.members:
             return tuple(self.organization(m) for m in channel.members)
         return tuple(o for o in self.organizations if o.type != "orderer")
 
+    def orderer_organizations(self) -> tuple[OrganizationConfig, ...]:
+        return tuple(o for o in self.organizations if o.orderers)
+
     def endorsement_policy(self, channel: ChannelSpec, contract: ContractConfig) -> str:
-        """The contract's policy, or the default: one endorsing member's peer (paper §3)."""
+        """The contract's policy, or the default: any one endorsing member's peer (paper §3)."""
         if contract.endorsement_policy:
             return contract.endorsement_policy
-        endorsers = [o for o in self.members(channel) if o.endorsing] or list(self.members(channel))
-        principals = ", ".join(f"'{o.msp_id}.peer'" for o in endorsers)
-        return f"OutOf(1, {principals})"
+        members = self.members(channel)
+        endorsers = [o for o in members if o.endorsing]
+        if endorsers:
+            principals = ", ".join(f"'{o.msp_id}.peer'" for o in endorsers)
+            return f"OutOf(1, {principals})"
+        principals = ", ".join(f"'{o.msp_id}.peer'" for o in members)
+        return f"OutOf({len(members) // 2 + 1}, {principals})"
 
 
 def load_network_config(path: Path) -> NetworkConfig:
     """Read and validate a network file; raises `ConfigError` naming the file and each problem."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the network config: {exc.strerror}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a network config is a YAML mapping with `name:` at the top")
     try:
         return NetworkConfig.model_validate(data)
     except ValidationError as exc:
-        lines = [
-            f"  {'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
-            for e in exc.errors()
-        ]
-        raise ConfigError(f"{path} is not a valid network config:\n" + "\n".join(lines)) from None
+        raise ConfigError(f"{path} is not a valid network config:\n{render_errors(exc)}") from None
 
 
-def _unique(what: str, values: list[object]) -> None:
-    seen = set()
-    for value in values:
-        if value in seen:
-            raise ValueError(f"{what} {value!r} is used twice")
-        seen.add(value)
+def render_errors(exc: ValidationError) -> str:
+    """pydantic's errors one per line: `organizations[2].peers[0].port: <what to fix>`."""
+    lines = []
+    for error in exc.errors():
+        where = _loc(error["loc"])
+        message = str(error["msg"]).removeprefix("Value error, ")
+        for line in message.splitlines():  # model-level checks report several lines
+            lines.append(f"  {where}: {line}" if where else f"  {line}")
+    return "\n".join(lines)
 
 
-def _check_hierarchy(orgs: tuple[OrganizationConfig, ...]) -> None:
-    parents = {o.name: o.parent for o in orgs}
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+# --- cross-field checks (each yields "location: what is wrong; what to do") -----------------
+
+
+def _problems(net: NetworkConfig) -> Iterator[str]:
+    orgs = {o.name: o for o in net.organizations}
+    regulators = sorted(o.name for o in net.organizations if o.type == "regulator")
+    yield from _duplicates("organizations", "name", [o.name for o in net.organizations])
+    yield from _duplicates("organizations", "msp_id", [o.msp_id for o in net.organizations])
+    yield from _duplicates("organizations", "domain", [o.domain for o in net.organizations])
+    endpoints = [n.endpoint for o in net.organizations for n in (*o.peers, *o.orderers)]
+    for endpoint in sorted({e for e in endpoints if endpoints.count(e) > 1}):
+        yield f"organizations: address {endpoint} is used by two nodes; give each node its own port"
+    for i, org in enumerate(net.organizations):
+        at = f"organizations[{i}]"
+        yield from _duplicates(at, "node name", [n.name for n in (*org.peers, *org.orderers)])
+        yield from _duplicates(at, "user name", [u.name for u in org.users])
+        yield from _org_problems(at, org, orgs, regulators)
+    yield from _hierarchy_problems(net)
+    if not net.orderer_organizations():
+        yield "organizations: no organisation runs an ordering node; add `orderers:` to one"
+    yield from _duplicates("channels", "name", [c.name for c in net.channels])
+    for i, channel in enumerate(net.channels):
+        yield from _channel_problems(f"channels[{i}]", net, channel, orgs)
+
+
+def _duplicates(at: str, what: str, values: list[str]) -> Iterator[str]:
+    for value in sorted({v for v in values if values.count(v) > 1}):
+        yield f"{at}: {what} {value!r} is used twice; names must be unique"
+
+
+def _org_problems(
+    at: str, org: OrganizationConfig, orgs: Mapping[str, OrganizationConfig], regulators: list[str]
+) -> Iterator[str]:
+    choices = ", ".join(regulators) or "none defined"
+    for field, ref in (("regulator", org.regulator), ("parent", org.parent)):
+        if ref is not None and (ref not in orgs or orgs[ref].type != "regulator"):
+            yield (
+                f"{at}.{field}: {org.name}'s {field} {ref!r} is not a regulator organisation; "
+                f"use one of: {choices}"
+            )
+    if org.type in HOSPITAL_TYPES and org.regulator is None:
+        yield f"{at}.regulator: hospital {org.name} needs a supervising regulator; use one of: {choices}"
+    if org.type not in HOSPITAL_TYPES and org.regulator is not None:
+        yield f"{at}.regulator: only hospitals have a regulator; a {org.type} organisation uses `parent`"
+    if org.type != "regulator" and org.parent is not None:
+        yield f"{at}.parent: only regulators have a parent; a hospital names its `regulator`"
+    if org.type == "orderer":
+        if org.peers:
+            yield f"{at}.peers: an orderer organisation runs no peers; move them to a peer organisation"
+        if not org.orderers:
+            yield f"{at}.orderers: orderer organisation {org.name} runs no ordering node; add one"
+        if org.endorsing:
+            yield f"{at}.endorsing: an orderer organisation has no peers to endorse with"
+    elif not org.peers:
+        yield f"{at}.peers: {org.name} runs no peer; add one, e.g. {{name: peer0, port: 7051}}"
+
+
+def _hierarchy_problems(net: NetworkConfig) -> Iterator[str]:
+    parents = {o.name: o.parent for o in net.organizations}
+    reported: set[str] = set()
     for start in parents:
-        seen: set[str] = set()
+        seen: list[str] = []
         current: str | None = start
-        while current is not None:
+        while current is not None and current in parents:
             if current in seen:
-                raise ValueError(f"the regulator hierarchy has a cycle through {current}")
-            seen.add(current)
-            current = parents.get(current)
+                cycle = seen[seen.index(current) :]
+                if not reported & set(cycle):
+                    reported.update(cycle)
+                    chain = " -> ".join([*cycle, current])
+                    yield f"organizations: the regulator hierarchy has a cycle ({chain}); the top regulator has no parent"
+                break
+            seen.append(current)
+            current = parents[current]
+
+
+def _channel_problems(
+    at: str, net: NetworkConfig, channel: ChannelSpec, orgs: Mapping[str, OrganizationConfig]
+) -> Iterator[str]:
+    yield from _duplicates(f"{at}.members", "member", list(channel.members))
+    bad = [m for m in channel.members if m not in orgs or orgs[m].type == "orderer"]
+    for member in bad:
+        yield f"{at}.members: {member!r} is not a peer organisation; use organisation names"
+    if bad:
+        return
+    members = net.members(channel)
+    if not members:
+        yield f"{at}.members: channel {channel.name} has no member organisations"
+        return
+    member_ids = {o.msp_id for o in members}
+    yield from _duplicates(f"{at}.contracts", "contract", [c.name for c in channel.contracts])
+    for j, contract in enumerate(channel.contracts):
+        where = f"{at}.contracts[{j}].endorsement_policy"
+        try:
+            envelope = parse_policy(net.endorsement_policy(channel, contract))
+        except PolicySyntaxError as exc:
+            yield f"{where}: {exc}"
+            continue
+        for msp_id in sorted(_principal_msp_ids(envelope) - member_ids):
+            yield f"{where}: {msp_id} is not a member of channel {channel.name}; use a member's MSP id"
+    groups = {"", "Application", "Orderer"}
+    groups |= {f"Application/{o.msp_id}" for o in members}
+    groups |= {f"Orderer/{o.msp_id}" for o in net.orderer_organizations()}
+    for key, text in channel.policies.items():
+        path = normalise_policy_path(key)
+        group = path.split("/", 2)[2].rpartition("/")[0] if path.count("/") > 1 else None
+        if group is None or group not in groups:
+            yield f"{at}.policies.{key}: no such policy group; use e.g. Application/Admins or Orderer/BlockValidation"
+            continue
+        try:
+            policy_from_text(text)
+        except PolicySyntaxError as exc:
+            yield f"{at}.policies.{key}: {exc}"
+
+
+def _principal_msp_ids(envelope: Any) -> set[str]:
+    ids = set()
+    for principal in envelope.identities:
+        role = msp_principal_pb2.MSPRole()
+        role.ParseFromString(principal.principal)
+        ids.add(str(role.msp_identifier))
+    return ids

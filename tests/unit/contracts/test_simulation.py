@@ -9,6 +9,7 @@ from fabric_protos.ledger.rwset import rwset_pb2
 from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
 from hypothesis import given
 from hypothesis import strategies as st
+from tests.conftest import NOW, Org
 
 from medalliance.contracts.api import Context, Contract, transaction
 from medalliance.contracts.composite_key import create_composite_key, split_composite_key
@@ -18,7 +19,6 @@ from medalliance.errors import ContractError
 from medalliance.identity.msp import MspManager
 from medalliance.ledger.sqlite_state import SqliteState
 from medalliance.ledger.state import TxWrites, Write
-from tests.conftest import NOW, Org
 
 
 class Sample(Contract):
@@ -64,7 +64,9 @@ class Sample(Contract):
 def state(tmp_path: Path) -> SqliteState:
     s = SqliteState.open(tmp_path / "s.db")
     s.apply_block(0, [])
-    s.apply_block(1, [TxWrites(0, "t", 0, (Write("sample", "a", b"old"), Write("sample", "c", b"c")))])
+    s.apply_block(
+        1, [TxWrites(0, "t", 0, (Write("sample", "a", b"old"), Write("sample", "c", b"c")))]
+    )
     return s
 
 
@@ -86,7 +88,9 @@ def kv(result) -> kv_rwset_pb2.KVRWSet:  # type: ignore[no-untyped-def]
     return out
 
 
-def test_no_read_your_writes_sorted_writes_last_write_wins(state: SqliteState, tx: TxContext) -> None:
+def test_no_read_your_writes_sorted_writes_last_write_wins(
+    state: SqliteState, tx: TxContext
+) -> None:
     result = run(state, tx, b"ReadWriteRead", b"a")
     assert result.status == 200
     assert result.payload == b"b'old' b'old'"
@@ -109,17 +113,28 @@ def test_simulation_is_deterministic(state: SqliteState, tx: TxContext) -> None:
 @pytest.mark.parametrize(
     ("args", "status", "message"),
     [
-        pytest.param([b"Put", b"k"], 400, "Put takes 2 arguments, got 1", id="wrong argument count"),
+        pytest.param(
+            [b"Put", b"k"], 400, "Put takes 2 arguments, got 1", id="wrong argument count"
+        ),
         pytest.param([b"Nope"], 404, "has no function Nope", id="unknown function"),
-        pytest.param([b"Put", b"\xff", b"v"], 400, "argument 1 of Put is not UTF-8", id="non UTF-8 argument"),
-        pytest.param([b"Peek", b"k"], 400, "evaluate-only and cannot write", id="evaluate-only functions cannot write"),
+        pytest.param(
+            [b"Put", b"\xff", b"v"], 400, "argument 1 of Put is not UTF-8", id="non UTF-8 argument"
+        ),
+        pytest.param(
+            [b"Peek", b"k"],
+            400,
+            "evaluate-only and cannot write",
+            id="evaluate-only functions cannot write",
+        ),
         pytest.param([b"Refuse"], 403, "not today", id="a contract refusal keeps its status"),
         pytest.param([b"Crash"], 500, "internal error", id="a contract bug is a generic 500"),
         pytest.param([b"Put", b"", b"v"], 500, "must not be empty", id="an empty key is refused"),
         pytest.param([], 400, "function name", id="no function at all"),
     ],
 )
-def test_refusals_write_nothing(state: SqliteState, tx: TxContext, args: list[bytes], status: int, message: str) -> None:
+def test_refusals_write_nothing(
+    state: SqliteState, tx: TxContext, args: list[bytes], status: int, message: str
+) -> None:
     result = run(state, tx, *args)
     assert result.status == status
     assert message in result.message
@@ -130,10 +145,24 @@ def test_qualified_names_and_raw_bytes(state: SqliteState, tx: TxContext) -> Non
     assert run(state, tx, b"sample:Raw", b"\x01\xff").payload == b"\xff\x01"
 
 
-@given(st.text(alphabet=st.characters(blacklist_characters="\x00\U0010ffff", blacklist_categories=("Cs",)), min_size=1),
-       st.lists(st.text(alphabet=st.characters(blacklist_characters="\x00\U0010ffff", blacklist_categories=("Cs",)))))
+@given(
+    st.text(
+        alphabet=st.characters(blacklist_characters="\x00\U0010ffff", blacklist_categories=("Cs",)),
+        min_size=1,
+    ),
+    st.lists(
+        st.text(
+            alphabet=st.characters(
+                blacklist_characters="\x00\U0010ffff", blacklist_categories=("Cs",)
+            )
+        )
+    ),
+)
 def test_composite_keys_round_trip(object_type: str, attributes: list[str]) -> None:
-    assert split_composite_key(create_composite_key(object_type, attributes)) == (object_type, tuple(attributes))
+    assert split_composite_key(create_composite_key(object_type, attributes)) == (
+        object_type,
+        tuple(attributes),
+    )
 
 
 def test_static_determinism_check_flags_clocks_randomness_and_io() -> None:
@@ -141,7 +170,10 @@ def test_static_determinism_check_flags_clocks_randomness_and_io() -> None:
         "import random\nfrom time import time\nimport datetime\nx = datetime.datetime.now()\nopen('f')\n"
     )
     assert len(findings) == 4
-    assert check_contract_source("import json\nimport datetime as dt\ndt.datetime.fromtimestamp(0)\n") == []
+    assert (
+        check_contract_source("import json\nimport datetime as dt\ndt.datetime.fromtimestamp(0)\n")
+        == []
+    )
 
 
 def test_runtime_guard_refuses_io_inside_contract_code(tmp_path: Path) -> None:

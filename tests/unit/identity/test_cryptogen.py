@@ -6,23 +6,32 @@ import stat
 from pathlib import Path
 
 import pytest
+from tests.conftest import NOW
 
 from medalliance.errors import PreconditionFailed
 from medalliance.identity.cryptogen import OrgSpec, UserSpec, generate_org, load_signer
 from medalliance.identity.msp import Msp, MspManager
-from tests.conftest import NOW
 
 
 def test_layout_and_identities(tmp_path: Path) -> None:
-    spec = OrgSpec("Org1MSP", "org1.example.com", "peer", peers=("peer0",),
-                   users=(UserSpec("Admin", "admin"), UserSpec("User1", "client", "doctor")))
+    spec = OrgSpec(
+        "Org1MSP",
+        "org1.example.com",
+        "peer",
+        peers=("peer0",),
+        users=(UserSpec("Admin", "admin"), UserSpec("User1", "client", "doctor")),
+    )
     root = generate_org(tmp_path, spec, now=NOW)
     assert root == tmp_path / "peerOrganizations" / "org1.example.com"
-    for rel in ("ca/ca.org1.example.com-cert.pem", "tlsca/priv_sk", "msp/config.yaml",
-                "peers/peer0.org1.example.com/tls/server.crt",
-                "peers/peer0.org1.example.com/msp/keystore/priv_sk",
-                "users/User1@org1.example.com/msp/signcerts/User1@org1.example.com-cert.pem",
-                "users/Admin@org1.example.com/tls/client.key"):
+    for rel in (
+        "ca/ca.org1.example.com-cert.pem",
+        "tlsca/priv_sk",
+        "msp/config.yaml",
+        "peers/peer0.org1.example.com/tls/server.crt",
+        "peers/peer0.org1.example.com/msp/keystore/priv_sk",
+        "users/User1@org1.example.com/msp/signcerts/User1@org1.example.com-cert.pem",
+        "users/Admin@org1.example.com/tls/client.key",
+    ):
         assert (root / rel).is_file(), rel
     assert stat.S_IMODE((root / "ca/priv_sk").stat().st_mode) == 0o600
     msps = MspManager([Msp.from_dir(root / "msp", "Org1MSP")])

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from tests.conftest import NOW, Org
 
 from medalliance.errors import PolicySyntaxError
 from medalliance.identity.msp import MspManager
@@ -16,7 +19,6 @@ from medalliance.identity.policy import (
     parse_policy,
 )
 from medalliance.identity.signing import Signer
-from tests.conftest import NOW, Org
 
 
 def test_fabric_example_compiles_to_fabrics_structure() -> None:
@@ -31,7 +33,9 @@ def test_fabric_example_compiles_to_fabrics_structure() -> None:
     [
         pytest.param("AND('A.member', 'B.member')", 2, 2, id="AND needs all"),
         pytest.param("or('A.member', 'B.member', 'C.member')", 1, 3, id="OR needs one, any case"),
-        pytest.param("OUTOF(3, 'A.member', 'B.member')", 3, 2, id="OutOf n+1 parses but cannot pass"),
+        pytest.param(
+            "OUTOF(3, 'A.member', 'B.member')", 3, 2, id="OutOf n+1 parses but cannot pass"
+        ),
         pytest.param("And('Org1.example.peer')", 1, 1, id="the last dot separates the role"),
     ],
 )
@@ -75,10 +79,8 @@ def test_format_and_parse_round_trip(text: str) -> None:
 
 @given(st.text(max_size=40))
 def test_random_text_raises_only_policy_syntax_errors(text: str) -> None:
-    try:
+    with contextlib.suppress(PolicySyntaxError):
         parse_policy(text)
-    except PolicySyntaxError:
-        pass
 
 
 def signed(signer: Signer, data: bytes = b"payload", signature: bytes | None = None) -> SignedData:
@@ -88,8 +90,10 @@ def signed(signer: Signer, data: bytes = b"payload", signature: bytes | None = N
 @pytest.fixture(scope="module")
 def people(org1: Org, org2: Org) -> dict[str, Signer]:
     return {
-        "p1": org1.signer("p1", ou="peer"), "p1b": org1.signer("p1b", ou="peer"),
-        "p2": org2.signer("p2", ou="peer"), "a1": org1.signer("a1", ou="admin"),
+        "p1": org1.signer("p1", ou="peer"),
+        "p1b": org1.signer("p1b", ou="peer"),
+        "p2": org2.signer("p2", ou="peer"),
+        "a1": org1.signer("a1", ou="admin"),
         "c1": org1.signer("c1"),
     }
 
@@ -97,17 +101,41 @@ def people(org1: Org, org2: Org) -> dict[str, Signer]:
 @pytest.mark.parametrize(
     ("policy", "who", "ok"),
     [
-        pytest.param("AND('Org1MSP.peer', 'Org2MSP.peer')", ["p1", "p2"], True, id="two orgs endorse"),
-        pytest.param("AND('Org1MSP.peer', 'Org2MSP.peer')", ["p1", "p1b"], False, id="one org twice is not two orgs"),
-        pytest.param("AND('Org1MSP.member', 'Org1MSP.member')", ["p1", "p1"], False, id="a duplicate signature counts once"),
-        pytest.param("AND('Org1MSP.member', 'Org1MSP.peer')", ["p1"], False, id="one signature cannot satisfy two principals"),
-        pytest.param("AND('Org1MSP.peer', 'Org1MSP.member')", ["p1", "c1"], True, id="greedy in rule order finds both"),
+        pytest.param(
+            "AND('Org1MSP.peer', 'Org2MSP.peer')", ["p1", "p2"], True, id="two orgs endorse"
+        ),
+        pytest.param(
+            "AND('Org1MSP.peer', 'Org2MSP.peer')",
+            ["p1", "p1b"],
+            False,
+            id="one org twice is not two orgs",
+        ),
+        pytest.param(
+            "AND('Org1MSP.member', 'Org1MSP.member')",
+            ["p1", "p1"],
+            False,
+            id="a duplicate signature counts once",
+        ),
+        pytest.param(
+            "AND('Org1MSP.member', 'Org1MSP.peer')",
+            ["p1"],
+            False,
+            id="one signature cannot satisfy two principals",
+        ),
+        pytest.param(
+            "AND('Org1MSP.peer', 'Org1MSP.member')",
+            ["p1", "c1"],
+            True,
+            id="greedy in rule order finds both",
+        ),
         pytest.param("OR('Org1MSP.admin')", ["a1"], True, id="admin OU is admin"),
         pytest.param("OR('Org1MSP.admin')", ["c1"], False, id="a client is not an admin"),
         pytest.param("OR('Org2MSP.member')", ["p1"], False, id="another MSP never satisfies"),
     ],
 )
-def test_evaluation(policy: str, who: list[str], ok: bool, people: dict[str, Signer], msps: MspManager) -> None:
+def test_evaluation(
+    policy: str, who: list[str], ok: bool, people: dict[str, Signer], msps: MspManager
+) -> None:
     env = parse_policy(policy)
     assert evaluate_signature_policy(env, [signed(people[w]) for w in who], msps, at=NOW) is ok
 

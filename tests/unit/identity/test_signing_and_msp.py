@@ -6,12 +6,15 @@ import datetime as dt
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
+from tests.conftest import NOW, Org, make_org
 
 from medalliance.errors import InvalidIdentity, MalformedMessage
 from medalliance.identity.msp import Msp, MspManager
 from medalliance.identity.signing import P256_ORDER, verify_signature
-from tests.conftest import NOW, Org, make_org
 
 
 def test_signatures_are_low_s_and_high_s_is_refused(org1: Org) -> None:
@@ -32,15 +35,25 @@ def test_identity_carries_msp_ou_and_alliance_role(org1: Org, msps: MspManager) 
     doctor = org1.signer("doctor", role="doctor")
     identity = msps.deserialize(doctor.serialized_identity, at=NOW)
     assert (identity.msp_id, identity.node_ou, identity.alliance_role, identity.is_admin) == (
-        "Org1MSP", "client", "doctor", False)
+        "Org1MSP",
+        "client",
+        "doctor",
+        False,
+    )
     assert msps.deserialize(org1.signer("boss", ou="admin").serialized_identity, at=NOW).is_admin
 
 
 @pytest.mark.parametrize(
     ("at", "message"),
     [
-        pytest.param(NOW + dt.timedelta(days=400), "expired", id="an expired certificate is refused"),
-        pytest.param(NOW - dt.timedelta(days=1), "not valid before", id="a not-yet-valid certificate is refused"),
+        pytest.param(
+            NOW + dt.timedelta(days=400), "expired", id="an expired certificate is refused"
+        ),
+        pytest.param(
+            NOW - dt.timedelta(days=1),
+            "not valid before",
+            id="a not-yet-valid certificate is refused",
+        ),
     ],
 )
 def test_validity_period(org1: Org, msps: MspManager, at: dt.datetime, message: str) -> None:
@@ -84,4 +97,8 @@ def test_msp_config_round_trips_through_fabric_protobuf(org1: Org) -> None:
     msp = Msp("Org1MSP", (org1.ca.certificate,), crls=(crl,))
     back = Msp.from_proto_bytes(msp.to_proto_bytes())
     assert (back.msp_id, back.root_certs, back.crls, back.revoked_serials) == (
-        "Org1MSP", msp.root_certs, (crl,), frozenset({7}))
+        "Org1MSP",
+        msp.root_certs,
+        (crl,),
+        frozenset({7}),
+    )

@@ -27,8 +27,11 @@ def state(tmp_path: Path) -> SqliteState:
     return s
 
 
-def rw(reads: dict[str, tuple[int, int] | None] | None = None, writes: tuple[str, ...] = (),
-       ranges: list[tuple[str, str, list[tuple[str, tuple[int, int]]], bool]] | None = None) -> MvccTx:
+def rw(
+    reads: dict[str, tuple[int, int] | None] | None = None,
+    writes: tuple[str, ...] = (),
+    ranges: list[tuple[str, str, list[tuple[str, tuple[int, int]]], bool]] | None = None,
+) -> MvccTx:
     kv = kv_rwset_pb2.KVRWSet()
     for key, version in (reads or {}).items():
         read = kv.reads.add(key=key)
@@ -38,7 +41,9 @@ def rw(reads: dict[str, tuple[int, int] | None] | None = None, writes: tuple[str
         info = kv.range_queries_info.add(start_key=start, end_key=end, itr_exhausted=exhausted)
         info.raw_reads.SetInParent()
         for key, (b, t) in found:
-            info.raw_reads.kv_reads.add(key=key, version=kv_rwset_pb2.Version(block_num=b, tx_num=t))
+            info.raw_reads.kv_reads.add(
+                key=key, version=kv_rwset_pb2.Version(block_num=b, tx_num=t)
+            )
     for key in writes:
         kv.writes.add(key=key, value=b"new")
     return MvccTx(0, (("ns", kv),), True)
@@ -50,18 +55,37 @@ def rw(reads: dict[str, tuple[int, int] | None] | None = None, writes: tuple[str
         pytest.param([rw({"a": (1, 0)}, ("a",))], [VALID], id="an unchanged read is valid"),
         pytest.param([rw({"a": (0, 5)})], [MVCC_READ_CONFLICT], id="a stale version conflicts"),
         pytest.param([rw({"zz": None}, ("zz",))], [VALID], id="absent read as absent is valid"),
-        pytest.param([rw({"a": None})], [MVCC_READ_CONFLICT], id="absent read of an existing key conflicts"),
-        pytest.param([rw({"a": (1, 0)}, ("a",)), rw({"a": (1, 0)}, ("a",))], [VALID, MVCC_READ_CONFLICT],
-                     id="a key written earlier in the block conflicts"),
-        pytest.param([rw(writes=("a",)), rw(writes=("a",))], [VALID, VALID], id="blind writes never conflict"),
-        pytest.param([rw(ranges=[("a", "d", [("a", (1, 0)), ("c", (1, 0))], True)])], [VALID],
-                     id="an unchanged range is valid"),
-        pytest.param([rw(writes=("b",)), rw(ranges=[("a", "d", [("a", (1, 0)), ("c", (1, 0))], True)])],
-                     [VALID, PHANTOM_READ_CONFLICT], id="an insert into a range is a phantom"),
-        pytest.param([rw(ranges=[("a", "d", [("a", (1, 0))], True)])], [PHANTOM_READ_CONFLICT],
-                     id="a missing key in a range is a phantom"),
-        pytest.param([rw(ranges=[("a", "d", [("a", (1, 0))], False)])], [VALID],
-                     id="an early-stopped range is checked up to its last key"),
+        pytest.param(
+            [rw({"a": None})], [MVCC_READ_CONFLICT], id="absent read of an existing key conflicts"
+        ),
+        pytest.param(
+            [rw({"a": (1, 0)}, ("a",)), rw({"a": (1, 0)}, ("a",))],
+            [VALID, MVCC_READ_CONFLICT],
+            id="a key written earlier in the block conflicts",
+        ),
+        pytest.param(
+            [rw(writes=("a",)), rw(writes=("a",))], [VALID, VALID], id="blind writes never conflict"
+        ),
+        pytest.param(
+            [rw(ranges=[("a", "d", [("a", (1, 0)), ("c", (1, 0))], True)])],
+            [VALID],
+            id="an unchanged range is valid",
+        ),
+        pytest.param(
+            [rw(writes=("b",)), rw(ranges=[("a", "d", [("a", (1, 0)), ("c", (1, 0))], True)])],
+            [VALID, PHANTOM_READ_CONFLICT],
+            id="an insert into a range is a phantom",
+        ),
+        pytest.param(
+            [rw(ranges=[("a", "d", [("a", (1, 0))], True)])],
+            [PHANTOM_READ_CONFLICT],
+            id="a missing key in a range is a phantom",
+        ),
+        pytest.param(
+            [rw(ranges=[("a", "d", [("a", (1, 0))], False)])],
+            [VALID],
+            id="an early-stopped range is checked up to its last key",
+        ),
     ],
 )
 def test_mvcc_rules(state: SqliteState, txs: list[MvccTx], codes: list[int]) -> None:

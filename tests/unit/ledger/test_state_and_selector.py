@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -23,8 +24,10 @@ def state(tmp_path: Path) -> SqliteState:
 
 
 def put(state: SqliteState, block: int, *writes: tuple[str, bytes | None]) -> None:
-    state.apply_block(block, [TxWrites(0, f"tx{block}", block * 1000,
-                                       tuple(Write("ns", k, v) for k, v in writes))])
+    state.apply_block(
+        block,
+        [TxWrites(0, f"tx{block}", block * 1000, tuple(Write("ns", k, v) for k, v in writes))],
+    )
 
 
 def test_versions_history_and_deletes(state: SqliteState) -> None:
@@ -34,9 +37,14 @@ def test_versions_history_and_deletes(state: SqliteState) -> None:
     assert state.get("ns", "a") is None
     put(state, 4, ("a", b"4"))
     versioned = state.get("ns", "a")
-    assert versioned is not None and versioned.version == Version(4, 0)
+    assert versioned is not None
+    assert versioned.version == Version(4, 0)
     assert [(h.version.block_num, h.is_delete) for h in state.history("ns", "a")] == [
-        (4, False), (3, True), (2, False), (1, False)]
+        (4, False),
+        (3, True),
+        (2, False),
+        (1, False),
+    ]
 
 
 def test_ranges_are_in_utf8_byte_order(state: SqliteState) -> None:
@@ -51,17 +59,21 @@ def test_a_block_out_of_order_changes_nothing(state: SqliteState) -> None:
     before = state.state_hash()
     with pytest.raises(PreconditionFailed, match="cannot apply block 5"):
         put(state, 5, ("a", b"x"))
-    assert state.state_hash() == before and state.savepoint == 1
+    assert state.state_hash() == before
+    assert state.savepoint == 1
 
 
 def test_rich_query_with_sort_limit_and_bookmark(state: SqliteState) -> None:
     docs = {f"k{i}": {"owner": "Tom" if i % 2 else "Ann", "size": i} for i in range(7)}
-    put(state, 1, *((k, json.dumps(v).encode()) for k, v in docs.items()), ("raw", b"\xff not json"))
+    put(
+        state, 1, *((k, json.dumps(v).encode()) for k, v in docs.items()), ("raw", b"\xff not json")
+    )
     query = {"selector": {"owner": "Tom", "size": {"$gte": 2}}, "sort": [{"size": "desc"}]}
     first = state.query("ns", query, page_size=1)
     assert [k for k, _ in first.results] == ["k5"]
     rest = state.query("ns", query, page_size=5, bookmark=first.bookmark)
-    assert [k for k, _ in rest.results] == ["k3"] and rest.bookmark == ""
+    assert [k for k, _ in rest.results] == ["k3"]
+    assert rest.bookmark == ""
 
 
 @pytest.mark.parametrize(
@@ -87,22 +99,28 @@ def test_unsupported_operators_are_named() -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=5),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
     max_leaves=6,
 )
 
 
 @given(json_values)
 def test_random_queries_raise_only_query_syntax_errors(query: object) -> None:
-    try:
+    with contextlib.suppress(QuerySyntaxError):
         parse_query({"selector": query})  # type: ignore[dict-item]
-    except QuerySyntaxError:
-        pass
 
 
-@given(st.dictionaries(st.sampled_from("abc"), st.integers(0, 3), max_size=3),
-       st.dictionaries(st.sampled_from("abc"), st.integers(0, 3), min_size=1, max_size=2),
-       st.dictionaries(st.sampled_from("abc"), st.integers(0, 3), min_size=1, max_size=2))
-def test_and_matches_exactly_what_both_match(doc: dict[str, int], s1: dict[str, int], s2: dict[str, int]) -> None:
+@given(
+    st.dictionaries(st.sampled_from("abc"), st.integers(0, 3), max_size=3),
+    st.dictionaries(st.sampled_from("abc"), st.integers(0, 3), min_size=1, max_size=2),
+    st.dictionaries(st.sampled_from("abc"), st.integers(0, 3), min_size=1, max_size=2),
+)
+def test_and_matches_exactly_what_both_match(
+    doc: dict[str, int], s1: dict[str, int], s2: dict[str, int]
+) -> None:
     both = parse_query({"selector": {"$and": [s1, s2]}}).matches(doc)
-    assert both == (parse_query({"selector": s1}).matches(doc) and parse_query({"selector": s2}).matches(doc))
+    assert both == (
+        parse_query({"selector": s1}).matches(doc) and parse_query({"selector": s2}).matches(doc)
+    )
