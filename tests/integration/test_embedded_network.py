@@ -255,3 +255,30 @@ def test_only_admins_approve(network: EmbeddedNetwork) -> None:
         network.client("HospCMSP").submit(
             "alliance", "_lifecycle", "ApproveDeregistrationForMyOrg", "visit", "2"
         )
+
+
+def test_a_new_version_in_the_config_upgrades_to_the_next_sequence(
+    network_template, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    import copy
+    import shutil
+
+    from tests.integration.conftest import CONFIG
+
+    from medalliance.node.config import NetworkConfig
+
+    upgraded = copy.deepcopy(CONFIG)
+    upgraded["channels"][0]["contracts"][0]["version"] = "2.0"  # type: ignore[index]
+    shutil.copytree(network_template, tmp_path / "net")
+    with EmbeddedNetwork.open(NetworkConfig.model_validate(upgraded), tmp_path / "net") as net:
+        definition = json.loads(
+            net.client("HospAMSP").evaluate(
+                "alliance", "_lifecycle", "QueryChaincodeDefinition", "visit"
+            )
+        )
+        assert (definition["sequence"], definition["version"]) == (2, "2.0")
+        assert (
+            net.client("HospCMSP")
+            .submit("alliance", "visit", "RegisterVisit", "U-1", PATIENT, "HospCMSP")
+            .valid
+        )

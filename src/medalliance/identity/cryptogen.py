@@ -4,13 +4,16 @@
 folder per node under `peers/` (and `orderers/`) and per user under `users/<Name>@<domain>/`,
 each holding `msp/{cacerts,tlscacerts,keystore/priv_sk,signcerts,config.yaml}` and `tls/`, so
 Fabric tools and samples find what they expect. Keys are written with mode 0600; existing
-material is never overwritten.
+material is never overwritten, and an interrupted run leaves nothing half-written behind (the
+organisation is built in a temporary sibling folder and renamed into place).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import secrets
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -38,6 +41,8 @@ _CONFIG_YAML = """NodeOUs:
 
 @dataclass(frozen=True, slots=True)
 class UserSpec:
+    """A user identity: `name` like "User1" or "Admin", its node OU and alliance role."""
+
     name: str
     node_ou: NodeOU = "client"
     alliance_role: str | None = None
@@ -45,25 +50,58 @@ class UserSpec:
 
 @dataclass(frozen=True, slots=True)
 class OrgSpec:
+    """An organisation to generate.
+
+    `nodes` are host prefixes ("peer0", "orderer0") placed under `peers/` or `orderers/` by
+    `kind`. `peers` and `orderers` add nodes of the other kind too, for organisations that run
+    both (a tertiary hospital's endorsing peers and ordering nodes).
+    """
+
     msp_id: str
     domain: str
     kind: Literal["peer", "orderer"]
-    peers: tuple[str, ...] = ()
-    orderers: tuple[str, ...] = ()
+    nodes: tuple[str, ...] = ()
     users: tuple[UserSpec, ...] = ()
     sans: tuple[str, ...] = ("localhost", "127.0.0.1")
+    peers: tuple[str, ...] = ()
+    orderers: tuple[str, ...] = ()
+
+    @property
+    def peer_nodes(self) -> tuple[str, ...]:
+        return (self.nodes if self.kind == "peer" else ()) + self.peers
+
+    @property
+    def orderer_nodes(self) -> tuple[str, ...]:
+        return (self.nodes if self.kind == "orderer" else ()) + self.orderers
 
 
 def org_dir(base_dir: Path, spec: OrgSpec) -> Path:
+    """Where `generate_org` puts the organisation: `base_dir/<kind>Organizations/<domain>`."""
     folder = "peerOrganizations" if spec.kind == "peer" else "ordererOrganizations"
     return base_dir / folder / spec.domain
 
 
 def generate_org(base_dir: Path, spec: OrgSpec, *, now: dt.datetime) -> Path:
-    """Create the organisation's CAs, node and user identities; returns the org folder."""
+    """Create the organisation's CAs, node and user identities; returns the org folder.
+
+    Raises `PreconditionFailed` when the folder exists (keys are never overwritten silently).
+    """
     root = org_dir(base_dir, spec)
     if root.exists():
         raise PreconditionFailed(f"{root} already exists; refusing to overwrite keys")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    staging = root.parent / f".{spec.domain}.{secrets.token_hex(8)}.partial"
+    staging.mkdir()
+    try:
+        _generate(staging, spec, now)
+        staging.rename(root)  # atomic on one file system: all or nothing
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return root
+
+
+def _generate(root: Path, spec: OrgSpec, now: dt.datetime) -> None:
     ca = CertificateAuthority.create(f"ca.{spec.domain}", spec.domain, now=now)
     tlsca = CertificateAuthority.create(f"tlsca.{spec.domain}", spec.domain, now=now)
     ca_name, tls_name = f"ca.{spec.domain}-cert.pem", f"tlsca.{spec.domain}-cert.pem"
@@ -72,14 +110,15 @@ def generate_org(base_dir: Path, spec: OrgSpec, *, now: dt.datetime) -> Path:
     _write(root / "tlsca" / tls_name, tlsca.cert_pem)
     _write(root / "tlsca" / "priv_sk", tlsca.key_pem, secret=True)
     _write_msp(root / "msp", ca.cert_pem, ca_name, tlsca.cert_pem, tls_name)
-    for folder, names, ou in (
-        ("peers", spec.peers, "peer"),
-        ("orderers", spec.orderers, "orderer"),
-    ):
+    node_kinds: tuple[tuple[str, tuple[str, ...], NodeOU], ...] = (
+        ("peers", spec.peer_nodes, "peer"),
+        ("orderers", spec.orderer_nodes, "orderer"),
+    )
+    for folder, names, ou in node_kinds:
         for name in names:
             host = f"{name}.{spec.domain}"
             node = root / folder / host
-            issued = ca.issue(host, node_ou=ou, now=now)  # type: ignore[arg-type]
+            issued = ca.issue(host, node_ou=ou, now=now)
             _write_msp(node / "msp", ca.cert_pem, ca_name, tlsca.cert_pem, tls_name)
             _write(node / "msp" / "signcerts" / f"{host}-cert.pem", issued.cert_pem)
             _write(node / "msp" / "keystore" / "priv_sk", issued.key_pem, secret=True)
@@ -105,19 +144,23 @@ def generate_org(base_dir: Path, spec: OrgSpec, *, now: dt.datetime) -> Path:
         _write(home / "tls" / "ca.crt", tlsca.cert_pem)
         _write(home / "tls" / "client.crt", tls.cert_pem)
         _write(home / "tls" / "client.key", tls.key_pem, secret=True)
-    return root
 
 
 def load_signer(msp_dir: Path, msp_id: str) -> Signer:
-    """The signer of an identity's `msp/` folder (its signcerts and keystore)."""
-    certs = sorted((msp_dir / "signcerts").glob("*.pem"))
-    keys = sorted((msp_dir / "keystore").glob("*"))
+    """The signer of an identity's `msp/` folder: its one signcerts/ certificate and keystore/ key.
+
+    Raises `NotFound` when either is missing and `InvalidArgument` when the key does not parse.
+    """
+    certs = sorted(p for p in (msp_dir / "signcerts").glob("*") if p.is_file())
+    keys = sorted(p for p in (msp_dir / "keystore").glob("*") if p.is_file())
     if not certs or not keys:
-        raise NotFound(f"{msp_dir} holds no signing certificate and key")
+        raise NotFound(f"{msp_dir} holds no signing certificate and key (signcerts/, keystore/)")
     return Signer.from_files(msp_id, certs[0], keys[0])
 
 
 def _write_msp(msp: Path, ca_pem: bytes, ca_name: str, tls_pem: bytes, tls_name: str) -> None:
+    # Fabric ≥ 1.4.3 with node OUs leaves admincerts/ empty: the admin OU makes an admin.
+    (msp / "admincerts").mkdir(parents=True, exist_ok=True)
     _write(msp / "cacerts" / ca_name, ca_pem)
     _write(msp / "tlscacerts" / tls_name, tls_pem)
     _write(msp / "config.yaml", _CONFIG_YAML.format(ca=ca_name).encode())
@@ -125,7 +168,7 @@ def _write_msp(msp: Path, ca_pem: bytes, ca_name: str, tls_pem: bytes, tls_name:
 
 def _write(path: Path, data: bytes, *, secret: bool = False) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL  # never overwrite
     fd = os.open(path, flags, 0o600 if secret else 0o644)
     with os.fdopen(fd, "wb") as f:
         f.write(data)

@@ -1,9 +1,10 @@
 """Membership service providers: which certificates belong to an organisation, and in what role.
 
-An identity is valid in MSP m when its certificate chains to one of m's CAs, is inside its
-validity period (and so is its chain) at the time asked, is not revoked by a CRL that m's CA
-signed, and — with node OUs enabled, as in Fabric's cryptogen layout — carries one of the OUs
-client, peer, admin or orderer (protocol doc §7.1).
+An identity is valid in MSP m when its certificate chains to one of m's CAs (through its
+intermediates, issued by a leaf CA of that tree), is inside its validity period (and so is its
+chain) at the time asked, is not revoked by a CRL that the issuing CA signed, and — with node OUs
+enabled, as in Fabric's cryptogen layout — carries exactly one of the OUs client, peer, admin or
+orderer (protocol doc §7.1, `fabric: msp/mspimplvalidate.go`). Pure except `Msp.from_dir`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import datetime as dt
 import hashlib
 import json
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,18 +26,19 @@ from cryptography.x509.oid import NameOID
 from fabric_protos.msp import identities_pb2, msp_config_pb2, msp_principal_pb2
 from google.protobuf.message import DecodeError
 
-from medalliance.errors import InvalidIdentity, MalformedMessage
+from medalliance.errors import InvalidArgument, InvalidIdentity, MalformedMessage
 from medalliance.identity.ca import ATTRIBUTE_EXTENSION_OID
-from medalliance.identity.signing import verify_signature
+from medalliance.identity.signing import serialize_identity, verify_signature
 
 NODE_OUS = ("client", "peer", "admin", "orderer")
 _ROLE = msp_principal_pb2.MSPRole.MSPRoleType
 _PRINCIPAL = msp_principal_pb2.MSPPrincipal.Classification
+_FABRIC_MSP_TYPE = 0  # msp.MSPConfig.type: FABRIC
 
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """A validated member of an MSP."""
+    """A validated member of an MSP. `serialized` is the `SerializedIdentity` as received."""
 
     msp_id: str
     serialized: bytes = field(repr=False)
@@ -46,53 +48,87 @@ class Identity:
     node_ou: str | None
     alliance_role: str | None
     is_admin: bool
-    id_hash: bytes = field(repr=False)
+    id_hash: bytes = field(repr=False)  # sha256(cert DER): Fabric's identity uniqueness key
     chain: tuple[x509.Certificate, ...] = field(default=(), repr=False)  # issuers up to a root
 
     def verify(self, signature: bytes, message: bytes) -> bool:
+        """Whether `signature` is this identity's low-S ECDSA-SHA256 signature of `message`."""
         return verify_signature(self.public_key, signature, message)
 
 
 @dataclass(frozen=True)
 class Msp:
-    """One organisation's MSP: its CAs, admins, revocations and settings."""
+    """One organisation's MSP: its CAs, admins, revocation lists and settings.
+
+    `revoked_serials` is derived from `crls`: only CRLs whose signature verifies against a root or
+    intermediate CA of this MSP count. Raises `InvalidArgument` for an MSP without root CAs, a
+    CA certificate that is not a CA, or a CRL that does not parse.
+    """
 
     msp_id: str
     root_certs: tuple[x509.Certificate, ...]
     intermediate_certs: tuple[x509.Certificate, ...] = ()
     admin_certs: tuple[x509.Certificate, ...] = ()
-    crls: tuple[bytes, ...] = ()
+    crls: tuple[bytes, ...] = ()  # PEM, kept to round-trip the MSP config
     tls_root_certs: tuple[x509.Certificate, ...] = ()
     node_ous_enabled: bool = True
     revoked_serials: frozenset[int] = field(init=False)
+    # CA certificate DER -> serials revoked by a CRL that CA signed (Fabric checks the issuer's).
+    _revoked_by_ca: Mapping[bytes, frozenset[int]] = field(
+        init=False, repr=False, compare=False, hash=False
+    )
+    _admin_ders: frozenset[bytes] = field(init=False, repr=False, compare=False, hash=False)
+    _internal_cas: frozenset[bytes] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "revoked_serials", self._revoked())
+        if not self.root_certs:
+            raise InvalidArgument(f"MSP {self.msp_id} needs at least one root CA certificate")
+        for ca in self.root_certs + self.intermediate_certs:
+            if not _is_ca(ca):
+                raise InvalidArgument(f"MSP {self.msp_id}: {_cn(ca)} is not a CA certificate")
+        revoked = self._revoked()
+        object.__setattr__(self, "_revoked_by_ca", revoked)
+        object.__setattr__(self, "revoked_serials", frozenset().union(*revoked.values()))
+        object.__setattr__(self, "_admin_ders", frozenset(_der(c) for c in self.admin_certs))
+        # A CA that issued an intermediate is an internal node of the certification tree; Fabric
+        # accepts identities only from leaf CAs (mspimplvalidate.go getValidationChain).
+        cas = self.root_certs + self.intermediate_certs
+        internal = {_der(ca) for i in self.intermediate_certs for ca in cas if _signed_by(i, ca)}
+        object.__setattr__(self, "_internal_cas", frozenset(internal))
 
-    def _revoked(self) -> frozenset[int]:
-        serials: set[int] = set()
+    def _revoked(self) -> dict[bytes, frozenset[int]]:
+        revoked: dict[bytes, set[int]] = {}
         for pem in self.crls:
-            crl = x509.load_pem_x509_crl(pem)
-            if any(_crl_signed_by(crl, ca) for ca in self.root_certs + self.intermediate_certs):
-                serials.update(r.serial_number for r in crl)
-        return frozenset(serials)
+            try:
+                crl = x509.load_pem_x509_crl(pem)
+                serials = {r.serial_number for r in crl}
+            except ValueError as exc:
+                raise MalformedMessage(f"CRL of {self.msp_id}", "not a PEM X.509 CRL") from exc
+            for ca in self.root_certs + self.intermediate_certs:
+                if _crl_signed_by(crl, ca):
+                    revoked.setdefault(_der(ca), set()).update(serials)
+        return {ca: frozenset(serials) for ca, serials in revoked.items()}
 
     def validate(
         self, cert_pem: bytes, *, at: dt.datetime, serialized: bytes | None = None
     ) -> Identity:
-        """The identity of `cert_pem` in this MSP at time `at`; raises `InvalidIdentity`."""
-        identity = self._identity(cert_pem, serialized)
-        _check_time(identity, at)
+        """The identity of `cert_pem` in this MSP at time `at`.
+
+        Raises `InvalidIdentity` saying what is wrong (foreign CA, expired, not yet valid,
+        revoked, missing node OU, malformed). `serialized` defaults to a fresh serialization.
+        """
+        identity = self.identify(cert_pem, serialized)
+        check_validity_period(identity, at)
         return identity
 
-    def _identity(self, cert_pem: bytes, serialized: bytes | None) -> Identity:
-        """Every check but the validity period (cacheable per certificate)."""
+    def identify(self, cert_pem: bytes, serialized: bytes | None = None) -> Identity:
+        """Every check of `validate` but the validity period (so the result can be cached)."""
         try:
-            return self._identity_unchecked(cert_pem, serialized)
+            return self._identify(cert_pem, serialized)
         except ValueError as exc:  # `cryptography` parses certificate fields lazily
             raise InvalidIdentity(f"{self.msp_id}: the certificate is malformed") from exc
 
-    def _identity_unchecked(self, cert_pem: bytes, serialized: bytes | None) -> Identity:
+    def _identify(self, cert_pem: bytes, serialized: bytes | None) -> Identity:
         try:
             cert = x509.load_pem_x509_certificate(cert_pem)
         except ValueError as exc:
@@ -100,37 +136,28 @@ class Msp:
         key = cert.public_key()
         if not isinstance(key, ec.EllipticCurvePublicKey):
             raise InvalidIdentity(f"{self.msp_id}: only ECDSA certificates are accepted")
+        if _is_ca(cert):
+            raise InvalidIdentity(f"certificate of {_cn(cert)} is a CA and cannot be an identity")
         chain = self._chain_of(cert)
         if not chain:
             raise InvalidIdentity(
                 f"certificate of {_cn(cert)} is not issued by a CA of {self.msp_id}"
             )
-        if cert.serial_number in self.revoked_serials:
+        if _der(chain[0]) in self._internal_cas:
+            raise InvalidIdentity(
+                f"certificate of {_cn(cert)} is issued by {_cn(chain[0])}, which has "
+                f"intermediate CAs in {self.msp_id}; only leaf CAs may issue identities"
+            )
+        if cert.serial_number in self._revoked_by_ca.get(_der(chain[0]), frozenset()):
             raise InvalidIdentity(
                 f"certificate serial {cert.serial_number:#x} is revoked by {self.msp_id}"
             )
-        ous = [
-            str(a.value)
-            for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
-        ]
-        node_ou = next((ou for ou in ous if ou in NODE_OUS), None)
-        if self.node_ous_enabled and node_ou is None:
-            raise InvalidIdentity(
-                f"certificate of {_cn(cert)} has none of the OUs {', '.join(NODE_OUS)}"
-            )
-        der = cert.public_bytes(serialization.Encoding.DER)
-        is_admin = node_ou == "admin" or any(
-            der == a.public_bytes(serialization.Encoding.DER) for a in self.admin_certs
-        )
-        if serialized is None:
-            serialized = bytes(
-                identities_pb2.SerializedIdentity(
-                    mspid=self.msp_id, id_bytes=cert_pem
-                ).SerializeToString()
-            )
+        node_ou = self._node_ou(cert)
+        der = _der(cert)
+        is_admin = (self.node_ous_enabled and node_ou == "admin") or der in self._admin_ders
         return Identity(
             msp_id=self.msp_id,
-            serialized=serialized,
+            serialized=serialized or serialize_identity(self.msp_id, cert_pem),
             cert_pem=cert_pem,
             certificate=cert,
             public_key=key,
@@ -140,6 +167,21 @@ class Msp:
             id_hash=hashlib.sha256(der).digest(),
             chain=tuple(chain),
         )
+
+    def _node_ou(self, cert: x509.Certificate) -> str | None:
+        ous = {
+            str(a.value)
+            for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
+        }
+        found = [ou for ou in NODE_OUS if ou in ous]
+        if self.node_ous_enabled and len(found) != 1:
+            # Fabric: "the identity must be a client, a peer, an orderer or an admin identity to
+            # be valid, not a combination of them" (validateIdentityOUsV142).
+            raise InvalidIdentity(
+                f"certificate of {_cn(cert)} must carry exactly one of the OUs "
+                f"{', '.join(NODE_OUS)}, not {sorted(found) or 'none'}"
+            )
+        return found[0] if len(found) == 1 else None
 
     def _chain_of(self, cert: x509.Certificate) -> list[x509.Certificate]:
         """The issuers from `cert` up to a root of this MSP, or [] if there is no such chain."""
@@ -160,12 +202,11 @@ class Msp:
         return []
 
     def to_proto_bytes(self) -> bytes:
-        """This MSP as Fabric's `MSPConfig{type=FABRIC, config=FabricMSPConfig}` bytes."""
+        """This MSP as Fabric's `MSPConfig{type=FABRIC, config=FabricMSPConfig}` bytes.
 
-        def pem(c: x509.Certificate) -> bytes:
-            return c.public_bytes(serialization.Encoding.PEM)
-
-        root = pem(self.root_certs[0]) if self.root_certs else b""
+        Node OU identifiers point at the first root CA, as cryptogen's config.yaml does.
+        """
+        root = _pem(self.root_certs[0])
         ous = msp_config_pb2.FabricNodeOUs(
             enable=self.node_ous_enabled,
             **{
@@ -177,38 +218,41 @@ class Msp:
         )
         config = msp_config_pb2.FabricMSPConfig(
             name=self.msp_id,
-            root_certs=[pem(c) for c in self.root_certs],
-            intermediate_certs=[pem(c) for c in self.intermediate_certs],
-            admins=[pem(c) for c in self.admin_certs],
+            root_certs=[_pem(c) for c in self.root_certs],
+            intermediate_certs=[_pem(c) for c in self.intermediate_certs],
+            admins=[_pem(c) for c in self.admin_certs],
             revocation_list=list(self.crls),
-            tls_root_certs=[pem(c) for c in self.tls_root_certs],
+            tls_root_certs=[_pem(c) for c in self.tls_root_certs],
             crypto_config=msp_config_pb2.FabricCryptoConfig(
                 signature_hash_family="SHA2", identity_identifier_hash_function="SHA256"
             ),
             fabric_node_ous=ous,
         )
-        return bytes(
-            msp_config_pb2.MSPConfig(type=0, config=config.SerializeToString()).SerializeToString()
-        )
+        outer = msp_config_pb2.MSPConfig(type=_FABRIC_MSP_TYPE, config=config.SerializeToString())
+        return bytes(outer.SerializeToString())
 
     @classmethod
     def from_proto_bytes(cls, data: bytes) -> Msp:
+        """An MSP from `MSPConfig` bytes.
+
+        Raises `MalformedMessage` for bytes or certificates that do not parse and
+        `InvalidArgument` for a non-Fabric MSP type or an unusable configuration.
+        """
         outer = msp_config_pb2.MSPConfig()
         config = msp_config_pb2.FabricMSPConfig()
         try:
             outer.ParseFromString(data)
+            if outer.type != _FABRIC_MSP_TYPE:
+                raise InvalidArgument(f"MSP type {outer.type} is not supported; only FABRIC (0)")
             config.ParseFromString(outer.config)
+            certs = _load_pems
             return cls(
                 msp_id=str(config.name),
-                root_certs=tuple(x509.load_pem_x509_certificate(c) for c in config.root_certs),
-                intermediate_certs=tuple(
-                    x509.load_pem_x509_certificate(c) for c in config.intermediate_certs
-                ),
-                admin_certs=tuple(x509.load_pem_x509_certificate(c) for c in config.admins),
+                root_certs=certs(config.root_certs),
+                intermediate_certs=certs(config.intermediate_certs),
+                admin_certs=certs(config.admins),
                 crls=tuple(bytes(c) for c in config.revocation_list),
-                tls_root_certs=tuple(
-                    x509.load_pem_x509_certificate(c) for c in config.tls_root_certs
-                ),
+                tls_root_certs=certs(config.tls_root_certs),
                 node_ous_enabled=bool(config.fabric_node_ous.enable),
             )
         except (DecodeError, ValueError) as exc:
@@ -216,38 +260,62 @@ class Msp:
 
     @classmethod
     def from_dir(cls, msp_dir: Path, msp_id: str) -> Msp:
-        """Read Fabric's MSP folder layout (cacerts, intermediatecerts, admincerts, crls, ...)."""
+        """Read Fabric's MSP folder: cacerts, intermediatecerts, admincerts, crls, tlscacerts and
+        config.yaml with `NodeOUs.Enable`. Raises `InvalidArgument` when a file does not parse.
+        """
+
+        def files(sub: str) -> list[Path]:
+            folder = msp_dir / sub
+            return sorted(f for f in folder.iterdir() if f.is_file()) if folder.is_dir() else []
 
         def certs(sub: str) -> tuple[x509.Certificate, ...]:
-            folder = msp_dir / sub
-            files = sorted(folder.glob("*")) if folder.is_dir() else []
-            return tuple(x509.load_pem_x509_certificate(f.read_bytes()) for f in files)
+            try:
+                return _load_pems([f.read_bytes() for f in files(sub)])
+            except ValueError as exc:
+                raise InvalidArgument(
+                    f"{msp_dir / sub} holds a file that is not a PEM certificate"
+                ) from exc
 
         config_path = msp_dir / "config.yaml"
-        enabled = False
-        if config_path.exists():
-            loaded = yaml.safe_load(config_path.read_text()) or {}
-            enabled = bool((loaded.get("NodeOUs") or {}).get("Enable", False))
-        crl_dir = msp_dir / "crls"
+        enabled = config_path.is_file() and node_ous_enabled(config_path.read_text())
         return cls(
             msp_id=msp_id,
             root_certs=certs("cacerts"),
             intermediate_certs=certs("intermediatecerts"),
             admin_certs=certs("admincerts"),
-            crls=tuple(f.read_bytes() for f in sorted(crl_dir.glob("*")))
-            if crl_dir.is_dir()
-            else (),
+            crls=tuple(f.read_bytes() for f in files("crls")),
             tls_root_certs=certs("tlscacerts"),
             node_ous_enabled=enabled,
         )
 
 
+def check_validity_period(identity: Identity, at: dt.datetime) -> None:
+    """The certificate and its chain are valid at `at`; raises `InvalidIdentity` otherwise."""
+    try:
+        for c in (identity.certificate, *identity.chain):
+            if at < c.not_valid_before_utc:
+                raise InvalidIdentity(
+                    f"certificate of {_cn(c)} is not valid before {c.not_valid_before_utc:%Y-%m-%d %H:%M}Z"
+                )
+            if at > c.not_valid_after_utc:
+                raise InvalidIdentity(
+                    f"certificate of {_cn(c)} expired at {c.not_valid_after_utc:%Y-%m-%d %H:%M}Z"
+                )
+    except ValueError as exc:
+        raise InvalidIdentity(f"{identity.msp_id}: the certificate is malformed") from exc
+
+
 class MspManager:
-    """The MSPs of a channel; deserialises and validates identities, with a per-certificate cache."""
+    """The MSPs of a channel: deserialises and validates identities, judges principals.
+
+    Parsing and chain checks are cached per serialized identity (bounded LRU, verdicts included)
+    because a block validation asks thousands of times; the validity period is checked against
+    `at` on every call.
+    """
 
     def __init__(self, msps: Iterable[Msp], cache_size: int = 4096) -> None:
-        self._msps = {m.msp_id: m for m in msps}
-        self._cache: OrderedDict[bytes, Identity] = OrderedDict()
+        self._msps: dict[str, Msp] = {m.msp_id: m for m in msps}
+        self._cache: OrderedDict[bytes, Identity | str] = OrderedDict()
         self._cache_size = cache_size
 
     @property
@@ -255,37 +323,54 @@ class MspManager:
         return tuple(sorted(self._msps))
 
     def get(self, msp_id: str) -> Msp:
+        """The MSP named `msp_id`; raises `InvalidIdentity` for an MSP not in this manager."""
         try:
             return self._msps[msp_id]
         except KeyError:
             raise InvalidIdentity(f"unknown MSP {msp_id!r}: not a member of this channel") from None
 
     def deserialize(self, serialized: bytes, *, at: dt.datetime) -> Identity:
-        """The valid identity of a serialized `SerializedIdentity` at `at`, or a typed error."""
-        identity = self._cache.get(serialized)
-        if identity is None:
+        """The valid identity of `SerializedIdentity` bytes at `at`.
+
+        Raises `MalformedMessage` for bytes that are not a `SerializedIdentity` and
+        `InvalidIdentity` for an unknown MSP or an invalid certificate.
+        """
+        verdict = self._cache.get(serialized)
+        if verdict is None:
             parsed = identities_pb2.SerializedIdentity()
             try:
                 parsed.ParseFromString(serialized)
             except DecodeError as exc:
                 raise MalformedMessage("serialized identity", str(exc)) from exc
-            identity = self.get(str(parsed.mspid))._identity(bytes(parsed.id_bytes), serialized)
-            self._cache[serialized] = identity
+            try:
+                msp = self.get(str(parsed.mspid))
+                verdict = msp.identify(bytes(parsed.id_bytes), serialized)
+            except InvalidIdentity as exc:
+                verdict = str(exc)  # a message, not the exception: re-raising grows tracebacks
+            self._cache[serialized] = verdict
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         else:
             self._cache.move_to_end(serialized)
-        try:
-            _check_time(identity, at)
-        except ValueError as exc:
-            raise InvalidIdentity(f"{identity.msp_id}: the certificate is malformed") from exc
-        return identity
+        if isinstance(verdict, str):
+            raise InvalidIdentity(verdict)
+        check_validity_period(verdict, at)
+        return verdict
 
     def satisfies_principal(
         self, identity: Identity, principal: msp_principal_pb2.MSPPrincipal
     ) -> bool:
-        """Whether `identity` is the principal (Fabric's MSP role semantics with node OUs)."""
-        if principal.principal_classification == _PRINCIPAL.Value("ROLE"):
+        """Whether `identity` is `principal`, by Fabric's rules with node OUs (§7.1).
+
+        ROLE: member = any valid identity of the MSP; client/peer/orderer = that OU (never when
+        the MSP has node OUs disabled); admin = admin OU or listed admin certificate. IDENTITY:
+        the same MSP and certificate. Anything else, or an identity of another MSP, is False.
+        """
+        msp = self._msps.get(identity.msp_id)
+        if msp is None:
+            return False
+        classification = principal.principal_classification
+        if classification == _PRINCIPAL.Value("ROLE"):
             role = msp_principal_pb2.MSPRole()
             try:
                 role.ParseFromString(principal.principal)
@@ -293,36 +378,44 @@ class MspManager:
                 return False
             if role.msp_identifier != identity.msp_id:
                 return False
-            name = _ROLE.Name(role.role)
-            if name == "MEMBER":
+            if role.role == _ROLE.Value("MEMBER"):
                 return True
-            if name == "ADMIN":
+            if role.role == _ROLE.Value("ADMIN"):
                 return identity.is_admin
-            return identity.node_ou == str(name).lower()
-        if principal.principal_classification == _PRINCIPAL.Value("IDENTITY"):
-            other = identities_pb2.SerializedIdentity()
-            try:
-                other.ParseFromString(principal.principal)
-            except DecodeError:
-                return False
-            return other.mspid == identity.msp_id and bytes(other.id_bytes) == identity.cert_pem
+            names = {_ROLE.Value(ou.upper()): ou for ou in ("client", "peer", "orderer")}
+            wanted = names.get(role.role)
+            return msp.node_ous_enabled and wanted is not None and identity.node_ou == wanted
+        if classification == _PRINCIPAL.Value("IDENTITY"):
+            return _same_identity(identity, bytes(principal.principal))
         return False
 
 
-def _check_time(identity: Identity, at: dt.datetime) -> None:
-    """The certificate and its chain are valid at `at`; raises `InvalidIdentity`."""
-    for c in (identity.certificate, *identity.chain):
-        if at < c.not_valid_before_utc:
-            raise InvalidIdentity(
-                f"certificate of {_cn(c)} is not valid before {c.not_valid_before_utc:%Y-%m-%d %H:%M}Z"
-            )
-        if at > c.not_valid_after_utc:
-            raise InvalidIdentity(
-                f"certificate of {_cn(c)} expired at {c.not_valid_after_utc:%Y-%m-%d %H:%M}Z"
-            )
+def _same_identity(identity: Identity, serialized: bytes) -> bool:
+    other = identities_pb2.SerializedIdentity()
+    try:
+        other.ParseFromString(serialized)
+        cert = x509.load_pem_x509_certificate(bytes(other.id_bytes))
+        # Fabric compares the DER certificates, so PEM formatting differences do not matter.
+        return other.mspid == identity.msp_id and hashlib.sha256(_der(cert)).digest() == (
+            identity.id_hash
+        )
+    except (DecodeError, ValueError):
+        return False
+
+
+def _der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
 
 
 def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    # OpenSSL accepts high-S certificate signatures, as Fabric does ("sanitizeCert", §7.1).
     if cert.issuer != issuer.subject:
         return False
     try:
@@ -355,7 +448,27 @@ def _alliance_role(cert: x509.Certificate) -> str | None:
     if not isinstance(value, x509.UnrecognizedExtension):
         return None
     try:
-        role = json.loads(value.value).get("attrs", {}).get("role")
+        attrs = json.loads(value.value).get("attrs", {})
+        role = attrs.get("role") if isinstance(attrs, dict) else None
     except (ValueError, AttributeError):
         return None
     return role if isinstance(role, str) else None
+
+
+def node_ous_enabled(config_yaml: str) -> bool:
+    """Whether a Fabric MSP `config.yaml` enables node OUs (`NodeOUs: {Enable: true}`)."""
+    try:
+        loaded = yaml.safe_load(config_yaml) or {}
+    except yaml.YAMLError as exc:
+        raise InvalidArgument(f"MSP config.yaml does not parse: {exc}") from exc
+    node_ous = loaded.get("NodeOUs") if isinstance(loaded, dict) else None
+    return bool(node_ous.get("Enable", False)) if isinstance(node_ous, dict) else False
+
+
+def _load_pems(blobs: Iterable[bytes]) -> tuple[x509.Certificate, ...]:
+    """Every certificate in `blobs` (a PEM file may hold several); ValueError if one is bad."""
+    return tuple(cert for blob in blobs for cert in x509.load_pem_x509_certificates(bytes(blob)))
+
+
+def _pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)

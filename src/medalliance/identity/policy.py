@@ -16,8 +16,14 @@ from typing import Literal
 
 from fabric_protos.common import policies_pb2
 from fabric_protos.msp import msp_principal_pb2
+from google.protobuf.message import DecodeError
 
-from medalliance.errors import MedallianceError, PolicySyntaxError
+from medalliance.errors import (
+    InvalidArgument,
+    MalformedMessage,
+    MedallianceError,
+    PolicySyntaxError,
+)
 from medalliance.identity.msp import Identity, MspManager
 
 _ROLES = {
@@ -29,9 +35,12 @@ _ROLES = {
 }
 _PRINCIPAL = re.compile(r"^([A-Za-z0-9.-]+)\.(member|admin|client|peer|orderer)$")
 _TOKEN = re.compile(
-    r"\s*(?:(?P<word>[A-Za-z]+)|(?P<num>-?\d+)|(?P<str>'[^']*'|\"[^\"]*\")|(?P<punct>[(),]))"
+    r"\s*(?:(?P<word>[A-Za-z]+)|(?P<num>-?[0-9]+)|(?P<str>'[^']*'|\"[^\"]*\")|(?P<punct>[(),]))"
 )
+_TRAILING_SPACE = re.compile(r"\s*\Z")
+_MAX_DEPTH = 64  # nesting bound: deeper policies are mistakes, and recursion must stay bounded
 _GATES = {"and": "AND", "or": "OR", "outof": "OUTOF"}
+_ROLE_CLASSIFICATION = msp_principal_pb2.MSPPrincipal.Classification.Value("ROLE")
 _GATE_SPELLINGS = {"AND", "And", "and", "OR", "Or", "or", "OutOf", "outof", "OUTOF"}
 
 
@@ -58,7 +67,7 @@ class _Parser:
         self.tokens: list[tuple[str, str, int]] = []
         pos = 0
         while pos < len(text):
-            if text[pos:].strip() == "":
+            if _TRAILING_SPACE.match(text, pos):
                 break
             m = _TOKEN.match(text, pos)
             if m is None or m.end() == pos:
@@ -67,6 +76,7 @@ class _Parser:
             self.tokens.append((kind, m.group(kind), m.start(kind)))
             pos = m.end()
         self.i = 0
+        self.depth = 0
         self.identities: list[msp_principal_pb2.MSPPrincipal] = []
 
     def _fail(self, what: str) -> PolicySyntaxError:
@@ -87,11 +97,18 @@ class _Parser:
             raise self._fail("unexpected text after the policy")
 
     def gate(self) -> policies_pb2.SignaturePolicy:
+        self.depth += 1
+        if self.depth > _MAX_DEPTH:
+            raise self._fail(f"gates nested deeper than {_MAX_DEPTH}")
+        rule = self._gate()
+        self.depth -= 1
+        return rule
+
+    def _gate(self) -> policies_pb2.SignaturePolicy:
         word = self._next("word")
         if word not in _GATE_SPELLINGS:
-            raise PolicySyntaxError(
-                f"policy {self.text!r}: unknown gate {word!r}; use AND, OR or OutOf"
-            )
+            self.i -= 1
+            raise self._fail(f"unknown gate {word!r} (use AND, OR or OutOf)")
         gate = _GATES[word.lower()]
         self._next("punct", "(")
         n = None
@@ -108,9 +125,10 @@ class _Parser:
         elif gate == "OR":
             n = 1
         assert n is not None
-        if n < 0 or n > len(rules) + 1:
+        if n < 0 or n > len(rules) + 1:  # n = len + 1 is accepted, as Fabric does
             raise PolicySyntaxError(
-                f"policy {self.text!r}: OutOf({n}, ...) has {len(rules)} arguments"
+                f"policy {self.text!r}: OutOf({n}, ...) with {len(rules)} arguments; "
+                f"n must be between 0 and {len(rules) + 1}"
             )
         return policies_pb2.SignaturePolicy(
             n_out_of=policies_pb2.SignaturePolicy.NOutOf(n=n, rules=rules)
@@ -141,20 +159,41 @@ class _Parser:
 
 
 def format_policy(envelope: policies_pb2.SignaturePolicyEnvelope) -> str:
-    """Back to DSL text, in the `OutOf(n, ...)` form for every gate."""
+    """Back to DSL text for display: `parse_policy(format_policy(e)) == e` for parsed policies.
+
+    Raises `InvalidArgument` for envelopes the DSL cannot express (non-ROLE principals, indexes
+    out of range).
+    """
 
     def principal(index: int) -> str:
+        if not 0 <= index < len(envelope.identities):
+            raise InvalidArgument(f"policy rule signed_by {index} names no identity")
+        item = envelope.identities[index]
+        if item.principal_classification != _ROLE_CLASSIFICATION:
+            raise InvalidArgument("only ROLE principals can be written in the policy language")
         role = msp_principal_pb2.MSPRole()
-        role.ParseFromString(envelope.identities[index].principal)
+        try:
+            role.ParseFromString(item.principal)
+        except DecodeError as exc:
+            raise MalformedMessage("MSPRole principal", str(exc)) from exc
         name = msp_principal_pb2.MSPRole.MSPRoleType.Name(role.role).lower()
         return f"'{role.msp_identifier}.{name}'"
 
-    def rule(r: policies_pb2.SignaturePolicy) -> str:
+    def rule(r: policies_pb2.SignaturePolicy, depth: int) -> str:
+        if depth > _MAX_DEPTH:
+            raise InvalidArgument(f"policy rules nested deeper than {_MAX_DEPTH}")
         if r.WhichOneof("Type") == "signed_by":
             return principal(r.signed_by)
-        return f"OutOf({r.n_out_of.n}, {', '.join(rule(x) for x in r.n_out_of.rules)})"
+        n, subs = int(r.n_out_of.n), r.n_out_of.rules
+        args = ", ".join(rule(x, depth + 1) for x in subs)
+        # AND and OR compile to exactly these OutOf forms, so the round trip is exact.
+        if n == len(subs) and n > 1:
+            return f"AND({args})"
+        if n == 1:
+            return f"OR({args})"
+        return f"OutOf({n}, {args})"
 
-    return rule(envelope.rule)
+    return rule(envelope.rule, 0)
 
 
 def evaluate_signature_policy(
@@ -164,7 +203,16 @@ def evaluate_signature_policy(
     *,
     at: dt.datetime,
 ) -> bool:
-    """Whether the valid, distinct signers of `signed` satisfy the policy (Fabric's algorithm)."""
+    """Whether the valid, distinct signers of `signed` satisfy the policy (Fabric's algorithm).
+
+    Identities that do not deserialize or validate at `at`, repeats of an accepted identity and
+    bad signatures are dropped first (`SignatureSetToValidIdentities`); then the rule runs
+    greedily with one `used` flag per identity (`cauthdsl.compile`). An envelope Fabric would
+    refuse to compile (version ≠ 0, a rule without type, an index out of range) is never
+    satisfied. Never raises for bad signatures or identities.
+    """
+    if envelope.version != 0 or not _compiles(envelope.rule, len(envelope.identities), 0):
+        return False
     identities: list[Identity] = []
     seen: set[tuple[str, bytes]] = set()
     for item in signed:
@@ -175,10 +223,19 @@ def evaluate_signature_policy(
         key = (identity.msp_id, identity.id_hash)
         if key in seen or not identity.verify(item.signature, item.data):
             continue
-        seen.add(key)
+        seen.add(key)  # only after the signature verified, as Fabric does
         identities.append(identity)
     used = [False] * len(identities)
     return _satisfied(envelope.rule, envelope.identities, identities, used, msps)
+
+
+def _compiles(rule: policies_pb2.SignaturePolicy, n_principals: int, depth: int) -> bool:
+    kind = rule.WhichOneof("Type")
+    if kind == "signed_by":
+        return 0 <= int(rule.signed_by) < n_principals
+    if kind != "n_out_of" or depth > _MAX_DEPTH:
+        return False
+    return all(_compiles(sub, n_principals, depth + 1) for sub in rule.n_out_of.rules)
 
 
 def _satisfied(
@@ -189,8 +246,6 @@ def _satisfied(
     msps: MspManager,
 ) -> bool:
     if rule.WhichOneof("Type") == "signed_by":
-        if not 0 <= rule.signed_by < len(principals):
-            return False
         for i, identity in enumerate(identities):
             if not used[i] and msps.satisfies_principal(identity, principals[rule.signed_by]):
                 used[i] = True
@@ -209,10 +264,12 @@ ImplicitRule = Literal["ANY", "ALL", "MAJORITY"]
 
 
 def implicit_meta_threshold(rule: ImplicitRule, n: int) -> int:
+    """How many of `n` sub-policies must pass: ANY 1, ALL n, MAJORITY n//2+1; 0 when n is 0."""
     if n == 0:
         return 0
     return {"ANY": 1, "ALL": n, "MAJORITY": n // 2 + 1}[rule]
 
 
 def evaluate_implicit_meta(rule: ImplicitRule, sub_results: Sequence[bool]) -> bool:
+    """Whether the sub-policy results meet `rule`'s threshold (`common/policies/implicitmeta.go`)."""
     return sum(sub_results) >= implicit_meta_threshold(rule, len(sub_results))
