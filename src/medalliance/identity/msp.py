@@ -28,7 +28,11 @@ from google.protobuf.message import DecodeError
 
 from medalliance.errors import InvalidArgument, InvalidIdentity, MalformedMessage
 from medalliance.identity.ca import ATTRIBUTE_EXTENSION_OID
-from medalliance.identity.signing import serialize_identity, verify_signature
+from medalliance.identity.signing import (
+    sanitize_certificate_der,
+    serialize_identity,
+    verify_signature,
+)
 
 NODE_OUS = ("client", "peer", "admin", "orderer")
 _ROLE = msp_principal_pb2.MSPRole.MSPRoleType
@@ -48,7 +52,8 @@ class Identity:
     node_ou: str | None
     alliance_role: str | None
     is_admin: bool
-    id_hash: bytes = field(repr=False)  # sha256(cert DER): Fabric's identity uniqueness key
+    # sha256 of the low-S (sanitised) cert DER: Fabric's identity uniqueness key (identities.go)
+    id_hash: bytes = field(repr=False)
     chain: tuple[x509.Certificate, ...] = field(default=(), repr=False)  # issuers up to a root
 
     def verify(self, signature: bytes, message: bytes) -> bool:
@@ -164,7 +169,7 @@ class Msp:
             node_ou=node_ou,
             alliance_role=_alliance_role(cert),
             is_admin=is_admin,
-            id_hash=hashlib.sha256(der).digest(),
+            id_hash=_id_hash(cert, chain[0]),
             chain=tuple(chain),
         )
 
@@ -395,12 +400,22 @@ def _same_identity(identity: Identity, serialized: bytes) -> bool:
     try:
         other.ParseFromString(serialized)
         cert = x509.load_pem_x509_certificate(bytes(other.id_bytes))
-        # Fabric compares the DER certificates, so PEM formatting differences do not matter.
-        return other.mspid == identity.msp_id and hashlib.sha256(_der(cert)).digest() == (
-            identity.id_hash
-        )
+        # Fabric compares the (sanitised) DER certificates, not the PEM text.
+        issuer = identity.chain[0] if identity.chain else None
+        digest = _id_hash(cert, issuer) if issuer else hashlib.sha256(_der(cert)).digest()
+        return other.mspid == identity.msp_id and digest == identity.id_hash
     except (DecodeError, ValueError):
         return False
+
+
+def _id_hash(cert: x509.Certificate, issuer: x509.Certificate) -> bytes:
+    """sha256 of `cert`'s DER with its signature in low-S form, so that the two encodings of one
+    certificate count as one identity (Fabric's sanitizeCert)."""
+    der = _der(cert)
+    key = issuer.public_key()
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        der = sanitize_certificate_der(der, key)
+    return hashlib.sha256(der).digest()
 
 
 def _der(cert: x509.Certificate) -> bytes:

@@ -34,7 +34,14 @@ _ORDERS = {"secp256r1": P256_ORDER, "secp384r1": P384_ORDER}
 
 
 def sha256(data: bytes) -> bytes:
+    """The SHA-256 digest of `data` (Fabric's hash for tx ids, identities and signatures)."""
     return hashlib.sha256(data).digest()
+
+
+def serialize_identity(msp_id: str, cert_pem: bytes) -> bytes:
+    """Fabric's `msp.SerializedIdentity{mspid, id_bytes=cert_pem}` bytes (a creator/endorser)."""
+    message = identities_pb2.SerializedIdentity(mspid=msp_id, id_bytes=cert_pem)
+    return bytes(message.SerializeToString())
 
 
 def curve_order(key: ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey) -> int | None:
@@ -89,8 +96,8 @@ class Signer:
     def __post_init__(self) -> None:
         if curve_order(self.private_key) is None:
             raise InvalidArgument("signing keys must be ECDSA on P-256 or P-384")
-        serialized = identities_pb2.SerializedIdentity(mspid=self.msp_id, id_bytes=self.cert_pem)
-        object.__setattr__(self, "serialized_identity", bytes(serialized.SerializeToString()))
+        serialized = serialize_identity(self.msp_id, self.cert_pem)
+        object.__setattr__(self, "serialized_identity", serialized)
 
     def sign(self, message: bytes) -> bytes:
         """ECDSA-SHA256 over `message`, DER-encoded, always low-S."""
@@ -139,7 +146,7 @@ def sanitize_certificate_der(der: bytes, issuer_key: ec.EllipticCurvePublicKey) 
     tag, start, end = _tlv(der, 0)
     if tag != 0x30 or end != len(der):
         raise ValueError("a certificate is one DER SEQUENCE")
-    _, tbs_start, tbs_end = _tlv(der, start)
+    _, _, tbs_end = _tlv(der, start)
     _, _, alg_end = _tlv(der, tbs_end)
     sig_tag, sig_start, sig_end = _tlv(der, alg_end)
     if sig_tag != 0x03 or sig_end != end or der[sig_start : sig_start + 1] != b"\x00":
