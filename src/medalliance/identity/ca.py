@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from medalliance.errors import InvalidArgument
+from medalliance.identity.signing import sanitize_certificate_der
 
 NodeOU = Literal["client", "peer", "admin", "orderer"]
 ATTRIBUTE_EXTENSION_OID = x509.ObjectIdentifier("1.2.3.4.5.6.7.8.1")
@@ -102,7 +103,7 @@ class CertificateAuthority:
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
             .sign(key, hashes.SHA256())
         )
-        return cls(cert, key)
+        return cls(_low_s(cert, key), key)
 
     @classmethod
     def load(cls, cert_pem: bytes, key_pem: bytes) -> CertificateAuthority:
@@ -211,7 +212,7 @@ class CertificateAuthority:
             builder = builder.add_extension(
                 x509.UnrecognizedExtension(ATTRIBUTE_EXTENSION_OID, value.encode()), critical=False
             )
-        cert = builder.sign(self._key, hashes.SHA256())
+        cert = _low_s(builder.sign(self._key, hashes.SHA256()), self._key)
         return IssuedCertificate(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
 
     def revoke(self, serials: Sequence[int], *, now: dt.datetime) -> bytes:
@@ -237,6 +238,13 @@ class CertificateAuthority:
             )
         crl = builder.sign(self._key, hashes.SHA256())
         return crl.public_bytes(serialization.Encoding.PEM)
+
+
+def _low_s(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
+    """`cert` with a low-S signature, as Fabric's own signers always produce (one encoding per
+    certificate, so the identity hash never depends on the signing nonce)."""
+    der = cert.public_bytes(serialization.Encoding.DER)
+    return x509.load_der_x509_certificate(sanitize_certificate_der(der, key.public_key()))
 
 
 def _general_name(value: str) -> x509.GeneralName:

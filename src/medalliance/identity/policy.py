@@ -2,7 +2,8 @@
 
 Pure. Grammar and semantics follow Fabric exactly (protocol doc §7.2–7.3): `AND`, `OR`,
 `OutOf(n, ...)` over quoted principals `'MSPID.role'` (the last dot separates the role); each
-principal occurrence appends an identity, without de-duplication; evaluation is greedy in rule
+principal occurrence appends an identity, without de-duplication, in Fabric's order (a gate's own
+principals after those of its nested gates); evaluation is greedy in rule
 order over a `used` flag per signer, so one signature never satisfies two principals.
 """
 
@@ -37,6 +38,7 @@ _PRINCIPAL = re.compile(r"^([A-Za-z0-9.-]+)\.(member|admin|client|peer|orderer)$
 _TOKEN = re.compile(
     r"\s*(?:(?P<word>[A-Za-z]+)|(?P<num>-?[0-9]+)|(?P<str>'[^']*'|\"[^\"]*\")|(?P<punct>[(),]))"
 )
+_INTEGER = re.compile(r"-?[0-9]+\Z")
 _TRAILING_SPACE = re.compile(r"\s*\Z")
 _MAX_DEPTH = 64  # nesting bound: deeper policies are mistakes, and recursion must stay bounded
 _GATES = {"and": "AND", "or": "OR", "outof": "OUTOF"}
@@ -113,13 +115,19 @@ class _Parser:
         self._next("punct", "(")
         n = None
         if gate == "OUTOF":
-            n = int(self._next("num"))
+            n = self._count()
             self._next("punct", ",")
-        rules = [self.arg()]
+        args = [self.arg()]
         while self.i < len(self.tokens) and self.tokens[self.i][1] == ",":
             self.i += 1
-            rules.append(self.arg())
+            args.append(self.arg())
         self._next("punct", ")")
+        # Fabric's second pass appends a gate's own principals after those of its nested gates
+        # (govaluate evaluates arguments first): OR('A.member', AND('B.member', 'C.member'))
+        # has identities [B, C, A] (policyparser_test.go TestComplex1). Copy that order.
+        rules = [
+            self._signed_by(a) if isinstance(a, msp_principal_pb2.MSPRole) else a for a in args
+        ]
         if gate == "AND":
             n = len(rules)
         elif gate == "OR":
@@ -134,28 +142,39 @@ class _Parser:
             n_out_of=policies_pb2.SignaturePolicy.NOutOf(n=n, rules=rules)
         )
 
-    def arg(self) -> policies_pb2.SignaturePolicy:
+    def _count(self) -> int:
+        """OutOf's N: a number, or a quoted number as Fabric also takes (TestOutOfNumIsString)."""
+        if self.i < len(self.tokens) and self.tokens[self.i][0] == "str":
+            raw = self.tokens[self.i][1][1:-1].strip()
+            if not _INTEGER.match(raw):
+                raise self._fail(f"OutOf needs a number first, got {raw!r}")
+            self.i += 1
+            return int(raw)
+        return int(self._next("num"))
+
+    def arg(self) -> policies_pb2.SignaturePolicy | msp_principal_pb2.MSPRole:
+        """A nested gate (compiled) or a principal (given its index when its gate closes)."""
         if self.i < len(self.tokens) and self.tokens[self.i][0] == "str":
             raw = self._next("str")[1:-1]
             m = _PRINCIPAL.match(raw)
             if m is None:
+                self.i -= 1
                 raise self._fail(
                     f"principal {raw!r} is not 'MSPID.role' with role member, admin, client, peer or orderer"
                 )
-            role = msp_principal_pb2.MSPRole(
+            return msp_principal_pb2.MSPRole(
                 msp_identifier=m.group(1),
                 role=msp_principal_pb2.MSPRole.MSPRoleType.Value(_ROLES[m.group(2)]),
             )
-            self.identities.append(
-                msp_principal_pb2.MSPPrincipal(
-                    principal_classification=msp_principal_pb2.MSPPrincipal.Classification.Value(
-                        "ROLE"
-                    ),
-                    principal=role.SerializeToString(),
-                )
-            )
-            return policies_pb2.SignaturePolicy(signed_by=len(self.identities) - 1)
         return self.gate()
+
+    def _signed_by(self, role: msp_principal_pb2.MSPRole) -> policies_pb2.SignaturePolicy:
+        self.identities.append(
+            msp_principal_pb2.MSPPrincipal(
+                principal_classification=_ROLE_CLASSIFICATION, principal=role.SerializeToString()
+            )
+        )
+        return policies_pb2.SignaturePolicy(signed_by=len(self.identities) - 1)
 
 
 def format_policy(envelope: policies_pb2.SignaturePolicyEnvelope) -> str:
