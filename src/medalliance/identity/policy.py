@@ -3,8 +3,8 @@
 Pure. Grammar and semantics follow Fabric exactly (protocol doc §7.2–7.3): `AND`, `OR`,
 `OutOf(n, ...)` over quoted principals `'MSPID.role'` (the last dot separates the role); each
 principal occurrence appends an identity, without de-duplication, in Fabric's order (a gate's own
-principals after those of its nested gates); evaluation is greedy in rule
-order over a `used` flag per signer, so one signature never satisfies two principals.
+principals after those of its nested gates); evaluation is greedy in rule order over a `used` flag
+per signer, so one signature never satisfies two principals.
 """
 
 from __future__ import annotations
