@@ -9,7 +9,6 @@ from pathlib import Path
 
 from tests.integration.conftest import write_config
 
-from medalliance.ledger.block import header_hash
 from medalliance.node.channel import PeerChannel, rebuild_state
 from medalliance.node.embedded import EmbeddedNetwork
 
@@ -31,7 +30,7 @@ def test_a_peer_killed_between_block_and_state_replays_on_restart(network: Embed
     network.client("HospCMSP").submit(
         "alliance", "visit", "RegisterVisit", "R-2", PATIENT, "HospCMSP"
     )
-    directory = victim.store.get_block(0) and network.peers_of("alliance")[1].directory
+    directory = network.peers_of("alliance")[1].directory
     path = directory / "ledgers" / "alliance"
     victim.close()
     state_db = path / "state.db"
@@ -55,15 +54,12 @@ def test_rebuild_state_rederives_the_same_world_state(network: EmbeddedNetwork) 
     )
     peer = network.peers_of("alliance")[0]
     before = peer.channel("alliance").state.state_hash()
-    last = header_hash(
-        peer.channel("alliance").store.get_block(peer.channel("alliance").height - 1).header
-    )
+    height = peer.channel("alliance").height
     path = peer.directory / "ledgers" / "alliance"
     network.close()
     result = rebuild_state(path)
     assert bytes.fromhex(result.state_hash) == before
-    assert result.blocks_replayed >= 1
-    assert last
+    assert result.blocks_replayed == height - 1  # every block after genesis
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
