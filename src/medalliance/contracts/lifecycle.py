@@ -96,24 +96,12 @@ class LifecycleContract(Contract):
     @transaction(evaluate=True)
     def CheckCommitReadiness(self, ctx: Context, args: bytes) -> dict[str, object]:
         msg = _parse(lifecycle_pb2.CheckCommitReadinessArgs(), args)
-        definition = self._new_definition(
-            ctx,
-            msg.name,
-            msg.sequence,
-            msg.version,
-            bytes(msg.validation_parameter),
-            self._approved_package(ctx, msg.name, msg.sequence),
-        )
-        return {"approvals": self._approvals(ctx, definition)}
+        return {"approvals": self._approvals(ctx, self._best_definition(ctx, msg))}
 
     @transaction
     def CommitChaincodeDefinition(self, ctx: Context, args: bytes) -> None:
         msg = _parse(lifecycle_pb2.CommitChaincodeDefinitionArgs(), args)
-        package_id = self._approved_package(ctx, msg.name, msg.sequence)
-        definition = self._new_definition(
-            ctx, msg.name, msg.sequence, msg.version, bytes(msg.validation_parameter), package_id
-        )
-        self._commit(ctx, definition)
+        self._commit(ctx, self._best_definition(ctx, msg))
 
     @transaction
     def CommitDeregistration(self, ctx: Context, name: str, sequence: str) -> None:
@@ -201,12 +189,36 @@ class LifecycleContract(Contract):
             approvals[msp_id] = raw is not None and json.loads(raw)["digest"] == definition.digest
         return approvals
 
-    def _approved_package(self, ctx: Context, name: str, sequence: int) -> str:
+    def _best_definition(self, ctx: Context, msg: Any) -> ChaincodeDefinition:
+        """The definition `msg` describes, with the approved package most organisations agree on.
+
+        Commit arguments carry no package id (Fabric's keep it per organisation): each package
+        some member approved at this sequence is a candidate; ties go to the first in channel
+        order, so every endorser picks the same one. With no approval at all, readiness is all
+        false and a commit names who approved (nobody).
+        """
+        candidates: list[ChaincodeDefinition] = []
+        for package_id in self._approved_packages(ctx, msg.name, msg.sequence):
+            candidates.append(
+                self._new_definition(
+                    ctx,
+                    msg.name,
+                    msg.sequence,
+                    msg.version,
+                    bytes(msg.validation_parameter),
+                    package_id,
+                )
+            )
+        return max(candidates, key=lambda d: sum(self._approvals(ctx, d).values()))
+
+    def _approved_packages(self, ctx: Context, name: str, sequence: int) -> list[str]:
+        found: list[str] = []
         for msp_id in ctx.channel_orgs:
             raw = ctx.stub.get_state(_approval_key(name, sequence, msp_id))
-            if raw is not None:
-                return str(json.loads(raw)["package_id"])
-        raise ContractError(f"no organisation approved {name} at sequence {sequence}", 409)
+            package_id = str(json.loads(raw)["package_id"]) if raw is not None else ""
+            if package_id and package_id not in found:
+                found.append(package_id)
+        return found or [""]  # nobody approved yet: a candidate no approval matches
 
     def _commit(self, ctx: Context, definition: ChaincodeDefinition) -> None:
         if not ctx.client.is_admin:

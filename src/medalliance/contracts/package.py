@@ -21,6 +21,7 @@ from medalliance.contracts.determinism import check_contract_source
 from medalliance.errors import InvalidArgument, NotFound, PreconditionFailed
 
 _LABEL = re.compile(r"^[A-Za-z0-9_.+-]+$")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +92,8 @@ class PackageStore:
             return self._loaded[pkg_id]
         _, _, digest = pkg_id.rpartition(":")
         path = self._dir / f"{digest}.json"
-        if not path.exists():
+        # The id comes from a ledger definition: only a sha256 may name a file in our directory.
+        if not _SHA256_HEX.fullmatch(digest) or not path.exists():
             raise NotFound(f"package {pkg_id} is not installed on this peer; install it first")
         info = _parse(path.read_bytes())
         module_name, _, class_name = info.entry.partition(":")

@@ -1,13 +1,15 @@
 """Simulate one contract call into a read-write set, a response and an event.
 
 A contract that raises `ContractError` refuses the call: the result carries its status and
-message and no writes. Any other exception is a bug in the contract: logged with its traceback
-(never its arguments), answered with a generic message.
+message and no writes. Any other exception is a bug in the contract: logged at ERROR with the tx id
+and its traceback frames (never its arguments, nor the exception text that may quote them),
+answered with a generic 500 "contract <namespace> failed: internal error".
 """
 
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -85,8 +87,18 @@ def simulate(
             payload = contract.invoke(ctx, function, list(args[1:]))
     except ContractError as exc:
         return SimulationResult(exc.status_code, str(exc), b"", b"", None)
-    except Exception:
-        log.exception("contract failed", extra={"tx_id": tx.tx_id, "contract": namespace})
+    except Exception as exc:
+        # The traceback's frames but not the exception's text: that may quote the arguments,
+        # which can be patient data (style §5).
+        log.error(
+            "contract failed",
+            extra={
+                "tx_id": tx.tx_id,
+                "contract": namespace,
+                "error": type(exc).__name__,
+                "traceback": "".join(traceback.format_tb(exc.__traceback__)),
+            },
+        )
         return SimulationResult(500, f"contract {namespace} failed: internal error", b"", b"", None)
     return SimulationResult(
         OK, "", payload, bytes(stub.rwset().SerializeToString()), stub.event_bytes()

@@ -2,9 +2,16 @@
 
 Reads see committed state only — Fabric does not let a transaction read its own writes — and
 record the version read (or its absence); writes are buffered (last write per key wins); range
-reads record what they returned for phantom checks at commit. Rich queries are not re-checked at
-commit (as in Fabric), so contracts must not base writes on them alone. The read-write set is
-deterministic: keys sorted, range queries in execution order.
+reads record what they returned for phantom checks at commit (Fabric's `RangeQueryInfo`: while
+the iterator is not exhausted its `end_key` is the last key returned; reading to the end sets
+`itr_exhausted` and keeps the requested end). A simple range with an empty start key starts at
+U+0001, as Fabric's shim does, so composite keys (which start with U+0000) stay out of it. Rich
+queries and history are not re-checked at commit (as in Fabric), so contracts must not base
+writes on them alone. The read-write set is deterministic: keys sorted, range queries in
+execution order (of their first read).
+
+Keys must be non-empty valid UTF-8; a key that starts with U+0000 must be a well-formed composite
+key. Values must be non-empty (use `del_state`). Violations raise `ContractError`.
 """
 
 from __future__ import annotations
@@ -20,6 +27,10 @@ from fabric_protos.peer import chaincode_event_pb2
 from medalliance.contracts.composite_key import MAX_RUNE, SEPARATOR, partial_key_range
 from medalliance.errors import ContractError, InvalidArgument
 from medalliance.ledger.state import KeyModification, StateReader, Version
+
+# Fabric's shim substitutes U+0001 for an empty start key of a simple range (`emptyKeySubstitute`),
+# so the range, and its re-run by the committer's phantom check, excludes composite keys.
+_EMPTY_KEY_SUBSTITUTE = "\x01"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +80,7 @@ class Stub:
         for key in (start_key, end_key):
             if key:
                 _check_key(key, composite_ok=False)
-        return self._range(start_key, end_key)
+        return self._range(start_key or _EMPTY_KEY_SUBSTITUTE, end_key)
 
     def get_state_by_partial_composite_key(
         self, object_type: str, attributes: Sequence[str] = ()
@@ -81,8 +92,8 @@ class Stub:
         info.raw_reads.SetInParent()
         self._ranges.append(info)
         for key, versioned in self._reader.range(self.namespace, start_key, end_key):
-            if not start_key and key.startswith(SEPARATOR):
-                continue  # simple-key ranges skip composite keys, as Fabric does
+            # Until exhausted, the range read so far ends at the last key returned (inclusive).
+            info.end_key = key
             info.raw_reads.kv_reads.add(
                 key=key,
                 version=kv_rwset_pb2.Version(
@@ -91,6 +102,7 @@ class Stub:
             )
             yield key, versioned.value
         info.itr_exhausted = True
+        info.end_key = end_key
 
     def get_query_result(self, query: Mapping[str, object] | str) -> list[tuple[str, bytes]]:
         try:
@@ -113,7 +125,7 @@ class Stub:
         self._check_writable()
         _check_key(key, composite_ok=True)
         if not value:
-            raise ContractError(f"value for key {key!r} is empty; use del_state to delete")
+            raise ContractError("value is empty; use del_state to delete a key", 400)
         self._writes[key] = bytes(value)
 
     def del_state(self, key: str) -> None:
@@ -167,5 +179,13 @@ class Stub:
 def _check_key(key: str, *, composite_ok: bool) -> None:
     if not key:
         raise ContractError("a key must not be empty")
-    if MAX_RUNE in key or (not composite_ok and key.startswith(SEPARATOR)):
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ContractError("a key must be valid UTF-8", 400) from None
+    if MAX_RUNE in key or (key.startswith(SEPARATOR) and not composite_ok):
         raise ContractError("a simple key must not start with U+0000 or contain U+10FFFF")
+    if key.startswith(SEPARATOR) and not (
+        len(key) > 2 and key.endswith(SEPARATOR) and key[1] != SEPARATOR
+    ):
+        raise ContractError("a key starting with U+0000 must be a composite key", 400)
