@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from fabric_protos.common import common_pb2
 from google.protobuf.message import DecodeError
@@ -31,17 +32,24 @@ def _der_octets(data: bytes) -> bytes:
 
 
 def header_bytes(number: int, previous_hash: bytes, data_hash: bytes) -> bytes:
-    """DER of SEQUENCE{INTEGER number, OCTET STRING previous_hash, OCTET STRING data_hash}."""
+    """DER of SEQUENCE{INTEGER number, OCTET STRING previous_hash, OCTET STRING data_hash}.
+
+    Fabric hashes this, not the protobuf header: the exact bytes are part of the chain's format.
+    """
+    if number < 0:
+        raise ValueError(f"block numbers are unsigned, got {number}")
     body = _der_integer(number) + _der_octets(previous_hash) + _der_octets(data_hash)
     return b"\x30" + _der_length(len(body)) + body
 
 
 def header_hash(header: common_pb2.BlockHeader) -> bytes:
+    """SHA-256 of the header's DER form: the `previous_hash` of the next block."""
     data = header_bytes(int(header.number), bytes(header.previous_hash), bytes(header.data_hash))
     return hashlib.sha256(data).digest()
 
 
 def data_hash(envelopes: Sequence[bytes]) -> bytes:
+    """SHA-256 of the envelopes concatenated as they are, without framing (Fabric's rule)."""
     return hashlib.sha256(b"".join(envelopes)).digest()
 
 
@@ -58,14 +66,33 @@ def new_block(number: int, previous_hash: bytes, envelopes: Sequence[bytes]) -> 
 
 
 def transactions_filter(block: common_pb2.Block) -> bytes:
+    """The validation code of each transaction, one byte per tx; b"" before validation."""
     metadata = block.metadata.metadata
     return bytes(metadata[TRANSACTIONS_FILTER]) if len(metadata) > TRANSACTIONS_FILTER else b""
 
 
 def set_transactions_filter(block: common_pb2.Block, codes: Sequence[int]) -> None:
+    """Record one validation code (0..255) per transaction, adding missing metadata slots."""
     while len(block.metadata.metadata) < METADATA_SLOTS:
         block.metadata.metadata.append(b"")
     block.metadata.metadata[TRANSACTIONS_FILTER] = bytes(codes)
+
+
+@dataclass(frozen=True, slots=True)
+class BlockCheck:
+    """The outcome of checking one block against its predecessor: `problem` None means it links."""
+
+    number: int
+    problem: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def check_chain_link(previous: common_pb2.BlockHeader, block: common_pb2.Block) -> BlockCheck:
+    """`verify_chain_link` as a value, for reports that list every block."""
+    return BlockCheck(int(block.header.number), verify_chain_link(previous, block))
 
 
 def verify_chain_link(previous: common_pb2.BlockHeader, block: common_pb2.Block) -> str | None:
@@ -80,9 +107,30 @@ def verify_chain_link(previous: common_pb2.BlockHeader, block: common_pb2.Block)
 
 
 def parse_block(data: bytes) -> common_pb2.Block:
+    """Decode a block; raises `MalformedMessage` (never another error) for bytes that are not one."""
     block = common_pb2.Block()
     try:
         block.ParseFromString(data)
     except DecodeError as exc:
         raise MalformedMessage("block", str(exc)) from exc
     return block
+
+
+def envelope_tx_id(envelope: bytes) -> str:
+    """The tx id in an envelope's channel header, or "" when the envelope does not parse that far.
+
+    Deliberately lenient: the block store indexes whatever id a stored envelope carries; judging
+    the envelope is validation's job, and its verdict is in the transactions filter.
+    """
+    env, payload, channel_header = (
+        common_pb2.Envelope(),
+        common_pb2.Payload(),
+        common_pb2.ChannelHeader(),
+    )
+    try:
+        env.ParseFromString(envelope)
+        payload.ParseFromString(env.payload)
+        channel_header.ParseFromString(payload.header.channel_header)
+    except DecodeError:
+        return ""
+    return str(channel_header.tx_id)

@@ -1,33 +1,43 @@
 """Append-only block files with a SQLite index; crash safe.
 
-Each block is a record `varint(length) ‖ block bytes` in `blockfile_NNNNNN` (a new file every
-64 MiB). A block is written and fsynced before its index rows commit, so after a crash the file
-may be ahead of the index (the trailing complete records are indexed again on open) or end in a
-torn record (it is cut off, with a warning). The index maps block numbers to file positions and
-every tx id to (block, position, validation code); for a repeated tx id it keeps the first, as
-Fabric does.
+Each block is a record `varint(length) ‖ block bytes` in `blockfile_NNNNNN` (a new file once the
+next record would pass 64 MiB). A block is written and fsynced before its index rows commit, so
+after a crash the file may be ahead of the index (the trailing complete blocks are indexed again
+on open) or end in a torn record (it is cut off, with a warning). Only the tail of the last file
+is ever cut: damage anywhere else makes `open` raise `MalformedMessage` rather than lose blocks.
+
+The index maps block numbers to file positions and every tx id to (block, position, validation
+code); for a repeated tx id it keeps the first, as Fabric does (later ones are DUPLICATE_TXID).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from fabric_protos.common import common_pb2
-from google.protobuf.internal.decoder import _DecodeVarint
-from google.protobuf.internal.encoder import _VarintBytes
 
 from medalliance.errors import InvalidArgument, MalformedMessage, PreconditionFailed, UnknownBlock
-from medalliance.ledger.block import data_hash, header_hash, parse_block, transactions_filter
-from medalliance.ledger.tx import MalformedTransaction, parse_envelope
+from medalliance.ledger.block import (
+    data_hash,
+    envelope_tx_id,
+    header_hash,
+    parse_block,
+    transactions_filter,
+)
 
 log = logging.getLogger(__name__)
 
 FILE_SIZE_MAX = 64 * 1024 * 1024
+NOT_VALIDATED = 254  # TxValidationCode for a block stored without a transactions filter
+_FILE_NAME = re.compile(r"blockfile_(\d{6})")
+_VARINT_MAX_BYTES = 10  # a uint64
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS blocks (number INTEGER PRIMARY KEY, file INTEGER NOT NULL,
     offset INTEGER NOT NULL, length INTEGER NOT NULL, header_hash BLOB NOT NULL);
@@ -43,99 +53,180 @@ class TxLocation:
     validation_code: int
 
 
+@dataclass(frozen=True, slots=True)
+class _Record:
+    """One framed record of a block file: `body` None when its framing is broken (`problem`)."""
+
+    offset: int
+    length: int  # the whole record, length prefix included
+    body: bytes | None
+    problem: str = ""
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int] | str:
+    """(value, position after it), or what is wrong with the bytes at `pos`."""
+    value = 0
+    for i in range(_VARINT_MAX_BYTES):
+        if pos + i >= len(data):
+            return "the length prefix is cut off"
+        byte = data[pos + i]
+        value |= (byte & 0x7F) << (7 * i)
+        if byte < 0x80:
+            return value, pos + i + 1
+    return "the length prefix is longer than ten bytes"
+
+
+def _scan(data: bytes, pos: int = 0) -> Iterator[_Record]:
+    """The records of a block file from `pos`; a broken one ends the scan (it reaches the end)."""
+    while pos < len(data):
+        decoded = _read_varint(data, pos)
+        if isinstance(decoded, str):
+            yield _Record(pos, len(data) - pos, None, decoded)
+            return
+        length, start = decoded
+        if start + length > len(data):
+            yield _Record(pos, len(data) - pos, None, "the record runs past the end of the file")
+            return
+        yield _Record(pos, start + length - pos, data[start : start + length])
+        pos = start + length
+
+
 def _file_name(index: int) -> str:
     return f"blockfile_{index:06d}"
 
 
-def _records(path: Path) -> Iterator[tuple[int, int, bytes | None]]:
-    """(offset, total length, block bytes) per record; bytes None for a torn tail."""
-    data = path.read_bytes()
-    pos = 0
-    while pos < len(data):
-        try:
-            length, start = _DecodeVarint(data, pos)
-        except IndexError:
-            yield pos, len(data) - pos, None
-            return
-        if start + length > len(data):
-            yield pos, len(data) - pos, None
-            return
-        yield pos, start + length - pos, data[start : start + length]
-        pos = start + length
-
-
-def _tx_id(envelope: bytes) -> str:
-    try:
-        return parse_envelope(envelope).tx_id
-    except MalformedTransaction:
-        return ""
+def _block_files(directory: Path) -> list[tuple[int, Path]]:
+    found = (
+        (int(m.group(1)), p)
+        for p in directory.glob("blockfile_*")
+        if (m := _FILE_NAME.fullmatch(p.name))
+    )
+    return sorted(found)
 
 
 def read_block_records(directory: Path) -> Iterator[bytes]:
-    """Every stored block's bytes in order, read-only; raises `MalformedMessage` on bad framing."""
-    for path in sorted(directory.glob("blockfile_*")):
-        for offset, _, record in _records(path):
-            if record is None:
-                raise MalformedMessage("block file", f"{path.name} is cut off at byte {offset}")
-            yield record
+    """Every stored block's bytes in file order, for auditing a ledger without trusting its index.
+
+    Read-only: no index, no recovery, nothing truncated. Raises `MalformedMessage` at the first
+    record whose framing is broken (a torn tail included); the bytes are not parsed as blocks.
+    """
+    for _, path in _block_files(directory):
+        for record in _scan(path.read_bytes()):
+            if record.body is None:
+                raise MalformedMessage(
+                    "block file", f"{path.name} at byte {record.offset}: {record.problem}"
+                )
+            yield record.body
+
+
+def _truncate(path: Path, size: int) -> None:
+    with path.open("r+b") as f:
+        f.truncate(size)
+        os.fsync(f.fileno())
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a new file's directory entry durable, not only its contents."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class BlockStore:
-    """The blocks of one channel ledger."""
+    """The blocks of one channel ledger. Safe to share between threads (one lock serialises)."""
 
     def __init__(self, directory: Path, db: sqlite3.Connection) -> None:
         self._dir = directory
         self._db = db
-        row = db.execute(
-            "SELECT number, file, offset, length, header_hash FROM blocks ORDER BY number DESC LIMIT 1"
-        ).fetchone()
-        self._height = 0 if row is None else row[0] + 1
-        self._last_hash = b"" if row is None else bytes(row[4])
-        self._file_index = 0 if row is None else row[1]
+        self._lock = threading.RLock()
+        self._height = 0
+        self._last_hash = b""
+        self._file_index = 0
+        self._load_tip()
 
     @classmethod
     def open(cls, directory: Path) -> BlockStore:
+        """Open (creating) a store; brings the index up to date with the files after a crash."""
         directory.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(directory / "index.db", isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        db.executescript(_SCHEMA)
-        store = cls(directory, db)
-        store._recover()
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")  # the index must never be ahead of a lost commit
+            db.executescript(_SCHEMA)
+            store = cls(directory, db)
+            store._recover()
+        except BaseException:
+            db.close()
+            raise
         return store
 
     @property
     def height(self) -> int:
+        """The number of blocks stored."""
         return self._height
 
     @property
     def last_header_hash(self) -> bytes:
+        """The header hash of the last block, b"" when the store is empty."""
         return self._last_hash
 
     def append(self, block: common_pb2.Block, tx_ids: Sequence[str] | None = None) -> None:
         """Store the next block durably; raises and writes nothing if it does not follow.
 
-        `tx_ids` (one per envelope, "" where none) spares re-parsing when the caller has them.
+        Raises `PreconditionFailed` for a number other than `height`, `InvalidArgument` for a
+        wrong previous hash or data hash. `tx_ids` (one per envelope, "" where none) spares
+        re-parsing the envelopes when the caller already has them.
         """
-        number = int(block.header.number)
-        if number != self._height:
-            raise PreconditionFailed(f"block {number} cannot follow height {self._height}")
-        if bytes(block.header.previous_hash) != self._last_hash:
-            raise InvalidArgument(f"previous hash of block {number} does not match the ledger")
-        if bytes(block.header.data_hash) != data_hash([bytes(d) for d in block.data.data]):
-            raise InvalidArgument(f"data hash of block {number} does not match its transactions")
-        data = bytes(block.SerializeToString())
-        record = _VarintBytes(len(data)) + data
-        path = self._dir / _file_name(self._file_index)
-        if path.exists() and path.stat().st_size + len(record) > FILE_SIZE_MAX:
-            self._file_index += 1
-            path = self._dir / _file_name(self._file_index)
-        offset = path.stat().st_size if path.exists() else 0
-        with path.open("ab") as f:
-            f.write(record)
-            f.flush()
-            os.fsync(f.fileno())
-        self._index(block, self._file_index, offset, len(record), tx_ids)
+        with self._lock:
+            number = int(block.header.number)
+            if number != self._height:
+                raise PreconditionFailed(f"block {number} cannot follow height {self._height}")
+            if bytes(block.header.previous_hash) != self._last_hash:
+                raise InvalidArgument(f"previous hash of block {number} does not match the ledger")
+            if bytes(block.header.data_hash) != data_hash([bytes(d) for d in block.data.data]):
+                raise InvalidArgument(
+                    f"data hash of block {number} does not match its transactions"
+                )
+            if tx_ids is not None and len(tx_ids) != len(block.data.data):
+                raise InvalidArgument(
+                    f"{len(tx_ids)} tx ids given for the {len(block.data.data)} transactions "
+                    f"of block {number}"
+                )
+            data = bytes(block.SerializeToString())
+            record = _varint(len(data)) + data
+            file_index = self._file_index
+            path = self._dir / _file_name(file_index)
+            size = path.stat().st_size if path.exists() else 0
+            if size and size + len(record) > FILE_SIZE_MAX:
+                file_index, size = file_index + 1, 0
+                path = self._dir / _file_name(file_index)
+            created = not path.exists()
+            try:
+                with path.open("ab") as f:
+                    f.write(record)
+                    f.flush()
+                    os.fsync(f.fileno())
+                if created:
+                    _fsync_directory(self._dir)
+                self._index(block, file_index, size, len(record), tx_ids)
+            except BaseException:
+                # The caller is told the block was not stored: leave no record behind that a
+                # later append would bury mid-file (rollback of a partial write or of the index).
+                if path.exists():
+                    _truncate(path, size)
+                raise
+            self._file_index = file_index
 
     def _index(
         self,
@@ -147,82 +238,142 @@ class BlockStore:
     ) -> None:
         number = int(block.header.number)
         codes = transactions_filter(block)
-        ids = tx_ids if tx_ids is not None else [_tx_id(bytes(e)) for e in block.data.data]
-        rows = []
-        for tx_num, tx_id in enumerate(ids):
-            if tx_id:
-                code = codes[tx_num] if tx_num < len(codes) else 254
-                rows.append((tx_id, number, tx_num, code))
+        ids = tx_ids if tx_ids is not None else [envelope_tx_id(bytes(e)) for e in block.data.data]
+        rows = [
+            (tx_id, number, tx_num, codes[tx_num] if tx_num < len(codes) else NOT_VALIDATED)
+            for tx_num, tx_id in enumerate(ids)
+            if tx_id
+        ]
         hash_ = header_hash(block.header)
         with self._db:
             self._db.execute("BEGIN")
             self._db.execute(
                 "INSERT INTO blocks VALUES (?, ?, ?, ?, ?)", (number, file, offset, length, hash_)
             )
+            # OR IGNORE: a tx id seen before keeps its first location (Fabric's rule).
             self._db.executemany("INSERT OR IGNORE INTO txs VALUES (?, ?, ?, ?)", rows)
         self._height = number + 1
         self._last_hash = hash_
 
-    def _recover(self) -> None:
-        """Index complete blocks the index lacks; cut off a torn last record."""
+    def _load_tip(self) -> None:
         row = self._db.execute(
-            "SELECT file, offset, length FROM blocks ORDER BY number DESC LIMIT 1"
+            "SELECT number, file, header_hash FROM blocks ORDER BY number DESC LIMIT 1"
         ).fetchone()
-        file, start = (0, 0) if row is None else (row[0], row[1] + row[2])
-        indexed = 0
-        for path in sorted(self._dir.glob("blockfile_*")):
-            index = int(path.name.split("_")[1])
-            if index < file:
-                continue
-            for offset, length, record in _records(path):
-                if index == file and offset < start:
+        if row is not None:
+            self._height, self._file_index, self._last_hash = row[0] + 1, row[1], bytes(row[2])
+
+    def _recover(self) -> None:
+        """Index complete blocks the index lacks; cut off a torn or unwritten tail."""
+        row = self._db.execute(
+            "SELECT file, offset + length FROM blocks ORDER BY number DESC LIMIT 1"
+        ).fetchone()
+        tip_file, tip_end = (0, 0) if row is None else (row[0], row[1])
+        files = [(i, p) for i, p in _block_files(self._dir) if i >= tip_file]
+        if row is not None and (not files or files[0][0] != tip_file):
+            raise MalformedMessage(
+                "block store", f"{_file_name(tip_file)} named by the index is missing"
+            )
+        reindexed = 0
+        for position, (index, path) in enumerate(files):
+            data = path.read_bytes()
+            start = tip_end if index == tip_file else 0
+            if len(data) < start:
+                raise MalformedMessage(
+                    "block store", f"{path.name} is shorter than its index says ({len(data)} bytes)"
+                )
+            for record in _scan(data, start):
+                problem = record.problem or self._not_next(record.body)
+                if not problem:
+                    assert record.body is not None
+                    self._index(parse_block(record.body), index, record.offset, record.length)
+                    reindexed += 1
                     continue
-                if record is None:
-                    with path.open("r+b") as f:
-                        f.truncate(offset)
-                        os.fsync(f.fileno())
-                    log.warning(
-                        "torn block record cut off", extra={"file": path.name, "bytes": length}
+                is_tail = position == len(files) - 1 and (
+                    record.offset + record.length == len(data)
+                    or not any(data[record.offset :])  # a tail the crash left as zeros
+                )
+                if not is_tail:
+                    raise MalformedMessage(
+                        "block store",
+                        f"{path.name} at byte {record.offset}: {problem}; not a crash's torn tail, "
+                        "so nothing was cut: restore the ledger from a peer",
                     )
-                    break
-                self._index(parse_block(record), index, offset, length)
-                indexed += 1
+                _truncate(path, record.offset)
+                log.warning(
+                    "cut off a torn record of %d bytes at the end of %s (%s)",
+                    len(data) - record.offset,
+                    path.name,
+                    problem,
+                )
+                break
             self._file_index = index
-        if indexed:
-            log.warning("blocks re-indexed after a crash", extra={"blocks": indexed})
+        if reindexed:
+            log.warning("indexed %d blocks the index lacked after a crash", reindexed)
+
+    def _not_next(self, body: bytes | None) -> str:
+        """Why a record found past the index is not the next block, or "" if it is."""
+        assert body is not None
+        try:
+            block = parse_block(body)
+        except MalformedMessage:
+            return "the record is not a block"
+        if int(block.header.number) != self._height:
+            return f"block {block.header.number} where {self._height} was expected"
+        if bytes(block.header.previous_hash) != self._last_hash:
+            return f"block {self._height} does not link to the block before it"
+        if bytes(block.header.data_hash) != data_hash([bytes(d) for d in block.data.data]):
+            return f"the data hash of block {self._height} does not match its transactions"
+        return ""
 
     def get_block_bytes(self, number: int) -> bytes:
-        row = self._db.execute(
-            "SELECT file, offset, length FROM blocks WHERE number = ?", (number,)
-        ).fetchone()
-        if row is None:
-            raise UnknownBlock(number, self._height)
-        with (self._dir / _file_name(row[0])).open("rb") as f:
-            f.seek(row[1])
-            raw = f.read(row[2])
-        _, start = _DecodeVarint(raw, 0)
-        return raw[start:]
+        """The stored bytes of block `number`; `UnknownBlock` past the height.
+
+        Raises `MalformedMessage` when the record on disk no longer has the framing it was
+        written with (a damaged file).
+        """
+        with self._lock:
+            row = self._db.execute(
+                "SELECT file, offset, length FROM blocks WHERE number = ?", (number,)
+            ).fetchone()
+            if row is None:
+                raise UnknownBlock(number, self._height)
+            file, offset, length = row
+            with (self._dir / _file_name(file)).open("rb") as f:
+                f.seek(offset)
+                raw = f.read(length)
+        decoded = _read_varint(raw, 0)
+        if isinstance(decoded, str) or decoded[1] + decoded[0] != length or len(raw) != length:
+            raise MalformedMessage("block", f"the stored record of block {number} is damaged")
+        return raw[decoded[1] :]
 
     def get_block(self, number: int) -> common_pb2.Block:
+        """Block `number`, parsed; `UnknownBlock` past the height, `MalformedMessage` if damaged."""
         return parse_block(self.get_block_bytes(number))
 
     def iter_blocks(self, start: int = 0) -> Iterator[common_pb2.Block]:
-        for number in range(start, self._height):
+        """Blocks from `start` up to the height at each step (blocks appended meanwhile included)."""
+        number = start
+        while number < self._height:
             yield self.get_block(number)
+            number += 1
 
     def tx_location(self, tx_id: str) -> TxLocation | None:
-        row = self._db.execute(
-            "SELECT block, tx_num, code FROM txs WHERE tx_id = ?", (tx_id,)
-        ).fetchone()
+        """Where the first transaction with `tx_id` is, and its validation code; None if absent."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT block, tx_num, code FROM txs WHERE tx_id = ?", (tx_id,)
+            ).fetchone()
         return None if row is None else TxLocation(row[0], row[1], row[2])
 
     def contains_tx(self, tx_id: str) -> bool:
-        return (
-            self._db.execute("SELECT 1 FROM txs WHERE tx_id = ?", (tx_id,)).fetchone() is not None
-        )
+        """Whether any stored transaction, valid or not, carries `tx_id`."""
+        with self._lock:
+            found = self._db.execute("SELECT 1 FROM txs WHERE tx_id = ?", (tx_id,)).fetchone()
+        return found is not None
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._db.close()
 
     def __enter__(self) -> BlockStore:
         return self

@@ -8,13 +8,14 @@ returns exactly the keys and versions recorded. Blind writes never conflict.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol, cast
 
 from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
 from fabric_protos.peer import transaction_pb2
 
-from medalliance.ledger.state import StateReader, Version, Write
+from medalliance.ledger.state import StateReader, Version, VersionedValue, Write
 
 VALID: int = transaction_pb2.TxValidationCode.Value("VALID")
 MVCC_READ_CONFLICT: int = transaction_pb2.TxValidationCode.Value("MVCC_READ_CONFLICT")
@@ -29,35 +30,69 @@ class MvccTx:
     valid_so_far: bool
 
 
+class BatchReader(StateReader, Protocol):
+    """A reader that can fetch many keys in one round trip (SqliteState does)."""
+
+    def get_many(
+        self, keys: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], VersionedValue | None]: ...
+
+
 def check_block(reader: StateReader, txs: Sequence[MvccTx]) -> list[int]:
-    """One code per tx: VALID, MVCC_READ_CONFLICT, PHANTOM_READ_CONFLICT, or UNCHANGED."""
-    written: dict[tuple[str, str], bool] = {}  # keys written by earlier valid txs: True = deleted
+    """One code per tx, in order: VALID, MVCC_READ_CONFLICT, PHANTOM_READ_CONFLICT, or UNCHANGED.
+
+    UNCHANGED (-1) is returned for a tx with `valid_so_far=False`: it keeps the code an earlier
+    check gave it, and its writes do not count against later txs. A range recorded as a Merkle
+    summary (`reads_merkle_hashes`) cannot be re-checked here and is a PHANTOM_READ_CONFLICT.
+    """
+    committed = _prefetch(reader, txs)
+    written: set[tuple[str, str]] = set()  # keys written (or deleted) by earlier valid txs
     codes = []
     for tx in txs:
         if not tx.valid_so_far:
             codes.append(UNCHANGED)
             continue
-        code = _check_tx(reader, tx, written)
+        code = _check_tx(reader, committed, tx, written)
         codes.append(code)
         if code == VALID:
-            for ns, rw in tx.ns_rwsets:
-                for w in rw.writes:
-                    written[(ns, w.key)] = bool(w.is_delete)
+            written.update((ns, w.key) for ns, rw in tx.ns_rwsets for w in rw.writes)
     return codes
 
 
-def _check_tx(reader: StateReader, tx: MvccTx, written: dict[tuple[str, str], bool]) -> int:
+def _prefetch(
+    reader: StateReader, txs: Sequence[MvccTx]
+) -> dict[tuple[str, str], VersionedValue | None]:
+    """The committed versions of every key read, in one batch when the reader can."""
+    keys = {
+        (ns, read.key)
+        for tx in txs
+        if tx.valid_so_far
+        for ns, rw in tx.ns_rwsets
+        for read in rw.reads
+    }
+    get_many = getattr(reader, "get_many", None)
+    if get_many is not None:
+        return cast(BatchReader, reader).get_many(keys)
+    return {key: reader.get(*key) for key in keys}
+
+
+def _check_tx(
+    reader: StateReader,
+    committed: dict[tuple[str, str], VersionedValue | None],
+    tx: MvccTx,
+    written: set[tuple[str, str]],
+) -> int:
     for ns, rw in tx.ns_rwsets:
         for read in rw.reads:
             if (ns, read.key) in written:
                 return MVCC_READ_CONFLICT
-            committed = reader.get(ns, read.key)
+            current = committed[(ns, read.key)]
             expected = (
                 Version(int(read.version.block_num), int(read.version.tx_num))
                 if read.HasField("version")
-                else None
+                else None  # an unset version records that the key was absent
             )
-            if (committed.version if committed else None) != expected:
+            if (current.version if current else None) != expected:
                 return MVCC_READ_CONFLICT
         for rq in rw.range_queries_info:
             if not _range_unchanged(reader, ns, rq, written):
@@ -69,32 +104,43 @@ def _range_unchanged(
     reader: StateReader,
     ns: str,
     rq: kv_rwset_pb2.RangeQueryInfo,
-    written: dict[tuple[str, str], bool],
+    written: set[tuple[str, str]],
 ) -> bool:
+    """Whether re-running the range over committed state + earlier writes gives the same reads."""
     if rq.WhichOneof("reads_info") == "reads_merkle_hashes":
         return False  # we never emit summaries; one we cannot re-check is treated as a conflict
+    start, end = rq.start_key, rq.end_key
+    # A contract that stopped iterating early recorded its last key as `end_key` (Fabric's
+    # simulator does the same), and saw the range up to and including it.
+    inclusive = not rq.itr_exhausted and bool(end)
+
+    def in_range(key: str) -> bool:
+        # str order is code-point order, which is the UTF-8 byte order of the state's keys.
+        return key >= start and (not end or key < end or (inclusive and key == end))
+
+    if any(w_ns == ns and in_range(key) for w_ns, key in written):
+        # Merging the earlier write in would add a key or a version of this block, which the
+        # recorded reads (all from earlier blocks) cannot contain: a phantom either way.
+        return False
+    current = [(key, v.version) for key, v in reader.range(ns, start, end)]
+    if inclusive:
+        at_end = reader.get(ns, end)
+        if at_end is not None:
+            current.append((end, at_end.version))
     recorded = [
-        (r.key, (int(r.version.block_num), int(r.version.tx_num))) for r in rq.raw_reads.kv_reads
+        (
+            r.key,
+            Version(int(r.version.block_num), int(r.version.tx_num))
+            if r.HasField("version")
+            else None,
+        )
+        for r in rq.raw_reads.kv_reads
     ]
-    end = rq.end_key
-    # A contract that stopped iterating early saw the range only up to its last key.
-    last = recorded[-1][0] if not rq.itr_exhausted and recorded else None
-    for written_ns, key in written:
-        if (
-            written_ns == ns
-            and key >= rq.start_key
-            and ((not end or key < end) if last is None else key <= last)
-        ):
-            return False  # an earlier tx of this block changed a key in the range
-    current = []
-    for key, versioned in reader.range(ns, rq.start_key, "" if last is not None else end):
-        if last is not None and key > last:
-            break
-        current.append((key, (versioned.version.block_num, versioned.version.tx_num)))
     return current == recorded
 
 
 def writes_of(ns_rwsets: Sequence[tuple[str, kv_rwset_pb2.KVRWSet]]) -> tuple[Write, ...]:
+    """The writes of a valid tx in rwset order; a KVWrite with `is_delete` has value None."""
     return tuple(
         Write(ns, w.key, None if w.is_delete else bytes(w.value))
         for ns, rw in ns_rwsets

@@ -1,7 +1,7 @@
 """CouchDB-style JSON queries over state values: the selector subset Fabric contracts use. Pure.
 
 Supported: `selector` with implicit equality, `$eq $ne $gt $gte $lt $lte $in $nin $exists`,
-`$and $or`, dotted field paths; `sort` (field names or `{field: asc|desc}`); `limit`. `fields`
+`$and $or`, dotted field paths or nested objects (`{"a": {"b": 1}}` is `{"a.b": 1}`); `sort` (field names or `{field: asc|desc}`); `limit`. `fields`
 and `use_index` are accepted and ignored. Values compare by CouchDB's collation of types:
 null < false < true < numbers < strings < arrays < objects.
 """
@@ -87,11 +87,10 @@ def _parse_object(obj: Mapping[str, Any], path: tuple[str, ...]) -> Selector:
             parts.append(_parse_operator(key, value, path))
         else:
             sub_path = path + tuple(key.split("."))
-            if (
-                isinstance(value, Mapping)
-                and value
-                and all(isinstance(k, str) and k.startswith("$") for k in value)
-            ):
+            if isinstance(value, Mapping) and value:
+                # CouchDB reads a non-empty object as operators on the field or as conditions on
+                # its subfields ({"a": {"b": 1}} is {"a.b": 1}), never as a whole-object match;
+                # use {"a": {"$eq": {...}}} for that.
                 parts.append(_parse_object(value, sub_path))
             else:
                 parts.append(Condition(sub_path, "$eq", value))

@@ -11,7 +11,7 @@ import base64
 import hashlib
 import json
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ CREATE TABLE IF NOT EXISTS history (ns TEXT NOT NULL, key TEXT NOT NULL, block_n
 CREATE INDEX IF NOT EXISTS history_key ON history (ns, key, block_num, tx_num);
 CREATE TABLE IF NOT EXISTS savepoint (id INTEGER PRIMARY KEY CHECK (id = 0), block_num INTEGER NOT NULL);
 """
+_BATCH = 500  # keys per statement, well under SQLite's bound-parameter limit
 
 
 class SqliteState:
@@ -56,6 +57,29 @@ class SqliteState:
         ).fetchone()
         return None if row is None else VersionedValue(bytes(row[0]), Version(row[1], row[2]))
 
+    def get_many(
+        self, keys: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], VersionedValue | None]:
+        """`get` of many (namespace, key) pairs in a few statements: MVCC checks a block at once."""
+        found: dict[tuple[str, str], VersionedValue | None] = {}
+        by_ns: dict[str, list[str]] = {}
+        for ns, key in keys:
+            if (ns, key) not in found:
+                found[(ns, key)] = None
+                by_ns.setdefault(ns, []).append(key)
+        for ns, names in by_ns.items():
+            for i in range(0, len(names), _BATCH):
+                chunk = names[i : i + _BATCH]
+                # `ns = ? AND key IN (...)` walks the primary key; a row-value IN would scan.
+                rows = self._db.execute(
+                    "SELECT key, value, block_num, tx_num FROM state "  # noqa: S608 - placeholders only
+                    f"WHERE ns = ? AND key IN ({', '.join('?' * len(chunk))})",
+                    [ns, *chunk],
+                )
+                for key, value, block_num, tx_num in rows:
+                    found[(ns, key)] = VersionedValue(bytes(value), Version(block_num, tx_num))
+        return found
+
     def range(
         self, namespace: str, start_key: str, end_key: str
     ) -> Iterator[tuple[str, VersionedValue]]:
@@ -69,8 +93,18 @@ class SqliteState:
             yield key, VersionedValue(bytes(value), Version(block_num, tx_num))
 
     def query(
-        self, namespace: str, query: Mapping[str, Any], page_size: int = 0, bookmark: str = ""
+        self,
+        namespace: str,
+        query: Mapping[str, Any] | str,
+        page_size: int = 0,
+        bookmark: str = "",
     ) -> QueryPage:
+        """Matching JSON values in sort order (then key order), a page at a time.
+
+        Evaluated in Python over the namespace (selector.py); values that are not JSON are
+        skipped. `limit` caps the whole result, `page_size` each page; the bookmark is an opaque
+        offset into the sorted result. Raises `QuerySyntaxError` for an unsupported query.
+        """
         parsed = parse_query(query)
         matches = []
         for key, versioned in self.range(namespace, "", ""):
@@ -167,6 +201,9 @@ def _decode_bookmark(bookmark: str) -> int:
     if not bookmark:
         return 0
     try:
-        return int(base64.urlsafe_b64decode(bookmark.encode()).decode())
+        offset = int(base64.urlsafe_b64decode(bookmark.encode()).decode())
     except ValueError as exc:
         raise QuerySyntaxError("bookmark is not one this peer returned") from exc
+    if offset < 0:
+        raise QuerySyntaxError("bookmark is not one this peer returned")
+    return offset
