@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 from medalliance.node.config import NetworkConfig
 from medalliance.node.embedded import EmbeddedNetwork
@@ -74,8 +73,3 @@ def network(network_template: Path, tmp_path: Path) -> Iterator[EmbeddedNetwork]
     shutil.copytree(network_template, directory)
     with EmbeddedNetwork.open(NetworkConfig.model_validate(CONFIG), directory) as net:
         yield net
-
-
-def write_config(path: Path) -> Path:
-    path.write_text(yaml.safe_dump(CONFIG), encoding="utf-8")
-    return path

@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.integration.conftest import write_config
-
 from medalliance.node.channel import PeerChannel, rebuild_state
 from medalliance.node.embedded import EmbeddedNetwork
 
@@ -124,7 +122,6 @@ def test_errors_are_clear_and_exit_codes_follow_the_table(tmp_path: Path) -> Non
     assert error["error"] == "ConfigError"
     assert "unknown_key" in error["message"]
     assert cli("demo", "--help").returncode == 0
-    assert write_config(tmp_path / "ok.yaml").exists()
 
 
 def test_any_flipped_bit_in_a_block_file_is_caught(

@@ -10,6 +10,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[2] / "src" / "medalliance"
 
 # package -> the packages of ours it may import (besides `medalliance.errors`, a leaf)
+_APPLICATION = {"identity", "ledger", "contracts", "consensus", "node", "alliance", "audit"}
 ALLOWED: dict[str, set[str]] = {
     "identity": set(),
     "ledger": {"identity"},
@@ -18,29 +19,8 @@ ALLOWED: dict[str, set[str]] = {
     "audit": {"ledger", "identity"},
     "alliance": {"contracts", "privacy"},
     "node": {"identity", "ledger", "contracts", "consensus", "network", "alliance"},
-    "app": {
-        "identity",
-        "ledger",
-        "contracts",
-        "consensus",
-        "node",
-        "alliance",
-        "audit",
-        "gateway",
-        "sdk",
-    },
-    "cli": {
-        "identity",
-        "ledger",
-        "contracts",
-        "consensus",
-        "node",
-        "alliance",
-        "audit",
-        "app",
-        "gateway",
-        "sdk",
-    },
+    "app": _APPLICATION | {"gateway", "sdk"},
+    "cli": _APPLICATION | {"gateway", "sdk", "app"},
 }
 
 

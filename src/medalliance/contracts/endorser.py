@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fabric_protos.peer import proposal_pb2, proposal_response_pb2
+from fabric_protos.peer import proposal_response_pb2
 
 from medalliance.contracts.api import Contract
 from medalliance.contracts.lifecycle import (
@@ -33,17 +33,16 @@ from medalliance.errors import (
     PreconditionFailed,
     UnknownContract,
 )
+from medalliance.identity.msp import Identity
 from medalliance.identity.policy import SignedData
 from medalliance.ledger.state import StateReader
 from medalliance.ledger.tx import (
     ENDORSER_TRANSACTION,
-    MalformedTransaction,
     ProposalView,
     SigningIdentity,
     compute_tx_id,
     new_error_response,
     new_proposal_response,
-    parse_signed_proposal,
 )
 from medalliance.ledger.validation import ChannelPolicies
 
@@ -83,14 +82,11 @@ class Endorser:
         self._packages = packages
         self._lifecycle = LifecycleContract()
 
-    def check(
-        self, signed: proposal_pb2.SignedProposal, channel: ChannelView, *, now: dt.datetime
-    ) -> ProposalView:
-        """Check a proposal before simulation; raises the typed error a client must see."""
-        try:
-            proposal = parse_signed_proposal(signed)
-        except MalformedTransaction as exc:
-            raise InvalidArgument(str(exc)) from exc
+    def check(self, proposal: ProposalView, channel: ChannelView, *, now: dt.datetime) -> Identity:
+        """Check a parsed proposal before simulation; returns its creator.
+
+        Raises the typed error a client must see (signature, Writers policy, duplicate, ...).
+        """
         header = proposal.header
         if header.header_type != ENDORSER_TRANSACTION:
             raise InvalidArgument(
@@ -113,19 +109,14 @@ class Endorser:
             )
         if channel.is_committed_tx(header.tx_id):
             raise DuplicateTransaction(header.tx_id)
-        return proposal
+        return creator
 
     def endorse(
-        self,
-        signed: proposal_pb2.SignedProposal,
-        channel: ChannelView,
-        *,
-        now: dt.datetime,
+        self, proposal: ProposalView, channel: ChannelView, *, now: dt.datetime
     ) -> Endorsed:
         """Check and simulate a proposal; sign the result unless the contract refused it."""
-        proposal = self.check(signed, channel, now=now)
+        creator = self.check(proposal, channel, now=now)
         contract, version = self._contract(proposal.chaincode_name, channel)
-        creator = channel.config.msps.deserialize(proposal.header.creator, at=now)
         tx = TxContext(
             channel_id=proposal.channel_id,
             tx_id=proposal.tx_id,

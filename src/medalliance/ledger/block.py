@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from fabric_protos.common import common_pb2
 from google.protobuf.message import DecodeError
@@ -76,23 +75,6 @@ def set_transactions_filter(block: common_pb2.Block, codes: Sequence[int]) -> No
     while len(block.metadata.metadata) < METADATA_SLOTS:
         block.metadata.metadata.append(b"")
     block.metadata.metadata[TRANSACTIONS_FILTER] = bytes(codes)
-
-
-@dataclass(frozen=True, slots=True)
-class BlockCheck:
-    """The outcome of checking one block against its predecessor: `problem` None means it links."""
-
-    number: int
-    problem: str | None
-
-    @property
-    def ok(self) -> bool:
-        return self.problem is None
-
-
-def check_chain_link(previous: common_pb2.BlockHeader, block: common_pb2.Block) -> BlockCheck:
-    """`verify_chain_link` as a value, for reports that list every block."""
-    return BlockCheck(int(block.header.number), verify_chain_link(previous, block))
 
 
 def verify_chain_link(previous: common_pb2.BlockHeader, block: common_pb2.Block) -> str | None:

@@ -96,17 +96,6 @@ def block_time(block: common_pb2.Block) -> dt.datetime:
     return dt.datetime.fromtimestamp(max(stamps) / 1000, tz=dt.UTC)
 
 
-def last_config_index(block: common_pb2.Block) -> int:
-    metadata = common_pb2.Metadata()
-    value = common_pb2.OrdererBlockMetadata()
-    try:
-        metadata.ParseFromString(block.metadata.metadata[SIGNATURES])
-        value.ParseFromString(metadata.value)
-    except (DecodeError, IndexError) as exc:
-        raise MalformedTransaction(255, "block SIGNATURES metadata is malformed") from exc
-    return int(value.last_config.index)
-
-
 def _header_bytes(block: common_pb2.Block) -> bytes:
     h = block.header
     return header_bytes(int(h.number), bytes(h.previous_hash), bytes(h.data_hash))

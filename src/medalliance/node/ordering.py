@@ -55,7 +55,7 @@ class OrderingStage:
         self._cutter = BlockCutter(
             count_max=config.batch_max_count,
             preferred_max_bytes=config.batch_preferred_max_bytes,
-            timeout_ticks=max(1, config.batch_timeout_ms // tick_ms),
+            timeout_ticks=self.timeout_ticks,
         )
         self._now_ticks = 0
         self._admitted: set[str] = set()

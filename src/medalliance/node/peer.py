@@ -74,11 +74,11 @@ class Peer:
     def endorse(self, signed: proposal_pb2.SignedProposal, *, now: dt.datetime) -> Endorsed:
         """Check, simulate and (unless refused by the contract) endorse a proposal."""
         try:
-            channel_id = parse_signed_proposal(signed).channel_id
+            proposal = parse_signed_proposal(signed)
         except MalformedTransaction as exc:
             raise InvalidArgument(str(exc)) from exc
-        channel = self.channel(channel_id)
-        return self._endorser.endorse(signed, channel.view, now=now)
+        channel = self.channel(proposal.channel_id)
+        return self._endorser.endorse(proposal, channel.view, now=now)
 
     def deliver(self, block: common_pb2.Block) -> BlockResult:
         """Commit a block received from the ordering service."""
