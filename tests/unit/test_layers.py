@@ -10,7 +10,16 @@ import pytest
 SRC = Path(__file__).resolve().parents[2] / "src" / "medalliance"
 
 # package -> the packages of ours it may import (besides `medalliance.errors`, a leaf)
-_APPLICATION = {"identity", "ledger", "contracts", "consensus", "node", "alliance", "audit"}
+_APPLICATION = {
+    "identity",
+    "ledger",
+    "contracts",
+    "consensus",
+    "node",
+    "alliance",
+    "audit",
+    "samples",
+}
 ALLOWED: dict[str, set[str]] = {
     "identity": set(),
     "ledger": {"identity"},
@@ -18,9 +27,13 @@ ALLOWED: dict[str, set[str]] = {
     "consensus": {"identity", "ledger"},
     "audit": {"ledger", "identity"},
     "alliance": {"contracts", "privacy"},
-    "node": {"identity", "ledger", "contracts", "consensus", "network", "alliance"},
+    "samples": {"contracts"},
+    "network": {"identity", "ledger"},
+    "gateway": {"contracts", "ledger", "identity", "network"},
+    "node": {"identity", "ledger", "contracts", "consensus", "network", "alliance", "gateway"},
     "app": _APPLICATION | {"gateway", "sdk"},
     "cli": _APPLICATION | {"gateway", "sdk", "app"},
+    "sdk": {"identity", "ledger"},
 }
 
 

@@ -15,6 +15,7 @@ and moved into place with `network.yaml` last, so a failed init leaves no half-m
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
 import tempfile
@@ -29,15 +30,19 @@ from medalliance.identity.cryptogen import OrgSpec, UserSpec, generate_org, org_
 from medalliance.identity.msp import Msp
 from medalliance.ledger.channel_config import ChannelDefinition, OrgDefinition, genesis_block
 from medalliance.node.config import (
+    NODE_FILE,
     ChannelSpec,
     NetworkConfig,
     OrganizationConfig,
     load_network_config,
+    node_file_text,
 )
+from medalliance.node.profiles import connection_profile, profile_file_stem
 
 CONFIG_FILE = "network.yaml"
 ORGANIZATIONS = "organizations"
 ARTIFACTS = "channel-artifacts"
+NODES = "nodes"
 
 
 def org_spec(org: OrganizationConfig) -> OrgSpec:
@@ -50,6 +55,7 @@ def org_spec(org: OrganizationConfig) -> OrgSpec:
         peers=tuple(n.name for n in org.peers),
         orderers=tuple(n.name for n in org.orderers),
         users=users,
+        sans=("localhost", "127.0.0.1", *sorted({n.host for n in (*org.peers, *org.orderers)})),
     )
 
 
@@ -141,7 +147,7 @@ def init_network(
     raises `PreconditionFailed`. Keys are never overwritten.
     """
     progress = on_progress or (lambda _message: None)
-    entries = (CONFIG_FILE, ORGANIZATIONS, ARTIFACTS)
+    entries = (CONFIG_FILE, ORGANIZATIONS, NODES, ARTIFACTS)
     if any((directory / entry).exists() for entry in entries):
         raise PreconditionFailed(
             f"{directory} already holds a network; use a new --dir or remove it"
@@ -154,6 +160,10 @@ def init_network(
             progress(f"generating crypto for {org.msp_id}")
             root = generate_org(staging / ORGANIZATIONS, org_spec(org), now=now)
             msps[org.msp_id] = Msp.from_dir(root / "msp", org.msp_id)
+        for org in config.organizations:
+            if org.peers:
+                _write_profiles(staging / ORGANIZATIONS, config, org)
+        _write_node_files(staging / NODES, config)
         (staging / ARTIFACTS).mkdir()
         for channel in config.channels:
             progress(f"creating the genesis block of channel {channel.name}")
@@ -173,3 +183,28 @@ def init_network(
         shutil.rmtree(staging, ignore_errors=True)
     progress(f"network {config.name} is ready in {directory}")
     return NetworkLayout(directory, config)
+
+
+def node_hosts(config: NetworkConfig) -> list[tuple[OrganizationConfig, str, str]]:
+    """Every node of the network as (organisation, name, role), ordering nodes first."""
+    orderers = [(o, n.name, "orderer") for o in config.organizations for n in o.orderers]
+    peers = [(o, n.name, "peer") for o in config.organizations for n in o.peers]
+    return orderers + peers
+
+
+def _write_node_files(nodes_dir: Path, config: NetworkConfig) -> None:
+    for org, name, role in node_hosts(config):
+        folder = nodes_dir / f"{name}.{org.domain}"
+        folder.mkdir(parents=True)
+        (folder / NODE_FILE).write_text(
+            node_file_text("../..", org.msp_id, name, role), encoding="utf-8"
+        )
+
+
+def _write_profiles(base: Path, config: NetworkConfig, org: OrganizationConfig) -> None:
+    root = org_dir(base, org_spec(org))
+    tls_ca = next((root / "tlsca").glob("*.pem")).read_bytes()
+    profile = connection_profile(config, org, tls_ca)
+    stem = profile_file_stem(org)
+    (root / f"{stem}.json").write_text(json.dumps(profile, indent=2) + "\n", encoding="utf-8")
+    (root / f"{stem}.yaml").write_text(yaml.safe_dump(profile, sort_keys=False), encoding="utf-8")

@@ -20,7 +20,7 @@ from medalliance.errors import ConfigError, PolicySyntaxError
 from medalliance.identity.policy import parse_policy
 from medalliance.ledger.channel_config import normalise_policy_path, policy_from_text
 
-OrgType = Literal["regulator", "tertiary", "secondary", "orderer"]
+OrgType = Literal["regulator", "tertiary", "secondary", "orderer", "member"]
 HOSPITAL_TYPES = ("tertiary", "secondary")
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
 
@@ -35,10 +35,30 @@ class NodeConfig(_Model):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="host prefix, e.g. peer0")
     host: str = Field(default="127.0.0.1", pattern=r"^[A-Za-z0-9.:-]+$")
     port: int = Field(ge=1, le=65535)
+    # The operations endpoint (HTTP /healthz and /status); default: port + 10000.
+    operations_port: int | None = Field(default=None, ge=1, le=65535)
+
+    @model_validator(mode="after")
+    def _operations(self) -> NodeConfig:
+        if self.operations_port is None and self.port + 10000 > 65535:
+            raise ValueError(
+                f"port {self.port} leaves no default operations port; set operations_port"
+            )
+        return self
 
     @property
     def endpoint(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def listen_endpoint(self) -> str:
+        """Where to bind: `localhost` is the IPv4 loopback, which every client resolves."""
+        host = "127.0.0.1" if self.host == "localhost" else self.host
+        return f"{host}:{self.port}"
+
+    @property
+    def operations_endpoint(self) -> str:
+        return f"{self.host}:{self.operations_port or self.port + 10000}"
 
 
 class UserConfig(_Model):
@@ -205,7 +225,8 @@ def _problems(net: NetworkConfig) -> Iterator[str]:
     yield from _duplicates("organizations", "name", [o.name for o in net.organizations])
     yield from _duplicates("organizations", "msp_id", [o.msp_id for o in net.organizations])
     yield from _duplicates("organizations", "domain", [o.domain for o in net.organizations])
-    endpoints = [n.endpoint for o in net.organizations for n in (*o.peers, *o.orderers)]
+    nodes = [n for o in net.organizations for n in (*o.peers, *o.orderers)]
+    endpoints = [n.endpoint for n in nodes] + [n.operations_endpoint for n in nodes]
     for endpoint in sorted({e for e in endpoints if endpoints.count(e) > 1}):
         yield f"organizations: address {endpoint} is used by two nodes; give each node its own port"
     for i, org in enumerate(net.organizations):
@@ -317,3 +338,38 @@ def _principal_msp_ids(envelope: Any) -> set[str]:
         role.ParseFromString(principal.principal)
         ids.add(str(role.msp_identifier))
     return ids
+
+
+# --- node files (`nodes/<host>/node.yaml`, written by `network init`) ---------------------------
+
+NODE_FILE = "node.yaml"
+
+
+class NodeFile(BaseModel):
+    """`nodes/<host>/node.yaml`: which node of which network this process runs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    network: str  # the network folder, relative to this file
+    organization: str
+    name: str
+    role: Literal["peer", "orderer"]
+
+
+def node_file_text(network_rel: str, msp_id: str, name: str, role: str) -> str:
+    return yaml.safe_dump(
+        {"network": network_rel, "organization": msp_id, "name": name, "role": role},
+        sort_keys=False,
+    )
+
+
+def load_node_file(path: Path) -> tuple[NodeFile, Path]:
+    """The node file and the absolute network folder it points to."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        node = NodeFile.model_validate(data)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the node config: {exc.strerror}") from None
+    except (yaml.YAMLError, ValidationError) as exc:
+        raise ConfigError(f"{path} is not a valid node config: {exc}") from None
+    return node, (path.parent / node.network).resolve()

@@ -1,59 +1,77 @@
 """Deploy a network's configured contracts through the lifecycle, as its admins would.
 
-For each contract of each channel: install the package on every member peer, have each member
-organisation's admin approve the definition, then commit it once a majority approved (Fabric's
-lifecycle, architecture §4). A definition already committed with the same package and version is
-left alone, so reopening a network deploys nothing twice; a changed one is upgraded to the next
-sequence.
+For each contract of each channel: every member organisation's admin approves the definition,
+then one commits it once a majority approved (Fabric's lifecycle, architecture §4). A definition
+already committed with the same package and version is left alone, so reopening a network
+deploys nothing twice; a changed one is upgraded to the next sequence. Peers install the
+configured packages themselves; the package id is the same everywhere (a hash of the bytes).
+
+The admins' access to the network is a `LifecycleSession`: in process for the embedded network,
+the Gateway API for a network of processes.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from fabric_protos.peer import policy_pb2
 from fabric_protos.peer.lifecycle import lifecycle_pb2
 
-from medalliance.contracts.lifecycle import LIFECYCLE_NAMESPACE, committed_definition
-from medalliance.contracts.package import build_package
+from medalliance.contracts.package import build_package, package_id
 from medalliance.errors import PreconditionFailed
 from medalliance.identity.policy import parse_policy
-
-if TYPE_CHECKING:
-    from medalliance.node.embedded import EmbeddedNetwork
+from medalliance.node.config import NetworkConfig
 
 ADMIN = "Admin"
 
 
+class LifecycleSession(Protocol):
+    """One organisation admin's access to the `_lifecycle` contract of a channel."""
+
+    def submit(self, channel: str, function: str, arg: bytes) -> str:
+        """Endorse and order a lifecycle transaction; returns its tx id without waiting."""
+        ...
+
+    def wait(self, channel: str, tx_id: str) -> int:
+        """The validation code of a submitted transaction, once committed."""
+        ...
+
+    def query(self, channel: str, function: str, arg: str) -> bytes | None:
+        """Evaluate a lifecycle query; None when the contract answers 'not found'."""
+        ...
+
+
 def deploy_contracts(
-    network: EmbeddedNetwork, on_progress: Callable[[str], None] | None = None
+    config: NetworkConfig,
+    session: Callable[[str], LifecycleSession],
+    on_progress: Callable[[str], None] | None = None,
 ) -> list[str]:
     """Bring every configured contract to its configured definition; returns what changed."""
     changed = []
-    for channel in network.config.channels:
-        peers = network.peers_of(channel.name)
-        members = peers[0].channel(channel.name).config.application_msp_ids
+    for channel in config.channels:
+        members = [o.msp_id for o in config.members(channel)]
+        first = session(members[0])
         for spec in channel.contracts:
-            package = build_package(spec.label or f"{spec.name}_{spec.version}", spec.package)
-            package_ids = {peer.packages.install(package) for peer in peers}
-            (package_id,) = package_ids  # same bytes, same id on every peer
-            state = peers[0].channel(channel.name).state
-            current = committed_definition(state, spec.name)
+            label = spec.package_label
+            wanted_id = package_id(build_package(label, spec.package), label)
+            raw = first.query(channel.name, "QueryChaincodeDefinition", spec.name)
+            current = json.loads(raw) if raw else None
             if (
                 current is not None
-                and not current.deregistered
-                and current.version == spec.version
-                and current.package_id == package_id
+                and not current["deregistered"]
+                and current["version"] == spec.version
+                and current["package_id"] == wanted_id
             ):
                 continue
-            sequence = (current.sequence if current else 0) + 1
+            sequence = (int(current["sequence"]) if current else 0) + 1
             if on_progress:
                 on_progress(
                     f"deploying {spec.name} {spec.version} on {channel.name} (sequence {sequence})"
                 )
             policy = policy_pb2.ApplicationPolicy(
-                signature_policy=parse_policy(network.config.endorsement_policy(channel, spec))
+                signature_policy=parse_policy(config.endorsement_policy(channel, spec))
             ).SerializeToString()
             approve = lifecycle_pb2.ApproveChaincodeDefinitionForMyOrgArgs(
                 sequence=sequence,
@@ -61,30 +79,35 @@ def deploy_contracts(
                 version=spec.version,
                 validation_parameter=policy,
                 source=lifecycle_pb2.ChaincodeSource(
-                    local_package=lifecycle_pb2.ChaincodeSource.Local(package_id=package_id)
+                    local_package=lifecycle_pb2.ChaincodeSource.Local(package_id=wanted_id)
                 ),
             ).SerializeToString()
-            for msp_id in members:
-                network.client(msp_id, ADMIN).submit(
-                    channel.name,
-                    LIFECYCLE_NAMESPACE,
-                    "ApproveChaincodeDefinitionForMyOrg",
-                    approve,
-                    wait=False,
+            approvals = [
+                (
+                    msp_id,
+                    session(msp_id).submit(
+                        channel.name, "ApproveChaincodeDefinitionForMyOrg", approve
+                    ),
                 )
-            network.cut_blocks(channel.name)
+                for msp_id in members
+            ]
+            for msp_id, tx_id in approvals:
+                code = session(msp_id).wait(channel.name, tx_id)
+                if code != 0:
+                    raise PreconditionFailed(
+                        f"{msp_id} approving {spec.name} on {channel.name} failed with code {code}"
+                    )
             commit = lifecycle_pb2.CommitChaincodeDefinitionArgs(
                 sequence=sequence,
                 name=spec.name,
                 version=spec.version,
                 validation_parameter=policy,
             ).SerializeToString()
-            result = network.client(members[0], ADMIN).submit(
-                channel.name, LIFECYCLE_NAMESPACE, "CommitChaincodeDefinition", commit
-            )
-            if not result.valid:
+            tx_id = first.submit(channel.name, "CommitChaincodeDefinition", commit)
+            code = first.wait(channel.name, tx_id)
+            if code != 0:
                 raise PreconditionFailed(
-                    f"committing {spec.name} on {channel.name} failed with code {result.code}"
+                    f"committing {spec.name} on {channel.name} failed with code {code}"
                 )
             changed.append(f"{channel.name}/{spec.name}")
     return changed

@@ -20,6 +20,7 @@ from fabric_protos.peer import proposal_pb2
 
 from medalliance.contracts.endorser import Endorsed
 from medalliance.contracts.lifecycle import LIFECYCLE_NAMESPACE
+from medalliance.contracts.package import build_package
 from medalliance.errors import ContractError, InvalidArgument, NotFound, PreconditionFailed
 from medalliance.identity.cryptogen import load_signer
 from medalliance.identity.signing import Signer
@@ -28,7 +29,7 @@ from medalliance.ledger.channel_config import ChannelConfig
 from medalliance.ledger.tx import new_signed_proposal, new_transaction_payload, sign_envelope
 from medalliance.node.bootstrap import NetworkLayout, init_network
 from medalliance.node.config import NetworkConfig
-from medalliance.node.deploy import deploy_contracts
+from medalliance.node.deploy import ADMIN, deploy_contracts
 from medalliance.node.ordering import OrderingStage
 from medalliance.node.peer import Peer
 
@@ -103,7 +104,12 @@ class EmbeddedNetwork:
                 if peer.msp_id in members:
                     peer.join(genesis)
         network = cls(config, layout, peers, clock)
-        deploy_contracts(network, on_progress=on_progress)
+        for channel in config.channels:
+            for spec in channel.contracts:
+                package = build_package(spec.package_label, spec.package)
+                for peer in network.peers_of(channel.name):
+                    peer.packages.install(package)
+        deploy_contracts(config, lambda msp_id: _AdminSession(network, msp_id), on_progress)
         return network
 
     def now(self) -> dt.datetime:
@@ -294,3 +300,27 @@ def _raise_if_refused(endorsed: Endorsed, peer: Peer) -> None:
             f"{peer.name} ({peer.msp_id}) refused: {endorsed.result.message}",
             endorsed.result.status,
         )
+
+
+class _AdminSession:
+    """An organisation admin's lifecycle access to the embedded network (see `deploy`)."""
+
+    def __init__(self, network: EmbeddedNetwork, msp_id: str) -> None:
+        self._network = network
+        self._client = network.client(msp_id, ADMIN)
+
+    def submit(self, channel: str, function: str, arg: bytes) -> str:
+        tx_id, _ = self._client.submit_async(channel, LIFECYCLE_NAMESPACE, function, arg)
+        return tx_id
+
+    def wait(self, channel: str, tx_id: str) -> int:
+        self._network.cut_blocks(channel)
+        return self._client.status(channel, tx_id).code
+
+    def query(self, channel: str, function: str, arg: str) -> bytes | None:
+        try:
+            return self._client.evaluate(channel, LIFECYCLE_NAMESPACE, function, arg)
+        except ContractError as exc:
+            if exc.status_code == 404:
+                return None
+            raise

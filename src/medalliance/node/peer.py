@@ -19,7 +19,12 @@ from medalliance.contracts.package import PackageStore
 from medalliance.errors import InvalidArgument, PermissionDenied, UnknownChannel
 from medalliance.identity.signing import Signer
 from medalliance.ledger.channel_config import ChannelConfig
-from medalliance.ledger.tx import MalformedTransaction, parse_envelope, parse_signed_proposal
+from medalliance.ledger.tx import (
+    MalformedTransaction,
+    ProposalView,
+    parse_envelope,
+    parse_signed_proposal,
+)
 from medalliance.ledger.validation import BlockResult
 from medalliance.node.channel import PeerChannel
 
@@ -77,6 +82,10 @@ class Peer:
             proposal = parse_signed_proposal(signed)
         except MalformedTransaction as exc:
             raise InvalidArgument(str(exc)) from exc
+        return self.endorse_proposal(proposal, now=now)
+
+    def endorse_proposal(self, proposal: ProposalView, *, now: dt.datetime) -> Endorsed:
+        """`endorse` for a proposal the caller has already parsed."""
         channel = self.channel(proposal.channel_id)
         return self._endorser.endorse(proposal, channel.view, now=now)
 

@@ -159,6 +159,7 @@ def test_a_directory_with_unrelated_files_is_used(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "channel-artifacts",
         "network.yaml",
+        "nodes",
         "notes.txt",
         "organizations",
     ]

@@ -164,7 +164,7 @@ def _drop(data: dict[str, Any], key: str) -> None:
         pytest.param(lambda d: org(d, "HospB")["peers"][0].update(port=0), "organizations[3].peers[0].port: Input should be greater than or equal to 1", id="port zero is refused"),
         pytest.param(lambda d: org(d, "HospB").update(peers=[{"name": "peer0", "port": 7351}, {"name": "peer0", "port": 7451}]), "organizations[3]: node name 'peer0' is used twice", id="two peers of one organisation share a name"),
         pytest.param(lambda d: org(d, "HospB").update(users=[{"name": "Doc1"}, {"name": "Doc1"}]), "organizations[3]: user name 'Doc1' is used twice", id="two users share a name"),
-        pytest.param(lambda d: org(d, "HospB").update(type="clinic"), "organizations[3].type: Input should be 'regulator', 'tertiary', 'secondary' or 'orderer'", id="an unknown organisation type"),
+        pytest.param(lambda d: org(d, "HospB").update(type="clinic"), "organizations[3].type: Input should be 'regulator', 'tertiary', 'secondary', 'orderer' or 'member'", id="an unknown organisation type"),
         pytest.param(lambda d: org(d, "HospB").update(colour="red"), "organizations[3].colour: Extra inputs are not permitted", id="a misspelt key"),
         pytest.param(lambda d: _drop(org(d, "HospB"), "regulator"), "organizations[3].regulator: hospital HospB needs a supervising regulator; use one of: City, District", id="a hospital without a regulator"),
         pytest.param(lambda d: org(d, "HospB").update(regulator="Nowhere"), "organizations[3].regulator: HospB's regulator 'Nowhere' is not a regulator organisation", id="a regulator that does not exist"),

@@ -1,0 +1,5 @@
+"""`python -m medalliance`: the command line."""
+
+from medalliance.cli.main import main
+
+main()

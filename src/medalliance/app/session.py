@@ -1,0 +1,64 @@
+"""Connect to a network of processes as one of its users, through the Gateway API.
+
+Used by `network up` (admins deploy the configured contracts through the lifecycle) and by
+`medalliance tx ...`. The user's organisation's first peer is the gateway, reached over TLS with
+the organisation's TLS CA, exactly as a hospital application would connect.
+"""
+
+from __future__ import annotations
+
+from medalliance.contracts.lifecycle import LIFECYCLE_NAMESPACE
+from medalliance.errors import NotFound, PreconditionFailed
+from medalliance.identity.cryptogen import load_signer
+from medalliance.node.bootstrap import NetworkLayout
+from medalliance.sdk import Gateway, GatewayError, SubmittedTransaction, connect
+
+
+def connect_as(layout: NetworkLayout, organization: str, user: str = "User1") -> Gateway:
+    """A gateway connection for `user` of `organization` (name or MSP id) to its own peer."""
+    org = layout.config.organization(organization)
+    if not org.peers:
+        raise PreconditionFailed(f"{org.name} runs no peer to connect to")
+    msp_dir = layout.user_msp_dir(org.msp_id, user)
+    if not msp_dir.is_dir():
+        users = sorted(
+            p.name.split("@")[0] for p in (layout.org_dir(org.msp_id) / "users").iterdir()
+        )
+        raise NotFound(f"{org.name} has no user {user!r}; users: {', '.join(users)}")
+    peer = org.peers[0]
+    tls_ca = next((layout.org_msp_dir(org.msp_id) / "tlscacerts").glob("*.pem")).read_bytes()
+    return connect(
+        peer.endpoint,
+        signer=load_signer(msp_dir, org.msp_id),
+        tls_root_cert=tls_ca,
+        server_name=f"{peer.name}.{org.domain}",
+    )
+
+
+class GatewayAdminSession:
+    """An organisation admin's `LifecycleSession` (node/deploy.py) over the Gateway API."""
+
+    def __init__(self, layout: NetworkLayout, msp_id: str) -> None:
+        self._gateway = connect_as(layout, msp_id, "Admin")
+        self._submitted: dict[str, SubmittedTransaction] = {}
+
+    def submit(self, channel: str, function: str, arg: bytes) -> str:
+        contract = self._gateway.get_network(channel).get_contract(LIFECYCLE_NAMESPACE)
+        submitted = contract.submit_async(function, arguments=[arg])
+        self._submitted[submitted.transaction_id] = submitted
+        return submitted.transaction_id
+
+    def wait(self, channel: str, tx_id: str) -> int:
+        return self._submitted.pop(tx_id).get_status().code
+
+    def query(self, channel: str, function: str, arg: str) -> bytes | None:
+        contract = self._gateway.get_network(channel).get_contract(LIFECYCLE_NAMESPACE)
+        try:
+            return contract.evaluate_transaction(function, arg)
+        except GatewayError as exc:
+            if "chaincode response 404" in str(exc):
+                return None
+            raise
+
+    def close(self) -> None:
+        self._gateway.close()

@@ -1,0 +1,173 @@
+"""`medalliance network ...`: create a network folder, run its nodes as processes, stop them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import BaseModel
+from rich.table import Table
+
+from medalliance.app.session import GatewayAdminSession
+from medalliance.cli.output import emit_json, output_state, stderr, stdout
+from medalliance.node import launcher
+from medalliance.node.bootstrap import NetworkLayout, init_network
+from medalliance.node.config import load_network_config
+from medalliance.node.deploy import deploy_contracts
+
+app = typer.Typer(
+    help="Create, start, inspect and stop a network of node processes.", no_args_is_help=True
+)
+
+DirOption = Annotated[
+    Path, typer.Option("--dir", "-d", help="The network folder (created by `network init`).")
+]
+
+
+class InitOutput(BaseModel):
+    directory: str
+    organizations: list[str]
+    channels: list[str]
+    nodes: list[str]
+
+
+class NodeRow(BaseModel):
+    name: str
+    organization: str
+    role: str
+    pid: int | None
+    endpoint: str
+    health: str
+    height: int | None
+    channels: dict[str, int]
+
+
+class StatusOutput(BaseModel):
+    network: str
+    nodes: list[NodeRow]
+
+
+class UpOutput(StatusOutput):
+    deployed: list[str]
+
+
+class DownOutput(BaseModel):
+    stopped: list[str]
+
+
+def _progress(message: str) -> None:
+    stderr().print(f"[dim]•[/dim] {message}")
+
+
+@app.command("init")
+def init(
+    config: Annotated[Path, typer.Argument(help="The network config YAML (see networks/).")],
+    directory: DirOption,
+) -> None:
+    """Generate crypto material, genesis blocks, node configs and connection profiles.
+
+    Example: medalliance network init networks/fabric-test-network.yaml --dir test-network
+    """
+    network = load_network_config(config)
+    layout = init_network(network, directory, now=dt.datetime.now(dt.UTC), on_progress=_progress)
+    result = InitOutput(
+        directory=str(directory),
+        organizations=[o.msp_id for o in network.organizations],
+        channels=[c.name for c in network.channels],
+        nodes=[n.name for n in launcher.nodes_of(layout)],
+    )
+    if output_state.json:
+        emit_json(result)
+    else:
+        stdout().print(
+            f"network [bold]{network.name}[/bold] created in {directory}: "
+            f"{len(result.nodes)} nodes; start it with `medalliance network up --dir {directory}`"
+        )
+
+
+@app.command("up")
+def up(
+    directory: DirOption,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for every node.")] = 90.0,
+) -> None:
+    """Start every node as a process, wait until all are healthy, deploy the contracts.
+
+    Nodes already running are left alone, so after a crash `up` restarts what died, on the same
+    ledgers. Example: medalliance network up --dir test-network
+    """
+    layout = NetworkLayout.load(directory)
+    launcher.up(layout, timeout=timeout, on_progress=_progress)
+    sessions: dict[str, GatewayAdminSession] = {}
+    try:
+        deployed = deploy_contracts(
+            layout.config,
+            lambda msp_id: (
+                sessions.get(msp_id)
+                or sessions.setdefault(msp_id, GatewayAdminSession(layout, msp_id))
+            ),
+            _progress,
+        )
+    finally:
+        for session in sessions.values():
+            session.close()
+    result = UpOutput(
+        network=layout.config.name,
+        nodes=[NodeRow(**row) for row in launcher.status(layout)],
+        deployed=deployed,
+    )
+    if output_state.json:
+        emit_json(result)
+    else:
+        _table(result)
+        stdout().print(f"network {layout.config.name} is up; logs in {directory / launcher.LOGS}")
+
+
+@app.command("status")
+def status(directory: DirOption) -> None:
+    """Show each node: organisation, role, pid, endpoint, health and block height.
+
+    Exits 1 when any node is not up. Example: medalliance --json network status --dir test-network
+    """
+    layout = NetworkLayout.load(directory)
+    rows = [NodeRow(**row) for row in launcher.status(layout)]
+    result = StatusOutput(network=layout.config.name, nodes=rows)
+    if output_state.json:
+        emit_json(result)
+    else:
+        _table(result)
+    if any(r.health != "up" for r in rows):
+        raise typer.Exit(1)
+
+
+@app.command("down")
+def down(directory: DirOption) -> None:
+    """Stop every node cleanly (SIGTERM; SIGKILL after 15 s). Ledgers are kept.
+
+    Example: medalliance network down --dir test-network
+    """
+    layout = NetworkLayout.load(directory)
+    stopped = launcher.down(layout, on_progress=_progress)
+    if output_state.json:
+        emit_json(DownOutput(stopped=stopped))
+    else:
+        stdout().print(f"stopped {len(stopped)} node(s)" if stopped else "no node was running")
+
+
+def _table(result: StatusOutput) -> None:
+    table = Table(title=f"network {result.network}")
+    for column in ("node", "organization", "role", "pid", "endpoint", "health", "height"):
+        table.add_column(column)
+    colours: dict[str, Any] = {"up": "green", "starting": "yellow", "down": "red"}
+    for row in result.nodes:
+        table.add_row(
+            row.name,
+            row.organization,
+            row.role,
+            str(row.pid or "-"),
+            row.endpoint,
+            f"[{colours[row.health]}]{row.health}[/]",
+            "-" if row.height is None else str(row.height),
+        )
+    stdout().print(table)

@@ -1,0 +1,114 @@
+"""`medalliance tx submit|evaluate`: call a contract through the Gateway as a network user."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import BaseModel
+
+from medalliance.app.session import connect_as
+from medalliance.cli.output import emit_json, output_state, stdout
+from medalliance.errors import InvalidArgument
+from medalliance.node.bootstrap import NetworkLayout
+from medalliance.sdk import CommitError
+
+app = typer.Typer(
+    help="Submit or evaluate a transaction through the Gateway API.", no_args_is_help=True
+)
+
+Dir = Annotated[Path, typer.Option("--dir", "-d", help="The network folder.")]
+Org = Annotated[str, typer.Option("--org", help="Your organisation (name or MSP id).")]
+User = Annotated[str, typer.Option("--user", help="Your user name in that organisation.")]
+Channel = Annotated[str, typer.Option("--channel", "-C", help="The channel.")]
+ContractName = Annotated[str, typer.Option("--contract", "-n", help="The contract name.")]
+Function = Annotated[str, typer.Argument(help="The transaction function, e.g. ReadAsset.")]
+Args = Annotated[list[str] | None, typer.Argument(help="String arguments, in order.")]
+Transient = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--transient", help="Private input key=value; reaches the contract, never the ledger."
+    ),
+]
+
+
+class TxOutput(BaseModel):
+    transaction_id: str | None
+    block_number: int | None
+    result: str
+
+
+def _transient(items: list[str] | None) -> dict[str, bytes]:
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidArgument(f"--transient {item!r}: use key=value")
+        out[key] = value.encode()
+    return out
+
+
+def _show(result: TxOutput) -> None:
+    if output_state.json:
+        emit_json(result)
+    else:
+        stdout().print(result.result, markup=False)
+
+
+@app.command("submit")
+def submit(
+    function: Function,
+    args: Args = None,
+    directory: Dir = Path("."),
+    org: Org = "",
+    user: User = "User1",
+    channel: Channel = "",
+    contract: ContractName = "",
+    transient: Transient = None,
+) -> None:
+    """Endorse, order and wait for the commit; prints the contract's result.
+
+    Example: medalliance tx submit --dir test-network --org Org1 -C mychannel -n basic
+    CreateAsset asset7 red 5 Ana 900
+    """
+    layout = NetworkLayout.load(directory)
+    with connect_as(layout, org, user) as gateway:
+        target = gateway.get_network(channel).get_contract(contract)
+        submitted = target.submit_async(
+            function, arguments=args or [], transient=_transient(transient)
+        )
+        status = submitted.get_status()
+        if not status.successful:
+            raise CommitError(status.code, status.transaction_id)
+        _show(
+            TxOutput(
+                transaction_id=status.transaction_id,
+                block_number=status.block_number,
+                result=submitted.result.decode("utf-8", "replace"),
+            )
+        )
+
+
+@app.command("evaluate")
+def evaluate(
+    function: Function,
+    args: Args = None,
+    directory: Dir = Path("."),
+    org: Org = "",
+    user: User = "User1",
+    channel: Channel = "",
+    contract: ContractName = "",
+    transient: Transient = None,
+) -> None:
+    """Run a query on your organisation's peer; nothing is written to the ledger.
+
+    Example: medalliance tx evaluate --dir test-network --org Org1 -C mychannel -n basic GetAllAssets
+    """
+    layout = NetworkLayout.load(directory)
+    with connect_as(layout, org, user) as gateway:
+        target = gateway.get_network(channel).get_contract(contract)
+        result = target.evaluate(function, arguments=args or [], transient=_transient(transient))
+    _show(
+        TxOutput(transaction_id=None, block_number=None, result=result.decode("utf-8", "replace"))
+    )

@@ -1,0 +1,85 @@
+"""`protos.Deliver` and `protos.Endorser` on a peer.
+
+Deliver streams the peer's committed blocks (with its validation codes) to readers of the
+channel; Endorser is the peer-to-peer hop a gateway uses to collect another organisation's
+endorsement. A proposal the endorser refuses before simulation (bad signature, policy,
+duplicate) is a gRPC error, as in Fabric; a contract's refusal is a response with status ≥ 400.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator, Callable
+
+import grpc
+from fabric_protos.common import common_pb2
+from fabric_protos.peer import (
+    events_pb2,
+    events_pb2_grpc,
+    peer_pb2_grpc,
+    proposal_pb2,
+    proposal_response_pb2,
+)
+
+from medalliance.gateway.errors import RpcFailure, abort
+from medalliance.gateway.ports import Endorser, EndorserRefused
+from medalliance.ledger.tx import MalformedTransaction, parse_signed_proposal
+from medalliance.network.deliver import Content, DeliverSource, deliver
+
+PEER_READERS = "/Channel/Application/Readers"
+
+
+class DeliverService(events_pb2_grpc.DeliverServicer):  # type: ignore[misc]
+    def __init__(
+        self, source_for: Callable[[str], DeliverSource], now: Callable[[], dt.datetime]
+    ) -> None:
+        self._source_for = source_for
+        self._now = now
+
+    def _stream(
+        self, requests: AsyncIterator[common_pb2.Envelope], content: Content
+    ) -> AsyncIterator[events_pb2.DeliverResponse]:
+        return deliver(
+            requests,
+            source_for=self._source_for,
+            readers_policy=PEER_READERS,
+            content=content,
+            now=self._now,
+        )
+
+    async def Deliver(
+        self, requests: AsyncIterator[common_pb2.Envelope], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[events_pb2.DeliverResponse]:
+        async for response in self._stream(requests, "block"):
+            yield response
+
+    async def DeliverFiltered(
+        self, requests: AsyncIterator[common_pb2.Envelope], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[events_pb2.DeliverResponse]:
+        async for response in self._stream(requests, "filtered"):
+            yield response
+
+    async def DeliverWithPrivateData(
+        self, requests: AsyncIterator[common_pb2.Envelope], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[events_pb2.DeliverResponse]:
+        async for response in self._stream(requests, "private"):
+            yield response
+
+
+class EndorserService(peer_pb2_grpc.EndorserServicer):  # type: ignore[misc]
+    def __init__(self, local: Endorser) -> None:
+        self._local = local
+
+    async def ProcessProposal(
+        self, signed: proposal_pb2.SignedProposal, context: grpc.aio.ServicerContext
+    ) -> proposal_response_pb2.ProposalResponse:
+        try:
+            proposal = parse_signed_proposal(signed)
+        except MalformedTransaction as exc:
+            await abort(context, RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, str(exc)))
+            raise
+        try:
+            return await self._local.process_proposal(signed, proposal)
+        except EndorserRefused as exc:
+            await abort(context, RpcFailure(grpc.StatusCode.UNKNOWN, str(exc)))
+            raise

@@ -1,0 +1,408 @@
+"""`gateway.Gateway`: endorse, submit, commit status, evaluate and chaincode events.
+
+Modelled on Fabric's gateway (protocol doc §3): the hosting peer plans which organisations must
+endorse from the contract's committed policy, collects their signed responses (its own in
+process, others' over `protos.Endorser`), returns the unsigned prepared transaction, forwards the
+signed one to the ordering service, and reports commits from its own ledger. Failures answer
+with Fabric's codes and messages, with one `ErrorDetail` per failing endorser or orderer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+
+import grpc
+from fabric_protos.common import common_pb2
+from fabric_protos.gateway import gateway_pb2, gateway_pb2_grpc
+from fabric_protos.peer import proposal_pb2, proposal_response_pb2
+from google.protobuf.message import DecodeError
+
+from medalliance.contracts.lifecycle import LIFECYCLE_NAMESPACE, committed_definition
+from medalliance.errors import MedallianceError, NotFound
+from medalliance.gateway.errors import Detail, RpcFailure, abort
+from medalliance.gateway.plan import majority, plan_endorsers
+from medalliance.gateway.ports import Endorser, EndorserRefused, GatewayChannel, OrdererRejected
+from medalliance.identity.policy import SignedData
+from medalliance.ledger.block_events import chaincode_events
+from medalliance.ledger.tx import (
+    MalformedTransaction,
+    ProposalView,
+    new_transaction_payload,
+    parse_envelope,
+    parse_signed_proposal,
+)
+
+log = logging.getLogger(__name__)
+
+READERS_POLICY = "/Channel/Application/Readers"
+Code = grpc.StatusCode
+ENDORSE_FAILED = "failed to endorse transaction, see attached details for more info"
+
+
+class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
+    """The Gateway API of one peer.
+
+    `peers_for(channel)` lists each member organisation's peers that can be asked to endorse,
+    own organisation first; `endorsing` names the organisations whose peers endorse contracts
+    (every member endorses lifecycle changes); `broadcast` hands a signed transaction to the
+    ordering service.
+    """
+
+    def __init__(
+        self,
+        *,
+        local: Endorser,
+        channel_for: Callable[[str], GatewayChannel],
+        peers_for: Callable[[str], Mapping[str, Sequence[Endorser]]],
+        endorsing: frozenset[str],
+        broadcast: Callable[[str, bytes], Awaitable[None]],
+        now: Callable[[], dt.datetime],
+    ) -> None:
+        self._local = local
+        self._channel_for = channel_for
+        self._peers_for = peers_for
+        self._endorsing = endorsing
+        self._broadcast = broadcast
+        self._now = now
+
+    # --- Endorse ---------------------------------------------------------------------------------
+
+    async def Endorse(
+        self, request: gateway_pb2.EndorseRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.EndorseResponse:
+        try:
+            return await self._endorse(request)
+        except RpcFailure as failure:
+            await abort(context, failure)
+            raise  # unreachable: abort raises
+
+    async def _endorse(self, request: gateway_pb2.EndorseRequest) -> gateway_pb2.EndorseResponse:
+        proposal, channel = self._proposal(request)
+        policy = self._policy(channel, proposal)
+        peers = self._peers_for(proposal.channel_id)
+        if request.endorsing_organizations:
+            orgs = tuple(request.endorsing_organizations)
+            missing = [o for o in orgs if not peers.get(o)]
+            if missing:
+                raise RpcFailure(
+                    Code.FAILED_PRECONDITION,
+                    f"no peers of {', '.join(missing)} are available on channel {proposal.channel_id}",
+                )
+        else:
+            candidates = [
+                org
+                for org, org_peers in peers.items()
+                if org_peers
+                and (proposal.chaincode_name == LIFECYCLE_NAMESPACE or org in self._endorsing)
+            ]
+            members = channel.config.application_msp_ids
+            try:
+                orgs = (
+                    plan_endorsers(policy, candidates, members)
+                    if policy is not None
+                    else majority(candidates, members)
+                )
+            except MedallianceError as exc:
+                raise RpcFailure(Code.FAILED_PRECONDITION, str(exc)) from None
+        signed = request.proposed_transaction
+        outcomes = await asyncio.gather(
+            *(self._endorse_at(peers[o], signed, proposal) for o in orgs)
+        )
+        details = [d for outcome in outcomes if isinstance(outcome, Detail) for d in [outcome]]
+        if details:
+            raise RpcFailure(Code.ABORTED, ENDORSE_FAILED, details)
+        responses = [o for o in outcomes if not isinstance(o, Detail)]
+        try:
+            payload = new_transaction_payload(proposal, responses)
+        except MedallianceError as exc:
+            raise RpcFailure(
+                Code.ABORTED, f"ProposalResponsePayloads do not match: {exc}"
+            ) from None
+        return gateway_pb2.EndorseResponse(
+            prepared_transaction=common_pb2.Envelope(payload=payload)
+        )
+
+    async def _endorse_at(
+        self,
+        peers: Sequence[Endorser],
+        signed: proposal_pb2.SignedProposal,
+        proposal: ProposalView,
+    ) -> proposal_response_pb2.ProposalResponse | Detail:
+        """One organisation's endorsement: its peers are tried in turn while unreachable."""
+        detail = Detail("", "", "no peer available")
+        for peer in peers:
+            try:
+                response = await peer.process_proposal(signed, proposal)
+            except EndorserRefused as exc:
+                return Detail(peer.address, peer.msp_id, str(exc))
+            except ConnectionError as exc:
+                detail = Detail(peer.address, peer.msp_id, f"peer unavailable: {exc}")
+                continue
+            if response.response.status >= 400 or not response.payload:
+                return Detail(
+                    peer.address,
+                    peer.msp_id,
+                    f"chaincode response {response.response.status}, {response.response.message}",
+                )
+            return response
+        return detail
+
+    # --- Evaluate --------------------------------------------------------------------------------
+
+    async def Evaluate(
+        self, request: gateway_pb2.EvaluateRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.EvaluateResponse:
+        try:
+            return await self._evaluate(request)
+        except RpcFailure as failure:
+            await abort(context, failure)
+            raise
+
+    async def _evaluate(self, request: gateway_pb2.EvaluateRequest) -> gateway_pb2.EvaluateResponse:
+        proposal, channel = self._proposal(request)
+        self._policy(channel, proposal)  # an undefined contract fails before any simulation
+        targets: list[Endorser] = [self._local]
+        if request.target_organizations:
+            peers = self._peers_for(proposal.channel_id)
+            targets = [p for org in request.target_organizations for p in peers.get(org, ())]
+            if not targets:
+                raise RpcFailure(
+                    Code.FAILED_PRECONDITION,
+                    f"no peers of {', '.join(request.target_organizations)} on channel {proposal.channel_id}",
+                )
+        failures = []
+        for peer in targets:
+            try:
+                response = await peer.process_proposal(request.proposed_transaction, proposal)
+            except EndorserRefused as exc:
+                message = f"evaluate call to endorser returned error: {exc}"
+                raise RpcFailure(
+                    Code.FAILED_PRECONDITION, message, [Detail(peer.address, peer.msp_id, str(exc))]
+                ) from None
+            except ConnectionError as exc:
+                failures.append(Detail(peer.address, peer.msp_id, f"peer unavailable: {exc}"))
+                continue
+            result = response.response
+            if result.status >= 400:
+                text = f"chaincode response {result.status}, {result.message}"
+                raise RpcFailure(
+                    Code.UNKNOWN,
+                    f"evaluate call to endorser returned error: {text}",
+                    [Detail(peer.address, peer.msp_id, text)],
+                )
+            return gateway_pb2.EvaluateResponse(result=result)
+        raise RpcFailure(
+            Code.UNAVAILABLE,
+            "failed to evaluate transaction, see attached details for more info",
+            failures,
+        )
+
+    # --- Submit ----------------------------------------------------------------------------------
+
+    async def Submit(
+        self, request: gateway_pb2.SubmitRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.SubmitResponse:
+        try:
+            await self._submit(request)
+        except RpcFailure as failure:
+            await abort(context, failure)
+        return gateway_pb2.SubmitResponse()
+
+    async def _submit(self, request: gateway_pb2.SubmitRequest) -> None:
+        if not request.HasField("prepared_transaction"):
+            raise RpcFailure(Code.INVALID_ARGUMENT, "a prepared transaction is required")
+        envelope = request.prepared_transaction
+        if not envelope.signature:
+            raise RpcFailure(Code.INVALID_ARGUMENT, "prepared transaction must be signed")
+        data = envelope.SerializeToString()
+        try:
+            view = parse_envelope(data)
+        except MalformedTransaction as exc:
+            raise RpcFailure(Code.INVALID_ARGUMENT, str(exc)) from None
+        channel = self._channel(view.header.channel_id)
+        now = self._now()
+        try:
+            creator = channel.config.msps.deserialize(view.header.creator, at=now)
+            signed = creator.verify(view.signature, view.payload_bytes)
+        except MedallianceError as exc:
+            raise RpcFailure(
+                Code.PERMISSION_DENIED, f"transaction creator is not valid: {exc}"
+            ) from None
+        if not signed:
+            raise RpcFailure(
+                Code.PERMISSION_DENIED,
+                "the transaction signature does not verify against its creator",
+            )
+        try:
+            await self._broadcast(view.header.channel_id, data)
+        except OrdererRejected as exc:
+            raise RpcFailure(
+                Code.ABORTED, f"received unsuccessful response from orderer: {exc}"
+            ) from None
+        except ConnectionError as exc:
+            raise RpcFailure(
+                Code.UNAVAILABLE,
+                "no orderers could successfully process transaction",
+                [Detail("", "", str(exc))],
+            ) from None
+
+    # --- CommitStatus ----------------------------------------------------------------------------
+
+    async def CommitStatus(
+        self, request: gateway_pb2.SignedCommitStatusRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.CommitStatusResponse:
+        try:
+            return await self._commit_status(request)
+        except RpcFailure as failure:
+            await abort(context, failure)
+            raise
+
+    async def _commit_status(
+        self, signed: gateway_pb2.SignedCommitStatusRequest
+    ) -> gateway_pb2.CommitStatusResponse:
+        request = gateway_pb2.CommitStatusRequest()
+        _parse(request, signed.request, "commit status request")
+        if not request.identity:
+            raise RpcFailure(Code.INVALID_ARGUMENT, "no identity provided")
+        if not request.channel_id:
+            raise RpcFailure(Code.INVALID_ARGUMENT, "no channel ID provided")
+        if not request.transaction_id:
+            raise RpcFailure(Code.INVALID_ARGUMENT, "transaction ID should not be empty")
+        channel = self._channel(request.channel_id)
+        self._authorize(channel, signed.request, request.identity, signed.signature)
+        future, cancel = channel.feed.tx_waiter(request.transaction_id)
+        try:
+            location = channel.store.tx_location(request.transaction_id)
+            if location is None:
+                await future
+                location = channel.store.tx_location(request.transaction_id)
+        except asyncio.CancelledError:
+            if channel.feed.closed:
+                raise RpcFailure(Code.UNAVAILABLE, "the peer is shutting down") from None
+            raise
+        finally:
+            cancel()
+        if location is None:  # committed and then lost: cannot happen with a durable store
+            raise RpcFailure(
+                Code.INTERNAL, f"transaction {request.transaction_id} not found after commit"
+            )
+        return gateway_pb2.CommitStatusResponse(
+            result=location.validation_code, block_number=location.block_num
+        )
+
+    # --- ChaincodeEvents -------------------------------------------------------------------------
+
+    async def ChaincodeEvents(
+        self, signed: gateway_pb2.SignedChaincodeEventsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[gateway_pb2.ChaincodeEventsResponse]:
+        try:
+            request = gateway_pb2.ChaincodeEventsRequest()
+            _parse(request, signed.request, "chaincode events request")
+            if not request.channel_id or not request.chaincode_id:
+                raise RpcFailure(
+                    Code.INVALID_ARGUMENT, "a channel and a chaincode name are required"
+                )
+            channel = self._channel(request.channel_id)
+            self._authorize(channel, signed.request, request.identity, signed.signature)
+            start, skip_through = self._events_start(channel, request)
+        except RpcFailure as failure:
+            await abort(context, failure)
+            return
+        number = start
+        while True:
+            if not await channel.feed.wait_for_height(number + 1):
+                await abort(context, RpcFailure(Code.UNAVAILABLE, "the peer is shutting down"))
+                return
+            events = chaincode_events(channel.store.get_block(number), request.chaincode_id)
+            if skip_through and number == start and any(e.tx_id == skip_through for e in events):
+                index = next(i for i, e in enumerate(events) if e.tx_id == skip_through)
+                events = events[index + 1 :]
+            if events:
+                yield gateway_pb2.ChaincodeEventsResponse(events=events, block_number=number)
+            number += 1
+
+    def _events_start(
+        self, channel: GatewayChannel, request: gateway_pb2.ChaincodeEventsRequest
+    ) -> tuple[int, str]:
+        if request.after_transaction_id:
+            location = channel.store.tx_location(request.after_transaction_id)
+            if location is not None:
+                return location.block_num, request.after_transaction_id
+        kind = (
+            request.start_position.WhichOneof("Type")
+            if request.HasField("start_position")
+            else None
+        )
+        if kind == "specified":
+            return int(request.start_position.specified.number), request.after_transaction_id
+        if kind in (None, "next_commit"):
+            return channel.feed.height, ""
+        raise RpcFailure(Code.INVALID_ARGUMENT, f"invalid start position type: {kind}")
+
+    # --- shared checks ---------------------------------------------------------------------------
+
+    def _channel(self, channel_id: str) -> GatewayChannel:
+        try:
+            return self._channel_for(channel_id)
+        except NotFound:
+            raise RpcFailure(Code.NOT_FOUND, f"channel '{channel_id}' not found") from None
+
+    def _proposal(
+        self, request: gateway_pb2.EndorseRequest | gateway_pb2.EvaluateRequest
+    ) -> tuple[ProposalView, GatewayChannel]:
+        if not request.HasField("proposed_transaction"):
+            raise RpcFailure(
+                Code.INVALID_ARGUMENT, "the proposed transaction must contain a signed proposal"
+            )
+        try:
+            proposal = parse_signed_proposal(request.proposed_transaction)
+        except MalformedTransaction as exc:
+            raise RpcFailure(
+                Code.INVALID_ARGUMENT, f"failed to unpack transaction proposal: {exc}"
+            ) from None
+        if not proposal.chaincode_name:
+            raise RpcFailure(Code.INVALID_ARGUMENT, "the proposal names no chaincode")
+        return proposal, self._channel(proposal.channel_id)
+
+    def _policy(self, channel: GatewayChannel, proposal: ProposalView) -> bytes | None:
+        """The contract's application policy; None for `_lifecycle` (a member majority)."""
+        name = proposal.chaincode_name
+        if name == LIFECYCLE_NAMESPACE:
+            return None
+        definition = committed_definition(channel.state, name)
+        if definition is None or definition.deregistered:
+            raise RpcFailure(
+                Code.FAILED_PRECONDITION,
+                f"no chaincode definition for {name} on channel {proposal.channel_id}: "
+                f"make sure the chaincode {name} has been successfully defined on channel "
+                f"{proposal.channel_id} and try again",
+            )
+        return definition.endorsement_policy
+
+    def _authorize(
+        self, channel: GatewayChannel, data: bytes, identity: bytes, signature: bytes
+    ) -> None:
+        now = self._now()
+        try:
+            creator = channel.config.msps.deserialize(identity, at=now)
+            allowed = creator.verify(signature, data) and channel.config.evaluate_policy(
+                READERS_POLICY, [SignedData(data, identity, signature)], at=now
+            )
+        except MedallianceError as exc:
+            raise RpcFailure(Code.PERMISSION_DENIED, f"access denied: {exc}") from None
+        if not allowed:
+            raise RpcFailure(
+                Code.PERMISSION_DENIED, f"access denied: {READERS_POLICY} not satisfied"
+            )
+
+
+def _parse(message: object, data: bytes, what: str) -> None:
+    if not data:
+        raise RpcFailure(Code.INVALID_ARGUMENT, f"a {what} is required")
+    try:
+        message.ParseFromString(data)  # type: ignore[attr-defined]
+    except DecodeError:
+        raise RpcFailure(Code.INVALID_ARGUMENT, f"malformed {what}") from None

@@ -1,0 +1,1 @@
+"""Network layer: gRPC transport with TLS, block delivery, commit notifications."""

@@ -1,0 +1,199 @@
+"""Fabric's Deliver: stream a channel's blocks to a signed seek request (protocol doc §3.6).
+
+Shared by peers (`protos.Deliver`, Readers = /Channel/Application/Readers) and ordering nodes
+(`orderer.AtomicBroadcast/Deliver`, Readers = /Channel/Readers). The request checks are a pure
+function (`check_seek`); `deliver` drives one bidi stream: each seek envelope is answered with
+blocks from start to stop, then a SUCCESS status, and the next envelope is read. A bad request
+ends the call with a status response, as Fabric's `common/deliver` does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from fabric_protos.common import common_pb2
+from fabric_protos.orderer import ab_pb2
+from fabric_protos.peer import events_pb2
+from google.protobuf import timestamp_pb2
+from google.protobuf.message import DecodeError
+
+from medalliance.errors import MedallianceError, NotFound
+from medalliance.identity.policy import SignedData
+from medalliance.ledger.block_events import filtered_block
+from medalliance.ledger.block_store import BlockStore
+from medalliance.ledger.channel_config import ChannelConfig
+from medalliance.ledger.tx import MalformedTransaction, SigningIdentity, parse_envelope
+from medalliance.network.block_feed import BlockFeed
+
+log = logging.getLogger(__name__)
+
+DELIVER_SEEK_INFO = common_pb2.HeaderType.Value("DELIVER_SEEK_INFO")
+TIME_WINDOW = dt.timedelta(minutes=15)  # Fabric's default peer.authentication.timewindow
+Status = common_pb2.Status
+Content = Literal["block", "filtered", "private"]
+BLOCK_UNTIL_READY = ab_pb2.SeekInfo.SeekBehavior.Value("BLOCK_UNTIL_READY")
+MAX_BLOCK = 2**53 - 1  # what Fabric's clients send as "forever"
+
+
+class DeliverSource(Protocol):
+    """One channel's blocks as a node holds them."""
+
+    @property
+    def config(self) -> ChannelConfig: ...
+
+    @property
+    def store(self) -> BlockStore: ...
+
+    @property
+    def feed(self) -> BlockFeed: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SeekError(Exception):
+    status: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Seek:
+    """A checked seek request: the channel, the first block and the last (None = forever)."""
+
+    channel_id: str
+    start: int
+    stop: int | None
+    wait: bool
+
+
+def check_seek(
+    envelope: common_pb2.Envelope,
+    *,
+    source_for: Callable[[str], DeliverSource],
+    readers_policy: str,
+    now: dt.datetime,
+) -> Seek:
+    """Validate a seek envelope and resolve its positions; raises `SeekError(status, reason)`."""
+    try:
+        view = parse_envelope(envelope.SerializeToString())
+    except MalformedTransaction as exc:
+        raise SeekError(Status.BAD_REQUEST, str(exc)) from None
+    header = view.header
+    if header.header_type != DELIVER_SEEK_INFO:
+        raise SeekError(Status.BAD_REQUEST, f"header type {header.header_type} is not a seek")
+    stamp = dt.datetime.fromtimestamp(header.timestamp_ms / 1000, dt.UTC)
+    if abs(stamp - now) > TIME_WINDOW:
+        raise SeekError(Status.BAD_REQUEST, "request timestamp is outside the 15 minute window")
+    try:
+        source = source_for(header.channel_id)
+    except NotFound:
+        raise SeekError(Status.NOT_FOUND, f"channel {header.channel_id!r} not found") from None
+    config = source.config
+    try:
+        creator = config.msps.deserialize(header.creator, at=now)
+        allowed = creator.verify(view.signature, view.payload_bytes) and config.evaluate_policy(
+            readers_policy, [SignedData(view.payload_bytes, header.creator, view.signature)], at=now
+        )
+    except MedallianceError:
+        allowed = False
+    if not allowed:
+        raise SeekError(Status.FORBIDDEN, f"access denied by {readers_policy}")
+    seek = ab_pb2.SeekInfo()
+    try:
+        seek.ParseFromString(view.data)
+    except DecodeError:
+        raise SeekError(Status.BAD_REQUEST, "malformed SeekInfo") from None
+    if not seek.HasField("start") or not seek.HasField("stop"):
+        raise SeekError(Status.BAD_REQUEST, "a seek needs a start and a stop position")
+    height = source.feed.height
+    start = _position(seek.start, height, start=None)
+    if start > height:
+        raise SeekError(Status.NOT_FOUND, f"block {start} is beyond the ledger height {height}")
+    stop = _position(seek.stop, height, start=start)
+    if stop is not None and stop < start:
+        raise SeekError(Status.BAD_REQUEST, f"stop block {stop} is before start block {start}")
+    return Seek(header.channel_id, start, stop, seek.behavior == BLOCK_UNTIL_READY)
+
+
+def _position(position: ab_pb2.SeekPosition, height: int, *, start: int | None) -> int:
+    kind = position.WhichOneof("Type")
+    if kind == "oldest":
+        return 0 if start is None else start
+    if kind == "newest":
+        return max(height - 1, 0)
+    if kind == "specified":
+        return int(position.specified.number)
+    if kind == "next_commit":
+        return height
+    raise SeekError(Status.BAD_REQUEST, f"unsupported seek position {kind}")
+
+
+async def deliver(
+    requests: AsyncIterator[common_pb2.Envelope],
+    *,
+    source_for: Callable[[str], DeliverSource],
+    readers_policy: str,
+    content: Content,
+    now: Callable[[], dt.datetime],
+) -> AsyncIterator[events_pb2.DeliverResponse]:
+    """Answer every seek envelope of one stream; returns when the client closes it."""
+    async for envelope in requests:
+        try:
+            seek = check_seek(
+                envelope, source_for=source_for, readers_policy=readers_policy, now=now()
+            )
+        except SeekError as exc:
+            log.info("deliver request refused", extra={"status": exc.status, "reason": exc.reason})
+            yield events_pb2.DeliverResponse(status=exc.status)
+            return
+        source = source_for(seek.channel_id)
+        number = seek.start
+        while seek.stop is None or number <= seek.stop:
+            if number >= source.feed.height:
+                if not seek.wait:
+                    yield events_pb2.DeliverResponse(status=Status.NOT_FOUND)
+                    return
+                if not await source.feed.wait_for_height(number + 1):
+                    yield events_pb2.DeliverResponse(status=Status.SERVICE_UNAVAILABLE)
+                    return
+            yield _response(source.store.get_block(number), seek.channel_id, content)
+            number += 1
+        yield events_pb2.DeliverResponse(status=Status.SUCCESS)
+
+
+def _response(
+    block: common_pb2.Block, channel_id: str, content: Content
+) -> events_pb2.DeliverResponse:
+    if content == "filtered":
+        return events_pb2.DeliverResponse(filtered_block=filtered_block(block, channel_id))
+    if content == "private":
+        # No private data collections yet: an empty map is a valid answer (protocol doc §3.6).
+        return events_pb2.DeliverResponse(
+            block_and_private_data=events_pb2.BlockAndPrivateData(block=block)
+        )
+    return events_pb2.DeliverResponse(block=block)
+
+
+def seek_envelope(
+    signer: SigningIdentity, channel_id: str, start: int, *, now: dt.datetime
+) -> common_pb2.Envelope:
+    """A signed request for every block from `start` on, waiting for new ones (a node's pull)."""
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(now)
+    header = common_pb2.Header(
+        channel_header=common_pb2.ChannelHeader(
+            type=DELIVER_SEEK_INFO, channel_id=channel_id, timestamp=stamp
+        ).SerializeToString(),
+        signature_header=common_pb2.SignatureHeader(
+            creator=signer.serialized_identity
+        ).SerializeToString(),
+    )
+    seek = ab_pb2.SeekInfo(
+        start=ab_pb2.SeekPosition(specified=ab_pb2.SeekSpecified(number=start)),
+        stop=ab_pb2.SeekPosition(specified=ab_pb2.SeekSpecified(number=MAX_BLOCK)),
+        behavior=BLOCK_UNTIL_READY,
+    )
+    payload = common_pb2.Payload(header=header, data=seek.SerializeToString()).SerializeToString()
+    return common_pb2.Envelope(payload=payload, signature=signer.sign(payload))

@@ -1,0 +1,96 @@
+"""The endorsers a peer's gateway can ask: itself, in process, and other peers over gRPC."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+import grpc
+from fabric_protos.msp import identities_pb2
+from fabric_protos.peer import peer_pb2_grpc, proposal_pb2, proposal_response_pb2
+from google.protobuf.message import DecodeError
+
+from medalliance.errors import MedallianceError
+from medalliance.gateway.ports import EndorserRefused
+from medalliance.ledger.tx import ProposalView
+from medalliance.node.peer import Peer
+
+# Fabric's peer.authentication.timewindow: a proposal stamped further from the peer's clock
+# than this is refused, which bounds how long a captured proposal can be replayed.
+TIME_WINDOW = dt.timedelta(minutes=15)
+ENDORSE_TIMEOUT_S = 15.0
+
+
+class LocalEndorser:
+    """The hosting peer's own endorser, called in process."""
+
+    def __init__(self, peer: Peer, address: str, now: Callable[[], dt.datetime]) -> None:
+        self._peer = peer
+        self._address = address
+        self._now = now
+
+    @property
+    def msp_id(self) -> str:
+        return self._peer.msp_id
+
+    @property
+    def address(self) -> str:
+        return self._address
+
+    async def process_proposal(
+        self, signed: proposal_pb2.SignedProposal, proposal: ProposalView
+    ) -> proposal_response_pb2.ProposalResponse:
+        now = self._now()
+        stamp = dt.datetime.fromtimestamp(proposal.header.timestamp_ms / 1000, dt.UTC)
+        if abs(stamp - now) > TIME_WINDOW:
+            raise EndorserRefused(
+                f"request timestamp {stamp.isoformat()} is more than 15 minutes from the peer's time"
+            )
+        try:
+            endorsed = self._peer.endorse_proposal(proposal, now=now)
+        except MedallianceError as exc:
+            raise EndorserRefused(
+                f"access denied: channel [{proposal.channel_id}] creator org [{_msp(proposal)}]: {exc}"
+                if exc.status.grpc == "PERMISSION_DENIED"
+                else str(exc)
+            ) from None
+        return endorsed.response
+
+
+class RemoteEndorser:
+    """Another organisation's peer, reached over mutual TLS at `protos.Endorser`."""
+
+    def __init__(self, msp_id: str, address: str, channel: grpc.aio.Channel) -> None:
+        self._msp_id = msp_id
+        self._address = address
+        self._stub = peer_pb2_grpc.EndorserStub(channel)
+
+    @property
+    def msp_id(self) -> str:
+        return self._msp_id
+
+    @property
+    def address(self) -> str:
+        return self._address
+
+    async def process_proposal(
+        self, signed: proposal_pb2.SignedProposal, proposal: ProposalView
+    ) -> proposal_response_pb2.ProposalResponse:
+        try:
+            response: proposal_response_pb2.ProposalResponse = await self._stub.ProcessProposal(
+                signed, timeout=ENDORSE_TIMEOUT_S, wait_for_ready=True
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                raise ConnectionError(exc.details() or exc.code().name) from None
+            raise EndorserRefused(exc.details() or exc.code().name) from None
+        return response
+
+
+def _msp(proposal: ProposalView) -> str:
+    identity = identities_pb2.SerializedIdentity()
+    try:
+        identity.ParseFromString(proposal.header.creator)
+    except DecodeError:
+        return "unknown"
+    return str(identity.mspid) or "unknown"

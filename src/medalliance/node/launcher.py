@@ -1,0 +1,204 @@
+"""Start, watch and stop a network's nodes as OS processes on this machine.
+
+Each node runs `python -m medalliance node start --config nodes/<host>/node.yaml` in its own
+session, logging to `logs/<host>.log`, with its pid in `run/<host>.pid`. `up` is idempotent: a
+node whose process is alive is left alone, so `up` after a crash restarts only what died, on the
+same ledgers. Health comes from each node's operations endpoint (`/healthz`, `/status`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from medalliance.errors import DeadlineExceeded, Unavailable
+from medalliance.node.bootstrap import NODES, NetworkLayout, node_hosts
+from medalliance.node.config import NODE_FILE
+
+RUN, LOGS = "run", "logs"
+POLL_S = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    name: str
+    organization: str
+    role: str
+    endpoint: str
+    operations: str
+
+    def pid_file(self, directory: Path) -> Path:
+        return directory / RUN / f"{self.name}.pid"
+
+    def log_file(self, directory: Path) -> Path:
+        return directory / LOGS / f"{self.name}.log"
+
+
+def nodes_of(layout: NetworkLayout) -> list[NodeInfo]:
+    out = []
+    for org, name, role in node_hosts(layout.config):
+        node = next(n for n in (*org.peers, *org.orderers) if n.name == name)
+        out.append(
+            NodeInfo(
+                f"{name}.{org.domain}", org.msp_id, role, node.endpoint, node.operations_endpoint
+            )
+        )
+    return out
+
+
+def running_pid(node: NodeInfo, directory: Path) -> int | None:
+    """The pid of the node's process if it is alive."""
+    try:
+        pid = int(node.pid_file(directory).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    return pid if not _is_zombie(pid) else None
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+    except (OSError, IndexError):
+        return False
+
+
+def probe(node: NodeInfo, path: str = "/status", timeout: float = 1.0) -> dict[str, Any] | None:
+    """The node's answer on its operations endpoint, or None when it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://{node.operations}{path}", timeout=timeout) as reply:
+            data: dict[str, Any] = json.loads(reply.read())
+            return data
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def start_node(node: NodeInfo, directory: Path) -> int:
+    """Spawn the node's process; returns its pid."""
+    for folder in (RUN, LOGS):
+        (directory / folder).mkdir(exist_ok=True)
+    config = directory / NODES / node.name / NODE_FILE
+    log = node.log_file(directory).open("ab")
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "medalliance", "node", "start", "--config", str(config)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+    finally:
+        log.close()
+    node.pid_file(directory).write_text(f"{process.pid}\n")
+    return process.pid
+
+
+def up(
+    layout: NetworkLayout,
+    *,
+    timeout: float = 60.0,
+    on_progress: Callable[[str], None] | None = None,
+) -> list[NodeInfo]:
+    """Start every node that is not running and wait until all are healthy."""
+    progress = on_progress or (lambda _m: None)
+    directory = layout.directory
+    nodes = nodes_of(layout)
+    for node in nodes:
+        if running_pid(node, directory) is not None:
+            progress(f"{node.name} is already running")
+            continue
+        progress(f"starting {node.role} {node.name} on {node.endpoint}")
+        start_node(node, directory)
+    deadline = time.monotonic() + timeout
+    waiting = list(nodes)
+    while waiting:
+        for node in list(waiting):
+            if probe(node, "/healthz") is not None and (probe(node) or {}).get("healthy"):
+                progress(f"{node.name} is healthy")
+                waiting.remove(node)
+            elif running_pid(node, directory) is None:
+                raise Unavailable(
+                    f"{node.name} exited during start-up; last log lines:\n{_tail(node.log_file(directory))}"
+                )
+        if waiting and time.monotonic() > deadline:
+            names = ", ".join(n.name for n in waiting)
+            raise DeadlineExceeded(
+                f"not healthy after {timeout:.0f}s: {names}; see {directory / LOGS}"
+            )
+        time.sleep(POLL_S)
+    return nodes
+
+
+def down(
+    layout: NetworkLayout,
+    *,
+    timeout: float = 15.0,
+    on_progress: Callable[[str], None] | None = None,
+) -> list[str]:
+    """Stop every running node with SIGTERM (SIGKILL after `timeout`); returns those stopped."""
+    progress = on_progress or (lambda _m: None)
+    directory = layout.directory
+    stopped = []
+    pids = {}
+    for node in reversed(nodes_of(layout)):  # peers first, then ordering nodes
+        pid = running_pid(node, directory)
+        if pid is not None:
+            progress(f"stopping {node.name}")
+            os.kill(pid, signal.SIGTERM)
+            pids[node.name] = (node, pid)
+    deadline = time.monotonic() + timeout
+    for name, (node, pid) in pids.items():
+        while running_pid(node, directory) is not None and time.monotonic() < deadline:
+            time.sleep(POLL_S)
+        if running_pid(node, directory) is not None:
+            progress(f"{name} did not stop in {timeout:.0f}s; killing it")
+            os.kill(pid, signal.SIGKILL)
+        node.pid_file(directory).unlink(missing_ok=True)
+        stopped.append(name)
+    return stopped
+
+
+def status(layout: NetworkLayout) -> list[dict[str, Any]]:
+    """Each node: name, organisation, role, pid, endpoint, health and block heights."""
+    rows = []
+    for node in nodes_of(layout):
+        pid = running_pid(node, layout.directory)
+        answer = probe(node) if pid is not None else None
+        channels = (answer or {}).get("channels", {})
+        rows.append(
+            {
+                "name": node.name,
+                "organization": node.organization,
+                "role": node.role,
+                "pid": pid,
+                "endpoint": node.endpoint,
+                "health": "up"
+                if answer and answer.get("healthy")
+                else ("starting" if pid else "down"),
+                "height": max(channels.values(), default=None) if channels else None,
+                "channels": channels,
+            }
+        )
+    return rows
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"

@@ -1,0 +1,55 @@
+"""A node's operations endpoint: `GET /healthz` and `GET /status` over plain HTTP.
+
+Like Fabric's operations service, it is what load balancers, `network up` and `network status`
+poll. It is served by the standard library's threading HTTP server on its own thread, so a busy
+event loop never makes a live node look dead; it exposes no ledger data beyond heights.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class OperationsServer:
+    def __init__(self, address: str, status: Callable[[], dict[str, Any]]) -> None:
+        host, _, port = address.rpartition(":")
+        self.healthy = False
+        self._status = status
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path == "/healthz":
+                    ok = outer.healthy
+                    body = {"status": "OK" if ok else "SERVICE_UNAVAILABLE"}
+                    self._send(200 if ok else 503, body)
+                elif self.path == "/status":
+                    self._send(200, {**outer._status(), "healthy": outer.healthy})
+                else:
+                    self._send(404, {"error": f"no such path {self.path}; use /healthz or /status"})
+
+            def _send(self, code: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return  # polled every few hundred ms; not worth a log line
+
+        bind = "127.0.0.1" if host == "localhost" else host
+        self._server = ThreadingHTTPServer((bind, int(port)), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -1,0 +1,144 @@
+"""A node's connections to the ordering service: broadcast transactions and pull blocks.
+
+Every ordering node is listed; a call goes to the first that answers, and a node that fails is
+skipped until the others fail too. Pulled blocks are handed to `on_block`, which verifies and
+stores them (a peer's commit checks the orderer signatures and the hash chain), so a lying or
+stale orderer costs a reconnect, never a bad block.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import grpc
+from fabric_protos.common import common_pb2
+from fabric_protos.orderer import ab_pb2, ab_pb2_grpc
+
+from medalliance.errors import MedallianceError
+from medalliance.gateway.ports import OrdererRejected
+from medalliance.ledger.tx import SigningIdentity
+from medalliance.network.deliver import seek_envelope
+from medalliance.network.tls import NodeTls
+
+log = logging.getLogger(__name__)
+
+BROADCAST_TIMEOUT_S = 30.0
+RETRY_DELAY_S = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class OrdererEndpoint:
+    msp_id: str
+    host: str  # the TLS server name, e.g. orderer0.tertiarya.example.com
+    endpoint: str  # host:port to dial
+
+
+class OrdererLink:
+    def __init__(
+        self,
+        orderers: Sequence[OrdererEndpoint],
+        tls: NodeTls,
+        signer: SigningIdentity,
+        now: Callable[[], dt.datetime],
+    ) -> None:
+        if not orderers:
+            raise ValueError("no ordering nodes to connect to")
+        self._orderers = tuple(orderers)
+        self._signer = signer
+        self._now = now
+        self._stubs = [
+            ab_pb2_grpc.AtomicBroadcastStub(tls.channel(o.endpoint, o.host, o.msp_id))
+            for o in self._orderers
+        ]
+        self._preferred = 0
+
+    def _order(self) -> list[int]:
+        n = len(self._orderers)
+        return [(self._preferred + i) % n for i in range(n)]
+
+    async def broadcast(self, channel_id: str, envelope: bytes) -> None:
+        """Hand a signed transaction to the first ordering node that takes it.
+
+        Unreachable nodes are retried in rounds until `BROADCAST_TIMEOUT_S`, so a transaction
+        submitted while an ordering node restarts waits for it instead of failing at once.
+        """
+        message = common_pb2.Envelope()
+        message.ParseFromString(envelope)
+        deadline = asyncio.get_running_loop().time() + BROADCAST_TIMEOUT_S
+        while True:
+            failures = []
+            for index in self._order():
+                try:
+                    response = await self._broadcast_to(index, message)
+                except (grpc.aio.AioRpcError, ConnectionError) as exc:
+                    reason = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
+                    failures.append(f"{self._orderers[index].endpoint}: {reason}")
+                    continue
+                self._preferred = index
+                if response.status != common_pb2.Status.SUCCESS:
+                    raise OrdererRejected(int(response.status), str(response.info))
+                return
+            if asyncio.get_running_loop().time() + RETRY_DELAY_S > deadline:
+                raise ConnectionError("; ".join(failures))
+            await asyncio.sleep(RETRY_DELAY_S)
+
+    async def _broadcast_to(
+        self, index: int, message: common_pb2.Envelope
+    ) -> ab_pb2.BroadcastResponse:
+        call = self._stubs[index].Broadcast(timeout=BROADCAST_TIMEOUT_S)
+        try:
+            await call.write(message)
+            await call.done_writing()
+            response = await call.read()
+        finally:
+            call.cancel()
+        if response is grpc.aio.EOF:
+            raise ConnectionError("closed the stream without answering")
+        return response
+
+    async def pull(
+        self,
+        channel_id: str,
+        height: Callable[[], int],
+        on_block: Callable[[common_pb2.Block], None],
+    ) -> None:
+        """Receive the channel's blocks from `height()` on, forever, switching node on failure."""
+        attempt = 0
+        while True:
+            index = self._order()[attempt % len(self._orderers)]
+            orderer = self._orderers[index]
+            request = seek_envelope(self._signer, channel_id, height(), now=self._now())
+            call = self._stubs[index].Deliver()
+            try:
+                await call.write(request)
+                async for response in call:
+                    kind = response.WhichOneof("Type")
+                    if kind != "block":
+                        log.warning(
+                            "ordering node refused to deliver",
+                            extra={"orderer": orderer.endpoint, "status": response.status},
+                        )
+                        break
+                    if response.block.header.number < height():
+                        continue  # already have it (a reconnect overlaps)
+                    on_block(response.block)
+                    attempt = 0
+                    self._preferred = index
+            except grpc.aio.AioRpcError as exc:
+                log.info(
+                    "block stream from ordering node lost",
+                    extra={"orderer": orderer.endpoint, "reason": exc.code().name},
+                )
+            except MedallianceError as exc:
+                log.error(
+                    "block from ordering node rejected",
+                    extra={"orderer": orderer.endpoint, "reason": str(exc)},
+                )
+            finally:
+                call.cancel()
+            attempt += 1
+            await asyncio.sleep(RETRY_DELAY_S)

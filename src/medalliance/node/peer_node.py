@@ -1,0 +1,181 @@
+"""A peer as a process: its ledgers, the Gateway/Deliver/Endorser services, its orderer links.
+
+Built from an initialised network folder (`network init`) and the peer's name. Blocks arrive by
+pulling from the ordering nodes; endorsements of other organisations are collected over mutual
+TLS from their peers. Everything runs on one asyncio event loop, so ledger access needs no locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import functools
+import logging
+from collections.abc import Mapping, Sequence
+
+import grpc
+from fabric_protos.common import common_pb2
+from fabric_protos.gateway import gateway_pb2_grpc
+from fabric_protos.peer import events_pb2_grpc, peer_pb2_grpc
+
+from medalliance.contracts.package import build_package
+from medalliance.errors import NotFound, UnknownChannel
+from medalliance.gateway.peer_services import DeliverService, EndorserService
+from medalliance.gateway.ports import Endorser
+from medalliance.gateway.service import GatewayService
+from medalliance.identity.cryptogen import load_signer
+from medalliance.ledger.block import parse_block
+from medalliance.network.block_feed import BlockFeed
+from medalliance.network.tls import NodeTls
+from medalliance.node.bootstrap import NetworkLayout
+from medalliance.node.config import OrganizationConfig
+from medalliance.node.endorsers import LocalEndorser, RemoteEndorser
+from medalliance.node.orderer_link import OrdererEndpoint, OrdererLink
+from medalliance.node.peer import Peer
+from medalliance.node.served import ServedChannel
+
+log = logging.getLogger(__name__)
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def trusted_tls_cas(layout: NetworkLayout) -> dict[str, bytes]:
+    """Each organisation's TLS CA certificate, by MSP id."""
+    out = {}
+    for org in layout.config.organizations:
+        certs = sorted((layout.org_msp_dir(org.msp_id) / "tlscacerts").glob("*.pem"))
+        if not certs:
+            raise NotFound(f"{org.msp_id} has no TLS CA certificate in its msp/tlscacerts")
+        out[org.msp_id] = certs[0].read_bytes()
+    return out
+
+
+def orderer_endpoints(layout: NetworkLayout) -> list[OrdererEndpoint]:
+    return [
+        OrdererEndpoint(org.msp_id, f"{node.name}.{org.domain}", node.endpoint)
+        for org in layout.config.orderer_organizations()
+        for node in org.orderers
+    ]
+
+
+class PeerNode:
+    """One peer of an initialised network, ready to be served on `address`."""
+
+    def __init__(self, layout: NetworkLayout, org: OrganizationConfig, name: str) -> None:
+        node = next((n for n in org.peers if n.name == name), None)
+        if node is None:
+            raise NotFound(f"{org.name} has no peer {name!r}")
+        self.layout = layout
+        self.org = org
+        self.host = f"{name}.{org.domain}"
+        self.address = node.endpoint
+        self.listen_address = node.listen_endpoint
+        self.operations_address = node.operations_endpoint
+        node_dir = layout.peer_dir(org.msp_id, name)
+        signer = load_signer(node_dir / "msp", org.msp_id)
+        self.tls = NodeTls.load(node_dir / "tls", trusted_tls_cas(layout))
+        self.peer = Peer(
+            self.host, signer, layout.directory / "nodes" / self.host, endorsing=org.endorsing
+        )
+        self._join_and_install()
+        self.channels = {
+            cid: ServedChannel.of(self.peer.channel(cid)) for cid in self.peer.channel_ids
+        }
+        self.local = LocalEndorser(self.peer, self.address, utc_now)
+        self._remote: dict[str, RemoteEndorser] = {}
+        self.orderers = OrdererLink(orderer_endpoints(layout), self.tls, signer, utc_now)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def _join_and_install(self) -> None:
+        config = self.layout.config
+        for channel in config.channels:
+            members = {o.msp_id for o in config.members(channel)}
+            if self.org.msp_id not in members:
+                continue
+            genesis = parse_block(self.layout.genesis_block_path(channel.name).read_bytes())
+            self.peer.join(genesis)
+            for spec in channel.contracts:
+                self.peer.packages.install(build_package(spec.package_label, spec.package))
+
+    def channel(self, channel_id: str) -> ServedChannel:
+        try:
+            return self.channels[channel_id]
+        except KeyError:
+            raise UnknownChannel(channel_id) from None
+
+    def peers_for(self, channel_id: str) -> Mapping[str, Sequence[Endorser]]:
+        """Each member organisation's peers, this peer's organisation first."""
+        config = self.layout.config
+        members = self.channel(channel_id).config.application_msp_ids
+        out: dict[str, list[Endorser]] = {self.org.msp_id: [self.local]}
+        for org in config.organizations:
+            if org.msp_id not in members:
+                continue
+            for node in org.peers:
+                host = f"{node.name}.{org.domain}"
+                if host == self.host:
+                    continue
+                remote = self._remote.get(host)
+                if remote is None:
+                    channel = self.tls.channel(node.endpoint, host, org.msp_id)
+                    remote = self._remote[host] = RemoteEndorser(org.msp_id, node.endpoint, channel)
+                out.setdefault(org.msp_id, []).append(remote)
+        return out
+
+    def endorsing_orgs(self) -> frozenset[str]:
+        return frozenset(o.msp_id for o in self.layout.config.organizations if o.endorsing)
+
+    def commit(self, block: common_pb2.Block) -> None:
+        self.peer.deliver(block)
+
+    def add_services(self, server: grpc.aio.Server) -> None:
+        gateway = GatewayService(
+            local=self.local,
+            channel_for=self.channel,
+            peers_for=self.peers_for,
+            endorsing=self.endorsing_orgs(),
+            broadcast=self.orderers.broadcast,
+            now=utc_now,
+        )
+        gateway_pb2_grpc.add_GatewayServicer_to_server(gateway, server)
+        events_pb2_grpc.add_DeliverServicer_to_server(DeliverService(self.channel, utc_now), server)
+        peer_pb2_grpc.add_EndorserServicer_to_server(EndorserService(self.local), server)
+
+    async def start(self, server: grpc.aio.Server) -> None:
+        """Bind the services and start pulling blocks for every channel."""
+        self.add_services(server)
+        server.add_secure_port(
+            self.listen_address, self.tls.server_credentials(require_client_auth=False)
+        )
+        await server.start()
+        for channel_id, served in self.channels.items():
+            task = asyncio.create_task(
+                self.orderers.pull(
+                    channel_id, functools.partial(_height, served.feed), self.commit
+                ),
+                name=f"pull-{channel_id}",
+            )
+            self._tasks.append(task)
+
+    def status(self) -> dict[str, object]:
+        return {
+            "name": self.host,
+            "organization": self.org.msp_id,
+            "role": "peer",
+            "endpoint": self.address,
+            "channels": {cid: s.feed.height for cid, s in self.channels.items()},
+        }
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for served in self.channels.values():
+            served.feed.close()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.peer.close()
+
+
+def _height(feed: BlockFeed) -> int:
+    return feed.height

@@ -1,0 +1,87 @@
+"""Run one node (a peer or an ordering node) as this process, until SIGTERM or SIGINT.
+
+`network init` writes a `node.yaml` per node into `nodes/<host>/`; `medalliance node start
+--config nodes/<host>/node.yaml` runs it. Logs are JSON lines on stderr (one object per event,
+with names, numbers and ids only). Shutdown is graceful: stop accepting calls, let running ones
+finish for a few seconds, stop pulling blocks, close the ledgers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from medalliance.network.tls import SERVER_OPTIONS
+from medalliance.node.bootstrap import NetworkLayout
+from medalliance.node.config import load_node_file
+from medalliance.node.operations import OperationsServer
+from medalliance.node.orderer_node import OrdererNode
+from medalliance.node.peer_node import PeerNode
+
+log = logging.getLogger(__name__)
+
+GRACE_S = 5.0
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+async def serve(config_path: Path) -> None:
+    """Run the node described by `config_path` until a termination signal."""
+    spec, network_dir = load_node_file(config_path)
+    layout = NetworkLayout.load(network_dir)
+    org = layout.config.organization(spec.organization)
+    node: PeerNode | OrdererNode = (
+        PeerNode(layout, org, spec.name)
+        if spec.role == "peer"
+        else OrdererNode(layout, org, spec.name)
+    )
+    server = grpc.aio.server(options=SERVER_OPTIONS)
+    operations = OperationsServer(
+        node.operations_address, lambda: {**node.status(), "pid": os.getpid()}
+    )
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await node.start(server)
+    operations.start()
+    operations.healthy = True
+    log.info("node started", extra={"node": node.host, "role": spec.role, "address": node.address})
+    try:
+        await stopping.wait()
+    finally:
+        operations.healthy = False
+        log.info("node stopping", extra={"node": node.host})
+        await server.stop(GRACE_S)
+        await node.stop()
+        operations.close()
+        log.info("node stopped", extra={"node": node.host})

@@ -1,0 +1,1 @@
+"""Fabric's sample contracts, ported so Fabric's own sample applications run unchanged."""

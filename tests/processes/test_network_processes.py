@@ -1,0 +1,186 @@
+"""A network of real node processes: status, the Python SDK, bad input, crash and restart."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from fabric_protos.gateway import gateway_pb2, gateway_pb2_grpc
+from fabric_protos.peer import proposal_pb2
+
+from medalliance.app.session import connect_as
+from medalliance.identity.cryptogen import load_signer
+from medalliance.ledger.tx import new_signed_proposal
+from medalliance.node.bootstrap import NetworkLayout
+from medalliance.sdk import EndorseError, GatewayError
+from tests.conftest import make_org
+from tests.processes.conftest import cli, cli_json
+
+CHANNEL, BASIC = "mychannel", "basic"
+
+
+def test_status_reports_every_node_up(network_dir: Path) -> None:
+    status = cli_json("network", "status", "--dir", str(network_dir))
+    nodes = {n["name"]: n for n in status["nodes"]}
+    assert set(nodes) == {"orderer.example.com", "peer0.org1.example.com", "peer0.org2.example.com"}
+    for node in nodes.values():
+        assert node["health"] == "up"
+        assert isinstance(node["pid"], int)
+        assert node["height"] >= 3  # genesis + approvals + commit of `basic`
+    assert nodes["peer0.org1.example.com"]["organization"] == "Org1MSP"
+    assert nodes["orderer.example.com"]["role"] == "orderer"
+
+
+def test_connection_profiles_point_at_the_peers(network_dir: Path) -> None:
+    org1 = network_dir / "organizations/peerOrganizations/org1.example.com"
+    profile = json.loads((org1 / "connection-org1.json").read_text())
+    peer = profile["peers"]["peer0.org1.example.com"]
+    layout = NetworkLayout.load(network_dir)
+    port = layout.config.organization("Org1").peers[0].port
+    assert peer["url"] == f"grpcs://localhost:{port}"
+    assert "BEGIN CERTIFICATE" in peer["tlsCACerts"]["pem"]
+    assert (org1 / "connection-org1.yaml").is_file()
+
+
+def test_sdk_submits_evaluates_and_reports_commit_status(network_dir: Path) -> None:
+    layout = NetworkLayout.load(network_dir)
+    with connect_as(layout, "Org1") as gateway:
+        contract = gateway.get_network(CHANNEL).get_contract(BASIC)
+        contract.submit_transaction("CreateAsset", "sdk1", "blue", "5", "Tom", "300")
+        asset = json.loads(contract.evaluate_transaction("ReadAsset", "sdk1"))
+        assert asset == {
+            "AppraisedValue": 300,
+            "Color": "blue",
+            "ID": "sdk1",
+            "Owner": "Tom",
+            "Size": 5,
+        }
+        submitted = contract.submit_async("TransferAsset", arguments=["sdk1", "Ana"])
+        assert submitted.result == b"Tom"
+        status = submitted.get_status()
+        assert status.successful
+        assert status.code == 0
+        assert status.block_number > 0
+    # The other organisation's peer committed the same block.
+    with connect_as(layout, "Org2") as gateway:
+        contract = gateway.get_network(CHANNEL).get_contract(BASIC)
+        deadline = time.monotonic() + 10
+        while json.loads(contract.evaluate_transaction("ReadAsset", "sdk1"))["Owner"] != "Ana":
+            assert time.monotonic() < deadline, "peer0.org2 did not commit the transfer"
+            time.sleep(0.1)
+
+
+def test_contract_errors_carry_fabric_details(network_dir: Path) -> None:
+    layout = NetworkLayout.load(network_dir)
+    with connect_as(layout, "Org1") as gateway:
+        contract = gateway.get_network(CHANNEL).get_contract(BASIC)
+        with pytest.raises(EndorseError) as endorse:
+            contract.submit_transaction("DeleteAsset", "nope")
+        assert endorse.value.code == grpc.StatusCode.ABORTED
+        assert endorse.value.details
+        assert all("the asset nope does not exist" in d.message for d in endorse.value.details)
+        with pytest.raises(GatewayError) as evaluate:
+            contract.evaluate_transaction("ReadAsset", "nope")
+        assert evaluate.value.code == grpc.StatusCode.UNKNOWN
+        assert "chaincode response 500, the asset nope does not exist" in str(evaluate.value)
+
+
+def _gateway_stub(layout: NetworkLayout) -> tuple[gateway_pb2_grpc.GatewayStub, grpc.Channel]:
+    org = layout.config.organization("Org1")
+    tls_ca = next((layout.org_msp_dir("Org1MSP") / "tlscacerts").glob("*.pem")).read_bytes()
+    channel = grpc.secure_channel(
+        org.peers[0].endpoint,
+        grpc.ssl_channel_credentials(tls_ca),
+        options=[("grpc.ssl_target_name_override", "peer0.org1.example.com")],
+    )
+    return gateway_pb2_grpc.GatewayStub(channel), channel
+
+
+def _proposal(signer: object, channel: str = CHANNEL) -> proposal_pb2.SignedProposal:
+    signed, _ = new_signed_proposal(
+        signer,  # type: ignore[arg-type]
+        channel_id=channel,
+        chaincode=BASIC,
+        args=[b"ReadAsset", b"sdk1"],
+        nonce=os.urandom(24),
+        timestamp_ms=int(time.time() * 1000),
+    )
+    return signed
+
+
+def test_bad_requests_get_clear_statuses_and_the_peer_keeps_serving(network_dir: Path) -> None:
+    layout = NetworkLayout.load(network_dir)
+    stub, channel = _gateway_stub(layout)
+    user = load_signer(layout.user_msp_dir("Org1MSP", "User1"), "Org1MSP")
+    try:
+        garbage = proposal_pb2.SignedProposal(proposal_bytes=b"\xff\x00garbage", signature=b"x")
+        with pytest.raises(grpc.RpcError) as bad:
+            stub.Evaluate(gateway_pb2.EvaluateRequest(proposed_transaction=garbage), timeout=10)
+        assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+        with pytest.raises(grpc.RpcError) as unknown:
+            stub.Evaluate(
+                gateway_pb2.EvaluateRequest(proposed_transaction=_proposal(user, "nochannel")),
+                timeout=10,
+            )
+        assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+        assert "nochannel" in (unknown.value.details() or "")
+
+        # A certificate from a CA the channel does not know, claiming to be Org1MSP.
+        foreign = make_org("Org1MSP").signer("Mallory")
+        with pytest.raises(grpc.RpcError) as forged:
+            stub.Evaluate(
+                gateway_pb2.EvaluateRequest(proposed_transaction=_proposal(foreign)), timeout=10
+            )
+        assert forged.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "access denied" in (forged.value.details() or "")
+
+        # A real user's proposal with someone else's signature.
+        signed = _proposal(user)
+        signed.signature = foreign.sign(signed.proposal_bytes)
+        with pytest.raises(grpc.RpcError) as resigned:
+            stub.Evaluate(gateway_pb2.EvaluateRequest(proposed_transaction=signed), timeout=10)
+        assert resigned.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+        with pytest.raises(grpc.RpcError) as unsigned:
+            stub.Submit(gateway_pb2.SubmitRequest(), timeout=10)
+        assert unsigned.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+        ok = stub.Evaluate(
+            gateway_pb2.EvaluateRequest(proposed_transaction=_proposal(user)), timeout=10
+        )
+        assert ok.result.status == 200
+    finally:
+        channel.close()
+
+
+def _heights(network_dir: Path) -> dict[str, int]:
+    status = cli_json("network", "status", "--dir", str(network_dir))
+    return {n["name"]: n["height"] for n in status["nodes"]}
+
+
+def test_a_peer_killed_during_commits_restarts_and_catches_up(network_dir: Path) -> None:
+    layout = NetworkLayout.load(network_dir)
+    pid_file = network_dir / "run" / "peer0.org2.example.com.pid"
+    with connect_as(layout, "Org1") as gateway:
+        contract = gateway.get_network(CHANNEL).get_contract(BASIC)
+        submitted = [
+            contract.submit_async("CreateAsset", arguments=[f"crash{i}", "red", "1", "Bo", "10"])
+            for i in range(20)
+        ]
+        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        for tx in submitted:
+            assert tx.get_status().successful
+    cli("network", "up", "--dir", str(network_dir))
+    deadline = time.monotonic() + 30
+    while len(set(_heights(network_dir).values())) != 1:
+        assert time.monotonic() < deadline, f"peers did not converge: {_heights(network_dir)}"
+        time.sleep(0.2)
+    with connect_as(layout, "Org2") as gateway:
+        contract = gateway.get_network(CHANNEL).get_contract(BASIC)
+        assert json.loads(contract.evaluate_transaction("ReadAsset", "crash19"))["Owner"] == "Bo"
