@@ -9,7 +9,7 @@ import typer
 from pydantic import BaseModel
 
 from medalliance.app.session import connect_as
-from medalliance.cli.output import emit_json, output_state, stdout
+from medalliance.cli.output import emit_json, output_state
 from medalliance.errors import InvalidArgument
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.sdk import CommitError
@@ -53,7 +53,7 @@ def _show(result: TxOutput) -> None:
     if output_state.json:
         emit_json(result)
     else:
-        stdout().print(result.result, markup=False)
+        print(result.result)  # verbatim: a contract's JSON must not be wrapped or styled
 
 
 @app.command("submit")

@@ -15,12 +15,14 @@ from pathlib import Path
 
 import grpc
 
-from medalliance.errors import NotFound
+from medalliance.errors import NotFound, Unavailable
 
 # Fabric's SDKs and Caliper ping every 120 s even when idle; allow it instead of answering
 # GOAWAY "too_many_pings" (protocol doc §9.4). Message limits match Fabric's 100 MiB default.
 MAX_MESSAGE_BYTES = 100 * 1024 * 1024
+# gRPC sets SO_REUSEPORT by default, which lets a second node silently share a busy port.
 SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("grpc.so_reuseport", 0),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.keepalive_permit_without_calls", 1),
@@ -82,3 +84,14 @@ class NodeTls:
 def bundle(pems: Iterable[bytes]) -> bytes:
     """Concatenate PEM certificates into one trust bundle."""
     return b"".join(p if p.endswith(b"\n") else p + b"\n" for p in pems)
+
+
+def bind(server: grpc.aio.Server, address: str, credentials: grpc.ServerCredentials) -> None:
+    """Listen on `address`; a busy or foreign address is a clear error, not a shared port."""
+    try:
+        server.add_secure_port(address, credentials)
+    except RuntimeError:
+        raise Unavailable(
+            f"cannot listen on {address}: the address is in use or not on this machine; "
+            "stop what uses it or change the port in the network config"
+        ) from None

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from medalliance.errors import Unavailable
+
 
 class OperationsServer:
     def __init__(self, address: str, status: Callable[[], dict[str, Any]]) -> None:
@@ -44,7 +46,13 @@ class OperationsServer:
                 return  # polled every few hundred ms; not worth a log line
 
         bind = "127.0.0.1" if host == "localhost" else host
-        self._server = ThreadingHTTPServer((bind, int(port)), Handler)
+        try:
+            self._server = ThreadingHTTPServer((bind, int(port)), Handler)
+        except OSError as exc:
+            raise Unavailable(
+                f"cannot serve operations on {address}: {exc.strerror}; "
+                "stop what uses it or set operations_port in the network config"
+            ) from None
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def start(self) -> None:

@@ -37,7 +37,7 @@ from medalliance.ledger.channel_config import ChannelConfig
 from medalliance.ledger.tx import parse_envelope
 from medalliance.network.block_feed import BlockFeed
 from medalliance.network.deliver import deliver
-from medalliance.network.tls import NodeTls
+from medalliance.network.tls import NodeTls, bind
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.config import OrganizationConfig
 from medalliance.node.orderer_link import OrdererLink
@@ -130,9 +130,7 @@ class OrdererNode:
 
     async def start(self, server: grpc.aio.Server) -> None:
         ab_pb2_grpc.add_AtomicBroadcastServicer_to_server(BroadcastService(self), server)
-        server.add_secure_port(
-            self.listen_address, self.tls.server_credentials(require_client_auth=True)
-        )
+        bind(server, self.listen_address, self.tls.server_credentials(require_client_auth=True))
         await server.start()
         for channel_id, channel in self.channels.items():
             if channel.stage is not None:

@@ -26,7 +26,7 @@ from medalliance.gateway.service import GatewayService
 from medalliance.identity.cryptogen import load_signer
 from medalliance.ledger.block import parse_block
 from medalliance.network.block_feed import BlockFeed
-from medalliance.network.tls import NodeTls
+from medalliance.network.tls import NodeTls, bind
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.config import OrganizationConfig
 from medalliance.node.endorsers import LocalEndorser, RemoteEndorser
@@ -146,9 +146,7 @@ class PeerNode:
     async def start(self, server: grpc.aio.Server) -> None:
         """Bind the services and start pulling blocks for every channel."""
         self.add_services(server)
-        server.add_secure_port(
-            self.listen_address, self.tls.server_credentials(require_client_auth=False)
-        )
+        bind(server, self.listen_address, self.tls.server_credentials(require_client_auth=False))
         await server.start()
         for channel_id, served in self.channels.items():
             task = asyncio.create_task(

@@ -1,0 +1,155 @@
+"""What clients learn from committed blocks, and how seek requests are checked and resolved."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from fabric_protos.common import common_pb2
+from fabric_protos.orderer import ab_pb2
+from fabric_protos.peer import transaction_pb2
+from tests.conftest import make_org
+
+from medalliance.errors import UnknownChannel
+from medalliance.ledger.block_events import chaincode_events, filtered_block
+from medalliance.network.block_feed import BlockFeed
+from medalliance.network.deliver import Seek, SeekError, check_seek, seek_envelope
+from medalliance.node.embedded import EmbeddedNetwork
+from medalliance.node.served import ServedChannel
+
+PATIENT = "0123456789abcdef0123456789abcdef"
+Status = common_pb2.Status
+CODE = transaction_pb2.TxValidationCode
+
+
+def commit_two_visits_one_conflicting(network: EmbeddedNetwork) -> common_pb2.Block:
+    client = network.client("HospCMSP")
+    client.submit("alliance", "visit", "RegisterVisit", "V-1", PATIENT, "HospCMSP")
+    # Two transfers of one visit in one block: the second is an MVCC conflict.
+    client.submit_async("alliance", "visit", "TransferVisit", "V-1", "HospAMSP")
+    client.submit_async("alliance", "visit", "TransferVisit", "V-1", "HospBMSP")
+    network.cut_blocks("alliance")
+    ledger = network.peers_of("alliance")[0].channel("alliance")
+    block = ledger.store.get_block(ledger.height - 1)
+    assert len(block.data.data) == 2
+    return block
+
+
+def test_a_filtered_block_has_codes_and_event_names_but_no_payloads(
+    network: EmbeddedNetwork,
+) -> None:
+    block = commit_two_visits_one_conflicting(network)
+    filtered = filtered_block(block, "alliance")
+    assert filtered.number == block.header.number
+    codes = [t.tx_validation_code for t in filtered.filtered_transactions]
+    assert codes == [CODE.Value("VALID"), CODE.Value("MVCC_READ_CONFLICT")]
+    valid = filtered.filtered_transactions[0]
+    (action,) = valid.transaction_actions.chaincode_actions
+    assert action.chaincode_event.event_name == "VisitTransferred"
+    assert action.chaincode_event.chaincode_id == "visit"
+    assert action.chaincode_event.tx_id == valid.txid
+    assert not action.chaincode_event.payload
+    assert b"HospAMSP" not in filtered.SerializeToString()
+
+
+def test_chaincode_events_come_from_valid_transactions_of_the_named_contract(
+    network: EmbeddedNetwork,
+) -> None:
+    block = commit_two_visits_one_conflicting(network)
+    (event,) = chaincode_events(block, "visit")
+    assert event.event_name == "VisitTransferred"
+    assert b"HospAMSP" in event.payload
+    assert chaincode_events(block, "other") == []
+
+
+def seek(
+    network: EmbeddedNetwork,
+    start: ab_pb2.SeekPosition,
+    stop: ab_pb2.SeekPosition,
+    *,
+    signer: object = None,
+    channel: str = "alliance",
+    now: dt.datetime | None = None,
+) -> common_pb2.Envelope:
+    who = signer or network.signer("HospCMSP")
+    envelope = seek_envelope(who, channel, 0, now=now or network.now())  # type: ignore[arg-type]
+    payload = common_pb2.Payload.FromString(envelope.payload)
+    info = ab_pb2.SeekInfo(start=start, stop=stop)
+    payload.data = info.SerializeToString()
+    data = payload.SerializeToString()
+    return common_pb2.Envelope(payload=data, signature=who.sign(data))  # type: ignore[attr-defined]
+
+
+def specified(n: int) -> ab_pb2.SeekPosition:
+    return ab_pb2.SeekPosition(specified=ab_pb2.SeekSpecified(number=n))
+
+
+NEWEST = ab_pb2.SeekPosition(newest=ab_pb2.SeekNewest())
+OLDEST = ab_pb2.SeekPosition(oldest=ab_pb2.SeekOldest())
+NEXT = ab_pb2.SeekPosition(next_commit=ab_pb2.SeekNextCommit())
+
+
+@pytest.fixture
+def sources(network: EmbeddedNetwork) -> object:
+    peer = network.peers_of("alliance")[0]
+    served = ServedChannel(peer.channel("alliance"), BlockFeed(peer.channel("alliance").height))
+
+    def source_for(channel_id: str) -> ServedChannel:
+        if channel_id != "alliance":
+            raise UnknownChannel(channel_id)
+        return served
+
+    return source_for
+
+
+def check(network: EmbeddedNetwork, sources: object, envelope: common_pb2.Envelope) -> Seek:
+    return check_seek(
+        envelope,
+        source_for=sources,  # type: ignore[arg-type]
+        readers_policy="/Channel/Application/Readers",
+        now=network.now(),
+    )
+
+
+def test_seek_positions_resolve_like_fabric(network: EmbeddedNetwork, sources: object) -> None:
+    height = network.peers_of("alliance")[0].channel("alliance").height
+    whole = check(network, sources, seek(network, OLDEST, NEWEST))
+    assert (whole.start, whole.stop) == (0, height - 1)
+    future = check(network, sources, seek(network, NEXT, specified(height + 5)))
+    assert (future.start, future.stop) == (height, height + 5)
+    waiting = check(network, sources, seek(network, specified(height), specified(height)))
+    assert (waiting.start, waiting.wait) == (height, True)
+
+
+@pytest.mark.parametrize(
+    ("case", "status"),
+    [
+        ("beyond the height", Status.NOT_FOUND),
+        ("stop before start", Status.BAD_REQUEST),
+        ("unknown channel", Status.NOT_FOUND),
+        ("stale timestamp", Status.BAD_REQUEST),
+        ("foreign identity", Status.FORBIDDEN),
+        ("tampered signature", Status.FORBIDDEN),
+    ],
+)
+def test_bad_seeks_are_answered_with_fabric_statuses(
+    network: EmbeddedNetwork, sources: object, case: str, status: int
+) -> None:
+    height = network.peers_of("alliance")[0].channel("alliance").height
+    envelope = {
+        "beyond the height": lambda: seek(network, specified(height + 1), NEWEST),
+        "stop before start": lambda: seek(network, specified(1), specified(0)),
+        "unknown channel": lambda: seek(network, OLDEST, NEWEST, channel="nochannel"),
+        "stale timestamp": lambda: seek(
+            network, OLDEST, NEWEST, now=network.now() - dt.timedelta(minutes=20)
+        ),
+        "foreign identity": lambda: seek(
+            network, OLDEST, NEWEST, signer=make_org("HospCMSP").signer("Eve")
+        ),
+        "tampered signature": lambda: common_pb2.Envelope(
+            payload=seek(network, OLDEST, NEWEST).payload, signature=b"\x30\x00"
+        ),
+    }[case]()
+    with pytest.raises(SeekError) as refused:
+        check(network, sources, envelope)
+    assert refused.value.status == status
