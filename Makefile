@@ -15,7 +15,13 @@ $(BIN)/medalliance: pyproject.toml
 demo: $(BIN)/medalliance
 	$(BIN)/medalliance demo --data-dir $(DEMO_DIR)
 
-test: $(BIN)/medalliance lint typecheck
+# The Fabric Gateway Node client for the interop tests (skipped, with a reason, without npm).
+INTEROP := tests/interop/node_modules/.package-lock.json
+$(INTEROP): tests/interop/package-lock.json
+	@if command -v npm >/dev/null; then cd tests/interop && npm ci --no-audit --no-fund --loglevel=error; \
+	else echo "npm not found: the Node interop tests will be skipped"; fi
+
+test: $(BIN)/medalliance $(INTEROP) lint typecheck
 	$(BIN)/pytest -q
 
 lint: $(BIN)/medalliance
@@ -29,4 +35,4 @@ bench: $(BIN)/medalliance
 	$(BIN)/python benchmarks/validate_commit.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache tests/interop/node_modules

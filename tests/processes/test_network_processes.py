@@ -19,7 +19,7 @@ from medalliance.ledger.tx import new_signed_proposal
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.sdk import EndorseError, GatewayError
 from tests.conftest import make_org
-from tests.processes.conftest import cli, cli_json
+from tests.networks import cli, cli_json
 
 CHANNEL, BASIC = "mychannel", "basic"
 

@@ -1,0 +1,102 @@
+"""The unmodified Fabric Gateway Node client (`@hyperledger/fabric-gateway`) against a network
+of medalliance node processes: `node --test gateway.test.mjs`, driven from pytest.
+
+The network is the Fabric test network config on free ports, with the interop contract
+(`tests/interop/contract.py`) deployed next to `basic`. Needs `node` and `npm ci` run in
+tests/interop; without either the test is skipped, saying which one is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.networks import TEST_NETWORK, running, with_free_ports
+
+HERE = Path(__file__).resolve().parent
+NODE_TEST = HERE / "gateway.test.mjs"
+CHANNEL = "mychannel"
+INTEROP_CONTRACT = "interop"
+NODE_TIMEOUT_S = 180
+
+NODE = shutil.which("node")
+
+
+def _skip_reason() -> str | None:
+    if NODE is None:
+        return "`node` (Node.js >= 20.9) is not on PATH: the Fabric Gateway Node client cannot run"
+    if not (HERE / "node_modules" / "@hyperledger" / "fabric-gateway").is_dir():
+        return "tests/interop/node_modules is missing: run `npm ci` in tests/interop first"
+    return None
+
+
+# CI sets MEDALLIANCE_REQUIRE_INTEROP=1: there a missing Node client is a failure, not a skip.
+if os.environ.get("MEDALLIANCE_REQUIRE_INTEROP") == "1" and _skip_reason() is not None:
+    raise RuntimeError(f"interop tests are required here: {_skip_reason()}")
+pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason() or "")
+
+
+@pytest.fixture(scope="module")
+def network_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The Fabric test network on free ports, with the interop contract on the channel."""
+    base = tmp_path_factory.mktemp("interop")
+    contract = {
+        "name": INTEROP_CONTRACT,
+        "package": "tests.interop.contract:InteropContract",
+        "version": "1.0",
+        "label": "interop_1.0",
+        "endorsement_policy": "AND('Org1MSP.peer', 'Org2MSP.peer')",
+    }
+    config = with_free_ports(TEST_NETWORK, base / "network.yaml", [(CHANNEL, contract)])
+    with running(config, base) as directory:
+        yield directory
+
+
+def _node_env(network_dir: Path) -> dict[str, str]:
+    config = yaml.safe_load((network_dir.parent / "network.yaml").read_text(encoding="utf-8"))
+    orgs = {org["name"]: org for org in config["organizations"]}
+    org1 = network_dir / "organizations" / "peerOrganizations" / "org1.example.com"
+    user = org1 / "users" / "User1@org1.example.com" / "msp"
+    (cert,) = sorted((user / "signcerts").glob("*.pem"))
+    peer = orgs["Org1"]["peers"][0]
+    env = dict(os.environ)
+    env.update(
+        {
+            "GATEWAY_ENDPOINT": f"127.0.0.1:{peer['port']}",
+            "GATEWAY_HOST_ALIAS": f"{peer['name']}.{orgs['Org1']['domain']}",
+            "GATEWAY_TLS_CA": str(org1 / "peers" / "peer0.org1.example.com" / "tls" / "ca.crt"),
+            "GATEWAY_MSP_ID": orgs["Org1"]["msp_id"],
+            "GATEWAY_CERT": str(cert),
+            "GATEWAY_KEY": str(user / "keystore" / "priv_sk"),
+            "GATEWAY_CHANNEL": CHANNEL,
+            "GATEWAY_BASIC": "basic",
+            "GATEWAY_INTEROP": INTEROP_CONTRACT,
+        }
+    )
+    return env
+
+
+def test_fabric_gateway_node_client(network_dir: Path) -> None:
+    assert NODE is not None
+    try:
+        result = subprocess.run(
+            [NODE, "--test", "--test-reporter=spec", str(NODE_TEST)],
+            capture_output=True,
+            text=True,
+            timeout=NODE_TIMEOUT_S,
+            cwd=HERE,
+            env=_node_env(network_dir),
+        )
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
+        err = exc.stderr.decode() if isinstance(exc.stderr, bytes) else exc.stderr or ""
+        pytest.fail(f"node --test ran over {NODE_TIMEOUT_S} s:\n{out}\n{err}")
+    output = f"{result.stdout}\n{result.stderr}"
+    assert result.returncode == 0, f"node --test failed ({result.returncode}):\n{output}"
+    print(output)

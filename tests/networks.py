@@ -1,0 +1,82 @@
+"""Shipped network configs run as real processes on free loopback ports (for process tests)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_NETWORK = REPO / "networks" / "fabric-test-network.yaml"
+DEMO_ALLIANCE = REPO / "networks" / "demo-alliance.yaml"
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = []
+    for _ in range(count):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        sockets.append(s)
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def with_free_ports(
+    source: Path, target: Path, extra_contracts: Sequence[tuple[str, dict[str, Any]]] = ()
+) -> Path:
+    """A copy of a network config whose nodes listen on free ports, plus (channel, contract)s."""
+    config = yaml.safe_load(source.read_text(encoding="utf-8"))
+    nodes = [n for o in config["organizations"] for n in o.get("peers", []) + o.get("orderers", [])]
+    ports = free_ports(2 * len(nodes))
+    for node, port, ops in zip(nodes, ports[::2], ports[1::2], strict=True):
+        node["port"], node["operations_port"] = port, ops
+    for channel_name, contract in extra_contracts:
+        (channel,) = (c for c in config["channels"] if c["name"] == channel_name)
+        channel["contracts"].append(contract)
+    target.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return target
+
+
+def cli(*args: str, check: bool = True, timeout: float = 150) -> subprocess.CompletedProcess[str]:
+    """Run `medalliance` with the repository importable (test contracts live under tests/)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    result = subprocess.run(
+        [sys.executable, "-m", "medalliance", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env=env,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"medalliance {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+        )
+    return result
+
+
+def cli_json(*args: str) -> Any:
+    return json.loads(cli("--json", *args).stdout)
+
+
+@contextlib.contextmanager
+def running(config: Path, base: Path) -> Iterator[Path]:
+    """Initialise a (free-port) network config in `base/network`, bring it up, stop it on exit."""
+    directory = base / "network"
+    cli("network", "init", str(config), "--dir", str(directory))
+    try:
+        cli("network", "up", "--dir", str(directory))
+        yield directory
+    finally:
+        cli("network", "down", "--dir", str(directory), check=False)

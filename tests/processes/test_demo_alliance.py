@@ -1,0 +1,70 @@
+"""The paper's demo alliance as eight processes: two ordering nodes, six peers, events."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from medalliance.app.session import connect_as
+from medalliance.node.bootstrap import NetworkLayout
+from medalliance.sdk import InMemoryCheckpointer
+from tests.networks import DEMO_ALLIANCE, cli_json, running, with_free_ports
+
+CHANNEL, VISIT = "alliance", "visit"
+PATIENT = "0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def alliance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    base = tmp_path_factory.mktemp("da")
+    with running(with_free_ports(DEMO_ALLIANCE, base / "network.yaml"), base) as directory:
+        yield directory
+
+
+def test_every_node_is_up_and_the_ordering_replica_follows(alliance: Path) -> None:
+    layout = NetworkLayout.load(alliance)
+    with connect_as(layout, "SecondaryAMSP") as gateway:
+        contract = gateway.get_network(CHANNEL).get_contract(VISIT)
+        contract.submit_transaction("RegisterVisit", "V-1", PATIENT, "SecondaryAMSP")
+    status = cli_json("network", "status", "--dir", str(alliance))
+    assert len(status["nodes"]) == 8
+    assert {n["health"] for n in status["nodes"]} == {"up"}
+    orderers = [n for n in status["nodes"] if n["role"] == "orderer"]
+    assert len(orderers) == 2
+    assert orderers[0]["height"] == orderers[1]["height"] >= 4
+
+
+def test_chaincode_events_replay_from_a_block_and_resume_from_a_checkpoint(alliance: Path) -> None:
+    layout = NetworkLayout.load(alliance)
+    with connect_as(layout, "SecondaryBMSP") as gateway:
+        network = gateway.get_network(CHANNEL)
+        contract = network.get_contract(VISIT)
+        first = contract.submit_async("RegisterVisit", arguments=["E-1", PATIENT, "SecondaryBMSP"])
+        start = first.get_status().block_number
+        contract.submit_transaction("RegisterVisit", "E-2", PATIENT, "SecondaryBMSP")
+        checkpoint = InMemoryCheckpointer()
+        with network.get_chaincode_events(VISIT, start_block=start, timeout=20) as events:
+            event = next(iter(events))
+            assert event.event_name == "VisitRegistered"
+            assert json.loads(event.payload)["visitNo"] == "E-1"
+            assert event.transaction_id == first.transaction_id
+            checkpoint.checkpoint_chaincode_event(event)
+        with network.get_chaincode_events(VISIT, checkpoint=checkpoint, timeout=20) as events:
+            assert json.loads(next(iter(events)).payload)["visitNo"] == "E-2"
+
+
+def test_block_events_stream_the_ledger_from_genesis(alliance: Path) -> None:
+    layout = NetworkLayout.load(alliance)
+    with connect_as(layout, "CityHCMSP", "Auditor1") as gateway:
+        network = gateway.get_network(CHANNEL)
+        with network.get_block_events(start_block=0, timeout=20) as blocks:
+            numbers = [block.header.number for block, _ in zip(blocks, range(3), strict=False)]
+        assert numbers == [0, 1, 2]
+        with network.get_filtered_block_events(start_block=1, timeout=20) as filtered:
+            block = next(iter(filtered))
+        assert block.number == 1
+        assert block.channel_id == CHANNEL
+        assert all(len(t.txid) == 64 for t in block.filtered_transactions)
