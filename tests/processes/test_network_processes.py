@@ -184,3 +184,20 @@ def test_a_peer_killed_during_commits_restarts_and_catches_up(network_dir: Path)
     with connect_as(layout, "Org2") as gateway:
         contract = gateway.get_network(CHANNEL).get_contract(BASIC)
         assert json.loads(contract.evaluate_transaction("ReadAsset", "crash19"))["Owner"] == "Bo"
+
+
+def test_a_killed_ordering_node_restarts_on_its_ledger_and_service_resumes(
+    network_dir: Path,
+) -> None:
+    layout = NetworkLayout.load(network_dir)
+    before = _heights(network_dir)["orderer.example.com"]
+    pid_file = network_dir / "run" / "orderer.example.com.pid"
+    os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    cli("network", "up", "--dir", str(network_dir))
+    assert _heights(network_dir)["orderer.example.com"] == before  # its blocks were durable
+    with connect_as(layout, "Org2") as gateway:
+        contract = gateway.get_network(CHANNEL).get_contract(BASIC)
+        contract.submit_transaction("CreateAsset", "after-crash", "green", "2", "Li", "20")
+        assert (
+            json.loads(contract.evaluate_transaction("ReadAsset", "after-crash"))["Owner"] == "Li"
+        )

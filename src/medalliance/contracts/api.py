@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
@@ -81,19 +82,9 @@ class Contract:
     name: ClassVar[str] = ""
 
     @classmethod
-    def functions(cls) -> dict[str, FunctionInfo]:
-        found: dict[str, FunctionInfo] = {}
-        for attr, member in inspect.getmembers(cls, inspect.isfunction):
-            if not hasattr(member, _MARK):
-                continue
-            params = list(inspect.signature(member, eval_str=True).parameters.values())[2:]
-            found[attr] = FunctionInfo(
-                name=attr,
-                evaluate=bool(getattr(member, _MARK)),
-                params=tuple(p.name for p in params),
-                raw=tuple(p.annotation is bytes for p in params),
-            )
-        return found
+    def functions(cls) -> Mapping[str, FunctionInfo]:
+        """The transaction functions of this class (computed once per class: a hot path)."""
+        return _functions_of(cls)
 
     def invoke(self, ctx: Context, function: str, args: list[bytes]) -> bytes:
         """Dispatch one call; raises `ContractError` for an unknown function or bad arguments."""
@@ -136,3 +127,25 @@ def encode_result(result: object) -> bytes:
             result, sort_keys=True, separators=(",", ":"), ensure_ascii=False
         ).encode()
     raise TypeError(f"a contract returned {type(result).__name__}; return str, bytes, dict or list")
+
+
+_FUNCTIONS: dict[type, Mapping[str, FunctionInfo]] = {}
+
+
+def _functions_of(cls: type[Contract]) -> Mapping[str, FunctionInfo]:
+    cached = _FUNCTIONS.get(cls)
+    if cached is not None:
+        return cached
+    found: dict[str, FunctionInfo] = {}
+    for attr, member in inspect.getmembers(cls, inspect.isfunction):
+        if not hasattr(member, _MARK):
+            continue
+        params = list(inspect.signature(member, eval_str=True).parameters.values())[2:]
+        found[attr] = FunctionInfo(
+            name=attr,
+            evaluate=bool(getattr(member, _MARK)),
+            params=tuple(p.name for p in params),
+            raw=tuple(p.annotation is bytes for p in params),
+        )
+    cached = _FUNCTIONS[cls] = types.MappingProxyType(found)
+    return cached

@@ -9,6 +9,7 @@ stale orderer costs a reconnect, never a bad block.
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
@@ -54,6 +55,7 @@ class OrdererLink:
             ab_pb2_grpc.AtomicBroadcastStub(tls.channel(o.endpoint, o.host, o.msp_id))
             for o in self._orderers
         ]
+        self._streams = [_BroadcastStream(stub) for stub in self._stubs]
         self._preferred = 0
 
     def _order(self) -> list[int]:
@@ -89,16 +91,7 @@ class OrdererLink:
     async def _broadcast_to(
         self, index: int, message: common_pb2.Envelope
     ) -> ab_pb2.BroadcastResponse:
-        call = self._stubs[index].Broadcast(timeout=BROADCAST_TIMEOUT_S)
-        try:
-            await call.write(message)
-            await call.done_writing()
-            response = await call.read()
-        finally:
-            call.cancel()
-        if response is grpc.aio.EOF:
-            raise ConnectionError("closed the stream without answering")
-        return response
+        return await self._streams[index].send(message, BROADCAST_TIMEOUT_S)
 
     async def pull(
         self,
@@ -142,3 +135,65 @@ class OrdererLink:
                 call.cancel()
             attempt += 1
             await asyncio.sleep(RETRY_DELAY_S)
+
+
+class _BroadcastStream:
+    """One long-lived Broadcast call to an ordering node, shared by all submissions.
+
+    An ordering node answers the envelopes of a stream in order, so answers are matched to a
+    FIFO of waiting futures. Opening a call per transaction costs more than ordering it.
+    When the call breaks, every waiter fails with `ConnectionError` and the next send reopens it.
+    """
+
+    def __init__(self, stub: ab_pb2_grpc.AtomicBroadcastStub) -> None:
+        self._stub = stub
+        self._call: grpc.aio.StreamStreamCall | None = None
+        self._pending: collections.deque[asyncio.Future[ab_pb2.BroadcastResponse]] = (
+            collections.deque()
+        )
+        self._lock = asyncio.Lock()
+        self._reader: asyncio.Task[None] | None = None
+
+    async def send(self, message: common_pb2.Envelope, timeout: float) -> ab_pb2.BroadcastResponse:
+        future: asyncio.Future[ab_pb2.BroadcastResponse] = (
+            asyncio.get_running_loop().create_future()
+        )
+        async with self._lock:  # writes and the FIFO must stay in the same order
+            if self._call is None:
+                self._call = self._stub.Broadcast()
+                self._reader = asyncio.create_task(self._read(self._call))
+            call = self._call
+            self._pending.append(future)
+            try:
+                await call.write(message)
+            except (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.InvalidStateError) as exc:
+                self._fail(call, f"cannot send: {exc}")
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise ConnectionError(f"no answer within {timeout:.0f}s") from None
+
+    async def _read(self, call: grpc.aio.StreamStreamCall) -> None:
+        reason = "the ordering node closed the stream"
+        try:
+            async for response in call:
+                if not self._pending:
+                    reason = "the ordering node answered an envelope it was not sent"
+                    break
+                waiter = self._pending.popleft()  # one answer per envelope, in order
+                if not waiter.done():  # a waiter that timed out still owns its answer
+                    waiter.set_result(response)
+        except grpc.aio.AioRpcError as exc:
+            reason = exc.details() or exc.code().name
+        finally:
+            self._fail(call, reason)
+
+    def _fail(self, call: grpc.aio.StreamStreamCall, reason: str) -> None:
+        call.cancel()
+        if self._call is not call:  # an older call: its waiters were failed already
+            return
+        self._call = None
+        while self._pending:
+            waiter = self._pending.popleft()
+            if not waiter.done():
+                waiter.set_exception(ConnectionError(reason))
