@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= demo-data
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench bench-e2e clean
 
 $(BIN)/medalliance: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,14 +25,17 @@ test: $(BIN)/medalliance $(INTEROP) lint typecheck
 	$(BIN)/pytest -q
 
 lint: $(BIN)/medalliance
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
 
 typecheck: $(BIN)/medalliance
 	$(BIN)/mypy
 
 bench: $(BIN)/medalliance
 	$(BIN)/python benchmarks/validate_commit.py
+
+bench-e2e: $(BIN)/medalliance
+	$(BIN)/python benchmarks/e2e.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache tests/interop/node_modules

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from medalliance.ledger.tx import new_signed_proposal
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.sdk import EndorseError, GatewayError
 from tests.conftest import make_org
-from tests.networks import cli, cli_json
+from tests.networks import REPO, cli, cli_json
 
 CHANNEL, BASIC = "mychannel", "basic"
 
@@ -201,3 +203,24 @@ def test_a_killed_ordering_node_restarts_on_its_ledger_and_service_resumes(
         assert (
             json.loads(contract.evaluate_transaction("ReadAsset", "after-crash"))["Owner"] == "Li"
         )
+
+
+def test_the_readme_sdk_example_runs(network_dir: Path) -> None:
+    port = NetworkLayout.load(network_dir).config.organization("Org1").peers[0].port
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "examples" / "sdk_quickstart.py"),
+            str(network_dir),
+            f"localhost:{port}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "previous owner: Tom" in result.stdout
+    assert (
+        "refused as expected: chaincode response 500, the asset asset70 does not exist"
+        in result.stdout
+    )
