@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -12,11 +13,16 @@ from pathlib import Path
 
 import grpc
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from fabric_protos.gateway import gateway_pb2, gateway_pb2_grpc
 from fabric_protos.peer import proposal_pb2
 
 from medalliance.app.session import connect_as
 from medalliance.identity.cryptogen import load_signer
+from medalliance.identity.signing import Signer
 from medalliance.ledger.tx import new_signed_proposal
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.sdk import EndorseError, GatewayError
@@ -103,12 +109,39 @@ def _gateway_stub(layout: NetworkLayout) -> tuple[gateway_pb2_grpc.GatewayStub, 
     return gateway_pb2_grpc.GatewayStub(channel), channel
 
 
+def _expired_user(layout: NetworkLayout) -> Signer:
+    ca_dir = layout.org_dir("Org1MSP") / "ca"
+    ca_cert = x509.load_pem_x509_certificate(next(ca_dir.glob("*.pem")).read_bytes())
+    ca_key = serialization.load_pem_private_key((ca_dir / "priv_sk").read_bytes(), None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "org1.example.com"),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "client"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "Expired@org1.example.com"),
+        ]
+    )
+    start = ca_cert.not_valid_before_utc
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + dt.timedelta(seconds=1))
+        .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+    )
+    assert dt.datetime.now(dt.UTC) > start + dt.timedelta(seconds=1)
+    return Signer("Org1MSP", cert.public_bytes(serialization.Encoding.PEM), key)
+
+
 def _proposal(signer: object, channel: str = CHANNEL) -> proposal_pb2.SignedProposal:
     signed, _ = new_signed_proposal(
         signer,  # type: ignore[arg-type]
         channel_id=channel,
         chaincode=BASIC,
-        args=[b"ReadAsset", b"sdk1"],
+        args=[b"AssetExists", b"anything"],
         nonce=os.urandom(24),
         timestamp_ms=int(time.time() * 1000),
     )
@@ -149,6 +182,24 @@ def test_bad_requests_get_clear_statuses_and_the_peer_keeps_serving(network_dir:
             stub.Evaluate(gateway_pb2.EvaluateRequest(proposed_transaction=signed), timeout=10)
         assert resigned.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
+        # Org1's real user claiming to be Org2MSP.
+        wrong_msp = Signer("Org2MSP", user.cert_pem, user.private_key)
+        with pytest.raises(grpc.RpcError) as impostor:
+            stub.Evaluate(
+                gateway_pb2.EvaluateRequest(proposed_transaction=_proposal(wrong_msp)), timeout=10
+            )
+        assert impostor.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "access denied" in (impostor.value.details() or "")
+
+        # A certificate from Org1's own CA whose validity ended a moment after the network began.
+        expired = _expired_user(layout)
+        with pytest.raises(grpc.RpcError) as stale:
+            stub.Evaluate(
+                gateway_pb2.EvaluateRequest(proposed_transaction=_proposal(expired)), timeout=10
+            )
+        assert stale.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "expired" in (stale.value.details() or "")
+
         with pytest.raises(grpc.RpcError) as unsigned:
             stub.Submit(gateway_pb2.SubmitRequest(), timeout=10)
         assert unsigned.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -157,6 +208,7 @@ def test_bad_requests_get_clear_statuses_and_the_peer_keeps_serving(network_dir:
             gateway_pb2.EvaluateRequest(proposed_transaction=_proposal(user)), timeout=10
         )
         assert ok.result.status == 200
+        assert ok.result.payload == b"false"
     finally:
         channel.close()
 
@@ -224,3 +276,30 @@ def test_the_readme_sdk_example_runs(network_dir: Path) -> None:
         "refused as expected: chaincode response 500, the asset asset70 does not exist"
         in result.stdout
     )
+
+
+def test_sigterm_stops_a_node_gracefully_and_up_brings_it_back(network_dir: Path) -> None:
+    pid = int((network_dir / "run" / "peer0.org1.example.com.pid").read_text())
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    while Path(f"/proc/{pid}").exists() and "Z" not in _state(pid):
+        assert time.monotonic() < deadline, "the peer did not stop on SIGTERM"
+        time.sleep(0.1)
+    log = (network_dir / "logs" / "peer0.org1.example.com.log").read_text()
+    assert json.loads(log.strip().splitlines()[-1])["message"] == "node stopped"
+    status = cli("--json", "network", "status", "--dir", str(network_dir), check=False)
+    assert status.returncode == 1  # not every node is up
+    nodes = {n["name"]: n for n in json.loads(status.stdout)["nodes"]}
+    assert nodes["peer0.org1.example.com"]["health"] == "down"
+    cli("network", "up", "--dir", str(network_dir))
+    layout = NetworkLayout.load(network_dir)
+    with connect_as(layout, "Org1") as gateway:
+        contract = gateway.get_network(CHANNEL).get_contract(BASIC)
+        assert contract.evaluate_transaction("AssetExists", "nothing") == b"false"
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][:1]
+    except (OSError, IndexError):
+        return "Z"
