@@ -10,13 +10,13 @@ Endorsement`, Fabric's default) is the channel default, a MAJORITY of member org
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from fabric_protos.common import policies_pb2
 from fabric_protos.msp import msp_principal_pb2
 from fabric_protos.peer import policy_pb2
 
 from medalliance.errors import PreconditionFailed
+from medalliance.identity.policy import rule_satisfied
 
 _ROLE = msp_principal_pb2.MSPPrincipal.Classification.Value("ROLE")
 _PEER_ROLES = {
@@ -40,8 +40,7 @@ def plan_endorsers(
         principals = [_principal_org(p) for p in envelope.identities]
         for size in range(1, len(candidates) + 1):
             for orgs in itertools.combinations(candidates, size):
-                used = [False] * len(orgs)
-                if _satisfies(envelope.rule, principals, orgs, used):
+                if rule_satisfied(envelope.rule, len(orgs), _org_matcher(principals, orgs)):
                     return orgs
         raise PreconditionFailed(
             "no combination of peers can be derived which satisfy the endorsement policy "
@@ -62,6 +61,15 @@ def majority(candidates: Sequence[str], members: Sequence[str]) -> tuple[str, ..
     return chosen
 
 
+def _org_matcher(
+    principals: Sequence[str | None], orgs: Sequence[str]
+) -> Callable[[int, int], bool]:
+    """Whether the peer of `orgs[signer]` satisfies principal `principal`."""
+    return lambda principal, signer: (
+        principal < len(principals) and principals[principal] == orgs[signer]
+    )
+
+
 def _principal_org(principal: msp_principal_pb2.MSPPrincipal) -> str | None:
     """The organisation whose peers satisfy this principal; None if no peer can."""
     if principal.principal_classification != _ROLE:
@@ -69,26 +77,3 @@ def _principal_org(principal: msp_principal_pb2.MSPPrincipal) -> str | None:
     role = msp_principal_pb2.MSPRole()
     role.ParseFromString(principal.principal)
     return str(role.msp_identifier) if role.role in _PEER_ROLES else None
-
-
-def _satisfies(
-    rule: policies_pb2.SignaturePolicy,
-    principals: Sequence[str | None],
-    orgs: Sequence[str],
-    used: list[bool],
-) -> bool:
-    if rule.WhichOneof("Type") == "signed_by":
-        index = int(rule.signed_by)
-        wanted = principals[index] if index < len(principals) else None
-        for i, org in enumerate(orgs):
-            if not used[i] and org == wanted:
-                used[i] = True
-                return True
-        return False
-    count = 0
-    for sub in rule.n_out_of.rules:
-        trial = list(used)
-        if _satisfies(sub, principals, orgs, trial):
-            used[:] = trial
-            count += 1
-    return count >= int(rule.n_out_of.n)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -244,8 +244,12 @@ def evaluate_signature_policy(
             continue
         seen.add(key)  # only after the signature verified, as Fabric does
         identities.append(identity)
-    used = [False] * len(identities)
-    return _satisfied(envelope.rule, envelope.identities, identities, used, msps)
+    principals = envelope.identities
+    return rule_satisfied(
+        envelope.rule,
+        len(identities),
+        lambda p, i: msps.satisfies_principal(identities[i], principals[p]),
+    )
 
 
 def _compiles(rule: policies_pb2.SignaturePolicy, n_principals: int, depth: int) -> bool:
@@ -257,23 +261,32 @@ def _compiles(rule: policies_pb2.SignaturePolicy, n_principals: int, depth: int)
     return all(_compiles(sub, n_principals, depth + 1) for sub in rule.n_out_of.rules)
 
 
-def _satisfied(
-    rule: policies_pb2.SignaturePolicy,
-    principals: Sequence[msp_principal_pb2.MSPPrincipal],
-    identities: Sequence[Identity],
-    used: list[bool],
-    msps: MspManager,
+def rule_satisfied(
+    rule: policies_pb2.SignaturePolicy, signers: int, matches: Callable[[int, int], bool]
+) -> bool:
+    """Fabric's greedy rule evaluation over `signers` candidates.
+
+    `matches(principal_index, signer)` says whether a signer satisfies a principal. Each signer
+    satisfies at most one principal (`used` flags, as `cauthdsl.compile`); a sub-rule's claims
+    stick only if it is satisfied. Shared by policy evaluation and endorsement planning.
+    """
+    return _greedy(rule, matches, [False] * signers)
+
+
+def _greedy(
+    rule: policies_pb2.SignaturePolicy, matches: Callable[[int, int], bool], used: list[bool]
 ) -> bool:
     if rule.WhichOneof("Type") == "signed_by":
-        for i, identity in enumerate(identities):
-            if not used[i] and msps.satisfies_principal(identity, principals[rule.signed_by]):
-                used[i] = True
+        principal = int(rule.signed_by)
+        for signer, taken in enumerate(used):
+            if not taken and matches(principal, signer):
+                used[signer] = True
                 return True
         return False
     count = 0
     for sub in rule.n_out_of.rules:
         trial = list(used)
-        if _satisfied(sub, principals, identities, trial, msps):
+        if _greedy(sub, matches, trial):
             count += 1
             used[:] = trial
     return count >= int(rule.n_out_of.n)

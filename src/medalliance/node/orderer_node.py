@@ -29,7 +29,6 @@ from medalliance.errors import (
     UnknownChannel,
 )
 from medalliance.gateway.ports import OrdererRejected
-from medalliance.identity.cryptogen import load_signer
 from medalliance.ledger.block import parse_block, verify_chain_link
 from medalliance.ledger.block_signature import BLOCK_VALIDATION_POLICY, block_signatures, block_time
 from medalliance.ledger.block_store import BlockStore
@@ -37,12 +36,12 @@ from medalliance.ledger.channel_config import ChannelConfig
 from medalliance.ledger.tx import parse_envelope
 from medalliance.network.block_feed import BlockFeed
 from medalliance.network.deliver import deliver
-from medalliance.network.tls import NodeTls, bind
+from medalliance.network.tls import bind
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.config import OrganizationConfig
+from medalliance.node.material import NodeMaterial, orderer_endpoints, utc_now
 from medalliance.node.orderer_link import OrdererLink
 from medalliance.node.ordering import OrderingStage
-from medalliance.node.peer_node import orderer_endpoints, trusted_tls_cas, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -68,18 +67,11 @@ class OrdererChannel:
 
 class OrdererNode:
     def __init__(self, layout: NetworkLayout, org: OrganizationConfig, name: str) -> None:
-        node = next((n for n in org.orderers if n.name == name), None)
-        if node is None:
-            raise NotFound(f"{org.name} runs no ordering node {name!r}")
+        self.material = m = NodeMaterial.load(layout, org, name, "orderer")
         self.layout = layout
         self.org = org
-        self.host = f"{name}.{org.domain}"
-        self.address = node.endpoint
-        self.listen_address = node.listen_endpoint
-        self.operations_address = node.operations_endpoint
-        node_dir = layout.orderer_dir(org.msp_id, name)
-        self.signer = load_signer(node_dir / "msp", org.msp_id)
-        self.tls = NodeTls.load(node_dir / "tls", trusted_tls_cas(layout))
+        self.host, self.address, self.signer, self.tls = m.host, m.address, m.signer, m.tls
+        self.operations_address = m.operations_address
         endpoints = orderer_endpoints(layout)
         self.sequencer = endpoints[0]
         self.is_sequencer = self.sequencer.host == self.host
@@ -89,7 +81,7 @@ class OrdererNode:
             else OrdererLink([self.sequencer], self.tls, self.signer, utc_now)
         )
         self.channels: dict[str, OrdererChannel] = {}
-        data = layout.directory / "nodes" / self.host / "ledgers"
+        data = m.data_dir / "ledgers"
         for spec in layout.config.channels:
             genesis = parse_block(layout.genesis_block_path(spec.name).read_bytes())
             store = BlockStore.open(data / spec.name / "blocks")
@@ -130,7 +122,11 @@ class OrdererNode:
 
     async def start(self, server: grpc.aio.Server) -> None:
         ab_pb2_grpc.add_AtomicBroadcastServicer_to_server(BroadcastService(self), server)
-        bind(server, self.listen_address, self.tls.server_credentials(require_client_auth=True))
+        bind(
+            server,
+            self.material.listen_address,
+            self.tls.server_credentials(require_client_auth=True),
+        )
         await server.start()
         for channel_id, channel in self.channels.items():
             if channel.stage is not None:

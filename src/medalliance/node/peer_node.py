@@ -8,7 +8,6 @@ TLS from their peers. Everything runs on one asyncio event loop, so ledger acces
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import functools
 import logging
 from collections.abc import Mapping, Sequence
@@ -19,73 +18,41 @@ from fabric_protos.gateway import gateway_pb2_grpc
 from fabric_protos.peer import events_pb2_grpc, peer_pb2_grpc
 
 from medalliance.contracts.package import build_package
-from medalliance.errors import NotFound, UnknownChannel
+from medalliance.errors import UnknownChannel
 from medalliance.gateway.peer_services import DeliverService, EndorserService
 from medalliance.gateway.ports import Endorser
 from medalliance.gateway.service import GatewayService
-from medalliance.identity.cryptogen import load_signer
 from medalliance.ledger.block import parse_block
 from medalliance.network.block_feed import BlockFeed
-from medalliance.network.tls import NodeTls, bind
+from medalliance.network.tls import bind
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.config import OrganizationConfig
 from medalliance.node.endorsers import LocalEndorser, RemoteEndorser
-from medalliance.node.orderer_link import OrdererEndpoint, OrdererLink
+from medalliance.node.material import NodeMaterial, orderer_endpoints, utc_now
+from medalliance.node.orderer_link import OrdererLink
 from medalliance.node.peer import Peer
 from medalliance.node.served import ServedChannel
 
 log = logging.getLogger(__name__)
 
 
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def trusted_tls_cas(layout: NetworkLayout) -> dict[str, bytes]:
-    """Each organisation's TLS CA certificate, by MSP id."""
-    out = {}
-    for org in layout.config.organizations:
-        certs = sorted((layout.org_msp_dir(org.msp_id) / "tlscacerts").glob("*.pem"))
-        if not certs:
-            raise NotFound(f"{org.msp_id} has no TLS CA certificate in its msp/tlscacerts")
-        out[org.msp_id] = certs[0].read_bytes()
-    return out
-
-
-def orderer_endpoints(layout: NetworkLayout) -> list[OrdererEndpoint]:
-    return [
-        OrdererEndpoint(org.msp_id, f"{node.name}.{org.domain}", node.endpoint)
-        for org in layout.config.orderer_organizations()
-        for node in org.orderers
-    ]
-
-
 class PeerNode:
     """One peer of an initialised network, ready to be served on `address`."""
 
     def __init__(self, layout: NetworkLayout, org: OrganizationConfig, name: str) -> None:
-        node = next((n for n in org.peers if n.name == name), None)
-        if node is None:
-            raise NotFound(f"{org.name} has no peer {name!r}")
+        self.material = m = NodeMaterial.load(layout, org, name, "peer")
         self.layout = layout
         self.org = org
-        self.host = f"{name}.{org.domain}"
-        self.address = node.endpoint
-        self.listen_address = node.listen_endpoint
-        self.operations_address = node.operations_endpoint
-        node_dir = layout.peer_dir(org.msp_id, name)
-        signer = load_signer(node_dir / "msp", org.msp_id)
-        self.tls = NodeTls.load(node_dir / "tls", trusted_tls_cas(layout))
-        self.peer = Peer(
-            self.host, signer, layout.directory / "nodes" / self.host, endorsing=org.endorsing
-        )
+        self.host, self.address, self.tls = m.host, m.address, m.tls
+        self.operations_address = m.operations_address
+        self.peer = Peer(m.host, m.signer, m.data_dir, endorsing=org.endorsing)
         self._join_and_install()
         self.channels = {
             cid: ServedChannel.of(self.peer.channel(cid)) for cid in self.peer.channel_ids
         }
         self.local = LocalEndorser(self.peer, self.address, utc_now)
         self._remote: dict[str, RemoteEndorser] = {}
-        self.orderers = OrdererLink(orderer_endpoints(layout), self.tls, signer, utc_now)
+        self.orderers = OrdererLink(orderer_endpoints(layout), m.tls, m.signer, utc_now)
         self._tasks: list[asyncio.Task[None]] = []
 
     def _join_and_install(self) -> None:
@@ -146,7 +113,11 @@ class PeerNode:
     async def start(self, server: grpc.aio.Server) -> None:
         """Bind the services and start pulling blocks for every channel."""
         self.add_services(server)
-        bind(server, self.listen_address, self.tls.server_credentials(require_client_auth=False))
+        bind(
+            server,
+            self.material.listen_address,
+            self.tls.server_credentials(require_client_auth=False),
+        )
         await server.start()
         for channel_id, served in self.channels.items():
             task = asyncio.create_task(
