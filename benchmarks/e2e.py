@@ -84,7 +84,9 @@ def measure(layout: NetworkLayout, txs: int, clients: int, console: Console) -> 
                     return
                 began = time.perf_counter()
                 try:
-                    contract.submit_transaction("CreateAsset", f"bench{n}", "blue", "5", "Ana", "100")
+                    contract.submit_transaction(
+                        "CreateAsset", f"bench{n}", "blue", "5", "Ana", "100"
+                    )
                 except Exception as exc:  # counted and shown, the run goes on
                     with lock:
                         failures.append(type(exc).__name__ + ": " + str(exc)[:120])
