@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,7 +28,7 @@ from medalliance.ledger.tx import new_signed_proposal
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.sdk import EndorseError, GatewayError
 from tests.conftest import make_org
-from tests.networks import REPO, cli, cli_json
+from tests.networks import REPO, TEST_NETWORK, cli, cli_json, with_free_ports
 
 CHANNEL, BASIC = "mychannel", "basic"
 
@@ -303,3 +304,32 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][:1]
     except (OSError, IndexError):
         return "Z"
+
+
+def test_the_tx_commands_submit_and_evaluate_as_a_user(network_dir: Path) -> None:
+    common = ["--dir", str(network_dir), "--org", "Org2", "-C", CHANNEL, "-n", BASIC]
+    done = cli_json("tx", "submit", *common, "CreateAsset", "cli1", "red", "3", "Mo", "30")
+    assert len(done["transaction_id"]) == 64
+    assert done["block_number"] > 0
+    read = cli("tx", "evaluate", *common, "ReadAsset", "cli1").stdout
+    assert json.loads(read)["Owner"] == "Mo"
+    missing = cli("tx", "evaluate", *common, "--user", "Nobody", "ReadAsset", "cli1", check=False)
+    assert missing.returncode == 1
+    assert "Org2 has no user 'Nobody'; users: Admin, User1" in missing.stderr
+
+
+def test_a_busy_port_fails_up_with_a_clear_message(tmp_path: Path) -> None:
+    config = with_free_ports(TEST_NETWORK, tmp_path / "network.yaml")
+    directory = tmp_path / "network"
+    cli("network", "init", str(config), "--dir", str(directory))
+    port = NetworkLayout.load(directory).config.organization("Org2").peers[0].port
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        try:
+            result = cli("network", "up", "--dir", str(directory), "--timeout", "30", check=False)
+        finally:
+            cli("network", "down", "--dir", str(directory), check=False)
+    assert result.returncode == 3
+    assert "peer0.org2.example.com exited during start-up" in result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr

@@ -59,18 +59,17 @@ def _show(result: TxOutput) -> None:
 @app.command("submit")
 def submit(
     function: Function,
+    org: Org,
+    channel: Channel,
+    contract: ContractName,
     args: Args = None,
     directory: Dir = Path("."),
-    org: Org = "",
     user: User = "User1",
-    channel: Channel = "",
-    contract: ContractName = "",
     transient: Transient = None,
 ) -> None:
     """Endorse, order and wait for the commit; prints the contract's result.
 
-    Example: medalliance tx submit --dir test-network --org Org1 -C mychannel -n basic
-    CreateAsset asset7 red 5 Ana 900
+    Example: medalliance tx submit --dir test-network --org Org1 -C mychannel -n basic CreateAsset asset7 red 5 Ana 900
     """
     layout = NetworkLayout.load(directory)
     with connect_as(layout, org, user) as gateway:
@@ -93,12 +92,12 @@ def submit(
 @app.command("evaluate")
 def evaluate(
     function: Function,
+    org: Org,
+    channel: Channel,
+    contract: ContractName,
     args: Args = None,
     directory: Dir = Path("."),
-    org: Org = "",
     user: User = "User1",
-    channel: Channel = "",
-    contract: ContractName = "",
     transient: Transient = None,
 ) -> None:
     """Run a query on your organisation's peer; nothing is written to the ledger.
