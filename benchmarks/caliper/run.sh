@@ -55,7 +55,7 @@ echo "==> [1/3] writing networkconfig.yaml from $DIR/network.yaml"
 if [[ ! -d node_modules/@hyperledger/caliper-cli || ! -d node_modules/@hyperledger/fabric-gateway ]]; then
     echo "==> [2/3] installing Caliper (npm ci) and binding it to fabric:2.4 (fabric-gateway 1.5.0)"
     npm ci --no-audit --no-fund
-    npx caliper bind --caliper-bind-sut fabric:2.4
+    npx caliper bind --caliper-bind-sut fabric:2.4 --caliper-bind-cwd .
 else
     echo "==> [2/3] Caliper already installed and bound (node_modules present)"
 fi
@@ -63,7 +63,7 @@ fi
 # A fresh prefix for the asset ids, so the benchmark can be repeated on the same network
 # (CreateAsset refuses an id that already exists). Read by workload/ids.js in every worker.
 export MEDALLIANCE_CALIPER_RUN="${MEDALLIANCE_CALIPER_RUN:-bench$(date +%s)}"
-echo "==> [3/3] running Caliper ($BENCHCONFIG, asset ids ${MEDALLIANCE_CALIPER_RUN}_<worker>_<tx>)"
+echo "==> [3/3] running Caliper ($BENCHCONFIG, asset ids ${MEDALLIANCE_CALIPER_RUN}_<idPrefix>_<worker>_<tx>)"
 npx caliper launch manager \
     --caliper-workspace . \
     --caliper-networkconfig networkconfig.yaml \
