@@ -12,8 +12,9 @@ from tests.conftest import make_org
 
 from medalliance.errors import UnknownChannel
 from medalliance.ledger.block_events import chaincode_events, filtered_block
+from medalliance.ledger.seek import new_seek_envelope
 from medalliance.network.block_feed import BlockFeed
-from medalliance.network.deliver import Seek, SeekError, check_seek, seek_envelope
+from medalliance.network.deliver import Seek, SeekError, check_seek
 from medalliance.node.embedded import EmbeddedNetwork
 from medalliance.node.served import ServedChannel
 
@@ -72,7 +73,8 @@ def seek(
     now: dt.datetime | None = None,
 ) -> common_pb2.Envelope:
     who = signer or network.signer("HospCMSP")
-    envelope = seek_envelope(who, channel, 0, now=now or network.now())  # type: ignore[arg-type]
+    stamp = int((now or network.now()).timestamp() * 1000)
+    envelope = new_seek_envelope(who, channel_id=channel, start_block=0, timestamp_ms=stamp)  # type: ignore[arg-type]
     payload = common_pb2.Payload.FromString(envelope.payload)
     info = ab_pb2.SeekInfo(start=start, stop=stop)
     payload.data = info.SerializeToString()

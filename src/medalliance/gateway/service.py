@@ -111,7 +111,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
         outcomes = await asyncio.gather(
             *(self._endorse_at(peers[o], signed, proposal) for o in orgs)
         )
-        details = [d for outcome in outcomes if isinstance(outcome, Detail) for d in [outcome]]
+        details = [o for o in outcomes if isinstance(o, Detail)]
         if details:
             raise RpcFailure(Code.ABORTED, ENDORSE_FAILED, details)
         responses = [o for o in outcomes if not isinstance(o, Detail)]

@@ -18,7 +18,6 @@ from typing import Literal, Protocol
 from fabric_protos.common import common_pb2
 from fabric_protos.orderer import ab_pb2
 from fabric_protos.peer import events_pb2
-from google.protobuf import timestamp_pb2
 from google.protobuf.message import DecodeError
 
 from medalliance.errors import MedallianceError, NotFound
@@ -26,17 +25,15 @@ from medalliance.identity.policy import SignedData
 from medalliance.ledger.block_events import filtered_block
 from medalliance.ledger.block_store import BlockStore
 from medalliance.ledger.channel_config import ChannelConfig
-from medalliance.ledger.tx import MalformedTransaction, SigningIdentity, parse_envelope
+from medalliance.ledger.seek import BLOCK_UNTIL_READY, DELIVER_SEEK_INFO
+from medalliance.ledger.tx import MalformedTransaction, parse_envelope
 from medalliance.network.block_feed import BlockFeed
 
 log = logging.getLogger(__name__)
 
-DELIVER_SEEK_INFO = common_pb2.HeaderType.Value("DELIVER_SEEK_INFO")
 TIME_WINDOW = dt.timedelta(minutes=15)  # Fabric's default peer.authentication.timewindow
 Status = common_pb2.Status
 Content = Literal["block", "filtered", "private"]
-BLOCK_UNTIL_READY = ab_pb2.SeekInfo.SeekBehavior.Value("BLOCK_UNTIL_READY")
-MAX_BLOCK = 2**53 - 1  # what Fabric's clients send as "forever"
 
 
 class DeliverSource(Protocol):
@@ -174,26 +171,3 @@ def _response(
             block_and_private_data=events_pb2.BlockAndPrivateData(block=block)
         )
     return events_pb2.DeliverResponse(block=block)
-
-
-def seek_envelope(
-    signer: SigningIdentity, channel_id: str, start: int, *, now: dt.datetime
-) -> common_pb2.Envelope:
-    """A signed request for every block from `start` on, waiting for new ones (a node's pull)."""
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(now)
-    header = common_pb2.Header(
-        channel_header=common_pb2.ChannelHeader(
-            type=DELIVER_SEEK_INFO, channel_id=channel_id, timestamp=stamp
-        ).SerializeToString(),
-        signature_header=common_pb2.SignatureHeader(
-            creator=signer.serialized_identity
-        ).SerializeToString(),
-    )
-    seek = ab_pb2.SeekInfo(
-        start=ab_pb2.SeekPosition(specified=ab_pb2.SeekSpecified(number=start)),
-        stop=ab_pb2.SeekPosition(specified=ab_pb2.SeekSpecified(number=MAX_BLOCK)),
-        behavior=BLOCK_UNTIL_READY,
-    )
-    payload = common_pb2.Payload(header=header, data=seek.SerializeToString()).SerializeToString()
-    return common_pb2.Envelope(payload=payload, signature=signer.sign(payload))

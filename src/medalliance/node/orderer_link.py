@@ -21,8 +21,8 @@ from fabric_protos.orderer import ab_pb2, ab_pb2_grpc
 
 from medalliance.errors import MedallianceError
 from medalliance.gateway.ports import OrdererRejected
+from medalliance.ledger.seek import new_seek_envelope
 from medalliance.ledger.tx import SigningIdentity
-from medalliance.network.deliver import seek_envelope
 from medalliance.network.tls import NodeTls
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,12 @@ class OrdererLink:
         while True:
             index = self._order()[attempt % len(self._orderers)]
             orderer = self._orderers[index]
-            request = seek_envelope(self._signer, channel_id, height(), now=self._now())
+            request = new_seek_envelope(
+                self._signer,
+                channel_id=channel_id,
+                start_block=height(),
+                timestamp_ms=int(self._now().timestamp() * 1000),
+            )
             call = self._stubs[index].Deliver()
             try:
                 await call.write(request)

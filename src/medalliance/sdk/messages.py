@@ -14,17 +14,14 @@ from dataclasses import dataclass, field
 
 from fabric_protos.common import common_pb2
 from fabric_protos.gateway import gateway_pb2
-from fabric_protos.orderer import ab_pb2
 from fabric_protos.peer import proposal_pb2
-from google.protobuf.timestamp_pb2 import Timestamp
 
-from medalliance.errors import InvalidArgument, MalformedMessage
+from medalliance.errors import MalformedMessage
+from medalliance.ledger.seek import seek_position
 from medalliance.ledger.tx import SigningIdentity, new_signed_proposal, parse_envelope
 
 NONCE_BYTES = 24  # Fabric's client nonce length (protocol doc §2.1)
 # The Node client's "never stop" block: JavaScript's Number.MAX_SAFE_INTEGER (protocol doc §3.6).
-MAX_BLOCK_NUMBER = 2**53 - 1
-DELIVER_SEEK_INFO = common_pb2.HeaderType.Value("DELIVER_SEEK_INFO")
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,56 +183,3 @@ def signed_chaincode_events_request(
         after_transaction_id=after_transaction_id or "",
     ).SerializeToString()
     return gateway_pb2.SignedChaincodeEventsRequest(request=request, signature=signer.sign(request))
-
-
-def seek_envelope(
-    signer: SigningIdentity,
-    *,
-    channel_id: str,
-    start_block: int | None,
-    timestamp_ms: int,
-    tls_cert_hash: bytes = b"",
-) -> common_pb2.Envelope:
-    """The one signed DELIVER_SEEK_INFO envelope a block-event stream starts with (§3.6).
-
-    It asks for every block from `start_block` (the next commit when None) with no end, waiting
-    for blocks not yet cut. `tls_cert_hash` is the SHA-256 of the client's TLS certificate
-    (DER), which a peer with mutual TLS compares with the connection's.
-    """
-    channel_header = common_pb2.ChannelHeader(
-        type=DELIVER_SEEK_INFO,
-        channel_id=channel_id,
-        epoch=0,
-        timestamp=_timestamp(timestamp_ms),
-        tls_cert_hash=tls_cert_hash,
-    )
-    signature_header = common_pb2.SignatureHeader(creator=signer.serialized_identity)
-    seek_info = ab_pb2.SeekInfo(
-        start=seek_position(start_block),
-        stop=ab_pb2.SeekPosition(specified=ab_pb2.SeekSpecified(number=MAX_BLOCK_NUMBER)),
-        behavior=ab_pb2.SeekInfo.SeekBehavior.Value("BLOCK_UNTIL_READY"),
-    )
-    payload = common_pb2.Payload(
-        header=common_pb2.Header(
-            channel_header=channel_header.SerializeToString(),
-            signature_header=signature_header.SerializeToString(),
-        ),
-        data=seek_info.SerializeToString(),
-    ).SerializeToString()
-    return common_pb2.Envelope(payload=payload, signature=signer.sign(payload))
-
-
-def seek_position(start_block: int | None) -> ab_pb2.SeekPosition:
-    """`specified` at `start_block`, or `next_commit` (only blocks not yet committed) for None.
-
-    Raises `InvalidArgument` for a negative block number.
-    """
-    if start_block is None:
-        return ab_pb2.SeekPosition(next_commit=ab_pb2.SeekNextCommit())
-    if start_block < 0:
-        raise InvalidArgument(f"a start block is a block number (0 or more), not {start_block}")
-    return ab_pb2.SeekPosition(specified=ab_pb2.SeekSpecified(number=start_block))
-
-
-def _timestamp(timestamp_ms: int) -> Timestamp:
-    return Timestamp(seconds=timestamp_ms // 1000, nanos=(timestamp_ms % 1000) * 1_000_000)

@@ -11,6 +11,7 @@ import threading
 from fabric_protos.common import common_pb2
 from fabric_protos.peer import events_pb2
 
+from medalliance.ledger.seek import new_seek_envelope
 from medalliance.sdk.checkpoint import Checkpointer, resume_position
 from medalliance.sdk.client import Client, now_ms
 from medalliance.sdk.contract import Contract
@@ -21,7 +22,7 @@ from medalliance.sdk.events import (
     deliver_requests,
     deliver_unpacker,
 )
-from medalliance.sdk.messages import seek_envelope, signed_chaincode_events_request
+from medalliance.sdk.messages import signed_chaincode_events_request
 
 
 class Network:
@@ -104,7 +105,7 @@ class Network:
         timeout: float | None,
     ) -> EventStream[object]:
         start, _ = resume_position(start_block, None, checkpoint)
-        envelope = seek_envelope(
+        envelope = new_seek_envelope(
             self._client.signer,
             channel_id=self.name,
             start_block=start,

@@ -15,6 +15,8 @@ from tests.conftest import Org
 
 from medalliance.errors import InvalidArgument, MalformedMessage
 from medalliance.identity import Signer, verify_signature
+from medalliance.ledger.seek import MAX_BLOCK_NUMBER, seek_position
+from medalliance.ledger.seek import new_seek_envelope as seek_envelope
 from medalliance.ledger.tx import (
     new_proposal_response,
     new_transaction_payload,
@@ -22,15 +24,12 @@ from medalliance.ledger.tx import (
     parse_signed_proposal,
 )
 from medalliance.sdk.messages import (
-    MAX_BLOCK_NUMBER,
     Proposal,
     as_bytes,
     endorse_request,
     evaluate_request,
     new_proposal,
     read_endorse_response,
-    seek_envelope,
-    seek_position,
     signed_chaincode_events_request,
     signed_commit_status_request,
     submit_request,
