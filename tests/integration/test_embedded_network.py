@@ -21,9 +21,10 @@ from medalliance.errors import (
     UnknownChannel,
     UnknownContract,
 )
-from medalliance.ledger.block import header_hash, new_block
+from medalliance.ledger.block import header_hash, new_block, transactions_filter
 from medalliance.ledger.block_signature import sign_block
 from medalliance.ledger.tx import new_signed_proposal, new_transaction_payload, sign_envelope
+from medalliance.node import ordering
 from medalliance.node.embedded import EmbeddedNetwork
 
 CODE = transaction_pb2.TxValidationCode
@@ -146,6 +147,25 @@ def test_replayed_transactions_are_refused_and_never_applied_twice(
     network.cut_blocks()
     assert deliver_raw_block(network, [envelope]) == [CODE.Value("DUPLICATE_TXID")]
     assert network.client("HospCMSP").status("alliance", tx_id).valid
+
+
+def test_admission_remembers_a_bounded_window_and_peers_catch_older_replays(
+    network: EmbeddedNetwork, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ordering, "ADMITTED_WINDOW", 2)
+    envelopes = [endorsed_envelope(network, "HospCMSP", f"W-{i}") for i in range(3)]
+    for envelope, _ in envelopes:
+        network.broadcast("alliance", envelope)
+    with pytest.raises(DuplicateTransaction):
+        network.broadcast("alliance", envelopes[2][0])  # still in the window
+    network.broadcast("alliance", envelopes[0][0])  # fell out of it: admitted again
+    network.cut_blocks()
+    first_tx = envelopes[0][1]
+    status = network.client("HospCMSP").status("alliance", first_tx)
+    assert status.valid
+    ledger = network.peers_of("alliance")[0].channel("alliance")
+    codes = list(transactions_filter(ledger.store.get_block(status.block_number)))
+    assert codes.count(CODE.Value("DUPLICATE_TXID")) == 1  # the replay never applied
 
 
 def test_a_tampered_signature_or_policy_failure_is_recorded_invalid(

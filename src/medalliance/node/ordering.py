@@ -9,6 +9,7 @@ stage behind the same `broadcast` / `tick` interface.
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
@@ -31,6 +32,7 @@ from medalliance.ledger.tx import MalformedTransaction, SigningIdentity, parse_e
 log = logging.getLogger(__name__)
 
 WRITERS_POLICY = "/Channel/Writers"
+ADMITTED_WINDOW = 100_000  # tx ids remembered for duplicate refusal at admission
 
 
 class OrderingStage:
@@ -58,7 +60,9 @@ class OrderingStage:
             timeout_ticks=self.timeout_ticks,
         )
         self._now_ticks = 0
-        self._admitted: set[str] = set()
+        # Recently admitted tx ids, oldest first. Bounded: a replay older than this window is
+        # still caught by every peer (DUPLICATE_TXID), so the set need not grow forever.
+        self._admitted: collections.OrderedDict[str, None] = collections.OrderedDict()
 
     @property
     def pending_count(self) -> int:
@@ -94,7 +98,9 @@ class OrderingStage:
             raise PermissionDenied(f"{creator.msp_id} may not write to {self._config.channel_id}")
         if header.tx_id in self._admitted:
             raise DuplicateTransaction(header.tx_id)
-        self._admitted.add(header.tx_id)
+        self._admitted[header.tx_id] = None
+        if len(self._admitted) > ADMITTED_WINDOW:
+            self._admitted.popitem(last=False)
         for cut in self._cutter.step(Submitted(header.tx_id, envelope)):
             self._emit(cut)
         return header.tx_id
