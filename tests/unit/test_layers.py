@@ -23,6 +23,7 @@ _APPLICATION = {
 ALLOWED: dict[str, set[str]] = {
     "identity": set(),
     "ledger": {"identity"},
+    "privacy": {"identity"},
     "contracts": {"ledger", "identity"},
     "consensus": {"identity", "ledger"},
     "audit": {"ledger", "identity"},

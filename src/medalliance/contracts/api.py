@@ -66,6 +66,18 @@ class ClientIdentity:
 
 
 @dataclass(frozen=True, slots=True)
+class Organization:
+    """A channel member's alliance role, from the channel configuration (changed only by a
+    config update): `type` is regulator, tertiary, secondary or member; `regulator` (hospitals)
+    and `parent` (regulators) are MSP ids."""
+
+    msp_id: str
+    type: str
+    regulator: str | None = None
+    parent: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Context:
     stub: Stub
     client: ClientIdentity
@@ -74,6 +86,7 @@ class Context:
     tx_timestamp_ms: int
     channel_orgs: tuple[str, ...]
     transient: Mapping[str, bytes] = field(repr=False)
+    organizations: Mapping[str, Organization] = field(default_factory=dict)
 
 
 class Contract:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from fabric_protos.peer import proposal_response_pb2
 
-from medalliance.contracts.api import Contract
+from medalliance.contracts.api import Contract, Organization
 from medalliance.contracts.lifecycle import (
     LIFECYCLE_NAMESPACE,
     LifecycleContract,
@@ -124,6 +124,7 @@ class Endorser:
             creator=creator,
             transient=proposal.transient,
             channel_orgs=channel.config.application_msp_ids,
+            organizations=organizations(channel.config),
         )
         # Evaluate and endorse simulate alike; an evaluation's read-write set is just not used.
         result = simulate(contract, proposal.chaincode_name, proposal.args, channel.state, tx)
@@ -166,3 +167,13 @@ class Endorser:
             raise
         except Exception as exc:  # an installed package that fails to import is a bug
             raise PreconditionFailed(f"contract {name} could not be loaded on this peer") from exc
+
+
+def organizations(config: ChannelPolicies) -> dict[str, Organization]:
+    """The channel's member organisations with their alliance roles, for contracts."""
+    members = set(config.application_msp_ids)
+    return {
+        msp_id: Organization(msp_id, org.alliance_type, org.regulator, org.parent)
+        for msp_id, org in config.orgs.items()
+        if msp_id in members
+    }

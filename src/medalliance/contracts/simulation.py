@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from medalliance.contracts.api import ClientIdentity, Context, Contract
+from medalliance.contracts.api import ClientIdentity, Context, Contract, Organization
 from medalliance.contracts.determinism import contract_running
 from medalliance.contracts.stub import Stub
 from medalliance.errors import ContractError
@@ -33,6 +33,7 @@ class TxContext:
     creator: Identity
     transient: Mapping[str, bytes] = field(default_factory=dict, repr=False)
     channel_orgs: tuple[str, ...] = ()
+    organizations: Mapping[str, Organization] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +82,7 @@ def simulate(
         tx_timestamp_ms=tx.timestamp_ms,
         channel_orgs=tx.channel_orgs,
         transient=tx.transient,
+        organizations=tx.organizations,
     )
     try:
         with contract_running():

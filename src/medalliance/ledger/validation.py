@@ -13,9 +13,9 @@ service and endorsers check freshness against their clocks when the transaction 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from fabric_protos.common import common_pb2
 from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
@@ -39,6 +39,9 @@ from medalliance.ledger.tx import (
     proposal_hash,
 )
 
+if TYPE_CHECKING:
+    from medalliance.ledger.channel_config import OrgDefinition
+
 VALID = Code.Value("VALID")
 LIFECYCLE_NAMESPACE = "_lifecycle"
 LIFECYCLE_POLICY = "/Channel/Application/LifecycleEndorsement"
@@ -55,6 +58,9 @@ class ChannelPolicies(Protocol):
 
     @property
     def application_msp_ids(self) -> tuple[str, ...]: ...
+
+    @property
+    def orgs(self) -> Mapping[str, OrgDefinition]: ...
 
     def evaluate_policy(
         self, path: str, signed: Sequence[SignedData], *, at: dt.datetime

@@ -1,0 +1,1 @@
+"""Data privacy module: keys, envelope encryption, pseudonyms, masking, private stores (docs/privacy.md)."""
