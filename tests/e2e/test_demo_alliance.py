@@ -68,3 +68,20 @@ def test_block_events_stream_the_ledger_from_genesis(alliance: Path) -> None:
         assert block.number == 1
         assert block.channel_id == CHANNEL
         assert all(len(t.txid) == 64 for t in block.filtered_transactions)
+
+
+def test_records_hold_rights_from_the_alliance_roles(alliance: Path) -> None:
+    layout = NetworkLayout.load(alliance)
+    digest = "ab" * 32
+    with connect_as(layout, "SecondaryAMSP") as gateway:
+        records = gateway.get_network(CHANNEL).get_contract("records")
+        record = json.loads(
+            records.submit_transaction(
+                "RegisterRecord", "REC-1", PATIENT, digest, "[]", '["TertiaryBMSP"]'
+            )
+        )
+    # The supervising regulator is always authorised; the other hospitals are not.
+    assert record["authorised"] == ["DistrictHCMSP", "SecondaryAMSP", "TertiaryBMSP"]
+    with connect_as(layout, "SecondaryBMSP") as gateway:
+        records = gateway.get_network(CHANNEL).get_contract("records")
+        assert records.evaluate_transaction("IsAuthorised", "REC-1", "SecondaryBMSP") == b"false"
