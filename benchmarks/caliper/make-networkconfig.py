@@ -50,17 +50,17 @@ def build(directory: Path, org_name: str, user: str, channel: str, contract: str
         raise SystemExit(f"no contract {contract!r} on channel {channel!r}")
 
     template = string.Template((HERE / "networkconfig.template.yaml").read_text(encoding="utf-8"))
-    values = dict(
-        CHANNEL=channel,
-        CONTRACT=contract,
-        MSP_ID=org["msp_id"],
-        USER=user,
-        USER_KEY=user_key,
-        USER_CERT=certs[0],
-        PEER_ENDPOINT=f"{peer['host']}:{peer['port']}",
-        PEER_TLS_CA=peer_tls_ca,
-        PEER_HOST_NAME=peer_name,
-    )
+    values = {
+        "CHANNEL": channel,
+        "CONTRACT": contract,
+        "MSP_ID": org["msp_id"],
+        "USER": user,
+        "USER_KEY": user_key,
+        "USER_CERT": certs[0],
+        "PEER_ENDPOINT": f"{peer['host']}:{peer['port']}",
+        "PEER_TLS_CA": peer_tls_ca,
+        "PEER_HOST_NAME": peer_name,
+    }
     # JSON strings are valid YAML double-quoted scalars: safe for any path.
     text = template.substitute({k: json.dumps(str(v)) for k, v in values.items()})
     yaml.safe_load(text)  # fail early on a malformed result
@@ -69,9 +69,13 @@ def build(directory: Path, org_name: str, user: str, channel: str, contract: str
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dir", required=True, type=Path, help="network folder (medalliance network init --dir)")
+    parser.add_argument(
+        "--dir", required=True, type=Path, help="network folder (medalliance network init --dir)"
+    )
     parser.add_argument("--output", type=Path, default=HERE / "networkconfig.yaml")
-    parser.add_argument("--org", default="Org1", help="organisation whose first peer is the gateway")
+    parser.add_argument(
+        "--org", default="Org1", help="organisation whose first peer is the gateway"
+    )
     parser.add_argument("--user", default="User1")
     parser.add_argument("--channel", default="mychannel")
     parser.add_argument("--contract", default="basic")

@@ -143,11 +143,14 @@ class CertificateAuthority:
         valid_days: int = 365,
         server_auth: bool = False,
         client_auth: bool = False,
+        key_agreement: bool = False,
     ) -> IssuedCertificate:
         """Issue a certificate for a new P-256 key pair, subject `C=CN, O, OU=node_ou, CN`.
 
         `sans` become DNS names, or IP addresses when they parse as one; `alliance_role` goes in
-        the Fabric CA attribute extension. The certificate never outlives the CA. Raises
+        the Fabric CA attribute extension. `key_agreement` makes an encryption certificate: key
+        usage keyAgreement and not digitalSignature, so the key can never pass for a signer
+        (docs/privacy.md §4). The certificate never outlives the CA. Raises
         `InvalidArgument` for a non-positive validity or a CA that is not valid at `now`.
         """
         if valid_days <= 0:
@@ -176,11 +179,11 @@ class CertificateAuthority:
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(
                 x509.KeyUsage(
-                    digital_signature=True,
+                    digital_signature=not key_agreement,
                     content_commitment=False,
                     key_encipherment=server_auth or client_auth,
                     data_encipherment=False,
-                    key_agreement=False,
+                    key_agreement=key_agreement,
                     key_cert_sign=False,
                     crl_sign=False,
                     encipher_only=False,

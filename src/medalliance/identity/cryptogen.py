@@ -3,14 +3,22 @@
 `<base>/{peerOrganizations|ordererOrganizations}/<domain>/` with `ca/`, `tlsca/`, `msp/`, one
 folder per node under `peers/` (and `orderers/`) and per user under `users/<Name>@<domain>/`,
 each holding `msp/{cacerts,tlscacerts,keystore/priv_sk,signcerts,config.yaml}` and `tls/`, so
-Fabric tools and samples find what they expect. Keys are written with mode 0600; existing
-material is never overwritten, and an interrupted run leaves nothing half-written behind (the
-organisation is built in a temporary sibling folder and renamed into place).
+Fabric tools and samples find what they expect. Beyond Fabric's layout, the organisation's
+encryption key pairs (docs/privacy.md §4): each certificate, issued by the org CA with key usage
+keyAgreement only, in the public `msp/enccerts/<key id>.pem` (it travels with the MSP folder, as
+`cacerts/` does), its private key in `enc/keystore/<key id>_sk`, outside every MSP folder; the
+key id is the first 16 hex digits of the SHA-256 of the public key's SubjectPublicKeyInfo DER.
+Rotation (`privacy.keys.rotate`) adds pairs beside the first.
+
+Keys are written with mode 0600; existing material is never overwritten, and an interrupted run
+leaves nothing half-written behind (the organisation is built in a temporary sibling folder and
+renamed into place).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import secrets
 import shutil
@@ -18,9 +26,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from medalliance.errors import NotFound, PreconditionFailed
 from medalliance.identity.ca import CertificateAuthority, NodeOU
 from medalliance.identity.signing import Signer
+
+ENC_CERTS_DIR = Path("msp") / "enccerts"
+ENC_KEYSTORE_DIR = Path("enc") / "keystore"
 
 _CONFIG_YAML = """NodeOUs:
   Enable: true
@@ -110,6 +124,7 @@ def _generate(root: Path, spec: OrgSpec, now: dt.datetime) -> None:
     _write(root / "tlsca" / tls_name, tlsca.cert_pem)
     _write(root / "tlsca" / "priv_sk", tlsca.key_pem, secret=True)
     _write_msp(root / "msp", ca.cert_pem, ca_name, tlsca.cert_pem, tls_name)
+    write_encryption_key(root, ca, now=now)
     node_kinds: tuple[tuple[str, tuple[str, ...], NodeOU], ...] = (
         ("peers", spec.peer_nodes, "peer"),
         ("orderers", spec.orderer_nodes, "orderer"),
@@ -146,6 +161,31 @@ def _generate(root: Path, spec: OrgSpec, now: dt.datetime) -> None:
         _write(home / "tls" / "client.key", tls.key_pem, secret=True)
 
 
+def encryption_key_id(public_key: ec.EllipticCurvePublicKey) -> str:
+    """An encryption key's id: the first 16 hex digits of SHA-256 over its SubjectPublicKeyInfo."""
+    der = public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(der).hexdigest()[:16]
+
+
+def write_encryption_key(root: Path, ca: CertificateAuthority, *, now: dt.datetime) -> str:
+    """Add a new encryption key pair, certified by `ca`, to the organisation at `root`.
+
+    Writes the private key (`enc/keystore/<key id>_sk`, mode 0600) before the certificate that
+    publishes it (`msp/enccerts/<key id>.pem`), each file whole or not at all, and never
+    replaces a file. Returns the key id. Raises `InvalidArgument` when `ca` cannot issue at
+    `now`, `FileExistsError` if the key id is already taken.
+    """
+    issued = ca.issue(f"enc.{ca.organization}", node_ou=None, key_agreement=True, now=now)
+    public_key = issued.certificate.public_key()
+    assert isinstance(public_key, ec.EllipticCurvePublicKey), "the CA issues P-256 keys"
+    key_id = encryption_key_id(public_key)
+    _publish(root / ENC_KEYSTORE_DIR / f"{key_id}_sk", issued.key_pem, secret=True)
+    _publish(root / ENC_CERTS_DIR / f"{key_id}.pem", issued.cert_pem)
+    return key_id
+
+
 def load_signer(msp_dir: Path, msp_id: str) -> Signer:
     """The signer of an identity's `msp/` folder: its one signcerts/ certificate and keystore/ key.
 
@@ -164,6 +204,16 @@ def _write_msp(msp: Path, ca_pem: bytes, ca_name: str, tls_pem: bytes, tls_name:
     _write(msp / "cacerts" / ca_name, ca_pem)
     _write(msp / "tlscacerts" / tls_name, tls_pem)
     _write(msp / "config.yaml", _CONFIG_YAML.format(ca=ca_name).encode())
+
+
+def _publish(path: Path, data: bytes, *, secret: bool = False) -> None:
+    """Write a new file beside live material: readers see it whole or not at all."""
+    partial = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
+    _write(partial, data, secret=secret)
+    try:
+        os.link(partial, path)  # unlike rename, fails when `path` exists: never overwrite
+    finally:
+        partial.unlink()
 
 
 def _write(path: Path, data: bytes, *, secret: bool = False) -> None:

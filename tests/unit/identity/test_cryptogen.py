@@ -69,6 +69,7 @@ def test_the_org_msp_is_cryptogens(org1_dir: Path) -> None:
         "admincerts",
         "cacerts",
         "config.yaml",
+        "enccerts",
         "tlscacerts",
     ]
     assert list((msp / "admincerts").iterdir()) == []  # node OUs make admins, not admincerts
