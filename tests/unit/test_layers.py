@@ -32,8 +32,8 @@ ALLOWED: dict[str, set[str]] = {
     "network": {"identity", "ledger"},
     "gateway": {"contracts", "ledger", "identity", "network"},
     "node": {"identity", "ledger", "contracts", "consensus", "network", "alliance", "gateway"},
-    "app": _APPLICATION | {"gateway", "sdk"},
-    "cli": _APPLICATION | {"gateway", "sdk", "app"},
+    "app": _APPLICATION | {"gateway", "sdk", "privacy"},
+    "cli": _APPLICATION | {"gateway", "sdk", "app", "privacy"},
     "sdk": {"identity", "ledger"},
 }
 

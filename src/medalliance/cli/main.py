@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 
 from medalliance import __version__
-from medalliance.cli import demo_cmd, ledger_cmd, network_cmd, node_cmd, tx_cmd
+from medalliance.cli import demo_cmd, ledger_cmd, network_cmd, node_cmd, privacy_cmd, tx_cmd
 from medalliance.cli.output import output_state
 from medalliance.errors import MedallianceError
 
@@ -31,6 +31,7 @@ app.add_typer(ledger_cmd.app, name="ledger")
 app.add_typer(network_cmd.app, name="network")
 app.add_typer(node_cmd.app, name="node")
 app.add_typer(tx_cmd.app, name="tx")
+app.add_typer(privacy_cmd.app, name="privacy")
 app.command("demo")(demo_cmd.demo)
 
 

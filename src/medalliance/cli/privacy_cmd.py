@@ -1,0 +1,118 @@
+"""`medalliance privacy encrypt|decrypt`: seal a clinical package for the parties of a referral."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import BaseModel
+
+from medalliance.app.packages import open_as, seal_package
+from medalliance.cli.output import emit_json, output_state, stdout
+from medalliance.errors import NotFound
+from medalliance.node.bootstrap import NetworkLayout
+from medalliance.privacy.envelope import SealedPackage
+
+app = typer.Typer(
+    help="Encrypt and decrypt clinical packages (docs/privacy.md).", no_args_is_help=True
+)
+
+Dir = Annotated[Path, typer.Option("--dir", "-d", help="The network folder.")]
+Org = Annotated[str, typer.Option("--org", help="Your organisation (name or MSP id).")]
+
+
+class SealOutput(BaseModel):
+    record_id: str
+    version: int
+    digest: str
+    recipients: list[str]
+    output: str
+
+
+@app.command("encrypt")
+def encrypt(
+    source: Annotated[Path, typer.Argument(help="The package to seal (e.g. a JSON file).")],
+    org: Org,
+    record: Annotated[str, typer.Option("--record", help="The record id.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Where to write the sealed package.")
+    ],
+    to: Annotated[
+        list[str] | None,
+        typer.Option("--to", help="Another organisation that may read it (repeat)."),
+    ] = None,
+    version: Annotated[int, typer.Option(help="The record version.")] = 1,
+    directory: Dir = Path("."),
+) -> None:
+    """Seal a package for your organisation, the ones named with --to and your regulator.
+
+    Prints the SHA-256 digest that goes on the ledger. Example: medalliance privacy encrypt
+    referral.json --dir demo --org SecondaryAMSP --to TertiaryBMSP --record R-1 -o R-1.sealed
+    """
+    layout = NetworkLayout.load(directory)
+    try:
+        plaintext = source.read_bytes()
+    except FileNotFoundError:
+        raise NotFound(f"no file {source}") from None
+    package = seal_package(
+        layout,
+        org,
+        to or [],
+        plaintext,
+        record_id=record,
+        version=version,
+        now=dt.datetime.now(dt.UTC),
+    )
+    _write_private(output, package.to_bytes())
+    result = SealOutput(
+        record_id=record,
+        version=version,
+        digest=package.digest,
+        recipients=list(package.recipients),
+        output=str(output),
+    )
+    if output_state.json:
+        emit_json(result)
+    else:
+        stdout().print(
+            f"sealed {record} v{version} for {', '.join(result.recipients)}; digest {result.digest}"
+        )
+
+
+@app.command("decrypt")
+def decrypt(
+    sealed: Annotated[Path, typer.Argument(help="A sealed package.")],
+    org: Org,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the plaintext.")],
+    directory: Dir = Path("."),
+) -> None:
+    """Open a sealed package with your organisation's key; refused if it was not sealed for you.
+
+    The plaintext goes to a file (mode 0600), never to the terminal or a log.
+    Example: medalliance privacy decrypt R-1.sealed --dir demo --org TertiaryBMSP -o R-1.json
+    """
+    layout = NetworkLayout.load(directory)
+    try:
+        package = SealedPackage.from_bytes(sealed.read_bytes())
+    except FileNotFoundError:
+        raise NotFound(f"no file {sealed}") from None
+    _write_private(output, open_as(layout, org, package))
+    if not output_state.json:
+        stdout().print(f"opened {package.record_id} v{package.version} into {output}")
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write atomically with mode 0600: packages and plaintext are for their owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
