@@ -33,11 +33,11 @@ _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 ACCESS_ACTIONS = ("fetch", "decrypt")
 
 
-def _record_key(record_id: str) -> str:
+def record_key(record_id: str) -> str:
     return create_composite_key("record", [record_id])
 
 
-def _version_key(record_id: str, version: int) -> str:
+def version_key(record_id: str, version: int) -> str:
     return create_composite_key("recordversion", [record_id, f"{version:010d}"])
 
 
@@ -72,7 +72,7 @@ class RecordsContract(Contract):
             raise ContractError(
                 "patientRef must be a pseudonym (16-64 lower-case hex), not an identity", 400
             )
-        if ctx.stub.get_state(_record_key(record_id)) is not None:
+        if ctx.stub.get_state(record_key(record_id)) is not None:
             raise ContractError(f"record {record_id} already exists", 409)
         if _erasure_state(ctx, patient_ref) == "APPROVED":
             raise ContractError("the patient's data was erased; no new records for them", 409)
@@ -108,7 +108,7 @@ class RecordsContract(Contract):
         if org in record["authorised"]:
             raise ContractError(f"{org} is already authorised for record {record_id}", 409)
         record["authorised"] = sorted([*record["authorised"], org])
-        ctx.stub.put_state(_record_key(record_id), _json(record))
+        ctx.stub.put_state(record_key(record_id), _json(record))
         _log(ctx, record, "grant", target=org)
         ctx.stub.set_event("AccessGranted", _json({"recordId": record_id, "org": org}))
         return _json(record).decode()
@@ -128,7 +128,7 @@ class RecordsContract(Contract):
         if org not in record["authorised"]:
             raise ContractError(f"{org} is not authorised for record {record_id}", 404)
         record["authorised"] = [o for o in record["authorised"] if o != org]
-        ctx.stub.put_state(_record_key(record_id), _json(record))
+        ctx.stub.put_state(record_key(record_id), _json(record))
         _log(ctx, record, "revoke", target=org)
         ctx.stub.set_event("AccessRevoked", _json({"recordId": record_id, "org": org}))
         return _json(record).decode()
@@ -182,7 +182,7 @@ class RecordsContract(Contract):
             _, (_, record_id) = split_composite_key(key)
             record = _load(ctx, record_id)
             record["erased"] = True
-            ctx.stub.put_state(_record_key(record_id), _json(record))
+            ctx.stub.put_state(record_key(record_id), _json(record))
             erased.append(record_id)
         request.update(status="APPROVED", approvedBy=ctx.client.msp_id, approvedAt=_now(ctx))
         request["records"] = sorted(erased)
@@ -199,7 +199,7 @@ class RecordsContract(Contract):
     @transaction(evaluate=True)
     def GetVersion(self, ctx: Context, record_id: str, version: str) -> str:
         record = _load(ctx, record_id)
-        raw = ctx.stub.get_state(_version_key(record_id, _version_number(version, record)))
+        raw = ctx.stub.get_state(version_key(record_id, _version_number(version, record)))
         if raw is None:  # every version up to record["version"] is written with the record
             raise ContractError(f"version {version} of record {record_id} is missing", 500)
         return raw.decode()
@@ -223,7 +223,7 @@ def _check_id(record_id: str) -> None:
 
 def _load(ctx: Context, record_id: str) -> dict[str, Any]:
     _check_id(record_id)
-    raw = ctx.stub.get_state(_record_key(record_id))
+    raw = ctx.stub.get_state(record_key(record_id))
     if raw is None:
         raise ContractError(f"record {record_id} does not exist", 404)
     record: dict[str, Any] = json.loads(raw)
@@ -279,8 +279,8 @@ def _write_version(ctx: Context, record: dict[str, Any], digest: str, attachment
         "writtenBy": ctx.client.msp_id,
         "at": _now(ctx),
     }
-    ctx.stub.put_state(_record_key(record["recordId"]), _json(record))
-    ctx.stub.put_state(_version_key(record["recordId"], record["version"]), _json(version))
+    ctx.stub.put_state(record_key(record["recordId"]), _json(record))
+    ctx.stub.put_state(version_key(record["recordId"], record["version"]), _json(version))
     name = "RecordRegistered" if record["version"] == 1 else "RecordVersionAdded"
     ctx.stub.set_event(
         name,

@@ -7,12 +7,22 @@ recipient's encryption certificate is verified against its CA before its key is 
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
 from collections.abc import Sequence
+from typing import Any
 
+import grpc
+
+from medalliance.alliance.records import RecordsContract
+from medalliance.app.session import connect_as
+from medalliance.identity.cryptogen import load_signer
 from medalliance.node.bootstrap import NetworkLayout
+from medalliance.node.private_data import SERVICE, signed_request
 from medalliance.privacy.envelope import SealedPackage, open_package, seal
 from medalliance.privacy.keys import EncryptionKeyring, recipient_key
+from medalliance.sdk.errors import gateway_error
 
 
 def recipients_for(layout: NetworkLayout, writer: str, named: Sequence[str]) -> list[str]:
@@ -47,3 +57,74 @@ def open_as(layout: NetworkLayout, reader: str, package: SealedPackage) -> bytes
     msp_id = layout.config.organization(reader).msp_id
     keyring = EncryptionKeyring.load(layout.org_dir(msp_id), msp_id)
     return open_package(package, msp_id, keyring.private_keys)
+
+
+def _peer_channel(layout: NetworkLayout, org: str) -> grpc.Channel:
+    """A TLS channel to the organisation's first peer, as its applications connect."""
+    config = layout.config.organization(org)
+    peer = config.peers[0]
+    tls_ca = next((layout.org_msp_dir(config.msp_id) / "tlscacerts").glob("*.pem")).read_bytes()
+    host = f"{peer.name}.{config.domain}"
+    return grpc.secure_channel(
+        peer.endpoint,
+        grpc.ssl_channel_credentials(tls_ca),
+        options=[("grpc.ssl_target_name_override", host)],
+    )
+
+
+def _call(channel: grpc.Channel, method: str, request: bytes) -> dict[str, Any]:
+    call = channel.unary_unary(
+        f"/{SERVICE}/{method}", request_serializer=None, response_deserializer=None
+    )
+    try:
+        answer: bytes = call(request, timeout=30)
+    except grpc.RpcError as exc:
+        raise gateway_error(exc) from None
+    result: dict[str, Any] = json.loads(answer)
+    return result
+
+
+def share(
+    layout: NetworkLayout,
+    org: str,
+    user: str,
+    channel_id: str,
+    package: SealedPackage,
+    patient_ref: str,
+) -> dict[str, Any]:
+    """Register version 1 of a record on the ledger, then hand the package to the
+    organisation's peer, which keeps it and pushes it to the other authorised organisations."""
+    with connect_as(layout, org, user) as gateway:
+        records = gateway.get_network(channel_id).get_contract(RecordsContract.name)
+        records.submit_transaction(
+            "RegisterRecord",
+            package.record_id,
+            patient_ref,
+            package.digest,
+            "[]",
+            json.dumps(list(package.recipients)),
+        )
+    channel = _peer_channel(layout, org)
+    with channel:
+        request = {"sealed": base64.b64encode(package.to_bytes()).decode(), "forward": True}
+        return _call(channel, "Push", json.dumps(request).encode())
+
+
+def fetch(
+    layout: NetworkLayout, org: str, user: str, channel_id: str, record_id: str, version: int
+) -> bytes:
+    """Get a package through the organisation's peer, open it, and log the access on the
+    ledger for the regulator."""
+    msp_id = layout.config.organization(org).msp_id
+    signer = load_signer(layout.user_msp_dir(msp_id, user), msp_id)
+    channel = _peer_channel(layout, org)
+    with channel:
+        answer = _call(
+            channel, "Get", signed_request(signer, record_id, version, dt.datetime.now(dt.UTC))
+        )
+    package = SealedPackage.from_bytes(base64.b64decode(answer["sealed"]))
+    plaintext = open_as(layout, org, package)
+    with connect_as(layout, org, user) as gateway:
+        records = gateway.get_network(channel_id).get_contract(RecordsContract.name)
+        records.submit_transaction("LogAccess", record_id, str(version), "decrypt")
+    return plaintext

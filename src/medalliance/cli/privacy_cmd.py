@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from pydantic import BaseModel
 
-from medalliance.app.packages import open_as, seal_package
+from medalliance.app.packages import fetch, open_as, seal_package, share
 from medalliance.cli.output import emit_json, output_state, stdout
 from medalliance.errors import NotFound
 from medalliance.node.bootstrap import NetworkLayout
@@ -103,6 +103,64 @@ def decrypt(
     _write_private(output, open_as(layout, org, package))
     if not output_state.json:
         stdout().print(f"opened {package.record_id} v{package.version} into {output}")
+
+
+class ShareOutput(BaseModel):
+    record_id: str
+    digest: str
+    held_by: list[str]
+
+
+@app.command("share")
+def share_cmd(
+    sealed: Annotated[Path, typer.Argument(help="A package sealed with `privacy encrypt`.")],
+    org: Org,
+    patient_ref: Annotated[str, typer.Option("--patient-ref", help="The patient's pseudonym.")],
+    channel: Annotated[str, typer.Option("--channel", "-C", help="The channel.")] = "alliance",
+    user: Annotated[str, typer.Option("--user", help="Your user name.")] = "User1",
+    directory: Dir = Path("."),
+) -> None:
+    """Register the record on the ledger (hash and rights only) and hand the package to your
+    peer, which keeps it and sends it to the peers of the other authorised organisations.
+
+    Example: medalliance privacy share R-1.sealed --dir demo --org SecondaryAMSP --patient-ref 9f86d081884c7d65
+    """
+    layout = NetworkLayout.load(directory)
+    try:
+        package = SealedPackage.from_bytes(sealed.read_bytes())
+    except FileNotFoundError:
+        raise NotFound(f"no file {sealed}") from None
+    pushed = share(layout, org, user, channel, package, patient_ref)
+    result = ShareOutput(
+        record_id=package.record_id,
+        digest=package.digest,
+        held_by=sorted({layout.config.organization(org).msp_id, *pushed["forwardedTo"]}),
+    )
+    if output_state.json:
+        emit_json(result)
+    else:
+        stdout().print(f"record {result.record_id} registered; held by {', '.join(result.held_by)}")
+
+
+@app.command("fetch")
+def fetch_cmd(
+    org: Org,
+    record: Annotated[str, typer.Option("--record", help="The record id.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the plaintext.")],
+    version: Annotated[int, typer.Option(help="The record version.")] = 1,
+    channel: Annotated[str, typer.Option("--channel", "-C", help="The channel.")] = "alliance",
+    user: Annotated[str, typer.Option("--user", help="Your user name.")] = "User1",
+    directory: Dir = Path("."),
+) -> None:
+    """Get a record through your peer (from another authorised peer if yours lacks it), open it
+    with your organisation's key, and record the access on the ledger.
+
+    Example: medalliance privacy fetch --dir demo --org TertiaryBMSP --record R-1 -o R-1.json
+    """
+    layout = NetworkLayout.load(directory)
+    _write_private(output, fetch(layout, org, user, channel, record, version))
+    if not output_state.json:
+        stdout().print(f"record {record} v{version} written to {output}; access logged")
 
 
 def _write_private(path: Path, data: bytes) -> None:

@@ -17,6 +17,7 @@ from fabric_protos.common import common_pb2
 from fabric_protos.gateway import gateway_pb2_grpc
 from fabric_protos.peer import events_pb2_grpc, peer_pb2_grpc
 
+from medalliance.alliance.records import RecordsContract
 from medalliance.contracts.package import build_package
 from medalliance.errors import UnknownChannel
 from medalliance.gateway.peer_services import DeliverService, EndorserService
@@ -31,6 +32,7 @@ from medalliance.node.endorsers import LocalEndorser, RemoteEndorser
 from medalliance.node.material import NodeMaterial, orderer_endpoints, utc_now
 from medalliance.node.orderer_link import OrdererLink
 from medalliance.node.peer import Peer
+from medalliance.node.private_data import PrivateDataService
 from medalliance.node.served import ServedChannel
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,25 @@ class PeerNode:
         self._remote: dict[str, RemoteEndorser] = {}
         self.orderers = OrdererLink(orderer_endpoints(layout), m.tls, m.signer, utc_now)
         self._tasks: list[asyncio.Task[None]] = []
+        records = [
+            c.name
+            for c in layout.config.channels
+            if c.name in self.channels and any(k.name == RecordsContract.name for k in c.contracts)
+        ]
+        self.private_data = (
+            PrivateDataService(
+                msp_id=org.msp_id,
+                directory=m.data_dir / "private",
+                records_channel=records[0],
+                channel=self.channel,
+                peers=self._other_peers,
+                tls=m.tls,
+                signer=m.signer,
+                now=utc_now,
+            )
+            if records
+            else None
+        )
 
     def _join_and_install(self) -> None:
         config = self.layout.config
@@ -109,6 +130,16 @@ class PeerNode:
         gateway_pb2_grpc.add_GatewayServicer_to_server(gateway, server)
         events_pb2_grpc.add_DeliverServicer_to_server(DeliverService(self.channel, utc_now), server)
         peer_pb2_grpc.add_EndorserServicer_to_server(EndorserService(self.local), server)
+        if self.private_data is not None:
+            server.add_generic_rpc_handlers((self.private_data.handler(),))
+
+    def _other_peers(self) -> dict[str, list[tuple[str, str]]]:
+        """Other organisations' peers as (TLS host name, endpoint), by MSP id."""
+        return {
+            org.msp_id: [(f"{n.name}.{org.domain}", n.endpoint) for n in org.peers]
+            for org in self.layout.config.organizations
+            if org.peers and org.msp_id != self.org.msp_id
+        }
 
     async def start(self, server: grpc.aio.Server) -> None:
         """Bind the services and start pulling blocks for every channel."""
@@ -143,6 +174,8 @@ class PeerNode:
         for served in self.channels.values():
             served.feed.close()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.private_data is not None:
+            self.private_data.close()
         self.peer.close()
 
 

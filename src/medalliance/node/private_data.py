@@ -1,0 +1,303 @@
+"""Sealed packages travel peer to peer, only to organisations the ledger authorises.
+
+`medalliance.PrivateData` on every peer (JSON messages over gRPC, docs/privacy.md §4):
+
+- `Push {recordId, version, sealed, forward}`: keep a sealed package. It is accepted only when
+  the committed `records` state has that version, the record is not erased, this peer's
+  organisation is authorised, and the package's ciphertext hashes to the committed digest — so
+  nobody can plant data, and the sender needs no trust. With `forward` (a push from the
+  organisation's own application) the peer also pushes it to one peer of every other
+  authorised organisation; a miss is repaired by the receiver's `Get`.
+- `Fetch {request, signature}`: the request `{recordId, version, identity, timestamp}` is signed by
+  a member identity; the package is returned only if that identity's organisation is currently
+  authorised (a revoked organisation gets nothing more) and the record is not erased.
+- `Get` (the same signed request, from the organisation's own users): the package from this
+  peer's store, or — reconciliation — fetched from another authorised organisation's peer,
+  verified against the ledger and kept.
+
+Stores live in the peer's folder: `private/packages.db` (sealed packages).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from medalliance.alliance.records import RecordsContract, record_key, version_key
+from medalliance.errors import (
+    InvalidArgument,
+    MedallianceError,
+    NotFound,
+    PermissionDenied,
+    PreconditionFailed,
+)
+from medalliance.ledger.tx import SigningIdentity
+from medalliance.network.tls import NodeTls
+from medalliance.node.served import ServedChannel
+from medalliance.privacy.envelope import SealedPackage
+from medalliance.privacy.private_store import PrivateStore
+
+log = logging.getLogger(__name__)
+
+SERVICE = "medalliance.PrivateData"
+TIME_WINDOW = dt.timedelta(minutes=15)
+CALL_TIMEOUT_S = 15.0
+
+
+def _raw(data: bytes) -> bytes:
+    return data
+
+
+class PrivateDataService:
+    """One peer's private data: its store, its view of the ledger, its links to other peers."""
+
+    def __init__(
+        self,
+        *,
+        msp_id: str,
+        directory: Path,
+        records_channel: str,
+        channel: Callable[[str], ServedChannel],
+        peers: Callable[[], Mapping[str, list[tuple[str, str]]]],
+        tls: NodeTls,
+        signer: SigningIdentity,
+        now: Callable[[], dt.datetime],
+    ) -> None:
+        self._msp_id = msp_id
+        self._records_channel = records_channel  # the channel whose `records` state decides
+        self._store = PrivateStore.open(directory / "packages.db")
+        self._channel = channel
+        self._peers = peers  # msp_id -> [(host, endpoint)], other organisations' peers
+        self._tls = tls
+        self._signer = signer
+        self._now = now
+        self._channels: dict[str, grpc.aio.Channel] = {}
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        methods = {
+            name: grpc.unary_unary_rpc_method_handler(
+                getattr(self, f"_{name.lower()}_rpc"),
+                request_deserializer=_raw,
+                response_serializer=_raw,
+            )
+            for name in ("Push", "Fetch", "Get")
+        }
+        return grpc.method_handlers_generic_handler(SERVICE, methods)
+
+    def close(self) -> None:
+        self._store.close()
+
+    # --- RPCs ------------------------------------------------------------------------------------
+
+    async def _push_rpc(self, data: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        return await self._answer(context, self._push, data)
+
+    async def _fetch_rpc(self, data: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        return await self._answer(context, self._fetch, data)
+
+    async def _get_rpc(self, data: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        return await self._answer(context, self._get, data)
+
+    async def _answer(
+        self,
+        context: grpc.aio.ServicerContext,
+        call: Callable[[dict[str, Any]], Any],
+        data: bytes,
+    ) -> bytes:
+        try:
+            message = _parse(data)
+            result: dict[str, Any] = await call(message)
+        except MedallianceError as exc:
+            await context.abort(grpc.StatusCode[exc.status.grpc], str(exc))
+            raise  # unreachable: abort raises
+        return json.dumps(result).encode()
+
+    async def _push(self, message: dict[str, Any]) -> dict[str, Any]:
+        package = SealedPackage.from_bytes(_b64(message.get("sealed")))
+        self._keep(package)
+        forwarded = []
+        if message.get("forward"):
+            forwarded = await self._forward(package)
+        return {"held": True, "forwardedTo": forwarded}
+
+    async def _fetch(self, message: dict[str, Any]) -> dict[str, Any]:
+        request, org = self._signed(message)
+        entry = self._committed(request["recordId"], int(request["version"]))
+        if org not in entry["currentlyAuthorised"]:
+            raise PermissionDenied(f"{org} is not authorised for record {request['recordId']}")
+        held = self._store.get(request["recordId"], int(request["version"]))
+        log.info(
+            "private data served",
+            extra={"record": request["recordId"], "version": request["version"], "to": org},
+        )
+        return {"sealed": base64.b64encode(held.sealed).decode()}
+
+    async def _get(self, message: dict[str, Any]) -> dict[str, Any]:
+        request, org = self._signed(message)
+        if org != self._msp_id:
+            raise PermissionDenied(f"this peer serves {self._msp_id}'s users; ask your own peer")
+        record_id, version = request["recordId"], int(request["version"])
+        entry = self._committed(record_id, version)
+        if org not in entry["currentlyAuthorised"]:
+            raise PermissionDenied(f"{org} is not authorised for record {record_id}")
+        try:
+            held = self._store.get(record_id, version).sealed
+        except NotFound:
+            held = await self._reconcile(record_id, version, entry)
+        return {"sealed": base64.b64encode(held).decode()}
+
+    # --- checks and peer calls -------------------------------------------------------------------
+
+    def _committed(self, record_id: str, version: int) -> dict[str, Any]:
+        """The committed version with the record's current rights; typed errors otherwise."""
+        state = self._channel(self._records_channel).state
+        record = state.get(RecordsContract.name, record_key(record_id))
+        entry = state.get(RecordsContract.name, version_key(record_id, version))
+        if record is None or entry is None:
+            raise NotFound(f"version {version} of record {record_id} is not committed")
+        found: dict[str, Any] = json.loads(entry.value)
+        current = json.loads(record.value)
+        if current["erased"]:
+            raise PreconditionFailed(f"record {record_id} was erased")
+        found["currentlyAuthorised"] = current["authorised"]
+        return found
+
+    def _keep(self, package: SealedPackage) -> None:
+        entry = self._committed(package.record_id, package.version)
+        if self._msp_id not in entry["authorised"]:
+            raise PermissionDenied(
+                f"{self._msp_id} is not authorised for record {package.record_id}; not kept"
+            )
+        if package.digest != entry["digest"]:
+            raise InvalidArgument(
+                f"package of record {package.record_id} v{package.version} does not match "
+                "the digest on the ledger"
+            )
+        self._store.put(package.record_id, package.version, package.digest, package.to_bytes())
+
+    async def _forward(self, package: SealedPackage) -> list[str]:
+        entry = self._committed(package.record_id, package.version)
+        request = json.dumps(
+            {"sealed": base64.b64encode(package.to_bytes()).decode(), "forward": False}
+        ).encode()
+        reached = []
+        for org, peers in self._peers().items():
+            if org == self._msp_id or org not in entry["authorised"]:
+                continue
+            for host, endpoint in peers:
+                try:
+                    await self._call(org, host, endpoint, "Push", request)
+                except grpc.aio.AioRpcError as exc:
+                    log.warning(
+                        "private data push failed",
+                        extra={
+                            "record": package.record_id,
+                            "peer": host,
+                            "reason": exc.code().name,
+                        },
+                    )
+                    continue
+                reached.append(org)
+                break
+        return reached
+
+    async def _reconcile(self, record_id: str, version: int, entry: dict[str, Any]) -> bytes:
+        request = self._sign_request(record_id, version)
+        for org, peers in self._peers().items():
+            if org == self._msp_id or org not in entry["authorised"]:
+                continue
+            for host, endpoint in peers:
+                try:
+                    answer = await self._call(org, host, endpoint, "Fetch", request)
+                    package = SealedPackage.from_bytes(_b64(json.loads(answer)["sealed"]))
+                    self._keep(package)
+                except (grpc.aio.AioRpcError, MedallianceError, ValueError, KeyError) as exc:
+                    log.warning(
+                        "private data fetch failed",
+                        extra={"record": record_id, "peer": host, "reason": type(exc).__name__},
+                    )
+                    continue
+                return package.to_bytes()
+        raise NotFound(f"no authorised peer could provide version {version} of record {record_id}")
+
+    async def _call(self, org: str, host: str, endpoint: str, method: str, request: bytes) -> bytes:
+        """One call to another organisation's peer. A push fails fast (reconciliation repairs
+        a miss); a fetch waits for a peer that is reconnecting."""
+        channel = self._channels.get(host)
+        if channel is None:
+            channel = self._channels[host] = self._tls.channel(endpoint, host, org)
+        call = channel.unary_unary(
+            f"/{SERVICE}/{method}", request_serializer=_raw, response_deserializer=_raw
+        )
+        answer: bytes = await call(
+            request, timeout=CALL_TIMEOUT_S, wait_for_ready=method == "Fetch"
+        )
+        return answer
+
+    def _sign_request(self, record_id: str, version: int) -> bytes:
+        return signed_request(self._signer, record_id, version, self._now())
+
+    def _signed(self, message: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        """A verified signed request and its signer's organisation."""
+        raw, signature = _b64(message.get("request")), _b64(message.get("signature"))
+        try:
+            request = json.loads(raw)
+            identity = base64.b64decode(request["identity"], validate=True)
+            stamp = dt.datetime.fromisoformat(request["timestamp"])
+            str(request["recordId"]), int(request["version"])
+        except (ValueError, KeyError, TypeError):
+            raise InvalidArgument("malformed private data request") from None
+        if abs(stamp - self._now()) > TIME_WINDOW:
+            raise PermissionDenied("request timestamp is more than 15 minutes from the peer's time")
+        config = self._channel(self._records_channel).config
+        creator = config.msps.deserialize(identity, at=self._now())
+        if not creator.verify(signature, raw):
+            raise PermissionDenied("the request signature does not verify")
+        return request, creator.msp_id
+
+
+def signed_request(
+    signer: SigningIdentity, record_id: str, version: int, now: dt.datetime
+) -> bytes:
+    """A `Fetch`/`Get` request body signed by `signer`."""
+    raw = json.dumps(
+        {
+            "recordId": record_id,
+            "version": version,
+            "identity": base64.b64encode(signer.serialized_identity).decode(),
+            "timestamp": now.isoformat(),
+        },
+        sort_keys=True,
+    ).encode()
+    return json.dumps(
+        {
+            "request": base64.b64encode(raw).decode(),
+            "signature": base64.b64encode(signer.sign(raw)).decode(),
+        }
+    ).encode()
+
+
+def _parse(data: bytes) -> dict[str, Any]:
+    try:
+        message = json.loads(data)
+    except ValueError:
+        raise InvalidArgument("a private data message is a JSON object") from None
+    if not isinstance(message, dict):
+        raise InvalidArgument("a private data message is a JSON object")
+    return message
+
+
+def _b64(value: object) -> bytes:
+    if not isinstance(value, str):
+        raise InvalidArgument("expected a base64 string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except ValueError:
+        raise InvalidArgument("expected a base64 string") from None

@@ -1,0 +1,92 @@
+"""Private data between processes: the parties of a referral get the package, nobody else.
+
+The demo alliance runs as processes. SecondaryA seals a clinical package for TertiaryB (its
+regulator DistrictHC is added by rule), registers the record and shares it; TertiaryB's peer is
+down at the time, so it later gets the package from another authorised peer (reconciliation).
+Then every file of the third hospital SecondaryB's node is scanned for the plaintext and the
+ciphertext.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from medalliance.privacy.envelope import SealedPackage
+from tests.networks import DEMO_ALLIANCE, cli, cli_json, running, with_free_ports
+
+PATIENT = "0123456789abcdef0123456789abcdef"
+MARKER = "胸痛三小时-ST段抬高-PLAINTEXT-MARKER"
+
+
+@pytest.fixture(scope="module")
+def alliance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    base = tmp_path_factory.mktemp("pd")
+    with running(with_free_ports(DEMO_ALLIANCE, base / "network.yaml"), base) as directory:
+        yield directory
+
+
+def test_the_parties_get_the_package_and_a_third_hospital_has_no_trace(
+    alliance: Path, tmp_path: Path
+) -> None:
+    package = tmp_path / "package.json"
+    package.write_text(json.dumps({"sex": "F", "age": 67, "emr": MARKER}, ensure_ascii=False))
+    sealed = tmp_path / "R-1.sealed"
+    d = ("--dir", str(alliance))
+    cli("privacy", "encrypt", str(package), *d, "--org", "SecondaryAMSP",
+        "--to", "TertiaryBMSP", "--record", "R-1", "-o", str(sealed))  # fmt: skip
+    raw = SealedPackage.from_bytes(sealed.read_bytes()).ciphertext
+    traces = (raw, base64.b64encode(raw))  # as bytes, and as stored in a sealed package
+
+    # TertiaryB's peer is down while the package is shared.
+    pid_file = alliance / "run" / "peer0.tertiaryb.example.com.pid"
+    os.kill(int(pid_file.read_text()), signal.SIGTERM)
+    while (alliance / "run").exists() and _alive(int(pid_file.read_text())):
+        time.sleep(0.1)
+    shared = cli_json("privacy", "share", str(sealed), *d, "--org", "SecondaryAMSP",
+                      "--patient-ref", PATIENT)  # fmt: skip
+    assert shared["held_by"] == ["DistrictHCMSP", "SecondaryAMSP"]
+    cli("network", "up", *d)
+
+    out = tmp_path / "at-b.json"
+    cli("privacy", "fetch", *d, "--org", "TertiaryBMSP", "--record", "R-1", "-o", str(out))
+    assert json.loads(out.read_text())["emr"] == MARKER
+
+    refused = cli("privacy", "fetch", *d, "--org", "SecondaryBMSP", "--record", "R-1",
+                  "-o", str(tmp_path / "at-d.json"), check=False)  # fmt: skip
+    assert refused.returncode == 4
+    assert "SecondaryBMSP is not authorised for record R-1" in refused.stderr
+
+    log = json.loads(
+        cli("tx", "evaluate", *d, "--org", "DistrictHCMSP", "-C", "alliance", "-n", "records",
+            "AccessLog", "R-1").stdout
+    )  # fmt: skip
+    assert [(e["org"], e["action"]) for e in log] == [("TertiaryBMSP", "decrypt")]
+
+    # The scan finds the ciphertext where it belongs, so its silence below means something.
+    holder = alliance / "nodes" / "peer0.tertiaryb.example.com" / "private"
+    assert any(traces[1] in p.read_bytes() for p in holder.rglob("*") if p.is_file())
+
+    third = alliance / "nodes" / "peer0.secondaryb.example.com"
+    logs = alliance / "logs"
+    files = [p for p in (*third.rglob("*"), *logs.rglob("*")) if p.is_file()]
+    assert files
+    for path in files:
+        data = path.read_bytes()
+        assert MARKER.encode() not in data, path
+        assert not any(trace in data for trace in traces), path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][:1]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
