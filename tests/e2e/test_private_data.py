@@ -90,3 +90,53 @@ def _alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"
+
+
+def test_grant_revoke_and_erasure(alliance: Path, tmp_path: Path) -> None:
+    d = ("--dir", str(alliance))
+    package = tmp_path / "package.json"
+    package.write_text(json.dumps({"emr": MARKER + "-2"}, ensure_ascii=False))
+    sealed = tmp_path / "R-2.sealed"
+    cli("privacy", "encrypt", str(package), *d, "--org", "SecondaryAMSP",
+        "--to", "TertiaryBMSP", "--record", "R-2", "-o", str(sealed))  # fmt: skip
+    patient = "fedcba9876543210fedcba9876543210"
+    cli("privacy", "share", str(sealed), *d, "--org", "SecondaryAMSP", "--patient-ref", patient)
+    trace = base64.b64encode(SealedPackage.from_bytes(sealed.read_bytes()).ciphertext)
+
+    # TertiaryB consults TertiaryA: a grant re-wraps the key; the digest on the ledger stays.
+    granted = cli_json("privacy", "grant", *d, "--org", "TertiaryBMSP", "--record", "R-2",
+                       "--to", "TertiaryAMSP")  # fmt: skip
+    assert "TertiaryAMSP" in granted["authorised"]
+    out = tmp_path / "at-a.json"
+    cli("privacy", "fetch", *d, "--org", "TertiaryAMSP", "--record", "R-2", "-o", str(out))
+    assert json.loads(out.read_text())["emr"] == MARKER + "-2"
+
+    cli(
+        "privacy",
+        "revoke",
+        *d,
+        "--org",
+        "SecondaryAMSP",
+        "--record",
+        "R-2",
+        "--from",
+        "TertiaryAMSP",
+    )
+    again = cli("privacy", "fetch", *d, "--org", "TertiaryAMSP", "--record", "R-2",
+                "-o", str(tmp_path / "again.json"), check=False)  # fmt: skip
+    assert again.returncode == 4
+
+    cli("privacy", "erase", *d, "--org", "SecondaryAMSP", "--patient-ref", patient)
+    cli("privacy", "erase", *d, "--org", "DistrictHCMSP", "--patient-ref", patient, "--approve")
+    holders = ("secondarya", "tertiaryb", "districthc")
+    stores = [alliance / "nodes" / f"peer0.{h}.example.com" / "private" for h in holders]
+    deadline = time.monotonic() + 15
+    while any(trace in p.read_bytes() for s in stores for p in s.rglob("*") if p.is_file()):
+        assert time.monotonic() < deadline, "a holder kept an erased package"
+        time.sleep(0.2)
+    gone = cli("privacy", "fetch", *d, "--org", "TertiaryBMSP", "--record", "R-2",
+               "-o", str(tmp_path / "gone.json"), check=False)  # fmt: skip
+    assert gone.returncode != 0
+    assert "erased" in gone.stderr
+    log = cli_json("privacy", "access-log", *d, "--org", "DistrictHCMSP", "--record", "R-2")
+    assert [e["action"] for e in log] == ["grant", "decrypt", "revoke"]

@@ -20,7 +20,7 @@ from medalliance.app.session import connect_as
 from medalliance.identity.cryptogen import load_signer
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.private_data import SERVICE, signed_request
-from medalliance.privacy.envelope import SealedPackage, open_package, seal
+from medalliance.privacy.envelope import SealedPackage, add_recipients, open_package, seal
 from medalliance.privacy.keys import EncryptionKeyring, recipient_key
 from medalliance.sdk.errors import gateway_error
 
@@ -128,3 +128,39 @@ def fetch(
         records = gateway.get_network(channel_id).get_contract(RecordsContract.name)
         records.submit_transaction("LogAccess", record_id, str(version), "decrypt")
     return plaintext
+
+
+def records_call(
+    layout: NetworkLayout, org: str, user: str, channel_id: str, function: str, *args: str
+) -> Any:
+    """Submit (or, for queries, evaluate) a `records` contract function; its JSON result."""
+    with connect_as(layout, org, user) as gateway:
+        records = gateway.get_network(channel_id).get_contract(RecordsContract.name)
+        if function in ("AccessLog", "GetRecord", "GetVersion"):
+            return json.loads(records.evaluate_transaction(function, *args))
+        return json.loads(records.submit_transaction(function, *args))
+
+
+def grant(
+    layout: NetworkLayout, org: str, user: str, channel_id: str, record_id: str, to: str
+) -> dict[str, Any]:
+    """Authorise `to` on the ledger, wrap the latest version's data key for it (the ciphertext
+    and its digest stay), and push the re-wrapped package to every authorised organisation."""
+    record = records_call(layout, org, user, channel_id, "GetRecord", record_id)
+    version = int(record["version"])
+    msp_id = layout.config.organization(org).msp_id
+    signer = load_signer(layout.user_msp_dir(msp_id, user), msp_id)
+    target = layout.config.organization(to).msp_id
+    with _peer_channel(layout, org) as channel:
+        answer = _call(
+            channel, "Get", signed_request(signer, record_id, version, dt.datetime.now(dt.UTC))
+        )
+        package = SealedPackage.from_bytes(base64.b64decode(answer["sealed"]))
+        keyring = EncryptionKeyring.load(layout.org_dir(msp_id), msp_id)
+        key = recipient_key(layout.org_msp_dir(target), target, dt.datetime.now(dt.UTC))
+        rewrapped = add_recipients(package, msp_id, keyring.private_keys, [key])
+        granted = records_call(layout, org, user, channel_id, "Grant", record_id, target)
+        request = {"sealed": base64.b64encode(rewrapped.to_bytes()).decode(), "forward": True}
+        _call(channel, "Push", json.dumps(request).encode())
+    result: dict[str, Any] = granted
+    return result

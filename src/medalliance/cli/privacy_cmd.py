@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Annotated
 import typer
 from pydantic import BaseModel
 
-from medalliance.app.packages import fetch, open_as, seal_package, share
+from medalliance.app.packages import fetch, grant, open_as, records_call, seal_package, share
 from medalliance.cli.output import emit_json, output_state, stdout
 from medalliance.errors import NotFound
 from medalliance.node.bootstrap import NetworkLayout
@@ -161,6 +162,97 @@ def fetch_cmd(
     _write_private(output, fetch(layout, org, user, channel, record, version))
     if not output_state.json:
         stdout().print(f"record {record} v{version} written to {output}; access logged")
+
+
+Channel = Annotated[str, typer.Option("--channel", "-C", help="The channel.")]
+User = Annotated[str, typer.Option("--user", help="Your user name.")]
+
+
+def _show(result: object, text: str) -> None:
+    if output_state.json:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+    else:
+        stdout().print(text)
+
+
+@app.command("grant")
+def grant_cmd(
+    org: Org,
+    record: Annotated[str, typer.Option("--record", help="The record id.")],
+    to: Annotated[str, typer.Option("--to", help="The organisation to authorise.")],
+    channel: Channel = "alliance",
+    user: User = "User1",
+    directory: Dir = Path("."),
+) -> None:
+    """Authorise another organisation (e.g. a consultant hospital) to read a record.
+
+    Example: medalliance privacy grant --dir demo --org TertiaryBMSP --record R-1 --to TertiaryAMSP
+    """
+    result = grant(NetworkLayout.load(directory), org, user, channel, record, to)
+    _show(
+        result, f"{to} may now read record {record}; authorised: {', '.join(result['authorised'])}"
+    )
+
+
+@app.command("revoke")
+def revoke_cmd(
+    org: Org,
+    record: Annotated[str, typer.Option("--record", help="The record id.")],
+    target: Annotated[str, typer.Option("--from", help="The organisation that loses access.")],
+    channel: Channel = "alliance",
+    user: User = "User1",
+    directory: Dir = Path("."),
+) -> None:
+    """End an organisation's access to a record (owner or its regulator); holders stop serving it.
+
+    Example: medalliance privacy revoke --dir demo --org SecondaryAMSP --record R-1 --from TertiaryAMSP
+    """
+    layout = NetworkLayout.load(directory)
+    msp_id = layout.config.organization(target).msp_id
+    result = records_call(layout, org, user, channel, "Revoke", record, msp_id)
+    _show(result, f"{msp_id} may no longer read record {record}")
+
+
+@app.command("erase")
+def erase_cmd(
+    org: Org,
+    patient_ref: Annotated[str, typer.Option("--patient-ref", help="The patient's pseudonym.")],
+    approve: Annotated[
+        bool, typer.Option("--approve", help="As the regulator: approve it.")
+    ] = False,
+    channel: Channel = "alliance",
+    user: User = "User1",
+    directory: Dir = Path("."),
+) -> None:
+    """Ask (a hospital) or approve (its regulator) that all of a patient's data be deleted.
+
+    On approval every holder deletes the packages; the hashes stay on the ledger as proof.
+    Example: medalliance privacy erase --dir demo --org DistrictHCMSP --patient-ref 9f86... --approve
+    """
+    layout = NetworkLayout.load(directory)
+    function = "ApproveErasure" if approve else "RequestErasure"
+    result = records_call(layout, org, user, channel, function, patient_ref)
+    _show(result, f"erasure {result['status'].lower()}")
+
+
+@app.command("access-log")
+def access_log_cmd(
+    org: Org,
+    record: Annotated[str, typer.Option("--record", help="The record id.")],
+    channel: Channel = "alliance",
+    user: User = "User1",
+    directory: Dir = Path("."),
+) -> None:
+    """Every grant, revocation and decrypt of a record, from the ledger (for the regulator).
+
+    Example: medalliance privacy access-log --dir demo --org DistrictHCMSP --record R-1
+    """
+    entries = records_call(NetworkLayout.load(directory), org, user, channel, "AccessLog", record)
+    _show(
+        entries,
+        "\n".join(f"{e['at']}  {e['org']}  {e['action']}  v{e['version']}" for e in entries)
+        or "no access yet",
+    )
 
 
 def _write_private(path: Path, data: bytes) -> None:

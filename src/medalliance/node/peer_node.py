@@ -75,6 +75,8 @@ class PeerNode:
             if records
             else None
         )
+        if self.private_data is not None:
+            self.peer.channel(records[0]).add_listener(self.private_data.committed)
 
     def _join_and_install(self) -> None:
         config = self.layout.config

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from fabric_protos.common import common_pb2
 
 from medalliance.alliance.records import RecordsContract, record_key, version_key
 from medalliance.errors import (
@@ -38,7 +39,8 @@ from medalliance.errors import (
     PermissionDenied,
     PreconditionFailed,
 )
-from medalliance.ledger.tx import SigningIdentity
+from medalliance.ledger.tx import SigningIdentity, parse_chaincode_event
+from medalliance.ledger.validation import VALID, BlockResult
 from medalliance.network.tls import NodeTls
 from medalliance.node.served import ServedChannel
 from medalliance.privacy.envelope import SealedPackage
@@ -93,6 +95,19 @@ class PrivateDataService:
 
     def close(self) -> None:
         self._store.close()
+
+    def committed(self, block: common_pb2.Block, result: BlockResult) -> None:
+        """Commit listener of the records channel: on an approved erasure, delete every held
+        version of the erased records (the hashes stay on the ledger)."""
+        for tx in result.txs:
+            if tx.code != VALID or tx.chaincode != RecordsContract.name or not tx.event:
+                continue
+            event = parse_chaincode_event(tx.event)
+            if event.event_name != "ErasureApproved":
+                continue
+            records = [str(r) for r in json.loads(event.payload)["records"]]
+            deleted = self._store.erase(records)
+            log.info("private data erased", extra={"records": len(records), "versions": deleted})
 
     # --- RPCs ------------------------------------------------------------------------------------
 
@@ -171,7 +186,7 @@ class PrivateDataService:
 
     def _keep(self, package: SealedPackage) -> None:
         entry = self._committed(package.record_id, package.version)
-        if self._msp_id not in entry["authorised"]:
+        if self._msp_id not in entry["currentlyAuthorised"]:
             raise PermissionDenied(
                 f"{self._msp_id} is not authorised for record {package.record_id}; not kept"
             )
@@ -189,7 +204,7 @@ class PrivateDataService:
         ).encode()
         reached = []
         for org, peers in self._peers().items():
-            if org == self._msp_id or org not in entry["authorised"]:
+            if org == self._msp_id or org not in entry["currentlyAuthorised"]:
                 continue
             for host, endpoint in peers:
                 try:
@@ -211,7 +226,7 @@ class PrivateDataService:
     async def _reconcile(self, record_id: str, version: int, entry: dict[str, Any]) -> bytes:
         request = self._sign_request(record_id, version)
         for org, peers in self._peers().items():
-            if org == self._msp_id or org not in entry["authorised"]:
+            if org == self._msp_id or org not in entry["currentlyAuthorised"]:
                 continue
             for host, endpoint in peers:
                 try:

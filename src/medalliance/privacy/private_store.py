@@ -2,8 +2,9 @@
 
 Fabric private-data style: a node keeps the sealed packages of the records its organisation is
 authorised for, keyed by record id and version, with the SHA-256 the ledger recorded for each.
-The caller verifies a package against the committed digest before `put`; `put` refuses to
-replace a version with different bytes. Erasure deletes with SQLite's `secure_delete`, which
+The caller verifies a package against the committed digest before `put`; `put` refuses a
+version whose digest differs from the one held, and replaces one with the same digest (a grant
+re-wraps the data key: the ciphertext is the same, the wrapped keys are not). Erasure deletes with SQLite's `secure_delete`, which
 overwrites the freed pages, and truncates the write-ahead log, so no readable copy of an erased
 ciphertext is left in the database files.
 """
@@ -51,14 +52,20 @@ class PrivateStore:
         return cls(db)
 
     def put(self, record_id: str, version: int, digest: str, sealed: bytes) -> bool:
-        """Keep a verified package; False if this exact version is already held."""
+        """Keep a verified package; False if exactly this is already held."""
         held = self._row(record_id, version)
         if held is not None:
-            if held.digest != digest or held.sealed != sealed:
+            if held.digest != digest:
                 raise Conflict(
                     f"version {version} of record {record_id} is already held with other content"
                 )
-            return False
+            if held.sealed == sealed:
+                return False
+            self._db.execute(
+                "UPDATE packages SET sealed = ? WHERE record_id = ? AND version = ?",
+                (sealed, record_id, version),
+            )
+            return True
         self._db.execute(
             "INSERT INTO packages VALUES (?, ?, ?, ?)", (record_id, version, digest, sealed)
         )

@@ -25,8 +25,10 @@ def test_versions_are_kept_once_and_read_back(tmp_path: Path) -> None:
     other_digest, other = sealed(2)
     with pytest.raises(Conflict, match="already held with other content"):
         store.put("R-1", 1, other_digest, other)
+    rewrapped = data + b"-new-wrapped-keys"  # a grant: same ciphertext digest, new wrappings
+    assert store.put("R-1", 1, digest, rewrapped) is True
+    assert store.get("R-1", 1).sealed == rewrapped
     store.put("R-1", 2, other_digest, other)
-    assert store.get("R-1", 1).sealed == data
     assert store.versions("R-1") == [1, 2]
     with pytest.raises(NotFound, match="version 3 of record R-1 is not held here"):
         store.get("R-1", 3)
