@@ -134,6 +134,21 @@ def test_grant_revoke_and_erasure(alliance: Path, tmp_path: Path) -> None:
     while any(trace in p.read_bytes() for s in stores for p in s.rglob("*") if p.is_file()):
         assert time.monotonic() < deadline, "a holder kept an erased package"
         time.sleep(0.2)
+    check = cli(
+        "--json",
+        "privacy",
+        "erase",
+        *d,
+        "--org",
+        "DistrictHCMSP",
+        "--patient-ref",
+        patient,
+        "--check",
+    )
+    assert check.returncode == 0, check.stderr
+    left = json.loads(check.stdout)["copiesLeft"]
+    assert left["peer0.tertiaryb.example.com"] == 0
+    assert set(left.values()) == {0}
     gone = cli("privacy", "fetch", *d, "--org", "TertiaryBMSP", "--record", "R-2",
                "-o", str(tmp_path / "gone.json"), check=False)  # fmt: skip
     assert gone.returncode != 0

@@ -193,6 +193,13 @@ class RecordsContract(Contract):
         return _json(request).decode()
 
     @transaction(evaluate=True)
+    def GetErasure(self, ctx: Context, patient_ref: str) -> str:
+        raw = ctx.stub.get_state(_erasure_key(patient_ref))
+        if raw is None:
+            raise ContractError("no erasure was requested for this patient", 404)
+        return raw.decode()
+
+    @transaction(evaluate=True)
     def GetRecord(self, ctx: Context, record_id: str) -> str:
         return _json(_load(ctx, record_id)).decode()
 

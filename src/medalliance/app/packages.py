@@ -22,6 +22,7 @@ from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.private_data import SERVICE, signed_request
 from medalliance.privacy.envelope import SealedPackage, add_recipients, open_package, seal
 from medalliance.privacy.keys import EncryptionKeyring, recipient_key
+from medalliance.privacy.private_store import PrivateStore
 from medalliance.sdk.errors import gateway_error
 
 
@@ -136,7 +137,7 @@ def records_call(
     """Submit (or, for queries, evaluate) a `records` contract function; its JSON result."""
     with connect_as(layout, org, user) as gateway:
         records = gateway.get_network(channel_id).get_contract(RecordsContract.name)
-        if function in ("AccessLog", "GetRecord", "GetVersion"):
+        if function in ("AccessLog", "GetErasure", "GetRecord", "GetVersion"):
             return json.loads(records.evaluate_transaction(function, *args))
         return json.loads(records.submit_transaction(function, *args))
 
@@ -164,3 +165,16 @@ def grant(
         _call(channel, "Push", json.dumps(request).encode())
     result: dict[str, Any] = granted
     return result
+
+
+def copies_left(layout: NetworkLayout, record_ids: Sequence[str]) -> dict[str, int]:
+    """Per node folder on this machine: how many versions of these records its private store
+    still holds (what `privacy erase --check` reports; all zero after an erasure)."""
+    found = {}
+    for store_path in sorted((layout.directory / "nodes").glob("*/private/packages.db")):
+        store = PrivateStore.open(store_path)
+        try:
+            found[store_path.parent.parent.name] = sum(len(store.versions(r)) for r in record_ids)
+        finally:
+            store.close()
+    return found

@@ -12,7 +12,15 @@ from typing import Annotated
 import typer
 from pydantic import BaseModel
 
-from medalliance.app.packages import fetch, grant, open_as, records_call, seal_package, share
+from medalliance.app.packages import (
+    copies_left,
+    fetch,
+    grant,
+    open_as,
+    records_call,
+    seal_package,
+    share,
+)
 from medalliance.cli.output import emit_json, output_state, stdout
 from medalliance.errors import NotFound
 from medalliance.node.bootstrap import NetworkLayout
@@ -220,6 +228,12 @@ def erase_cmd(
     approve: Annotated[
         bool, typer.Option("--approve", help="As the regulator: approve it.")
     ] = False,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check", help="Check this machine's nodes hold no copy (exit 1 if one does)."
+        ),
+    ] = False,
     channel: Channel = "alliance",
     user: User = "User1",
     directory: Dir = Path("."),
@@ -230,6 +244,18 @@ def erase_cmd(
     Example: medalliance privacy erase --dir demo --org DistrictHCMSP --patient-ref 9f86... --approve
     """
     layout = NetworkLayout.load(directory)
+    if check:
+        erasure = records_call(layout, org, user, channel, "GetErasure", patient_ref)
+        left = copies_left(layout, erasure.get("records", []))
+        _show(
+            {"status": erasure["status"], "copiesLeft": left},
+            "\n".join(
+                f"{node}: {n} cop{'y' if n == 1 else 'ies'} left" for node, n in left.items()
+            ),
+        )
+        if erasure["status"] != "APPROVED" or any(left.values()):
+            raise typer.Exit(1)
+        return
     function = "ApproveErasure" if approve else "RequestErasure"
     result = records_call(layout, org, user, channel, function, patient_ref)
     _show(result, f"erasure {result['status'].lower()}")
