@@ -38,12 +38,18 @@ def test_the_parties_get_the_package_and_a_third_hospital_has_no_trace(
 ) -> None:
     package = tmp_path / "package.json"
     package.write_text(json.dumps({"sex": "F", "age": 67, "emr": MARKER}, ensure_ascii=False))
+    image = tmp_path / "pathology.pdf"
+    image.write_bytes(b"%PDF-" + MARKER.encode() * 200)
     sealed = tmp_path / "R-1.sealed"
     d = ("--dir", str(alliance))
-    cli("privacy", "encrypt", str(package), *d, "--org", "SecondaryAMSP",
-        "--to", "TertiaryBMSP", "--record", "R-1", "-o", str(sealed))  # fmt: skip
+    cli("privacy", "encrypt", str(package), *d, "--org", "SecondaryAMSP", "--to", "TertiaryBMSP",
+        "--record", "R-1", "--attach", str(image), "-o", str(sealed))  # fmt: skip
     raw = SealedPackage.from_bytes(sealed.read_bytes()).ciphertext
-    traces = (raw, base64.b64encode(raw))  # as bytes, and as stored in a sealed package
+    (attachment,) = [
+        p.read_bytes() for p in Path(f"{sealed}.documents/chunks").rglob("*") if p.is_file()
+    ]
+    # as bytes, as stored in a sealed package, and the attachment's ciphertext
+    traces = (raw, base64.b64encode(raw), attachment)
 
     # TertiaryB's peer is down while the package is shared.
     pid_file = alliance / "run" / "peer0.tertiaryb.example.com.pid"
@@ -58,6 +64,7 @@ def test_the_parties_get_the_package_and_a_third_hospital_has_no_trace(
     out = tmp_path / "at-b.json"
     cli("privacy", "fetch", *d, "--org", "TertiaryBMSP", "--record", "R-1", "-o", str(out))
     assert json.loads(out.read_text())["emr"] == MARKER
+    assert Path(f"{out}.attachments/pathology.pdf").read_bytes() == image.read_bytes()
 
     refused = cli("privacy", "fetch", *d, "--org", "SecondaryBMSP", "--record", "R-1",
                   "-o", str(tmp_path / "at-d.json"), check=False)  # fmt: skip
@@ -72,7 +79,9 @@ def test_the_parties_get_the_package_and_a_third_hospital_has_no_trace(
 
     # The scan finds the ciphertext where it belongs, so its silence below means something.
     holder = alliance / "nodes" / "peer0.tertiaryb.example.com" / "private"
-    assert any(traces[1] in p.read_bytes() for p in holder.rglob("*") if p.is_file())
+    held = [p.read_bytes() for p in holder.rglob("*") if p.is_file()]
+    assert any(traces[1] in data for data in held)
+    assert any(traces[2] in data for data in held)
 
     third = alliance / "nodes" / "peer0.secondaryb.example.com"
     logs = alliance / "logs"
@@ -97,11 +106,19 @@ def test_grant_revoke_and_erasure(alliance: Path, tmp_path: Path) -> None:
     package = tmp_path / "package.json"
     package.write_text(json.dumps({"emr": MARKER + "-2"}, ensure_ascii=False))
     sealed = tmp_path / "R-2.sealed"
-    cli("privacy", "encrypt", str(package), *d, "--org", "SecondaryAMSP",
-        "--to", "TertiaryBMSP", "--record", "R-2", "-o", str(sealed))  # fmt: skip
+    report = tmp_path / "report.pdf"
+    report.write_bytes(b"%PDF-report-" + os.urandom(64))
+    cli("privacy", "encrypt", str(package), *d, "--org", "SecondaryAMSP", "--to", "TertiaryBMSP",
+        "--record", "R-2", "--attach", str(report), "-o", str(sealed))  # fmt: skip
     patient = "fedcba9876543210fedcba9876543210"
     cli("privacy", "share", str(sealed), *d, "--org", "SecondaryAMSP", "--patient-ref", patient)
-    trace = base64.b64encode(SealedPackage.from_bytes(sealed.read_bytes()).ciphertext)
+    (attachment,) = [
+        p.read_bytes() for p in Path(f"{sealed}.documents/chunks").rglob("*") if p.is_file()
+    ]
+    erased = (
+        base64.b64encode(SealedPackage.from_bytes(sealed.read_bytes()).ciphertext),
+        attachment,
+    )
 
     # TertiaryB consults TertiaryA: a grant re-wraps the key; the digest on the ledger stays.
     granted = cli_json("privacy", "grant", *d, "--org", "TertiaryBMSP", "--record", "R-2",
@@ -126,12 +143,20 @@ def test_grant_revoke_and_erasure(alliance: Path, tmp_path: Path) -> None:
                 "-o", str(tmp_path / "again.json"), check=False)  # fmt: skip
     assert again.returncode == 4
 
-    cli("privacy", "erase", *d, "--org", "SecondaryAMSP", "--patient-ref", patient)
-    cli("privacy", "erase", *d, "--org", "DistrictHCMSP", "--patient-ref", patient, "--approve")
     holders = ("secondarya", "tertiaryb", "districthc")
     stores = [alliance / "nodes" / f"peer0.{h}.example.com" / "private" for h in holders]
+    before = [p.read_bytes() for s in stores for p in s.rglob("*") if p.is_file()]
+    assert all(any(trace in data for data in before) for trace in erased)
+    cli("privacy", "erase", *d, "--org", "SecondaryAMSP", "--patient-ref", patient)
+    cli("privacy", "erase", *d, "--org", "DistrictHCMSP", "--patient-ref", patient, "--approve")
     deadline = time.monotonic() + 15
-    while any(trace in p.read_bytes() for s in stores for p in s.rglob("*") if p.is_file()):
+    while any(
+        trace in p.read_bytes()
+        for s in stores
+        for p in s.rglob("*")
+        if p.is_file()
+        for trace in erased
+    ):
         assert time.monotonic() < deadline, "a holder kept an erased package"
         time.sleep(0.2)
     check = cli(

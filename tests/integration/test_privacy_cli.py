@@ -22,12 +22,17 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return base / "net"
 
 
+IMAGE = bytes(range(256)) * 40  # stands in for a CT image
+
+
 def sealed(network: Path, tmp: Path) -> tuple[Path, dict]:  # type: ignore[type-arg]
     (tmp / "package.json").write_bytes(PACKAGE)
+    (tmp / "ct.dcm").write_bytes(IMAGE)
     out = tmp / "R-1.sealed"
     result = cli_json(
         "privacy", "encrypt", str(tmp / "package.json"), "--dir", str(network),
-        "--org", "SecondaryAMSP", "--to", "TertiaryBMSP", "--record", "R-1", "-o", str(out),
+        "--org", "SecondaryAMSP", "--to", "TertiaryBMSP", "--record", "R-1",
+        "--attach", str(tmp / "ct.dcm"), "-o", str(out),
     )  # fmt: skip
     return out, result
 
@@ -42,6 +47,10 @@ def test_the_parties_and_their_regulator_open_it(network: Path, tmp_path: Path) 
         out = tmp_path / f"{org}.json"
         cli("privacy", "decrypt", str(package), "--dir", str(network), "--org", org, "-o", str(out))
         assert out.read_bytes() == PACKAGE
+        assert (tmp_path / f"{org}.json.attachments" / "ct.dcm").read_bytes() == IMAGE
+    stored = [p.read_bytes() for p in (tmp_path / "R-1.sealed.documents").rglob("*") if p.is_file()]
+    assert stored
+    assert not any(IMAGE[:256] in chunk for chunk in stored)  # the image is stored encrypted
 
 
 def test_a_third_hospital_is_refused_clearly(network: Path, tmp_path: Path) -> None:
@@ -66,3 +75,16 @@ def test_a_flipped_bit_is_detected(network: Path, tmp_path: Path) -> None:
     tampered = cli(*args, "--org", "TertiaryBMSP", check=False)
     assert tampered.returncode == 2
     assert not out.exists()
+
+
+def test_a_substituted_attachment_is_detected(network: Path, tmp_path: Path) -> None:
+    package, _ = sealed(network, tmp_path)
+    (chunk,) = [p for p in (tmp_path / "R-1.sealed.documents" / "chunks").rglob("*") if p.is_file()]
+    data = bytearray(chunk.read_bytes())
+    data[-1] ^= 0x01
+    chunk.write_bytes(bytes(data))
+    out = tmp_path / "out.json"
+    args = ("privacy", "decrypt", str(package), "--dir", str(network), "-o", str(out))
+    refused = cli(*args, "--org", "TertiaryBMSP", check=False)
+    assert refused.returncode == 2
+    assert "does not match its hash" in refused.stderr

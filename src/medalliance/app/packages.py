@@ -17,9 +17,19 @@ import grpc
 
 from medalliance.alliance.records import RecordsContract
 from medalliance.app.session import connect_as
+from medalliance.errors import NotFound
 from medalliance.identity.cryptogen import load_signer
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.private_data import SERVICE, signed_request
+from medalliance.privacy.attachments import (
+    AttachmentRef,
+    bundle,
+    open_attachment,
+    safe_name,
+    seal_attachment,
+    unbundle,
+)
+from medalliance.privacy.documents import address_of
 from medalliance.privacy.envelope import SealedPackage, add_recipients, open_package, seal
 from medalliance.privacy.keys import EncryptionKeyring, recipient_key
 from medalliance.privacy.private_store import PrivateStore
@@ -45,19 +55,49 @@ def seal_package(
     record_id: str,
     version: int,
     now: dt.datetime,
-) -> SealedPackage:
+    attachments: Sequence[tuple[str, bytes]] = (),
+) -> tuple[SealedPackage, list[bytes]]:
+    """The sealed package (a bundle of the clinical data and the attachments' keys) and the
+    attachments' ciphertexts, for the document store."""
     keys = [
         recipient_key(layout.org_msp_dir(msp_id), msp_id, now)
         for msp_id in recipients_for(layout, writer, named)
     ]
-    return seal(plaintext, record_id=record_id, version=version, recipients=keys)
+    refs, ciphertexts = [], []
+    for index, (name, data) in enumerate(attachments):
+        ciphertext, key = seal_attachment(data, record_id=record_id, version=version, index=index)
+        refs.append(AttachmentRef(safe_name(name), address_of(ciphertext), key))
+        ciphertexts.append(ciphertext)
+    plaintext = bundle(plaintext, refs)
+    package = seal(plaintext, record_id=record_id, version=version, recipients=keys)
+    return package, ciphertexts
 
 
-def open_as(layout: NetworkLayout, reader: str, package: SealedPackage) -> bytes:
-    """The plaintext, if `reader` is a recipient and holds its key; typed errors otherwise."""
+def open_as(
+    layout: NetworkLayout,
+    reader: str,
+    package: SealedPackage,
+    ciphertexts: Sequence[bytes] = (),
+) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """The clinical data and the (name, content) of each attachment, if `reader` is a
+    recipient and holds its key; typed errors otherwise."""
     msp_id = layout.config.organization(reader).msp_id
     keyring = EncryptionKeyring.load(layout.org_dir(msp_id), msp_id)
-    return open_package(package, msp_id, keyring.private_keys)
+    data, refs = unbundle(open_package(package, msp_id, keyring.private_keys))
+    by_address = {address_of(c): c for c in ciphertexts}
+    opened = []
+    for index, ref in enumerate(refs):
+        if ref.address not in by_address:
+            raise NotFound(f"attachment {ref.name} of record {package.record_id} is missing")
+        content = open_attachment(
+            by_address[ref.address],
+            ref.key,
+            record_id=package.record_id,
+            version=package.version,
+            index=index,
+        )
+        opened.append((ref.name, content))
+    return data, opened
 
 
 def _peer_channel(layout: NetworkLayout, org: str) -> grpc.Channel:
@@ -92,6 +132,7 @@ def share(
     channel_id: str,
     package: SealedPackage,
     patient_ref: str,
+    attachments: Sequence[bytes] = (),
 ) -> dict[str, Any]:
     """Register version 1 of a record on the ledger, then hand the package to the
     organisation's peer, which keeps it and pushes it to the other authorised organisations."""
@@ -102,18 +143,22 @@ def share(
             package.record_id,
             patient_ref,
             package.digest,
-            "[]",
+            json.dumps([address_of(a) for a in attachments]),
             json.dumps(list(package.recipients)),
         )
     channel = _peer_channel(layout, org)
     with channel:
-        request = {"sealed": base64.b64encode(package.to_bytes()).decode(), "forward": True}
+        request = {
+            "sealed": base64.b64encode(package.to_bytes()).decode(),
+            "attachments": [base64.b64encode(a).decode() for a in attachments],
+            "forward": True,
+        }
         return _call(channel, "Push", json.dumps(request).encode())
 
 
 def fetch(
     layout: NetworkLayout, org: str, user: str, channel_id: str, record_id: str, version: int
-) -> bytes:
+) -> tuple[bytes, list[tuple[str, bytes]]]:
     """Get a package through the organisation's peer, open it, and log the access on the
     ledger for the regulator."""
     msp_id = layout.config.organization(org).msp_id
@@ -124,11 +169,12 @@ def fetch(
             channel, "Get", signed_request(signer, record_id, version, dt.datetime.now(dt.UTC))
         )
     package = SealedPackage.from_bytes(base64.b64decode(answer["sealed"]))
-    plaintext = open_as(layout, org, package)
+    ciphertexts = [base64.b64decode(a) for a in answer.get("attachments", [])]
+    opened = open_as(layout, org, package, ciphertexts)
     with connect_as(layout, org, user) as gateway:
         records = gateway.get_network(channel_id).get_contract(RecordsContract.name)
         records.submit_transaction("LogAccess", record_id, str(version), "decrypt")
-    return plaintext
+    return opened
 
 
 def records_call(
@@ -161,7 +207,11 @@ def grant(
         key = recipient_key(layout.org_msp_dir(target), target, dt.datetime.now(dt.UTC))
         rewrapped = add_recipients(package, msp_id, keyring.private_keys, [key])
         granted = records_call(layout, org, user, channel_id, "Grant", record_id, target)
-        request = {"sealed": base64.b64encode(rewrapped.to_bytes()).decode(), "forward": True}
+        request = {
+            "sealed": base64.b64encode(rewrapped.to_bytes()).decode(),
+            "attachments": answer["attachments"],
+            "forward": True,
+        }
         _call(channel, "Push", json.dumps(request).encode())
     result: dict[str, Any] = granted
     return result

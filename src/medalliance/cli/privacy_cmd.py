@@ -24,6 +24,7 @@ from medalliance.app.packages import (
 from medalliance.cli.output import emit_json, output_state, stdout
 from medalliance.errors import NotFound
 from medalliance.node.bootstrap import NetworkLayout
+from medalliance.privacy.documents import DocumentStore
 from medalliance.privacy.envelope import SealedPackage
 
 app = typer.Typer(
@@ -55,19 +56,22 @@ def encrypt(
         typer.Option("--to", help="Another organisation that may read it (repeat)."),
     ] = None,
     version: Annotated[int, typer.Option(help="The record version.")] = 1,
+    attach: Annotated[
+        list[Path] | None,
+        typer.Option("--attach", help="An image or report to seal with it (repeat)."),
+    ] = None,
     directory: Dir = Path("."),
 ) -> None:
     """Seal a package for your organisation, the ones named with --to and your regulator.
 
-    Prints the SHA-256 digest that goes on the ledger. Example: medalliance privacy encrypt
-    referral.json --dir demo --org SecondaryAMSP --to TertiaryBMSP --record R-1 -o R-1.sealed
+    Attachments are encrypted into OUTPUT.documents/ (their addresses go on the ledger with the
+    package's digest). Example: medalliance privacy encrypt referral.json --dir demo
+    --org SecondaryAMSP --to TertiaryBMSP --record R-1 --attach ct.dcm -o R-1.sealed
     """
     layout = NetworkLayout.load(directory)
-    try:
-        plaintext = source.read_bytes()
-    except FileNotFoundError:
-        raise NotFound(f"no file {source}") from None
-    package = seal_package(
+    plaintext = _read(source)
+    attachments = [(path.name, _read(path)) for path in attach or []]
+    package, ciphertexts = seal_package(
         layout,
         org,
         to or [],
@@ -75,7 +79,11 @@ def encrypt(
         record_id=record,
         version=version,
         now=dt.datetime.now(dt.UTC),
+        attachments=attachments,
     )
+    documents = DocumentStore(_documents_dir(output))
+    for ciphertext in ciphertexts:
+        documents.put(ciphertext)
     _write_private(output, package.to_bytes())
     result = SealOutput(
         record_id=record,
@@ -105,11 +113,8 @@ def decrypt(
     Example: medalliance privacy decrypt R-1.sealed --dir demo --org TertiaryBMSP -o R-1.json
     """
     layout = NetworkLayout.load(directory)
-    try:
-        package = SealedPackage.from_bytes(sealed.read_bytes())
-    except FileNotFoundError:
-        raise NotFound(f"no file {sealed}") from None
-    _write_private(output, open_as(layout, org, package))
+    package = SealedPackage.from_bytes(_read(sealed))
+    _write_opened(output, open_as(layout, org, package, _ciphertexts(sealed)))
     if not output_state.json:
         stdout().print(f"opened {package.record_id} v{package.version} into {output}")
 
@@ -135,11 +140,8 @@ def share_cmd(
     Example: medalliance privacy share R-1.sealed --dir demo --org SecondaryAMSP --patient-ref 9f86d081884c7d65
     """
     layout = NetworkLayout.load(directory)
-    try:
-        package = SealedPackage.from_bytes(sealed.read_bytes())
-    except FileNotFoundError:
-        raise NotFound(f"no file {sealed}") from None
-    pushed = share(layout, org, user, channel, package, patient_ref)
+    package = SealedPackage.from_bytes(_read(sealed))
+    pushed = share(layout, org, user, channel, package, patient_ref, _ciphertexts(sealed))
     result = ShareOutput(
         record_id=package.record_id,
         digest=package.digest,
@@ -167,7 +169,7 @@ def fetch_cmd(
     Example: medalliance privacy fetch --dir demo --org TertiaryBMSP --record R-1 -o R-1.json
     """
     layout = NetworkLayout.load(directory)
-    _write_private(output, fetch(layout, org, user, channel, record, version))
+    _write_opened(output, fetch(layout, org, user, channel, record, version))
     if not output_state.json:
         stdout().print(f"record {record} v{version} written to {output}; access logged")
 
@@ -279,6 +281,34 @@ def access_log_cmd(
         "\n".join(f"{e['at']}  {e['org']}  {e['action']}  v{e['version']}" for e in entries)
         or "no access yet",
     )
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise NotFound(f"no file {path}") from None
+
+
+def _documents_dir(sealed: Path) -> Path:
+    return sealed.with_name(sealed.name + ".documents")
+
+
+def _ciphertexts(sealed: Path) -> list[bytes]:
+    """The sealed attachments stored beside a sealed package by `encrypt`."""
+    folder = _documents_dir(sealed)
+    if not folder.is_dir():
+        return []
+    documents = DocumentStore(folder)
+    return [documents.get(address) for address in documents.addresses()]
+
+
+def _write_opened(output: Path, opened: tuple[bytes, list[tuple[str, bytes]]]) -> None:
+    """The clinical data to `output`, attachments to `output.attachments/<name>` (mode 0600)."""
+    data, attachments = opened
+    _write_private(output, data)
+    for name, content in attachments:
+        _write_private(output.with_name(output.name + ".attachments") / name, content)
 
 
 def _write_private(path: Path, data: bytes) -> None:

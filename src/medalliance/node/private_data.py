@@ -15,12 +15,15 @@
   peer's store, or — reconciliation — fetched from another authorised organisation's peer,
   verified against the ledger and kept.
 
-Stores live in the peer's folder: `private/packages.db` (sealed packages).
+A bundle is `{sealed, attachments}`: the sealed package and its sealed attachments, each checked
+against the addresses the ledger recorded. Stores live in the peer's folder:
+`private/packages.db` (sealed packages) and `private/documents/` (sealed attachments, chunked).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -43,6 +46,7 @@ from medalliance.ledger.tx import SigningIdentity, parse_chaincode_event
 from medalliance.ledger.validation import VALID, BlockResult
 from medalliance.network.tls import NodeTls
 from medalliance.node.served import ServedChannel
+from medalliance.privacy.documents import DocumentStore, address_of
 from medalliance.privacy.envelope import SealedPackage
 from medalliance.privacy.private_store import PrivateStore
 
@@ -75,6 +79,7 @@ class PrivateDataService:
         self._msp_id = msp_id
         self._records_channel = records_channel  # the channel whose `records` state decides
         self._store = PrivateStore.open(directory / "packages.db")
+        self._documents = DocumentStore(directory / "documents")
         self._channel = channel
         self._peers = peers  # msp_id -> [(host, endpoint)], other organisations' peers
         self._tls = tls
@@ -106,8 +111,21 @@ class PrivateDataService:
             if event.event_name != "ErasureApproved":
                 continue
             records = [str(r) for r in json.loads(event.payload)["records"]]
+            for address in self._attachments_of(records):
+                with contextlib.suppress(NotFound):
+                    self._documents.delete(address)
             deleted = self._store.erase(records)
             log.info("private data erased", extra={"records": len(records), "versions": deleted})
+
+    def _attachments_of(self, record_ids: list[str]) -> set[str]:
+        state = self._channel(self._records_channel).state
+        found = set()
+        for record_id in record_ids:
+            for version in self._store.versions(record_id):
+                entry = state.get(RecordsContract.name, version_key(record_id, version))
+                if entry is not None:
+                    found.update(json.loads(entry.value)["attachments"])
+        return found
 
     # --- RPCs ------------------------------------------------------------------------------------
 
@@ -135,11 +153,10 @@ class PrivateDataService:
         return json.dumps(result).encode()
 
     async def _push(self, message: dict[str, Any]) -> dict[str, Any]:
-        package = SealedPackage.from_bytes(_b64(message.get("sealed")))
-        self._keep(package)
+        package, attachments = self._keep(message)
         forwarded = []
         if message.get("forward"):
-            forwarded = await self._forward(package)
+            forwarded = await self._forward(package, attachments)
         return {"held": True, "forwardedTo": forwarded}
 
     async def _fetch(self, message: dict[str, Any]) -> dict[str, Any]:
@@ -147,12 +164,12 @@ class PrivateDataService:
         entry = self._committed(request["recordId"], int(request["version"]))
         if org not in entry["currentlyAuthorised"]:
             raise PermissionDenied(f"{org} is not authorised for record {request['recordId']}")
-        held = self._store.get(request["recordId"], int(request["version"]))
+        bundle = self._bundle(entry)
         log.info(
             "private data served",
             extra={"record": request["recordId"], "version": request["version"], "to": org},
         )
-        return {"sealed": base64.b64encode(held.sealed).decode()}
+        return bundle
 
     async def _get(self, message: dict[str, Any]) -> dict[str, Any]:
         request, org = self._signed(message)
@@ -163,10 +180,9 @@ class PrivateDataService:
         if org not in entry["currentlyAuthorised"]:
             raise PermissionDenied(f"{org} is not authorised for record {record_id}")
         try:
-            held = self._store.get(record_id, version).sealed
+            return self._bundle(entry)
         except NotFound:
-            held = await self._reconcile(record_id, version, entry)
-        return {"sealed": base64.b64encode(held).decode()}
+            return await self._reconcile(record_id, version, entry)
 
     # --- checks and peer calls -------------------------------------------------------------------
 
@@ -184,7 +200,10 @@ class PrivateDataService:
         found["currentlyAuthorised"] = current["authorised"]
         return found
 
-    def _keep(self, package: SealedPackage) -> None:
+    def _keep(self, bundle: dict[str, Any]) -> tuple[SealedPackage, list[bytes]]:
+        """Verify a bundle (sealed package + sealed attachments) against the ledger; keep it."""
+        package = SealedPackage.from_bytes(_b64(bundle.get("sealed")))
+        attachments = [_b64(a) for a in bundle.get("attachments", [])]
         entry = self._committed(package.record_id, package.version)
         if self._msp_id not in entry["currentlyAuthorised"]:
             raise PermissionDenied(
@@ -195,12 +214,34 @@ class PrivateDataService:
                 f"package of record {package.record_id} v{package.version} does not match "
                 "the digest on the ledger"
             )
+        if sorted(address_of(a) for a in attachments) != sorted(entry["attachments"]):
+            raise InvalidArgument(
+                f"attachments of record {package.record_id} v{package.version} do not match "
+                "the addresses on the ledger"
+            )
+        for attachment in attachments:
+            self._documents.put(attachment)
         self._store.put(package.record_id, package.version, package.digest, package.to_bytes())
+        return package, attachments
 
-    async def _forward(self, package: SealedPackage) -> list[str]:
+    def _bundle(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """What this peer holds of a version, as sent between peers and to applications."""
+        held = self._store.get(entry["recordId"], int(entry["version"]))
+        return {
+            "sealed": base64.b64encode(held.sealed).decode(),
+            "attachments": [
+                base64.b64encode(self._documents.get(a)).decode() for a in entry["attachments"]
+            ],
+        }
+
+    async def _forward(self, package: SealedPackage, attachments: list[bytes]) -> list[str]:
         entry = self._committed(package.record_id, package.version)
         request = json.dumps(
-            {"sealed": base64.b64encode(package.to_bytes()).decode(), "forward": False}
+            {
+                "sealed": base64.b64encode(package.to_bytes()).decode(),
+                "attachments": [base64.b64encode(a).decode() for a in attachments],
+                "forward": False,
+            }
         ).encode()
         reached = []
         for org, peers in self._peers().items():
@@ -223,7 +264,9 @@ class PrivateDataService:
                 break
         return reached
 
-    async def _reconcile(self, record_id: str, version: int, entry: dict[str, Any]) -> bytes:
+    async def _reconcile(
+        self, record_id: str, version: int, entry: dict[str, Any]
+    ) -> dict[str, Any]:
         request = self._sign_request(record_id, version)
         for org, peers in self._peers().items():
             if org == self._msp_id or org not in entry["currentlyAuthorised"]:
@@ -231,15 +274,14 @@ class PrivateDataService:
             for host, endpoint in peers:
                 try:
                     answer = await self._call(org, host, endpoint, "Fetch", request)
-                    package = SealedPackage.from_bytes(_b64(json.loads(answer)["sealed"]))
-                    self._keep(package)
+                    self._keep(_parse(answer))
                 except (grpc.aio.AioRpcError, MedallianceError, ValueError, KeyError) as exc:
                     log.warning(
                         "private data fetch failed",
                         extra={"record": record_id, "peer": host, "reason": type(exc).__name__},
                     )
                     continue
-                return package.to_bytes()
+                return self._bundle(entry)
         raise NotFound(f"no authorised peer could provide version {version} of record {record_id}")
 
     async def _call(self, org: str, host: str, endpoint: str, method: str, request: bytes) -> bytes:

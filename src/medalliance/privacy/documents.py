@@ -40,7 +40,7 @@ class DocumentStore:
 
     def put(self, data: bytes) -> str:
         """Store a document; returns its address (the manifest's SHA-256). Idempotent."""
-        chunks = [data[i : i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)] or [b""]
+        chunks = _chunks(data)
         hashes = []
         for chunk in chunks:
             digest = hashlib.sha256(chunk).hexdigest()
@@ -111,6 +111,17 @@ class DocumentStore:
 
     def _path(self, kind: str, digest: str) -> Path:
         return self.root / kind / digest[:2] / digest
+
+
+def address_of(data: bytes) -> str:
+    """The address `put` would give `data`, computed without storing it (to check a document
+    against the address the ledger recorded before keeping it)."""
+    hashes = [hashlib.sha256(chunk).hexdigest() for chunk in _chunks(data)]
+    return hashlib.sha256(_manifest_bytes(hashes, len(data))).hexdigest()
+
+
+def _chunks(data: bytes) -> list[bytes]:
+    return [data[i : i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)] or [b""]
 
 
 def _checked(address: str) -> str:

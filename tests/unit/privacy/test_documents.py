@@ -22,6 +22,7 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DocumentStore:
 def test_a_document_reads_back_exactly(store: DocumentStore, size: int) -> None:
     data = os.urandom(size)
     address = store.put(data)
+    assert documents.address_of(data) == address
     assert store.get(address) == data
     assert store.put(data) == address  # the same content has the same address
     assert store.contains(address)
