@@ -2,7 +2,8 @@
 
 Layout (`network init` and the embedded demo share it), as Fabric's tools expect:
 
-    organizations/peerOrganizations/<domain>/{ca,tlsca,msp,peers,orderers,users}/
+    organizations/peerOrganizations/<domain>/{ca,tlsca,msp,enc,peers,orderers,users}/
+    organizations/peerOrganizations/<hospital domain>/pseudonym/alliance.key (hospitals only)
     organizations/ordererOrganizations/<domain>/{ca,tlsca,msp,orderers,users}/
     channel-artifacts/<channel>.block
     network.yaml
@@ -30,6 +31,7 @@ from medalliance.identity.cryptogen import OrgSpec, UserSpec, generate_org, org_
 from medalliance.identity.msp import Msp
 from medalliance.ledger.channel_config import ChannelDefinition, OrgDefinition, genesis_block
 from medalliance.node.config import (
+    HOSPITAL_TYPES,
     NODE_FILE,
     ChannelSpec,
     NetworkConfig,
@@ -38,11 +40,13 @@ from medalliance.node.config import (
     node_file_text,
 )
 from medalliance.node.profiles import connection_profile, profile_file_stem
+from medalliance.privacy.pseudonym import PseudonymKey
 
 CONFIG_FILE = "network.yaml"
 ORGANIZATIONS = "organizations"
 ARTIFACTS = "channel-artifacts"
 NODES = "nodes"
+PSEUDONYM_KEY = "pseudonym/alliance.key"  # under a hospital's organisation folder
 
 
 def org_spec(org: OrganizationConfig) -> OrgSpec:
@@ -163,6 +167,12 @@ def init_network(
         for org in config.organizations:
             if org.peers:
                 _write_profiles(staging / ORGANIZATIONS, config, org)
+        # One alliance pseudonym key, held by the hospitals that register patients only.
+        pseudonym_key = PseudonymKey.generate()
+        for org in config.organizations:
+            if org.type in HOSPITAL_TYPES:
+                root = org_dir(staging / ORGANIZATIONS, org_spec(org))
+                pseudonym_key.save(root / PSEUDONYM_KEY)
         _write_node_files(staging / NODES, config)
         (staging / ARTIFACTS).mkdir()
         for channel in config.channels:

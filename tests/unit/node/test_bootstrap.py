@@ -14,7 +14,7 @@ from medalliance.identity.policy import SignedData
 from medalliance.ledger.block import parse_block
 from medalliance.ledger.channel_config import ChannelConfig
 from medalliance.node import bootstrap
-from medalliance.node.bootstrap import NetworkLayout, init_network
+from medalliance.node.bootstrap import PSEUDONYM_KEY, NetworkLayout, init_network
 from medalliance.node.config import NetworkConfig
 
 NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
@@ -180,3 +180,21 @@ def test_a_failed_init_leaves_no_half_made_network(
 def test_loading_a_directory_without_a_network_is_not_found(tmp_path: Path) -> None:
     with pytest.raises(NotFound, match="holds no network"):
         NetworkLayout.load(tmp_path)
+
+
+def test_hospitals_share_one_pseudonym_key_that_regulators_do_not_hold(tmp_path: Path) -> None:
+    data = CONFIG.model_dump(mode="json")
+    data["organizations"].append(
+        {"name": "HospB", "msp_id": "HospBMSP", "domain": "hospb.example.com",
+         "type": "secondary", "regulator": "Reg", "peers": [{"name": "peer0", "port": 7251}]}
+    )  # fmt: skip
+    layout = init_network(NetworkConfig.model_validate(data), tmp_path, now=NOW)
+    paths = {
+        o.msp_id: layout.org_dir(o.msp_id) / PSEUDONYM_KEY for o in layout.config.organizations
+    }
+    keys = {paths["HospAMSP"].read_bytes(), paths["HospBMSP"].read_bytes()}
+    assert len(keys) == 1  # one alliance key: the same patient, the same pseudonym everywhere
+    assert len(next(iter(keys))) == 32
+    assert paths["HospBMSP"].stat().st_mode & 0o777 == 0o600
+    assert not paths["RegMSP"].exists()  # regulators see pseudonyms only
+    assert not paths["OrdMSP"].exists()
