@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -9,11 +10,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from medalliance.errors import InvalidArgument, PreconditionFailed
-from medalliance.privacy.pseudonym import PseudonymKey, normalise, pseudonym
+from medalliance.errors import InvalidArgument, NotFound, PreconditionFailed
+from medalliance.privacy.pseudonym import ID_TYPES, PseudonymKey, normalise, pseudonym
 
 KEY = PseudonymKey(bytes(range(32)))
 VALID = "11010519491231002X"  # GB 11643 sample number (check character X)
+# The `patientRef` the visit and records contracts accept (src/medalliance/alliance/visit.py).
+PATIENT_REF = re.compile(r"[0-9a-f]{16,64}")
+
+keys = st.binary(min_size=32, max_size=32).map(PseudonymKey)
+first17s = st.from_regex(r"[0-9]{17}", fullmatch=True)
+other_numbers = st.from_regex(r"[0-9A-Z]{4,32}", fullmatch=True)
 
 
 def with_check(first17: str) -> str:
@@ -22,25 +29,40 @@ def with_check(first17: str) -> str:
     return first17 + "10X98765432"[total % 11]
 
 
-def test_a_pseudonym_is_32_hex_and_stable_across_spelling() -> None:
-    reference = pseudonym(KEY, "resident-id", VALID)
-    assert re.fullmatch(r"[0-9a-f]{32}", reference)
-    assert pseudonym(KEY, "resident-id", " 110105 19491231 002x ") == reference
-
-
-def test_key_and_identifier_type_separate_pseudonyms() -> None:
-    other_key = PseudonymKey(bytes(32))
-    assert pseudonym(other_key, "resident-id", VALID) != pseudonym(KEY, "resident-id", VALID)
-    assert pseudonym(KEY, "passport", "E1234567") != pseudonym(KEY, "medical-card", "E1234567")
+@pytest.mark.parametrize(
+    ("id_type", "spelling", "canonical"),
+    [
+        pytest.param("resident-id", VALID, VALID, id="a canonical resident ID stays as it is"),
+        pytest.param("resident-id", "11010519491231002x", VALID, id="a lower-case check letter x is read as X"),
+        pytest.param("resident-id", " 110105 19491231 002X ", VALID, id="spaces are ignored"),
+        pytest.param("resident-id", "110105\t19491231\n002X", VALID, id="tabs and line breaks are ignored"),
+        pytest.param("resident-id", "１１０１０５１９４９１２３１００２Ｘ", VALID, id="full-width digits read as digits"),
+        pytest.param("resident-id", "110105\u300019491231002X", VALID, id="a full-width space is ignored"),
+        pytest.param("passport", "e 1234567", "E1234567", id="a passport number is upper-cased"),
+        pytest.param("medical-card", "3201-0000-42", "3201-0000-42", id="a medical card number keeps its hyphens"),
+    ],
+)  # fmt: skip
+def test_spellings_of_one_identifier_share_a_pseudonym(
+    id_type: str, spelling: str, canonical: str
+) -> None:
+    assert normalise(id_type, spelling) == canonical
+    assert pseudonym(KEY, id_type, spelling) == pseudonym(KEY, id_type, canonical)
 
 
 @pytest.mark.parametrize(
     ("id_type", "number", "message"),
     [
-        pytest.param("resident-id", "110105194912310021", "check digit is wrong", id="a resident ID with a wrong check digit"),
-        pytest.param("resident-id", "1101051949", "17 digits", id="a resident ID that is too short"),
-        pytest.param("passport", "", "4-32 letters", id="an empty passport number"),
-        pytest.param("name", "张三", "identifier type must be one of", id="names are not identifiers"),
+        pytest.param("resident-id", "110105194912310021", "check digit is wrong", id="a resident ID with a wrong check digit is refused"),
+        pytest.param("resident-id", "1101051949", "17 digits", id="a resident ID that is too short is refused"),
+        pytest.param("resident-id", "11010519491231002X1", "17 digits", id="a resident ID that is too long is refused"),
+        pytest.param("resident-id", "1101051949123100XX", "17 digits", id="an X before the check character is refused"),
+        pytest.param("resident-id", "", "17 digits", id="an empty resident ID is refused"),
+        pytest.param("resident-id", "   ", "17 digits", id="a blank resident ID is refused"),
+        pytest.param("passport", "", "4-32 letters", id="an empty passport number is refused"),
+        pytest.param("passport", "E12", "4-32 letters", id="a passport number under 4 characters is refused"),
+        pytest.param("medical-card", "3201/0042", "4-32 letters", id="a medical card number with a slash is refused"),
+        pytest.param("name", "张三", "identifier type must be one of", id="a name is not an identifier type"),
+        pytest.param("Resident-ID", VALID, "identifier type must be one of", id="identifier types are spelt exactly"),
     ],
 )  # fmt: skip
 def test_bad_identifiers_are_refused_without_echoing_them(
@@ -48,24 +70,146 @@ def test_bad_identifiers_are_refused_without_echoing_them(
 ) -> None:
     with pytest.raises(InvalidArgument, match=message) as refused:
         pseudonym(KEY, id_type, number)
-    assert not number or number not in str(refused.value)
+    if number.strip():
+        assert number.strip() not in str(refused.value)
 
 
-@given(st.from_regex(r"[0-9]{17}", fullmatch=True))
-def test_every_valid_resident_id_is_accepted_and_its_neighbours_are_not(first17: str) -> None:
+def test_a_pseudonym_fits_the_patient_ref_of_the_contracts() -> None:
+    reference = pseudonym(KEY, "resident-id", VALID)
+    assert re.fullmatch(r"[0-9a-f]{32}", reference)
+    assert PATIENT_REF.fullmatch(reference)
+
+
+def test_a_pseudonym_is_fixed_for_a_key_and_identifier() -> None:
+    # Pins the encoding: changing it would give every patient of the alliance a new pseudonym.
+    assert pseudonym(KEY, "resident-id", VALID) == pseudonym(
+        PseudonymKey(bytes(range(32))), "resident-id", VALID
+    )
+    assert pseudonym(KEY, "resident-id", VALID) == "e10d9dc9af15612fb53321bceb7ab958"
+
+
+@given(keys, first17s)
+def test_pseudonyms_are_stable_32_hex_characters(key: PseudonymKey, first17: str) -> None:
+    number = with_check(first17)
+    reference = pseudonym(key, "resident-id", number)
+    assert re.fullmatch(r"[0-9a-f]{32}", reference)
+    assert pseudonym(PseudonymKey(key.secret), "resident-id", f" {number.lower()} ") == reference
+
+
+@given(keys, keys, first17s)
+def test_different_keys_give_different_pseudonyms(
+    key: PseudonymKey, other: PseudonymKey, first17: str
+) -> None:
+    if key != other:
+        number = with_check(first17)
+        assert pseudonym(key, "resident-id", number) != pseudonym(other, "resident-id", number)
+
+
+@given(keys, other_numbers, st.sampled_from(ID_TYPES), st.sampled_from(ID_TYPES))
+def test_one_number_under_two_identifier_types_gives_two_pseudonyms(
+    key: PseudonymKey, number: str, id_type: str, other_type: str
+) -> None:
+    def reference(kind: str) -> str | None:
+        try:
+            return pseudonym(key, kind, number)
+        except InvalidArgument:  # not every number is a valid resident ID
+            return None
+
+    first, second = reference(id_type), reference(other_type)
+    if id_type != other_type and first is not None and second is not None:
+        assert first != second
+
+
+@given(first17s)
+def test_a_valid_resident_id_is_accepted_and_every_other_check_character_refused(
+    first17: str,
+) -> None:
     valid = with_check(first17)
     assert normalise("resident-id", valid) == valid
-    wrong = valid[:17] + ("0" if valid[17] != "0" else "1")
-    with pytest.raises(InvalidArgument):
-        normalise("resident-id", wrong)
+    for wrong in set("0123456789X") - {valid[17]}:
+        with pytest.raises(InvalidArgument, match="check digit is wrong") as refused:
+            normalise("resident-id", first17 + wrong)
+        assert first17 not in str(refused.value)
 
 
-def test_the_key_file_is_private_and_never_overwritten(tmp_path: Path) -> None:
+@given(
+    st.sampled_from(ID_TYPES),
+    st.text(alphabet="0123456789ABCDEFXZ -", min_size=6),
+    st.data(),
+)
+def test_error_messages_never_contain_the_identifier(
+    id_type: str, text: str, data: st.DataObject
+) -> None:
+    cut = data.draw(st.integers(min_value=0, max_value=len(text)))
+    number = text[:cut] + "/" + text[cut:]  # a slash: malformed for every identifier type
+    with pytest.raises(InvalidArgument) as refused:
+        pseudonym(KEY, id_type, number)
+    assert number not in str(refused.value)
+    for part in (text[:cut], text[cut:], "".join(text.split())):
+        assert len(part.strip()) < 6 or part.strip() not in str(refused.value)
+
+
+def test_keys_are_32_random_bytes_that_no_repr_shows() -> None:
+    key, other = PseudonymKey.generate(), PseudonymKey.generate()
+    assert len(key.secret) == 32
+    assert key != other
+    for shown in (repr(key), str(key)):
+        assert key.secret.hex() not in shown
+        assert repr(key.secret) not in shown
+    with pytest.raises(InvalidArgument, match="32 bytes"):
+        PseudonymKey(bytes(16))
+
+
+def test_the_key_file_is_private_and_round_trips(tmp_path: Path) -> None:
     path = tmp_path / "alliance" / "pseudonym.key"
     key = PseudonymKey.generate()
     key.save(path)
     assert path.stat().st_mode & 0o777 == 0o600
     assert PseudonymKey.load(path) == key
+    assert os.listdir(path.parent) == ["pseudonym.key"]  # no temporary file left behind
+
+
+def test_an_existing_key_is_never_overwritten_unless_asked(tmp_path: Path) -> None:
+    path = tmp_path / "pseudonym.key"
+    key, other = PseudonymKey.generate(), PseudonymKey.generate()
+    key.save(path)
+    with pytest.raises(PreconditionFailed, match="never overwritten"):
+        other.save(path)
+    assert PseudonymKey.load(path) == key
+    other.save(path, replace=True)
+    assert PseudonymKey.load(path) == other
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert os.listdir(tmp_path) == ["pseudonym.key"]
+
+
+def test_a_key_written_concurrently_is_not_overwritten(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "pseudonym.key"
+    key = PseudonymKey.generate()
+    key.save(path)
+    # Another process wrote its key after this one looked: the write itself must refuse.
+    monkeypatch.setattr(Path, "exists", lambda self: False)
     with pytest.raises(PreconditionFailed, match="never overwritten"):
         PseudonymKey.generate().save(path)
-    assert key.secret.hex() not in repr(key)
+    monkeypatch.undo()
+    assert PseudonymKey.load(path) == key
+    assert os.listdir(tmp_path) == ["pseudonym.key"]
+
+
+@pytest.mark.parametrize(
+    ("content", "error", "message"),
+    [
+        pytest.param(None, NotFound, "no pseudonym key", id="a missing key file is not found"),
+        pytest.param(b"", InvalidArgument, "is not a pseudonym key", id="an empty key file is refused"),
+        pytest.param(bytes(32) + b"\n", InvalidArgument, "is not a pseudonym key", id="a key file with a trailing byte is refused"),
+    ],
+)  # fmt: skip
+def test_a_bad_key_file_is_refused(
+    tmp_path: Path, content: bytes | None, error: type[Exception], message: str
+) -> None:
+    path = tmp_path / "pseudonym.key"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(error, match=message):
+        PseudonymKey.load(path)
