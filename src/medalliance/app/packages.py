@@ -16,9 +16,8 @@ from typing import Any
 import grpc
 
 from medalliance.alliance.records import RecordsContract
-from medalliance.app.session import connect_as
+from medalliance.app.session import connect_as, own_peer, user_signer
 from medalliance.errors import NotFound
-from medalliance.identity.cryptogen import load_signer
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.private_data import SERVICE, signed_request
 from medalliance.privacy.attachments import (
@@ -102,14 +101,11 @@ def open_as(
 
 def _peer_channel(layout: NetworkLayout, org: str) -> grpc.Channel:
     """A TLS channel to the organisation's first peer, as its applications connect."""
-    config = layout.config.organization(org)
-    peer = config.peers[0]
-    tls_ca = next((layout.org_msp_dir(config.msp_id) / "tlscacerts").glob("*.pem")).read_bytes()
-    host = f"{peer.name}.{config.domain}"
+    endpoint, tls_ca, server_name = own_peer(layout, org)
     return grpc.secure_channel(
-        peer.endpoint,
+        endpoint,
         grpc.ssl_channel_credentials(tls_ca),
-        options=[("grpc.ssl_target_name_override", host)],
+        options=[("grpc.ssl_target_name_override", server_name)],
     )
 
 
@@ -161,8 +157,7 @@ def fetch(
 ) -> tuple[bytes, list[tuple[str, bytes]]]:
     """Get a package through the organisation's peer, open it, and log the access on the
     ledger for the regulator."""
-    msp_id = layout.config.organization(org).msp_id
-    signer = load_signer(layout.user_msp_dir(msp_id, user), msp_id)
+    signer = user_signer(layout, org, user)
     channel = _peer_channel(layout, org)
     with channel:
         answer = _call(
@@ -196,7 +191,7 @@ def grant(
     record = records_call(layout, org, user, channel_id, "GetRecord", record_id)
     version = int(record["version"])
     msp_id = layout.config.organization(org).msp_id
-    signer = load_signer(layout.user_msp_dir(msp_id, user), msp_id)
+    signer = user_signer(layout, org, user)
     target = layout.config.organization(to).msp_id
     with _peer_channel(layout, org) as channel:
         answer = _call(

@@ -10,28 +10,41 @@ from __future__ import annotations
 from medalliance.contracts.lifecycle import LIFECYCLE_NAMESPACE
 from medalliance.errors import NotFound, PreconditionFailed
 from medalliance.identity.cryptogen import load_signer
+from medalliance.identity.signing import Signer
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.sdk import Gateway, GatewayError, SubmittedTransaction, connect
 
 
-def connect_as(layout: NetworkLayout, organization: str, user: str = "User1") -> Gateway:
-    """A gateway connection for `user` of `organization` (name or MSP id) to its own peer."""
+def user_signer(layout: NetworkLayout, organization: str, user: str) -> Signer:
+    """The signing identity of `user` of `organization`; `NotFound` lists the users there are."""
     org = layout.config.organization(organization)
-    if not org.peers:
-        raise PreconditionFailed(f"{org.name} runs no peer to connect to")
     msp_dir = layout.user_msp_dir(org.msp_id, user)
     if not msp_dir.is_dir():
         users = sorted(
             p.name.split("@")[0] for p in (layout.org_dir(org.msp_id) / "users").iterdir()
         )
         raise NotFound(f"{org.name} has no user {user!r}; users: {', '.join(users)}")
+    return load_signer(msp_dir, org.msp_id)
+
+
+def own_peer(layout: NetworkLayout, organization: str) -> tuple[str, bytes, str]:
+    """The organisation's first peer: (endpoint, its TLS CA certificate, TLS server name)."""
+    org = layout.config.organization(organization)
+    if not org.peers:
+        raise PreconditionFailed(f"{org.name} runs no peer to connect to")
     peer = org.peers[0]
     tls_ca = next((layout.org_msp_dir(org.msp_id) / "tlscacerts").glob("*.pem")).read_bytes()
+    return peer.endpoint, tls_ca, f"{peer.name}.{org.domain}"
+
+
+def connect_as(layout: NetworkLayout, organization: str, user: str = "User1") -> Gateway:
+    """A gateway connection for `user` of `organization` (name or MSP id) to its own peer."""
+    endpoint, tls_ca, server_name = own_peer(layout, organization)
     return connect(
-        peer.endpoint,
-        signer=load_signer(msp_dir, org.msp_id),
+        endpoint,
+        signer=user_signer(layout, organization, user),
         tls_root_cert=tls_ca,
-        server_name=f"{peer.name}.{org.domain}",
+        server_name=server_name,
     )
 
 

@@ -8,6 +8,7 @@ committing peer records for that transaction (protocol doc §4).
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +50,16 @@ class SigningIdentity(Protocol):
     def serialized_identity(self) -> bytes: ...
 
     def sign(self, message: bytes) -> bytes: ...
+
+
+# Fabric's peer.authentication.timewindow: a request stamped further than this from the node's
+# clock is refused, which bounds how long a captured request can be replayed.
+TIME_WINDOW = dt.timedelta(minutes=15)
+
+
+def outside_time_window(timestamp_ms: int, now: dt.datetime) -> bool:
+    """Whether a request stamped `timestamp_ms` (Unix ms) is too far from `now` to accept."""
+    return abs(dt.datetime.fromtimestamp(timestamp_ms / 1000, dt.UTC) - now) > TIME_WINDOW
 
 
 def compute_tx_id(nonce: bytes, creator: bytes) -> str:

@@ -26,12 +26,11 @@ from medalliance.ledger.block_events import filtered_block
 from medalliance.ledger.block_store import BlockStore
 from medalliance.ledger.channel_config import ChannelConfig
 from medalliance.ledger.seek import BLOCK_UNTIL_READY, DELIVER_SEEK_INFO
-from medalliance.ledger.tx import MalformedTransaction, parse_envelope
+from medalliance.ledger.tx import MalformedTransaction, outside_time_window, parse_envelope
 from medalliance.network.block_feed import BlockFeed
 
 log = logging.getLogger(__name__)
 
-TIME_WINDOW = dt.timedelta(minutes=15)  # Fabric's default peer.authentication.timewindow
 Status = common_pb2.Status
 Content = Literal["block", "filtered", "private"]
 
@@ -80,9 +79,10 @@ def check_seek(
     header = view.header
     if header.header_type != DELIVER_SEEK_INFO:
         raise SeekError(Status.BAD_REQUEST, f"header type {header.header_type} is not a seek")
-    stamp = dt.datetime.fromtimestamp(header.timestamp_ms / 1000, dt.UTC)
-    if abs(stamp - now) > TIME_WINDOW:
-        raise SeekError(Status.BAD_REQUEST, "request timestamp is outside the 15 minute window")
+    if outside_time_window(header.timestamp_ms, now):
+        raise SeekError(
+            Status.BAD_REQUEST, "request timestamp is more than 15 minutes from the server's clock"
+        )
     try:
         source = source_for(header.channel_id)
     except NotFound:

@@ -12,12 +12,9 @@ from google.protobuf.message import DecodeError
 
 from medalliance.errors import MedallianceError
 from medalliance.gateway.ports import EndorserRefused
-from medalliance.ledger.tx import ProposalView
+from medalliance.ledger.tx import ProposalView, outside_time_window
 from medalliance.node.peer import Peer
 
-# Fabric's peer.authentication.timewindow: a proposal stamped further from the peer's clock
-# than this is refused, which bounds how long a captured proposal can be replayed.
-TIME_WINDOW = dt.timedelta(minutes=15)
 ENDORSE_TIMEOUT_S = 15.0
 
 
@@ -41,10 +38,10 @@ class LocalEndorser:
         self, signed: proposal_pb2.SignedProposal, proposal: ProposalView
     ) -> proposal_response_pb2.ProposalResponse:
         now = self._now()
-        stamp = dt.datetime.fromtimestamp(proposal.header.timestamp_ms / 1000, dt.UTC)
-        if abs(stamp - now) > TIME_WINDOW:
+        if outside_time_window(proposal.header.timestamp_ms, now):
             raise EndorserRefused(
-                f"request timestamp {stamp.isoformat()} is more than 15 minutes from the peer's time"
+                "the proposal's timestamp is more than 15 minutes from the peer's clock; "
+                "check the client's clock"
             )
         try:
             endorsed = self._peer.endorse_proposal(proposal, now=now)

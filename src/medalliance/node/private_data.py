@@ -42,7 +42,7 @@ from medalliance.errors import (
     PermissionDenied,
     PreconditionFailed,
 )
-from medalliance.ledger.tx import SigningIdentity, parse_chaincode_event
+from medalliance.ledger.tx import SigningIdentity, outside_time_window, parse_chaincode_event
 from medalliance.ledger.validation import VALID, BlockResult
 from medalliance.network.tls import NodeTls
 from medalliance.node.served import ServedChannel
@@ -53,7 +53,6 @@ from medalliance.privacy.private_store import PrivateStore
 log = logging.getLogger(__name__)
 
 SERVICE = "medalliance.PrivateData"
-TIME_WINDOW = dt.timedelta(minutes=15)
 CALL_TIMEOUT_S = 15.0
 
 
@@ -307,12 +306,20 @@ class PrivateDataService:
         try:
             request = json.loads(raw)
             identity = base64.b64decode(request["identity"], validate=True)
-            stamp = dt.datetime.fromisoformat(request["timestamp"])
-            str(request["recordId"]), int(request["version"])
+            timestamp_ms = int(request["timestampMs"])
+            request["recordId"], request["version"] = (
+                str(request["recordId"]),
+                int(request["version"]),
+            )
         except (ValueError, KeyError, TypeError):
-            raise InvalidArgument("malformed private data request") from None
-        if abs(stamp - self._now()) > TIME_WINDOW:
-            raise PermissionDenied("request timestamp is more than 15 minutes from the peer's time")
+            raise InvalidArgument(
+                "malformed private data request: it needs recordId, version, identity, "
+                "timestampMs and a signature"
+            ) from None
+        if outside_time_window(timestamp_ms, self._now()):
+            raise PermissionDenied(
+                "request timestamp is more than 15 minutes from the peer's clock; check your clock"
+            )
         config = self._channel(self._records_channel).config
         creator = config.msps.deserialize(identity, at=self._now())
         if not creator.verify(signature, raw):
@@ -329,7 +336,7 @@ def signed_request(
             "recordId": record_id,
             "version": version,
             "identity": base64.b64encode(signer.serialized_identity).decode(),
-            "timestamp": now.isoformat(),
+            "timestampMs": int(now.timestamp() * 1000),
         },
         sort_keys=True,
     ).encode()

@@ -90,12 +90,6 @@ def test_a_record_authorises_origin_target_and_the_supervising_regulator(ledger:
     assert ledger.call("HospDMSP", "IsAuthorised", "R-1", "HospBMSP").payload == b"true"
 
 
-def test_the_ledger_holds_hashes_and_pseudonyms_only(ledger: Ledger) -> None:
-    stored = b"".join(v.value for v in ledger.state.data.values())
-    assert PATIENT.encode() in stored
-    assert b"sealed package" not in stored
-
-
 def test_versions_grants_and_revocations(ledger: Ledger) -> None:
     added = ledger.call("HospBMSP", "AddVersion", "R-1", DIGEST2, "[]")
     assert event(added) == (
