@@ -87,6 +87,8 @@ class Context:
     channel_orgs: tuple[str, ...]
     transient: Mapping[str, bytes] = field(repr=False)
     organizations: Mapping[str, Organization] = field(default_factory=dict)
+    # the contract that called this one within the transaction; None when the client did
+    called_by: str | None = None
 
 
 class Contract:

@@ -125,6 +125,7 @@ class Endorser:
             transient=proposal.transient,
             channel_orgs=channel.config.application_msp_ids,
             organizations=organizations(channel.config),
+            contracts=lambda name: self._callee(name, channel),
         )
         # Evaluate and endorse simulate alike; an evaluation's read-write set is just not used.
         result = simulate(contract, proposal.chaincode_name, proposal.args, channel.state, tx)
@@ -150,6 +151,15 @@ class Endorser:
                 event=result.event,
             )
         return Endorsed(proposal, result, response)
+
+    def _callee(self, name: str, channel: ChannelView) -> Contract | None:
+        """A contract another contract may call: committed, active, not the lifecycle."""
+        if name == LIFECYCLE_NAMESPACE:
+            return None
+        try:
+            return self._contract(name, channel)[0]
+        except MedallianceError:
+            return None
 
     def _contract(self, name: str, channel: ChannelView) -> tuple[Contract, str]:
         if name == LIFECYCLE_NAMESPACE:

@@ -1,5 +1,12 @@
 """Simulate one contract call into a read-write set, a response and an event.
 
+A contract may call another contract of the channel (`ctx.stub.invoke_chaincode`, Fabric's
+chaincode-to-chaincode call): the callee runs in the same transaction, as the same client, over
+the same committed state; its reads and writes go to its own namespace of the one read-write set
+(namespaces sorted, as Fabric builds it), so validation checks the endorsement policy of every
+namespace written. Only the top-level contract's event is kept, as in Fabric. The callee learns
+who called it from `ctx.called_by` (Fabric contracts read it from the signed proposal).
+
 A contract that raises `ContractError` refuses the call: the result carries its status and
 message and no writes. Any other exception is a bug in the contract: logged at ERROR with the tx id
 and its traceback frames (never its arguments, nor the exception text that may quote them),
@@ -10,8 +17,10 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+
+from fabric_protos.ledger.rwset import rwset_pb2
 
 from medalliance.contracts.api import ClientIdentity, Context, Contract, Organization
 from medalliance.contracts.determinism import contract_running
@@ -23,6 +32,11 @@ from medalliance.ledger.state import StateReader
 log = logging.getLogger(__name__)
 
 OK = 200
+MAX_CALL_DEPTH = 8  # contract → contract calls; deeper is a loop or a design error
+
+
+def no_contracts(name: str) -> Contract | None:
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +48,8 @@ class TxContext:
     transient: Mapping[str, bytes] = field(default_factory=dict, repr=False)
     channel_orgs: tuple[str, ...] = ()
     organizations: Mapping[str, Organization] = field(default_factory=dict)
+    # the channel's committed contracts, for contract-to-contract calls (None: not committed)
+    contracts: Callable[[str], Contract | None] = field(default=no_contracts, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,38 +71,10 @@ def simulate(
     """Run `args[0]` of `contract` with `args[1:]` over committed state; writes nothing."""
     if not args:
         return SimulationResult(400, "a call needs a function name", b"", b"", None)
-    function = args[0].decode("utf-8", "replace")
-    info = type(contract).functions().get(function.split(":")[-1])
-    stub = Stub(
-        reader,
-        namespace,
-        tx_id=tx.tx_id,
-        channel_id=tx.channel_id,
-        timestamp_ms=tx.timestamp_ms,
-        transient=tx.transient,
-        read_only=bool(info and info.evaluate),
-        function=function,
-    )
-    creator = tx.creator
-    ctx = Context(
-        stub=stub,
-        client=ClientIdentity(
-            creator.msp_id,
-            creator.alliance_role,
-            creator.node_ou,
-            creator.is_admin,
-            creator.id_hash.hex(),
-        ),
-        channel_id=tx.channel_id,
-        tx_id=tx.tx_id,
-        tx_timestamp_ms=tx.timestamp_ms,
-        channel_orgs=tx.channel_orgs,
-        transient=tx.transient,
-        organizations=tx.organizations,
-    )
+    run = _Run(reader, tx)
     try:
         with contract_running():
-            payload = contract.invoke(ctx, function, list(args[1:]))
+            stub, payload = run.call(contract, namespace, list(args), called_by=None)
     except ContractError as exc:
         return SimulationResult(exc.status_code, str(exc), b"", b"", None)
     except Exception as exc:
@@ -102,6 +90,78 @@ def simulate(
             },
         )
         return SimulationResult(500, f"contract {namespace} failed: internal error", b"", b"", None)
-    return SimulationResult(
-        OK, "", payload, bytes(stub.rwset().SerializeToString()), stub.event_bytes()
-    )
+    return SimulationResult(OK, "", payload, run.rwset(), stub.event_bytes())
+
+
+class _Run:
+    """One transaction's simulation: one stub per namespace it touches, shared by nested calls."""
+
+    def __init__(self, reader: StateReader, tx: TxContext) -> None:
+        self._reader = reader
+        self._tx = tx
+        self._stubs: dict[str, Stub] = {}
+        self._depth = 0
+
+    def call(
+        self, contract: Contract, namespace: str, args: list[bytes], *, called_by: str | None
+    ) -> tuple[Stub, bytes]:
+        tx = self._tx
+        function = args[0].decode("utf-8", "replace")
+        info = type(contract).functions().get(function.split(":")[-1])
+        stub = self._stubs.get(namespace)
+        if stub is None:
+            stub = self._stubs[namespace] = Stub(
+                self._reader,
+                namespace,
+                tx_id=tx.tx_id,
+                channel_id=tx.channel_id,
+                timestamp_ms=tx.timestamp_ms,
+                transient=tx.transient,
+                invoke=self._invoke,
+            )
+        stub.begin_call(function, read_only=bool(info and info.evaluate))
+        creator = tx.creator
+        ctx = Context(
+            stub=stub,
+            client=ClientIdentity(
+                creator.msp_id,
+                creator.alliance_role,
+                creator.node_ou,
+                creator.is_admin,
+                creator.id_hash.hex(),
+            ),
+            channel_id=tx.channel_id,
+            tx_id=tx.tx_id,
+            tx_timestamp_ms=tx.timestamp_ms,
+            channel_orgs=tx.channel_orgs,
+            transient=tx.transient,
+            organizations=tx.organizations,
+            called_by=called_by,
+        )
+        try:
+            return stub, contract.invoke(ctx, function, args[1:])
+        finally:
+            stub.end_call()
+
+    def _invoke(self, caller: str, name: str, args: list[bytes]) -> bytes:
+        if not args:
+            raise ContractError(f"a call of contract {name} needs a function name", 400)
+        if self._depth >= MAX_CALL_DEPTH:
+            raise ContractError(f"contract calls nest deeper than {MAX_CALL_DEPTH}", 400)
+        callee = self._tx.contracts(name)
+        if callee is None:
+            raise ContractError(
+                f"contract {name} is not committed on channel {self._tx.channel_id}", 404
+            )
+        self._depth += 1
+        try:
+            _, payload = self.call(callee, name, args, called_by=caller)
+        finally:
+            self._depth -= 1
+        return payload
+
+    def rwset(self) -> bytes:
+        merged = rwset_pb2.TxReadWriteSet(data_model=rwset_pb2.TxReadWriteSet.DataModel.Value("KV"))
+        for namespace in sorted(self._stubs):
+            merged.ns_rwset.append(self._stubs[namespace].ns_rwset())
+        return bytes(merged.SerializeToString())

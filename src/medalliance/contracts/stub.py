@@ -17,7 +17,7 @@ key. Values must be non-empty (use `del_state`). Violations raise `ContractError
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from fabric_protos.ledger.rwset import rwset_pb2
@@ -31,6 +31,14 @@ from medalliance.ledger.state import KeyModification, StateReader, Version
 # Fabric's shim substitutes U+0001 for an empty start key of a simple range (`emptyKeySubstitute`),
 # so the range, and its re-run by the committer's phantom check, excludes composite keys.
 _EMPTY_KEY_SUBSTITUTE = "\x01"
+
+
+# (calling namespace, called contract, [function, *args]) -> the callee's payload
+Invoke = Callable[[str, str, list[bytes]], bytes]
+
+
+def _no_calls(caller: str, name: str, args: list[bytes]) -> bytes:
+    raise ContractError("this simulation cannot call other contracts", 400)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +59,7 @@ class Stub:
         channel_id: str,
         timestamp_ms: int,
         transient: Mapping[str, bytes],
-        read_only: bool = False,
-        function: str = "",
+        invoke: Invoke = _no_calls,
     ) -> None:
         self._reader = reader
         self.namespace = namespace
@@ -60,8 +67,8 @@ class Stub:
         self.channel_id = channel_id
         self.tx_timestamp_ms = timestamp_ms
         self._transient = transient
-        self._read_only = read_only
-        self._function = function
+        self._invoke = invoke
+        self._calls: list[tuple[str, bool]] = []  # (function, read-only) of the running calls
         self._reads: dict[str, Version | None] = {}
         self._writes: dict[str, bytes | None] = {}
         self._ranges: list[kv_rwset_pb2.RangeQueryInfo] = []
@@ -119,6 +126,20 @@ class Stub:
     def get_transient(self) -> Mapping[str, bytes]:
         return self._transient
 
+    # --- other contracts -------------------------------------------------------------------------
+
+    def invoke_chaincode(self, name: str, args: Sequence[str | bytes]) -> bytes:
+        """Call `args[0]` of contract `name` on this channel within this transaction; its
+        payload, or the callee's `ContractError` (status and message) if it refuses."""
+        encoded = [a.encode() if isinstance(a, str) else bytes(a) for a in args]
+        return self._invoke(self.namespace, name, encoded)
+
+    def begin_call(self, function: str, *, read_only: bool) -> None:
+        self._calls.append((function, read_only))
+
+    def end_call(self) -> None:
+        self._calls.pop()
+
     # --- writes ----------------------------------------------------------------------------------
 
     def put_state(self, key: str, value: bytes) -> None:
@@ -139,12 +160,18 @@ class Stub:
         self.event = Event(name, bytes(payload))
 
     def _check_writable(self) -> None:
-        if self._read_only:
-            raise ContractError(f"{self._function} is evaluate-only and cannot write", 400)
+        if self._calls and self._calls[-1][1]:
+            raise ContractError(f"{self._calls[-1][0]} is evaluate-only and cannot write", 400)
 
     # --- results ---------------------------------------------------------------------------------
 
     def rwset(self) -> rwset_pb2.TxReadWriteSet:
+        """This namespace's reads and writes as a whole read-write set."""
+        return rwset_pb2.TxReadWriteSet(
+            data_model=rwset_pb2.TxReadWriteSet.DataModel.Value("KV"), ns_rwset=[self.ns_rwset()]
+        )
+
+    def ns_rwset(self) -> rwset_pb2.NsReadWriteSet:
         kv = kv_rwset_pb2.KVRWSet()
         for key in sorted(self._reads):
             read = kv.reads.add(key=key)
@@ -156,12 +183,7 @@ class Stub:
         for key in sorted(self._writes):
             value = self._writes[key]
             kv.writes.add(key=key, is_delete=value is None, value=value or b"")
-        return rwset_pb2.TxReadWriteSet(
-            data_model=rwset_pb2.TxReadWriteSet.DataModel.Value("KV"),
-            ns_rwset=[
-                rwset_pb2.NsReadWriteSet(namespace=self.namespace, rwset=kv.SerializeToString())
-            ],
-        )
+        return rwset_pb2.NsReadWriteSet(namespace=self.namespace, rwset=kv.SerializeToString())
 
     def event_bytes(self) -> bytes | None:
         if self.event is None:

@@ -20,16 +20,11 @@ NS = "visit"
 
 
 def new_stub(state: DictState, *, read_only: bool = False) -> Stub:
-    return Stub(
-        state,
-        NS,
-        tx_id="tx1",
-        channel_id="alliance",
-        timestamp_ms=1,
-        transient={"secret": b"s"},
-        read_only=read_only,
-        function="GetVisit",
+    stub = Stub(
+        state, NS, tx_id="tx1", channel_id="alliance", timestamp_ms=1, transient={"secret": b"s"}
     )
+    stub.begin_call("GetVisit", read_only=read_only)
+    return stub
 
 
 def kv_of(stub: Stub) -> kv_rwset_pb2.KVRWSet:
