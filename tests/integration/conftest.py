@@ -24,6 +24,7 @@ CONFIG = {
         },
         {
             "name": "HospA",
+            "users": [{"name": "User1", "role": "doctor"}],
             "msp_id": "HospAMSP",
             "domain": "hospa.example.com",
             "type": "tertiary",
@@ -33,6 +34,7 @@ CONFIG = {
         },
         {
             "name": "HospB",
+            "users": [{"name": "User1", "role": "doctor"}],
             "msp_id": "HospBMSP",
             "domain": "hospb.example.com",
             "type": "tertiary",
@@ -41,6 +43,7 @@ CONFIG = {
         },
         {
             "name": "HospC",
+            "users": [{"name": "User1", "role": "doctor"}],
             "msp_id": "HospCMSP",
             "domain": "hospc.example.com",
             "type": "secondary",
@@ -52,7 +55,14 @@ CONFIG = {
         {
             "name": "alliance",
             "batch": {"max_message_count": 10, "timeout_ms": 100},
-            "contracts": [{"name": "visit", "package": "medalliance.alliance.visit:VisitContract"}],
+            "contracts": [
+                {"name": "visit", "package": "medalliance.alliance.visit:VisitContract"},
+                # a plain asset ledger for platform behaviours such as MVCC conflicts
+                {
+                    "name": "basic",
+                    "package": "medalliance.samples.asset_transfer_basic:AssetTransferBasic",
+                },
+            ],
         },
         {"name": "tertiary", "members": ["HospA", "HospB"]},
     ],

@@ -25,10 +25,9 @@ CODE = transaction_pb2.TxValidationCode
 
 def commit_two_visits_one_conflicting(network: EmbeddedNetwork) -> common_pb2.Block:
     client = network.client("HospCMSP")
-    client.submit("alliance", "visit", "RegisterVisit", "V-1", PATIENT, "HospCMSP")
-    # Two transfers of one visit in one block: the second is an MVCC conflict.
-    client.submit_async("alliance", "visit", "TransferVisit", "V-1", "HospAMSP")
-    client.submit_async("alliance", "visit", "TransferVisit", "V-1", "HospBMSP")
+    # Two registrations of one visit number in one block: the second is an MVCC conflict.
+    client.submit_async("alliance", "visit", "RegisterVisit", "V-1", PATIENT, "HospCMSP")
+    client.submit_async("alliance", "visit", "RegisterVisit", "V-1", PATIENT[::-1], "HospCMSP")
     network.cut_blocks("alliance")
     ledger = network.peers_of("alliance")[0].channel("alliance")
     block = ledger.store.get_block(ledger.height - 1)
@@ -46,11 +45,11 @@ def test_a_filtered_block_has_codes_and_event_names_but_no_payloads(
     assert codes == [CODE.Value("VALID"), CODE.Value("MVCC_READ_CONFLICT")]
     valid = filtered.filtered_transactions[0]
     (action,) = valid.transaction_actions.chaincode_actions
-    assert action.chaincode_event.event_name == "VisitTransferred"
+    assert action.chaincode_event.event_name == "VisitRegistered"
     assert action.chaincode_event.chaincode_id == "visit"
     assert action.chaincode_event.tx_id == valid.txid
     assert not action.chaincode_event.payload
-    assert b"HospAMSP" not in filtered.SerializeToString()
+    assert b"visitNo" not in filtered.SerializeToString()
 
 
 def test_chaincode_events_come_from_valid_transactions_of_the_named_contract(
@@ -58,8 +57,8 @@ def test_chaincode_events_come_from_valid_transactions_of_the_named_contract(
 ) -> None:
     block = commit_two_visits_one_conflicting(network)
     (event,) = chaincode_events(block, "visit")
-    assert event.event_name == "VisitTransferred"
-    assert b"HospAMSP" in event.payload
+    assert event.event_name == "VisitRegistered"
+    assert b'"visitNo":"V-1"' in event.payload
     assert chaincode_events(block, "other") == []
 
 

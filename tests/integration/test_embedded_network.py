@@ -25,7 +25,7 @@ from medalliance.ledger.block import header_hash, new_block, transactions_filter
 from medalliance.ledger.block_signature import sign_block
 from medalliance.ledger.tx import new_signed_proposal, new_transaction_payload, sign_envelope
 from medalliance.node import ordering
-from medalliance.node.embedded import EmbeddedNetwork
+from medalliance.node.embedded import Client, EmbeddedNetwork
 
 CODE = transaction_pb2.TxValidationCode
 PATIENT = "0123456789abcdef0123456789abcdef"
@@ -66,7 +66,7 @@ def test_submit_commits_on_every_peer_and_evaluate_reads_it(network: EmbeddedNet
 
 def test_a_refused_call_writes_nothing(network: EmbeddedNetwork) -> None:
     before = (heights(network), state_hashes(network))
-    with pytest.raises(ContractError, match="cannot register a visit at HospCMSP"):
+    with pytest.raises(ContractError, match="cannot register a visit for HospCMSP"):
         network.client("HospBMSP").submit(
             "alliance", "visit", "RegisterVisit", "V-2", PATIENT, "HospCMSP"
         )
@@ -79,25 +79,29 @@ def test_a_refused_call_writes_nothing(network: EmbeddedNetwork) -> None:
     assert (heights(network), state_hashes(network)) == before
 
 
-def test_conflicting_transfers_of_one_visit_commit_exactly_once(network: EmbeddedNetwork) -> None:
+def create_asset(client: Client, asset_id: str) -> None:
+    client.submit("alliance", "basic", "CreateAsset", asset_id, "blue", "5", "HospC", "300")
+
+
+def test_conflicting_transfers_of_one_asset_commit_exactly_once(network: EmbeddedNetwork) -> None:
     holder = network.client("HospCMSP")
-    holder.submit("alliance", "visit", "RegisterVisit", "V-3", PATIENT, "HospCMSP")
-    first, _ = holder.submit_async("alliance", "visit", "TransferVisit", "V-3", "HospAMSP")
-    second, _ = holder.submit_async("alliance", "visit", "TransferVisit", "V-3", "HospBMSP")
+    create_asset(holder, "asset3")
+    first, _ = holder.submit_async("alliance", "basic", "TransferAsset", "asset3", "HospA")
+    second, _ = holder.submit_async("alliance", "basic", "TransferAsset", "asset3", "HospB")
     network.cut_blocks()
     codes = [holder.status("alliance", tx).code for tx in (first, second)]
     assert codes == [CODE.Value("VALID"), CODE.Value("MVCC_READ_CONFLICT")]
-    record = json.loads(holder.evaluate("alliance", "visit", "GetVisit", "V-3"))
-    assert record["hospital"] == "HospAMSP"
+    record = json.loads(holder.evaluate("alliance", "basic", "ReadAsset", "asset3"))
+    assert record["Owner"] == "HospA"
 
 
-def test_transfers_of_different_visits_never_conflict(network: EmbeddedNetwork) -> None:
+def test_transfers_of_different_assets_never_conflict(network: EmbeddedNetwork) -> None:
     holder = network.client("HospCMSP")
     for i in range(4):
-        holder.submit_async("alliance", "visit", "RegisterVisit", f"P-{i}", PATIENT, "HospCMSP")
+        holder.submit_async("alliance", "basic", "CreateAsset", f"P-{i}", "red", "1", "HospC", "9")
     network.cut_blocks()
     txs = [
-        holder.submit_async("alliance", "visit", "TransferVisit", f"P-{i}", "HospAMSP")[0]
+        holder.submit_async("alliance", "basic", "TransferAsset", f"P-{i}", "HospA")[0]
         for i in range(4)
     ]
     network.cut_blocks()

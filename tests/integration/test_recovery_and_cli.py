@@ -72,9 +72,10 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_demo_then_verify_then_tamper(tmp_path: Path) -> None:
     data = tmp_path / "demo"
-    demo = cli("demo", "--scenario", "smoke", "--data-dir", str(data))
+    demo = cli("demo", "--scenario", "referral", "--data-dir", str(data))
     assert demo.returncode == 0, demo.stderr
-    assert "exactly one moves the patient" in demo.stdout
+    assert "exactly once" in demo.stdout
+    assert "✗" not in demo.stdout
     verify = cli("--json", "ledger", "verify", str(data))
     assert verify.returncode == 0, verify.stdout
     report = json.loads(verify.stdout)
@@ -135,7 +136,7 @@ def test_any_flipped_bit_in_a_block_file_is_caught(
 
     client = network.client("HospCMSP")
     client.submit("alliance", "visit", "RegisterVisit", "F-1", PATIENT, "HospCMSP")
-    client.submit("alliance", "visit", "TransferVisit", "F-1", "HospAMSP")
+    client.submit("alliance", "basic", "CreateAsset", "F-1", "blue", "5", "HospC", "300")
     ledger = network.peers_of("alliance")[0].directory / "ledgers" / "alliance"
     network.close()
     assert verify_ledger(ledger, namespace_policy).intact

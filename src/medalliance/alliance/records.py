@@ -68,7 +68,7 @@ class RecordsContract(Contract):
     ) -> str:
         """Version 1 of a record. `attachments` and `authorised` are JSON arrays."""
         _check_id(record_id)
-        if not _PSEUDONYM.match(patient_ref):
+        if not _PSEUDONYM.fullmatch(patient_ref):
             raise ContractError(
                 "patientRef must be a pseudonym (16-64 lower-case hex), not an identity", 400
             )
@@ -224,7 +224,7 @@ class RecordsContract(Contract):
 
 
 def _check_id(record_id: str) -> None:
-    if not _ID.match(record_id):
+    if not _ID.fullmatch(record_id):
         raise ContractError(f"record id {record_id!r} may use letters, digits and ._- (1-64)", 400)
 
 
@@ -266,14 +266,14 @@ def _authorised(ctx: Context, text: str, owner: str) -> list[str]:
 
 
 def _write_version(ctx: Context, record: dict[str, Any], digest: str, attachments: str) -> None:
-    if not _DIGEST.match(digest):
+    if not _DIGEST.fullmatch(digest):
         raise ContractError("digest must be the SHA-256 (64 lower-case hex) of the package", 400)
     try:
         addresses = json.loads(attachments)
     except ValueError:
         raise ContractError("attachments must be a JSON array of document addresses", 400) from None
     if not isinstance(addresses, list) or not all(
-        isinstance(a, str) and _DIGEST.match(a) for a in addresses
+        isinstance(a, str) and _DIGEST.fullmatch(a) for a in addresses
     ):
         raise ContractError("attachments must be a JSON array of document addresses", 400)
     record["version"] += 1

@@ -1,76 +1,97 @@
 """The visit registry: every visit has a unique visit number (就诊号) bound to a patient pseudonym.
 
-Paper figs. 6–8: a visit belongs to the hospital that holds the patient; only that hospital may
-move it (the core of a referral). Patients appear only as pseudonyms — a raw identity is refused —
-and permissions come from the caller's certificate, never from arguments.
+Paper figs. 6–8: a visit belongs to the hospital that holds the patient; only a referral moves
+it (`TransferVisit` answers the `referral` contract only). Patients appear only as pseudonyms — a
+raw identity is refused — and permissions come from the caller's certificate, never from
+arguments.
+
+State: one key per visit, and one index key per (hospital, visit) for `PatientsAt`, so visits
+of different patients never conflict; moving a visit rewrites its own two keys only.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
+from typing import Any
 
+from medalliance.alliance.common import (
+    check_id,
+    hospital,
+    load,
+    now_iso,
+    require_may_see,
+    require_org,
+    require_role,
+    scan,
+    to_json,
+)
 from medalliance.contracts import Context, Contract, create_composite_key, transaction
 from medalliance.errors import ContractError
 
 _PSEUDONYM = re.compile(r"^[0-9a-f]{16,64}$")
-_VISIT_NO = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+REGISTRARS = ("doctor", "clerk")
 
 
-def _key(visit_no: str) -> str:
+def visit_key(visit_no: str) -> str:
     return create_composite_key("visit", [visit_no])
+
+
+def _at_key(hospital_id: str, visit_no: str) -> str:
+    return create_composite_key("visitat", [hospital_id, visit_no])
 
 
 class VisitContract(Contract):
     name = "visit"
 
     @transaction
-    def RegisterVisit(self, ctx: Context, visit_no: str, patient_ref: str, hospital: str) -> str:
-        if not _VISIT_NO.match(visit_no):
-            raise ContractError(
-                f"visit number {visit_no!r} may use letters, digits and ._- (1-64)", 400
-            )
-        if not _PSEUDONYM.match(patient_ref):
+    def RegisterVisit(self, ctx: Context, visit_no: str, patient_ref: str, hospital_id: str) -> str:
+        check_id(visit_no, "visit number")
+        if not _PSEUDONYM.fullmatch(patient_ref):
             raise ContractError(
                 "patientRef must be a pseudonym (16-64 lower-case hex), not an identity", 400
             )
-        if ctx.client.msp_id != hospital:
-            raise ContractError(
-                f"caller of {ctx.client.msp_id} cannot register a visit at {hospital}", 403
-            )
-        if ctx.stub.get_state(_key(visit_no)) is not None:
+        require_org(ctx, hospital_id, "register a visit")
+        hospital(ctx, hospital_id)
+        require_role(ctx, *REGISTRARS)
+        if ctx.stub.get_state(visit_key(visit_no)) is not None:
             raise ContractError(f"visit {visit_no} already exists", 409)
-        when = dt.datetime.fromtimestamp(ctx.tx_timestamp_ms / 1000, tz=dt.UTC)
         record = {
             "visitNo": visit_no,
             "patientRef": patient_ref,
-            "hospital": hospital,
-            "registeredAt": when.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "hospital": hospital_id,
+            "registeredAt": now_iso(ctx),
             "registeredBy": ctx.client.msp_id,
         }
-        ctx.stub.put_state(_key(visit_no), _json(record))
-        ctx.stub.set_event("VisitRegistered", _json({"visitNo": visit_no, "hospital": hospital}))
-        return _json(record).decode()
+        ctx.stub.put_state(visit_key(visit_no), to_json(record))
+        ctx.stub.put_state(_at_key(hospital_id, visit_no), to_json({"patientRef": patient_ref}))
+        ctx.stub.set_event(
+            "VisitRegistered", to_json({"visitNo": visit_no, "hospital": hospital_id})
+        )
+        return to_json(record).decode()
 
     @transaction(evaluate=True)
     def GetVisit(self, ctx: Context, visit_no: str) -> str:
-        raw = ctx.stub.get_state(_key(visit_no))
-        if raw is None:
-            raise ContractError(f"visit {visit_no} does not exist", 404)
-        return raw.decode()
+        check_id(visit_no, "visit number")
+        return to_json(load(ctx, visit_key(visit_no), f"visit {visit_no}")).decode()
 
     @transaction(evaluate=True)
-    def VisitsAt(self, ctx: Context, hospital: str) -> list[object]:
-        visits = [json.loads(v) for _, v in ctx.stub.get_state_by_partial_composite_key("visit")]
-        return sorted((v for v in visits if v["hospital"] == hospital), key=lambda v: v["visitNo"])
+    def PatientsAt(self, ctx: Context, hospital_id: str) -> list[Any]:
+        """The visits (and their patients' pseudonyms) a hospital currently holds; for the
+        hospital itself and its regulators."""
+        hospital(ctx, hospital_id)
+        require_may_see(ctx, f"the patients of {hospital_id}", hospital_id)
+        found = []
+        for visit_no, value in scan(ctx, "visitat", hospital_id):
+            found.append({"visitNo": visit_no, "patientRef": json.loads(value)["patientRef"]})
+        return sorted(found, key=lambda v: v["visitNo"])
 
     @transaction
     def TransferVisit(self, ctx: Context, visit_no: str, to_hospital: str) -> str:
-        raw = ctx.stub.get_state(_key(visit_no))
-        if raw is None:
-            raise ContractError(f"visit {visit_no} does not exist", 404)
-        record = json.loads(raw)
+        """Move a visit to another hospital: only within a referral transaction."""
+        if ctx.called_by != "referral":
+            raise ContractError("a visit moves only through the referral contract", 403)
+        record = load(ctx, visit_key(visit_no), f"visit {visit_no}")
         if record["hospital"] != ctx.client.msp_id:
             raise ContractError(
                 f"patient of visit {visit_no} is at {record['hospital']}, not {ctx.client.msp_id}",
@@ -78,13 +99,11 @@ class VisitContract(Contract):
             )
         if to_hospital == record["hospital"]:
             raise ContractError(f"visit {visit_no} is already at {to_hospital}", 409)
-        if to_hospital not in ctx.channel_orgs:
-            raise ContractError(f"{to_hospital} is not a member of channel {ctx.channel_id}", 404)
+        hospital(ctx, to_hospital)
+        ctx.stub.del_state(_at_key(record["hospital"], visit_no))
+        ctx.stub.put_state(
+            _at_key(to_hospital, visit_no), to_json({"patientRef": record["patientRef"]})
+        )
         record["hospital"] = to_hospital
-        ctx.stub.put_state(_key(visit_no), _json(record))
-        ctx.stub.set_event("VisitTransferred", _json({"visitNo": visit_no, "to": to_hospital}))
-        return _json(record).decode()
-
-
-def _json(value: object) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        ctx.stub.put_state(visit_key(visit_no), to_json(record))
+        return to_json(record).decode()

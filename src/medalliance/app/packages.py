@@ -19,6 +19,7 @@ from medalliance.alliance.records import RecordsContract
 from medalliance.app.session import connect_as, own_peer, user_signer
 from medalliance.errors import NotFound
 from medalliance.node.bootstrap import NetworkLayout
+from medalliance.node.package_holding import Held
 from medalliance.node.private_data import SERVICE, signed_request
 from medalliance.privacy.attachments import (
     AttachmentRef,
@@ -142,14 +143,35 @@ def share(
             json.dumps([address_of(a) for a in attachments]),
             json.dumps(list(package.recipients)),
         )
-    channel = _peer_channel(layout, org)
-    with channel:
-        request = {
-            "sealed": base64.b64encode(package.to_bytes()).decode(),
-            "attachments": [base64.b64encode(a).decode() for a in attachments],
-            "forward": True,
-        }
+    return push_bundle(layout, org, Held(package.to_bytes(), tuple(attachments)))
+
+
+def push_bundle(layout: NetworkLayout, org: str, held: Held) -> dict[str, Any]:
+    """Hand a sealed package and its attachments to the organisation's peer, which keeps them
+    (if the ledger agrees) and pushes them to the other authorised organisations."""
+    with _peer_channel(layout, org) as channel:
+        request = {**_encoded(held), "forward": True}
         return _call(channel, "Push", json.dumps(request).encode())
+
+
+def get_bundle(layout: NetworkLayout, org: str, user: str, record_id: str, version: int) -> Held:
+    """A version from the organisation's peer (which reconciles a miss from another holder)."""
+    signer = user_signer(layout, org, user)
+    with _peer_channel(layout, org) as channel:
+        answer = _call(
+            channel, "Get", signed_request(signer, record_id, version, dt.datetime.now(dt.UTC))
+        )
+    return Held(
+        base64.b64decode(answer["sealed"]),
+        tuple(base64.b64decode(a) for a in answer.get("attachments", [])),
+    )
+
+
+def _encoded(held: Held) -> dict[str, Any]:
+    return {
+        "sealed": base64.b64encode(held.sealed).decode(),
+        "attachments": [base64.b64encode(a).decode() for a in held.attachments],
+    }
 
 
 def fetch(
@@ -157,15 +179,8 @@ def fetch(
 ) -> tuple[bytes, list[tuple[str, bytes]]]:
     """Get a package through the organisation's peer, open it, and log the access on the
     ledger for the regulator."""
-    signer = user_signer(layout, org, user)
-    channel = _peer_channel(layout, org)
-    with channel:
-        answer = _call(
-            channel, "Get", signed_request(signer, record_id, version, dt.datetime.now(dt.UTC))
-        )
-    package = SealedPackage.from_bytes(base64.b64decode(answer["sealed"]))
-    ciphertexts = [base64.b64decode(a) for a in answer.get("attachments", [])]
-    opened = open_as(layout, org, package, ciphertexts)
+    held = get_bundle(layout, org, user, record_id, version)
+    opened = open_as(layout, org, SealedPackage.from_bytes(held.sealed), held.attachments)
     with connect_as(layout, org, user) as gateway:
         records = gateway.get_network(channel_id).get_contract(RecordsContract.name)
         records.submit_transaction("LogAccess", record_id, str(version), "decrypt")
@@ -191,25 +206,17 @@ def grant(
     record = records_call(layout, org, user, channel_id, "GetRecord", record_id)
     version = int(record["version"])
     msp_id = layout.config.organization(org).msp_id
-    signer = user_signer(layout, org, user)
     target = layout.config.organization(to).msp_id
-    with _peer_channel(layout, org) as channel:
-        answer = _call(
-            channel, "Get", signed_request(signer, record_id, version, dt.datetime.now(dt.UTC))
-        )
-        package = SealedPackage.from_bytes(base64.b64decode(answer["sealed"]))
-        keyring = EncryptionKeyring.load(layout.org_dir(msp_id), msp_id)
-        key = recipient_key(layout.org_msp_dir(target), target, dt.datetime.now(dt.UTC))
-        rewrapped = add_recipients(package, msp_id, keyring.private_keys, [key])
-        granted = records_call(layout, org, user, channel_id, "Grant", record_id, target)
-        request = {
-            "sealed": base64.b64encode(rewrapped.to_bytes()).decode(),
-            "attachments": answer["attachments"],
-            "forward": True,
-        }
-        _call(channel, "Push", json.dumps(request).encode())
-    result: dict[str, Any] = granted
-    return result
+    held = get_bundle(layout, org, user, record_id, version)
+    keyring = EncryptionKeyring.load(layout.org_dir(msp_id), msp_id)
+    key = recipient_key(layout.org_msp_dir(target), target, dt.datetime.now(dt.UTC))
+    package = SealedPackage.from_bytes(held.sealed)
+    rewrapped = add_recipients(package, msp_id, keyring.private_keys, [key])
+    granted: dict[str, Any] = records_call(
+        layout, org, user, channel_id, "Grant", record_id, target
+    )
+    push_bundle(layout, org, Held(rewrapped.to_bytes(), held.attachments))
+    return granted
 
 
 def copies_left(layout: NetworkLayout, record_ids: Sequence[str]) -> dict[str, int]:

@@ -84,3 +84,14 @@ def contract_running() -> Iterator[None]:
         yield
     finally:
         _running.reset(token)
+
+
+@contextmanager
+def host_running() -> Iterator[None]:
+    """Host code called from inside a contract (e.g. loading a called contract's package): the
+    contract restrictions do not apply to it."""
+    token = _running.set(False)
+    try:
+        yield
+    finally:
+        _running.reset(token)

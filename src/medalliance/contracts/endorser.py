@@ -26,6 +26,7 @@ from medalliance.contracts.package import PackageStore
 from medalliance.contracts.simulation import SimulationResult, TxContext, simulate
 from medalliance.errors import (
     BadSignature,
+    ContractError,
     DuplicateTransaction,
     InvalidArgument,
     MedallianceError,
@@ -158,8 +159,10 @@ class Endorser:
             return None
         try:
             return self._contract(name, channel)[0]
-        except MedallianceError:
+        except UnknownContract:
             return None
+        except MedallianceError as exc:  # deregistered, or its package does not load here
+            raise ContractError(str(exc), 412) from None
 
     def _contract(self, name: str, channel: ChannelView) -> tuple[Contract, str]:
         if name == LIFECYCLE_NAMESPACE:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from fabric_protos.ledger.rwset import rwset_pb2
 
 from medalliance.contracts.api import ClientIdentity, Context, Contract, Organization
-from medalliance.contracts.determinism import contract_running
+from medalliance.contracts.determinism import contract_running, host_running
 from medalliance.contracts.stub import Stub
 from medalliance.errors import ContractError
 from medalliance.identity.msp import Identity
@@ -148,7 +148,8 @@ class _Run:
             raise ContractError(f"a call of contract {name} needs a function name", 400)
         if self._depth >= MAX_CALL_DEPTH:
             raise ContractError(f"contract calls nest deeper than {MAX_CALL_DEPTH}", 400)
-        callee = self._tx.contracts(name)
+        with host_running():
+            callee = self._tx.contracts(name)
         if callee is None:
             raise ContractError(
                 f"contract {name} is not committed on channel {self._tx.channel_id}", 404

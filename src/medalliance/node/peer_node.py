@@ -76,7 +76,7 @@ class PeerNode:
             else None
         )
         if self.private_data is not None:
-            self.peer.channel(records[0]).add_listener(self.private_data.committed)
+            self.peer.channel(records[0]).add_listener(self.private_data.holding.committed_block)
 
     def _join_and_install(self) -> None:
         config = self.layout.config

@@ -15,15 +15,13 @@
   peer's store, or — reconciliation — fetched from another authorised organisation's peer,
   verified against the ledger and kept.
 
-A bundle is `{sealed, attachments}`: the sealed package and its sealed attachments, each checked
-against the addresses the ledger recorded. Stores live in the peer's folder:
-`private/packages.db` (sealed packages) and `private/documents/` (sealed attachments, chunked).
+A bundle is `{sealed, attachments}` (base64): the sealed package and its sealed attachments. The
+ledger checks and the stores are `PackageHolding`'s, in the peer's `private/` folder.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime as dt
 import json
 import logging
@@ -32,23 +30,18 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from fabric_protos.common import common_pb2
 
-from medalliance.alliance.records import RecordsContract, record_key, version_key
 from medalliance.errors import (
     InvalidArgument,
     MedallianceError,
     NotFound,
     PermissionDenied,
-    PreconditionFailed,
 )
-from medalliance.ledger.tx import SigningIdentity, outside_time_window, parse_chaincode_event
-from medalliance.ledger.validation import VALID, BlockResult
+from medalliance.ledger.tx import SigningIdentity, outside_time_window
 from medalliance.network.tls import NodeTls
+from medalliance.node.package_holding import Held, PackageHolding
 from medalliance.node.served import ServedChannel
-from medalliance.privacy.documents import DocumentStore, address_of
 from medalliance.privacy.envelope import SealedPackage
-from medalliance.privacy.private_store import PrivateStore
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +54,7 @@ def _raw(data: bytes) -> bytes:
 
 
 class PrivateDataService:
-    """One peer's private data: its store, its view of the ledger, its links to other peers."""
+    """One peer's private data over gRPC: its holding, its links to other peers."""
 
     def __init__(
         self,
@@ -77,8 +70,7 @@ class PrivateDataService:
     ) -> None:
         self._msp_id = msp_id
         self._records_channel = records_channel  # the channel whose `records` state decides
-        self._store = PrivateStore.open(directory / "packages.db")
-        self._documents = DocumentStore(directory / "documents")
+        self.holding = PackageHolding(msp_id, directory, lambda: channel(records_channel).state)
         self._channel = channel
         self._peers = peers  # msp_id -> [(host, endpoint)], other organisations' peers
         self._tls = tls
@@ -98,33 +90,7 @@ class PrivateDataService:
         return grpc.method_handlers_generic_handler(SERVICE, methods)
 
     def close(self) -> None:
-        self._store.close()
-
-    def committed(self, block: common_pb2.Block, result: BlockResult) -> None:
-        """Commit listener of the records channel: on an approved erasure, delete every held
-        version of the erased records (the hashes stay on the ledger)."""
-        for tx in result.txs:
-            if tx.code != VALID or tx.chaincode != RecordsContract.name or not tx.event:
-                continue
-            event = parse_chaincode_event(tx.event)
-            if event.event_name != "ErasureApproved":
-                continue
-            records = [str(r) for r in json.loads(event.payload)["records"]]
-            for address in self._attachments_of(records):
-                with contextlib.suppress(NotFound):
-                    self._documents.delete(address)
-            deleted = self._store.erase(records)
-            log.info("private data erased", extra={"records": len(records), "versions": deleted})
-
-    def _attachments_of(self, record_ids: list[str]) -> set[str]:
-        state = self._channel(self._records_channel).state
-        found = set()
-        for record_id in record_ids:
-            for version in self._store.versions(record_id):
-                entry = state.get(RecordsContract.name, version_key(record_id, version))
-                if entry is not None:
-                    found.update(json.loads(entry.value)["attachments"])
-        return found
+        self.holding.close()
 
     # --- RPCs ------------------------------------------------------------------------------------
 
@@ -152,96 +118,38 @@ class PrivateDataService:
         return json.dumps(result).encode()
 
     async def _push(self, message: dict[str, Any]) -> dict[str, Any]:
-        package, attachments = self._keep(message)
+        held = _held(message)
+        package = self.holding.keep(held)
         forwarded = []
         if message.get("forward"):
-            forwarded = await self._forward(package, attachments)
+            forwarded = await self._forward(package, held)
         return {"held": True, "forwardedTo": forwarded}
 
     async def _fetch(self, message: dict[str, Any]) -> dict[str, Any]:
         request, org = self._signed(message)
-        entry = self._committed(request["recordId"], int(request["version"]))
-        if org not in entry["currentlyAuthorised"]:
-            raise PermissionDenied(f"{org} is not authorised for record {request['recordId']}")
-        bundle = self._bundle(entry)
+        held = self.holding.serve(org, request["recordId"], request["version"])
         log.info(
             "private data served",
             extra={"record": request["recordId"], "version": request["version"], "to": org},
         )
-        return bundle
+        return _bundle(held)
 
     async def _get(self, message: dict[str, Any]) -> dict[str, Any]:
         request, org = self._signed(message)
         if org != self._msp_id:
             raise PermissionDenied(f"this peer serves {self._msp_id}'s users; ask your own peer")
-        record_id, version = request["recordId"], int(request["version"])
-        entry = self._committed(record_id, version)
-        if org not in entry["currentlyAuthorised"]:
-            raise PermissionDenied(f"{org} is not authorised for record {record_id}")
+        record_id, version = request["recordId"], request["version"]
         try:
-            return self._bundle(entry)
+            return _bundle(self.holding.serve(org, record_id, version))
         except NotFound:
+            entry = self.holding.committed(record_id, version)  # NotFound if not on the ledger
             return await self._reconcile(record_id, version, entry)
 
-    # --- checks and peer calls -------------------------------------------------------------------
+    # --- peer calls ------------------------------------------------------------------------------
 
-    def _committed(self, record_id: str, version: int) -> dict[str, Any]:
-        """The committed version with the record's current rights; typed errors otherwise."""
-        state = self._channel(self._records_channel).state
-        record = state.get(RecordsContract.name, record_key(record_id))
-        entry = state.get(RecordsContract.name, version_key(record_id, version))
-        if record is None or entry is None:
-            raise NotFound(f"version {version} of record {record_id} is not committed")
-        found: dict[str, Any] = json.loads(entry.value)
-        current = json.loads(record.value)
-        if current["erased"]:
-            raise PreconditionFailed(f"record {record_id} was erased")
-        found["currentlyAuthorised"] = current["authorised"]
-        return found
-
-    def _keep(self, bundle: dict[str, Any]) -> tuple[SealedPackage, list[bytes]]:
-        """Verify a bundle (sealed package + sealed attachments) against the ledger; keep it."""
-        package = SealedPackage.from_bytes(_b64(bundle.get("sealed")))
-        attachments = [_b64(a) for a in bundle.get("attachments", [])]
-        entry = self._committed(package.record_id, package.version)
-        if self._msp_id not in entry["currentlyAuthorised"]:
-            raise PermissionDenied(
-                f"{self._msp_id} is not authorised for record {package.record_id}; not kept"
-            )
-        if package.digest != entry["digest"]:
-            raise InvalidArgument(
-                f"package of record {package.record_id} v{package.version} does not match "
-                "the digest on the ledger"
-            )
-        if sorted(address_of(a) for a in attachments) != sorted(entry["attachments"]):
-            raise InvalidArgument(
-                f"attachments of record {package.record_id} v{package.version} do not match "
-                "the addresses on the ledger"
-            )
-        for attachment in attachments:
-            self._documents.put(attachment)
-        self._store.put(package.record_id, package.version, package.digest, package.to_bytes())
-        return package, attachments
-
-    def _bundle(self, entry: dict[str, Any]) -> dict[str, Any]:
-        """What this peer holds of a version, as sent between peers and to applications."""
-        held = self._store.get(entry["recordId"], int(entry["version"]))
-        return {
-            "sealed": base64.b64encode(held.sealed).decode(),
-            "attachments": [
-                base64.b64encode(self._documents.get(a)).decode() for a in entry["attachments"]
-            ],
-        }
-
-    async def _forward(self, package: SealedPackage, attachments: list[bytes]) -> list[str]:
-        entry = self._committed(package.record_id, package.version)
-        request = json.dumps(
-            {
-                "sealed": base64.b64encode(package.to_bytes()).decode(),
-                "attachments": [base64.b64encode(a).decode() for a in attachments],
-                "forward": False,
-            }
-        ).encode()
+    async def _forward(self, package: SealedPackage, held: Held) -> list[str]:
+        entry = self.holding.committed(package.record_id, package.version)
+        request = json.dumps({**_bundle(held), "forward": False}).encode()
         reached = []
         for org, peers in self._peers().items():
             if org == self._msp_id or org not in entry["currentlyAuthorised"]:
@@ -273,14 +181,14 @@ class PrivateDataService:
             for host, endpoint in peers:
                 try:
                     answer = await self._call(org, host, endpoint, "Fetch", request)
-                    self._keep(_parse(answer))
+                    self.holding.keep(_held(_parse(answer)))
                 except (grpc.aio.AioRpcError, MedallianceError, ValueError, KeyError) as exc:
                     log.warning(
                         "private data fetch failed",
                         extra={"record": record_id, "peer": host, "reason": type(exc).__name__},
                     )
                     continue
-                return self._bundle(entry)
+                return _bundle(self.holding.get(entry))
         raise NotFound(f"no authorised peer could provide version {version} of record {record_id}")
 
     async def _call(self, org: str, host: str, endpoint: str, method: str, request: bytes) -> bytes:
@@ -346,6 +254,20 @@ def signed_request(
             "signature": base64.b64encode(signer.sign(raw)).decode(),
         }
     ).encode()
+
+
+def _held(bundle: dict[str, Any]) -> Held:
+    attachments = bundle.get("attachments", [])
+    if not isinstance(attachments, list):
+        raise InvalidArgument("attachments is a list of base64 strings")
+    return Held(_b64(bundle.get("sealed")), tuple(_b64(a) for a in attachments))
+
+
+def _bundle(held: Held) -> dict[str, Any]:
+    return {
+        "sealed": base64.b64encode(held.sealed).decode(),
+        "attachments": [base64.b64encode(a).decode() for a in held.attachments],
+    }
 
 
 def _parse(data: bytes) -> dict[str, Any]:

@@ -1,171 +1,189 @@
-"""The visit registry (就诊号): unique visits, pseudonymous patients, moves only by the holder."""
+"""The visit registry (就诊号): unique visits, pseudonymous patients, moves only by a referral."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from fabric_protos.peer import chaincode_event_pb2
-from tests.conftest import Org
-from tests.unit.contracts.fakes import DictState, tx_context
+from tests.unit.alliance.harness import Alliance
 
 from medalliance.alliance.visit import VisitContract
-from medalliance.contracts.simulation import SimulationResult, simulate
-from medalliance.identity.msp import MspManager
+from medalliance.contracts import Context, Contract, transaction
 
 PATIENT = "9f86d081884c7d65"  # a pseudonym: 16 hex characters
+A, B, C = "SecondaryAMSP", "TertiaryAMSP", "SecondaryCMSP"
 
 
-class Ledger:
-    def __init__(self, orgs: dict[str, Org], msps: MspManager) -> None:
-        self.orgs, self.msps, self.state = orgs, msps, DictState()
+class Mover(Contract):
+    """Stands in for the referral contract to exercise the visit's own rules."""
 
-    def call(self, msp_id: str, *args: str, tx_id: str = "tx1") -> SimulationResult:
-        tx = tx_context(self.orgs[msp_id], self.msps, tx_id=tx_id)
-        result = simulate(VisitContract(), "visit", [a.encode() for a in args], self.state, tx)
-        if result.status == 200:
-            self.state.commit(result)
-        return result
+    name = "referral"
+
+    @transaction
+    def Move(self, ctx: Context, visit_no: str, to: str) -> bytes:
+        return ctx.stub.invoke_chaincode("visit", ["TransferVisit", visit_no, to])
 
 
 @pytest.fixture
-def ledger(org1: Org, org2: Org, msps: MspManager) -> Ledger:
-    return Ledger({"Org1MSP": org1, "Org2MSP": org2}, msps)
+def alliance() -> Alliance:
+    return Alliance({"visit": VisitContract(), "referral": Mover()})
 
 
-def test_a_registered_visit_is_stored_and_announced(ledger: Ledger) -> None:
-    result = ledger.call("Org1MSP", "RegisterVisit", "V-1", PATIENT, "Org1MSP")
+def test_a_registered_visit_is_stored_and_announced(alliance: Alliance) -> None:
+    result = alliance.call(A, "clerk", "visit", "RegisterVisit", "V-1", PATIENT, A)
     assert result.status == 200, result.message
-    record = json.loads(ledger.call("Org2MSP", "GetVisit", "V-1").payload)
-    assert record == {
+    assert alliance.ok(B, "doctor", "visit", "GetVisit", "V-1") == {
         "visitNo": "V-1",
         "patientRef": PATIENT,
-        "hospital": "Org1MSP",
-        "registeredAt": "2025-11-28T12:00:00.123Z",
-        "registeredBy": "Org1MSP",
+        "hospital": A,
+        "registeredAt": "2025-11-28T12:00:01.000Z",
+        "registeredBy": A,
     }
     assert result.event is not None
     event = chaincode_event_pb2.ChaincodeEvent.FromString(result.event)
-    assert (event.event_name, json.loads(event.payload)) == (
+    assert (event.event_name, event.payload) == (
         "VisitRegistered",
-        {"visitNo": "V-1", "hospital": "Org1MSP"},
+        b'{"hospital":"SecondaryAMSP","visitNo":"V-1"}',
     )
 
 
 @pytest.mark.parametrize(
-    ("caller", "args", "status", "message"),
+    ("caller", "role", "args", "status", "message"),
     [
         pytest.param(
-            "Org2MSP",
-            ["V-2", PATIENT, "Org1MSP"],
-            403,
-            "caller of Org2MSP cannot register a visit at Org1MSP",
+            B, "doctor", ["V-2", PATIENT, A], 403,
+            "caller of TertiaryAMSP cannot register a visit for SecondaryAMSP",
             id="a hospital registers visits only for itself",
         ),
         pytest.param(
-            "Org1MSP",
-            ["V-1", PATIENT, "Org1MSP"],
-            409,
-            "visit V-1 already exists",
+            A, "auditor", ["V-2", PATIENT, A], 403, "role doctor or clerk required, caller has auditor",
+            id="only doctors and clerks register visits",
+        ),
+        pytest.param(
+            "DistrictHCMSP", "reviewer", ["V-2", PATIENT, "DistrictHCMSP"], 400,
+            "DistrictHCMSP is a regulator organisation, not a hospital",
+            id="visits are at hospitals",
+        ),
+        pytest.param(
+            A, "doctor", ["V-1", PATIENT, A], 409, "visit V-1 already exists",
             id="a visit number is unique",
         ),
         pytest.param(
-            "Org1MSP",
-            ["V-2", "Zhang San 110101199003071234", "Org1MSP"],
-            400,
-            "patientRef must be a pseudonym",
+            A, "doctor", ["V-2", "Zhang San 110101199003071234", A], 400,
+            "patientRef must be a pseudonym (16-64 lower-case hex), not an identity",
             id="a raw patient identity is refused",
         ),
         pytest.param(
-            "Org1MSP",
-            ["V-2", "abc123", "Org1MSP"],
-            400,
-            "patientRef must be a pseudonym",
-            id="a too short pseudonym is refused",
-        ),
-        pytest.param(
-            "Org1MSP",
-            ["V 2", PATIENT, "Org1MSP"],
-            400,
-            "visit number",
+            A, "doctor", ["V 2", PATIENT, A], 400,
+            "visit number 'V 2' may use letters, digits and ._- (1-64)",
             id="a visit number with spaces is refused",
         ),
         pytest.param(
-            "Org1MSP",
-            ["V-2", PATIENT],
-            400,
-            "RegisterVisit takes 3 arguments, got 2",
+            A, "doctor", ["V-2", PATIENT], 400, "RegisterVisit takes 3 arguments, got 2",
             id="the argument count is checked",
         ),
     ],
-)
+)  # fmt: skip
 def test_registration_rules(
-    ledger: Ledger, caller: str, args: list[str], status: int, message: str
+    alliance: Alliance, caller: str, role: str, args: list[str], status: int, message: str
 ) -> None:
-    ledger.call("Org1MSP", "RegisterVisit", "V-1", PATIENT, "Org1MSP")
-    result = ledger.call(caller, "RegisterVisit", *args)
-    assert (result.status, result.rwset) == (status, b"")
-    assert message in result.message
+    alliance.ok(A, "doctor", "visit", "RegisterVisit", "V-1", PATIENT, A)
+    assert alliance.refused(caller, role, "visit", "RegisterVisit", *args) == (status, message)
 
 
-def test_an_unknown_visit_does_not_exist(ledger: Ledger) -> None:
-    result = ledger.call("Org1MSP", "GetVisit", "V-9")
-    assert (result.status, result.message) == (404, "visit V-9 does not exist")
+def test_an_unknown_visit_does_not_exist(alliance: Alliance) -> None:
+    assert alliance.refused(A, "doctor", "visit", "GetVisit", "V-9") == (
+        404,
+        "visit V-9 does not exist",
+    )
 
 
-def test_visits_at_a_hospital_are_sorted_by_visit_number(ledger: Ledger) -> None:
-    for visit_no, msp_id in [("V-3", "Org1MSP"), ("V-1", "Org1MSP"), ("V-2", "Org2MSP")]:
-        assert ledger.call(msp_id, "RegisterVisit", visit_no, PATIENT, msp_id).status == 200
-    visits = json.loads(ledger.call("Org2MSP", "VisitsAt", "Org1MSP").payload)
-    assert [v["visitNo"] for v in visits] == ["V-1", "V-3"]
+def test_patients_at_a_hospital_follow_their_visits(alliance: Alliance) -> None:
+    for visit_no, msp_id in [("V-3", A), ("V-1", A), ("V-2", B)]:
+        alliance.ok(msp_id, "doctor", "visit", "RegisterVisit", visit_no, PATIENT, msp_id)
+    assert alliance.ok(A, "clerk", "visit", "PatientsAt", A) == [
+        {"visitNo": "V-1", "patientRef": PATIENT},
+        {"visitNo": "V-3", "patientRef": PATIENT},
+    ]
+    alliance.ok(A, "doctor", "referral", "Move", "V-3", B)
+    assert [v["visitNo"] for v in alliance.ok(A, "clerk", "visit", "PatientsAt", A)] == ["V-1"]
+    at_b = alliance.ok("DistrictHCMSP", "auditor", "visit", "PatientsAt", B)
+    assert [v["visitNo"] for v in at_b] == ["V-2", "V-3"]
+
+
+@pytest.mark.parametrize(
+    ("caller", "role"),
+    [(B, "doctor"), ("OtherHCMSP", "auditor")],
+    ids=["another hospital", "a regulator of another district"],
+)
+def test_patients_at_a_hospital_are_for_it_and_its_regulators(
+    alliance: Alliance, caller: str, role: str
+) -> None:
+    status, message = alliance.refused(caller, role, "visit", "PatientsAt", A)
+    assert (status, message) == (
+        403,
+        f"{caller} is neither a party to the patients of {A} nor their regulator",
+    )
+
+
+def test_a_visit_moves_only_through_the_referral_contract(alliance: Alliance) -> None:
+    alliance.ok(A, "doctor", "visit", "RegisterVisit", "V-3", PATIENT, A)
+    assert alliance.refused(A, "doctor", "visit", "TransferVisit", "V-3", B) == (
+        403,
+        "a visit moves only through the referral contract",
+    )
 
 
 @pytest.mark.parametrize(
     ("caller", "target", "status", "message"),
     [
-        pytest.param("Org1MSP", "Org2MSP", 200, "", id="the holding hospital refers the patient"),
         pytest.param(
-            "Org2MSP",
-            "Org2MSP",
-            403,
-            "patient of visit V-3 is at Org1MSP, not Org2MSP",
+            B, B, 403, "patient of visit V-3 is at SecondaryAMSP, not TertiaryAMSP",
             id="another hospital cannot take the patient",
         ),
         pytest.param(
-            "Org1MSP",
-            "Org1MSP",
-            409,
-            "visit V-3 is already at Org1MSP",
-            id="a visit does not move to where it is",
+            A, A, 409, "visit V-3 is already at SecondaryAMSP", id="a visit stays where it is"
         ),
         pytest.param(
-            "Org1MSP",
-            "Org9MSP",
-            404,
-            "Org9MSP is not a member of channel alliance",
+            A, "Org9MSP", 404, "Org9MSP is not a member of channel alliance",
             id="a visit moves only to a channel member",
         ),
+        pytest.param(
+            A, "CityHCMSP", 400, "CityHCMSP is a regulator organisation, not a hospital",
+            id="a visit moves only to a hospital",
+        ),
     ],
-)
+)  # fmt: skip
 def test_transfer_rules(
-    ledger: Ledger, caller: str, target: str, status: int, message: str
+    alliance: Alliance, caller: str, target: str, status: int, message: str
 ) -> None:
-    ledger.call("Org1MSP", "RegisterVisit", "V-3", PATIENT, "Org1MSP")
-    result = ledger.call(caller, "TransferVisit", "V-3", target)
-    assert (result.status, result.message) == (status, message)
-    held_by = json.loads(ledger.call("Org1MSP", "GetVisit", "V-3").payload)["hospital"]
-    assert held_by == (target if status == 200 else "Org1MSP")
+    alliance.ok(A, "doctor", "visit", "RegisterVisit", "V-3", PATIENT, A)
+    assert alliance.refused(caller, "doctor", "referral", "Move", "V-3", target) == (
+        status,
+        message,
+    )
+    assert alliance.ok(A, "doctor", "visit", "GetVisit", "V-3")["hospital"] == A
 
 
-def test_the_old_hospital_cannot_move_a_referred_visit(ledger: Ledger) -> None:
-    ledger.call("Org1MSP", "RegisterVisit", "V-3", PATIENT, "Org1MSP")
-    assert ledger.call("Org1MSP", "TransferVisit", "V-3", "Org2MSP").status == 200
-    again = ledger.call("Org1MSP", "TransferVisit", "V-3", "Org2MSP")
-    assert (again.status, again.message) == (403, "patient of visit V-3 is at Org2MSP, not Org1MSP")
-
-
-def test_queries_cannot_write(ledger: Ledger) -> None:
-    ledger.call("Org1MSP", "RegisterVisit", "V-1", PATIENT, "Org1MSP")
-    result = ledger.call("Org1MSP", "GetVisit", "V-1")
+def test_queries_cannot_write(alliance: Alliance) -> None:
+    alliance.ok(A, "doctor", "visit", "RegisterVisit", "V-1", PATIENT, A)
+    result = alliance.call(A, "doctor", "visit", "GetVisit", "V-1")
     assert result.status == 200
     assert b"VisitRegistered" not in result.rwset
+
+
+def test_any_member_reads_a_visit_but_only_parties_list_a_hospitals_patients(
+    alliance: Alliance,
+) -> None:
+    alliance.ok(A, "doctor", "visit", "RegisterVisit", "V-1", PATIENT, A)
+    assert alliance.ok(C, "doctor", "visit", "GetVisit", "V-1")["hospital"] == A
+    assert alliance.refused(C, "doctor", "visit", "PatientsAt", A)[0] == 403
+
+
+def test_a_trailing_newline_is_not_part_of_an_id(alliance: Alliance) -> None:
+    status, message = alliance.refused(A, "doctor", "visit", "RegisterVisit", "V-1\n", PATIENT, A)
+    assert (status, message) == (
+        400,
+        "visit number 'V-1\\n' may use letters, digits and ._- (1-64)",
+    )
+    status, _ = alliance.refused(A, "doctor", "visit", "RegisterVisit", "V-2", PATIENT + "\n", A)
+    assert status == 400

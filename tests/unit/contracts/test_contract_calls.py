@@ -158,3 +158,18 @@ def test_without_a_contract_table_no_call_reaches_another_contract(
         404,
         "contract ledger is not committed on channel ch",
     )
+
+
+def test_finding_the_called_contract_is_host_work_not_contract_work(
+    state: SqliteState, tx: TxContext, tmp_path: Path
+) -> None:
+    """Loading a callee reads its package from disk: the contract sandbox (no file access)
+    must not apply to that."""
+    installed = tmp_path / "ledger.pkg"
+    installed.write_text("ledger")
+
+    def load(name: str) -> Contract | None:
+        return CONTRACTS.get(installed.read_text()) if name == "ledger" else None
+
+    result = call(state, dataclasses.replace(tx, contracts=load), "Transfer", "bed-1", "ward-b")
+    assert (result.status, result.payload) == (200, b"bed-1:ward-a->ward-b")

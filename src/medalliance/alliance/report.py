@@ -1,0 +1,220 @@
+"""Referral applications (上报申请): a hospital applies, its supervising regulator decides.
+
+Paper fig. 5: secondary hospital A applies to commission C through the report contract, with the
+clinical summary encrypted by the privacy module (`summaryRef` names a `records` entry, which the
+regulator can always read); C approves or rejects through the chain; only an approved, unused
+application lets A refer the patient, and the referral contract consumes it in the same
+transaction (`UseApplication`).
+
+A regulator also sets whether downward referrals of its hospitals need an application
+(`SetDownwardRule`; upward referrals always do).
+
+State: one key per application, one per (visit, application) for the visit's history, one per
+regulator for its rule.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from medalliance.alliance.common import (
+    call,
+    check_choice,
+    check_id,
+    check_text,
+    hospital,
+    load,
+    may_see,
+    now_iso,
+    organization,
+    require_may_see,
+    require_role,
+    scan,
+    supervising_regulator,
+    to_json,
+)
+from medalliance.contracts import Context, Contract, create_composite_key, transaction
+from medalliance.errors import ContractError
+
+DECISIONS = ("APPROVED", "REJECTED")
+DOWNWARD_RULES = ("APPROVAL_REQUIRED", "NO_APPROVAL")
+DEFAULT_DOWNWARD_RULE = "NO_APPROVAL"  # rehabilitation back to a community hospital
+
+
+def application_key(application_id: str) -> str:
+    return create_composite_key("application", [application_id])
+
+
+def _visit_application_key(visit_no: str, application_id: str) -> str:
+    return create_composite_key("visitapplication", [visit_no, application_id])
+
+
+def _rule_key(regulator: str) -> str:
+    return create_composite_key("downwardrule", [regulator])
+
+
+class ReportContract(Contract):
+    name = "report"
+
+    @transaction
+    def SubmitApplication(
+        self,
+        ctx: Context,
+        application_id: str,
+        visit_no: str,
+        target_hospital: str,
+        reason: str,
+        summary_ref: str,
+    ) -> str:
+        check_id(application_id, "application id")
+        check_id(visit_no, "visit number")
+        check_text(reason, "reason")
+        check_id(summary_ref, "summaryRef")
+        require_role(ctx, "doctor")
+        visit = call(ctx, "visit", "GetVisit", visit_no)
+        if visit["hospital"] != ctx.client.msp_id:
+            raise ContractError(
+                f"patient of visit {visit_no} is at {visit['hospital']}, not {ctx.client.msp_id}",
+                403,
+            )
+        hospital(ctx, target_hospital)
+        if target_hospital == visit["hospital"]:
+            raise ContractError(f"visit {visit_no} is already at {target_hospital}", 400)
+        if ctx.stub.get_state(application_key(application_id)) is not None:
+            raise ContractError(f"application {application_id} already exists", 409)
+        regulator = supervising_regulator(ctx, visit["hospital"])
+        if call(ctx, "records", "IsAuthorised", summary_ref, regulator) is not True:
+            raise ContractError(
+                f"record {summary_ref} is not shared with {regulator}; it reviews the summary", 412
+            )
+        application = {
+            "applicationId": application_id,
+            "visitNo": visit_no,
+            "patientRef": visit["patientRef"],
+            "hospital": visit["hospital"],
+            "targetHospital": target_hospital,
+            "regulator": regulator,
+            "reason": reason,
+            "summaryRef": summary_ref,
+            "status": "SUBMITTED",
+            "submittedAt": now_iso(ctx),
+            "txId": ctx.tx_id,
+        }
+        ctx.stub.put_state(application_key(application_id), to_json(application))
+        ctx.stub.put_state(_visit_application_key(visit_no, application_id), b"1")
+        ctx.stub.set_event(
+            "ApplicationSubmitted",
+            to_json(
+                {
+                    "applicationId": application_id,
+                    "hospital": visit["hospital"],
+                    "regulator": regulator,
+                }
+            ),
+        )
+        return to_json(application).decode()
+
+    @transaction
+    def ReviewApplication(
+        self, ctx: Context, application_id: str, decision: str, comment: str
+    ) -> str:
+        check_choice(decision, "decision", DECISIONS)
+        check_text(comment, "comment", required=False)
+        application = _load(ctx, application_id)
+        require_role(ctx, "reviewer")
+        if ctx.client.msp_id != application["regulator"]:
+            raise ContractError(
+                f"application {application_id} is reviewed by {application['regulator']}, "
+                f"not {ctx.client.msp_id}",
+                403,
+            )
+        if application["status"] != "SUBMITTED":
+            raise ContractError(f"application {application_id} is {application['status']}", 409)
+        application.update(
+            status=decision, comment=comment, reviewedAt=now_iso(ctx), reviewTxId=ctx.tx_id
+        )
+        ctx.stub.put_state(application_key(application_id), to_json(application))
+        ctx.stub.set_event(
+            "ApplicationReviewed",
+            to_json(
+                {
+                    "applicationId": application_id,
+                    "hospital": application["hospital"],
+                    "decision": decision,
+                }
+            ),
+        )
+        return to_json(application).decode()
+
+    @transaction
+    def UseApplication(
+        self, ctx: Context, application_id: str, visit_no: str, to_hospital: str, referral_id: str
+    ) -> str:
+        """Consume an approved application for this visit and target (referral contract only)."""
+        if ctx.called_by != "referral":
+            raise ContractError("an application is used only by the referral contract", 403)
+        application = _load(ctx, application_id)
+        if application["status"] == "USED":
+            raise ContractError(
+                f"application {application_id} was already used by referral "
+                f"{application['referralId']}",
+                409,
+            )
+        if application["status"] != "APPROVED":
+            raise ContractError(f"application {application_id} is {application['status']}", 409)
+        if (application["visitNo"], application["targetHospital"]) != (visit_no, to_hospital):
+            raise ContractError(
+                f"application {application_id} is for visit {application['visitNo']} to "
+                f"{application['targetHospital']}, not visit {visit_no} to {to_hospital}",
+                409,
+            )
+        application.update(status="USED", referralId=referral_id)
+        ctx.stub.put_state(application_key(application_id), to_json(application))
+        return to_json(application).decode()
+
+    @transaction(evaluate=True)
+    def GetApplication(self, ctx: Context, application_id: str) -> str:
+        application = _load(ctx, application_id)
+        require_may_see(
+            ctx,
+            f"application {application_id}",
+            application["hospital"],
+            application["targetHospital"],
+        )
+        return to_json(application).decode()
+
+    @transaction(evaluate=True)
+    def ApplicationsForVisit(self, ctx: Context, visit_no: str) -> list[Any]:
+        check_id(visit_no, "visit number")
+        found = []
+        for application_id, _ in scan(ctx, "visitapplication", visit_no):
+            application = _load(ctx, application_id)
+            if may_see(ctx, application["hospital"], application["targetHospital"]):
+                found.append(application)
+        return sorted(found, key=lambda a: (a["submittedAt"], a["applicationId"]))
+
+    @transaction
+    def SetDownwardRule(self, ctx: Context, rule: str) -> str:
+        """Whether downward referrals of this regulator's hospitals need an application."""
+        check_choice(rule, "rule", DOWNWARD_RULES)
+        require_role(ctx, "reviewer")
+        if organization(ctx, ctx.client.msp_id).type != "regulator":
+            raise ContractError(f"{ctx.client.msp_id} is not a regulator", 403)
+        entry = {"regulator": ctx.client.msp_id, "rule": rule, "setAt": now_iso(ctx)}
+        ctx.stub.put_state(_rule_key(ctx.client.msp_id), to_json(entry))
+        return to_json(entry).decode()
+
+    @transaction(evaluate=True)
+    def DownwardRule(self, ctx: Context, hospital_id: str) -> str:
+        """The rule that applies to a hospital's downward referrals (its regulator's)."""
+        hospital(ctx, hospital_id)
+        regulator = supervising_regulator(ctx, hospital_id)
+        raw = ctx.stub.get_state(_rule_key(regulator))
+        rule = json.loads(raw)["rule"] if raw else DEFAULT_DOWNWARD_RULE
+        return to_json({"hospital": hospital_id, "regulator": regulator, "rule": rule}).decode()
+
+
+def _load(ctx: Context, application_id: str) -> dict[str, Any]:
+    check_id(application_id, "application id")
+    return load(ctx, application_key(application_id), f"application {application_id}")

@@ -1,0 +1,392 @@
+"""Resource sharing and shared examination results between the alliance's hospitals.
+
+Paper: hospitals share equipment time, expert consultation and beds, and share examination
+results so a receiving hospital need not repeat an examination. The report itself stays encrypted
+in the records contract; a shared result only points at it (`resultRef`).
+
+State model: one key per resource, per booking, per (resource, slot) and per result, plus one
+index key per (visit, result), so unrelated transactions never conflict. A booking writes its
+slot key when requested: two requests for one slot both read it absent and write it, so MVCC
+commits exactly one; requests for different slots touch disjoint keys. Declining or cancelling
+deletes the slot key, which frees the slot. Permissions come from the caller's certificate and
+the registry (`ctx.organizations`), never from arguments.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from medalliance.alliance.common import (
+    call,
+    check_choice,
+    check_id,
+    check_text,
+    hospital,
+    load,
+    may_see,
+    now_iso,
+    require_may_see,
+    require_org,
+    require_role,
+    scan,
+    to_json,
+)
+from medalliance.contracts import Context, Contract, create_composite_key, transaction
+from medalliance.errors import ContractError
+
+KINDS = ("EQUIPMENT", "EXPERT", "BED")
+HOSPITAL_ROLES = ("clerk", "doctor")
+SLOTS_MAX = 200
+_SLOT = re.compile(r"^[0-9T:.-]{1,32}$")
+_EXAM_TYPE = re.compile(r"^[A-Za-z0-9 ._-]{1,64}$")
+
+
+def _key(object_type: str, *attributes: str) -> str:
+    """Keys: resource, booking, slot (resource, slot), result, visitresult (visit, result)."""
+    return create_composite_key(object_type, attributes)
+
+
+class ResourceContract(Contract):
+    name = "resource"
+
+    @transaction
+    def PublishResource(
+        self,
+        ctx: Context,
+        resource_id: str,
+        hospital_msp: str,
+        kind: str,
+        description: str,
+        slots: str,
+    ) -> dict[str, Any]:
+        """Offer a resource's slots to the alliance; refused if the id is taken (409)."""
+        require_role(ctx, *HOSPITAL_ROLES)
+        check_id(resource_id, "resource id")
+        check_choice(kind, "kind", KINDS)
+        check_text(description, "description")
+        labels = _slot_labels(slots)
+        hospital(ctx, hospital_msp)
+        require_org(ctx, hospital_msp, "publish a resource")
+        if ctx.stub.get_state(_key("resource", resource_id)) is not None:
+            raise ContractError(f"resource {resource_id} already exists", 409)
+        resource = {
+            "resourceId": resource_id,
+            "hospital": hospital_msp,
+            "kind": kind,
+            "description": description,
+            "slots": labels,
+            "status": "OPEN",
+            "publishedAt": now_iso(ctx),
+            "txId": ctx.tx_id,
+        }
+        ctx.stub.put_state(_key("resource", resource_id), to_json(resource))
+        ctx.stub.set_event("ResourcePublished", _pick(resource, "resourceId", "hospital", "kind"))
+        return resource
+
+    @transaction
+    def WithdrawResource(self, ctx: Context, resource_id: str) -> dict[str, Any]:
+        """No new bookings; existing bookings stay, pending ones may still be declined."""
+        require_role(ctx, *HOSPITAL_ROLES)
+        resource = _load(ctx, "resource", resource_id)
+        _require_owner(ctx, resource_id, resource["hospital"])
+        _require_open(resource)
+        resource.update(status="WITHDRAWN", withdrawnAt=now_iso(ctx))
+        ctx.stub.put_state(_key("resource", resource_id), to_json(resource))
+        ctx.stub.set_event("ResourceWithdrawn", _pick(resource, "resourceId", "hospital"))
+        return resource
+
+    @transaction
+    def RequestBooking(
+        self,
+        ctx: Context,
+        booking_id: str,
+        resource_id: str,
+        requester: str,
+        slot: str,
+        visit_no: str,
+    ) -> dict[str, Any]:
+        """Hold a free slot of another hospital's open resource until the owner decides."""
+        require_role(ctx, *HOSPITAL_ROLES)
+        check_id(booking_id, "booking id")
+        _check_slot(slot)
+        if visit_no:
+            check_id(visit_no, "visit number")
+        hospital(ctx, requester)
+        require_org(ctx, requester, "request a booking")
+        resource = _load(ctx, "resource", resource_id)
+        if resource["hospital"] == requester:
+            raise ContractError(f"{requester} cannot book its own resource {resource_id}", 400)
+        _require_open(resource)
+        if slot not in resource["slots"]:
+            raise ContractError(f"resource {resource_id} offers no slot {slot}", 404)
+        holder = ctx.stub.get_state(_key("slot", resource_id, slot))
+        if holder is not None:
+            raise ContractError(
+                f"slot {slot} of {resource_id} is already booked by {json.loads(holder)}", 409
+            )
+        if ctx.stub.get_state(_key("booking", booking_id)) is not None:
+            raise ContractError(f"booking {booking_id} already exists", 409)
+        if visit_no:
+            _require_visit_at(ctx, visit_no, requester)
+        booking = {
+            "bookingId": booking_id,
+            "resourceId": resource_id,
+            "owner": resource["hospital"],
+            "requester": requester,
+            "slot": slot,
+            "visitNo": visit_no,
+            "status": "REQUESTED",
+            "requestedAt": now_iso(ctx),
+        }
+        ctx.stub.put_state(_key("booking", booking_id), to_json(booking))
+        ctx.stub.put_state(_key("slot", resource_id, slot), to_json(booking_id))
+        ctx.stub.set_event("BookingRequested", _booking_event(booking))
+        return booking
+
+    @transaction
+    def ConfirmBooking(self, ctx: Context, booking_id: str) -> dict[str, Any]:
+        """The owner accepts a requested booking (not once the resource is withdrawn)."""
+        booking = _decide(ctx, booking_id)
+        _require_open(_load(ctx, "resource", booking["resourceId"]))
+        booking.update(status="CONFIRMED", confirmedAt=now_iso(ctx))
+        return _save(ctx, booking, "BookingConfirmed")
+
+    @transaction
+    def DeclineBooking(self, ctx: Context, booking_id: str, reason: str) -> dict[str, Any]:
+        """The owner refuses a requested booking; its slot is free again."""
+        booking = _decide(ctx, booking_id)
+        check_text(reason, "reason")
+        booking.update(status="DECLINED", declinedAt=now_iso(ctx), reason=reason)
+        ctx.stub.del_state(_key("slot", booking["resourceId"], booking["slot"]))
+        return _save(ctx, booking, "BookingDeclined")
+
+    @transaction
+    def CancelBooking(self, ctx: Context, booking_id: str) -> dict[str, Any]:
+        """The requester withdraws a requested or confirmed booking; its slot is free again."""
+        require_role(ctx, *HOSPITAL_ROLES)
+        booking = _load(ctx, "booking", booking_id)
+        if booking["requester"] != ctx.client.msp_id:
+            raise ContractError(
+                f"booking {booking_id} was requested by {booking['requester']}, "
+                f"not {ctx.client.msp_id}",
+                403,
+            )
+        _require_status(booking, "REQUESTED", "CONFIRMED")
+        booking.update(status="CANCELLED", cancelledAt=now_iso(ctx))
+        ctx.stub.del_state(_key("slot", booking["resourceId"], booking["slot"]))
+        return _save(ctx, booking, "BookingCancelled")
+
+    @transaction(evaluate=True)
+    def GetResource(self, ctx: Context, resource_id: str) -> dict[str, Any]:
+        return _load(ctx, "resource", resource_id)
+
+    @transaction(evaluate=True)
+    def GetBooking(self, ctx: Context, booking_id: str) -> dict[str, Any]:
+        """Only for the two hospitals and the regulators above either."""
+        booking = _load(ctx, "booking", booking_id)
+        require_may_see(ctx, f"booking {booking_id}", booking["owner"], booking["requester"])
+        return booking
+
+    @transaction(evaluate=True)
+    def ListResources(self, ctx: Context, kind: str) -> list[dict[str, Any]]:
+        """Open resources (of `kind`, or all for ""), each with `freeSlots`, by resource id."""
+        if kind:
+            check_choice(kind, "kind", KINDS)
+        found = []
+        for _, raw in scan(ctx, "resource"):
+            resource: dict[str, Any] = json.loads(raw)
+            if resource["status"] != "OPEN" or kind not in ("", resource["kind"]):
+                continue
+            taken = {slot for slot, _ in scan(ctx, "slot", resource["resourceId"])}
+            resource["freeSlots"] = [s for s in resource["slots"] if s not in taken]
+            found.append(resource)
+        return sorted(found, key=lambda r: str(r["resourceId"]))
+
+    @transaction
+    def ShareResult(
+        self,
+        ctx: Context,
+        result_id: str,
+        visit_no: str,
+        exam_type: str,
+        result_ref: str,
+        shared_with: str,
+    ) -> dict[str, Any]:
+        """A doctor of the hospital holding the visit shares an examination result.
+
+        `result_ref` is a record of the records contract, of the visit's patient, that the
+        caller and every hospital of `shared_with` are authorised for (412 until granted).
+        """
+        require_role(ctx, "doctor")
+        check_id(result_id, "result id")
+        check_id(visit_no, "visit number")
+        if not _EXAM_TYPE.match(exam_type):
+            raise ContractError(
+                f"examType {exam_type!r} may use letters, digits, space and ._- (1-64)", 400
+            )
+        check_id(result_ref, "record id")
+        caller = ctx.client.msp_id
+        orgs = _shared_with(ctx, shared_with, caller)
+        visit = _require_visit_at(ctx, visit_no, caller)
+        if ctx.stub.get_state(_key("result", result_id)) is not None:
+            raise ContractError(f"result {result_id} already exists", 409)
+        _require_shared_record(ctx, result_ref, visit, caller, orgs)
+        result = {
+            "resultId": result_id,
+            "visitNo": visit_no,
+            "patientRef": visit["patientRef"],
+            "examType": exam_type,
+            "resultRef": result_ref,
+            "hospital": caller,
+            "sharedWith": orgs,
+            "sharedAt": now_iso(ctx),
+        }
+        ctx.stub.put_state(_key("result", result_id), to_json(result))
+        ctx.stub.put_state(_key("visitresult", visit_no, result_id), to_json(result_id))
+        ctx.stub.set_event(
+            "ResultShared", _pick(result, "resultId", "visitNo", "hospital", "sharedWith")
+        )
+        return result
+
+    @transaction(evaluate=True)
+    def ResultsForVisit(self, ctx: Context, visit_no: str) -> list[dict[str, Any]]:
+        """The visit's results the caller may see, oldest first: what need not be repeated."""
+        check_id(visit_no, "visit number")
+        call(ctx, "visit", "GetVisit", visit_no)  # 404 for an unknown visit, not an empty list
+        found = []
+        for result_id, _ in scan(ctx, "visitresult", visit_no):
+            result = _load(ctx, "result", result_id)
+            if _may_see_result(ctx, result):
+                found.append(result)
+        return sorted(found, key=lambda r: (str(r["sharedAt"]), str(r["resultId"])))
+
+    @transaction(evaluate=True)
+    def GetResult(self, ctx: Context, result_id: str) -> dict[str, Any]:
+        """For the performing hospital, those it shared with, and the regulators above it."""
+        result = _load(ctx, "result", result_id)
+        if not _may_see_result(ctx, result):
+            raise ContractError(f"result {result_id} is not shared with {ctx.client.msp_id}", 403)
+        return result
+
+
+def _slot_labels(text: str) -> list[str]:
+    try:
+        labels = json.loads(text)
+    except ValueError:
+        labels = None
+    if not (
+        isinstance(labels, list)
+        and 1 <= len(labels) <= SLOTS_MAX
+        and all(isinstance(s, str) for s in labels)
+    ):
+        raise ContractError(f"slots must be a JSON array of 1 to {SLOTS_MAX} slot labels", 400)
+    for label in labels:
+        _check_slot(label)
+    if len(set(labels)) != len(labels):
+        twice = sorted({s for s in labels if labels.count(s) > 1})
+        raise ContractError(f"slots list {', '.join(twice)} more than once", 400)
+    return sorted(labels)
+
+
+def _check_slot(label: str) -> None:
+    if not _SLOT.match(label):
+        raise ContractError(f"slot {label!r} may use digits and T:.- (1-32)", 400)
+
+
+def _shared_with(ctx: Context, text: str, caller: str) -> list[str]:
+    """The receiving hospitals: distinct member hospitals other than the caller, sorted."""
+    try:
+        orgs = json.loads(text)
+    except ValueError:
+        orgs = None
+    if not (isinstance(orgs, list) and orgs and all(isinstance(o, str) for o in orgs)):
+        raise ContractError("sharedWith must be a non-empty JSON array of hospital MSP ids", 400)
+    if len(set(orgs)) != len(orgs):
+        raise ContractError("sharedWith lists a hospital more than once", 400)
+    for org in orgs:
+        if org == caller:
+            raise ContractError(f"{caller} cannot share a result with itself", 400)
+        hospital(ctx, org)
+    return sorted(orgs)
+
+
+def _require_visit_at(ctx: Context, visit_no: str, msp_id: str) -> dict[str, Any]:
+    """The visit (from the visit contract: 404 if unknown), held by `msp_id` (403 if not)."""
+    visit: dict[str, Any] = call(ctx, "visit", "GetVisit", visit_no)
+    if visit["hospital"] != msp_id:
+        raise ContractError(
+            f"patient of visit {visit_no} is at {visit['hospital']}, not {msp_id}", 403
+        )
+    return visit
+
+
+def _require_shared_record(
+    ctx: Context, record_id: str, visit: dict[str, Any], caller: str, orgs: list[str]
+) -> None:
+    # The pointer must not attach another patient's report to this visit, nor point receivers
+    # at a report they could not decrypt.
+    record = call(ctx, "records", "GetRecord", record_id)
+    if record["patientRef"] != visit["patientRef"]:
+        raise ContractError(
+            f"record {record_id} is of another patient than visit {visit['visitNo']}", 400
+        )
+    if call(ctx, "records", "IsAuthorised", record_id, caller) is not True:
+        raise ContractError(f"{caller} is not authorised for record {record_id}", 403)
+    for org in orgs:
+        if call(ctx, "records", "IsAuthorised", record_id, org) is not True:
+            raise ContractError(f"record {record_id} is not shared with {org}; grant it first", 412)
+
+
+def _may_see_result(ctx: Context, result: dict[str, Any]) -> bool:
+    # Regulators above the receivers are deliberately not included: the result is the
+    # performing hospital's, supervised by its own regulators.
+    return ctx.client.msp_id in result["sharedWith"] or may_see(ctx, result["hospital"])
+
+
+def _load(ctx: Context, object_type: str, object_id: str) -> dict[str, Any]:
+    """The resource, booking or result `object_id`; 400 for a malformed id, 404 if absent."""
+    check_id(object_id, f"{object_type} id")
+    return load(ctx, _key(object_type, object_id), f"{object_type} {object_id}")
+
+
+def _require_owner(ctx: Context, resource_id: str, owner: str) -> None:
+    if owner != ctx.client.msp_id:
+        raise ContractError(
+            f"resource {resource_id} belongs to {owner}, not {ctx.client.msp_id}", 403
+        )
+
+
+def _require_open(resource: dict[str, Any]) -> None:
+    if resource["status"] != "OPEN":
+        raise ContractError(f"resource {resource['resourceId']} is {resource['status']}", 409)
+
+
+def _require_status(booking: dict[str, Any], *statuses: str) -> None:
+    if booking["status"] not in statuses:
+        raise ContractError(f"booking {booking['bookingId']} is {booking['status']}", 409)
+
+
+def _decide(ctx: Context, booking_id: str) -> dict[str, Any]:
+    """A REQUESTED booking, loaded for a decision by the owner hospital."""
+    require_role(ctx, *HOSPITAL_ROLES)
+    booking = _load(ctx, "booking", booking_id)
+    _require_owner(ctx, booking["resourceId"], booking["owner"])
+    _require_status(booking, "REQUESTED")
+    return booking
+
+
+def _save(ctx: Context, booking: dict[str, Any], event: str) -> dict[str, Any]:
+    ctx.stub.put_state(_key("booking", booking["bookingId"]), to_json(booking))
+    ctx.stub.set_event(event, _booking_event(booking))
+    return booking
+
+
+def _booking_event(booking: dict[str, Any]) -> bytes:
+    return _pick(booking, "bookingId", "resourceId", "owner", "requester", "slot")
+
+
+def _pick(record: dict[str, Any], *fields: str) -> bytes:
+    """An event's payload: these fields of the record."""
+    return to_json({name: record[name] for name in fields})

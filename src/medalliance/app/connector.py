@@ -1,0 +1,148 @@
+"""The hospital connector: from the chain's referral events into the hospital's own database.
+
+Paper fig. 5: "B reads the referral through the contract and syncs it into its local database".
+The connector reads committed blocks from its own organisation's peer, takes the `referral`
+contract's events of VALID transactions, and for a referral addressed to its hospital fetches
+the clinical package through the privacy module (its own peer, which holds or reconciles it),
+opens it with the hospital's key, checks that it is the referred patient's, logs the decryption
+on the chain for the regulator, and imports it. It also follows the status of referrals its
+hospital made or received.
+
+Exactly once, even across restarts: the import and the referral's id are one SQLite transaction,
+and the last finished block is stored after each block, so a replay skips what is done.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from medalliance.alliance.records import RecordsContract
+from medalliance.alliance.referral import ReferralContract
+from medalliance.app.alliance_network import AllianceNetwork
+from medalliance.app.hospital_db import HospitalDatabase, Referral, parse_clinical
+from medalliance.app.packages import open_as
+from medalliance.errors import InvalidArgument
+from medalliance.ledger.block_events import chaincode_events
+from medalliance.privacy.envelope import SealedPackage
+from medalliance.privacy.pseudonym import PseudonymKey, pseudonym
+
+log = logging.getLogger(__name__)
+
+FOLLOWED = {
+    "ReferralAccepted": "ACCEPTED",
+    "ReferralRejected": "REJECTED",
+    "ReferralCompleted": "COMPLETED",
+}
+
+
+@dataclass(slots=True)
+class SyncReport:
+    imported: list[str] = field(default_factory=list)  # referral ids written into the database
+    noted: list[str] = field(default_factory=list)  # own outgoing referrals noted
+    updated: list[tuple[str, str]] = field(default_factory=list)  # (referral id, new status)
+    last_block: int = -1
+
+
+class Connector:
+    """One hospital's connector, acting as one of its users."""
+
+    def __init__(
+        self,
+        network: AllianceNetwork,
+        org: str,
+        user: str,
+        db: HospitalDatabase,
+        pseudonym_key: PseudonymKey | None = None,
+    ) -> None:
+        self._network = network
+        self._org = org
+        self._msp_id = network.layout.config.organization(org).msp_id
+        self._user = user
+        self._db = db
+        self._key = pseudonym_key
+
+    def sync(
+        self, until: int | None = None, on_change: Callable[[SyncReport], None] | None = None
+    ) -> SyncReport:
+        """Process the blocks after the last finished one, through `until` (None: the current
+        height when embedded, forever over the network)."""
+        report = SyncReport(last_block=self._db.last_block())
+        for block in self._network.blocks(self._org, report.last_block + 1, until):
+            number = int(block.header.number)
+            for event in chaincode_events(block, ReferralContract.name):
+                self._handle(
+                    event.event_name, json.loads(event.payload), event.tx_id, number, report
+                )
+            self._db.set_last_block(number)
+            report.last_block = number
+            if on_change is not None:
+                on_change(report)
+        return report
+
+    def _handle(
+        self, name: str, event: dict[str, str], tx_id: str, block: int, report: SyncReport
+    ) -> None:
+        referral_id = event["referralId"]
+        if name == "ReferralCreated" and event["toHospital"] == self._msp_id:
+            if not self._db.has_referral(referral_id):
+                self._import(event, tx_id, block)
+                report.imported.append(referral_id)
+        elif name == "ReferralCreated" and event["fromHospital"] == self._msp_id:
+            if self._db.record_outgoing(_referral(event, "outgoing", tx_id, block)):
+                report.noted.append(referral_id)
+        elif name in FOLLOWED and self._db.set_status(referral_id, FOLLOWED[name]):
+            report.updated.append((referral_id, FOLLOWED[name]))
+
+    def _import(self, event: dict[str, str], tx_id: str, block: int) -> None:
+        referral_id, record_id = event["referralId"], event["clinicalRef"]
+        on_chain = json.loads(
+            self._network.evaluate(
+                self._org, self._user, ReferralContract.name, "GetReferral", referral_id
+            )
+        )
+        record = json.loads(
+            self._network.evaluate(
+                self._org, self._user, RecordsContract.name, "GetRecord", record_id
+            )
+        )
+        version = int(record["version"])
+        held = self._network.pull(self._org, self._user, record_id, version)
+        clinical, images = open_as(
+            self._network.layout, self._org, SealedPackage.from_bytes(held.sealed), held.attachments
+        )
+        # Every decryption is an access event the regulator sees, logged before the data is used.
+        self._network.submit(
+            self._org, self._user, RecordsContract.name, "LogAccess", record_id, str(version),
+            "decrypt",
+        )  # fmt: skip
+        self._check_patient(clinical, on_chain["patientRef"], referral_id)
+        self._db.import_referral(_referral(event, "incoming", tx_id, block), clinical, images)
+        log.info("referral imported", extra={"referral": referral_id, "block": block})
+
+    def _check_patient(self, clinical: bytes, patient_ref: str, referral_id: str) -> None:
+        patient = parse_clinical(clinical)["patient"]
+        derived = (
+            pseudonym(self._key, patient["idType"], patient["idNumber"]) if self._key else None
+        )
+        if patient["patientRef"] != patient_ref or derived not in (None, patient_ref):
+            raise InvalidArgument(
+                f"the clinical package of referral {referral_id} is not the referred patient's; "
+                "not imported"
+            )
+
+
+def _referral(event: dict[str, str], side: str, tx_id: str, block: int) -> Referral:
+    counterpart = event["fromHospital"] if side == "incoming" else event["toHospital"]
+    return Referral(
+        referral_id=event["referralId"],
+        visit_no=event["visitNo"],
+        side=side,
+        counterpart=counterpart,
+        direction=event["direction"],
+        record_id=event["clinicalRef"],
+        tx_id=tx_id,
+        block=block,
+    )
