@@ -18,7 +18,8 @@ from medalliance.contracts import Context, split_composite_key
 from medalliance.contracts.api import Organization
 from medalliance.errors import ContractError
 
-_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_PERIOD = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 HOSPITAL_LEVELS = {"secondary": 2, "tertiary": 3}
 MAX_TEXT = 500  # free-text fields are short notes, never clinical content (that is encrypted)
 
@@ -28,6 +29,13 @@ def check_id(value: str, what: str) -> str:
     if not _ID.fullmatch(value):
         raise ContractError(f"{what} {value!r} may use letters, digits and ._- (1-64)", 400)
     return value
+
+
+def check_period(period: str) -> str:
+    """A month, as reports and settlements count them: YYYY-MM."""
+    if not _PERIOD.fullmatch(period):
+        raise ContractError(f"period must be YYYY-MM (e.g. 2026-11), not {period!r}", 400)
+    return period
 
 
 def check_text(value: str, what: str, *, required: bool = True) -> str:

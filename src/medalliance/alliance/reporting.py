@@ -18,6 +18,7 @@ from typing import Any
 
 from medalliance.alliance.common import (
     check_id,
+    check_period,
     hospital,
     load,
     now_iso,
@@ -36,7 +37,6 @@ from medalliance.contracts import (
 )
 from medalliance.errors import ContractError
 
-_PERIOD = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 _METRIC = re.compile(r"[a-zA-Z][a-zA-Z0-9_]{0,47}")
 METRICS_MAX = 50
 COUNT_LIMIT = 10**12  # counts are below this
@@ -66,7 +66,7 @@ class ReportingContract(Contract):
         recipient = supervising_regulator(ctx, submitter)
         record = {
             "reportId": check_id(report_id, "report id"),
-            "period": _check_period(period),
+            "period": check_period(period),
             "submitter": submitter,
             "level": "hospital",
             "recipient": recipient,
@@ -93,7 +93,7 @@ class ReportingContract(Contract):
         organization(ctx, org.parent)  # a parent gone from the registry: 404, not an orphan
         record: dict[str, Any] = {
             "reportId": check_id(report_id, "report id"),
-            "period": _check_period(period),
+            "period": check_period(period),
             "submitter": submitter,
             "level": "regulator",
             "recipient": org.parent,
@@ -122,7 +122,7 @@ class ReportingContract(Contract):
     @transaction(evaluate=True)
     def ReportsTo(self, ctx: Context, regulator: str, period: str) -> list[dict[str, Any]]:
         """The month's reports addressed to `regulator`, by report id; for it and those above."""
-        _check_period(period)
+        check_period(period)
         org = organization(ctx, regulator)
         if org.type != "regulator":
             raise ContractError(f"{regulator} is a {org.type} organisation, not a regulator", 400)
@@ -133,7 +133,7 @@ class ReportingContract(Contract):
     def ReportsOf(self, ctx: Context, submitter: str, period: str) -> list[dict[str, Any]]:
         """`submitter`'s reports for `period` ("" for every period), by period then report id."""
         if period:
-            _check_period(period)
+            check_period(period)
         organization(ctx, submitter)
         require_may_see(ctx, f"the reports of {submitter}", submitter)
         if period:
@@ -146,12 +146,6 @@ class ReportingContract(Contract):
             ]
         reports = [load(ctx, _report_key(i), f"report {i}") for i in ids]
         return sorted(reports, key=lambda r: (r["period"], r["reportId"]))
-
-
-def _check_period(period: str) -> str:
-    if not _PERIOD.fullmatch(period):
-        raise ContractError(f"period must be YYYY-MM (e.g. 2026-11), not {period!r}", 400)
-    return period
 
 
 def _parse_metrics(text: str) -> dict[str, int]:

@@ -19,6 +19,7 @@ from typing import Any
 
 from medalliance.alliance.common import (
     check_id,
+    check_period,
     hospital,
     load,
     now_iso,
@@ -164,7 +165,7 @@ class SettlementContract(Contract):
     @transaction(evaluate=True)
     def Statement(self, ctx: Context, agreement_id: str, period: str) -> dict[str, Any]:
         """An agreement's entries of one period (YYYY-MM) and what each hospital owes net."""
-        _check_period(period)
+        check_period(period)
         agreement = _load(ctx, agreement_id)
         require_may_see(ctx, f"agreement {agreement_id}", *agreement["hospitals"])
         entries = [json.loads(v) for _, v in scan(ctx, "settlemententry", agreement_id, period)]
@@ -182,7 +183,7 @@ class SettlementContract(Contract):
     @transaction(evaluate=True)
     def Balance(self, ctx: Context, hospital_id: str, period: str) -> dict[str, Any]:
         """A hospital's receivable, payable and net over all its agreements in one period."""
-        _check_period(period)
+        check_period(period)
         hospital(ctx, hospital_id)
         require_may_see(ctx, f"the settlements of {hospital_id}", hospital_id)
         receivable = payable = 0
@@ -225,17 +226,6 @@ def _terms(text: str) -> dict[str, Any]:
                 400,
             )
     return {d: {"amountCents": t["amountCents"], "payer": t["payer"]} for d, t in parsed.items()}
-
-
-def _check_period(period: str) -> None:
-    if not (
-        len(period) == 7
-        and period[4] == "-"
-        and period[:4].isdigit()
-        and period[5:].isdigit()
-        and 1 <= int(period[5:]) <= 12
-    ):
-        raise ContractError(f"period must be YYYY-MM (e.g. 2026-11), not {period!r}", 400)
 
 
 def _load(ctx: Context, agreement_id: str) -> dict[str, Any]:
