@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= demo-data
 
-.PHONY: demo test lint typecheck unit bench bench-e2e clean
+.PHONY: demo test lint typecheck unit bench bench-e2e clean simulate
 
 $(BIN)/medalliance: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,3 +39,7 @@ bench-e2e: $(BIN)/medalliance
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache tests/interop/node_modules
+
+# Many seeds of the consensus simulation (docs/consensus.md); SEEDS=20000 make simulate for more.
+simulate: $(BIN)/medalliance
+	$(BIN)/python -m tests.simulation --seeds $(or $(SEEDS),1000) --n 1 4 7 --swarm

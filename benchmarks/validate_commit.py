@@ -22,8 +22,9 @@ from fabric_protos.common import common_pb2
 from rich.console import Console
 from rich.progress import Progress
 
+from medalliance.identity.cryptogen import load_signer
 from medalliance.ledger.block import header_hash, new_block
-from medalliance.ledger.block_signature import sign_block
+from medalliance.ledger.commit_certificate import precommit_bytes, write_certificate
 from medalliance.ledger.tx import new_signed_proposal, new_transaction_payload, sign_envelope
 from medalliance.node.config import NetworkConfig
 from medalliance.node.embedded import EmbeddedNetwork
@@ -46,6 +47,7 @@ CONFIG = {
             "regulator": "Reg",
             "peers": [{"name": "peer0", "port": 9151}],
             "orderers": [{"name": "orderer0", "port": 9050}],
+            "users": [{"name": "User1", "role": "doctor"}],
         },
         {
             "name": "HospB",
@@ -92,7 +94,8 @@ def build_blocks(
     endorsers = network.endorsers_for("alliance", "visit")
     ledger = network.peers_of("alliance")[0].channel("alliance")
     number, previous = ledger.height, header_hash(ledger.store.get_block(ledger.height - 1).header)
-    orderer = network.signer("HospAMSP", "Admin")
+    # The one ordering node: its precommit alone is the commit certificate (n = 1, q = 1).
+    orderer = load_signer(network.layout.orderer_dir("HospAMSP", "orderer0") / "msp", "HospAMSP")
     out = []
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("endorsing transactions", total=blocks * size)
@@ -114,7 +117,13 @@ def build_blocks(
                 envelopes.append(sign_envelope(payload, client.signer))
                 progress.advance(task)
             block = new_block(number, previous, envelopes)
-            sign_block(block, "alliance", [orderer], last_config=0)
+            precommit = orderer.sign(precommit_bytes("alliance", block, 0))
+            write_certificate(
+                block,
+                round=0,
+                signatures=[(orderer.serialized_identity, precommit)],
+                last_config=0,
+            )
             previous, number = header_hash(block.header), number + 1
             out.append(block)
     return out

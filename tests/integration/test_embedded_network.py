@@ -21,8 +21,10 @@ from medalliance.errors import (
     UnknownChannel,
     UnknownContract,
 )
+from medalliance.identity.cryptogen import load_signer
+from medalliance.identity.signing import Signer
 from medalliance.ledger.block import header_hash, new_block, transactions_filter
-from medalliance.ledger.block_signature import sign_block
+from medalliance.ledger.commit_certificate import precommit_bytes, write_certificate
 from medalliance.ledger.tx import new_signed_proposal, new_transaction_payload, sign_envelope
 from medalliance.node import ordering
 from medalliance.node.embedded import Client, EmbeddedNetwork
@@ -131,14 +133,46 @@ def deliver_raw_block(network: EmbeddedNetwork, envelopes: list[bytes]) -> list[
     block = new_block(
         ledger.height, header_hash(ledger.store.get_block(ledger.height - 1).header), envelopes
     )
-    orderer = network.signer("HospAMSP", "Admin")  # an admin is a member, so BlockValidation passes
-    sign_block(block, "alliance", [orderer], last_config=0)
+    certify(block, consenter(network))
     codes = []
     for p in network.peers_of("alliance"):
         copy = common_pb2.Block()
         copy.CopyFrom(block)
         codes = list(p.deliver(copy).codes)
     return codes
+
+
+def consenter(network: EmbeddedNetwork) -> Signer:
+    """The network's one ordering node (HospA's orderer0): its certificate alone is a quorum."""
+    return load_signer(network.layout.orderer_dir("HospAMSP", "orderer0") / "msp", "HospAMSP")
+
+
+def certify(block: common_pb2.Block, signer: Signer) -> None:
+    signature = signer.sign(precommit_bytes("alliance", block, 0))
+    write_certificate(
+        block, round=0, signatures=[(signer.serialized_identity, signature)], last_config=0
+    )
+
+
+def test_a_block_not_certified_by_a_consenter_is_refused(network: EmbeddedNetwork) -> None:
+    peer = network.peers_of("alliance")[0]
+    ledger = peer.channel("alliance")
+    envelope, _ = endorsed_envelope(network, "HospCMSP", "V-9")
+    block = new_block(
+        ledger.height, header_hash(ledger.store.get_block(ledger.height - 1).header), [envelope]
+    )
+    certify(block, network.signer("HospAMSP", "Admin"))  # a member, not a consenter
+    with pytest.raises(PermissionDenied, match="not from a consenter of the channel"):
+        peer.deliver(block)
+    signer = consenter(network)
+    round0 = signer.sign(precommit_bytes("alliance", block, 0))
+    write_certificate(  # a real precommit of round 0, claimed for round 1
+        block, round=1, signatures=[(signer.serialized_identity, round0)], last_config=0
+    )
+    with pytest.raises(PermissionDenied, match=r"the signature of orderer0\.hospa\.example\.com"):
+        peer.deliver(block)
+    certify(block, signer)
+    assert list(peer.deliver(block).codes) == [CODE.Value("VALID")]
 
 
 def test_replayed_transactions_are_refused_and_never_applied_twice(

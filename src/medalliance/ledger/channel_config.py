@@ -26,7 +26,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 from fabric_protos.common import common_pb2, configtx_pb2, configuration_pb2, policies_pb2
+from fabric_protos.msp import identities_pb2
 from fabric_protos.orderer import configuration_pb2 as orderer_pb2
 from fabric_protos.peer import configuration_pb2 as peer_pb2
 from google.protobuf.message import DecodeError
@@ -41,6 +44,8 @@ from medalliance.identity.policy import (
     parse_policy,
 )
 from medalliance.ledger.block import new_block
+from medalliance.ledger.block_signature import block_time
+from medalliance.ledger.commit_certificate import Consenter, certificate_problem
 
 ALLIANCE_VALUE = "AllianceOrganization"
 ADMINS = "Admins"  # every mod_policy, as Fabric's configtxgen writes them
@@ -76,6 +81,7 @@ class ChannelDefinition:
     batch_preferred_max_bytes: int = 2 * 1024 * 1024
     batch_timeout_ms: int = 200
     consenters: tuple[str, ...] = ()
+    consenter_set: tuple[Consenter, ...] = ()  # the BFT ordering service's members
     policy_overrides: tuple[tuple[str, str], ...] = ()
 
 
@@ -204,6 +210,16 @@ def build_config(defn: ChannelDefinition) -> configtx_pb2.Config:
     timeout = orderer_pb2.BatchTimeout(timeout=f"{defn.batch_timeout_ms}ms")
     orderer.values["BatchTimeout"].CopyFrom(_value(timeout))
     orderer.values["Capabilities"].CopyFrom(_capabilities("V2_0"))
+    if defn.consenter_set:
+        mapping = [
+            configuration_pb2.Consenter(
+                id=c.id, host=c.host, port=c.port, msp_id=c.msp_id, identity=c.identity
+            )
+            for c in defn.consenter_set
+        ]
+        orderer.values["Orderers"].CopyFrom(
+            _value(configuration_pb2.Orderers(consenter_mapping=mapping))
+        )
 
     channel = configtx_pb2.ConfigGroup(mod_policy=ADMINS)
     channel.groups["Application"].CopyFrom(app)
@@ -283,6 +299,7 @@ class ChannelConfig:
     batch_timeout_ms: int
     consenters: tuple[str, ...]
     msps: MspManager = field(repr=False)
+    consenter_set: tuple[Consenter, ...]
     _policies: Mapping[str, _Policy] = field(repr=False)
     _subgroups: Mapping[str, tuple[str, ...]] = field(repr=False)
 
@@ -345,6 +362,10 @@ class ChannelConfig:
         subgroups: dict[str, tuple[str, ...]] = {}
         _index("/Channel", root, policies, subgroups)
         msps = {o.msp_id: o.msp for o in (*ord_orgs, *app_orgs)}
+        consenter_set: tuple[Consenter, ...] = ()
+        if "Orderers" in orderer.values:
+            mapping = _parse(configuration_pb2.Orderers(), orderer.values["Orderers"].value)
+            consenter_set = tuple(_consenter(c) for c in mapping.consenter_mapping)
         return cls(
             channel_id=channel_id,
             sequence=int(config.sequence),
@@ -356,6 +377,7 @@ class ChannelConfig:
             batch_timeout_ms=parse_duration_ms(str(timeout.timeout)),
             consenters=consenters,
             msps=MspManager(msps.values()),
+            consenter_set=consenter_set,
             _policies=policies,
             _subgroups=subgroups,
         )
@@ -371,7 +393,17 @@ class ChannelConfig:
             batch_preferred_max_bytes=self.batch_preferred_max_bytes,
             batch_timeout_ms=self.batch_timeout_ms,
             consenters=self.consenters,
+            consenter_set=self.consenter_set,
         )
+
+    def certificate_problem(self, block: common_pb2.Block) -> str | None:
+        """Why `block` lacks a valid commit certificate of this configuration's consenter set
+        (judged at the block's time), or None when it has one."""
+        try:
+            at = block_time(block)
+        except MedallianceError as exc:
+            return str(exc)
+        return certificate_problem(block, self.channel_id, self.consenter_set, self.msps, at=at)
 
     def evaluate_policy(self, path: str, signed: Sequence[SignedData], *, at: dt.datetime) -> bool:
         """Whether `signed` satisfies the policy at `path`, e.g. `/Channel/Application/Writers`.
@@ -491,3 +523,15 @@ def parse_duration_ms(text: str) -> int:
             "channel configuration", f"batch timeout {text!r} is not a duration like 200ms or 2s"
         )
     return round(sum(float(m[1]) * _UNIT_MS[m[2]] for m in parts))
+
+
+def _consenter(c: configuration_pb2.Consenter) -> Consenter:
+    """A consenter of the config; its name is its certificate's common name."""
+    try:
+        identity = identities_pb2.SerializedIdentity.FromString(c.identity)
+        cert = x509.load_pem_x509_certificate(identity.id_bytes)
+        names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        name = str(names[0].value)
+    except (DecodeError, ValueError, IndexError):
+        raise MalformedMessage("config", f"consenter {c.id} has no readable identity") from None
+    return Consenter(int(c.id), name, str(c.host), int(c.port), str(c.msp_id), bytes(c.identity))

@@ -27,9 +27,10 @@ from pathlib import Path
 import yaml
 
 from medalliance.errors import NotFound, PreconditionFailed
-from medalliance.identity.cryptogen import OrgSpec, UserSpec, generate_org, org_dir
+from medalliance.identity.cryptogen import OrgSpec, UserSpec, generate_org, load_signer, org_dir
 from medalliance.identity.msp import Msp
 from medalliance.ledger.channel_config import ChannelDefinition, OrgDefinition, genesis_block
+from medalliance.ledger.commit_certificate import Consenter
 from medalliance.node.config import (
     HOSPITAL_TYPES,
     NODE_FILE,
@@ -108,9 +109,12 @@ class NetworkLayout:
 
 
 def channel_definition(
-    config: NetworkConfig, channel: ChannelSpec, msps: Mapping[str, Msp]
+    config: NetworkConfig,
+    channel: ChannelSpec,
+    msps: Mapping[str, Msp],
+    consenter_set: tuple[Consenter, ...] = (),
 ) -> ChannelDefinition:
-    """The genesis definition of one channel; every ordering organisation orders it."""
+    """The genesis definition of one channel; every ordering node is a consenter of it."""
     by_name = {o.name: o for o in config.organizations}
 
     def definition(org: OrganizationConfig, *, orderer: bool) -> OrgDefinition:
@@ -134,6 +138,7 @@ def channel_definition(
         batch_preferred_max_bytes=channel.batch.preferred_max_bytes,
         batch_timeout_ms=channel.batch.timeout_ms,
         consenters=tuple(n.endpoint for o in orderer_orgs for n in o.orderers),
+        consenter_set=consenter_set,
         policy_overrides=tuple(sorted(channel.policies.items())),
     )
 
@@ -175,10 +180,11 @@ def init_network(
                 pseudonym_key.save(root / PSEUDONYM_KEY)
         _write_node_files(staging / NODES, config)
         (staging / ARTIFACTS).mkdir()
+        consenter_set = _consenter_set(staging / ORGANIZATIONS, config)
         for channel in config.channels:
             progress(f"creating the genesis block of channel {channel.name}")
             block = genesis_block(
-                channel_definition(config, channel, msps),
+                channel_definition(config, channel, msps, consenter_set),
                 timestamp_ms=int(now.timestamp() * 1000),
             )
             (staging / ARTIFACTS / f"{channel.name}.block").write_bytes(block.SerializeToString())
@@ -193,6 +199,19 @@ def init_network(
         shutil.rmtree(staging, ignore_errors=True)
     progress(f"network {config.name} is ready in {directory}")
     return NetworkLayout(directory, config)
+
+
+def _consenter_set(base: Path, config: NetworkConfig) -> tuple[Consenter, ...]:
+    """Every ordering node, in config order, numbered from 1, with its signing identity."""
+    found: list[Consenter] = []
+    for org in config.orderer_organizations():
+        for node in org.orderers:
+            name = f"{node.name}.{org.domain}"
+            msp_dir = org_dir(base, org_spec(org)) / "orderers" / name / "msp"
+            identity = load_signer(msp_dir, org.msp_id).serialized_identity
+            host, _, port = node.endpoint.rpartition(":")
+            found.append(Consenter(len(found) + 1, name, host, int(port), org.msp_id, identity))
+    return tuple(found)
 
 
 def node_hosts(config: NetworkConfig) -> list[tuple[OrganizationConfig, str, str]]:

@@ -20,17 +20,12 @@ from medalliance.contracts.endorser import ChannelView
 from medalliance.contracts.lifecycle import committed_definition
 from medalliance.errors import InvalidArgument, NotFound, PermissionDenied, PreconditionFailed
 from medalliance.ledger.block import set_transactions_filter, transactions_filter, verify_chain_link
-from medalliance.ledger.block_signature import (
-    BLOCK_VALIDATION_POLICY,
-    block_signatures,
-    block_time,
-)
 from medalliance.ledger.block_store import BlockStore
 from medalliance.ledger.channel_config import ChannelConfig
 from medalliance.ledger.mvcc import writes_of
 from medalliance.ledger.sqlite_state import SqliteState
 from medalliance.ledger.state import StateReader, TxWrites
-from medalliance.ledger.tx import MalformedTransaction, parse_envelope, parse_rwset
+from medalliance.ledger.tx import parse_envelope, parse_rwset
 from medalliance.ledger.validation import (
     VALID,
     BlockResult,
@@ -186,15 +181,11 @@ class PeerChannel:
         return namespace_policy(self._state, namespace)
 
     def _check_orderer_signatures(self, block: common_pb2.Block) -> None:
-        try:
-            signed = block_signatures(block)
-            at = block_time(block)
-        except MalformedTransaction as exc:
-            raise InvalidArgument(f"block {block.header.number}: {exc}") from exc
-        if not self.config.evaluate_policy(BLOCK_VALIDATION_POLICY, signed, at=at):
+        problem = self.config.certificate_problem(block)
+        if problem is not None:
             raise PermissionDenied(
-                f"block {block.header.number} of {self.channel_id} is not signed as "
-                f"{BLOCK_VALIDATION_POLICY} requires"
+                f"block {block.header.number} of {self.channel_id} is not certified by the "
+                f"ordering service: {problem}"
             )
 
 

@@ -1,19 +1,22 @@
-"""An ordering node as a process: `orderer.AtomicBroadcast` over each channel's block store.
+"""An ordering node as a process: `orderer.AtomicBroadcast` over each channel's BFT ordering.
 
-Until the BFT ordering service lands, the first ordering node of the network (in config order)
-is the sequencer: it admits transactions, cuts and signs blocks. The others are replicas: they
-forward Broadcast to the sequencer and copy its blocks, checking the hash chain and the block
-signatures before storing them, so peers can pull from any ordering node. A block is durable
-in the node's store before it is served.
+Every ordering node is a consenter of every channel (the channel config's `Orderers`): blocks
+are decided by the Tendermint-style protocol of `consensus/` (docs/consensus.md), run per
+channel by `BftChannel`, and stored with their commit certificate before they are served.
+Ordering nodes talk to each other over mutual TLS through `medalliance.Consensus`: `Step`
+carries consensus messages, `Forward` passes admitted transactions on so that any proposer can
+order them. Each node also pulls certified blocks from the others, so one that was down or cut
+off catches up. Peers pull blocks from any ordering node and check the certificates themselves.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
+import json
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import grpc
 from fabric_protos.common import common_pb2
@@ -21,48 +24,35 @@ from fabric_protos.orderer import ab_pb2, ab_pb2_grpc
 from fabric_protos.peer import events_pb2
 
 from medalliance.errors import (
-    InvalidArgument,
     MedallianceError,
     NotFound,
+    Overloaded,
     PermissionDenied,
-    PreconditionFailed,
     UnknownChannel,
 )
-from medalliance.gateway.ports import OrdererRejected
-from medalliance.ledger.block import parse_block, verify_chain_link
-from medalliance.ledger.block_signature import BLOCK_VALIDATION_POLICY, block_signatures, block_time
+from medalliance.ledger.block import parse_block
 from medalliance.ledger.block_store import BlockStore
 from medalliance.ledger.channel_config import ChannelConfig
 from medalliance.ledger.tx import parse_envelope
 from medalliance.network.block_feed import BlockFeed
 from medalliance.network.deliver import deliver
 from medalliance.network.tls import bind
+from medalliance.node.bft_channel import BftChannel
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.config import OrganizationConfig
-from medalliance.node.material import NodeMaterial, orderer_endpoints, utc_now
-from medalliance.node.orderer_link import OrdererLink
-from medalliance.node.ordering import OrderingStage
+from medalliance.node.material import NodeMaterial, utc_now
+from medalliance.node.orderer_link import OrdererEndpoint, OrdererLink
 
 log = logging.getLogger(__name__)
 
 ORDERER_READERS = "/Channel/Readers"
-TICK_MS = 10
+CONSENSUS_SERVICE = "medalliance.Consensus"
+PEER_CALL_TIMEOUT_S = 2.0
 Status = common_pb2.Status
 
 
-@dataclass
-class OrdererChannel:
-    config: ChannelConfig
-    store: BlockStore
-    feed: BlockFeed
-    stage: OrderingStage | None = None  # set on the sequencer only
-
-    def append(self, block: common_pb2.Block) -> None:
-        number = int(block.header.number)
-        if number != self.store.height:
-            raise InvalidArgument(f"expected block {self.store.height}, got {number}")
-        self.store.append(block)
-        self.feed.published(number + 1, [])
+def _raw(data: bytes) -> bytes:
+    return data
 
 
 class OrdererNode:
@@ -72,15 +62,10 @@ class OrdererNode:
         self.org = org
         self.host, self.address, self.signer, self.tls = m.host, m.address, m.signer, m.tls
         self.operations_address = m.operations_address
-        endpoints = orderer_endpoints(layout)
-        self.sequencer = endpoints[0]
-        self.is_sequencer = self.sequencer.host == self.host
-        self.link = (
-            None
-            if self.is_sequencer
-            else OrdererLink([self.sequencer], self.tls, self.signer, utc_now)
-        )
-        self.channels: dict[str, OrdererChannel] = {}
+        self.channels: dict[str, BftChannel] = {}
+        self._peers: dict[str, tuple[str, str]] = {}  # consenter name -> (endpoint, MSP id)
+        self._links: dict[str, grpc.aio.Channel] = {}
+        self._inflight: set[asyncio.Task[None]] = set()
         data = m.data_dir / "ledgers"
         for spec in layout.config.channels:
             genesis = parse_block(layout.genesis_block_path(spec.name).read_bytes())
@@ -88,40 +73,36 @@ class OrdererNode:
             if store.height == 0:
                 store.append(genesis)
             config = ChannelConfig.from_block(store.get_block(0))
-            channel = OrdererChannel(config, store, BlockFeed(store.height))
-            if self.is_sequencer:
-                channel.stage = OrderingStage(
-                    config,
-                    [self.signer],
-                    channel.append,
-                    next_number=store.height,
-                    previous_hash=store.last_header_hash,
-                    tick_ms=TICK_MS,
-                )
-            self.channels[spec.name] = channel
+            for consenter in config.consenter_set:
+                if consenter.name != self.host:
+                    self._peers[consenter.name] = (consenter.endpoint, consenter.msp_id)
+            self.channels[spec.name] = BftChannel(
+                config=config,
+                store=store,
+                feed=BlockFeed(store.height),
+                directory=data / spec.name,
+                name=self.host,
+                signer=self.signer,
+                send=functools.partial(self._send, spec.name),
+                forward=functools.partial(self._forward, spec.name),
+                now=utc_now,
+            )
+        others = [
+            OrdererEndpoint(msp_id, peer, endpoint)
+            for peer, (endpoint, msp_id) in sorted(self._peers.items())
+        ]
+        self.link = OrdererLink(others, self.tls, self.signer, utc_now) if others else None
         self._tasks: list[asyncio.Task[None]] = []
 
-    def channel(self, channel_id: str) -> OrdererChannel:
+    def channel(self, channel_id: str) -> BftChannel:
         try:
             return self.channels[channel_id]
         except KeyError:
             raise UnknownChannel(channel_id) from None
 
-    def replicate(self, channel_id: str, block: common_pb2.Block) -> None:
-        """Store a block copied from the sequencer after checking its link and signatures."""
-        channel = self.channel(channel_id)
-        previous = channel.store.get_block(int(block.header.number) - 1).header
-        problem = verify_chain_link(previous, block)
-        if problem is not None:
-            raise InvalidArgument(f"block {block.header.number}: {problem}")
-        if not channel.config.evaluate_policy(
-            BLOCK_VALIDATION_POLICY, block_signatures(block), at=block_time(block)
-        ):
-            raise PermissionDenied(f"block {block.header.number} is not signed by an ordering node")
-        channel.append(block)
-
     async def start(self, server: grpc.aio.Server) -> None:
         ab_pb2_grpc.add_AtomicBroadcastServicer_to_server(BroadcastService(self), server)
+        server.add_generic_rpc_handlers((self._consensus_handler(),))
         bind(
             server,
             self.material.listen_address,
@@ -129,23 +110,17 @@ class OrdererNode:
         )
         await server.start()
         for channel_id, channel in self.channels.items():
-            if channel.stage is not None:
-                self._tasks.append(asyncio.create_task(self._tick(channel.stage)))
-            elif self.link is not None:
+            self._tasks.append(asyncio.create_task(channel.run()))
+            if self.link is not None:  # catch up from the others whenever this node lags
                 self._tasks.append(
                     asyncio.create_task(
                         self.link.pull(
                             channel_id,
                             functools.partial(_store_height, channel.store),
-                            functools.partial(self.replicate, channel_id),
+                            channel.synced,
                         )
                     )
                 )
-
-    async def _tick(self, stage: OrderingStage) -> None:
-        while True:
-            await asyncio.sleep(TICK_MS / 1000)
-            stage.tick()
 
     def status(self) -> dict[str, object]:
         return {
@@ -153,17 +128,86 @@ class OrdererNode:
             "organization": self.org.msp_id,
             "role": "orderer",
             "endpoint": self.address,
-            "sequencer": self.is_sequencer,
             "channels": {cid: c.store.height for cid, c in self.channels.items()},
+            "consensus": {cid: c.status() for cid, c in self.channels.items()},
         }
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        for task in [*self._tasks, *self._inflight]:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._inflight, return_exceptions=True)
+        for link in self._links.values():
+            await link.close()
         for channel in self.channels.values():
             channel.feed.close()
             channel.store.close()
+
+    # --- node to node ---------------------------------------------------------------------------
+
+    def _consensus_handler(self) -> grpc.GenericRpcHandler:
+        methods = {
+            "Step": grpc.unary_unary_rpc_method_handler(
+                self._step_rpc, request_deserializer=_raw, response_serializer=_raw
+            ),
+            "Forward": grpc.unary_unary_rpc_method_handler(
+                self._forward_rpc, request_deserializer=_raw, response_serializer=_raw
+            ),
+        }
+        return grpc.method_handlers_generic_handler(CONSENSUS_SERVICE, methods)
+
+    async def _step_rpc(self, data: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        channel_id, _, message = data.partition(b"\x00")
+        channel = self.channels.get(channel_id.decode("utf-8", "replace"))
+        if channel is not None:
+            channel.receive(message)
+        return b""
+
+    async def _forward_rpc(self, data: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        channel_id, _, body = data.partition(b"\x00")
+        channel = self.channels.get(channel_id.decode("utf-8", "replace"))
+        try:
+            envelopes = [base64.b64decode(e, validate=True) for e in json.loads(body)]
+        except (ValueError, TypeError):
+            return b""
+        for envelope in envelopes if channel is not None else []:
+            try:
+                channel.submit(envelope, forward=False)  # type: ignore[union-attr]
+            except MedallianceError:
+                continue  # a duplicate, or not admissible here: the sender's problem
+        return b""
+
+    def _send(self, channel_id: str, to: str | None, message: bytes) -> None:
+        targets = [to] if to is not None else list(self._peers)
+        for target in targets:
+            if target in self._peers:
+                self._call(target, "Step", channel_id.encode() + b"\x00" + message)
+
+    def _forward(self, channel_id: str, envelopes: list[bytes]) -> None:
+        body = json.dumps([base64.b64encode(e).decode() for e in envelopes]).encode()
+        for target in self._peers:
+            self._call(target, "Forward", channel_id.encode() + b"\x00" + body)
+
+    def _call(self, target: str, method: str, payload: bytes) -> None:
+        """Fire and forget: a lost message is re-sent by the protocol's own retransmission."""
+        link = self._links.get(target)
+        if link is None:
+            endpoint, msp_id = self._peers[target]
+            link = self._links[target] = self.tls.channel(endpoint, target, msp_id)
+        call = link.unary_unary(
+            f"/{CONSENSUS_SERVICE}/{method}", request_serializer=_raw, response_deserializer=_raw
+        )
+
+        async def send() -> None:
+            try:
+                await call(payload, timeout=PEER_CALL_TIMEOUT_S)
+            except grpc.aio.AioRpcError as exc:
+                log.debug(
+                    "consensus peer unreachable", extra={"peer": target, "reason": exc.code().name}
+                )
+
+        task = asyncio.get_running_loop().create_task(send())
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
 
 
 class BroadcastService(ab_pb2_grpc.AtomicBroadcastServicer):  # type: ignore[misc]
@@ -178,23 +222,11 @@ class BroadcastService(ab_pb2_grpc.AtomicBroadcastServicer):  # type: ignore[mis
 
     async def _admit(self, envelope: common_pb2.Envelope) -> ab_pb2.BroadcastResponse:
         data = envelope.SerializeToString()
-        node = self._node
-        if node.link is not None:  # a replica hands the transaction to the sequencer
-            try:
-                channel_id = parse_envelope(data).header.channel_id
-                await node.link.broadcast(channel_id, data)
-            except MedallianceError as exc:
-                return _response(exc)
-            except ConnectionError as exc:
-                return ab_pb2.BroadcastResponse(status=Status.SERVICE_UNAVAILABLE, info=str(exc))
-            except OrdererRejected as exc:  # pass the sequencer's answer on
-                return ab_pb2.BroadcastResponse(status=exc.status, info=exc.info)
-            return ab_pb2.BroadcastResponse(status=Status.SUCCESS)
         try:
-            stage = node.channel(parse_envelope(data).header.channel_id).stage
-            if stage is None:
-                raise PreconditionFailed("this ordering node does not sequence the channel")
-            stage.broadcast(data, now=utc_now())
+            channel_id = parse_envelope(data).header.channel_id
+            self._node.channel(channel_id).submit(data)
+        except Overloaded as exc:
+            return ab_pb2.BroadcastResponse(status=Status.SERVICE_UNAVAILABLE, info=str(exc))
         except MedallianceError as exc:
             return _response(exc)
         return ab_pb2.BroadcastResponse(status=Status.SUCCESS)

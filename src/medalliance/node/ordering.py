@@ -25,8 +25,8 @@ from medalliance.errors import (
 )
 from medalliance.identity.policy import SignedData
 from medalliance.ledger.block import header_hash, new_block
-from medalliance.ledger.block_signature import sign_block
 from medalliance.ledger.channel_config import ChannelConfig
+from medalliance.ledger.commit_certificate import precommit_bytes, quorum, write_certificate
 from medalliance.ledger.tx import MalformedTransaction, SigningIdentity, parse_envelope
 
 log = logging.getLogger(__name__)
@@ -35,8 +35,39 @@ WRITERS_POLICY = "/Channel/Writers"
 ADMITTED_WINDOW = 100_000  # tx ids remembered for duplicate refusal at admission
 
 
+def admit(config: ChannelConfig, envelope: bytes, *, now: dt.datetime) -> str:
+    """Fabric's Broadcast admission for one envelope: size, form, channel, the creator's valid
+    identity and signature, the channel's Writers policy. Returns the tx id; typed errors."""
+    if len(envelope) > config.batch_absolute_max_bytes:
+        raise InvalidArgument(
+            f"transaction of {len(envelope)} bytes exceeds the channel's limit of "
+            f"{config.batch_absolute_max_bytes} bytes"
+        )
+    try:
+        view = parse_envelope(envelope)
+    except MalformedTransaction as exc:
+        raise InvalidArgument(str(exc)) from exc
+    header = view.header
+    if header.channel_id != config.channel_id:
+        raise InvalidArgument(
+            f"transaction for channel {header.channel_id!r} sent to {config.channel_id!r}"
+        )
+    if not view.signature:
+        raise InvalidArgument("the transaction envelope must be signed")
+    creator = config.msps.deserialize(header.creator, at=now)
+    if not creator.verify(view.signature, view.payload_bytes):
+        raise BadSignature("the envelope signature does not verify against its creator")
+    signed = [SignedData(view.payload_bytes, header.creator, view.signature)]
+    if not config.evaluate_policy(WRITERS_POLICY, signed, at=now):
+        raise PermissionDenied(f"{creator.msp_id} may not write to {config.channel_id}")
+    return str(header.tx_id)
+
+
 class OrderingStage:
-    """Orders one channel's transactions into signed blocks and hands each to `deliver`."""
+    """Orders one channel's transactions into certified blocks and hands each to `deliver`.
+
+    `signers` are the channel's consenters (all in this process, as in the embedded network):
+    each block carries a commit certificate of a quorum of them."""
 
     def __init__(
         self,
@@ -74,36 +105,15 @@ class OrderingStage:
 
     def broadcast(self, envelope: bytes, *, now: dt.datetime) -> str:
         """Admit one signed transaction envelope; returns its tx id or raises a typed error."""
-        if len(envelope) > self._config.batch_absolute_max_bytes:
-            raise InvalidArgument(
-                f"transaction of {len(envelope)} bytes exceeds the channel's limit of "
-                f"{self._config.batch_absolute_max_bytes} bytes"
-            )
-        try:
-            view = parse_envelope(envelope)
-        except MalformedTransaction as exc:
-            raise InvalidArgument(str(exc)) from exc
-        header = view.header
-        if header.channel_id != self._config.channel_id:
-            raise InvalidArgument(
-                f"transaction for channel {header.channel_id!r} sent to {self._config.channel_id!r}"
-            )
-        if not view.signature:
-            raise InvalidArgument("the transaction envelope must be signed")
-        creator = self._config.msps.deserialize(header.creator, at=now)
-        if not creator.verify(view.signature, view.payload_bytes):
-            raise BadSignature("the envelope signature does not verify against its creator")
-        signed = [SignedData(view.payload_bytes, header.creator, view.signature)]
-        if not self._config.evaluate_policy(WRITERS_POLICY, signed, at=now):
-            raise PermissionDenied(f"{creator.msp_id} may not write to {self._config.channel_id}")
-        if header.tx_id in self._admitted:
-            raise DuplicateTransaction(header.tx_id)
-        self._admitted[header.tx_id] = None
+        tx_id = admit(self._config, envelope, now=now)
+        if tx_id in self._admitted:
+            raise DuplicateTransaction(tx_id)
+        self._admitted[tx_id] = None
         if len(self._admitted) > ADMITTED_WINDOW:
             self._admitted.popitem(last=False)
-        for cut in self._cutter.step(Submitted(header.tx_id, envelope)):
+        for cut in self._cutter.step(Submitted(tx_id, envelope)):
             self._emit(cut)
-        return header.tx_id
+        return tx_id
 
     def tick(self, ticks: int = 1) -> None:
         """Advance this stage's clock; cuts a batch whose oldest transaction timed out."""
@@ -118,7 +128,15 @@ class OrderingStage:
 
     def _emit(self, cut: BlockCut) -> None:
         block = new_block(self._next_number, self._previous_hash, cut.envelopes)
-        sign_block(block, self._config.channel_id, self._signers, last_config=0)
+        # In one process every consenter is present: a quorum of them precommits round 0.
+        precommit = precommit_bytes(self._config.channel_id, block, 0)
+        signers = self._signers[: quorum(len(self._signers))]
+        write_certificate(
+            block,
+            round=0,
+            signatures=[(s.serialized_identity, s.sign(precommit)) for s in signers],
+            last_config=0,
+        )
         self._next_number += 1
         self._previous_hash = header_hash(block.header)
         log.info(
