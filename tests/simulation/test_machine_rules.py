@@ -279,3 +279,17 @@ def test_same_inputs_give_the_same_outputs() -> None:
     runs = [feed(start()[0], *inputs) for _ in range(2)]
     assert runs[0] == runs[1]
     assert any(r.commit is not None for r in runs[0])
+
+
+def test_after_a_restart_a_node_still_shows_laggards_how_it_left_their_round() -> None:
+    machine, _ = start()
+    feed(machine, TxAvailable(), Timeout(TimerKind.PROPOSE, 1, 0))
+    feed(machine, vote("node1", Kind.PREVOTE, None), vote("node2", Kind.PREVOTE, None))
+    feed(machine, vote("node1", Kind.PRECOMMIT, None), vote("node2", Kind.PRECOMMIT, None))
+    feed(machine, Timeout(TimerKind.PRECOMMIT, 1, 0))
+    assert machine.round == 1
+    restarted, _ = start(state=machine.hard_state())  # the vote keeper is gone
+    readies = feed(restarted, Status(CHANNEL, 1, 0, "node3"))
+    shown = [s.message for r in readies for s in r.send if s.to == "node3"]
+    precommits = [m for m in shown if isinstance(m, Vote) and m.kind is Kind.PRECOMMIT]
+    assert sorted(v.voter for v in precommits if v.round == 0) == ["node0", "node1", "node2"]

@@ -83,6 +83,27 @@ def test_swarm_seeds(n: int, seed: int) -> None:
     simulate(SimConfig.swarm(seed, n))
 
 
+REGRESSIONS = {
+    # A node left round 0 by timeout, crashed and forgot the precommits that let it leave; the
+    # two others stayed in round 0 forever until the proof of leaving became durable.
+    "a restarted node shows how it left a round": SimConfig(
+        seed=6311,
+        n=4,
+        byzantine=1,
+        behaviour="silent",
+        heights=8,
+        partitions=True,
+        crashes=True,
+        gst_ticks=3000,
+    ),
+}
+
+
+@pytest.mark.parametrize("config", REGRESSIONS.values(), ids=REGRESSIONS.keys())
+def test_regressions(config: SimConfig) -> None:
+    simulate(config)
+
+
 def test_the_same_seed_replays_the_same_run() -> None:
     config = SimConfig.swarm(11, 4)
     first, second = simulate(config), simulate(config)

@@ -16,7 +16,20 @@ import typer
 from rich.console import Console
 
 from medalliance import __version__
-from medalliance.cli import demo_cmd, ledger_cmd, network_cmd, node_cmd, privacy_cmd, tx_cmd
+from medalliance.cli import (
+    connector_cmd,
+    demo_cmd,
+    ledger_cmd,
+    network_cmd,
+    node_cmd,
+    privacy_cmd,
+    referral_cmd,
+    report_cmd,
+    resource_cmd,
+    settlement_cmd,
+    tx_cmd,
+    visit_cmd,
+)
 from medalliance.cli.output import output_state
 from medalliance.errors import MedallianceError
 
@@ -32,6 +45,12 @@ app.add_typer(network_cmd.app, name="network")
 app.add_typer(node_cmd.app, name="node")
 app.add_typer(tx_cmd.app, name="tx")
 app.add_typer(privacy_cmd.app, name="privacy")
+app.add_typer(visit_cmd.app, name="visit")
+app.add_typer(referral_cmd.app, name="referral")
+app.add_typer(report_cmd.app, name="report")
+app.add_typer(resource_cmd.app, name="resource")
+app.add_typer(settlement_cmd.app, name="settlement")
+app.add_typer(connector_cmd.app, name="connector")
 app.command("demo")(demo_cmd.demo)
 
 

@@ -42,6 +42,8 @@ class NodeRow(BaseModel):
     health: str
     height: int | None
     channels: dict[str, int]
+    # ordering nodes: per channel, consensus height, round, mempool size, halt reason
+    consensus: dict[str, dict[str, Any]] | None = None
 
 
 class StatusOutput(BaseModel):

@@ -56,8 +56,10 @@ class CatchUp:
         votes: tuple[Vote, ...],
         out: ReadyBuilder,
     ) -> None:
-        """A peer in an earlier round of our height gets that round's proposal and votes. The
-        first correct node to leave a round saw q precommits there, so this lets others leave."""
+        """A peer in an earlier round of our height gets that round's proposal and votes, and the
+        q precommits with which we left our previous round. The first correct node to reach a
+        round got there by timeout with such a proof (rule K needs a correct node already there),
+        so the proof lets the others skip up (rule K) and time out of that round too (T2)."""
         if self._once(("round", peer)):
             return
         if proposal is not None:

@@ -48,6 +48,8 @@ class HardState:
     valid_pol: tuple[Vote, ...]
     last_signed: LastSigned | None
     sent: tuple[Signed, ...]  # own signed messages of the current round, re-sent as they are
+    # q precommits of the round this node left by timeout: shown to peers still in that round.
+    round_proof: tuple[Vote, ...] = ()
 
 
 class ConsensusHalted(MedallianceError):

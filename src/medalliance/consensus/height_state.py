@@ -24,6 +24,7 @@ class HeightState:
         self.valid_round = -1
         self.valid_value: Value | None = None
         self.valid_pol: tuple[Vote, ...] = ()
+        self.round_proof: tuple[Vote, ...] = ()
         self.proposals: dict[int, Proposal] = {}  # first proposal of the round's proposer
         self.bodies: dict[bytes, Value] = {}
         self.verdicts: dict[bytes, bool] = {}  # valid(v) by value id, from the host
@@ -41,6 +42,7 @@ class HeightState:
         self.locked_round, self.locked_value = state.locked_round, state.locked_value
         self.valid_round, self.valid_value = state.valid_round, state.valid_value
         self.valid_pol = state.valid_pol
+        self.round_proof = state.round_proof
         for value in (state.locked_value, state.valid_value):
             if value is not None:  # rule L only locks or remembers values it judged valid
                 self.remember_valid(value)
@@ -96,4 +98,5 @@ class HeightState:
             valid_pol=self.valid_pol,
             last_signed=guard.last,
             sent=guard.sent_in_order(),
+            round_proof=self.round_proof,
         )

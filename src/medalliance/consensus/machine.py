@@ -199,6 +199,9 @@ class ConsensusMachine:
                 if state.step is Step.PREVOTE:
                     self._vote(Kind.PRECOMMIT, None)
             case TimerKind.PRECOMMIT:
+                # Keep (durably) the q precommits that let us leave this round: a restart
+                # forgets the vote keeper, and peers still in this round need them to leave it.
+                state.round_proof = state.votes.any_quorum(state.round, Kind.PRECOMMIT)
                 self._start_round(state.round + 1)
             case _:
                 assert_never(event.kind)
@@ -269,7 +272,7 @@ class ConsensusMachine:
             self._wake()
             if status.round < state.round:
                 proposal = state.proposals.get(status.round)
-                votes = state.votes.votes_at(status.round)
+                votes = state.votes.votes_at(status.round) + state.round_proof
                 self._catch_up.help_lagging_round(peer, proposal, votes, self._out)
 
     def _on_certified(self, height: int, value: Value, certificate: Certificate) -> None:

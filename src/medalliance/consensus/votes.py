@@ -86,6 +86,12 @@ class VoteKeeper:
         matching.sort(key=lambda vote: self._validators.index(vote.voter))
         return tuple(matching[: self._validators.quorum])
 
+    def any_quorum(self, round: int, kind: Kind) -> tuple[Vote, ...]:
+        """The first q votes of (round, kind) for any values, by validator order (T2's proof)."""
+        by_voter = self._votes.get((round, kind), {})
+        ordered = sorted(by_voter.values(), key=lambda vote: self._validators.index(vote.voter))
+        return tuple(ordered[: self._validators.quorum])
+
     def votes_at(self, round: int) -> tuple[Vote, ...]:
         """All kept votes of `round`, prevotes first, for a peer that lags behind in rounds."""
         found: list[Vote] = []

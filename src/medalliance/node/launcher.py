@@ -174,7 +174,8 @@ def down(
 
 
 def status(layout: NetworkLayout) -> list[dict[str, Any]]:
-    """Each node: name, organisation, role, pid, endpoint, health and block heights."""
+    """Each node: name, organisation, role, pid, endpoint, health and block heights (and, for an
+    ordering node, each channel's consensus height, round, mempool size and halt reason)."""
     rows = []
     for node in nodes_of(layout):
         pid = running_pid(node, layout.directory)
@@ -192,6 +193,7 @@ def status(layout: NetworkLayout) -> list[dict[str, Any]]:
                 else ("starting" if pid else "down"),
                 "height": max(channels.values(), default=None) if channels else None,
                 "channels": channels,
+                **({"consensus": answer["consensus"]} if answer and "consensus" in answer else {}),
             }
         )
     return rows

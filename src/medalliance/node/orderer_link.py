@@ -28,7 +28,9 @@ from medalliance.network.tls import NodeTls
 log = logging.getLogger(__name__)
 
 BROADCAST_TIMEOUT_S = 30.0
+ATTEMPT_TIMEOUT_S = 5.0  # one ordering node's answer; a hung node is skipped after this
 RETRY_DELAY_S = 0.5
+WATCH_S = 3.0  # a block source that sends nothing this long is checked against the others
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +93,7 @@ class OrdererLink:
     async def _broadcast_to(
         self, index: int, message: common_pb2.Envelope
     ) -> ab_pb2.BroadcastResponse:
-        return await self._streams[index].send(message, BROADCAST_TIMEOUT_S)
+        return await self._streams[index].send(message, ATTEMPT_TIMEOUT_S)
 
     async def pull(
         self,
@@ -99,20 +101,17 @@ class OrdererLink:
         height: Callable[[], int],
         on_block: Callable[[common_pb2.Block], None],
     ) -> None:
-        """Receive the channel's blocks from `height()` on, forever, switching node on failure."""
+        """Receive the channel's blocks from `height()` on, forever, switching node on failure,
+        on a bad block, and when the node falls silent while another has blocks we lack."""
         attempt = 0
         while True:
             index = self._order()[attempt % len(self._orderers)]
             orderer = self._orderers[index]
-            request = new_seek_envelope(
-                self._signer,
-                channel_id=channel_id,
-                start_block=height(),
-                timestamp_ms=int(self._now().timestamp() * 1000),
-            )
             call = self._stubs[index].Deliver()
+            watch = _Watch()
+            watchdog = asyncio.create_task(self._watch(channel_id, height, index, call, watch))
             try:
-                await call.write(request)
+                await call.write(self._seek(channel_id, height()))
                 async for response in call:
                     kind = response.WhichOneof("Type")
                     if kind != "block":
@@ -126,20 +125,84 @@ class OrdererLink:
                     on_block(response.block)
                     attempt = 0
                     self._preferred = index
+            except asyncio.CancelledError:
+                if not watch.switched:
+                    raise
+                attempt = 0  # the watchdog chose the next source
             except grpc.aio.AioRpcError as exc:
-                log.info(
-                    "block stream from ordering node lost",
-                    extra={"orderer": orderer.endpoint, "reason": exc.code().name},
-                )
+                if not watch.switched:
+                    log.info(
+                        "block stream from ordering node lost",
+                        extra={"orderer": orderer.endpoint, "reason": exc.code().name},
+                    )
             except MedallianceError as exc:
                 log.error(
                     "block from ordering node rejected",
                     extra={"orderer": orderer.endpoint, "reason": str(exc)},
                 )
             finally:
+                watchdog.cancel()
                 call.cancel()
-            attempt += 1
-            await asyncio.sleep(RETRY_DELAY_S)
+            if not watch.switched:
+                attempt += 1
+                await asyncio.sleep(RETRY_DELAY_S)
+
+    def _seek(self, channel_id: str, start: int) -> common_pb2.Envelope:
+        return new_seek_envelope(
+            self._signer,
+            channel_id=channel_id,
+            start_block=start,
+            timestamp_ms=int(self._now().timestamp() * 1000),
+        )
+
+    async def _watch(
+        self,
+        channel_id: str,
+        height: Callable[[], int],
+        source: int,
+        call: grpc.aio.StreamStreamCall,
+        watch: _Watch,
+    ) -> None:
+        """Block withholding: if the source sends nothing while another node can serve the
+        next block, switch to that node."""
+        while True:
+            before = height()
+            await asyncio.sleep(WATCH_S)
+            if height() != before:
+                continue
+            for index in self._order():
+                if index != source and await self._has_block(index, channel_id, before):
+                    log.warning(
+                        "ordering node silent while others have blocks; switching",
+                        extra={
+                            "orderer": self._orderers[source].endpoint,
+                            "to": self._orderers[index].endpoint,
+                        },
+                    )
+                    watch.switched = True
+                    self._preferred = index
+                    call.cancel()
+                    return
+
+    async def _has_block(self, index: int, channel_id: str, number: int) -> bool:
+        call = self._stubs[index].Deliver()
+        try:
+            await call.write(self._seek(channel_id, number))
+            response = await asyncio.wait_for(call.read(), RETRY_DELAY_S * 2)
+        except (TimeoutError, grpc.aio.AioRpcError):
+            return False
+        finally:
+            call.cancel()
+        return (
+            response is not grpc.aio.EOF
+            and response.WhichOneof("Type") == "block"
+            and response.block.header.number >= number
+        )
+
+
+@dataclass
+class _Watch:
+    switched: bool = False
 
 
 class _BroadcastStream:

@@ -1,0 +1,256 @@
+"""`medalliance resource ...`: shared equipment, experts and beds, and shared exam results.
+
+A hospital publishes a resource's slots; another hospital books a slot, which the owner confirms
+or declines and the requester may cancel. A doctor shares an examination result (a pointer to a
+record of the records contract) so a receiving hospital need not repeat it (`resource`
+contract).
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from medalliance.cli.alliance_cmd import (
+    As,
+    Dir,
+    rows_table,
+    session,
+    show_committed,
+    show_result,
+)
+
+app = typer.Typer(
+    help="Share equipment, experts, beds and examination results (resource contract).",
+    no_args_is_help=True,
+)
+
+
+class Kind(StrEnum):
+    EQUIPMENT = "EQUIPMENT"
+    EXPERT = "EXPERT"
+    BED = "BED"
+
+
+ResourceId = Annotated[str, typer.Argument(help="The resource id.", show_default=False)]
+BookingId = Annotated[str, typer.Argument(help="The booking id.", show_default=False)]
+VisitNo = Annotated[str, typer.Argument(help="The visit number (就诊号).", show_default=False)]
+
+
+@app.command("publish")
+def publish(
+    resource_id: ResourceId,
+    as_: As,
+    kind: Annotated[
+        Kind, typer.Option("--kind", case_sensitive=False, help="What it is.", show_default=False)
+    ],
+    description: Annotated[
+        str, typer.Option("--description", help="A short description.", show_default=False)
+    ],
+    slot: Annotated[
+        list[str],
+        typer.Option(
+            "--slot", help="A bookable slot, e.g. 2026-12-01T09:00 (repeat).", metavar="S"
+        ),
+    ],
+    directory: Dir = Path("."),
+) -> None:
+    """Offer a resource of your hospital to the alliance (a doctor or clerk).
+
+    Example: medalliance resource publish MRI-1 --kind EQUIPMENT --description "3T MRI" --slot 2026-12-01T09:00 --slot 2026-12-01T10:00 --as Clerk1@TertiaryHospitalA -d demo
+    """
+    with session(directory, as_) as s:
+        done = s.submit(
+            "resource", "PublishResource", resource_id, s.caller.msp_id, kind.value,
+            description, json.dumps(slot),
+        )  # fmt: skip
+    show_committed(
+        done,
+        lambda r: (
+            f"resource {r['resourceId']} ({r['kind']}) published with {len(r['slots'])} slot(s)"
+        ),
+    )
+
+
+@app.command("withdraw")
+def withdraw(resource_id: ResourceId, as_: As, directory: Dir = Path(".")) -> None:
+    """Take your resource off the alliance: no new bookings.
+
+    Example: medalliance resource withdraw MRI-1 --as Clerk1@TertiaryHospitalA -d demo
+    """
+    with session(directory, as_) as s:
+        done = s.submit("resource", "WithdrawResource", resource_id)
+    show_committed(done, lambda r: f"resource {r['resourceId']} {r['status']}")
+
+
+@app.command("list")
+def list_resources(
+    as_: As,
+    kind: Annotated[
+        Kind | None, typer.Option("--kind", case_sensitive=False, help="Only this kind.")
+    ] = None,
+    directory: Dir = Path("."),
+) -> None:
+    """The alliance's open resources with their free slots.
+
+    Example: medalliance resource list --kind EQUIPMENT --as User1@SecondaryHospitalA -d demo
+    """
+    with session(directory, as_) as s:
+        found = s.evaluate("resource", "ListResources", kind.value if kind else "")
+    show_result(
+        found,
+        lambda rows: rows_table(
+            "open resources",
+            ("resource", "hospital", "kind", "description", "free slots"),
+            [
+                (
+                    r["resourceId"],
+                    r["hospital"],
+                    r["kind"],
+                    r["description"],
+                    ", ".join(r["freeSlots"]) or "none",
+                )
+                for r in rows
+            ],
+            "no open resources",
+        ),
+    )
+
+
+@app.command("book")
+def book(
+    booking_id: BookingId,
+    as_: As,
+    resource: Annotated[
+        str, typer.Option("--resource", help="The resource id.", show_default=False)
+    ],
+    slot: Annotated[str, typer.Option("--slot", help="The slot.", show_default=False)],
+    visit: Annotated[
+        str, typer.Option("--visit", help="The visit it is for (held by your hospital).")
+    ] = "",
+    directory: Dir = Path("."),
+) -> None:
+    """Request a slot of another hospital's resource; the owner confirms or declines.
+
+    Example: medalliance resource book BK-1 --resource MRI-1 --slot 2026-12-01T09:00 --visit V-1001 --as Clerk1@SecondaryHospitalA -d demo
+    """
+    with session(directory, as_) as s:
+        done = s.submit(
+            "resource", "RequestBooking", booking_id, resource, s.caller.msp_id, slot, visit
+        )
+    show_committed(done, _booking_line)
+
+
+@app.command("confirm")
+def confirm(booking_id: BookingId, as_: As, directory: Dir = Path(".")) -> None:
+    """Confirm a booking of your resource.
+
+    Example: medalliance resource confirm BK-1 --as Clerk1@TertiaryHospitalA -d demo
+    """
+    with session(directory, as_) as s:
+        done = s.submit("resource", "ConfirmBooking", booking_id)
+    show_committed(done, _booking_line)
+
+
+@app.command("decline")
+def decline(
+    booking_id: BookingId,
+    as_: As,
+    reason: Annotated[str, typer.Option("--reason", help="Why.", show_default=False)],
+    directory: Dir = Path("."),
+) -> None:
+    """Decline a booking of your resource; the slot is free again.
+
+    Example: medalliance resource decline BK-1 --reason "maintenance" --as Clerk1@TertiaryHospitalA -d demo
+    """
+    with session(directory, as_) as s:
+        done = s.submit("resource", "DeclineBooking", booking_id, reason)
+    show_committed(done, _booking_line)
+
+
+@app.command("cancel")
+def cancel(booking_id: BookingId, as_: As, directory: Dir = Path(".")) -> None:
+    """Cancel a booking your hospital requested; the slot is free again.
+
+    Example: medalliance resource cancel BK-1 --as Clerk1@SecondaryHospitalA -d demo
+    """
+    with session(directory, as_) as s:
+        done = s.submit("resource", "CancelBooking", booking_id)
+    show_committed(done, _booking_line)
+
+
+@app.command("share-result")
+def share_result(
+    result_id: Annotated[str, typer.Argument(help="The result id.", show_default=False)],
+    as_: As,
+    visit: Annotated[str, typer.Option("--visit", help="The visit number.", show_default=False)],
+    exam_type: Annotated[
+        str, typer.Option("--type", help="The examination, e.g. CT.", show_default=False)
+    ],
+    record: Annotated[
+        str,
+        typer.Option(
+            "--record", help="The report's record id (`privacy share`).", show_default=False
+        ),
+    ],
+    with_: Annotated[
+        list[str],
+        typer.Option("--with", help="A hospital to share it with (name or MSP id; repeat)."),
+    ],
+    directory: Dir = Path("."),
+) -> None:
+    """Share an examination result of a visit your hospital holds (a doctor); the record must
+    already be shared with each receiving hospital.
+
+    Example: medalliance resource share-result RES-1 --visit V-1001 --type CT --record R-7 --with TertiaryHospitalB --as User1@SecondaryHospitalA -d demo
+    """
+    with session(directory, as_) as s:
+        receivers = json.dumps([s.msp_id(h) for h in with_])
+        done = s.submit("resource", "ShareResult", result_id, visit, exam_type, record, receivers)
+    show_committed(
+        done,
+        lambda r: (
+            f"result {r['resultId']} ({r['examType']}) of visit {r['visitNo']} shared with "
+            f"{', '.join(r['sharedWith'])}"
+        ),
+    )
+
+
+@app.command("results")
+def results(visit_no: VisitNo, as_: As, directory: Dir = Path(".")) -> None:
+    """A visit's shared examination results you may see: what need not be repeated.
+
+    Example: medalliance resource results V-1001 --as User1@TertiaryHospitalB -d demo
+    """
+    with session(directory, as_) as s:
+        found = s.evaluate("resource", "ResultsForVisit", visit_no)
+    show_result(
+        found,
+        lambda rows: rows_table(
+            f"results of visit {visit_no}",
+            ("result", "exam", "record", "by", "shared with", "at"),
+            [
+                (
+                    r["resultId"],
+                    r["examType"],
+                    r["resultRef"],
+                    r["hospital"],
+                    ", ".join(r["sharedWith"]),
+                    r["sharedAt"],
+                )
+                for r in rows
+            ],
+            f"no shared results for visit {visit_no}",
+        ),
+    )
+
+
+def _booking_line(booking: dict[str, Any]) -> str:
+    return (
+        f"booking {booking['bookingId']} of {booking['resourceId']} at {booking['slot']}: "
+        f"{booking['status']}"
+    )

@@ -1,0 +1,228 @@
+"""The role commands against the demo alliance as processes: each step is a real CLI run.
+
+Secondary hospital A registers a visit and shares its clinical package (`privacy encrypt` +
+`privacy share`), applies twice; the district commission rejects one application and approves the
+other; A refers the patient up to tertiary hospital B, whose connector imports the referral into
+B's database exactly once; B accepts and completes it and the A–B agreement settles it. Refusals
+come back with the contract's own words and a non-zero exit code. Reports, resources and
+settlements get one walk each.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from medalliance.app.hospital_db import HospitalDatabase
+from medalliance.node.bootstrap import PSEUDONYM_KEY, NetworkLayout
+from medalliance.privacy.pseudonym import PseudonymKey, pseudonym
+from tests.networks import DEMO_ALLIANCE, REPO, cli, cli_json, running, with_free_ports
+
+A, B, OTHER, C = "SecondaryHospitalA", "TertiaryHospitalB", "TertiaryHospitalA", "DistrictHC"
+DOCTOR_A, CLERK_A = f"User1@{A}", f"Clerk1@{A}"
+DOCTOR_B, CLERK_B = "User1@TertiaryBMSP", f"Clerk1@{B}"  # an MSP id works as well as a name
+REVIEWER = f"Reviewer1@{C}"
+ID_NUMBER = "11010519491231002X"  # GB 11643's own example number: synthetic
+
+
+@pytest.fixture(scope="module")
+def alliance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    base = tmp_path_factory.mktemp("acli")
+    with running(with_free_ports(DEMO_ALLIANCE, base / "network.yaml"), base) as directory:
+        yield directory
+
+
+def run(alliance: Path, *args: str) -> Any:
+    """A role command with --json: its one JSON document."""
+    return cli_json(*args, "--dir", str(alliance))
+
+
+def refused(alliance: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return cli(*args, "--dir", str(alliance), check=False)
+
+
+def test_a_malformed_as_is_a_usage_error(tmp_path: Path) -> None:
+    for value in ("User1", "@SecondaryHospitalA", "User1@"):
+        result = cli("visit", "show", "V-1", "--as", value, "--dir", str(tmp_path), check=False)
+        assert result.returncode == 2, result.stderr
+        assert "--as takes USER@ORG, e.g. User1@SecondaryHospitalA" in result.stderr
+
+
+def test_a_referral_walks_through_the_cli(
+    alliance: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    visit, summary = "V-100", "R-100"
+    ref = _share_clinical_package(alliance, tmp_path, visit, summary)
+    registered = run(alliance, "visit", "register", visit, "--patient-ref", ref, "--as", DOCTOR_A)
+    assert registered["result"]["hospital"] == "SecondaryAMSP"
+    assert registered["block_number"] > 0
+
+    # Two applications to the district commission: one rejected, one approved.
+    for app_id, target in (("APP-1", OTHER), ("APP-2", B)):
+        applied = run(alliance, "referral", "apply", app_id, "--visit", visit, "--to", target,
+                      "--reason", "PCI", "--summary", summary, "--as", DOCTOR_A)  # fmt: skip
+        assert applied["result"]["regulator"] == "DistrictHCMSP"
+    neither = refused(alliance, "referral", "review", "APP-1", "--as", REVIEWER)
+    assert neither.returncode == 2
+    assert "give exactly one of --approve or --reject" in neither.stderr
+    rejected = run(alliance, "referral", "review", "APP-1", "--reject", "--comment", "no capacity",
+                   "--as", REVIEWER)  # fmt: skip
+    assert rejected["result"]["status"] == "REJECTED"
+    approved = run(alliance, "referral", "review", "APP-2", "--approve", "--as", REVIEWER)
+    assert approved["result"]["status"] == "APPROVED"
+
+    refer = ("referral", "refer", "REF-1", "--visit", visit, "--direction", "UP",
+             "--clinical", summary)  # fmt: skip
+    by_clerk = refused(alliance, *refer, "--to", B, "--application", "APP-2", "--as", CLERK_A)
+    assert by_clerk.returncode == 1
+    assert "role doctor required, caller has clerk" in by_clerk.stderr
+    with_rejected = refused(alliance, *refer, "--to", OTHER, "--application", "APP-1",
+                            "--as", DOCTOR_A)  # fmt: skip
+    assert with_rejected.returncode == 1
+    assert "application APP-1 is REJECTED" in with_rejected.stderr
+
+    # The benefit-sharing agreement between A and B, signed by both clerks.
+    terms = tmp_path / "terms.json"
+    terms.write_text(json.dumps({"UP": {"amountCents": 5000, "payer": "target"}}))
+    proposed = run(alliance, "settlement", "propose", "AG-1", "--partner", B,
+                   "--terms", f"@{terms}", "--as", CLERK_A)  # fmt: skip
+    assert proposed["result"]["status"] == "PROPOSED"
+    accepted = run(alliance, "settlement", "accept", "AG-1", "--as", CLERK_B)
+    assert accepted["result"]["status"] == "ACTIVE"
+
+    referred = run(alliance, *refer, "--to", B, "--application", "APP-2", "--as", DOCTOR_A)
+    assert referred["result"]["status"] == "REFERRED"
+
+    # B's connector imports the referral into B's own database, exactly once.
+    db = tmp_path / "tertiary-b.db"
+    sync = ("connector", "sync", "--db", str(db), "--as", DOCTOR_B)
+    first = run(alliance, *sync)
+    assert first["imported"] == ["REF-1"]
+    assert first["last_block"] >= referred["block_number"]
+    held = _visit_summary(db, visit)
+    assert (held["patientRef"], held["source"]) == (ref, "referral:REF-1")
+    assert (held["diagnoses"], held["examinations"], held["images"]) == (1, 1, 0)
+    again = run(alliance, *sync)
+    assert again["imported"] == []
+    assert again["last_block"] >= first["last_block"]
+
+    run(alliance, "referral", "accept", "REF-1", "--as", DOCTOR_B)
+    completed = run(alliance, "referral", "complete", "REF-1", "--outcome", "stable",
+                    "--as", DOCTOR_B)  # fmt: skip
+    settlement = completed["result"]["settlement"]
+    assert (settlement["executed"], settlement["payer"], settlement["amountCents"]) == (
+        True, "TertiaryBMSP", 5000,
+    )  # fmt: skip
+    followed = run(alliance, *sync)
+    assert [(c["referral_id"], c["status"]) for c in followed["updated"]] == [
+        ("REF-1", "ACCEPTED"),
+        ("REF-1", "COMPLETED"),
+    ]
+    assert _follow_until(alliance, tmp_path / "followed.db", "referral REF-1 is COMPLETED") == [
+        "imported referral REF-1",
+        "referral REF-1 is ACCEPTED",
+        "referral REF-1 is COMPLETED",
+    ]
+    balance = run(alliance, "settlement", "balance", "--hospital", "SecondaryAMSP",
+                  "--period", settlement["period"], "--as", CLERK_A)  # fmt: skip
+    assert (balance["receivableCents"], balance["payableCents"]) == (5000, 0)
+
+    monkeypatch.setenv("COLUMNS", "200")  # one table row per referral
+    trail = cli("referral", "history", visit, "--as", "Auditor1@CityHC", "--dir", str(alliance))
+    (row,) = [line for line in trail.stdout.splitlines() if "REF-1" in line]
+    assert row.split()[1:7:2] == ["REF-1", "UP", "SecondaryAMSP"]
+    assert "REFERRED → ACCEPTED → COMPLETED" in row
+
+
+def test_reports_go_up_the_regulator_hierarchy(alliance: Path) -> None:
+    period = "2026-11"
+    for report_id, clerk, count in (("RPT-A", CLERK_A, 12), ("RPT-B", CLERK_B, 30)):
+        submitted = run(alliance, "report", "submit", report_id, "--period", period,
+                        "--metrics", json.dumps({"referralsOut": count}), "--as", clerk)  # fmt: skip
+        assert submitted["result"]["recipient"] == "DistrictHCMSP"
+    summed = run(alliance, "report", "aggregate", "RPT-D", "--period", period, "--as", REVIEWER)
+    assert summed["result"]["metrics"] == {"referralsOut": 42}
+    assert summed["result"]["recipient"] == "CityHCMSP"
+    listed = run(alliance, "report", "list", "--to", C, "--period", period, "--as", REVIEWER)
+    assert [r["reportId"] for r in listed] == ["RPT-A", "RPT-B"]
+
+
+def test_a_resource_is_published_booked_and_confirmed(alliance: Path) -> None:
+    clerk_other = f"Clerk1@{OTHER}"
+    slots = ("2026-12-01T09:00", "2026-12-01T10:00")
+    run(alliance, "resource", "publish", "MRI-1", "--kind", "equipment", "--description", "3T MRI",
+        "--slot", slots[0], "--slot", slots[1], "--as", clerk_other)  # fmt: skip
+    booked = run(alliance, "resource", "book", "BK-1", "--resource", "MRI-1", "--slot", slots[0],
+                 "--as", CLERK_A)  # fmt: skip
+    assert booked["result"]["status"] == "REQUESTED"
+    not_owner = refused(alliance, "resource", "confirm", "BK-1", "--as", CLERK_A)
+    assert not_owner.returncode == 1
+    assert "resource MRI-1 belongs to TertiaryAMSP, not SecondaryAMSP" in not_owner.stderr
+    confirmed = run(alliance, "resource", "confirm", "BK-1", "--as", clerk_other)
+    assert confirmed["result"]["status"] == "CONFIRMED"
+    (listed,) = run(alliance, "resource", "list", "--as", CLERK_A)
+    assert (listed["resourceId"], listed["freeSlots"]) == ("MRI-1", [slots[1]])
+
+
+def _share_clinical_package(alliance: Path, tmp_path: Path, visit: str, record: str) -> str:
+    """A's clinical package of the visit, sealed for B and shared through the CLI; the
+    patient's pseudonym."""
+    layout = NetworkLayout.load(alliance)
+    key = PseudonymKey.load(layout.org_dir("SecondaryAMSP") / PSEUDONYM_KEY)
+    ref = pseudonym(key, "resident-id", ID_NUMBER)
+    own = HospitalDatabase.open(tmp_path / "secondary-a.db")
+    try:
+        own.add_patient(ref, name="张三", sex="M", birth_date="1949-12-31",
+                        id_type="resident-id", id_number=ID_NUMBER)  # fmt: skip
+        own.add_visit(visit, ref, "2026-11-29", diagnoses=[("I21.0", "Acute MI")],
+                      examinations=[("ECG", "ST elevation V1-V4", "2026-11-29")])  # fmt: skip
+        clinical, _ = own.export_visit(visit)
+    finally:
+        own.close()
+    package, sealed = tmp_path / "clinical.json", tmp_path / f"{record}.sealed"
+    package.write_bytes(clinical)
+    d = ("--dir", str(alliance))
+    cli("privacy", "encrypt", str(package), *d, "--org", "SecondaryAMSP", "--to", "TertiaryBMSP",
+        "--record", record, "-o", str(sealed))  # fmt: skip
+    shared = cli_json("privacy", "share", str(sealed), *d, "--org", "SecondaryAMSP",
+                      "--patient-ref", ref)  # fmt: skip
+    assert shared["held_by"] == ["DistrictHCMSP", "SecondaryAMSP", "TertiaryBMSP"]
+    return ref
+
+
+def _follow_until(alliance: Path, db: Path, last: str) -> list[str]:
+    """Run `connector sync --follow` on a fresh database until it prints `last`, then Ctrl-C
+    it; what it printed per change (without the block numbers)."""
+    args = ("connector", "sync", "--follow", "--db", str(db), "--as", DOCTOR_B)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    with subprocess.Popen(
+        [sys.executable, "-m", "medalliance", *args, "--dir", str(alliance)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env,
+    ) as follower:  # fmt: skip
+        assert follower.stdout is not None
+        lines = []
+        for line in follower.stdout:  # the follower flushes each line as it happens
+            lines.append(line.split(": ", 1)[-1].strip())
+            if lines[-1] == last:
+                break
+        follower.send_signal(signal.SIGINT)
+        rest, errors = follower.communicate(timeout=30)
+    assert follower.returncode == 130, errors
+    assert "imported: REF-1" in rest
+    return lines
+
+
+def _visit_summary(db: Path, visit: str) -> dict[str, Any]:
+    held = HospitalDatabase.open(db)
+    try:
+        return held.visit_summary(visit)
+    finally:
+        held.close()

@@ -1,0 +1,160 @@
+"""BFT ordering as real processes: Fabric's test network with four ordering nodes (f = 1).
+
+Faults are real: SIGKILL, SIGSTOP/SIGCONT (a node cut off, then back), restarts through
+`network up`. Afterwards every peer and ordering node must hold the same chain (header hash by
+header hash) and the peers the same world state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from medalliance.app.session import connect_as
+from medalliance.ledger.block import header_hash
+from medalliance.ledger.block_store import BlockStore
+from medalliance.node.bootstrap import NetworkLayout
+from medalliance.sdk import Contract
+from tests.networks import REPO, cli, cli_json, running, with_free_ports
+
+BFT_NETWORK = REPO / "networks" / "bft-test-network.yaml"
+CHANNEL = "mychannel"
+ORDERERS = [f"orderer{i}.example.com" for i in range(4)]
+WAIT_S = 60.0
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    base = tmp_path_factory.mktemp("bft")
+    with running(with_free_ports(BFT_NETWORK, base / "network.yaml"), base) as directory:
+        yield directory
+
+
+@pytest.fixture(scope="module")
+def contract(network: Path) -> Iterator[Contract]:
+    with connect_as(NetworkLayout.load(network), "Org1") as gateway:
+        yield gateway.get_network(CHANNEL).get_contract("basic")
+
+
+def nodes(network: Path) -> dict[str, dict[str, Any]]:
+    """`network status` (which exits non-zero while a node does not answer)."""
+    answer = cli("--json", "network", "status", "--dir", str(network), check=False)
+    return {n["name"]: n for n in json.loads(answer.stdout)["nodes"]}
+
+
+def orderer_heights(network: Path) -> dict[str, int | None]:
+    found = nodes(network)
+    return {
+        name: found[name]["height"] if found[name]["health"] == "up" else None for name in ORDERERS
+    }
+
+
+def wait_until(predicate: Any, what: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting until {what}")
+
+
+def next_proposer(network: Path) -> str:
+    """The node that proposes the next height in round 0: V[(h + r) mod n], V in config order."""
+    consensus = nodes(network)[ORDERERS[1]]["consensus"][CHANNEL]
+    return ORDERERS[(consensus["height"] + consensus["round"]) % len(ORDERERS)]
+
+
+def create(contract: Contract, prefix: str, count: int) -> None:
+    for i in range(count):
+        contract.submit_transaction("CreateAsset", f"{prefix}-{i}", "blue", "5", "Tom", "100")
+
+
+def test_ordering_keeps_committing_when_the_proposer_is_killed_under_load(
+    network: Path, contract: Contract
+) -> None:
+    create(contract, "warm", 3)
+    victim = next_proposer(network)
+    pid = nodes(network)[victim]["pid"]
+    errors: list[Exception] = []
+
+    def load() -> None:
+        try:
+            create(contract, "load", 30)
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    time.sleep(0.3)
+    os.kill(pid, signal.SIGKILL)
+    worker.join(timeout=WAIT_S * 2)
+    assert not worker.is_alive()
+    assert errors == []
+    assert contract.evaluate_transaction("AssetExists", "load-29") == b"true"
+    # restarted on its own ledger and hard state, the node catches up with the others
+    cli("network", "up", "--dir", str(network))
+    wait_until(lambda: len(set(orderer_heights(network).values())) == 1, f"{victim} caught up")
+
+
+def test_two_stopped_nodes_stop_decisions_and_nothing_diverges(
+    network: Path, contract: Contract
+) -> None:
+    create(contract, "before", 1)
+    found = nodes(network)
+    stopped = ORDERERS[2:]
+    for name in stopped:
+        os.kill(found[name]["pid"], signal.SIGSTOP)
+    try:
+        heights = orderer_heights(network)
+        pending = contract.submit_async("CreateAsset", arguments=["stuck", "red", "1", "Ann", "1"])
+        time.sleep(3.0)  # several rounds' worth of timeouts: 2 of 4 are not a quorum of 3
+        assert {n: h for n, h in orderer_heights(network).items() if n not in stopped} == {
+            n: heights[n] for n in ORDERERS[:2]
+        }
+    finally:
+        for name in stopped:
+            os.kill(found[name]["pid"], signal.SIGCONT)
+    assert pending.get_status(timeout=WAIT_S).successful
+    wait_until(lambda: len(set(orderer_heights(network).values())) == 1, "all nodes level")
+
+
+def test_a_node_cut_off_and_back_catches_up(network: Path, contract: Contract) -> None:
+    found = nodes(network)
+    cut = ORDERERS[0]
+    os.kill(found[cut]["pid"], signal.SIGSTOP)
+    try:
+        create(contract, "partition", 10)
+    finally:
+        os.kill(found[cut]["pid"], signal.SIGCONT)
+    wait_until(lambda: len(set(orderer_heights(network).values())) == 1, f"{cut} caught up")
+    create(contract, "after", 3)
+
+
+def test_every_node_holds_the_same_chain_and_every_peer_the_same_state(network: Path) -> None:
+    wait_until(lambda: len({n["height"] for n in nodes(network).values()}) == 1, "every node level")
+    cli("network", "down", "--dir", str(network))
+    chains = {}
+    for folder in sorted((network / "nodes").iterdir()):
+        store = BlockStore.open(folder / "ledgers" / CHANNEL / "blocks")
+        try:
+            chains[folder.name] = [
+                header_hash(store.get_block(i).header) for i in range(store.height)
+            ]
+        finally:
+            store.close()
+    assert len({tuple(chain) for chain in chains.values()}) == 1, {
+        name: len(chain) for name, chain in chains.items()
+    }
+    report = cli_json("ledger", "verify", str(network))
+    assert report["intact"]
+    peer_states = {led["state_hash"] for led in report["ledgers"] if "peer0" in led["path"]}
+    assert len(peer_states) == 1
+    cli("network", "up", "--dir", str(network))  # leave it running for the fixture's teardown
