@@ -1,12 +1,14 @@
 """End-to-end throughput and latency: submitted → committed over real gRPC and TLS on localhost.
 
-Run: `make bench-e2e` (or `.venv/bin/python benchmarks/e2e.py --txs 2000 --clients 32`).
-Starts Fabric's test network config (one ordering node, peers of Org1 and Org2, contract
-`basic` with AND(Org1, Org2) endorsement) as processes on free ports in a temporary folder.
+Run: `make bench-e2e` (or `.venv/bin/python benchmarks/e2e.py --txs 2000 --clients 32
+[--orderers 4]`). Starts Fabric's test network config (one ordering node, or with
+`--orderers 4` the BFT test network's four; peers of Org1 and Org2, contract `basic` with
+AND(Org1, Org2) endorsement) as processes on free ports in a temporary folder.
 Each client thread holds its own Gateway connection as Org1's User1 and calls
 `submit_transaction("CreateAsset", ...)`, which returns once the transaction committed: endorse
 on both peers, sign, order, commit, commit status. Prints throughput and p50/p99 latency of the
-whole call; asserts nothing.
+whole call, and the ordering nodes' signature verifications per block (consensus messages;
+transaction admission and validity); asserts nothing.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from medalliance.node.bootstrap import NetworkLayout, init_network
 from medalliance.node.config import NetworkConfig, load_network_config
 from medalliance.node.deploy import deploy_contracts
 
-CONFIG = Path(__file__).resolve().parents[1] / "networks" / "fabric-test-network.yaml"
+NETWORKS = Path(__file__).resolve().parents[1] / "networks"
+CONFIGS = {1: NETWORKS / "fabric-test-network.yaml", 4: NETWORKS / "bft-test-network.yaml"}
 
 
 def free_ports(count: int) -> list[int]:
@@ -51,11 +54,11 @@ def on_free_ports(config: NetworkConfig) -> NetworkConfig:
     return NetworkConfig.model_validate(data)
 
 
-def run(txs: int, clients: int, console: Console) -> None:
+def run(txs: int, clients: int, orderers: int, console: Console) -> None:
     with tempfile.TemporaryDirectory(prefix="medalliance-e2e-") as tmp:
-        config = on_free_ports(load_network_config(CONFIG))
+        config = on_free_ports(load_network_config(CONFIGS[orderers]))
         layout = init_network(config, Path(tmp) / "net", now=dt.datetime.now(dt.UTC))
-        console.print("starting the test network (orderer, peer0.org1, peer0.org2) ...")
+        console.print(f"starting the test network ({orderers} ordering node(s), 2 peers) ...")
         launcher.up(layout)
         try:
             session = GatewayAdminSession(layout, "Org1MSP")
@@ -63,7 +66,9 @@ def run(txs: int, clients: int, console: Console) -> None:
             deploy_contracts(config, sessions.__getitem__)
             for s in sessions.values():
                 s.close()
+            before = ordering_counters(layout)
             measure(layout, txs, clients, console)
+            report_ordering(before, ordering_counters(layout), console)
         finally:
             launcher.down(layout)
 
@@ -118,12 +123,40 @@ def measure(layout: NetworkLayout, txs: int, clients: int, console: Console) -> 
         console.print(f"[red]{len(failures)} failed[/red], e.g. {failures[0]}")
 
 
+def ordering_counters(layout: NetworkLayout) -> dict[str, dict[str, int]]:
+    """Per ordering node: blocks stored and signatures verified so far (from /status)."""
+    found = {}
+    for row in launcher.status(layout):
+        consensus = row.get("consensus", {}).get("mychannel")
+        if row["role"] == "orderer" and consensus:
+            found[row["name"]] = {"height": row["height"], **consensus["signaturesVerified"]}
+    return found
+
+
+def report_ordering(
+    before: dict[str, dict[str, int]], after: dict[str, dict[str, int]], console: Console
+) -> None:
+    blocks = max(a["height"] - before[n]["height"] for n, a in after.items())
+    if blocks <= 0:
+        return
+    for kind in ("consensus", "transactions"):
+        total = sum(a[kind] - before[n][kind] for n, a in after.items())
+        console.print(
+            f"signature verifications per block, {kind}: {total / blocks:.1f} over "
+            f"{len(after)} ordering node(s) ({total / blocks / len(after):.1f} each); "
+            f"{blocks} blocks"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--txs", type=int, default=2000, help="transactions to submit")
     parser.add_argument("--clients", type=int, default=32, help="concurrent client threads")
+    parser.add_argument(
+        "--orderers", type=int, choices=sorted(CONFIGS), default=1, help="BFT ordering nodes"
+    )
     args = parser.parse_args()
-    run(args.txs, args.clients, Console())
+    run(args.txs, args.clients, args.orderers, Console())
 
 
 if __name__ == "__main__":
