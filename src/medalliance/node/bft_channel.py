@@ -2,7 +2,7 @@
 
 The core (`consensus/`) decides; this host feeds it inputs one at a time from a queue and
 executes each `Ready` in the order the core requires (consensus-design §2.2): persist the hard
-state (write, fsync, rename, fsync the folder), append a decided block with its commit
+state (an fsync'd append to `consensus.wal`), append a decided block with its commit
 certificate to the block store (fsync'd) and publish it to Deliver, send messages, arm timers,
 serve requests. Nothing of a `Ready` leaves the node before its hard state is on disk.
 
@@ -29,7 +29,6 @@ import collections
 import datetime as dt
 import hashlib
 import logging
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -77,13 +76,14 @@ from medalliance.ledger.commit_certificate import read_certificate, write_certif
 from medalliance.ledger.tx import SigningIdentity, parse_envelope
 from medalliance.network.block_feed import BlockFeed
 from medalliance.node import consensus_wire
+from medalliance.node.hard_state_log import HardStateLog
 from medalliance.node.ordering import admit
 
 log = logging.getLogger(__name__)
 
 TICK_S = 0.01  # the core's timers count 10 ms ticks
 MEMPOOL_FACTOR = 8  # pending transactions held: this many full blocks
-HARD_STATE = "consensus-state.json"
+HARD_STATE = "consensus.wal"
 
 Send = Callable[[str | None, bytes], None]  # (peer name or None for all, message bytes)
 Forward = Callable[[list[bytes]], None]  # admitted envelopes to the other ordering nodes
@@ -120,7 +120,7 @@ class BftChannel:
         self.store = store
         self.feed = feed
         self.name = name
-        self._dir = directory
+        self._log = HardStateLog(directory / HARD_STATE)
         self._send = send
         self._forward = forward
         self._now = now
@@ -224,7 +224,7 @@ class BftChannel:
     def _execute(self, readies: list[Ready]) -> None:
         for ready in readies:
             if ready.persist is not None:
-                self._save_hard_state(consensus_wire.encode_hard_state(ready.persist))
+                self._log.append(consensus_wire.encode_hard_state(ready.persist))
             if ready.commit is not None:
                 self._commit(ready.commit)
             for send in ready.send:
@@ -429,25 +429,11 @@ class BftChannel:
             )
         return self._identities[name]
 
-    # --- hard state -----------------------------------------------------------------------------
+    # --- hard state ---------------------------------------------------------------------------
 
     def _load_hard_state(self) -> HardState | None:
-        path = self._dir / HARD_STATE
-        if not path.exists():
-            return None
-        return consensus_wire.decode_hard_state(path.read_bytes())
+        latest = self._log.latest
+        return None if latest is None else consensus_wire.decode_hard_state(latest)
 
-    def _save_hard_state(self, data: bytes) -> None:
-        """Write, fsync, rename, fsync the folder: a crash leaves the old or the new state."""
-        self._dir.mkdir(parents=True, exist_ok=True)
-        path, tmp = self._dir / HARD_STATE, self._dir / (HARD_STATE + ".tmp")
-        with tmp.open("wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(path)
-        fd = os.open(self._dir, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    def close(self) -> None:
+        self._log.close()

@@ -141,6 +141,7 @@ class OrdererNode:
         for channel in self.channels.values():
             channel.feed.close()
             channel.store.close()
+            channel.close()
 
     # --- node to node ---------------------------------------------------------------------------
 
