@@ -19,7 +19,6 @@ from medalliance.consensus.messages import (
     Kind,
     Message,
     Proposal,
-    Signed,
     Status,
     Value,
     Vote,
@@ -220,6 +219,3 @@ def _str(value: object) -> str:
     if not isinstance(value, str) or len(value) > 256:
         raise TypeError("string")
     return value
-
-
-__all__ = ["Signed", "decode", "decode_hard_state", "encode", "encode_hard_state"]
