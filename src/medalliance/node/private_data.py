@@ -21,6 +21,7 @@ ledger checks and the stores are `PackageHolding`'s, in the peer's `private/` fo
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import json
@@ -47,6 +48,8 @@ log = logging.getLogger(__name__)
 
 SERVICE = "medalliance.PrivateData"
 CALL_TIMEOUT_S = 15.0
+PUSH_ATTEMPTS = 4  # a receiver may commit the record's block a moment after the sender
+PUSH_RETRY_S = 0.5
 
 
 def _raw(data: bytes) -> bytes:
@@ -156,7 +159,7 @@ class PrivateDataService:
                 continue
             for host, endpoint in peers:
                 try:
-                    await self._call(org, host, endpoint, "Push", request)
+                    await self._push_to(org, host, endpoint, request)
                 except grpc.aio.AioRpcError as exc:
                     log.warning(
                         "private data push failed",
@@ -170,6 +173,18 @@ class PrivateDataService:
                 reached.append(org)
                 break
         return reached
+
+    async def _push_to(self, org: str, host: str, endpoint: str, request: bytes) -> None:
+        """One push; a peer that has not committed the record's block yet answers NOT_FOUND,
+        so it is asked again a few times before reconciliation is left to repair the miss."""
+        for attempt in range(PUSH_ATTEMPTS):
+            try:
+                await self._call(org, host, endpoint, "Push", request)
+                return
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.NOT_FOUND or attempt == PUSH_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(PUSH_RETRY_S)
 
     async def _reconcile(
         self, record_id: str, version: int, entry: dict[str, Any]
