@@ -267,9 +267,9 @@ class ConsensusMachine:
         elif status.height > state.height + 1:
             self._catch_up.ask_sync(peer, state.height, status.height - 1, self._out)
         elif status.height == state.height:  # (a peer at H+1 answers us with DECISION(H))
+            # A heartbeat is not a proposal or a vote: it must not end an idle round 0, or an
+            # idle network would time out round after round (§3.6).
             state.votes.note_round(peer, status.round)
-            state.heard_from_others = True
-            self._wake()
             if status.round < state.round:
                 proposal = state.proposals.get(status.round)
                 votes = state.votes.votes_at(status.round) + state.round_proof

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 from medalliance.consensus.validators import ValidatorSet
-
-DOMAIN_TAG = b"medalliance/bft/v1"
+from medalliance.ledger.commit_certificate import signed_bytes as ledger_signed_bytes
 
 
 class Kind(IntEnum):
@@ -130,18 +129,12 @@ def signed_bytes(
     valid_round: int,
     value_id: bytes | None,
 ) -> bytes:
-    """The canonical bytes a signature covers; equal inputs give equal bytes on every node."""
-    value = b"" if value_id is None else b"\x01" + value_id  # NIL cannot collide with an id
-    fields = (
-        DOMAIN_TAG,
-        kind.name.encode("ascii"),
-        channel.encode("utf-8"),
-        height.to_bytes(8, "big", signed=True),
-        round.to_bytes(8, "big", signed=True),
-        valid_round.to_bytes(8, "big", signed=True),
-        value,
-    )
-    return b"".join(len(part).to_bytes(4, "big") + part for part in fields)
+    """The canonical bytes a signature covers; equal inputs give equal bytes on every node.
+
+    One definition with the ledger's commit certificates: a block's certificate is made of
+    the very PRECOMMITs that decided it.
+    """
+    return ledger_signed_bytes(kind.name, channel, height, round, valid_round, value_id)
 
 
 def sender_of(message: Message) -> str:

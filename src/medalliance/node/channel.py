@@ -14,14 +14,27 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from fabric_protos.common import common_pb2
+from fabric_protos.common import common_pb2, configtx_pb2
+from fabric_protos.peer import transaction_pb2
 
 from medalliance.contracts.endorser import ChannelView
 from medalliance.contracts.lifecycle import committed_definition
-from medalliance.errors import InvalidArgument, NotFound, PermissionDenied, PreconditionFailed
+from medalliance.errors import (
+    InvalidArgument,
+    MedallianceError,
+    NotFound,
+    PermissionDenied,
+    PreconditionFailed,
+)
 from medalliance.ledger.block import set_transactions_filter, transactions_filter, verify_chain_link
+from medalliance.ledger.block_signature import block_time
 from medalliance.ledger.block_store import BlockStore
 from medalliance.ledger.channel_config import ChannelConfig
+from medalliance.ledger.config_update import (
+    check_config_transaction,
+    is_config_block,
+    latest_config,
+)
 from medalliance.ledger.mvcc import writes_of
 from medalliance.ledger.sqlite_state import SqliteState
 from medalliance.ledger.state import StateReader, TxWrites
@@ -66,7 +79,7 @@ class PeerChannel:
             if state.savepoint == -1:
                 state.apply_block(0, [])  # the genesis block writes no state
         else:
-            config = ChannelConfig.from_block(store.get_block(0))
+            config = latest_config(store.get_block, store.height, valid=_committed_valid)
             if (
                 genesis is not None
                 and genesis.header.data_hash != store.get_block(0).header.data_hash
@@ -111,16 +124,30 @@ class PeerChannel:
         if problem is not None:
             raise InvalidArgument(f"block {number} of {self.channel_id}: {problem}")
         self._check_orderer_signatures(block)
-        result = validate_block(
-            block,
-            config=self.config,
-            policy_for=self._policy_for,
-            state=self._state,
-            is_committed_tx=self._store.contains_tx,
-        )
+        new_config = None
+        if is_config_block(block):
+            result, new_config = self._validate_config(block)
+        else:
+            result = validate_block(
+                block,
+                config=self.config,
+                policy_for=self._policy_for,
+                state=self._state,
+                is_committed_tx=self._store.contains_tx,
+            )
         set_transactions_filter(block, result.codes)
         self._store.append(block, [t.tx_id for t in result.txs])
         self._apply(number, result.txs)
+        if new_config is not None:  # in force from the next block on
+            self.config = ChannelConfig.from_config(new_config, self.channel_id)
+            log.info(
+                "channel configuration updated",
+                extra={
+                    "channel": self.channel_id,
+                    "block": number,
+                    "sequence": new_config.sequence,
+                },
+            )
         valid = sum(1 for code in result.codes if code == VALID)
         log.info(
             "block committed",
@@ -177,6 +204,28 @@ class PeerChannel:
             [TxWrites(t.tx_num, t.tx_id, t.timestamp_ms, t.writes) for t in txs if t.code == VALID],
         )
 
+    def _validate_config(
+        self, block: common_pb2.Block
+    ) -> tuple[BlockResult, configtx_pb2.Config | None]:
+        """A config block's one transaction: VALID with the configuration it installs, or
+        INVALID_CONFIG_TRANSACTION (the configuration stays)."""
+        view = parse_envelope(bytes(block.data.data[0]))
+        try:
+            config = check_config_transaction(
+                self.config, bytes(block.data.data[0]), at=block_time(block)
+            )
+        except MedallianceError as exc:
+            log.warning(
+                "config transaction refused", extra={"channel": self.channel_id, "reason": str(exc)}
+            )
+            code = transaction_pb2.TxValidationCode.Value("INVALID_CONFIG_TRANSACTION")
+            return BlockResult(
+                int(block.header.number),
+                (TxResult(0, view.tx_id, code, view.header.timestamp_ms, reason=str(exc)),),
+            ), None
+        result = TxResult(0, view.tx_id, VALID, view.header.timestamp_ms)
+        return BlockResult(int(block.header.number), (result,)), config
+
     def _policy_for(self, namespace: str) -> NamespacePolicy | None:
         return namespace_policy(self._state, namespace)
 
@@ -187,6 +236,11 @@ class PeerChannel:
                 f"block {block.header.number} of {self.channel_id} is not certified by the "
                 f"ordering service: {problem}"
             )
+
+
+def _committed_valid(block: common_pb2.Block) -> bool:
+    codes = transactions_filter(block)
+    return bool(codes) and codes[0] == VALID
 
 
 def namespace_policy(state: StateReader, namespace: str) -> NamespacePolicy | None:

@@ -59,6 +59,7 @@ def encode_hard_state(state: HardState) -> bytes:
             if last is None
             else [last.height, last.round, int(last.kind), _b64(last.value_id)],
             "sent": [_message(m) for m in state.sent],
+            "roundProof": [_message(v) for v in state.round_proof],
         },
         separators=(",", ":"),
     ).encode()
@@ -84,6 +85,7 @@ def decode_hard_state(data: bytes) -> HardState:
             if last is None
             else LastSigned(_int(last[0]), _int(last[1]), Kind(_int(last[2])), _unb64(last[3])),
             sent=tuple(m for m in sent if isinstance(m, (Proposal, Vote))),
+            round_proof=tuple(_vote(v) for v in doc.get("roundProof", [])),
         )
     except (ValueError, KeyError, TypeError, IndexError) as exc:
         raise InvalidArgument(f"unreadable consensus hard state ({type(exc).__name__})") from None

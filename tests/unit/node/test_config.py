@@ -75,6 +75,8 @@ def test_the_demo_alliance_loads_with_the_papers_roles() -> None:
         "TertiaryHospitalB",
     }
     assert {o.name for o in config.orderer_organizations()} == {
+        "CityHC",
+        "DistrictHC",
         "TertiaryHospitalA",
         "TertiaryHospitalB",
     }

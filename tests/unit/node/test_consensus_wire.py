@@ -42,6 +42,7 @@ def test_hard_state_round_trips() -> None:
         height=5, round=2, step=Step.PRECOMMIT, locked_round=1, locked_value=VALUE,
         valid_round=1, valid_value=VALUE, valid_pol=(PREVOTE,),
         last_signed=LastSigned(5, 2, Kind.PRECOMMIT, None), sent=(MESSAGES[0], NIL),
+        round_proof=(PRECOMMIT, NIL),
     )  # fmt: skip
     assert decode_hard_state(encode_hard_state(state)) == state
 
