@@ -158,3 +158,30 @@ def test_every_node_holds_the_same_chain_and_every_peer_the_same_state(network: 
     peer_states = {led["state_hash"] for led in report["ledgers"] if "peer0" in led["path"]}
     assert len(peer_states) == 1
     cli("network", "up", "--dir", str(network))  # leave it running for the fixture's teardown
+
+
+def test_an_ordering_node_leaves_only_by_a_majority_of_admins(
+    network: Path, contract: Contract, tmp_path: Path
+) -> None:
+    update = tmp_path / "remove-orderer3.json"
+    d = ("--dir", str(network))
+    cli("channel", "propose-update", *d, "--org", "Org1", "-C", CHANNEL,
+        "--remove-orderer", ORDERERS[3], "-o", str(update))  # fmt: skip
+    cli("channel", "sign-update", str(update), *d, "--org", "Org1")
+    refused = cli("channel", "submit-update", str(update), *d, "--org", "Org1", check=False)
+    assert refused.returncode == 4
+    assert "/Channel/Admins needs a majority of the channel's organisations" in refused.stderr
+    for org in ("Org2", "OrdererOrg"):
+        cli("channel", "sign-update", str(update), *d, "--org", org)
+    submitted = cli_json("channel", "submit-update", str(update), *d, "--org", "Org1")
+    assert submitted["signed_by"] == ["Admin@Org1MSP", "Admin@Org2MSP", "Admin@OrdererMSP"]
+    # from the next block on three nodes order, the fourth only follows
+    create(contract, "three", 3)
+    found = nodes(network)
+    assert found[ORDERERS[3]]["consensus"][CHANNEL]["retired"] is True
+    assert not any(found[n]["consensus"][CHANNEL]["retired"] for n in ORDERERS[:3])
+    wait_until(lambda: len({n["height"] for n in nodes(network).values()}) == 1, "level")
+    cli("network", "down", "--dir", str(network))
+    report = cli_json("ledger", "verify", str(network))
+    assert report["intact"], [l for l in report["ledgers"] if not l["intact"]]  # noqa: E741
+    cli("network", "up", "--dir", str(network))

@@ -27,10 +27,13 @@ from medalliance.ledger.block import (
     transactions_filter,
     verify_chain_link,
 )
+from medalliance.ledger.block_signature import block_time
 from medalliance.ledger.block_store import read_block_records
 from medalliance.ledger.channel_config import ChannelConfig
+from medalliance.ledger.config_update import check_config_transaction, is_config_block
 from medalliance.ledger.sqlite_state import SqliteState
 from medalliance.ledger.state import StateReader, TxWrites
+from medalliance.ledger.tx import parse_envelope
 from medalliance.ledger.validation import VALID, NamespacePolicy, validate_block
 
 
@@ -121,7 +124,9 @@ def _verify(
                 state.apply_block(0, [])  # the genesis block writes no state
             else:
                 assert previous is not None
-                _check_block(block, previous, config, state, definitions, committed, counts)
+                config = _check_block(
+                    block, previous, config, state, definitions, committed, counts
+                )
         except _Bad as exc:
             bad = BadBlock(number, str(exc))
             break
@@ -170,7 +175,8 @@ def _check_block(
     definitions: DefinitionLookup,
     committed: set[str],
     counts: dict[str, int],
-) -> None:
+) -> ChannelConfig:
+    """Check one block; the configuration in force after it."""
     problem = verify_chain_link(previous, block)
     if problem is not None:
         raise _Bad(problem)
@@ -180,6 +186,8 @@ def _check_block(
     if problem is not None:
         raise _Bad(f"commit certificate: {problem}")
 
+    if is_config_block(block):
+        return _check_config_block(block, config, state, committed, counts)
     result = validate_block(
         block,
         config=config,
@@ -207,6 +215,32 @@ def _check_block(
     committed.update(t.tx_id for t in result.txs if t.tx_id)
     counts["txs"] += len(result.txs)
     counts["valid"] += sum(1 for t in result.txs if t.code == VALID)
+    return config
+
+
+def _check_config_block(
+    block: common_pb2.Block,
+    config: ChannelConfig,
+    state: SqliteState,
+    committed: set[str],
+    counts: dict[str, int],
+) -> ChannelConfig:
+    """A config update: valid if its admins' signatures and result check out against the
+    configuration before it; the recorded code must agree."""
+    envelope = bytes(block.data.data[0])
+    try:
+        new = check_config_transaction(config, envelope, at=block_time(block))
+        valid = True
+    except MedallianceError:
+        valid = False
+    recorded = transactions_filter(block)
+    if recorded and (recorded[0] == VALID) != valid:
+        raise _Bad("recorded validation code of the config transaction does not match")
+    state.apply_block(int(block.header.number), [])
+    committed.add(parse_envelope(envelope).header.tx_id)
+    counts["txs"] += 1
+    counts["valid"] += int(valid)
+    return ChannelConfig.from_config(new, config.channel_id) if valid else config
 
 
 def _check_layout(block: common_pb2.Block) -> None:

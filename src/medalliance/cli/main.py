@@ -17,6 +17,7 @@ from rich.console import Console
 
 from medalliance import __version__
 from medalliance.cli import (
+    channel_cmd,
     connector_cmd,
     demo_cmd,
     ledger_cmd,
@@ -42,6 +43,7 @@ app = typer.Typer(
 )
 app.add_typer(ledger_cmd.app, name="ledger")
 app.add_typer(network_cmd.app, name="network")
+app.add_typer(channel_cmd.app, name="channel")
 app.add_typer(node_cmd.app, name="node")
 app.add_typer(tx_cmd.app, name="tx")
 app.add_typer(privacy_cmd.app, name="privacy")

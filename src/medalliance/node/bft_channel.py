@@ -66,6 +66,7 @@ from medalliance.errors import (
     InvalidArgument,
     MedallianceError,
     Overloaded,
+    Unavailable,
 )
 from medalliance.identity.msp import Identity
 from medalliance.ledger.block import data_hash, header_hash, new_block, verify_chain_link
@@ -73,7 +74,15 @@ from medalliance.ledger.block_signature import block_time
 from medalliance.ledger.block_store import BlockStore
 from medalliance.ledger.channel_config import ChannelConfig
 from medalliance.ledger.commit_certificate import read_certificate, write_certificate
-from medalliance.ledger.tx import SigningIdentity, parse_envelope
+from medalliance.ledger.config_update import (
+    CONFIG_UPDATE,
+    apply_update,
+    check_config_transaction,
+    config_transaction,
+    is_config_block,
+    update_of,
+)
+from medalliance.ledger.tx import ENDORSER_TRANSACTION, SigningIdentity, parse_envelope
 from medalliance.network.block_feed import BlockFeed
 from medalliance.node import consensus_wire
 from medalliance.node.hard_state_log import HardStateLog
@@ -87,6 +96,10 @@ HARD_STATE = "consensus.wal"
 
 Send = Callable[[str | None, bytes], None]  # (peer name or None for all, message bytes)
 Forward = Callable[[list[bytes]], None]  # admitted envelopes to the other ordering nodes
+
+
+def _is_update(envelope: bytes) -> bool:
+    return bool(parse_envelope(envelope).header.header_type == CONFIG_UPDATE)
 
 
 class _CoreSigner:
@@ -121,12 +134,11 @@ class BftChannel:
         self.feed = feed
         self.name = name
         self._log = HardStateLog(directory / HARD_STATE)
+        self._signer = signer
         self._send = send
         self._forward = forward
         self._now = now
         consenters = config.consenter_set
-        if name not in {c.name for c in consenters}:
-            raise InvalidArgument(f"{name} is not a consenter of channel {self.channel_id}")
         self.validators = ValidatorSet(tuple(c.name for c in consenters))
         self._identity_bytes = {c.name: c.identity for c in consenters}
         self._name_of = {c.identity: c.name for c in consenters}
@@ -142,13 +154,27 @@ class BftChannel:
         # signature verifications, for operators and the benchmark: consensus messages
         # (proposals, votes, POLs, certificates) and transactions (admission, validity)
         self.verified = {"consensus": 0, "transactions": 0}
+        self._reconfigured = False  # a config block was stored: restart the core at h+1
+        # not (or no longer) a consenter: follow the chain and serve it, take no part
+        self.retired = not self.validators.contains(name)
 
     # --- inputs from the outside ----------------------------------------------------------------
 
     def submit(self, envelope: bytes, *, forward: bool = True) -> str:
         """Admit a client's transaction into the mempool (and pass it to the other nodes)."""
+        if self.retired:
+            raise Unavailable(
+                f"{self.name} no longer orders channel {self.channel_id}; ask another node"
+            )
         tx_id = admit(self.config, envelope, now=self._now())
         self.verified["transactions"] += 1
+        header_type = parse_envelope(envelope).header.header_type
+        if header_type == CONFIG_UPDATE:  # refused now if it could not apply
+            apply_update(self.config, update_of(parse_envelope(envelope)), at=self._now())
+        elif header_type != ENDORSER_TRANSACTION:
+            raise InvalidArgument(
+                f"Broadcast takes endorser transactions and config updates, not type {header_type}"
+            )
         if tx_id in self._mempool or self.store.tx_location(tx_id) is not None:
             raise DuplicateTransaction(tx_id)
         if len(self._mempool) >= MEMPOOL_FACTOR * self.config.batch_max_count:
@@ -182,8 +208,9 @@ class BftChannel:
         if problem is not None:
             raise InvalidArgument(f"block {number} from another ordering node: {problem}")
         self._append(block)
-        value, certificate = self._decided(block)
-        self._queue.put_nowait(SyncedBlock(number, value, certificate))
+        if not self.retired:
+            value, certificate = self._decided(block)
+            self._queue.put_nowait(SyncedBlock(number, value, certificate))
 
     def status(self) -> dict[str, object]:
         return {
@@ -191,6 +218,7 @@ class BftChannel:
             "round": self.machine.round,
             "mempool": len(self._mempool),
             "halted": self.halted,
+            "retired": self.retired,
             "signaturesVerified": dict(self.verified),
         }
 
@@ -198,6 +226,8 @@ class BftChannel:
 
     async def run(self) -> None:
         """Start the core from the ledger and hard state, then process inputs forever."""
+        if self.retired:
+            return
         start = Start(
             height=self.store.height,
             validators=self.validators,
@@ -207,9 +237,11 @@ class BftChannel:
         ticker = asyncio.create_task(self._tick())
         try:
             self._execute(self.machine.step(start))
-            while True:
+            while not self.retired:
                 event = await self._queue.get()
                 self._execute(self.machine.step(event))
+                if self._reconfigured:
+                    self._restart()
         except ConsensusHalted as exc:
             self.halted = str(exc)
             log.critical("consensus halted", extra={"channel": self.channel_id, "reason": str(exc)})
@@ -267,9 +299,16 @@ class BftChannel:
         config = self.config
         first_arrival = next(iter(self._mempool.values()))[1]
         waited = (time.monotonic() - first_arrival) * 1000 >= config.batch_timeout_ms
+        first_id, (first, _) = next(iter(self._mempool.items()))
+        if _is_update(first):
+            self._want = None
+            self._cut_config(height, round_, first_id, first)
+            return
         envelopes: list[bytes] = []
         size = 0
         for envelope, _ in self._mempool.values():
+            if _is_update(envelope):
+                break  # a config update goes alone, in the next block
             if envelopes and (
                 len(envelopes) >= config.batch_max_count
                 or size + len(envelope) > config.batch_preferred_max_bytes
@@ -282,6 +321,22 @@ class BftChannel:
             return
         block = new_block(height, self.store.last_header_hash, envelopes)
         self._want = None
+        value = Value(header_hash(block.header), block.SerializeToString())
+        self._queue.put_nowait(ValueReady(height, round_, value))
+
+    def _cut_config(self, height: int, round_: int, tx_id: str, update: bytes) -> None:
+        """Propose the CONFIG transaction of the oldest pending update, alone in its block."""
+        now = self._now()
+        try:
+            config = apply_update(self.config, update_of(parse_envelope(update)), at=now)
+        except MedallianceError as exc:  # stale since admission: the submitter must redo it
+            self._mempool.pop(tx_id, None)
+            log.warning("config update dropped", extra={"tx_id": tx_id, "reason": str(exc)})
+            return
+        tx = config_transaction(
+            config, update, self._signer, timestamp_ms=int(now.timestamp() * 1000)
+        )
+        block = new_block(height, self.store.last_header_hash, [tx])
         value = Value(header_hash(block.header), block.SerializeToString())
         self._queue.put_nowait(ValueReady(height, round_, value))
 
@@ -303,9 +358,15 @@ class BftChannel:
             return False
         try:
             at = block_time(block)
+            if is_config_block(block):  # alone, signed by a consenter, what its update makes
+                check_config_transaction(config, envelopes[0], at=at)
+                tx_id = parse_envelope(envelopes[0]).header.tx_id
+                return self.store.tx_location(tx_id) is None
             tx_ids = set()
             for envelope in envelopes:
                 digest = hashlib.sha256(envelope).digest()
+                if parse_envelope(envelope).header.header_type != ENDORSER_TRANSACTION:
+                    return False
                 if digest in self._verified:
                     tx_id = parse_envelope(envelope).header.tx_id
                 else:
@@ -346,12 +407,51 @@ class BftChannel:
         tx_ids = [parse_envelope(bytes(d)).header.tx_id for d in block.data.data]
         self.store.append(block, tx_ids)
         self.feed.published(self.store.height, [])
+        if is_config_block(block):
+            self._install(ChannelConfig.from_block(block))
         for tx_id in tx_ids:
             entry = self._mempool.pop(tx_id, None)
             if entry is not None:
                 self._verified.discard(hashlib.sha256(entry[0]).digest())
         if self._mempool:
             self._queue.put_nowait(TxAvailable())
+
+    def _install(self, config: ChannelConfig) -> None:
+        """A config block is stored: its consenter set decides from the next height on."""
+        self.config = config
+        self.validators = ValidatorSet(tuple(c.name for c in config.consenter_set))
+        self._identity_bytes.update({c.name: c.identity for c in config.consenter_set})
+        self._name_of.update({c.identity: c.name for c in config.consenter_set})
+        self._identities.clear()  # re-read: a changed MSP may have revoked a certificate
+        self._reconfigured = True
+        log.info(
+            "channel configuration updated",
+            extra={
+                "channel": self.channel_id,
+                "sequence": config.sequence,
+                "consenters": list(self.validators.ids),
+            },
+        )
+
+    def _restart(self) -> None:
+        """Begin the next height under the new consenter set (messages verified against the
+        old one are dropped with the old core; retransmission brings them again)."""
+        self._reconfigured = False
+        self._want = None
+        if not self.validators.contains(self.name):
+            self.retired = True
+            log.warning("no longer a consenter", extra={"channel": self.channel_id})
+            return
+        self.machine = ConsensusMachine(
+            self.channel_id, _CoreSigner(self.name, self._signer), self._timeouts
+        )
+        start = Start(
+            height=self.store.height,
+            validators=self.validators,
+            hard_state=self._load_hard_state(),
+            last_decision=self._last_decision(),
+        )
+        self._execute(self.machine.step(start))
 
     def _decided(self, block: common_pb2.Block) -> tuple[Value, Certificate]:
         """The core's view of a stored, certified block: its value and its certificate."""

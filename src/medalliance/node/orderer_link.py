@@ -82,6 +82,9 @@ class OrdererLink:
                     reason = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
                     failures.append(f"{self._orderers[index].endpoint}: {reason}")
                     continue
+                if response.status == common_pb2.Status.SERVICE_UNAVAILABLE:
+                    failures.append(f"{self._orderers[index].endpoint}: {response.info}")
+                    continue  # busy, or no longer ordering this channel: ask the next node
                 self._preferred = index
                 if response.status != common_pb2.Status.SUCCESS:
                     raise OrdererRejected(int(response.status), str(response.info))

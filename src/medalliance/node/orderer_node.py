@@ -28,11 +28,12 @@ from medalliance.errors import (
     NotFound,
     Overloaded,
     PermissionDenied,
+    Unavailable,
     UnknownChannel,
 )
 from medalliance.ledger.block import parse_block
 from medalliance.ledger.block_store import BlockStore
-from medalliance.ledger.channel_config import ChannelConfig
+from medalliance.ledger.config_update import latest_config
 from medalliance.ledger.tx import parse_envelope
 from medalliance.network.block_feed import BlockFeed
 from medalliance.network.deliver import deliver
@@ -72,7 +73,7 @@ class OrdererNode:
             store = BlockStore.open(data / spec.name / "blocks")
             if store.height == 0:
                 store.append(genesis)
-            config = ChannelConfig.from_block(store.get_block(0))
+            config = latest_config(store.get_block, store.height)
             for consenter in config.consenter_set:
                 if consenter.name != self.host:
                     self._peers[consenter.name] = (consenter.endpoint, consenter.msp_id)
@@ -177,15 +178,24 @@ class OrdererNode:
                 continue  # a duplicate, or not admissible here: the sender's problem
         return b""
 
+    def _consenters(self, channel_id: str) -> list[str]:
+        """The channel's other consenters, as its current configuration names them."""
+        found = []
+        for consenter in self.channels[channel_id].config.consenter_set:
+            if consenter.name != self.host:
+                self._peers[consenter.name] = (consenter.endpoint, consenter.msp_id)
+                found.append(consenter.name)
+        return found
+
     def _send(self, channel_id: str, to: str | None, message: bytes) -> None:
-        targets = [to] if to is not None else list(self._peers)
-        for target in targets:
-            if target in self._peers:
+        others = self._consenters(channel_id)
+        for target in [to] if to is not None else others:
+            if target in others:
                 self._call(target, "Step", channel_id.encode() + b"\x00" + message)
 
     def _forward(self, channel_id: str, envelopes: list[bytes]) -> None:
         body = json.dumps([base64.b64encode(e).decode() for e in envelopes]).encode()
-        for target in self._peers:
+        for target in self._consenters(channel_id):
             self._call(target, "Forward", channel_id.encode() + b"\x00" + body)
 
     def _call(self, target: str, method: str, payload: bytes) -> None:
@@ -226,7 +236,7 @@ class BroadcastService(ab_pb2_grpc.AtomicBroadcastServicer):  # type: ignore[mis
         try:
             channel_id = parse_envelope(data).header.channel_id
             self._node.channel(channel_id).submit(data)
-        except Overloaded as exc:
+        except (Overloaded, Unavailable) as exc:  # the client should try another node
             return ab_pb2.BroadcastResponse(status=Status.SERVICE_UNAVAILABLE, info=str(exc))
         except MedallianceError as exc:
             return _response(exc)

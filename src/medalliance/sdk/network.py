@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import threading
 
+import grpc
 from fabric_protos.common import common_pb2
 from fabric_protos.peer import events_pb2
 
 from medalliance.ledger.seek import new_seek_envelope
 from medalliance.sdk.checkpoint import Checkpointer, resume_position
 from medalliance.sdk.client import Client, now_ms
-from medalliance.sdk.contract import Contract
+from medalliance.sdk.contract import VALID, Contract, Status
+from medalliance.sdk.errors import CommitStatusError, transaction_error
 from medalliance.sdk.events import (
     ChaincodeEvent,
     EventStream,
@@ -22,7 +24,10 @@ from medalliance.sdk.events import (
     deliver_requests,
     deliver_unpacker,
 )
-from medalliance.sdk.messages import signed_chaincode_events_request
+from medalliance.sdk.messages import (
+    signed_chaincode_events_request,
+    signed_commit_status_request,
+)
 
 
 class Network:
@@ -38,6 +43,21 @@ class Network:
     def get_contract(self, chaincode_name: str, contract_name: str | None = None) -> Contract:
         """The chaincode `chaincode_name`; with `contract_name`, calls go to "contract:fn"."""
         return Contract(self._client, self.name, chaincode_name, contract_name)
+
+    def get_commit_status(self, transaction_id: str, timeout: float | None = None) -> Status:
+        """Wait until a transaction of this channel is in a committed block — one submitted
+        through any route, e.g. a config update sent to the ordering service."""
+        request = signed_commit_status_request(
+            self._client.signer, transaction_id=transaction_id, channel_id=self.name
+        )
+        try:
+            response = self._client.gateway.CommitStatus(
+                request, timeout=self._client.deadline(timeout)
+            )
+        except grpc.RpcError as exc:
+            raise transaction_error(CommitStatusError, exc, transaction_id) from exc
+        code = int(response.result)
+        return Status(code, int(response.block_number), transaction_id, code == VALID)
 
     def get_chaincode_events(
         self,

@@ -1,0 +1,240 @@
+"""Membership by vote: propose a channel configuration change, collect admins' signatures, submit.
+
+An update file (JSON) travels between the organisations' admins:
+`{channel, description, update (base64 ConfigUpdate), signatures: [{signer, signatureHeader,
+signature}]}`. `propose` reads the channel's configuration from the proposer's own peer and
+writes the change (remove an organisation, remove an ordering node); `sign` adds one admin's
+signature; `submit` sends it to an ordering node as a CONFIG_UPDATE transaction and waits until
+it is in a block. The ordering service applies it only if the signatures satisfy the channel's
+`/Channel/Admins` (a majority of the organisations' admins, docs/consensus.md); every node uses
+the new configuration from the next block on.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+from fabric_protos.common import common_pb2, configtx_pb2, configuration_pb2
+from fabric_protos.orderer import ab_pb2_grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from medalliance.app.session import connect_as, user_signer
+from medalliance.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
+from medalliance.ledger.channel_config import ChannelConfig
+from medalliance.ledger.config_update import (
+    CONFIG_UPDATE,
+    is_config_block,
+    propose_update,
+    sign_update,
+    update_envelope,
+)
+from medalliance.ledger.tx import compute_tx_id, sign_envelope
+from medalliance.node import launcher
+from medalliance.node.bootstrap import NetworkLayout
+
+ADMIN = "Admin"
+WAIT_S = 60.0
+
+
+@dataclass
+class UpdateFile:
+    channel: str
+    description: str
+    update: bytes = field(repr=False)
+    signatures: list[dict[str, str]] = field(default_factory=list)
+
+    def save(self, path: Path) -> None:
+        document = {
+            "channel": self.channel,
+            "description": self.description,
+            "update": base64.b64encode(self.update).decode(),
+            "signatures": self.signatures,
+        }
+        path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> UpdateFile:
+        try:
+            doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+            return cls(
+                str(doc["channel"]),
+                str(doc["description"]),
+                base64.b64decode(doc["update"], validate=True),
+                [dict(s) for s in doc["signatures"]],
+            )
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise InvalidArgument(f"{path} is not an update file ({exc})") from None
+
+
+def current_config(layout: NetworkLayout, org: str, channel: str) -> configtx_pb2.Config:
+    """The channel's configuration as the organisation's own peer has committed it."""
+    height = _peer_height(layout, org, channel)
+    latest: common_pb2.Block | None = None
+    with (
+        connect_as(layout, org, ADMIN) as gateway,
+        gateway.get_network(channel).get_block_events(start_block=0) as blocks,
+    ):
+        for block in blocks:
+            if is_config_block(block):
+                latest = block
+            if block.header.number >= height - 1:
+                break
+    if latest is None:
+        raise NotFound(f"no config block of {channel} found")
+    payload = common_pb2.Payload.FromString(
+        common_pb2.Envelope.FromString(latest.data.data[0]).payload
+    )
+    return configtx_pb2.ConfigEnvelope.FromString(payload.data).config
+
+
+def propose(
+    layout: NetworkLayout,
+    org: str,
+    channel: str,
+    *,
+    remove_org: str | None = None,
+    remove_orderer: str | None = None,
+) -> UpdateFile:
+    """An update removing an organisation from the channel or an ordering node from its
+    consenter set, made against the current configuration."""
+    if (remove_org is None) == (remove_orderer is None):
+        raise InvalidArgument("say what to change: --remove-org ORG or --remove-orderer NODE")
+    config = current_config(layout, org, channel)
+    parsed = ChannelConfig.from_config(config, channel)
+    group = configtx_pb2.ConfigGroup()
+    group.CopyFrom(config.channel_group)
+    if remove_org is not None:
+        msp_id = layout.config.organization(remove_org).msp_id
+        application = group.groups["Application"]
+        if msp_id not in application.groups:
+            raise NotFound(f"{msp_id} is not a member of channel {channel}")
+        del application.groups[msp_id]
+        description = f"remove organisation {msp_id} from {channel}"
+    else:
+        names = [c.name for c in parsed.consenter_set]
+        if remove_orderer not in names:
+            raise NotFound(f"{remove_orderer} is not a consenter of {channel}; consenters: {names}")
+        kept = [c for c in parsed.consenter_set if c.name != remove_orderer]
+        mapping = configtx_pb2.ConfigValue()
+        mapping.CopyFrom(group.groups["Orderer"].values["Orderers"])
+        mapping.value = configuration_pb2.Orderers(
+            consenter_mapping=[
+                configuration_pb2.Consenter(
+                    id=c.id, host=c.host, port=c.port, msp_id=c.msp_id, identity=c.identity
+                )
+                for c in kept
+            ]
+        ).SerializeToString()
+        group.groups["Orderer"].values["Orderers"].CopyFrom(mapping)
+        addresses = group.values["OrdererAddresses"]
+        addresses.value = configuration_pb2.OrdererAddresses(
+            addresses=[c.endpoint for c in kept]
+        ).SerializeToString()
+        description = f"remove ordering node {remove_orderer} from {channel}"
+    return UpdateFile(channel, description, propose_update(parsed, group))
+
+
+def sign(layout: NetworkLayout, org: str, update: UpdateFile) -> UpdateFile:
+    """Add the signature of the organisation's admin."""
+    signer = user_signer(layout, org, ADMIN)
+    signed = sign_update(update.update, signer, os.urandom(24))
+    update.signatures.append(
+        {
+            "signer": f"{ADMIN}@{signer.msp_id}",
+            "signatureHeader": base64.b64encode(signed.signature_header).decode(),
+            "signature": base64.b64encode(signed.signature).decode(),
+        }
+    )
+    return update
+
+
+def submit(layout: NetworkLayout, org: str, update: UpdateFile) -> tuple[str, int]:
+    """Send the update to an ordering node as the organisation's admin; (tx id, block)."""
+    signer = user_signer(layout, org, ADMIN)
+    signatures = [
+        configtx_pb2.ConfigSignature(
+            signature_header=base64.b64decode(s["signatureHeader"]),
+            signature=base64.b64decode(s["signature"]),
+        )
+        for s in update.signatures
+    ]
+    nonce = os.urandom(24)
+    tx_id = compute_tx_id(nonce, signer.serialized_identity)
+    now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+    header = common_pb2.ChannelHeader(
+        type=CONFIG_UPDATE,
+        channel_id=update.channel,
+        tx_id=tx_id,
+        timestamp=Timestamp(seconds=now_ms // 1000, nanos=(now_ms % 1000) * 1_000_000),
+    )
+    payload = common_pb2.Payload(
+        header=common_pb2.Header(
+            channel_header=header.SerializeToString(),
+            signature_header=common_pb2.SignatureHeader(
+                creator=signer.serialized_identity, nonce=nonce
+            ).SerializeToString(),
+        ),
+        data=update_envelope(update.update, signatures).SerializeToString(),
+    )
+    envelope = common_pb2.Envelope.FromString(sign_envelope(payload.SerializeToString(), signer))
+    _broadcast(layout, org, envelope)
+    return tx_id, _wait_committed(layout, org, update.channel, tx_id)
+
+
+def _broadcast(layout: NetworkLayout, org: str, envelope: common_pb2.Envelope) -> None:
+    """Broadcast to the first ordering node that answers, over mutual TLS as the admin."""
+    tls = layout.user_dir(layout.config.organization(org).msp_id, ADMIN) / "tls"
+    failures = []
+    for orderer_org in layout.config.orderer_organizations():
+        ca = next((layout.org_msp_dir(orderer_org.msp_id) / "tlscacerts").glob("*.pem"))
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=ca.read_bytes(),
+            private_key=(tls / "client.key").read_bytes(),
+            certificate_chain=(tls / "client.crt").read_bytes(),
+        )
+        for node in orderer_org.orderers:
+            name = f"{node.name}.{orderer_org.domain}"
+            options = [("grpc.ssl_target_name_override", name)]
+            with grpc.secure_channel(node.endpoint, credentials, options=options) as channel:
+                stub = ab_pb2_grpc.AtomicBroadcastStub(channel)
+                try:
+                    (response,) = list(stub.Broadcast(iter([envelope]), timeout=10))
+                except grpc.RpcError as exc:
+                    failures.append(f"{name}: {exc.code().name}")
+                    continue
+            if response.status != common_pb2.Status.SUCCESS:
+                kind = (
+                    PermissionDenied
+                    if response.status == common_pb2.Status.FORBIDDEN
+                    else InvalidArgument
+                )
+                raise kind(f"the ordering service refused the update: {response.info}")
+            return
+    raise Unavailable("no ordering node took the update: " + "; ".join(failures))
+
+
+def _wait_committed(layout: NetworkLayout, org: str, channel: str, tx_id: str) -> int:
+    with connect_as(layout, org, ADMIN) as gateway:
+        status = gateway.get_network(channel).get_commit_status(tx_id, timeout=WAIT_S)
+    if not status.successful:
+        raise PermissionDenied(
+            f"the update reached block {status.block_number} but was refused there"
+        )
+    return status.block_number
+
+
+def _peer_height(layout: NetworkLayout, org: str, channel: str) -> int:
+    msp_id = layout.config.organization(org).msp_id
+    for node in launcher.nodes_of(layout):
+        if node.organization == msp_id and node.role == "peer":
+            answer = launcher.probe(node)
+            if answer and channel in answer.get("channels", {}):
+                return int(answer["channels"][channel])
+    raise Unavailable(f"no peer of {msp_id} answers; is the network up?")
