@@ -10,8 +10,8 @@ import pytest
 
 from medalliance.app.session import connect_as
 from medalliance.node.bootstrap import NetworkLayout
-from medalliance.sdk import InMemoryCheckpointer
-from tests.networks import DEMO_ALLIANCE, cli_json, running, with_free_ports
+from medalliance.sdk import GatewayError, InMemoryCheckpointer
+from tests.networks import DEMO_ALLIANCE, cli, cli_json, running, with_free_ports
 
 CHANNEL, VISIT = "alliance", "visit"
 PATIENT = "0123456789abcdef0123456789abcdef"
@@ -109,3 +109,29 @@ def test_the_referral_workflow_runs_against_the_processes(alliance: Path) -> Non
     for path in [*(alliance / "nodes").rglob("*"), *(alliance / "logs").rglob("*")]:
         if path.is_file():
             assert b"11010519491231002X" not in path.read_bytes(), path
+
+
+def test_a_hospital_leaves_by_vote_and_its_certificates_are_refused_after(
+    alliance: Path, tmp_path: Path
+) -> None:
+    update, d = tmp_path / "remove-sb.json", ("--dir", str(alliance))
+    cli("channel", "propose-update", *d, "--org", "CityHC", "-C", CHANNEL,
+        "--remove-org", "SecondaryHospitalB", "-o", str(update))  # fmt: skip
+    layout = NetworkLayout.load(alliance)
+    with connect_as(layout, "SecondaryBMSP") as gateway:  # still a member until it commits
+        gateway.get_network(CHANNEL).get_contract(VISIT).submit_transaction(
+            "RegisterVisit", "SB-1", PATIENT, "SecondaryBMSP"
+        )
+    # four of six application organisations and three of four ordering organisations
+    for org in ("CityHC", "DistrictHC", "TertiaryHospitalA", "TertiaryHospitalB"):
+        cli("channel", "sign-update", str(update), *d, "--org", org)
+    cli("channel", "submit-update", str(update), *d, "--org", "CityHC")
+    with connect_as(layout, "SecondaryBMSP") as gateway:
+        contract = gateway.get_network(CHANNEL).get_contract(VISIT)
+        with pytest.raises(GatewayError) as refused:
+            contract.submit_transaction("RegisterVisit", "SB-2", PATIENT, "SecondaryBMSP")
+    assert "access denied" in str(refused.value)
+    with connect_as(layout, "SecondaryAMSP") as gateway:  # the others carry on
+        gateway.get_network(CHANNEL).get_contract(VISIT).submit_transaction(
+            "RegisterVisit", "SA-9", PATIENT, "SecondaryAMSP"
+        )
