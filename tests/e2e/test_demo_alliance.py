@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from medalliance.app.session import connect_as
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.sdk import GatewayError, InMemoryCheckpointer
-from tests.networks import DEMO_ALLIANCE, cli, cli_json, running, with_free_ports
+from tests.networks import DEMO_ALLIANCE, cli, cli_json, free_ports, running, with_free_ports
 
 CHANNEL, VISIT = "alliance", "visit"
 PATIENT = "0123456789abcdef0123456789abcdef"
@@ -135,3 +137,41 @@ def test_a_hospital_leaves_by_vote_and_its_certificates_are_refused_after(
         gateway.get_network(CHANNEL).get_contract(VISIT).submit_transaction(
             "RegisterVisit", "SA-9", PATIENT, "SecondaryAMSP"
         )
+
+
+def test_a_hospital_joins_by_vote_and_catches_up(alliance: Path, tmp_path: Path) -> None:
+    port, ops = free_ports(2)
+    entry = {
+        "name": "SecondaryHospitalC", "msp_id": "SecondaryCMSP",
+        "domain": "secondaryc.example.com", "type": "secondary", "regulator": "DistrictHC",
+        "peers": [{"name": "peer0", "host": "127.0.0.1", "port": port, "operations_port": ops}],
+        "users": [{"name": "User1", "role": "doctor"}],
+    }  # fmt: skip
+    org_file, update = tmp_path / "secondary-c.yaml", tmp_path / "add-sc.json"
+    org_file.write_text(yaml.safe_dump(entry), encoding="utf-8")
+    d = ("--dir", str(alliance))
+    added = cli_json("network", "add-org", str(org_file), *d, "--org", "CityHC", "-C", CHANNEL,
+                     "-o", str(update))  # fmt: skip
+    assert added["description"] == "add organisation SecondaryCMSP to alliance"
+    for org in ("CityHC", "DistrictHC", "TertiaryHospitalA", "TertiaryHospitalB"):
+        cli("channel", "sign-update", str(update), *d, "--org", org)
+    cli("channel", "submit-update", str(update), *d, "--org", "CityHC")
+    cli("network", "down", *d)  # restarted, every node trusts the new organisation's TLS CA
+    cli("network", "up", *d)
+    layout = NetworkLayout.load(alliance)
+    with connect_as(layout, "SecondaryCMSP") as gateway:
+        contract = gateway.get_network(CHANNEL).get_contract(VISIT)
+        contract.submit_transaction("RegisterVisit", "SC-1", PATIENT, "SecondaryCMSP")
+        assert json.loads(contract.evaluate_transaction("GetVisit", "SC-1"))["hospital"] == (
+            "SecondaryCMSP"
+        )
+    # every node holds the same chain, but the peer of the hospital voted out: it gets no more
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        nodes = cli_json("network", "status", *d)["nodes"]
+        heights = {n["name"]: n["height"] for n in nodes}
+        if len({h for name, h in heights.items() if "secondaryb" not in name}) == 1:
+            break
+        time.sleep(0.5)
+    assert len({h for name, h in heights.items() if "secondaryb" not in name}) == 1, heights
+    assert heights["peer0.secondaryb.example.com"] < heights["peer0.secondaryc.example.com"]

@@ -27,7 +27,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from medalliance.app.session import connect_as, user_signer
 from medalliance.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
-from medalliance.ledger.channel_config import ChannelConfig
+from medalliance.identity.msp import Msp
+from medalliance.ledger.channel_config import ChannelConfig, org_group
 from medalliance.ledger.config_update import (
     CONFIG_UPDATE,
     is_config_block,
@@ -37,7 +38,7 @@ from medalliance.ledger.config_update import (
 )
 from medalliance.ledger.tx import compute_tx_id, sign_envelope
 from medalliance.node import launcher
-from medalliance.node.bootstrap import NetworkLayout
+from medalliance.node.bootstrap import NetworkLayout, org_definition
 
 ADMIN = "Admin"
 WAIT_S = 60.0
@@ -101,16 +102,29 @@ def propose(
     *,
     remove_org: str | None = None,
     remove_orderer: str | None = None,
+    add_org: str | None = None,
 ) -> UpdateFile:
-    """An update removing an organisation from the channel or an ordering node from its
-    consenter set, made against the current configuration."""
-    if (remove_org is None) == (remove_orderer is None):
-        raise InvalidArgument("say what to change: --remove-org ORG or --remove-orderer NODE")
+    """An update adding an organisation of the network folder (`network add-org`) to the
+    channel, removing one, or removing an ordering node from its consenter set, made against
+    the current configuration."""
+    if sum(x is not None for x in (remove_org, remove_orderer, add_org)) != 1:
+        raise InvalidArgument(
+            "say what to change: --add-org ORG, --remove-org ORG or --remove-orderer NODE"
+        )
     config = current_config(layout, org, channel)
     parsed = ChannelConfig.from_config(config, channel)
     group = configtx_pb2.ConfigGroup()
     group.CopyFrom(config.channel_group)
-    if remove_org is not None:
+    if add_org is not None:
+        joining = layout.config.organization(add_org)
+        application = group.groups["Application"]
+        if joining.msp_id in application.groups:
+            raise InvalidArgument(f"{joining.msp_id} is already a member of channel {channel}")
+        msp = Msp.from_dir(layout.org_msp_dir(joining.msp_id), joining.msp_id)
+        definition = org_definition(layout.config, joining, msp, orderer=False)
+        application.groups[joining.msp_id].CopyFrom(org_group(definition, orderer=False))
+        description = f"add organisation {joining.msp_id} to {channel}"
+    elif remove_org is not None:
         msp_id = layout.config.organization(remove_org).msp_id
         application = group.groups["Application"]
         if msp_id not in application.groups:

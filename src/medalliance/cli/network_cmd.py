@@ -7,14 +7,17 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import BaseModel
+import yaml
+from pydantic import BaseModel, ValidationError
 from rich.table import Table
 
+from medalliance.app.channel_update import propose
 from medalliance.app.session import GatewayAdminSession
 from medalliance.cli.output import emit_json, output_state, stderr, stdout
+from medalliance.errors import InvalidArgument
 from medalliance.node import launcher
-from medalliance.node.bootstrap import NetworkLayout, init_network
-from medalliance.node.config import load_network_config
+from medalliance.node.bootstrap import NetworkLayout, add_organization, init_network
+from medalliance.node.config import OrganizationConfig, load_network_config
 from medalliance.node.deploy import deploy_contracts
 
 app = typer.Typer(
@@ -141,6 +144,56 @@ def status(directory: DirOption) -> None:
         _table(result)
     if any(r.health != "up" for r in rows):
         raise typer.Exit(1)
+
+
+class AddOrgOutput(BaseModel):
+    organization: str
+    msp_id: str
+    update: str
+    description: str
+
+
+@app.command("add-org")
+def add_org(
+    org_file: Annotated[
+        Path, typer.Argument(help="The organisation, as one `organizations` entry in YAML.")
+    ],
+    directory: DirOption,
+    proposer: Annotated[
+        str, typer.Option("--org", help="Your organisation (name or MSP id); its Admin proposes.")
+    ],
+    channel: Annotated[str, typer.Option("--channel", "-C", help="The channel to join.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the update.")],
+) -> None:
+    """Add an organisation to the network folder and propose it to a channel's admins.
+
+    Generates its crypto material, connection profiles and node files, adds it to network.yaml,
+    and writes the channel update adding it (unsigned). A majority of the channel's
+    organisations' admins then sign and submit it (`medalliance channel sign-update`,
+    `submit-update`); afterwards `network down` and `network up` restart the nodes so they
+    trust the new organisation's TLS CA, and start its peers, which catch up from the chain.
+
+    Example: medalliance network add-org secondary-c.yaml --dir alliance --org CityHC
+    -C alliance -o add-sc.json
+    """
+    layout = NetworkLayout.load(directory)
+    try:
+        entry = yaml.safe_load(org_file.read_text(encoding="utf-8"))
+        org = OrganizationConfig.model_validate(entry)
+    except (OSError, yaml.YAMLError, ValidationError) as exc:
+        raise InvalidArgument(f"{org_file}: not an organisation entry ({exc})") from None
+    layout = add_organization(layout, org, now=dt.datetime.now(dt.UTC))
+    update = propose(layout, proposer, channel, add_org=org.name)
+    update.save(output)
+    result = AddOrgOutput(
+        organization=org.name, msp_id=org.msp_id, update=str(output), description=update.description
+    )
+    if output_state.json:
+        emit_json(result)
+    else:
+        stdout().print(
+            f"{org.name} added to {directory}; {update.description}: written to {output}"
+        )
 
 
 @app.command("down")

@@ -135,7 +135,8 @@ def _anchor_peers(endpoints: Sequence[str]) -> peer_pb2.AnchorPeers:
     return peer_pb2.AnchorPeers(anchor_peers=anchors)
 
 
-def _org_group(org: OrgDefinition, *, orderer: bool) -> configtx_pb2.ConfigGroup:
+def org_group(org: OrgDefinition, *, orderer: bool) -> configtx_pb2.ConfigGroup:
+    """One organisation's config group: its MSP, alliance role, endpoints and policies."""
     m = org.msp_id
     group = configtx_pb2.ConfigGroup(mod_policy=ADMINS)
     group.values["MSP"].CopyFrom(
@@ -175,7 +176,7 @@ def build_config(defn: ChannelDefinition) -> configtx_pb2.Config:
     """The channel's `common.Config` at sequence 0. Raises `InvalidArgument` for a bad override."""
     app = configtx_pb2.ConfigGroup(mod_policy=ADMINS)
     for org in defn.application_orgs:
-        app.groups[org.msp_id].CopyFrom(_org_group(org, orderer=False))
+        app.groups[org.msp_id].CopyFrom(org_group(org, orderer=False))
     _set_policies(
         app,
         {
@@ -190,7 +191,7 @@ def build_config(defn: ChannelDefinition) -> configtx_pb2.Config:
 
     orderer = configtx_pb2.ConfigGroup(mod_policy=ADMINS)
     for org in defn.orderer_orgs:
-        orderer.groups[org.msp_id].CopyFrom(_org_group(org, orderer=True))
+        orderer.groups[org.msp_id].CopyFrom(org_group(org, orderer=True))
     _set_policies(
         orderer,
         {

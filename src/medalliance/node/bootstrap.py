@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from pydantic import ValidationError
 
-from medalliance.errors import NotFound, PreconditionFailed
+from medalliance.errors import ConfigError, InvalidArgument, NotFound, PreconditionFailed
 from medalliance.identity.cryptogen import OrgSpec, UserSpec, generate_org, load_signer, org_dir
 from medalliance.identity.msp import Msp
 from medalliance.ledger.channel_config import ChannelDefinition, OrgDefinition, genesis_block
@@ -39,6 +40,7 @@ from medalliance.node.config import (
     OrganizationConfig,
     load_network_config,
     node_file_text,
+    render_errors,
 )
 from medalliance.node.profiles import connection_profile, profile_file_stem
 from medalliance.privacy.pseudonym import PseudonymKey
@@ -108,6 +110,22 @@ class NetworkLayout:
         return self.org_dir(msp_id) / folder / f"{node}.{domain}"
 
 
+def org_definition(
+    config: NetworkConfig, org: OrganizationConfig, msp: Msp, *, orderer: bool
+) -> OrgDefinition:
+    """What a channel's configuration says of one organisation."""
+    by_name = {o.name: o for o in config.organizations}
+    nodes = org.orderers if orderer else org.peers
+    return OrgDefinition(
+        msp_id=org.msp_id,
+        msp=msp,
+        alliance_type=org.type,
+        regulator=by_name[org.regulator].msp_id if org.regulator else None,
+        parent=by_name[org.parent].msp_id if org.parent else None,
+        endpoints=tuple(n.endpoint for n in nodes),
+    )
+
+
 def channel_definition(
     config: NetworkConfig,
     channel: ChannelSpec,
@@ -115,18 +133,9 @@ def channel_definition(
     consenter_set: tuple[Consenter, ...] = (),
 ) -> ChannelDefinition:
     """The genesis definition of one channel; every ordering node is a consenter of it."""
-    by_name = {o.name: o for o in config.organizations}
 
     def definition(org: OrganizationConfig, *, orderer: bool) -> OrgDefinition:
-        nodes = org.orderers if orderer else org.peers
-        return OrgDefinition(
-            msp_id=org.msp_id,
-            msp=msps[org.msp_id],
-            alliance_type=org.type,
-            regulator=by_name[org.regulator].msp_id if org.regulator else None,
-            parent=by_name[org.parent].msp_id if org.parent else None,
-            endpoints=tuple(n.endpoint for n in nodes),
-        )
+        return org_definition(config, org, msps[org.msp_id], orderer=orderer)
 
     orderer_orgs = config.orderer_organizations()
     return ChannelDefinition(
@@ -212,6 +221,49 @@ def _consenter_set(base: Path, config: NetworkConfig) -> tuple[Consenter, ...]:
             host, _, port = node.endpoint.rpartition(":")
             found.append(Consenter(len(found) + 1, name, host, int(port), org.msp_id, identity))
     return tuple(found)
+
+
+def add_organization(
+    layout: NetworkLayout, org: OrganizationConfig, *, now: dt.datetime
+) -> NetworkLayout:
+    """Add an organisation with peers to an initialised network folder: its crypto material,
+    connection profiles, node files (and the alliance pseudonym key for a hospital), and its
+    entry in network.yaml. It joins a channel only once a config update adds it there."""
+    if org.orderers:
+        raise InvalidArgument(
+            f"{org.name}: an organisation joins with peers; adding ordering nodes is not supported"
+        )
+    data = layout.config.model_dump(mode="json", exclude_none=True)
+    data["organizations"].append(org.model_dump(mode="json", exclude_none=True))
+    try:  # unique names and ports, known regulators
+        config = NetworkConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{org.name} cannot join this network:\n{render_errors(exc)}") from None
+    new = config.organization(org.name)
+    base = layout.directory / ORGANIZATIONS
+    if org_dir(base, org_spec(new)).exists():
+        raise PreconditionFailed(f"{base} already holds material for {new.domain}")
+    generate_org(base, org_spec(new), now=now)
+    if new.peers:
+        _write_profiles(base, config, new)
+    if new.type in HOSPITAL_TYPES:
+        hospital = next(o for o in layout.config.organizations if o.type in HOSPITAL_TYPES)
+        key = PseudonymKey.load(org_dir(base, org_spec(hospital)) / PSEUDONYM_KEY)
+        key.save(org_dir(base, org_spec(new)) / PSEUDONYM_KEY)
+    for owner, name, role in node_hosts(config):
+        folder = layout.directory / NODES / f"{name}.{owner.domain}"
+        if owner.name == new.name:
+            folder.mkdir(parents=True)
+            (folder / NODE_FILE).write_text(
+                node_file_text("../..", owner.msp_id, name, role), encoding="utf-8"
+            )
+    dumped = yaml.safe_dump(
+        config.model_dump(mode="json", exclude_none=True), sort_keys=False, allow_unicode=True
+    )
+    tmp = layout.directory / (CONFIG_FILE + ".tmp")
+    tmp.write_text(dumped, encoding="utf-8")
+    tmp.replace(layout.directory / CONFIG_FILE)
+    return NetworkLayout(layout.directory, config)
 
 
 def node_hosts(config: NetworkConfig) -> list[tuple[OrganizationConfig, str, str]]:

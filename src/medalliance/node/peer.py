@@ -55,10 +55,13 @@ class Peer:
     def channel_ids(self) -> tuple[str, ...]:
         return tuple(sorted(self._channels))
 
-    def join(self, genesis: common_pb2.Block) -> PeerChannel:
-        """Join a channel from its genesis block; joining twice returns the existing ledger."""
+    def join(self, genesis: common_pb2.Block, *, member_later: bool = False) -> PeerChannel:
+        """Join a channel from its genesis block; joining twice returns the existing ledger.
+
+        An organisation added by a later config update (`member_later`) joins from genesis as
+        well: the ordering service serves it blocks once that update is committed."""
         config = ChannelConfig.from_block(genesis)
-        if self.msp_id not in config.application_msp_ids:
+        if self.msp_id not in config.application_msp_ids and not member_later:
             raise PermissionDenied(
                 f"{self.msp_id} is not a member of channel {config.channel_id}; "
                 "only member organisations' peers can join"

@@ -85,7 +85,7 @@ class PeerNode:
             if self.org.msp_id not in members:
                 continue
             genesis = parse_block(self.layout.genesis_block_path(channel.name).read_bytes())
-            self.peer.join(genesis)
+            self.peer.join(genesis, member_later=True)  # added by a config update, perhaps
             for spec in channel.contracts:
                 self.peer.packages.install(build_package(spec.package_label, spec.package))
 
