@@ -175,3 +175,26 @@ def test_a_hospital_joins_by_vote_and_catches_up(alliance: Path, tmp_path: Path)
         time.sleep(0.5)
     assert len({h for name, h in heights.items() if "secondaryb" not in name}) == 1, heights
     assert heights["peer0.secondaryb.example.com"] < heights["peer0.secondaryc.example.com"]
+
+
+def test_a_revoked_certificate_is_refused_once_the_vote_commits(
+    alliance: Path, tmp_path: Path
+) -> None:
+    layout = NetworkLayout.load(alliance)
+    clerk = next((layout.user_msp_dir("SecondaryAMSP", "Clerk1") / "signcerts").glob("*.pem"))
+    update, d = tmp_path / "revoke-clerk.json", ("--dir", str(alliance))
+    proposed = cli_json("channel", "propose-update", *d, "--org", "SecondaryHospitalA",
+                        "-C", CHANNEL, "--revoke", str(clerk), "-o", str(update))  # fmt: skip
+    assert proposed["description"].startswith("revoke Clerk1@")
+    for org in ("CityHC", "DistrictHC", "TertiaryHospitalA", "TertiaryHospitalB"):
+        cli("channel", "sign-update", str(update), *d, "--org", org)
+    cli("channel", "submit-update", str(update), *d, "--org", "SecondaryHospitalA")
+    with connect_as(layout, "SecondaryAMSP", "Clerk1") as gateway:
+        contract = gateway.get_network(CHANNEL).get_contract(VISIT)
+        with pytest.raises(GatewayError) as refused:
+            contract.submit_transaction("RegisterVisit", "RV-1", PATIENT, "SecondaryAMSP")
+    assert "access denied" in str(refused.value)
+    with connect_as(layout, "SecondaryAMSP", "User1") as gateway:  # its colleagues carry on
+        gateway.get_network(CHANNEL).get_contract(VISIT).submit_transaction(
+            "RegisterVisit", "RV-2", PATIENT, "SecondaryAMSP"
+        )

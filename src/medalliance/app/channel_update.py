@@ -3,7 +3,8 @@
 An update file (JSON) travels between the organisations' admins:
 `{channel, description, update (base64 ConfigUpdate), signatures: [{signer, signatureHeader,
 signature}]}`. `propose` reads the channel's configuration from the proposer's own peer and
-writes the change (remove an organisation, remove an ordering node); `sign` adds one admin's
+writes the change (add or remove an organisation, remove an ordering node, revoke a
+certificate of the proposer's organisation); `sign` adds one admin's
 signature; `submit` sends it to an ordering node as a CONFIG_UPDATE transaction and waits until
 it is in a block. The ordering service applies it only if the signatures satisfy the channel's
 `/Channel/Admins` (a majority of the organisations' admins, docs/consensus.md); every node uses
@@ -16,17 +17,20 @@ import base64
 import datetime as dt
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import grpc
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 from fabric_protos.common import common_pb2, configtx_pb2, configuration_pb2
 from fabric_protos.orderer import ab_pb2_grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from medalliance.app.session import connect_as, user_signer
 from medalliance.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
+from medalliance.identity.ca import CertificateAuthority
 from medalliance.identity.msp import Msp
 from medalliance.ledger.channel_config import ChannelConfig, org_group
 from medalliance.ledger.config_update import (
@@ -103,19 +107,23 @@ def propose(
     remove_org: str | None = None,
     remove_orderer: str | None = None,
     add_org: str | None = None,
+    revoke: bytes | None = None,
 ) -> UpdateFile:
     """An update adding an organisation of the network folder (`network add-org`) to the
     channel, removing one, or removing an ordering node from its consenter set, made against
     the current configuration."""
-    if sum(x is not None for x in (remove_org, remove_orderer, add_org)) != 1:
+    if sum(x is not None for x in (remove_org, remove_orderer, add_org, revoke)) != 1:
         raise InvalidArgument(
-            "say what to change: --add-org ORG, --remove-org ORG or --remove-orderer NODE"
+            "say what to change: --add-org ORG, --remove-org ORG, --remove-orderer NODE or "
+            "--revoke CERT"
         )
     config = current_config(layout, org, channel)
     parsed = ChannelConfig.from_config(config, channel)
     group = configtx_pb2.ConfigGroup()
     group.CopyFrom(config.channel_group)
-    if add_org is not None:
+    if revoke is not None:
+        description = _revoke(layout, org, group, revoke, channel)
+    elif add_org is not None:
         joining = layout.config.organization(add_org)
         application = group.groups["Application"]
         if joining.msp_id in application.groups:
@@ -153,6 +161,37 @@ def propose(
         ).SerializeToString()
         description = f"remove ordering node {remove_orderer} from {channel}"
     return UpdateFile(channel, description, propose_update(parsed, group))
+
+
+def _revoke(
+    layout: NetworkLayout, org: str, group: configtx_pb2.ConfigGroup, cert_pem: bytes, channel: str
+) -> str:
+    """Put a certificate of the proposer's organisation on its MSP's revocation list: a new
+    CRL, signed by the organisation's CA, with every serial revoked so far and this one."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+    except ValueError:
+        raise InvalidArgument("--revoke takes a PEM certificate") from None
+    msp_id = layout.config.organization(org).msp_id
+    application = group.groups["Application"]
+    if msp_id not in application.groups:
+        raise NotFound(f"{msp_id} is not a member of channel {channel}")
+    value = application.groups[msp_id].values["MSP"]
+    msp = Msp.from_proto_bytes(value.value)
+    ca_dir = layout.org_dir(msp_id) / "ca"
+    ca = CertificateAuthority.load(
+        next(ca_dir.glob("*-cert.pem")).read_bytes(), (ca_dir / "priv_sk").read_bytes()
+    )
+    if cert.issuer != ca.certificate.subject:
+        raise InvalidArgument(
+            f"the certificate was not issued by {msp_id}'s CA; its admin revokes it"
+        )
+    serials = sorted(msp.revoked_serials | {cert.serial_number})
+    crl = ca.revoke(serials, now=dt.datetime.now(dt.UTC))
+    value.value = replace(msp, crls=(crl,)).to_proto_bytes()
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    subject = str(names[0].value) if names else f"serial {cert.serial_number}"
+    return f"revoke {subject} of {msp_id} on {channel}"
 
 
 def sign(layout: NetworkLayout, org: str, update: UpdateFile) -> UpdateFile:

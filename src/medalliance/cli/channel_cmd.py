@@ -69,6 +69,10 @@ def propose_update(
         str | None,
         typer.Option("--remove-orderer", help="An ordering node (its host name) to remove."),
     ] = None,
+    revoke: Annotated[
+        Path | None,
+        typer.Option("--revoke", help="A certificate (PEM) of your organisation to revoke."),
+    ] = None,
     directory: Dir = Path("."),
 ) -> None:
     """Propose a change against the channel's current configuration, unsigned.
@@ -77,7 +81,14 @@ def propose_update(
     --remove-org SecondaryHospitalB -o remove-sb.json
     """
     layout = NetworkLayout.load(directory)
-    update = propose(layout, org, channel, remove_org=remove_org, remove_orderer=remove_orderer)
+    update = propose(
+        layout,
+        org,
+        channel,
+        remove_org=remove_org,
+        remove_orderer=remove_orderer,
+        revoke=revoke.read_bytes() if revoke is not None else None,
+    )
     update.save(output)
     _show(
         _output(output, update),
