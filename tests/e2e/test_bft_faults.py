@@ -23,7 +23,7 @@ from medalliance.ledger.block import header_hash
 from medalliance.ledger.block_store import BlockStore
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.sdk import Contract
-from tests.networks import REPO, cli, cli_json, running, with_free_ports
+from tests.networks import REPO, cli, cli_json, free_ports, running, with_free_ports
 
 BFT_NETWORK = REPO / "networks" / "bft-test-network.yaml"
 CHANNEL = "mychannel"
@@ -185,3 +185,34 @@ def test_an_ordering_node_leaves_only_by_a_majority_of_admins(
     report = cli_json("ledger", "verify", str(network))
     assert report["intact"], [l for l in report["ledgers"] if not l["intact"]]  # noqa: E741
     cli("network", "up", "--dir", str(network))
+
+
+def test_a_new_ordering_node_follows_then_orders_once_voted_in(
+    network: Path, contract: Contract, tmp_path: Path
+) -> None:
+    port, ops = free_ports(2)
+    d = ("--dir", str(network))
+    cli("network", "add-orderer", *d, "--org", "OrdererOrg", "--name", "orderer4",
+        "--port", str(port), "--operations-port", str(ops))  # fmt: skip
+    cli("network", "up", *d)
+    new = "orderer4.example.com"
+    wait_until(lambda: nodes(network)[new]["height"] == nodes(network)[ORDERERS[0]]["height"],
+               f"{new} caught up as a follower")  # fmt: skip
+    assert nodes(network)[new]["consensus"][CHANNEL]["retired"] is True
+    update = tmp_path / "add-orderer4.json"
+    cli("channel", "propose-update", *d, "--org", "Org1", "-C", CHANNEL,
+        "--add-orderer", new, "-o", str(update))  # fmt: skip
+    for org in ("Org1", "Org2", "OrdererOrg"):
+        cli("channel", "sign-update", str(update), *d, "--org", org)
+    cli("channel", "submit-update", str(update), *d, "--org", "Org1")
+    create(contract, "four", 2)
+    assert nodes(network)[new]["consensus"][CHANNEL]["retired"] is False
+    # orderer0..2 and orderer4 now: with one of them stopped, three still make a quorum of 4,
+    # which needs the new node's votes
+    stopped = nodes(network)[ORDERERS[0]]["pid"]
+    os.kill(stopped, signal.SIGSTOP)
+    try:
+        create(contract, "with-new", 3)
+    finally:
+        os.kill(stopped, signal.SIGCONT)
+    wait_until(lambda: len({n["height"] for n in nodes(network).values()}) == 1, "level")

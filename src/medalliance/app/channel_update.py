@@ -31,8 +31,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from medalliance.app.session import connect_as, user_signer
 from medalliance.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
 from medalliance.identity.ca import CertificateAuthority
+from medalliance.identity.cryptogen import load_signer
 from medalliance.identity.msp import Msp
 from medalliance.ledger.channel_config import ChannelConfig, org_group
+from medalliance.ledger.commit_certificate import Consenter
 from medalliance.ledger.config_update import (
     CONFIG_UPDATE,
     is_config_block,
@@ -108,14 +110,16 @@ def propose(
     remove_orderer: str | None = None,
     add_org: str | None = None,
     revoke: bytes | None = None,
+    add_orderer: str | None = None,
 ) -> UpdateFile:
     """An update adding an organisation of the network folder (`network add-org`) to the
     channel, removing one, or removing an ordering node from its consenter set, made against
     the current configuration."""
-    if sum(x is not None for x in (remove_org, remove_orderer, add_org, revoke)) != 1:
+    changes = (remove_org, remove_orderer, add_org, revoke, add_orderer)
+    if sum(x is not None for x in changes) != 1:
         raise InvalidArgument(
-            "say what to change: --add-org ORG, --remove-org ORG, --remove-orderer NODE or "
-            "--revoke CERT"
+            "say what to change: --add-org ORG, --remove-org ORG, --add-orderer NODE, "
+            "--remove-orderer NODE or --revoke CERT"
         )
     config = current_config(layout, org, channel)
     parsed = ChannelConfig.from_config(config, channel)
@@ -123,6 +127,12 @@ def propose(
     group.CopyFrom(config.channel_group)
     if revoke is not None:
         description = _revoke(layout, org, group, revoke, channel)
+    elif add_orderer is not None:
+        if add_orderer in {c.name for c in parsed.consenter_set}:
+            raise InvalidArgument(f"{add_orderer} is already a consenter of {channel}")
+        kept = [*parsed.consenter_set, _new_consenter(layout, add_orderer, parsed)]
+        _set_consenters(group, kept)
+        description = f"add ordering node {add_orderer} to {channel}"
     elif add_org is not None:
         joining = layout.config.organization(add_org)
         application = group.groups["Application"]
@@ -144,23 +154,44 @@ def propose(
         if remove_orderer not in names:
             raise NotFound(f"{remove_orderer} is not a consenter of {channel}; consenters: {names}")
         kept = [c for c in parsed.consenter_set if c.name != remove_orderer]
-        mapping = configtx_pb2.ConfigValue()
-        mapping.CopyFrom(group.groups["Orderer"].values["Orderers"])
-        mapping.value = configuration_pb2.Orderers(
-            consenter_mapping=[
-                configuration_pb2.Consenter(
-                    id=c.id, host=c.host, port=c.port, msp_id=c.msp_id, identity=c.identity
-                )
-                for c in kept
-            ]
-        ).SerializeToString()
-        group.groups["Orderer"].values["Orderers"].CopyFrom(mapping)
-        addresses = group.values["OrdererAddresses"]
-        addresses.value = configuration_pb2.OrdererAddresses(
-            addresses=[c.endpoint for c in kept]
-        ).SerializeToString()
+        _set_consenters(group, kept)
         description = f"remove ordering node {remove_orderer} from {channel}"
     return UpdateFile(channel, description, propose_update(parsed, group))
+
+
+def _new_consenter(layout: NetworkLayout, name: str, current: ChannelConfig) -> Consenter:
+    """An ordering node of the network folder (`network add-orderer`) as a new consenter; ids
+    are never reused."""
+    for org in layout.config.orderer_organizations():
+        for node in org.orderers:
+            if f"{node.name}.{org.domain}" == name:
+                msp = layout.orderer_dir(org.msp_id, node.name) / "msp"
+                host, _, port = node.endpoint.rpartition(":")
+                return Consenter(
+                    max((c.id for c in current.consenter_set), default=0) + 1,
+                    name,
+                    host,
+                    int(port),
+                    org.msp_id,
+                    load_signer(msp, org.msp_id).serialized_identity,
+                )
+    raise NotFound(f"no ordering node {name} in the network folder; run `network add-orderer`")
+
+
+def _set_consenters(group: configtx_pb2.ConfigGroup, consenters: list[Consenter]) -> None:
+    """The consenter mapping and the orderer addresses of a channel group."""
+    mapping = group.groups["Orderer"].values["Orderers"]
+    mapping.value = configuration_pb2.Orderers(
+        consenter_mapping=[
+            configuration_pb2.Consenter(
+                id=c.id, host=c.host, port=c.port, msp_id=c.msp_id, identity=c.identity
+            )
+            for c in consenters
+        ]
+    ).SerializeToString()
+    group.values["OrdererAddresses"].value = configuration_pb2.OrdererAddresses(
+        addresses=[c.endpoint for c in consenters]
+    ).SerializeToString()
 
 
 def _revoke(

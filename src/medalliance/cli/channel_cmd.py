@@ -69,6 +69,12 @@ def propose_update(
         str | None,
         typer.Option("--remove-orderer", help="An ordering node (its host name) to remove."),
     ] = None,
+    add_orderer: Annotated[
+        str | None,
+        typer.Option(
+            "--add-orderer", help="An ordering node (host name) of the network folder to add."
+        ),
+    ] = None,
     revoke: Annotated[
         Path | None,
         typer.Option("--revoke", help="A certificate (PEM) of your organisation to revoke."),
@@ -88,6 +94,7 @@ def propose_update(
         remove_org=remove_org,
         remove_orderer=remove_orderer,
         revoke=revoke.read_bytes() if revoke is not None else None,
+        add_orderer=add_orderer,
     )
     update.save(output)
     _show(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,7 +17,12 @@ from medalliance.app.session import GatewayAdminSession
 from medalliance.cli.output import emit_json, output_state, stderr, stdout
 from medalliance.errors import InvalidArgument
 from medalliance.node import launcher
-from medalliance.node.bootstrap import NetworkLayout, add_organization, init_network
+from medalliance.node.bootstrap import (
+    NetworkLayout,
+    add_orderer,
+    add_organization,
+    init_network,
+)
 from medalliance.node.config import OrganizationConfig, load_network_config
 from medalliance.node.deploy import deploy_contracts
 
@@ -193,6 +199,41 @@ def add_org(
     else:
         stdout().print(
             f"{org.name} added to {directory}; {update.description}: written to {output}"
+        )
+
+
+@app.command("add-orderer")
+def add_orderer_cmd(
+    directory: DirOption,
+    org: Annotated[str, typer.Option("--org", help="The ordering organisation (name or MSP id).")],
+    name: Annotated[str, typer.Option("--name", help="The node's name, e.g. orderer4.")],
+    port: Annotated[int, typer.Option("--port", help="Its gRPC port.")],
+    host: Annotated[str, typer.Option("--host", help="Where it listens.")] = "127.0.0.1",
+    operations_port: Annotated[
+        int | None,
+        typer.Option("--operations-port", help="Its /healthz port (default port+10000)."),
+    ] = None,
+) -> None:
+    """Add an ordering node of an ordering organisation to the network folder.
+
+    Issues its certificates from the organisation's CAs and writes its node file; `network up`
+    starts it as a follower that catches up from the chain. It orders once the channel's admins
+    have voted it in: `channel propose-update --add-orderer <name>.<domain>`, `sign-update`,
+    `submit-update`.
+
+    Example: medalliance network add-orderer --dir net --org OrdererOrg --name orderer4 --port 7058
+    """
+    layout = NetworkLayout.load(directory)
+    node: dict[str, object] = {"name": name, "host": host, "port": port}
+    if operations_port is not None:
+        node["operations_port"] = operations_port
+    layout = add_orderer(layout, org, node, now=dt.datetime.now(dt.UTC))
+    domain = layout.config.organization(org).domain
+    if output_state.json:
+        print(json.dumps({"orderer": f"{name}.{domain}", "organization": org}))
+    else:
+        stdout().print(
+            f"{name}.{domain} added to {directory}; `network up` starts it as a follower"
         )
 
 

@@ -131,23 +131,7 @@ def _generate(root: Path, spec: OrgSpec, now: dt.datetime) -> None:
     )
     for folder, names, ou in node_kinds:
         for name in names:
-            host = f"{name}.{spec.domain}"
-            node = root / folder / host
-            issued = ca.issue(host, node_ou=ou, now=now)
-            _write_msp(node / "msp", ca.cert_pem, ca_name, tlsca.cert_pem, tls_name)
-            _write(node / "msp" / "signcerts" / f"{host}-cert.pem", issued.cert_pem)
-            _write(node / "msp" / "keystore" / "priv_sk", issued.key_pem, secret=True)
-            tls = tlsca.issue(
-                host,
-                node_ou=None,
-                now=now,
-                sans=(host, name, *spec.sans),
-                server_auth=True,
-                client_auth=True,
-            )
-            _write(node / "tls" / "ca.crt", tlsca.cert_pem)
-            _write(node / "tls" / "server.crt", tls.cert_pem)
-            _write(node / "tls" / "server.key", tls.key_pem, secret=True)
+            _write_node(root, folder, name, ou, spec, ca, tlsca, now)
     for user in spec.users:
         who = f"{user.name}@{spec.domain}"
         home = root / "users" / who
@@ -159,6 +143,56 @@ def _generate(root: Path, spec: OrgSpec, now: dt.datetime) -> None:
         _write(home / "tls" / "ca.crt", tlsca.cert_pem)
         _write(home / "tls" / "client.crt", tls.cert_pem)
         _write(home / "tls" / "client.key", tls.key_pem, secret=True)
+
+
+def add_node(base_dir: Path, spec: OrgSpec, name: str, ou: NodeOU, *, now: dt.datetime) -> Path:
+    """Issue one more peer or ordering node of an existing organisation from its CAs; its
+    folder (`msp/`, `tls/`). The organisation's CA keys must be in its folder."""
+    root = org_dir(base_dir, spec)
+    ca = _load_ca(root / "ca")
+    tlsca = _load_ca(root / "tlsca")
+    folder = "peers" if ou == "peer" else "orderers"
+    if (root / folder / f"{name}.{spec.domain}").exists():
+        raise PreconditionFailed(f"{name}.{spec.domain} exists already")
+    return _write_node(root, folder, name, ou, spec, ca, tlsca, now)
+
+
+def _load_ca(folder: Path) -> CertificateAuthority:
+    cert = next(folder.glob("*-cert.pem"), None)
+    if cert is None or not (folder / "priv_sk").is_file():
+        raise NotFound(f"{folder} holds no CA certificate and key; run this where the CA lives")
+    return CertificateAuthority.load(cert.read_bytes(), (folder / "priv_sk").read_bytes())
+
+
+def _write_node(
+    root: Path,
+    folder: str,
+    name: str,
+    ou: NodeOU,
+    spec: OrgSpec,
+    ca: CertificateAuthority,
+    tlsca: CertificateAuthority,
+    now: dt.datetime,
+) -> Path:
+    ca_name, tls_name = f"ca.{spec.domain}-cert.pem", f"tlsca.{spec.domain}-cert.pem"
+    host = f"{name}.{spec.domain}"
+    node = root / folder / host
+    issued = ca.issue(host, node_ou=ou, now=now)
+    _write_msp(node / "msp", ca.cert_pem, ca_name, tlsca.cert_pem, tls_name)
+    _write(node / "msp" / "signcerts" / f"{host}-cert.pem", issued.cert_pem)
+    _write(node / "msp" / "keystore" / "priv_sk", issued.key_pem, secret=True)
+    tls = tlsca.issue(
+        host,
+        node_ou=None,
+        now=now,
+        sans=(host, name, *spec.sans),
+        server_auth=True,
+        client_auth=True,
+    )
+    _write(node / "tls" / "ca.crt", tlsca.cert_pem)
+    _write(node / "tls" / "server.crt", tls.cert_pem)
+    _write(node / "tls" / "server.key", tls.key_pem, secret=True)
+    return node
 
 
 def encryption_key_id(public_key: ec.EllipticCurvePublicKey) -> str:

@@ -157,6 +157,7 @@ class BftChannel:
         self._reconfigured = False  # a config block was stored: restart the core at h+1
         # not (or no longer) a consenter: follow the chain and serve it, take no part
         self.retired = not self.validators.contains(name)
+        self._task: asyncio.Task[None] | None = None  # the core's loop, once voted in
 
     # --- inputs from the outside ----------------------------------------------------------------
 
@@ -208,9 +209,14 @@ class BftChannel:
         if problem is not None:
             raise InvalidArgument(f"block {number} from another ordering node: {problem}")
         self._append(block)
-        if not self.retired:
-            value, certificate = self._decided(block)
-            self._queue.put_nowait(SyncedBlock(number, value, certificate))
+        if self.retired:
+            if self.validators.contains(self.name):  # voted in: take part from the next height
+                self.retired = False
+                self._reconfigured = False
+                self._task = asyncio.get_running_loop().create_task(self.run())
+            return
+        value, certificate = self._decided(block)
+        self._queue.put_nowait(SyncedBlock(number, value, certificate))
 
     def status(self) -> dict[str, object]:
         return {
@@ -536,4 +542,6 @@ class BftChannel:
         return None if latest is None else consensus_wire.decode_hard_state(latest)
 
     def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
         self._log.close()

@@ -28,7 +28,14 @@ import yaml
 from pydantic import ValidationError
 
 from medalliance.errors import ConfigError, InvalidArgument, NotFound, PreconditionFailed
-from medalliance.identity.cryptogen import OrgSpec, UserSpec, generate_org, load_signer, org_dir
+from medalliance.identity.cryptogen import (
+    OrgSpec,
+    UserSpec,
+    add_node,
+    generate_org,
+    load_signer,
+    org_dir,
+)
 from medalliance.identity.msp import Msp
 from medalliance.ledger.channel_config import ChannelDefinition, OrgDefinition, genesis_block
 from medalliance.ledger.commit_certificate import Consenter
@@ -257,13 +264,53 @@ def add_organization(
             (folder / NODE_FILE).write_text(
                 node_file_text("../..", owner.msp_id, name, role), encoding="utf-8"
             )
+    _save_config(layout.directory, config)
+    return NetworkLayout(layout.directory, config)
+
+
+def add_orderer(
+    layout: NetworkLayout, organization: str, node: dict[str, object], *, now: dt.datetime
+) -> NetworkLayout:
+    """Add an ordering node of an existing ordering organisation to the network folder: its
+    certificates from the organisation's CAs, its node file and its entry in network.yaml. It
+    starts as a follower; a config update makes it a consenter."""
+    org = layout.config.organization(organization)
+    if not org.orderers:
+        raise InvalidArgument(
+            f"{org.name} runs no ordering node; only ordering organisations add one"
+        )
+    data = layout.config.model_dump(mode="json", exclude_none=True)
+    for entry in data["organizations"]:
+        if entry["name"] == org.name:
+            entry["orderers"].append(node)
+    try:
+        config = NetworkConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"the ordering node cannot be added:\n{render_errors(exc)}") from None
+    name = str(node["name"])
+    add_node(
+        layout.directory / ORGANIZATIONS,
+        org_spec(config.organization(org.name)),
+        name,
+        "orderer",
+        now=now,
+    )
+    folder = layout.directory / NODES / f"{name}.{org.domain}"
+    folder.mkdir(parents=True)
+    (folder / NODE_FILE).write_text(
+        node_file_text("../..", org.msp_id, name, "orderer"), encoding="utf-8"
+    )
+    _save_config(layout.directory, config)
+    return NetworkLayout(layout.directory, config)
+
+
+def _save_config(directory: Path, config: NetworkConfig) -> None:
     dumped = yaml.safe_dump(
         config.model_dump(mode="json", exclude_none=True), sort_keys=False, allow_unicode=True
     )
-    tmp = layout.directory / (CONFIG_FILE + ".tmp")
+    tmp = directory / (CONFIG_FILE + ".tmp")
     tmp.write_text(dumped, encoding="utf-8")
-    tmp.replace(layout.directory / CONFIG_FILE)
-    return NetworkLayout(layout.directory, config)
+    tmp.replace(directory / CONFIG_FILE)
 
 
 def node_hosts(config: NetworkConfig) -> list[tuple[OrganizationConfig, str, str]]:
