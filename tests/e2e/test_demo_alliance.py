@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +13,7 @@ import pytest
 import yaml
 
 from medalliance.app.session import connect_as
+from medalliance.node import launcher
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.sdk import GatewayError, InMemoryCheckpointer
 from tests.networks import DEMO_ALLIANCE, cli, cli_json, free_ports, running, with_free_ports
@@ -198,3 +201,39 @@ def test_a_revoked_certificate_is_refused_once_the_vote_commits(
         gateway.get_network(CHANNEL).get_contract(VISIT).submit_transaction(
             "RegisterVisit", "RV-2", PATIENT, "SecondaryAMSP"
         )
+
+
+def test_a_peer_catches_up_from_other_peers_when_no_ordering_node_answers(
+    alliance: Path,
+) -> None:
+    d = ("--dir", str(alliance))
+    found = {n["name"]: n for n in cli_json("network", "status", *d)["nodes"]}
+    lagging = "peer0.secondarya.example.com"
+    os.kill(found[lagging]["pid"], signal.SIGKILL)
+    layout = NetworkLayout.load(alliance)
+    with connect_as(layout, "TertiaryAMSP") as gateway:
+        contract = gateway.get_network(CHANNEL).get_contract(VISIT)
+        for i in range(3):
+            contract.submit_transaction("RegisterVisit", f"TA-{i}", PATIENT, "TertiaryAMSP")
+    orderers = [n for n in found.values() if n["role"] == "orderer"]
+    for node in orderers:
+        os.kill(node["pid"], signal.SIGSTOP)  # every ordering node hangs
+    try:  # restart the killed peer alone: the others are running, the orderers hang
+        (node,) = [n for n in launcher.nodes_of(layout) if n.name == lagging]
+        launcher.start_node(node, alliance)
+        target = found["peer0.tertiarya.example.com"]["name"]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            heights = {
+                n["name"]: n["height"]
+                for n in json.loads(cli("--json", "network", "status", *d, check=False).stdout)[
+                    "nodes"
+                ]
+            }
+            if heights[lagging] == heights[target]:
+                break
+            time.sleep(0.5)
+        assert heights[lagging] == heights[target], heights
+    finally:
+        for node in orderers:
+            os.kill(node["pid"], signal.SIGCONT)

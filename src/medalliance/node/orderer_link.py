@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import grpc
 from fabric_protos.common import common_pb2
 from fabric_protos.orderer import ab_pb2, ab_pb2_grpc
+from fabric_protos.peer import events_pb2_grpc
 
 from medalliance.errors import MedallianceError
 from medalliance.gateway.ports import OrdererRejected
@@ -47,6 +48,8 @@ class OrdererLink:
         tls: NodeTls,
         signer: SigningIdentity,
         now: Callable[[], dt.datetime],
+        *,
+        peers: Sequence[OrdererEndpoint] = (),
     ) -> None:
         if not orderers:
             raise ValueError("no ordering nodes to connect to")
@@ -59,10 +62,24 @@ class OrdererLink:
         ]
         self._streams = [_BroadcastStream(stub) for stub in self._stubs]
         self._preferred = 0
+        # Blocks come from any ordering node or, failing those, any other peer: a block is
+        # accepted for its certificate and hash chain, never for where it came from.
+        self._sources = (*self._orderers, *peers)
+        self._delivers: list[Callable[[], grpc.aio.StreamStreamCall]] = [
+            stub.Deliver for stub in self._stubs
+        ] + [
+            events_pb2_grpc.DeliverStub(tls.channel(p.endpoint, p.host, p.msp_id)).Deliver
+            for p in peers
+        ]
+        self._source = 0
 
     def _order(self) -> list[int]:
         n = len(self._orderers)
         return [(self._preferred + i) % n for i in range(n)]
+
+    def _source_order(self) -> list[int]:
+        n = len(self._sources)
+        return [(self._source + i) % n for i in range(n)]
 
     async def broadcast(self, channel_id: str, envelope: bytes) -> None:
         """Hand a signed transaction to the first ordering node that takes it.
@@ -108,9 +125,9 @@ class OrdererLink:
         on a bad block, and when the node falls silent while another has blocks we lack."""
         attempt = 0
         while True:
-            index = self._order()[attempt % len(self._orderers)]
-            orderer = self._orderers[index]
-            call = self._stubs[index].Deliver()
+            index = self._source_order()[attempt % len(self._sources)]
+            orderer = self._sources[index]
+            call = self._delivers[index]()
             watch = _Watch()
             watchdog = asyncio.create_task(self._watch(channel_id, height, index, call, watch))
             try:
@@ -127,7 +144,7 @@ class OrdererLink:
                         continue  # already have it (a reconnect overlaps)
                     on_block(response.block)
                     attempt = 0
-                    self._preferred = index
+                    self._source = index
             except asyncio.CancelledError:
                 if not watch.switched:
                     raise
@@ -173,22 +190,22 @@ class OrdererLink:
             await asyncio.sleep(WATCH_S)
             if height() != before:
                 continue
-            for index in self._order():
+            for index in self._source_order():
                 if index != source and await self._has_block(index, channel_id, before):
                     log.warning(
                         "ordering node silent while others have blocks; switching",
                         extra={
-                            "orderer": self._orderers[source].endpoint,
-                            "to": self._orderers[index].endpoint,
+                            "source": self._sources[source].endpoint,
+                            "to": self._sources[index].endpoint,
                         },
                     )
                     watch.switched = True
-                    self._preferred = index
+                    self._source = index
                     call.cancel()
                     return
 
     async def _has_block(self, index: int, channel_id: str, number: int) -> bool:
-        call = self._stubs[index].Deliver()
+        call = self._delivers[index]()
         try:
             await call.write(self._seek(channel_id, number))
             response = await asyncio.wait_for(call.read(), RETRY_DELAY_S * 2)

@@ -30,7 +30,7 @@ from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.config import OrganizationConfig
 from medalliance.node.endorsers import LocalEndorser, RemoteEndorser
 from medalliance.node.material import NodeMaterial, orderer_endpoints, utc_now
-from medalliance.node.orderer_link import OrdererLink
+from medalliance.node.orderer_link import OrdererEndpoint, OrdererLink
 from medalliance.node.peer import Peer
 from medalliance.node.private_data import PrivateDataService
 from medalliance.node.served import ServedChannel
@@ -54,7 +54,15 @@ class PeerNode:
         }
         self.local = LocalEndorser(self.peer, self.address, utc_now)
         self._remote: dict[str, RemoteEndorser] = {}
-        self.orderers = OrdererLink(orderer_endpoints(layout), m.tls, m.signer, utc_now)
+        other_peers = [
+            OrdererEndpoint(o.msp_id, f"{n.name}.{o.domain}", n.endpoint)
+            for o in layout.config.organizations
+            for n in o.peers
+            if f"{n.name}.{o.domain}" != self.host
+        ]
+        self.orderers = OrdererLink(
+            orderer_endpoints(layout), m.tls, m.signer, utc_now, peers=other_peers
+        )
         self._tasks: list[asyncio.Task[None]] = []
         records = [
             c.name
