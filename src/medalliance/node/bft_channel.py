@@ -25,11 +25,8 @@ Around the core:
 from __future__ import annotations
 
 import asyncio
-import collections
 import datetime as dt
-import hashlib
 import logging
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -86,6 +83,7 @@ from medalliance.ledger.tx import ENDORSER_TRANSACTION, SigningIdentity, parse_e
 from medalliance.network.block_feed import BlockFeed
 from medalliance.node import consensus_wire
 from medalliance.node.hard_state_log import HardStateLog
+from medalliance.node.mempool import Mempool
 from medalliance.node.ordering import admit
 
 log = logging.getLogger(__name__)
@@ -96,10 +94,6 @@ HARD_STATE = "consensus.wal"
 
 Send = Callable[[str | None, bytes], None]  # (peer name or None for all, message bytes)
 Forward = Callable[[list[bytes]], None]  # admitted envelopes to the other ordering nodes
-
-
-def _is_update(envelope: bytes) -> bool:
-    return bool(parse_envelope(envelope).header.header_type == CONFIG_UPDATE)
 
 
 class _CoreSigner:
@@ -147,8 +141,7 @@ class BftChannel:
         self._timeouts = timeouts or Timeouts(propose_base_ticks=batch_ticks + 50)
         self.machine = ConsensusMachine(self.channel_id, _CoreSigner(name, signer), self._timeouts)
         self._queue: asyncio.Queue[Input] = asyncio.Queue()
-        self._mempool: collections.OrderedDict[str, tuple[bytes, float]] = collections.OrderedDict()
-        self._verified: set[bytes] = set()  # digests of envelopes admission already checked
+        self._mempool = Mempool()
         self._want: tuple[int, int] | None = None  # a value the core asked this node for
         self.halted: str | None = None
         # signature verifications, for operators and the benchmark: consensus messages
@@ -181,8 +174,7 @@ class BftChannel:
         if len(self._mempool) >= MEMPOOL_FACTOR * self.config.batch_max_count:
             raise Overloaded(f"the ordering service's queue for {self.channel_id} is full")
         was_empty = not self._mempool
-        self._mempool[tx_id] = (envelope, time.monotonic())
-        self._verified.add(hashlib.sha256(envelope).digest())
+        self._mempool.add(tx_id, envelope)
         if forward:
             self._forward([envelope])
         if was_empty:
@@ -303,30 +295,18 @@ class BftChannel:
             self._want = None
             return
         config = self.config
-        first_arrival = next(iter(self._mempool.values()))[1]
-        waited = (time.monotonic() - first_arrival) * 1000 >= config.batch_timeout_ms
-        first_id, (first, _) = next(iter(self._mempool.items()))
-        if _is_update(first):
-            self._want = None
-            self._cut_config(height, round_, first_id, first)
+        batch = self._mempool.batch(
+            max_count=config.batch_max_count,
+            preferred_bytes=config.batch_preferred_max_bytes,
+            timeout_ms=config.batch_timeout_ms,
+        )
+        if batch is None:
             return
-        envelopes: list[bytes] = []
-        size = 0
-        for envelope, _ in self._mempool.values():
-            if _is_update(envelope):
-                break  # a config update goes alone, in the next block
-            if envelopes and (
-                len(envelopes) >= config.batch_max_count
-                or size + len(envelope) > config.batch_preferred_max_bytes
-            ):
-                break
-            envelopes.append(envelope)
-            size += len(envelope)
-        full = len(envelopes) < len(self._mempool) or len(envelopes) >= config.batch_max_count
-        if not (waited or full):
-            return
-        block = new_block(height, self.store.last_header_hash, envelopes)
         self._want = None
+        if batch.config_update is not None:
+            self._cut_config(height, round_, batch.config_update, batch.envelopes[0])
+            return
+        block = new_block(height, self.store.last_header_hash, list(batch.envelopes))
         value = Value(header_hash(block.header), block.SerializeToString())
         self._queue.put_nowait(ValueReady(height, round_, value))
 
@@ -336,7 +316,7 @@ class BftChannel:
         try:
             config = apply_update(self.config, update_of(parse_envelope(update)), at=now)
         except MedallianceError as exc:  # stale since admission: the submitter must redo it
-            self._mempool.pop(tx_id, None)
+            self._mempool.remove([tx_id])
             log.warning("config update dropped", extra={"tx_id": tx_id, "reason": str(exc)})
             return
         tx = config_transaction(
@@ -370,10 +350,9 @@ class BftChannel:
                 return self.store.tx_location(tx_id) is None
             tx_ids = set()
             for envelope in envelopes:
-                digest = hashlib.sha256(envelope).digest()
                 if parse_envelope(envelope).header.header_type != ENDORSER_TRANSACTION:
                     return False
-                if digest in self._verified:
+                if self._mempool.verified(envelope):
                     tx_id = parse_envelope(envelope).header.tx_id
                 else:
                     tx_id = admit(config, envelope, now=at)
@@ -415,10 +394,7 @@ class BftChannel:
         self.feed.published(self.store.height, [])
         if is_config_block(block):
             self._install(ChannelConfig.from_block(block))
-        for tx_id in tx_ids:
-            entry = self._mempool.pop(tx_id, None)
-            if entry is not None:
-                self._verified.discard(hashlib.sha256(entry[0]).digest())
+        self._mempool.remove(tx_ids)
         if self._mempool:
             self._queue.put_nowait(TxAvailable())
 
