@@ -183,7 +183,7 @@ def test_an_ordering_node_leaves_only_by_a_majority_of_admins(
     wait_until(lambda: len({n["height"] for n in nodes(network).values()}) == 1, "level")
     cli("network", "down", "--dir", str(network))
     report = cli_json("ledger", "verify", str(network))
-    assert report["intact"], [l for l in report["ledgers"] if not l["intact"]]  # noqa: E741
+    assert report["intact"], [led for led in report["ledgers"] if not led["intact"]]
     cli("network", "up", "--dir", str(network))
 
 

@@ -97,21 +97,15 @@ class EmbeddedAlliance:
 
     def submit(self, org: str, user: str, contract: str, function: str, *args: str) -> Committed:
         client = self.network.client(self._msp(org), user)
-        try:
-            result = client.submit(self.channel, contract, function, *args)
-        except ContractError as exc:
-            raise _without_peer(exc) from None
+        result = client.submit(self.channel, contract, function, *args)
         if not result.valid:
             raise _invalid(result.tx_id, result.code)
         return Committed(result.tx_id, result.block_number, result.payload)
 
     def evaluate(self, org: str, user: str, contract: str, function: str, *args: str) -> bytes:
-        try:
-            return self.network.client(self._msp(org), user).evaluate(
-                self.channel, contract, function, *args
-            )
-        except ContractError as exc:
-            raise _without_peer(exc) from None
+        return self.network.client(self._msp(org), user).evaluate(
+            self.channel, contract, function, *args
+        )
 
     def push(self, org: str, held: Held) -> None:
         own = self._holding(org)
@@ -196,11 +190,6 @@ class GatewayAlliance:
 
     def _contract(self, org: str, user: str, contract: str) -> Contract:
         return self._gateway(org, user).get_network(self.channel).get_contract(contract)
-
-
-def _without_peer(exc: ContractError) -> ContractError:
-    """The contract's own words, without the embedded client's "<peer> refused: " prefix."""
-    return ContractError(str(exc).split(" refused: ", 1)[-1], exc.status_code)
 
 
 def _state_of(ledger: PeerChannel) -> StateReader:

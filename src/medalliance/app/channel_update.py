@@ -33,7 +33,7 @@ from medalliance.errors import InvalidArgument, NotFound, PermissionDenied, Unav
 from medalliance.identity.ca import CertificateAuthority
 from medalliance.identity.cryptogen import load_signer
 from medalliance.identity.msp import Msp
-from medalliance.ledger.channel_config import ChannelConfig, org_group
+from medalliance.ledger.channel_config import ChannelConfig, consenter_mapping, org_group
 from medalliance.ledger.commit_certificate import Consenter
 from medalliance.ledger.config_update import (
     CONFIG_UPDATE,
@@ -180,14 +180,8 @@ def _new_consenter(layout: NetworkLayout, name: str, current: ChannelConfig) -> 
 
 def _set_consenters(group: configtx_pb2.ConfigGroup, consenters: list[Consenter]) -> None:
     """The consenter mapping and the orderer addresses of a channel group."""
-    mapping = group.groups["Orderer"].values["Orderers"]
-    mapping.value = configuration_pb2.Orderers(
-        consenter_mapping=[
-            configuration_pb2.Consenter(
-                id=c.id, host=c.host, port=c.port, msp_id=c.msp_id, identity=c.identity
-            )
-            for c in consenters
-        ]
+    group.groups["Orderer"].values["Orderers"].value = consenter_mapping(
+        consenters
     ).SerializeToString()
     group.values["OrdererAddresses"].value = configuration_pb2.OrdererAddresses(
         addresses=[c.endpoint for c in consenters]

@@ -252,19 +252,21 @@ class HospitalDatabase:
         if row is None:
             raise NotFound(f"visit {visit_no} is not in this hospital's database")
 
-        def count(table: str) -> int:
-            query = f"SELECT COUNT(*) FROM {table} WHERE visit_no = ?"  # noqa: S608 - fixed names
-            return int(self._db.execute(query, (visit_no,)).fetchone()[0])
-
+        diagnoses, examinations, images = self._db.execute(
+            "SELECT (SELECT COUNT(*) FROM diagnoses WHERE visit_no = ?1), "
+            "(SELECT COUNT(*) FROM examinations WHERE visit_no = ?1), "
+            "(SELECT COUNT(*) FROM images WHERE visit_no = ?1)",
+            (visit_no,),
+        ).fetchone()
         return {
             "visitNo": visit_no,
             "patientRef": row[0],
             "source": row[1],
             "name": row[2],
             "sex": row[3],
-            "diagnoses": count("diagnoses"),
-            "examinations": count("examinations"),
-            "images": count("images"),
+            "diagnoses": int(diagnoses),
+            "examinations": int(examinations),
+            "images": int(images),
         }
 
     def referrals(self) -> list[dict[str, Any]]:

@@ -134,7 +134,7 @@ def _truncate(path: Path, size: int) -> None:
         os.fsync(f.fileno())
 
 
-def _fsync_directory(directory: Path) -> None:
+def fsync_directory(directory: Path) -> None:
     """Make a new file's directory entry durable, not only its contents."""
     fd = os.open(directory, os.O_RDONLY)
     try:
@@ -218,7 +218,7 @@ class BlockStore:
                     f.flush()
                     os.fsync(f.fileno())
                 if created:
-                    _fsync_directory(self._dir)
+                    fsync_directory(self._dir)
                 self._index(block, file_index, size, len(record), tx_ids)
             except BaseException:
                 # The caller is told the block was not stored: leave no record behind that a

@@ -135,6 +135,18 @@ def _anchor_peers(endpoints: Sequence[str]) -> peer_pb2.AnchorPeers:
     return peer_pb2.AnchorPeers(anchor_peers=anchors)
 
 
+def consenter_mapping(consenters: Sequence[Consenter]) -> configuration_pb2.Orderers:
+    """Fabric's `Orderers` value: the consenter set of a channel."""
+    return configuration_pb2.Orderers(
+        consenter_mapping=[
+            configuration_pb2.Consenter(
+                id=c.id, host=c.host, port=c.port, msp_id=c.msp_id, identity=c.identity
+            )
+            for c in consenters
+        ]
+    )
+
+
 def org_group(org: OrgDefinition, *, orderer: bool) -> configtx_pb2.ConfigGroup:
     """One organisation's config group: its MSP, alliance role, endpoints and policies."""
     m = org.msp_id
@@ -212,15 +224,7 @@ def build_config(defn: ChannelDefinition) -> configtx_pb2.Config:
     orderer.values["BatchTimeout"].CopyFrom(_value(timeout))
     orderer.values["Capabilities"].CopyFrom(_capabilities("V2_0"))
     if defn.consenter_set:
-        mapping = [
-            configuration_pb2.Consenter(
-                id=c.id, host=c.host, port=c.port, msp_id=c.msp_id, identity=c.identity
-            )
-            for c in defn.consenter_set
-        ]
-        orderer.values["Orderers"].CopyFrom(
-            _value(configuration_pb2.Orderers(consenter_mapping=mapping))
-        )
+        orderer.values["Orderers"].CopyFrom(_value(consenter_mapping(defn.consenter_set)))
 
     channel = configtx_pb2.ConfigGroup(mod_policy=ADMINS)
     channel.groups["Application"].CopyFrom(app)

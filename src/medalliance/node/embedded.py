@@ -215,7 +215,7 @@ class Client:
         peer = self._own_peer(channel_id)
         signed, _ = self._proposal(channel_id, contract, function, args, None)
         endorsed = peer.endorse(signed, now=self._network.now())
-        _raise_if_refused(endorsed, peer)
+        _raise_if_refused(endorsed)
         return endorsed.result.payload
 
     def submit(
@@ -250,7 +250,7 @@ class Client:
         endorsements: list[Endorsed] = []
         for peer in self._network.endorsers_for(channel_id, contract):
             endorsed = peer.endorse(signed, now=now)
-            _raise_if_refused(endorsed, peer)
+            _raise_if_refused(endorsed)
             endorsements.append(endorsed)
         payload = new_transaction_payload(
             endorsements[0].proposal, [e.response for e in endorsements]
@@ -294,10 +294,10 @@ class Client:
         )
 
 
-def _raise_if_refused(endorsed: Endorsed, peer: Peer) -> None:
+def _raise_if_refused(endorsed: Endorsed) -> None:
     if not endorsed.ok:
         raise ContractError(
-            f"{peer.name} ({peer.msp_id}) refused: {endorsed.result.message}",
+            endorsed.result.message,  # the contract's own words, as a gateway client sees them
             endorsed.result.status,
         )
 

@@ -17,6 +17,7 @@ import zlib
 from pathlib import Path
 
 from medalliance.consensus.hard_state import ConsensusHalted
+from medalliance.ledger.block_store import fsync_directory
 
 HEADER = 8
 COMPACT_BYTES = 4 * 1024 * 1024
@@ -67,11 +68,7 @@ class HardStateLog:
             os.fsync(f.fileno())
         self._file.close()
         tmp.replace(self._path)
-        fd = os.open(self._path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_directory(self._path.parent)
         self._file = self._path.open("ab")
 
 
