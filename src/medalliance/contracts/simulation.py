@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 OK = 200
 MAX_CALL_DEPTH = 8  # contract → contract calls; deeper is a loop or a design error
+QUOTED_CHARS = 64  # of an argument a refusal may quote
+MESSAGE_CHARS_MAX = 512  # of a refusal's message
 
 
 def no_contracts(name: str) -> Contract | None:
@@ -76,7 +78,7 @@ def simulate(
         with contract_running():
             stub, payload = run.call(contract, namespace, list(args), called_by=None)
     except ContractError as exc:
-        return SimulationResult(exc.status_code, str(exc), b"", b"", None)
+        return SimulationResult(exc.status_code, bounded_message(str(exc), args), b"", b"", None)
     except Exception as exc:
         # The traceback's frames but not the exception's text: that may quote the arguments,
         # which can be patient data (style §5).
@@ -91,6 +93,24 @@ def simulate(
         )
         return SimulationResult(500, f"contract {namespace} failed: internal error", b"", b"", None)
     return SimulationResult(OK, "", payload, run.rwset(), stub.event_bytes())
+
+
+def bounded_message(message: str, args: Sequence[bytes]) -> str:
+    """A contract's refusal as clients and logs see it: long arguments quoted by a prefix only.
+
+    A refusal travels in the proposal response, the gateway's error details and gRPC trailers;
+    echoing a large argument there multiplied it (and a client rejects trailers over 16 KiB).
+    Any argument longer than `QUOTED_CHARS` is replaced by its prefix and its size, then the
+    whole message is cut at `MESSAGE_CHARS_MAX`.
+    """
+    for arg in args[1:]:
+        if len(arg) > QUOTED_CHARS:
+            text = arg.decode("utf-8", "replace")
+            if text in message:
+                message = message.replace(text, f"{text[:QUOTED_CHARS]}… ({len(arg)} bytes)")
+    if len(message) > MESSAGE_CHARS_MAX:
+        message = message[: MESSAGE_CHARS_MAX - 1] + "…"
+    return message
 
 
 class _Run:

@@ -21,9 +21,10 @@ from fabric_protos.peer import (
     proposal_response_pb2,
 )
 
+from medalliance.errors import MedallianceError
 from medalliance.gateway.errors import RpcFailure, abort
 from medalliance.gateway.ports import Endorser, EndorserRefused
-from medalliance.ledger.tx import MalformedTransaction, parse_signed_proposal
+from medalliance.ledger.tx import parse_signed_proposal
 from medalliance.network.deliver import Content, DeliverSource, deliver
 
 PEER_READERS = "/Channel/Application/Readers"
@@ -67,16 +68,17 @@ class DeliverService(events_pb2_grpc.DeliverServicer):  # type: ignore[misc]
 
 
 class EndorserService(peer_pb2_grpc.EndorserServicer):  # type: ignore[misc]
-    def __init__(self, local: Endorser) -> None:
+    def __init__(self, local: Endorser, max_bytes: Callable[[str], int]) -> None:
         self._local = local
+        self._max_bytes = max_bytes  # per channel; raises NotFound for an unknown one
 
     async def ProcessProposal(
         self, signed: proposal_pb2.SignedProposal, context: grpc.aio.ServicerContext
     ) -> proposal_response_pb2.ProposalResponse:
         try:
-            proposal = parse_signed_proposal(signed)
-        except MalformedTransaction as exc:
-            await abort(context, RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, str(exc)))
+            proposal = parse_signed_proposal(signed, max_bytes=self._max_bytes)
+        except MedallianceError as exc:
+            await abort(context, RpcFailure.from_error(exc))
             raise
         try:
             return await self._local.process_proposal(signed, proposal)

@@ -358,7 +358,9 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
                 Code.INVALID_ARGUMENT, "the proposed transaction must contain a signed proposal"
             )
         try:
-            proposal = parse_signed_proposal(request.proposed_transaction)
+            proposal = parse_signed_proposal(
+                request.proposed_transaction, max_bytes=self._max_bytes
+            )
         except MalformedTransaction as exc:
             raise RpcFailure(
                 Code.INVALID_ARGUMENT, f"failed to unpack transaction proposal: {exc}"
@@ -366,6 +368,9 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
         if not proposal.chaincode_name:
             raise RpcFailure(Code.INVALID_ARGUMENT, "the proposal names no chaincode")
         return proposal, self._channel(proposal.channel_id)
+
+    def _max_bytes(self, channel_id: str) -> int:
+        return self._channel(channel_id).config.batch_absolute_max_bytes
 
     def _policy(self, channel: GatewayChannel, proposal: ProposalView) -> bytes | None:
         """The contract's application policy; None for `_lifecycle` (a member majority)."""

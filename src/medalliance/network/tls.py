@@ -18,7 +18,8 @@ import grpc
 from medalliance.errors import NotFound, Unavailable
 
 # Fabric's SDKs and Caliper ping every 120 s even when idle; allow it instead of answering
-# GOAWAY "too_many_pings" (protocol doc §9.4). Message limits match Fabric's 100 MiB default.
+# GOAWAY "too_many_pings" (protocol doc §9.4). Message limits match Fabric's 100 MiB default,
+# except what a peer receives (`server_options`).
 MAX_MESSAGE_BYTES = 100 * 1024 * 1024
 # gRPC sets SO_REUSEPORT by default, which lets a second node silently share a busy port.
 SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
@@ -43,6 +44,15 @@ CLIENT_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.keepalive_timeout_ms", 20_000),
     ("grpc.keepalive_permit_without_calls", 1),
 )
+
+
+def server_options(max_receive_bytes: int) -> tuple[tuple[str, int], ...]:
+    """`SERVER_OPTIONS` with a smaller receive limit: gRPC refuses a larger message from its
+    length prefix, before reading it into memory (a refusal after decoding cost ~9× its size)."""
+    return tuple(
+        (name, max_receive_bytes if name == "grpc.max_receive_message_length" else value)
+        for name, value in SERVER_OPTIONS
+    )
 
 
 @dataclass(frozen=True)

@@ -82,10 +82,14 @@ class Peer:
     def endorse(self, signed: proposal_pb2.SignedProposal, *, now: dt.datetime) -> Endorsed:
         """Check, simulate and (unless refused by the contract) endorse a proposal."""
         try:
-            proposal = parse_signed_proposal(signed)
+            proposal = parse_signed_proposal(signed, max_bytes=self.max_proposal_bytes)
         except MalformedTransaction as exc:
             raise InvalidArgument(str(exc)) from exc
         return self.endorse_proposal(proposal, now=now)
+
+    def max_proposal_bytes(self, channel_id: str) -> int:
+        """The largest proposal worth simulating: one the channel could still order."""
+        return self.channel(channel_id).config.batch_absolute_max_bytes
 
     def endorse_proposal(self, proposal: ProposalView, *, now: dt.datetime) -> Endorsed:
         """`endorse` for a proposal the caller has already parsed."""

@@ -139,7 +139,9 @@ class PeerNode:
         )
         gateway_pb2_grpc.add_GatewayServicer_to_server(gateway, server)
         events_pb2_grpc.add_DeliverServicer_to_server(DeliverService(self.channel, utc_now), server)
-        peer_pb2_grpc.add_EndorserServicer_to_server(EndorserService(self.local), server)
+        peer_pb2_grpc.add_EndorserServicer_to_server(
+            EndorserService(self.local, self.peer.max_proposal_bytes), server
+        )
         if self.private_data is not None:
             server.add_generic_rpc_handlers((self.private_data.handler(),))
 

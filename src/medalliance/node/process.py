@@ -19,7 +19,7 @@ from typing import Any
 
 import grpc
 
-from medalliance.network.tls import SERVER_OPTIONS
+from medalliance.network.tls import MAX_MESSAGE_BYTES, server_options
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.config import load_node_file
 from medalliance.node.operations import OperationsServer
@@ -64,7 +64,7 @@ async def serve(config_path: Path) -> None:
         if spec.role == "peer"
         else OrdererNode(layout, org, spec.name)
     )
-    server = grpc.aio.server(options=SERVER_OPTIONS)
+    server = grpc.aio.server(options=server_options(_receive_limit_bytes(layout, spec.role)))
     operations = OperationsServer(
         node.operations_address, lambda: {**node.status(), "pid": os.getpid()}
     )
@@ -85,3 +85,16 @@ async def serve(config_path: Path) -> None:
         await node.stop()
         operations.close()
         log.info("node stopped", extra={"node": node.host})
+
+
+def _receive_limit_bytes(layout: NetworkLayout, role: str) -> int:
+    """The largest gRPC message this node accepts (docs/network-config.md, "Limits").
+
+    A peer receives proposals and transactions, each at most its channel's `absolute_max_bytes`,
+    and private-data bundles: twice the largest channel limit leaves room for both. Ordering
+    nodes keep Fabric's limit: consensus messages between them carry whole blocks.
+    """
+    if role != "peer":
+        return MAX_MESSAGE_BYTES
+    limits = [c.batch.absolute_max_bytes for c in layout.config.channels]
+    return 2 * max(limits) if limits else MAX_MESSAGE_BYTES

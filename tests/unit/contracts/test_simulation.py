@@ -14,7 +14,12 @@ from tests.conftest import NOW, Org
 from medalliance.contracts.api import Context, Contract, transaction
 from medalliance.contracts.composite_key import create_composite_key, split_composite_key
 from medalliance.contracts.determinism import check_contract_source, contract_running
-from medalliance.contracts.simulation import TxContext, simulate
+from medalliance.contracts.simulation import (
+    MESSAGE_CHARS_MAX,
+    TxContext,
+    bounded_message,
+    simulate,
+)
 from medalliance.errors import ContractError
 from medalliance.identity.msp import MspManager
 from medalliance.ledger.sqlite_state import SqliteState
@@ -180,3 +185,40 @@ def test_runtime_guard_refuses_io_inside_contract_code(tmp_path: Path) -> None:
     with contract_running(), pytest.raises(RuntimeError, match="deterministic"):
         (tmp_path / "f").open("w")
     (tmp_path / "f").write_text("outside contract code is fine")
+
+
+@pytest.mark.parametrize(
+    ("message", "args", "expected"),
+    [
+        pytest.param("no asset a1", [b"Read", b"a1"], "no asset a1", id="short arguments stay"),
+        pytest.param(
+            f"no asset {'x' * 100}",
+            [b"Read", b"x" * 100],
+            f"no asset {'x' * 64}… (100 bytes)",
+            id="a long argument is quoted by its prefix and size",
+        ),
+        pytest.param(
+            f"bad id {'y' * 70!r} and {'y' * 70}",
+            [b"Read", b"y" * 70],
+            f"bad id '{'y' * 64}… (70 bytes)' and {'y' * 64}… (70 bytes)",
+            id="every occurrence, repr included",
+        ),
+        pytest.param(
+            f"Read {'Read' * 30}",
+            [b"Read" * 30, b"a"],
+            f"Read {'Read' * 30}",
+            id="the function name is not an argument",
+        ),
+    ],
+)
+def test_refusals_quote_arguments_by_a_prefix(
+    message: str, args: list[bytes], expected: str
+) -> None:
+    assert bounded_message(message, args) == expected
+
+
+def test_a_refusal_is_cut_at_its_maximum() -> None:
+    text = "\n".join(["line"] * 1000)  # repr escapes it, so only the cut bounds it
+    bounded = bounded_message(f"bad {text!r}", [b"F", text.encode()])
+    assert len(bounded) == MESSAGE_CHARS_MAX
+    assert bounded.endswith("…")

@@ -56,6 +56,27 @@ def test_a_built_proposal_parses_back() -> None:
     assert b"secret" not in view.payload_for_tx  # transient data never reaches the ledger
 
 
+def test_a_proposal_larger_than_its_channel_accepts_is_refused_before_its_payload() -> None:
+    signed, _ = new_signed_proposal(
+        FixedSigner(),
+        channel_id="mychannel",
+        chaincode="basic",
+        args=[b"ReadAsset", b"A" * 5000],
+        nonce=b"n" * 24,
+        timestamp_ms=1_700_000_000_123,
+    )
+    asked: list[str] = []
+
+    def limit(channel_id: str) -> int:
+        asked.append(channel_id)
+        return 4096
+
+    with pytest.raises(MalformedTransaction, match=r"accepts transactions of at most 0\.0 MiB"):
+        parse_signed_proposal(signed, max_bytes=limit)
+    assert asked == ["mychannel"]
+    assert parse_signed_proposal(signed, max_bytes=lambda _: 8192).args[1] == b"A" * 5000
+
+
 @given(st.binary(max_size=200))
 def test_random_bytes_never_parse_into_anything_but_a_typed_error(data: bytes) -> None:
     with contextlib.suppress(MalformedTransaction):
