@@ -12,7 +12,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import grpc
 import yaml
+from fabric_protos.gateway import gateway_pb2_grpc
+
+from medalliance.node.bootstrap import NetworkLayout
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_NETWORK = REPO / "networks" / "fabric-test-network.yaml"
@@ -80,3 +84,15 @@ def running(config: Path, base: Path) -> Iterator[Path]:
         yield directory
     finally:
         cli("network", "down", "--dir", str(directory), check=False)
+
+
+def gateway_stub(layout: NetworkLayout) -> tuple[gateway_pb2_grpc.GatewayStub, grpc.Channel]:
+    """A raw Gateway stub on Org1's peer, for requests the SDK would never build."""
+    org = layout.config.organization("Org1")
+    tls_ca = next((layout.org_msp_dir("Org1MSP") / "tlscacerts").glob("*.pem")).read_bytes()
+    channel = grpc.secure_channel(
+        org.peers[0].endpoint,
+        grpc.ssl_channel_credentials(tls_ca),
+        options=[("grpc.ssl_target_name_override", "peer0.org1.example.com")],
+    )
+    return gateway_pb2_grpc.GatewayStub(channel), channel

@@ -18,7 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from fabric_protos.gateway import gateway_pb2, gateway_pb2_grpc
+from fabric_protos.gateway import gateway_pb2
 from fabric_protos.peer import proposal_pb2
 
 from medalliance.app.session import connect_as
@@ -28,7 +28,7 @@ from medalliance.ledger.tx import new_signed_proposal
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.sdk import EndorseError, GatewayError
 from tests.conftest import make_org
-from tests.networks import REPO, TEST_NETWORK, cli, cli_json, with_free_ports
+from tests.networks import REPO, TEST_NETWORK, cli, cli_json, gateway_stub, with_free_ports
 
 CHANNEL, BASIC = "mychannel", "basic"
 
@@ -99,17 +99,6 @@ def test_contract_errors_carry_fabric_details(network_dir: Path) -> None:
         assert "chaincode response 500, the asset nope does not exist" in str(evaluate.value)
 
 
-def _gateway_stub(layout: NetworkLayout) -> tuple[gateway_pb2_grpc.GatewayStub, grpc.Channel]:
-    org = layout.config.organization("Org1")
-    tls_ca = next((layout.org_msp_dir("Org1MSP") / "tlscacerts").glob("*.pem")).read_bytes()
-    channel = grpc.secure_channel(
-        org.peers[0].endpoint,
-        grpc.ssl_channel_credentials(tls_ca),
-        options=[("grpc.ssl_target_name_override", "peer0.org1.example.com")],
-    )
-    return gateway_pb2_grpc.GatewayStub(channel), channel
-
-
 def _expired_user(layout: NetworkLayout) -> Signer:
     ca_dir = layout.org_dir("Org1MSP") / "ca"
     ca_cert = x509.load_pem_x509_certificate(next(ca_dir.glob("*.pem")).read_bytes())
@@ -151,7 +140,7 @@ def _proposal(signer: object, channel: str = CHANNEL) -> proposal_pb2.SignedProp
 
 def test_bad_requests_get_clear_statuses_and_the_peer_keeps_serving(network_dir: Path) -> None:
     layout = NetworkLayout.load(network_dir)
-    stub, channel = _gateway_stub(layout)
+    stub, channel = gateway_stub(layout)
     user = load_signer(layout.user_msp_dir("Org1MSP", "User1"), "Org1MSP")
     try:
         garbage = proposal_pb2.SignedProposal(proposal_bytes=b"\xff\x00garbage", signature=b"x")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from fabric_protos.gateway import gateway_pb2, gateway_pb2_grpc
+from fabric_protos.gateway import gateway_pb2
 from fabric_protos.peer import proposal_pb2
 
 from medalliance.identity.cryptogen import load_signer
@@ -23,7 +23,7 @@ from medalliance.identity.signing import Signer
 from medalliance.ledger.tx import new_signed_proposal
 from medalliance.node.bootstrap import NetworkLayout
 from tests.conftest import make_org
-from tests.networks import TEST_NETWORK, cli_json, running, with_free_ports
+from tests.networks import TEST_NETWORK, cli_json, gateway_stub, running, with_free_ports
 
 CHANNEL, BASIC = "mychannel", "basic"
 HUGE = 80 * 1024 * 1024
@@ -40,20 +40,6 @@ def network_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     base = tmp_path_factory.mktemp("net")
     with running(with_free_ports(TEST_NETWORK, base / "network.yaml"), base) as directory:
         yield directory
-
-
-def _stub(layout: NetworkLayout) -> tuple[gateway_pb2_grpc.GatewayStub, grpc.Channel]:
-    org = layout.config.organization("Org1")
-    tls_ca = next((layout.org_msp_dir("Org1MSP") / "tlscacerts").glob("*.pem")).read_bytes()
-    channel = grpc.secure_channel(
-        org.peers[0].endpoint,
-        grpc.ssl_channel_credentials(tls_ca),
-        options=[
-            ("grpc.ssl_target_name_override", "peer0.org1.example.com"),
-            ("grpc.max_send_message_length", 100 * 1024 * 1024),
-        ],
-    )
-    return gateway_pb2_grpc.GatewayStub(channel), channel
 
 
 def _proposal(signer: Signer, *args: bytes) -> proposal_pb2.SignedProposal:
@@ -87,7 +73,7 @@ def test_huge_arguments_are_refused_early_and_bound_the_peers_memory(network_dir
     user = load_signer(layout.user_msp_dir("Org1MSP", "User1"), "Org1MSP")
     outsider = make_org("Org1MSP").signer("Mallory")  # a CA the channel does not know
     pid = _peer_pid(network_dir)
-    stub, channel = _stub(layout)
+    stub, channel = gateway_stub(layout)
     try:
         before = _peak_rss_bytes(pid)
         cases = [
@@ -131,7 +117,7 @@ def test_huge_arguments_are_refused_early_and_bound_the_peers_memory(network_dir
 def test_errors_quote_only_a_short_prefix_of_an_argument(network_dir: Path) -> None:
     layout = NetworkLayout.load(network_dir)
     user = load_signer(layout.user_msp_dir("Org1MSP", "User1"), "Org1MSP")
-    stub, channel = _stub(layout)
+    stub, channel = gateway_stub(layout)
     try:
         # Within the limits, so the contract runs and refuses: "the asset <id> does not exist".
         marker = b"X" * (2 * 1024 * 1024)
