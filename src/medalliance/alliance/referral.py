@@ -280,9 +280,7 @@ def _for_target(ctx: Context, referral_id: str, action: str, status: str) -> dic
     return referral
 
 
-def _require_for_origin(
-    ctx: Context, referral: dict[str, Any], record_id: str, what: str
-) -> None:
+def _require_for_origin(ctx: Context, referral: dict[str, Any], record_id: str, what: str) -> None:
     """A sealed document of the referral's patient that the origin and its regulator open."""
     origin = referral["fromHospital"]
     readers = [origin, *regulators_above(ctx, origin)[:1]]  # its supervising regulator

@@ -142,7 +142,7 @@ class ReportContract(Contract):
         if decision == "REJECTED":
             check_code(reason_code, "reasonCode", REVIEW_REASONS)
         elif reason_code:
-            raise ContractError("an APPROVED decision takes no reasonCode; pass \"\"", 400)
+            raise ContractError('an APPROVED decision takes no reasonCode; pass ""', 400)
         if reason_code == "OTHER" and not note_ref:
             raise ContractError("reasonCode OTHER needs a noteRef: seal a note saying why", 400)
         application = _load(ctx, application_id)
