@@ -29,6 +29,7 @@ from medalliance.alliance.common import (
     check_choice,
     check_code,
     check_id,
+    check_ref,
     hospital,
     load,
     may_see,
@@ -183,7 +184,7 @@ class ReferralContract(Contract):
         """The target finished the episode; the hospitals' agreement settles it. `feedback_ref`
         is the sealed feedback/discharge document: a records entry of the patient that the
         origin and its regulator can open (the outcome is never an argument)."""
-        check_id(feedback_ref, "feedbackRef")
+        check_ref(feedback_ref, "feedbackRef")
         referral = _for_target(ctx, referral_id, "complete", "ACCEPTED")
         _require_for_origin(ctx, referral, feedback_ref, "feedbackRef")
         referral["feedbackRef"] = feedback_ref

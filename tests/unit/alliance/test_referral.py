@@ -559,7 +559,8 @@ def test_a_review_carries_a_code_and_a_sealed_note_never_text(
                      "noteRef FB-T is not shared with SecondaryAMSP; seal it for SecondaryAMSP first",
                      id="the origin can open the rejection note"),
         pytest.param("CompleteReferral", ["discharged, stable"], 400,
-                     "feedbackRef 'discharged, stable' may use letters, digits and ._- (1-64)",
+                     "feedbackRef must be a record id (letters, digits and ._-, 1-64): seal the "
+                     "text with the privacy module and pass the record's id",
                      id="an outcome is a sealed document, not text"),
         pytest.param("CompleteReferral", ["FB-9"], 404, "record FB-9 does not exist",
                      id="the feedback is a registered record"),
