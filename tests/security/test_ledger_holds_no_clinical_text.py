@@ -112,8 +112,8 @@ def test_another_hospitals_referral_cannot_consume_an_approval(
                        "UP", discharge)  # fmt: skip
     assert refused.value.status_code == 403
     assert str(refused.value) == (
-        f"application {approval} was made by {A}; a referral from {S2} needs its own approved "
-        "application"
+        f"application {approval} was made by another hospital, not {S2}; a referral needs the "
+        "origin's own approved application"
     )
     assert _json(network, C, "report", "GetApplication", approval) == before
     assert before["status"] == "APPROVED"

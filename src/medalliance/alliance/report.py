@@ -200,6 +200,14 @@ class ReportContract(Contract):
         if ctx.called_by != "referral":
             raise ContractError("an application is used only by the referral contract", 403)
         application = _load(ctx, application_id)
+        # First, and without naming the applicant or the application's state: a hospital that
+        # did not apply learns nothing about another hospital's application.
+        if application["hospital"] != from_hospital:
+            raise ContractError(
+                f"application {application_id} was made by another hospital, not {from_hospital}; "
+                "a referral needs the origin's own approved application",
+                403,
+            )
         if application["status"] == "USED":
             raise ContractError(
                 f"application {application_id} was already used by referral "
@@ -208,12 +216,6 @@ class ReportContract(Contract):
             )
         if application["status"] != "APPROVED":
             raise ContractError(f"application {application_id} is {application['status']}", 409)
-        if application["hospital"] != from_hospital:
-            raise ContractError(
-                f"application {application_id} was made by {application['hospital']}; a "
-                f"referral from {from_hospital} needs its own approved application",
-                403,
-            )
         if application["visitNo"] != visit_no:
             raise ContractError(
                 f"application {application_id} is for visit {application['visitNo']}, "

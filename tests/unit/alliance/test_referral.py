@@ -622,13 +622,16 @@ def test_another_hospitals_referral_cannot_consume_an_approval(alliance: Allianc
     result = refer(alliance, "REF-3", "APP-1", origin=S2, target=T, ref="R-3")
     assert (result.status, result.message, result.rwset) == (
         403,
-        "application APP-1 was made by SecondaryAMSP; a referral from SecondaryBMSP needs its "
-        "own approved application",
+        "application APP-1 was made by another hospital, not SecondaryBMSP; a referral needs "
+        "the origin's own approved application",
         b"",
     )
     assert alliance.state.data == before
     assert alliance.ok(A, "doctor", "report", "GetApplication", "APP-1")["status"] == "APPROVED"
     assert alliance.ok(S2, "doctor", "visit", "GetVisit", "V-1")["hospital"] == S2
+    # Refused first, so a used or rejected application of another hospital is not revealed.
+    used = refer(alliance, "REF-4", "APP-2", origin=S2, target=T2, ref="R-3")  # APP-2 is USED
+    assert used.message.startswith("application APP-2 was made by another hospital, not ")
 
 
 def test_an_approval_is_for_its_own_visit(alliance: Alliance) -> None:
