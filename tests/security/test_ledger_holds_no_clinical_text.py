@@ -74,6 +74,7 @@ def test_no_node_holds_the_clinical_text_of_a_referral(
     non_party = directory / "nodes" / "peer0.secondaryb.example.com"
     assert any(p.is_relative_to(non_party) and "blockfile" in p.name for p in scanned)
     assert any(p.is_relative_to(non_party) and p.suffix == ".db" for p in scanned)
+    assert any(p.is_relative_to(directory / "logs") for p in scanned)
     for text in (*TEXTS, DIAGNOSIS, ID_NUMBER):
         found = [str(p.relative_to(directory)) for p in scanned if _holds(p.read_bytes(), text)]
         assert found == [], (text[:16], found)
