@@ -68,14 +68,21 @@ def test_a_referral_walks_through_the_cli(
     # Two applications to the district commission: one rejected, one approved.
     for app_id, target in (("APP-1", OTHER), ("APP-2", B)):
         applied = run(alliance, "referral", "apply", app_id, "--visit", visit, "--to", target,
-                      "--reason", "PCI", "--summary", summary, "--as", DOCTOR_A)  # fmt: skip
+                      "--summary", summary, "--as", DOCTOR_A)  # fmt: skip
         assert applied["result"]["regulator"] == "DistrictHCMSP"
     neither = refused(alliance, "referral", "review", "APP-1", "--as", REVIEWER)
     assert neither.returncode == 2
     assert "give exactly one of --approve or --reject" in neither.stderr
-    rejected = run(alliance, "referral", "review", "APP-1", "--reject", "--comment", "no capacity",
-                   "--as", REVIEWER)  # fmt: skip
-    assert rejected["result"]["status"] == "REJECTED"
+    as_text = refused(alliance, "referral", "review", "APP-1", "--reject", "--reason-code",
+                      "no capacity", "--as", REVIEWER)  # fmt: skip
+    assert as_text.returncode != 0
+    assert "reasonCode must be one of NOT_INDICATED, " in as_text.stderr
+    assert "no capacity" not in as_text.stderr  # free text is refused, never echoed
+    rejected = run(alliance, "referral", "review", "APP-1", "--reject", "--reason-code",
+                   "TARGET_NO_CAPACITY", "--as", REVIEWER)  # fmt: skip
+    assert (rejected["result"]["status"], rejected["result"]["reasonCode"]) == (
+        "REJECTED", "TARGET_NO_CAPACITY"
+    )  # fmt: skip
     approved = run(alliance, "referral", "review", "APP-2", "--approve", "--as", REVIEWER)
     assert approved["result"]["status"] == "APPROVED"
 
@@ -115,8 +122,11 @@ def test_a_referral_walks_through_the_cli(
     assert again["last_block"] >= first["last_block"]
 
     run(alliance, "referral", "accept", "REF-1", "--as", DOCTOR_B)
-    completed = run(alliance, "referral", "complete", "REF-1", "--outcome", "stable",
+    _seal(alliance, tmp_path, "TertiaryBMSP", "SecondaryAMSP", "F-100", ref,
+          json.dumps({"kind": "feedback", "text": "PCI done, stable"}).encode())  # fmt: skip
+    completed = run(alliance, "referral", "complete", "REF-1", "--feedback", "F-100",
                     "--as", DOCTOR_B)  # fmt: skip
+    assert completed["result"]["feedbackRef"] == "F-100"
     settlement = completed["result"]["settlement"]
     assert (settlement["executed"], settlement["payer"], settlement["amountCents"]) == (
         True, "TertiaryBMSP", 5000,
@@ -187,17 +197,23 @@ def _share_clinical_package(alliance: Path, tmp_path: Path, visit: str, record: 
         clinical, _ = own.export_visit(visit)
     finally:
         own.close()
-    package, sealed = tmp_path / "clinical.json", tmp_path / f"{record}.sealed"
-    package.write_bytes(clinical)
+    _seal(alliance, tmp_path, "SecondaryAMSP", "TertiaryBMSP", record, ref, clinical)
+    return ref
+
+
+def _seal(
+    alliance: Path, tmp_path: Path, org: str, to: str, record: str, ref: str, plaintext: bytes
+) -> None:
+    """Seal `plaintext` as `org` for `to` (and `org`'s regulator) and share it as `record`."""
+    package, sealed = tmp_path / f"{record}.json", tmp_path / f"{record}.sealed"
+    package.write_bytes(plaintext)
     d = ("--dir", str(alliance))
-    cli("privacy", "encrypt", str(package), *d, "--org", "SecondaryAMSP", "--to", "TertiaryBMSP",
+    cli("privacy", "encrypt", str(package), *d, "--org", org, "--to", to,
         "--record", record, "-o", str(sealed))  # fmt: skip
-    shared = cli_json("privacy", "share", str(sealed), *d, "--org", "SecondaryAMSP",
-                      "--patient-ref", ref)  # fmt: skip
+    shared = cli_json("privacy", "share", str(sealed), *d, "--org", org, "--patient-ref", ref)
     # Forwarding to the other peers races their commit of the record (they reconcile later),
     # so only the writer's own peer is sure to hold it now.
-    assert (shared["record_id"], "SecondaryAMSP" in shared["held_by"]) == (record, True)
-    return ref
+    assert (shared["record_id"], org in shared["held_by"]) == (record, True)
 
 
 def _follow_until(alliance: Path, db: Path, last: str) -> list[str]:

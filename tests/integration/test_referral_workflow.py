@@ -74,8 +74,8 @@ def share(
 
 
 def approved(alliance: EmbeddedAlliance, app_id: str, visit: str, to: str, record: str) -> None:
-    alliance.submit(A, "User1", "report", "SubmitApplication", app_id, visit, to, "PCI", record)
-    alliance.submit(C, "Reviewer1", "report", "ReviewApplication", app_id, "APPROVED", "")
+    alliance.submit(A, "User1", "report", "SubmitApplication", app_id, visit, to, record)
+    alliance.submit(C, "Reviewer1", "report", "ReviewApplication", app_id, "APPROVED", "", "")
 
 
 def prepared(alliance: EmbeddedAlliance, db: HospitalDatabase, visit: str, to: str) -> None:
@@ -167,7 +167,7 @@ def test_the_connector_follows_its_referrals_and_ignores_others(
     a_db = HospitalDatabase.open(tmp_path / "a.db")
     prepared(alliance, a_db, "V-1", B)
     alliance.submit(A, "User1", "referral", "Refer", "REF-1", "APP-V-1", "V-1", A, B, "UP", "R-V-1")
-    alliance.submit(B, "User1", "referral", "RejectReferral", "REF-1", "no ICU bed")
+    alliance.submit(B, "User1", "referral", "RejectReferral", "REF-1", "NO_BED", "")
     other = HospitalDatabase.open(tmp_path / "b2.db")
     assert Connector(alliance, B2, "User1", other).sync().imported == []
     assert other.referrals() == []

@@ -143,3 +143,48 @@ def now_iso(ctx: Context) -> str:
 
 def to_json(value: object) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def check_code(value: str, what: str, codes: tuple[str, ...]) -> str:
+    """A coded field (docs/privacy.md §5): exactly one of a closed list, never free text.
+
+    The refusal lists the codes but never quotes the value: where a code was expected, a
+    caller may have typed clinical text, which must not reach logs or error messages.
+    """
+    if not any(value == code for code in codes):
+        raise ContractError(
+            f"{what} must be one of {', '.join(codes)}; free text goes into a sealed note "
+            "(a records entry), never onto the ledger",
+            400,
+        )
+    return value
+
+
+def check_ref(value: str, what: str) -> str:
+    """A record id where a note or document is expected. Like `check_id`, but the refusal never
+    quotes the value: a caller who typed the note itself must not see it echoed into logs."""
+    if not _ID.fullmatch(value):
+        raise ContractError(
+            f"{what} must be a record id (letters, digits and ._-, 1-64): seal the text with the "
+            "privacy module and pass the record's id",
+            400,
+        )
+    return value
+
+
+def require_sealed_for(
+    ctx: Context, record_id: str, what: str, patient_ref: str, *readers: str
+) -> str:
+    """`record_id` is a records entry of the patient `patient_ref` that every one of `readers`
+    may open: how free text (notes, feedback) is attached to a decision without being on the
+    ledger. 400 for another patient's record, 412 until it is shared with a reader."""
+    check_ref(record_id, what)
+    record = call(ctx, "records", "GetRecord", record_id)
+    if record["patientRef"] != patient_ref:
+        raise ContractError(f"{what} {record_id} is a record of another patient", 400)
+    for reader in readers:
+        if call(ctx, "records", "IsAuthorised", record_id, reader) is not True:
+            raise ContractError(
+                f"{what} {record_id} is not shared with {reader}; seal it for {reader} first", 412
+            )
+    return record_id

@@ -8,6 +8,11 @@ application is used, the visit moves to the target, the referral is recorded. Th
 accepts, rejects (the patient returns to the origin) or completes it; completing executes the
 benefit-sharing agreement between the two hospitals, if they have one.
 
+No clinical text is on the ledger (docs/privacy.md §5): a rejection carries a code of
+`REJECTION_REASONS` and optionally a sealed note; a completion carries `feedbackRef`, the sealed
+feedback/discharge document. Both are records entries of the referral's patient that the origin
+hospital and its regulator can open.
+
 State: one key per referral, per (hospital, incoming|outgoing, referral) index entry, per (visit,
 referral) history entry, and one "in progress" key per visit — referrals of different patients
 never conflict, and two concurrent referrals of one patient conflict (one commits).
@@ -22,15 +27,18 @@ from medalliance.alliance.common import (
     HOSPITAL_LEVELS,
     call,
     check_choice,
+    check_code,
     check_id,
-    check_text,
+    check_ref,
     hospital,
     load,
     may_see,
     now_iso,
+    regulators_above,
     require_may_see,
     require_org,
     require_role,
+    require_sealed_for,
     scan,
     to_json,
 )
@@ -41,6 +49,16 @@ DIRECTIONS = ("UP", "DOWN")
 STATUSES = ("REFERRED", "ACCEPTED", "REJECTED", "COMPLETED")
 ROLES = ("doctor",)
 SIDES = ("incoming", "outgoing")
+# Why a target refuses a referred patient: a closed list (docs/alliance.md §2). OTHER needs a
+# sealed note saying what.
+REJECTION_REASONS = (
+    "NO_BED",  # no bed or slot for the patient now
+    "SERVICE_NOT_OFFERED",  # the target does not provide the care needed
+    "NOT_INDICATED",  # the package does not show the referral is needed
+    "INCOMPLETE_RECORDS",  # the clinical package lacks what the target needs
+    "PATIENT_DECLINED",  # the patient chose not to go
+    "OTHER",  # see the sealed note
+)
 
 
 def referral_key(referral_id: str) -> str:
@@ -99,7 +117,14 @@ class ReferralContract(Contract):
                 )
             check_id(application_id, "application id")
             call(
-                ctx, "report", "UseApplication", application_id, visit_no, to_hospital, referral_id
+                ctx,
+                "report",
+                "UseApplication",
+                application_id,
+                from_hospital,
+                visit_no,
+                to_hospital,
+                referral_id,
             )
         if call(ctx, "records", "IsAuthorised", clinical_ref, to_hospital) is not True:
             raise ContractError(
@@ -135,23 +160,34 @@ class ReferralContract(Contract):
         return to_json(referral).decode()
 
     @transaction
-    def RejectReferral(self, ctx: Context, referral_id: str, reason: str) -> str:
-        """The target refuses the patient, who returns to the origin hospital."""
-        check_text(reason, "reason")
+    def RejectReferral(
+        self, ctx: Context, referral_id: str, reason_code: str, note_ref: str
+    ) -> str:
+        """The target refuses the patient, who returns to the origin hospital. `reason_code` is
+        one of `REJECTION_REASONS`; `note_ref` ("" for none; required with OTHER) a sealed note
+        of the patient for the origin and its regulator."""
+        check_code(reason_code, "reasonCode", REJECTION_REASONS)
+        if reason_code == "OTHER" and not note_ref:
+            raise ContractError("reasonCode OTHER needs a noteRef: seal a note saying why", 400)
         referral = _for_target(ctx, referral_id, "reject", "REFERRED")
+        if note_ref:
+            _require_for_origin(ctx, referral, note_ref, "noteRef")
         call(ctx, "visit", "TransferVisit", referral["visitNo"], referral["fromHospital"])
-        referral["reason"] = reason
+        referral.update(reasonCode=reason_code, noteRef=note_ref)
         _record(ctx, referral, "REJECTED")
         ctx.stub.del_state(_active_key(referral["visitNo"]))
         _announce(ctx, "ReferralRejected", referral)
         return to_json(referral).decode()
 
     @transaction
-    def CompleteReferral(self, ctx: Context, referral_id: str, outcome: str) -> str:
-        """The target finished the episode; the hospitals' agreement settles it."""
-        check_text(outcome, "outcome")
+    def CompleteReferral(self, ctx: Context, referral_id: str, feedback_ref: str) -> str:
+        """The target finished the episode; the hospitals' agreement settles it. `feedback_ref`
+        is the sealed feedback/discharge document: a records entry of the patient that the
+        origin and its regulator can open (the outcome is never an argument)."""
+        check_ref(feedback_ref, "feedbackRef")
         referral = _for_target(ctx, referral_id, "complete", "ACCEPTED")
-        referral["outcome"] = outcome
+        _require_for_origin(ctx, referral, feedback_ref, "feedbackRef")
+        referral["feedbackRef"] = feedback_ref
         referral["settlement"] = call(
             ctx,
             "settlement",
@@ -243,6 +279,13 @@ def _for_target(ctx: Context, referral_id: str, action: str, status: str) -> dic
     if referral["status"] != status:
         raise ContractError(f"referral {referral_id} is {referral['status']}", 409)
     return referral
+
+
+def _require_for_origin(ctx: Context, referral: dict[str, Any], record_id: str, what: str) -> None:
+    """A sealed document of the referral's patient that the origin and its regulator open."""
+    origin = referral["fromHospital"]
+    readers = [origin, *regulators_above(ctx, origin)[:1]]  # its supervising regulator
+    require_sealed_for(ctx, record_id, what, referral["patientRef"], *readers)
 
 
 def _record(ctx: Context, referral: dict[str, Any], status: str) -> None:

@@ -4,7 +4,12 @@ Paper fig. 5: secondary hospital A applies to commission C through the report co
 clinical summary encrypted by the privacy module (`summaryRef` names a `records` entry, which the
 regulator can always read); C approves or rejects through the chain; only an approved, unused
 application lets A refer the patient, and the referral contract consumes it in the same
-transaction (`UseApplication`).
+transaction (`UseApplication`) — only for a referral by A, of the application's visit, to the
+application's target.
+
+No clinical text is on the ledger (docs/privacy.md §5): why the patient is referred is in the
+sealed summary; a review carries a reason code from `REVIEW_REASONS` and, optionally, a sealed
+note (`noteRef`, a records entry of the patient readable by the applicant and the regulator).
 
 A regulator also sets whether downward referrals of its hospitals need an application
 (`SetDownwardRule`; upward referrals always do).
@@ -21,8 +26,8 @@ from typing import Any
 from medalliance.alliance.common import (
     call,
     check_choice,
+    check_code,
     check_id,
-    check_text,
     hospital,
     load,
     may_see,
@@ -30,6 +35,7 @@ from medalliance.alliance.common import (
     organization,
     require_may_see,
     require_role,
+    require_sealed_for,
     scan,
     supervising_regulator,
     to_json,
@@ -38,6 +44,17 @@ from medalliance.contracts import Context, Contract, create_composite_key, trans
 from medalliance.errors import ContractError
 
 DECISIONS = ("APPROVED", "REJECTED")
+# Why a regulator rejects an application: a closed list, so no clinical text reaches the ledger
+# (docs/alliance.md §2 explains each code). OTHER needs a sealed note saying what.
+REVIEW_REASONS = (
+    "NOT_INDICATED",  # the summary does not show the referral is needed
+    "INCOMPLETE_SUMMARY",  # the summary lacks what the review needs
+    "TREAT_LOCALLY",  # the applicant hospital can treat the patient
+    "TARGET_UNSUITABLE",  # the target does not offer the service needed
+    "TARGET_NO_CAPACITY",  # the target cannot take the patient now
+    "DUPLICATE",  # another application covers the same need
+    "OTHER",  # see the sealed note
+)
 DOWNWARD_RULES = ("APPROVAL_REQUIRED", "NO_APPROVAL")
 DEFAULT_DOWNWARD_RULE = "NO_APPROVAL"  # rehabilitation back to a community hospital
 
@@ -64,12 +81,12 @@ class ReportContract(Contract):
         application_id: str,
         visit_no: str,
         target_hospital: str,
-        reason: str,
         summary_ref: str,
     ) -> str:
+        """Apply to the hospital's supervising regulator; the reason for the referral is in the
+        sealed summary `summary_ref`, never an argument (it would be on every member's ledger)."""
         check_id(application_id, "application id")
         check_id(visit_no, "visit number")
-        check_text(reason, "reason")
         check_id(summary_ref, "summaryRef")
         require_role(ctx, "doctor")
         visit = call(ctx, "visit", "GetVisit", visit_no)
@@ -92,10 +109,9 @@ class ReportContract(Contract):
             "applicationId": application_id,
             "visitNo": visit_no,
             "patientRef": visit["patientRef"],
-            "hospital": visit["hospital"],
+            "hospital": visit["hospital"],  # the applicant: only its referral may use it
             "targetHospital": target_hospital,
             "regulator": regulator,
-            "reason": reason,
             "summaryRef": summary_ref,
             "status": "SUBMITTED",
             "submittedAt": now_iso(ctx),
@@ -117,10 +133,18 @@ class ReportContract(Contract):
 
     @transaction
     def ReviewApplication(
-        self, ctx: Context, application_id: str, decision: str, comment: str
+        self, ctx: Context, application_id: str, decision: str, reason_code: str, note_ref: str
     ) -> str:
+        """Approve or reject. A rejection names a code of `REVIEW_REASONS`; an approval none.
+        `note_ref` ("" for none; required with OTHER) is a sealed note of the application's
+        patient that the applicant hospital and the regulator can open."""
         check_choice(decision, "decision", DECISIONS)
-        check_text(comment, "comment", required=False)
+        if decision == "REJECTED":
+            check_code(reason_code, "reasonCode", REVIEW_REASONS)
+        elif reason_code:
+            raise ContractError('an APPROVED decision takes no reasonCode; pass ""', 400)
+        if reason_code == "OTHER" and not note_ref:
+            raise ContractError("reasonCode OTHER needs a noteRef: seal a note saying why", 400)
         application = _load(ctx, application_id)
         require_role(ctx, "reviewer")
         if ctx.client.msp_id != application["regulator"]:
@@ -131,8 +155,21 @@ class ReportContract(Contract):
             )
         if application["status"] != "SUBMITTED":
             raise ContractError(f"application {application_id} is {application['status']}", 409)
+        if note_ref:
+            require_sealed_for(
+                ctx,
+                note_ref,
+                "noteRef",
+                application["patientRef"],
+                application["hospital"],
+                application["regulator"],
+            )
         application.update(
-            status=decision, comment=comment, reviewedAt=now_iso(ctx), reviewTxId=ctx.tx_id
+            status=decision,
+            reasonCode=reason_code,
+            noteRef=note_ref,
+            reviewedAt=now_iso(ctx),
+            reviewTxId=ctx.tx_id,
         )
         ctx.stub.put_state(application_key(application_id), to_json(application))
         ctx.stub.set_event(
@@ -149,12 +186,28 @@ class ReportContract(Contract):
 
     @transaction
     def UseApplication(
-        self, ctx: Context, application_id: str, visit_no: str, to_hospital: str, referral_id: str
+        self,
+        ctx: Context,
+        application_id: str,
+        from_hospital: str,
+        visit_no: str,
+        to_hospital: str,
+        referral_id: str,
     ) -> str:
-        """Consume an approved application for this visit and target (referral contract only)."""
+        """Consume an approved application (referral contract only): only for a referral by the
+        hospital that applied, of the application's visit, to the application's target — so no
+        hospital refers upward on another's approval, past its own regulator."""
         if ctx.called_by != "referral":
             raise ContractError("an application is used only by the referral contract", 403)
         application = _load(ctx, application_id)
+        # First, and without naming the applicant or the application's state: a hospital that
+        # did not apply learns nothing about another hospital's application.
+        if application["hospital"] != from_hospital:
+            raise ContractError(
+                f"application {application_id} was made by another hospital, not {from_hospital}; "
+                "a referral needs the origin's own approved application",
+                403,
+            )
         if application["status"] == "USED":
             raise ContractError(
                 f"application {application_id} was already used by referral "
@@ -163,10 +216,16 @@ class ReportContract(Contract):
             )
         if application["status"] != "APPROVED":
             raise ContractError(f"application {application_id} is {application['status']}", 409)
-        if (application["visitNo"], application["targetHospital"]) != (visit_no, to_hospital):
+        if application["visitNo"] != visit_no:
             raise ContractError(
-                f"application {application_id} is for visit {application['visitNo']} to "
-                f"{application['targetHospital']}, not visit {visit_no} to {to_hospital}",
+                f"application {application_id} is for visit {application['visitNo']}, "
+                f"not visit {visit_no}",
+                409,
+            )
+        if application["targetHospital"] != to_hospital:
+            raise ContractError(
+                f"application {application_id} approves a referral to "
+                f"{application['targetHospital']}, not to {to_hospital}",
                 409,
             )
         application.update(status="USED", referralId=referral_id)

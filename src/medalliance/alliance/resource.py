@@ -21,6 +21,7 @@ from typing import Any
 from medalliance.alliance.common import (
     call,
     check_choice,
+    check_code,
     check_id,
     check_text,
     hospital,
@@ -40,7 +41,14 @@ KINDS = ("EQUIPMENT", "EXPERT", "BED")
 HOSPITAL_ROLES = ("clerk", "doctor")
 SLOTS_MAX = 200
 _SLOT = re.compile(r"^[0-9T:.-]{1,32}$")
-_EXAM_TYPE = re.compile(r"^[A-Za-z0-9 ._-]{1,64}$")
+# Examination modalities (closed list): enough to see that an examination need not be repeated
+# before opening the sealed report, which holds the body site and the findings.
+EXAM_TYPES = (
+    "CT", "MRI", "XRAY", "ULTRASOUND", "ECG", "ECHO", "ENDOSCOPY", "PATHOLOGY", "LAB", "PET_CT",
+    "DSA", "MAMMOGRAPHY", "NUCLEAR", "OTHER",
+)  # fmt: skip
+# Why an owner declines a booking (closed list: a free-text reason could describe the patient).
+DECLINE_REASONS = ("SLOT_UNAVAILABLE", "EQUIPMENT_UNAVAILABLE", "NOT_SUITABLE", "OTHER")
 
 
 def _key(object_type: str, *attributes: str) -> str:
@@ -65,7 +73,7 @@ class ResourceContract(Contract):
         require_role(ctx, *HOSPITAL_ROLES)
         check_id(resource_id, "resource id")
         check_choice(kind, "kind", KINDS)
-        check_text(description, "description")
+        check_text(description, "description")  # a catalogue entry, never about a patient
         labels = _slot_labels(slots)
         hospital(ctx, hospital_msp)
         require_org(ctx, hospital_msp, "publish a resource")
@@ -154,11 +162,12 @@ class ResourceContract(Contract):
         return _save(ctx, booking, "BookingConfirmed")
 
     @transaction
-    def DeclineBooking(self, ctx: Context, booking_id: str, reason: str) -> dict[str, Any]:
-        """The owner refuses a requested booking; its slot is free again."""
+    def DeclineBooking(self, ctx: Context, booking_id: str, reason_code: str) -> dict[str, Any]:
+        """The owner refuses a requested booking (a code of `DECLINE_REASONS`); its slot is free
+        again."""
         booking = _decide(ctx, booking_id)
-        check_text(reason, "reason")
-        booking.update(status="DECLINED", declinedAt=now_iso(ctx), reason=reason)
+        check_code(reason_code, "reasonCode", DECLINE_REASONS)
+        booking.update(status="DECLINED", declinedAt=now_iso(ctx), reasonCode=reason_code)
         ctx.stub.del_state(_key("slot", booking["resourceId"], booking["slot"]))
         return _save(ctx, booking, "BookingDeclined")
 
@@ -222,10 +231,7 @@ class ResourceContract(Contract):
         require_role(ctx, "doctor")
         check_id(result_id, "result id")
         check_id(visit_no, "visit number")
-        if not _EXAM_TYPE.match(exam_type):
-            raise ContractError(
-                f"examType {exam_type!r} may use letters, digits, space and ._- (1-64)", 400
-            )
+        check_code(exam_type, "examType", EXAM_TYPES)
         check_id(result_ref, "record id")
         caller = ctx.client.msp_id
         orgs = _shared_with(ctx, shared_with, caller)

@@ -1,15 +1,17 @@
 """The paper's referral workflow (fig. 5), end to end, on any `AllianceNetwork`.
 
 Secondary hospital A admits a patient and registers the visit; its doctor seals the clinical
-summary for tertiary hospital B and the district commission C and applies twice; C rejects one
-application and approves the other; A refers the patient with the approved one (reusing it is
-refused); B's connector imports the referral into B's own database, exactly once; B accepts and
-completes the referral and the A–B benefit-sharing agreement settles it; B refers the patient
-back down for rehabilitation and A's connector imports B's discharge summary; finally the city
-commission traces the whole history. Each step is reported through `on_step`.
+summary — with the reason for the referral — for tertiary hospital B and the district commission
+C and applies twice; C rejects one application (a reason code and a sealed note for A) and
+approves the other; A refers the patient with the approved one (reusing it is refused); B's
+connector imports the referral into B's own database, exactly once; B accepts and completes the
+referral with a sealed feedback document, and the A–B benefit-sharing agreement settles it; B
+refers the patient back down for rehabilitation and A's connector imports B's discharge summary;
+finally the city commission traces the whole history. Each step is reported through `on_step`.
 
-Patient identities live only in the hospitals' databases (`hospitals/<MSP>.db` in the network
-folder); the chain sees visit numbers, pseudonyms, hashes and decisions.
+Patient identities and clinical text live only in the hospitals' databases (`hospitals/<MSP>.db`
+in the network folder) and in sealed packages; the chain sees visit numbers, pseudonyms, hashes,
+reason codes and decisions (docs/privacy.md §5). `Narrative` holds a run's clinical free text.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,7 @@ DEMO_PATIENT = {
     "birthDate": "1949-12-31",
     "idNumber": "11010519491231002X",
 }
+NOTE_SCHEMA = "medalliance.note/1"  # a sealed note or feedback document: {schema, kind, text}
 TERMS = {"UP": {"amountCents": 5000, "payer": "target"}, "DOWN": {"amountCents": 2000, "payer": "origin"}}  # fmt: skip
 
 
@@ -53,6 +56,24 @@ class Step:
     outcome: str
     ok: bool = True
     detail: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Narrative:
+    """The clinical free text of one run: sealed into packages, never a contract argument."""
+
+    reason: str = field(repr=False)  # why A refers the patient: in the sealed summary
+    review_note: str = field(repr=False)  # C's note on the rejection, sealed for A
+    outcome_up: str = field(repr=False)  # B's feedback on completing the upward referral
+    outcome_down: str = field(repr=False)  # A's feedback on completing the downward one
+
+
+DEMO_NARRATIVE = Narrative(
+    reason="PCI for acute myocardial infarction",
+    review_note="TertiaryB has no cath lab slot this week; apply to TertiaryA",
+    outcome_up="PCI done, one stent, stable; rehabilitation at the community hospital",
+    outcome_down="rehabilitation done, discharged home",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +102,11 @@ class Roles:
         return cls(secondary[0], tertiary[0], tertiary[1], regulator.msp_id, top.msp_id)
 
 
-def run_referral(network: AllianceNetwork, on_step: Callable[[Step], None]) -> list[Step]:
+def run_referral(
+    network: AllianceNetwork,
+    on_step: Callable[[Step], None],
+    narrative: Narrative = DEMO_NARRATIVE,
+) -> list[Step]:
     """Run the workflow once (fresh ids each run); returns every step."""
     steps: list[Step] = []
 
@@ -94,6 +119,7 @@ def run_referral(network: AllianceNetwork, on_step: Callable[[Step], None]) -> l
     run = secrets.token_hex(3)
     visit, app_no, app_yes = f"V-{run}", f"APP-{run}-1", f"APP-{run}-2"
     up, down, summary, discharge = f"REF-{run}-UP", f"REF-{run}-DOWN", f"R-{run}-1", f"R-{run}-2"
+    note, feedback_up, feedback_down = f"N-{run}-1", f"F-{run}-UP", f"F-{run}-DOWN"
     dbs = {msp: _database(network, msp) for msp in (a, b)}
     try:
         # 1. A admits the patient: identity in A's database, only the pseudonym on the chain.
@@ -106,23 +132,20 @@ def run_referral(network: AllianceNetwork, on_step: Callable[[Step], None]) -> l
             f"block {done.block}; on the chain only pseudonym {ref[:8]}…, the identity stays in "
             f"{a}'s database",
         )
-        # 2. The clinical summary, sealed for B and the regulator (the privacy module).
-        size = _share(network, a, [b], summary, ref, dbs[a].export_visit(visit))
+        # 2. The clinical summary with the reason for the referral, sealed for B and the
+        #    regulator (the privacy module): the reason is never a contract argument.
+        exported = _with_reason(dbs[a].export_visit(visit), narrative.reason)
+        size = _share(network, a, DOCTOR, [b], summary, ref, exported)
         report(
             f"{a} seals the clinical summary {summary} for {b} and {c}",
             f"{size}; the ledger keeps its SHA-256, peers of {a}, {b} and {c} hold the ciphertext",
         )
         # 3. Two applications (上报申请) to the regulator: one rejected, one approved.
-        for app_id, target, reason in (
-            (app_no, roles.other_tertiary, "cardiology consultation"),
-            (app_yes, b, "PCI for acute myocardial infarction"),
-        ):
-            network.submit(
-                a, DOCTOR, "report", "SubmitApplication", app_id, visit, target, reason, summary
-            )
-        network.submit(
-            c, REVIEWER, "report", "ReviewApplication", app_no, "REJECTED", "no capacity"
-        )
+        for app_id, target in ((app_no, roles.other_tertiary), (app_yes, b)):
+            network.submit(a, DOCTOR, "report", "SubmitApplication", app_id, visit, target, summary)
+        seal_note(network, c, REVIEWER, [a], note, ref, "review-note", narrative.review_note)
+        network.submit(c, REVIEWER, "report", "ReviewApplication", app_no, "REJECTED",
+                       "TARGET_NO_CAPACITY", note)  # fmt: skip
         _refused(
             report,
             f"{a} refers with the rejected {app_no}",
@@ -140,8 +163,10 @@ def run_referral(network: AllianceNetwork, on_step: Callable[[Step], None]) -> l
                 summary,
             ),
         )
-        network.submit(c, REVIEWER, "report", "ReviewApplication", app_yes, "APPROVED", "agreed")
-        report(f"{c} reviews both applications", f"{app_no} REJECTED, {app_yes} APPROVED")
+        network.submit(c, REVIEWER, "report", "ReviewApplication", app_yes, "APPROVED", "", "")
+        report(f"{c} reviews both applications",
+               f"{app_no} REJECTED (TARGET_NO_CAPACITY, sealed note {note} for {a}), "
+               f"{app_yes} APPROVED")  # fmt: skip
         # 4. The benefit-sharing agreement between A and B, signed by both.
         report(f"{a} and {b} agree on benefit sharing", _agreement(network, a, b))
         # 5. A refers the patient up; from then on the patient is B's, not A's, to refer.
@@ -165,7 +190,8 @@ def run_referral(network: AllianceNetwork, on_step: Callable[[Step], None]) -> l
                ok=not again.imported)  # fmt: skip
         # 7. B treats the patient; completing the referral executes the agreement.
         network.submit(b, DOCTOR, "referral", "AcceptReferral", up)
-        done = network.submit(b, DOCTOR, "referral", "CompleteReferral", up, "PCI done, stable")
+        seal_note(network, b, DOCTOR, [a, c], feedback_up, ref, "feedback", narrative.outcome_up)
+        done = network.submit(b, DOCTOR, "referral", "CompleteReferral", up, feedback_up)
         report(f"{b} accepts and completes {up}", _settled(json.loads(done.payload)))
         # 8. Downward referral for rehabilitation, with B's discharge summary.
         dbs[b].add_details(
@@ -173,7 +199,7 @@ def run_referral(network: AllianceNetwork, on_step: Callable[[Step], None]) -> l
             diagnoses=[("Z95.5", "Coronary stent in place")],
             examinations=[("Echocardiogram", "EF 52%", "2026-11-29")],
         )
-        _share(network, b, [a], discharge, ref, dbs[b].export_visit(visit))
+        _share(network, b, DOCTOR, [a], discharge, ref, dbs[b].export_visit(visit))
         rule = json.loads(network.evaluate(b, DOCTOR, "report", "DownwardRule", b))["rule"]
         done = network.submit(
             b, DOCTOR, "referral", "Refer", down, "", visit, b, a, "DOWN", discharge
@@ -182,9 +208,10 @@ def run_referral(network: AllianceNetwork, on_step: Callable[[Step], None]) -> l
                f"block {done.block}; rule of {c} for downward referrals: {rule}")  # fmt: skip
         _sync(report, network, a, dbs[a], key, visit, done.block)
         network.submit(a, DOCTOR, "referral", "AcceptReferral", down)
-        done = network.submit(
-            a, DOCTOR, "referral", "CompleteReferral", down, "rehabilitation done"
-        )
+        b_readers = [b, *_regulator(network, b)]
+        seal_note(network, a, DOCTOR, b_readers, feedback_down, ref, "feedback",
+                  narrative.outcome_down)  # fmt: skip
+        done = network.submit(a, DOCTOR, "referral", "CompleteReferral", down, feedback_down)
         report(f"{a} accepts and completes {down}", _settled(json.loads(done.payload)))
         # 9. The commission at the top traces everything.
         report(f"{roles.top} traces visit {visit}", "referrals, applications and accesses",
@@ -221,9 +248,46 @@ def _synthetic_image() -> bytes:
     return b"\x89PNG\r\n\x1a\n" + secrets.token_bytes(4096)  # stands in for an ECG scan
 
 
+def seal_note(
+    network: AllianceNetwork,
+    writer: str,
+    user: str,
+    named: list[str],
+    record_id: str,
+    patient_ref: str,
+    kind: str,
+    text: str,
+) -> None:
+    """Seal a free-text note (a review note, a rejection note, a feedback or discharge
+    document) as a records entry of the patient for `named` (and the writer's regulator): how
+    free text accompanies a decision whose contract takes only the record's id."""
+    document = {"schema": NOTE_SCHEMA, "kind": kind, "text": text}
+    plaintext = json.dumps(document, ensure_ascii=False, sort_keys=True).encode()
+    _share(network, writer, user, named, record_id, patient_ref, (plaintext, []))
+
+
+def _with_reason(
+    exported: tuple[bytes, list[tuple[str, bytes]]], reason: str
+) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """The exported clinical package with the reason for the referral added (the receiving
+    hospital's import ignores fields it does not store)."""
+    clinical, images = exported
+    package = json.loads(clinical)
+    package["referralReason"] = reason
+    return json.dumps(package, ensure_ascii=False, sort_keys=True).encode(), images
+
+
+def _regulator(network: AllianceNetwork, msp_id: str) -> list[str]:
+    """The MSP id of the organisation's supervising regulator, if it has one."""
+    config = network.layout.config
+    regulator = config.organization(msp_id).regulator
+    return [config.organization(regulator).msp_id] if regulator else []
+
+
 def _share(
     network: AllianceNetwork,
     writer: str,
+    user: str,
     named: list[str],
     record_id: str,
     patient_ref: str,
@@ -236,7 +300,7 @@ def _share(
         attachments=images,
     )  # fmt: skip
     network.submit(
-        writer, DOCTOR, "records", "RegisterRecord", record_id, patient_ref, package.digest,
+        writer, user, "records", "RegisterRecord", record_id, patient_ref, package.digest,
         json.dumps([address_of(c) for c in ciphertexts]), json.dumps(list(package.recipients)),
     )  # fmt: skip
     network.push(writer, Held(package.to_bytes(), tuple(ciphertexts)))
@@ -313,7 +377,7 @@ def _trace(
     for app in json.loads(network.evaluate(org, AUDITOR, "report", "ApplicationsForVisit", visit)):
         lines.append(
             f"application {app['applicationId']} {app['hospital']} → {app['targetHospital']}: "
-            f"{app['status']}"
+            f"{app['status']}" + (f" ({app['reasonCode']})" if app.get("reasonCode") else "")
         )
     for ref in json.loads(network.evaluate(org, AUDITOR, "referral", "ReferralHistory", visit)):
         steps = " → ".join(h["status"] for h in ref["history"])

@@ -3,7 +3,9 @@
 Applications live in the `report` contract (a hospital's doctor applies, its supervising
 regulator's reviewer decides), referrals in the `referral` contract (the origin's doctor refers,
 the target's doctor accepts, rejects or completes). The contracts check roles and organisations
-from the caller's certificate; these commands only name the caller with `--as`.
+from the caller's certificate; these commands only name the caller with `--as`. No clinical text
+is an argument (docs/privacy.md §5): reasons are codes, and notes, the reason for a referral and
+the outcome are sealed records (`privacy share`) named by their ids.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from typing import Annotated, Any
 
 import typer
 
+from medalliance.alliance.referral import REJECTION_REASONS
+from medalliance.alliance.report import REVIEW_REASONS
 from medalliance.cli.alliance_cmd import (
     As,
     Dir,
@@ -48,6 +52,14 @@ Visit = Annotated[str, typer.Option("--visit", help="The visit number.", show_de
 To = Annotated[
     str, typer.Option("--to", help="The target hospital (name or MSP id).", show_default=False)
 ]
+Note = Annotated[
+    str,
+    typer.Option(
+        "--note",
+        help="A sealed note's record id (`privacy share`), shared with the origin hospital and "
+        "its regulator; needed with reason code OTHER.",
+    ),
+]
 
 
 @app.command("apply")
@@ -56,12 +68,12 @@ def apply(
     as_: As,
     visit: Visit,
     to: To,
-    reason: Annotated[str, typer.Option("--reason", help="Why.", show_default=False)],
     summary: Annotated[
         str,
         typer.Option(
             "--summary",
-            help="The clinical summary's record id (`privacy share`), shared with your regulator.",
+            help="The clinical summary's record id (`privacy share`), shared with your "
+            "regulator; the reason for the referral is written in it, never on the ledger.",
             show_default=False,
         ),
     ],
@@ -70,12 +82,10 @@ def apply(
     """Apply to your supervising regulator to refer a patient (a doctor of the hospital
     holding the visit).
 
-    Example: medalliance referral apply APP-1 --visit V-1001 --to TertiaryHospitalB --reason "PCI" --summary R-1 --as User1@SecondaryHospitalA -d demo
+    Example: medalliance referral apply APP-1 --visit V-1001 --to TertiaryHospitalB --summary R-1 --as User1@SecondaryHospitalA -d demo
     """
     with session(directory, as_) as s:
-        done = s.submit(
-            "report", "SubmitApplication", application_id, visit, s.msp_id(to), reason, summary
-        )
+        done = s.submit("report", "SubmitApplication", application_id, visit, s.msp_id(to), summary)
     show_committed(
         done,
         lambda a: f"application {a['applicationId']} submitted to {a['regulator']}: {a['status']}",
@@ -88,17 +98,28 @@ def review(
     as_: As,
     approve: Annotated[bool, typer.Option("--approve", help="Approve it.")] = False,
     reject: Annotated[bool, typer.Option("--reject", help="Reject it.")] = False,
-    comment: Annotated[str, typer.Option("--comment", help="A short note.")] = "",
+    reason_code: Annotated[
+        str,
+        typer.Option("--reason-code", help=f"Why it is rejected: {', '.join(REVIEW_REASONS)}."),
+    ] = "",
+    note: Annotated[
+        str,
+        typer.Option(
+            "--note",
+            help="A sealed note's record id (`privacy share`), shared with the applicant "
+            "hospital; needed with reason code OTHER.",
+        ),
+    ] = "",
     directory: Dir = Path("."),
 ) -> None:
     """Approve or reject an application (a reviewer of the hospital's supervising regulator).
 
-    Example: medalliance referral review APP-1 --approve --comment agreed --as Reviewer1@DistrictHC -d demo
+    Example: medalliance referral review APP-1 --reject --reason-code TARGET_NO_CAPACITY --note R-3 --as Reviewer1@DistrictHC -d demo
     """
     flag = exactly_one({"--approve": approve, "--reject": reject})
     decision = "APPROVED" if flag == "--approve" else "REJECTED"
     with session(directory, as_) as s:
-        done = s.submit("report", "ReviewApplication", application_id, decision, comment)
+        done = s.submit("report", "ReviewApplication", application_id, decision, reason_code, note)
     show_committed(done, lambda a: f"application {a['applicationId']} {a['status']}")
 
 
@@ -161,15 +182,21 @@ def accept(referral_id: ReferralId, as_: As, directory: Dir = Path(".")) -> None
 def reject(
     referral_id: ReferralId,
     as_: As,
-    reason: Annotated[str, typer.Option("--reason", help="Why.", show_default=False)],
+    reason_code: Annotated[
+        str,
+        typer.Option(
+            "--reason-code", help=f"Why: {', '.join(REJECTION_REASONS)}.", show_default=False
+        ),
+    ],
+    note: Note = "",
     directory: Dir = Path("."),
 ) -> None:
     """Refuse a referral to your hospital; the patient returns to the origin hospital.
 
-    Example: medalliance referral reject REF-1 --reason "no ICU bed" --as User1@TertiaryHospitalB -d demo
+    Example: medalliance referral reject REF-1 --reason-code NO_BED --as User1@TertiaryHospitalB -d demo
     """
     with session(directory, as_) as s:
-        done = s.submit("referral", "RejectReferral", referral_id, reason)
+        done = s.submit("referral", "RejectReferral", referral_id, reason_code, note)
     show_committed(done, _status_line)
 
 
@@ -177,15 +204,23 @@ def reject(
 def complete(
     referral_id: ReferralId,
     as_: As,
-    outcome: Annotated[str, typer.Option("--outcome", help="The outcome.", show_default=False)],
+    feedback: Annotated[
+        str,
+        typer.Option(
+            "--feedback",
+            help="The sealed feedback/discharge document's record id (`privacy share`), shared "
+            "with the origin hospital and its regulator: the outcome is written in it.",
+            show_default=False,
+        ),
+    ],
     directory: Dir = Path("."),
 ) -> None:
     """Complete an accepted referral; the hospitals' benefit-sharing agreement settles it.
 
-    Example: medalliance referral complete REF-1 --outcome "PCI done, stable" --as User1@TertiaryHospitalB -d demo
+    Example: medalliance referral complete REF-1 --feedback R-2 --as User1@TertiaryHospitalB -d demo
     """
     with session(directory, as_) as s:
-        done = s.submit("referral", "CompleteReferral", referral_id, outcome)
+        done = s.submit("referral", "CompleteReferral", referral_id, feedback)
     show_committed(done, _completed_line)
 
 
@@ -281,7 +316,7 @@ def applications(visit_no: VisitNo, as_: As, directory: Dir = Path(".")) -> None
         found,
         lambda rows: rows_table(
             f"applications of visit {visit_no}",
-            ("application", "from", "to", "regulator", "status", "reason"),
+            ("application", "from", "to", "regulator", "status", "reason code"),
             [
                 (
                     a["applicationId"],
@@ -289,7 +324,7 @@ def applications(visit_no: VisitNo, as_: As, directory: Dir = Path(".")) -> None
                     a["targetHospital"],
                     a["regulator"],
                     a["status"],
-                    a["reason"],
+                    a.get("reasonCode", ""),
                 )
                 for a in rows
             ],

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
+from medalliance.alliance.resource import DECLINE_REASONS, EXAM_TYPES
 from medalliance.cli.alliance_cmd import (
     As,
     Dir,
@@ -160,15 +161,20 @@ def confirm(booking_id: BookingId, as_: As, directory: Dir = Path(".")) -> None:
 def decline(
     booking_id: BookingId,
     as_: As,
-    reason: Annotated[str, typer.Option("--reason", help="Why.", show_default=False)],
+    reason_code: Annotated[
+        str,
+        typer.Option(
+            "--reason-code", help=f"Why: {', '.join(DECLINE_REASONS)}.", show_default=False
+        ),
+    ],
     directory: Dir = Path("."),
 ) -> None:
     """Decline a booking of your resource; the slot is free again.
 
-    Example: medalliance resource decline BK-1 --reason "maintenance" --as Clerk1@TertiaryHospitalA -d demo
+    Example: medalliance resource decline BK-1 --reason-code EQUIPMENT_UNAVAILABLE --as Clerk1@TertiaryHospitalA -d demo
     """
     with session(directory, as_) as s:
-        done = s.submit("resource", "DeclineBooking", booking_id, reason)
+        done = s.submit("resource", "DeclineBooking", booking_id, reason_code)
     show_committed(done, _booking_line)
 
 
@@ -189,7 +195,12 @@ def share_result(
     as_: As,
     visit: Annotated[str, typer.Option("--visit", help="The visit number.", show_default=False)],
     exam_type: Annotated[
-        str, typer.Option("--type", help="The examination, e.g. CT.", show_default=False)
+        str,
+        typer.Option(
+            "--type",
+            help=f"The modality: {', '.join(EXAM_TYPES)} (findings stay in the record).",
+            show_default=False,
+        ),
     ],
     record: Annotated[
         str,

@@ -12,8 +12,8 @@ from fabric_protos.peer import chaincode_event_pb2
 from tests.unit.alliance.harness import Alliance
 
 from medalliance.alliance.records import RecordsContract
-from medalliance.alliance.referral import ReferralContract
-from medalliance.alliance.report import ReportContract
+from medalliance.alliance.referral import REJECTION_REASONS, ReferralContract
+from medalliance.alliance.report import REVIEW_REASONS, ReportContract
 from medalliance.alliance.settlement import SettlementContract
 from medalliance.alliance.visit import VisitContract
 from medalliance.contracts.simulation import SimulationResult
@@ -48,11 +48,12 @@ def share(alliance: Alliance, owner: str, record_id: str, orgs: list[str]) -> No
 
 
 def apply(alliance: Alliance, app_id: str = "APP-1", target: str = T, visit: str = "V-1") -> None:
-    alliance.ok(A, "doctor", "report", "SubmitApplication", app_id, visit, target, "PCI", "R-1")
+    alliance.ok(A, "doctor", "report", "SubmitApplication", app_id, visit, target, "R-1")
 
 
 def review(alliance: Alliance, app_id: str = "APP-1", decision: str = "APPROVED") -> None:
-    alliance.ok(DISTRICT, "reviewer", "report", "ReviewApplication", app_id, decision, "ok")
+    code = "NOT_INDICATED" if decision == "REJECTED" else ""
+    alliance.ok(DISTRICT, "reviewer", "report", "ReviewApplication", app_id, decision, code, "")
 
 
 def refer(
@@ -76,9 +77,7 @@ def event_of(result: SimulationResult) -> tuple[str, dict[str, object]]:
 
 
 def test_an_application_goes_to_the_hospitals_supervising_regulator(alliance: Alliance) -> None:
-    result = alliance.call(
-        A, "doctor", "report", "SubmitApplication", "APP-1", "V-1", T, "PCI", "R-1"
-    )
+    result = alliance.call(A, "doctor", "report", "SubmitApplication", "APP-1", "V-1", T, "R-1")
     assert json.loads(result.payload) == {
         "applicationId": "APP-1",
         "visitNo": "V-1",
@@ -86,7 +85,6 @@ def test_an_application_goes_to_the_hospitals_supervising_regulator(alliance: Al
         "hospital": A,
         "targetHospital": T,
         "regulator": DISTRICT,
-        "reason": "PCI",
         "summaryRef": "R-1",
         "status": "SUBMITTED",
         "submittedAt": "2025-11-28T12:00:03.000Z",
@@ -101,26 +99,27 @@ def test_an_application_goes_to_the_hospitals_supervising_regulator(alliance: Al
 @pytest.mark.parametrize(
     ("caller", "role", "args", "status", "message"),
     [
-        pytest.param(A, "clerk", ["APP-2", "V-1", T, "PCI", "R-1"], 403,
+        pytest.param(A, "clerk", ["APP-2", "V-1", T, "R-1"], 403,
                      "role doctor required, caller has clerk", id="only a doctor applies"),
-        pytest.param(S2, "doctor", ["APP-2", "V-1", T, "PCI", "R-1"], 403,
+        pytest.param(S2, "doctor", ["APP-2", "V-1", T, "R-1"], 403,
                      "patient of visit V-1 is at SecondaryAMSP, not SecondaryBMSP",
                      id="only the hospital holding the visit applies"),
-        pytest.param(A, "doctor", ["APP-2", "V-9", T, "PCI", "R-1"], 404,
+        pytest.param(A, "doctor", ["APP-2", "V-9", T, "R-1"], 404,
                      "visit V-9 does not exist", id="the visit must exist"),
-        pytest.param(A, "doctor", ["APP-2", "V-1", A, "PCI", "R-1"], 400,
+        pytest.param(A, "doctor", ["APP-2", "V-1", A, "R-1"], 400,
                      "visit V-1 is already at SecondaryAMSP", id="the target is another hospital"),
-        pytest.param(A, "doctor", ["APP-2", "V-1", DISTRICT, "PCI", "R-1"], 400,
+        pytest.param(A, "doctor", ["APP-2", "V-1", DISTRICT, "R-1"], 400,
                      "DistrictHCMSP is a regulator organisation, not a hospital",
                      id="the target is a hospital"),
-        pytest.param(A, "doctor", ["APP-1", "V-1", T, "PCI", "R-1"], 409,
+        pytest.param(A, "doctor", ["APP-1", "V-1", T, "R-1"], 409,
                      "application APP-1 already exists", id="an application id is unique"),
-        pytest.param(A, "doctor", ["APP-2", "V-1", T, " ", "R-1"], 400,
-                     "reason must not be empty", id="a reason is required"),
-        pytest.param(A, "doctor", ["APP-2", "V-1", T, "PCI", "R-9"], 404,
+        pytest.param(A, "doctor", ["APP-2", "V-1", T, "R-9"], 404,
                      "record R-9 does not exist", id="the summary is a registered record"),
-        pytest.param(A, "doctor", ["APP-2", "V-1", T, "PCI"], 400,
-                     "SubmitApplication takes 5 arguments, got 4", id="the argument count"),
+        pytest.param(A, "doctor", ["APP-2", "V-1", T], 400,
+                     "SubmitApplication takes 4 arguments, got 3", id="the argument count"),
+        pytest.param(A, "doctor", ["APP-2", "V-1", T, "急性心梗 PCI", "R-1"], 400,
+                     "SubmitApplication takes 4 arguments, got 5",
+                     id="no reason argument: the reason is in the sealed summary"),
     ],
 )  # fmt: skip
 def test_application_refusals(
@@ -137,22 +136,25 @@ def test_the_summary_must_be_readable_by_the_reviewer(alliance: Alliance) -> Non
     alliance.ok("OtherHCMSP", "auditor", "records", "RegisterRecord", "R-X", PATIENT, DIGEST,
                 "[]", "[]")  # fmt: skip
     assert alliance.refused(
-        A, "doctor", "report", "SubmitApplication", "APP-2", "V-1", T, "PCI", "R-X"
+        A, "doctor", "report", "SubmitApplication", "APP-2", "V-1", T, "R-X"
     ) == (412, "record R-X is not shared with DistrictHCMSP; it reviews the summary")
 
 
 def test_the_regulator_approves_or_rejects_once(alliance: Alliance) -> None:
     apply(alliance)
+    share(alliance, DISTRICT, "NOTE-1", [A])  # the regulator's sealed note, for the applicant
     result = alliance.call(DISTRICT, "reviewer", "report", "ReviewApplication", "APP-1",
-                           "REJECTED", "insufficient indication")  # fmt: skip
+                           "REJECTED", "INCOMPLETE_SUMMARY", "NOTE-1")  # fmt: skip
     reviewed = json.loads(result.payload)
-    assert (reviewed["status"], reviewed["comment"]) == ("REJECTED", "insufficient indication")
+    assert (reviewed["status"], reviewed["reasonCode"], reviewed["noteRef"]) == (
+        "REJECTED", "INCOMPLETE_SUMMARY", "NOTE-1"
+    )  # fmt: skip
     assert event_of(result) == (
         "ApplicationReviewed",
         {"applicationId": "APP-1", "hospital": A, "decision": "REJECTED"},
     )
     assert alliance.refused(
-        DISTRICT, "reviewer", "report", "ReviewApplication", "APP-1", "APPROVED", ""
+        DISTRICT, "reviewer", "report", "ReviewApplication", "APP-1", "APPROVED", "", ""
     ) == (409, "application APP-1 is REJECTED")
 
 
@@ -179,17 +181,16 @@ def test_review_refusals(
     alliance: Alliance, caller: str, role: str, decision: str, status: int, message: str
 ) -> None:
     apply(alliance)
-    assert alliance.refused(caller, role, "report", "ReviewApplication", "APP-1", decision, "") == (
-        status,
-        message,
-    )
+    assert alliance.refused(
+        caller, role, "report", "ReviewApplication", "APP-1", decision, "", ""
+    ) == (status, message)
 
 
 def test_an_application_is_used_only_by_the_referral_contract(alliance: Alliance) -> None:
     apply(alliance)
     review(alliance)
     assert alliance.refused(
-        A, "doctor", "report", "UseApplication", "APP-1", "V-1", T, "REF-1"
+        A, "doctor", "report", "UseApplication", "APP-1", A, "V-1", T, "REF-1"
     ) == (403, "an application is used only by the referral contract")
 
 
@@ -283,7 +284,7 @@ def test_one_approval_serves_one_referral(alliance: Alliance) -> None:
     apply(alliance)
     review(alliance)
     assert refer(alliance).status == 200
-    alliance.ok(T, "doctor", "referral", "RejectReferral", "REF-1", "no bed")
+    alliance.ok(T, "doctor", "referral", "RejectReferral", "REF-1", "NO_BED", "")
     result = refer(alliance, "REF-2")
     assert (result.status, result.message) == (
         409,
@@ -305,7 +306,7 @@ def test_one_approval_serves_one_referral(alliance: Alliance) -> None:
         pytest.param({"visit": "V-9"}, "APP-1", 404, "visit V-9 does not exist",
                      id="the visit must exist"),
         pytest.param({"target": T2}, "APP-1", 409,
-                     "application APP-1 is for visit V-1 to TertiaryAMSP, not visit V-1 to TertiaryBMSP",
+                     "application APP-1 approves a referral to TertiaryAMSP, not to TertiaryBMSP",
                      id="the approval names the target"),
         pytest.param({}, "", 412, "a UP referral from SecondaryAMSP needs an approved application",
                      id="an upward referral needs an application"),
@@ -364,15 +365,17 @@ def test_the_target_accepts_and_completes(alliance: Alliance) -> None:
     assert alliance.refused(A, "doctor", "referral", "AcceptReferral", "REF-1") == (
         403, "caller of SecondaryAMSP cannot accept referral REF-1 for TertiaryAMSP"
     )  # fmt: skip
-    assert alliance.refused(T, "doctor", "referral", "CompleteReferral", "REF-1", "done") == (
+    share(alliance, T, "FB-1", [A])  # the sealed feedback, for the origin (and the district)
+    assert alliance.refused(T, "doctor", "referral", "CompleteReferral", "REF-1", "FB-1") == (
         409, "referral REF-1 is REFERRED"
     )  # fmt: skip
     alliance.ok(T, "doctor", "referral", "AcceptReferral", "REF-1")
-    done = alliance.ok(T, "doctor", "referral", "CompleteReferral", "REF-1", "discharged")
-    assert (done["status"], done["outcome"]) == ("COMPLETED", "discharged")
+    done = alliance.ok(T, "doctor", "referral", "CompleteReferral", "REF-1", "FB-1")
+    assert (done["status"], done["feedbackRef"]) == ("COMPLETED", "FB-1")
+    assert "outcome" not in done
     assert done["settlement"] == {"executed": False, "reason": "no active agreement"}
     assert [h["status"] for h in done["history"]] == ["REFERRED", "ACCEPTED", "COMPLETED"]
-    assert alliance.refused(T, "doctor", "referral", "RejectReferral", "REF-1", "x") == (
+    assert alliance.refused(T, "doctor", "referral", "RejectReferral", "REF-1", "NO_BED", "") == (
         409, "referral REF-1 is COMPLETED"
     )  # fmt: skip
 
@@ -381,9 +384,11 @@ def test_a_rejected_referral_returns_the_patient(alliance: Alliance) -> None:
     apply(alliance)
     review(alliance)
     refer(alliance)
-    result = alliance.call(T, "doctor", "referral", "RejectReferral", "REF-1", "no ICU bed")
+    result = alliance.call(T, "doctor", "referral", "RejectReferral", "REF-1", "NO_BED", "")
     rejected = json.loads(result.payload)
-    assert (rejected["status"], rejected["reason"]) == ("REJECTED", "no ICU bed")
+    assert (rejected["status"], rejected["reasonCode"], rejected["noteRef"]) == (
+        "REJECTED", "NO_BED", ""
+    )  # fmt: skip
     assert event_of(result)[0] == "ReferralRejected"
     assert alliance.ok(A, "doctor", "visit", "GetVisit", "V-1")["hospital"] == A
     assert [v["visitNo"] for v in alliance.ok(A, "doctor", "visit", "PatientsAt", A)] == ["V-1"]
@@ -405,7 +410,8 @@ def test_a_downward_referral_needs_no_application_unless_the_regulator_says_so(
     review(alliance)
     refer(alliance)
     alliance.ok(T, "doctor", "referral", "AcceptReferral", "REF-1")
-    alliance.ok(T, "doctor", "referral", "CompleteReferral", "REF-1", "stable")
+    share(alliance, T, "FB-1", [A])
+    alliance.ok(T, "doctor", "referral", "CompleteReferral", "REF-1", "FB-1")
     share(alliance, T, "R-3", [A])
     assert alliance.ok(T, "doctor", "report", "DownwardRule", T)["rule"] == "NO_APPROVAL"
     alliance.ok(DISTRICT, "reviewer", "report", "SetDownwardRule", "APPROVAL_REQUIRED")
@@ -495,3 +501,147 @@ def read_keys(result: SimulationResult) -> set[tuple[str, str]]:
 def _kv(result: SimulationResult) -> list[tuple[str, kv_rwset_pb2.KVRWSet]]:
     txrw = rwset_pb2.TxReadWriteSet.FromString(result.rwset)
     return [(ns.namespace, kv_rwset_pb2.KVRWSet.FromString(ns.rwset)) for ns in txrw.ns_rwset]
+
+
+# --- no clinical text on the ledger (docs/privacy.md §5) -----------------------------------------
+
+CODE_HINT = "; free text goes into a sealed note (a records entry), never onto the ledger"
+REVIEW_CODES = "reasonCode must be one of " + ", ".join(REVIEW_REASONS) + CODE_HINT
+REJECT_CODES = "reasonCode must be one of " + ", ".join(REJECTION_REASONS) + CODE_HINT
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "message"),
+    [
+        pytest.param(["REJECTED", "", ""], 400, REVIEW_CODES, id="a rejection names its reason code"),
+        pytest.param(["REJECTED", "患者拒绝转诊, insufficient indication", ""], 400, REVIEW_CODES,
+                     id="free text where a code belongs is refused and not echoed"),
+        pytest.param(["REJECTED", "not_indicated", ""], 400, REVIEW_CODES,
+                     id="a code matches exactly"),
+        pytest.param(["REJECTED", "NOT_INDICATED ", ""], 400, REVIEW_CODES,
+                     id="a code matches in full"),
+        pytest.param(["APPROVED", "NOT_INDICATED", ""], 400,
+                     'an APPROVED decision takes no reasonCode; pass ""', id="an approval has no code"),
+        pytest.param(["REJECTED", "OTHER", ""], 400,
+                     "reasonCode OTHER needs a noteRef: seal a note saying why",
+                     id="OTHER needs a sealed note"),
+        pytest.param(["REJECTED", "OTHER", "NOTE-9"], 404, "record NOTE-9 does not exist",
+                     id="the note is a registered record"),
+        pytest.param(["REJECTED", "OTHER", "NOTE-X"], 400,
+                     "noteRef NOTE-X is a record of another patient",
+                     id="the note is of the application's patient"),
+        pytest.param(["REJECTED", "OTHER", "NOTE-T"], 412,
+                     "noteRef NOTE-T is not shared with SecondaryAMSP; seal it for SecondaryAMSP first",
+                     id="the applicant can open the note"),
+    ],
+)  # fmt: skip
+def test_a_review_carries_a_code_and_a_sealed_note_never_text(
+    alliance: Alliance, args: list[str], status: int, message: str
+) -> None:
+    apply(alliance)
+    alliance.ok(DISTRICT, "reviewer", "records", "RegisterRecord", "NOTE-X", "ab" * 8, DIGEST,
+                "[]", f'["{A}"]')  # fmt: skip
+    share(alliance, T, "NOTE-T", [])  # readable by T and the district, not the applicant
+    assert alliance.refused(DISTRICT, "reviewer", "report", "ReviewApplication", "APP-1",
+                            *args) == (status, message)  # fmt: skip
+    assert alliance.ok(A, "doctor", "report", "GetApplication", "APP-1")["status"] == "SUBMITTED"
+
+
+@pytest.mark.parametrize(
+    ("function", "args", "status", "message"),
+    [
+        pytest.param("RejectReferral", ["no ICU bed tonight", ""], 400, REJECT_CODES,
+                     id="a referral is rejected with a code, not free text"),
+        pytest.param("RejectReferral", ["OTHER", ""], 400,
+                     "reasonCode OTHER needs a noteRef: seal a note saying why",
+                     id="OTHER needs a sealed note"),
+        pytest.param("RejectReferral", ["OTHER", "FB-T"], 412,
+                     "noteRef FB-T is not shared with SecondaryAMSP; seal it for SecondaryAMSP first",
+                     id="the origin can open the rejection note"),
+        pytest.param("CompleteReferral", ["discharged, stable"], 400,
+                     "feedbackRef must be a record id (letters, digits and ._-, 1-64): seal the "
+                     "text with the privacy module and pass the record's id",
+                     id="an outcome is a sealed document, not text"),
+        pytest.param("CompleteReferral", ["FB-9"], 404, "record FB-9 does not exist",
+                     id="the feedback is a registered record"),
+        pytest.param("CompleteReferral", ["FB-T"], 412,
+                     "feedbackRef FB-T is not shared with SecondaryAMSP; seal it for SecondaryAMSP first",
+                     id="the origin can open the feedback"),
+        pytest.param("CompleteReferral", ["FB-X"], 400,
+                     "feedbackRef FB-X is a record of another patient",
+                     id="the feedback is of the referral's patient"),
+    ],
+)  # fmt: skip
+def test_a_target_decides_with_codes_and_sealed_documents(
+    alliance: Alliance, function: str, args: list[str], status: int, message: str
+) -> None:
+    apply(alliance)
+    review(alliance)
+    refer(alliance)
+    if function == "CompleteReferral":
+        alliance.ok(T, "doctor", "referral", "AcceptReferral", "REF-1")
+    share(alliance, T, "FB-T", [])
+    alliance.ok(T, "doctor", "records", "RegisterRecord", "FB-X", "ab" * 8, DIGEST, "[]",
+                f'["{A}"]')  # fmt: skip
+    before = alliance.ok(T, "doctor", "referral", "GetReferral", "REF-1")
+    assert alliance.refused(T, "doctor", "referral", function, "REF-1", *args) == (status, message)
+    assert alliance.ok(T, "doctor", "referral", "GetReferral", "REF-1") == before
+
+
+def test_a_rejection_note_is_sealed_for_the_origin(alliance: Alliance) -> None:
+    apply(alliance)
+    review(alliance)
+    refer(alliance)
+    share(alliance, T, "NOTE-1", [A])
+    rejected = alliance.ok(T, "doctor", "referral", "RejectReferral", "REF-1", "OTHER", "NOTE-1")
+    assert (rejected["reasonCode"], rejected["noteRef"]) == ("OTHER", "NOTE-1")
+
+
+# --- an approval is bound to the applicant, the visit and the target ------------------------------
+
+
+def test_another_hospitals_referral_cannot_consume_an_approval(alliance: Alliance) -> None:
+    """A's approved application for V-1 to T is not a pass for whoever holds V-1 later: V-1
+    goes up to T2 and down to S2, and S2 cannot refer it up to T on A's approval."""
+    apply(alliance, "APP-1", T)
+    review(alliance, "APP-1")
+    share(alliance, A, "R-2", [T2])
+    apply(alliance, "APP-2", T2)
+    review(alliance, "APP-2")
+    assert refer(alliance, "REF-1", "APP-2", target=T2, ref="R-2").status == 200
+    alliance.ok(T2, "doctor", "referral", "AcceptReferral", "REF-1")
+    share(alliance, T2, "FB-1", [A])
+    alliance.ok(T2, "doctor", "referral", "CompleteReferral", "REF-1", "FB-1")
+    share(alliance, T2, "R-3", [S2, T])
+    down = {"origin": T2, "target": S2, "direction": "DOWN", "ref": "R-3"}
+    assert refer(alliance, "REF-2", "", **down).status == 200
+    alliance.ok(S2, "doctor", "referral", "AcceptReferral", "REF-2")
+    share(alliance, S2, "FB-2", [T2])
+    alliance.ok(S2, "doctor", "referral", "CompleteReferral", "REF-2", "FB-2")
+    before = dict(alliance.state.data)
+    result = refer(alliance, "REF-3", "APP-1", origin=S2, target=T, ref="R-3")
+    assert (result.status, result.message, result.rwset) == (
+        403,
+        "application APP-1 was made by another hospital, not SecondaryBMSP; a referral needs "
+        "the origin's own approved application",
+        b"",
+    )
+    assert alliance.state.data == before
+    assert alliance.ok(A, "doctor", "report", "GetApplication", "APP-1")["status"] == "APPROVED"
+    assert alliance.ok(S2, "doctor", "visit", "GetVisit", "V-1")["hospital"] == S2
+    # Refused first, so a used or rejected application of another hospital is not revealed.
+    used = refer(alliance, "REF-4", "APP-2", origin=S2, target=T2, ref="R-3")  # APP-2 is USED
+    assert used.message.startswith("application APP-2 was made by another hospital, not ")
+
+
+def test_an_approval_is_for_its_own_visit(alliance: Alliance) -> None:
+    alliance.ok(A, "doctor", "visit", "RegisterVisit", "V-2", PATIENT, A)
+    apply(alliance, "APP-1", T, visit="V-1")
+    review(alliance, "APP-1")
+    before = dict(alliance.state.data)
+    result = refer(alliance, "REF-1", "APP-1", visit="V-2")
+    assert (result.status, result.message) == (
+        409,
+        "application APP-1 is for visit V-1, not visit V-2",
+    )
+    assert alliance.state.data == before

@@ -41,11 +41,12 @@ def complete_referral(alliance: Alliance, n: int, *, commit: bool = True):  # ty
     visit, app, ref, record = f"V-{n}", f"APP-{n}", f"REF-{n}", f"R-{n}"
     alliance.ok(A, "doctor", "visit", "RegisterVisit", visit, PATIENT, A)
     share(alliance, A, record, [T])
-    alliance.ok(A, "doctor", "report", "SubmitApplication", app, visit, T, "PCI", record)
-    alliance.ok(DISTRICT, "reviewer", "report", "ReviewApplication", app, "APPROVED", "")
+    alliance.ok(A, "doctor", "report", "SubmitApplication", app, visit, T, record)
+    alliance.ok(DISTRICT, "reviewer", "report", "ReviewApplication", app, "APPROVED", "", "")
     alliance.ok(A, "doctor", "referral", "Refer", ref, app, visit, A, T, "UP", record)
     alliance.ok(T, "doctor", "referral", "AcceptReferral", ref)
-    return alliance.call(T, "doctor", "referral", "CompleteReferral", ref, "ok", commit=commit)
+    share(alliance, T, f"FB-{n}", [A])  # the sealed feedback for the origin
+    return alliance.call(T, "doctor", "referral", "CompleteReferral", ref, f"FB-{n}", commit=commit)
 
 
 def test_an_agreement_takes_effect_when_the_partner_accepts(alliance: Alliance) -> None:
