@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import sys
 import tempfile
 from contextlib import closing
 from pathlib import Path
@@ -286,6 +287,38 @@ def access_log_cmd(
         "\n".join(f"{e['at']}  {e['org']}  {e['action']}  v{e['version']}" for e in entries)
         or "no access yet",
     )
+
+
+@app.command("pseudonym")
+def pseudonym_cmd(
+    org: Org,
+    id_type: Annotated[
+        str, typer.Option("--id-type", help="resident-id, passport or medical-card.")
+    ] = "resident-id",
+    db: Annotated[
+        Path | None, typer.Option("--db", help="Your hospital's database (caches answers).")
+    ] = None,
+    channel: Channel = "alliance",
+    user: User = "Clerk1",
+    directory: Dir = Path("."),
+) -> None:
+    """A patient's pseudonym, from the regulator's pseudonym service (for `visit register`).
+
+    The identifier is read from standard input, never from the command line (shell history
+    and process lists would keep it); the service sees it blinded only.
+    Example: medalliance privacy pseudonym --dir demo --org SecondaryAMSP < id.txt
+    """
+    id_number = sys.stdin.readline().strip()
+    network = GatewayAlliance(directory, channel)
+    try:
+        client = pseudonym_client(network, org, user, db)
+        try:
+            ref = client.pseudonym(id_type, id_number)
+        finally:
+            client.close()
+    finally:
+        network.close()
+    _show({"patientRef": ref}, ref)
 
 
 @app.command("migrate-pseudonyms")
