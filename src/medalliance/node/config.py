@@ -137,10 +137,15 @@ class ChannelSpec(_Model):
 
 
 class PseudonymRateConfig(_Model):
-    """How many pseudonym evaluations one organisation may ask for (docs/privacy.md §4)."""
+    """How many pseudonym evaluations one organisation may ask for (docs/privacy.md §4).
 
-    burst: int = Field(default=200, ge=1, le=100_000)
-    per_minute: float = Field(default=60.0, gt=0, le=100_000)
+    Sized for registrations, not lookups (answers are cached at the hospital): a busy hospital
+    sees a few hundred new patients a day, while enumerating one region and birth year is
+    365,000 guesses — about four months at the default rate, every request logged. Raise it
+    for a migration window only."""
+
+    burst: int = Field(default=500, ge=1, le=1_000_000)
+    per_minute: float = Field(default=2.0, gt=0, le=100_000)
 
 
 class NetworkConfig(_Model):
