@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 from medalliance.app.hospital_db import HospitalDatabase
-from medalliance.node.bootstrap import PSEUDONYM_KEY, NetworkLayout
-from medalliance.privacy.pseudonym import PseudonymKey, pseudonym
+from medalliance.app.pseudonyms import PseudonymClient, evaluate_over_grpc
+from medalliance.node.bootstrap import NetworkLayout
 from tests.networks import DEMO_ALLIANCE, REPO, cli, cli_json, running, with_free_ports
 
 A, B, OTHER, C = "SecondaryHospitalA", "TertiaryHospitalB", "TertiaryHospitalA", "DistrictHC"
@@ -186,8 +186,9 @@ def _share_clinical_package(alliance: Path, tmp_path: Path, visit: str, record: 
     """A's clinical package of the visit, sealed for B and shared through the CLI; the
     patient's pseudonym."""
     layout = NetworkLayout.load(alliance)
-    key = PseudonymKey.load(layout.org_dir("SecondaryAMSP") / PSEUDONYM_KEY)
-    ref = pseudonym(key, "resident-id", ID_NUMBER)
+    # The city commission's peer evaluates the pseudonym; A never holds a key for it.
+    client = PseudonymClient(lambda e: evaluate_over_grpc(layout, "SecondaryAMSP", "User1", e))
+    ref = client.pseudonym("resident-id", ID_NUMBER)
     own = HospitalDatabase.open(tmp_path / "secondary-a.db")
     try:
         own.add_patient(ref, name="张三", sex="M", birth_date="1949-12-31",

@@ -16,13 +16,12 @@ from medalliance.app.alliance_network import EmbeddedAlliance
 from medalliance.app.connector import Connector
 from medalliance.app.hospital_db import HospitalDatabase
 from medalliance.app.packages import seal_package
+from medalliance.app.pseudonyms import PseudonymClient, pseudonym_client
 from medalliance.errors import ContractError, InvalidArgument
-from medalliance.node.bootstrap import PSEUDONYM_KEY
 from medalliance.node.config import load_network_config
 from medalliance.node.embedded import EmbeddedNetwork, utc_now
 from medalliance.node.package_holding import Held
 from medalliance.privacy.documents import address_of
-from medalliance.privacy.pseudonym import PseudonymKey, pseudonym
 
 A, B, B2, C = "SecondaryAMSP", "TertiaryAMSP", "TertiaryBMSP", "DistrictHCMSP"
 CODE = transaction_pb2.TxValidationCode
@@ -45,9 +44,13 @@ def alliance(template: Path, tmp_path: Path) -> Iterator[EmbeddedAlliance]:
         alliance.close()
 
 
+def pseudonyms(alliance: EmbeddedAlliance, org: str) -> PseudonymClient:
+    """A hospital's client of the regulator's pseudonym service (no cache: every call asks)."""
+    return pseudonym_client(alliance, org, "User1")
+
+
 def patient_ref(alliance: EmbeddedAlliance) -> str:
-    key = PseudonymKey.load(alliance.layout.org_dir(A) / PSEUDONYM_KEY)
-    return pseudonym(key, "resident-id", ID_NUMBER)
+    return pseudonyms(alliance, A).pseudonym("resident-id", ID_NUMBER)
 
 
 def admit(alliance: EmbeddedAlliance, db: HospitalDatabase, visit: str) -> str:
@@ -139,7 +142,7 @@ def test_the_connector_imports_a_referral_exactly_once_across_restarts(
     a_db = HospitalDatabase.open(tmp_path / "a.db")
     prepared(alliance, a_db, "V-1", B)
     alliance.submit(A, "User1", "referral", "Refer", "REF-1", "APP-V-1", "V-1", A, B, "UP", "R-V-1")
-    key = PseudonymKey.load(alliance.layout.org_dir(B) / PSEUDONYM_KEY)
+    key = pseudonyms(alliance, B)  # B derives the same pseudonym as A: linking works
     b_path = tmp_path / "b.db"
     b_db = HospitalDatabase.open(b_path)
     first = Connector(alliance, B, "User1", b_db, key).sync()
@@ -181,8 +184,8 @@ def test_a_package_of_another_patient_is_not_imported(
 ) -> None:
     a_db = HospitalDatabase.open(tmp_path / "a.db")
     admit(alliance, a_db, "V-1")
-    key = PseudonymKey.load(alliance.layout.org_dir(A) / PSEUDONYM_KEY)
-    stranger = pseudonym(key, "resident-id", "110101199003074514")
+    key = pseudonyms(alliance, B)
+    stranger = pseudonyms(alliance, A).pseudonym("resident-id", "110101199003074514")
     a_db.add_patient(stranger, name="李四", sex="F", birth_date="1990-03-07",
                      id_type="resident-id", id_number="110101199003074514")  # fmt: skip
     a_db.add_visit("V-X", stranger, "2026-11-29")

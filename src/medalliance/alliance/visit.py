@@ -107,3 +107,31 @@ class VisitContract(Contract):
         record["hospital"] = to_hospital
         ctx.stub.put_state(visit_key(visit_no), to_json(record))
         return to_json(record).decode()
+
+    @transaction
+    def MovePatientRef(self, ctx: Context, visit_no: str, old_ref: str, new_ref: str) -> str:
+        """Re-key a visit from the patient's old pseudonym to the new one (the pseudonym
+        migration, docs/privacy.md §4): only the hospital holding the visit, only from the
+        pseudonym it has now. The old one stays in `formerPatientRefs`, so history links."""
+        check_id(visit_no, "visit number")
+        if not _PSEUDONYM.fullmatch(new_ref) or new_ref == old_ref:
+            raise ContractError(
+                "the new patientRef must be a different pseudonym (16-64 lower-case hex)", 400
+            )
+        require_role(ctx, *REGISTRARS)
+        record = load(ctx, visit_key(visit_no), f"visit {visit_no}")
+        if record["hospital"] != ctx.client.msp_id:
+            raise ContractError(
+                f"patient of visit {visit_no} is at {record['hospital']}, not {ctx.client.msp_id}",
+                403,
+            )
+        if record["patientRef"] != old_ref:
+            raise ContractError(f"visit {visit_no} is not bound to that old pseudonym", 409)
+        record["patientRef"] = new_ref
+        record["formerPatientRefs"] = [*record.get("formerPatientRefs", []), old_ref]
+        ctx.stub.put_state(visit_key(visit_no), to_json(record))
+        ctx.stub.put_state(_at_key(record["hospital"], visit_no), to_json({"patientRef": new_ref}))
+        ctx.stub.set_event(
+            "PatientRefMoved", to_json({"visitNo": visit_no, "hospital": record["hospital"]})
+        )
+        return to_json(record).decode()

@@ -24,13 +24,15 @@ from fabric_protos.common import common_pb2
 from fabric_protos.peer import transaction_pb2
 
 from medalliance.app.packages import get_bundle, push_bundle
+from medalliance.app.pseudonyms import evaluate_over_grpc
 from medalliance.app.session import connect_as
-from medalliance.errors import Conflict, ContractError, NotFound
+from medalliance.errors import Conflict, ContractError, NotFound, Unavailable
 from medalliance.ledger.state import StateReader
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.channel import PeerChannel
 from medalliance.node.embedded import EmbeddedNetwork
 from medalliance.node.package_holding import Held, PackageHolding
+from medalliance.node.pseudonym_service import evaluate_request, evaluated_elements
 from medalliance.sdk import Contract, Gateway, GatewayError
 
 _REFUSAL = re.compile(r"chaincode response (\d+), (.*)", re.DOTALL)
@@ -62,6 +64,11 @@ class AllianceNetwork(Protocol):
 
     def pull(self, org: str, user: str, record_id: str, version: int) -> Held:
         """A version from the organisation's peer, for a user of that organisation."""
+        ...
+
+    def evaluate_pseudonyms(self, org: str, user: str, elements: list[bytes]) -> list[bytes]:
+        """The pseudonym service's evaluation of blinded elements, asked by `user` of `org`
+        (app/pseudonyms.py turns them into pseudonyms)."""
         ...
 
     def blocks(self, org: str, start: int, until: int | None) -> Iterator[common_pb2.Block]:
@@ -119,6 +126,14 @@ class EmbeddedAlliance:
         holding = self._holding(org)
         return holding.serve(holding.msp_id, record_id, version)
 
+    def evaluate_pseudonyms(self, org: str, user: str, elements: list[bytes]) -> list[bytes]:
+        service = self.network.pseudonyms
+        if service is None:
+            raise Unavailable("this network runs no pseudonym service (no regulator OPRF key)")
+        signer = self.network.signer(self._msp(org), user)
+        answer = service.evaluate(evaluate_request(signer, elements, self.network.now()))
+        return evaluated_elements(answer, len(elements))
+
     def blocks(self, org: str, start: int, until: int | None) -> Iterator[common_pb2.Block]:
         peer = next(p for p in self.network.peers_of(self.channel) if p.msp_id == self._msp(org))
         ledger = peer.channel(self.channel)
@@ -171,6 +186,9 @@ class GatewayAlliance:
 
     def pull(self, org: str, user: str, record_id: str, version: int) -> Held:
         return get_bundle(self.layout, org, user, record_id, version)
+
+    def evaluate_pseudonyms(self, org: str, user: str, elements: list[bytes]) -> list[bytes]:
+        return evaluate_over_grpc(self.layout, org, user, elements)
 
     def blocks(self, org: str, start: int, until: int | None) -> Iterator[common_pb2.Block]:
         if until is not None and start > until:

@@ -24,10 +24,10 @@ from medalliance.alliance.referral import ReferralContract
 from medalliance.app.alliance_network import AllianceNetwork
 from medalliance.app.hospital_db import HospitalDatabase, Referral, parse_clinical
 from medalliance.app.packages import open_as
+from medalliance.app.pseudonyms import PseudonymClient
 from medalliance.errors import InvalidArgument
 from medalliance.ledger.block_events import chaincode_events
 from medalliance.privacy.envelope import SealedPackage
-from medalliance.privacy.pseudonym import PseudonymKey, pseudonym
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +55,14 @@ class Connector:
         org: str,
         user: str,
         db: HospitalDatabase,
-        pseudonym_key: PseudonymKey | None = None,
+        pseudonyms: PseudonymClient | None = None,
     ) -> None:
         self._network = network
         self._org = org
         self._msp_id = network.layout.config.organization(org).msp_id
         self._user = user
         self._db = db
-        self._key = pseudonym_key
+        self._pseudonyms = pseudonyms  # None: only the package's own reference is compared
 
     def sync(
         self, until: int | None = None, on_change: Callable[[SyncReport], None] | None = None
@@ -125,7 +125,9 @@ class Connector:
     def _check_patient(self, clinical: bytes, patient_ref: str, referral_id: str) -> None:
         patient = parse_clinical(clinical)["patient"]
         derived = (
-            pseudonym(self._key, patient["idType"], patient["idNumber"]) if self._key else None
+            self._pseudonyms.pseudonym(patient["idType"], patient["idNumber"])
+            if self._pseudonyms
+            else None
         )
         if patient["patientRef"] != patient_ref or derived not in (None, patient_ref):
             raise InvalidArgument(

@@ -43,6 +43,8 @@ CREATE TABLE IF NOT EXISTS referrals (
     counterpart TEXT NOT NULL, direction TEXT NOT NULL, record_id TEXT NOT NULL,
     status TEXT NOT NULL, tx_id TEXT NOT NULL, block INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS sync (id INTEGER PRIMARY KEY CHECK (id = 1), last_block INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS pseudonym_migrations (
+    old_ref TEXT PRIMARY KEY, new_ref TEXT NOT NULL, migrated_at TEXT NOT NULL);
 """
 
 
@@ -284,6 +286,54 @@ class HospitalDatabase:
             "FROM referrals ORDER BY block, referral_id"
         )
         return [dict(zip(columns, row, strict=True)) for row in rows]
+
+    # --- the pseudonym migration (docs/privacy.md §4) ---------------------------------------------
+
+    def patient_identities(self) -> list[tuple[str, str, str]]:
+        """Every patient as (patient_ref, id_type, id_number); never logged or printed."""
+        rows = self._db.execute(
+            "SELECT patient_ref, id_type, id_number FROM patients ORDER BY patient_ref"
+        )
+        return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+    def visits_of(self, patient_ref: str) -> list[str]:
+        rows = self._db.execute(
+            "SELECT visit_no FROM visits WHERE patient_ref = ? ORDER BY visit_no", (patient_ref,)
+        )
+        return [str(r[0]) for r in rows]
+
+    def rename_patient(self, old_ref: str, new_ref: str, at: str) -> None:
+        """Re-key a patient and their visits from `old_ref` to `new_ref` in one transaction,
+        and note the pair (a patient already known under `new_ref` keeps that row)."""
+        with self._transaction():
+            self._db.execute("PRAGMA defer_foreign_keys = ON")
+            known = self._db.execute(
+                "SELECT 1 FROM patients WHERE patient_ref = ?", (new_ref,)
+            ).fetchone()
+            if known:
+                self._db.execute(
+                    "UPDATE visits SET patient_ref = ? WHERE patient_ref = ?", (new_ref, old_ref)
+                )
+                self._db.execute("DELETE FROM patients WHERE patient_ref = ?", (old_ref,))
+            else:
+                self._db.execute(
+                    "UPDATE patients SET patient_ref = ? WHERE patient_ref = ?", (new_ref, old_ref)
+                )
+                self._db.execute(
+                    "UPDATE visits SET patient_ref = ? WHERE patient_ref = ?", (new_ref, old_ref)
+                )
+            self._db.execute(
+                "INSERT OR REPLACE INTO pseudonym_migrations VALUES (?, ?, ?)",
+                (old_ref, new_ref, at),
+            )
+
+    def former_refs(self, patient_ref: str) -> list[str]:
+        """The pseudonyms a patient had before the migration (records keep them)."""
+        rows = self._db.execute(
+            "SELECT old_ref FROM pseudonym_migrations WHERE new_ref = ? ORDER BY old_ref",
+            (patient_ref,),
+        )
+        return [str(r[0]) for r in rows]
 
     # --- helpers ---------------------------------------------------------------------------------
 

@@ -27,14 +27,13 @@ from medalliance.app.alliance_network import AllianceNetwork
 from medalliance.app.connector import Connector
 from medalliance.app.hospital_db import HospitalDatabase
 from medalliance.app.packages import seal_package
+from medalliance.app.pseudonyms import PseudonymClient, pseudonym_client
 from medalliance.errors import ContractError, NotFound
-from medalliance.node.bootstrap import PSEUDONYM_KEY
 from medalliance.node.config import NetworkConfig
 from medalliance.node.embedded import utc_now
 from medalliance.node.package_holding import Held
 from medalliance.privacy.documents import address_of
 from medalliance.privacy.masking import mask_name
-from medalliance.privacy.pseudonym import PseudonymKey, pseudonym
 
 DOCTOR, CLERK, REVIEWER, AUDITOR = "User1", "Clerk1", "Reviewer1", "Auditor1"
 # GB 11643's own example number: synthetic, valid check digit; never a real person.
@@ -121,10 +120,13 @@ def run_referral(
     up, down, summary, discharge = f"REF-{run}-UP", f"REF-{run}-DOWN", f"R-{run}-1", f"R-{run}-2"
     note, feedback_up, feedback_down = f"N-{run}-1", f"F-{run}-UP", f"F-{run}-DOWN"
     dbs = {msp: _database(network, msp) for msp in (a, b)}
+    # Each hospital asks the regulator's pseudonym service, caching in its own database.
+    clients = {
+        msp: pseudonym_client(network, msp, DOCTOR, database_path(network, msp)) for msp in (a, b)
+    }
     try:
         # 1. A admits the patient: identity in A's database, only the pseudonym on the chain.
-        key = PseudonymKey.load(network.layout.org_dir(a) / PSEUDONYM_KEY)
-        ref = pseudonym(key, "resident-id", DEMO_PATIENT["idNumber"])
+        ref = clients[a].pseudonym("resident-id", DEMO_PATIENT["idNumber"])
         _admit(dbs[a], ref, visit)
         done = network.submit(a, DOCTOR, "visit", "RegisterVisit", visit, ref, a)
         report(
@@ -184,8 +186,8 @@ def run_referral(
         )
         # 6. B's connector brings the referral into B's database, exactly once.
         referred = done.block  # the connectors read through the referral's block
-        _sync(report, network, b, dbs[b], key, visit, referred)
-        again = Connector(network, b, DOCTOR, dbs[b], key).sync(until=referred)
+        _sync(report, network, b, dbs[b], clients[b], visit, referred)
+        again = Connector(network, b, DOCTOR, dbs[b], clients[b]).sync(until=referred)
         report(f"{b}'s connector runs again", f"imported {len(again.imported)}: exactly once",
                ok=not again.imported)  # fmt: skip
         # 7. B treats the patient; completing the referral executes the agreement.
@@ -206,7 +208,7 @@ def run_referral(
         )
         report(f"{b} refers the patient back down to {a} ({down})",
                f"block {done.block}; rule of {c} for downward referrals: {rule}")  # fmt: skip
-        _sync(report, network, a, dbs[a], key, visit, done.block)
+        _sync(report, network, a, dbs[a], clients[a], visit, done.block)
         network.submit(a, DOCTOR, "referral", "AcceptReferral", down)
         b_readers = [b, *_regulator(network, b)]
         seal_note(network, a, DOCTOR, b_readers, feedback_down, ref, "feedback",
@@ -219,6 +221,8 @@ def run_referral(
     finally:
         for db in dbs.values():
             db.close()
+        for client in clients.values():
+            client.close()
     return steps
 
 
@@ -355,7 +359,7 @@ def _sync(
     network: AllianceNetwork,
     org: str,
     db: HospitalDatabase,
-    key: PseudonymKey,
+    key: PseudonymClient,
     visit: str,
     until: int,
 ) -> None:

@@ -16,12 +16,13 @@ from pydantic import BaseModel
 
 from medalliance.app.connector import Connector, SyncReport
 from medalliance.app.hospital_db import HospitalDatabase
+from medalliance.app.pseudonyms import PseudonymClient, pseudonym_client
 from medalliance.cli.alliance_cmd import CHANNEL, As, Dir, Session, session
 from medalliance.cli.output import emit_json, output_state, stdout
 from medalliance.errors import Unavailable
 from medalliance.node import launcher
-from medalliance.node.bootstrap import PSEUDONYM_KEY, NetworkLayout
-from medalliance.privacy.pseudonym import PseudonymKey
+from medalliance.node.bootstrap import NetworkLayout
+from medalliance.node.config import HOSPITAL_TYPES
 
 app = typer.Typer(
     help="Sync a hospital's own database from the chain (the hospital connector).",
@@ -62,14 +63,18 @@ def sync(
     block your organisation's peer reports on its operations endpoint (`/status`, as `network
     status` does), so it stops exactly there rather than guessing from an idle stream. With
     --follow it keeps reading new blocks and prints one line per import or status change until
-    Ctrl-C (under --json, the one document comes at the end). The pseudonym key checks that
-    each clinical package is the referred patient's (regulators hold none).
+    Ctrl-C (under --json, the one document comes at the end). At a hospital, the pseudonym
+    service checks that each clinical package is the referred patient's (cached in the database).
 
     Example: medalliance connector sync --db hospitals/TertiaryB.db --as User1@TertiaryHospitalB -d demo
     """
-    with session(directory, as_) as s, closing(HospitalDatabase.open(db)) as database:
+    with (
+        session(directory, as_) as s,
+        closing(HospitalDatabase.open(db)) as database,
+        closing(_pseudonyms(s, db)) as pseudonyms,
+    ):
         connector = Connector(
-            s.network, s.caller.msp_id, s.caller.user, database, _pseudonym_key(s)
+            s.network, s.caller.msp_id, s.caller.user, database, pseudonyms.client
         )
         if follow:
             report = _follow(connector, SyncReport(last_block=database.last_block()))
@@ -141,6 +146,19 @@ def _show(report: SyncReport) -> None:
     console.print(f"last block: {result.last_block}")
 
 
-def _pseudonym_key(s: Session) -> PseudonymKey | None:
-    path = s.network.layout.org_dir(s.caller.msp_id) / PSEUDONYM_KEY
-    return PseudonymKey.load(path) if path.is_file() else None
+class _Pseudonyms:
+    """A hospital's pseudonym client (None for a regulator, which registers no patient)."""
+
+    def __init__(self, client: PseudonymClient | None) -> None:
+        self.client = client
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+
+
+def _pseudonyms(s: Session, db: Path) -> _Pseudonyms:
+    org = s.network.layout.config.organization(s.caller.msp_id)
+    if org.type not in HOSPITAL_TYPES:
+        return _Pseudonyms(None)
+    return _Pseudonyms(pseudonym_client(s.network, s.caller.msp_id, s.caller.user, db))

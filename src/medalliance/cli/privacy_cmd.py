@@ -5,13 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import sys
 import tempfile
+from contextlib import closing
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from pydantic import BaseModel
 
+from medalliance.app.alliance_network import GatewayAlliance
+from medalliance.app.hospital_db import HospitalDatabase
 from medalliance.app.packages import (
     copies_left,
     fetch,
@@ -21,6 +25,8 @@ from medalliance.app.packages import (
     seal_package,
     share,
 )
+from medalliance.app.pseudonym_migration import migrate_pseudonyms
+from medalliance.app.pseudonyms import pseudonym_client
 from medalliance.cli.output import emit_json, output_state, stdout
 from medalliance.errors import NotFound
 from medalliance.node.bootstrap import NetworkLayout
@@ -280,6 +286,79 @@ def access_log_cmd(
         entries,
         "\n".join(f"{e['at']}  {e['org']}  {e['action']}  v{e['version']}" for e in entries)
         or "no access yet",
+    )
+
+
+@app.command("pseudonym")
+def pseudonym_cmd(
+    org: Org,
+    id_type: Annotated[
+        str, typer.Option("--id-type", help="resident-id, passport or medical-card.")
+    ] = "resident-id",
+    db: Annotated[
+        Path | None, typer.Option("--db", help="Your hospital's database (caches answers).")
+    ] = None,
+    channel: Channel = "alliance",
+    user: User = "Clerk1",
+    directory: Dir = Path("."),
+) -> None:
+    """A patient's pseudonym, from the regulator's pseudonym service (for `visit register`).
+
+    The identifier is read from standard input, never from the command line (shell history
+    and process lists would keep it); the service sees it blinded only.
+    Example: medalliance privacy pseudonym --dir demo --org SecondaryAMSP < id.txt
+    """
+    id_number = sys.stdin.readline().strip()
+    network = GatewayAlliance(directory, channel)
+    try:
+        client = pseudonym_client(network, org, user, db)
+        try:
+            ref = client.pseudonym(id_type, id_number)
+        finally:
+            client.close()
+    finally:
+        network.close()
+    _show({"patientRef": ref}, ref)
+
+
+@app.command("migrate-pseudonyms")
+def migrate_pseudonyms_cmd(
+    org: Org,
+    db: Annotated[Path, typer.Option("--db", help="Your hospital's database.")],
+    channel: Channel = "alliance",
+    user: User = "Clerk1",
+    directory: Dir = Path("."),
+) -> None:
+    """Move your hospital's patients to pseudonyms from the regulator's pseudonym service.
+
+    Each patient's visits on the chain are re-keyed (the old pseudonym stays linked), the
+    database is re-keyed, and your copy of the old shared pseudonym key is deleted. Safe to
+    run again. Run it when your connector has imported every referral in flight.
+    Example: medalliance privacy migrate-pseudonyms --dir demo --org SecondaryAMSP --db hospitals/SecondaryAMSP.db
+    """
+    network = GatewayAlliance(directory, channel)
+    try:
+        with closing(HospitalDatabase.open(db)) as database:
+            client = pseudonym_client(network, org, user, db)
+            try:
+                result = migrate_pseudonyms(
+                    network, org, user, database, client, dt.datetime.now(dt.UTC)
+                )
+            finally:
+                client.close()
+    finally:
+        network.close()
+    _show(
+        {
+            "patients": result.patients,
+            "unchanged": result.unchanged,
+            "visitsMoved": list(result.visits_moved),
+            "visitsElsewhere": list(result.visits_elsewhere),
+            "keyDeleted": result.key_deleted,
+        },
+        f"{result.patients} patient(s) re-keyed ({result.unchanged} already done), "
+        f"{len(result.visits_moved)} visit(s) moved on the chain; old key "
+        + ("deleted" if result.key_deleted else "not present"),
     )
 
 

@@ -3,7 +3,8 @@
 Layout (`network init` and the embedded demo share it), as Fabric's tools expect:
 
     organizations/peerOrganizations/<domain>/{ca,tlsca,msp,enc,peers,orderers,users}/
-    organizations/peerOrganizations/<hospital domain>/pseudonym/alliance.key (hospitals only)
+    organizations/peerOrganizations/<regulator domain>/pseudonym/oprf.key (the pseudonym
+        service's regulator only: docs/privacy.md §4)
     organizations/ordererOrganizations/<domain>/{ca,tlsca,msp,orderers,users}/
     channel-artifacts/<channel>.block
     network.yaml
@@ -40,7 +41,6 @@ from medalliance.identity.msp import Msp
 from medalliance.ledger.channel_config import ChannelDefinition, OrgDefinition, genesis_block
 from medalliance.ledger.commit_certificate import Consenter
 from medalliance.node.config import (
-    HOSPITAL_TYPES,
     NODE_FILE,
     ChannelSpec,
     NetworkConfig,
@@ -50,13 +50,16 @@ from medalliance.node.config import (
     render_errors,
 )
 from medalliance.node.profiles import connection_profile, profile_file_stem
-from medalliance.privacy.pseudonym import PseudonymKey
+from medalliance.privacy.oprf import generate_key
+from medalliance.privacy.pseudonym import save_key
 
 CONFIG_FILE = "network.yaml"
 ORGANIZATIONS = "organizations"
 ARTIFACTS = "channel-artifacts"
 NODES = "nodes"
-PSEUDONYM_KEY = "pseudonym/alliance.key"  # under a hospital's organisation folder
+OPRF_KEY = "pseudonym/oprf.key"  # under the pseudonym service regulator's folder only
+# The shared HMAC key of earlier versions; `privacy migrate-pseudonyms` deletes it.
+LEGACY_PSEUDONYM_KEY = "pseudonym/alliance.key"
 
 
 def org_spec(org: OrganizationConfig) -> OrgSpec:
@@ -188,12 +191,10 @@ def init_network(
         for org in config.organizations:
             if org.peers:
                 _write_profiles(staging / ORGANIZATIONS, config, org)
-        # One alliance pseudonym key, held by the hospitals that register patients only.
-        pseudonym_key = PseudonymKey.generate()
-        for org in config.organizations:
-            if org.type in HOSPITAL_TYPES:
-                root = org_dir(staging / ORGANIZATIONS, org_spec(org))
-                pseudonym_key.save(root / PSEUDONYM_KEY)
+        # The pseudonym service's OPRF key: one regulator holds it, no hospital ever does.
+        service = config.pseudonym_regulator()
+        if service is not None:
+            save_key(generate_key(), org_dir(staging / ORGANIZATIONS, org_spec(service)) / OPRF_KEY)
         _write_node_files(staging / NODES, config)
         (staging / ARTIFACTS).mkdir()
         consenter_set = _consenter_set(staging / ORGANIZATIONS, config)
@@ -234,7 +235,7 @@ def add_organization(
     layout: NetworkLayout, org: OrganizationConfig, *, now: dt.datetime
 ) -> NetworkLayout:
     """Add an organisation with peers to an initialised network folder: its crypto material,
-    connection profiles, node files (and the alliance pseudonym key for a hospital), and its
+    connection profiles, node files (no pseudonym key: hospitals ask the service), and its
     entry in network.yaml. It joins a channel only once a config update adds it there."""
     if org.orderers:
         raise InvalidArgument(
@@ -253,10 +254,6 @@ def add_organization(
     generate_org(base, org_spec(new), now=now)
     if new.peers:
         _write_profiles(base, config, new)
-    if new.type in HOSPITAL_TYPES:
-        hospital = next(o for o in layout.config.organizations if o.type in HOSPITAL_TYPES)
-        key = PseudonymKey.load(org_dir(base, org_spec(hospital)) / PSEUDONYM_KEY)
-        key.save(org_dir(base, org_spec(new)) / PSEUDONYM_KEY)
     for owner, name, role in node_hosts(config):
         folder = layout.directory / NODES / f"{name}.{owner.domain}"
         if owner.name == new.name:

@@ -136,10 +136,26 @@ class ChannelSpec(_Model):
     policies: dict[str, str] = Field(default_factory=dict)
 
 
+class PseudonymRateConfig(_Model):
+    """How many pseudonym evaluations one organisation may ask for (docs/privacy.md §4).
+
+    Sized for registrations, not lookups (answers are cached at the hospital): a busy hospital
+    sees a few hundred new patients a day, while enumerating one region and birth year is
+    365,000 guesses — about four months at the default rate, every request logged. Raise it
+    for a migration window only."""
+
+    burst: int = Field(default=500, ge=1, le=1_000_000)
+    per_minute: float = Field(default=2.0, gt=0, le=100_000)
+
+
 class NetworkConfig(_Model):
     name: str = Field(pattern=_NAME)
     organizations: tuple[OrganizationConfig, ...] = Field(min_length=1)
     channels: tuple[ChannelSpec, ...] = ()
+    # The regulator whose peer evaluates patient pseudonyms (docs/privacy.md §4); default: the
+    # root regulator (the one without a parent).
+    pseudonym_service: str | None = None
+    pseudonym_rate: PseudonymRateConfig = PseudonymRateConfig()
 
     @model_validator(mode="after")
     def _check(self) -> NetworkConfig:
@@ -165,6 +181,14 @@ class NetworkConfig(_Model):
         if channel.members:
             return tuple(self.organization(m) for m in channel.members)
         return tuple(o for o in self.organizations if o.type != "orderer")
+
+    def pseudonym_regulator(self) -> OrganizationConfig | None:
+        """The regulator that runs the pseudonym service (None: a network without regulators)."""
+        if self.pseudonym_service is not None:
+            return self.organization(self.pseudonym_service)
+        return next(
+            (o for o in self.organizations if o.type == "regulator" and o.parent is None), None
+        )
 
     def orderer_organizations(self) -> tuple[OrganizationConfig, ...]:
         return tuple(o for o in self.organizations if o.orderers)
@@ -235,6 +259,14 @@ def _problems(net: NetworkConfig) -> Iterator[str]:
         yield from _duplicates(at, "user name", [u.name for u in org.users])
         yield from _org_problems(at, org, orgs, regulators)
     yield from _hierarchy_problems(net)
+    service = net.pseudonym_service
+    if service is not None and (
+        service not in orgs or orgs[service].type != "regulator" or not orgs[service].peers
+    ):
+        yield (
+            f"pseudonym_service: {service!r} is not a regulator organisation with a peer; "
+            f"use one of: {', '.join(regulators) or 'none defined'}"
+        )
     if not net.orderer_organizations():
         yield "organizations: no organisation runs an ordering node; add `orderers:` to one"
     yield from _duplicates("channels", "name", [c.name for c in net.channels])

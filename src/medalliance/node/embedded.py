@@ -32,6 +32,7 @@ from medalliance.node.config import NetworkConfig
 from medalliance.node.deploy import ADMIN, deploy_contracts
 from medalliance.node.ordering import OrderingStage
 from medalliance.node.peer import Peer
+from medalliance.node.pseudonym_service import PseudonymEvaluator, evaluator_for
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,20 @@ class EmbeddedNetwork:
         self._blocks: dict[str, list[common_pb2.Block]] = {}
         for channel in config.channels:
             self._start_ordering(channel.name)
+        # The pseudonym service, as the regulator's peer process runs it (docs/privacy.md §4).
+        self.pseudonyms: PseudonymEvaluator | None = next(
+            (e for p in self.peers if (e := self._evaluator(p)) is not None), None
+        )
+
+    def _evaluator(self, peer: Peer) -> PseudonymEvaluator | None:
+        return evaluator_for(
+            self.layout,
+            peer.msp_id,
+            peer.directory,
+            lambda channel_id: peer.channel(channel_id).config,
+            peer.channel_ids,
+            self._clock,
+        )
 
     @classmethod
     def open(

@@ -24,6 +24,7 @@ from medalliance.gateway.peer_services import DeliverService, EndorserService
 from medalliance.gateway.ports import Endorser
 from medalliance.gateway.service import GatewayService
 from medalliance.ledger.block import parse_block
+from medalliance.ledger.channel_config import ChannelConfig
 from medalliance.network.block_feed import BlockFeed
 from medalliance.network.tls import bind
 from medalliance.node.bootstrap import NetworkLayout
@@ -33,6 +34,7 @@ from medalliance.node.material import NodeMaterial, orderer_endpoints, utc_now
 from medalliance.node.orderer_link import OrdererEndpoint, OrdererLink
 from medalliance.node.peer import Peer
 from medalliance.node.private_data import PrivateDataService
+from medalliance.node.pseudonym_service import PseudonymService, evaluator_for
 from medalliance.node.served import ServedChannel
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,10 @@ class PeerNode:
         )
         if self.private_data is not None:
             self.peer.channel(records[0]).add_listener(self.private_data.holding.committed_block)
+        evaluator = evaluator_for(
+            layout, org.msp_id, m.data_dir, self._channel_config, self.channels, utc_now
+        )
+        self.pseudonyms = PseudonymService(evaluator) if evaluator is not None else None
 
     def _join_and_install(self) -> None:
         config = self.layout.config
@@ -102,6 +108,9 @@ class PeerNode:
             return self.channels[channel_id]
         except KeyError:
             raise UnknownChannel(channel_id) from None
+
+    def _channel_config(self, channel_id: str) -> ChannelConfig:
+        return self.channel(channel_id).config
 
     def peers_for(self, channel_id: str) -> Mapping[str, Sequence[Endorser]]:
         """Each member organisation's peers, this peer's organisation first."""
@@ -144,6 +153,8 @@ class PeerNode:
         )
         if self.private_data is not None:
             server.add_generic_rpc_handlers((self.private_data.handler(),))
+        if self.pseudonyms is not None:  # the pseudonym regulator's peer only
+            server.add_generic_rpc_handlers((self.pseudonyms.handler(),))
 
     def _other_peers(self) -> dict[str, list[tuple[str, str]]]:
         """Other organisations' peers as (TLS host name, endpoint), by MSP id."""

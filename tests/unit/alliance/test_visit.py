@@ -187,3 +187,35 @@ def test_a_trailing_newline_is_not_part_of_an_id(alliance: Alliance) -> None:
     )
     status, _ = alliance.refused(A, "doctor", "visit", "RegisterVisit", "V-2", PATIENT + "\n", A)
     assert status == 400
+
+
+NEW = "0123456789abcdef0123456789abcdef"  # the patient's pseudonym after the migration
+
+
+def test_the_holding_hospital_moves_a_visit_to_the_new_pseudonym(alliance: Alliance) -> None:
+    alliance.ok(A, "doctor", "visit", "RegisterVisit", "V-1", PATIENT, A)
+    moved = alliance.ok(A, "clerk", "visit", "MovePatientRef", "V-1", PATIENT, NEW)
+    assert (moved["patientRef"], moved["formerPatientRefs"]) == (NEW, [PATIENT])
+    assert alliance.ok(A, "clerk", "visit", "PatientsAt", A) == [
+        {"visitNo": "V-1", "patientRef": NEW}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("caller", "role", "old", "new", "status", "message"),
+    [
+        pytest.param(B, "doctor", PATIENT, NEW, 403, "patient of visit V-1 is at SecondaryAMSP, not TertiaryAMSP", id="another hospital cannot re-key the visit"),
+        pytest.param("DistrictHCMSP", "reviewer", PATIENT, NEW, 403, "role doctor or clerk required", id="a regulator cannot re-key the visit"),
+        pytest.param(A, "doctor", NEW, PATIENT, 409, "visit V-1 is not bound to that old pseudonym", id="only from the pseudonym the visit has"),
+        pytest.param(A, "doctor", PATIENT, "Zhang San 110101199003071234", 400, "must be a different pseudonym", id="never to an identity"),
+        pytest.param(A, "doctor", PATIENT, PATIENT, 400, "must be a different pseudonym", id="never to the same pseudonym"),
+    ],
+)  # fmt: skip
+def test_moving_a_pseudonym_rules(
+    alliance: Alliance, caller: str, role: str, old: str, new: str, status: int, message: str
+) -> None:
+    alliance.ok(A, "doctor", "visit", "RegisterVisit", "V-1", PATIENT, A)
+    refused = alliance.refused(caller, role, "visit", "MovePatientRef", "V-1", old, new)
+    assert refused[0] == status
+    assert message in refused[1]
+    assert alliance.ok(A, "doctor", "visit", "GetVisit", "V-1")["patientRef"] == PATIENT

@@ -14,8 +14,14 @@ from medalliance.identity.policy import SignedData
 from medalliance.ledger.block import parse_block
 from medalliance.ledger.channel_config import ChannelConfig
 from medalliance.node import bootstrap
-from medalliance.node.bootstrap import PSEUDONYM_KEY, NetworkLayout, init_network
+from medalliance.node.bootstrap import (
+    LEGACY_PSEUDONYM_KEY,
+    OPRF_KEY,
+    NetworkLayout,
+    init_network,
+)
 from medalliance.node.config import NetworkConfig
+from medalliance.privacy.pseudonym import load_key
 
 NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
 
@@ -182,19 +188,34 @@ def test_loading_a_directory_without_a_network_is_not_found(tmp_path: Path) -> N
         NetworkLayout.load(tmp_path)
 
 
-def test_hospitals_share_one_pseudonym_key_that_regulators_do_not_hold(tmp_path: Path) -> None:
+def test_only_the_pseudonym_regulator_holds_the_oprf_key(tmp_path: Path) -> None:
     data = CONFIG.model_dump(mode="json")
     data["organizations"].append(
         {"name": "HospB", "msp_id": "HospBMSP", "domain": "hospb.example.com",
          "type": "secondary", "regulator": "Reg", "peers": [{"name": "peer0", "port": 7251}]}
     )  # fmt: skip
     layout = init_network(NetworkConfig.model_validate(data), tmp_path, now=NOW)
-    paths = {
-        o.msp_id: layout.org_dir(o.msp_id) / PSEUDONYM_KEY for o in layout.config.organizations
-    }
-    keys = {paths["HospAMSP"].read_bytes(), paths["HospBMSP"].read_bytes()}
-    assert len(keys) == 1  # one alliance key: the same patient, the same pseudonym everywhere
-    assert len(next(iter(keys))) == 32
-    assert paths["HospBMSP"].stat().st_mode & 0o777 == 0o600
-    assert not paths["RegMSP"].exists()  # regulators see pseudonyms only
-    assert not paths["OrdMSP"].exists()
+    assert layout.config.pseudonym_regulator() == layout.config.organization("Reg")  # the root
+    key = layout.org_dir("RegMSP") / OPRF_KEY
+    assert load_key(key).scalar == key.read_bytes()
+    assert key.stat().st_mode & 0o777 == 0o600
+    for org in ("HospAMSP", "HospBMSP", "OrdMSP"):  # no hospital can compute a pseudonym
+        assert not (layout.org_dir(org) / "pseudonym").exists()
+        assert not (layout.org_dir(org) / LEGACY_PSEUDONYM_KEY).exists()
+
+
+@pytest.mark.parametrize(
+    ("service", "accepted"),
+    [
+        pytest.param("Reg", True, id="a regulator with a peer may run the service"),
+        pytest.param("HospA", False, id="a hospital may not run the service"),
+        pytest.param("Nobody", False, id="an unknown organisation is refused"),
+    ],
+)
+def test_the_pseudonym_service_is_a_regulator_with_a_peer(service: str, accepted: bool) -> None:
+    data = {**CONFIG.model_dump(mode="json"), "pseudonym_service": service}
+    if accepted:
+        assert NetworkConfig.model_validate(data).pseudonym_regulator() is not None
+    else:
+        with pytest.raises(ValueError, match=r"pseudonym_service: .* is not a regulator"):
+            NetworkConfig.model_validate(data)

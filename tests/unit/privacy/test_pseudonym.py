@@ -1,4 +1,4 @@
-"""Patient pseudonyms: stable, keyed, typed, and never echoing an identifier."""
+"""Patient pseudonyms: stable, keyed (OPRF), typed, and never echoing an identifier."""
 
 from __future__ import annotations
 
@@ -11,16 +11,32 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from medalliance.errors import InvalidArgument, NotFound, PreconditionFailed
-from medalliance.privacy.pseudonym import ID_TYPES, PseudonymKey, normalise, pseudonym
+from medalliance.privacy import oprf
+from medalliance.privacy.oprf import OprfKey
+from medalliance.privacy.pseudonym import (
+    ID_TYPES,
+    blind_identifier,
+    load_key,
+    normalise,
+    oprf_input,
+    pseudonym_of,
+    save_key,
+)
 
-KEY = PseudonymKey(bytes(range(32)))
+KEY = oprf.derive_key(bytes(range(32)), b"medalliance test key")
 VALID = "11010519491231002X"  # GB 11643 sample number (check character X)
 # The `patientRef` the visit and records contracts accept (src/medalliance/alliance/visit.py).
 PATIENT_REF = re.compile(r"[0-9a-f]{16,64}")
 
-keys = st.binary(min_size=32, max_size=32).map(PseudonymKey)
+keys = st.binary(min_size=32, max_size=32).map(lambda seed: oprf.derive_key(seed, b"test"))
 first17s = st.from_regex(r"[0-9]{17}", fullmatch=True)
 other_numbers = st.from_regex(r"[0-9A-Z]{4,32}", fullmatch=True)
+
+
+def pseudonym(key: OprfKey, id_type: str, id_number: str) -> str:
+    """The whole protocol: the hospital blinds and finishes, the key holder evaluates."""
+    pending = blind_identifier(id_type, id_number)
+    return pending.finish(oprf.blind_evaluate(key, pending.element))
 
 
 def with_check(first17: str) -> str:
@@ -82,23 +98,32 @@ def test_a_pseudonym_fits_the_patient_ref_of_the_contracts() -> None:
 
 def test_a_pseudonym_is_fixed_for_a_key_and_identifier() -> None:
     # Pins the encoding: changing it would give every patient of the alliance a new pseudonym.
-    assert pseudonym(KEY, "resident-id", VALID) == pseudonym(
-        PseudonymKey(bytes(range(32))), "resident-id", VALID
+    same_key = oprf.derive_key(bytes(range(32)), b"medalliance test key")
+    assert pseudonym(KEY, "resident-id", VALID) == pseudonym(same_key, "resident-id", VALID)
+    assert pseudonym(KEY, "resident-id", VALID) == "856412b4065b363320a6ad50608de8f0"
+    assert pseudonym_of(oprf.evaluate(KEY, oprf_input("resident-id", VALID))) == pseudonym(
+        KEY, "resident-id", VALID
     )
-    assert pseudonym(KEY, "resident-id", VALID) == "e10d9dc9af15612fb53321bceb7ab958"
+
+
+def test_the_service_sees_a_fresh_element_for_every_request_of_one_patient() -> None:
+    first, second = blind_identifier("resident-id", VALID), blind_identifier("resident-id", VALID)
+    assert first.element != second.element
+    assert VALID.encode() not in first.element
+    assert VALID not in repr(first)
 
 
 @given(keys, first17s)
-def test_pseudonyms_are_stable_32_hex_characters(key: PseudonymKey, first17: str) -> None:
+def test_pseudonyms_are_stable_32_hex_characters(key: OprfKey, first17: str) -> None:
     number = with_check(first17)
     reference = pseudonym(key, "resident-id", number)
     assert re.fullmatch(r"[0-9a-f]{32}", reference)
-    assert pseudonym(PseudonymKey(key.secret), "resident-id", f" {number.lower()} ") == reference
+    assert pseudonym(OprfKey(key.scalar), "resident-id", f" {number.lower()} ") == reference
 
 
 @given(keys, keys, first17s)
 def test_different_keys_give_different_pseudonyms(
-    key: PseudonymKey, other: PseudonymKey, first17: str
+    key: OprfKey, other: OprfKey, first17: str
 ) -> None:
     if key != other:
         number = with_check(first17)
@@ -107,7 +132,7 @@ def test_different_keys_give_different_pseudonyms(
 
 @given(keys, other_numbers, st.sampled_from(ID_TYPES), st.sampled_from(ID_TYPES))
 def test_one_number_under_two_identifier_types_gives_two_pseudonyms(
-    key: PseudonymKey, number: str, id_type: str, other_type: str
+    key: OprfKey, number: str, id_type: str, other_type: str
 ) -> None:
     def reference(kind: str) -> str | None:
         try:
@@ -149,67 +174,57 @@ def test_error_messages_never_contain_the_identifier(
         assert len(part.strip()) < 6 or part.strip() not in str(refused.value)
 
 
-def test_keys_are_32_random_bytes_that_no_repr_shows() -> None:
-    key, other = PseudonymKey.generate(), PseudonymKey.generate()
-    assert len(key.secret) == 32
-    assert key != other
-    for shown in (repr(key), str(key)):
-        assert key.secret.hex() not in shown
-        assert repr(key.secret) not in shown
-    with pytest.raises(InvalidArgument, match="32 bytes"):
-        PseudonymKey(bytes(16))
-
-
 def test_the_key_file_is_private_and_round_trips(tmp_path: Path) -> None:
-    path = tmp_path / "alliance" / "pseudonym.key"
-    key = PseudonymKey.generate()
-    key.save(path)
+    path = tmp_path / "pseudonym" / "oprf.key"
+    key = oprf.generate_key()
+    save_key(key, path)
     assert path.stat().st_mode & 0o777 == 0o600
-    assert PseudonymKey.load(path) == key
-    assert os.listdir(path.parent) == ["pseudonym.key"]  # no temporary file left behind
+    assert load_key(path) == key
+    assert os.listdir(path.parent) == ["oprf.key"]  # no temporary file left behind
 
 
 def test_an_existing_key_is_never_overwritten_unless_asked(tmp_path: Path) -> None:
-    path = tmp_path / "pseudonym.key"
-    key, other = PseudonymKey.generate(), PseudonymKey.generate()
-    key.save(path)
+    path = tmp_path / "oprf.key"
+    key, other = oprf.generate_key(), oprf.generate_key()
+    save_key(key, path)
     with pytest.raises(PreconditionFailed, match="never overwritten"):
-        other.save(path)
-    assert PseudonymKey.load(path) == key
-    other.save(path, replace=True)
-    assert PseudonymKey.load(path) == other
+        save_key(other, path)
+    assert load_key(path) == key
+    save_key(other, path, replace=True)
+    assert load_key(path) == other
     assert path.stat().st_mode & 0o777 == 0o600
-    assert os.listdir(tmp_path) == ["pseudonym.key"]
+    assert os.listdir(tmp_path) == ["oprf.key"]
 
 
 def test_a_key_written_concurrently_is_not_overwritten(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "pseudonym.key"
-    key = PseudonymKey.generate()
-    key.save(path)
+    path = tmp_path / "oprf.key"
+    key = oprf.generate_key()
+    save_key(key, path)
     # Another process wrote its key after this one looked: the write itself must refuse.
     monkeypatch.setattr(Path, "exists", lambda self: False)
     with pytest.raises(PreconditionFailed, match="never overwritten"):
-        PseudonymKey.generate().save(path)
+        save_key(oprf.generate_key(), path)
     monkeypatch.undo()
-    assert PseudonymKey.load(path) == key
-    assert os.listdir(tmp_path) == ["pseudonym.key"]
+    assert load_key(path) == key
+    assert os.listdir(tmp_path) == ["oprf.key"]
 
 
 @pytest.mark.parametrize(
     ("content", "error", "message"),
     [
-        pytest.param(None, NotFound, "no pseudonym key", id="a missing key file is not found"),
-        pytest.param(b"", InvalidArgument, "is not a pseudonym key", id="an empty key file is refused"),
-        pytest.param(bytes(32) + b"\n", InvalidArgument, "is not a pseudonym key", id="a key file with a trailing byte is refused"),
+        pytest.param(None, NotFound, "no OPRF key", id="a missing key file is not found"),
+        pytest.param(b"", InvalidArgument, "is not an OPRF key", id="an empty key file is refused"),
+        pytest.param(bytes(32), InvalidArgument, "is not an OPRF key", id="a zero scalar is refused"),
+        pytest.param(b"\x01" * 32 + b"\n", InvalidArgument, "is not an OPRF key", id="a key file with a trailing byte is refused"),
     ],
 )  # fmt: skip
 def test_a_bad_key_file_is_refused(
     tmp_path: Path, content: bytes | None, error: type[Exception], message: str
 ) -> None:
-    path = tmp_path / "pseudonym.key"
+    path = tmp_path / "oprf.key"
     if content is not None:
         path.write_bytes(content)
     with pytest.raises(error, match=message):
-        PseudonymKey.load(path)
+        load_key(path)

@@ -1,0 +1,145 @@
+"""A hospital's one way to a patient's pseudonym: ask the pseudonym service, remember the answer.
+
+Every place that needs a patient reference (admission, the referral demo, the connector's check
+of an incoming package, the CLI) calls `PseudonymClient.pseudonym(id_type, id_number)`. The
+identifier is blinded here, evaluated by the pseudonym regulator's node (node/
+pseudonym_service.py: signed by the calling user, rate-limited and logged there), and finished
+here (privacy/pseudonym.py). No key that would let the hospital compute a pseudonym alone
+exists at the hospital. Answers are cached in the hospital's own database (the table
+`pseudonym_cache`, next to the patients it already holds), so a known patient costs no
+evaluation and no share of the hospital's rate limit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+import grpc
+
+from medalliance.app.session import own_peer, user_signer
+from medalliance.errors import Unavailable
+from medalliance.node.bootstrap import NetworkLayout
+from medalliance.node.pseudonym_service import SERVICE, evaluate_request, evaluated_elements
+from medalliance.privacy.pseudonym import blind_identifier, normalise
+from medalliance.sdk.errors import gateway_error
+
+# The service evaluates blinded elements in batches; larger lists are split.
+BATCH = 64
+
+Evaluate = Callable[[list[bytes]], list[bytes]]
+
+
+class PseudonymCache:
+    """Normalised identifier → pseudonym, in the hospital's SQLite database (secure_delete on,
+    like the patients table: an identity deleted there does not linger)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA secure_delete = ON")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS pseudonym_cache (id_type TEXT NOT NULL, "
+            "id_value TEXT NOT NULL, patient_ref TEXT NOT NULL, PRIMARY KEY (id_type, id_value))"
+        )
+
+    def get(self, id_type: str, value: str) -> str | None:
+        row = self._db.execute(
+            "SELECT patient_ref FROM pseudonym_cache WHERE id_type = ? AND id_value = ?",
+            (id_type, value),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def put(self, id_type: str, value: str, patient_ref: str) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO pseudonym_cache VALUES (?, ?, ?)", (id_type, value, patient_ref)
+        )
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class PseudonymClient:
+    """Pseudonyms for one hospital user, through `evaluate` (the service, over gRPC or
+    in-process), cached in `cache` when given."""
+
+    def __init__(self, evaluate: Evaluate, cache: PseudonymCache | None = None) -> None:
+        self._evaluate = evaluate
+        self._cache = cache
+        self.evaluations = 0  # identifiers sent to the service by this client
+
+    def close(self) -> None:
+        if self._cache is not None:
+            self._cache.close()
+
+    def pseudonym(self, id_type: str, id_number: str) -> str:
+        """The patient's alliance-wide pseudonym (32 lower-case hex). Raises `InvalidArgument`
+        for a malformed identifier (never quoting it), `PermissionDenied`/`Overloaded`/
+        `Unavailable` as the service answers."""
+        return self.pseudonyms([(id_type, id_number)])[0]
+
+    def pseudonyms(self, identifiers: Sequence[tuple[str, str]]) -> list[str]:
+        """Pseudonyms of several identifiers, asking the service only for uncached ones."""
+        keys = [(id_type, normalise(id_type, number)) for id_type, number in identifiers]
+        found: dict[tuple[str, str], str] = {}
+        if self._cache is not None:
+            for key in keys:
+                cached = self._cache.get(*key)
+                if cached is not None:
+                    found[key] = cached
+        missing = list(dict.fromkeys(k for k in keys if k not in found))
+        for start in range(0, len(missing), BATCH):
+            batch = missing[start : start + BATCH]
+            pending = [blind_identifier(id_type, value) for id_type, value in batch]
+            answers = self._evaluate([p.element for p in pending])
+            self.evaluations += len(batch)
+            for key, waiting, answer in zip(batch, pending, answers, strict=True):
+                found[key] = waiting.finish(answer)
+                if self._cache is not None:
+                    self._cache.put(*key, found[key])
+        return [found[key] for key in keys]
+
+
+class EvaluatesPseudonyms(Protocol):
+    """What a client needs of a network (`AllianceNetwork.evaluate_pseudonyms`)."""
+
+    def evaluate_pseudonyms(self, org: str, user: str, elements: list[bytes]) -> list[bytes]: ...
+
+
+def pseudonym_client(
+    network: EvaluatesPseudonyms, org: str, user: str, cache_path: Path | None = None
+) -> PseudonymClient:
+    """A client for `user` of `org` on `network`, caching in the database at `cache_path`."""
+
+    def evaluate(elements: list[bytes]) -> list[bytes]:
+        return network.evaluate_pseudonyms(org, user, elements)
+
+    return PseudonymClient(evaluate, PseudonymCache(cache_path) if cache_path else None)
+
+
+def evaluate_over_grpc(
+    layout: NetworkLayout, org: str, user: str, elements: list[bytes]
+) -> list[bytes]:
+    """Ask the pseudonym regulator's peer (TLS, its organisation's TLS CA) to evaluate blinded
+    elements, the request signed by `user` of `org`."""
+    regulator = layout.config.pseudonym_regulator()
+    if regulator is None:
+        raise Unavailable("this network has no regulator to run the pseudonym service")
+    endpoint, tls_ca, server_name = own_peer(layout, regulator.name)
+    request = evaluate_request(user_signer(layout, org, user), elements, dt.datetime.now(dt.UTC))
+    with grpc.secure_channel(
+        endpoint,
+        grpc.ssl_channel_credentials(tls_ca),
+        options=[("grpc.ssl_target_name_override", server_name)],
+    ) as channel:
+        call = channel.unary_unary(
+            f"/{SERVICE}/Evaluate", request_serializer=None, response_deserializer=None
+        )
+        try:
+            answer: bytes = call(request, timeout=30)
+        except grpc.RpcError as exc:
+            raise gateway_error(exc) from None
+    return evaluated_elements(answer, len(elements))
