@@ -111,7 +111,7 @@ class OrdererNode:
         )
         await server.start()
         for channel_id, channel in self.channels.items():
-            self._tasks.append(asyncio.create_task(channel.run()))
+            self._tasks.append(channel.start())
             if self.link is not None:  # catch up from the others whenever this node lags
                 self._tasks.append(
                     asyncio.create_task(
@@ -131,6 +131,7 @@ class OrdererNode:
             "endpoint": self.address,
             "channels": {cid: c.store.height for cid, c in self.channels.items()},
             "consensus": {cid: c.status() for cid, c in self.channels.items()},
+            "problems": [p for c in self.channels.values() for p in c.problems()],
         }
 
     async def stop(self) -> None:
