@@ -5,7 +5,9 @@ are decided by the Tendermint-style protocol of `consensus/` (docs/consensus.md)
 channel by `BftChannel`, and stored with their commit certificate before they are served.
 Ordering nodes talk to each other over mutual TLS through `medalliance.Consensus`: `Step`
 carries consensus messages, `Forward` passes admitted transactions on so that any proposer can
-order them. Each node also pulls certified blocks from the others, so one that was down or cut
+order them. Only a consenter of the channel may call either: its client TLS certificate must be
+one of the channel's consenter mapping (`consenter_auth.py`); anyone else gets
+PERMISSION_DENIED. Each node also pulls certified blocks from the others, so one that was down or cut
 off catches up. Peers pull blocks from any ordering node and check the certificates themselves.
 """
 
@@ -41,6 +43,7 @@ from medalliance.network.tls import bind
 from medalliance.node.bft_channel import BftChannel
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.config import OrganizationConfig
+from medalliance.node.consenter_auth import consenter_of, msp_of
 from medalliance.node.material import NodeMaterial, utc_now
 from medalliance.node.orderer_link import OrdererEndpoint, OrdererLink
 
@@ -160,17 +163,14 @@ class OrdererNode:
 
     async def _step_rpc(self, data: bytes, context: grpc.aio.ServicerContext) -> bytes:
         channel_id, _, message = data.partition(b"\x00")
-        channel = self.channels.get(channel_id.decode("utf-8", "replace"))
-        if channel is not None:
-            channel.receive(message)
+        channel, caller = await self._consenter_call("Step", channel_id, context)
+        channel.receive(message, caller)
         return b""
 
     async def _forward_rpc(self, data: bytes, context: grpc.aio.ServicerContext) -> bytes:
         """Transactions another consenter admitted: admitted here too, on their own merits."""
         channel_id, _, body = data.partition(b"\x00")
-        channel = self.channels.get(channel_id.decode("utf-8", "replace"))
-        if channel is None:
-            return b""
+        channel, _ = await self._consenter_call("Forward", channel_id, context)
         try:
             envelopes = [base64.b64decode(e, validate=True) for e in json.loads(body)]
         except (ValueError, TypeError):
@@ -181,6 +181,30 @@ class OrdererNode:
             except MedallianceError:
                 continue  # a duplicate, or not admissible here: the sender's problem
         return b""
+
+    async def _consenter_call(
+        self, method: str, channel_id: bytes, context: grpc.aio.ServicerContext
+    ) -> tuple[BftChannel, str]:
+        """The channel and the consenter calling; aborts with PERMISSION_DENIED unless the
+        caller's client TLS certificate is one of the channel's consenter set in force."""
+        name = channel_id.decode("utf-8", "replace")
+        pems = context.auth_context().get("x509_pem_cert") or [None]
+        channel = self.channels.get(name)
+        consenter = None if channel is None else consenter_of(channel.config.consenter_set, pems[0])
+        if channel is None or consenter is None:
+            msp_id = msp_of(pems[0], self.tls.trusted)
+            log.warning(
+                "consensus call refused: not a consenter",
+                extra={"method": method, "channel": name[:64], "msp_id": msp_id},
+            )
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"only the consenters of channel {name[:64]!r} on this ordering node may call "
+                f"{CONSENSUS_SERVICE}/{method}; the client TLS certificate presented (issued to "
+                f"{msp_id}) is not in the channel's consenter mapping",
+            )
+            raise AssertionError("abort returns only by raising")  # pragma: no cover
+        return channel, consenter.name
 
     def _consenters(self, channel_id: str) -> list[str]:
         """The channel's other consenters, as its current configuration names them."""
