@@ -23,6 +23,7 @@ from medalliance.consensus.messages import (
 from medalliance.consensus.signing import signatures_of
 
 CHANNEL = "medalliance-sim"
+OUTSIDER = "outsider"  # holds a key and a link, but is not a validator
 
 
 def secret_for(node_id: str) -> bytes:
