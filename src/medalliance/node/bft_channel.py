@@ -283,7 +283,7 @@ class BftChannel:
                 f"consensus on {self.channel_id} failed {self._failures_in_a_row} times "
                 f"without deciding a block (last: {self._last_failure}); see the node's log"
             )
-        elif self._task is not None and not self._running and not self.retired:
+        elif self.failures and not self._running and not self.retired:
             found.append(f"consensus on {self.channel_id} is restarting after a failure")
         return found
 
