@@ -90,7 +90,12 @@ from medalliance.ledger.config_update import (
 from medalliance.ledger.tx import ENDORSER_TRANSACTION, SigningIdentity, parse_envelope
 from medalliance.network.block_feed import BlockFeed
 from medalliance.node import consensus_wire
-from medalliance.node.consensus_inbox import RejectedMessage, block_problem, check_message
+from medalliance.node.consensus_inbox import (
+    RefusalLog,
+    RejectedMessage,
+    block_problem,
+    check_message,
+)
 from medalliance.node.hard_state_log import HardStateLog
 from medalliance.node.mempool import Mempool
 from medalliance.node.ordering import admit
@@ -171,6 +176,7 @@ class BftChannel:
         self.retired = not self.validators.contains(name)
         self._task: asyncio.Task[None] | None = None  # the core's loop, once voted in
         self.dropped: Counter[str] = Counter()  # refused consensus messages, by reason
+        self._refusals = RefusalLog()
         self.failures = 0  # times the core's task failed and was restarted
         self._failures_in_a_row = 0  # since the last decided block
         self._last_failure: str | None = None
@@ -229,7 +235,10 @@ class BftChannel:
 
     def _drop(self, exc: RejectedMessage, caller: str | None, message: Message | None) -> None:
         self.dropped[exc.reason] += 1
-        extra = {"channel": self.channel_id, "reason": exc.reason, "caller": caller}
+        count = self._refusals.note(exc.reason, caller or "")
+        if count is None:
+            return
+        extra = {"channel": self.channel_id, "reason": exc.reason, "caller": caller, "count": count}
         if exc.reason == "bad-block" and isinstance(message, Decision | Proposal):
             # Its signatures verified: consenters certified (or proposed) a header, and the
             # sender put another body beside it. Keep the evidence for the alliance.

@@ -42,6 +42,23 @@ REASONS = (
 )
 
 
+class RefusalLog:
+    """Counts refusals per key and says which to log: the 1st, 2nd, 4th, 8th, ... of each key.
+
+    A flood of forged messages must not become a flood of log lines (disk, I/O): the log keeps
+    every kind of refusal and its order of magnitude, the exact counts are in `/status`.
+    """
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, ...], int] = {}
+
+    def note(self, *key: str) -> int | None:
+        """Count one refusal of `key`; its count when it should be logged, else None."""
+        count = self._counts.get(key, 0) + 1
+        self._counts[key] = count
+        return count if count & (count - 1) == 0 else None
+
+
 class RejectedMessage(InvalidArgument):
     """A consensus message the node dropped; `reason` is one of `REASONS`."""
 

@@ -43,6 +43,7 @@ from medalliance.network.tls import bind
 from medalliance.node.bft_channel import BftChannel
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.config import OrganizationConfig
+from medalliance.node.consensus_inbox import RefusalLog
 from medalliance.node.consenter_auth import consenter_of, msp_of
 from medalliance.node.material import NodeMaterial, utc_now
 from medalliance.node.orderer_link import OrdererEndpoint, OrdererLink
@@ -70,6 +71,7 @@ class OrdererNode:
         self._peers: dict[str, tuple[str, str]] = {}  # consenter name -> (endpoint, MSP id)
         self._links: dict[str, grpc.aio.Channel] = {}
         self._inflight: set[asyncio.Task[None]] = set()
+        self._refusals = RefusalLog()  # refused consensus callers, logged sparingly
         data = m.data_dir / "ledgers"
         for spec in layout.config.channels:
             genesis = parse_block(layout.genesis_block_path(spec.name).read_bytes())
@@ -193,10 +195,17 @@ class OrdererNode:
         consenter = None if channel is None else consenter_of(channel.config.consenter_set, pems[0])
         if channel is None or consenter is None:
             msp_id = msp_of(pems[0], self.tls.trusted)
-            log.warning(
-                "consensus call refused: not a consenter",
-                extra={"method": method, "channel": name[:64], "msp_id": msp_id},
-            )
+            count = self._refusals.note(msp_id, method)
+            if count is not None:
+                log.warning(
+                    "consensus call refused: not a consenter",
+                    extra={
+                        "method": method,
+                        "channel": name[:64],
+                        "msp_id": msp_id,
+                        "count": count,
+                    },
+                )
             await context.abort(
                 grpc.StatusCode.PERMISSION_DENIED,
                 f"only the consenters of channel {name[:64]!r} on this ordering node may call "

@@ -20,7 +20,12 @@ from medalliance.consensus.messages import (
 from medalliance.consensus.validators import ValidatorSet
 from medalliance.identity.msp import Identity, MspManager
 from medalliance.ledger.block import header_hash, new_block
-from medalliance.node.consensus_inbox import RejectedMessage, block_problem, check_message
+from medalliance.node.consensus_inbox import (
+    RefusalLog,
+    RejectedMessage,
+    block_problem,
+    check_message,
+)
 
 ORG = make_org("OrdMSP")
 MEMBER = make_org("Org1MSP")
@@ -161,3 +166,10 @@ def test_a_forged_message_is_refused_with_its_reason(
 def test_a_block_body_must_match_its_header(value: Value, height: int, problem: str | None) -> None:
     found = block_problem(value, height)
     assert found == problem if problem is None else problem in (found or "")
+
+
+def test_a_flood_of_refusals_is_logged_logarithmically_per_key() -> None:
+    refusals = RefusalLog()
+    logged = [n for n in (refusals.note("unsigned", "orderer3") for _ in range(100)) if n]
+    assert logged == [1, 2, 4, 8, 16, 32, 64]
+    assert refusals.note("bad-signature", "orderer3") == 1  # another key starts afresh
