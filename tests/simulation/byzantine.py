@@ -9,6 +9,12 @@ table). Behaviours (consensus-design §5.3):
   signed for another channel;
 - invalid-value: proposes values that valid(v) rejects;
 - amnesia: forgets locks: proposes a fresh value every round and votes for each round's proposal;
+- forged-status: with each STATUS, STATUS messages far ahead in round (issue 11, item 7):
+  unsigned in its own name, in every other validator's name, and signed in its own;
+- outsider-status: STATUS messages far ahead from a non-consenter, over its own link and over
+  the Byzantine node's;
+- swapped-body: DECISIONs with a genuine certificate beside another body (issue 11, item 8),
+  instead of its honest relays and with each STATUS;
 - split: colluding nodes show one value to half of the correct nodes and another to the rest;
   with f+1 of them agreement must break, which is what the checker test relies on.
 """
@@ -16,16 +22,27 @@ table). Behaviours (consensus-design §5.3):
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
-from medalliance.consensus.messages import Kind, Message, Proposal, Value, Vote
-from tests.simulation.fakes import make_value
+from medalliance.consensus.messages import (
+    Decision,
+    Kind,
+    Message,
+    Proposal,
+    Status,
+    Value,
+    Vote,
+)
+from tests.simulation.fakes import CHANNEL, OUTSIDER, FakeSigner, make_value
 from tests.simulation.host import Host
 
 if TYPE_CHECKING:
     from tests.simulation.simulator import Simulation
 
+_M = TypeVar("_M", Proposal, Vote, Status)
+
 ARCHIVE_MAX = 200
+ROUND_INFLATION = 1000  # how far ahead forged STATUS messages claim to be
 
 
 class ByzantineHost(Host):
@@ -77,6 +94,31 @@ class ByzantineHost(Host):
                 self._to(targets, self._forget_lock(message))
             case "split" if isinstance(message, Proposal | Vote) and self._is_mine(message):
                 self._split(message, targets)
+            case "forged-status" if isinstance(message, Status):
+                self._to(targets, message)
+                ahead = replace(message, round=message.round + ROUND_INFLATION, signature=b"")
+                for name in self.sim.validators.ids:
+                    self._to(targets, replace(ahead, sender=name))
+                self._to(targets, self._sign(ahead))  # genuine, but one sender is not f+1
+            case "outsider-status" if isinstance(message, Status):
+                self._to(targets, message)
+                outsider = FakeSigner.for_node(OUTSIDER)
+                ahead = replace(message, sender=OUTSIDER, round=message.round + ROUND_INFLATION)
+                ahead = replace(ahead, signature=outsider.sign(ahead.signed_bytes()))
+                self._to(targets, ahead)
+                for peer in targets:
+                    self.sim.transmit(OUTSIDER, peer, ahead)
+            case "swapped-body" if isinstance(message, Decision):
+                self._to(targets, replace(message, value=_swapped(message.value)))
+            case "swapped-body" if isinstance(message, Status):
+                self._to(targets, message)
+                ledger = self.storage.ledger_durable
+                if ledger:
+                    last = ledger[-1]
+                    forged = Decision(
+                        CHANNEL, last.height, _swapped(last.value), last.certificate, self.node_id
+                    )
+                    self._to(targets, forged)
             case _:
                 self._to(targets, message)
 
@@ -89,7 +131,7 @@ class ByzantineHost(Host):
     def _is_mine(self, message: Proposal | Vote) -> bool:
         return message.signer == self.node_id
 
-    def _sign(self, message: Proposal | Vote) -> Proposal | Vote:
+    def _sign(self, message: _M) -> _M:
         return replace(message, signature=self.signer.sign(message.signed_bytes()))
 
     def _twin(self, message: Proposal | Vote) -> Proposal | Vote:
@@ -128,6 +170,11 @@ class ByzantineHost(Host):
                 for kind in (Kind.PREVOTE, Kind.PRECOMMIT):
                     vote = replace(message, kind=kind, value_id=value.value_id)
                     self._to(group, self._sign(vote))
+
+
+def _swapped(value: Value) -> Value:
+    """The same id (so the same certificate) beside a body that is not the one decided."""
+    return Value(value.value_id, value.body + b"-swapped")
 
 
 def _corrupt(message: Message) -> Message:

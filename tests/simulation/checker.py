@@ -16,7 +16,7 @@ from medalliance.consensus.messages import (
 )
 from medalliance.consensus.ready import Commit
 from medalliance.consensus.validators import ValidatorSet
-from tests.simulation.fakes import CHANNEL, KeyTable
+from tests.simulation.fakes import CHANNEL, KeyTable, value_ok
 
 
 class InvariantViolated(AssertionError):
@@ -48,6 +48,8 @@ class Checker:
         )
         if problem is not None:
             self.fail(f"{node} committed height {height} with a bad certificate: {problem}")
+        if not value_ok(value):
+            self.fail(f"{node} committed height {height} with a body that is not the decided one")
         if not self._keys.certificate_ok(commit.certificate, value):
             self.fail(f"{node} committed height {height} with a forged certificate signature")
         expected = self._committed.get(node, -1)

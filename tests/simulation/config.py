@@ -12,6 +12,9 @@ BEHAVIOURS = (
     "replay",
     "invalid-value",
     "amnesia",
+    "forged-status",
+    "outsider-status",
+    "swapped-body",
     "split",
 )
 

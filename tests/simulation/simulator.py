@@ -116,7 +116,8 @@ class Simulation:
         """The network: delay, loss, duplication and partitions until GST, then only delay."""
         rng, config = self.rng("network"), self.config
         unstable = self.now < config.gst_ticks
-        if unstable and self._group_of is not None and self._group_of[sender] != self._group_of[to]:
+        group_of = self._group_of
+        if unstable and group_of is not None and group_of.get(sender) != group_of.get(to):
             return
         if unstable and rng.random() < config.drop:
             return

@@ -11,6 +11,7 @@ from medalliance.consensus.messages import Certificate, Kind, Vote
 from medalliance.consensus.ready import Commit
 from medalliance.consensus.validators import ValidatorSet
 from tests.simulation.__main__ import _config, _parser
+from tests.simulation.byzantine import ROUND_INFLATION
 from tests.simulation.checker import Checker, InvariantViolated
 from tests.simulation.config import SimConfig
 from tests.simulation.fakes import CHANNEL, FakeSigner, KeyTable, honest_value
@@ -68,6 +69,25 @@ def test_f_byzantine_nodes_break_neither_safety_nor_liveness(
     outcome = simulate(config)
     assert all(h >= 6 for node, h in outcome.heights.items() if node not in outcome.byzantine)
     assert set(outcome.culprits) <= set(outcome.byzantine)  # evidence never blames the correct
+
+
+@pytest.mark.parametrize("n", [4, 7])
+@pytest.mark.parametrize("behaviour", ["forged-status", "outsider-status", "swapped-body"])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_forged_status_and_swapped_bodies_are_dropped_and_move_nothing(
+    behaviour: str, n: int, seed: int
+) -> None:
+    """Issue 11, items 7–8: unsigned, non-consenter or inflated STATUS messages move no round;
+    a genuine certificate beside another body is never committed; ordering goes on."""
+    f = (n - 1) // 3
+    config = SimConfig(
+        seed=seed, n=n, byzantine=f, behaviour=behaviour, heights=6, drop=0.05, gst_ticks=1500
+    )
+    outcome = simulate(config)
+    assert all(h >= 6 for node, h in outcome.heights.items() if node not in outcome.byzantine)
+    assert outcome.rejected > 0
+    assert outcome.rounds_max < ROUND_INFLATION
+    assert outcome.culprits == ()
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -165,15 +165,18 @@ def _new_consenter(layout: NetworkLayout, name: str, current: ChannelConfig) -> 
     for org in layout.config.orderer_organizations():
         for node in org.orderers:
             if f"{node.name}.{org.domain}" == name:
-                msp = layout.orderer_dir(org.msp_id, node.name) / "msp"
+                node_dir = layout.orderer_dir(org.msp_id, node.name)
                 host, _, port = node.endpoint.rpartition(":")
+                tls_cert = (node_dir / "tls" / "server.crt").read_bytes()
                 return Consenter(
                     max((c.id for c in current.consenter_set), default=0) + 1,
                     name,
                     host,
                     int(port),
                     org.msp_id,
-                    load_signer(msp, org.msp_id).serialized_identity,
+                    load_signer(node_dir / "msp", org.msp_id).serialized_identity,
+                    tls_cert,
+                    tls_cert,
                 )
     raise NotFound(f"no ordering node {name} in the network folder; run `network add-orderer`")
 

@@ -185,7 +185,8 @@ class ConsensusMachine:
             # §2.10: our own messages of this round again (identical bytes) and where we are.
             for message in self._guard.sent_in_order():
                 self._out.send(message)
-            self._out.send(Status(self._channel, state.height, state.round, self._me))
+            status = Status(self._channel, state.height, state.round, self._me)
+            self._out.send(self._guard.sign_status(status))
             self._catch_up.new_period()
             self._arm(TimerKind.RESEND, 0, 0)
             return

@@ -16,6 +16,8 @@ from enum import IntEnum
 from medalliance.consensus.validators import ValidatorSet
 from medalliance.ledger.commit_certificate import signed_bytes as ledger_signed_bytes
 
+STATUS_KIND = "STATUS"  # signed like the kinds below, but outside LAST: it cannot equivocate
+
 
 class Kind(IntEnum):
     """Signed message kinds, in the order they are signed within one round (LAST compares them)."""
@@ -109,12 +111,22 @@ class Decision:
 
 @dataclass(frozen=True, slots=True)
 class Status:
-    """STATUS: where the sender is (its tip is height − 1). Unsigned: only a hint to catch up."""
+    """STATUS: where the sender is (its tip is height − 1). Signed by the sender: it moves rounds
+    (rule K counts it) and starts catch-up, so a forged one must never reach the core."""
 
     channel: str
     height: int
     round: int
     sender: str
+    signature: bytes = field(default=b"", repr=False)
+
+    @property
+    def signer(self) -> str:
+        return self.sender
+
+    def signed_bytes(self) -> bytes:
+        # Its own kind name: a STATUS signature can never pass for a vote or a proposal.
+        return ledger_signed_bytes(STATUS_KIND, self.channel, self.height, self.round, -1, None)
 
 
 Signed = Proposal | Vote

@@ -140,7 +140,13 @@ def consenter_mapping(consenters: Sequence[Consenter]) -> configuration_pb2.Orde
     return configuration_pb2.Orderers(
         consenter_mapping=[
             configuration_pb2.Consenter(
-                id=c.id, host=c.host, port=c.port, msp_id=c.msp_id, identity=c.identity
+                id=c.id,
+                host=c.host,
+                port=c.port,
+                msp_id=c.msp_id,
+                identity=c.identity,
+                client_tls_cert=c.client_tls_cert,
+                server_tls_cert=c.server_tls_cert,
             )
             for c in consenters
         ]
@@ -539,4 +545,13 @@ def _consenter(c: configuration_pb2.Consenter) -> Consenter:
         name = str(names[0].value)
     except (DecodeError, ValueError, IndexError):
         raise MalformedMessage("config", f"consenter {c.id} has no readable identity") from None
-    return Consenter(int(c.id), name, str(c.host), int(c.port), str(c.msp_id), bytes(c.identity))
+    return Consenter(
+        int(c.id),
+        name,
+        str(c.host),
+        int(c.port),
+        str(c.msp_id),
+        bytes(c.identity),
+        bytes(c.client_tls_cert),
+        bytes(c.server_tls_cert),
+    )

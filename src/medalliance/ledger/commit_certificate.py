@@ -43,6 +43,10 @@ class Consenter:
     port: int
     msp_id: str
     identity: bytes = field(repr=False)  # serialized identity (SerializedIdentity)
+    # PEM TLS certificates (Fabric's consenter mapping): only a caller presenting the client
+    # certificate may speak to the ordering nodes' consensus service (docs/consensus.md)
+    client_tls_cert: bytes = field(default=b"", repr=False)
+    server_tls_cert: bytes = field(default=b"", repr=False)
 
     @property
     def endpoint(self) -> str:

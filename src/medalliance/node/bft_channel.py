@@ -16,8 +16,15 @@ Around the core:
 - **validity**: a proposed block must extend the ledger (number, previous hash, data hash), hold
   1..MaxMessageCount distinct, not yet ordered transactions that each pass admission as of the
   block's time — a deterministic verdict on every correct node.
-- **messages**: a peer's bytes are decoded strictly and every signature (proposal, votes, POL,
-  certificate) verified against the consenter's identity before the core sees them.
+- **messages**: a peer's bytes are decoded strictly; every signature (proposal, votes, POL,
+  certificate, STATUS) is verified against a consenter of the set in force and a carried
+  block's body against its header (`consensus_inbox.py`) before the core sees them. A refused
+  message is dropped and counted by reason (`/status`), never applied.
+- **decisions**: a decided block must chain onto the ledger and match its header before it is
+  stored.
+- **supervision**: the core's task is restarted from the ledger and the persisted hard state
+  after a failure (logged at ERROR, counted, bounded back-off); a safety halt stops it for good.
+  Either shows in `/status` and makes `/healthz` unhealthy (`problems`).
 - **catch-up**: a lagging node pulls certified blocks from the other ordering nodes (verifying
   chain and certificate), stores them and hands them to the core as `SyncedBlock`.
 """
@@ -27,7 +34,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from fabric_protos.common import common_pb2
@@ -51,7 +60,6 @@ from medalliance.consensus.messages import (
     Kind,
     Message,
     Proposal,
-    Status,
     Value,
     Vote,
 )
@@ -82,6 +90,12 @@ from medalliance.ledger.config_update import (
 from medalliance.ledger.tx import ENDORSER_TRANSACTION, SigningIdentity, parse_envelope
 from medalliance.network.block_feed import BlockFeed
 from medalliance.node import consensus_wire
+from medalliance.node.consensus_inbox import (
+    RefusalLog,
+    RejectedMessage,
+    block_problem,
+    check_message,
+)
 from medalliance.node.hard_state_log import HardStateLog
 from medalliance.node.mempool import Mempool
 from medalliance.node.ordering import admit
@@ -91,6 +105,9 @@ log = logging.getLogger(__name__)
 TICK_S = 0.01  # the core's timers count 10 ms ticks
 MEMPOOL_FACTOR = 8  # pending transactions held: this many full blocks
 HARD_STATE = "consensus.wal"
+RESTART_DELAY_MIN_S = 0.1  # back-off of the core's restarts after a failure, doubling ...
+RESTART_DELAY_MAX_S = 5.0  # ... up to this
+FAILURES_UNHEALTHY = 3  # failures without a block decided in between: report unhealthy
 
 Send = Callable[[str | None, bytes], None]  # (peer name or None for all, message bytes)
 Forward = Callable[[list[bytes]], None]  # admitted envelopes to the other ordering nodes
@@ -103,6 +120,13 @@ class _CoreSigner:
 
     def sign(self, payload: bytes) -> bytes:
         return self._signer.sign(payload)
+
+
+class DecidedBlockMismatch(InvalidArgument):
+    """A block the core decided does not fit the ledger; storing it would corrupt the chain."""
+
+    def __init__(self, height: int, problem: str) -> None:
+        super().__init__(f"decided block {height} not stored: {problem}")
 
 
 class BftChannel:
@@ -140,7 +164,7 @@ class BftChannel:
         batch_ticks = max(1, config.batch_timeout_ms // 10)
         self._timeouts = timeouts or Timeouts(propose_base_ticks=batch_ticks + 50)
         self.machine = ConsensusMachine(self.channel_id, _CoreSigner(name, signer), self._timeouts)
-        self._queue: asyncio.Queue[Input] = asyncio.Queue()
+        self._queue: asyncio.Queue[Input | _Timer] = asyncio.Queue()
         self._mempool = Mempool()
         self._want: tuple[int, int] | None = None  # a value the core asked this node for
         self.halted: str | None = None
@@ -151,6 +175,13 @@ class BftChannel:
         # not (or no longer) a consenter: follow the chain and serve it, take no part
         self.retired = not self.validators.contains(name)
         self._task: asyncio.Task[None] | None = None  # the core's loop, once voted in
+        self.dropped: Counter[str] = Counter()  # refused consensus messages, by reason
+        self._refusals = RefusalLog()
+        self.failures = 0  # times the core's task failed and was restarted
+        self._failures_in_a_row = 0  # since the last decided block
+        self._last_failure: str | None = None
+        self._running = False
+        self._generation = 0  # timers of an earlier run of the core are dropped
 
     # --- inputs from the outside ----------------------------------------------------------------
 
@@ -181,15 +212,42 @@ class BftChannel:
             self._queue.put_nowait(TxAvailable())
         return tx_id
 
-    def receive(self, data: bytes) -> None:
-        """A consensus message from another ordering node: decoded, verified, queued."""
+    def receive(self, data: bytes, caller: str | None = None) -> None:
+        """A consensus message from consenter `caller` (authenticated by mutual TLS; None when
+        unknown): decoded, verified, queued; or dropped, counted and logged."""
         try:
             message = consensus_wire.decode(data)
-            self._verify(message)
-        except MedallianceError as exc:
-            log.warning("consensus message dropped", extra={"reason": str(exc)})
+        except InvalidArgument as exc:
+            self._drop(RejectedMessage("malformed", str(exc)), caller, None)
+            return
+        try:
+            self.verified["consensus"] += check_message(
+                message,
+                channel_id=self.channel_id,
+                validators=self.validators,
+                caller=caller,
+                identity_of=self._identity,
+            )
+        except RejectedMessage as exc:
+            self._drop(exc, caller, message)
             return
         self._queue.put_nowait(MessageReceived(message))
+
+    def _drop(self, exc: RejectedMessage, caller: str | None, message: Message | None) -> None:
+        self.dropped[exc.reason] += 1
+        count = self._refusals.note(exc.reason, caller or "")
+        if count is None:
+            return
+        extra = {"channel": self.channel_id, "reason": exc.reason, "caller": caller, "count": count}
+        if exc.reason == "bad-block" and isinstance(message, Decision | Proposal):
+            # Its signatures verified: consenters certified (or proposed) a header, and the
+            # sender put another body beside it. Keep the evidence for the alliance.
+            log.error(
+                "consensus evidence: a block body does not match its signed header",
+                extra={**extra, "height": message.height, "kind": type(message).__name__},
+            )
+        else:
+            log.warning("consensus message dropped", extra={**extra, "detail": str(exc)})
 
     def synced(self, block: common_pb2.Block) -> None:
         """A block pulled from another ordering node: stored if it is the next and certified."""
@@ -205,7 +263,7 @@ class BftChannel:
             if self.validators.contains(self.name):  # voted in: take part from the next height
                 self.retired = False
                 self._reconfigured = False
-                self._task = asyncio.get_running_loop().create_task(self.run())
+                self.start()
             return
         value, certificate = self._decided(block)
         self._queue.put_nowait(SyncedBlock(number, value, certificate))
@@ -218,14 +276,64 @@ class BftChannel:
             "halted": self.halted,
             "retired": self.retired,
             "signaturesVerified": dict(self.verified),
+            "messagesDropped": dict(self.dropped),
+            "failures": self.failures,
+            "lastFailure": self._last_failure,
+            "problems": self.problems(),
         }
+
+    def problems(self) -> list[str]:
+        """Why this channel's ordering is not healthy; empty when it is."""
+        found = []
+        if self.halted is not None:
+            found.append(f"consensus on {self.channel_id} halted: {self.halted}")
+        elif self._failures_in_a_row >= FAILURES_UNHEALTHY:
+            found.append(
+                f"consensus on {self.channel_id} failed {self._failures_in_a_row} times "
+                f"without deciding a block (last: {self._last_failure}); see the node's log"
+            )
+        elif self.failures and not self._running and not self.retired:
+            found.append(f"consensus on {self.channel_id} is restarting after a failure")
+        return found
 
     # --- the loop -------------------------------------------------------------------------------
 
+    def start(self) -> asyncio.Task[None]:
+        """Run the supervised core as a task of the running loop."""
+        self._task = asyncio.get_running_loop().create_task(self.supervise())
+        return self._task
+
+    async def supervise(self) -> None:
+        """Run the core; after a failure log it at ERROR, count it, and start it again from the
+        ledger and the persisted hard state with a bounded back-off — never a silent stop. A
+        safety halt (`ConsensusHalted`) is not retried: the node reports itself unhealthy."""
+        delay = RESTART_DELAY_MIN_S
+        while not self.retired and self.halted is None:
+            try:
+                await self.run()
+                return
+            except Exception as exc:  # anything: a dead core must never look alive
+                self.failures += 1
+                self._failures_in_a_row += 1
+                self._last_failure = type(exc).__name__
+                log.error(
+                    "consensus task failed; restarting it",
+                    exc_info=True,
+                    extra={"channel": self.channel_id, "failures": self.failures},
+                )
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, RESTART_DELAY_MAX_S)
+
     async def run(self) -> None:
-        """Start the core from the ledger and hard state, then process inputs forever."""
+        """Start the core from the ledger and hard state, then process inputs until retired or
+        halted. Raises what the core or the host's I/O raised (`supervise` restarts it)."""
         if self.retired:
             return
+        self._generation += 1
+        self._want = None
+        self.machine = ConsensusMachine(
+            self.channel_id, _CoreSigner(self.name, self._signer), self._timeouts
+        )
         start = Start(
             height=self.store.height,
             validators=self.validators,
@@ -233,10 +341,15 @@ class BftChannel:
             last_decision=self._last_decision(),
         )
         ticker = asyncio.create_task(self._tick())
+        self._running = True
         try:
             self._execute(self.machine.step(start))
             while not self.retired:
                 event = await self._queue.get()
+                if isinstance(event, _Timer):
+                    if event.generation != self._generation:
+                        continue  # armed by an earlier run of the core
+                    event = event.timeout
                 self._execute(self.machine.step(event))
                 if self._reconfigured:
                     self._restart()
@@ -244,12 +357,16 @@ class BftChannel:
             self.halted = str(exc)
             log.critical("consensus halted", extra={"channel": self.channel_id, "reason": str(exc)})
         finally:
+            self._running = False
             ticker.cancel()
 
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(TICK_S)
-            self._try_cut()
+            try:
+                self._try_cut()
+            except Exception:  # a failed cut is retried next tick; the ticker must not die
+                log.error("block cutting failed", exc_info=True, extra={"channel": self.channel_id})
 
     def _execute(self, readies: list[Ready]) -> None:
         for ready in readies:
@@ -260,7 +377,7 @@ class BftChannel:
             for send in ready.send:
                 self._send(send.to, consensus_wire.encode(send.message))
             for timer in ready.timers:
-                event = Timeout(timer.kind, timer.height, timer.round)
+                event = _Timer(self._generation, Timeout(timer.kind, timer.height, timer.round))
                 asyncio.get_running_loop().call_later(
                     timer.ticks * TICK_S, self._queue.put_nowait, event
                 )
@@ -369,7 +486,16 @@ class BftChannel:
     def _commit(self, commit: Commit) -> None:
         if commit.height < self.store.height:
             return  # stored already by catch-up
+        # Checked on arrival already; checked again here because nothing may be stored that
+        # does not chain (a failure restarts the core, which then fetches the right block).
+        problem = block_problem(commit.value, commit.height)
+        if problem is None and commit.height != self.store.height:
+            problem = f"the ledger's next block is {self.store.height}"
         block = common_pb2.Block.FromString(commit.value.body)
+        if problem is None and bytes(block.header.previous_hash) != self.store.last_header_hash:
+            problem = "its previous hash is not the ledger's last header hash"
+        if problem is not None:
+            raise DecidedBlockMismatch(commit.height, problem)
         precommits = commit.certificate.precommits
         write_certificate(
             block,
@@ -378,6 +504,7 @@ class BftChannel:
             last_config=0,
         )
         self._append(block)
+        self._failures_in_a_row = 0
         log.info(
             "block decided",
             extra={
@@ -424,6 +551,7 @@ class BftChannel:
             self.retired = True
             log.warning("no longer a consenter", extra={"channel": self.channel_id})
             return
+        self._generation += 1  # the old core's timers (its resend chain too) end with it
         self.machine = ConsensusMachine(
             self.channel_id, _CoreSigner(self.name, self._signer), self._timeouts
         )
@@ -467,48 +595,23 @@ class BftChannel:
         value, certificate = self._decided(self.store.get_block(tip))
         return Commit(tip, value, certificate)
 
-    # --- verification of peers' messages --------------------------------------------------------
-
-    def _verify(self, message: Message) -> None:
-        if message.channel != self.channel_id:
-            raise InvalidArgument(f"message for channel {message.channel!r}")
-        match message:
-            case Proposal():
-                self._check_value(message.value)
-                self._check_signed(message.proposer, message.signed_bytes(), message.signature)
-                for vote in message.pol:
-                    self._check_signed(vote.voter, vote.signed_bytes(), vote.signature)
-            case Vote():
-                self._check_signed(message.voter, message.signed_bytes(), message.signature)
-            case Decision():
-                self._check_value(message.value)
-                for vote in message.certificate.precommits:
-                    self._check_signed(vote.voter, vote.signed_bytes(), vote.signature)
-            case Status():
-                if not self.validators.contains(message.sender):
-                    raise InvalidArgument(f"{message.sender} is not a consenter")
-
-    def _check_value(self, value: Value) -> None:
-        try:
-            block = common_pb2.Block.FromString(value.body)
-        except DecodeError:
-            raise InvalidArgument("a proposed block does not parse") from None
-        if header_hash(block.header) != value.value_id:
-            raise InvalidArgument("a proposed block does not match its id")
-
-    def _check_signed(self, signer: str, payload: bytes, signature: bytes) -> None:
-        identity = self._identity(signer)
-        self.verified["consensus"] += 1
-        if not identity.verify(signature, payload):
-            raise InvalidArgument(f"a signature of {signer} does not verify")
+    # --- identities of consenters ----------------------------------------------------------------
 
     def _identity(self, name: str) -> Identity:
+        """A consenter's signing identity, as the channel's MSPs read it now."""
         if name not in self._identity_bytes:
-            raise InvalidArgument(f"{name} is not a consenter of {self.channel_id}")
-        if name not in self._identities:
-            self._identities[name] = self.config.msps.deserialize(
-                self._identity_bytes[name], at=self._now()
+            raise RejectedMessage(
+                "not-consenter", f"{name} is not a consenter of {self.channel_id}"
             )
+        if name not in self._identities:
+            try:
+                self._identities[name] = self.config.msps.deserialize(
+                    self._identity_bytes[name], at=self._now()
+                )
+            except MedallianceError as exc:  # expired or revoked since it was configured
+                raise RejectedMessage(
+                    "bad-signature", f"the identity of {name} is not valid: {exc}"
+                ) from None
         return self._identities[name]
 
     # --- hard state ---------------------------------------------------------------------------
@@ -521,3 +624,11 @@ class BftChannel:
         if self._task is not None:
             self._task.cancel()
         self._log.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _Timer:
+    """A timeout armed by run `generation` of the core: a restarted core ignores older ones."""
+
+    generation: int
+    timeout: Timeout

@@ -219,15 +219,21 @@ def init_network(
 
 
 def _consenter_set(base: Path, config: NetworkConfig) -> tuple[Consenter, ...]:
-    """Every ordering node, in config order, numbered from 1, with its signing identity."""
+    """Every ordering node, in config order, numbered from 1, with its signing identity and
+    its TLS certificate (the one it serves and calls with)."""
     found: list[Consenter] = []
     for org in config.orderer_organizations():
         for node in org.orderers:
             name = f"{node.name}.{org.domain}"
-            msp_dir = org_dir(base, org_spec(org)) / "orderers" / name / "msp"
-            identity = load_signer(msp_dir, org.msp_id).serialized_identity
+            node_dir = org_dir(base, org_spec(org)) / "orderers" / name
+            identity = load_signer(node_dir / "msp", org.msp_id).serialized_identity
+            tls_cert = (node_dir / "tls" / "server.crt").read_bytes()
             host, _, port = node.endpoint.rpartition(":")
-            found.append(Consenter(len(found) + 1, name, host, int(port), org.msp_id, identity))
+            found.append(
+                Consenter(
+                    len(found) + 1, name, host, int(port), org.msp_id, identity, tls_cert, tls_cert
+                )
+            )
     return tuple(found)
 
 

@@ -134,6 +134,7 @@ def _message(message: Message) -> dict[str, Any]:
                 "height": message.height,
                 "round": message.round,
                 "from": message.sender,
+                "sig": _b64(message.signature),
             }
 
 
@@ -178,7 +179,8 @@ def _parse_message(doc: dict[str, Any]) -> Message:
             raise ValueError("empty certificate")
         return Decision(channel, height, value, certificate, sender)
     if kind == "status":
-        return Status(channel, height, _int(doc["round"]), sender)
+        # An unsigned STATUS decodes (with an empty signature) so the host can count it dropped.
+        return Status(channel, height, _int(doc["round"]), sender, _unb64(doc.get("sig")) or b"")
     raise ValueError(f"unknown kind {kind!r}")
 
 

@@ -1,7 +1,7 @@
 """A node's operations endpoint: `GET /healthz` and `GET /status` over plain HTTP.
 
 Like Fabric's operations service, it is what load balancers, `network up` and `network status`
-poll. It is served by the standard library's threading HTTP server on its own thread, so a busy
+poll. A node is healthy while it serves and its status lists no `problems`. It is served by the standard library's threading HTTP server on its own thread, so a busy
 event loop never makes a live node look dead; it exposes no ledger data beyond heights.
 """
 
@@ -26,11 +26,16 @@ class OperationsServer:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 if self.path == "/healthz":
-                    ok = outer.healthy
-                    body = {"status": "OK" if ok else "SERVICE_UNAVAILABLE"}
+                    problems = outer.problems()
+                    ok = outer.healthy and not problems
+                    body: dict[str, Any] = {"status": "OK" if ok else "SERVICE_UNAVAILABLE"}
+                    if problems:
+                        body["problems"] = problems
                     self._send(200 if ok else 503, body)
                 elif self.path == "/status":
-                    self._send(200, {**outer._status(), "healthy": outer.healthy})
+                    status = outer._status()
+                    healthy = outer.healthy and not status.get("problems")
+                    self._send(200, {**status, "healthy": healthy})
                 else:
                     self._send(404, {"error": f"no such path {self.path}; use /healthz or /status"})
 
@@ -54,6 +59,12 @@ class OperationsServer:
                 "stop what uses it or set operations_port in the network config"
             ) from None
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def problems(self) -> list[str]:
+        """What the node reports wrong with itself (`problems` in its status): a node that
+        is up but cannot do its work (e.g. its consensus halted) must not look healthy."""
+        found = self._status().get("problems") or []
+        return [str(p) for p in found]
 
     def start(self) -> None:
         self._thread.start()

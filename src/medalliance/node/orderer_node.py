@@ -5,7 +5,9 @@ are decided by the Tendermint-style protocol of `consensus/` (docs/consensus.md)
 channel by `BftChannel`, and stored with their commit certificate before they are served.
 Ordering nodes talk to each other over mutual TLS through `medalliance.Consensus`: `Step`
 carries consensus messages, `Forward` passes admitted transactions on so that any proposer can
-order them. Each node also pulls certified blocks from the others, so one that was down or cut
+order them. Only a consenter of the channel may call either: its client TLS certificate must be
+one of the channel's consenter mapping (`consenter_auth.py`); anyone else gets
+PERMISSION_DENIED. Each node also pulls certified blocks from the others, so one that was down or cut
 off catches up. Peers pull blocks from any ordering node and check the certificates themselves.
 """
 
@@ -41,6 +43,8 @@ from medalliance.network.tls import bind
 from medalliance.node.bft_channel import BftChannel
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.config import OrganizationConfig
+from medalliance.node.consensus_inbox import RefusalLog
+from medalliance.node.consenter_auth import consenter_of, msp_of
 from medalliance.node.material import NodeMaterial, utc_now
 from medalliance.node.orderer_link import OrdererEndpoint, OrdererLink
 
@@ -67,6 +71,7 @@ class OrdererNode:
         self._peers: dict[str, tuple[str, str]] = {}  # consenter name -> (endpoint, MSP id)
         self._links: dict[str, grpc.aio.Channel] = {}
         self._inflight: set[asyncio.Task[None]] = set()
+        self._refusals = RefusalLog()  # refused consensus callers, logged sparingly
         data = m.data_dir / "ledgers"
         for spec in layout.config.channels:
             genesis = parse_block(layout.genesis_block_path(spec.name).read_bytes())
@@ -111,7 +116,7 @@ class OrdererNode:
         )
         await server.start()
         for channel_id, channel in self.channels.items():
-            self._tasks.append(asyncio.create_task(channel.run()))
+            self._tasks.append(channel.start())
             if self.link is not None:  # catch up from the others whenever this node lags
                 self._tasks.append(
                     asyncio.create_task(
@@ -131,6 +136,7 @@ class OrdererNode:
             "endpoint": self.address,
             "channels": {cid: c.store.height for cid, c in self.channels.items()},
             "consensus": {cid: c.status() for cid, c in self.channels.items()},
+            "problems": [p for c in self.channels.values() for p in c.problems()],
         }
 
     async def stop(self) -> None:
@@ -159,17 +165,14 @@ class OrdererNode:
 
     async def _step_rpc(self, data: bytes, context: grpc.aio.ServicerContext) -> bytes:
         channel_id, _, message = data.partition(b"\x00")
-        channel = self.channels.get(channel_id.decode("utf-8", "replace"))
-        if channel is not None:
-            channel.receive(message)
+        channel, caller = await self._consenter_call("Step", channel_id, context)
+        channel.receive(message, caller)
         return b""
 
     async def _forward_rpc(self, data: bytes, context: grpc.aio.ServicerContext) -> bytes:
         """Transactions another consenter admitted: admitted here too, on their own merits."""
         channel_id, _, body = data.partition(b"\x00")
-        channel = self.channels.get(channel_id.decode("utf-8", "replace"))
-        if channel is None:
-            return b""
+        channel, _ = await self._consenter_call("Forward", channel_id, context)
         try:
             envelopes = [base64.b64decode(e, validate=True) for e in json.loads(body)]
         except (ValueError, TypeError):
@@ -180,6 +183,37 @@ class OrdererNode:
             except MedallianceError:
                 continue  # a duplicate, or not admissible here: the sender's problem
         return b""
+
+    async def _consenter_call(
+        self, method: str, channel_id: bytes, context: grpc.aio.ServicerContext
+    ) -> tuple[BftChannel, str]:
+        """The channel and the consenter calling; aborts with PERMISSION_DENIED unless the
+        caller's client TLS certificate is one of the channel's consenter set in force."""
+        name = channel_id.decode("utf-8", "replace")
+        pems = context.auth_context().get("x509_pem_cert") or [None]
+        channel = self.channels.get(name)
+        consenter = None if channel is None else consenter_of(channel.config.consenter_set, pems[0])
+        if channel is None or consenter is None:
+            msp_id = msp_of(pems[0], self.tls.trusted)
+            count = self._refusals.note(msp_id, method)
+            if count is not None:
+                log.warning(
+                    "consensus call refused: not a consenter",
+                    extra={
+                        "method": method,
+                        "channel": name[:64],
+                        "msp_id": msp_id,
+                        "count": count,
+                    },
+                )
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"only the consenters of channel {name[:64]!r} on this ordering node may call "
+                f"{CONSENSUS_SERVICE}/{method}; the client TLS certificate presented (issued to "
+                f"{msp_id}) is not in the channel's consenter mapping",
+            )
+            raise AssertionError("abort returns only by raising")  # pragma: no cover
+        return channel, consenter.name
 
     def _consenters(self, channel_id: str) -> list[str]:
         """The channel's other consenters, as its current configuration names them."""

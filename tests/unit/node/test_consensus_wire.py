@@ -28,13 +28,18 @@ MESSAGES = [
     PREVOTE,
     NIL,
     Decision("ch", 5, VALUE, Certificate((PRECOMMIT,)), "orderer3"),
-    Status("ch", 5, 2, "orderer1"),
+    Status("ch", 5, 2, "orderer1", b"sig-s"),
 ]
 
 
 @pytest.mark.parametrize("message", MESSAGES, ids=lambda m: type(m).__name__)
 def test_every_message_round_trips(message: object) -> None:
     assert decode(encode(message)) == message  # type: ignore[arg-type]
+
+
+def test_an_unsigned_status_decodes_with_no_signature_for_the_host_to_refuse() -> None:
+    doc = {"t": "status", "channel": "ch", "height": 5, "round": 1000, "from": "orderer1"}
+    assert decode(json.dumps(doc).encode()) == Status("ch", 5, 1000, "orderer1", b"")
 
 
 def test_hard_state_round_trips() -> None:
