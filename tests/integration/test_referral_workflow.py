@@ -69,7 +69,7 @@ def share(
                                    version=1, now=utc_now(), attachments=images)  # fmt: skip
     alliance.submit(writer, "User1", "records", "RegisterRecord", record, ref, package.digest,
                     json.dumps([address_of(c) for c in sealed]),
-                    json.dumps(list(package.recipients)))  # fmt: skip
+                    json.dumps(package.key_commitments))  # fmt: skip
     alliance.push(writer, Held(package.to_bytes(), tuple(sealed)))
 
 

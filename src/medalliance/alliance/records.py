@@ -1,9 +1,11 @@
 """The record registry: what the shared ledger knows of an encrypted clinical package.
 
 docs/privacy.md §4. Per record the ledger holds the pseudonymous patient reference, each
-version's SHA-256 of the sealed package and the addresses of its attachments, the authorised
-organisations, grants, revocations, access events and erasure — never a plaintext field or a
-ciphertext. Permissions come from the caller's certificate and the channel's alliance roles
+version's SHA-256 of the sealed package, a SHA-256 commitment to each authorised organisation's
+wrapped key (so a holder can refuse swapped keys) and the addresses of its attachments, the
+authorised organisations, grants, revocations, access events, erasure requests and every
+holder's deletion receipt — never a plaintext field, a ciphertext or a wrapped key. The key
+layout and what a committed record means to holders are `privacy.record_ledger`'s. Permissions come from the caller's certificate and the channel's alliance roles
 (`ctx.organizations`), never from arguments: the writer must be authorised, and a hospital's
 supervising regulator is always authorised for its records (paper §3: the commission audits).
 
@@ -26,6 +28,7 @@ from medalliance.contracts import (
     transaction,
 )
 from medalliance.errors import ContractError
+from medalliance.privacy.record_ledger import receipt_key, record_key, version_key
 
 _ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _PSEUDONYM = re.compile(r"^[0-9a-f]{16,64}$")
@@ -33,12 +36,17 @@ _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 ACCESS_ACTIONS = ("fetch", "decrypt")
 
 
-def record_key(record_id: str) -> str:
-    return create_composite_key("record", [record_id])
+__all__ = ["ERASURE_REJECTIONS", "RecordsContract", "record_key", "version_key"]
 
-
-def version_key(record_id: str, version: int) -> str:
-    return create_composite_key("recordversion", [record_id, f"{version:010d}"])
+# Why a regulator may refuse an erasure: codes, never free text (no clinical content on chain).
+ERASURE_REJECTIONS = (
+    "LEGAL_HOLD",  # the records are under a legal hold (litigation, investigation)
+    "RETENTION_PERIOD",  # the statutory retention period of medical records has not elapsed
+    "REQUEST_NOT_VERIFIED",  # the patient's own request could not be verified
+    "NOT_THE_PATIENT",  # the pseudonym is not the requesting patient's
+)
+_OPEN = "REQUESTED"
+_CLOSED = ("WITHDRAWN", "REJECTED")  # a new request may be filed after these
 
 
 def _access_key(record_id: str, tx_id: str) -> str:
@@ -66,7 +74,14 @@ class RecordsContract(Contract):
         attachments: str,
         authorised: str,
     ) -> str:
-        """Version 1 of a record. `attachments` and `authorised` are JSON arrays."""
+        """Version 1 of a record. `attachments` is a JSON array of document addresses.
+
+        `authorised` is a JSON object: MSP id -> SHA-256 commitment to that organisation's
+        wrapped key (`SealedPackage.key_commitments`), naming every organisation the package is
+        sealed for, the writer and its supervising regulator included. A JSON array of MSP ids
+        (the earlier form) registers rights without commitments: holders keep no package for
+        such a record, since they could not check its wrapped keys.
+        """
         _check_id(record_id)
         if not _PSEUDONYM.fullmatch(patient_ref):
             raise ContractError(
@@ -77,7 +92,7 @@ class RecordsContract(Contract):
         if _erasure_state(ctx, patient_ref) == "APPROVED":
             raise ContractError("the patient's data was erased; no new records for them", 409)
         owner = ctx.client.msp_id
-        orgs = _authorised(ctx, authorised, owner)
+        orgs, keys = _authorised(ctx, authorised, owner)
         record = {
             "recordId": record_id,
             "patientRef": patient_ref,
@@ -86,16 +101,26 @@ class RecordsContract(Contract):
             "authorised": orgs,
             "erased": False,
         }
-        _write_version(ctx, record, digest, attachments)
+        _write_version(ctx, record, digest, attachments, keys)
         ctx.stub.put_state(_patient_key(patient_ref, record_id), b"\x00")
         return _json(record).decode()
 
     @transaction
-    def AddVersion(self, ctx: Context, record_id: str, digest: str, attachments: str) -> str:
-        """A new version, written by an authorised organisation for the same organisations."""
+    def AddVersion(
+        self, ctx: Context, record_id: str, digest: str, attachments: str, keys: str
+    ) -> str:
+        """A new version, written by an authorised organisation for the same organisations;
+        `keys` is a JSON object MSP id -> wrapped-key commitment for exactly those."""
         record = _load(ctx, record_id)
         _require_authorised(ctx, record)
-        _write_version(ctx, record, digest, attachments)
+        commitments = _commitments(keys)
+        if sorted(commitments) != record["authorised"]:
+            raise ContractError(
+                "keys must commit one wrapped key for each authorised organisation: "
+                + ", ".join(record["authorised"]),
+                400,
+            )
+        _write_version(ctx, record, digest, attachments, commitments)
         return _json(record).decode()
 
     @transaction
@@ -112,6 +137,30 @@ class RecordsContract(Contract):
         _log(ctx, record, "grant", target=org)
         ctx.stub.set_event("AccessGranted", _json({"recordId": record_id, "org": org}))
         return _json(record).decode()
+
+    @transaction
+    def GrantWithKey(self, ctx: Context, record_id: str, org: str, commitment: str) -> str:
+        """`Grant`, committing the new organisation's wrapped key of the latest version (the
+        holder re-wraps the data key for it; the ciphertext and its digest stay). A wrapped key
+        once committed is never replaced, so no holder's copy can be swapped by a grant."""
+        if not _DIGEST.fullmatch(commitment):
+            raise ContractError("commitment must be a SHA-256 (64 lower-case hex)", 400)
+        result = self.Grant(ctx, record_id, org)
+        record = json.loads(result)
+        key = version_key(record_id, record["version"])
+        raw = ctx.stub.get_state(key)
+        assert raw is not None, "every version up to record['version'] is written"
+        version = json.loads(raw)
+        keys = version.setdefault("keys", {})
+        if keys.get(org, commitment) != commitment:
+            raise ContractError(
+                f"a different wrapped key of {org} is committed for record {record_id} "
+                f"v{record['version']}; a committed key is never replaced",
+                409,
+            )
+        keys[org] = commitment
+        ctx.stub.put_state(key, _json(version))
+        return result
 
     @transaction
     def Revoke(self, ctx: Context, record_id: str, org: str) -> str:
@@ -145,41 +194,76 @@ class RecordsContract(Contract):
 
     @transaction
     def RequestErasure(self, ctx: Context, patient_ref: str) -> str:
-        """A hospital asks, for its patient, that every copy of their data be deleted."""
+        """The hospital holding the patient's records (the owner of one of them), or the
+        regulator supervising such a hospital, asks that every copy of their data be deleted.
+        Approval or rejection is the supervising regulator's; the requester may withdraw."""
         caller = ctx.client.msp_id
-        if _regulator_of(ctx, caller) is None:
+        owners = {_load(ctx, r)["owner"] for r in _records_of(ctx, patient_ref)}
+        supervisors = {_regulator_of(ctx, o) for o in owners}
+        if caller in owners:
+            regulator = _regulator_of(ctx, caller)
+        elif caller in supervisors:
+            regulator = caller
+        else:
+            raise ContractError(
+                f"{caller} holds no record of this patient: only the hospital that registered "
+                "the patient's records, or its supervising regulator, may request their erasure",
+                403,
+            )
+        if regulator is None:
             raise ContractError("only a hospital with a supervising regulator may ask", 403)
-        if _erasure_state(ctx, patient_ref) is not None:
-            raise ContractError("an erasure of this patient was already requested", 409)
+        status = _erasure_state(ctx, patient_ref)
+        if status is not None and status not in _CLOSED:
+            raise ContractError(f"an erasure of this patient is already {status}", 409)
         request = {
             "patientRef": patient_ref,
-            "status": "REQUESTED",
+            "status": _OPEN,
             "requestedBy": caller,
+            "regulator": regulator,
             "requestedAt": _now(ctx),
         }
         ctx.stub.put_state(_erasure_key(patient_ref), _json(request))
         return _json(request).decode()
 
     @transaction
-    def ApproveErasure(self, ctx: Context, patient_ref: str) -> str:
-        """The requesting hospital's regulator approves: every record of the patient is erased.
-
-        Holders react to the `ErasureApproved` event by deleting ciphertexts and wrapped keys;
-        the hashes stay here as proof of what existed.
-        """
-        raw = ctx.stub.get_state(_erasure_key(patient_ref))
-        if raw is None:
-            raise ContractError("no erasure was requested for this patient", 404)
-        request = json.loads(raw)
-        if request["status"] != "REQUESTED":
-            raise ContractError(f"the erasure is already {request['status']}", 409)
-        if ctx.client.msp_id != _regulator_of(ctx, request["requestedBy"]):
+    def WithdrawErasure(self, ctx: Context, patient_ref: str) -> str:
+        """The requester withdraws its open request; nothing is deleted."""
+        request = _open_request(ctx, patient_ref)
+        if ctx.client.msp_id != request["requestedBy"]:
             raise ContractError(
-                f"only the regulator of {request['requestedBy']} may approve this erasure", 403
+                f"only {request['requestedBy']}, which requested it, may withdraw this erasure",
+                403,
             )
+        request.update(status="WITHDRAWN", closedAt=_now(ctx))
+        ctx.stub.put_state(_erasure_key(patient_ref), _json(request))
+        return _json(request).decode()
+
+    @transaction
+    def RejectErasure(self, ctx: Context, patient_ref: str, reason: str) -> str:
+        """The supervising regulator refuses an open request, with a coded reason
+        (`ERASURE_REJECTIONS`); nothing is deleted and a new request may be filed later."""
+        request = _open_request(ctx, patient_ref)
+        _require_erasure_regulator(ctx, request, "reject")
+        if reason not in ERASURE_REJECTIONS:
+            raise ContractError(f"reason must be one of {', '.join(ERASURE_REJECTIONS)}", 400)
+        request.update(
+            status="REJECTED", reason=reason, closedBy=ctx.client.msp_id, closedAt=_now(ctx)
+        )
+        ctx.stub.put_state(_erasure_key(patient_ref), _json(request))
+        return _json(request).decode()
+
+    @transaction
+    def ApproveErasure(self, ctx: Context, patient_ref: str) -> str:
+        """The supervising regulator approves: every record of the patient is erased.
+
+        Holders delete ciphertexts and wrapped keys when they see the committed records in the
+        erased state (never on the `ErasureApproved` event alone), then each files a deletion
+        receipt (`ConfirmErasure`); the hashes stay here as proof of what existed.
+        """
+        request = _open_request(ctx, patient_ref)
+        _require_erasure_regulator(ctx, request, "approve")
         erased = []
-        for key, _ in ctx.stub.get_state_by_partial_composite_key("patientrecord", [patient_ref]):
-            _, (_, record_id) = split_composite_key(key)
+        for record_id in _records_of(ctx, patient_ref):
             record = _load(ctx, record_id)
             record["erased"] = True
             ctx.stub.put_state(record_key(record_id), _json(record))
@@ -191,6 +275,47 @@ class RecordsContract(Contract):
             "ErasureApproved", _json({"patientRef": patient_ref, "records": sorted(erased)})
         )
         return _json(request).decode()
+
+    @transaction
+    def ConfirmErasure(self, ctx: Context, record_id: str) -> str:
+        """A holder's signed deletion receipt: the caller's organisation (its peer, once it has
+        deleted its copies) states that it holds no package, wrapped key or attachment of
+        this erased record any more."""
+        record = _load(ctx, record_id)
+        caller = ctx.client.msp_id
+        if not record["erased"]:
+            raise ContractError(f"record {record_id} is not erased; nothing to confirm", 409)
+        if caller not in record["authorised"]:
+            raise ContractError(f"{caller} was not a holder of record {record_id}", 403)
+        key = receipt_key(record_id, caller)
+        if ctx.stub.get_state(key) is not None:
+            raise ContractError(f"{caller} already confirmed the erasure of {record_id}", 409)
+        receipt = {
+            "recordId": record_id,
+            "org": caller,
+            "actor": ctx.client.id_hash,
+            "at": _now(ctx),
+            "txId": ctx.tx_id,
+        }
+        ctx.stub.put_state(key, _json(receipt))
+        return _json(receipt).decode()
+
+    @transaction(evaluate=True)
+    def ErasureReceipts(self, ctx: Context, patient_ref: str) -> str:
+        """Per erased record of the patient: which holders confirmed deletion, which have not."""
+        raw = ctx.stub.get_state(_erasure_key(patient_ref))
+        if raw is None:
+            raise ContractError("no erasure was requested for this patient", 404)
+        request = json.loads(raw)
+        report = {}
+        for record_id in request.get("records", []):
+            holders = _load(ctx, record_id)["authorised"]
+            confirmed = [o for o in holders if ctx.stub.get_state(receipt_key(record_id, o))]
+            report[record_id] = {
+                "confirmed": confirmed,
+                "pending": [o for o in holders if o not in confirmed],
+            }
+        return _json({"status": request["status"], "records": report}).decode()
 
     @transaction(evaluate=True)
     def GetErasure(self, ctx: Context, patient_ref: str) -> str:
@@ -251,21 +376,58 @@ def _regulator_of(ctx: Context, msp_id: str) -> str | None:
     return org.regulator if org is not None else None
 
 
-def _authorised(ctx: Context, text: str, owner: str) -> list[str]:
+def _authorised(ctx: Context, text: str, owner: str) -> tuple[list[str], dict[str, str]]:
+    """The authorised organisations and their wrapped-key commitments (none: array form)."""
     try:
-        orgs = json.loads(text)
+        named = json.loads(text)
     except ValueError:
-        raise ContractError("authorised must be a JSON array of MSP ids", 400) from None
-    if not isinstance(orgs, list) or not all(isinstance(o, str) for o in orgs):
-        raise ContractError("authorised must be a JSON array of MSP ids", 400)
-    unknown = sorted(o for o in orgs if o not in ctx.channel_orgs)
+        raise ContractError(_AUTHORISED_FORM, 400) from None
+    keys: dict[str, str] = {}
+    if isinstance(named, dict):
+        keys = _commitments(text)
+        named = list(keys)
+    if not isinstance(named, list) or not all(isinstance(o, str) for o in named):
+        raise ContractError(_AUTHORISED_FORM, 400)
+    unknown = sorted(o for o in named if o not in ctx.channel_orgs)
     if unknown:
         raise ContractError(f"{', '.join(unknown)} not a member of channel {ctx.channel_id}", 404)
     required = {owner} | ({r} if (r := _regulator_of(ctx, owner)) else set())
-    return sorted(set(orgs) | required)
+    orgs = sorted(set(named) | required)
+    if keys and sorted(keys) != orgs:
+        missing = ", ".join(o for o in orgs if o not in keys)
+        raise ContractError(
+            f"the package must be sealed for {missing} too: commit a wrapped key for each "
+            "authorised organisation",
+            400,
+        )
+    return orgs, keys
 
 
-def _write_version(ctx: Context, record: dict[str, Any], digest: str, attachments: str) -> None:
+_AUTHORISED_FORM = (
+    "authorised must be a JSON object of MSP id -> wrapped-key commitment "
+    "(or a JSON array of MSP ids)"
+)
+
+
+def _commitments(text: str) -> dict[str, str]:
+    try:
+        keys = json.loads(text)
+    except ValueError:
+        keys = None
+    if (
+        not isinstance(keys, dict)
+        or not keys
+        or not all(isinstance(v, str) and _DIGEST.fullmatch(v) for v in keys.values())
+    ):
+        raise ContractError(
+            "keys must be a JSON object of MSP id -> SHA-256 commitment (64 lower-case hex)", 400
+        )
+    return {str(k): str(v) for k, v in keys.items()}
+
+
+def _write_version(
+    ctx: Context, record: dict[str, Any], digest: str, attachments: str, keys: dict[str, str]
+) -> None:
     if not _DIGEST.fullmatch(digest):
         raise ContractError("digest must be the SHA-256 (64 lower-case hex) of the package", 400)
     try:
@@ -283,6 +445,7 @@ def _write_version(ctx: Context, record: dict[str, Any], digest: str, attachment
         "digest": digest,
         "attachments": addresses,
         "authorised": record["authorised"],
+        "keys": keys,
         "writtenBy": ctx.client.msp_id,
         "at": _now(ctx),
     }
@@ -325,6 +488,33 @@ def _log(
         entry["target"] = target
     ctx.stub.put_state(_access_key(record["recordId"], ctx.tx_id), _json(entry))
     return entry
+
+
+def _records_of(ctx: Context, patient_ref: str) -> list[str]:
+    found = []
+    for key, _ in ctx.stub.get_state_by_partial_composite_key("patientrecord", [patient_ref]):
+        _, (_, record_id) = split_composite_key(key)
+        found.append(record_id)
+    return sorted(found)
+
+
+def _open_request(ctx: Context, patient_ref: str) -> dict[str, Any]:
+    raw = ctx.stub.get_state(_erasure_key(patient_ref))
+    if raw is None:
+        raise ContractError("no erasure was requested for this patient", 404)
+    request: dict[str, Any] = json.loads(raw)
+    if request["status"] != _OPEN:
+        raise ContractError(f"the erasure is already {request['status']}", 409)
+    return request
+
+
+def _require_erasure_regulator(ctx: Context, request: dict[str, Any], action: str) -> None:
+    # Requests filed before the regulator was recorded name only the requester.
+    regulator = request.get("regulator") or _regulator_of(ctx, request["requestedBy"])
+    if ctx.client.msp_id != regulator:
+        raise ContractError(
+            f"only the regulator of {request['requestedBy']} may {action} this erasure", 403
+        )
 
 
 def _erasure_state(ctx: Context, patient_ref: str) -> str | None:

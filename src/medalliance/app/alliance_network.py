@@ -112,7 +112,7 @@ class EmbeddedAlliance:
         package = own.keep(held)
         entry = own.committed(package.record_id, package.version)
         for msp_id, holding in self._holdings.items():
-            if msp_id != own.msp_id and msp_id in entry["currentlyAuthorised"]:
+            if msp_id != own.msp_id and msp_id in entry.authorised:
                 holding.keep(held)
 
     def pull(self, org: str, user: str, record_id: str, version: int) -> Held:

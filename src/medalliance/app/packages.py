@@ -20,7 +20,7 @@ from medalliance.app.session import connect_as, own_peer, user_signer
 from medalliance.errors import NotFound
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.package_holding import Held
-from medalliance.node.private_data import SERVICE, signed_request
+from medalliance.node.private_data import SERVICE, signed_push, signed_request
 from medalliance.privacy.attachments import (
     AttachmentRef,
     bundle,
@@ -141,17 +141,20 @@ def share(
             patient_ref,
             package.digest,
             json.dumps([address_of(a) for a in attachments]),
-            json.dumps(list(package.recipients)),
+            json.dumps(package.key_commitments, sort_keys=True),
         )
-    return push_bundle(layout, org, Held(package.to_bytes(), tuple(attachments)))
+    return push_bundle(layout, org, Held(package.to_bytes(), tuple(attachments)), user)
 
 
-def push_bundle(layout: NetworkLayout, org: str, held: Held) -> dict[str, Any]:
-    """Hand a sealed package and its attachments to the organisation's peer, which keeps them
-    (if the ledger agrees) and pushes them to the other authorised organisations."""
+def push_bundle(layout: NetworkLayout, org: str, held: Held, user: str = "User1") -> dict[str, Any]:
+    """Hand a sealed package and its attachments to the organisation's peer, signed by `user`
+    of `org`; the peer keeps them (if the ledger agrees) and pushes them to the other
+    authorised organisations."""
+    signer = user_signer(layout, org, user)
+    package = SealedPackage.from_bytes(held.sealed)
+    request = signed_push(signer, held, package, dt.datetime.now(dt.UTC), forward=True)
     with _peer_channel(layout, org) as channel:
-        request = {**_encoded(held), "forward": True}
-        return _call(channel, "Push", json.dumps(request).encode())
+        return _call(channel, "Push", request)
 
 
 def get_bundle(layout: NetworkLayout, org: str, user: str, record_id: str, version: int) -> Held:
@@ -165,13 +168,6 @@ def get_bundle(layout: NetworkLayout, org: str, user: str, record_id: str, versi
         base64.b64decode(answer["sealed"]),
         tuple(base64.b64decode(a) for a in answer.get("attachments", [])),
     )
-
-
-def _encoded(held: Held) -> dict[str, Any]:
-    return {
-        "sealed": base64.b64encode(held.sealed).decode(),
-        "attachments": [base64.b64encode(a).decode() for a in held.attachments],
-    }
 
 
 def fetch(
@@ -193,7 +189,7 @@ def records_call(
     """Submit (or, for queries, evaluate) a `records` contract function; its JSON result."""
     with connect_as(layout, org, user) as gateway:
         records = gateway.get_network(channel_id).get_contract(RecordsContract.name)
-        if function in ("AccessLog", "GetErasure", "GetRecord", "GetVersion"):
+        if function in ("AccessLog", "ErasureReceipts", "GetErasure", "GetRecord", "GetVersion"):
             return json.loads(records.evaluate_transaction(function, *args))
         return json.loads(records.submit_transaction(function, *args))
 
@@ -212,11 +208,24 @@ def grant(
     key = recipient_key(layout.org_msp_dir(target), target, dt.datetime.now(dt.UTC))
     package = SealedPackage.from_bytes(held.sealed)
     rewrapped = add_recipients(package, msp_id, keyring.private_keys, [key])
+    commitment = rewrapped.key_commitments[target]
     granted: dict[str, Any] = records_call(
-        layout, org, user, channel_id, "Grant", record_id, target
+        layout, org, user, channel_id, "GrantWithKey", record_id, target, commitment
     )
-    push_bundle(layout, org, Held(rewrapped.to_bytes(), held.attachments))
+    push_bundle(layout, org, Held(rewrapped.to_bytes(), held.attachments), user)
     return granted
+
+
+def erasure_holders(receipts: dict[str, Any]) -> dict[str, str]:
+    """Per holder organisation, from the ledger's deletion receipts (`ErasureReceipts`):
+    `confirmed` once it filed a receipt for every erased record it held, else `pending`."""
+    holders: dict[str, str] = {}
+    for entry in receipts["records"].values():
+        for org in entry["confirmed"]:
+            holders.setdefault(org, "confirmed")
+        for org in entry["pending"]:
+            holders[org] = "pending"
+    return dict(sorted(holders.items()))
 
 
 def copies_left(layout: NetworkLayout, record_ids: Sequence[str]) -> dict[str, int]:

@@ -17,7 +17,6 @@ from fabric_protos.common import common_pb2
 from fabric_protos.gateway import gateway_pb2_grpc
 from fabric_protos.peer import events_pb2_grpc, peer_pb2_grpc
 
-from medalliance.alliance.records import RecordsContract
 from medalliance.contracts.package import build_package
 from medalliance.errors import UnknownChannel
 from medalliance.gateway.peer_services import DeliverService, EndorserService
@@ -29,11 +28,13 @@ from medalliance.network.tls import bind
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.config import OrganizationConfig
 from medalliance.node.endorsers import LocalEndorser, RemoteEndorser
+from medalliance.node.erasure_receipts import ErasureReceipts
 from medalliance.node.material import NodeMaterial, orderer_endpoints, utc_now
 from medalliance.node.orderer_link import OrdererEndpoint, OrdererLink
 from medalliance.node.peer import Peer
 from medalliance.node.private_data import PrivateDataService
 from medalliance.node.served import ServedChannel
+from medalliance.privacy import record_ledger
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,8 @@ class PeerNode:
         records = [
             c.name
             for c in layout.config.channels
-            if c.name in self.channels and any(k.name == RecordsContract.name for k in c.contracts)
+            if c.name in self.channels
+            and any(k.name == record_ledger.NAMESPACE for k in c.contracts)
         ]
         self.private_data = (
             PrivateDataService(
@@ -79,10 +81,19 @@ class PeerNode:
                 tls=m.tls,
                 signer=m.signer,
                 now=utc_now,
+                on_erased=self._file_receipts,
             )
             if records
             else None
         )
+        self._receipts = (
+            ErasureReceipts(
+                channel_id=records[0], signer=m.signer, gateway=self._own_gateway, now=utc_now
+            )
+            if records
+            else None
+        )
+        self._own_channel: grpc.aio.Channel | None = None
         if self.private_data is not None:
             self.peer.channel(records[0]).add_listener(self.private_data.holding.committed_block)
 
@@ -143,6 +154,18 @@ class PeerNode:
         if self.private_data is not None:
             server.add_generic_rpc_handlers((self.private_data.handler(),))
 
+    def _file_receipts(self, record_ids: list[str]) -> None:
+        """Commit listener output: this peer deleted these erased records; say so on the ledger
+        (in the background, so committing never waits on ordering)."""
+        if self._receipts is not None:
+            task = asyncio.create_task(self._receipts.file(record_ids), name="erasure-receipts")
+            self._tasks.append(task)
+
+    def _own_gateway(self) -> grpc.aio.Channel:
+        if self._own_channel is None:
+            self._own_channel = self.tls.channel(self.address, self.host, self.org.msp_id)
+        return self._own_channel
+
     def _other_peers(self) -> dict[str, list[tuple[str, str]]]:
         """Other organisations' peers as (TLS host name, endpoint), by MSP id."""
         return {
@@ -186,6 +209,8 @@ class PeerNode:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.private_data is not None:
             self.private_data.close()
+        if self._own_channel is not None:
+            await self._own_channel.close()
         self.peer.close()
 
 

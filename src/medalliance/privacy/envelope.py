@@ -77,6 +77,32 @@ class SealedPackage:
         return hashlib.sha256(self.ciphertext).hexdigest()
 
     @property
+    def key_commitments(self) -> dict[str, str]:
+        """Per recipient MSP id, the hex SHA-256 commitment to its wrapped key.
+
+        The ledger records these beside `digest` (docs/privacy.md §4), so a holder can refuse a
+        package whose wrapped keys were swapped: HPKE base mode does not authenticate the
+        sender, so without the commitment anyone holding the ciphertext could wrap a key of
+        their own choosing for a recipient, or drop one.
+        """
+        return {
+            w.msp_id: wrapped_key_commitment(self.record_id, self.version, w) for w in self.wrapped
+        }
+
+    def extends(self, held: SealedPackage) -> bool:
+        """Whether this package is `held` with zero or more wrapped keys added (a grant).
+
+        Same record, version and ciphertext, and every wrapped key of `held` unchanged: whoever
+        could open `held` can open this one, so a holder may replace `held` with it.
+        """
+        mine = {w.msp_id: w for w in self.wrapped}
+        return (self.record_id, self.version, self.ciphertext) == (
+            held.record_id,
+            held.version,
+            held.ciphertext,
+        ) and all(mine.get(w.msp_id) == w for w in held.wrapped)
+
+    @property
     def recipients(self) -> tuple[str, ...]:
         """The MSP ids the data key is wrapped for."""
         return tuple(w.msp_id for w in self.wrapped)
@@ -113,6 +139,23 @@ class SealedPackage:
         if canonical != data:
             raise InvalidArgument("malformed sealed package: not its canonical JSON")
         return package
+
+
+def wrapped_key_commitment(record_id: str, version: int, wrapped: WrappedKey) -> str:
+    """Hex SHA-256 over one wrapped key and everything it is bound to (record id, version,
+    MSP id, key id): what the ledger commits for that recipient."""
+    return hashlib.sha256(
+        _canonical(
+            [
+                "medalliance/privacy/wrapped-key/v1",
+                record_id,
+                version,
+                wrapped.msp_id,
+                wrapped.key_id,
+                _b64(wrapped.enc),
+            ]
+        )
+    ).hexdigest()
 
 
 def seal(
