@@ -16,7 +16,7 @@ from medalliance.app.alliance_network import EmbeddedAlliance
 from medalliance.app.connector import Connector
 from medalliance.app.hospital_db import HospitalDatabase
 from medalliance.app.packages import seal_package
-from medalliance.errors import ContractError, InvalidArgument
+from medalliance.errors import ContractError, InvalidArgument, NotFound, PreconditionFailed
 from medalliance.node.bootstrap import PSEUDONYM_KEY
 from medalliance.node.config import load_network_config
 from medalliance.node.embedded import EmbeddedNetwork, utc_now
@@ -198,3 +198,24 @@ def test_a_package_of_another_patient_is_not_imported(
     assert (
         b_db.last_block() < alliance.network.peers_of("alliance")[0].channel("alliance").height - 1
     )
+
+
+def test_an_approved_erasure_reaches_the_connectors_imported_copy(
+    alliance: EmbeddedAlliance, tmp_path: Path
+) -> None:
+    a_db = HospitalDatabase.open(tmp_path / "a.db")
+    prepared(alliance, a_db, "V-1", B)
+    alliance.submit(A, "User1", "referral", "Refer", "REF-1", "APP-V-1", "V-1", A, B, "UP", "R-V-1")
+    b_db = HospitalDatabase.open(tmp_path / "b.db")
+    connector = Connector(alliance, B, "User1", b_db)
+    assert connector.sync().imported == ["REF-1"]
+    alliance.submit(A, "User1", "records", "RequestErasure", patient_ref(alliance))
+    assert connector.sync().erased == []  # a request alone deletes nothing
+    assert b_db.visit_summary("V-1")["diagnoses"] == 1
+    alliance.submit(C, "Reviewer1", "records", "ApproveErasure", patient_ref(alliance))
+    assert connector.sync().erased == ["R-V-1"]
+    with pytest.raises(NotFound):
+        b_db.visit_summary("V-1")
+    with pytest.raises(PreconditionFailed, match="record R-V-1 was erased"):
+        alliance.pull(B, "User1", "R-V-1", 1)
+    assert a_db.visit_summary("V-1")["diagnoses"] == 1  # the origin's own record is its own

@@ -6,7 +6,9 @@ contract's events of VALID transactions, and for a referral addressed to its hos
 the clinical package through the privacy module (its own peer, which holds or reconciles it),
 opens it with the hospital's key, checks that it is the referred patient's, logs the decryption
 on the chain for the regulator, and imports it. It also follows the status of referrals its
-hospital made or received.
+hospital made or received. When a block's VALID writes put a record into the erased state
+(`privacy.record_ledger`: committed writes, never an event), the clinical data imported from
+that record is deleted from the hospital's database (`erase_imported`; docs/privacy.md §4).
 
 Exactly once, even across restarts: the import and the referral's id are one SQLite transaction,
 and the last finished block is stored after each block, so a replay skips what is done.
@@ -16,8 +18,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+
+from fabric_protos.common import common_pb2
 
 from medalliance.alliance.records import RecordsContract
 from medalliance.alliance.referral import ReferralContract
@@ -25,7 +29,15 @@ from medalliance.app.alliance_network import AllianceNetwork
 from medalliance.app.hospital_db import HospitalDatabase, Referral, parse_clinical
 from medalliance.app.packages import open_as
 from medalliance.errors import InvalidArgument
-from medalliance.ledger.block_events import chaincode_events
+from medalliance.ledger.block import transactions_filter
+from medalliance.ledger.block_events import VALID, chaincode_events
+from medalliance.ledger.tx import (
+    ENDORSER_TRANSACTION,
+    MalformedTransaction,
+    parse_envelope,
+    parse_rwset,
+)
+from medalliance.privacy import record_ledger
 from medalliance.privacy.envelope import SealedPackage
 from medalliance.privacy.pseudonym import PseudonymKey, pseudonym
 
@@ -43,6 +55,7 @@ class SyncReport:
     imported: list[str] = field(default_factory=list)  # referral ids written into the database
     noted: list[str] = field(default_factory=list)  # own outgoing referrals noted
     updated: list[tuple[str, str]] = field(default_factory=list)  # (referral id, new status)
+    erased: list[str] = field(default_factory=list)  # records whose imported copy was deleted
     last_block: int = -1
 
 
@@ -76,6 +89,10 @@ class Connector:
                 self._handle(
                     event.event_name, json.loads(event.payload), event.tx_id, number, report
                 )
+            for record_id in record_ledger.erased_records(_valid_writes(block)):
+                if self._db.erase_imported(record_id):
+                    report.erased.append(record_id)
+                    log.info("imported copy erased", extra={"record": record_id, "block": number})
             self._db.set_last_block(number)
             report.last_block = number
             if on_change is not None:
@@ -132,6 +149,24 @@ class Connector:
                 f"the clinical package of referral {referral_id} is not the referred patient's; "
                 "not imported"
             )
+
+
+def _valid_writes(block: common_pb2.Block) -> Iterator[tuple[str, str, bytes | None]]:
+    """(namespace, key, value) of every write of the block's VALID endorser transactions."""
+    codes = transactions_filter(block)
+    for index, data in enumerate(block.data.data):
+        if index >= len(codes) or codes[index] != VALID:
+            continue
+        try:
+            view = parse_envelope(bytes(data))
+            if view.header.header_type != ENDORSER_TRANSACTION:
+                continue
+            rwsets = parse_rwset(view.endorser_tx().rwset)
+        except MalformedTransaction:
+            continue  # a VALID transaction always parses; nothing to learn from one that does not
+        for namespace, kv in rwsets:
+            for write in kv.writes:
+                yield namespace, str(write.key), None if write.is_delete else bytes(write.value)
 
 
 def _referral(event: dict[str, str], side: str, tx_id: str, block: int) -> Referral:
