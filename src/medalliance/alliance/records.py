@@ -100,6 +100,7 @@ class RecordsContract(Contract):
             "version": 0,
             "authorised": orgs,
             "erased": False,
+            "holders": orgs,  # every organisation ever authorised: each may hold a copy
         }
         _write_version(ctx, record, digest, attachments, keys)
         ctx.stub.put_state(_patient_key(patient_ref, record_id), b"\x00")
@@ -133,6 +134,7 @@ class RecordsContract(Contract):
         if org in record["authorised"]:
             raise ContractError(f"{org} is already authorised for record {record_id}", 409)
         record["authorised"] = sorted([*record["authorised"], org])
+        record["holders"] = sorted({*_holders(record), org})
         ctx.stub.put_state(record_key(record_id), _json(record))
         _log(ctx, record, "grant", target=org)
         ctx.stub.set_event("AccessGranted", _json({"recordId": record_id, "org": org}))
@@ -285,7 +287,7 @@ class RecordsContract(Contract):
         caller = ctx.client.msp_id
         if not record["erased"]:
             raise ContractError(f"record {record_id} is not erased; nothing to confirm", 409)
-        if caller not in record["authorised"]:
+        if caller not in _holders(record):
             raise ContractError(f"{caller} was not a holder of record {record_id}", 403)
         key = receipt_key(record_id, caller)
         if ctx.stub.get_state(key) is not None:
@@ -309,7 +311,7 @@ class RecordsContract(Contract):
         request = json.loads(raw)
         report = {}
         for record_id in request.get("records", []):
-            holders = _load(ctx, record_id)["authorised"]
+            holders = _holders(_load(ctx, record_id))
             confirmed = [o for o in holders if ctx.stub.get_state(receipt_key(record_id, o))]
             report[record_id] = {
                 "confirmed": confirmed,
@@ -488,6 +490,12 @@ def _log(
         entry["target"] = target
     ctx.stub.put_state(_access_key(record["recordId"], ctx.tx_id), _json(entry))
     return entry
+
+
+def _holders(record: dict[str, Any]) -> list[str]:
+    """Organisations that may hold a copy: every one ever authorised (a revoked organisation
+    keeps what it received, so it too must delete and confirm on erasure)."""
+    return list(record.get("holders", record["authorised"]))
 
 
 def _records_of(ctx: Context, patient_ref: str) -> list[str]:

@@ -17,7 +17,7 @@ import grpc
 
 from medalliance.alliance.records import RecordsContract
 from medalliance.app.session import connect_as, own_peer, user_signer
-from medalliance.errors import NotFound
+from medalliance.errors import NotFound, PreconditionFailed
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.package_holding import Held
 from medalliance.node.private_data import SERVICE, signed_push, signed_request
@@ -214,6 +214,38 @@ def grant(
     )
     push_bundle(layout, org, Held(rewrapped.to_bytes(), held.attachments), user)
     return granted
+
+
+def confirm_erasure(
+    layout: NetworkLayout, org: str, user: str, channel_id: str, patient_ref: str
+) -> dict[str, Any]:
+    """File the organisation's signed deletion receipts for an approved erasure.
+
+    For each erased record the organisation held and has not confirmed yet, its own peer is
+    asked (a signed `Holds`) how many versions it still holds; only at zero is the receipt
+    (`ConfirmErasure`, signed by `user` of `org`) submitted. `PreconditionFailed` while the
+    peer still holds a copy (it has not committed the erasure yet: ask again). Returns
+    `{confirmed: [...], already: [...]}`.
+    """
+    msp_id = layout.config.organization(org).msp_id
+    receipts = records_call(layout, org, user, channel_id, "ErasureReceipts", patient_ref)
+    if receipts["status"] != "APPROVED":
+        raise PreconditionFailed(f"the erasure is {receipts['status']}, not approved")
+    due = [r for r, e in sorted(receipts["records"].items()) if msp_id in e["pending"]]
+    already = [r for r, e in sorted(receipts["records"].items()) if msp_id in e["confirmed"]]
+    signer = user_signer(layout, org, user)
+    with _peer_channel(layout, org) as channel:
+        for record_id in due:
+            request = signed_request(signer, record_id, 0, dt.datetime.now(dt.UTC), "holds")
+            held = int(_call(channel, "Holds", request)["versions"])
+            if held:
+                raise PreconditionFailed(
+                    f"{msp_id}'s peer still holds {held} version(s) of record {record_id}; "
+                    "wait until it has committed the erasure, then confirm again"
+                )
+    for record_id in due:
+        records_call(layout, org, user, channel_id, "ConfirmErasure", record_id)
+    return {"confirmed": due, "already": already}
 
 
 def erasure_holders(receipts: dict[str, Any]) -> dict[str, str]:

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from medalliance.alliance.records import ERASURE_REJECTIONS
 from medalliance.app.packages import (
+    confirm_erasure,
     copies_left,
     erasure_holders,
     fetch,
@@ -242,6 +243,14 @@ def erase_cmd(
     withdraw: Annotated[
         bool, typer.Option("--withdraw", help="As the requester: withdraw the request.")
     ] = False,
+    confirm: Annotated[
+        bool,
+        typer.Option(
+            "--confirm",
+            help="As a holder, after approval: check your peer deleted every copy and file "
+            "your organisation's signed deletion receipts.",
+        ),
+    ] = False,
     check: Annotated[
         bool,
         typer.Option(
@@ -257,16 +266,20 @@ def erase_cmd(
     """Ask (the hospital holding the patient's records, or its regulator), withdraw (the
     requester), reject or approve (the supervising regulator) the erasure of a patient's data.
 
-    On approval every holder deletes the packages, wrapped keys and attachments, then its peer
-    files a signed deletion receipt on the ledger; the hashes stay on the ledger as proof.
+    On approval every holder's peer deletes the packages, wrapped keys and attachments; each
+    holder then files its signed deletion receipt (--confirm); the hashes stay as proof.
     Example: medalliance privacy erase --dir demo --org DistrictHCMSP --patient-ref 9f86... --approve
     """
     layout = NetworkLayout.load(directory)
     if check:
         _erase_check(layout, org, user, channel, patient_ref)
         return
-    if sum((approve, withdraw, reject is not None)) > 1:
-        raise InvalidArgument("choose one of --approve, --reject and --withdraw")
+    if sum((approve, withdraw, confirm, reject is not None)) > 1:
+        raise InvalidArgument("choose one of --approve, --reject, --withdraw and --confirm")
+    if confirm:
+        done = confirm_erasure(layout, org, user, channel, patient_ref)
+        _show(done, f"deletion confirmed for {', '.join(done['confirmed']) or 'nothing new'}")
+        return
     if reject is not None:
         result = records_call(layout, org, user, channel, "RejectErasure", patient_ref, reject)
     else:

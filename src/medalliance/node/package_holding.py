@@ -52,15 +52,11 @@ class PackageHolding:
         msp_id: str,
         directory: Path,
         state: Callable[[], StateReader],
-        on_erased: Callable[[list[str]], None] | None = None,
     ) -> None:
         self.msp_id = msp_id
         self._store = PrivateStore.open(directory / "packages.db")
         self._documents = DocumentStore(directory / "documents")
         self._state = state  # the committed state of the channel whose record registry decides
-        # Told which erased records this organisation held (may have held), once deleted: the
-        # peer files its deletion receipts then.
-        self._on_erased = on_erased
 
     def close(self) -> None:
         self._store.close()
@@ -135,12 +131,10 @@ class PackageHolding:
                 self._documents.delete(address)
         deleted = self._store.erase(records)
         log.info("private data erased", extra={"records": len(records), "versions": deleted})
-        held = [r for r in records if self.msp_id in record_ledger.holders(self.lookup, r)]
-        if self._on_erased is not None and held:
-            self._on_erased(held)
 
-    def holds_any(self, record_ids: list[str]) -> bool:
-        return any(self._store.versions(r) for r in record_ids)
+    def versions_held(self, record_id: str) -> int:
+        """How many versions of a record this peer holds (0 after its erasure)."""
+        return len(self._store.versions(record_id))
 
     def _is_erased(self, record_id: str) -> bool:
         try:

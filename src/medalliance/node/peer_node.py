@@ -28,7 +28,6 @@ from medalliance.network.tls import bind
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.config import OrganizationConfig
 from medalliance.node.endorsers import LocalEndorser, RemoteEndorser
-from medalliance.node.erasure_receipts import ErasureReceipts
 from medalliance.node.material import NodeMaterial, orderer_endpoints, utc_now
 from medalliance.node.orderer_link import OrdererEndpoint, OrdererLink
 from medalliance.node.peer import Peer
@@ -81,19 +80,10 @@ class PeerNode:
                 tls=m.tls,
                 signer=m.signer,
                 now=utc_now,
-                on_erased=self._file_receipts,
             )
             if records
             else None
         )
-        self._receipts = (
-            ErasureReceipts(
-                channel_id=records[0], signer=m.signer, gateway=self._own_gateway, now=utc_now
-            )
-            if records
-            else None
-        )
-        self._own_channel: grpc.aio.Channel | None = None
         if self.private_data is not None:
             self.peer.channel(records[0]).add_listener(self.private_data.holding.committed_block)
 
@@ -154,18 +144,6 @@ class PeerNode:
         if self.private_data is not None:
             server.add_generic_rpc_handlers((self.private_data.handler(),))
 
-    def _file_receipts(self, record_ids: list[str]) -> None:
-        """Commit listener output: this peer deleted these erased records; say so on the ledger
-        (in the background, so committing never waits on ordering)."""
-        if self._receipts is not None:
-            task = asyncio.create_task(self._receipts.file(record_ids), name="erasure-receipts")
-            self._tasks.append(task)
-
-    def _own_gateway(self) -> grpc.aio.Channel:
-        if self._own_channel is None:
-            self._own_channel = self.tls.channel(self.address, self.host, self.org.msp_id)
-        return self._own_channel
-
     def _other_peers(self) -> dict[str, list[tuple[str, str]]]:
         """Other organisations' peers as (TLS host name, endpoint), by MSP id."""
         return {
@@ -209,8 +187,6 @@ class PeerNode:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.private_data is not None:
             self.private_data.close()
-        if self._own_channel is not None:
-            await self._own_channel.close()
         self.peer.close()
 
 

@@ -18,6 +18,8 @@ private-data requests. Answers depend on committed state only:
 - `Get` (purpose `fetch`, from the organisation's own identities): the package from this peer's
   store, or — reconciliation — fetched from another authorised organisation's peer, verified
   against the ledger and kept.
+- `Holds` (purpose `holds`, from the organisation's own identities): how many versions of a
+  record the peer still holds; checked before the organisation files a deletion receipt.
 
 A bundle is `{sealed, attachments}` (base64): the sealed package and its sealed attachments. The
 ledger checks and the stores are `PackageHolding`'s, in the peer's `private/` folder.
@@ -76,13 +78,10 @@ class PrivateDataService:
         tls: NodeTls,
         signer: SigningIdentity,
         now: Callable[[], dt.datetime],
-        on_erased: Callable[[list[str]], None] | None = None,
     ) -> None:
         self._msp_id = msp_id
         self._records_channel = records_channel  # the channel whose `records` state decides
-        self.holding = PackageHolding(
-            msp_id, directory, lambda: channel(records_channel).state, on_erased
-        )
+        self.holding = PackageHolding(msp_id, directory, lambda: channel(records_channel).state)
         self._channel = channel
         self._peers = peers  # msp_id -> [(host, endpoint)], other organisations' peers
         self._tls = tls
@@ -97,7 +96,7 @@ class PrivateDataService:
                 request_deserializer=_raw,
                 response_serializer=_raw,
             )
-            for name in ("Push", "Fetch", "Get")
+            for name in ("Push", "Fetch", "Get", "Holds")
         }
         return grpc.method_handlers_generic_handler(SERVICE, methods)
 
@@ -114,6 +113,9 @@ class PrivateDataService:
 
     async def _get_rpc(self, data: bytes, context: grpc.aio.ServicerContext) -> bytes:
         return await self._answer(context, self._get, data)
+
+    async def _holds_rpc(self, data: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        return await self._answer(context, self._holds, data)
 
     async def _answer(
         self,
@@ -167,6 +169,17 @@ class PrivateDataService:
         except NotFound:
             entry = self.holding.committed(record_id, version)  # NotFound if not on the ledger
             return await self._reconcile(record_id, version, entry)
+
+    async def _holds(self, message: dict[str, Any]) -> dict[str, Any]:
+        """How many versions of a record this peer still holds: what an organisation checks
+        before it files its deletion receipt. Answered to the organisation's own identities."""
+        request, org = self._signed(message, "holds")
+        if org != self._msp_id:
+            raise PermissionDenied(f"this peer answers {self._msp_id}'s identities only")
+        return {
+            "recordId": request["recordId"],
+            "versions": self.holding.versions_held(request["recordId"]),
+        }
 
     # --- peer calls ------------------------------------------------------------------------------
 
@@ -283,10 +296,15 @@ class PrivateDataService:
 
 
 def signed_request(
-    signer: SigningIdentity, record_id: str, version: int, now: dt.datetime
+    signer: SigningIdentity,
+    record_id: str,
+    version: int,
+    now: dt.datetime,
+    purpose: str = "fetch",
 ) -> bytes:
-    """A `Fetch`/`Get` request body signed by `signer`."""
-    return json.dumps(_signed_fields(signer, now, purpose="fetch", recordId=record_id,
+    """A `Fetch`/`Get` (or, with purpose `holds` and version 0, `Holds`) request body signed
+    by `signer`."""
+    return json.dumps(_signed_fields(signer, now, purpose=purpose, recordId=record_id,
                                      version=version)).encode()  # fmt: skip
 
 

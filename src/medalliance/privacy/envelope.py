@@ -5,14 +5,16 @@ AES-256-GCM (random 96-bit nonce; associated data = record id and version, so a 
 to another record or version fails) and wraps the data key for each recipient organisation with
 HPKE (RFC 9180, base mode: DHKEM(P-256, HKDF-SHA256), HKDF-SHA256, AES-256-GCM), whose `info`
 binds record id, version, MSP id and key id. The ledger records `SealedPackage.digest`, the
-SHA-256 of the ciphertext (nonce included): a grant or revocation changes the wrapped keys but
-never the ciphertext, so never the digest.
+SHA-256 of the ciphertext (nonce included), and `SealedPackage.key_commitments`, one SHA-256
+per recipient's wrapped key: a grant adds a wrapped key (and its commitment) but never changes
+the ciphertext, so never the digest.
 
 What it guarantees: only holders of a recipient's private key can read the package; any change
 to the ciphertext, nonce or a wrapped key, or a move to another record/version, is detected
 (`TamperedData`). What it does not: HPKE base mode does not authenticate the sender, and every
 recipient knows the data key, so a recipient could forge a different ciphertext for the same
-record and version. Against that the reader checks `digest` against the ledger before opening.
+record and version, or wrap a key of its own for another recipient. Against that holders check
+`digest` and every wrapped key's commitment against the ledger before keeping a package.
 
 Pure: no files, no clock, no logging; randomness only from the OS for keys and nonces.
 """

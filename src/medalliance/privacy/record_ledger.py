@@ -78,13 +78,6 @@ def committed_version(lookup: Lookup, record_id: str, version: int) -> Committed
     )
 
 
-def holders(lookup: Lookup, record_id: str) -> tuple[str, ...]:
-    """The organisations authorised for a record (erased or not): those that may hold a copy,
-    and so must delete it and file a deletion receipt when it is erased."""
-    raw = lookup(record_key(record_id))
-    return () if raw is None else tuple(str(o) for o in json.loads(raw)["authorised"])
-
-
 def check_package(committed: CommittedVersion, package: SealedPackage, keeper: str) -> None:
     """Refuse a package that `keeper`'s organisation must not keep for this committed version.
 
