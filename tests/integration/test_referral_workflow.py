@@ -213,9 +213,17 @@ def test_an_approved_erasure_reaches_the_connectors_imported_copy(
     assert connector.sync().erased == []  # a request alone deletes nothing
     assert b_db.visit_summary("V-1")["diagnoses"] == 1
     alliance.submit(C, "Reviewer1", "records", "ApproveErasure", patient_ref(alliance))
-    assert connector.sync().erased == ["R-V-1"]
+    synced = connector.sync()
+    assert (synced.erased, synced.confirmed) == (["R-V-1"], ["R-V-1"])
     with pytest.raises(NotFound):
         b_db.visit_summary("V-1")
     with pytest.raises(PreconditionFailed, match="record R-V-1 was erased"):
         alliance.pull(B, "User1", "R-V-1", 1)
     assert a_db.visit_summary("V-1")["diagnoses"] == 1  # the origin's own record is its own
+    # B's receipt is on the ledger, and a replay does not file it twice.
+    receipts = json.loads(
+        alliance.evaluate(C, "Auditor1", "records", "ErasureReceipts", patient_ref(alliance))
+    )
+    assert receipts["records"]["R-V-1"] == {"confirmed": [B], "pending": [C, A]}
+    b_db.set_last_block(-1)
+    assert connector.sync().confirmed == []

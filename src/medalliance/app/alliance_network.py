@@ -23,7 +23,7 @@ from typing import Protocol
 from fabric_protos.common import common_pb2
 from fabric_protos.peer import transaction_pb2
 
-from medalliance.app.packages import get_bundle, push_bundle
+from medalliance.app.packages import get_bundle, push_bundle, versions_held
 from medalliance.app.session import connect_as
 from medalliance.errors import Conflict, ContractError, NotFound
 from medalliance.ledger.state import StateReader
@@ -62,6 +62,10 @@ class AllianceNetwork(Protocol):
 
     def pull(self, org: str, user: str, record_id: str, version: int) -> Held:
         """A version from the organisation's peer, for a user of that organisation."""
+        ...
+
+    def holds(self, org: str, user: str, record_id: str) -> int:
+        """How many versions of a record the organisation's peer still holds."""
         ...
 
     def blocks(self, org: str, start: int, until: int | None) -> Iterator[common_pb2.Block]:
@@ -119,6 +123,9 @@ class EmbeddedAlliance:
         holding = self._holding(org)
         return holding.serve(holding.msp_id, record_id, version)
 
+    def holds(self, org: str, user: str, record_id: str) -> int:
+        return self._holding(org).versions_held(record_id)
+
     def blocks(self, org: str, start: int, until: int | None) -> Iterator[common_pb2.Block]:
         peer = next(p for p in self.network.peers_of(self.channel) if p.msp_id == self._msp(org))
         ledger = peer.channel(self.channel)
@@ -171,6 +178,9 @@ class GatewayAlliance:
 
     def pull(self, org: str, user: str, record_id: str, version: int) -> Held:
         return get_bundle(self.layout, org, user, record_id, version)
+
+    def holds(self, org: str, user: str, record_id: str) -> int:
+        return versions_held(self.layout, org, user, record_id)
 
     def blocks(self, org: str, start: int, until: int | None) -> Iterator[common_pb2.Block]:
         if until is not None and start > until:

@@ -28,7 +28,7 @@ from medalliance.alliance.referral import ReferralContract
 from medalliance.app.alliance_network import AllianceNetwork
 from medalliance.app.hospital_db import HospitalDatabase, Referral, parse_clinical
 from medalliance.app.packages import open_as
-from medalliance.errors import InvalidArgument
+from medalliance.errors import ContractError, InvalidArgument
 from medalliance.ledger.block import transactions_filter
 from medalliance.ledger.block_events import VALID, chaincode_events
 from medalliance.ledger.tx import (
@@ -56,6 +56,7 @@ class SyncReport:
     noted: list[str] = field(default_factory=list)  # own outgoing referrals noted
     updated: list[tuple[str, str]] = field(default_factory=list)  # (referral id, new status)
     erased: list[str] = field(default_factory=list)  # records whose imported copy was deleted
+    confirmed: list[str] = field(default_factory=list)  # deletion receipts this sync filed
     last_block: int = -1
 
 
@@ -93,6 +94,8 @@ class Connector:
                 if self._db.erase_imported(record_id):
                     report.erased.append(record_id)
                     log.info("imported copy erased", extra={"record": record_id, "block": number})
+                if self._confirm_erasure(record_id):
+                    report.confirmed.append(record_id)
             self._db.set_last_block(number)
             report.last_block = number
             if on_change is not None:
@@ -112,6 +115,32 @@ class Connector:
                 report.noted.append(referral_id)
         elif name in FOLLOWED and self._db.set_status(referral_id, FOLLOWED[name]):
             report.updated.append((referral_id, FOLLOWED[name]))
+
+    def _confirm_erasure(self, record_id: str) -> bool:
+        """File the hospital's deletion receipt for an erased record it held: its imported copy
+        is gone (just above) and its peer, which committed the block first, holds no version.
+        False when it never held the record, or its receipt is on the ledger already."""
+        record = json.loads(
+            self._network.evaluate(
+                self._org, self._user, RecordsContract.name, "GetRecord", record_id
+            )
+        )
+        if not record["erased"] or self._msp_id not in record.get("holders", record["authorised"]):
+            return False
+        held = self._network.holds(self._org, self._user, record_id)
+        if held:
+            log.warning("erased record still held", extra={"record": record_id, "versions": held})
+            return False
+        try:
+            self._network.submit(
+                self._org, self._user, RecordsContract.name, "ConfirmErasure", record_id
+            )
+        except ContractError as exc:
+            if exc.status_code == 409:  # confirmed already (an earlier sync, or `--confirm`)
+                return False
+            raise
+        log.info("deletion receipt filed", extra={"record": record_id})
+        return True
 
     def _import(self, event: dict[str, str], tx_id: str, block: int) -> None:
         referral_id, record_id = event["referralId"], event["clinicalRef"]

@@ -233,19 +233,24 @@ def confirm_erasure(
         raise PreconditionFailed(f"the erasure is {receipts['status']}, not approved")
     due = [r for r, e in sorted(receipts["records"].items()) if msp_id in e["pending"]]
     already = [r for r, e in sorted(receipts["records"].items()) if msp_id in e["confirmed"]]
-    signer = user_signer(layout, org, user)
-    with _peer_channel(layout, org) as channel:
-        for record_id in due:
-            request = signed_request(signer, record_id, 0, dt.datetime.now(dt.UTC), "holds")
-            held = int(_call(channel, "Holds", request)["versions"])
-            if held:
-                raise PreconditionFailed(
-                    f"{msp_id}'s peer still holds {held} version(s) of record {record_id}; "
-                    "wait until it has committed the erasure, then confirm again"
-                )
+    for record_id in due:
+        held = versions_held(layout, org, user, record_id)
+        if held:
+            raise PreconditionFailed(
+                f"{msp_id}'s peer still holds {held} version(s) of record {record_id}; "
+                "wait until it has committed the erasure, then confirm again"
+            )
     for record_id in due:
         records_call(layout, org, user, channel_id, "ConfirmErasure", record_id)
     return {"confirmed": due, "already": already}
+
+
+def versions_held(layout: NetworkLayout, org: str, user: str, record_id: str) -> int:
+    """How many versions of a record the organisation's own peer still holds (signed `Holds`)."""
+    signer = user_signer(layout, org, user)
+    request = signed_request(signer, record_id, 0, dt.datetime.now(dt.UTC), "holds")
+    with _peer_channel(layout, org) as channel:
+        return int(_call(channel, "Holds", request)["versions"])
 
 
 def erasure_holders(receipts: dict[str, Any]) -> dict[str, str]:
