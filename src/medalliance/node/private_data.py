@@ -266,19 +266,21 @@ class PrivateDataService:
         raw, signature = _b64(message.get("request")), _b64(message.get("signature"))
         try:
             request = json.loads(raw)
-            if request.get("purpose", "fetch") != purpose:
-                raise ValueError("wrong purpose")
+            signed_for = request.get("purpose", "fetch")  # AttributeError: not an object
             identity = base64.b64decode(request["identity"], validate=True)
             timestamp_ms = int(request["timestampMs"])
             request["recordId"], request["version"] = (
                 str(request["recordId"]),
                 int(request["version"]),
             )
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise InvalidArgument(
                 "malformed private data request: it needs recordId, version, identity, "
                 "timestampMs and a signature"
             ) from None
+        if signed_for != purpose:
+            # A signature is bound to its purpose: a signed fetch cannot be replayed as a push.
+            raise InvalidArgument(f"this call needs a request signed for {purpose!r}")
         if outside_time_window(timestamp_ms, self._now()):
             raise PermissionDenied(
                 "request timestamp is more than 15 minutes from the peer's clock; check your clock"
