@@ -5,7 +5,9 @@ version's SHA-256 of the sealed package, a SHA-256 commitment to each authorised
 wrapped key (so a holder can refuse swapped keys) and the addresses of its attachments, the
 authorised organisations, grants, revocations, access events, erasure requests and every
 holder's deletion receipt — never a plaintext field, a ciphertext or a wrapped key. The key
-layout and what a committed record means to holders are `privacy.record_ledger`'s. Permissions come from the caller's certificate and the channel's alliance roles
+layout and what a committed record means to holders are `privacy.record_ledger`'s; the erasure
+functions are `record_erasure.RecordErasure`'s. Permissions come from the caller's certificate
+and the channel's alliance roles
 (`ctx.organizations`), never from arguments: the writer must be authorised, and a hospital's
 supervising regulator is always authorised for its records (paper §3: the commission audits).
 
@@ -20,15 +22,22 @@ import json
 import re
 from typing import Any
 
+from medalliance.alliance.record_erasure import (
+    ERASURE_REJECTIONS,
+    PATIENT_INDEX,
+    RecordErasure,
+    erasure_state,
+    holders,
+    regulator_of,
+)
 from medalliance.contracts import (
     Context,
     Contract,
     create_composite_key,
-    split_composite_key,
     transaction,
 )
 from medalliance.errors import ContractError
-from medalliance.privacy.record_ledger import receipt_key, record_key, version_key
+from medalliance.privacy.record_ledger import record_key, version_key
 
 _ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _PSEUDONYM = re.compile(r"^[0-9a-f]{16,64}$")
@@ -38,30 +47,16 @@ ACCESS_ACTIONS = ("fetch", "decrypt")
 
 __all__ = ["ERASURE_REJECTIONS", "RecordsContract", "record_key", "version_key"]
 
-# Why a regulator may refuse an erasure: codes, never free text (no clinical content on chain).
-ERASURE_REJECTIONS = (
-    "LEGAL_HOLD",  # the records are under a legal hold (litigation, investigation)
-    "RETENTION_PERIOD",  # the statutory retention period of medical records has not elapsed
-    "REQUEST_NOT_VERIFIED",  # the patient's own request could not be verified
-    "NOT_THE_PATIENT",  # the pseudonym is not the requesting patient's
-)
-_OPEN = "REQUESTED"
-_CLOSED = ("WITHDRAWN", "REJECTED")  # a new request may be filed after these
-
 
 def _access_key(record_id: str, tx_id: str) -> str:
     return create_composite_key("access", [record_id, tx_id])
 
 
 def _patient_key(patient_ref: str, record_id: str) -> str:
-    return create_composite_key("patientrecord", [patient_ref, record_id])
+    return create_composite_key(PATIENT_INDEX, [patient_ref, record_id])
 
 
-def _erasure_key(patient_ref: str) -> str:
-    return create_composite_key("erasure", [patient_ref])
-
-
-class RecordsContract(Contract):
+class RecordsContract(RecordErasure, Contract):
     name = "records"
 
     @transaction
@@ -89,7 +84,7 @@ class RecordsContract(Contract):
             )
         if ctx.stub.get_state(record_key(record_id)) is not None:
             raise ContractError(f"record {record_id} already exists", 409)
-        if _erasure_state(ctx, patient_ref) == "APPROVED":
+        if erasure_state(ctx, patient_ref) == "APPROVED":
             raise ContractError("the patient's data was erased; no new records for them", 409)
         owner = ctx.client.msp_id
         orgs, keys = _authorised(ctx, authorised, owner)
@@ -134,7 +129,7 @@ class RecordsContract(Contract):
         if org in record["authorised"]:
             raise ContractError(f"{org} is already authorised for record {record_id}", 409)
         record["authorised"] = sorted([*record["authorised"], org])
-        record["holders"] = sorted({*_holders(record), org})
+        record["holders"] = sorted({*holders(record), org})
         ctx.stub.put_state(record_key(record_id), _json(record))
         _log(ctx, record, "grant", target=org)
         ctx.stub.set_event("AccessGranted", _json({"recordId": record_id, "org": org}))
@@ -169,12 +164,12 @@ class RecordsContract(Contract):
         """End an organisation's access to future versions (by the owner or its regulator)."""
         record = _load(ctx, record_id)
         caller = ctx.client.msp_id
-        if caller not in (record["owner"], _regulator_of(ctx, record["owner"])):
+        if caller not in (record["owner"], regulator_of(ctx, record["owner"])):
             raise ContractError(
                 f"only {record['owner']} or its regulator may revoke access to record {record_id}",
                 403,
             )
-        if org in (record["owner"], _regulator_of(ctx, record["owner"])):
+        if org in (record["owner"], regulator_of(ctx, record["owner"])):
             raise ContractError(f"{org} cannot lose access to its own or a supervised record", 409)
         if org not in record["authorised"]:
             raise ContractError(f"{org} is not authorised for record {record_id}", 404)
@@ -193,138 +188,6 @@ class RecordsContract(Contract):
             raise ContractError(f"action must be one of {', '.join(ACCESS_ACTIONS)}", 400)
         number = _version_number(version, record)
         return _json(_log(ctx, record, action, version=number)).decode()
-
-    @transaction
-    def RequestErasure(self, ctx: Context, patient_ref: str) -> str:
-        """The hospital holding the patient's records (the owner of one of them), or the
-        regulator supervising such a hospital, asks that every copy of their data be deleted.
-        Approval or rejection is the supervising regulator's; the requester may withdraw."""
-        caller = ctx.client.msp_id
-        owners = {_load(ctx, r)["owner"] for r in _records_of(ctx, patient_ref)}
-        supervisors = {_regulator_of(ctx, o) for o in owners}
-        if caller in owners:
-            regulator = _regulator_of(ctx, caller)
-        elif caller in supervisors:
-            regulator = caller
-        else:
-            raise ContractError(
-                f"{caller} holds no record of this patient: only the hospital that registered "
-                "the patient's records, or its supervising regulator, may request their erasure",
-                403,
-            )
-        if regulator is None:
-            raise ContractError("only a hospital with a supervising regulator may ask", 403)
-        status = _erasure_state(ctx, patient_ref)
-        if status is not None and status not in _CLOSED:
-            raise ContractError(f"an erasure of this patient is already {status}", 409)
-        request = {
-            "patientRef": patient_ref,
-            "status": _OPEN,
-            "requestedBy": caller,
-            "regulator": regulator,
-            "requestedAt": _now(ctx),
-        }
-        ctx.stub.put_state(_erasure_key(patient_ref), _json(request))
-        return _json(request).decode()
-
-    @transaction
-    def WithdrawErasure(self, ctx: Context, patient_ref: str) -> str:
-        """The requester withdraws its open request; nothing is deleted."""
-        request = _open_request(ctx, patient_ref)
-        if ctx.client.msp_id != request["requestedBy"]:
-            raise ContractError(
-                f"only {request['requestedBy']}, which requested it, may withdraw this erasure",
-                403,
-            )
-        request.update(status="WITHDRAWN", closedAt=_now(ctx))
-        ctx.stub.put_state(_erasure_key(patient_ref), _json(request))
-        return _json(request).decode()
-
-    @transaction
-    def RejectErasure(self, ctx: Context, patient_ref: str, reason: str) -> str:
-        """The supervising regulator refuses an open request, with a coded reason
-        (`ERASURE_REJECTIONS`); nothing is deleted and a new request may be filed later."""
-        request = _open_request(ctx, patient_ref)
-        _require_erasure_regulator(ctx, request, "reject")
-        if reason not in ERASURE_REJECTIONS:
-            raise ContractError(f"reason must be one of {', '.join(ERASURE_REJECTIONS)}", 400)
-        request.update(
-            status="REJECTED", reason=reason, closedBy=ctx.client.msp_id, closedAt=_now(ctx)
-        )
-        ctx.stub.put_state(_erasure_key(patient_ref), _json(request))
-        return _json(request).decode()
-
-    @transaction
-    def ApproveErasure(self, ctx: Context, patient_ref: str) -> str:
-        """The supervising regulator approves: every record of the patient is erased.
-
-        Holders delete ciphertexts and wrapped keys when they see the committed records in the
-        erased state (never on the `ErasureApproved` event alone), then each files a deletion
-        receipt (`ConfirmErasure`); the hashes stay here as proof of what existed.
-        """
-        request = _open_request(ctx, patient_ref)
-        _require_erasure_regulator(ctx, request, "approve")
-        erased = []
-        for record_id in _records_of(ctx, patient_ref):
-            record = _load(ctx, record_id)
-            record["erased"] = True
-            ctx.stub.put_state(record_key(record_id), _json(record))
-            erased.append(record_id)
-        request.update(status="APPROVED", approvedBy=ctx.client.msp_id, approvedAt=_now(ctx))
-        request["records"] = sorted(erased)
-        ctx.stub.put_state(_erasure_key(patient_ref), _json(request))
-        ctx.stub.set_event(
-            "ErasureApproved", _json({"patientRef": patient_ref, "records": sorted(erased)})
-        )
-        return _json(request).decode()
-
-    @transaction
-    def ConfirmErasure(self, ctx: Context, record_id: str) -> str:
-        """A holder's signed deletion receipt: the caller's organisation (its peer, once it has
-        deleted its copies) states that it holds no package, wrapped key or attachment of
-        this erased record any more."""
-        record = _load(ctx, record_id)
-        caller = ctx.client.msp_id
-        if not record["erased"]:
-            raise ContractError(f"record {record_id} is not erased; nothing to confirm", 409)
-        if caller not in _holders(record):
-            raise ContractError(f"{caller} was not a holder of record {record_id}", 403)
-        key = receipt_key(record_id, caller)
-        if ctx.stub.get_state(key) is not None:
-            raise ContractError(f"{caller} already confirmed the erasure of {record_id}", 409)
-        receipt = {
-            "recordId": record_id,
-            "org": caller,
-            "actor": ctx.client.id_hash,
-            "at": _now(ctx),
-            "txId": ctx.tx_id,
-        }
-        ctx.stub.put_state(key, _json(receipt))
-        return _json(receipt).decode()
-
-    @transaction(evaluate=True)
-    def ErasureReceipts(self, ctx: Context, patient_ref: str) -> str:
-        """Per erased record of the patient: which holders confirmed deletion, which have not."""
-        raw = ctx.stub.get_state(_erasure_key(patient_ref))
-        if raw is None:
-            raise ContractError("no erasure was requested for this patient", 404)
-        request = json.loads(raw)
-        report = {}
-        for record_id in request.get("records", []):
-            holders = _holders(_load(ctx, record_id))
-            confirmed = [o for o in holders if ctx.stub.get_state(receipt_key(record_id, o))]
-            report[record_id] = {
-                "confirmed": confirmed,
-                "pending": [o for o in holders if o not in confirmed],
-            }
-        return _json({"status": request["status"], "records": report}).decode()
-
-    @transaction(evaluate=True)
-    def GetErasure(self, ctx: Context, patient_ref: str) -> str:
-        raw = ctx.stub.get_state(_erasure_key(patient_ref))
-        if raw is None:
-            raise ContractError("no erasure was requested for this patient", 404)
-        return raw.decode()
 
     @transaction(evaluate=True)
     def GetRecord(self, ctx: Context, record_id: str) -> str:
@@ -373,11 +236,6 @@ def _require_authorised(ctx: Context, record: dict[str, Any]) -> None:
         )
 
 
-def _regulator_of(ctx: Context, msp_id: str) -> str | None:
-    org = ctx.organizations.get(msp_id)
-    return org.regulator if org is not None else None
-
-
 def _authorised(ctx: Context, text: str, owner: str) -> tuple[list[str], dict[str, str]]:
     """The authorised organisations and their wrapped-key commitments (none: array form)."""
     try:
@@ -393,7 +251,7 @@ def _authorised(ctx: Context, text: str, owner: str) -> tuple[list[str], dict[st
     unknown = sorted(o for o in named if o not in ctx.channel_orgs)
     if unknown:
         raise ContractError(f"{', '.join(unknown)} not a member of channel {ctx.channel_id}", 404)
-    required = {owner} | ({r} if (r := _regulator_of(ctx, owner)) else set())
+    required = {owner} | ({r} if (r := regulator_of(ctx, owner)) else set())
     orgs = sorted(set(named) | required)
     if keys and sorted(keys) != orgs:
         missing = ", ".join(o for o in orgs if o not in keys)
@@ -490,44 +348,6 @@ def _log(
         entry["target"] = target
     ctx.stub.put_state(_access_key(record["recordId"], ctx.tx_id), _json(entry))
     return entry
-
-
-def _holders(record: dict[str, Any]) -> list[str]:
-    """Organisations that may hold a copy: every one ever authorised (a revoked organisation
-    keeps what it received, so it too must delete and confirm on erasure)."""
-    return list(record.get("holders", record["authorised"]))
-
-
-def _records_of(ctx: Context, patient_ref: str) -> list[str]:
-    found = []
-    for key, _ in ctx.stub.get_state_by_partial_composite_key("patientrecord", [patient_ref]):
-        _, (_, record_id) = split_composite_key(key)
-        found.append(record_id)
-    return sorted(found)
-
-
-def _open_request(ctx: Context, patient_ref: str) -> dict[str, Any]:
-    raw = ctx.stub.get_state(_erasure_key(patient_ref))
-    if raw is None:
-        raise ContractError("no erasure was requested for this patient", 404)
-    request: dict[str, Any] = json.loads(raw)
-    if request["status"] != _OPEN:
-        raise ContractError(f"the erasure is already {request['status']}", 409)
-    return request
-
-
-def _require_erasure_regulator(ctx: Context, request: dict[str, Any], action: str) -> None:
-    # Requests filed before the regulator was recorded name only the requester.
-    regulator = request.get("regulator") or _regulator_of(ctx, request["requestedBy"])
-    if ctx.client.msp_id != regulator:
-        raise ContractError(
-            f"only the regulator of {request['requestedBy']} may {action} this erasure", 403
-        )
-
-
-def _erasure_state(ctx: Context, patient_ref: str) -> str | None:
-    raw = ctx.stub.get_state(_erasure_key(patient_ref))
-    return None if raw is None else str(json.loads(raw)["status"])
 
 
 def _now(ctx: Context) -> str:
