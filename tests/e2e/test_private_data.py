@@ -159,6 +159,9 @@ def test_grant_revoke_and_erasure(alliance: Path, tmp_path: Path) -> None:
     ):
         assert time.monotonic() < deadline, "a holder kept an erased package"
         time.sleep(0.2)
+    for org in ("SecondaryAMSP", "TertiaryBMSP", "DistrictHCMSP", "TertiaryAMSP"):
+        # each holder files its deletion receipt (TertiaryA held it until its revocation)
+        cli("privacy", "erase", *d, "--org", org, "--patient-ref", patient, "--confirm")
     check = cli(
         "--json",
         "privacy",
@@ -171,6 +174,7 @@ def test_grant_revoke_and_erasure(alliance: Path, tmp_path: Path) -> None:
         "--check",
     )
     assert check.returncode == 0, check.stderr
+    assert set(json.loads(check.stdout)["holders"].values()) == {"confirmed"}
     left = json.loads(check.stdout)["copiesLeft"]
     assert left["peer0.tertiaryb.example.com"] == 0
     assert set(left.values()) == {0}

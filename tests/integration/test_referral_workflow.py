@@ -17,7 +17,7 @@ from medalliance.app.connector import Connector
 from medalliance.app.hospital_db import HospitalDatabase
 from medalliance.app.packages import seal_package
 from medalliance.app.pseudonyms import PseudonymClient, pseudonym_client
-from medalliance.errors import ContractError, InvalidArgument
+from medalliance.errors import ContractError, InvalidArgument, NotFound, PreconditionFailed
 from medalliance.node.config import load_network_config
 from medalliance.node.embedded import EmbeddedNetwork, utc_now
 from medalliance.node.package_holding import Held
@@ -72,7 +72,7 @@ def share(
                                    version=1, now=utc_now(), attachments=images)  # fmt: skip
     alliance.submit(writer, "User1", "records", "RegisterRecord", record, ref, package.digest,
                     json.dumps([address_of(c) for c in sealed]),
-                    json.dumps(list(package.recipients)))  # fmt: skip
+                    json.dumps(package.key_commitments))  # fmt: skip
     alliance.push(writer, Held(package.to_bytes(), tuple(sealed)))
 
 
@@ -201,3 +201,32 @@ def test_a_package_of_another_patient_is_not_imported(
     assert (
         b_db.last_block() < alliance.network.peers_of("alliance")[0].channel("alliance").height - 1
     )
+
+
+def test_an_approved_erasure_reaches_the_connectors_imported_copy(
+    alliance: EmbeddedAlliance, tmp_path: Path
+) -> None:
+    a_db = HospitalDatabase.open(tmp_path / "a.db")
+    prepared(alliance, a_db, "V-1", B)
+    alliance.submit(A, "User1", "referral", "Refer", "REF-1", "APP-V-1", "V-1", A, B, "UP", "R-V-1")
+    b_db = HospitalDatabase.open(tmp_path / "b.db")
+    connector = Connector(alliance, B, "User1", b_db)
+    assert connector.sync().imported == ["REF-1"]
+    alliance.submit(A, "User1", "records", "RequestErasure", patient_ref(alliance))
+    assert connector.sync().erased == []  # a request alone deletes nothing
+    assert b_db.visit_summary("V-1")["diagnoses"] == 1
+    alliance.submit(C, "Reviewer1", "records", "ApproveErasure", patient_ref(alliance))
+    synced = connector.sync()
+    assert (synced.erased, synced.confirmed) == (["R-V-1"], ["R-V-1"])
+    with pytest.raises(NotFound):
+        b_db.visit_summary("V-1")
+    with pytest.raises(PreconditionFailed, match="record R-V-1 was erased"):
+        alliance.pull(B, "User1", "R-V-1", 1)
+    assert a_db.visit_summary("V-1")["diagnoses"] == 1  # the origin's own record is its own
+    # B's receipt is on the ledger, and a replay does not file it twice.
+    receipts = json.loads(
+        alliance.evaluate(C, "Auditor1", "records", "ErasureReceipts", patient_ref(alliance))
+    )
+    assert receipts["records"]["R-V-1"] == {"confirmed": [B], "pending": [C, A]}
+    b_db.set_last_block(-1)
+    assert connector.sync().confirmed == []

@@ -1,9 +1,13 @@
 """The record registry: what the shared ledger knows of an encrypted clinical package.
 
 docs/privacy.md §4. Per record the ledger holds the pseudonymous patient reference, each
-version's SHA-256 of the sealed package and the addresses of its attachments, the authorised
-organisations, grants, revocations, access events and erasure — never a plaintext field or a
-ciphertext. Permissions come from the caller's certificate and the channel's alliance roles
+version's SHA-256 of the sealed package, a SHA-256 commitment to each authorised organisation's
+wrapped key (so a holder can refuse swapped keys) and the addresses of its attachments, the
+authorised organisations, grants, revocations, access events, erasure requests and every
+holder's deletion receipt — never a plaintext field, a ciphertext or a wrapped key. The key
+layout and what a committed record means to holders are `privacy.record_ledger`'s; the erasure
+functions are `record_erasure.RecordErasure`'s. Permissions come from the caller's certificate
+and the channel's alliance roles
 (`ctx.organizations`), never from arguments: the writer must be authorised, and a hospital's
 supervising regulator is always authorised for its records (paper §3: the commission audits).
 
@@ -18,14 +22,22 @@ import json
 import re
 from typing import Any
 
+from medalliance.alliance.record_erasure import (
+    ERASURE_REJECTIONS,
+    PATIENT_INDEX,
+    RecordErasure,
+    erasure_state,
+    holders,
+    regulator_of,
+)
 from medalliance.contracts import (
     Context,
     Contract,
     create_composite_key,
-    split_composite_key,
     transaction,
 )
 from medalliance.errors import ContractError
+from medalliance.privacy.record_ledger import record_key, version_key
 
 _ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _PSEUDONYM = re.compile(r"^[0-9a-f]{16,64}$")
@@ -33,12 +45,7 @@ _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 ACCESS_ACTIONS = ("fetch", "decrypt")
 
 
-def record_key(record_id: str) -> str:
-    return create_composite_key("record", [record_id])
-
-
-def version_key(record_id: str, version: int) -> str:
-    return create_composite_key("recordversion", [record_id, f"{version:010d}"])
+__all__ = ["ERASURE_REJECTIONS", "RecordsContract", "record_key", "version_key"]
 
 
 def _access_key(record_id: str, tx_id: str) -> str:
@@ -46,14 +53,10 @@ def _access_key(record_id: str, tx_id: str) -> str:
 
 
 def _patient_key(patient_ref: str, record_id: str) -> str:
-    return create_composite_key("patientrecord", [patient_ref, record_id])
+    return create_composite_key(PATIENT_INDEX, [patient_ref, record_id])
 
 
-def _erasure_key(patient_ref: str) -> str:
-    return create_composite_key("erasure", [patient_ref])
-
-
-class RecordsContract(Contract):
+class RecordsContract(RecordErasure, Contract):
     name = "records"
 
     @transaction
@@ -66,7 +69,14 @@ class RecordsContract(Contract):
         attachments: str,
         authorised: str,
     ) -> str:
-        """Version 1 of a record. `attachments` and `authorised` are JSON arrays."""
+        """Version 1 of a record. `attachments` is a JSON array of document addresses.
+
+        `authorised` is a JSON object: MSP id -> SHA-256 commitment to that organisation's
+        wrapped key (`SealedPackage.key_commitments`), naming every organisation the package is
+        sealed for, the writer and its supervising regulator included. A JSON array of MSP ids
+        (the earlier form) registers rights without commitments: holders keep no package for
+        such a record, since they could not check its wrapped keys.
+        """
         _check_id(record_id)
         if not _PSEUDONYM.fullmatch(patient_ref):
             raise ContractError(
@@ -74,10 +84,10 @@ class RecordsContract(Contract):
             )
         if ctx.stub.get_state(record_key(record_id)) is not None:
             raise ContractError(f"record {record_id} already exists", 409)
-        if _erasure_state(ctx, patient_ref) == "APPROVED":
+        if erasure_state(ctx, patient_ref) == "APPROVED":
             raise ContractError("the patient's data was erased; no new records for them", 409)
         owner = ctx.client.msp_id
-        orgs = _authorised(ctx, authorised, owner)
+        orgs, keys = _authorised(ctx, authorised, owner)
         record = {
             "recordId": record_id,
             "patientRef": patient_ref,
@@ -85,17 +95,28 @@ class RecordsContract(Contract):
             "version": 0,
             "authorised": orgs,
             "erased": False,
+            "holders": orgs,  # every organisation ever authorised: each may hold a copy
         }
-        _write_version(ctx, record, digest, attachments)
+        _write_version(ctx, record, digest, attachments, keys)
         ctx.stub.put_state(_patient_key(patient_ref, record_id), b"\x00")
         return _json(record).decode()
 
     @transaction
-    def AddVersion(self, ctx: Context, record_id: str, digest: str, attachments: str) -> str:
-        """A new version, written by an authorised organisation for the same organisations."""
+    def AddVersion(
+        self, ctx: Context, record_id: str, digest: str, attachments: str, keys: str
+    ) -> str:
+        """A new version, written by an authorised organisation for the same organisations;
+        `keys` is a JSON object MSP id -> wrapped-key commitment for exactly those."""
         record = _load(ctx, record_id)
         _require_authorised(ctx, record)
-        _write_version(ctx, record, digest, attachments)
+        commitments = _commitments(keys)
+        if sorted(commitments) != record["authorised"]:
+            raise ContractError(
+                "keys must commit one wrapped key for each authorised organisation: "
+                + ", ".join(record["authorised"]),
+                400,
+            )
+        _write_version(ctx, record, digest, attachments, commitments)
         return _json(record).decode()
 
     @transaction
@@ -108,22 +129,47 @@ class RecordsContract(Contract):
         if org in record["authorised"]:
             raise ContractError(f"{org} is already authorised for record {record_id}", 409)
         record["authorised"] = sorted([*record["authorised"], org])
+        record["holders"] = sorted({*holders(record), org})
         ctx.stub.put_state(record_key(record_id), _json(record))
         _log(ctx, record, "grant", target=org)
         ctx.stub.set_event("AccessGranted", _json({"recordId": record_id, "org": org}))
         return _json(record).decode()
 
     @transaction
+    def GrantWithKey(self, ctx: Context, record_id: str, org: str, commitment: str) -> str:
+        """`Grant`, committing the new organisation's wrapped key of the latest version (the
+        holder re-wraps the data key for it; the ciphertext and its digest stay). A wrapped key
+        once committed is never replaced, so no holder's copy can be swapped by a grant."""
+        if not _DIGEST.fullmatch(commitment):
+            raise ContractError("commitment must be a SHA-256 (64 lower-case hex)", 400)
+        result = self.Grant(ctx, record_id, org)
+        record = json.loads(result)
+        key = version_key(record_id, record["version"])
+        raw = ctx.stub.get_state(key)
+        assert raw is not None, "every version up to record['version'] is written"
+        version = json.loads(raw)
+        keys = version.setdefault("keys", {})
+        if keys.get(org, commitment) != commitment:
+            raise ContractError(
+                f"a different wrapped key of {org} is committed for record {record_id} "
+                f"v{record['version']}; a committed key is never replaced",
+                409,
+            )
+        keys[org] = commitment
+        ctx.stub.put_state(key, _json(version))
+        return result
+
+    @transaction
     def Revoke(self, ctx: Context, record_id: str, org: str) -> str:
         """End an organisation's access to future versions (by the owner or its regulator)."""
         record = _load(ctx, record_id)
         caller = ctx.client.msp_id
-        if caller not in (record["owner"], _regulator_of(ctx, record["owner"])):
+        if caller not in (record["owner"], regulator_of(ctx, record["owner"])):
             raise ContractError(
                 f"only {record['owner']} or its regulator may revoke access to record {record_id}",
                 403,
             )
-        if org in (record["owner"], _regulator_of(ctx, record["owner"])):
+        if org in (record["owner"], regulator_of(ctx, record["owner"])):
             raise ContractError(f"{org} cannot lose access to its own or a supervised record", 409)
         if org not in record["authorised"]:
             raise ContractError(f"{org} is not authorised for record {record_id}", 404)
@@ -142,62 +188,6 @@ class RecordsContract(Contract):
             raise ContractError(f"action must be one of {', '.join(ACCESS_ACTIONS)}", 400)
         number = _version_number(version, record)
         return _json(_log(ctx, record, action, version=number)).decode()
-
-    @transaction
-    def RequestErasure(self, ctx: Context, patient_ref: str) -> str:
-        """A hospital asks, for its patient, that every copy of their data be deleted."""
-        caller = ctx.client.msp_id
-        if _regulator_of(ctx, caller) is None:
-            raise ContractError("only a hospital with a supervising regulator may ask", 403)
-        if _erasure_state(ctx, patient_ref) is not None:
-            raise ContractError("an erasure of this patient was already requested", 409)
-        request = {
-            "patientRef": patient_ref,
-            "status": "REQUESTED",
-            "requestedBy": caller,
-            "requestedAt": _now(ctx),
-        }
-        ctx.stub.put_state(_erasure_key(patient_ref), _json(request))
-        return _json(request).decode()
-
-    @transaction
-    def ApproveErasure(self, ctx: Context, patient_ref: str) -> str:
-        """The requesting hospital's regulator approves: every record of the patient is erased.
-
-        Holders react to the `ErasureApproved` event by deleting ciphertexts and wrapped keys;
-        the hashes stay here as proof of what existed.
-        """
-        raw = ctx.stub.get_state(_erasure_key(patient_ref))
-        if raw is None:
-            raise ContractError("no erasure was requested for this patient", 404)
-        request = json.loads(raw)
-        if request["status"] != "REQUESTED":
-            raise ContractError(f"the erasure is already {request['status']}", 409)
-        if ctx.client.msp_id != _regulator_of(ctx, request["requestedBy"]):
-            raise ContractError(
-                f"only the regulator of {request['requestedBy']} may approve this erasure", 403
-            )
-        erased = []
-        for key, _ in ctx.stub.get_state_by_partial_composite_key("patientrecord", [patient_ref]):
-            _, (_, record_id) = split_composite_key(key)
-            record = _load(ctx, record_id)
-            record["erased"] = True
-            ctx.stub.put_state(record_key(record_id), _json(record))
-            erased.append(record_id)
-        request.update(status="APPROVED", approvedBy=ctx.client.msp_id, approvedAt=_now(ctx))
-        request["records"] = sorted(erased)
-        ctx.stub.put_state(_erasure_key(patient_ref), _json(request))
-        ctx.stub.set_event(
-            "ErasureApproved", _json({"patientRef": patient_ref, "records": sorted(erased)})
-        )
-        return _json(request).decode()
-
-    @transaction(evaluate=True)
-    def GetErasure(self, ctx: Context, patient_ref: str) -> str:
-        raw = ctx.stub.get_state(_erasure_key(patient_ref))
-        if raw is None:
-            raise ContractError("no erasure was requested for this patient", 404)
-        return raw.decode()
 
     @transaction(evaluate=True)
     def GetRecord(self, ctx: Context, record_id: str) -> str:
@@ -246,26 +236,58 @@ def _require_authorised(ctx: Context, record: dict[str, Any]) -> None:
         )
 
 
-def _regulator_of(ctx: Context, msp_id: str) -> str | None:
-    org = ctx.organizations.get(msp_id)
-    return org.regulator if org is not None else None
-
-
-def _authorised(ctx: Context, text: str, owner: str) -> list[str]:
+def _authorised(ctx: Context, text: str, owner: str) -> tuple[list[str], dict[str, str]]:
+    """The authorised organisations and their wrapped-key commitments (none: array form)."""
     try:
-        orgs = json.loads(text)
+        named = json.loads(text)
     except ValueError:
-        raise ContractError("authorised must be a JSON array of MSP ids", 400) from None
-    if not isinstance(orgs, list) or not all(isinstance(o, str) for o in orgs):
-        raise ContractError("authorised must be a JSON array of MSP ids", 400)
-    unknown = sorted(o for o in orgs if o not in ctx.channel_orgs)
+        raise ContractError(_AUTHORISED_FORM, 400) from None
+    keys: dict[str, str] = {}
+    if isinstance(named, dict):
+        keys = _commitments(text)
+        named = list(keys)
+    if not isinstance(named, list) or not all(isinstance(o, str) for o in named):
+        raise ContractError(_AUTHORISED_FORM, 400)
+    unknown = sorted(o for o in named if o not in ctx.channel_orgs)
     if unknown:
         raise ContractError(f"{', '.join(unknown)} not a member of channel {ctx.channel_id}", 404)
-    required = {owner} | ({r} if (r := _regulator_of(ctx, owner)) else set())
-    return sorted(set(orgs) | required)
+    required = {owner} | ({r} if (r := regulator_of(ctx, owner)) else set())
+    orgs = sorted(set(named) | required)
+    if keys and sorted(keys) != orgs:
+        missing = ", ".join(o for o in orgs if o not in keys)
+        raise ContractError(
+            f"the package must be sealed for {missing} too: commit a wrapped key for each "
+            "authorised organisation",
+            400,
+        )
+    return orgs, keys
 
 
-def _write_version(ctx: Context, record: dict[str, Any], digest: str, attachments: str) -> None:
+_AUTHORISED_FORM = (
+    "authorised must be a JSON object of MSP id -> wrapped-key commitment "
+    "(or a JSON array of MSP ids)"
+)
+
+
+def _commitments(text: str) -> dict[str, str]:
+    try:
+        keys = json.loads(text)
+    except ValueError:
+        keys = None
+    if (
+        not isinstance(keys, dict)
+        or not keys
+        or not all(isinstance(v, str) and _DIGEST.fullmatch(v) for v in keys.values())
+    ):
+        raise ContractError(
+            "keys must be a JSON object of MSP id -> SHA-256 commitment (64 lower-case hex)", 400
+        )
+    return {str(k): str(v) for k, v in keys.items()}
+
+
+def _write_version(
+    ctx: Context, record: dict[str, Any], digest: str, attachments: str, keys: dict[str, str]
+) -> None:
     if not _DIGEST.fullmatch(digest):
         raise ContractError("digest must be the SHA-256 (64 lower-case hex) of the package", 400)
     try:
@@ -283,6 +305,7 @@ def _write_version(ctx: Context, record: dict[str, Any], digest: str, attachment
         "digest": digest,
         "attachments": addresses,
         "authorised": record["authorised"],
+        "keys": keys,
         "writtenBy": ctx.client.msp_id,
         "at": _now(ctx),
     }
@@ -325,11 +348,6 @@ def _log(
         entry["target"] = target
     ctx.stub.put_state(_access_key(record["recordId"], ctx.tx_id), _json(entry))
     return entry
-
-
-def _erasure_state(ctx: Context, patient_ref: str) -> str | None:
-    raw = ctx.stub.get_state(_erasure_key(patient_ref))
-    return None if raw is None else str(json.loads(raw)["status"])
 
 
 def _now(ctx: Context) -> str:

@@ -23,7 +23,7 @@ from typing import Protocol
 from fabric_protos.common import common_pb2
 from fabric_protos.peer import transaction_pb2
 
-from medalliance.app.packages import get_bundle, push_bundle
+from medalliance.app.packages import get_bundle, push_bundle, versions_held
 from medalliance.app.pseudonyms import evaluate_over_grpc
 from medalliance.app.session import connect_as
 from medalliance.errors import Conflict, ContractError, NotFound, Unavailable
@@ -69,6 +69,10 @@ class AllianceNetwork(Protocol):
     def evaluate_pseudonyms(self, org: str, user: str, elements: list[bytes]) -> list[bytes]:
         """The pseudonym service's evaluation of blinded elements, asked by `user` of `org`
         (app/pseudonyms.py turns them into pseudonyms)."""
+        ...
+
+    def holds(self, org: str, user: str, record_id: str) -> int:
+        """How many versions of a record the organisation's peer still holds."""
         ...
 
     def blocks(self, org: str, start: int, until: int | None) -> Iterator[common_pb2.Block]:
@@ -119,7 +123,7 @@ class EmbeddedAlliance:
         package = own.keep(held)
         entry = own.committed(package.record_id, package.version)
         for msp_id, holding in self._holdings.items():
-            if msp_id != own.msp_id and msp_id in entry["currentlyAuthorised"]:
+            if msp_id != own.msp_id and msp_id in entry.authorised:
                 holding.keep(held)
 
     def pull(self, org: str, user: str, record_id: str, version: int) -> Held:
@@ -133,6 +137,9 @@ class EmbeddedAlliance:
         signer = self.network.signer(self._msp(org), user)
         answer = service.evaluate(evaluate_request(signer, elements, self.network.now()))
         return evaluated_elements(answer, len(elements))
+
+    def holds(self, org: str, user: str, record_id: str) -> int:
+        return self._holding(org).versions_held(record_id)
 
     def blocks(self, org: str, start: int, until: int | None) -> Iterator[common_pb2.Block]:
         peer = next(p for p in self.network.peers_of(self.channel) if p.msp_id == self._msp(org))
@@ -189,6 +196,9 @@ class GatewayAlliance:
 
     def evaluate_pseudonyms(self, org: str, user: str, elements: list[bytes]) -> list[bytes]:
         return evaluate_over_grpc(self.layout, org, user, elements)
+
+    def holds(self, org: str, user: str, record_id: str) -> int:
+        return versions_held(self.layout, org, user, record_id)
 
     def blocks(self, org: str, start: int, until: int | None) -> Iterator[common_pb2.Block]:
         if until is not None and start > until:

@@ -6,7 +6,9 @@ contract's events of VALID transactions, and for a referral addressed to its hos
 the clinical package through the privacy module (its own peer, which holds or reconciles it),
 opens it with the hospital's key, checks that it is the referred patient's, logs the decryption
 on the chain for the regulator, and imports it. It also follows the status of referrals its
-hospital made or received.
+hospital made or received. When a block's VALID writes put a record into the erased state
+(`privacy.record_ledger`: committed writes, never an event), the clinical data imported from
+that record is deleted from the hospital's database (`erase_imported`; docs/privacy.md §4).
 
 Exactly once, even across restarts: the import and the referral's id are one SQLite transaction,
 and the last finished block is stored after each block, so a replay skips what is done.
@@ -16,8 +18,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+
+from fabric_protos.common import common_pb2
 
 from medalliance.alliance.records import RecordsContract
 from medalliance.alliance.referral import ReferralContract
@@ -25,8 +29,16 @@ from medalliance.app.alliance_network import AllianceNetwork
 from medalliance.app.hospital_db import HospitalDatabase, Referral, parse_clinical
 from medalliance.app.packages import open_as
 from medalliance.app.pseudonyms import PseudonymClient
-from medalliance.errors import InvalidArgument
-from medalliance.ledger.block_events import chaincode_events
+from medalliance.errors import ContractError, InvalidArgument
+from medalliance.ledger.block import transactions_filter
+from medalliance.ledger.block_events import VALID, chaincode_events
+from medalliance.ledger.tx import (
+    ENDORSER_TRANSACTION,
+    MalformedTransaction,
+    parse_envelope,
+    parse_rwset,
+)
+from medalliance.privacy import record_ledger
 from medalliance.privacy.envelope import SealedPackage
 
 log = logging.getLogger(__name__)
@@ -43,6 +55,8 @@ class SyncReport:
     imported: list[str] = field(default_factory=list)  # referral ids written into the database
     noted: list[str] = field(default_factory=list)  # own outgoing referrals noted
     updated: list[tuple[str, str]] = field(default_factory=list)  # (referral id, new status)
+    erased: list[str] = field(default_factory=list)  # records whose imported copy was deleted
+    confirmed: list[str] = field(default_factory=list)  # deletion receipts this sync filed
     last_block: int = -1
 
 
@@ -76,6 +90,12 @@ class Connector:
                 self._handle(
                     event.event_name, json.loads(event.payload), event.tx_id, number, report
                 )
+            for record_id in record_ledger.erased_records(_valid_writes(block)):
+                if self._db.erase_imported(record_id):
+                    report.erased.append(record_id)
+                    log.info("imported copy erased", extra={"record": record_id, "block": number})
+                if self._confirm_erasure(record_id):
+                    report.confirmed.append(record_id)
             self._db.set_last_block(number)
             report.last_block = number
             if on_change is not None:
@@ -95,6 +115,32 @@ class Connector:
                 report.noted.append(referral_id)
         elif name in FOLLOWED and self._db.set_status(referral_id, FOLLOWED[name]):
             report.updated.append((referral_id, FOLLOWED[name]))
+
+    def _confirm_erasure(self, record_id: str) -> bool:
+        """File the hospital's deletion receipt for an erased record it held: its imported copy
+        is gone (just above) and its peer, which committed the block first, holds no version.
+        False when it never held the record, or its receipt is on the ledger already."""
+        record = json.loads(
+            self._network.evaluate(
+                self._org, self._user, RecordsContract.name, "GetRecord", record_id
+            )
+        )
+        if not record["erased"] or self._msp_id not in record.get("holders", record["authorised"]):
+            return False
+        held = self._network.holds(self._org, self._user, record_id)
+        if held:
+            log.warning("erased record still held", extra={"record": record_id, "versions": held})
+            return False
+        try:
+            self._network.submit(
+                self._org, self._user, RecordsContract.name, "ConfirmErasure", record_id
+            )
+        except ContractError as exc:
+            if exc.status_code == 409:  # confirmed already (an earlier sync, or `--confirm`)
+                return False
+            raise
+        log.info("deletion receipt filed", extra={"record": record_id})
+        return True
 
     def _import(self, event: dict[str, str], tx_id: str, block: int) -> None:
         referral_id, record_id = event["referralId"], event["clinicalRef"]
@@ -134,6 +180,24 @@ class Connector:
                 f"the clinical package of referral {referral_id} is not the referred patient's; "
                 "not imported"
             )
+
+
+def _valid_writes(block: common_pb2.Block) -> Iterator[tuple[str, str, bytes | None]]:
+    """(namespace, key, value) of every write of the block's VALID endorser transactions."""
+    codes = transactions_filter(block)
+    for index, data in enumerate(block.data.data):
+        if index >= len(codes) or codes[index] != VALID:
+            continue
+        try:
+            view = parse_envelope(bytes(data))
+            if view.header.header_type != ENDORSER_TRANSACTION:
+                continue
+            rwsets = parse_rwset(view.endorser_tx().rwset)
+        except MalformedTransaction:
+            continue  # a VALID transaction always parses; nothing to learn from one that does not
+        for namespace, kv in rwsets:
+            for write in kv.writes:
+                yield namespace, str(write.key), None if write.is_delete else bytes(write.value)
 
 
 def _referral(event: dict[str, str], side: str, tx_id: str, block: int) -> Referral:

@@ -47,6 +47,17 @@ CREATE TABLE IF NOT EXISTS pseudonym_migrations (
     old_ref TEXT PRIMARY KEY, new_ref TEXT NOT NULL, migrated_at TEXT NOT NULL);
 """
 
+_DELETE_IMPORTED = (
+    "DELETE FROM diagnoses WHERE source = ?",
+    "DELETE FROM examinations WHERE source = ?",
+    "DELETE FROM images WHERE source = ?",
+)
+_VISIT_USED = (
+    "SELECT 1 FROM diagnoses WHERE visit_no = ? LIMIT 1",
+    "SELECT 1 FROM examinations WHERE visit_no = ? LIMIT 1",
+    "SELECT 1 FROM images WHERE visit_no = ? LIMIT 1",
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Referral:
@@ -229,6 +240,42 @@ class HospitalDatabase:
                 "UPDATE referrals SET status = ? WHERE referral_id = ?", (status, referral_id)
             )
             return cursor.rowcount == 1
+
+    def erase_imported(self, record_id: str) -> int:
+        """Crypto-shredding reaches the hospital's copy: delete the clinical data imported from
+        the erased record `record_id` (diagnoses, examinations, images, and the visit and the
+        patient's identity when nothing of the hospital's own still refers to them), in one
+        transaction, then truncate the write-ahead log. The referral row stays (ids, status,
+        no clinical content) as the hospital's trace of what it received. Returns how many
+        imported referrals were cleared."""
+        with self._transaction():
+            rows = self._db.execute(
+                "SELECT referral_id, visit_no FROM referrals WHERE record_id = ? AND side = ?",
+                (record_id, "incoming"),
+            ).fetchall()
+            for referral_id, visit_no in rows:
+                source = f"referral:{referral_id}"
+                for statement in _DELETE_IMPORTED:
+                    self._db.execute(statement, (source,))
+                self._delete_visit_if_unused(visit_no)
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return len(rows)
+
+    def _delete_visit_if_unused(self, visit_no: str) -> None:
+        row = self._db.execute(
+            "SELECT patient_ref FROM visits WHERE visit_no = ?", (visit_no,)
+        ).fetchone()
+        if row is None:
+            return
+        for statement in _VISIT_USED:
+            if self._db.execute(statement, (visit_no,)).fetchone() is not None:
+                return  # the hospital's own findings for this visit stay
+        self._db.execute("DELETE FROM visits WHERE visit_no = ?", (visit_no,))
+        self._db.execute(
+            "DELETE FROM patients WHERE patient_ref = ? AND NOT EXISTS "
+            "(SELECT 1 FROM visits WHERE patient_ref = ?)",
+            (row[0], row[0]),
+        )
 
     def last_block(self) -> int:
         """The last block the connector finished (-1 before the first)."""

@@ -17,10 +17,10 @@ import grpc
 
 from medalliance.alliance.records import RecordsContract
 from medalliance.app.session import connect_as, own_peer, user_signer
-from medalliance.errors import NotFound
+from medalliance.errors import NotFound, PreconditionFailed
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.package_holding import Held
-from medalliance.node.private_data import SERVICE, signed_request
+from medalliance.node.private_data import SERVICE, signed_push, signed_request
 from medalliance.privacy.attachments import (
     AttachmentRef,
     bundle,
@@ -141,17 +141,20 @@ def share(
             patient_ref,
             package.digest,
             json.dumps([address_of(a) for a in attachments]),
-            json.dumps(list(package.recipients)),
+            json.dumps(package.key_commitments, sort_keys=True),
         )
-    return push_bundle(layout, org, Held(package.to_bytes(), tuple(attachments)))
+    return push_bundle(layout, org, Held(package.to_bytes(), tuple(attachments)), user)
 
 
-def push_bundle(layout: NetworkLayout, org: str, held: Held) -> dict[str, Any]:
-    """Hand a sealed package and its attachments to the organisation's peer, which keeps them
-    (if the ledger agrees) and pushes them to the other authorised organisations."""
+def push_bundle(layout: NetworkLayout, org: str, held: Held, user: str = "User1") -> dict[str, Any]:
+    """Hand a sealed package and its attachments to the organisation's peer, signed by `user`
+    of `org`; the peer keeps them (if the ledger agrees) and pushes them to the other
+    authorised organisations."""
+    signer = user_signer(layout, org, user)
+    package = SealedPackage.from_bytes(held.sealed)
+    request = signed_push(signer, held, package, dt.datetime.now(dt.UTC), forward=True)
     with _peer_channel(layout, org) as channel:
-        request = {**_encoded(held), "forward": True}
-        return _call(channel, "Push", json.dumps(request).encode())
+        return _call(channel, "Push", request)
 
 
 def get_bundle(layout: NetworkLayout, org: str, user: str, record_id: str, version: int) -> Held:
@@ -165,13 +168,6 @@ def get_bundle(layout: NetworkLayout, org: str, user: str, record_id: str, versi
         base64.b64decode(answer["sealed"]),
         tuple(base64.b64decode(a) for a in answer.get("attachments", [])),
     )
-
-
-def _encoded(held: Held) -> dict[str, Any]:
-    return {
-        "sealed": base64.b64encode(held.sealed).decode(),
-        "attachments": [base64.b64encode(a).decode() for a in held.attachments],
-    }
 
 
 def fetch(
@@ -193,7 +189,7 @@ def records_call(
     """Submit (or, for queries, evaluate) a `records` contract function; its JSON result."""
     with connect_as(layout, org, user) as gateway:
         records = gateway.get_network(channel_id).get_contract(RecordsContract.name)
-        if function in ("AccessLog", "GetErasure", "GetRecord", "GetVersion"):
+        if function in ("AccessLog", "ErasureReceipts", "GetErasure", "GetRecord", "GetVersion"):
             return json.loads(records.evaluate_transaction(function, *args))
         return json.loads(records.submit_transaction(function, *args))
 
@@ -212,11 +208,61 @@ def grant(
     key = recipient_key(layout.org_msp_dir(target), target, dt.datetime.now(dt.UTC))
     package = SealedPackage.from_bytes(held.sealed)
     rewrapped = add_recipients(package, msp_id, keyring.private_keys, [key])
+    commitment = rewrapped.key_commitments[target]
     granted: dict[str, Any] = records_call(
-        layout, org, user, channel_id, "Grant", record_id, target
+        layout, org, user, channel_id, "GrantWithKey", record_id, target, commitment
     )
-    push_bundle(layout, org, Held(rewrapped.to_bytes(), held.attachments))
+    push_bundle(layout, org, Held(rewrapped.to_bytes(), held.attachments), user)
     return granted
+
+
+def confirm_erasure(
+    layout: NetworkLayout, org: str, user: str, channel_id: str, patient_ref: str
+) -> dict[str, Any]:
+    """File the organisation's signed deletion receipts for an approved erasure.
+
+    For each erased record the organisation held and has not confirmed yet, its own peer is
+    asked (a signed `Holds`) how many versions it still holds; only at zero is the receipt
+    (`ConfirmErasure`, signed by `user` of `org`) submitted. `PreconditionFailed` while the
+    peer still holds a copy (it has not committed the erasure yet: ask again). Returns
+    `{confirmed: [...], already: [...]}`.
+    """
+    msp_id = layout.config.organization(org).msp_id
+    receipts = records_call(layout, org, user, channel_id, "ErasureReceipts", patient_ref)
+    if receipts["status"] != "APPROVED":
+        raise PreconditionFailed(f"the erasure is {receipts['status']}, not approved")
+    due = [r for r, e in sorted(receipts["records"].items()) if msp_id in e["pending"]]
+    already = [r for r, e in sorted(receipts["records"].items()) if msp_id in e["confirmed"]]
+    for record_id in due:
+        held = versions_held(layout, org, user, record_id)
+        if held:
+            raise PreconditionFailed(
+                f"{msp_id}'s peer still holds {held} version(s) of record {record_id}; "
+                "wait until it has committed the erasure, then confirm again"
+            )
+    for record_id in due:
+        records_call(layout, org, user, channel_id, "ConfirmErasure", record_id)
+    return {"confirmed": due, "already": already}
+
+
+def versions_held(layout: NetworkLayout, org: str, user: str, record_id: str) -> int:
+    """How many versions of a record the organisation's own peer still holds (signed `Holds`)."""
+    signer = user_signer(layout, org, user)
+    request = signed_request(signer, record_id, 0, dt.datetime.now(dt.UTC), "holds")
+    with _peer_channel(layout, org) as channel:
+        return int(_call(channel, "Holds", request)["versions"])
+
+
+def erasure_holders(receipts: dict[str, Any]) -> dict[str, str]:
+    """Per holder organisation, from the ledger's deletion receipts (`ErasureReceipts`):
+    `confirmed` once it filed a receipt for every erased record it held, else `pending`."""
+    holders: dict[str, str] = {}
+    for entry in receipts["records"].values():
+        for org in entry["confirmed"]:
+            holders.setdefault(org, "confirmed")
+        for org in entry["pending"]:
+            holders[org] = "pending"
+    return dict(sorted(holders.items()))
 
 
 def copies_left(layout: NetworkLayout, record_ids: Sequence[str]) -> dict[str, int]:

@@ -305,7 +305,7 @@ def _share(
     )  # fmt: skip
     network.submit(
         writer, user, "records", "RegisterRecord", record_id, patient_ref, package.digest,
-        json.dumps([address_of(c) for c in ciphertexts]), json.dumps(list(package.recipients)),
+        json.dumps([address_of(c) for c in ciphertexts]), json.dumps(package.key_commitments),
     )  # fmt: skip
     network.push(writer, Held(package.to_bytes(), tuple(ciphertexts)))
     return f"{len(clinical) / 1024:.1f} KiB sealed, {len(images)} image(s)"

@@ -14,10 +14,13 @@ from typing import Annotated
 import typer
 from pydantic import BaseModel
 
+from medalliance.alliance.records import ERASURE_REJECTIONS
 from medalliance.app.alliance_network import GatewayAlliance
 from medalliance.app.hospital_db import HospitalDatabase
 from medalliance.app.packages import (
+    confirm_erasure,
     copies_left,
+    erasure_holders,
     fetch,
     grant,
     open_as,
@@ -28,7 +31,7 @@ from medalliance.app.packages import (
 from medalliance.app.pseudonym_migration import migrate_pseudonyms
 from medalliance.app.pseudonyms import pseudonym_client
 from medalliance.cli.output import emit_json, output_state, stdout
-from medalliance.errors import NotFound
+from medalliance.errors import InvalidArgument, NotFound
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.privacy.documents import DocumentStore
 from medalliance.privacy.envelope import SealedPackage
@@ -236,37 +239,75 @@ def erase_cmd(
     approve: Annotated[
         bool, typer.Option("--approve", help="As the regulator: approve it.")
     ] = False,
+    reject: Annotated[
+        str | None,
+        typer.Option(
+            "--reject",
+            help=f"As the regulator: refuse it with a reason code ({', '.join(ERASURE_REJECTIONS)}).",
+        ),
+    ] = None,
+    withdraw: Annotated[
+        bool, typer.Option("--withdraw", help="As the requester: withdraw the request.")
+    ] = False,
+    confirm: Annotated[
+        bool,
+        typer.Option(
+            "--confirm",
+            help="As a holder, after approval: check your peer deleted every copy and file "
+            "your organisation's signed deletion receipts.",
+        ),
+    ] = False,
     check: Annotated[
         bool,
         typer.Option(
-            "--check", help="Check this machine's nodes hold no copy (exit 1 if one does)."
+            "--check",
+            help="Report which holders filed a deletion receipt (exit 1 while one has not, or "
+            "while a node on this machine still holds a copy).",
         ),
     ] = False,
     channel: Channel = "alliance",
     user: User = "User1",
     directory: Dir = Path("."),
 ) -> None:
-    """Ask (a hospital) or approve (its regulator) that all of a patient's data be deleted.
+    """Ask (the hospital holding the patient's records, or its regulator), withdraw (the
+    requester), reject or approve (the supervising regulator) the erasure of a patient's data.
 
-    On approval every holder deletes the packages; the hashes stay on the ledger as proof.
+    On approval every holder's peer deletes the packages, wrapped keys and attachments; each
+    holder then files its signed deletion receipt (--confirm); the hashes stay as proof.
     Example: medalliance privacy erase --dir demo --org DistrictHCMSP --patient-ref 9f86... --approve
     """
     layout = NetworkLayout.load(directory)
     if check:
-        erasure = records_call(layout, org, user, channel, "GetErasure", patient_ref)
-        left = copies_left(layout, erasure.get("records", []))
-        _show(
-            {"status": erasure["status"], "copiesLeft": left},
-            "\n".join(
-                f"{node}: {n} cop{'y' if n == 1 else 'ies'} left" for node, n in left.items()
-            ),
-        )
-        if erasure["status"] != "APPROVED" or any(left.values()):
-            raise typer.Exit(1)
+        _erase_check(layout, org, user, channel, patient_ref)
         return
-    function = "ApproveErasure" if approve else "RequestErasure"
-    result = records_call(layout, org, user, channel, function, patient_ref)
+    if sum((approve, withdraw, confirm, reject is not None)) > 1:
+        raise InvalidArgument("choose one of --approve, --reject, --withdraw and --confirm")
+    if confirm:
+        done = confirm_erasure(layout, org, user, channel, patient_ref)
+        _show(done, f"deletion confirmed for {', '.join(done['confirmed']) or 'nothing new'}")
+        return
+    if reject is not None:
+        result = records_call(layout, org, user, channel, "RejectErasure", patient_ref, reject)
+    else:
+        function = (
+            "ApproveErasure" if approve else "WithdrawErasure" if withdraw else "RequestErasure"
+        )
+        result = records_call(layout, org, user, channel, function, patient_ref)
     _show(result, f"erasure {result['status'].lower()}")
+
+
+def _erase_check(layout: NetworkLayout, org: str, user: str, channel: str, patient: str) -> None:
+    receipts = records_call(layout, org, user, channel, "ErasureReceipts", patient)
+    holders = erasure_holders(receipts)
+    left = copies_left(layout, list(receipts["records"]))
+    lines = [f"{holder}: {state}" for holder, state in holders.items()]
+    lines += [f"{node}: {n} cop{'y' if n == 1 else 'ies'} left" for node, n in left.items() if n]
+    _show(
+        {"status": receipts["status"], "holders": holders, "copiesLeft": left},
+        "\n".join([f"erasure {receipts['status'].lower()}", *lines]),
+    )
+    if receipts["status"] != "APPROVED" or "pending" in holders.values() or any(left.values()):
+        raise typer.Exit(1)
 
 
 @app.command("access-log")

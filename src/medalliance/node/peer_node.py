@@ -17,7 +17,6 @@ from fabric_protos.common import common_pb2
 from fabric_protos.gateway import gateway_pb2_grpc
 from fabric_protos.peer import events_pb2_grpc, peer_pb2_grpc
 
-from medalliance.alliance.records import RecordsContract
 from medalliance.contracts.package import build_package
 from medalliance.errors import UnknownChannel
 from medalliance.gateway.peer_services import DeliverService, EndorserService
@@ -36,6 +35,7 @@ from medalliance.node.peer import Peer
 from medalliance.node.private_data import PrivateDataService
 from medalliance.node.pseudonym_service import PseudonymService, evaluator_for
 from medalliance.node.served import ServedChannel
+from medalliance.privacy import record_ledger
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,8 @@ class PeerNode:
         records = [
             c.name
             for c in layout.config.channels
-            if c.name in self.channels and any(k.name == RecordsContract.name for k in c.contracts)
+            if c.name in self.channels
+            and any(k.name == record_ledger.NAMESPACE for k in c.contracts)
         ]
         self.private_data = (
             PrivateDataService(

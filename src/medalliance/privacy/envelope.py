@@ -5,14 +5,16 @@ AES-256-GCM (random 96-bit nonce; associated data = record id and version, so a 
 to another record or version fails) and wraps the data key for each recipient organisation with
 HPKE (RFC 9180, base mode: DHKEM(P-256, HKDF-SHA256), HKDF-SHA256, AES-256-GCM), whose `info`
 binds record id, version, MSP id and key id. The ledger records `SealedPackage.digest`, the
-SHA-256 of the ciphertext (nonce included): a grant or revocation changes the wrapped keys but
-never the ciphertext, so never the digest.
+SHA-256 of the ciphertext (nonce included), and `SealedPackage.key_commitments`, one SHA-256
+per recipient's wrapped key: a grant adds a wrapped key (and its commitment) but never changes
+the ciphertext, so never the digest.
 
 What it guarantees: only holders of a recipient's private key can read the package; any change
 to the ciphertext, nonce or a wrapped key, or a move to another record/version, is detected
 (`TamperedData`). What it does not: HPKE base mode does not authenticate the sender, and every
 recipient knows the data key, so a recipient could forge a different ciphertext for the same
-record and version. Against that the reader checks `digest` against the ledger before opening.
+record and version, or wrap a key of its own for another recipient. Against that holders check
+`digest` and every wrapped key's commitment against the ledger before keeping a package.
 
 Pure: no files, no clock, no logging; randomness only from the OS for keys and nonces.
 """
@@ -77,6 +79,32 @@ class SealedPackage:
         return hashlib.sha256(self.ciphertext).hexdigest()
 
     @property
+    def key_commitments(self) -> dict[str, str]:
+        """Per recipient MSP id, the hex SHA-256 commitment to its wrapped key.
+
+        The ledger records these beside `digest` (docs/privacy.md §4), so a holder can refuse a
+        package whose wrapped keys were swapped: HPKE base mode does not authenticate the
+        sender, so without the commitment anyone holding the ciphertext could wrap a key of
+        their own choosing for a recipient, or drop one.
+        """
+        return {
+            w.msp_id: wrapped_key_commitment(self.record_id, self.version, w) for w in self.wrapped
+        }
+
+    def extends(self, held: SealedPackage) -> bool:
+        """Whether this package is `held` with zero or more wrapped keys added (a grant).
+
+        Same record, version and ciphertext, and every wrapped key of `held` unchanged: whoever
+        could open `held` can open this one, so a holder may replace `held` with it.
+        """
+        mine = {w.msp_id: w for w in self.wrapped}
+        return (self.record_id, self.version, self.ciphertext) == (
+            held.record_id,
+            held.version,
+            held.ciphertext,
+        ) and all(mine.get(w.msp_id) == w for w in held.wrapped)
+
+    @property
     def recipients(self) -> tuple[str, ...]:
         """The MSP ids the data key is wrapped for."""
         return tuple(w.msp_id for w in self.wrapped)
@@ -113,6 +141,23 @@ class SealedPackage:
         if canonical != data:
             raise InvalidArgument("malformed sealed package: not its canonical JSON")
         return package
+
+
+def wrapped_key_commitment(record_id: str, version: int, wrapped: WrappedKey) -> str:
+    """Hex SHA-256 over one wrapped key and everything it is bound to (record id, version,
+    MSP id, key id): what the ledger commits for that recipient."""
+    return hashlib.sha256(
+        _canonical(
+            [
+                "medalliance/privacy/wrapped-key/v1",
+                record_id,
+                version,
+                wrapped.msp_id,
+                wrapped.key_id,
+                _b64(wrapped.enc),
+            ]
+        )
+    ).hexdigest()
 
 
 def seal(

@@ -2,9 +2,10 @@
 
 Fabric private-data style: a node keeps the sealed packages of the records its organisation is
 authorised for, keyed by record id and version, with the SHA-256 the ledger recorded for each.
-The caller verifies a package against the committed digest before `put`; `put` refuses a
-version whose digest differs from the one held, and replaces one with the same digest (a grant
-re-wraps the data key: the ciphertext is the same, the wrapped keys are not). Erasure deletes with SQLite's `secure_delete`, which
+The caller verifies a package against the ledger (digest and wrapped-key commitments) before
+`put`; `put` never replaces a held version with different bytes (idempotent on identical ones).
+Only `replace`, which the caller uses for a verified extension of the held copy (a grant adds a
+wrapped key, keeping every other), overwrites one. Erasure deletes with SQLite's `secure_delete`, which
 overwrites the freed pages, and truncates the write-ahead log, so no readable copy of an erased
 ciphertext is left in the database files.
 """
@@ -52,24 +53,28 @@ class PrivateStore:
         return cls(db)
 
     def put(self, record_id: str, version: int, digest: str, sealed: bytes) -> bool:
-        """Keep a verified package; False if exactly this is already held."""
+        """Keep a verified package; False if exactly this is already held. `Conflict` if other
+        bytes are held for this version: a held copy is never replaced by `put`."""
         held = self._row(record_id, version)
         if held is not None:
-            if held.digest != digest:
+            if held.digest != digest or held.sealed != sealed:
                 raise Conflict(
                     f"version {version} of record {record_id} is already held with other content"
                 )
-            if held.sealed == sealed:
-                return False
-            self._db.execute(
-                "UPDATE packages SET sealed = ? WHERE record_id = ? AND version = ?",
-                (sealed, record_id, version),
-            )
-            return True
+            return False
         self._db.execute(
             "INSERT INTO packages VALUES (?, ?, ?, ?)", (record_id, version, digest, sealed)
         )
         return True
+
+    def replace(self, record_id: str, version: int, sealed: bytes) -> None:
+        """Overwrite a held version with a verified extension of it (same ciphertext, every
+        held wrapped key kept); the caller checks that. `NotFound` if nothing is held."""
+        self.get(record_id, version)
+        self._db.execute(
+            "UPDATE packages SET sealed = ? WHERE record_id = ? AND version = ?",
+            (sealed, record_id, version),
+        )
 
     def get(self, record_id: str, version: int) -> StoredPackage:
         held = self._row(record_id, version)

@@ -19,6 +19,9 @@ PATIENT = "9f86d081884c7d65aa"
 DIGEST = hashlib.sha256(b"sealed package v1").hexdigest()
 DIGEST2 = hashlib.sha256(b"sealed package v2").hexdigest()
 ATTACHMENT = hashlib.sha256(b"manifest").hexdigest()
+PARTIES = ("DistrictMSP", "HospAMSP", "HospBMSP")
+KEYS = {o: hashlib.sha256(f"wrapped for {o}".encode()).hexdigest() for o in PARTIES}
+KEYS_JSON = json.dumps(KEYS)
 ROLES = {
     "CityMSP": Organization("CityMSP", "regulator"),
     "DistrictMSP": Organization("DistrictMSP", "regulator", parent="CityMSP"),
@@ -69,7 +72,7 @@ def ledger() -> Ledger:
         PATIENT,
         DIGEST,
         json.dumps([ATTACHMENT]),
-        '["HospBMSP"]',
+        KEYS_JSON,
     )
     return led
 
@@ -91,7 +94,7 @@ def test_a_record_authorises_origin_target_and_the_supervising_regulator(ledger:
 
 
 def test_versions_grants_and_revocations(ledger: Ledger) -> None:
-    added = ledger.call("HospBMSP", "AddVersion", "R-1", DIGEST2, "[]")
+    added = ledger.call("HospBMSP", "AddVersion", "R-1", DIGEST2, "[]", KEYS_JSON)
     assert event(added) == (
         "RecordVersionAdded",
         {"recordId": "R-1", "version": 2, "authorised": ["DistrictMSP", "HospAMSP", "HospBMSP"]},
@@ -99,7 +102,7 @@ def test_versions_grants_and_revocations(ledger: Ledger) -> None:
     ledger.ok("HospBMSP", "Grant", "R-1", "HospCMSP")
     assert "HospCMSP" in ledger.ok("HospCMSP", "GetRecord", "R-1")["authorised"]
     ledger.ok("DistrictMSP", "Revoke", "R-1", "HospCMSP")
-    refused = ledger.call("HospCMSP", "AddVersion", "R-1", DIGEST, "[]")
+    refused = ledger.call("HospCMSP", "AddVersion", "R-1", DIGEST, "[]", KEYS_JSON)
     assert (refused.status, refused.message) == (403, "HospCMSP is not authorised for record R-1")
     actions = [(e["action"], e["org"]) for e in ledger.ok("CityMSP", "AccessLog", "R-1")]
     assert actions == [("grant", "HospBMSP"), ("revoke", "DistrictMSP")]
@@ -108,7 +111,7 @@ def test_versions_grants_and_revocations(ledger: Ledger) -> None:
 @pytest.mark.parametrize(
     ("caller", "args", "status", "message"),
     [
-        pytest.param("HospDMSP", ["AddVersion", "R-1", DIGEST2, "[]"], 403, "HospDMSP is not authorised for record R-1", id="an unauthorised hospital cannot write a version"),
+        pytest.param("HospDMSP", ["AddVersion", "R-1", DIGEST2, "[]", KEYS_JSON], 403, "HospDMSP is not authorised for record R-1", id="an unauthorised hospital cannot write a version"),
         pytest.param("HospDMSP", ["Grant", "R-1", "HospDMSP"], 403, "HospDMSP is not authorised for record R-1", id="nobody grants themselves access"),
         pytest.param("HospBMSP", ["Revoke", "R-1", "HospAMSP"], 403, "only HospAMSP or its regulator may revoke", id="only the owner or its regulator revokes"),
         pytest.param("HospAMSP", ["Revoke", "R-1", "DistrictMSP"], 409, "cannot lose access", id="the regulator always keeps access"),
@@ -116,6 +119,14 @@ def test_versions_grants_and_revocations(ledger: Ledger) -> None:
         pytest.param("HospAMSP", ["RegisterRecord", "R-2", PATIENT, "plaintext", "[]", "[]"], 400, "digest must be the SHA-256", id="only a hash goes on the ledger"),
         pytest.param("HospAMSP", ["RegisterRecord", "R-1", PATIENT, DIGEST, "[]", "[]"], 409, "record R-1 already exists", id="record ids are unique"),
         pytest.param("HospAMSP", ["RegisterRecord", "R-2", PATIENT, DIGEST, "[]", '["Outsider"]'], 404, "Outsider not a member of channel alliance", id="only channel members are authorised"),
+        pytest.param("HospBMSP", ["AddVersion", "R-1", DIGEST2, "[]", json.dumps({"HospBMSP": DIGEST})], 400, "keys must commit one wrapped key for each authorised organisation", id="a version commits every authorised organisation's wrapped key"),
+        pytest.param("HospAMSP", ["RegisterRecord", "R-2", PATIENT, DIGEST, "[]", json.dumps({"HospAMSP": DIGEST})], 400, "must be sealed for DistrictMSP too", id="the package is sealed for the regulator too"),
+        pytest.param("HospAMSP", ["RegisterRecord", "R-2", PATIENT, DIGEST, "[]", json.dumps(dict.fromkeys(PARTIES, "k"))], 400, "SHA-256 commitment", id="a commitment is a SHA-256"),
+        pytest.param("HospBMSP", ["GrantWithKey", "R-1", "HospCMSP", "not-a-hash"], 400, "commitment must be a SHA-256", id="a grant commits a SHA-256"),
+        pytest.param("HospDMSP", ["RequestErasure", PATIENT], 403, "HospDMSP holds no record of this patient", id="a non-holder hospital cannot file an erasure"),
+        pytest.param("CityMSP", ["RequestErasure", PATIENT], 403, "CityMSP holds no record of this patient", id="nor a regulator that supervises no holder"),
+        pytest.param("HospAMSP", ["RequestErasure", "00" * 16], 403, "HospAMSP holds no record of this patient", id="no erasure for a patient without records"),
+        pytest.param("HospBMSP", ["ConfirmErasure", "R-1"], 409, "record R-1 is not erased", id="no receipt before the erasure"),
         pytest.param("HospBMSP", ["LogAccess", "R-1", "7", "fetch"], 404, "has versions 1 to 1", id="access to a version that does not exist"),
         pytest.param("HospBMSP", ["LogAccess", "R-1", "1", "print"], 400, "action must be one of fetch, decrypt", id="access actions are fetch and decrypt"),
     ],
@@ -158,3 +169,56 @@ def test_erasure_needs_the_requesting_hospitals_regulator(ledger: Ledger) -> Non
     assert (gone.status, gone.message) == (410, "record R-1 was erased")
     again = ledger.call("HospAMSP", "RegisterRecord", "R-9", PATIENT, DIGEST, "[]", "[]")
     assert again.status == 409
+
+
+def test_each_version_commits_every_recipients_wrapped_key_and_a_grant_adds_one(
+    ledger: Ledger,
+) -> None:
+    assert ledger.ok("HospDMSP", "GetVersion", "R-1", "1")["keys"] == KEYS
+    extra = hashlib.sha256(b"wrapped for HospCMSP").hexdigest()
+    granted = ledger.ok("HospBMSP", "GrantWithKey", "R-1", "HospCMSP", extra)
+    assert "HospCMSP" in granted["authorised"]
+    assert ledger.ok("HospDMSP", "GetVersion", "R-1", "1")["keys"] == {**KEYS, "HospCMSP": extra}
+    ledger.ok("HospAMSP", "Revoke", "R-1", "HospCMSP")
+    before = dict(ledger.state.data)
+    swapped = ledger.call("HospBMSP", "GrantWithKey", "R-1", "HospCMSP", DIGEST)
+    assert swapped.status == 409
+    assert "a committed key is never replaced" in swapped.message
+    assert ledger.state.data == before
+
+
+def test_an_erasure_request_can_be_withdrawn_or_rejected_with_a_code(ledger: Ledger) -> None:
+    requested = ledger.ok("HospAMSP", "RequestErasure", PATIENT)
+    assert (requested["requestedBy"], requested["regulator"]) == ("HospAMSP", "DistrictMSP")
+    assert ledger.call("HospBMSP", "WithdrawErasure", PATIENT).status == 403
+    assert ledger.ok("HospAMSP", "WithdrawErasure", PATIENT)["status"] == "WITHDRAWN"
+    assert ledger.ok("DistrictMSP", "RequestErasure", PATIENT)["regulator"] == "DistrictMSP"
+    before = dict(ledger.state.data)
+    for caller, reason, status in (
+        ("HospAMSP", "LEGAL_HOLD", 403),
+        ("DistrictMSP", "because", 400),
+    ):
+        assert ledger.call(caller, "RejectErasure", PATIENT, reason).status == status
+    assert ledger.state.data == before
+    rejected = ledger.ok("DistrictMSP", "RejectErasure", PATIENT, "LEGAL_HOLD")
+    assert (rejected["status"], rejected["reason"]) == ("REJECTED", "LEGAL_HOLD")
+    assert ledger.call("DistrictMSP", "ApproveErasure", PATIENT).status == 409
+    assert ledger.ok("CityMSP", "GetRecord", "R-1")["erased"] is False
+    assert ledger.ok("HospAMSP", "RequestErasure", PATIENT)["status"] == "REQUESTED"
+
+
+def test_every_holder_files_a_deletion_receipt_once(ledger: Ledger) -> None:
+    ledger.ok("HospBMSP", "Grant", "R-1", "HospCMSP")
+    ledger.ok("HospAMSP", "Revoke", "R-1", "HospCMSP")  # a revoked holder keeps its copy
+    ledger.ok("HospAMSP", "RequestErasure", PATIENT)
+    ledger.ok("DistrictMSP", "ApproveErasure", PATIENT)
+    assert ledger.call("HospDMSP", "ConfirmErasure", "R-1").status == 403  # never held it
+    ledger.ok("HospBMSP", "ConfirmErasure", "R-1")
+    assert ledger.call("HospBMSP", "ConfirmErasure", "R-1").status == 409
+    report = ledger.ok("CityMSP", "ErasureReceipts", PATIENT)
+    assert report == {
+        "status": "APPROVED",
+        "records": {
+            "R-1": {"confirmed": ["HospBMSP"], "pending": ["DistrictMSP", "HospAMSP", "HospCMSP"]}
+        },
+    }

@@ -103,3 +103,24 @@ def test_the_checkpoint_survives_reopening(tmp_path: Path) -> None:
     db.set_last_block(12)
     db.close()
     assert HospitalDatabase.open(tmp_path / "h.db").last_block() == 12
+
+
+def test_an_erased_record_leaves_no_imported_copy_and_keeps_own_data(
+    origin: HospitalDatabase, tmp_path: Path
+) -> None:
+    target = HospitalDatabase.open(tmp_path / "target.db")
+    target.add_patient("aa" * 16, name="李四", sex="F", birth_date="1960-01-01",
+                       id_type="resident-id", id_number="110105196001010028")  # fmt: skip
+    target.add_visit("V-OWN", "aa" * 16, "2026-11-30", diagnoses=[("J18.9", "pneumonia")])
+    target.import_referral(REFERRAL, *origin.export_visit("V-1"))
+    assert target.erase_imported("R-other") == 0
+    assert target.erase_imported("R-1") == 1
+    with pytest.raises(NotFound):
+        target.visit_summary("V-1")
+    assert target.visit_summary("V-OWN")["diagnoses"] == 1  # the hospital's own data stays
+    assert [r["referralId"] for r in target.referrals()] == ["REF-1"]  # the trace stays
+    target.close()
+    disk = b"".join(p.read_bytes() for p in tmp_path.glob("target.db*"))
+    assert "张三".encode() not in disk
+    assert b"11010519491231002X" not in disk
+    assert b"\x89PNG..." not in disk

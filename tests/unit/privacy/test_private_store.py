@@ -26,7 +26,10 @@ def test_versions_are_kept_once_and_read_back(tmp_path: Path) -> None:
     with pytest.raises(Conflict, match="already held with other content"):
         store.put("R-1", 1, other_digest, other)
     rewrapped = data + b"-new-wrapped-keys"  # a grant: same ciphertext digest, new wrappings
-    assert store.put("R-1", 1, digest, rewrapped) is True
+    with pytest.raises(Conflict, match="already held with other content"):
+        store.put("R-1", 1, digest, rewrapped)  # `put` never replaces a held copy
+    assert store.get("R-1", 1).sealed == data
+    store.replace("R-1", 1, rewrapped)  # only a verified extension does, through `replace`
     assert store.get("R-1", 1).sealed == rewrapped
     store.put("R-1", 2, other_digest, other)
     assert store.versions("R-1") == [1, 2]
