@@ -23,7 +23,14 @@ from google.protobuf.message import DecodeError
 from medalliance.contracts.lifecycle import LIFECYCLE_NAMESPACE, committed_definition
 from medalliance.errors import MedallianceError, NotFound
 from medalliance.gateway.errors import Detail, RpcFailure, abort
-from medalliance.gateway.plan import majority, plan_endorsers
+from medalliance.gateway.plan import (
+    extend_plan,
+    interest_requirements,
+    majority,
+    named_orgs,
+    namespace_requirement,
+    plan_endorsers,
+)
 from medalliance.gateway.ports import Endorser, EndorserRefused, GatewayChannel, OrdererRejected
 from medalliance.identity.policy import SignedData
 from medalliance.ledger.block_events import chaincode_events
@@ -83,6 +90,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
         proposal, channel = self._proposal(request)
         policy = self._policy(channel, proposal)
         peers = self._peers_for(proposal.channel_id)
+        candidates: list[str] = []
         if request.endorsing_organizations:
             orgs = tuple(request.endorsing_organizations)
             missing = [o for o in orgs if not peers.get(o)]
@@ -108,13 +116,12 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
             except MedallianceError as exc:
                 raise RpcFailure(Code.FAILED_PRECONDITION, str(exc)) from None
         signed = request.proposed_transaction
-        outcomes = await asyncio.gather(
-            *(self._endorse_at(peers[o], signed, proposal) for o in orgs)
-        )
-        details = [o for o in outcomes if isinstance(o, Detail)]
-        if details:
-            raise RpcFailure(Code.ABORTED, ENDORSE_FAILED, details)
-        responses = [o for o in outcomes if not isinstance(o, Detail)]
+        responses = await self._endorse_all(peers, orgs, signed, proposal)
+        if not request.endorsing_organizations:
+            # Fabric's gateway: the first endorsements say which key-level policies the writes
+            # must satisfy; endorse on the further organisations they need.
+            more = self._more_orgs(channel, peers, candidates, orgs, responses[0].interest)
+            responses += await self._endorse_all(peers, more, signed, proposal)
         try:
             payload = new_transaction_payload(proposal, responses)
         except MedallianceError as exc:
@@ -124,6 +131,40 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
         return gateway_pb2.EndorseResponse(
             prepared_transaction=common_pb2.Envelope(payload=payload)
         )
+
+    async def _endorse_all(
+        self,
+        peers: Mapping[str, Sequence[Endorser]],
+        orgs: Sequence[str],
+        signed: proposal_pb2.SignedProposal,
+        proposal: ProposalView,
+    ) -> list[proposal_response_pb2.ProposalResponse]:
+        outcomes = await asyncio.gather(
+            *(self._endorse_at(peers[o], signed, proposal) for o in orgs)
+        )
+        details = [o for o in outcomes if isinstance(o, Detail)]
+        if details:
+            raise RpcFailure(Code.ABORTED, ENDORSE_FAILED, details)
+        return [o for o in outcomes if not isinstance(o, Detail)]
+
+    def _more_orgs(
+        self,
+        channel: GatewayChannel,
+        peers: Mapping[str, Sequence[Endorser]],
+        candidates: Sequence[str],
+        chosen: Sequence[str],
+        interest: proposal_response_pb2.ChaincodeInterest,
+    ) -> tuple[str, ...]:
+        """The organisations still to ask so that every policy of `interest` is satisfied."""
+        members = channel.config.application_msp_ids
+        needs = interest_requirements(
+            interest, lambda name: namespace_requirement(channel.state, name, members)
+        )
+        named = [o for o in named_orgs(interest) if peers.get(o)]
+        try:
+            return extend_plan(needs, [*candidates, *named], chosen)[len(chosen) :]
+        except MedallianceError as exc:
+            raise RpcFailure(Code.FAILED_PRECONDITION, str(exc)) from None
 
     async def _endorse_at(
         self,
