@@ -18,6 +18,7 @@ import json
 import re
 from typing import Any
 
+from medalliance.alliance.common import protect
 from medalliance.contracts import (
     Context,
     Contract,
@@ -87,6 +88,7 @@ class RecordsContract(Contract):
             "erased": False,
         }
         _write_version(ctx, record, digest, attachments)
+        protect(ctx, record_key(record_id), _regulator_of(ctx, owner) or owner)
         ctx.stub.put_state(_patient_key(patient_ref, record_id), b"\x00")
         return _json(record).decode()
 
@@ -158,6 +160,7 @@ class RecordsContract(Contract):
             "requestedAt": _now(ctx),
         }
         ctx.stub.put_state(_erasure_key(patient_ref), _json(request))
+        protect(ctx, _erasure_key(patient_ref), _regulator_of(ctx, caller) or caller)
         return _json(request).decode()
 
     @transaction

@@ -100,12 +100,14 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
                     f"no peers of {', '.join(missing)} are available on channel {proposal.channel_id}",
                 )
         else:
-            candidates = [
-                org
-                for org, org_peers in peers.items()
-                if org_peers
-                and (proposal.chaincode_name == LIFECYCLE_NAMESPACE or org in self._endorsing)
-            ]
+            # Endorsing organisations first; the others only where a policy needs them (a
+            # majority when fewer than two members endorse, or a policy that names them).
+            candidates = sorted(
+                (org for org, org_peers in peers.items() if org_peers),
+                key=lambda org: not (
+                    proposal.chaincode_name == LIFECYCLE_NAMESPACE or org in self._endorsing
+                ),
+            )
             members = channel.config.application_msp_ids
             try:
                 orgs = (
@@ -162,7 +164,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
         )
         named = [o for o in named_orgs(interest) if peers.get(o)]
         try:
-            return extend_plan(needs, [*candidates, *named], chosen)[len(chosen) :]
+            return extend_plan(needs, [*named, *candidates], chosen)[len(chosen) :]
         except MedallianceError as exc:
             raise RpcFailure(Code.FAILED_PRECONDITION, str(exc)) from None
 

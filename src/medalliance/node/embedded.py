@@ -170,7 +170,8 @@ class EmbeddedNetwork:
         needs = interest_requirements(
             interest, lambda name: namespace_requirement(ledger.state, name, members)
         )
-        candidates = [o for o in (*chosen, *named_orgs(interest)) if o in by_org]
+        # Organisations the key policies name first, then any other (a majority policy).
+        candidates = list(dict.fromkeys((*chosen, *named_orgs(interest), *by_org)))
         more = extend_plan(needs, candidates, chosen)[len(chosen) :]
         return [by_org[o] for o in more]
 
