@@ -104,8 +104,8 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
             # majority when fewer than two members endorse, or a policy that names them).
             candidates = sorted(
                 (org for org, org_peers in peers.items() if org_peers),
-                key=lambda org: not (
-                    proposal.chaincode_name == LIFECYCLE_NAMESPACE or org in self._endorsing
+                key=lambda org: (
+                    not (proposal.chaincode_name == LIFECYCLE_NAMESPACE or org in self._endorsing)
                 ),
             )
             members = channel.config.application_msp_ids
