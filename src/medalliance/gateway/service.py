@@ -47,6 +47,10 @@ log = logging.getLogger(__name__)
 READERS_POLICY = "/Channel/Application/Readers"
 Code = grpc.StatusCode
 ENDORSE_FAILED = "failed to endorse transaction, see attached details for more info"
+CHAINCODE_RESPONSE = "chaincode response"
+# Waits before asking a key policy's endorser again while it catches up: about 9 s in all, more than
+# a peer needs to leave a silent block source (orderer_link.WATCH_S) and fetch from another.
+LAG_RETRY_DELAYS_S = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 2.4, 3.2)
 
 
 class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
@@ -123,7 +127,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
             # Fabric's gateway: the first endorsements say which key-level policies the writes
             # must satisfy; endorse on the further organisations they need.
             more = self._more_orgs(channel, peers, candidates, orgs, responses[0].interest)
-            responses += await self._endorse_all(peers, more, signed, proposal)
+            responses += await self._endorse_more(peers, more, signed, proposal, responses[0])
         try:
             payload = new_transaction_payload(proposal, responses)
         except MedallianceError as exc:
@@ -148,6 +152,46 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
         if details:
             raise RpcFailure(Code.ABORTED, ENDORSE_FAILED, details)
         return [o for o in outcomes if not isinstance(o, Detail)]
+
+    async def _endorse_more(
+        self,
+        peers: Mapping[str, Sequence[Endorser]],
+        orgs: Sequence[str],
+        signed: proposal_pb2.SignedProposal,
+        proposal: ProposalView,
+        first: proposal_response_pb2.ProposalResponse,
+    ) -> list[proposal_response_pb2.ProposalResponse]:
+        """The further endorsements a key policy needs, matching the first ones.
+
+        A peer asked only now (a regulator's) may not have committed the latest block yet: its
+        contract then refuses, or simulates other versions. The first endorsers agreed on a
+        result, so such a peer is asked again, briefly, until it has caught up.
+        """
+        found: dict[str, proposal_response_pb2.ProposalResponse] = {}
+        failed: dict[str, Detail] = {}
+        for delay in (0.0, *LAG_RETRY_DELAYS_S):
+            pending = [o for o in orgs if o not in found]
+            if not pending:
+                break
+            await asyncio.sleep(delay)
+            outcomes = await asyncio.gather(
+                *(self._endorse_at(peers[o], signed, proposal) for o in pending)
+            )
+            failed.clear()
+            for org, outcome in zip(pending, outcomes, strict=True):
+                if isinstance(outcome, Detail):
+                    failed[org] = outcome
+                    if not outcome.message.startswith(CHAINCODE_RESPONSE):
+                        raise RpcFailure(Code.ABORTED, ENDORSE_FAILED, list(failed.values()))
+                elif outcome.payload != first.payload:
+                    failed[org] = Detail(
+                        "", org, "its simulation differs from the first endorsers' results"
+                    )
+                else:
+                    found[org] = outcome
+        if failed:
+            raise RpcFailure(Code.ABORTED, ENDORSE_FAILED, list(failed.values()))
+        return [found[o] for o in orgs]
 
     def _more_orgs(
         self,
@@ -188,7 +232,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
                 return Detail(
                     peer.address,
                     peer.msp_id,
-                    f"chaincode response {response.response.status}, {response.response.message}",
+                    f"{CHAINCODE_RESPONSE} {response.response.status}, {response.response.message}",
                 )
             return response
         return detail
