@@ -48,8 +48,8 @@ READERS_POLICY = "/Channel/Application/Readers"
 Code = grpc.StatusCode
 ENDORSE_FAILED = "failed to endorse transaction, see attached details for more info"
 CHAINCODE_RESPONSE = "chaincode response"
-# Waits before asking a key policy's endorser again while it catches up: about 9 s in all, more than
-# a peer needs to leave a silent block source (orderer_link.WATCH_S) and fetch from another.
+# Waits before asking a lagging endorser again while it catches up: about 9 s in all, more than a
+# peer needs to leave a silent block source (orderer_link.WATCH_S) and fetch from another.
 LAG_RETRY_DELAYS_S = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 2.4, 3.2)
 
 
@@ -127,7 +127,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
             # Fabric's gateway: the first endorsements say which key-level policies the writes
             # must satisfy; endorse on the further organisations they need.
             more = self._more_orgs(channel, peers, candidates, orgs, responses[0].interest)
-            responses += await self._endorse_more(peers, more, signed, proposal, responses[0])
+            responses += await self._endorse_all(peers, more, signed, proposal, responses[0])
         try:
             payload = new_transaction_payload(proposal, responses)
         except MedallianceError as exc:
@@ -144,28 +144,14 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
         orgs: Sequence[str],
         signed: proposal_pb2.SignedProposal,
         proposal: ProposalView,
+        first: proposal_response_pb2.ProposalResponse | None = None,
     ) -> list[proposal_response_pb2.ProposalResponse]:
-        outcomes = await asyncio.gather(
-            *(self._endorse_at(peers[o], signed, proposal) for o in orgs)
-        )
-        details = [o for o in outcomes if isinstance(o, Detail)]
-        if details:
-            raise RpcFailure(Code.ABORTED, ENDORSE_FAILED, details)
-        return [o for o in outcomes if not isinstance(o, Detail)]
+        """One endorsement per organisation, all matching `first` (or each other).
 
-    async def _endorse_more(
-        self,
-        peers: Mapping[str, Sequence[Endorser]],
-        orgs: Sequence[str],
-        signed: proposal_pb2.SignedProposal,
-        proposal: ProposalView,
-        first: proposal_response_pb2.ProposalResponse,
-    ) -> list[proposal_response_pb2.ProposalResponse]:
-        """The further endorsements a key policy needs, matching the first ones.
-
-        A peer asked only now (a regulator's) may not have committed the latest block yet: its
-        contract then refuses, or simulates other versions. The first endorsers agreed on a
-        result, so such a peer is asked again, briefly, until it has caught up.
+        A peer may not have committed the latest block yet (peers receive blocks at slightly
+        different times): its contract then refuses, or simulates other versions, while other
+        endorsers agree on a result. Such a peer is asked again, briefly, until it has caught
+        up. When every endorser refuses, that is the contract's answer and is returned at once.
         """
         found: dict[str, proposal_response_pb2.ProposalResponse] = {}
         failed: dict[str, Detail] = {}
@@ -183,12 +169,15 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
                     failed[org] = outcome
                     if not outcome.message.startswith(CHAINCODE_RESPONSE):
                         raise RpcFailure(Code.ABORTED, ENDORSE_FAILED, list(failed.values()))
-                elif outcome.payload != first.payload:
+                elif first is not None and outcome.payload != first.payload:
                     failed[org] = Detail(
-                        "", org, "its simulation differs from the first endorsers' results"
+                        "", org, "its simulation differs from the other endorsers' results"
                     )
                 else:
                     found[org] = outcome
+                    first = first or outcome
+            if first is None:
+                break  # no endorser accepted: the contract refused
         if failed:
             raise RpcFailure(Code.ABORTED, ENDORSE_FAILED, list(failed.values()))
         return [found[o] for o in orgs]
