@@ -146,41 +146,35 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
         proposal: ProposalView,
         first: proposal_response_pb2.ProposalResponse | None = None,
     ) -> list[proposal_response_pb2.ProposalResponse]:
-        """One endorsement per organisation, all matching `first` (or each other).
+        """One endorsement per organisation, all with one result (and `first`'s, when given).
 
         A peer may not have committed the latest block yet (peers receive blocks at slightly
-        different times): its contract then refuses, or simulates other versions, while other
-        endorsers agree on a result. Such a peer is asked again, briefly, until it has caught
-        up. When every endorser refuses, that is the contract's answer and is returned at once.
+        different times): its contract then refuses, or simulates other versions. While the
+        endorsers disagree they are asked again, briefly, until the laggards have caught up.
+        When every endorser refuses, that is the contract's answer and is returned at once.
         """
-        found: dict[str, proposal_response_pb2.ProposalResponse] = {}
-        failed: dict[str, Detail] = {}
+        details: list[Detail] = []
         for delay in (0.0, *LAG_RETRY_DELAYS_S):
-            pending = [o for o in orgs if o not in found]
-            if not pending:
-                break
             await asyncio.sleep(delay)
             outcomes = await asyncio.gather(
-                *(self._endorse_at(peers[o], signed, proposal) for o in pending)
+                *(self._endorse_at(peers[o], signed, proposal) for o in orgs)
             )
-            failed.clear()
-            for org, outcome in zip(pending, outcomes, strict=True):
-                if isinstance(outcome, Detail):
-                    failed[org] = outcome
-                    if not outcome.message.startswith(CHAINCODE_RESPONSE):
-                        raise RpcFailure(Code.ABORTED, ENDORSE_FAILED, list(failed.values()))
-                elif first is not None and outcome.payload != first.payload:
-                    failed[org] = Detail(
-                        "", org, "its simulation differs from the other endorsers' results"
-                    )
-                else:
-                    found[org] = outcome
-                    first = first or outcome
-            if first is None:
+            details = [o for o in outcomes if isinstance(o, Detail)]
+            if any(not d.message.startswith(CHAINCODE_RESPONSE) for d in details):
+                raise RpcFailure(Code.ABORTED, ENDORSE_FAILED, details)
+            responses = [o for o in outcomes if not isinstance(o, Detail)]
+            if not responses and first is None:
                 break  # no endorser accepted: the contract refused
-        if failed:
-            raise RpcFailure(Code.ABORTED, ENDORSE_FAILED, list(failed.values()))
-        return [found[o] for o in orgs]
+            payloads = [r.payload for r in responses] + ([first.payload] if first else [])
+            if not details and len(set(payloads)) == 1:
+                return responses
+            common = max(set(payloads), key=payloads.count)
+            details += [
+                Detail("", org, "its simulation differs from the other endorsers' results")
+                for org, r in zip(orgs, outcomes, strict=True)
+                if not isinstance(r, Detail) and r.payload != common
+            ]
+        raise RpcFailure(Code.ABORTED, ENDORSE_FAILED, details)
 
     def _more_orgs(
         self,
