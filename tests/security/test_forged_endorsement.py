@@ -317,7 +317,8 @@ def test_the_honest_workflow_commits_and_a_forged_completion_does_not(
     # The target's honest acceptance commits (its peer, another tertiary's, and the key policy).
     accepted = json.loads(submit(layout, TA, "referral", "AcceptReferral", referral))
     assert accepted["status"] == "ACCEPTED"
-    assert application(scenario, honest)["status"] == "USED"
+    used = agreed(layout, (TA, TB, DISTRICT), "report", application_key(honest))
+    assert json.loads(used[DISTRICT][0])["status"] == "USED"
 
 
 def test_ledger_verify_finds_every_ledger_intact_after_the_attacks(scenario: Scenario) -> None:
