@@ -151,7 +151,9 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
         A peer may not have committed the latest block yet (peers receive blocks at slightly
         different times): its contract then refuses, or simulates other versions. While the
         endorsers disagree they are asked again, briefly, until the laggards have caught up.
-        When every endorser refuses, that is the contract's answer and is returned at once.
+        When every endorser refuses, the hosting peer (which holds what its client has seen
+        committed) simulates too: if it refuses as well, that is the contract's answer, returned
+        at once; if it accepts, the endorsers are behind and are asked again.
         """
         details: list[Detail] = []
         for delay in (0.0, *LAG_RETRY_DELAYS_S):
@@ -164,7 +166,9 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
                 raise RpcFailure(Code.ABORTED, ENDORSE_FAILED, details)
             responses = [o for o in outcomes if not isinstance(o, Detail)]
             if not responses and first is None:
-                break  # no endorser accepted: the contract refused
+                first = await self._local_result(orgs, signed, proposal)
+                if first is None:
+                    break  # no endorser accepted, nor the hosting peer: the contract refused
             payloads = [r.payload for r in responses] + ([first.payload] if first else [])
             if not details and len(set(payloads)) == 1:
                 return responses
@@ -175,6 +179,16 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
                 if not isinstance(r, Detail) and r.payload != common
             ]
         raise RpcFailure(Code.ABORTED, ENDORSE_FAILED, details)
+
+    async def _local_result(
+        self, orgs: Sequence[str], signed: proposal_pb2.SignedProposal, proposal: ProposalView
+    ) -> proposal_response_pb2.ProposalResponse | None:
+        """The hosting peer's own simulation, when it was not among `orgs` and accepts: the
+        result the endorsers should reach once they have caught up (it is never submitted)."""
+        if self._local.msp_id in orgs:
+            return None
+        outcome = await self._endorse_at([self._local], signed, proposal)
+        return None if isinstance(outcome, Detail) else outcome
 
     def _more_orgs(
         self,
