@@ -4,6 +4,11 @@ The registry is the channel configuration's alliance roles (`ctx.organizations`:
 supervising regulator, parent regulator), changed only by a config update; the caller's
 organisation and role come from its certificate (`ctx.client`). Arguments never grant anything.
 Every refusal is a `ContractError` that says what is wrong, and nothing is written.
+
+Who decides a key is enforced by endorsement, not only by the contract's checks (a member that
+owns its peer's keys could sign any read-write set): `protect` gives a decision's key a
+key-level endorsement policy (Fabric's state-based endorsement) naming the decider's peer, so no
+write of it commits without the decider (docs/alliance.md §1).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any
 
 from medalliance.contracts import Context, split_composite_key
 from medalliance.contracts.api import Organization
+from medalliance.contracts.key_policy import key_policy, peers_policy
 from medalliance.errors import ContractError
 
 _ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -188,3 +194,35 @@ def require_sealed_for(
                 f"{what} {record_id} is not shared with {reader}; seal it for {reader} first", 412
             )
     return record_id
+
+
+def proxy(ctx: Context, msp_id: str) -> str:
+    """The organisation whose peer endorses `msp_id`'s decisions: itself, except a secondary
+    hospital (it does not endorse, paper §3), for which its supervising regulator does."""
+    org = organization(ctx, msp_id)
+    if org.type == "secondary" and org.regulator:
+        return org.regulator
+    return msp_id
+
+
+def decision_policy(ctx: Context, *deciders: str) -> str:
+    """The key policy of a decision of `deciders`: a peer of each decider's proxy AND, when that
+    is one organisation, a peer of one other tertiary hospital (else another regulator), so that
+    no single organisation can write the key and the decider can never be left out."""
+    proxies = list(dict.fromkeys(proxy(ctx, d) for d in deciders))
+    others: list[str] = []
+    if len(proxies) < 2:
+        by_type = sorted(ctx.organizations.values(), key=lambda o: o.msp_id)
+        for kind in ("tertiary", "regulator"):
+            others = [o.msp_id for o in by_type if o.type == kind and o.msp_id not in proxies]
+            if others:
+                break
+    return peers_policy(proxies, others)
+
+
+def protect(ctx: Context, key: str, *deciders: str) -> None:
+    """Give `key` (written by this transaction) the key-level policy of `deciders`' decision;
+    nothing is written when it already has that policy."""
+    policy = key_policy(decision_policy(ctx, *deciders))
+    if ctx.stub.get_state_validation_parameter(key) != policy:
+        ctx.stub.set_state_validation_parameter(key, policy)

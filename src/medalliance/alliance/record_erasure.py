@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from medalliance.alliance.common import check_id, load, now_iso, scan, to_json
+from medalliance.alliance.common import check_id, load, now_iso, protect, scan, to_json
 from medalliance.contracts import Context, create_composite_key, transaction
 from medalliance.errors import ContractError
 from medalliance.privacy.record_ledger import receipt_key, record_key
@@ -65,6 +65,7 @@ class RecordErasure:
             "requestedAt": now_iso(ctx),
         }
         ctx.stub.put_state(erasure_key(patient_ref), to_json(request))
+        protect(ctx, erasure_key(patient_ref), regulator)  # its decision: approve or reject
         return to_json(request).decode()
 
     @transaction

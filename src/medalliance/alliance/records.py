@@ -22,6 +22,7 @@ import json
 import re
 from typing import Any
 
+from medalliance.alliance.common import protect
 from medalliance.alliance.record_erasure import (
     ERASURE_REJECTIONS,
     PATIENT_INDEX,
@@ -98,6 +99,7 @@ class RecordsContract(RecordErasure, Contract):
             "holders": orgs,  # every organisation ever authorised: each may hold a copy
         }
         _write_version(ctx, record, digest, attachments, keys)
+        protect(ctx, record_key(record_id), regulator_of(ctx, owner) or owner)
         ctx.stub.put_state(_patient_key(patient_ref, record_id), b"\x00")
         return _json(record).decode()
 

@@ -34,6 +34,7 @@ from medalliance.alliance.common import (
     load,
     may_see,
     now_iso,
+    protect,
     regulators_above,
     require_may_see,
     require_org,
@@ -145,6 +146,7 @@ class ReferralContract(Contract):
             "history": [],
         }
         _record(ctx, referral, "REFERRED")
+        protect(ctx, referral_key(referral_id), to_hospital)
         ctx.stub.put_state(_side_key(from_hospital, "outgoing", referral_id), b"1")
         ctx.stub.put_state(_side_key(to_hospital, "incoming", referral_id), b"1")
         ctx.stub.put_state(_visit_key(visit_no, referral_id), b"1")

@@ -33,6 +33,7 @@ from medalliance.alliance.common import (
     may_see,
     now_iso,
     organization,
+    protect,
     require_may_see,
     require_role,
     require_sealed_for,
@@ -118,6 +119,7 @@ class ReportContract(Contract):
             "txId": ctx.tx_id,
         }
         ctx.stub.put_state(application_key(application_id), to_json(application))
+        protect(ctx, application_key(application_id), regulator)
         ctx.stub.put_state(_visit_application_key(visit_no, application_id), b"1")
         ctx.stub.set_event(
             "ApplicationSubmitted",
@@ -262,6 +264,7 @@ class ReportContract(Contract):
             raise ContractError(f"{ctx.client.msp_id} is not a regulator", 403)
         entry = {"regulator": ctx.client.msp_id, "rule": rule, "setAt": now_iso(ctx)}
         ctx.stub.put_state(_rule_key(ctx.client.msp_id), to_json(entry))
+        protect(ctx, _rule_key(ctx.client.msp_id), ctx.client.msp_id)
         return to_json(entry).decode()
 
     @transaction(evaluate=True)

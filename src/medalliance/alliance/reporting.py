@@ -23,6 +23,7 @@ from medalliance.alliance.common import (
     load,
     now_iso,
     organization,
+    protect,
     require_may_see,
     require_role,
     supervising_regulator,
@@ -108,6 +109,7 @@ class ReportingContract(Contract):
         record["metrics"] = dict(sums)
         record["sources"] = sorted(s["reportId"] for s in sources)
         _write(ctx, record)
+        protect(ctx, _report_key(report_id), submitter)
         event = {k: record[k] for k in ("reportId", "period", "submitter", "recipient", "sources")}
         ctx.stub.set_event("ReportAggregated", to_json(event))
         return to_json(record).decode()

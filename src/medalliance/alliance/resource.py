@@ -28,6 +28,7 @@ from medalliance.alliance.common import (
     load,
     may_see,
     now_iso,
+    protect,
     require_may_see,
     require_org,
     require_role,
@@ -149,6 +150,7 @@ class ResourceContract(Contract):
             "requestedAt": now_iso(ctx),
         }
         ctx.stub.put_state(_key("booking", booking_id), to_json(booking))
+        protect(ctx, _key("booking", booking_id), resource["hospital"])
         ctx.stub.put_state(_key("slot", resource_id, slot), to_json(booking_id))
         ctx.stub.set_event("BookingRequested", _booking_event(booking))
         return booking

@@ -23,6 +23,7 @@ from medalliance.alliance.common import (
     hospital,
     load,
     now_iso,
+    protect,
     require_may_see,
     require_org,
     require_role,
@@ -82,6 +83,7 @@ class SettlementContract(Contract):
             "proposedAt": now_iso(ctx),
         }
         ctx.stub.put_state(agreement_key(agreement_id), to_json(agreement))
+        protect(ctx, agreement_key(agreement_id), proposer, partner)
         # The pair key is taken at proposal, so two proposals for one pair conflict.
         ctx.stub.put_state(_pair_key(proposer, partner), agreement_id.encode())
         for party in (proposer, partner):

@@ -3,8 +3,8 @@
 What the regulator runs (paper §3, audit module; architecture §3): read the raw block files
 without the node's index or recovery, and for every block recompute the data hash and the hash
 chain, check the orderer signatures against the channel's BlockValidation policy, re-validate
-every transaction (signatures, endorsement policies, MVCC) against a world state rebuilt from
-scratch, and compare the recorded validation codes with the recomputed ones. The first
+every transaction (signatures, endorsement policies including key-level ones, MVCC) against a
+world state rebuilt from scratch (values and key metadata), and compare the recorded validation codes with the recomputed ones. The first
 discrepancy names its block. The rebuilt state's hash can then be compared with a node's own.
 """
 
@@ -207,7 +207,7 @@ def _check_block(
     state.apply_block(
         int(block.header.number),
         [
-            TxWrites(t.tx_num, t.tx_id, t.timestamp_ms, t.writes)
+            TxWrites(t.tx_num, t.tx_id, t.timestamp_ms, t.writes, t.metadata)
             for t in result.txs
             if t.code == VALID
         ],

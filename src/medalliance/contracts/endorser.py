@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from fabric_protos.peer import proposal_response_pb2
 
 from medalliance.contracts.api import Contract, Organization
+from medalliance.contracts.key_policy import chaincode_interest
 from medalliance.contracts.lifecycle import (
     LIFECYCLE_NAMESPACE,
     LifecycleContract,
@@ -150,6 +151,11 @@ class Endorser:
                 payload=result.payload,
                 rwset=result.rwset,
                 event=result.event,
+            )
+            # Outside the signed payload, as in Fabric: the key-level policies the writes must
+            # satisfy, so that the gateway can extend its plan to the organisations they name.
+            response.interest.CopyFrom(
+                chaincode_interest(result.rwset, proposal.chaincode_name, channel.state)
             )
         return Endorsed(proposal, result, response)
 

@@ -20,13 +20,15 @@ import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+from fabric_protos.common import policies_pb2
 from fabric_protos.ledger.rwset import rwset_pb2
 from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
 from fabric_protos.peer import chaincode_event_pb2
+from google.protobuf.message import DecodeError
 
 from medalliance.contracts.composite_key import MAX_RUNE, SEPARATOR, partial_key_range
 from medalliance.errors import ContractError, InvalidArgument
-from medalliance.ledger.state import KeyModification, StateReader, Version
+from medalliance.ledger.state import VALIDATION_PARAMETER, KeyModification, StateReader, Version
 
 # Fabric's shim substitutes U+0001 for an empty start key of a simple range (`emptyKeySubstitute`),
 # so the range, and its re-run by the committer's phantom check, excludes composite keys.
@@ -71,6 +73,7 @@ class Stub:
         self._calls: list[tuple[str, bool]] = []  # (function, read-only) of the running calls
         self._reads: dict[str, Version | None] = {}
         self._writes: dict[str, bytes | None] = {}
+        self._metadata: dict[str, dict[str, bytes]] = {}  # key -> its whole new metadata
         self._ranges: list[kv_rwset_pb2.RangeQueryInfo] = []
         self.event: Event | None = None
 
@@ -123,6 +126,15 @@ class Stub:
         _check_key(key, composite_ok=True)
         return self._reader.history(self.namespace, key)
 
+    def get_state_validation_parameter(self, key: str) -> bytes | None:
+        """The key's committed endorsement policy (a serialized SignaturePolicyEnvelope), or
+        None when the contract-level policy applies (Fabric's GetStateValidationParameter)."""
+        _check_key(key, composite_ok=True)
+        if key not in self._reads:  # the decision rests on the key's version: MVCC re-checks it
+            versioned = self._reader.get(self.namespace, key)
+            self._reads[key] = versioned.version if versioned else None
+        return self._reader.get_metadata(self.namespace, key).get(VALIDATION_PARAMETER)
+
     def get_transient(self) -> Mapping[str, bytes]:
         return self._transient
 
@@ -154,6 +166,30 @@ class Stub:
         _check_key(key, composite_ok=True)
         self._writes[key] = None
 
+    def set_state_validation_parameter(self, key: str, policy: bytes) -> None:
+        """Give `key` its own endorsement policy, in force from the next transaction on
+        (Fabric's SetStateValidationParameter); empty `policy` returns it to the contract's.
+
+        `policy` is a serialized SignaturePolicyEnvelope (`contracts.key_policy`). The key must
+        exist or be written by this transaction: metadata of a missing key is not kept.
+        """
+        self._check_writable()
+        _check_key(key, composite_ok=True)
+        if policy:
+            _check_policy(policy)
+        if self._writes.get(key, b"") is None or (
+            key not in self._writes and self._reader.get(self.namespace, key) is None
+        ):
+            raise ContractError("set the value of a key before its endorsement policy", 400)
+        entries = self._metadata.get(key)
+        if entries is None:
+            entries = dict(self._reader.get_metadata(self.namespace, key))
+        if policy:
+            entries[VALIDATION_PARAMETER] = bytes(policy)
+        else:
+            entries.pop(VALIDATION_PARAMETER, None)
+        self._metadata[key] = entries
+
     def set_event(self, name: str, payload: bytes) -> None:
         if not name:
             raise ContractError("an event needs a name")
@@ -183,6 +219,10 @@ class Stub:
         for key in sorted(self._writes):
             value = self._writes[key]
             kv.writes.add(key=key, is_delete=value is None, value=value or b"")
+        for key in sorted(self._metadata):
+            write = kv.metadata_writes.add(key=key)
+            for name in sorted(self._metadata[key]):
+                write.entries.add(name=name, value=self._metadata[key][name])
         return rwset_pb2.NsReadWriteSet(namespace=self.namespace, rwset=kv.SerializeToString())
 
     def event_bytes(self) -> bytes | None:
@@ -196,6 +236,18 @@ class Stub:
                 payload=self.event.payload,
             ).SerializeToString()
         )
+
+
+def _check_policy(policy: bytes) -> None:
+    envelope = policies_pb2.SignaturePolicyEnvelope()
+    try:
+        envelope.ParseFromString(policy)
+    except DecodeError:
+        raise ContractError(
+            "an endorsement policy must be a SignaturePolicyEnvelope", 400
+        ) from None
+    if envelope.version != 0 or not envelope.HasField("rule") or not envelope.identities:
+        raise ContractError("an endorsement policy needs version 0, a rule and principals", 400)
 
 
 def _check_key(key: str, *, composite_ok: bool) -> None:

@@ -5,18 +5,30 @@ Here each organisation contributes one endorsing peer, and one endorsement satis
 principal (Fabric's greedy `used` rule), so `AND('A.peer', 'A.member')` needs two peers of A
 and is not planned. A policy given as a channel policy reference (`/Channel/Application/
 Endorsement`, Fabric's default) is the channel default, a MAJORITY of member organisations.
+
+Key-level policies (Fabric's state-based endorsement) arrive with the first endorsements, in
+`ProposalResponse.interest`: `extend_plan` then finds the fewest further organisations whose
+peers, with those already asked, satisfy the contract policies and every key policy at once.
+Organisations a key policy names may endorse even when they do not endorse contracts (a
+regulator deciding for itself or for a secondary hospital it supervises).
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
+from fabric_protos.common import policies_pb2
 from fabric_protos.msp import msp_principal_pb2
-from fabric_protos.peer import policy_pb2
+from fabric_protos.peer import policy_pb2, proposal_response_pb2
 
+from medalliance.contracts.lifecycle import LIFECYCLE_NAMESPACE, committed_definition
 from medalliance.errors import PreconditionFailed
 from medalliance.identity.policy import rule_satisfied
+from medalliance.ledger.state import StateReader
+
+# Whether the peers of these organisations (one each) satisfy a policy.
+Requirement = Callable[[Sequence[str]], bool]
 
 _ROLE = msp_principal_pb2.MSPPrincipal.Classification.Value("ROLE")
 _PEER_ROLES = {
@@ -59,6 +71,82 @@ def majority(candidates: Sequence[str], members: Sequence[str]) -> tuple[str, ..
             f"only {len(chosen)} have reachable endorsing peers"
         )
     return chosen
+
+
+def signature_requirement(envelope: policies_pb2.SignaturePolicyEnvelope) -> Requirement:
+    principals = [_principal_org(p) for p in envelope.identities]
+    return lambda orgs: rule_satisfied(envelope.rule, len(orgs), _org_matcher(principals, orgs))
+
+
+def application_requirement(application_policy: bytes, members: Sequence[str]) -> Requirement:
+    """A contract's policy; a channel policy reference means a majority of `members`."""
+    policy = policy_pb2.ApplicationPolicy()
+    policy.ParseFromString(application_policy)
+    if policy.WhichOneof("Type") == "signature_policy":
+        return signature_requirement(policy.signature_policy)
+    return majority_requirement(members)
+
+
+def majority_requirement(members: Sequence[str]) -> Requirement:
+    needed = len(members) // 2 + 1
+    return lambda orgs: len(set(orgs) & set(members)) >= needed
+
+
+def namespace_requirement(state: StateReader, name: str, members: Sequence[str]) -> Requirement:
+    """The committed policy of contract `name` as a plan requirement (`_lifecycle`: majority);
+    a contract with no active definition can never be satisfied."""
+    if name == LIFECYCLE_NAMESPACE:
+        return majority_requirement(members)
+    definition = committed_definition(state, name)
+    if definition is None or definition.deregistered:
+        return lambda orgs: False
+    return application_requirement(definition.endorsement_policy, members)
+
+
+def interest_requirements(
+    interest: proposal_response_pb2.ChaincodeInterest,
+    namespace_policy: Callable[[str], Requirement],
+) -> list[Requirement]:
+    """What an endorsement's interest asks for: each key policy it lists, and the policy of
+    each namespace it names unless every key written there has its own
+    (`disregard_namespace_policy`)."""
+    found: list[Requirement] = []
+    for call in interest.chaincodes:
+        found.extend(signature_requirement(p) for p in call.key_policies)
+        if not call.disregard_namespace_policy:
+            found.append(namespace_policy(call.name))
+    return found
+
+
+def named_orgs(interest: proposal_response_pb2.ChaincodeInterest) -> list[str]:
+    """The organisations whose peers the key policies of an interest name, in order."""
+    names: dict[str, None] = {}
+    for call in interest.chaincodes:
+        for envelope in call.key_policies:
+            for principal in envelope.identities:
+                org = _principal_org(principal)
+                if org is not None:
+                    names.setdefault(org)
+    return list(names)
+
+
+def extend_plan(
+    requirements: Iterable[Requirement], candidates: Sequence[str], chosen: Sequence[str]
+) -> tuple[str, ...]:
+    """`chosen` plus the fewest further `candidates` (in order of preference) with which every
+    requirement holds. Raises `PreconditionFailed` when no such set exists."""
+    needs = list(requirements)
+    rest = [c for c in dict.fromkeys(candidates) if c not in chosen]
+    for size in range(len(rest) + 1):
+        for extra in itertools.combinations(rest, size):
+            orgs = (*chosen, *extra)
+            if all(need(orgs) for need in needs):
+                return orgs
+    raise PreconditionFailed(
+        "no combination of peers can be derived which satisfy the endorsement policies of the "
+        "contract and of the keys it writes (organisations that can endorse: "
+        f"{', '.join(dict.fromkeys([*chosen, *candidates])) or 'none'})"
+    )
 
 
 def _org_matcher(

@@ -23,7 +23,14 @@ from google.protobuf.message import DecodeError
 from medalliance.contracts.lifecycle import LIFECYCLE_NAMESPACE, committed_definition
 from medalliance.errors import MedallianceError, NotFound
 from medalliance.gateway.errors import Detail, RpcFailure, abort
-from medalliance.gateway.plan import majority, plan_endorsers
+from medalliance.gateway.plan import (
+    extend_plan,
+    interest_requirements,
+    majority,
+    named_orgs,
+    namespace_requirement,
+    plan_endorsers,
+)
 from medalliance.gateway.ports import Endorser, EndorserRefused, GatewayChannel, OrdererRejected
 from medalliance.identity.policy import SignedData
 from medalliance.ledger.block_events import chaincode_events
@@ -40,6 +47,10 @@ log = logging.getLogger(__name__)
 READERS_POLICY = "/Channel/Application/Readers"
 Code = grpc.StatusCode
 ENDORSE_FAILED = "failed to endorse transaction, see attached details for more info"
+CHAINCODE_RESPONSE = "chaincode response"
+# Waits before asking a lagging endorser again while it catches up: about 9 s in all, more than a
+# peer needs to leave a silent block source (orderer_link.WATCH_S) and fetch from another.
+LAG_RETRY_DELAYS_S = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 2.4, 3.2)
 
 
 class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
@@ -83,6 +94,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
         proposal, channel = self._proposal(request)
         policy = self._policy(channel, proposal)
         peers = self._peers_for(proposal.channel_id)
+        candidates: list[str] = []
         if request.endorsing_organizations:
             orgs = tuple(request.endorsing_organizations)
             missing = [o for o in orgs if not peers.get(o)]
@@ -92,12 +104,14 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
                     f"no peers of {', '.join(missing)} are available on channel {proposal.channel_id}",
                 )
         else:
-            candidates = [
-                org
-                for org, org_peers in peers.items()
-                if org_peers
-                and (proposal.chaincode_name == LIFECYCLE_NAMESPACE or org in self._endorsing)
-            ]
+            # Endorsing organisations first; the others only where a policy needs them (a
+            # majority when fewer than two members endorse, or a policy that names them).
+            candidates = sorted(
+                (org for org, org_peers in peers.items() if org_peers),
+                key=lambda org: (
+                    not (proposal.chaincode_name == LIFECYCLE_NAMESPACE or org in self._endorsing)
+                ),
+            )
             members = channel.config.application_msp_ids
             try:
                 orgs = (
@@ -108,13 +122,12 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
             except MedallianceError as exc:
                 raise RpcFailure(Code.FAILED_PRECONDITION, str(exc)) from None
         signed = request.proposed_transaction
-        outcomes = await asyncio.gather(
-            *(self._endorse_at(peers[o], signed, proposal) for o in orgs)
-        )
-        details = [o for o in outcomes if isinstance(o, Detail)]
-        if details:
-            raise RpcFailure(Code.ABORTED, ENDORSE_FAILED, details)
-        responses = [o for o in outcomes if not isinstance(o, Detail)]
+        responses = await self._endorse_all(peers, orgs, signed, proposal)
+        if not request.endorsing_organizations:
+            # Fabric's gateway: the first endorsements say which key-level policies the writes
+            # must satisfy; endorse on the further organisations they need.
+            more = self._more_orgs(channel, peers, candidates, orgs, responses[0].interest)
+            responses += await self._endorse_all(peers, more, signed, proposal, responses[0])
         try:
             payload = new_transaction_payload(proposal, responses)
         except MedallianceError as exc:
@@ -124,6 +137,77 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
         return gateway_pb2.EndorseResponse(
             prepared_transaction=common_pb2.Envelope(payload=payload)
         )
+
+    async def _endorse_all(
+        self,
+        peers: Mapping[str, Sequence[Endorser]],
+        orgs: Sequence[str],
+        signed: proposal_pb2.SignedProposal,
+        proposal: ProposalView,
+        first: proposal_response_pb2.ProposalResponse | None = None,
+    ) -> list[proposal_response_pb2.ProposalResponse]:
+        """One endorsement per organisation, all with one result (and `first`'s, when given).
+
+        A peer may not have committed the latest block yet (peers receive blocks at slightly
+        different times): its contract then refuses, or simulates other versions. While the
+        endorsers disagree they are asked again, briefly, until the laggards have caught up.
+        When every endorser refuses, the hosting peer (which holds what its client has seen
+        committed) simulates too: if it refuses as well, that is the contract's answer, returned
+        at once; if it accepts, the endorsers are behind and are asked again.
+        """
+        details: list[Detail] = []
+        for delay in (0.0, *LAG_RETRY_DELAYS_S):
+            await asyncio.sleep(delay)
+            outcomes = await asyncio.gather(
+                *(self._endorse_at(peers[o], signed, proposal) for o in orgs)
+            )
+            details = [o for o in outcomes if isinstance(o, Detail)]
+            if any(not d.message.startswith(CHAINCODE_RESPONSE) for d in details):
+                raise RpcFailure(Code.ABORTED, ENDORSE_FAILED, details)
+            responses = [o for o in outcomes if not isinstance(o, Detail)]
+            if not responses and first is None:
+                first = await self._local_result(orgs, signed, proposal)
+                if first is None:
+                    break  # no endorser accepted, nor the hosting peer: the contract refused
+            payloads = [r.payload for r in responses] + ([first.payload] if first else [])
+            if not details and len(set(payloads)) == 1:
+                return responses
+            common = max(set(payloads), key=payloads.count)
+            details += [
+                Detail("", org, "its simulation differs from the other endorsers' results")
+                for org, r in zip(orgs, outcomes, strict=True)
+                if not isinstance(r, Detail) and r.payload != common
+            ]
+        raise RpcFailure(Code.ABORTED, ENDORSE_FAILED, details)
+
+    async def _local_result(
+        self, orgs: Sequence[str], signed: proposal_pb2.SignedProposal, proposal: ProposalView
+    ) -> proposal_response_pb2.ProposalResponse | None:
+        """The hosting peer's own simulation, when it was not among `orgs` and accepts: the
+        result the endorsers should reach once they have caught up (it is never submitted)."""
+        if self._local.msp_id in orgs:
+            return None
+        outcome = await self._endorse_at([self._local], signed, proposal)
+        return None if isinstance(outcome, Detail) else outcome
+
+    def _more_orgs(
+        self,
+        channel: GatewayChannel,
+        peers: Mapping[str, Sequence[Endorser]],
+        candidates: Sequence[str],
+        chosen: Sequence[str],
+        interest: proposal_response_pb2.ChaincodeInterest,
+    ) -> tuple[str, ...]:
+        """The organisations still to ask so that every policy of `interest` is satisfied."""
+        members = channel.config.application_msp_ids
+        needs = interest_requirements(
+            interest, lambda name: namespace_requirement(channel.state, name, members)
+        )
+        named = [o for o in named_orgs(interest) if peers.get(o)]
+        try:
+            return extend_plan(needs, [*named, *candidates], chosen)[len(chosen) :]
+        except MedallianceError as exc:
+            raise RpcFailure(Code.FAILED_PRECONDITION, str(exc)) from None
 
     async def _endorse_at(
         self,
@@ -145,7 +229,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
                 return Detail(
                     peer.address,
                     peer.msp_id,
-                    f"chaincode response {response.response.status}, {response.response.message}",
+                    f"{CHAINCODE_RESPONSE} {response.response.status}, {response.response.message}",
                 )
             return response
         return detail

@@ -3,7 +3,8 @@
 In block order, a valid-so-far transaction stays valid when every key it read still has the
 version it read (absent = absent), no earlier valid transaction of the same block wrote such a
 key, and re-running each range query over committed state merged with those earlier writes
-returns exactly the keys and versions recorded. Blind writes never conflict.
+returns exactly the keys and versions recorded. Blind writes never conflict. A metadata write
+(a key's endorsement policy) gives the key a new version, so it counts as a write of the key.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Protocol, cast
 from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
 from fabric_protos.peer import transaction_pb2
 
-from medalliance.ledger.state import StateReader, Version, VersionedValue, Write
+from medalliance.ledger.state import MetadataWrite, StateReader, Version, VersionedValue, Write
 
 VALID: int = transaction_pb2.TxValidationCode.Value("VALID")
 MVCC_READ_CONFLICT: int = transaction_pb2.TxValidationCode.Value("MVCC_READ_CONFLICT")
@@ -56,6 +57,7 @@ def check_block(reader: StateReader, txs: Sequence[MvccTx]) -> list[int]:
         codes.append(code)
         if code == VALID:
             written.update((ns, w.key) for ns, rw in tx.ns_rwsets for w in rw.writes)
+            written.update((ns, m.key) for ns, rw in tx.ns_rwsets for m in rw.metadata_writes)
     return codes
 
 
@@ -145,4 +147,15 @@ def writes_of(ns_rwsets: Sequence[tuple[str, kv_rwset_pb2.KVRWSet]]) -> tuple[Wr
         Write(ns, w.key, None if w.is_delete else bytes(w.value))
         for ns, rw in ns_rwsets
         for w in rw.writes
+    )
+
+
+def metadata_writes_of(
+    ns_rwsets: Sequence[tuple[str, kv_rwset_pb2.KVRWSet]],
+) -> tuple[MetadataWrite, ...]:
+    """The metadata writes of a valid tx in rwset order (Fabric's `KVMetadataWrite`s)."""
+    return tuple(
+        MetadataWrite(ns, m.key, tuple((e.name, bytes(e.value)) for e in m.entries))
+        for ns, rw in ns_rwsets
+        for m in rw.metadata_writes
     )

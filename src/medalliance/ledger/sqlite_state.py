@@ -19,6 +19,10 @@ from medalliance.errors import PreconditionFailed, QuerySyntaxError
 from medalliance.ledger.selector import parse_query
 from medalliance.ledger.state import KeyModification, QueryPage, TxWrites, Version, VersionedValue
 
+# (value or None for deleted, tx_num) of a key after a block, and its metadata when it changed
+_Final = dict[tuple[str, str], tuple[bytes | None, int]]
+_Meta = dict[tuple[str, str], tuple[tuple[str, bytes], ...]]
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS state (ns TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,
     block_num INTEGER NOT NULL, tx_num INTEGER NOT NULL, PRIMARY KEY (ns, key)) WITHOUT ROWID;
@@ -26,6 +30,8 @@ CREATE TABLE IF NOT EXISTS history (ns TEXT NOT NULL, key TEXT NOT NULL, block_n
     tx_num INTEGER NOT NULL, tx_id TEXT NOT NULL, ts_ms INTEGER NOT NULL, is_delete INTEGER NOT NULL,
     value BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS history_key ON history (ns, key, block_num, tx_num);
+CREATE TABLE IF NOT EXISTS metadata (ns TEXT NOT NULL, key TEXT NOT NULL, name TEXT NOT NULL,
+    value BLOB NOT NULL, PRIMARY KEY (ns, key, name)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS savepoint (id INTEGER PRIMARY KEY CHECK (id = 0), block_num INTEGER NOT NULL);
 """
 _BATCH = 500  # keys per statement, well under SQLite's bound-parameter limit
@@ -56,6 +62,13 @@ class SqliteState:
             "SELECT value, block_num, tx_num FROM state WHERE ns = ? AND key = ?", (namespace, key)
         ).fetchone()
         return None if row is None else VersionedValue(bytes(row[0]), Version(row[1], row[2]))
+
+    def get_metadata(self, namespace: str, key: str) -> Mapping[str, bytes]:
+        rows = self._db.execute(
+            "SELECT name, value FROM metadata WHERE ns = ? AND key = ? ORDER BY name",
+            (namespace, key),
+        ).fetchall()
+        return {str(name): bytes(value) for name, value in rows}
 
     def get_many(
         self, keys: Iterable[tuple[str, str]]
@@ -156,18 +169,46 @@ class SqliteState:
             for tx in txs
             for w in tx.writes
         ]
-        final: dict[tuple[str, str], tuple[bytes | None, int]] = {}
-        for tx in txs:  # in block order, so a later transaction's write of a key wins
-            for w in tx.writes:
-                final[(w.namespace, w.key)] = (w.value, tx.tx_num)
+        final, metadata = self._final_writes(txs)
         upserts = [(ns, k, v, block_num, n) for (ns, k), (v, n) in final.items() if v is not None]
         deletes = [(ns, k) for (ns, k), (v, _) in final.items() if v is None]
+        entries = [(ns, k, name, value) for (ns, k), es in metadata.items() for name, value in es]
         with self._db:
             self._db.execute("BEGIN")
             self._db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?, ?)", upserts)
             self._db.executemany("DELETE FROM state WHERE ns = ? AND key = ?", deletes)
+            self._db.executemany("DELETE FROM metadata WHERE ns = ? AND key = ?", list(metadata))
+            self._db.executemany("INSERT INTO metadata VALUES (?, ?, ?, ?)", entries)
             self._db.executemany("INSERT INTO history VALUES (?, ?, ?, ?, ?, ?, ?, ?)", history)
             self._db.execute("INSERT OR REPLACE INTO savepoint VALUES (0, ?)", (block_num,))
+
+    def _final_writes(self, txs: Sequence[TxWrites]) -> tuple[_Final, _Meta]:
+        """Each key's value after the block and the new metadata of keys whose metadata changed.
+
+        In block order (a later transaction wins), value writes before metadata writes of one
+        transaction. Deleting a key drops its metadata; a metadata write gives the key the
+        writing transaction's version, as Fabric's does (so a read of it before conflicts), and
+        is ignored for a key that does not exist.
+        """
+        final: _Final = {}
+        metadata: _Meta = {}
+        for tx in txs:
+            for w in tx.writes:
+                final[(w.namespace, w.key)] = (w.value, tx.tx_num)
+                if w.value is None:
+                    metadata[(w.namespace, w.key)] = ()
+            for m in tx.metadata:
+                key = (m.namespace, m.key)
+                if key in final:
+                    value = final[key][0]
+                else:
+                    committed = self.get(m.namespace, m.key)
+                    value = committed.value if committed else None
+                if value is None:
+                    continue
+                final[key] = (value, tx.tx_num)
+                metadata[key] = m.entries
+        return final, metadata
 
     def state_hash(self) -> bytes:
         """SHA-256 over every (namespace, key, value, version) in order: compares replicas."""
@@ -177,12 +218,19 @@ class SqliteState:
         ):
             for part in (ns.encode(), key.encode(), bytes(value), f"{block_num}:{tx_num}".encode()):
                 digest.update(len(part).to_bytes(8, "big") + part)
+        # Metadata (key-level endorsement policies) is state too; tagged so that it cannot be
+        # confused with a value row, and absent metadata leaves the hash as it was.
+        for ns, key, name, value in self._db.execute(
+            "SELECT ns, key, name, value FROM metadata ORDER BY ns, key, name"
+        ):
+            for part in (b"metadata", ns.encode(), key.encode(), name.encode(), bytes(value)):
+                digest.update(len(part).to_bytes(8, "big") + part)
         return digest.digest()
 
     def clear(self) -> None:
         with self._db:
             self._db.execute("BEGIN")
-            for table in ("state", "history", "savepoint"):
+            for table in ("state", "history", "metadata", "savepoint"):
                 self._db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
 
     def close(self) -> None:

@@ -1,7 +1,8 @@
 """World-state types and the narrow interfaces every state backend implements.
 
-The world state maps (namespace, key) to a value and the version (block, tx) that wrote it; it is
-always derivable from the block store (architecture §3). Contracts read it through `StateReader`
+The world state maps (namespace, key) to a value and the version (block, tx) that wrote it, plus
+the key's metadata (Fabric's `KVMetadataWrite` entries, e.g. `VALIDATION_PARAMETER`: the key's own
+endorsement policy); it is always derivable from the block store (architecture §3). Contracts read it through `StateReader`
 during simulation; the committer writes whole blocks through `StateStore.apply_block`, atomically.
 """
 
@@ -46,6 +47,25 @@ class Write:
     value: bytes | None = field(repr=False)
 
 
+# Fabric's metadata entry that holds a key's endorsement policy (a serialized
+# SignaturePolicyEnvelope), set by `SetStateValidationParameter`.
+VALIDATION_PARAMETER = "VALIDATION_PARAMETER"
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataWrite:
+    """A metadata write of one valid transaction (Fabric's `KVMetadataWrite`).
+
+    It replaces the key's whole metadata with `entries` (name → value); no entries clears it.
+    Applied after the transaction's value writes, so a key created by the same transaction
+    takes it; a key that does not exist afterwards keeps no metadata (as in Fabric).
+    """
+
+    namespace: str
+    key: str
+    entries: tuple[tuple[str, bytes], ...] = field(repr=False)
+
+
 @dataclass(frozen=True, slots=True)
 class TxWrites:
     """The writes of one VALID transaction of a block, applied at version (block, tx_num)."""
@@ -54,6 +74,7 @@ class TxWrites:
     tx_id: str
     timestamp_ms: int
     writes: tuple[Write, ...]
+    metadata: tuple[MetadataWrite, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +90,10 @@ class StateReader(Protocol):
 
     def get(self, namespace: str, key: str) -> VersionedValue | None:
         """The committed value of a key, or None if it does not exist (or was deleted)."""
+        ...
+
+    def get_metadata(self, namespace: str, key: str) -> Mapping[str, bytes]:
+        """The committed metadata entries of a key; empty when it has none or does not exist."""
         ...
 
     def range(

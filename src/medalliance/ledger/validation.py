@@ -1,8 +1,18 @@
 """Commit-side validation of a block's transactions (protocol doc §4). Pure: no clock, no I/O.
 
 For each envelope, in order: structure, creator signature, tx id, proposal hash, duplicate tx id,
-contract definition, endorsement signatures against the namespace's endorsement policy, then MVCC
-over the whole block. The result is one Fabric `TxValidationCode` per transaction plus the writes
+contract definition, endorsement signatures against the endorsement policies, then MVCC over the
+whole block.
+
+Endorsement policies follow Fabric's state-based (key-level) endorsement: in each namespace a
+transaction writes, every key it writes (a value or metadata) whose committed metadata holds a
+`VALIDATION_PARAMETER` needs that policy satisfied; if any written key has none (or the namespace
+is only invoked, not written), the contract's own policy must be satisfied too. A metadata write
+is judged by the key's current policy, so only those who may write a key may change who may. A
+transaction writing a key whose policy an earlier transaction of the same block changed (a
+metadata write, or deleting a key that had one) is ENDORSEMENT_POLICY_FAILURE: its endorsers
+could not have known the new policy. As in Fabric, "earlier" counts transactions that passed
+these checks, before MVCC, so the verdict never depends on the order checks run in. The result is one Fabric `TxValidationCode` per transaction plus the writes
 and event of each valid one; the caller commits them atomically.
 
 Certificates are judged at the transaction's own timestamp, so every peer reaches the same verdict
@@ -17,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from fabric_protos.common import common_pb2
+from fabric_protos.common import common_pb2, policies_pb2
 from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
 from fabric_protos.peer import policy_pb2
 from google.protobuf.message import DecodeError
@@ -25,8 +35,8 @@ from google.protobuf.message import DecodeError
 from medalliance.errors import MedallianceError
 from medalliance.identity.msp import MspManager
 from medalliance.identity.policy import SignedData, evaluate_signature_policy
-from medalliance.ledger.mvcc import MvccTx, check_block, writes_of
-from medalliance.ledger.state import StateReader, Write
+from medalliance.ledger.mvcc import MvccTx, check_block, metadata_writes_of, writes_of
+from medalliance.ledger.state import VALIDATION_PARAMETER, MetadataWrite, StateReader, Write
 from medalliance.ledger.tx import (
     ENDORSER_TRANSACTION,
     Code,
@@ -89,6 +99,7 @@ class TxResult:
     writes: tuple[Write, ...] = field(default=(), repr=False)
     event: bytes = field(default=b"", repr=False)  # serialized ChaincodeEvent, valid txs only
     reason: str = ""  # why it is invalid, for logs: names and codes only, never values
+    metadata: tuple[MetadataWrite, ...] = field(default=(), repr=False)  # valid txs only
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,11 +148,15 @@ def validate_block(
             definitions[namespace] = policy_for(namespace)
         return definitions[namespace]
 
+    keys = _KeyPolicies(state)
     pending: list[_Pending] = []
     for tx_num, data in enumerate(block.data.data):
-        pending.append(
-            _validate_envelope(bytes(data), tx_num, config, cached_policy, is_committed_tx, seen)
+        checked = _validate_envelope(
+            bytes(data), tx_num, config, cached_policy, keys, is_committed_tx, seen
         )
+        if checked.result.code == VALID:
+            keys.note_changes(checked.ns_rwsets)
+        pending.append(checked)
     mvcc_codes = check_block(
         state,
         [
@@ -170,6 +185,7 @@ def validate_block(
                 result.chaincode,
                 writes=writes_of(p.ns_rwsets),
                 event=result.event,
+                metadata=metadata_writes_of(p.ns_rwsets),
             )
         results.append(result)
     return BlockResult(number, tuple(results))
@@ -180,6 +196,7 @@ def _validate_envelope(
     tx_num: int,
     config: ChannelPolicies,
     policy_for: PolicyLookup,
+    keys: _KeyPolicies,
     is_committed_tx: Callable[[str], bool],
     seen: set[str],
 ) -> _Pending:
@@ -189,7 +206,7 @@ def _validate_envelope(
         return _Pending(None, TxResult(tx_num, "", exc.code, 0, reason=str(exc)))
     tx_id, ts = view.header.tx_id, view.header.timestamp_ms
     try:
-        ns_rwsets, chaincode, event = _check(view, config, policy_for, is_committed_tx, seen)
+        ns_rwsets, chaincode, event = _check(view, config, policy_for, keys, is_committed_tx, seen)
     except _Invalid as exc:
         return _Pending(view, TxResult(tx_num, tx_id, exc.code, ts, reason=exc.reason))
     except MalformedTransaction as exc:
@@ -202,6 +219,7 @@ def _check(
     view: EnvelopeView,
     config: ChannelPolicies,
     policy_for: PolicyLookup,
+    keys: _KeyPolicies,
     is_committed_tx: Callable[[str], bool],
     seen: set[str],
 ) -> tuple[tuple[tuple[str, kv_rwset_pb2.KVRWSet], ...], str, bytes]:
@@ -249,44 +267,126 @@ def _check(
         )
         for e in body.endorsements
     ]
-    written = {ns for ns, rw in ns_rwsets if rw.writes or rw.metadata_writes}
-    for namespace in sorted(written | {body.chaincode_name}):
-        _check_endorsement(namespace, endorsements, config, policy_for, at)
+    written = {ns: written_keys(rw) for ns, rw in ns_rwsets if rw.writes or rw.metadata_writes}
+    for namespace in sorted(set(written) | {body.chaincode_name}):
+        _check_endorsement(
+            namespace, written.get(namespace, ()), endorsements, config, policy_for, keys, at
+        )
     return ns_rwsets, body.chaincode_name, body.events
+
+
+def written_keys(rw: kv_rwset_pb2.KVRWSet) -> tuple[str, ...]:
+    """The keys a namespace's read-write set writes, a value or metadata, sorted and distinct."""
+    return tuple(sorted({w.key for w in rw.writes} | {m.key for m in rw.metadata_writes}))
+
+
+class _KeyPolicies:
+    """Committed key-level policies as of the block's start, and the keys whose policy an
+    earlier transaction of the block changed."""
+
+    def __init__(self, state: StateReader) -> None:
+        self._state = state
+        self._committed: dict[tuple[str, str], bytes | None] = {}
+        self._changed: set[tuple[str, str]] = set()
+
+    def committed(self, namespace: str, key: str) -> bytes | None:
+        """The key's committed validation parameter; None when it has none."""
+        if (namespace, key) not in self._committed:
+            entries = self._state.get_metadata(namespace, key)
+            self._committed[(namespace, key)] = entries.get(VALIDATION_PARAMETER)
+        return self._committed[(namespace, key)]
+
+    def changed(self, namespace: str, key: str) -> bool:
+        return (namespace, key) in self._changed
+
+    def note_changes(self, ns_rwsets: Sequence[tuple[str, kv_rwset_pb2.KVRWSet]]) -> None:
+        """Record the policy changes of a transaction that passed the endorsement checks."""
+        for ns, rw in ns_rwsets:
+            self._changed.update((ns, m.key) for m in rw.metadata_writes)
+            self._changed.update(
+                (ns, w.key)
+                for w in rw.writes
+                if w.is_delete and self.committed(ns, w.key) is not None
+            )
 
 
 def _check_endorsement(
     namespace: str,
+    keys: Sequence[str],
     endorsements: Sequence[SignedData],
     config: ChannelPolicies,
     policy_for: PolicyLookup,
+    key_policies: _KeyPolicies,
     at: dt.datetime,
 ) -> None:
+    """Key-level policies of the written keys, then the namespace's policy when it applies."""
     if namespace == LIFECYCLE_NAMESPACE:
-        satisfied = config.evaluate_policy(LIFECYCLE_POLICY, endorsements, at=at)
-    else:
-        definition = policy_for(namespace)
-        if definition is None or not definition.active:
-            state = "deregistered" if definition else "not committed"
-            raise _Invalid("INVALID_CHAINCODE", f"contract {namespace} is {state}")
-        policy = policy_pb2.ApplicationPolicy()
-        try:
-            policy.ParseFromString(definition.application_policy)
-        except DecodeError as exc:
-            raise _Invalid("INVALID_CHAINCODE", f"policy of {namespace} is malformed") from exc
-        if policy.HasField("signature_policy"):
-            satisfied = evaluate_signature_policy(
-                policy.signature_policy, endorsements, config.msps, at=at
+        # Lifecycle changes keep the channel's majority rule; no key-level policies there.
+        if not config.evaluate_policy(LIFECYCLE_POLICY, endorsements, at=at):
+            raise _Invalid(
+                "ENDORSEMENT_POLICY_FAILURE",
+                f"endorsements do not satisfy the endorsement policy of {namespace}",
             )
-        else:
-            satisfied = config.evaluate_policy(
-                policy.channel_config_policy_reference, endorsements, at=at
+        return
+    definition = policy_for(namespace)
+    if definition is None or not definition.active:
+        state = "deregistered" if definition else "not committed"
+        raise _Invalid("INVALID_CHAINCODE", f"contract {namespace} is {state}")
+    needs_namespace_policy = not keys  # an invoked namespace that writes nothing (FAB-9473)
+    judged: set[bytes] = set()
+    for index, key in enumerate(keys):
+        if key_policies.changed(namespace, key):
+            raise _Invalid(
+                "ENDORSEMENT_POLICY_FAILURE",
+                f"written key {index + 1} of {namespace} had its endorsement policy changed by "
+                "an earlier transaction of this block; endorse the transaction again",
             )
-    if not satisfied:
+        parameter = key_policies.committed(namespace, key)
+        if parameter is None:
+            needs_namespace_policy = True
+        elif parameter not in judged:
+            if not _key_policy_satisfied(parameter, endorsements, config, at):
+                raise _Invalid(
+                    "ENDORSEMENT_POLICY_FAILURE",
+                    f"endorsements do not satisfy the key-level endorsement policy of written "
+                    f"key {index + 1} of {namespace}",
+                )
+            judged.add(parameter)
+    if needs_namespace_policy and not _namespace_policy_satisfied(
+        namespace, definition, endorsements, config, at
+    ):
         raise _Invalid(
             "ENDORSEMENT_POLICY_FAILURE",
             f"endorsements do not satisfy the endorsement policy of {namespace}",
         )
+
+
+def _key_policy_satisfied(
+    parameter: bytes, endorsements: Sequence[SignedData], config: ChannelPolicies, at: dt.datetime
+) -> bool:
+    envelope = policies_pb2.SignaturePolicyEnvelope()
+    try:
+        envelope.ParseFromString(parameter)
+    except DecodeError:
+        return False  # a policy that does not decode is never satisfied (Fabric: an error)
+    return evaluate_signature_policy(envelope, endorsements, config.msps, at=at)
+
+
+def _namespace_policy_satisfied(
+    namespace: str,
+    definition: NamespacePolicy,
+    endorsements: Sequence[SignedData],
+    config: ChannelPolicies,
+    at: dt.datetime,
+) -> bool:
+    policy = policy_pb2.ApplicationPolicy()
+    try:
+        policy.ParseFromString(definition.application_policy)
+    except DecodeError as exc:
+        raise _Invalid("INVALID_CHAINCODE", f"policy of {namespace} is malformed") from exc
+    if policy.HasField("signature_policy"):
+        return evaluate_signature_policy(policy.signature_policy, endorsements, config.msps, at=at)
+    return config.evaluate_policy(policy.channel_config_policy_reference, endorsements, at=at)
 
 
 def _check_event(data: bytes, chaincode: str) -> None:

@@ -35,7 +35,7 @@ from medalliance.ledger.config_update import (
     is_config_block,
     latest_config,
 )
-from medalliance.ledger.mvcc import writes_of
+from medalliance.ledger.mvcc import metadata_writes_of, writes_of
 from medalliance.ledger.sqlite_state import SqliteState
 from medalliance.ledger.state import StateReader, TxWrites
 from medalliance.ledger.tx import parse_envelope, parse_rwset
@@ -176,13 +176,14 @@ class PeerChannel:
                 if number == 0 or codes[tx_num] != VALID:
                     continue
                 view = parse_envelope(bytes(data))
-                body = view.endorser_tx()
+                ns_rwsets = parse_rwset(view.endorser_tx().rwset)
                 txs.append(
                     TxWrites(
                         tx_num,
                         view.tx_id,
                         view.header.timestamp_ms,
-                        writes_of(parse_rwset(body.rwset)),
+                        writes_of(ns_rwsets),
+                        metadata_writes_of(ns_rwsets),
                     )
                 )
             self._state.apply_block(number, txs)
@@ -201,7 +202,11 @@ class PeerChannel:
     def _apply(self, number: int, txs: tuple[TxResult, ...]) -> None:
         self._state.apply_block(
             number,
-            [TxWrites(t.tx_num, t.tx_id, t.timestamp_ms, t.writes) for t in txs if t.code == VALID],
+            [
+                TxWrites(t.tx_num, t.tx_id, t.timestamp_ms, t.writes, t.metadata)
+                for t in txs
+                if t.code == VALID
+            ],
         )
 
     def _validate_config(

@@ -2,8 +2,8 @@
 
 pydantic models with `extra="forbid"`, so a misspelt key fails with its location. Defaults follow
 the paper: tertiary hospitals endorse, secondary hospitals and regulators do not; a contract's
-default endorsement policy is one endorsing member's peer (a majority of member peers when no
-member endorses). Every field is documented in `docs/network-config.md`.
+default endorsement policy is two endorsing members' peers (a majority of member peers when fewer
+than two members endorse). Every field is documented in `docs/network-config.md`.
 """
 
 from __future__ import annotations
@@ -194,14 +194,16 @@ class NetworkConfig(_Model):
         return tuple(o for o in self.organizations if o.orderers)
 
     def endorsement_policy(self, channel: ChannelSpec, contract: ContractConfig) -> str:
-        """The contract's policy, or the default: any one endorsing member's peer (paper §3)."""
+        """The contract's policy, or the default: the peers of two endorsing members (paper §3:
+        tertiary hospitals validate), so that no single organisation can commit a write alone;
+        a majority of member peers when fewer than two members endorse."""
         if contract.endorsement_policy:
             return contract.endorsement_policy
         members = self.members(channel)
         endorsers = [o for o in members if o.endorsing]
-        if endorsers:
+        if len(endorsers) >= 2:
             principals = ", ".join(f"'{o.msp_id}.peer'" for o in endorsers)
-            return f"OutOf(1, {principals})"
+            return f"OutOf(2, {principals})"
         principals = ", ".join(f"'{o.msp_id}.peer'" for o in members)
         return f"OutOf({len(members) // 2 + 1}, {principals})"
 

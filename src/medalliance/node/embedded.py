@@ -16,12 +16,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fabric_protos.common import common_pb2
-from fabric_protos.peer import proposal_pb2
+from fabric_protos.peer import proposal_pb2, proposal_response_pb2
 
 from medalliance.contracts.endorser import Endorsed
 from medalliance.contracts.lifecycle import LIFECYCLE_NAMESPACE
 from medalliance.contracts.package import build_package
 from medalliance.errors import ContractError, InvalidArgument, NotFound, PreconditionFailed
+from medalliance.gateway.plan import (
+    extend_plan,
+    interest_requirements,
+    named_orgs,
+    namespace_requirement,
+)
 from medalliance.identity.cryptogen import load_signer
 from medalliance.identity.signing import Signer
 from medalliance.ledger.block import header_hash, parse_block
@@ -163,6 +169,27 @@ class EmbeddedNetwork:
             raise PreconditionFailed(f"no peer of channel {channel_id} can endorse {contract}")
         return list(chosen.values())
 
+    def key_policy_endorsers(
+        self,
+        channel_id: str,
+        chosen: Sequence[str],
+        interest: proposal_response_pb2.ChaincodeInterest,
+    ) -> list[Peer]:
+        """Peers of the further organisations the key-level policies in `interest` need, beyond
+        the organisations `chosen` (the gateway's plan extension, in process)."""
+        by_org: dict[str, Peer] = {}
+        for peer in self.peers_of(channel_id):
+            by_org.setdefault(peer.msp_id, peer)
+        ledger = by_org[chosen[0]].channel(channel_id)
+        members = ledger.config.application_msp_ids
+        needs = interest_requirements(
+            interest, lambda name: namespace_requirement(ledger.state, name, members)
+        )
+        # Organisations the key policies name first, then any other (a majority policy).
+        candidates = list(dict.fromkeys((*chosen, *named_orgs(interest), *by_org)))
+        more = extend_plan(needs, candidates, chosen)[len(chosen) :]
+        return [by_org[o] for o in more]
+
     # --- ordering --------------------------------------------------------------------------------
 
     def broadcast(self, channel_id: str, envelope: bytes) -> str:
@@ -262,11 +289,15 @@ class Client:
         """Endorse and hand the transaction to ordering; returns (tx id, contract result)."""
         signed, tx_id = self._proposal(channel_id, contract, function, args, transient)
         now = self._network.now()
-        endorsements: list[Endorsed] = []
-        for peer in self._network.endorsers_for(channel_id, contract):
-            endorsed = peer.endorse(signed, now=now)
-            _raise_if_refused(endorsed)
-            endorsements.append(endorsed)
+        peers = self._network.endorsers_for(channel_id, contract)
+        endorsements = [_endorsed(peer, signed, now) for peer in peers]
+        # The key-level policies of the keys written may name further organisations, as a
+        # gateway learns from the first endorsements' interest; every endorser simulated the
+        # same writes over the same committed state, so one extension suffices.
+        extra = self._network.key_policy_endorsers(
+            channel_id, [p.msp_id for p in peers], endorsements[0].response.interest
+        )
+        endorsements += [_endorsed(peer, signed, now) for peer in extra]
         payload = new_transaction_payload(
             endorsements[0].proposal, [e.response for e in endorsements]
         )
@@ -307,6 +338,12 @@ class Client:
             timestamp_ms=now_ms,
             transient=transient,
         )
+
+
+def _endorsed(peer: Peer, signed: proposal_pb2.SignedProposal, now: dt.datetime) -> Endorsed:
+    endorsed = peer.endorse(signed, now=now)
+    _raise_if_refused(endorsed)
+    return endorsed
 
 
 def _raise_if_refused(endorsed: Endorsed) -> None:

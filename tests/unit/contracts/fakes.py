@@ -79,6 +79,9 @@ class DictState:
     def history(self, namespace: str, key: str) -> Sequence[KeyModification]:
         return ()
 
+    def get_metadata(self, namespace: str, key: str) -> Mapping[str, bytes]:
+        return {}
+
 
 def tx_context(
     org: Org,

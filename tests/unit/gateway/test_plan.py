@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from fabric_protos.peer import policy_pb2
+from fabric_protos.peer import policy_pb2, proposal_response_pb2
 
 from medalliance.errors import PreconditionFailed
-from medalliance.gateway.plan import plan_endorsers
+from medalliance.gateway.plan import (
+    application_requirement,
+    extend_plan,
+    interest_requirements,
+    majority_requirement,
+    named_orgs,
+    plan_endorsers,
+)
 from medalliance.identity.policy import parse_policy
 
 
@@ -56,3 +63,45 @@ def test_a_channel_policy_reference_needs_a_majority_of_members() -> None:
     assert plan_endorsers(reference(), ["B", "A", "C"], ["A", "B", "C"]) == ("B", "A")
     with pytest.raises(PreconditionFailed, match="needs 2 of 3"):
         plan_endorsers(reference(), ["A"], ["A", "B", "C"])
+
+
+# --- key-level policies: extending a plan with what the first endorsements' interest names ---
+
+
+def interest(*calls: tuple[str, list[str], bool]) -> proposal_response_pb2.ChaincodeInterest:
+    found = proposal_response_pb2.ChaincodeInterest()
+    for name, key_policies, disregard in calls:
+        call = found.chaincodes.add(name=name, disregard_namespace_policy=disregard)
+        call.key_policies.extend(parse_policy(text) for text in key_policies)
+    return found
+
+
+CC = "OutOf(2, 'TA.peer', 'TB.peer')"
+DECISION = "AND('DHC.peer', OutOf(1, 'TA.peer', 'TB.peer'))"
+
+
+@pytest.mark.parametrize(
+    ("calls", "chosen", "expected"),
+    [
+        pytest.param([("cc", [], False)], ("TA", "TB"), ("TA", "TB"), id="no key policy: the plan stands"),
+        pytest.param([("cc", [DECISION], False)], ("TA", "TB"), ("TA", "TB", "DHC"), id="a key policy adds the regulator"),
+        pytest.param([("cc", [DECISION], True)], ("TA",), ("TA", "DHC"), id="only key policies: the contract's is disregarded"),
+        pytest.param([("cc", [DECISION], False), ("other", ["AND('SHA.peer', 'TB.peer')"], False)], ("TA", "TB"), ("TA", "TB", "DHC", "SHA"), id="every namespace's key policies at once"),
+    ],
+)  # fmt: skip
+def test_a_plan_grows_to_satisfy_the_contract_and_every_key_policy(
+    calls: list[tuple[str, list[str], bool]], chosen: tuple[str, ...], expected: tuple[str, ...]
+) -> None:
+    found = interest(*calls)
+    needs = interest_requirements(
+        found, lambda name: application_requirement(policy(CC), ["TA", "TB", "DHC", "SHA"])
+    )
+    candidates = [*named_orgs(found), "TA", "TB", "SHB"]
+    assert extend_plan(needs, candidates, chosen) == expected
+
+
+def test_a_key_policy_no_reachable_organisation_satisfies_fails_the_plan() -> None:
+    found = interest(("cc", [DECISION], True))
+    needs = interest_requirements(found, lambda name: majority_requirement(["TA"]))
+    with pytest.raises(PreconditionFailed, match="policies of the contract and of the keys"):
+        extend_plan(needs, ["TA", "TB"], ("TA",))  # the regulator's peer is not reachable

@@ -129,7 +129,8 @@ def test_channel_members_default_to_every_peer_organisation() -> None:
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
-        pytest.param(lambda d: None, "OutOf(1, 'HospAMSP.peer')", id="any one tertiary member's peer by default"),
+        pytest.param(lambda d: None, "OutOf(3, 'CityMSP.peer', 'DistrictMSP.peer', 'HospAMSP.peer', 'HospBMSP.peer')", id="a majority of member peers when fewer than two endorse"),
+        pytest.param(lambda d: org(d, "HospB").update(endorsing=True), "OutOf(2, 'HospAMSP.peer', 'HospBMSP.peer')", id="two endorsing members' peers by default"),
         pytest.param(lambda d: org(d, "HospA").update(endorsing=False), "OutOf(3, 'CityMSP.peer', 'DistrictMSP.peer', 'HospAMSP.peer', 'HospBMSP.peer')", id="a majority of member peers when none endorses"),
         pytest.param(lambda d: d["channels"][0]["contracts"][0].update(endorsement_policy="AND('HospAMSP.peer', 'HospBMSP.peer')"), "AND('HospAMSP.peer', 'HospBMSP.peer')", id="an explicit policy is kept verbatim"),
     ],
