@@ -48,6 +48,7 @@ READERS_POLICY = "/Channel/Application/Readers"
 Code = grpc.StatusCode
 ENDORSE_FAILED = "failed to endorse transaction, see attached details for more info"
 CHAINCODE_RESPONSE = "chaincode response"
+UNREACHABLE = "peer unavailable"
 # Waits before asking a lagging endorser again while it catches up: about 9 s in all, more than a
 # peer needs to leave a silent block source (orderer_link.WATCH_S) and fetch from another.
 LAG_RETRY_DELAYS_S = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 2.4, 3.2)
@@ -112,22 +113,13 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
                     not (proposal.chaincode_name == LIFECYCLE_NAMESPACE or org in self._endorsing)
                 ),
             )
-            members = channel.config.application_msp_ids
-            try:
-                orgs = (
-                    plan_endorsers(policy, candidates, members)
-                    if policy is not None
-                    else majority(candidates, members)
-                )
-            except MedallianceError as exc:
-                raise RpcFailure(Code.FAILED_PRECONDITION, str(exc)) from None
         signed = request.proposed_transaction
-        responses = await self._endorse_all(peers, orgs, signed, proposal)
-        if not request.endorsing_organizations:
-            # Fabric's gateway: the first endorsements say which key-level policies the writes
-            # must satisfy; endorse on the further organisations they need.
-            more = self._more_orgs(channel, peers, candidates, orgs, responses[0].interest)
-            responses += await self._endorse_all(peers, more, signed, proposal, responses[0])
+        if request.endorsing_organizations:
+            responses = await self._endorse_all(peers, orgs, signed, proposal)
+        else:
+            responses = await self._endorse_planned(
+                channel, policy, peers, candidates, signed, proposal
+            )
         try:
             payload = new_transaction_payload(proposal, responses)
         except MedallianceError as exc:
@@ -137,6 +129,44 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
         return gateway_pb2.EndorseResponse(
             prepared_transaction=common_pb2.Envelope(payload=payload)
         )
+
+    async def _endorse_planned(
+        self,
+        channel: GatewayChannel,
+        policy: bytes | None,
+        peers: Mapping[str, Sequence[Endorser]],
+        candidates: list[str],
+        signed: proposal_pb2.SignedProposal,
+        proposal: ProposalView,
+    ) -> list[proposal_response_pb2.ProposalResponse]:
+        """Endorse by a plan of the gateway's own; an organisation none of whose peers answers
+        is left out and the plan made again without it (Fabric's gateway tries other layouts),
+        so one hospital's peer being down does not stop a policy others can satisfy."""
+        members = channel.config.application_msp_ids
+        unreachable: list[Detail] = []
+        while True:
+            try:
+                orgs = (
+                    plan_endorsers(policy, candidates, members)
+                    if policy is not None
+                    else majority(candidates, members)
+                )
+            except MedallianceError as exc:
+                if unreachable:  # the policy needs an organisation whose peers are down
+                    raise RpcFailure(Code.ABORTED, ENDORSE_FAILED, unreachable) from None
+                raise RpcFailure(Code.FAILED_PRECONDITION, str(exc)) from None
+            try:
+                responses = await self._endorse_all(peers, orgs, signed, proposal)
+                # Fabric's gateway: the first endorsements say which key-level policies the
+                # writes must satisfy; endorse on the further organisations they need.
+                more = self._more_orgs(channel, peers, candidates, orgs, responses[0].interest)
+                return responses + await self._endorse_all(
+                    peers, more, signed, proposal, responses[0]
+                )
+            except _Unreachable as exc:
+                log.warning("endorser unreachable, planning without it", extra={"msp": exc.orgs})
+                candidates = [c for c in candidates if c not in exc.orgs]
+                unreachable += [d for d in exc.details if d.msp_id in exc.orgs]
 
     async def _endorse_all(
         self,
@@ -162,6 +192,11 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
                 *(self._endorse_at(peers[o], signed, proposal) for o in orgs)
             )
             details = [o for o in outcomes if isinstance(o, Detail)]
+            unreachable = [d for d in details if d.message.startswith(UNREACHABLE)]
+            if unreachable and len(unreachable) == len(
+                [d for d in details if not d.message.startswith(CHAINCODE_RESPONSE)]
+            ):
+                raise _Unreachable(tuple(d.msp_id for d in unreachable), details)
             if any(not d.message.startswith(CHAINCODE_RESPONSE) for d in details):
                 raise RpcFailure(Code.ABORTED, ENDORSE_FAILED, details)
             responses = [o for o in outcomes if not isinstance(o, Detail)]
@@ -216,14 +251,14 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
         proposal: ProposalView,
     ) -> proposal_response_pb2.ProposalResponse | Detail:
         """One organisation's endorsement: its peers are tried in turn while unreachable."""
-        detail = Detail("", "", "no peer available")
+        detail = Detail("", "", f"{UNREACHABLE}: no peer")
         for peer in peers:
             try:
                 response = await peer.process_proposal(signed, proposal)
             except EndorserRefused as exc:
                 return Detail(peer.address, peer.msp_id, str(exc))
             except ConnectionError as exc:
-                detail = Detail(peer.address, peer.msp_id, f"peer unavailable: {exc}")
+                detail = Detail(peer.address, peer.msp_id, f"{UNREACHABLE}: {exc}")
                 continue
             if response.response.status >= 400 or not response.payload:
                 return Detail(
@@ -267,7 +302,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
                     Code.FAILED_PRECONDITION, message, [Detail(peer.address, peer.msp_id, str(exc))]
                 ) from None
             except ConnectionError as exc:
-                failures.append(Detail(peer.address, peer.msp_id, f"peer unavailable: {exc}"))
+                failures.append(Detail(peer.address, peer.msp_id, f"{UNREACHABLE}: {exc}"))
                 continue
             result = response.response
             if result.status >= 400:
@@ -495,3 +530,12 @@ def _parse(message: object, data: bytes, what: str) -> None:
         message.ParseFromString(data)  # type: ignore[attr-defined]
     except DecodeError:
         raise RpcFailure(Code.INVALID_ARGUMENT, f"malformed {what}") from None
+
+
+class _Unreachable(Exception):
+    """No peer of `orgs` answered: a plan without them may still succeed."""
+
+    def __init__(self, orgs: tuple[str, ...], details: list[Detail]) -> None:
+        super().__init__(", ".join(orgs))
+        self.orgs = orgs
+        self.details = details

@@ -70,7 +70,11 @@ def test_the_demo_alliance_loads_with_the_papers_roles() -> None:
         "SecondaryHospitalB": "secondary",
     }
     assert config.organization("DistrictHC").parent == "CityHC"
+    # Tertiary hospitals validate; the commissions' audit peers endorse too, so that one peer
+    # down leaves two of four to satisfy OutOf(2, ...); secondary hospitals never endorse.
     assert {o.name for o in config.organizations if o.endorsing} == {
+        "CityHC",
+        "DistrictHC",
         "TertiaryHospitalA",
         "TertiaryHospitalB",
     }
