@@ -22,9 +22,12 @@ from fabric_protos.peer.lifecycle import lifecycle_pb2
 from medalliance.contracts.package import build_package, package_id
 from medalliance.errors import PreconditionFailed
 from medalliance.identity.policy import parse_policy
+from medalliance.ledger.tx import Code
 from medalliance.node.config import NetworkConfig
 
 ADMIN = "Admin"
+MVCC_READ_CONFLICT = Code.Value("MVCC_READ_CONFLICT")
+COMMIT_ATTEMPTS = 3
 
 
 class LifecycleSession(Protocol):
@@ -103,8 +106,13 @@ def deploy_contracts(
                 version=spec.version,
                 validation_parameter=policy,
             ).SerializeToString()
-            tx_id = first.submit(channel.name, "CommitChaincodeDefinition", commit)
-            code = first.wait(channel.name, tx_id)
+            # An endorser that has not committed every approval yet reads them at older versions
+            # and the commit is invalidated (MVCC): nothing was written, so submit it again.
+            for _ in range(COMMIT_ATTEMPTS):
+                tx_id = first.submit(channel.name, "CommitChaincodeDefinition", commit)
+                code = first.wait(channel.name, tx_id)
+                if code != MVCC_READ_CONFLICT:
+                    break
             if code != 0:
                 raise PreconditionFailed(
                     f"committing {spec.name} on {channel.name} failed with code {code}"
