@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -83,7 +84,16 @@ def running(config: Path, base: Path) -> Iterator[Path]:
         cli("network", "up", "--dir", str(directory))
         yield directory
     finally:
-        cli("network", "down", "--dir", str(directory), check=False)
+        if cli("network", "down", "--dir", str(directory), check=False).returncode != 0:
+            _kill_left_over_nodes(directory)
+
+
+def _kill_left_over_nodes(directory: Path) -> None:
+    """When `network down` itself fails (a broken tree cannot even import), stop the nodes by
+    their pid files anyway: a leaked network would slow every later test of the suite."""
+    for pid_file in (directory / "run").glob("*.pid"):
+        with contextlib.suppress(ValueError, ProcessLookupError):
+            os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
 
 
 def gateway_stub(layout: NetworkLayout) -> tuple[gateway_pb2_grpc.GatewayStub, grpc.Channel]:
