@@ -151,3 +151,11 @@ def test_any_flipped_bit_in_a_block_file_is_caught(
         report = verify_ledger(copy, namespace_policy)
         assert not report.intact, f"seed 7: a flip at byte {offset} went unnoticed"
         shutil.rmtree(copy)
+
+
+def test_dash_h_is_help_on_every_level() -> None:
+    for args in (("-h",), ("referral", "review", "-h"), ("ledger", "verify", "-h")):
+        result = cli(*args)
+        assert result.returncode == 0, (args, result.stderr)
+        assert "Usage:" in result.stdout
+        assert " ".join(args[:-1]) in result.stdout  # the subcommand's own help

@@ -40,6 +40,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Every subcommand inherits it: `-h` is what people type first.
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(ledger_cmd.app, name="ledger")
 app.add_typer(network_cmd.app, name="network")
