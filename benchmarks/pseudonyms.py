@@ -10,7 +10,6 @@ birth year (365 days × 1000 sequence numbers) would take a hospital at the defa
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Callable
 
 from rich.console import Console
@@ -19,19 +18,9 @@ from rich.table import Table
 from medalliance.node.config import PseudonymRateConfig
 from medalliance.privacy import oprf
 from medalliance.privacy.pseudonym import blind_identifier
+from privacy_crypto import rate  # run as a script: benchmarks/ is on the path
 
 ID_NUMBER = "11010519491231002X"  # GB 11643's example number
-
-
-def rate(operation: Callable[[], object], seconds: float) -> tuple[float, float]:
-    """Operations per second and milliseconds per operation, over at least `seconds`."""
-    operation()  # warm up
-    count, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        operation()
-        count += 1
-    elapsed = time.perf_counter() - start
-    return count / elapsed, elapsed / count * 1000
 
 
 def main() -> None:

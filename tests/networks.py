@@ -9,7 +9,8 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -106,3 +107,13 @@ def gateway_stub(layout: NetworkLayout) -> tuple[gateway_pb2_grpc.GatewayStub, g
         options=[("grpc.ssl_target_name_override", "peer0.org1.example.com")],
     )
     return gateway_pb2_grpc.GatewayStub(channel), channel
+
+
+def wait_until(predicate: Callable[[], object], what: str, timeout_s: float = 60.0) -> None:
+    """Wait for a condition of real processes, polling it until a deadline (never a fixed
+    sleep: a loaded machine only makes it take longer); fails naming what did not happen."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting until {what}")
+        time.sleep(0.1)  # the polling interval, not a guess at how long it takes

@@ -23,7 +23,7 @@ from medalliance.ledger.block import header_hash
 from medalliance.ledger.block_store import BlockStore
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.sdk import Contract
-from tests.networks import REPO, cli, cli_json, free_ports, running, with_free_ports
+from tests.networks import REPO, cli, cli_json, free_ports, running, wait_until, with_free_ports
 
 BFT_NETWORK = REPO / "networks" / "bft-test-network.yaml"
 CHANNEL = "mychannel"
@@ -55,15 +55,6 @@ def orderer_heights(network: Path) -> dict[str, int | None]:
     return {
         name: found[name]["height"] if found[name]["health"] == "up" else None for name in ORDERERS
     }
-
-
-def wait_until(predicate: Any, what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting until {what}")
 
 
 def next_proposer(network: Path) -> str:

@@ -46,7 +46,7 @@ from medalliance.ledger.tx import (
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.sdk import GatewayError
 from medalliance.sdk.messages import signed_commit_status_request
-from tests.networks import DEMO_ALLIANCE, cli_json, running, with_free_ports
+from tests.networks import DEMO_ALLIANCE, cli_json, running, wait_until, with_free_ports
 
 CHANNEL = "alliance"
 TA, TB, SA, DISTRICT = "TertiaryAMSP", "TertiaryBMSP", "SecondaryAMSP", "DistrictHCMSP"
@@ -203,13 +203,14 @@ def agreed(
 ) -> dict[str, tuple[bytes, dict[str, bytes]]]:
     """The key as each organisation's peer holds it, once all hold the same existing value
     (peers commit a block at slightly different times); fails after a deadline."""
-    deadline = time.monotonic() + 30
-    while True:
-        held = {org: committed(layout, org, ns, key) for org in orgs}
-        if len(set(map(repr, held.values()))) == 1 and held[orgs[0]][0]:
-            return held
-        assert time.monotonic() < deadline, f"peers disagree on {ns} {key!r}"
-        time.sleep(0.1)
+    held: dict[str, tuple[bytes, dict[str, bytes]]] = {}
+
+    def all_agree() -> bool:
+        held.update({org: committed(layout, org, ns, key) for org in orgs})
+        return len(set(map(repr, held.values()))) == 1 and bool(held[orgs[0]][0])
+
+    wait_until(all_agree, f"every peer holds the same {ns} {key!r}", timeout_s=30)
+    return held
 
 
 def submit(layout: NetworkLayout, org: str, contract: str, function: str, *args: str) -> bytes:

@@ -15,9 +15,8 @@ import json
 import os
 import signal
 import threading
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,7 @@ from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.consensus_wire import encode
 from medalliance.node.launcher import nodes_of
 from medalliance.sdk import Contract
-from tests.networks import REPO, cli, running, with_free_ports
+from tests.networks import REPO, cli, running, wait_until, with_free_ports
 
 BFT_NETWORK = REPO / "networks" / "bft-test-network.yaml"
 CHANNEL = "mychannel"
@@ -130,15 +129,6 @@ def status_of(layout: NetworkLayout, name: str, path: str = "/status") -> tuple[
 
 def consensus_of(layout: NetworkLayout, name: str = TARGET) -> dict[str, Any]:
     return status_of(layout, name)[1]["consensus"][CHANNEL]  # type: ignore[no-any-return]
-
-
-def wait_until(predicate: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting until {what}")
 
 
 def dropped(layout: NetworkLayout, reason: str) -> int:
