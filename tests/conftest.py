@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -54,3 +59,47 @@ def org2() -> Org:
 @pytest.fixture
 def msps(org1: Org, org2: Org) -> MspManager:
     return MspManager([org1.msp, org2.msp])
+
+
+# --- databases: every store test runs on SQLite and on PostgreSQL (architecture §2) -------------
+
+# A server URL whose role may CREATE DATABASE, e.g. postgresql://medalliance:pw@127.0.0.1/postgres.
+# `.ci/run` starts Debian's PostgreSQL and sets it, with MEDALLIANCE_REQUIRE_POSTGRES=1 so that the
+# PostgreSQL half of the suite fails instead of skipping there.
+POSTGRES_ENV = "MEDALLIANCE_TEST_POSTGRES"
+
+
+def _postgres_server() -> str:
+    server = os.environ.get(POSTGRES_ENV, "")
+    if not server:
+        reason = f"PostgreSQL tests need {POSTGRES_ENV}=postgresql://USER:PW@HOST/postgres"
+        if os.environ.get("MEDALLIANCE_REQUIRE_POSTGRES") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return server
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    import psycopg
+
+    server = _postgres_server()
+    name = f"medalliance_test_{secrets.token_hex(6)}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    parts = urlsplit(server)
+    try:
+        yield urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
+    finally:
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database URL for a store under test: each test using it runs once per backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
