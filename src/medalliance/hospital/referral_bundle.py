@@ -81,6 +81,8 @@ SUPPORTING_TYPES = frozenset(
 )  # fmt: skip
 # What the receiver needs of the Patient (minimum necessary): identity to re-derive the pseudonym.
 _PATIENT_ELEMENTS = ("name", "gender", "birthDate")
+# A supporting resource's elements naming whose record it is (Condition.subject, ...).
+_SUBJECT_ELEMENTS = (".subject", ".patient", ".for")
 _ICD10 = re.compile(r"[A-Z][0-9]{2}(\.[0-9A-Z]{1,4})?")
 
 
@@ -227,7 +229,7 @@ def _rewrite_references(items: list[tuple[str, dict[str, Any]]]) -> None:
     index = reference_index(items)
     for position, (_, resource) in enumerate(items[1:]):
         contained = {f"#{c.get('id')}" for c in resource.get("contained") or ()}
-        for _, ref in references(resource, "resource"):
+        for path, ref in references(resource, f"supporting[{position}]"):
             text = ref["reference"]
             if text in contained:
                 continue
@@ -237,8 +239,13 @@ def _rewrite_references(items: list[tuple[str, dict[str, Any]]]) -> None:
                 continue
             if "Patient/" in text or ref.get("type") == "Patient":
                 raise InvalidArgument(
-                    f"supporting[{position}] refers to a Patient other than the referred "
-                    "patient: select only this patient's resources"
+                    f"{path} refers to a Patient other than the referred patient: select only "
+                    "this patient's resources"
+                )
+            if path.endswith(_SUBJECT_ELEMENTS):  # whose record is it? Not guessed: refused
+                raise InvalidArgument(
+                    f"{path} names neither the referred patient nor a selected resource; "
+                    "give references as Type/id (e.g. Patient/<id>)"
                 )
             del ref["reference"]
             if "display" not in ref and "identifier" not in ref:

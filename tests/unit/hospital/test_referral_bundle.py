@@ -9,6 +9,7 @@ import copy
 import dataclasses
 import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from medalliance.errors import InvalidArgument
+from medalliance.hospital.bundle_checks import references
 from medalliance.hospital.code_systems import (
     DEPARTMENT_SYSTEM,
     ICD10_SYSTEM,
@@ -28,6 +30,7 @@ from medalliance.hospital.identifiers import (
     PSEUDONYM_SYSTEM,
     RESIDENT_ID_SYSTEM,
     VISIT_NUMBER_SYSTEM,
+    identifier_value,
 )
 from medalliance.hospital.referral_bundle import (
     ReferralRequest,
@@ -267,6 +270,8 @@ def other_patients_condition() -> dict[str, Any]:
         pytest.param({}, PATIENT, (PATIENT,), "may not travel", id="a Patient selected as support"),
         pytest.param({}, PATIENT, (other_patients_condition(),), "other than the referred",
                      id="another patient's condition"),
+        pytest.param({}, PATIENT, ({**CONDITION, "subject": {"reference": "urn:uuid:0f0e"}},),
+                     "supporting[0].subject names neither", id="a condition of nobody known"),
         pytest.param({}, PATIENT, ({**CONDITION, "recordedDate": "yesterday"},),
                      "supporting[0].recordedDate", id="a supporting resource that is not valid FHIR"),
         pytest.param({}, PATIENT, (CONDITION, CONDITION), "repeats", id="a resource selected twice"),
@@ -294,6 +299,33 @@ def test_the_builder_refuses_a_bad_referral(
     for private in (NAME, RESIDENT_ID, SECRET_TEXT, "31/12/1949", "yesterday"):
         assert private not in str(refused.value)
     assert (patient, supporting) == before  # nothing half-changed
+
+
+def test_a_referral_of_the_shipped_example_patient_validates() -> None:
+    path = Path(__file__).resolve().parents[3] / "examples" / "fhir" / "secondary-hospital-a.json"
+    source = json.loads(path.read_text(encoding="utf-8"))
+    # as a store holds them: references as Type/id instead of the transaction's urn:uuid
+    local = {
+        e["fullUrl"]: f"{e['resource']['resourceType']}/{e['resource']['id']}"
+        for e in source["entry"]
+    }
+    stored = json.loads(json.dumps([e["resource"] for e in source["entry"]]))
+    for found in stored:
+        for ref in (r for _, r in references(found, "")):
+            ref["reference"] = local[ref["reference"]]
+    patient = next(r for r in stored if r["resourceType"] == "Patient")
+    mine = [r for r in stored if r.get("subject") == {"reference": f"Patient/{patient['id']}"}]
+    visit = identifier_value(
+        next(r for r in mine if r["resourceType"] == "Encounter"), VISIT_NUMBER_SYSTEM
+    )
+    request = dataclasses.replace(REQUEST, visit_number=visit or "")
+    bundle = build_referral_bundle(request, patient, mine)
+    Bundle.model_validate(bundle)
+    package = read_referral_bundle(encoded(bundle), referral_id=REQUEST.referral_id)
+    kinds = {r["resourceType"] for r in package.resources}
+    assert {"Encounter", "Condition", "Observation", "DiagnosticReport", "ImagingStudy"} <= kinds
+    assert package.service_request is not None
+    assert "encounter" in package.service_request  # tied to the visit by its number
 
 
 # --- the feedback Bundle -----------------------------------------------------------------------
