@@ -28,8 +28,9 @@ from medalliance.hospital.bundle_checks import (
 )
 from medalliance.hospital.bundle_parts import (
     INSTANT_HINT,
-    blank_fields,
     collection_bundle,
+    fhir_text,
+    id_problems,
     identifier,
     is_instant,
     organization,
@@ -150,7 +151,7 @@ def build_referral_bundle(
 
 def _check_request(request: ReferralRequest) -> None:
     r = request
-    problems = blank_fields(
+    problems = id_problems(
         referral_id=r.referral_id, visit_number=r.visit_number, patient_ref=r.patient_ref,
         from_org=r.from_org, to_org=r.to_org,
     )  # fmt: skip
@@ -205,7 +206,7 @@ def _checked_supporting(
     seen: set[str] = set()
     for position, resource in enumerate(selected):
         kind = resource.get("resourceType")
-        if kind not in SUPPORTING_TYPES:
+        if not isinstance(kind, str) or kind not in SUPPORTING_TYPES:
             raise InvalidArgument(
                 f"supporting[{position}] may not travel with a referral: select the patient's "
                 f"clinical resources ({', '.join(sorted(SUPPORTING_TYPES))})"
@@ -293,13 +294,14 @@ def _service_request(
         "requester": {"reference": requester_url},
         "performer": [{"reference": owner_url}],
         "reasonCode": [
-            {"coding": [coding(ICD10_SYSTEM, code, display)]} for code, display in request.diagnoses
+            {"coding": [coding(ICD10_SYSTEM, code, fhir_text(display))]}
+            for code, display in request.diagnoses
         ],
     }
     if len(items) > 1:
         found["supportingInfo"] = [{"reference": url} for url, _ in items[1:]]
-    if request.purpose:
-        found["note"] = [{"text": request.purpose}]
+    if request.purpose.strip():
+        found["note"] = [{"text": fhir_text(request.purpose)}]
     return found
 
 

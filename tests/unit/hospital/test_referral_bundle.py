@@ -218,6 +218,13 @@ def test_building_is_deterministic_and_leaves_the_inputs_alone() -> None:
     assert referral()["entry"][0] != referral(referral_id="REF-2-UP")["entry"][0]
 
 
+def test_whitespace_fhir_forbids_in_free_text_becomes_a_space() -> None:
+    bundle = referral(purpose="PCI\u00a0now", diagnoses=(("I10", "Hyper\u2003tension"),))
+    (service_request,) = by_type(bundle, "ServiceRequest")
+    assert service_request["note"] == [{"text": "PCI now"}]
+    assert service_request["reasonCode"][0]["coding"][0]["display"] == "Hyper tension"
+
+
 def test_a_downward_referral_carries_its_discharge_summary() -> None:
     down = dataclasses.replace(
         REQUEST, direction="DOWN", from_org="TertiaryAMSP", to_org="SecondaryAMSP"
@@ -265,6 +272,8 @@ def other_patients_condition() -> dict[str, Any]:
         pytest.param({"to_org": "SecondaryAMSP"}, PATIENT, (), "different", id="a self-referral"),
         pytest.param({"direction": "SIDEWAYS"}, PATIENT, (), "direction", id="an unknown direction"),
         pytest.param({"patient_ref": ""}, PATIENT, (), "patient_ref", id="no pseudonym"),
+        pytest.param({"referral_id": "REF 1/UP"}, PATIENT, (), "referral_id",
+                     id="a referral id the chain would not accept"),
         pytest.param({"direction": "DOWN"}, PATIENT, SUPPORTING, "discharge summary",
                      id="a downward referral without its discharge summary"),
         pytest.param({}, PATIENT, (PATIENT,), "may not travel", id="a Patient selected as support"),
@@ -512,3 +521,42 @@ def test_a_damaged_bundle_is_read_or_refused_never_crashes(
         return
     assert package.referral_id
     assert package.patient_ref
+
+
+REQUEST_FIELDS = ["referral_id", "visit_number", "patient_ref", "from_org", "to_org", "purpose",
+                  "authored_on", "priority", "department", "direction"]  # fmt: skip
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(REQUEST_FIELDS), st.text(max_size=12))
+def test_any_request_field_is_built_into_a_valid_bundle_or_refused(field: str, value: str) -> None:
+    try:
+        bundle = build_referral_bundle(
+            dataclasses.replace(REQUEST, **{field: value}), PATIENT, SUPPORTING
+        )
+    except InvalidArgument:
+        return
+    Bundle.model_validate(bundle)
+
+
+SUPPORTING_PATHS = [(i, *p) for i, found in enumerate(SUPPORTING) for p in paths(found)]
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(SUPPORTING_PATHS),
+    st.none() | st.integers() | st.text(max_size=6) | st.just({}) | st.just([]),
+)
+def test_a_damaged_supporting_resource_is_built_or_refused(
+    path: tuple[Any, ...], value: Any
+) -> None:
+    supporting = copy.deepcopy(list(SUPPORTING))
+    parent: Any = supporting
+    for step in path[:-1]:
+        parent = parent[step]
+    parent[path[-1]] = value
+    try:
+        bundle = build_referral_bundle(REQUEST, PATIENT, supporting)
+    except InvalidArgument:
+        return
+    Bundle.model_validate(bundle)
