@@ -240,6 +240,7 @@ def test_the_reader_returns_what_the_builder_wrote() -> None:
     bundle = referral()
     package = read_referral_bundle(encoded(bundle), referral_id="REF-1-UP")
     assert (package.referral_id, package.patient_ref) == ("REF-1-UP", "ps-0123abcd")
+    assert (package.requester, package.owner) == ("SecondaryAMSP", "TertiaryAMSP")
     assert package.bundle == bundle
     assert package.task == by_type(bundle, "Task")[0]
     assert package.service_request == by_type(bundle, "ServiceRequest")[0]
@@ -370,6 +371,7 @@ def test_the_feedback_bundle_carries_the_discharge_summary_back() -> None:
     assert texts == [b"PCI done, one stent, stable", b"\x89PNG fake"]
     package = read_referral_bundle(encoded(bundle), referral_id="REF-1-UP")
     assert package.service_request is None
+    assert (package.requester, package.owner) == ("SecondaryAMSP", "TertiaryAMSP")
     assert package.patient_ref == "ps-0123abcd"
     assert set(package.patient) == {"resourceType", "id", "identifier"}  # the pseudonym only
 
@@ -451,6 +453,14 @@ def resource(bundle: dict[str, Any], kind: str) -> dict[str, Any]:
         pytest.param(edited(lambda b: resource(b, "Task").update(
                      **{"for": resource(b, "Task")["owner"]})), "Task.for",
                      id="a Task for somebody else than the Patient"),
+        pytest.param(edited(lambda b: resource(b, "Task").pop("focus")), "Task.focus",
+                     id="a requested referral without its ServiceRequest"),
+        pytest.param(edited(lambda b: resource(b, "Task").update(
+                     owner=resource(b, "Task")["for"])), "Task.owner",
+                     id="a Task owned by something else than an alliance Organization"),
+        pytest.param(edited(lambda b: resource(b, "Organization")["identifier"][0].update(
+                     system="urn:other")), "Task.requester",
+                     id="an origin Organization without its MSP id"),
     ],
 )  # fmt: skip
 def test_the_reader_refuses_a_bad_package(data: bytes, fault: str) -> None:
