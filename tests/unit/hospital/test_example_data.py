@@ -181,3 +181,14 @@ def test_the_committed_files_are_what_the_generator_writes(
     assert sorted(made) == [path.name for path in files]
     for path in files:
         assert path.read_bytes() == made[path.name], f"run {generator.relative_to(ROOT)}"
+
+
+def test_the_readme_lists_every_example_patient() -> None:
+    readme = (EXAMPLES / "README.md").read_text(encoding="utf-8")
+    for path in EXAMPLE_FILES:
+        for patient in resources(load(path), "Patient"):
+            row = f"| {path.name} | {patient['name'][0]['text']} (`{patient['id']}`) |"
+            assert row in readme
+            number = identifier_value(patient, RESIDENT_ID_SYSTEM)
+            assert number is not None
+            assert number in readme
