@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 from fhir.resources.R4B.bundle import Bundle
+from tests.integration.hospital.synthetic_bundle import RESIDENT_IDS, synthea_bundle, uid
+from tests.networks import DEMO_ALLIANCE, cli, cli_json, with_free_ports
 
 from medalliance.app.hospital_import import open_hospital_store
 from medalliance.hospital.bundle_import import import_bundle
@@ -16,8 +18,6 @@ from medalliance.hospital.clinical_store import ClinicalStore
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.privacy import oprf
 from medalliance.privacy.pseudonym import oprf_input, pseudonym_of
-from tests.integration.hospital.synthetic_bundle import RESIDENT_IDS, synthea_bundle, uid
-from tests.networks import DEMO_ALLIANCE, cli, cli_json, with_free_ports
 
 ORG = "SecondaryAMSP"
 
