@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from medalliance.database_url import DatabaseUrl, parse_database_url
 from medalliance.errors import InvalidArgument, NotFound
@@ -28,7 +28,9 @@ from medalliance.hospital.fhir_validation import (
 from medalliance.hospital.search_index import index_rows, search_sql
 from medalliance.hospital.store_backend import Backend, connect
 
-__all__ = ["ClinicalStore", "ResourceNotFound"]
+__all__ = ["ClinicalStore", "Outcome", "ResourceNotFound"]
+
+Outcome = Literal["created", "updated", "unchanged"]
 
 
 class ResourceNotFound(NotFound):
@@ -119,7 +121,21 @@ class ClinicalStore:
         referral's data (`delete_source`) also removes what was edited here after it arrived.
 
         Raises `InvalidResource` (nothing written) for an invalid resource or one without id."""
-        issues = validate_resource(resource)
+        return self.put_outcome(resource, source=source, keep_source=keep_source)[0]
+
+    def put_outcome(
+        self,
+        resource: Mapping[str, Any],
+        *,
+        source: str = "local",
+        keep_source: bool = True,
+        validated: bool = False,
+    ) -> tuple[dict[str, Any], Outcome]:
+        """As `put`, and whether the resource was "created", "updated" or "unchanged".
+        `validated=True` skips validation: only for a caller that has just run
+        `validate_resource` on this very mapping and found no issue (bundle import does, and
+        validation is most of an import's time)."""
+        issues = [] if validated else validate_resource(resource)
         resource_id = resource.get("id") if isinstance(resource, Mapping) else None
         if not issues and not (isinstance(resource_id, str) and ID_PATTERN.match(resource_id)):
             issues = [
@@ -143,7 +159,7 @@ class ClinicalStore:
             if row:
                 stored = self._backend.from_json(row[0][2])
                 if _unstamped(stored) == _unstamped(resource):
-                    return stored
+                    return stored, "unchanged"
                 version = int(row[0][0]) + 1
                 source = str(row[0][1]) if keep_source else source
             else:
@@ -151,7 +167,7 @@ class ClinicalStore:
             now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
             document = _stamped(resource, version, now)
             self._write(resource_type, resource_id, version, now, source, document, bool(row))
-            return document
+            return document, "updated" if row else "created"
 
     def get(self, resource_type: str, resource_id: str) -> dict[str, Any]:
         """The stored resource. Raises `ResourceNotFound`."""
