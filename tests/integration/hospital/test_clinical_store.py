@@ -48,6 +48,13 @@ def observation(oid: str, pid: str, code: str, when: str, eid: str = "e1") -> di
     }
 
 
+def nested_extension(depth: int) -> dict[str, Any]:
+    extension: dict[str, Any] = {"url": "http://example.org/x", "valueString": "v"}
+    for _ in range(depth):
+        extension = {"url": "http://example.org/x", "extension": [extension]}
+    return extension
+
+
 def snapshot(store: ClinicalStore) -> dict[str, Any]:
     """Everything a test can observe: every resource of the types used here, and the records."""
     types = ("Patient", "Observation", "Condition", "Encounter")
@@ -137,6 +144,16 @@ def test_get_of_a_missing_resource_is_not_found(store: ClinicalStore) -> None:
             {**observation("o1", "p1", "x", "2024"), "status": "done"},
             "Observation.status",
             id="an observation status outside its value set is refused",
+        ),
+        pytest.param(
+            {**patient("p1", "Wang", "1990"), "name": [{"family": "Wa\u0000ng"}]},
+            "Patient.name[0].family",
+            id="a NUL inside a string is refused (JSONB could not store it)",
+        ),
+        pytest.param(
+            {**patient("p1", "Wang", "1990"), "extension": [nested_extension(200)]},
+            "Patient",
+            id="hostile nesting is refused without exhausting the stack",
         ),
     ],
 )
