@@ -11,6 +11,7 @@ by type and id only.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
@@ -21,6 +22,7 @@ from medalliance.database_url import DatabaseUrl, parse_database_url
 from medalliance.errors import InvalidArgument, NotFound
 from medalliance.hospital.fhir_validation import (
     ID_PATTERN,
+    SUPPORTED_TYPES,
     InvalidResource,
     ResourceIssue,
     validate_resource,
@@ -135,8 +137,10 @@ class ClinicalStore:
         `validated=True` skips validation: only for a caller that has just run
         `validate_resource` on this very mapping and found no issue (bundle import does, and
         validation is most of an import's time)."""
-        issues = [] if validated else validate_resource(resource)
-        resource_id = resource.get("id") if isinstance(resource, Mapping) else None
+        resource, issues = _as_json(resource)
+        if not issues and not validated:
+            issues = validate_resource(resource)
+        resource_id = resource.get("id")
         if not issues and not (isinstance(resource_id, str) and ID_PATTERN.match(resource_id)):
             issues = [
                 ResourceIssue(
@@ -309,6 +313,21 @@ class ClinicalStore:
             "DELETE FROM fhir_search WHERE resource_type = ? AND resource_id = ?", args
         )
         self._backend.execute("DELETE FROM fhir_resource WHERE resource_type = ? AND id = ?", args)
+
+
+def _as_json(resource: Mapping[str, Any]) -> tuple[dict[str, Any], list[ResourceIssue]]:
+    """The resource as plain JSON values (tuples become lists, so that comparing it with the
+    stored version means comparing content), or an issue when it is not JSON at all."""
+    if not isinstance(resource, Mapping):
+        return {}, [ResourceIssue("?", "?", "Resource", "not a JSON object")]
+    try:
+        copy: dict[str, Any] = json.loads(json.dumps(resource, allow_nan=False))
+    except (TypeError, ValueError, RecursionError):
+        kind = resource.get("resourceType")
+        what = kind if isinstance(kind, str) and kind in SUPPORTED_TYPES else "?"
+        reason = "holds a value that is not JSON (a date object, NaN, ...); give FHIR JSON"
+        return {}, [ResourceIssue(what, "?", what if what != "?" else "Resource", reason)]
+    return copy, []
 
 
 def _unstamped(resource: Mapping[str, Any]) -> dict[str, Any]:
