@@ -10,12 +10,26 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from medalliance.database_url import parse_database_url, schema_name
-from medalliance.errors import PreconditionFailed, QuerySyntaxError
-from medalliance.ledger.state import TxWrites, Version, Write
-from medalliance.ledger.world_state import WorldState, open_state
+from medalliance.errors import (
+    InvalidArgument,
+    PreconditionFailed,
+    QuerySyntaxError,
+    StateDatabaseUnavailable,
+)
+from medalliance.ledger.state import (
+    VALIDATION_PARAMETER,
+    MetadataWrite,
+    TxWrites,
+    Version,
+    Write,
+)
+from medalliance.ledger.world_state import WorldState, open_state, state_schema
 
 
 def open_store(database_url: str, name: str = "state") -> WorldState:
@@ -212,3 +226,129 @@ def test_sorting_follows_couchdb_collation(state: WorldState) -> None:
 def test_foreign_bookmarks_are_refused(state: WorldState, bookmark: str) -> None:
     with pytest.raises(QuerySyntaxError, match="bookmark"):
         state.query("ns", {"selector": {}}, page_size=1, bookmark=bookmark)
+
+
+def test_a_block_failing_midway_leaves_savepoint_state_and_history_unchanged(
+    state: WorldState,
+) -> None:
+    put(state, 1, ("a", b"1"))
+    before = (state.savepoint, state.state_hash(), state.history("ns", "a"))
+    # The value rows are written before the history rows; a timestamp beyond 64 bits makes the
+    # history insert fail after them, so only an atomic block leaves nothing behind.
+    doomed = TxWrites(0, "doomed", 2**64, (Write("ns", "a", b"2"), Write("ns", "b", b"2")))
+    with pytest.raises((OverflowError, psycopg.DataError)):
+        state.apply_block(2, [doomed])
+    assert (state.savepoint, state.state_hash(), state.history("ns", "a")) == before
+    assert state.get("ns", "b") is None
+    put(state, 2, ("b", b"2"))  # and the next good block still applies
+    assert state.savepoint == 2
+
+
+def test_metadata_follows_its_key(state: WorldState) -> None:
+    policy = ((VALIDATION_PARAMETER, b"policy"),)
+    state.apply_block(
+        1,
+        [
+            TxWrites(
+                0,
+                "t",
+                0,
+                (Write("ns", "k", b"1"),),
+                (MetadataWrite("ns", "k", policy), MetadataWrite("ns", "ghost", policy)),
+            )
+        ],
+    )
+    assert dict(state.get_metadata("ns", "k")) == {VALIDATION_PARAMETER: b"policy"}
+    assert state.get_metadata("ns", "ghost") == {}  # a key that does not exist keeps none
+    with_metadata = state.state_hash()
+    put(state, 2, ("k", None))
+    put(state, 3, ("k", b"1"))
+    assert state.get_metadata("ns", "k") == {}  # deleting the key dropped its policy
+    assert state.state_hash() != with_metadata
+
+
+@pytest.mark.parametrize(
+    "schema",
+    ["", "Upper", "semi;colon", "x" * 64],
+    ids=[
+        "an empty schema is refused",
+        "upper case is refused",
+        "punctuation is refused",
+        "a schema longer than PostgreSQL's limit is refused",
+    ],
+)
+def test_unsafe_schema_names_are_refused(postgres_url: str, schema: str) -> None:
+    with pytest.raises(InvalidArgument, match="schema"):
+        open_state(parse_database_url(postgres_url), sqlite_path=Path(), schema=schema)
+
+
+def test_an_unreachable_server_is_unavailable_and_keeps_the_password_secret() -> None:
+    url = parse_database_url("postgresql://peer:s3cret-pw@127.0.0.1:1/state?connect_timeout=2")
+    with pytest.raises(StateDatabaseUnavailable) as caught:
+        open_state(url, sqlite_path=Path(), schema="state_x")
+    assert "s3cret-pw" not in str(caught.value)
+    assert "127.0.0.1" in str(caught.value)
+
+
+def test_stores_in_one_database_keep_apart(postgres_url: str) -> None:
+    url = parse_database_url(postgres_url)
+    one = open_state(url, sqlite_path=Path(), schema=state_schema("peer0.a.example.com", "ch"))
+    two = open_state(url, sqlite_path=Path(), schema=state_schema("peer0.b.example.com", "ch"))
+    one.apply_block(0, [TxWrites(0, "t", 0, (Write("ns", "k", b"one"),))])
+    assert (two.savepoint, two.get("ns", "k")) == (-1, None)
+    two.clear()
+    assert one.savepoint == 0
+    one.close()
+    two.close()
+
+
+blocks_of_writes = st.lists(
+    st.lists(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["ns", "other"]),
+                st.sampled_from(["a", "b", "\x00visit\x00V1\x00", "é", "\U0010ffff"]),
+                st.none() | st.binary(max_size=4) | st.just(b'{"n": 1}'),
+            ),
+            min_size=1,
+            max_size=4,
+        ),
+        max_size=3,
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(blocks=blocks_of_writes)
+def test_sqlite_and_postgresql_end_in_the_same_state_hash(
+    postgres_url: str, tmp_path: Path, blocks: list[list[list[tuple[str, str, bytes | None]]]]
+) -> None:
+    stores = [
+        open_state(None, sqlite_path=tmp_path / "parity.db", schema=""),
+        open_state(parse_database_url(postgres_url), sqlite_path=Path(), schema="parity"),
+    ]
+    for store in stores:
+        store.clear()  # hypothesis reuses the fixtures across examples
+        store.apply_block(0, [])
+        for number, txs in enumerate(blocks, start=1):
+            store.apply_block(
+                number,
+                [
+                    TxWrites(n, f"tx{number}.{n}", number, tuple(Write(*w) for w in writes))
+                    for n, writes in enumerate(txs)
+                ],
+            )
+    sqlite, postgres = stores
+    assert sqlite.state_hash() == postgres.state_hash()
+    assert list(sqlite.range("ns", "", "")) == list(postgres.range("ns", "", ""))
+    assert sqlite.history("ns", "a") == postgres.history("ns", "a")
+    query = {"selector": {"n": 1}}
+    assert sqlite.query("ns", query) == postgres.query("ns", query)
+    for store in stores:
+        store.close()
