@@ -50,11 +50,6 @@ class StateLocation:
     url: DatabaseUrl | None
     schema: str
 
-    @property
-    def description(self) -> str:
-        """For messages and logs: never the password."""
-        return f"{self.url.redacted()} schema {self.schema}" if self.url else "SQLite"
-
 
 def state_schema(peer: str, channel_id: str) -> str:
     """The PostgreSQL schema of one peer's state of one channel."""

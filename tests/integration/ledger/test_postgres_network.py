@@ -15,11 +15,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from tests.networks import cli, cli_json
 
 from medalliance.audit.verify import find_ledgers, verify_ledger
 from medalliance.database_url import parse_database_url
+from medalliance.errors import InvalidArgument
 from medalliance.ledger.postgres_state import PostgresState
-from medalliance.ledger.world_state import LOCATION_FILE
+from medalliance.ledger.world_state import LOCATION_FILE, open_state
 from medalliance.node.channel import namespace_policy, rebuild_state
 from medalliance.node.config import NetworkConfig
 from medalliance.node.embedded import EmbeddedNetwork
@@ -90,3 +92,43 @@ def test_verify_and_rebuild_find_the_peers_postgresql_state(
         assert report.node_state_matches is True
     rebuilt = rebuild_state(ledger_dir, parse_database_url(postgres_url))
     assert bytes.fromhex(rebuilt.state_hash) == expected
+
+
+def test_rebuild_state_on_the_command_line_takes_the_password_or_refuses_clearly(
+    pg_network: EmbeddedNetwork, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    peer = pg_network.peers_of("alliance")[0]
+    expected = peer.channel("alliance").state.state_hash().hex()
+    ledger_dir = peer.directory / "ledgers" / "alliance"
+    pg_network.close()
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    monkeypatch.setenv("PGPASSFILE", str(ledger_dir / "no-such-pgpass"))
+    password = urlsplit(postgres_url).password
+
+    refused = cli("--json", "ledger", "rebuild-state", str(ledger_dir), check=False)
+    assert refused.returncode == 3  # Unavailable: supply the password and retry
+    assert json.loads(refused.stdout)["error"] == "StateDatabaseUnavailable"
+    assert f":{password}@" not in refused.stdout + refused.stderr
+
+    monkeypatch.setenv("MEDALLIANCE_STATE_DATABASE", postgres_url)
+    rebuilt = cli_json("ledger", "rebuild-state", str(ledger_dir))
+    assert rebuilt["state_hash"] == expected
+
+
+def test_a_damaged_location_record_is_refused_naming_the_file(
+    pg_network: EmbeddedNetwork, postgres_url: str
+) -> None:
+    peer = pg_network.peers_of("alliance")[0]
+    state = peer.channel("alliance").state
+    assert isinstance(state, PostgresState)
+    schema, before = state.schema, (state.savepoint, state.state_hash())
+    ledger_dir = peer.directory / "ledgers" / "alliance"
+    pg_network.close()
+    (ledger_dir / LOCATION_FILE).write_text('{"url": 1}', encoding="utf-8")
+    with pytest.raises(InvalidArgument, match=f"{LOCATION_FILE} is damaged"):
+        rebuild_state(ledger_dir)
+    with pytest.raises(InvalidArgument, match=f"{LOCATION_FILE} is damaged"):
+        verify_ledger(ledger_dir, namespace_policy)
+    untouched = open_state(parse_database_url(postgres_url), sqlite_path=Path(), schema=schema)
+    assert (untouched.savepoint, untouched.state_hash()) == before  # nothing was cleared
+    untouched.close()
