@@ -8,6 +8,7 @@ TEXT compared with SQLite's BINARY collation, i.e. by their UTF-8 bytes, as Fabr
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,9 @@ class SqliteState:
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
+        # One connection shared by the committer and readers on other threads (web, gateway):
+        # without the lock a read between a block's statements would see it half-applied.
+        self._lock = threading.RLock()
 
     @classmethod
     def open(cls, path: Path) -> SqliteState:
@@ -47,20 +51,22 @@ class SqliteState:
 
     @property
     def savepoint(self) -> int:
-        row = self._db.execute("SELECT block_num FROM savepoint WHERE id = 0").fetchone()
+        rows = self._rows("SELECT block_num FROM savepoint WHERE id = 0", ())
+        row = rows[0] if rows else None
         return -1 if row is None else int(row[0])
 
     def get(self, namespace: str, key: str) -> VersionedValue | None:
-        row = self._db.execute(
+        rows = self._rows(
             "SELECT value, block_num, tx_num FROM state WHERE ns = ? AND key = ?", (namespace, key)
-        ).fetchone()
+        )
+        row = rows[0] if rows else None
         return None if row is None else VersionedValue(bytes(row[0]), Version(row[1], row[2]))
 
     def get_metadata(self, namespace: str, key: str) -> Mapping[str, bytes]:
-        rows = self._db.execute(
+        rows = self._rows(
             "SELECT name, value FROM metadata WHERE ns = ? AND key = ? ORDER BY name",
             (namespace, key),
-        ).fetchall()
+        )
         return {str(name): bytes(value) for name, value in rows}
 
     def get_many(
@@ -77,7 +83,7 @@ class SqliteState:
             for i in range(0, len(names), _BATCH):
                 chunk = names[i : i + _BATCH]
                 # `ns = ? AND key IN (...)` walks the primary key; a row-value IN would scan.
-                rows = self._db.execute(
+                rows = self._rows(
                     "SELECT key, value, block_num, tx_num FROM state "  # noqa: S608 - placeholders only
                     f"WHERE ns = ? AND key IN ({', '.join('?' * len(chunk))})",
                     [ns, *chunk],
@@ -94,7 +100,7 @@ class SqliteState:
         if end_key:
             sql += " AND key < ?"
             params.append(end_key)
-        rows = self._db.execute(sql + " ORDER BY key", params).fetchall()
+        rows = self._rows(sql + " ORDER BY key", params)
         for key, value, block_num, tx_num in rows:
             yield key, VersionedValue(bytes(value), Version(block_num, tx_num))
 
@@ -113,16 +119,20 @@ class SqliteState:
         return query_page(self.range(namespace, "", ""), query, page_size, bookmark)
 
     def history(self, namespace: str, key: str) -> Sequence[KeyModification]:
-        rows = self._db.execute(
+        rows = self._rows(
             "SELECT tx_id, block_num, tx_num, ts_ms, is_delete, value FROM history "
             "WHERE ns = ? AND key = ? ORDER BY block_num DESC, tx_num DESC",
             (namespace, key),
-        ).fetchall()
+        )
         return [
             KeyModification(r[0], Version(r[1], r[2]), r[3], bool(r[4]), bytes(r[5])) for r in rows
         ]
 
     def apply_block(self, block_num: int, txs: Sequence[TxWrites]) -> None:
+        with self._lock:
+            self._apply_block(block_num, txs)
+
+    def _apply_block(self, block_num: int, txs: Sequence[TxWrites]) -> None:
         if block_num != self.savepoint + 1:
             raise PreconditionFailed(
                 f"world state is at block {self.savepoint}; cannot apply block {block_num}"
@@ -160,22 +170,28 @@ class SqliteState:
 
     def state_hash(self) -> bytes:
         """SHA-256 over every (namespace, key, value, version) in order: compares replicas."""
-        values = self._db.execute(
-            "SELECT ns, key, value, block_num, tx_num FROM state ORDER BY ns, key"
-        )
-        metadata = self._db.execute(
-            "SELECT ns, key, name, value FROM metadata ORDER BY ns, key, name"
-        )
+        with self._lock:
+            values = self._rows(
+                "SELECT ns, key, value, block_num, tx_num FROM state ORDER BY ns, key", ()
+            )
+            metadata = self._rows(
+                "SELECT ns, key, name, value FROM metadata ORDER BY ns, key, name", ()
+            )
         return state_digest(
             ((ns, key, bytes(v), b, t) for ns, key, v, b, t in values),
             ((ns, key, name, bytes(v)) for ns, key, name, v in metadata),
         )
 
     def clear(self) -> None:
-        with self._db:
+        with self._lock, self._db:
             self._db.execute("BEGIN")
             for table in ("state", "history", "metadata", "savepoint"):
                 self._db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._db.close()
+
+    def _rows(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()

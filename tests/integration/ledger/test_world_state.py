@@ -7,6 +7,7 @@ atomic blocks, `get_many`, `state_hash` and `clear`: the same behaviour whicheve
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -352,3 +353,33 @@ def test_sqlite_and_postgresql_end_in_the_same_state_hash(
     assert sqlite.query("ns", query) == postgres.query("ns", query)
     for store in stores:
         store.close()
+
+
+def test_readers_on_other_threads_never_see_a_block_before_it_commits(
+    state: WorldState,
+) -> None:
+    """The gateway reads while the committer applies: a read must not see uncommitted writes."""
+    blocks = 150
+    seen_ahead: list[tuple[int, int]] = []
+    done = threading.Event()
+
+    def read_forever() -> None:
+        while not done.is_set():
+            versioned = state.get("ns", "a")
+            savepoint = state.savepoint  # read after: it can only have moved on
+            if versioned is not None and versioned.version.block_num > savepoint:
+                seen_ahead.append((versioned.version.block_num, savepoint))
+
+    readers = [threading.Thread(target=read_forever) for _ in range(2)]
+    for reader in readers:
+        reader.start()
+    try:
+        for number in range(1, blocks + 1):
+            writes = tuple(Write("ns", k, str(number).encode()) for k in ("a", "b", "c"))
+            state.apply_block(number, [TxWrites(0, f"tx{number}", 0, writes)])
+    finally:
+        done.set()
+        for reader in readers:
+            reader.join()
+    assert seen_ahead == []
+    assert state.savepoint == blocks
