@@ -383,3 +383,27 @@ def test_readers_on_other_threads_never_see_a_block_before_it_commits(
             reader.join()
     assert seen_ahead == []
     assert state.savepoint == blocks
+
+
+def test_a_dropped_postgresql_connection_is_reopened_without_losing_a_block(
+    postgres_url: str,
+) -> None:
+    state = open_state(parse_database_url(postgres_url), sqlite_path=Path(), schema="dropped")
+    state.apply_block(0, [TxWrites(0, "t0", 0, (Write("ns", "a", b"0"),))])
+
+    def drop_connections() -> None:  # as a server restart or an idle timeout would
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+
+    drop_connections()
+    versioned = state.get("ns", "a")
+    assert versioned is not None
+    assert versioned.value == b"0"
+    drop_connections()
+    state.apply_block(1, [TxWrites(0, "t1", 0, (Write("ns", "a", b"1"),))])
+    assert state.savepoint == 1
+    assert [m.tx_id for m in state.history("ns", "a")] == ["t1", "t0"]  # written once
+    state.close()
