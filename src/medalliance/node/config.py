@@ -45,8 +45,9 @@ class NodeConfig(_Model):
     port: int = Field(ge=1, le=65535)
     # The operations endpoint (HTTP /healthz and /status); default: port + 10000.
     operations_port: int | None = Field(default=None, ge=1, le=65535)
-    # A peer's own world-state database, overriding the network's `state_database`.
-    state_database: str | None = None
+    # A peer's own world-state database, overriding the network's `state_database`. Not in
+    # repr: a URL may carry a password (docs recommend PGPASSWORD instead).
+    state_database: str | None = Field(default=None, repr=False)
 
     @field_validator("state_database")
     @classmethod
@@ -173,7 +174,7 @@ class NetworkConfig(_Model):
     pseudonym_rate: PseudonymRateConfig = PseudonymRateConfig()
     # Where peers keep their world state: a postgresql:// URL (one schema per peer and channel),
     # or `sqlite` / absent for SQLite in each ledger folder; a peer may override it.
-    state_database: str | None = None
+    state_database: str | None = Field(default=None, repr=False)
 
     @field_validator("state_database")
     @classmethod

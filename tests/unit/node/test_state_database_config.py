@@ -55,3 +55,9 @@ def test_a_bad_state_database_is_refused_without_showing_a_password(
     assert message in str(raised.value)
     assert "state_database" in str(raised.value)
     assert ":pw@" not in str(raised.value)
+
+
+def test_the_url_stays_out_of_the_configs_repr() -> None:
+    data = config_with(lambda d: d.update(state_database="postgresql://peer:s3cret@db/alliance"))
+    org(data, "HospA")["peers"][0]["state_database"] = "postgresql://peer:s3cret@db/other"
+    assert "s3cret" not in repr(NetworkConfig.model_validate(data))
