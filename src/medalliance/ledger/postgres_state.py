@@ -7,8 +7,9 @@ metadata names are TEXT `COLLATE "C"` (byte order too). A block is one transacti
 history, metadata and savepoint rows commit together or not at all. Rich queries are evaluated by
 `state_rules.query_page` over `range`, the same code as SQLite's, so both answer alike.
 
-One connection per store, guarded by a lock: the gateway reads from its worker threads while the
-committer applies blocks, and a reader must never see half a block.
+One connection per store, guarded by a lock: readers on other threads (the web client, users of
+the embedded network) may read while the committer applies a block, and must never see half of
+it. A lost connection is reopened once (`_run`).
 """
 
 from __future__ import annotations
