@@ -140,6 +140,10 @@ class QuerySyntaxError(InvalidArgument):
     """A rich query outside the supported CouchDB selector subset."""
 
 
+class StateDatabaseUnavailable(Unavailable):
+    """The PostgreSQL server holding a world state cannot be reached or refuses the login."""
+
+
 class UnknownBlock(NotFound):
     def __init__(self, number: int, height: int) -> None:
         super().__init__(f"no block {number}: the ledger has blocks 0..{height - 1}")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from fabric_protos.common import common_pb2
 
+from medalliance.database_url import DatabaseUrl
 from medalliance.errors import MedallianceError, NotFound
 from medalliance.ledger.block import (
     METADATA_SLOTS,
@@ -31,10 +32,15 @@ from medalliance.ledger.block_signature import block_time
 from medalliance.ledger.block_store import read_block_records
 from medalliance.ledger.channel_config import ChannelConfig
 from medalliance.ledger.config_update import check_config_transaction, is_config_block
-from medalliance.ledger.sqlite_state import SqliteState
 from medalliance.ledger.state import StateReader, TxWrites
 from medalliance.ledger.tx import parse_envelope
 from medalliance.ledger.validation import VALID, NamespacePolicy, validate_block
+from medalliance.ledger.world_state import (
+    SQLITE_FILE,
+    WorldState,
+    open_state,
+    recorded_location,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,13 +88,19 @@ def verify_ledger(
     ledger_dir: Path,
     definitions: DefinitionLookup,
     on_block: Callable[[int], None] | None = None,
+    node_state_database: DatabaseUrl | None = None,
 ) -> LedgerReport:
-    """Verify one ledger directory; reads it only, never repairs or changes it."""
+    """Verify one ledger directory; reads it only, never repairs or changes it.
+
+    The blocks are replayed into a scratch SQLite state; its hash is compared with the node's
+    own state where the ledger folder says it lives (SQLite beside the blocks, or PostgreSQL:
+    `node_state_database` then overrides the recorded URL, e.g. to add a password).
+    """
     scratch = Path(tempfile.mkdtemp(prefix="medalliance-verify-"))
     try:
-        state = SqliteState.open(scratch / "state.db")
+        state = open_state(None, sqlite_path=scratch / SQLITE_FILE, schema="")
         try:
-            return _verify(ledger_dir, state, definitions, on_block)
+            return _verify(ledger_dir, state, definitions, on_block, node_state_database)
         finally:
             state.close()
     finally:
@@ -97,9 +109,10 @@ def verify_ledger(
 
 def _verify(
     ledger_dir: Path,
-    state: SqliteState,
+    state: WorldState,
     definitions: DefinitionLookup,
     on_block: Callable[[int], None] | None,
+    node_state_database: DatabaseUrl | None,
 ) -> LedgerReport:
     counts = {"blocks": 0, "txs": 0, "valid": 0}
     channel_id = "?"
@@ -146,7 +159,9 @@ def _verify(
         txs=counts["txs"],
         valid_txs=counts["valid"],
         state_hash=state.state_hash().hex(),
-        node_state_matches=_node_state_matches(ledger_dir, state) if bad is None else None,
+        node_state_matches=_node_state_matches(ledger_dir, state, node_state_database)
+        if bad is None
+        else None,
         bad=bad,
     )
 
@@ -171,7 +186,7 @@ def _check_block(
     block: common_pb2.Block,
     previous: common_pb2.BlockHeader,
     config: ChannelConfig,
-    state: SqliteState,
+    state: WorldState,
     definitions: DefinitionLookup,
     committed: set[str],
     counts: dict[str, int],
@@ -221,7 +236,7 @@ def _check_block(
 def _check_config_block(
     block: common_pb2.Block,
     config: ChannelConfig,
-    state: SqliteState,
+    state: WorldState,
     committed: set[str],
     counts: dict[str, int],
 ) -> ChannelConfig:
@@ -255,11 +270,15 @@ def _check_layout(block: common_pb2.Block) -> None:
         raise _Bad("the validation codes do not match the number of transactions")
 
 
-def _node_state_matches(ledger_dir: Path, rebuilt: SqliteState) -> bool | None:
-    path = ledger_dir / "state.db"
-    if not path.exists():
+def _node_state_matches(
+    ledger_dir: Path, rebuilt: WorldState, override: DatabaseUrl | None
+) -> bool | None:
+    location = recorded_location(ledger_dir, override)
+    if location.url is None and not (ledger_dir / SQLITE_FILE).exists():
         return None
-    node_state = SqliteState.open(path)
+    node_state = open_state(
+        location.url, sqlite_path=ledger_dir / SQLITE_FILE, schema=location.schema
+    )
     try:
         if node_state.savepoint != rebuilt.savepoint:
             return False

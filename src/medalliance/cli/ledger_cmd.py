@@ -13,9 +13,26 @@ from rich.table import Table
 
 from medalliance.audit.verify import LedgerReport, find_ledgers, verify_ledger
 from medalliance.cli.output import emit_json, output_state, stderr, stdout
+from medalliance.database_url import DatabaseUrl, parse_database_url
 from medalliance.node.channel import namespace_policy, rebuild_state
 
 app = typer.Typer(help="Inspect and repair ledgers on disk.", no_args_is_help=True)
+
+# A peer whose state is on PostgreSQL records the URL without its password in the ledger folder;
+# libpq's PGPASSWORD or ~/.pgpass supply it, or this option (an env var keeps it out of history).
+StateDatabase = Annotated[
+    str | None,
+    typer.Option(
+        "--state-database",
+        envvar="MEDALLIANCE_STATE_DATABASE",
+        help="postgresql:// URL replacing the one a PostgreSQL-state peer recorded (schema kept).",
+        show_default=False,
+    ),
+]
+
+
+def _state_database(text: str | None) -> DatabaseUrl | None:
+    return parse_database_url(text) if text else None
 
 
 class LedgerVerdict(BaseModel):
@@ -48,19 +65,24 @@ def verify(
     directory: Annotated[
         Path, typer.Argument(help="A ledger directory, or a data directory holding several.")
     ],
+    state_database: StateDatabase = None,
 ) -> None:
     """Verify ledgers from their genesis block: hashes, signatures, re-validation, world state.
 
-    Exits 0 when every ledger is intact, 1 naming the first bad block otherwise.
+    Exits 0 when every ledger is intact, 1 naming the first bad block otherwise. A peer's
+    PostgreSQL state is found where the peer recorded it (password from PGPASSWORD/~/.pgpass).
 
     Example: medalliance ledger verify demo-data
     """
+    node_state = _state_database(state_database)
     ledgers = find_ledgers(directory)
     reports: list[LedgerReport] = []
     with Progress(console=stderr(), transient=True) as progress:
         for path in ledgers:
             task = progress.add_task(f"verifying {path}", total=None)
-            reports.append(verify_ledger(path, namespace_policy, _progress(progress, task)))
+            reports.append(
+                verify_ledger(path, namespace_policy, _progress(progress, task), node_state)
+            )
     verdicts = [_verdict(r, directory) for r in reports]
     intact = all(v.intact for v in verdicts)
     if output_state.json:
@@ -74,12 +96,14 @@ def verify(
 @app.command("rebuild-state")
 def rebuild(
     directory: Annotated[Path, typer.Argument(help="A ledger directory (holding blocks/).")],
+    state_database: StateDatabase = None,
 ) -> None:
-    """Drop a ledger's world state and re-derive it from its blocks.
+    """Drop a ledger's world state (SQLite or the peer's PostgreSQL schema) and re-derive it
+    from its blocks. Stop the peer first.
 
     Example: medalliance ledger rebuild-state demo-data/nodes/peer0.hospa.example.com/ledgers/alliance
     """
-    result = rebuild_state(directory)
+    result = rebuild_state(directory, _state_database(state_database))
     out = RebuildOutput(
         path=str(directory),
         channel=result.channel_id,

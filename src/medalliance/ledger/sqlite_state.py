@@ -7,21 +7,15 @@ TEXT compared with SQLite's BINARY collation, i.e. by their UTF-8 bytes, as Fabr
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from medalliance.errors import PreconditionFailed, QuerySyntaxError
-from medalliance.ledger.selector import parse_query
+from medalliance.errors import PreconditionFailed
 from medalliance.ledger.state import KeyModification, QueryPage, TxWrites, Version, VersionedValue
-
-# (value or None for deleted, tx_num) of a key after a block, and its metadata when it changed
-_Final = dict[tuple[str, str], tuple[bytes | None, int]]
-_Meta = dict[tuple[str, str], tuple[tuple[str, bytes], ...]]
+from medalliance.ledger.state_rules import final_writes, query_page, state_digest
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS state (ns TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,
@@ -42,6 +36,9 @@ class SqliteState:
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
+        # One connection shared by the committer and readers on other threads (web, gateway):
+        # without the lock a read between a block's statements would see it half-applied.
+        self._lock = threading.RLock()
 
     @classmethod
     def open(cls, path: Path) -> SqliteState:
@@ -54,20 +51,22 @@ class SqliteState:
 
     @property
     def savepoint(self) -> int:
-        row = self._db.execute("SELECT block_num FROM savepoint WHERE id = 0").fetchone()
+        rows = self._rows("SELECT block_num FROM savepoint WHERE id = 0", ())
+        row = rows[0] if rows else None
         return -1 if row is None else int(row[0])
 
     def get(self, namespace: str, key: str) -> VersionedValue | None:
-        row = self._db.execute(
+        rows = self._rows(
             "SELECT value, block_num, tx_num FROM state WHERE ns = ? AND key = ?", (namespace, key)
-        ).fetchone()
+        )
+        row = rows[0] if rows else None
         return None if row is None else VersionedValue(bytes(row[0]), Version(row[1], row[2]))
 
     def get_metadata(self, namespace: str, key: str) -> Mapping[str, bytes]:
-        rows = self._db.execute(
+        rows = self._rows(
             "SELECT name, value FROM metadata WHERE ns = ? AND key = ? ORDER BY name",
             (namespace, key),
-        ).fetchall()
+        )
         return {str(name): bytes(value) for name, value in rows}
 
     def get_many(
@@ -84,7 +83,7 @@ class SqliteState:
             for i in range(0, len(names), _BATCH):
                 chunk = names[i : i + _BATCH]
                 # `ns = ? AND key IN (...)` walks the primary key; a row-value IN would scan.
-                rows = self._db.execute(
+                rows = self._rows(
                     "SELECT key, value, block_num, tx_num FROM state "  # noqa: S608 - placeholders only
                     f"WHERE ns = ? AND key IN ({', '.join('?' * len(chunk))})",
                     [ns, *chunk],
@@ -101,7 +100,7 @@ class SqliteState:
         if end_key:
             sql += " AND key < ?"
             params.append(end_key)
-        rows = self._db.execute(sql + " ORDER BY key", params).fetchall()
+        rows = self._rows(sql + " ORDER BY key", params)
         for key, value, block_num, tx_num in rows:
             yield key, VersionedValue(bytes(value), Version(block_num, tx_num))
 
@@ -114,43 +113,26 @@ class SqliteState:
     ) -> QueryPage:
         """Matching JSON values in sort order (then key order), a page at a time.
 
-        Evaluated in Python over the namespace (selector.py); values that are not JSON are
-        skipped. `limit` caps the whole result, `page_size` each page; the bookmark is an opaque
-        offset into the sorted result. Raises `QuerySyntaxError` for an unsupported query.
+        Evaluated in Python over the namespace (state_rules.query_page, shared with every
+        backend). Raises `QuerySyntaxError` for an unsupported query or a foreign bookmark.
         """
-        parsed = parse_query(query)
-        matches = []
-        for key, versioned in self.range(namespace, "", ""):
-            try:
-                document = json.loads(versioned.value)
-            except ValueError:
-                continue  # only JSON values take part in rich queries
-            if parsed.matches(document):
-                matches.append((parsed.sort_key(document), key, versioned))
-        # Stable sorts, last field first, give a multi-field sort with per-field direction;
-        # ties keep key order.
-        matches.sort(key=lambda m: m[1])
-        for index in reversed(range(len(parsed.sort))):
-            matches.sort(key=_sort_field(index), reverse=parsed.sort[index][1])
-        limit = parsed.limit or len(matches)
-        start = _decode_bookmark(bookmark)
-        size = page_size or limit
-        page = matches[start : min(start + size, limit)]
-        end = start + len(page)
-        next_bookmark = _encode_bookmark(end) if end < min(limit, len(matches)) else ""
-        return QueryPage(tuple((key, v) for _, key, v in page), next_bookmark)
+        return query_page(self.range(namespace, "", ""), query, page_size, bookmark)
 
     def history(self, namespace: str, key: str) -> Sequence[KeyModification]:
-        rows = self._db.execute(
+        rows = self._rows(
             "SELECT tx_id, block_num, tx_num, ts_ms, is_delete, value FROM history "
             "WHERE ns = ? AND key = ? ORDER BY block_num DESC, tx_num DESC",
             (namespace, key),
-        ).fetchall()
+        )
         return [
             KeyModification(r[0], Version(r[1], r[2]), r[3], bool(r[4]), bytes(r[5])) for r in rows
         ]
 
     def apply_block(self, block_num: int, txs: Sequence[TxWrites]) -> None:
+        with self._lock:
+            self._apply_block(block_num, txs)
+
+    def _apply_block(self, block_num: int, txs: Sequence[TxWrites]) -> None:
         if block_num != self.savepoint + 1:
             raise PreconditionFailed(
                 f"world state is at block {self.savepoint}; cannot apply block {block_num}"
@@ -169,7 +151,7 @@ class SqliteState:
             for tx in txs
             for w in tx.writes
         ]
-        final, metadata = self._final_writes(txs)
+        final, metadata = final_writes(txs, self._committed_value)
         upserts = [(ns, k, v, block_num, n) for (ns, k), (v, n) in final.items() if v is not None]
         deletes = [(ns, k) for (ns, k), (v, _) in final.items() if v is None]
         entries = [(ns, k, name, value) for (ns, k), es in metadata.items() for name, value in es]
@@ -182,76 +164,34 @@ class SqliteState:
             self._db.executemany("INSERT INTO history VALUES (?, ?, ?, ?, ?, ?, ?, ?)", history)
             self._db.execute("INSERT OR REPLACE INTO savepoint VALUES (0, ?)", (block_num,))
 
-    def _final_writes(self, txs: Sequence[TxWrites]) -> tuple[_Final, _Meta]:
-        """Each key's value after the block and the new metadata of keys whose metadata changed.
-
-        In block order (a later transaction wins), value writes before metadata writes of one
-        transaction. Deleting a key drops its metadata; a metadata write gives the key the
-        writing transaction's version, as Fabric's does (so a read of it before conflicts), and
-        is ignored for a key that does not exist.
-        """
-        final: _Final = {}
-        metadata: _Meta = {}
-        for tx in txs:
-            for w in tx.writes:
-                final[(w.namespace, w.key)] = (w.value, tx.tx_num)
-                if w.value is None:
-                    metadata[(w.namespace, w.key)] = ()
-            for m in tx.metadata:
-                key = (m.namespace, m.key)
-                if key in final:
-                    value = final[key][0]
-                else:
-                    committed = self.get(m.namespace, m.key)
-                    value = committed.value if committed else None
-                if value is None:
-                    continue
-                final[key] = (value, tx.tx_num)
-                metadata[key] = m.entries
-        return final, metadata
+    def _committed_value(self, namespace: str, key: str) -> bytes | None:
+        committed = self.get(namespace, key)
+        return committed.value if committed else None
 
     def state_hash(self) -> bytes:
         """SHA-256 over every (namespace, key, value, version) in order: compares replicas."""
-        digest = hashlib.sha256()
-        for ns, key, value, block_num, tx_num in self._db.execute(
-            "SELECT ns, key, value, block_num, tx_num FROM state ORDER BY ns, key"
-        ):
-            for part in (ns.encode(), key.encode(), bytes(value), f"{block_num}:{tx_num}".encode()):
-                digest.update(len(part).to_bytes(8, "big") + part)
-        # Metadata (key-level endorsement policies) is state too; tagged so that it cannot be
-        # confused with a value row, and absent metadata leaves the hash as it was.
-        for ns, key, name, value in self._db.execute(
-            "SELECT ns, key, name, value FROM metadata ORDER BY ns, key, name"
-        ):
-            for part in (b"metadata", ns.encode(), key.encode(), name.encode(), bytes(value)):
-                digest.update(len(part).to_bytes(8, "big") + part)
-        return digest.digest()
+        with self._lock:
+            values = self._rows(
+                "SELECT ns, key, value, block_num, tx_num FROM state ORDER BY ns, key", ()
+            )
+            metadata = self._rows(
+                "SELECT ns, key, name, value FROM metadata ORDER BY ns, key, name", ()
+            )
+        return state_digest(
+            ((ns, key, bytes(v), b, t) for ns, key, v, b, t in values),
+            ((ns, key, name, bytes(v)) for ns, key, name, v in metadata),
+        )
 
     def clear(self) -> None:
-        with self._db:
+        with self._lock, self._db:
             self._db.execute("BEGIN")
             for table in ("state", "history", "metadata", "savepoint"):
                 self._db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._db.close()
 
-
-def _sort_field(index: int) -> Callable[[tuple[tuple[Any, ...], str, VersionedValue]], Any]:
-    return lambda match: match[0][index]
-
-
-def _encode_bookmark(offset: int) -> str:
-    return base64.urlsafe_b64encode(str(offset).encode()).decode()
-
-
-def _decode_bookmark(bookmark: str) -> int:
-    if not bookmark:
-        return 0
-    try:
-        offset = int(base64.urlsafe_b64decode(bookmark.encode()).decode())
-    except ValueError as exc:
-        raise QuerySyntaxError("bookmark is not one this peer returned") from exc
-    if offset < 0:
-        raise QuerySyntaxError("bookmark is not one this peer returned")
-    return offset
+    def _rows(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()

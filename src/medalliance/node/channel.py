@@ -19,6 +19,7 @@ from fabric_protos.peer import transaction_pb2
 
 from medalliance.contracts.endorser import ChannelView
 from medalliance.contracts.lifecycle import committed_definition
+from medalliance.database_url import DatabaseUrl
 from medalliance.errors import (
     InvalidArgument,
     MedallianceError,
@@ -36,7 +37,6 @@ from medalliance.ledger.config_update import (
     latest_config,
 )
 from medalliance.ledger.mvcc import metadata_writes_of, writes_of
-from medalliance.ledger.sqlite_state import SqliteState
 from medalliance.ledger.state import StateReader, TxWrites
 from medalliance.ledger.tx import parse_envelope, parse_rwset
 from medalliance.ledger.validation import (
@@ -45,6 +45,12 @@ from medalliance.ledger.validation import (
     NamespacePolicy,
     TxResult,
     validate_block,
+)
+from medalliance.ledger.world_state import (
+    StateLocation,
+    WorldState,
+    open_ledger_state,
+    recorded_location,
 )
 
 log = logging.getLogger(__name__)
@@ -55,21 +61,32 @@ CommitListener = Callable[[common_pb2.Block, BlockResult], None]
 class PeerChannel:
     """A channel's ledger on a peer. Not thread-safe: the node serialises commits."""
 
-    def __init__(self, store: BlockStore, state: SqliteState, config: ChannelConfig) -> None:
+    def __init__(self, store: BlockStore, state: WorldState, config: ChannelConfig) -> None:
         self._store = store
         self._state = state
         self.config = config
         self._listeners: list[CommitListener] = []
 
     @classmethod
-    def open(cls, directory: Path, genesis: common_pb2.Block | None = None) -> PeerChannel:
+    def open(
+        cls,
+        directory: Path,
+        genesis: common_pb2.Block | None = None,
+        *,
+        state_at: StateLocation | None = None,
+    ) -> PeerChannel:
         """Open a channel's ledger, creating it from `genesis` when it does not exist yet.
 
-        Replays blocks the world state lags behind (crash recovery).
+        The world state lives at `state_at` (default: SQLite in `directory`). Replays blocks the
+        world state lags behind (crash recovery; a new, empty state is built from the blocks).
         """
         directory.mkdir(parents=True, exist_ok=True)
         store = BlockStore.open(directory / "blocks")
-        state = SqliteState.open(directory / "state.db")
+        try:
+            state = open_ledger_state(directory, state_at or StateLocation(None, ""))
+        except BaseException:
+            store.close()
+            raise
         if store.height == 0:
             if genesis is None:
                 raise PreconditionFailed(f"{directory} holds no ledger; join with a genesis block")
@@ -102,7 +119,7 @@ class PeerChannel:
         return self._store
 
     @property
-    def state(self) -> SqliteState:
+    def state(self) -> WorldState:
         return self._state
 
     @property
@@ -263,19 +280,22 @@ class RebuildResult:
     state_hash: str
 
 
-def rebuild_state(ledger_dir: Path) -> RebuildResult:
+def rebuild_state(ledger_dir: Path, state_database: DatabaseUrl | None = None) -> RebuildResult:
     """Drop a ledger's world state and re-derive it from the block store.
 
-    Safe to interrupt: an emptied state is simply replayed again on the next open.
+    The state is where the peer recorded it (SQLite in the folder, or its PostgreSQL schema;
+    `state_database` overrides the recorded URL, e.g. with a password). Safe to interrupt: an
+    emptied state is simply replayed again on the next open.
     """
     if not (ledger_dir / "blocks").is_dir():
         raise NotFound(f"{ledger_dir} is not a ledger directory (it holds no blocks/)")
-    state = SqliteState.open(ledger_dir / "state.db")
+    location = recorded_location(ledger_dir, state_database)
+    state = open_ledger_state(ledger_dir, location)
     try:
         state.clear()
     finally:
         state.close()
-    channel = PeerChannel.open(ledger_dir)
+    channel = PeerChannel.open(ledger_dir, state_at=location)
     try:
         return RebuildResult(
             channel.channel_id, channel.height - 1, channel.state.state_hash().hex()

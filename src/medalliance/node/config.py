@@ -14,9 +14,17 @@ from typing import Any, Literal
 
 import yaml
 from fabric_protos.msp import msp_principal_pb2
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from medalliance.errors import ConfigError, PolicySyntaxError
+from medalliance.database_url import DatabaseUrl, parse_database_url
+from medalliance.errors import ConfigError, InvalidArgument, PolicySyntaxError
 from medalliance.identity.policy import parse_policy
 from medalliance.ledger.channel_config import normalise_policy_path, policy_from_text
 
@@ -37,6 +45,14 @@ class NodeConfig(_Model):
     port: int = Field(ge=1, le=65535)
     # The operations endpoint (HTTP /healthz and /status); default: port + 10000.
     operations_port: int | None = Field(default=None, ge=1, le=65535)
+    # A peer's own world-state database, overriding the network's `state_database`. Not in
+    # repr: a URL may carry a password (docs recommend PGPASSWORD instead).
+    state_database: str | None = Field(default=None, repr=False)
+
+    @field_validator("state_database")
+    @classmethod
+    def _state_database(cls, value: str | None) -> str | None:
+        return _check_state_database(value)
 
     @model_validator(mode="after")
     def _operations(self) -> NodeConfig:
@@ -159,6 +175,21 @@ class NetworkConfig(_Model):
     # root regulator (the one without a parent).
     pseudonym_service: str | None = None
     pseudonym_rate: PseudonymRateConfig = PseudonymRateConfig()
+    # Where peers keep their world state: a postgresql:// URL (one schema per peer and channel),
+    # or `sqlite` / absent for SQLite in each ledger folder; a peer may override it.
+    state_database: str | None = Field(default=None, repr=False)
+
+    @field_validator("state_database")
+    @classmethod
+    def _state_database(cls, value: str | None) -> str | None:
+        return _check_state_database(value)
+
+    def state_database_for(self, node: NodeConfig) -> DatabaseUrl | None:
+        """The world-state database of a peer: its own, else the network's; None is SQLite."""
+        text = node.state_database or self.state_database
+        if text is None or text == SQLITE_STATE:
+            return None
+        return parse_database_url(text)
 
     @model_validator(mode="after")
     def _check(self) -> NetworkConfig:
@@ -225,6 +256,25 @@ def load_network_config(path: Path) -> NetworkConfig:
         return NetworkConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"{path} is not a valid network config:\n{render_errors(exc)}") from None
+
+
+SQLITE_STATE = "sqlite"  # the `state_database` value that keeps the default, SQLite per ledger
+
+
+def _check_state_database(value: str | None) -> str | None:
+    if value is None or value == SQLITE_STATE:
+        return value
+    try:
+        url = parse_database_url(value)
+    except InvalidArgument as exc:
+        raise ValueError(str(exc)) from None
+    if not url.is_postgres:
+        # A SQLite state is one file per channel, so a single path cannot name it.
+        raise ValueError(
+            "state_database is a postgresql://USER@HOST/DBNAME URL, or `sqlite` for SQLite in "
+            "each ledger folder (the default)"
+        )
+    return value
 
 
 def render_errors(exc: ValidationError) -> str:

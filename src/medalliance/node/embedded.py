@@ -1,7 +1,8 @@
 """An in-process network: every peer and one ordering stage per channel, in one process.
 
 Used by the demo and the integration tests. It runs the real components (crypto material on disk,
-block files, SQLite world states, endorsement, ordering, validation); only the transport is a
+block files, world states (SQLite, or PostgreSQL when the config's `state_database` says so),
+endorsement, ordering, validation); only the transport is a
 function call. Time is injected (`clock`), and ordering is driven by the caller, so a run is
 reproducible. The multi-process network of the node issue wires the same parts to gRPC.
 """
@@ -116,7 +117,13 @@ class EmbeddedNetwork:
                 host = f"{node.name}.{org.domain}"
                 signer = load_signer(layout.peer_dir(org.msp_id, node.name) / "msp", org.msp_id)
                 peers.append(
-                    Peer(host, signer, directory / "nodes" / host, endorsing=org.endorsing)
+                    Peer(
+                        host,
+                        signer,
+                        directory / "nodes" / host,
+                        endorsing=org.endorsing,
+                        state_database=config.state_database_for(node),
+                    )
                 )
         for channel in config.channels:
             genesis = parse_block(layout.genesis_block_path(channel.name).read_bytes())

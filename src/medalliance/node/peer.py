@@ -16,6 +16,7 @@ from fabric_protos.peer import proposal_pb2
 
 from medalliance.contracts.endorser import Endorsed, Endorser
 from medalliance.contracts.package import PackageStore
+from medalliance.database_url import DatabaseUrl
 from medalliance.errors import InvalidArgument, PermissionDenied, UnknownChannel
 from medalliance.identity.signing import Signer
 from medalliance.ledger.channel_config import ChannelConfig
@@ -26,6 +27,7 @@ from medalliance.ledger.tx import (
     parse_signed_proposal,
 )
 from medalliance.ledger.validation import BlockResult
+from medalliance.ledger.world_state import StateLocation, state_schema
 from medalliance.node.channel import PeerChannel
 
 log = logging.getLogger(__name__)
@@ -34,8 +36,18 @@ log = logging.getLogger(__name__)
 class Peer:
     """One peer node: `name` is its host name, e.g. peer0.org1.example.com."""
 
-    def __init__(self, name: str, signer: Signer, directory: Path, *, endorsing: bool) -> None:
+    def __init__(
+        self,
+        name: str,
+        signer: Signer,
+        directory: Path,
+        *,
+        endorsing: bool,
+        state_database: DatabaseUrl | None = None,
+    ) -> None:
         self.name = name
+        # Where channel world states live: None (or a SQLite URL) keeps each in its ledger folder.
+        self.state_database = state_database
         self.signer = signer
         self.directory = directory
         self.endorsing = endorsing
@@ -44,7 +56,7 @@ class Peer:
         self._channels: dict[str, PeerChannel] = {}
         for ledger_dir in sorted((directory / "ledgers").glob("*")):
             if ledger_dir.is_dir():
-                channel = PeerChannel.open(ledger_dir)
+                channel = PeerChannel.open(ledger_dir, state_at=self._state_at(ledger_dir.name))
                 self._channels[channel.channel_id] = channel
 
     @property
@@ -68,7 +80,11 @@ class Peer:
             )
         if config.channel_id in self._channels:
             return self._channels[config.channel_id]
-        channel = PeerChannel.open(self.directory / "ledgers" / config.channel_id, genesis)
+        channel = PeerChannel.open(
+            self.directory / "ledgers" / config.channel_id,
+            genesis,
+            state_at=self._state_at(config.channel_id),
+        )
         self._channels[config.channel_id] = channel
         log.info("channel joined", extra={"peer": self.name, "channel": config.channel_id})
         return channel
@@ -103,6 +119,12 @@ class Peer:
     def close(self) -> None:
         for channel in self._channels.values():
             channel.close()
+
+    def _state_at(self, channel_id: str) -> StateLocation:
+        url = self.state_database
+        if url is None or not url.is_postgres:
+            return StateLocation(None, "")
+        return StateLocation(url, state_schema(self.name, channel_id))
 
 
 def block_channel_id(block: common_pb2.Block) -> str:

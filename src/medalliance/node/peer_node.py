@@ -49,7 +49,16 @@ class PeerNode:
         self.org = org
         self.host, self.address, self.tls = m.host, m.address, m.tls
         self.operations_address = m.operations_address
-        self.peer = Peer(m.host, m.signer, m.data_dir, endorsing=org.endorsing)
+        node = next(n for n in org.peers if n.name == name)  # NodeMaterial.load found it
+        state_database = layout.config.state_database_for(node)
+        if state_database is not None:
+            log.info(
+                "world state on PostgreSQL",
+                extra={"peer": m.host, "database": state_database.redacted()},
+            )
+        self.peer = Peer(
+            m.host, m.signer, m.data_dir, endorsing=org.endorsing, state_database=state_database
+        )
         self._join_and_install()
         self.channels = {
             cid: ServedChannel.of(self.peer.channel(cid)) for cid in self.peer.channel_ids

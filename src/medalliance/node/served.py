@@ -9,8 +9,8 @@ from fabric_protos.common import common_pb2
 from medalliance.contracts.endorser import ChannelView
 from medalliance.ledger.block_store import BlockStore
 from medalliance.ledger.channel_config import ChannelConfig
-from medalliance.ledger.sqlite_state import SqliteState
 from medalliance.ledger.validation import BlockResult
+from medalliance.ledger.world_state import WorldState
 from medalliance.network.block_feed import BlockFeed
 from medalliance.node.channel import PeerChannel
 
@@ -40,7 +40,7 @@ class ServedChannel:
         return self.ledger.store
 
     @property
-    def state(self) -> SqliteState:
+    def state(self) -> WorldState:
         return self.ledger.state
 
     @property
