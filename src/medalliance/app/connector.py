@@ -12,6 +12,10 @@ that record is deleted from the hospital's database (`erase_imported`; docs/priv
 
 Exactly once, even across restarts: the import and the referral's id are one SQLite transaction,
 and the last finished block is stored after each block, so a replay skips what is done.
+
+A bad package never blocks the queue (`app/quarantine.py`): a fault of the package itself
+quarantines that referral with its reason, written with the block's checkpoint, and the sync goes
+on; `retry` tries one again. A fault on the way to it (peer down) stops the sync before the block.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from fabric_protos.common import common_pb2
@@ -29,7 +34,15 @@ from medalliance.app.alliance_network import AllianceNetwork
 from medalliance.app.hospital_db import HospitalDatabase, Referral, parse_clinical
 from medalliance.app.packages import open_as
 from medalliance.app.pseudonyms import PseudonymClient
-from medalliance.errors import ContractError, InvalidArgument
+from medalliance.app.quarantine import (
+    PERMANENT,
+    TRANSIENT,
+    PackageRefused,
+    Quarantined,
+    now_iso,
+    stopped_before,
+)
+from medalliance.errors import ContractError, InvalidArgument, NotFound
 from medalliance.ledger.block import transactions_filter
 from medalliance.ledger.block_events import VALID, chaincode_events
 from medalliance.ledger.tx import (
@@ -57,6 +70,7 @@ class SyncReport:
     updated: list[tuple[str, str]] = field(default_factory=list)  # (referral id, new status)
     erased: list[str] = field(default_factory=list)  # records whose imported copy was deleted
     confirmed: list[str] = field(default_factory=list)  # deletion receipts this sync filed
+    quarantined: list[str] = field(default_factory=list)  # referrals whose package was refused
     last_block: int = -1
 
 
@@ -86,30 +100,77 @@ class Connector:
         report = SyncReport(last_block=self._db.last_block())
         for block in self._network.blocks(self._org, report.last_block + 1, until):
             number = int(block.header.number)
+            refused: list[Quarantined] = []
             for event in chaincode_events(block, ReferralContract.name):
                 self._handle(
-                    event.event_name, json.loads(event.payload), event.tx_id, number, report
-                )
+                    event.event_name, json.loads(event.payload), event.tx_id, number, report,
+                    refused,
+                )  # fmt: skip
             for record_id in record_ledger.erased_records(_valid_writes(block)):
                 if self._db.erase_imported(record_id):
                     report.erased.append(record_id)
                     log.info("imported copy erased", extra={"record": record_id, "block": number})
                 if self._confirm_erasure(record_id):
                     report.confirmed.append(record_id)
-            self._db.set_last_block(number)
+            self._db.set_last_block(number, refused)  # with the block's quarantine entries
+            report.quarantined.extend(entry.referral_id for entry in refused)
             report.last_block = number
             if on_change is not None:
                 on_change(report)
         return report
 
+    def retry(self, referral_id: str) -> None:
+        """Fetch, open and import a quarantined referral again; on success it leaves the
+        quarantine in the import's transaction. `PackageRefused` (with the new attempt noted)
+        if the package is still at fault; a transient fault changes nothing."""
+        entries = self._db.quarantined(referral_id)
+        if not entries:
+            raise NotFound(
+                f"referral {referral_id} is not quarantined at {self._msp_id}; "
+                "see `medalliance connector failures`"
+            )
+        entry = entries[0]
+        try:
+            self._import(entry.event, entry.tx_id, entry.block)
+        except _PackageFault as fault:
+            self._db.quarantine(entry.attempted(fault.reason, now_iso()))
+            log.warning("quarantined referral refused again", extra={"referral": referral_id})
+            raise PackageRefused(referral_id, fault.reason) from fault.__cause__
+
     def _handle(
-        self, name: str, event: dict[str, str], tx_id: str, block: int, report: SyncReport
+        self,
+        name: str,
+        event: dict[str, str],
+        tx_id: str,
+        block: int,
+        report: SyncReport,
+        refused: list[Quarantined],
     ) -> None:
         referral_id = event["referralId"]
         if name == "ReferralCreated" and event["toHospital"] == self._msp_id:
-            if not self._db.has_referral(referral_id):
+            if self._db.has_referral(referral_id) or self._db.quarantined(referral_id):
+                return
+            try:
                 self._import(event, tx_id, block)
-                report.imported.append(referral_id)
+            except TRANSIENT as exc:
+                raise stopped_before(exc, block, referral_id) from exc
+            except _PackageFault as fault:
+                at = now_iso()
+                refused.append(
+                    Quarantined(
+                        referral_id,
+                        event["clinicalRef"],
+                        tx_id,
+                        block,
+                        fault.reason,
+                        at,
+                        at,
+                        dict(event),
+                    )
+                )
+                log.warning("referral quarantined", extra={"referral": referral_id, "block": block})
+                return
+            report.imported.append(referral_id)
         elif name == "ReferralCreated" and event["fromHospital"] == self._msp_id:
             if self._db.record_outgoing(_referral(event, "outgoing", tx_id, block)):
                 report.noted.append(referral_id)
@@ -155,16 +216,19 @@ class Connector:
             )
         )
         version = int(record["version"])
-        held = self._network.pull(self._org, self._user, record_id, version)
-        clinical, images = open_as(
-            self._network.layout, self._org, SealedPackage.from_bytes(held.sealed), held.attachments
-        )
+        with _package_fault():
+            held = self._network.pull(self._org, self._user, record_id, version)
+            clinical, images = open_as(
+                self._network.layout, self._org, SealedPackage.from_bytes(held.sealed),
+                held.attachments,
+            )  # fmt: skip
         # Every decryption is an access event the regulator sees, logged before the data is used.
         self._network.submit(
             self._org, self._user, RecordsContract.name, "LogAccess", record_id, str(version),
             "decrypt",
         )  # fmt: skip
-        self._check_patient(clinical, on_chain["patientRef"], referral_id)
+        with _package_fault():
+            self._check_patient(clinical, on_chain["patientRef"], referral_id)
         self._db.import_referral(_referral(event, "incoming", tx_id, block), clinical, images)
         log.info("referral imported", extra={"referral": referral_id, "block": block})
 
@@ -180,6 +244,23 @@ class Connector:
                 f"the clinical package of referral {referral_id} is not the referred patient's; "
                 "not imported"
             )
+
+
+class _PackageFault(Exception):
+    """A fault of the package itself (one of `quarantine.PERMANENT`), raised only around the
+    steps that read the package, so a refusal of our own calls never quarantines a referral."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@contextmanager
+def _package_fault() -> Iterator[None]:
+    try:
+        yield
+    except PERMANENT as exc:
+        raise _PackageFault(f"{type(exc).__name__}: {exc}") from exc
 
 
 def _valid_writes(block: common_pb2.Block) -> Iterator[tuple[str, str, bytes | None]]:

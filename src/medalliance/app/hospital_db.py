@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from medalliance.app.quarantine import Quarantined
 from medalliance.errors import Conflict, InvalidArgument, NotFound
 
 SCHEMA = "medalliance.clinical/1"
@@ -43,6 +44,10 @@ CREATE TABLE IF NOT EXISTS referrals (
     counterpart TEXT NOT NULL, direction TEXT NOT NULL, record_id TEXT NOT NULL,
     status TEXT NOT NULL, tx_id TEXT NOT NULL, block INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS sync (id INTEGER PRIMARY KEY CHECK (id = 1), last_block INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS quarantine (
+    referral_id TEXT PRIMARY KEY, record_id TEXT NOT NULL, tx_id TEXT NOT NULL,
+    block INTEGER NOT NULL, reason TEXT NOT NULL, first_attempt TEXT NOT NULL,
+    last_attempt TEXT NOT NULL, event TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS pseudonym_migrations (
     old_ref TEXT PRIMARY KEY, new_ref TEXT NOT NULL, migrated_at TEXT NOT NULL);
 """
@@ -224,6 +229,10 @@ class HospitalDatabase:
                 images,
             )
             self._insert_referral(referral, "REFERRED")
+            # A retried referral leaves the quarantine in the transaction that imports it.
+            self._db.execute(
+                "DELETE FROM quarantine WHERE referral_id = ?", (referral.referral_id,)
+            )
 
     def record_outgoing(self, referral: Referral) -> bool:
         """Note a referral this hospital made; False if it was noted before."""
@@ -282,12 +291,60 @@ class HospitalDatabase:
         row = self._db.execute("SELECT last_block FROM sync WHERE id = 1").fetchone()
         return -1 if row is None else int(row[0])
 
-    def set_last_block(self, number: int) -> None:
+    def set_last_block(self, number: int, quarantined: Sequence[Quarantined] = ()) -> None:
+        """Finish block `number`: its quarantined referrals and the checkpoint, one transaction,
+        so a killed connector neither loses nor doubles a quarantine entry."""
         with self._transaction():
+            for entry in quarantined:
+                self.quarantine(entry)
             self._db.execute(
                 "INSERT INTO sync VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET last_block = ?",
                 (number, number),
             )
+
+    # --- the quarantine: referrals whose package could not be imported ---------------------------
+
+    def quarantine(self, entry: Quarantined) -> None:
+        """Note (or update, keeping the first attempt) a quarantined referral."""
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO quarantine VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (referral_id) "
+                "DO UPDATE SET reason = excluded.reason, last_attempt = excluded.last_attempt",
+                (
+                    entry.referral_id,
+                    entry.record_id,
+                    entry.tx_id,
+                    entry.block,
+                    entry.reason,
+                    entry.first_attempt,
+                    entry.last_attempt,
+                    json.dumps(entry.event, sort_keys=True),
+                ),
+            )
+
+    def quarantined(self, referral_id: str | None = None) -> list[Quarantined]:
+        """The quarantined referrals (or the one named), in chain order."""
+        query = (
+            "SELECT referral_id, record_id, tx_id, block, reason, first_attempt, last_attempt, "
+            "event FROM quarantine"
+        )
+        if referral_id is None:
+            rows = self._db.execute(f"{query} ORDER BY block, referral_id").fetchall()
+        else:
+            rows = self._db.execute(f"{query} WHERE referral_id = ?", (referral_id,)).fetchall()
+        return [
+            Quarantined(
+                str(r[0]),
+                str(r[1]),
+                str(r[2]),
+                int(r[3]),
+                str(r[4]),
+                str(r[5]),
+                str(r[6]),
+                json.loads(r[7]),
+            )
+            for r in rows
+        ]
 
     # --- reading ---------------------------------------------------------------------------------
 
