@@ -21,8 +21,12 @@ from typing import Any
 
 import pytest
 
-from medalliance.app.hospital_db import HospitalDatabase
+from medalliance.app.demo_records import admission_bundle
 from medalliance.app.pseudonyms import PseudonymClient, evaluate_over_grpc
+from medalliance.app.referral_packages import ReferralDraft, build_from_store, bundle_bytes
+from medalliance.hospital.bundle_import import import_bundle
+from medalliance.hospital.clinical_store import ClinicalStore
+from medalliance.hospital.identifiers import PSEUDONYM_SYSTEM, identifier_value
 from medalliance.node.bootstrap import NetworkLayout
 from tests.networks import DEMO_ALLIANCE, REPO, cli, cli_json, running, with_free_ports
 
@@ -60,7 +64,7 @@ def test_a_referral_walks_through_the_cli(
     alliance: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     visit, summary = "V-100", "R-100"
-    ref = _share_clinical_package(alliance, tmp_path, visit, summary)
+    ref = _share_clinical_package(alliance, tmp_path, visit, summary, "REF-1")
     registered = run(alliance, "visit", "register", visit, "--patient-ref", ref, "--as", DOCTOR_A)
     assert registered["result"]["hospital"] == "SecondaryAMSP"
     assert registered["block_number"] > 0
@@ -114,9 +118,9 @@ def test_a_referral_walks_through_the_cli(
     first = run(alliance, *sync)
     assert first["imported"] == ["REF-1"]
     assert first["last_block"] >= referred["block_number"]
-    held = _visit_summary(db, visit)
-    assert (held["patientRef"], held["source"]) == (ref, "referral:REF-1")
-    assert (held["diagnoses"], held["examinations"], held["images"]) == (1, 1, 0)
+    held = _imported(db, "REF-1")
+    assert (held["patientRefs"], held["provenance"]) == ([ref], True)
+    assert (held["Condition"], held["Observation"], held["DiagnosticReport"]) == (2, 2, 1)
     again = run(alliance, *sync)
     assert again["imported"] == []
     assert again["last_block"] >= first["last_block"]
@@ -182,20 +186,21 @@ def test_a_resource_is_published_booked_and_confirmed(alliance: Path) -> None:
     assert (listed["resourceId"], listed["freeSlots"]) == ("MRI-1", [slots[1]])
 
 
-def _share_clinical_package(alliance: Path, tmp_path: Path, visit: str, record: str) -> str:
-    """A's clinical package of the visit, sealed for B and shared through the CLI; the
-    patient's pseudonym."""
+def _share_clinical_package(
+    alliance: Path, tmp_path: Path, visit: str, record: str, referral: str
+) -> str:
+    """A's referral Bundle for `referral` of the visit, built from A's clinical store, sealed
+    for B and shared through the CLI; the patient's pseudonym."""
     layout = NetworkLayout.load(alliance)
     # The city commission's peer evaluates the pseudonym; A never holds a key for it.
     client = PseudonymClient(lambda e: evaluate_over_grpc(layout, "SecondaryAMSP", "User1", e))
-    ref = client.pseudonym("resident-id", ID_NUMBER)
-    own = HospitalDatabase.open(tmp_path / "secondary-a.db")
+    own = ClinicalStore.open(tmp_path / "secondary-a.db")
     try:
-        own.add_patient(ref, name="张三", sex="M", birth_date="1949-12-31",
-                        id_type="resident-id", id_number=ID_NUMBER)  # fmt: skip
-        own.add_visit(visit, ref, "2026-11-29", diagnoses=[("I21.0", "Acute MI")],
-                      examinations=[("ECG", "ST elevation V1-V4", "2026-11-29")])  # fmt: skip
-        clinical, _ = own.export_visit(visit)
+        admitted = import_bundle(own, admission_bundle(visit, "2026-11-29", patient_id="p-1"),
+                                 pseudonym=client.pseudonym)  # fmt: skip
+        ref = dict(admitted.patients)["p-1"]
+        draft = ReferralDraft(referral, "TertiaryBMSP", encounter_id=f"{visit.lower()}-enc")
+        clinical = bundle_bytes(build_from_store(own, draft, from_org="SecondaryAMSP").bundle)
     finally:
         own.close()
     _seal(alliance, tmp_path, "SecondaryAMSP", "TertiaryBMSP", record, ref, clinical)
@@ -239,9 +244,19 @@ def _follow_until(alliance: Path, db: Path, last: str) -> list[str]:
     return lines
 
 
-def _visit_summary(db: Path, visit: str) -> dict[str, Any]:
-    held = HospitalDatabase.open(db)
+def _imported(db: Path, referral: str) -> dict[str, Any]:
+    """What B's store holds from the referral: counts by type, the patients' pseudonyms, and
+    whether its Provenance is there."""
+    store = ClinicalStore.open(db)
     try:
-        return held.visit_summary(visit)
+        source = f"referral:{referral}"
+        found: dict[str, Any] = {}
+        for kind in ("Condition", "Observation", "DiagnosticReport"):
+            found[kind] = sum(store.source_of(kind, r["id"]) == source for r in store.search(kind))
+        found["patientRefs"] = [
+            identifier_value(p, PSEUDONYM_SYSTEM) for p in store.search("Patient")
+        ]
+        found["provenance"] = store.find("Provenance", f"referral-{referral}") is not None
+        return found
     finally:
-        held.close()
+        store.close()

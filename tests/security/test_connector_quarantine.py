@@ -21,21 +21,19 @@ import pytest
 
 from medalliance.app.alliance_network import EmbeddedAlliance, GatewayAlliance
 from medalliance.app.connector import Connector
-from medalliance.app.hospital_db import HospitalDatabase
-from medalliance.app.packages import seal_package
-from medalliance.app.pseudonyms import PseudonymClient, pseudonym_client
+from medalliance.app.hospital_book import HospitalBook
+from medalliance.app.pseudonyms import pseudonym_client
 from medalliance.app.quarantine import PackageRefused
 from medalliance.errors import NotFound, Unavailable
+from medalliance.hospital.clinical_store import ClinicalStore
+from medalliance.hospital.identifiers import PSEUDONYM_SYSTEM, identifier_value
 from medalliance.node.config import load_network_config
 from medalliance.node.embedded import EmbeddedNetwork, utc_now
 from medalliance.node.package_holding import Held
 from medalliance.privacy.envelope import seal
 from medalliance.privacy.keys import recipient_key
+from tests.hospital_fixtures import B2, ID_NUMBER, OTHER_ID, A, B, C, admit, key, referral_bytes
 from tests.networks import DEMO_ALLIANCE
-
-A, B, B2, C = "SecondaryAMSP", "TertiaryAMSP", "TertiaryBMSP", "DistrictHCMSP"
-ID_NUMBER = "11010519491231002X"  # GB 11643's example number
-OTHER_ID = "110101199003074514"
 
 
 @pytest.fixture(scope="module")
@@ -54,19 +52,6 @@ def alliance(template: Path, tmp_path: Path) -> Iterator[EmbeddedAlliance]:
         alliance.close()
 
 
-def key(alliance: EmbeddedAlliance, org: str) -> PseudonymClient:
-    return pseudonym_client(alliance, org, "User1")
-
-
-def visit_data(alliance: EmbeddedAlliance, db: HospitalDatabase, visit: str, id_number: str) -> str:
-    """A's patient with `id_number` and a visit of theirs; their pseudonym."""
-    ref = key(alliance, A).pseudonym("resident-id", id_number)
-    db.add_patient(ref, name="张三", sex="M", birth_date="1949-12-31", id_type="resident-id",
-                   id_number=id_number)  # fmt: skip
-    db.add_visit(visit, ref, "2026-11-29", diagnoses=[("I21.0", "STEMI")])
-    return ref
-
-
 def register(alliance: EmbeddedAlliance, visit: str, ref: str) -> None:
     alliance.submit(A, "User1", "visit", "RegisterVisit", visit, ref, A)
 
@@ -80,22 +65,16 @@ def refer(
     seal_with: Callable[[bytes, str], tuple[bytes, str, str]] | None = None,
     hand_over: bool = True,
 ) -> Held:
-    """Register record R-<visit> under `ref` for B, hand its package to the peers (unless
-    `hand_over` is False), get C's approval and refer REF-<visit> up to B. Returns the package."""
+    """Register record R-<visit> under `ref` for B holding `data`, hand its package to the peers
+    (unless `hand_over` is False), get C's approval and refer REF-<visit> up to B; the package."""
     record = f"R-{visit}"
     if seal_with is None:
-        package, sealed = seal_package(alliance.layout, A, [B], data, record_id=record, version=1,
-                                       now=utc_now())  # fmt: skip
-        held, digest, commitments = (
-            Held(package.to_bytes(), tuple(sealed)),
-            package.digest,
-            json.dumps(package.key_commitments),
-        )
+        held = seal_and_share_later(alliance, record, ref, data)
     else:
         raw, digest, commitments = seal_with(data, record)
         held = Held(raw, ())
-    alliance.submit(A, "User1", "records", "RegisterRecord", record, ref, digest, "[]",
-                    commitments)  # fmt: skip
+        alliance.submit(A, "User1", "records", "RegisterRecord", record, ref, digest, "[]",
+                        commitments)  # fmt: skip
     if hand_over:
         alliance.push(A, held)
     alliance.submit(A, "User1", "report", "SubmitApplication", f"APP-{visit}", visit, B, record)
@@ -104,6 +83,17 @@ def refer(
     alliance.submit(A, "User1", "referral", "Refer", f"REF-{visit}", f"APP-{visit}", visit, A, B,
                     "UP", record)  # fmt: skip
     return held
+
+
+def seal_and_share_later(alliance: EmbeddedAlliance, record: str, ref: str, data: bytes) -> Held:
+    """Seal and register `data` as `record` for B, without handing it to any peer yet."""
+    from medalliance.app.packages import seal_package
+
+    package, sealed = seal_package(alliance.layout, A, [B], data, record_id=record, version=1,
+                                   now=utc_now())  # fmt: skip
+    alliance.submit(A, "User1", "records", "RegisterRecord", record, ref, package.digest, "[]",
+                    json.dumps(package.key_commitments))  # fmt: skip
+    return Held(package.to_bytes(), tuple(sealed))
 
 
 def sealed_for_someone_else(
@@ -124,119 +114,137 @@ def sealed_for_someone_else(
     return build
 
 
-def state(db: HospitalDatabase) -> tuple[list[dict[str, object]], list[str]]:
-    """What B's database holds that a referral would change: its referrals and the visits of
-    the referred patients."""
-    visits = [v for r in db.patient_identities() for v in db.visits_of(r[0])]
-    return db.referrals(), visits
+def state(store: ClinicalStore) -> tuple[object, ...]:
+    """What a referral would change in B's store: referrals, resources, quarantine reasons."""
+    kinds = ("Patient", "Encounter", "Condition", "Observation", "Task", "Provenance")
+    return (
+        HospitalBook(store).referrals(),
+        {k: sorted(r["id"] for r in store.search(k)) for k in kinds},
+    )
 
 
 FAULTS = {
-    "a package sealed for another hospital under the target's name": "NotARecipient: ",
-    "a package whose content is not a clinical package": "InvalidArgument: malformed clinical",
-    "another patient's data under the referred patient's pseudonym": "not the referred patient's",
-    "a package never handed to any peer": "NotFound: version 1 of record R-V-LATE is not held",
-}
+    "a package sealed for another hospital under the target's name": (
+        "REF-V-KEY", "NotARecipient: "),
+    "a package whose content is not JSON": ("REF-V-JUNK", "InvalidBundle: "),
+    "a Bundle whose Observation has a status outside its value set": (
+        "REF-V-BAD", "InvalidResource: "),
+    "another patient's Bundle under the referred patient's pseudonym": (
+        "REF-V-OTHER", "not the referred patient's"),
+    "a valid Bundle of another referral, replayed": ("REF-V-REPLAY", "InvalidBundle: "),
+    "a package never handed to any peer": (
+        "REF-V-LATE", "NotFound: version 1 of record R-V-LATE is not held"),
+}  # fmt: skip
 
 
 def test_bad_packages_are_quarantined_and_the_next_referral_still_imports(
     alliance: EmbeddedAlliance, tmp_path: Path
 ) -> None:
-    a_db = HospitalDatabase.open(tmp_path / "a.db")
-    ref = visit_data(alliance, a_db, "V-OK", ID_NUMBER)
-    for visit in ("V-KEY", "V-JUNK", "V-OTHER", "V-LATE", "V-OK"):
+    a_store = ClinicalStore.open(tmp_path / "a.db")
+    ref = admit(alliance, a_store, "V-OK")
+    for visit in ("V-KEY", "V-JUNK", "V-BAD", "V-OTHER", "V-REPLAY", "V-LATE"):
         register(alliance, visit, ref)
     refer(alliance, "V-KEY", ref, b"{}", seal_with=sealed_for_someone_else(alliance))
     refer(alliance, "V-JUNK", ref, b"this is not JSON")
-    stranger = visit_data(alliance, a_db, "V-X", OTHER_ID)
-    wrong, _ = a_db.export_visit("V-X")
-    assert json.loads(wrong)["patient"]["patientRef"] == stranger
+    valid = referral_bytes(a_store, "REF-V-BAD", "V-OK", B)
+    refer(alliance, "V-BAD", ref, valid.replace(b'"status": "final"', b'"status": "bogus"', 1))
+    admit(alliance, a_store, "V-X", patient_id="p-2", id_number=OTHER_ID, register=False)
+    stranger = identifier_value(a_store.get("Patient", "p-2"), PSEUDONYM_SYSTEM)
+    assert stranger is not None
+    wrong = referral_bytes(a_store, "REF-V-OTHER", "V-X", B).replace(
+        stranger.encode(), ref.encode()
+    )
     refer(alliance, "V-OTHER", ref, wrong)
-    late = refer(alliance, "V-LATE", ref, a_db.export_visit("V-OK")[0], hand_over=False)
-    refer(alliance, "V-OK", ref, a_db.export_visit("V-OK")[0])
+    refer(alliance, "V-REPLAY", ref, referral_bytes(a_store, "REF-V-OK", "V-OK", B))
+    late_bundle = referral_bytes(a_store, "REF-V-LATE", "V-OK", B)
+    late = refer(alliance, "V-LATE", ref, late_bundle, hand_over=False)
+    refer(alliance, "V-OK", ref, referral_bytes(a_store, "REF-V-OK", "V-OK", B))
 
-    b_db = HospitalDatabase.open(tmp_path / "b.db")
-    connector = Connector(alliance, B, "User1", b_db, key(alliance, B))
+    b_store = ClinicalStore.open(tmp_path / "b.db")
+    book = HospitalBook(b_store)
+    connector = Connector(alliance, B, "User1", b_store, key(alliance, B))
     report = connector.sync()
 
     assert report.imported == ["REF-V-OK"]
-    assert report.quarantined == ["REF-V-KEY", "REF-V-JUNK", "REF-V-OTHER", "REF-V-LATE"]
-    entries = {e.referral_id: e for e in b_db.quarantined()}
-    reasons = dict(
-        zip(FAULTS, ("REF-V-KEY", "REF-V-JUNK", "REF-V-OTHER", "REF-V-LATE"), strict=True)
-    )
-    for fault, referral in reasons.items():
+    assert report.quarantined == [referral for referral, _ in FAULTS.values()]
+    entries = {e.referral_id: e for e in book.quarantined()}
+    for fault, (referral, reason) in FAULTS.items():
         entry = entries[referral]
         assert (entry.record_id, entry.first_attempt) == (f"R-{referral[4:]}", entry.last_attempt)
-        assert FAULTS[fault] in entry.reason, (fault, entry.reason)
+        assert reason in entry.reason, (fault, entry.reason)
         assert ID_NUMBER not in entry.reason
         assert "张三" not in entry.reason
-    # only the valid referral reached B's database
-    assert [r["referralId"] for r in b_db.referrals()] == ["REF-V-OK"]
-    assert b_db.visit_summary("V-OK")["source"] == "referral:REF-V-OK"
-    for visit in ("V-KEY", "V-JUNK", "V-OTHER", "V-LATE"):
-        with pytest.raises(NotFound):
-            b_db.visit_summary(visit)
+    # only the valid referral reached B's store
+    assert [r["referralId"] for r in book.referrals()] == ["REF-V-OK"]
+    sources = {b_store.source_of("Condition", c["id"]) for c in b_store.search("Condition")}
+    assert sources == {"referral:REF-V-OK"}
+    assert [p["id"] for p in b_store.search("Provenance")] == ["referral-REF-V-OK"]
 
     # a second run: nothing imported twice, nothing quarantined twice
     again = connector.sync()
     assert (again.imported, again.quarantined) == ([], [])
-    b_db.set_last_block(-1)  # even with the checkpoint lost
+    before = state(b_store)
+    book.set_last_block(-1)  # even with the checkpoint lost
     replay = connector.sync()
     assert (replay.imported, replay.quarantined) == ([], [])
-    assert len(b_db.quarantined()) == 4
+    assert len(book.quarantined()) == len(FAULTS)
+    assert state(b_store) == before
 
     # retry while the cause is still there: refused again, kept with a new attempt, nothing written
-    before = state(b_db)
     with pytest.raises(PackageRefused, match="REF-V-LATE is quarantined"):
         connector.retry("REF-V-LATE")
-    assert state(b_db) == before
-    assert [e.referral_id for e in b_db.quarantined()] == list(reasons.values())
+    assert state(b_store) == before
+    assert len(book.quarantined()) == len(FAULTS)
 
     # the package is handed over late: retry imports it and it leaves the quarantine
     alliance.push(A, late)
     connector.retry("REF-V-LATE")
-    assert b_db.visit_summary("V-LATE")["source"] == "referral:REF-V-LATE"
-    assert "REF-V-LATE" not in [e.referral_id for e in b_db.quarantined()]
+    assert "REF-V-LATE" in [r["referralId"] for r in book.referrals()]
+    assert b_store.find("Provenance", "referral-REF-V-LATE") is not None
+    assert "REF-V-LATE" not in [e.referral_id for e in book.quarantined()]
     with pytest.raises(NotFound, match="REF-V-LATE is not quarantined"):
         connector.retry("REF-V-LATE")
 
 
-def test_a_package_of_another_patient_stays_quarantined_on_retry(
+def test_a_bundle_of_another_patient_stays_quarantined_on_retry(
     alliance: EmbeddedAlliance, tmp_path: Path
 ) -> None:
-    a_db = HospitalDatabase.open(tmp_path / "a.db")
-    ref = visit_data(alliance, a_db, "V-1", ID_NUMBER)
-    visit_data(alliance, a_db, "V-X", OTHER_ID)
-    register(alliance, "V-1", ref)
-    refer(alliance, "V-1", ref, a_db.export_visit("V-X")[0])
-    b_db = HospitalDatabase.open(tmp_path / "b.db")
-    connector = Connector(alliance, B, "User1", b_db, key(alliance, B))
+    a_store = ClinicalStore.open(tmp_path / "a.db")
+    ref = admit(alliance, a_store, "V-1")
+    admit(alliance, a_store, "V-X", patient_id="p-2", id_number=OTHER_ID, register=False)
+    stranger = identifier_value(a_store.get("Patient", "p-2"), PSEUDONYM_SYSTEM)
+    assert stranger is not None
+    wrong = referral_bytes(a_store, "REF-V-1", "V-X", B).replace(stranger.encode(), ref.encode())
+    refer(alliance, "V-1", ref, wrong)
+    b_store = ClinicalStore.open(tmp_path / "b.db")
+    book = HospitalBook(b_store)
+    connector = Connector(alliance, B, "User1", b_store, key(alliance, B))
     assert connector.sync().quarantined == ["REF-V-1"]
-    [first] = b_db.quarantined()
+    [first] = book.quarantined()
     with pytest.raises(PackageRefused, match="not the referred patient's"):
         connector.retry("REF-V-1")
-    [second] = b_db.quarantined()
+    [second] = book.quarantined()
     assert (second.first_attempt, second.reason) == (first.first_attempt, first.reason)
     assert second.last_attempt >= first.last_attempt
-    assert b_db.referrals() == []
+    assert book.referrals() == []
+    assert b_store.search("Patient") == []
 
 
 def test_an_unreachable_service_stops_the_sync_where_a_later_run_resumes(
     alliance: EmbeddedAlliance, template: Path, tmp_path: Path
 ) -> None:
-    a_db = HospitalDatabase.open(tmp_path / "a.db")
-    ref = visit_data(alliance, a_db, "V-1", ID_NUMBER)
-    register(alliance, "V-1", ref)
-    refer(alliance, "V-1", ref, a_db.export_visit("V-1")[0])
-    b_db = HospitalDatabase.open(tmp_path / "b.db")
+    a_store = ClinicalStore.open(tmp_path / "a.db")
+    ref = admit(alliance, a_store, "V-1")
+    refer(alliance, "V-1", ref, referral_bytes(a_store, "REF-V-1", "V-1", B))
+    b_store = ClinicalStore.open(tmp_path / "b.db")
+    book = HospitalBook(b_store)
     # The pseudonym service over gRPC, on a network whose processes are not running.
     down = GatewayAlliance(template, "alliance")
     with pytest.raises(Unavailable, match=r"REF-V-1.*stopped at block"):
-        Connector(alliance, B, "User1", b_db, pseudonym_client(down, B, "User1")).sync()
+        Connector(alliance, B, "User1", b_store, pseudonym_client(down, B, "User1")).sync()
     down.close()
-    assert (b_db.referrals(), b_db.quarantined()) == ([], [])
-    stopped_at = b_db.last_block()
-    resumed = Connector(alliance, B, "User1", b_db, key(alliance, B)).sync()
+    assert (book.referrals(), book.quarantined(), b_store.search("Patient")) == ([], [], [])
+    stopped_at = book.last_block()
+    resumed = Connector(alliance, B, "User1", b_store, key(alliance, B)).sync()
     assert resumed.imported == ["REF-V-1"]
     assert resumed.last_block > stopped_at

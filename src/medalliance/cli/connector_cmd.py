@@ -16,11 +16,13 @@ import typer
 from pydantic import BaseModel
 
 from medalliance.app.connector import Connector, SyncReport
-from medalliance.app.hospital_db import HospitalDatabase
+from medalliance.app.hospital_book import HospitalBook
+from medalliance.app.hospital_store import open_hospital_store
 from medalliance.app.pseudonyms import PseudonymClient, pseudonym_client
 from medalliance.cli.alliance_cmd import CHANNEL, As, Dir, Session, session
 from medalliance.cli.output import emit_json, output_state, stdout
 from medalliance.errors import Unavailable
+from medalliance.hospital.clinical_store import ClinicalStore
 from medalliance.node import launcher
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.config import HOSPITAL_TYPES
@@ -66,9 +68,12 @@ class RetryOutput(BaseModel):
 
 
 Db = Annotated[
-    Path,
+    str | None,
     typer.Option(
-        "--db", help="The hospital's SQLite database (created if absent).", show_default=False
+        "--db",
+        help="The hospital's clinical store: a file path or postgresql://... (created if "
+        "absent; default DIR/hospitals/<MSP>.db).",
+        show_default=False,
     ),
 ]
 
@@ -76,7 +81,7 @@ Db = Annotated[
 @app.command("sync")
 def sync(
     as_: As,
-    db: Db,
+    db: Db = None,
     follow: Annotated[
         bool, typer.Option("--follow", help="Keep following new blocks until Ctrl-C.")
     ] = False,
@@ -90,7 +95,7 @@ def sync(
     status` does), so it stops exactly there rather than guessing from an idle stream. With
     --follow it keeps reading new blocks and prints one line per import or status change until
     Ctrl-C (under --json, the one document comes at the end). At a hospital, the pseudonym
-    service checks that each clinical package is the referred patient's (cached in the database).
+    service checks that each clinical package is the referred patient's (cached in the store).
     A package at fault (malformed, not sealed for you, another patient's) is quarantined and the
     sync goes on; a peer that cannot be reached stops it (exit 3) where a later run resumes.
 
@@ -98,14 +103,12 @@ def sync(
     """
     with (
         session(directory, as_) as s,
-        closing(HospitalDatabase.open(db)) as database,
-        closing(_pseudonyms(s, db)) as pseudonyms,
+        closing(open_hospital_store(directory, s.caller.msp_id, db)) as store,
+        closing(_pseudonyms(s, store)) as pseudonyms,
     ):
-        connector = Connector(
-            s.network, s.caller.msp_id, s.caller.user, database, pseudonyms.client
-        )
+        connector = Connector(s.network, s.caller.msp_id, s.caller.user, store, pseudonyms.client)
         if follow:
-            report = _follow(connector, SyncReport(last_block=database.last_block()))
+            report = _follow(connector, SyncReport(last_block=HospitalBook(store).last_block()))
         else:
             report = connector.sync(until=_last_block(s.network.layout, s.caller.msp_id))
     _show(report)
@@ -114,14 +117,17 @@ def sync(
 
 
 @app.command("failures")
-def failures(as_: As, db: Db, directory: Dir = Path(".")) -> None:
+def failures(as_: As, db: Db = None, directory: Dir = Path(".")) -> None:
     """List the quarantined referrals: referral, record, block, reason and attempt times (no
     patient data). Fix the cause, then `connector retry REF`.
 
     Example: medalliance connector failures --db hospitals/TertiaryB.db --as User1@TertiaryHospitalB -d demo
     """
-    with session(directory, as_), closing(HospitalDatabase.open(db)) as database:
-        entries = database.quarantined()
+    with (
+        session(directory, as_) as s,
+        closing(open_hospital_store(directory, s.caller.msp_id, db)) as store,
+    ):
+        entries = HospitalBook(store).quarantined()
     result = FailuresOutput(
         failures=[
             Failure(
@@ -151,7 +157,7 @@ def failures(as_: As, db: Db, directory: Dir = Path(".")) -> None:
 def retry(
     referral: Annotated[str, typer.Argument(help="The quarantined referral's id.")],
     as_: As,
-    db: Db,
+    db: Db = None,
     directory: Dir = Path("."),
 ) -> None:
     """Fetch, open and import one quarantined referral again. On success it leaves the
@@ -162,12 +168,10 @@ def retry(
     """
     with (
         session(directory, as_) as s,
-        closing(HospitalDatabase.open(db)) as database,
-        closing(_pseudonyms(s, db)) as pseudonyms,
+        closing(open_hospital_store(directory, s.caller.msp_id, db)) as store,
+        closing(_pseudonyms(s, store)) as pseudonyms,
     ):
-        connector = Connector(
-            s.network, s.caller.msp_id, s.caller.user, database, pseudonyms.client
-        )
+        connector = Connector(s.network, s.caller.msp_id, s.caller.user, store, pseudonyms.client)
         connector.retry(referral)
     if output_state.json:
         emit_json(RetryOutput(referral_id=referral, imported=True))
@@ -257,8 +261,8 @@ class _Pseudonyms:
             self.client.close()
 
 
-def _pseudonyms(s: Session, db: Path) -> _Pseudonyms:
+def _pseudonyms(s: Session, store: ClinicalStore) -> _Pseudonyms:
     org = s.network.layout.config.organization(s.caller.msp_id)
     if org.type not in HOSPITAL_TYPES:
         return _Pseudonyms(None)
-    return _Pseudonyms(pseudonym_client(s.network, s.caller.msp_id, s.caller.user, db))
+    return _Pseudonyms(pseudonym_client(s.network, s.caller.msp_id, s.caller.user, store))
