@@ -20,6 +20,12 @@ _NAMESPACE = uuid.UUID("5d1f0b3e-8c52-4f0e-9a61-2b7c1e4d9a00")  # the alliance's
 # FHIR `instant`: Bundle.timestamp and DocumentReference.date need the seconds and a time zone.
 _INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})")
 INSTANT_HINT = "a datetime with a time zone, e.g. 2026-12-03T09:30:00+08:00"
+# The chain's identifiers (referral ids, visit numbers, pseudonyms, MSP ids), as the contracts
+# accept them (alliance/common.py check_id), so a Bundle never names what the chain cannot.
+_CHAIN_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# Whitespace a FHIR string may not hold (anything but space, tab, CR, LF: e.g. a no-break space).
+_ODD_SPACE = re.compile(r"[^\S \r\n\t]")
+_MIME_TYPE = re.compile(r"[^\s/]+/[^\s;]+(; ?[^\s]+)*")
 
 
 def is_instant(text: str) -> bool:
@@ -27,9 +33,29 @@ def is_instant(text: str) -> bool:
     return bool(_INSTANT.fullmatch(text))
 
 
-def blank_fields(**fields: str) -> list[str]:
-    """A problem sentence for each field given as an empty string."""
-    return [f"{name} must not be empty" for name, value in fields.items() if not value]
+def id_problems(**fields: str) -> list[str]:
+    """A problem sentence for each field that is not an identifier the chain accepts."""
+    return [
+        f"{name} must be 1-64 letters, digits or ._- (as on the chain)"
+        for name, value in fields.items()
+        if not _CHAIN_ID.fullmatch(value)
+    ]
+
+
+def text_problems(**fields: str) -> list[str]:
+    """A problem sentence for each free-text field that is empty or only whitespace."""
+    return [f"{name} must not be empty" for name, value in fields.items() if not value.strip()]
+
+
+def fhir_text(text: str) -> str:
+    """Free text as a FHIR string: whitespace FHIR does not allow (a no-break space pasted from a
+    word processor) becomes a space, so a doctor's note is never refused for it."""
+    return _ODD_SPACE.sub(" ", text)
+
+
+def is_mime_type(text: str) -> bool:
+    """Whether `text` reads as a MIME type (type/subtype, parameters allowed)."""
+    return bool(_MIME_TYPE.fullmatch(text))
 
 
 def urn(referral_id: str, role: str) -> str:

@@ -14,12 +14,15 @@ from medalliance.errors import InvalidArgument
 from medalliance.hospital.bundle_parts import (
     INSTANT_HINT,
     attachment,
-    blank_fields,
     collection_bundle,
+    fhir_text,
+    id_problems,
     identifier,
     is_instant,
+    is_mime_type,
     organization,
     resource_id,
+    text_problems,
     urn,
 )
 from medalliance.hospital.code_systems import (
@@ -55,17 +58,22 @@ def build_feedback_bundle(
     `attachments` as (title, MIME type, bytes). `from_org` writes it (the Task's owner), `to_org`
     referred the patient (the requester). Raises InvalidArgument naming each bad field."""
     task_status = TASK_STATUS_OF_CHAIN.get(status, status)
-    problems = blank_fields(
-        referral_id=referral_id, from_org=from_org, to_org=to_org, patient_ref=patient_ref,
-        document_title=document_title, document_text=document_text,
-    )  # fmt: skip
+    problems = id_problems(
+        referral_id=referral_id, from_org=from_org, to_org=to_org, patient_ref=patient_ref
+    )
+    problems += text_problems(document_title=document_title, document_text=document_text)
     if task_status not in FEEDBACK_TASK_STATUSES:
         choices = ", ".join(FEEDBACK_TASK_STATUSES)
         problems.append(f"status must be one of {choices} or a chain status")
     if not is_instant(authored_on):
         problems.append(f"authored_on must be {INSTANT_HINT}")
     for position, (title, content_type, data) in enumerate(attachments):
-        if not title or "/" not in content_type or not isinstance(data, bytes) or not data:
+        if (
+            not title.strip()
+            or not is_mime_type(content_type)
+            or not isinstance(data, bytes)
+            or not data
+        ):
             problems.append(f"attachments[{position}] needs a title, a MIME type and some bytes")
     if from_org and from_org == to_org:
         problems.append("from_org and to_org must be different organisations")
@@ -78,7 +86,9 @@ def build_feedback_bundle(
     author_url, author = organization(from_org)
     origin_url, origin = organization(to_org)
     kind = DISCHARGE_SUMMARY if task_status == "completed" else CONSULT_NOTE
+    document_title = fhir_text(document_title)
     text = (document_title, "text/plain; charset=utf-8", document_text.encode())
+    files = [(fhir_text(title), content_type, data) for title, content_type, data in attachments]
     document = {
         "resourceType": "DocumentReference",
         "id": resource_id(document_url),
@@ -90,7 +100,7 @@ def build_feedback_bundle(
         "author": [{"reference": author_url}],
         "custodian": {"reference": author_url},
         "description": document_title,
-        "content": [{"attachment": attachment(*content)} for content in (text, *attachments)],
+        "content": [{"attachment": attachment(*content)} for content in (text, *files)],
         "context": {"related": [{"identifier": identifier(REFERRAL_ID_SYSTEM, referral_id)}]},
     }
     task: dict[str, Any] = {

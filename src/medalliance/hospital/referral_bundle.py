@@ -28,8 +28,9 @@ from medalliance.hospital.bundle_checks import (
 )
 from medalliance.hospital.bundle_parts import (
     INSTANT_HINT,
-    blank_fields,
     collection_bundle,
+    fhir_text,
+    id_problems,
     identifier,
     is_instant,
     organization,
@@ -81,6 +82,8 @@ SUPPORTING_TYPES = frozenset(
 )  # fmt: skip
 # What the receiver needs of the Patient (minimum necessary): identity to re-derive the pseudonym.
 _PATIENT_ELEMENTS = ("name", "gender", "birthDate")
+# A supporting resource's elements naming whose record it is (Condition.subject, ...).
+_SUBJECT_ELEMENTS = (".subject", ".patient", ".for")
 _ICD10 = re.compile(r"[A-Z][0-9]{2}(\.[0-9A-Z]{1,4})?")
 
 
@@ -148,7 +151,7 @@ def build_referral_bundle(
 
 def _check_request(request: ReferralRequest) -> None:
     r = request
-    problems = blank_fields(
+    problems = id_problems(
         referral_id=r.referral_id, visit_number=r.visit_number, patient_ref=r.patient_ref,
         from_org=r.from_org, to_org=r.to_org,
     )  # fmt: skip
@@ -203,7 +206,7 @@ def _checked_supporting(
     seen: set[str] = set()
     for position, resource in enumerate(selected):
         kind = resource.get("resourceType")
-        if kind not in SUPPORTING_TYPES:
+        if not isinstance(kind, str) or kind not in SUPPORTING_TYPES:
             raise InvalidArgument(
                 f"supporting[{position}] may not travel with a referral: select the patient's "
                 f"clinical resources ({', '.join(sorted(SUPPORTING_TYPES))})"
@@ -227,7 +230,7 @@ def _rewrite_references(items: list[tuple[str, dict[str, Any]]]) -> None:
     index = reference_index(items)
     for position, (_, resource) in enumerate(items[1:]):
         contained = {f"#{c.get('id')}" for c in resource.get("contained") or ()}
-        for _, ref in references(resource, "resource"):
+        for path, ref in references(resource, f"supporting[{position}]"):
             text = ref["reference"]
             if text in contained:
                 continue
@@ -237,8 +240,13 @@ def _rewrite_references(items: list[tuple[str, dict[str, Any]]]) -> None:
                 continue
             if "Patient/" in text or ref.get("type") == "Patient":
                 raise InvalidArgument(
-                    f"supporting[{position}] refers to a Patient other than the referred "
-                    "patient: select only this patient's resources"
+                    f"{path} refers to a Patient other than the referred patient: select only "
+                    "this patient's resources"
+                )
+            if path.endswith(_SUBJECT_ELEMENTS):  # whose record is it? Not guessed: refused
+                raise InvalidArgument(
+                    f"{path} names neither the referred patient nor a selected resource; "
+                    "give references as Type/id (e.g. Patient/<id>)"
                 )
             del ref["reference"]
             if "display" not in ref and "identifier" not in ref:
@@ -286,13 +294,14 @@ def _service_request(
         "requester": {"reference": requester_url},
         "performer": [{"reference": owner_url}],
         "reasonCode": [
-            {"coding": [coding(ICD10_SYSTEM, code, display)]} for code, display in request.diagnoses
+            {"coding": [coding(ICD10_SYSTEM, code, fhir_text(display))]}
+            for code, display in request.diagnoses
         ],
     }
     if len(items) > 1:
         found["supportingInfo"] = [{"reference": url} for url, _ in items[1:]]
-    if request.purpose:
-        found["note"] = [{"text": request.purpose}]
+    if request.purpose.strip():
+        found["note"] = [{"text": fhir_text(request.purpose)}]
     return found
 
 

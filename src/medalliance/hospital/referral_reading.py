@@ -18,7 +18,7 @@ from medalliance.hospital.bundle_checks import (
     unresolved_references,
     validate_bundle,
 )
-from medalliance.hospital.code_systems import REFERRAL_ID_SYSTEM
+from medalliance.hospital.code_systems import MSP_ID_SYSTEM, REFERRAL_ID_SYSTEM
 from medalliance.hospital.identifiers import PSEUDONYM_SYSTEM, identifier_value
 
 
@@ -34,6 +34,10 @@ class ReferralPackage:
     service_request: dict[str, Any] | None = field(repr=False)  # None in a feedback Bundle
     patient: dict[str, Any] = field(repr=False)
     resources: tuple[dict[str, Any], ...] = field(repr=False)  # everything else, in Bundle order
+    # MSP ids of the Task's requester (the origin) and owner (the target): the connector checks
+    # them against the chain's fromHospital and toHospital, so a package cannot claim another pair
+    requester: str = ""
+    owner: str = ""
 
 
 def read_referral_bundle(
@@ -43,7 +47,8 @@ def read_referral_bundle(
     Bundle that validates with fhir.resources, exactly one Task whose REFERRAL_ID_SYSTEM
     identifier is the referral id (`referral_id` when given: a package of another referral is
     refused), the ServiceRequest the Task's focus names carrying the same id (none in feedback),
-    exactly one Patient with a pseudonym identifier, every reference resolving inside the Bundle.
+    exactly one Patient with a pseudonym identifier, the Task's requester and owner
+    Organizations with their MSP ids, every reference resolving inside the Bundle.
     Raises InvalidBundle (an InvalidArgument) naming each fault by element path."""
     if len(data) > max_bytes:
         raise InvalidBundle([f"the package is {len(data)} bytes; the limit is {max_bytes}"])
@@ -77,7 +82,18 @@ def read_referral_bundle(
         problems.append(f"Patient.identifier: no identifier of system {PSEUDONYM_SYSTEM}")
     if resolve(_reference(task.get("for")), index) != patient_url:
         problems.append("Task.for must reference the Bundle's Patient")
+    organizations = {}
+    for role in ("requester", "owner"):
+        organization = by_url.get(resolve(_reference(task.get(role)), index) or "")
+        msp_id = None
+        if organization is not None and organization["resourceType"] == "Organization":
+            msp_id = identifier_value(organization, MSP_ID_SYSTEM)
+        if msp_id is None:
+            problems.append(f"Task.{role} must reference an Organization with an MSP id identifier")
+        organizations[role] = msp_id or ""
     service_request = None
+    if task.get("focus") is None and task.get("status") == "requested":
+        problems.append("Task.focus: a requested referral names its ServiceRequest")
     if task.get("focus") is not None:
         target = resolve(_reference(task["focus"]), index)
         service_request = by_url.get(target) if target else None
@@ -92,7 +108,10 @@ def read_referral_bundle(
     assert patient_ref is not None
     special = (task, patient, service_request)
     rest = tuple(r for _, r in items if not any(r is s for s in special))
-    return ReferralPackage(parsed, found_id, patient_ref, task, service_request, patient, rest)
+    return ReferralPackage(
+        parsed, found_id, patient_ref, task, service_request, patient, rest,
+        requester=organizations["requester"], owner=organizations["owner"],
+    )  # fmt: skip
 
 
 def _reference(value: Any) -> str:

@@ -9,6 +9,7 @@ import copy
 import dataclasses
 import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from medalliance.errors import InvalidArgument
+from medalliance.hospital.bundle_checks import references
 from medalliance.hospital.code_systems import (
     DEPARTMENT_SYSTEM,
     ICD10_SYSTEM,
@@ -28,6 +30,7 @@ from medalliance.hospital.identifiers import (
     PSEUDONYM_SYSTEM,
     RESIDENT_ID_SYSTEM,
     VISIT_NUMBER_SYSTEM,
+    identifier_value,
 )
 from medalliance.hospital.referral_bundle import (
     ReferralRequest,
@@ -215,6 +218,13 @@ def test_building_is_deterministic_and_leaves_the_inputs_alone() -> None:
     assert referral()["entry"][0] != referral(referral_id="REF-2-UP")["entry"][0]
 
 
+def test_whitespace_fhir_forbids_in_free_text_becomes_a_space() -> None:
+    bundle = referral(purpose="PCI\u00a0now", diagnoses=(("I10", "Hyper\u2003tension"),))
+    (service_request,) = by_type(bundle, "ServiceRequest")
+    assert service_request["note"] == [{"text": "PCI now"}]
+    assert service_request["reasonCode"][0]["coding"][0]["display"] == "Hyper tension"
+
+
 def test_a_downward_referral_carries_its_discharge_summary() -> None:
     down = dataclasses.replace(
         REQUEST, direction="DOWN", from_org="TertiaryAMSP", to_org="SecondaryAMSP"
@@ -230,6 +240,7 @@ def test_the_reader_returns_what_the_builder_wrote() -> None:
     bundle = referral()
     package = read_referral_bundle(encoded(bundle), referral_id="REF-1-UP")
     assert (package.referral_id, package.patient_ref) == ("REF-1-UP", "ps-0123abcd")
+    assert (package.requester, package.owner) == ("SecondaryAMSP", "TertiaryAMSP")
     assert package.bundle == bundle
     assert package.task == by_type(bundle, "Task")[0]
     assert package.service_request == by_type(bundle, "ServiceRequest")[0]
@@ -262,11 +273,15 @@ def other_patients_condition() -> dict[str, Any]:
         pytest.param({"to_org": "SecondaryAMSP"}, PATIENT, (), "different", id="a self-referral"),
         pytest.param({"direction": "SIDEWAYS"}, PATIENT, (), "direction", id="an unknown direction"),
         pytest.param({"patient_ref": ""}, PATIENT, (), "patient_ref", id="no pseudonym"),
+        pytest.param({"referral_id": "REF 1/UP"}, PATIENT, (), "referral_id",
+                     id="a referral id the chain would not accept"),
         pytest.param({"direction": "DOWN"}, PATIENT, SUPPORTING, "discharge summary",
                      id="a downward referral without its discharge summary"),
         pytest.param({}, PATIENT, (PATIENT,), "may not travel", id="a Patient selected as support"),
         pytest.param({}, PATIENT, (other_patients_condition(),), "other than the referred",
                      id="another patient's condition"),
+        pytest.param({}, PATIENT, ({**CONDITION, "subject": {"reference": "urn:uuid:0f0e"}},),
+                     "supporting[0].subject names neither", id="a condition of nobody known"),
         pytest.param({}, PATIENT, ({**CONDITION, "recordedDate": "yesterday"},),
                      "supporting[0].recordedDate", id="a supporting resource that is not valid FHIR"),
         pytest.param({}, PATIENT, (CONDITION, CONDITION), "repeats", id="a resource selected twice"),
@@ -294,6 +309,33 @@ def test_the_builder_refuses_a_bad_referral(
     for private in (NAME, RESIDENT_ID, SECRET_TEXT, "31/12/1949", "yesterday"):
         assert private not in str(refused.value)
     assert (patient, supporting) == before  # nothing half-changed
+
+
+def test_a_referral_of_the_shipped_example_patient_validates() -> None:
+    path = Path(__file__).resolve().parents[3] / "examples" / "fhir" / "secondary-hospital-a.json"
+    source = json.loads(path.read_text(encoding="utf-8"))
+    # as a store holds them: references as Type/id instead of the transaction's urn:uuid
+    local = {
+        e["fullUrl"]: f"{e['resource']['resourceType']}/{e['resource']['id']}"
+        for e in source["entry"]
+    }
+    stored = json.loads(json.dumps([e["resource"] for e in source["entry"]]))
+    for found in stored:
+        for ref in (r for _, r in references(found, "")):
+            ref["reference"] = local[ref["reference"]]
+    patient = next(r for r in stored if r["resourceType"] == "Patient")
+    mine = [r for r in stored if r.get("subject") == {"reference": f"Patient/{patient['id']}"}]
+    visit = identifier_value(
+        next(r for r in mine if r["resourceType"] == "Encounter"), VISIT_NUMBER_SYSTEM
+    )
+    request = dataclasses.replace(REQUEST, visit_number=visit or "")
+    bundle = build_referral_bundle(request, patient, mine)
+    Bundle.model_validate(bundle)
+    package = read_referral_bundle(encoded(bundle), referral_id=REQUEST.referral_id)
+    kinds = {r["resourceType"] for r in package.resources}
+    assert {"Encounter", "Condition", "Observation", "DiagnosticReport", "ImagingStudy"} <= kinds
+    assert package.service_request is not None
+    assert "encounter" in package.service_request  # tied to the visit by its number
 
 
 # --- the feedback Bundle -----------------------------------------------------------------------
@@ -329,6 +371,7 @@ def test_the_feedback_bundle_carries_the_discharge_summary_back() -> None:
     assert texts == [b"PCI done, one stent, stable", b"\x89PNG fake"]
     package = read_referral_bundle(encoded(bundle), referral_id="REF-1-UP")
     assert package.service_request is None
+    assert (package.requester, package.owner) == ("SecondaryAMSP", "TertiaryAMSP")
     assert package.patient_ref == "ps-0123abcd"
     assert set(package.patient) == {"resourceType", "id", "identifier"}  # the pseudonym only
 
@@ -410,6 +453,14 @@ def resource(bundle: dict[str, Any], kind: str) -> dict[str, Any]:
         pytest.param(edited(lambda b: resource(b, "Task").update(
                      **{"for": resource(b, "Task")["owner"]})), "Task.for",
                      id="a Task for somebody else than the Patient"),
+        pytest.param(edited(lambda b: resource(b, "Task").pop("focus")), "Task.focus",
+                     id="a requested referral without its ServiceRequest"),
+        pytest.param(edited(lambda b: resource(b, "Task").update(
+                     owner=resource(b, "Task")["for"])), "Task.owner",
+                     id="a Task owned by something else than an alliance Organization"),
+        pytest.param(edited(lambda b: resource(b, "Organization")["identifier"][0].update(
+                     system="urn:other")), "Task.requester",
+                     id="an origin Organization without its MSP id"),
     ],
 )  # fmt: skip
 def test_the_reader_refuses_a_bad_package(data: bytes, fault: str) -> None:
@@ -480,3 +531,42 @@ def test_a_damaged_bundle_is_read_or_refused_never_crashes(
         return
     assert package.referral_id
     assert package.patient_ref
+
+
+REQUEST_FIELDS = ["referral_id", "visit_number", "patient_ref", "from_org", "to_org", "purpose",
+                  "authored_on", "priority", "department", "direction"]  # fmt: skip
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(REQUEST_FIELDS), st.text(max_size=12))
+def test_any_request_field_is_built_into_a_valid_bundle_or_refused(field: str, value: str) -> None:
+    try:
+        bundle = build_referral_bundle(
+            dataclasses.replace(REQUEST, **{field: value}), PATIENT, SUPPORTING
+        )
+    except InvalidArgument:
+        return
+    Bundle.model_validate(bundle)
+
+
+SUPPORTING_PATHS = [(i, *p) for i, found in enumerate(SUPPORTING) for p in paths(found)]
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(SUPPORTING_PATHS),
+    st.none() | st.integers() | st.text(max_size=6) | st.just({}) | st.just([]),
+)
+def test_a_damaged_supporting_resource_is_built_or_refused(
+    path: tuple[Any, ...], value: Any
+) -> None:
+    supporting = copy.deepcopy(list(SUPPORTING))
+    parent: Any = supporting
+    for step in path[:-1]:
+        parent = parent[step]
+    parent[path[-1]] = value
+    try:
+        bundle = build_referral_bundle(REQUEST, PATIENT, supporting)
+    except InvalidArgument:
+        return
+    Bundle.model_validate(bundle)
