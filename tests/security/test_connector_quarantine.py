@@ -1,8 +1,10 @@
 """A hostile or careless hospital cannot block another hospital's connector (issue 12).
 
 Secondary hospital A refers patients up to tertiary hospital B on the embedded demo alliance.
-Some of A's packages are at fault: sealed for someone else under B's name, not a clinical package
-at all, another patient's data under the referred patient's pseudonym, or never handed over. B's
+Some of A's packages are at fault: sealed for someone else under B's name, not JSON, a Bundle the
+store refuses (a code outside its value set), another patient's Bundle under the referred
+patient's pseudonym, a valid Bundle of another referral replayed, a Bundle naming another
+referring hospital, or never handed over. B's
 connector quarantines each with its reason, imports none of it, and still imports the valid
 referral behind them; `retry` imports a quarantined referral once its cause is fixed and keeps
 it (with the new attempt) while it is not. A peer B cannot reach stops the sync instead, and a
@@ -24,6 +26,7 @@ from medalliance.app.connector import Connector
 from medalliance.app.hospital_book import HospitalBook
 from medalliance.app.pseudonyms import pseudonym_client
 from medalliance.app.quarantine import PackageRefused
+from medalliance.app.referral_packages import ReferralDraft, build_from_store, bundle_bytes
 from medalliance.errors import NotFound, Unavailable
 from medalliance.hospital.clinical_store import ClinicalStore
 from medalliance.hospital.identifiers import PSEUDONYM_SYSTEM, identifier_value
@@ -132,6 +135,8 @@ FAULTS = {
     "another patient's Bundle under the referred patient's pseudonym": (
         "REF-V-OTHER", "not the referred patient's"),
     "a valid Bundle of another referral, replayed": ("REF-V-REPLAY", "InvalidBundle: "),
+    "a Bundle whose Task names another referring hospital": (
+        "REF-V-PAIR", "names requester TertiaryBMSP and owner TertiaryAMSP, not the chain's"),
     "a package never handed to any peer": (
         "REF-V-LATE", "NotFound: version 1 of record R-V-LATE is not held"),
 }  # fmt: skip
@@ -142,7 +147,7 @@ def test_bad_packages_are_quarantined_and_the_next_referral_still_imports(
 ) -> None:
     a_store = ClinicalStore.open(tmp_path / "a.db")
     ref = admit(alliance, a_store, "V-OK")
-    for visit in ("V-KEY", "V-JUNK", "V-BAD", "V-OTHER", "V-REPLAY", "V-LATE"):
+    for visit in ("V-KEY", "V-JUNK", "V-BAD", "V-OTHER", "V-REPLAY", "V-PAIR", "V-LATE"):
         register(alliance, visit, ref)
     refer(alliance, "V-KEY", ref, b"{}", seal_with=sealed_for_someone_else(alliance))
     refer(alliance, "V-JUNK", ref, b"this is not JSON")
@@ -156,6 +161,10 @@ def test_bad_packages_are_quarantined_and_the_next_referral_still_imports(
     )
     refer(alliance, "V-OTHER", ref, wrong)
     refer(alliance, "V-REPLAY", ref, referral_bytes(a_store, "REF-V-OK", "V-OK", B))
+    draft = ReferralDraft("REF-V-PAIR", B, encounter_id="v-ok-enc")
+    refer(
+        alliance, "V-PAIR", ref, bundle_bytes(build_from_store(a_store, draft, from_org=B2).bundle)
+    )
     late_bundle = referral_bytes(a_store, "REF-V-LATE", "V-OK", B)
     late = refer(alliance, "V-LATE", ref, late_bundle, hand_over=False)
     refer(alliance, "V-OK", ref, referral_bytes(a_store, "REF-V-OK", "V-OK", B))

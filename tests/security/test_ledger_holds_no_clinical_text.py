@@ -43,8 +43,10 @@ MARKERS = Narrative(
 REJECTION_NOTE = "MARK-REJECT-c4d1 重症监护室无床位 no ICU bed tonight"
 TEXTS = (MARKERS.reason, MARKERS.review_note, MARKERS.outcome_up, MARKERS.outcome_down,
          REJECTION_NOTE)  # fmt: skip
-# From the sealed clinical summary itself (the demo's diagnosis), and the patient's identity.
-DIAGNOSIS, ID_NUMBER = "Acute anterior wall myocardial infarction", "11010519491231002X"
+# From the sealed referral Bundle itself (the demo patient's diagnosis in the shipped example
+# data, examples/fhir/secondary-hospital-a.json), and the patient's identity.
+DIAGNOSIS = "Acute transmural myocardial infarction of anterior wall"
+ID_NUMBER = "990101194912310036"
 
 
 @pytest.fixture(scope="module")

@@ -242,6 +242,7 @@ class Connector:
         clinical = self._open(record_id)
         with _package_fault():
             package = read_referral_bundle(clinical, referral_id=referral_id)
+            self._check_parties(package, event)
             self._check_patient(package, on_chain["patientRef"], referral_id)
             import_referral(
                 self._store, _referral(event, "incoming", tx_id, block), package,
@@ -287,6 +288,7 @@ class Connector:
         clinical = self._open(record_id)
         with _package_fault():
             package = read_referral_bundle(clinical, referral_id=referral_id)
+            self._check_parties(package, event)
             if package.patient_ref != on_chain["patientRef"]:
                 raise InvalidArgument(
                     f"the feedback of referral {referral_id} is not the referred patient's; "
@@ -309,6 +311,15 @@ class Connector:
             raise InvalidArgument(
                 f"the clinical package of referral {referral_id} is not the referred patient's; "
                 "not imported"
+            )
+
+    def _check_parties(self, package: ReferralPackage, event: dict[str, str]) -> None:
+        """The Bundle's Task names the chain's hospitals: requester = origin, owner = target."""
+        if (package.requester, package.owner) != (event["fromHospital"], event["toHospital"]):
+            raise InvalidArgument(
+                f"the package of referral {event['referralId']} names requester "
+                f"{package.requester or '?'} and owner {package.owner or '?'}, not the chain's "
+                f"{event['fromHospital']} and {event['toHospital']}; not imported"
             )
 
 

@@ -1,7 +1,9 @@
-"""The demo's clinical records as FHIR R4 Bundles, built in code: an admission at the secondary
-hospital (the patient, the visit, two diagnoses, two findings and an ECG) and what the tertiary
-hospital adds before it refers the patient back (a new diagnosis, an echocardiogram, the
-discharge summary). Synthetic: GB 11643's own example number, never a real person.
+"""The demo's clinical records as FHIR R4 Bundles. The hospitals are seeded from the shipped
+example data (`examples/fhir/<hospital>.json`, one transaction Bundle per hospital); each run
+adds a fresh visit (an Encounter) of the first patient. Where the examples are not installed,
+an admission built in code stands in (the patient, the visit, two diagnoses, two findings and
+an ECG). What the tertiary hospital adds before it refers the patient back (a new diagnosis, an
+echocardiogram, the discharge summary) is built here. All synthetic, never a real person.
 
 The hospitals import them through the store's bundle import, as a HIS would send them.
 """
@@ -9,7 +11,10 @@ The hospitals import them through the store's bundle import, as a HIS would send
 from __future__ import annotations
 
 import base64
+import json
+import re
 import secrets
+from pathlib import Path
 from typing import Any
 
 from medalliance.hospital.code_systems import (
@@ -30,6 +35,40 @@ DEMO_PATIENT = {
     "idNumber": "11010519491231002X",
 }
 PATIENT_ID = "demo-zhang-san"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "fhir"
+
+
+def example_bundle(organisation: str, folder: Path = EXAMPLES) -> dict[str, Any] | None:
+    """The shipped example Bundle of a hospital (`SecondaryHospitalA` →
+    `secondary-hospital-a.json`), or None when it is not there."""
+    path = folder / f"{re.sub(r'(?<!^)(?=[A-Z])', '-', organisation).lower()}.json"
+    if not path.is_file():
+        return None
+    bundle: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return bundle
+
+
+def first_patient(bundle: dict[str, Any]) -> str:
+    """The id of the Bundle's first Patient: the demo's referral patient."""
+    return next(
+        str(e["resource"]["id"])
+        for e in bundle.get("entry") or ()
+        if e.get("resource", {}).get("resourceType") == "Patient"
+    )
+
+
+def visit_bundle(visit: str, patient_id: str, day: str) -> dict[str, Any]:
+    """A new visit (an inpatient Encounter with its visit number) of a patient the store holds."""
+    encounter = {
+        "resourceType": "Encounter",
+        "id": _id(visit, "enc"),
+        "identifier": [{"system": VISIT_NUMBER_SYSTEM, "value": visit}],
+        "status": "in-progress",
+        "class": {"system": ENCOUNTER_CLASS_SYSTEM, "code": "IMP", "display": "inpatient"},
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "period": {"start": f"{day}T08:30:00+08:00"},
+    }
+    return _collection([encounter])
 
 
 def admission_bundle(

@@ -1,25 +1,31 @@
-"""Where a hospital's clinical store lives: `DIR/hospitals/<MSP>.db` in the network folder by
-default, or the database URL the user gives (a file path, or `postgresql://...`, where each
-hospital has its own schema so several may share one database)."""
+"""The clinical store an organisation's connector keeps: a hospital's is the one `hospital
+import` fills (app/hospital_import.py: `DIR/hospitals/<MSP>.db`, the organisation's
+`hospital_database`, or `--db`); a regulator, which receives no referral but files deletion
+receipts, keeps its connector's bookkeeping at the same default place."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from medalliance.database_url import parse_database_url, schema_name
+from medalliance.app.hospital_import import open_hospital_store
+from medalliance.database_url import DatabaseUrl, parse_database_url, schema_name
 from medalliance.hospital.clinical_store import ClinicalStore
+from medalliance.node.bootstrap import NetworkLayout
+from medalliance.node.config import HOSPITAL_TYPES
 
 
 def default_location(directory: Path, msp_id: str) -> Path:
     return directory / "hospitals" / f"{msp_id}.db"
 
 
-def open_hospital_store(
-    directory: Path, msp_id: str, db: str | Path | None = None
-) -> ClinicalStore:
-    """The clinical store of hospital `msp_id` of the network in `directory` (created if
-    absent); `db` a database URL or path (relative to the working directory)."""
-    if db is None:
-        return ClinicalStore.open(default_location(directory, msp_id))
-    url = parse_database_url(str(db), base=Path.cwd())
-    return ClinicalStore.open(url, schema=schema_name("hospital", msp_id))
+def open_store_of(layout: NetworkLayout, org: str, db: str | None = None) -> ClinicalStore:
+    """`org`'s store (created if absent); `db` a path (relative to the network folder) or a
+    database URL."""
+    organization = layout.config.organization(org)
+    if organization.type in HOSPITAL_TYPES:
+        return open_hospital_store(layout, org, db)
+    if db:
+        url = parse_database_url(db, base=layout.directory)
+    else:
+        url = DatabaseUrl("sqlite", path=default_location(layout.directory, organization.msp_id))
+    return ClinicalStore.open(url, schema=schema_name("hospital", organization.msp_id))

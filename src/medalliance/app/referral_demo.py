@@ -34,10 +34,13 @@ from medalliance.app.demo_records import (
     DEMO_PATIENT,
     PATIENT_ID,
     admission_bundle,
+    example_bundle,
+    first_patient,
     synthetic_image,
     treatment_bundle,
+    visit_bundle,
 )
-from medalliance.app.hospital_store import default_location
+from medalliance.app.hospital_store import default_location, open_store_of
 from medalliance.app.pseudonyms import PseudonymClient, pseudonym_client
 from medalliance.app.referral_packages import (
     ReferralDraft,
@@ -49,7 +52,7 @@ from medalliance.app.referral_packages import (
 from medalliance.errors import ContractError, NotFound
 from medalliance.hospital.bundle_import import import_bundle
 from medalliance.hospital.clinical_store import ClinicalStore
-from medalliance.hospital.identifiers import PSEUDONYM_SYSTEM, VISIT_NUMBER_SYSTEM
+from medalliance.hospital.identifiers import PSEUDONYM_SYSTEM, VISIT_NUMBER_SYSTEM, identifier_value
 from medalliance.node.config import NetworkConfig
 from medalliance.node.embedded import utc_now
 from medalliance.privacy.masking import mask_name
@@ -132,27 +135,29 @@ def run_referral(
     visit, app_no, app_yes = f"V-{run}", f"APP-{run}-1", f"APP-{run}-2"
     up, down, summary, discharge = f"REF-{run}-UP", f"REF-{run}-DOWN", f"R-{run}-1", f"R-{run}-2"
     note, feedback_up, feedback_down = f"N-{run}-1", f"F-{run}-UP", f"F-{run}-DOWN"
-    dbs = {msp: ClinicalStore.open(database_path(network, msp)) for msp in (a, b)}
+    dbs = {msp: open_store_of(network.layout, msp) for msp in (a, b)}
     # Each hospital asks the regulator's pseudonym service, caching in its own store.
     clients = {msp: pseudonym_client(network, msp, DOCTOR, dbs[msp]) for msp in (a, b)}
     try:
-        # 1. A admits the patient: its HIS sends the admission as a FHIR Bundle; the import
-        #    adds the pseudonym; identity in A's store, only the pseudonym on the chain.
+        # 1. A admits the patient: its HIS sends its records as a FHIR Bundle (the shipped
+        #    examples, else one built in code); the import adds the pseudonyms. The identity
+        #    stays in A's store, only the pseudonym goes on the chain.
         day = utc_now().date().isoformat()
-        imported = import_bundle(
-            dbs[a], admission_bundle(visit, day, synthetic_image()), pseudonym=clients[a].pseudonym
-        )
-        ref = dict(imported.patients)[PATIENT_ID]
+        seeded = _seed(network, dbs, clients, visit, day)
+        patient_id = seeded[a]
+        ref = identifier_value(dbs[a].get("Patient", patient_id), PSEUDONYM_SYSTEM) or ""
         done = network.submit(a, DOCTOR, "visit", "RegisterVisit", visit, ref, a)
         report(
             f"{a} admits a patient and registers visit {visit}",
-            f"block {done.block}; {len(imported.created) + len(imported.updated)} FHIR resources "
-            f"imported; on the chain only pseudonym {ref[:8]}…, the identity stays in {a}'s store",
+            f"block {done.block}; {dbs[a].count()} FHIR resources in {a}'s store; on the chain "
+            f"only pseudonym {ref[:8]}…, the identity stays in {a}'s store",
         )
         # 2. The referral Bundle (BSeR) with the reason for the referral, built from A's store
-        #    and sealed for B and the regulator: the reason is never a contract argument.
-        draft = ReferralDraft(up, b, encounter_id=_encounter_id(dbs[a], visit), direction="UP",
-                              priority="urgent", department="03.04", purpose=narrative.reason)  # fmt: skip
+        #    (the patient's active diagnoses and recent findings) and sealed for B and the
+        #    regulator: the reason is never a contract argument.
+        draft = ReferralDraft(up, b, patient_id=patient_id, encounter_id=_encounter_id(dbs[a], visit),
+                              direction="UP", priority="urgent", department="03.04",
+                              purpose=narrative.reason)  # fmt: skip
         built = build_from_store(dbs[a], draft, from_org=a, pseudonyms=clients[a])
         size = seal_and_share(network, a, DOCTOR, [b], summary, ref, bundle_bytes(built.bundle))
         report(
@@ -248,6 +253,30 @@ def run_referral(
 
 def database_path(network: AllianceNetwork, msp_id: str) -> Path:
     return default_location(network.layout.directory, msp_id)
+
+
+def _seed(
+    network: AllianceNetwork,
+    stores: dict[str, ClinicalStore],
+    clients: dict[str, PseudonymClient],
+    visit: str,
+    day: str,
+) -> dict[str, str]:
+    """Import each hospital's example records (idempotent), and the run's visit of the first
+    hospital's first patient; {MSP id: that patient's id} (the first hospital's only)."""
+    first = next(iter(stores))
+    for msp_id, store in stores.items():
+        example = example_bundle(network.layout.config.organization(msp_id).name)
+        if example is None and msp_id == first:
+            admission = admission_bundle(visit, day, synthetic_image())
+            import_bundle(store, admission, pseudonym=clients[msp_id].pseudonym)
+            return {first: PATIENT_ID}
+        if example is not None:
+            import_bundle(store, example, pseudonym=clients[msp_id].pseudonym)
+            if msp_id == first:
+                patient_id = first_patient(example)
+                import_bundle(store, visit_bundle(visit, patient_id, day))
+    return {first: patient_id}
 
 
 def _encounter_id(store: ClinicalStore, visit: str) -> str:

@@ -3,9 +3,9 @@ shared; the feedback Bundle on completion.
 
 The doctor names the patient or the encounter (the visit) and, optionally, the resources to send
 (`Type/id`); without a selection the referral carries the minimum its type needs: the patient's
-active Conditions, and the Observations and DiagnosticReports of the encounter (else the
-patient's most recent ones); a downward (return) referral adds the encounter's
-DocumentReferences, its discharge summary. The Bundle (hospital/referral_bundle.py) is sealed by
+active Conditions, the encounter, and its Observations, DiagnosticReports and ImagingStudies
+(else, or when it has none yet, the patient's most recent Observations and DiagnosticReports);
+a downward (return) referral adds the encounter's DocumentReferences, its discharge summary. The Bundle (hospital/referral_bundle.py) is sealed by
 the privacy module for the receiving hospital (and the writer's regulator), registered in the
 `records` contract and handed to the writer's peer, which passes it on; the chain learns its
 hash only.
@@ -113,19 +113,24 @@ def default_selection(
 ) -> list[dict[str, Any]]:
     """The minimum a referral of `direction` carries (see the module docstring)."""
     selected = list(_active_conditions(store, patient_id))
+    findings: list[dict[str, Any]] = []
     if encounter is not None:
         scope = {"encounter": f"Encounter/{encounter['id']}"}
         selected.append(encounter)
-        for kind in ("Observation", "DiagnosticReport", "Media", "ImagingStudy"):
-            selected += store.search(kind, scope)
-        if direction == "DOWN":
-            selected += store.search("DocumentReference", scope)
-    else:
+        for kind in ("Observation", "DiagnosticReport", "ImagingStudy"):
+            findings += store.search(kind, scope)
+    if not findings:  # no encounter, or a new one with no results yet: the latest results
         for kind in ("Observation", "DiagnosticReport"):
             found = store.search(kind, {"patient": f"Patient/{patient_id}"})
-            selected += sorted(found, key=_when, reverse=True)[:RECENT]
-        if direction == "DOWN":
-            selected += store.search("DocumentReference", {"patient": f"Patient/{patient_id}"})
+            findings += sorted(found, key=_when, reverse=True)[:RECENT]
+    selected += findings
+    if direction == "DOWN":
+        scope = (
+            {"encounter": f"Encounter/{encounter['id']}"}
+            if encounter is not None
+            else {"patient": f"Patient/{patient_id}"}
+        )
+        selected += store.search("DocumentReference", scope)
     return selected
 
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from medalliance.app.connector import Connector, SyncReport
 from medalliance.app.hospital_book import HospitalBook
-from medalliance.app.hospital_store import open_hospital_store
+from medalliance.app.hospital_store import open_store_of
 from medalliance.app.pseudonyms import PseudonymClient, pseudonym_client
 from medalliance.cli.alliance_cmd import CHANNEL, As, Dir, Session, session
 from medalliance.cli.output import emit_json, output_state, stdout
@@ -103,7 +103,7 @@ def sync(
     """
     with (
         session(directory, as_) as s,
-        closing(open_hospital_store(directory, s.caller.msp_id, db)) as store,
+        closing(open_store_of(s.network.layout, s.caller.msp_id, db)) as store,
         closing(_pseudonyms(s, store)) as pseudonyms,
     ):
         connector = Connector(s.network, s.caller.msp_id, s.caller.user, store, pseudonyms.client)
@@ -125,7 +125,7 @@ def failures(as_: As, db: Db = None, directory: Dir = Path(".")) -> None:
     """
     with (
         session(directory, as_) as s,
-        closing(open_hospital_store(directory, s.caller.msp_id, db)) as store,
+        closing(open_store_of(s.network.layout, s.caller.msp_id, db)) as store,
     ):
         entries = HospitalBook(store).quarantined()
     result = FailuresOutput(
@@ -168,7 +168,7 @@ def retry(
     """
     with (
         session(directory, as_) as s,
-        closing(open_hospital_store(directory, s.caller.msp_id, db)) as store,
+        closing(open_store_of(s.network.layout, s.caller.msp_id, db)) as store,
         closing(_pseudonyms(s, store)) as pseudonyms,
     ):
         connector = Connector(s.network, s.caller.msp_id, s.caller.user, store, pseudonyms.client)

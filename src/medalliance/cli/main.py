@@ -20,6 +20,7 @@ from medalliance.cli import (
     channel_cmd,
     connector_cmd,
     demo_cmd,
+    hospital_cmd,
     ledger_cmd,
     network_cmd,
     node_cmd,
@@ -55,6 +56,7 @@ app.add_typer(report_cmd.app, name="report")
 app.add_typer(resource_cmd.app, name="resource")
 app.add_typer(settlement_cmd.app, name="settlement")
 app.add_typer(connector_cmd.app, name="connector")
+app.add_typer(hospital_cmd.app, name="hospital")
 app.command("demo")(demo_cmd.demo)
 
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from medalliance.alliance.records import ERASURE_REJECTIONS
 from medalliance.app.alliance_network import GatewayAlliance
-from medalliance.app.hospital_store import open_hospital_store
+from medalliance.app.hospital_store import open_store_of
 from medalliance.app.packages import (
     confirm_erasure,
     copies_left,
@@ -354,7 +354,7 @@ def pseudonym_cmd(
     network = GatewayAlliance(directory, channel)
     try:
         msp_id = network.layout.config.organization(org).msp_id
-        store = None if db is None else open_hospital_store(directory, msp_id, db)
+        store = None if db is None else open_store_of(network.layout, msp_id, db)
         try:
             ref = pseudonym_client(network, org, user, store).pseudonym(id_type, id_number)
         finally:
@@ -389,7 +389,7 @@ def migrate_pseudonyms_cmd(
     network = GatewayAlliance(directory, channel)
     try:
         msp_id = network.layout.config.organization(org).msp_id
-        with closing(open_hospital_store(directory, msp_id, db)) as store:
+        with closing(open_store_of(network.layout, msp_id, db)) as store:
             client = pseudonym_client(network, org, user, store)
             result = migrate_pseudonyms(network, org, user, store, client, dt.datetime.now(dt.UTC))
     finally:

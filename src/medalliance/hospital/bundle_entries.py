@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl
 
 from medalliance.errors import InvalidArgument
 from medalliance.hospital.clinical_store import ClinicalStore
-from medalliance.hospital.fhir_validation import ResourceIssue
+from medalliance.hospital.fhir_validation import MAX_DEPTH, ResourceIssue, is_too_deep
 from medalliance.hospital.search_index import reference_key
 
 BUNDLE_TYPES = ("transaction", "batch", "collection", "searchset")
@@ -113,12 +113,19 @@ def _parse(bundle: Mapping[str, Any] | bytes) -> Mapping[str, Any]:
             parsed = json.loads(bytes(bundle).decode("utf-8-sig"))  # FHIR JSON is UTF-8
         except UnicodeDecodeError:
             raise InvalidArgument("the bundle is not UTF-8 text; save it as UTF-8 JSON") from None
+        except RecursionError:  # hostile nesting: json.loads recurses once per level
+            raise InvalidArgument("the bundle's JSON is nested too deeply to be FHIR") from None
         except json.JSONDecodeError as exc:  # its message gives line and column, not content
             raise InvalidArgument(
                 f"the bundle is not valid JSON (line {exc.lineno}, column {exc.colno})"
             ) from None
     else:
         parsed = bundle
+    if is_too_deep(parsed, MAX_DEPTH + 3):  # Bundle.entry[i].resource, then the resource
+        raise InvalidArgument(
+            f"the bundle nests deeper than a FHIR resource may ({MAX_DEPTH} levels); "
+            "check how it was generated"
+        )
     if not isinstance(parsed, Mapping) or parsed.get("resourceType") != "Bundle":
         raise InvalidArgument('not a FHIR Bundle: the document needs "resourceType": "Bundle"')
     if parsed.get("type") not in BUNDLE_TYPES:

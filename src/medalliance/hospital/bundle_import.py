@@ -86,16 +86,12 @@ def import_bundle(
     to_write = [e for e in kept if e.key not in bad and not e.existing]
     report.unchanged += sorted(e.key for e in kept if e.existing and e.key not in bad)
     _add_pseudonyms(to_write, pseudonym, report)
+    lists = {"created": report.created, "updated": report.updated, "unchanged": report.unchanged}
     with store.transaction():
         for entry in to_write:
-            before = store.find(entry.resource_type, entry.resource_id)
-            stored = store.put(entry.resource, source=source)
-            if before is None:
-                report.created.append(entry.key)
-            elif before.get("meta", {}).get("versionId") == stored["meta"]["versionId"]:
-                report.unchanged.append(entry.key)
-            else:
-                report.updated.append(entry.key)
+            # Validated above; a Patient's added pseudonym identifier is a plain string.
+            _, outcome = store.put_outcome(entry.resource, source=source, validated=True)
+            lists[outcome].append(entry.key)
     return report
 
 

@@ -11,16 +11,18 @@ by type and id only.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from medalliance.database_url import DatabaseUrl, parse_database_url
 from medalliance.errors import InvalidArgument, NotFound
 from medalliance.hospital.fhir_validation import (
     ID_PATTERN,
+    SUPPORTED_TYPES,
     InvalidResource,
     ResourceIssue,
     validate_resource,
@@ -28,7 +30,9 @@ from medalliance.hospital.fhir_validation import (
 from medalliance.hospital.search_index import index_rows, search_sql
 from medalliance.hospital.store_backend import Backend, connect
 
-__all__ = ["ClinicalStore", "ResourceNotFound"]
+__all__ = ["ClinicalStore", "Outcome", "ResourceNotFound"]
+
+Outcome = Literal["created", "updated", "unchanged"]
 
 
 class ResourceNotFound(NotFound):
@@ -119,8 +123,24 @@ class ClinicalStore:
         referral's data (`delete_source`) also removes what was edited here after it arrived.
 
         Raises `InvalidResource` (nothing written) for an invalid resource or one without id."""
-        issues = validate_resource(resource)
-        resource_id = resource.get("id") if isinstance(resource, Mapping) else None
+        return self.put_outcome(resource, source=source, keep_source=keep_source)[0]
+
+    def put_outcome(
+        self,
+        resource: Mapping[str, Any],
+        *,
+        source: str = "local",
+        keep_source: bool = True,
+        validated: bool = False,
+    ) -> tuple[dict[str, Any], Outcome]:
+        """As `put`, and whether the resource was "created", "updated" or "unchanged".
+        `validated=True` skips validation: only for a caller that has just run
+        `validate_resource` on this very mapping and found no issue (bundle import does, and
+        validation is most of an import's time)."""
+        resource, issues = _as_json(resource)
+        if not issues and not validated:
+            issues = validate_resource(resource)
+        resource_id = resource.get("id")
         if not issues and not (isinstance(resource_id, str) and ID_PATTERN.match(resource_id)):
             issues = [
                 ResourceIssue(
@@ -143,7 +163,7 @@ class ClinicalStore:
             if row:
                 stored = self._backend.from_json(row[0][2])
                 if _unstamped(stored) == _unstamped(resource):
-                    return stored
+                    return stored, "unchanged"
                 version = int(row[0][0]) + 1
                 source = str(row[0][1]) if keep_source else source
             else:
@@ -151,7 +171,7 @@ class ClinicalStore:
             now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
             document = _stamped(resource, version, now)
             self._write(resource_type, resource_id, version, now, source, document, bool(row))
-            return document
+            return document, "updated" if row else "created"
 
     def get(self, resource_type: str, resource_id: str) -> dict[str, Any]:
         """The stored resource. Raises `ResourceNotFound`."""
@@ -293,6 +313,21 @@ class ClinicalStore:
             "DELETE FROM fhir_search WHERE resource_type = ? AND resource_id = ?", args
         )
         self._backend.execute("DELETE FROM fhir_resource WHERE resource_type = ? AND id = ?", args)
+
+
+def _as_json(resource: Mapping[str, Any]) -> tuple[dict[str, Any], list[ResourceIssue]]:
+    """The resource as plain JSON values (tuples become lists, so that comparing it with the
+    stored version means comparing content), or an issue when it is not JSON at all."""
+    if not isinstance(resource, Mapping):
+        return {}, [ResourceIssue("?", "?", "Resource", "not a JSON object")]
+    try:
+        copy: dict[str, Any] = json.loads(json.dumps(resource, allow_nan=False))
+    except (TypeError, ValueError, RecursionError):
+        kind = resource.get("resourceType")
+        what = kind if isinstance(kind, str) and kind in SUPPORTED_TYPES else "?"
+        reason = "holds a value that is not JSON (a date object, NaN, ...); give FHIR JSON"
+        return {}, [ResourceIssue(what, "?", what if what != "?" else "Resource", reason)]
+    return copy, []
 
 
 def _unstamped(resource: Mapping[str, Any]) -> dict[str, Any]:

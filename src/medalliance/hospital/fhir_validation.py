@@ -43,6 +43,7 @@ SUPPORTED_TYPES: frozenset[str] = frozenset(
     }
 )
 
+MAX_DEPTH = 64  # levels of objects and lists in one resource: real ones use under 15
 ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")  # FHIR R4 `id` datatype
 _TYPE = r"[A-Z][A-Za-z]{1,63}"
 _ID = r"[A-Za-z0-9\-.]{1,64}"
@@ -160,9 +161,27 @@ def validate_resource(resource: Mapping[str, Any]) -> list[ResourceIssue]:
                 + ", ".join(sorted(SUPPORTED_TYPES)),
             )
         ]
+    if is_too_deep(resource, MAX_DEPTH):
+        reason = f"nested deeper than {MAX_DEPTH} levels; no FHIR resource needs that"
+        return [ResourceIssue(resource_type, resource_id, resource_type, reason)]
     issues = _library_issues(resource_type, resource_id, resource)
     issues += _store_issues(resource_type, resource_id, resource, issues)
     return issues
+
+
+def is_too_deep(value: Any, limit: int) -> bool:
+    """Whether JSON `value` nests objects and lists deeper than `limit`. Iterative, so hostile
+    nesting cannot exhaust the stack here (the recursive checks after it can then recurse)."""
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if depth > limit:
+            return True
+        if isinstance(item, Mapping):
+            pending += [(child, depth + 1) for child in item.values()]
+        elif isinstance(item, list):
+            pending += [(child, depth + 1) for child in item]
+    return False
 
 
 def _library_issues(
@@ -215,6 +234,8 @@ def _store_issues(
                 add(path, "required")
         elif not isinstance(value, str) or value not in codes:
             add(path, "not a code of its value set; use one of " + ", ".join(sorted(codes)))
+    for path in _control_characters(resource, resource_type):
+        add(path, "contains a control character (FHIR strings allow only tab, CR and LF)")
     for path, reference in _references(resource, resource_type):
         if not isinstance(reference, str) or not _REFERENCE.match(reference):
             add(
@@ -238,6 +259,25 @@ def _references(value: Any, path: str) -> list[tuple[str, Any]]:
         for index, item in enumerate(value):
             found += _references(item, f"{path}[{index}]")
     return found
+
+
+def _control_characters(value: Any, path: str) -> list[str]:
+    """Paths of strings holding a control character other than tab, CR and LF (FHIR R4 §2.1.28.0
+    "string"; PostgreSQL's JSONB refuses NUL outright)."""
+    if isinstance(value, str):
+        return [path] if _CONTROL.search(value) else []
+    if isinstance(value, Mapping):
+        return [
+            p for key, item in value.items() for p in _control_characters(item, f"{path}.{key}")
+        ]
+    if isinstance(value, list):
+        return [
+            p for i, item in enumerate(value) for p in _control_characters(item, f"{path}[{i}]")
+        ]
+    return []
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 def _path(resource_type: str, loc: Sequence[int | str]) -> str:

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from medalliance.errors import InvalidArgument
+from medalliance.hospital.fhir_validation import SUPPORTED_TYPES
 
 SEARCH_PARAMETERS = (
     "_count",
@@ -91,6 +92,11 @@ def index_rows(resource: Mapping[str, Any]) -> list[IndexRow]:
 def search_sql(resource_type: str, params: Mapping[str, str]) -> tuple[str, list[Any]]:
     """SQL (with `?` placeholders) selecting `content` of the matching resources in (type, id)
     order, and its arguments. Raises `InvalidArgument` for an unknown parameter or bad value."""
+    if resource_type not in SUPPORTED_TYPES:
+        raise InvalidArgument(
+            f"the hospital store keeps no {resource_type!r} resources; search one of "
+            + ", ".join(sorted(SUPPORTED_TYPES))
+        )
     unknown = sorted(set(params) - set(SEARCH_PARAMETERS))
     if unknown:
         raise InvalidArgument(

@@ -82,6 +82,9 @@ class OrganizationConfig(_Model):
     peers: tuple[NodeConfig, ...] = ()
     orderers: tuple[NodeConfig, ...] = ()
     users: tuple[UserConfig, ...] = ()
+    # The hospital's FHIR clinical store (a path, relative to the network folder, or
+    # postgresql://...); default hospitals/<msp_id>.db (docs/hospital-store.md).
+    hospital_database: str | None = None
 
     @model_validator(mode="before")
     @classmethod

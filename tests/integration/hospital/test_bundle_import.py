@@ -196,6 +196,13 @@ def test_references_to_the_store_resolve(store: ClinicalStore) -> None:
     assert stored["subject"] == {"reference": f"Patient/{uid('patient-0')}"}
 
 
+def deep_list(depth: int) -> Any:
+    value: Any = []
+    for _ in range(depth):
+        value = [value]
+    return {"resourceType": "Patient", "id": "p1", "extension": value}
+
+
 HOSTILE: list[Any] = [
     pytest.param(b"{not json", "not valid JSON", id="malformed JSON says where"),
     pytest.param(b"\xff\xfe", "UTF-8", id="bytes that are not UTF-8 are refused"),
@@ -219,6 +226,12 @@ HOSTILE: list[Any] = [
         id="a bundle with too many entries is refused",
     ),
     pytest.param(b" " * (50 * 1024 * 1024 + 1), "MiB", id="a bundle over 50 MiB is refused unread"),
+    pytest.param(b"[" * 100_000, "nested too deeply", id="hostile JSON nesting is refused"),
+    pytest.param(
+        {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": deep_list(80)}]},
+        "nests deeper",
+        id="nesting deeper than any FHIR resource is refused",
+    ),
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,13 @@ def observation(oid: str, pid: str, code: str, when: str, eid: str = "e1") -> di
         "encounter": {"reference": f"Encounter/{eid}"},
         "effectiveDateTime": when,
     }
+
+
+def nested_extension(depth: int) -> dict[str, Any]:
+    extension: dict[str, Any] = {"url": "http://example.org/x", "valueString": "v"}
+    for _ in range(depth):
+        extension = {"url": "http://example.org/x", "extension": [extension]}
+    return extension
 
 
 def snapshot(store: ClinicalStore) -> dict[str, Any]:
@@ -100,6 +108,13 @@ def test_put_sets_versions_and_identical_content_writes_nothing(store: ClinicalS
     assert store.count("Patient") == 1
 
 
+def test_tuples_and_lists_are_the_same_content(store: ClinicalStore) -> None:
+    as_lists = patient("p1", "Wang", "1990-03-07")
+    as_tuples = {**as_lists, "name": ({"family": "Wang", "given": ("Mei",)},)}
+    first = store.put(as_lists)
+    assert store.put_outcome(as_tuples) == (first, "unchanged")
+
+
 def test_an_update_keeps_the_first_source_unless_told(store: ClinicalStore) -> None:
     store.put(patient("p1", "Wang", "1990-03-07"), source="referral:R1")
     store.put(patient("p1", "Wang", "1990-03-08"), source="local")
@@ -137,6 +152,21 @@ def test_get_of_a_missing_resource_is_not_found(store: ClinicalStore) -> None:
             {**observation("o1", "p1", "x", "2024"), "status": "done"},
             "Observation.status",
             id="an observation status outside its value set is refused",
+        ),
+        pytest.param(
+            {**patient("p1", "Wang", "1990"), "birthDate": dt.date(1990, 3, 7)},
+            "Patient",
+            id="a Python date object is not FHIR JSON",
+        ),
+        pytest.param(
+            {**patient("p1", "Wang", "1990"), "name": [{"family": "Wa\u0000ng"}]},
+            "Patient.name[0].family",
+            id="a NUL inside a string is refused (JSONB could not store it)",
+        ),
+        pytest.param(
+            {**patient("p1", "Wang", "1990"), "extension": [nested_extension(200)]},
+            "Patient",
+            id="hostile nesting is refused without exhausting the stack",
         ),
     ],
 )
@@ -251,6 +281,11 @@ def test_bad_searches_are_refused(
         filled.search("Observation", params)
     if "colour" in params:
         assert "patient" in str(refused.value)  # names the supported ones
+
+
+def test_a_type_the_store_does_not_keep_cannot_be_searched(filled: ClinicalStore) -> None:
+    with pytest.raises(InvalidArgument, match="Observation"):
+        filled.search("Claim")
 
 
 def test_an_update_replaces_its_index_rows(filled: ClinicalStore) -> None:
