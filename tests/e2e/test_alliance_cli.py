@@ -21,13 +21,8 @@ from typing import Any
 
 import pytest
 
-from medalliance.app.demo_records import admission_bundle
-from medalliance.app.pseudonyms import PseudonymClient, evaluate_over_grpc
-from medalliance.app.referral_packages import ReferralDraft, build_from_store, bundle_bytes
-from medalliance.hospital.bundle_import import import_bundle
 from medalliance.hospital.clinical_store import ClinicalStore
 from medalliance.hospital.identifiers import PSEUDONYM_SYSTEM, identifier_value
-from medalliance.node.bootstrap import NetworkLayout
 from tests.networks import DEMO_ALLIANCE, REPO, cli, cli_json, running, with_free_ports
 
 A, B, OTHER, C = "SecondaryHospitalA", "TertiaryHospitalB", "TertiaryHospitalA", "DistrictHC"
@@ -64,10 +59,23 @@ def test_a_referral_walks_through_the_cli(
     alliance: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     visit, summary = "V-100", "R-100"
-    ref = _share_clinical_package(alliance, tmp_path, visit, summary, "REF-1")
-    registered = run(alliance, "visit", "register", visit, "--patient-ref", ref, "--as", DOCTOR_A)
+    # A's HIS records arrive as a FHIR Bundle (the shipped example data); the import gives each
+    # patient the pseudonym, so no one invents one; the referral Bundle is built from the store.
+    example = REPO / "examples" / "fhir" / "secondary-hospital-a.json"
+    imported = cli_json("hospital", "import", str(example), "--org", A, "--dir", str(alliance))
+    ref = imported["patients"]["sa-p1"]
+    registered = run(alliance, "visit", "register", visit, "--patient", "sa-p1", "--as", DOCTOR_A)
     assert registered["result"]["hospital"] == "SecondaryAMSP"
+    assert registered["result"]["patientRef"] == ref
     assert registered["block_number"] > 0
+    reason = tmp_path / "reason.txt"
+    reason.write_text("PCI for acute anterior MI", encoding="utf-8")
+    packaged = run(alliance, "referral", "package", "REF-1", "--visit", visit, "--to", B,
+                   "--record", summary, "--purpose-file", str(reason), "--priority", "urgent",
+                   "--as", DOCTOR_A)  # fmt: skip
+    assert (packaged["record_id"], packaged["visit"], packaged["patient_ref"]) == (
+        summary, visit, ref
+    )  # fmt: skip
 
     # Two applications to the district commission: one rejected, one approved.
     for app_id, target in (("APP-1", OTHER), ("APP-2", B)):
@@ -126,8 +134,11 @@ def test_a_referral_walks_through_the_cli(
     assert again["last_block"] >= first["last_block"]
 
     run(alliance, "referral", "accept", "REF-1", "--as", DOCTOR_B)
-    _seal(alliance, tmp_path, "TertiaryBMSP", "SecondaryAMSP", "F-100", ref,
-          json.dumps({"kind": "feedback", "text": "PCI done, stable"}).encode())  # fmt: skip
+    outcome = tmp_path / "outcome.txt"
+    outcome.write_text("PCI done, one stent, stable", encoding="utf-8")
+    fed = run(alliance, "referral", "feedback", "REF-1", "--text-file", str(outcome),
+              "--record", "F-100", "--as", DOCTOR_B)  # fmt: skip
+    assert fed["record_id"] == "F-100"
     completed = run(alliance, "referral", "complete", "REF-1", "--feedback", "F-100",
                     "--as", DOCTOR_B)  # fmt: skip
     assert completed["result"]["feedbackRef"] == "F-100"
@@ -145,6 +156,15 @@ def test_a_referral_walks_through_the_cli(
         "referral REF-1 is ACCEPTED",
         "referral REF-1 is COMPLETED",
     ]
+    # The origin's connector follows its referral and imports the feedback Bundle.
+    origin = run(alliance, "connector", "sync", "--as", DOCTOR_A)
+    assert (origin["noted"], origin["quarantined"]) == (["REF-1"], [])
+    assert run(alliance, "connector", "failures", "--db", str(db), "--as", DOCTOR_B) == {
+        "failures": []
+    }
+    not_held = refused(alliance, "connector", "retry", "REF-1", "--db", str(db), "--as", DOCTOR_B)
+    assert not_held.returncode == 1
+    assert "REF-1 is not quarantined" in not_held.stderr
     balance = run(alliance, "settlement", "balance", "--hospital", "SecondaryAMSP",
                   "--period", settlement["period"], "--as", CLERK_A)  # fmt: skip
     assert (balance["receivableCents"], balance["payableCents"]) == (5000, 0)
@@ -184,42 +204,6 @@ def test_a_resource_is_published_booked_and_confirmed(alliance: Path) -> None:
     assert confirmed["result"]["status"] == "CONFIRMED"
     (listed,) = run(alliance, "resource", "list", "--as", CLERK_A)
     assert (listed["resourceId"], listed["freeSlots"]) == ("MRI-1", [slots[1]])
-
-
-def _share_clinical_package(
-    alliance: Path, tmp_path: Path, visit: str, record: str, referral: str
-) -> str:
-    """A's referral Bundle for `referral` of the visit, built from A's clinical store, sealed
-    for B and shared through the CLI; the patient's pseudonym."""
-    layout = NetworkLayout.load(alliance)
-    # The city commission's peer evaluates the pseudonym; A never holds a key for it.
-    client = PseudonymClient(lambda e: evaluate_over_grpc(layout, "SecondaryAMSP", "User1", e))
-    own = ClinicalStore.open(tmp_path / "secondary-a.db")
-    try:
-        admitted = import_bundle(own, admission_bundle(visit, "2026-11-29", patient_id="p-1"),
-                                 pseudonym=client.pseudonym)  # fmt: skip
-        ref = dict(admitted.patients)["p-1"]
-        draft = ReferralDraft(referral, "TertiaryBMSP", encounter_id=f"{visit.lower()}-enc")
-        clinical = bundle_bytes(build_from_store(own, draft, from_org="SecondaryAMSP").bundle)
-    finally:
-        own.close()
-    _seal(alliance, tmp_path, "SecondaryAMSP", "TertiaryBMSP", record, ref, clinical)
-    return ref
-
-
-def _seal(
-    alliance: Path, tmp_path: Path, org: str, to: str, record: str, ref: str, plaintext: bytes
-) -> None:
-    """Seal `plaintext` as `org` for `to` (and `org`'s regulator) and share it as `record`."""
-    package, sealed = tmp_path / f"{record}.json", tmp_path / f"{record}.sealed"
-    package.write_bytes(plaintext)
-    d = ("--dir", str(alliance))
-    cli("privacy", "encrypt", str(package), *d, "--org", org, "--to", to,
-        "--record", record, "-o", str(sealed))  # fmt: skip
-    shared = cli_json("privacy", "share", str(sealed), *d, "--org", org, "--patient-ref", ref)
-    # Forwarding to the other peers races their commit of the record (they reconcile later),
-    # so only the writer's own peer is sure to hold it now.
-    assert (shared["record_id"], org in shared["held_by"]) == (record, True)
 
 
 def _follow_until(alliance: Path, db: Path, last: str) -> list[str]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from medalliance.app.alliance_network import AllianceNetwork
@@ -50,7 +50,8 @@ class ReferralDraft:
     referral_id: str
     to_org: str
     patient_id: str | None = None  # the local Patient's id, or
-    encounter_id: str | None = None  # the local Encounter (the visit) the referral is about
+    encounter_id: str | None = None  # the local Encounter (the visit) the referral is about, or
+    visit: str | None = None  # its visit number (就诊号)
     direction: str = "UP"
     priority: str = "routine"
     department: str = "03"  # code_systems.DEPARTMENTS
@@ -190,6 +191,8 @@ def bundle_bytes(bundle: dict[str, Any]) -> bytes:
 def _subject(
     store: ClinicalStore, draft: ReferralDraft
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    if draft.encounter_id is None and draft.visit is not None:
+        draft = replace(draft, encounter_id=encounter_of_visit(store, draft.visit)["id"])
     if draft.encounter_id is not None:
         encounter = store.get("Encounter", draft.encounter_id)
         reference = (encounter.get("subject") or {}).get("reference", "")
@@ -202,8 +205,70 @@ def _subject(
             )
         return patient, encounter
     if draft.patient_id is None:
-        raise InvalidArgument("name the patient (--patient) or the encounter (--encounter)")
+        raise InvalidArgument(
+            "name the patient (--patient), the encounter (--encounter) or the visit (--visit)"
+        )
     return store.get("Patient", draft.patient_id), None
+
+
+def encounter_of_visit(store: ClinicalStore, visit: str) -> dict[str, Any]:
+    """The hospital's Encounter carrying visit number `visit` (the latest, if several)."""
+    found = store.search("Encounter", {"identifier": f"{VISIT_NUMBER_SYSTEM}|{visit}"})
+    if not found:
+        raise NotFound(
+            f"no Encounter of visit {visit} in the hospital's store; register the visit with "
+            "`medalliance visit register VISIT --patient ID` first"
+        )
+    return max(found, key=_when)
+
+
+def visit_of_patient(
+    store: ClinicalStore,
+    visit: str,
+    patient_id: str,
+    pseudonyms: PseudonymClient | None,
+    *,
+    encounter_id: str | None = None,
+    day: str | None = None,
+) -> str:
+    """Prepare a visit for the chain: the Patient's pseudonym (its identifier, else derived
+    through the service and written back) and an Encounter carrying the visit number (the one
+    named, else a new one, unless one has it already). Returns the pseudonym."""
+    patient = store.get("Patient", patient_id)
+    ref = _pseudonym(store, patient, pseudonyms)
+    with store.transaction():
+        tagged = store.search("Encounter", {"identifier": f"{VISIT_NUMBER_SYSTEM}|{visit}"})
+        if any(_subject_id(e) != patient_id for e in tagged):
+            raise InvalidArgument(f"visit {visit} is another patient's in the hospital's store")
+        if encounter_id is not None:
+            encounter = store.get("Encounter", encounter_id)
+            if _subject_id(encounter) != patient_id:
+                raise InvalidArgument(f"Encounter/{encounter_id} is not of Patient/{patient_id}")
+            kept = store.source_of("Encounter", encounter_id) or "local"
+            store.put(with_identifier(encounter, VISIT_NUMBER_SYSTEM, visit), source=kept)
+        elif not tagged:
+            start = day or utc_now().isoformat(timespec="seconds")
+            store.put(
+                {
+                    "resourceType": "Encounter",
+                    "id": f"visit-{visit}"[:64],
+                    "identifier": [{"system": VISIT_NUMBER_SYSTEM, "value": visit}],
+                    "status": "in-progress",
+                    "class": {
+                        "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                        "code": "AMB",
+                        "display": "ambulatory",
+                    },
+                    "subject": {"reference": f"Patient/{patient_id}"},
+                    "period": {"start": start},
+                }
+            )
+    return ref
+
+
+def _subject_id(resource: dict[str, Any]) -> str:
+    reference = str((resource.get("subject") or {}).get("reference", ""))
+    return reference.split("/", 1)[1] if reference.startswith("Patient/") else ""
 
 
 def _pseudonym(
