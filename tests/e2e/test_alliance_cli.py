@@ -132,6 +132,12 @@ def test_a_referral_walks_through_the_cli(
     again = run(alliance, *sync)
     assert again["imported"] == []
     assert again["last_block"] >= first["last_block"]
+    # A connector killed (SIGKILL) right after an import neither loses nor doubles it.
+    killed = tmp_path / "killed.db"
+    _kill_after(alliance, killed, "imported referral REF-1")
+    resumed = run(alliance, "connector", "sync", "--db", str(killed), "--as", DOCTOR_B)
+    assert (resumed["imported"], resumed["quarantined"]) == ([], [])
+    assert _imported(killed, "REF-1") == held
 
     run(alliance, "referral", "accept", "REF-1", "--as", DOCTOR_B)
     outcome = tmp_path / "outcome.txt"
@@ -176,6 +182,40 @@ def test_a_referral_walks_through_the_cli(
     assert "REFERRED → ACCEPTED → COMPLETED" in row
 
 
+def test_a_bad_package_is_quarantined_listed_and_retried_through_the_cli(
+    alliance: Path, tmp_path: Path
+) -> None:
+    """A referral whose sealed package is not a referral Bundle: `connector sync` goes on past
+    it, `connector failures` lists it (no patient data), `connector retry` exits 1 with the
+    reason and keeps it."""
+    visit, record, ref = "V-900", "R-900", "9a" * 16
+    junk = tmp_path / "junk.txt"
+    junk.write_text("not a FHIR Bundle", encoding="utf-8")
+    sealed, d = tmp_path / "R-900.sealed", ("--dir", str(alliance))
+    cli("privacy", "encrypt", str(junk), *d, "--org", A, "--to", B, "--record", record,
+        "-o", str(sealed))  # fmt: skip
+    cli_json("privacy", "share", str(sealed), *d, "--org", A, "--patient-ref", ref)
+    run(alliance, "visit", "register", visit, "--patient-ref", ref, "--as", DOCTOR_A)
+    run(alliance, "referral", "apply", "APP-900", "--visit", visit, "--to", B, "--summary", record,
+        "--as", DOCTOR_A)  # fmt: skip
+    run(alliance, "referral", "review", "APP-900", "--approve", "--as", REVIEWER)
+    run(alliance, "referral", "refer", "REF-900", "--visit", visit, "--to", B, "--direction", "UP",
+        "--application", "APP-900", "--clinical", record, "--as", DOCTOR_A)  # fmt: skip
+    db = tmp_path / "b.db"
+    synced = run(alliance, "connector", "sync", "--db", str(db), "--as", DOCTOR_B)
+    assert "REF-900" in synced["quarantined"]
+    assert "REF-900" not in synced["imported"]
+    listed = run(alliance, "connector", "failures", "--db", str(db), "--as", DOCTOR_B)
+    [failure] = [f for f in listed["failures"] if f["referral_id"] == "REF-900"]
+    assert (failure["record_id"], failure["reason"][:15]) == (record, "InvalidBundle: ")
+    again = refused(alliance, "connector", "retry", "REF-900", "--db", str(db), "--as", DOCTOR_B)
+    assert again.returncode == 1
+    assert "REF-900 is quarantined: InvalidBundle" in again.stderr
+    after = run(alliance, "connector", "failures", "--db", str(db), "--as", DOCTOR_B)
+    [kept] = [f for f in after["failures"] if f["referral_id"] == "REF-900"]
+    assert kept["first_attempt"] == failure["first_attempt"]
+
+
 def test_reports_go_up_the_regulator_hierarchy(alliance: Path) -> None:
     period = "2026-11"
     for report_id, clerk, count in (("RPT-A", CLERK_A, 12), ("RPT-B", CLERK_B, 30)):
@@ -204,6 +244,24 @@ def test_a_resource_is_published_booked_and_confirmed(alliance: Path) -> None:
     assert confirmed["result"]["status"] == "CONFIRMED"
     (listed,) = run(alliance, "resource", "list", "--as", CLERK_A)
     assert (listed["resourceId"], listed["freeSlots"]) == ("MRI-1", [slots[1]])
+
+
+def _kill_after(alliance: Path, db: Path, line: str) -> None:
+    """Run `connector sync --follow` on a fresh database until it prints `line`, then kill it
+    with SIGKILL (no cleanup of any kind)."""
+    args = ("connector", "sync", "--follow", "--db", str(db), "--as", DOCTOR_B)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    with subprocess.Popen(
+        [sys.executable, "-m", "medalliance", *args, "--dir", str(alliance)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env,
+    ) as follower:  # fmt: skip
+        assert follower.stdout is not None
+        for printed in follower.stdout:
+            if printed.split(": ", 1)[-1].strip() == line:
+                break
+        follower.kill()
+        follower.communicate(timeout=30)
+    assert follower.returncode == -signal.SIGKILL
 
 
 def _follow_until(alliance: Path, db: Path, last: str) -> list[str]:

@@ -25,7 +25,6 @@ import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from medalliance.app.alliance_network import AllianceNetwork
@@ -40,7 +39,7 @@ from medalliance.app.demo_records import (
     treatment_bundle,
     visit_bundle,
 )
-from medalliance.app.hospital_store import default_location, open_store_of
+from medalliance.app.hospital_store import open_store_of
 from medalliance.app.pseudonyms import PseudonymClient, pseudonym_client
 from medalliance.app.referral_packages import (
     ReferralDraft,
@@ -249,10 +248,6 @@ def run_referral(
         for client in clients.values():
             client.close()
     return steps
-
-
-def database_path(network: AllianceNetwork, msp_id: str) -> Path:
-    return default_location(network.layout.directory, msp_id)
 
 
 def _seed(
