@@ -26,7 +26,12 @@ from medalliance.app.connector import Connector
 from medalliance.app.hospital_book import HospitalBook
 from medalliance.app.pseudonyms import pseudonym_client
 from medalliance.app.quarantine import PackageRefused
-from medalliance.app.referral_packages import ReferralDraft, build_from_store, bundle_bytes
+from medalliance.app.referral_packages import (
+    ReferralDraft,
+    build_from_store,
+    bundle_bytes,
+    seal_and_share,
+)
 from medalliance.errors import NotFound, Unavailable
 from medalliance.hospital.clinical_store import ClinicalStore
 from medalliance.hospital.identifiers import PSEUDONYM_SYSTEM, identifier_value
@@ -257,3 +262,27 @@ def test_an_unreachable_service_stops_the_sync_where_a_later_run_resumes(
     resumed = Connector(alliance, B, "User1", b_store, key(alliance, B)).sync()
     assert resumed.imported == ["REF-V-1"]
     assert resumed.last_block > stopped_at
+
+
+def test_a_bad_feedback_is_quarantined_at_the_origin_and_the_status_still_follows(
+    alliance: EmbeddedAlliance, tmp_path: Path
+) -> None:
+    a_store = ClinicalStore.open(tmp_path / "a.db")
+    ref = admit(alliance, a_store, "V-1")
+    refer(alliance, "V-1", ref, referral_bytes(a_store, "REF-V-1", "V-1", B))
+    alliance.submit(B, "User1", "referral", "AcceptReferral", "REF-V-1")
+    # the target completes with a "feedback" that is no feedback Bundle
+    seal_and_share(alliance, B, "User1", [A], "F-V-1", ref, b'{"kind": "feedback"}')
+    alliance.submit(B, "User1", "referral", "CompleteReferral", "REF-V-1", "F-V-1")
+    origin = Connector(alliance, A, "User1", a_store, key(alliance, A))
+    synced = origin.sync()
+    assert synced.quarantined == ["REF-V-1"]
+    assert ("REF-V-1", "COMPLETED") in synced.updated
+    book = HospitalBook(a_store)
+    [entry] = book.quarantined()
+    assert (entry.record_id, entry.reason[:15]) == ("F-V-1", "InvalidBundle: ")
+    assert [r["status"] for r in book.referrals()] == ["COMPLETED"]
+    assert a_store.search("DocumentReference") == []
+    with pytest.raises(PackageRefused, match="REF-V-1 is quarantined: InvalidBundle"):
+        origin.retry("REF-V-1")
+    assert a_store.search("DocumentReference") == []

@@ -172,7 +172,13 @@ class Connector:
             if follow_status(self._store, referral_id, FOLLOWED[name]):
                 report.updated.append((referral_id, FOLLOWED[name]))
             if _is_feedback(name, event, self._msp_id) and self._feedback_pending(referral_id):
-                self._attempt({**event, "event": name}, tx_id, block, refused)
+                on_chain = json.loads(
+                    self._network.evaluate(
+                        self._org, self._user, ReferralContract.name, "GetReferral", referral_id
+                    )
+                )  # the feedback's record id, for the quarantine entry should it be refused
+                feedback = {"event": name, "feedbackRef": str(on_chain.get("feedbackRef") or "")}
+                self._attempt({**event, **feedback}, tx_id, block, refused)
 
     def _attempt(
         self, event: dict[str, str], tx_id: str, block: int, refused: list[Quarantined]
@@ -186,7 +192,7 @@ class Connector:
             raise stopped_before(exc, block, referral_id) from exc
         except _PackageFault as fault:
             at = now_iso()
-            record_id = event.get("feedbackRef", event["clinicalRef"])
+            record_id = event.get("feedbackRef") or event["clinicalRef"]
             entry = Quarantined(
                 referral_id, record_id, tx_id, block, fault.reason, at, at, dict(event)
             )
