@@ -286,3 +286,18 @@ def test_a_bad_feedback_is_quarantined_at_the_origin_and_the_status_still_follow
     with pytest.raises(PackageRefused, match="REF-V-1 is quarantined: InvalidBundle"):
         origin.retry("REF-V-1")
     assert a_store.search("DocumentReference") == []
+
+
+def test_a_huge_package_is_quarantined_unread(alliance: EmbeddedAlliance, tmp_path: Path) -> None:
+    a_store = ClinicalStore.open(tmp_path / "a.db")
+    ref = admit(alliance, a_store, "V-1")
+    valid = referral_bytes(a_store, "REF-V-1", "V-1", B)
+    huge = valid[:-1] + b', "padding": "' + b"x" * (21 * 2**20) + b'"}'  # past the 20 MiB limit
+    refer(alliance, "V-1", ref, huge)
+    b_store = ClinicalStore.open(tmp_path / "b.db")
+    synced = Connector(alliance, B, "User1", b_store, key(alliance, B)).sync()
+    assert synced.quarantined == ["REF-V-1"]
+    [entry] = HospitalBook(b_store).quarantined()
+    assert "the limit is" in entry.reason
+    assert len(entry.reason) < 300
+    assert b_store.search("Patient") == []
