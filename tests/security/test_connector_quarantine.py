@@ -26,6 +26,7 @@ from medalliance.app.connector import Connector
 from medalliance.app.hospital_book import HospitalBook
 from medalliance.app.pseudonyms import pseudonym_client
 from medalliance.app.quarantine import PackageRefused
+from medalliance.app.referral_import import referral_task
 from medalliance.app.referral_packages import (
     ReferralDraft,
     build_from_store,
@@ -210,10 +211,16 @@ def test_bad_packages_are_quarantined_and_the_next_referral_still_imports(
     assert state(b_store) == before
     assert len(book.quarantined()) == len(FAULTS)
 
-    # the package is handed over late: retry imports it and it leaves the quarantine
+    # the package is handed over late, after B accepted on the chain: retry imports it, it
+    # leaves the quarantine, and its record and Task are where the chain is
     alliance.push(A, late)
+    alliance.submit(B, "User1", "referral", "AcceptReferral", "REF-V-LATE")
     connector.retry("REF-V-LATE")
-    assert "REF-V-LATE" in [r["referralId"] for r in book.referrals()]
+    statuses = {r["referralId"]: r["status"] for r in book.referrals()}
+    assert statuses["REF-V-LATE"] == "ACCEPTED"
+    task = referral_task(b_store, "REF-V-LATE")
+    assert task is not None
+    assert task["status"] == "accepted"
     assert b_store.find("Provenance", "referral-REF-V-LATE") is not None
     assert "REF-V-LATE" not in [e.referral_id for e in book.quarantined()]
     with pytest.raises(NotFound, match="REF-V-LATE is not quarantined"):

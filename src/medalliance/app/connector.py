@@ -254,6 +254,8 @@ class Connector:
                 self._store, _referral(event, "incoming", tx_id, block), package,
                 channel=self._network.channel, recorded=now_iso(),
             )  # fmt: skip
+        if on_chain.get("status", "REFERRED") != "REFERRED":  # a retry after the chain moved on
+            follow_status(self._store, referral_id, str(on_chain["status"]))
         log.info("referral imported", extra={"referral": referral_id, "block": block})
 
     def _open(self, record_id: str) -> bytes:
