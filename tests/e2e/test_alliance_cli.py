@@ -21,9 +21,8 @@ from typing import Any
 
 import pytest
 
-from medalliance.app.hospital_db import HospitalDatabase
-from medalliance.app.pseudonyms import PseudonymClient, evaluate_over_grpc
-from medalliance.node.bootstrap import NetworkLayout
+from medalliance.hospital.clinical_store import ClinicalStore
+from medalliance.hospital.identifiers import PSEUDONYM_SYSTEM, identifier_value
 from tests.networks import DEMO_ALLIANCE, REPO, cli, cli_json, running, with_free_ports
 
 A, B, OTHER, C = "SecondaryHospitalA", "TertiaryHospitalB", "TertiaryHospitalA", "DistrictHC"
@@ -60,10 +59,23 @@ def test_a_referral_walks_through_the_cli(
     alliance: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     visit, summary = "V-100", "R-100"
-    ref = _share_clinical_package(alliance, tmp_path, visit, summary)
-    registered = run(alliance, "visit", "register", visit, "--patient-ref", ref, "--as", DOCTOR_A)
+    # A's HIS records arrive as a FHIR Bundle (the shipped example data); the import gives each
+    # patient the pseudonym, so no one invents one; the referral Bundle is built from the store.
+    example = REPO / "examples" / "fhir" / "secondary-hospital-a.json"
+    imported = cli_json("hospital", "import", str(example), "--org", A, "--dir", str(alliance))
+    ref = imported["patients"]["sa-p1"]
+    registered = run(alliance, "visit", "register", visit, "--patient", "sa-p1", "--as", DOCTOR_A)
     assert registered["result"]["hospital"] == "SecondaryAMSP"
+    assert registered["result"]["patientRef"] == ref
     assert registered["block_number"] > 0
+    reason = tmp_path / "reason.txt"
+    reason.write_text("PCI for acute anterior MI", encoding="utf-8")
+    packaged = run(alliance, "referral", "package", "REF-1", "--visit", visit, "--to", B,
+                   "--record", summary, "--purpose-file", str(reason), "--priority", "urgent",
+                   "--as", DOCTOR_A)  # fmt: skip
+    assert (packaged["record_id"], packaged["visit"], packaged["patient_ref"]) == (
+        summary, visit, ref
+    )  # fmt: skip
 
     # Two applications to the district commission: one rejected, one approved.
     for app_id, target in (("APP-1", OTHER), ("APP-2", B)):
@@ -114,16 +126,25 @@ def test_a_referral_walks_through_the_cli(
     first = run(alliance, *sync)
     assert first["imported"] == ["REF-1"]
     assert first["last_block"] >= referred["block_number"]
-    held = _visit_summary(db, visit)
-    assert (held["patientRef"], held["source"]) == (ref, "referral:REF-1")
-    assert (held["diagnoses"], held["examinations"], held["images"]) == (1, 1, 0)
+    held = _imported(db, "REF-1")
+    assert (held["patientRefs"], held["provenance"]) == ([ref], True)
+    assert (held["Condition"], held["Observation"], held["DiagnosticReport"]) == (2, 2, 1)
     again = run(alliance, *sync)
     assert again["imported"] == []
     assert again["last_block"] >= first["last_block"]
+    # A connector killed (SIGKILL) right after an import neither loses nor doubles it.
+    killed = tmp_path / "killed.db"
+    _kill_after(alliance, killed, "imported referral REF-1")
+    resumed = run(alliance, "connector", "sync", "--db", str(killed), "--as", DOCTOR_B)
+    assert (resumed["imported"], resumed["quarantined"]) == ([], [])
+    assert _imported(killed, "REF-1") == held
 
     run(alliance, "referral", "accept", "REF-1", "--as", DOCTOR_B)
-    _seal(alliance, tmp_path, "TertiaryBMSP", "SecondaryAMSP", "F-100", ref,
-          json.dumps({"kind": "feedback", "text": "PCI done, stable"}).encode())  # fmt: skip
+    outcome = tmp_path / "outcome.txt"
+    outcome.write_text("PCI done, one stent, stable", encoding="utf-8")
+    fed = run(alliance, "referral", "feedback", "REF-1", "--text-file", str(outcome),
+              "--record", "F-100", "--as", DOCTOR_B)  # fmt: skip
+    assert fed["record_id"] == "F-100"
     completed = run(alliance, "referral", "complete", "REF-1", "--feedback", "F-100",
                     "--as", DOCTOR_B)  # fmt: skip
     assert completed["result"]["feedbackRef"] == "F-100"
@@ -141,6 +162,15 @@ def test_a_referral_walks_through_the_cli(
         "referral REF-1 is ACCEPTED",
         "referral REF-1 is COMPLETED",
     ]
+    # The origin's connector follows its referral and imports the feedback Bundle.
+    origin = run(alliance, "connector", "sync", "--as", DOCTOR_A)
+    assert (origin["noted"], origin["quarantined"]) == (["REF-1"], [])
+    assert run(alliance, "connector", "failures", "--db", str(db), "--as", DOCTOR_B) == {
+        "failures": []
+    }
+    not_held = refused(alliance, "connector", "retry", "REF-1", "--db", str(db), "--as", DOCTOR_B)
+    assert not_held.returncode == 1
+    assert "REF-1 is not quarantined" in not_held.stderr
     balance = run(alliance, "settlement", "balance", "--hospital", "SecondaryAMSP",
                   "--period", settlement["period"], "--as", CLERK_A)  # fmt: skip
     assert (balance["receivableCents"], balance["payableCents"]) == (5000, 0)
@@ -150,6 +180,40 @@ def test_a_referral_walks_through_the_cli(
     (row,) = [line for line in trail.stdout.splitlines() if "REF-1" in line]
     assert row.split()[1:7:2] == ["REF-1", "UP", "SecondaryAMSP"]
     assert "REFERRED → ACCEPTED → COMPLETED" in row
+
+
+def test_a_bad_package_is_quarantined_listed_and_retried_through_the_cli(
+    alliance: Path, tmp_path: Path
+) -> None:
+    """A referral whose sealed package is not a referral Bundle: `connector sync` goes on past
+    it, `connector failures` lists it (no patient data), `connector retry` exits 1 with the
+    reason and keeps it."""
+    visit, record, ref = "V-900", "R-900", "9a" * 16
+    junk = tmp_path / "junk.txt"
+    junk.write_text("not a FHIR Bundle", encoding="utf-8")
+    sealed, d = tmp_path / "R-900.sealed", ("--dir", str(alliance))
+    cli("privacy", "encrypt", str(junk), *d, "--org", A, "--to", B, "--record", record,
+        "-o", str(sealed))  # fmt: skip
+    cli_json("privacy", "share", str(sealed), *d, "--org", A, "--patient-ref", ref)
+    run(alliance, "visit", "register", visit, "--patient-ref", ref, "--as", DOCTOR_A)
+    run(alliance, "referral", "apply", "APP-900", "--visit", visit, "--to", B, "--summary", record,
+        "--as", DOCTOR_A)  # fmt: skip
+    run(alliance, "referral", "review", "APP-900", "--approve", "--as", REVIEWER)
+    run(alliance, "referral", "refer", "REF-900", "--visit", visit, "--to", B, "--direction", "UP",
+        "--application", "APP-900", "--clinical", record, "--as", DOCTOR_A)  # fmt: skip
+    db = tmp_path / "b.db"
+    synced = run(alliance, "connector", "sync", "--db", str(db), "--as", DOCTOR_B)
+    assert "REF-900" in synced["quarantined"]
+    assert "REF-900" not in synced["imported"]
+    listed = run(alliance, "connector", "failures", "--db", str(db), "--as", DOCTOR_B)
+    [failure] = [f for f in listed["failures"] if f["referral_id"] == "REF-900"]
+    assert (failure["record_id"], failure["reason"][:15]) == (record, "InvalidBundle: ")
+    again = refused(alliance, "connector", "retry", "REF-900", "--db", str(db), "--as", DOCTOR_B)
+    assert again.returncode == 1
+    assert "REF-900 is quarantined: InvalidBundle" in again.stderr
+    after = run(alliance, "connector", "failures", "--db", str(db), "--as", DOCTOR_B)
+    [kept] = [f for f in after["failures"] if f["referral_id"] == "REF-900"]
+    assert kept["first_attempt"] == failure["first_attempt"]
 
 
 def test_reports_go_up_the_regulator_hierarchy(alliance: Path) -> None:
@@ -182,39 +246,22 @@ def test_a_resource_is_published_booked_and_confirmed(alliance: Path) -> None:
     assert (listed["resourceId"], listed["freeSlots"]) == ("MRI-1", [slots[1]])
 
 
-def _share_clinical_package(alliance: Path, tmp_path: Path, visit: str, record: str) -> str:
-    """A's clinical package of the visit, sealed for B and shared through the CLI; the
-    patient's pseudonym."""
-    layout = NetworkLayout.load(alliance)
-    # The city commission's peer evaluates the pseudonym; A never holds a key for it.
-    client = PseudonymClient(lambda e: evaluate_over_grpc(layout, "SecondaryAMSP", "User1", e))
-    ref = client.pseudonym("resident-id", ID_NUMBER)
-    own = HospitalDatabase.open(tmp_path / "secondary-a.db")
-    try:
-        own.add_patient(ref, name="张三", sex="M", birth_date="1949-12-31",
-                        id_type="resident-id", id_number=ID_NUMBER)  # fmt: skip
-        own.add_visit(visit, ref, "2026-11-29", diagnoses=[("I21.0", "Acute MI")],
-                      examinations=[("ECG", "ST elevation V1-V4", "2026-11-29")])  # fmt: skip
-        clinical, _ = own.export_visit(visit)
-    finally:
-        own.close()
-    _seal(alliance, tmp_path, "SecondaryAMSP", "TertiaryBMSP", record, ref, clinical)
-    return ref
-
-
-def _seal(
-    alliance: Path, tmp_path: Path, org: str, to: str, record: str, ref: str, plaintext: bytes
-) -> None:
-    """Seal `plaintext` as `org` for `to` (and `org`'s regulator) and share it as `record`."""
-    package, sealed = tmp_path / f"{record}.json", tmp_path / f"{record}.sealed"
-    package.write_bytes(plaintext)
-    d = ("--dir", str(alliance))
-    cli("privacy", "encrypt", str(package), *d, "--org", org, "--to", to,
-        "--record", record, "-o", str(sealed))  # fmt: skip
-    shared = cli_json("privacy", "share", str(sealed), *d, "--org", org, "--patient-ref", ref)
-    # Forwarding to the other peers races their commit of the record (they reconcile later),
-    # so only the writer's own peer is sure to hold it now.
-    assert (shared["record_id"], org in shared["held_by"]) == (record, True)
+def _kill_after(alliance: Path, db: Path, line: str) -> None:
+    """Run `connector sync --follow` on a fresh database until it prints `line`, then kill it
+    with SIGKILL (no cleanup of any kind)."""
+    args = ("connector", "sync", "--follow", "--db", str(db), "--as", DOCTOR_B)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    with subprocess.Popen(
+        [sys.executable, "-m", "medalliance", *args, "--dir", str(alliance)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env,
+    ) as follower:  # fmt: skip
+        assert follower.stdout is not None
+        for printed in follower.stdout:
+            if printed.split(": ", 1)[-1].strip() == line:
+                break
+        follower.kill()
+        follower.communicate(timeout=30)
+    assert follower.returncode == -signal.SIGKILL
 
 
 def _follow_until(alliance: Path, db: Path, last: str) -> list[str]:
@@ -239,9 +286,19 @@ def _follow_until(alliance: Path, db: Path, last: str) -> list[str]:
     return lines
 
 
-def _visit_summary(db: Path, visit: str) -> dict[str, Any]:
-    held = HospitalDatabase.open(db)
+def _imported(db: Path, referral: str) -> dict[str, Any]:
+    """What B's store holds from the referral: counts by type, the patients' pseudonyms, and
+    whether its Provenance is there."""
+    store = ClinicalStore.open(db)
     try:
-        return held.visit_summary(visit)
+        source = f"referral:{referral}"
+        found: dict[str, Any] = {}
+        for kind in ("Condition", "Observation", "DiagnosticReport"):
+            found[kind] = sum(store.source_of(kind, r["id"]) == source for r in store.search(kind))
+        found["patientRefs"] = [
+            identifier_value(p, PSEUDONYM_SYSTEM) for p in store.search("Patient")
+        ]
+        found["provenance"] = store.find("Provenance", f"referral-{referral}") is not None
+        return found
     finally:
-        held.close()
+        store.close()

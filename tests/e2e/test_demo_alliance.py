@@ -113,7 +113,7 @@ def test_the_referral_workflow_runs_against_the_processes(alliance: Path) -> Non
     assert "张三".encode() in held
     for path in [*(alliance / "nodes").rglob("*"), *(alliance / "logs").rglob("*")]:
         if path.is_file():
-            assert b"11010519491231002X" not in path.read_bytes(), path
+            assert b"990101194912310036" not in path.read_bytes(), path  # the demo patient's
 
 
 def test_a_hospital_leaves_by_vote_and_its_certificates_are_refused_after(

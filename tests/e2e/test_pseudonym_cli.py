@@ -14,7 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from medalliance.app.hospital_db import HospitalDatabase
+from medalliance.app.demo_records import admission_bundle
+from medalliance.hospital.bundle_import import import_bundle
+from medalliance.hospital.clinical_store import ClinicalStore
+from medalliance.hospital.identifiers import PSEUDONYM_SYSTEM, with_identifier
 from medalliance.node.bootstrap import LEGACY_PSEUDONYM_KEY, NetworkLayout
 from medalliance.privacy.pseudonym import normalise
 from tests.networks import DEMO_ALLIANCE, REPO, cli_json, running, with_free_ports
@@ -61,11 +64,10 @@ def test_a_hospital_migrates_through_the_cli(alliance: Path, tmp_path: Path) -> 
     message = b"\x00".join((b"medalliance/patient-pseudonym/v1", b"resident-id", value))
     old = hmac.new(old_key, message, hashlib.sha256).hexdigest()[:32]
     db_path = tmp_path / "a.db"
-    db = HospitalDatabase.open(db_path)
-    db.add_patient(old, name="张三", sex="M", birth_date="1949-12-31", id_type="resident-id",
-                   id_number=ID_NUMBER)  # fmt: skip
-    db.add_visit("V-M1", old, "2026-11-29")
-    db.close()
+    store = ClinicalStore.open(db_path)
+    import_bundle(store, admission_bundle("V-M1", "2026-11-29", patient_id="p-1"))
+    store.put(with_identifier(store.get("Patient", "p-1"), PSEUDONYM_SYSTEM, old))
+    store.close()
     d = ("--dir", str(alliance))
     cli_json("visit", "register", "V-M1", "--patient-ref", old, "--as", f"Clerk1@{A}", *d)
     args = ("privacy", "migrate-pseudonyms", *d, "--org", A, "--db", str(db_path))

@@ -1,5 +1,6 @@
 """The pseudonym migration on an embedded demo alliance: from shared-key pseudonyms to the
-service's, visits re-keyed on the chain by their holder, the database re-keyed, the key deleted."""
+service's, visits re-keyed on the chain by their holder, the Patients' pseudonym identifiers in
+the clinical store (SQLite and PostgreSQL) rewritten, the key deleted."""
 
 from __future__ import annotations
 
@@ -12,13 +13,23 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.hospital_fixtures import open_store
 from tests.networks import DEMO_ALLIANCE
 
 from medalliance.app.alliance_network import EmbeddedAlliance
-from medalliance.app.hospital_db import HospitalDatabase
+from medalliance.app.demo_records import admission_bundle
+from medalliance.app.hospital_book import HospitalBook
 from medalliance.app.pseudonym_migration import migrate_pseudonyms
 from medalliance.app.pseudonyms import pseudonym_client
 from medalliance.errors import ContractError
+from medalliance.hospital.bundle_import import import_bundle
+from medalliance.hospital.clinical_store import ClinicalStore
+from medalliance.hospital.identifiers import (
+    PSEUDONYM_SYSTEM,
+    VISIT_NUMBER_SYSTEM,
+    identifier_value,
+    with_identifier,
+)
 from medalliance.node.bootstrap import LEGACY_PSEUDONYM_KEY
 from medalliance.node.config import load_network_config
 from medalliance.node.embedded import EmbeddedNetwork
@@ -49,40 +60,48 @@ def legacy_ref(key: bytes, number: str) -> str:
     return hmac.new(key, message, hashlib.sha256).hexdigest()[:32]
 
 
+def visits_of(store: ClinicalStore, patient_ref: str) -> list[str]:
+    """The visit numbers of the Patient carrying pseudonym `patient_ref`."""
+    found = store.search("Patient", {"identifier": f"{PSEUDONYM_SYSTEM}|{patient_ref}"})
+    return sorted(
+        identifier_value(e, VISIT_NUMBER_SYSTEM) or "?"
+        for p in found
+        for e in store.search("Encounter", {"patient": f"Patient/{p['id']}"})
+    )
+
+
 def test_a_hospital_migrates_its_patients_and_deletes_the_old_key(
-    alliance: EmbeddedAlliance, tmp_path: Path
+    alliance: EmbeddedAlliance, database_url: str
 ) -> None:
     old_key = secrets.token_bytes(32)
     key_file = alliance.layout.org_dir(A) / LEGACY_PSEUDONYM_KEY
     key_file.parent.mkdir(parents=True, exist_ok=True)
     key_file.write_bytes(old_key)
     old = legacy_ref(old_key, ID_NUMBER)
-    db = HospitalDatabase.open(tmp_path / "a.db")
-    db.add_patient(old, name="张三", sex="M", birth_date="1949-12-31", id_type="resident-id",
-                   id_number=ID_NUMBER)  # fmt: skip
-    db.add_visit("V-1", old, "2026-11-29")
-    db.add_visit("V-LOCAL", old, "2026-11-30")  # never registered on the chain
+    store = open_store(database_url, "hospital_a")
+    for visit in ("V-1", "V-LOCAL"):  # V-LOCAL is never registered on the chain
+        import_bundle(store, admission_bundle(visit, "2026-11-29", patient_id="p-1"))
+    store.put(with_identifier(store.get("Patient", "p-1"), PSEUDONYM_SYSTEM, old))
     alliance.submit(A, "Clerk1", "visit", "RegisterVisit", "V-1", old, A)
-    client = pseudonym_client(alliance, A, "Clerk1", tmp_path / "a.db")
+    client = pseudonym_client(alliance, A, "Clerk1", store)
 
-    done = migrate_pseudonyms(alliance, A, "Clerk1", db, client, NOW)
+    done = migrate_pseudonyms(alliance, A, "Clerk1", store, client, NOW)
 
     new = pseudonym_client(alliance, B, "User1").pseudonym("resident-id", ID_NUMBER)
     assert (done.patients, done.unchanged, done.key_deleted) == (1, 0, True)
     assert (done.visits_moved, done.visits_elsewhere) == (("V-1",), ("V-LOCAL",))
     visit = json.loads(alliance.evaluate(A, "Clerk1", "visit", "GetVisit", "V-1"))
     assert (visit["patientRef"], visit["formerPatientRefs"]) == (new, [old])
-    assert db.visits_of(new) == ["V-1", "V-LOCAL"]
-    assert db.visits_of(old) == []
-    assert db.former_refs(new) == [old]
+    assert visits_of(store, new) == ["V-1", "V-LOCAL"]
+    assert visits_of(store, old) == []
+    assert HospitalBook(store).former_refs(new) == [old]
     assert not key_file.exists()
     # a second run changes nothing and asks the service for nothing (the cache knows him)
     asked = client.evaluations
-    again = migrate_pseudonyms(alliance, A, "Clerk1", db, client, NOW)
+    again = migrate_pseudonyms(alliance, A, "Clerk1", store, client, NOW)
     assert (again.patients, again.unchanged, again.visits_moved) == (0, 1, ())
     assert client.evaluations == asked
-    client.close()
-    db.close()
+    store.close()
 
 
 def test_only_the_holding_hospital_re_keys_a_visit(alliance: EmbeddedAlliance) -> None:

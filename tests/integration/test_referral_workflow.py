@@ -1,5 +1,7 @@
 """The referral workflow on an embedded demo alliance: real endorsement, ordering, validation
-(MVCC across contract namespaces), the privacy module's package holdings and the connector."""
+(MVCC across contract namespaces), the privacy module's package holdings and the connector, which
+imports FHIR referral Bundles into the receiving hospital's clinical store (SQLite and
+PostgreSQL) with a Provenance and keeps the local Task in step with the chain."""
 
 from __future__ import annotations
 
@@ -10,22 +12,36 @@ from pathlib import Path
 
 import pytest
 from fabric_protos.peer import transaction_pb2
+from tests.hospital_fixtures import (
+    B2,
+    OTHER_ID,
+    A,
+    B,
+    C,
+    access_log,
+    admit,
+    approved,
+    encounter_of,
+    key,
+    open_store,
+    prepared,
+    refer,
+    referral_bytes,
+)
 from tests.networks import DEMO_ALLIANCE
 
 from medalliance.app.alliance_network import EmbeddedAlliance
 from medalliance.app.connector import Connector
-from medalliance.app.hospital_db import HospitalDatabase
-from medalliance.app.packages import seal_package
-from medalliance.app.pseudonyms import PseudonymClient, pseudonym_client
-from medalliance.errors import ContractError, InvalidArgument, NotFound, PreconditionFailed
+from medalliance.app.hospital_book import HospitalBook
+from medalliance.app.referral_import import referral_task
+from medalliance.app.referral_packages import seal_and_share, share_feedback
+from medalliance.errors import ContractError, PreconditionFailed
+from medalliance.hospital.clinical_store import ClinicalStore
+from medalliance.hospital.identifiers import PSEUDONYM_SYSTEM, identifier_value
 from medalliance.node.config import load_network_config
-from medalliance.node.embedded import EmbeddedNetwork, utc_now
-from medalliance.node.package_holding import Held
-from medalliance.privacy.documents import address_of
+from medalliance.node.embedded import EmbeddedNetwork
 
-A, B, B2, C = "SecondaryAMSP", "TertiaryAMSP", "TertiaryBMSP", "DistrictHCMSP"
 CODE = transaction_pb2.TxValidationCode
-ID_NUMBER = "11010519491231002X"  # GB 11643's example number
 
 
 @pytest.fixture(scope="module")
@@ -44,50 +60,6 @@ def alliance(template: Path, tmp_path: Path) -> Iterator[EmbeddedAlliance]:
         alliance.close()
 
 
-def pseudonyms(alliance: EmbeddedAlliance, org: str) -> PseudonymClient:
-    """A hospital's client of the regulator's pseudonym service (no cache: every call asks)."""
-    return pseudonym_client(alliance, org, "User1")
-
-
-def patient_ref(alliance: EmbeddedAlliance) -> str:
-    return pseudonyms(alliance, A).pseudonym("resident-id", ID_NUMBER)
-
-
-def admit(alliance: EmbeddedAlliance, db: HospitalDatabase, visit: str) -> str:
-    ref = patient_ref(alliance)
-    db.add_patient(ref, name="张三", sex="M", birth_date="1949-12-31", id_type="resident-id",
-                   id_number=ID_NUMBER)  # fmt: skip
-    db.add_visit(visit, ref, "2026-11-29", diagnoses=[("I21.0", "STEMI")],
-                 examinations=[("ECG", "ST elevation", "2026-11-29")],
-                 images=[("ecg.png", b"\x89PNG-ecg")])  # fmt: skip
-    alliance.submit(A, "User1", "visit", "RegisterVisit", visit, ref, A)
-    return ref
-
-
-def share(
-    alliance: EmbeddedAlliance, writer: str, to: str, record: str, ref: str, data: bytes,
-    images: list[tuple[str, bytes]],
-) -> None:  # fmt: skip
-    package, sealed = seal_package(alliance.layout, writer, [to], data, record_id=record,
-                                   version=1, now=utc_now(), attachments=images)  # fmt: skip
-    alliance.submit(writer, "User1", "records", "RegisterRecord", record, ref, package.digest,
-                    json.dumps([address_of(c) for c in sealed]),
-                    json.dumps(package.key_commitments))  # fmt: skip
-    alliance.push(writer, Held(package.to_bytes(), tuple(sealed)))
-
-
-def approved(alliance: EmbeddedAlliance, app_id: str, visit: str, to: str, record: str) -> None:
-    alliance.submit(A, "User1", "report", "SubmitApplication", app_id, visit, to, record)
-    alliance.submit(C, "Reviewer1", "report", "ReviewApplication", app_id, "APPROVED", "", "")
-
-
-def prepared(alliance: EmbeddedAlliance, db: HospitalDatabase, visit: str, to: str) -> None:
-    """A visit with its clinical summary R-<visit> shared with `to` and an approved APP-<visit>."""
-    ref = admit(alliance, db, visit)
-    share(alliance, A, to, f"R-{visit}", ref, *db.export_visit(visit))
-    approved(alliance, f"APP-{visit}", visit, to, f"R-{visit}")
-
-
 def refer_async(alliance: EmbeddedAlliance, referral: str, visit: str, to: str) -> str:
     client = alliance.network.client(A, "User1")
     tx_id, _ = client.submit_async("alliance", "referral", "Refer", referral, f"APP-{visit}",
@@ -100,12 +72,25 @@ def codes(alliance: EmbeddedAlliance, *tx_ids: str) -> list[str]:
     return [CODE.Name(client.status("alliance", tx).code) for tx in tx_ids]
 
 
+def held(store: ClinicalStore, source: str) -> dict[str, int]:
+    """How many resources of each type the store holds from `source`."""
+    counts: dict[str, int] = {}
+    for kind in ("Patient", "Encounter", "Condition", "Observation", "DiagnosticReport", "Task",
+                 "ServiceRequest", "Provenance"):  # fmt: skip
+        found = [r for r in store.search(kind) if store.source_of(kind, r["id"]) == source]
+        if found:
+            counts[kind] = len(found)
+    return counts
+
+
 def test_concurrent_referrals_of_one_patient_commit_exactly_once(
     alliance: EmbeddedAlliance, tmp_path: Path
 ) -> None:
-    db = HospitalDatabase.open(tmp_path / "a.db")
-    ref = admit(alliance, db, "V-1")
-    share(alliance, A, B, "R-V-1", ref, *db.export_visit("V-1"))
+    store = ClinicalStore.open(tmp_path / "a.db")
+    ref = admit(alliance, store, "V-1")
+    seal_and_share(
+        alliance, A, "User1", [B], "R-V-1", ref, referral_bytes(store, "REF-1", "V-1", B)
+    )
     alliance.submit(A, "User1", "records", "Grant", "R-V-1", B2)
     approved(alliance, "APP-V-1", "V-1", B, "R-V-1")
     approved(alliance, "APP-V-1b", "V-1", B2, "R-V-1")
@@ -127,106 +112,157 @@ def test_concurrent_referrals_of_one_patient_commit_exactly_once(
 def test_concurrent_referrals_of_different_patients_all_commit(
     alliance: EmbeddedAlliance, tmp_path: Path
 ) -> None:
-    db = HospitalDatabase.open(tmp_path / "a.db")
+    store = ClinicalStore.open(tmp_path / "a.db")
     visits = [f"V-{i}" for i in range(4)]
     for visit in visits:
-        prepared(alliance, db, visit, B)
+        prepared(alliance, store, visit, B, f"REF-{visit}")
     txs = [refer_async(alliance, f"REF-{v}", v, B) for v in visits]
     alliance.network.cut_blocks("alliance")
     assert codes(alliance, *txs) == ["VALID"] * 4
 
 
-def test_the_connector_imports_a_referral_exactly_once_across_restarts(
-    alliance: EmbeddedAlliance, tmp_path: Path
+def test_the_connector_imports_a_referral_bundle_exactly_once_with_its_provenance(
+    alliance: EmbeddedAlliance, database_url: str
 ) -> None:
-    a_db = HospitalDatabase.open(tmp_path / "a.db")
-    prepared(alliance, a_db, "V-1", B)
-    alliance.submit(A, "User1", "referral", "Refer", "REF-1", "APP-V-1", "V-1", A, B, "UP", "R-V-1")
-    key = pseudonyms(alliance, B)  # B derives the same pseudonym as A: linking works
-    b_path = tmp_path / "b.db"
-    b_db = HospitalDatabase.open(b_path)
-    first = Connector(alliance, B, "User1", b_db, key).sync()
+    a_store = open_store(database_url, "hospital_a")
+    ref = prepared(alliance, a_store, "V-1", B, "REF-1")
+    refer(alliance, "REF-1", "V-1", B)
+    b_store = open_store(database_url, "hospital_b")
+    first = Connector(alliance, B, "User1", b_store, key(alliance, B)).sync()
     assert first.imported == ["REF-1"]
-    assert b_db.visit_summary("V-1") == {
-        "visitNo": "V-1", "patientRef": patient_ref(alliance), "source": "referral:REF-1",
-        "name": "张三", "sex": "M", "diagnoses": 1, "examinations": 1, "images": 1,
-    }  # fmt: skip
-    b_db.close()
-    # a restart: a new connector on the reopened database finds nothing new
-    b_db = HospitalDatabase.open(b_path)
-    assert Connector(alliance, B, "User1", b_db, key).sync().imported == []
-    # even with the checkpoint lost, the referral's id in the database keeps it single
-    b_db.set_last_block(-1)
-    replay = Connector(alliance, B, "User1", b_db, key).sync()
-    assert (replay.imported, b_db.visit_summary("V-1")["diagnoses"]) == ([], 1)
+    brought = held(b_store, "referral:REF-1")
+    assert brought == {"Patient": 1, "Encounter": 1, "Condition": 2, "Observation": 2,
+                       "DiagnosticReport": 1, "Task": 1, "ServiceRequest": 1,
+                       "Provenance": 1}  # fmt: skip
+    [patient] = b_store.search("Patient")
+    assert identifier_value(patient, PSEUDONYM_SYSTEM) == ref
+    provenance = b_store.get("Provenance", "referral-REF-1")
+    targets = {t["reference"].split("/")[0] for t in provenance["target"]}
+    assert {"Patient", "Encounter", "Condition", "Task", "ServiceRequest"} <= targets
+    assert provenance["agent"][0]["who"]["identifier"]["value"] == A
+    extensions = {e["url"].rsplit("-", 1)[-1]: e for e in provenance["extension"]}
+    assert extensions["channel"]["valueString"] == "alliance"
+    assert extensions["block"]["valueUnsignedInt"] == first.last_block
+    assert len(extensions["transaction"]["valueString"]) == 64
+    task = referral_task(b_store, "REF-1")
+    assert task is not None
+    assert task["status"] == "requested"
+    b_store.close()
+    # a restart: a new connector on the reopened store finds nothing new
+    b_store = open_store(database_url, "hospital_b")
+    assert Connector(alliance, B, "User1", b_store, key(alliance, B)).sync().imported == []
+    # even with the checkpoint lost, the referral's record in the store keeps it single
+    HospitalBook(b_store).set_last_block(-1)
+    replay = Connector(alliance, B, "User1", b_store, key(alliance, B)).sync()
+    assert (replay.imported, held(b_store, "referral:REF-1")) == ([], brought)
     # the decryption is an access event the regulator sees
-    log = json.loads(alliance.evaluate(C, "Auditor1", "records", "AccessLog", "R-V-1"))
-    assert [(e["action"], e["org"]) for e in log] == [("decrypt", B)]
+    assert access_log(alliance, "R-V-1") == [("decrypt", B)]
 
 
-def test_the_connector_follows_its_referrals_and_ignores_others(
+def test_the_local_task_follows_the_chain_and_the_feedback_reaches_the_origin(
+    alliance: EmbeddedAlliance, database_url: str
+) -> None:
+    a_store = open_store(database_url, "hospital_a")
+    ref = prepared(alliance, a_store, "V-1", B, "REF-1")
+    refer(alliance, "REF-1", "V-1", B)
+    b_store = open_store(database_url, "hospital_b")
+    target = Connector(alliance, B, "User1", b_store, key(alliance, B))
+    target.sync()
+    alliance.submit(B, "User1", "referral", "AcceptReferral", "REF-1")
+    assert target.sync().updated == [("REF-1", "ACCEPTED")]
+    task = referral_task(b_store, "REF-1")
+    assert task is not None
+    assert task["status"] == "accepted"
+    share_feedback(alliance, B, "User1", A, [A, C], "REF-1", "F-1", ref, "PCI done, stable")
+    alliance.submit(B, "User1", "referral", "CompleteReferral", "REF-1", "F-1")
+    assert target.sync().updated == [("REF-1", "COMPLETED")]
+    task = referral_task(b_store, "REF-1")
+    assert task is not None
+    assert task["status"] == "completed"
+    # the origin notes its referral, follows it, and imports the feedback document
+    origin = Connector(alliance, A, "User1", a_store, key(alliance, A)).sync()
+    assert origin.noted == ["REF-1"]
+    assert [r["status"] for r in HospitalBook(a_store).referrals()] == ["COMPLETED"]
+    [document] = [
+        d for d in a_store.search("DocumentReference")
+        if a_store.source_of("DocumentReference", d["id"]) == "feedback:REF-1"
+    ]  # fmt: skip
+    assert document["description"] == "Discharge summary"
+    feedback_task = referral_task(a_store, "REF-1")
+    assert feedback_task is not None
+    assert feedback_task["status"] == "completed"
+    assert access_log(alliance, "F-1") == [("decrypt", A)]
+    HospitalBook(a_store).set_last_block(-1)  # a replay imports the feedback once only
+    Connector(alliance, A, "User1", a_store, key(alliance, A)).sync()
+    assert access_log(alliance, "F-1") == [("decrypt", A)]
+
+
+def test_the_connector_ignores_referrals_of_other_hospitals(
     alliance: EmbeddedAlliance, tmp_path: Path
 ) -> None:
-    a_db = HospitalDatabase.open(tmp_path / "a.db")
-    prepared(alliance, a_db, "V-1", B)
-    alliance.submit(A, "User1", "referral", "Refer", "REF-1", "APP-V-1", "V-1", A, B, "UP", "R-V-1")
+    a_store = ClinicalStore.open(tmp_path / "a.db")
+    prepared(alliance, a_store, "V-1", B, "REF-1")
+    refer(alliance, "REF-1", "V-1", B)
     alliance.submit(B, "User1", "referral", "RejectReferral", "REF-1", "NO_BED", "")
-    other = HospitalDatabase.open(tmp_path / "b2.db")
+    other = ClinicalStore.open(tmp_path / "b2.db")
     assert Connector(alliance, B2, "User1", other).sync().imported == []
-    assert other.referrals() == []
-    origin = Connector(alliance, A, "User1", a_db).sync()
+    assert HospitalBook(other).referrals() == []
+    origin = Connector(alliance, A, "User1", a_store).sync()
     assert (origin.noted, origin.updated) == (["REF-1"], [("REF-1", "REJECTED")])
-    assert [(r["side"], r["status"]) for r in a_db.referrals()] == [("outgoing", "REJECTED")]
+    book = HospitalBook(a_store)
+    assert [(r["side"], r["status"]) for r in book.referrals()] == [("outgoing", "REJECTED")]
 
 
-def test_a_package_of_another_patient_is_not_imported(
+def test_a_bundle_of_another_patient_is_quarantined(
     alliance: EmbeddedAlliance, tmp_path: Path
 ) -> None:
-    a_db = HospitalDatabase.open(tmp_path / "a.db")
-    admit(alliance, a_db, "V-1")
-    key = pseudonyms(alliance, B)
-    stranger = pseudonyms(alliance, A).pseudonym("resident-id", "110101199003074514")
-    a_db.add_patient(stranger, name="李四", sex="F", birth_date="1990-03-07",
-                     id_type="resident-id", id_number="110101199003074514")  # fmt: skip
-    a_db.add_visit("V-X", stranger, "2026-11-29")
-    data, images = a_db.export_visit("V-X")  # the wrong patient's data under V-1's pseudonym
-    share(alliance, A, B, "R-V-1", patient_ref(alliance), data, images)
-    approved(alliance, "APP-V-1", "V-1", B, "R-V-1")
-    alliance.submit(A, "User1", "referral", "Refer", "REF-1", "APP-V-1", "V-1", A, B, "UP", "R-V-1")
-    b_db = HospitalDatabase.open(tmp_path / "b.db")
-    connector = Connector(alliance, B, "User1", b_db, key)
-    with pytest.raises(InvalidArgument, match="is not the referred patient's; not imported"):
-        connector.sync()
-    assert b_db.referrals() == []
-    assert (
-        b_db.last_block() < alliance.network.peers_of("alliance")[0].channel("alliance").height - 1
+    a_store = ClinicalStore.open(tmp_path / "a.db")
+    ref = admit(alliance, a_store, "V-1")
+    admit(alliance, a_store, "V-X", patient_id="p-2", id_number=OTHER_ID, register=False)
+    # the other patient's Bundle, relabelled with V-1's pseudonym: the service sees through it
+    data = referral_bytes(a_store, "REF-1", "V-X", B).replace(
+        identifier_value(a_store.get("Patient", "p-2"), PSEUDONYM_SYSTEM).encode(), ref.encode()
     )
+    seal_and_share(alliance, A, "User1", [B], "R-V-1", ref, data)
+    approved(alliance, "APP-V-1", "V-1", B, "R-V-1")
+    refer(alliance, "REF-1", "V-1", B)
+    b_store = ClinicalStore.open(tmp_path / "b.db")
+    connector = Connector(alliance, B, "User1", b_store, key(alliance, B))
+    assert connector.sync().quarantined == ["REF-1"]  # tests/security/test_connector_quarantine.py
+    book = HospitalBook(b_store)
+    assert book.referrals() == []
+    [entry] = book.quarantined()
+    assert "is not the referred patient's; not imported" in entry.reason
+    assert b_store.search("Patient") == []
 
 
 def test_an_approved_erasure_reaches_the_connectors_imported_copy(
-    alliance: EmbeddedAlliance, tmp_path: Path
+    alliance: EmbeddedAlliance, database_url: str
 ) -> None:
-    a_db = HospitalDatabase.open(tmp_path / "a.db")
-    prepared(alliance, a_db, "V-1", B)
-    alliance.submit(A, "User1", "referral", "Refer", "REF-1", "APP-V-1", "V-1", A, B, "UP", "R-V-1")
-    b_db = HospitalDatabase.open(tmp_path / "b.db")
-    connector = Connector(alliance, B, "User1", b_db)
+    a_store = open_store(database_url, "hospital_a")
+    ref = prepared(alliance, a_store, "V-1", B, "REF-1")
+    refer(alliance, "REF-1", "V-1", B)
+    b_store = open_store(database_url, "hospital_b")
+    own = {"resourceType": "Observation", "id": "b-own", "status": "final",
+           "code": {"text": "B's own finding"}}  # fmt: skip
+    b_store.put(own)
+    connector = Connector(alliance, B, "User1", b_store)
     assert connector.sync().imported == ["REF-1"]
-    alliance.submit(A, "User1", "records", "RequestErasure", patient_ref(alliance))
+    alliance.submit(A, "User1", "records", "RequestErasure", ref)
     assert connector.sync().erased == []  # a request alone deletes nothing
-    assert b_db.visit_summary("V-1")["diagnoses"] == 1
-    alliance.submit(C, "Reviewer1", "records", "ApproveErasure", patient_ref(alliance))
+    assert held(b_store, "referral:REF-1")["Condition"] == 2
+    alliance.submit(C, "Reviewer1", "records", "ApproveErasure", ref)
     synced = connector.sync()
     assert (synced.erased, synced.confirmed) == (["R-V-1"], ["R-V-1"])
-    with pytest.raises(NotFound):
-        b_db.visit_summary("V-1")
+    assert held(b_store, "referral:REF-1") == {}
+    assert b_store.search("Patient") == []
+    assert b_store.find("Observation", "b-own") is not None  # B's own record stays
     with pytest.raises(PreconditionFailed, match="record R-V-1 was erased"):
         alliance.pull(B, "User1", "R-V-1", 1)
-    assert a_db.visit_summary("V-1")["diagnoses"] == 1  # the origin's own record is its own
+    assert len(a_store.search("Condition")) == 2  # the origin's own record is its own
+    assert encounter_of("V-1") in [e["id"] for e in a_store.search("Encounter")]
     # B's receipt is on the ledger, and a replay does not file it twice.
-    receipts = json.loads(
-        alliance.evaluate(C, "Auditor1", "records", "ErasureReceipts", patient_ref(alliance))
-    )
+    receipts = json.loads(alliance.evaluate(C, "Auditor1", "records", "ErasureReceipts", ref))
     assert receipts["records"]["R-V-1"] == {"confirmed": [B], "pending": [C, A]}
-    b_db.set_last_block(-1)
+    HospitalBook(b_store).set_last_block(-1)
     assert connector.sync().confirmed == []

@@ -79,8 +79,8 @@ def import_bundle_file(
     msp_id = layout.config.organization(org).msp_id
     with closing(ClinicalStore.open(url, schema=schema)) as store:
         network = GatewayAlliance(layout.directory, channel)
-        # Answers are cached beside the patients when the store is a file (as the demo does).
-        client = pseudonym_client(network, msp_id, user, url.path)
+        # Answers are cached beside the patients, as records of the store (either backend).
+        client = pseudonym_client(network, msp_id, user, store)
         try:
             return import_bundle(
                 store,

@@ -5,23 +5,22 @@ of an incoming package, the CLI) calls `PseudonymClient.pseudonym(id_type, id_nu
 identifier is blinded here, evaluated by the pseudonym regulator's node (node/
 pseudonym_service.py: signed by the calling user, rate-limited and logged there), and finished
 here (privacy/pseudonym.py). No key that would let the hospital compute a pseudonym alone
-exists at the hospital. Answers are cached in the hospital's own database (the table
-`pseudonym_cache`, next to the patients it already holds), so a known patient costs no
-evaluation and no share of the hospital's rate limit.
+exists at the hospital. Answers are cached in the hospital's own clinical store (application
+records `pseudonym.cache`, next to the patients it already holds, on SQLite or PostgreSQL), so a
+known patient costs no evaluation and no share of the hospital's rate limit.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Protocol
 
 import grpc
 
 from medalliance.app.session import own_peer, user_signer
 from medalliance.errors import Unavailable
+from medalliance.hospital.clinical_store import ClinicalStore
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.pseudonym_service import SERVICE, evaluate_request, evaluated_elements
 from medalliance.privacy.pseudonym import blind_identifier, normalise
@@ -34,32 +33,23 @@ Evaluate = Callable[[list[bytes]], list[bytes]]
 
 
 class PseudonymCache:
-    """Normalised identifier → pseudonym, in the hospital's SQLite database (secure_delete on,
-    like the patients table: an identity deleted there does not linger)."""
+    """Normalised identifier → pseudonym, as records of the hospital's store (which deletes
+    securely on SQLite: an identity deleted there does not linger). The store is the caller's."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA secure_delete = ON")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS pseudonym_cache (id_type TEXT NOT NULL, "
-            "id_value TEXT NOT NULL, patient_ref TEXT NOT NULL, PRIMARY KEY (id_type, id_value))"
-        )
+    KIND = "pseudonym.cache"
+
+    def __init__(self, store: ClinicalStore) -> None:
+        self._store = store
 
     def get(self, id_type: str, value: str) -> str | None:
-        row = self._db.execute(
-            "SELECT patient_ref FROM pseudonym_cache WHERE id_type = ? AND id_value = ?",
-            (id_type, value),
-        ).fetchone()
-        return None if row is None else str(row[0])
+        found = self._store.get_record(self.KIND, f"{id_type}:{value}")
+        return None if found is None else str(found["patientRef"])
 
     def put(self, id_type: str, value: str, patient_ref: str) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO pseudonym_cache VALUES (?, ?, ?)", (id_type, value, patient_ref)
-        )
+        self._store.set_record(self.KIND, f"{id_type}:{value}", {"patientRef": patient_ref})
 
     def close(self) -> None:
-        self._db.close()
+        """Nothing to close: the store belongs to the caller."""
 
 
 class PseudonymClient:
@@ -110,14 +100,14 @@ class EvaluatesPseudonyms(Protocol):
 
 
 def pseudonym_client(
-    network: EvaluatesPseudonyms, org: str, user: str, cache_path: Path | None = None
+    network: EvaluatesPseudonyms, org: str, user: str, cache: ClinicalStore | None = None
 ) -> PseudonymClient:
-    """A client for `user` of `org` on `network`, caching in the database at `cache_path`."""
+    """A client for `user` of `org` on `network`, caching in the hospital's store `cache`."""
 
     def evaluate(elements: list[bytes]) -> list[bytes]:
         return network.evaluate_pseudonyms(org, user, elements)
 
-    return PseudonymClient(evaluate, PseudonymCache(cache_path) if cache_path else None)
+    return PseudonymClient(evaluate, PseudonymCache(cache) if cache is not None else None)
 
 
 def evaluate_over_grpc(

@@ -9,7 +9,12 @@ referral with a sealed feedback document, and the A–B benefit-sharing agreemen
 refers the patient back down for rehabilitation and A's connector imports B's discharge summary;
 finally the city commission traces the whole history. Each step is reported through `on_step`.
 
-Patient identities and clinical text live only in the hospitals' databases (`hospitals/<MSP>.db`
+The hospitals speak FHIR R4: A's admission is imported into its clinical store as a Bundle
+(app/demo_records.py), the referral and the return referral are BSeR Bundles built from the
+stores (app/referral_packages.py), the feedback documents are feedback Bundles, and the
+connectors import what reaches them with a Provenance (app/referral_import.py).
+
+Patient identities and clinical text live only in the hospitals' stores (`hospitals/<MSP>.db`
 in the network folder) and in sealed packages; the chain sees visit numbers, pseudonyms, hashes,
 reason codes and decisions (docs/privacy.md §5). `Narrative` holds a run's clinical free text.
 """
@@ -20,29 +25,39 @@ import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from medalliance.app.alliance_network import AllianceNetwork
 from medalliance.app.connector import Connector
-from medalliance.app.hospital_db import HospitalDatabase
-from medalliance.app.packages import seal_package
+from medalliance.app.demo_records import (
+    DEMO_PATIENT,
+    PATIENT_ID,
+    admission_bundle,
+    example_bundle,
+    first_patient,
+    synthetic_image,
+    treatment_bundle,
+    visit_bundle,
+)
+from medalliance.app.hospital_store import open_store_of
 from medalliance.app.pseudonyms import PseudonymClient, pseudonym_client
+from medalliance.app.referral_packages import (
+    ReferralDraft,
+    build_from_store,
+    bundle_bytes,
+    seal_and_share,
+    share_feedback,
+)
 from medalliance.errors import ContractError, NotFound
+from medalliance.hospital.bundle_import import import_bundle
+from medalliance.hospital.clinical_store import ClinicalStore
+from medalliance.hospital.identifiers import PSEUDONYM_SYSTEM, VISIT_NUMBER_SYSTEM, identifier_value
 from medalliance.node.config import NetworkConfig
 from medalliance.node.embedded import utc_now
-from medalliance.node.package_holding import Held
-from medalliance.privacy.documents import address_of
 from medalliance.privacy.masking import mask_name
 
 DOCTOR, CLERK, REVIEWER, AUDITOR = "User1", "Clerk1", "Reviewer1", "Auditor1"
-# GB 11643's own example number: synthetic, valid check digit; never a real person.
-DEMO_PATIENT = {
-    "name": "张三",
-    "sex": "M",
-    "birthDate": "1949-12-31",
-    "idNumber": "11010519491231002X",
-}
+__all__ = ["DEMO_PATIENT", "DOCTOR", "REVIEWER", "Narrative", "run_referral", "seal_note"]
 NOTE_SCHEMA = "medalliance.note/1"  # a sealed note or feedback document: {schema, kind, text}
 TERMS = {"UP": {"amountCents": 5000, "payer": "target"}, "DOWN": {"amountCents": 2000, "payer": "origin"}}  # fmt: skip
 
@@ -119,28 +134,35 @@ def run_referral(
     visit, app_no, app_yes = f"V-{run}", f"APP-{run}-1", f"APP-{run}-2"
     up, down, summary, discharge = f"REF-{run}-UP", f"REF-{run}-DOWN", f"R-{run}-1", f"R-{run}-2"
     note, feedback_up, feedback_down = f"N-{run}-1", f"F-{run}-UP", f"F-{run}-DOWN"
-    dbs = {msp: _database(network, msp) for msp in (a, b)}
-    # Each hospital asks the regulator's pseudonym service, caching in its own database.
-    clients = {
-        msp: pseudonym_client(network, msp, DOCTOR, database_path(network, msp)) for msp in (a, b)
-    }
+    dbs = {msp: open_store_of(network.layout, msp) for msp in (a, b)}
+    # Each hospital asks the regulator's pseudonym service, caching in its own store.
+    clients = {msp: pseudonym_client(network, msp, DOCTOR, dbs[msp]) for msp in (a, b)}
     try:
-        # 1. A admits the patient: identity in A's database, only the pseudonym on the chain.
-        ref = clients[a].pseudonym("resident-id", DEMO_PATIENT["idNumber"])
-        _admit(dbs[a], ref, visit)
+        # 1. A admits the patient: its HIS sends its records as a FHIR Bundle (the shipped
+        #    examples, else one built in code); the import adds the pseudonyms. The identity
+        #    stays in A's store, only the pseudonym goes on the chain.
+        day = utc_now().date().isoformat()
+        seeded = _seed(network, dbs, clients, visit, day)
+        patient_id = seeded[a]
+        ref = identifier_value(dbs[a].get("Patient", patient_id), PSEUDONYM_SYSTEM) or ""
         done = network.submit(a, DOCTOR, "visit", "RegisterVisit", visit, ref, a)
         report(
             f"{a} admits a patient and registers visit {visit}",
-            f"block {done.block}; on the chain only pseudonym {ref[:8]}…, the identity stays in "
-            f"{a}'s database",
+            f"block {done.block}; {dbs[a].count()} FHIR resources in {a}'s store; on the chain "
+            f"only pseudonym {ref[:8]}…, the identity stays in {a}'s store",
         )
-        # 2. The clinical summary with the reason for the referral, sealed for B and the
-        #    regulator (the privacy module): the reason is never a contract argument.
-        exported = _with_reason(dbs[a].export_visit(visit), narrative.reason)
-        size = _share(network, a, DOCTOR, [b], summary, ref, exported)
+        # 2. The referral Bundle (BSeR) with the reason for the referral, built from A's store
+        #    (the patient's active diagnoses and recent findings) and sealed for B and the
+        #    regulator: the reason is never a contract argument.
+        draft = ReferralDraft(up, b, patient_id=patient_id, encounter_id=_encounter_id(dbs[a], visit),
+                              direction="UP", priority="urgent", department="03.04",
+                              purpose=narrative.reason)  # fmt: skip
+        built = build_from_store(dbs[a], draft, from_org=a, pseudonyms=clients[a])
+        size = seal_and_share(network, a, DOCTOR, [b], summary, ref, bundle_bytes(built.bundle))
         report(
-            f"{a} seals the clinical summary {summary} for {b} and {c}",
-            f"{size}; the ledger keeps its SHA-256, peers of {a}, {b} and {c} hold the ciphertext",
+            f"{a} seals the referral Bundle {summary} for {b} and {c}",
+            f"{size}, {len(built.bundle['entry'])} entries; the ledger keeps its SHA-256, peers "
+            f"of {a}, {b} and {c} hold the ciphertext",
         )
         # 3. Two applications (上报申请) to the regulator: one rejected, one approved.
         for app_id, target in ((app_no, roles.other_tertiary), (app_yes, b)):
@@ -192,16 +214,18 @@ def run_referral(
                ok=not again.imported)  # fmt: skip
         # 7. B treats the patient; completing the referral executes the agreement.
         network.submit(b, DOCTOR, "referral", "AcceptReferral", up)
-        seal_note(network, b, DOCTOR, [a, c], feedback_up, ref, "feedback", narrative.outcome_up)
+        share_feedback(network, b, DOCTOR, a, [a, c], up, feedback_up, ref, narrative.outcome_up)
         done = network.submit(b, DOCTOR, "referral", "CompleteReferral", up, feedback_up)
         report(f"{b} accepts and completes {up}", _settled(json.loads(done.payload)))
-        # 8. Downward referral for rehabilitation, with B's discharge summary.
-        dbs[b].add_details(
-            visit,
-            diagnoses=[("Z95.5", "Coronary stent in place")],
-            examinations=[("Echocardiogram", "EF 52%", "2026-11-29")],
-        )
-        _share(network, b, DOCTOR, [a], discharge, ref, dbs[b].export_visit(visit))
+        # 8. Downward referral for rehabilitation, with B's discharge summary: B records its
+        #    treatment against the patient and visit it imported, and refers back from its store.
+        patient_b, encounter_b = _patient_id(dbs[b], ref), _encounter_id(dbs[b], visit)
+        import_bundle(dbs[b], treatment_bundle(visit, patient_b, encounter_b, day,
+                                               narrative.outcome_up))  # fmt: skip
+        back = ReferralDraft(down, a, encounter_id=encounter_b, direction="DOWN",
+                             department="17", purpose="rehabilitation")  # fmt: skip
+        built = build_from_store(dbs[b], back, from_org=b, pseudonyms=clients[b])
+        seal_and_share(network, b, DOCTOR, [a], discharge, ref, bundle_bytes(built.bundle))
         rule = json.loads(network.evaluate(b, DOCTOR, "report", "DownwardRule", b))["rule"]
         done = network.submit(
             b, DOCTOR, "referral", "Refer", down, "", visit, b, a, "DOWN", discharge
@@ -211,8 +235,8 @@ def run_referral(
         _sync(report, network, a, dbs[a], clients[a], visit, done.block)
         network.submit(a, DOCTOR, "referral", "AcceptReferral", down)
         b_readers = [b, *_regulator(network, b)]
-        seal_note(network, a, DOCTOR, b_readers, feedback_down, ref, "feedback",
-                  narrative.outcome_down)  # fmt: skip
+        share_feedback(network, a, DOCTOR, b, b_readers, down, feedback_down, ref,
+                       narrative.outcome_down)  # fmt: skip
         done = network.submit(a, DOCTOR, "referral", "CompleteReferral", down, feedback_down)
         report(f"{a} accepts and completes {down}", _settled(json.loads(done.payload)))
         # 9. The commission at the top traces everything.
@@ -226,30 +250,43 @@ def run_referral(
     return steps
 
 
-def database_path(network: AllianceNetwork, msp_id: str) -> Path:
-    return network.layout.directory / "hospitals" / f"{msp_id}.db"
+def _seed(
+    network: AllianceNetwork,
+    stores: dict[str, ClinicalStore],
+    clients: dict[str, PseudonymClient],
+    visit: str,
+    day: str,
+) -> dict[str, str]:
+    """Import each hospital's example records (idempotent), and the run's visit of the first
+    hospital's first patient; {MSP id: that patient's id} (the first hospital's only)."""
+    first = next(iter(stores))
+    for msp_id, store in stores.items():
+        example = example_bundle(network.layout.config.organization(msp_id).name)
+        if example is None and msp_id == first:
+            admission = admission_bundle(visit, day, synthetic_image())
+            import_bundle(store, admission, pseudonym=clients[msp_id].pseudonym)
+            return {first: PATIENT_ID}
+        if example is not None:
+            import_bundle(store, example, pseudonym=clients[msp_id].pseudonym)
+            if msp_id == first:
+                patient_id = first_patient(example)
+                import_bundle(store, visit_bundle(visit, patient_id, day))
+    return {first: patient_id}
 
 
-def _database(network: AllianceNetwork, msp_id: str) -> HospitalDatabase:
-    return HospitalDatabase.open(database_path(network, msp_id))
+def _encounter_id(store: ClinicalStore, visit: str) -> str:
+    """The id of the hospital's Encounter of visit number `visit`."""
+    found = store.search("Encounter", {"identifier": f"{VISIT_NUMBER_SYSTEM}|{visit}"})
+    if not found:
+        raise NotFound(f"no Encounter of visit {visit} in the hospital's store")
+    return str(found[-1]["id"])
 
 
-def _admit(db: HospitalDatabase, ref: str, visit: str) -> None:
-    db.add_patient(ref, name=DEMO_PATIENT["name"], sex=DEMO_PATIENT["sex"],
-                   birth_date=DEMO_PATIENT["birthDate"], id_type="resident-id",
-                   id_number=DEMO_PATIENT["idNumber"])  # fmt: skip
-    db.add_visit(
-        visit,
-        ref,
-        utc_now().date().isoformat(),
-        diagnoses=[("I21.0", "Acute anterior wall myocardial infarction"), ("I10", "Hypertension")],
-        examinations=[("ECG", "ST elevation V1-V4", "2026-11-29"), ("Troponin I", "2.3 ng/mL", "2026-11-29")],
-        images=[("ecg.png", _synthetic_image())],
-    )  # fmt: skip
-
-
-def _synthetic_image() -> bytes:
-    return b"\x89PNG\r\n\x1a\n" + secrets.token_bytes(4096)  # stands in for an ECG scan
+def _patient_id(store: ClinicalStore, patient_ref: str) -> str:
+    found = store.search("Patient", {"identifier": f"{PSEUDONYM_SYSTEM}|{patient_ref}"})
+    if not found:
+        raise NotFound("the referred patient is not in the hospital's store")
+    return str(found[-1]["id"])
 
 
 def seal_note(
@@ -267,18 +304,7 @@ def seal_note(
     free text accompanies a decision whose contract takes only the record's id."""
     document = {"schema": NOTE_SCHEMA, "kind": kind, "text": text}
     plaintext = json.dumps(document, ensure_ascii=False, sort_keys=True).encode()
-    _share(network, writer, user, named, record_id, patient_ref, (plaintext, []))
-
-
-def _with_reason(
-    exported: tuple[bytes, list[tuple[str, bytes]]], reason: str
-) -> tuple[bytes, list[tuple[str, bytes]]]:
-    """The exported clinical package with the reason for the referral added (the receiving
-    hospital's import ignores fields it does not store)."""
-    clinical, images = exported
-    package = json.loads(clinical)
-    package["referralReason"] = reason
-    return json.dumps(package, ensure_ascii=False, sort_keys=True).encode(), images
+    seal_and_share(network, writer, user, named, record_id, patient_ref, plaintext)
 
 
 def _regulator(network: AllianceNetwork, msp_id: str) -> list[str]:
@@ -286,29 +312,6 @@ def _regulator(network: AllianceNetwork, msp_id: str) -> list[str]:
     config = network.layout.config
     regulator = config.organization(msp_id).regulator
     return [config.organization(regulator).msp_id] if regulator else []
-
-
-def _share(
-    network: AllianceNetwork,
-    writer: str,
-    user: str,
-    named: list[str],
-    record_id: str,
-    patient_ref: str,
-    exported: tuple[bytes, list[tuple[str, bytes]]],
-) -> str:
-    """Seal, register on the ledger, hand to the writer's peer; a size description."""
-    clinical, images = exported
-    package, ciphertexts = seal_package(
-        network.layout, writer, named, clinical, record_id=record_id, version=1, now=utc_now(),
-        attachments=images,
-    )  # fmt: skip
-    network.submit(
-        writer, user, "records", "RegisterRecord", record_id, patient_ref, package.digest,
-        json.dumps([address_of(c) for c in ciphertexts]), json.dumps(package.key_commitments),
-    )  # fmt: skip
-    network.push(writer, Held(package.to_bytes(), tuple(ciphertexts)))
-    return f"{len(clinical) / 1024:.1f} KiB sealed, {len(images)} image(s)"
 
 
 def _refused(report: Callable[..., None], title: str, call: Callable[[], object]) -> None:
@@ -358,18 +361,27 @@ def _sync(
     report: Callable[..., None],
     network: AllianceNetwork,
     org: str,
-    db: HospitalDatabase,
+    store: ClinicalStore,
     key: PseudonymClient,
     visit: str,
     until: int,
 ) -> None:
-    result = Connector(network, org, DOCTOR, db, key).sync(until=until)
-    held = db.visit_summary(visit)
+    result = Connector(network, org, DOCTOR, store, key).sync(until=until)
+    counts: dict[str, int] = {}
+    names = []
+    for referral_id in result.imported:
+        for target in store.get("Provenance", f"referral-{referral_id}")["target"]:
+            kind, rid = target["reference"].split("/", 1)
+            counts[kind] = counts.get(kind, 0) + 1
+            if kind == "Patient":
+                names += [str(n.get("text", "?")) for n in store.get(kind, rid).get("name") or ()]
+    names.append("?")
+    held = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
     report(
         f"{org}'s connector syncs from the chain",
         f"imported {', '.join(result.imported) or 'nothing'} (through block {result.last_block}); "
-        f"its database holds patient {mask_name(held['name'])} with {held['diagnoses']} "
-        f"diagnoses, {held['examinations']} examinations, {held['images']} image(s)",
+        f"its store holds patient {mask_name(names[0])}: {held or 'nothing new'}, with a "
+        "Provenance naming the channel, transaction and block",
         ok=bool(result.imported),
     )
 

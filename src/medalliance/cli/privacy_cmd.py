@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from medalliance.alliance.records import ERASURE_REJECTIONS
 from medalliance.app.alliance_network import GatewayAlliance
-from medalliance.app.hospital_db import HospitalDatabase
+from medalliance.app.hospital_store import open_store_of
 from medalliance.app.packages import (
     confirm_erasure,
     copies_left,
@@ -337,7 +337,8 @@ def pseudonym_cmd(
         str, typer.Option("--id-type", help="resident-id, passport or medical-card.")
     ] = "resident-id",
     db: Annotated[
-        Path | None, typer.Option("--db", help="Your hospital's database (caches answers).")
+        str | None,
+        typer.Option("--db", help="Your hospital's clinical store, path or URL (caches answers)."),
     ] = None,
     channel: Channel = "alliance",
     user: User = "Clerk1",
@@ -352,11 +353,13 @@ def pseudonym_cmd(
     id_number = sys.stdin.readline().strip()
     network = GatewayAlliance(directory, channel)
     try:
-        client = pseudonym_client(network, org, user, db)
+        msp_id = network.layout.config.organization(org).msp_id
+        store = None if db is None else open_store_of(network.layout, msp_id, db)
         try:
-            ref = client.pseudonym(id_type, id_number)
+            ref = pseudonym_client(network, org, user, store).pseudonym(id_type, id_number)
         finally:
-            client.close()
+            if store is not None:
+                store.close()
     finally:
         network.close()
     _show({"patientRef": ref}, ref)
@@ -365,7 +368,13 @@ def pseudonym_cmd(
 @app.command("migrate-pseudonyms")
 def migrate_pseudonyms_cmd(
     org: Org,
-    db: Annotated[Path, typer.Option("--db", help="Your hospital's database.")],
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="Your hospital's clinical store, path or URL (default DIR/hospitals/<MSP>.db).",
+        ),
+    ] = None,
     channel: Channel = "alliance",
     user: User = "Clerk1",
     directory: Dir = Path("."),
@@ -373,20 +382,16 @@ def migrate_pseudonyms_cmd(
     """Move your hospital's patients to pseudonyms from the regulator's pseudonym service.
 
     Each patient's visits on the chain are re-keyed (the old pseudonym stays linked), the
-    database is re-keyed, and your copy of the old shared pseudonym key is deleted. Safe to
+    store's Patients get the new pseudonym identifier, and your copy of the old shared pseudonym key is deleted. Safe to
     run again. Run it when your connector has imported every referral in flight.
     Example: medalliance privacy migrate-pseudonyms --dir demo --org SecondaryAMSP --db hospitals/SecondaryAMSP.db
     """
     network = GatewayAlliance(directory, channel)
     try:
-        with closing(HospitalDatabase.open(db)) as database:
-            client = pseudonym_client(network, org, user, db)
-            try:
-                result = migrate_pseudonyms(
-                    network, org, user, database, client, dt.datetime.now(dt.UTC)
-                )
-            finally:
-                client.close()
+        msp_id = network.layout.config.organization(org).msp_id
+        with closing(open_store_of(network.layout, msp_id, db)) as store:
+            client = pseudonym_client(network, org, user, store)
+            result = migrate_pseudonyms(network, org, user, store, client, dt.datetime.now(dt.UTC))
     finally:
         network.close()
     _show(

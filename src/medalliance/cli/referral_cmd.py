@@ -18,6 +18,7 @@ import typer
 
 from medalliance.alliance.referral import REJECTION_REASONS
 from medalliance.alliance.report import REVIEW_REASONS
+from medalliance.cli import referral_package_cmd
 from medalliance.cli.alliance_cmd import (
     As,
     Dir,
@@ -33,6 +34,8 @@ app = typer.Typer(
     help="Apply for, review and carry out two-way referrals (report and referral contracts).",
     no_args_is_help=True,
 )
+app.command("package")(referral_package_cmd.package)
+app.command("feedback")(referral_package_cmd.feedback)
 
 
 class Direction(StrEnum):

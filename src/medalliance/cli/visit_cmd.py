@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from contextlib import closing
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from medalliance.app.hospital_store import open_store_of
+from medalliance.app.pseudonyms import pseudonym_client
+from medalliance.app.referral_packages import visit_of_patient
 from medalliance.cli.alliance_cmd import (
     As,
     Dir,
+    exactly_one,
     record_table,
     rows_table,
     session,
@@ -29,18 +34,50 @@ def register(
     visit_no: VisitNo,
     as_: As,
     patient_ref: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--patient-ref", help="The patient's pseudonym (never an identity).", show_default=False
         ),
-    ],
+    ] = None,
+    patient: Annotated[
+        str | None,
+        typer.Option(
+            "--patient",
+            help="Or the local Patient id: its pseudonym comes from your store (derived through "
+            "the pseudonym service the first time), and the visit number goes on an Encounter.",
+            show_default=False,
+        ),
+    ] = None,
+    encounter: Annotated[
+        str | None,
+        typer.Option(
+            "--encounter",
+            help="With --patient: the Encounter to give the visit number (default: a new one).",
+            show_default=False,
+        ),
+    ] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db", help="With --patient: your clinical store (path or URL).", show_default=False
+        ),
+    ] = None,
     directory: Dir = Path("."),
 ) -> None:
     """Register a visit at your hospital (a doctor or clerk), bound to the patient's pseudonym.
 
-    Example: medalliance visit register V-1001 --patient-ref 9f86d081884c7d659a2feaa0c55ad015 --as User1@SecondaryHospitalA -d demo
+    Example: medalliance visit register V-1001 --patient sa-p1 --as User1@SecondaryHospitalA -d demo
     """
+    exactly_one({"--patient-ref": patient_ref is not None, "--patient": patient is not None})
     with session(directory, as_) as s:
+        if patient is not None:
+            msp_id, user = s.caller.msp_id, s.caller.user
+            with closing(open_store_of(s.network.layout, msp_id, db)) as store:
+                client = pseudonym_client(s.network, msp_id, user, store)
+                patient_ref = visit_of_patient(
+                    store, visit_no, patient, client, encounter_id=encounter
+                )
+        assert patient_ref is not None
         done = s.submit("visit", "RegisterVisit", visit_no, patient_ref, s.caller.msp_id)
     show_committed(done, lambda r: f"visit {r['visitNo']} registered at {r['hospital']}")
 
