@@ -6,14 +6,18 @@ import asyncio
 import datetime as dt
 import json
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from tests.networks import free_ports
 
 from medalliance.audit.integrity import Finding
 from medalliance.node.integrity_monitor import IntegrityMonitor, WatchedPeer
+from medalliance.node.operations import OperationsServer
 
 GOOD = {"ch": {"height": 3, "blockHash": "b" * 64, "stateHash": "s" * 64}}
 BAD_STATE = {"ch": {"height": 3, "blockHash": "b" * 64, "stateHash": "x" * 64}}
@@ -99,3 +103,35 @@ def test_a_finding_reaches_the_hooks_once(endpoints: dict[str, bytes]) -> None:
     status = watcher.status()
     assert [f["peer"] for f in status["findings"]] == ["z"]
     assert status["checked"] == "2026-12-03T00:00:00+00:00"
+
+
+def test_a_failing_hook_does_not_stop_the_others(endpoints: dict[str, bytes]) -> None:
+    endpoints["a"] = json.dumps({"ledgers": GOOD}).encode()
+    endpoints["z"] = json.dumps({"ledgers": BAD_STATE}).encode()
+    watcher = monitor(endpoints, ["a", "z"])
+    raised: list[Finding] = []
+
+    def broken(finding: Finding) -> None:
+        raise RuntimeError("the alarm could not be submitted")
+
+    watcher.on_finding += [broken, raised.append]
+    check = asyncio.run(watcher.check_once())
+    assert [f.peer for f in raised] == ["z"]
+    assert watcher.latest == check
+
+
+def test_digests_that_cannot_be_computed_answer_503_and_status_still_works() -> None:
+    def unavailable() -> dict[str, Any]:
+        raise TimeoutError("the event loop did not answer")
+
+    address = f"127.0.0.1:{free_ports(1)[0]}"
+    server = OperationsServer(address, lambda: {"name": "peer0"}, ledgers=unavailable)
+    server.start()
+    try:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"http://{address}/status?state_hash=1", timeout=5)
+        assert refused.value.code == 503
+        with urllib.request.urlopen(f"http://{address}/status", timeout=5) as reply:
+            assert json.loads(reply.read())["name"] == "peer0"
+    finally:
+        server.close()

@@ -104,9 +104,9 @@ class IntegrityMonitor:
                 },
             )
             for hook in self.on_finding:
-                hook(finding)
+                _call_hook(hook, finding)
         for observe in self.on_check:
-            observe(check)
+            _call_hook(observe, check)
         return check
 
     def status(self) -> dict[str, Any]:
@@ -134,6 +134,15 @@ class IntegrityMonitor:
                 extra={"peer": peer.host, "reason": type(exc).__name__},
             )
             return None
+
+
+def _call_hook(hook: Callable[[Any], None], argument: object) -> None:
+    """A failing hook (an alarm that could not be submitted) is logged; it must not stop the
+    other hooks or the round, which has already recorded the finding."""
+    try:
+        hook(argument)
+    except Exception:
+        log.error("integrity hook failed", exc_info=True, extra={"hook": repr(hook)[:80]})
 
 
 def _fetch_ledgers(url: str, timeout_s: float) -> Mapping[str, Any]:

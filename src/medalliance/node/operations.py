@@ -11,6 +11,7 @@ header hash and the world-state hash at that height, for the integrity monitor (
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +19,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from medalliance.errors import Unavailable
+
+log = logging.getLogger(__name__)
 
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # Prometheus text format
 
@@ -49,7 +52,13 @@ class OperationsServer:
                     if ledgers is None:
                         self._send(404, {"error": "this node keeps no world state; use /status"})
                         return
-                    self._send(200, {**outer._status(), "ledgers": ledgers()})
+                    try:
+                        answer = ledgers()
+                    except Exception:  # the node is stopping, or hashing took too long
+                        log.warning("ledger digests not available", exc_info=True)
+                        self._send(503, {"error": "ledger digests not available; try again"})
+                        return
+                    self._send(200, {**outer._status(), "ledgers": answer})
                     return
                 if self.path == "/healthz":
                     problems = outer.problems()
