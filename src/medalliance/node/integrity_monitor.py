@@ -68,13 +68,14 @@ class IntegrityMonitor:
         self.on_check: list[Callable[[IntegrityCheck], None]] = []  # e.g. metrics
 
     async def run(self) -> None:
-        """Check now and then every interval, until cancelled; a failed round is logged."""
+        """Check every interval, until cancelled; a failed round is logged. The first round
+        waits one interval: at start-up the other peers are starting or catching up too."""
         while True:
+            await asyncio.sleep(self._interval_s)
             try:
                 await self.check_once()
             except Exception:  # the schedule must survive one bad round
                 log.error("integrity check failed", exc_info=True, extra={"peer": self._host})
-            await asyncio.sleep(self._interval_s)
 
     async def check_once(self) -> IntegrityCheck:
         """One round: ask everyone, compare, log and hand over what is new."""
@@ -89,7 +90,10 @@ class IntegrityMonitor:
         at = self._now().astimezone(dt.UTC).isoformat(timespec="seconds")
         check = compare_ledgers(digests, at=at, unreachable=unreachable)
         fresh = new_findings(self.latest, check)
+        before = set(self.latest.unreachable) if self.latest else set()
         self.latest = check
+        for host in sorted(set(check.unreachable) - before):  # once, not every round
+            log.info("integrity check: peer unreachable", extra={"peer": host})
         for finding in fresh:
             log.warning(
                 "integrity finding: a peer's ledger diverges",
@@ -129,7 +133,7 @@ class IntegrityMonitor:
         try:
             return await asyncio.to_thread(_fetch_ledgers, url, self._timeout_s)
         except (OSError, ValueError, urllib.error.URLError) as exc:
-            log.info(
+            log.debug(
                 "integrity check: peer did not answer",
                 extra={"peer": peer.host, "reason": type(exc).__name__},
             )
