@@ -199,7 +199,7 @@ class OrdererMetrics(NodeMetrics):
         status = self._consensus()
 
         def each(key: str) -> dict[str, float]:
-            return {cid: float(s.get(key) or 0) for cid, s in status.items()}  # type: ignore[arg-type]
+            return {cid: _number(s.get(key)) for cid, s in status.items()}
 
         yield channel_gauge(
             "ledger_blockchain_height", "Height of the chain in blocks.", each("storeHeight")
@@ -232,3 +232,8 @@ class OrdererMetrics(NodeMetrics):
             for channel_id, value in sorted(each(key).items()):
                 family.add_sample(name, {"channel": channel_id}, value)
             yield family
+
+
+def _number(value: object) -> float:
+    """A status field as a sample value: numbers as they are, anything else (None) as 0."""
+    return float(value) if isinstance(value, int | float) else 0.0
