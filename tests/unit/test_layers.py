@@ -41,6 +41,7 @@ ALLOWED: dict[str, set[str]] = {
         "alliance",
         "gateway",
         "privacy",
+        "audit",  # the integrity monitor's pure comparison (audit/integrity.py)
     },
     "hospital": {"privacy", "identity"},
     "app": _APPLICATION | {"gateway", "sdk", "privacy", "hospital"},

@@ -53,6 +53,8 @@ class NodeRow(BaseModel):
     channels: dict[str, int]
     # ordering nodes: per channel, consensus height, round, mempool size, halt reason
     consensus: dict[str, dict[str, Any]] | None = None
+    # integrity-monitor peers: the latest check (findings name divergent peers; docs/audit.md)
+    integrity: dict[str, Any] | None = None
 
 
 class StatusOutput(BaseModel):
@@ -267,3 +269,25 @@ def _table(result: StatusOutput) -> None:
             "-" if row.height is None else str(row.height),
         )
     stdout().print(table)
+    for row in result.nodes:
+        if row.integrity is not None:
+            _integrity_lines(row.name, row.integrity)
+
+
+def _integrity_lines(monitor: str, check: dict[str, Any]) -> None:
+    """The integrity monitor's latest check, under the table: one line, plus one per finding."""
+    out = stdout()
+    if not check.get("checked"):
+        out.print(f"integrity ({monitor}): no check yet")
+        return
+    findings = check.get("findings") or []
+    compared = sorted({p for c in check.get("channels") or [] for p in c.get("compared") or []})
+    unreachable = check.get("unreachable") or []
+    summary = f"[red]{len(findings)} finding(s)[/]" if findings else "[green]no divergence[/]"
+    out.print(
+        f"integrity ({monitor}, {check['checked']}): {summary} among {len(compared)} peers"
+        + (f"; unreachable: {', '.join(unreachable)}" if unreachable else ""),
+        highlight=False,
+    )
+    for finding in findings:
+        out.print(f"  [red]{finding.get('message', '')}[/]", highlight=False)

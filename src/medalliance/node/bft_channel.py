@@ -182,6 +182,11 @@ class BftChannel:
         self._last_failure: str | None = None
         self._running = False
         self._generation = 0  # timers of an earlier run of the core are dropped
+        # for /metrics (node/metrics.py): read at scrape time, counted where they happen
+        self.proposals = 0  # values this node proposed
+        self.decided = 0  # blocks decided by the core on this node (not those caught up)
+        self.round_changes = 0  # rounds that ended without a decision, over all heights
+        self.on_cut: Callable[[float], None] | None = None  # a batch's fill time, in seconds
 
     # --- inputs from the outside ----------------------------------------------------------------
 
@@ -420,6 +425,9 @@ class BftChannel:
         if batch is None:
             return
         self._want = None
+        self.proposals += 1
+        if self.on_cut is not None:
+            self.on_cut(batch.fill_seconds)
         if batch.config_update is not None:
             self._cut_config(height, round_, batch.config_update, batch.envelopes[0])
             return
@@ -505,6 +513,8 @@ class BftChannel:
         )
         self._append(block)
         self._failures_in_a_row = 0
+        self.decided += 1
+        self.round_changes += commit.certificate.round
         log.info(
             "block decided",
             extra={

@@ -37,6 +37,14 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class IntegrityMonitorConfig(_Model):
+    """A peer that compares every reachable peer's ledger on a schedule (docs/audit.md)."""
+
+    interval_s: float = Field(default=30.0, ge=1.0, le=86400.0)
+    # How long one peer may take to answer; a peer that does not is listed as unreachable.
+    timeout_s: float = Field(default=10.0, gt=0.0, le=300.0)
+
+
 class NodeConfig(_Model):
     """One peer or ordering node: `<name>.<domain>` listening on `host:port`."""
 
@@ -48,6 +56,8 @@ class NodeConfig(_Model):
     # A peer's own world-state database, overriding the network's `state_database`. Not in
     # repr: a URL may carry a password (docs recommend PGPASSWORD instead).
     state_database: str | None = Field(default=None, repr=False)
+    # Peers only: run the integrity monitor on this peer (a regulator's, usually).
+    integrity_monitor: IntegrityMonitorConfig | None = None
 
     @field_validator("state_database")
     @classmethod
@@ -110,6 +120,16 @@ class OrganizationConfig(_Model):
         if isinstance(data, Mapping) and data.get("endorsing") is None:
             return {**data, "endorsing": data.get("type") == "tertiary"}
         return data
+
+    @model_validator(mode="after")
+    def _monitors_on_peers(self) -> OrganizationConfig:
+        for node in self.orderers:
+            if node.integrity_monitor is not None:
+                raise ValueError(
+                    f"orderer {node.name}: integrity_monitor runs on peers only; "
+                    "move it to a peer of this or a regulator's organisation"
+                )
+        return self
 
     @property
     def all_users(self) -> tuple[UserConfig, ...]:
@@ -178,6 +198,8 @@ class NetworkConfig(_Model):
     # Where peers keep their world state: a postgresql:// URL (one schema per peer and channel),
     # or `sqlite` / absent for SQLite in each ledger folder; a peer may override it.
     state_database: str | None = Field(default=None, repr=False)
+    # Peers only: run the integrity monitor on this peer (a regulator's, usually).
+    integrity_monitor: IntegrityMonitorConfig | None = None
 
     @field_validator("state_database")
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable
 
 import grpc
@@ -16,15 +17,24 @@ from medalliance.ledger.tx import ProposalView, outside_time_window
 from medalliance.node.peer import Peer
 
 ENDORSE_TIMEOUT_S = 15.0
+# (channel, chaincode, success, seconds) of each proposal this peer answered: node/metrics.py
+ProposalObserver = Callable[[str, str, bool, float], None]
 
 
 class LocalEndorser:
     """The hosting peer's own endorser, called in process."""
 
-    def __init__(self, peer: Peer, address: str, now: Callable[[], dt.datetime]) -> None:
+    def __init__(
+        self,
+        peer: Peer,
+        address: str,
+        now: Callable[[], dt.datetime],
+        observe: ProposalObserver | None = None,
+    ) -> None:
         self._peer = peer
         self._address = address
         self._now = now
+        self._observe = observe
 
     @property
     def msp_id(self) -> str:
@@ -37,6 +47,19 @@ class LocalEndorser:
     async def process_proposal(
         self, signed: proposal_pb2.SignedProposal, proposal: ProposalView
     ) -> proposal_response_pb2.ProposalResponse:
+        if self._observe is None:
+            return self._process(proposal)
+        started = time.perf_counter()
+        success = False
+        try:
+            response = self._process(proposal)
+            success = response.response.status < 400
+            return response
+        finally:
+            seconds = time.perf_counter() - started
+            self._observe(proposal.channel_id, proposal.chaincode_name, success, seconds)
+
+    def _process(self, proposal: ProposalView) -> proposal_response_pb2.ProposalResponse:
         now = self._now()
         if outside_time_window(proposal.header.timestamp_ms, now):
             raise EndorserRefused(

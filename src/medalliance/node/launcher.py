@@ -194,6 +194,7 @@ def status(layout: NetworkLayout) -> list[dict[str, Any]]:
                 "height": max(channels.values(), default=None) if channels else None,
                 "channels": channels,
                 **({"consensus": answer["consensus"]} if answer and "consensus" in answer else {}),
+                **({"integrity": answer["integrity"]} if answer and "integrity" in answer else {}),
             }
         )
     return rows

@@ -26,6 +26,7 @@ class Batch:
 
     envelopes: tuple[bytes, ...] = field(repr=False)
     config_update: str | None = None  # the update's tx id when the batch is one config update
+    fill_seconds: float = 0.0  # how long its first transaction waited (blockcutter metric)
 
 
 class Mempool:
@@ -60,8 +61,9 @@ class Mempool:
         if not self._pending:
             return None
         first_id, (first, arrived) = next(iter(self._pending.items()))
+        now = now or time.monotonic()
         if _is_update(first):
-            return Batch((first,), config_update=first_id)
+            return Batch((first,), config_update=first_id, fill_seconds=now - arrived)
         envelopes: list[bytes] = []
         size = 0
         for envelope, _ in self._pending.values():
@@ -73,9 +75,9 @@ class Mempool:
                 break
             envelopes.append(envelope)
             size += len(envelope)
-        waited = ((now or time.monotonic()) - arrived) * 1000 >= timeout_ms
+        waited = (now - arrived) * 1000 >= timeout_ms
         full = len(envelopes) < len(self._pending) or len(envelopes) >= max_count
-        return Batch(tuple(envelopes)) if waited or full else None
+        return Batch(tuple(envelopes), fill_seconds=now - arrived) if waited or full else None
 
 
 def _is_update(envelope: bytes) -> bool:

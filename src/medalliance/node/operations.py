@@ -1,23 +1,41 @@
-"""A node's operations endpoint: `GET /healthz` and `GET /status` over plain HTTP.
+"""A node's operations endpoint: `GET /healthz`, `/status` and `/metrics` over plain HTTP.
 
 Like Fabric's operations service, it is what load balancers, `network up` and `network status`
-poll. A node is healthy while it serves and its status lists no `problems`. It is served by the standard library's threading HTTP server on its own thread, so a busy
-event loop never makes a live node look dead; it exposes no ledger data beyond heights.
+poll, and what Prometheus scrapes (`/metrics`, node/metrics.py). A node is healthy while it
+serves and its status lists no `problems`. It is served by the standard library's threading HTTP
+server on its own thread, so a busy event loop never makes a live node look dead; it exposes no
+ledger data beyond heights and hashes: `/status?state_hash=1` adds, per channel, the last block
+header hash and the world-state hash at that height, for the integrity monitor (docs/audit.md).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from medalliance.errors import Unavailable
 
+log = logging.getLogger(__name__)
+
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # Prometheus text format
+
 
 class OperationsServer:
-    def __init__(self, address: str, status: Callable[[], dict[str, Any]]) -> None:
+    """`metrics` renders `/metrics`; `ledgers` answers `/status?state_hash=1` (peers only)."""
+
+    def __init__(
+        self,
+        address: str,
+        status: Callable[[], dict[str, Any]],
+        *,
+        metrics: Callable[[], bytes] | None = None,
+        ledgers: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
         host, _, port = address.rpartition(":")
         self.healthy = False
         self._status = status
@@ -25,6 +43,23 @@ class OperationsServer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                url = urlsplit(self.path)
+                query = parse_qs(url.query)
+                if url.path == "/metrics" and metrics is not None:
+                    self._send_bytes(200, METRICS_CONTENT_TYPE, metrics())
+                    return
+                if url.path == "/status" and query.get("state_hash") == ["1"]:
+                    if ledgers is None:
+                        self._send(404, {"error": "this node keeps no world state; use /status"})
+                        return
+                    try:
+                        answer = ledgers()
+                    except Exception:  # the node is stopping, or hashing took too long
+                        log.warning("ledger digests not available", exc_info=True)
+                        self._send(503, {"error": "ledger digests not available; try again"})
+                        return
+                    self._send(200, {**outer._status(), "ledgers": answer})
+                    return
                 if self.path == "/healthz":
                     problems = outer.problems()
                     ok = outer.healthy and not problems
@@ -37,12 +72,19 @@ class OperationsServer:
                     healthy = outer.healthy and not status.get("problems")
                     self._send(200, {**status, "healthy": healthy})
                 else:
-                    self._send(404, {"error": f"no such path {self.path}; use /healthz or /status"})
+                    self._send(
+                        404,
+                        {
+                            "error": f"no such path {url.path[:64]}; use /healthz, /status or /metrics"
+                        },
+                    )
 
             def _send(self, code: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
+                self._send_bytes(code, "application/json", json.dumps(body).encode())
+
+            def _send_bytes(self, code: int, content_type: str, data: bytes) -> None:
                 self.send_response(code)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)

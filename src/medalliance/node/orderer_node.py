@@ -46,6 +46,7 @@ from medalliance.node.config import OrganizationConfig
 from medalliance.node.consensus_inbox import RefusalLog
 from medalliance.node.consenter_auth import consenter_of, msp_of
 from medalliance.node.material import NodeMaterial, utc_now
+from medalliance.node.metrics import OrdererMetrics
 from medalliance.node.orderer_link import OrdererEndpoint, OrdererLink
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class OrdererNode:
         self._links: dict[str, grpc.aio.Channel] = {}
         self._inflight: set[asyncio.Task[None]] = set()
         self._refusals = RefusalLog()  # refused consensus callers, logged sparingly
+        self.metrics = OrdererMetrics(self._metric_status)
         data = m.data_dir / "ledgers"
         for spec in layout.config.channels:
             genesis = parse_block(layout.genesis_block_path(spec.name).read_bytes())
@@ -93,6 +95,7 @@ class OrdererNode:
                 forward=functools.partial(self._forward, spec.name),
                 now=utc_now,
             )
+            self.channels[spec.name].on_cut = functools.partial(self.metrics.block_cut, spec.name)
         others = [
             OrdererEndpoint(msp_id, peer, endpoint)
             for peer, (endpoint, msp_id) in sorted(self._peers.items())
@@ -137,6 +140,19 @@ class OrdererNode:
             "channels": {cid: c.store.height for cid, c in self.channels.items()},
             "consensus": {cid: c.status() for cid, c in self.channels.items()},
             "problems": [p for c in self.channels.values() for p in c.problems()],
+        }
+
+    def _metric_status(self) -> dict[str, dict[str, object]]:
+        """Per channel, what /metrics reads at scrape time (node/metrics.py)."""
+        return {
+            cid: {
+                **c.status(),
+                "storeHeight": c.store.height,
+                "proposals": c.proposals,
+                "decided": c.decided,
+                "roundChanges": c.round_changes,
+            }
+            for cid, c in self.channels.items()
         }
 
     async def stop(self) -> None:
@@ -270,14 +286,21 @@ class BroadcastService(ab_pb2_grpc.AtomicBroadcastServicer):  # type: ignore[mis
 
     async def _admit(self, envelope: common_pb2.Envelope) -> ab_pb2.BroadcastResponse:
         data = envelope.SerializeToString()
+        channel_id, header_type = "", ""
         try:
-            channel_id = parse_envelope(data).header.channel_id
+            header = parse_envelope(data).header
+            header_type = _header_type_name(header.header_type)
+            channel_id = self._node.channel(header.channel_id).channel_id
             self._node.channel(channel_id).submit(data)
         except (Overloaded, Unavailable) as exc:  # the client should try another node
-            return ab_pb2.BroadcastResponse(status=Status.SERVICE_UNAVAILABLE, info=str(exc))
+            response = ab_pb2.BroadcastResponse(status=Status.SERVICE_UNAVAILABLE, info=str(exc))
         except MedallianceError as exc:
-            return _response(exc)
-        return ab_pb2.BroadcastResponse(status=Status.SUCCESS)
+            response = _response(exc)
+        else:
+            response = ab_pb2.BroadcastResponse(status=Status.SUCCESS)
+        # Labels only from known channels and types: a client cannot grow the label set.
+        self._node.metrics.broadcast(channel_id, header_type, Status.Name(response.status))
+        return response
 
     async def Deliver(
         self, requests: AsyncIterator[common_pb2.Envelope], context: grpc.aio.ServicerContext
@@ -291,6 +314,13 @@ class BroadcastService(ab_pb2_grpc.AtomicBroadcastServicer):  # type: ignore[mis
         ):
             # orderer.DeliverResponse and protos.DeliverResponse share fields 1 and 2
             yield ab_pb2.DeliverResponse.FromString(response.SerializeToString())
+
+
+def _header_type_name(header_type: int) -> str:
+    try:
+        return str(common_pb2.HeaderType.Name(header_type))
+    except ValueError:
+        return "UNKNOWN"
 
 
 def _response(exc: MedallianceError) -> ab_pb2.BroadcastResponse:

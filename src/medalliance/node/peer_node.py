@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import grpc
 from fabric_protos.common import common_pb2
@@ -24,14 +26,17 @@ from medalliance.gateway.ports import Endorser
 from medalliance.gateway.service import GatewayService
 from medalliance.ledger.block import parse_block
 from medalliance.ledger.channel_config import ChannelConfig
+from medalliance.ledger.config_update import is_config_block
 from medalliance.network.block_feed import BlockFeed
 from medalliance.network.tls import bind
 from medalliance.node.bootstrap import NetworkLayout
-from medalliance.node.config import OrganizationConfig
+from medalliance.node.config import IntegrityMonitorConfig, OrganizationConfig
 from medalliance.node.endorsers import LocalEndorser, RemoteEndorser
+from medalliance.node.integrity_monitor import IntegrityMonitor, WatchedPeer
 from medalliance.node.material import NodeMaterial, orderer_endpoints, utc_now
+from medalliance.node.metrics import PeerMetrics
 from medalliance.node.orderer_link import OrdererEndpoint, OrdererLink
-from medalliance.node.peer import Peer
+from medalliance.node.peer import Peer, block_channel_id
 from medalliance.node.private_data import PrivateDataService
 from medalliance.node.pseudonym_service import PseudonymService, evaluator_for
 from medalliance.node.served import ServedChannel
@@ -63,7 +68,10 @@ class PeerNode:
         self.channels = {
             cid: ServedChannel.of(self.peer.channel(cid)) for cid in self.peer.channel_ids
         }
-        self.local = LocalEndorser(self.peer, self.address, utc_now)
+        self.metrics = PeerMetrics(self._heights)
+        self.local = LocalEndorser(self.peer, self.address, utc_now, self._observe_proposal)
+        self._digests: dict[str, tuple[int, str, str]] = {}  # channel -> (height, block, state)
+        self.integrity = self._integrity_monitor(node.integrity_monitor)
         self._remote: dict[str, RemoteEndorser] = {}
         other_peers = [
             OrdererEndpoint(o.msp_id, f"{n.name}.{o.domain}", n.endpoint)
@@ -145,7 +153,72 @@ class PeerNode:
         return frozenset(o.msp_id for o in self.layout.config.organizations if o.endorsing)
 
     def commit(self, block: common_pb2.Block) -> None:
-        self.peer.deliver(block)
+        started = time.perf_counter()
+        result = self.peer.deliver(block)
+        seconds = time.perf_counter() - started
+        config = len(block.data.data) == 1 and is_config_block(block)  # config blocks hold one
+        self.metrics.committed(block_channel_id(block), result, config=config, seconds=seconds)
+
+    def _heights(self) -> dict[str, int]:
+        return {cid: s.feed.height for cid, s in self.channels.items()}
+
+    def _observe_proposal(self, channel_id: str, chaincode: str, success: bool, s: float) -> None:
+        # Labels from what this peer knows only: a refused proposal may name any channel or
+        # contract, and a client must not be able to grow the label set without bound.
+        known = channel_id in self.channels
+        self.metrics.proposal(
+            channel_id if known else "", chaincode if success else "", success=success, seconds=s
+        )
+
+    def ledger_digests(self) -> dict[str, dict[str, Any]]:
+        """Per channel: height, last block header hash and world-state hash at that height
+        (hex). Call on the event loop, where commits run, so no commit interleaves; the state
+        hash reads the whole state, so it is cached until the height moves."""
+        found: dict[str, dict[str, Any]] = {}
+        for channel_id in self.channels:
+            channel = self.peer.channel(channel_id)
+            height = channel.height
+            if channel.state.savepoint != height - 1:
+                continue  # not consistent (recovering): no answer rather than a wrong one
+            cached = self._digests.get(channel_id)
+            if cached is None or cached[0] != height:
+                block_hash = channel.store.last_header_hash.hex()
+                cached = (height, block_hash, channel.state.state_hash().hex())
+                self._digests[channel_id] = cached
+            found[channel_id] = {
+                "height": cached[0],
+                "blockHash": cached[1],
+                "stateHash": cached[2],
+            }
+        return found
+
+    def _integrity_monitor(self, config: IntegrityMonitorConfig | None) -> IntegrityMonitor | None:
+        if config is None:
+            return None
+        peers = [
+            WatchedPeer(f"{n.name}.{o.domain}", o.msp_id, n.operations_endpoint)
+            for o in self.layout.config.organizations
+            for n in o.peers
+            if f"{n.name}.{o.domain}" != self.host
+        ]
+        monitor = IntegrityMonitor(
+            host=self.host,
+            organization=self.org.msp_id,
+            own=self.ledger_digests,
+            peers=peers,
+            interval_s=config.interval_s,
+            timeout_s=config.timeout_s,
+            now=utc_now,
+        )
+        monitor.on_check.append(
+            lambda check: self.metrics.divergent_peers(
+                {
+                    c.channel_id: sum(1 for f in check.findings if f.channel_id == c.channel_id)
+                    for c in check.channels
+                }
+            )
+        )
+        return monitor
 
     def add_services(self, server: grpc.aio.Server) -> None:
         gateway = GatewayService(
@@ -191,15 +264,20 @@ class PeerNode:
                 name=f"pull-{channel_id}",
             )
             self._tasks.append(task)
+        if self.integrity is not None:
+            self._tasks.append(asyncio.create_task(self.integrity.run(), name="integrity"))
 
     def status(self) -> dict[str, object]:
-        return {
+        status: dict[str, object] = {
             "name": self.host,
             "organization": self.org.msp_id,
             "role": "peer",
             "endpoint": self.address,
             "channels": {cid: s.feed.height for cid, s in self.channels.items()},
         }
+        if self.integrity is not None:
+            status["integrity"] = self.integrity.status()
+        return status
 
     async def stop(self) -> None:
         for task in self._tasks:

@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from medalliance.node.peer_node import PeerNode
 log = logging.getLogger(__name__)
 
 GRACE_S = 5.0
+LEDGERS_TIMEOUT_S = 60.0  # a large world state takes a while to hash (docs/audit.md)
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
 
@@ -65,11 +67,14 @@ async def serve(config_path: Path) -> None:
         else OrdererNode(layout, org, spec.name)
     )
     server = grpc.aio.server(options=server_options(_receive_limit_bytes(layout, spec.role)))
+    loop = asyncio.get_running_loop()
     operations = OperationsServer(
-        node.operations_address, lambda: {**node.status(), "pid": os.getpid()}
+        node.operations_address,
+        lambda: {**node.status(), "pid": os.getpid()},
+        metrics=node.metrics.exposition,
+        ledgers=_on_loop(loop, node.ledger_digests) if isinstance(node, PeerNode) else None,
     )
     stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     await node.start(server)
@@ -85,6 +90,21 @@ async def serve(config_path: Path) -> None:
         await node.stop()
         operations.close()
         log.info("node stopped", extra={"node": node.host})
+
+
+def _on_loop(
+    loop: asyncio.AbstractEventLoop, work: Callable[[], dict[str, Any]]
+) -> Callable[[], dict[str, Any]]:
+    """`work` made callable from the operations thread: it runs on the node's event loop,
+    between commits (ledger access there needs no locks: node/peer_node.py)."""
+
+    async def run() -> dict[str, Any]:
+        return work()
+
+    def call() -> dict[str, Any]:
+        return asyncio.run_coroutine_threadsafe(run(), loop).result(timeout=LEDGERS_TIMEOUT_S)
+
+    return call
 
 
 def _receive_limit_bytes(layout: NetworkLayout, role: str) -> int:

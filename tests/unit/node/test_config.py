@@ -195,6 +195,8 @@ def _drop(data: dict[str, Any], key: str) -> None:
         pytest.param(lambda d: d["channels"][0].update(policies={"Consortiums/Admins": "ANY Admins"}), "channels[0].policies.Consortiums/Admins: no such policy group", id="a policy override for a group that does not exist"),
         pytest.param(lambda d: d["channels"][0].update(policies={"Application/Admins": "OR(oops)"}), "channels[0].policies.Application/Admins: policy 'OR(oops)'", id="a policy override that does not parse"),
         pytest.param(lambda d: d.update(organizations=[]), "organizations: Tuple should have at least 1 item", id="a network without organisations"),
+        pytest.param(lambda d: org(d, "HospA")["orderers"][0].update(integrity_monitor={}), "organizations[2]: orderer orderer0: integrity_monitor runs on peers only", id="an integrity monitor on an ordering node"),
+        pytest.param(lambda d: org(d, "City")["peers"][0].update(integrity_monitor={"interval_s": 0.1}), "organizations[0].peers[0].integrity_monitor.interval_s: Input should be greater than or equal to 1", id="an integrity monitor asked to check ten times a second"),
     ],
 )  # fmt: skip
 def test_a_bad_config_is_refused_with_its_location_and_a_fix(
