@@ -17,6 +17,8 @@ from rich.console import Console
 
 from medalliance import __version__
 from medalliance.cli import (
+    audit_cmd,
+    audit_report_cmd,
     channel_cmd,
     connector_cmd,
     demo_cmd,
@@ -45,6 +47,8 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(ledger_cmd.app, name="ledger")
+audit_report_cmd.register(audit_cmd.app)
+app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(network_cmd.app, name="network")
 app.add_typer(channel_cmd.app, name="channel")
 app.add_typer(node_cmd.app, name="node")
