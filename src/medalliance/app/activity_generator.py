@@ -42,8 +42,8 @@ EXAMS = ("CT", "MRI", "ECG", "LAB", "ULTRASOUND")
 LATE_REVIEW = dt.timedelta(hours=24)
 LATE_ACCEPTANCE = dt.timedelta(hours=48)
 # Calls of one episode are at least MIN_GAP apart; calls within BATCH_WINDOW share a block.
-MIN_GAP = dt.timedelta(minutes=5)
-BATCH_WINDOW = dt.timedelta(minutes=4)
+MIN_GAP = dt.timedelta(hours=1)
+BATCH_WINDOW = dt.timedelta(minutes=55)
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,7 +367,7 @@ class _Month:
 
     def _admit(self, ids: dict[str, str], at: dt.datetime, org: str, shared_with: str) -> Episode:
         yield _Call(at, org, DOCTOR, "visit", "RegisterVisit", (ids["visit"], ids["patient"], org))
-        yield from self._register(at + dt.timedelta(minutes=5), org, ids["record"], ids["patient"],
+        yield from self._register(at + dt.timedelta(hours=1), org, ids["record"], ids["patient"],
                                   [shared_with])  # fmt: skip
 
     def _register(
@@ -382,13 +382,13 @@ class _Month:
     ) -> Episode:
         ids = self._ids(number)
         yield from self._admit(ids, at, origin, target)
-        at += dt.timedelta(minutes=10)
+        at += dt.timedelta(hours=2)
         if not plain and self.rng.random() < 0.5:
             exam = self.rng.choice(EXAMS)
             yield _Call(at, origin, DOCTOR, "resource", "ShareResult",
                         (ids["result"], ids["visit"], exam, ids["record"], json.dumps([target])))  # fmt: skip
             self.results.append((ids["result"], origin))
-            at += dt.timedelta(minutes=5)
+            at += dt.timedelta(hours=1)
         referred = yield from self._apply_and_refer(ids, ids["app"], ids["ref"], at, origin,
                                                     target, plain=plain)  # fmt: skip
         if referred is None:
@@ -421,7 +421,7 @@ class _Month:
                                                   reason, iso(submitted), iso(at))  # fmt: skip
         if reject:
             return None
-        at += dt.timedelta(minutes=30)
+        at += dt.timedelta(hours=1)
         yield _Call(at, origin, DOCTOR, "referral", "Refer",
                     (ref, app, ids["visit"], origin, target, "UP", ids["record"]))  # fmt: skip
         self._referral(ref, origin, target, "UP", at)
@@ -442,14 +442,14 @@ class _Month:
         yield _Call(at, target, DOCTOR, "referral", "AcceptReferral", (ref,))
         self._update(ref, status="ACCEPTED", decided_at=iso(at))
         record = ids["record"]
-        yield _Call(at + dt.timedelta(minutes=10), target, DOCTOR, "records", "LogAccess",
+        yield _Call(at + dt.timedelta(hours=1), target, DOCTOR, "records", "LogAccess",
                     (record, "1", "decrypt"))  # fmt: skip
         self.accesses.append((record, target, "decrypt"))
         at += dt.timedelta(hours=24 if plain else self.rng.randint(24, 96))
         feedback = ids["feedback"]
         if self.referrals[ref].direction == "UP":
             yield from self._register(at, target, feedback, ids["patient"], [origin])
-        at += dt.timedelta(minutes=5)
+        at += dt.timedelta(hours=1)
         yield _Call(at, target, DOCTOR, "referral", "CompleteReferral", (ref, feedback))
         settles = frozenset((origin, target)) in self.agreement
         payer, payee, cents = "", "", 0
@@ -478,9 +478,9 @@ class _Month:
         the completion cites a second record of the origin's, shared with the target."""
         ids = self._ids(number)
         yield from self._admit(ids, at, origin, target)
-        yield from self._register(at + dt.timedelta(minutes=10), origin, ids["feedback"],
+        yield from self._register(at + dt.timedelta(hours=2), origin, ids["feedback"],
                                   ids["patient"], [target])  # fmt: skip
-        yield from self._refer_down(ids, ids["ref"], at + dt.timedelta(minutes=20), origin,
+        yield from self._refer_down(ids, ids["ref"], at + dt.timedelta(hours=3), origin,
                                     target, ids["record"], ids["feedback"], plain=False)  # fmt: skip
 
     def _ping_pong(self) -> Episode:
@@ -505,7 +505,7 @@ class _Month:
         owner, stranger = self.secondary[0], self.secondary[1]
         at = self.start + dt.timedelta(days=10, hours=14)
         yield from self._admit(ids, at, owner, self.tertiary[0])
-        yield _Call(at + dt.timedelta(hours=1), stranger, DOCTOR, "records", "LogAccess",
+        yield _Call(at + dt.timedelta(hours=2), stranger, DOCTOR, "records", "LogAccess",
                     (ids["record"], "1", "decrypt"), refused_ok=True)  # fmt: skip
         self.refused.append((ids["record"], stranger))
 

@@ -186,6 +186,12 @@ def check_report(document: Mapping[str, Any], derived: Derivation) -> str | None
     the report's period, through the report's ledger height."""
     claimed = document["report"]
     ours = derived.body
+    for figure in claimed["figures"]:
+        if isinstance(figure, dict) and figure.get("period") != claimed["period"]:
+            return (
+                f"the report's period is {claimed['period']!r} but {_name(figure)} is of "
+                f"{figure.get('period')!r}: the period was changed"
+            )
     for key in ("channel", "period"):
         if claimed.get(key) != ours[key]:
             return f"the report's {key} is {claimed.get(key)!r}; the ledger gives {ours[key]!r}"
