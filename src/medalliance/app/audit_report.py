@@ -93,7 +93,7 @@ def make_report(
     signer = load_signer(layout.user_msp_dir(organization.msp_id, user), organization.msp_id)
     ledger = _own_ledger(directory, organization.domain, channel)
     started = time.perf_counter()
-    derived = derive_report(_blocks(ledger), period)
+    derived = derive_report(ledger_blocks(ledger), period)
     seconds = time.perf_counter() - started
     document = sign_report(derived.body, signer, now)
     check_signer(document, derived.config)  # refuses a hospital's or a clerk's identity
@@ -155,7 +155,9 @@ def verify_report(report_path: Path, ledger_root: Path) -> ReportVerdict:
         check_period(str(claimed["period"]))
     except InvalidArgument as exc:
         return verdict(str(exc))
-    derived: Derivation = derive_report(_blocks(ledger), str(claimed["period"]), height=height)
+    derived: Derivation = derive_report(
+        ledger_blocks(ledger), str(claimed["period"]), height=height
+    )
     return verdict(check_report(document, derived))
 
 
@@ -167,7 +169,8 @@ def report_digest(document: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_bytes(signed)).hexdigest()
 
 
-def _blocks(ledger: Path) -> Iterator[common_pb2.Block]:
+def ledger_blocks(ledger: Path) -> Iterator[common_pb2.Block]:
+    """The blocks of a ledger folder, parsed from the raw block files (no index)."""
     for record in read_block_records(ledger / "blocks"):
         yield parse_block(record)
 

@@ -159,7 +159,7 @@ def parse_report(data: bytes) -> dict[str, Any]:
     when it is not one (the figures are checked against the ledger, not here)."""
     try:
         document = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidArgument(
             "the report is not JSON; pass the file `audit report` wrote"
         ) from None
