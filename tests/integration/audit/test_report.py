@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.networks import DEMO_ALLIANCE
+from tests.generated_month import PERIOD, generated_month
 
-from medalliance.app.activity_generator import MonthTruth, generate_month
+from medalliance.app.activity_generator import MonthTruth
 from medalliance.app.audit_export import csv_bytes, pdf_bytes
 from medalliance.app.audit_report import (
     ledger_blocks,
@@ -33,18 +33,14 @@ from medalliance.errors import InvalidArgument, PermissionDenied
 from medalliance.identity.cryptogen import load_signer
 from medalliance.node.bootstrap import NetworkLayout
 
-PERIOD = "2026-11"
-EPISODES = 160  # about 190 referrals, 110 applications, 1,450 transactions
 NOW = dt.datetime(2026, 12, 2, 9, 0, tzinfo=dt.UTC)
 TERTIARY_A, SECONDARY_B = "TertiaryAMSP", "SecondaryBMSP"
 
 
 @pytest.fixture(scope="module")
 def month(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, MonthTruth]:
-    """The generated month, once per module: a network folder and its ground truth."""
-    directory = tmp_path_factory.mktemp("month") / "net"
-    truth = generate_month(DEMO_ALLIANCE, directory, period=PERIOD, seed=14, episodes=EPISODES)
-    return directory, truth
+    """The session's generated month: a network folder and its ground truth (read only)."""
+    return generated_month(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
