@@ -35,6 +35,7 @@ __all__ = [
     "ReferralRow",
     "RejectionCount",
     "authenticate",
+    "require_auditor",
     "supervised_hospitals",
 ]
 
@@ -119,6 +120,17 @@ def authenticate(layout: NetworkLayout, organization: str, user: str) -> Auditor
     return Auditor(msp_id, user, identity.alliance_role or "")
 
 
+def require_auditor(config: NetworkConfig, caller: Auditor) -> None:
+    """`AuditDenied` unless the caller is an auditor or reviewer of a health commission."""
+    org = config.organization(caller.msp_id)
+    if org.type != "regulator" or caller.role not in AUDIT_ROLES:
+        raise AuditDenied(
+            f"audit queries answer auditors and reviewers of a health commission; "
+            f"{caller.user} of {caller.msp_id} is {caller.role or 'without a role'} of a "
+            f"{org.type} organisation"
+        )
+
+
 def supervised_hospitals(config: NetworkConfig, regulator: str) -> tuple[str, ...]:
     """MSP ids of the hospitals `regulator` supervises: its own, and its child commissions'
     (the regulator hierarchy of the network config: a hospital's `regulator`, a commission's
@@ -136,13 +148,7 @@ class AuditQueries:
     """The queries of one proven auditor or reviewer over one audit index."""
 
     def __init__(self, index: AuditIndex, config: NetworkConfig, caller: Auditor) -> None:
-        org = config.organization(caller.msp_id)
-        if org.type != "regulator" or caller.role not in AUDIT_ROLES:
-            raise AuditDenied(
-                f"audit queries answer auditors and reviewers of a health commission; "
-                f"{caller.user} of {caller.msp_id} is {caller.role or 'without a role'} of a "
-                f"{org.type} organisation"
-            )
+        require_auditor(config, caller)
         self._index = index
         self.caller = caller
         self.hospitals = supervised_hospitals(config, caller.msp_id)
