@@ -47,8 +47,6 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(ledger_cmd.app, name="ledger")
-audit_report_cmd.register(audit_cmd.app)
-app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(network_cmd.app, name="network")
 app.add_typer(channel_cmd.app, name="channel")
 app.add_typer(node_cmd.app, name="node")
@@ -61,6 +59,8 @@ app.add_typer(resource_cmd.app, name="resource")
 app.add_typer(settlement_cmd.app, name="settlement")
 app.add_typer(connector_cmd.app, name="connector")
 app.add_typer(hospital_cmd.app, name="hospital")
+audit_report_cmd.register(audit_cmd.app)  # report, verify-report, generate-month
+app.add_typer(audit_cmd.app, name="audit")
 app.command("demo")(demo_cmd.demo)
 
 
