@@ -65,8 +65,8 @@ def derive_report(
     blocks: Iterable[common_pb2.Block], period: str, *, height: int | None = None
 ) -> Derivation:
     """Derive the report of `period` from a channel's blocks, genesis first, through block
-    `height - 1` (None: every block given). Raises `InvalidArgument` for a malformed period and
-    `NotFound`-free: fewer blocks than `height` is the caller's to check (`body["ledger"]`)."""
+    `height - 1` (None: every block given). Raises `InvalidArgument` for a malformed period or
+    no blocks; fewer blocks than `height` is the caller's to check (`body["ledger"]["height"]`)."""
     config: ChannelConfig | None = None
     facts: list[Fact] = []
     codes: dict[str, int] = {}
