@@ -6,7 +6,8 @@ application to the regulator (some rejected with reason codes, some reviewed or 
 downward for rehabilitation, some refused by the target, some still open when the month ends —
 shared examination results, settlements under the hospitals' agreements, one ping-pong patient
 (referred up, down and up again between the same two hospitals within days) and one
-unauthorised access attempt. Every call goes through the real contracts (endorsement, ordering,
+unauthorised access attempt (refused by the contract, then forced onto the ledger, where every
+peer invalidates it). Every call goes through the real contracts (endorsement, ordering,
 validation); only the clock is ours, so transaction timestamps are the generated ones.
 
 `generate_month` returns `MonthTruth`: what was committed, per referral, application, result
@@ -26,6 +27,9 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fabric_protos.peer import transaction_pb2
+
+from medalliance.app.forged_access import forge_access
 from medalliance.errors import Conflict, ContractError, InvalidArgument
 from medalliance.node.config import NetworkConfig, load_network_config
 from medalliance.node.embedded import EmbeddedNetwork
@@ -86,8 +90,9 @@ class MonthTruth:
     results_shared: tuple[tuple[str, str], ...]  # (result id, sharing hospital)
     accesses: tuple[tuple[str, str, str], ...]  # (record id, organisation, action): VALID
     refused_access: tuple[tuple[str, str], ...]  # (record id, organisation): refused
+    forged_access: tuple[tuple[str, str, str, str], ...]  # (tx id, org, record, code): INVALID
     ping_pong: tuple[str, ...]  # the referral ids of the ping-pong patient, in order
-    tx_ids: tuple[str, ...] = field(repr=False)  # every transaction committed in the period
+    tx_ids: tuple[str, ...] = field(repr=False)  # every VALID transaction of the period
 
     def counts(self) -> dict[tuple[str, str], int]:
         """Integer figures (indicator, hospital MSP id or "" for the region) — see docs."""
@@ -202,6 +207,7 @@ class _Call:
     function: str
     args: tuple[str, ...]
     refused_ok: bool = False  # the attempt must be refused by the contract
+    forged: bool = False  # built and "endorsed" by the caller itself (app/forged_access.py)
 
 
 # An episode is a generator of calls; each call is sent the tx id it committed as (or "" when
@@ -246,6 +252,7 @@ class _Month:
         self.results: list[tuple[str, str]] = []
         self.accesses: list[tuple[str, str, str]] = []
         self.refused: list[tuple[str, str]] = []
+        self.forged: list[tuple[str, str, str, str]] = []
         self.ping_pong: list[str] = []
         self.tx_ids: list[str] = []
         self.agreement: dict[frozenset[str], bool] = {}
@@ -291,6 +298,10 @@ class _Month:
             if at >= self.end:
                 continue  # the month is over: the episode stays where it is
             self._now(at)
+            if call.forged:
+                pending[number] = (forge_access(self.network, CHANNEL, call.org, call.user,
+                                                call.args[0]), call)  # fmt: skip
+                continue
             try:
                 tx_id, _ = self.network.client(call.org, call.user).submit_async(
                     CHANNEL, call.contract, call.function, *call.args
@@ -315,8 +326,13 @@ class _Month:
         done = list(pending.items())
         pending.clear()
         for number, (tx_id, call) in done:
-            client = self.network.client(call.org, call.user)
-            if not client.status(CHANNEL, tx_id).valid:
+            status = self.network.client(call.org, call.user).status(CHANNEL, tx_id)
+            if call.forged:
+                if status.valid:
+                    raise AssertionError(f"the forged {call.function} {tx_id} was VALID")
+                code = transaction_pb2.TxValidationCode.Name(status.code)
+                self.forged.append((tx_id, call.org, call.args[0], str(code)))
+            elif not status.valid:
                 raise Conflict(f"generated transaction {tx_id} ({call.function}) was invalidated")
             self._resume(number, tx_id, running, queue)
 
@@ -508,6 +524,10 @@ class _Month:
         yield _Call(at + dt.timedelta(hours=2), stranger, DOCTOR, "records", "LogAccess",
                     (ids["record"], "1", "decrypt"), refused_ok=True)  # fmt: skip
         self.refused.append((ids["record"], stranger))
+        # The same hospital then builds the transaction itself, endorsed by its own peer only:
+        # ordered, then invalidated by every peer, it writes nothing but stays on the ledger.
+        yield _Call(at + dt.timedelta(hours=3), stranger, DOCTOR, "records", "LogAccess",
+                    (ids["record"], "1", "decrypt"), forged=True)  # fmt: skip
 
     # --- truth ------------------------------------------------------------------------------
 
@@ -533,6 +553,7 @@ class _Month:
             results_shared=tuple(self.results),
             accesses=tuple(self.accesses),
             refused_access=tuple(self.refused),
+            forged_access=tuple(self.forged),
             ping_pong=tuple(self.ping_pong),
             tx_ids=tuple(self.tx_ids),
         )

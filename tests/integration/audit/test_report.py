@@ -154,6 +154,10 @@ def test_the_ping_pong_and_the_refused_access_are_where_the_truth_says(
     ((record, stranger),) = truth.refused_access
     accesses = {(f.subject, f.attribute("org")) for f in facts if f.kind == "record.accessed"}
     assert (record, stranger) not in accesses  # refused by the contract: nothing on the ledger
+    ((tx_id, forger, forged_record, code),) = truth.forged_access
+    assert (forger, forged_record, code) == (stranger, record, "ENDORSEMENT_POLICY_FAILURE")
+    invalid = [f for f in facts if f.kind == "tx.invalid" and f.subject == tx_id]
+    assert [(f.creator_msp, f.attribute("code")) for f in invalid] == [(stranger, code)]
     assert len(accesses) == len(set(truth.accesses))
 
 
