@@ -17,6 +17,8 @@ from rich.console import Console
 
 from medalliance import __version__
 from medalliance.cli import (
+    audit_cmd,
+    audit_report_cmd,
     channel_cmd,
     connector_cmd,
     demo_cmd,
@@ -57,6 +59,8 @@ app.add_typer(resource_cmd.app, name="resource")
 app.add_typer(settlement_cmd.app, name="settlement")
 app.add_typer(connector_cmd.app, name="connector")
 app.add_typer(hospital_cmd.app, name="hospital")
+audit_report_cmd.register(audit_cmd.app)  # report, verify-report, generate-month
+app.add_typer(audit_cmd.app, name="audit")
 app.command("demo")(demo_cmd.demo)
 
 
