@@ -9,10 +9,10 @@ the version that found it, so a changed threshold is visible in each alarm it ra
 |---|---|---|
 | `application.review_overdue` | an application not reviewed within `review_hours` | MEDIUM |
 | `referral.accept_overdue` | a referral not accepted or rejected within `accept_hours` (escalated to the parent commission) | HIGH |
-| `referral.ping_pong` | a visit referred back and forth between the same two hospitals within `ping_pong_days` | HIGH |
+| `referral.ping_pong` | a visit sent A→B, back B→A and again A→B within `ping_pong_days` (a single return after treatment is the workflow) | HIGH |
 | `record.access_without_grant` | a fetch or decrypt of a record by an organisation it was never shared with or granted to | CRITICAL |
 | `access.volume` | more than `access_max` fetches/decrypts by one organisation in a window of `access_window_hours` | MEDIUM |
-| `network.change` | a channel configuration change (membership) or a contract definition change | MEDIUM |
+| `network.change` | a channel configuration change (membership) or a contract definition change, after the set-up (the first business transaction) | MEDIUM |
 
 Deduplicated: the same rule and subject raise once, whatever the batching of blocks. Overdue is
 judged against the time of the latest block (`now`, an input: no clock here) and also when the
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 from medalliance.audit.facts import Fact
 
-__all__ = ["RULE_IDS", "AlarmToRaise", "RuleEngine", "RuleSet", "evaluate"]
+__all__ = ["DEFAULT_RULES", "RULE_IDS", "AlarmToRaise", "RuleEngine", "RuleSet", "evaluate"]
 
 RULE_IDS = (
     "application.review_overdue",
@@ -53,6 +53,9 @@ class RuleSet:
     ping_pong_days: int = 30
     access_window_hours: int = 24
     access_max: int = 100
+
+
+DEFAULT_RULES = RuleSet()
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +82,7 @@ class _Pending:
 
 @dataclass(slots=True)
 class _State:
+    started: bool = False  # a business fact was seen: the network's set-up is over
     applications: dict[str, _Pending] = field(default_factory=dict)
     referrals: dict[str, _Pending] = field(default_factory=dict)
     # visit -> (origin, target, referral id, time, tx id) of its referrals, oldest first
@@ -94,7 +98,7 @@ class RuleEngine:
     raise, each finding once. Keep one engine per ledger read from genesis: a rule's state (what
     is pending, who was granted what) is built from every fact before."""
 
-    def __init__(self, rules: RuleSet = RuleSet()) -> None:
+    def __init__(self, rules: RuleSet = DEFAULT_RULES) -> None:
         self.rules = rules
         self._state = _State()
         self._raised: set[tuple[str, str]] = set()
@@ -112,6 +116,8 @@ class RuleEngine:
 
     def _fact(self, fact: Fact) -> list[AlarmToRaise]:
         kind = fact.kind
+        if kind not in ("config.changed", "contract.changed", "tx.invalid"):
+            self._state.started = True
         if kind == "application.submitted":
             self._state.applications[fact.subject] = _Pending(
                 _plus(fact.timestamp, hours=self.rules.review_hours),
@@ -135,6 +141,8 @@ class RuleEngine:
         elif kind == "record.accessed":
             return self._accessed(fact)
         elif kind in ("config.changed", "contract.changed"):
+            if not self._state.started:
+                return []  # the network's set-up (contracts deployed before any business)
             return [self._alarm("network.change", "MEDIUM", fact.tx_id, (fact.subject,),
                                 [fact.tx_id], ())]  # fmt: skip
         return []
@@ -148,18 +156,18 @@ class RuleEngine:
             _orgs(origin, target),
             [fact.tx_id],
         )
-        found: list[AlarmToRaise] = []
         since = _plus(fact.timestamp, days=-self.rules.ping_pong_days)
         moves = self._state.moves[visit]
-        for back_origin, back_target, earlier, at, tx_id in moves:
-            if (back_origin, back_target) == (target, origin) and at >= since:
-                pair = "|".join(sorted((origin, target)))
-                found.append(self._alarm("referral.ping_pong", "HIGH", f"{visit}|{pair}",
-                                         (visit, earlier, fact.subject), [tx_id, fact.tx_id],
-                                         _orgs(origin, target)))  # fmt: skip
-                break
+        # A return after treatment (A→B, then B→A) is the workflow; the patient sent back to B
+        # again within the window (A→B, B→A, A→B) is the ping-pong.
+        legs = [m for m in moves if {m[0], m[1]} == {origin, target} and m[3] >= since]
         moves.append((origin, target, fact.subject, fact.timestamp, fact.tx_id))
-        return found
+        if len(legs) < 2 or legs[-1][:2] != (target, origin) or legs[-2][:2] != (origin, target):
+            return []
+        pair = "|".join(sorted((origin, target)))
+        return [self._alarm("referral.ping_pong", "HIGH", f"{visit}|{pair}",
+                            (visit, legs[-2][2], legs[-1][2], fact.subject),
+                            [legs[-2][4], legs[-1][4], fact.tx_id], _orgs(origin, target))]  # fmt: skip
 
     def _accessed(self, fact: Fact) -> list[AlarmToRaise]:
         org = fact.attribute("org") or fact.creator_msp
@@ -239,7 +247,7 @@ class RuleEngine:
         return True
 
 
-def evaluate(facts: Iterable[Fact], now: str, rules: RuleSet = RuleSet()) -> list[AlarmToRaise]:
+def evaluate(facts: Iterable[Fact], now: str, rules: RuleSet = DEFAULT_RULES) -> list[AlarmToRaise]:
     """Every alarm of `facts` (in block order) as of `now`, in one go."""
     return RuleEngine(rules).step(facts, now)
 

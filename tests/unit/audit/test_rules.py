@@ -102,14 +102,18 @@ def test_an_overdue_referral_is_escalated_and_names_both_hospitals() -> None:
     assert alarm.rule_version == 3
 
 
+PP = ("referral.ping_pong", ("V-1", "R1", "R2", "R3"))
+
+
 @pytest.mark.parametrize(
     ("facts", "expected"),
     [
-        pytest.param([referred("R1", 0, SA, TA), accepted("R1", 1), referred("R2", 24 * 5, TA, SA)], [("referral.ping_pong", ("V-1", "R1", "R2"))], id="up and back down within 30 days is a ping-pong"),
-        pytest.param([referred("R1", 0, SA, TA), referred("R2", 24 * 31, TA, SA)], [], id="back down after 31 days is not"),
-        pytest.param([referred("R1", 0, SA, TA), referred("R2", 24, TA, SA, visit="V-2")], [], id="another visit is not"),
-        pytest.param([referred("R1", 0, SA, TA), referred("R2", 24, TA, TB)], [], id="onward to a third hospital is not"),
-        pytest.param([referred("R1", 0, SA, TA), referred("R2", 24, TA, SA), referred("R3", 48, SA, TA)], [("referral.ping_pong", ("V-1", "R1", "R2"))], id="a third leg between the same pair raises no second alarm"),
+        pytest.param([referred("R1", 0, SA, TA), accepted("R1", 1), referred("R2", 24 * 5, TA, SA)], [], id="up and one return down is the workflow"),
+        pytest.param([referred("R1", 0, SA, TA), referred("R2", 24, TA, SA), referred("R3", 48, SA, TA)], [PP], id="up, down and up again within 30 days is a ping-pong"),
+        pytest.param([referred("R1", 0, SA, TA), referred("R2", 24, TA, SA), referred("R3", 24 * 31, SA, TA)], [], id="the third leg after 31 days is not"),
+        pytest.param([referred("R1", 0, SA, TA), referred("R2", 24, TA, SA), referred("R3", 48, SA, TA, visit="V-2")], [], id="another visit is not"),
+        pytest.param([referred("R1", 0, SA, TA), referred("R2", 24, TA, SA), referred("R3", 48, SA, TB)], [], id="up to a third hospital is not"),
+        pytest.param([referred("R1", 0, SA, TA), referred("R2", 24, TA, SA), referred("R3", 48, SA, TA), referred("R4", 50, TA, SA), referred("R5", 52, SA, TA)], [PP], id="more legs between the same pair raise no second alarm"),
     ],
 )  # fmt: skip
 def test_referral_ping_pong(facts: list[Fact], expected: list[tuple[str, tuple[str, ...]]]) -> None:
@@ -151,9 +155,10 @@ def test_access_volume(hours: list[float], expected: list[tuple[str, tuple[str, 
 @pytest.mark.parametrize(
     ("facts", "expected"),
     [
-        pytest.param([fact("config.changed", "alliance", 1, DISTRICT)], [("network.change", ("alliance",))], id="a membership change raises"),
-        pytest.param([fact("contract.changed", "referral", 1, TA)], [("network.change", ("referral",))], id="a contract definition change raises"),
-        pytest.param([fact("contract.changed", "referral", 1, TA), fact("contract.changed", "referral", 2, TA)], [("network.change", ("referral",)), ("network.change", ("referral",))], id="each change is its own alarm"),
+        pytest.param([fact("contract.changed", "referral", 0, TA), fact("config.changed", "alliance", 0, DISTRICT)], [], id="the set-up before any business raises nothing"),
+        pytest.param([fact("visit.registered", "V-1", 0), fact("config.changed", "alliance", 1, DISTRICT)], [("network.change", ("alliance",))], id="a membership change raises"),
+        pytest.param([fact("visit.registered", "V-1", 0), fact("contract.changed", "referral", 1, TA)], [("network.change", ("referral",))], id="a contract definition change raises"),
+        pytest.param([fact("visit.registered", "V-1", 0), fact("contract.changed", "referral", 1, TA), fact("contract.changed", "referral", 2, TA)], [("network.change", ("referral",)), ("network.change", ("referral",))], id="each change is its own alarm"),
         pytest.param([fact("visit.registered", "V-1", 1)], [], id="ordinary facts do not"),
     ],
 )  # fmt: skip
@@ -185,7 +190,7 @@ def _timeline() -> list[Fact]:
     return [
         submitted("APP-1", 0), reviewed("APP-1", 60), referred("R1", 61, SA, TA),
         shared("REC-1", 61, SA, TA), accessed("REC-1", 62, TB), accepted("R1", 90),
-        referred("R2", 100, TA, SA), submitted("APP-2", 101),
+        referred("R2", 100, TA, SA), referred("R3", 100.5, SA, TA), submitted("APP-2", 101),
         fact("contract.changed", "alarm", 102, TA),
     ]  # fmt: skip
 
