@@ -15,8 +15,9 @@ from medalliance.database_url import DatabaseUrl, schema_name
 from medalliance.errors import Unavailable
 
 _TABLES = (
-    "CREATE TABLE IF NOT EXISTS alarm_raised (alarm_id TEXT PRIMARY KEY, rule_id TEXT NOT NULL,"
-    " tx_id TEXT NOT NULL, block INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS alarm_raised (channel TEXT NOT NULL, alarm_id TEXT NOT NULL,"
+    " rule_id TEXT NOT NULL, tx_id TEXT NOT NULL, block INTEGER NOT NULL,"
+    " PRIMARY KEY (channel, alarm_id))",
     "CREATE TABLE IF NOT EXISTS alarm_progress (channel TEXT PRIMARY KEY,"
     " last_block INTEGER NOT NULL)",
 )
@@ -48,13 +49,20 @@ class AlarmCheckpoint:
         )
 
     def is_raised(self, alarm_id: str) -> bool:
-        return bool(self._rows("SELECT 1 FROM alarm_raised WHERE alarm_id = ?", alarm_id))
+        return bool(
+            self._rows(
+                "SELECT 1 FROM alarm_raised WHERE channel = ? AND alarm_id = ?",
+                self._channel,
+                alarm_id,
+            )
+        )
 
     def note_raised(self, alarm_id: str, rule_id: str, tx_id: str, block: int) -> None:
         """Remember a raised alarm (`tx_id` "" when the chain already had it)."""
         self._rows(
-            "INSERT INTO alarm_raised (alarm_id, rule_id, tx_id, block) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (alarm_id) DO NOTHING",
+            "INSERT INTO alarm_raised (channel, alarm_id, rule_id, tx_id, block) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (channel, alarm_id) DO NOTHING",
+            self._channel,
             alarm_id,
             rule_id,
             tx_id,
@@ -63,7 +71,10 @@ class AlarmCheckpoint:
 
     def raised(self) -> list[tuple[str, str, str, int]]:
         """(alarm id, rule id, tx id, block) of every alarm raised, in id order."""
-        rows = self._rows("SELECT alarm_id, rule_id, tx_id, block FROM alarm_raised ORDER BY 1")
+        rows = self._rows(
+            "SELECT alarm_id, rule_id, tx_id, block FROM alarm_raised WHERE channel = ? ORDER BY 1",
+            self._channel,
+        )
         return [(str(a), str(r), str(t), int(b)) for a, r, t, b in rows]
 
     def _rows(self, sql: str, *args: object) -> list[tuple[Any, ...]]:
