@@ -343,7 +343,8 @@ def _record(ctx: Context, referral: dict[str, Any], status: str) -> None:
 def _set_deadline(ctx: Context, referral: dict[str, Any]) -> None:
     """The deadline of the next step of a referral entering its status ("" when none is due),
     under the rules in force of the target's supervising regulator (defaults without one)."""
-    regulator = ctx.organizations[referral["toHospital"]].regulator
+    target = ctx.organizations.get(referral["toHospital"])
+    regulator = target.regulator if target is not None else ""
     if regulator:
         rules = call(ctx, "report", "DeadlineRules", regulator)
     else:
