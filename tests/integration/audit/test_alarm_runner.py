@@ -109,3 +109,28 @@ def test_an_unreviewed_application_raises_once_across_restarts(scene: Scene) -> 
     lost = run(scene, "another-checkpoint.db")  # the chain refuses the same alarm id
     assert (lost.raised, lost.already) == ([], 1)
     assert len(alarms_on_chain(scene)) == 1
+
+
+def test_a_referral_not_accepted_in_time_is_escalated_to_the_parent_commission(
+    scene: Scene,
+) -> None:
+    a = scene.alliance
+    a.submit(TA, "User1", "visit", "RegisterVisit", "V-DOWN", PATIENT, TA)
+    a.submit(TA, "User1", "records", "RegisterRecord", "R-DOWN", PATIENT, "ab" * 32, "[]",
+             json.dumps([SA]))  # fmt: skip
+    referred = a.submit(TA, "User1", "referral", "Refer", "REF-DOWN", "", "V-DOWN", TA, SA,
+                        "DOWN", "R-DOWN")  # fmt: skip
+    referral = json.loads(referred.payload)
+    assert referral["deadline"] > referral["referredAt"]  # the contract's own deadline: 24 h
+    scene.clock.now += dt.timedelta(hours=25)
+    late = a.evaluate(REGULATOR, "Auditor1", "referral", "OverdueReferrals", REGULATOR,
+                      scene.clock.now.isoformat())  # fmt: skip
+    assert [r["referralId"] for r in json.loads(late)] == ["REF-DOWN"]
+    a.submit(SA, "User1", "visit", "RegisterVisit", "V-TICK", PATIENT, SA)  # a later block
+
+    (raised,) = run(scene).raised
+    assert (raised.rule_id, raised.subjects) == ("referral.accept_overdue", ("REF-DOWN",))
+    (alarm,) = alarms_on_chain(scene)
+    assert (alarm["escalateTo"], alarm["severity"]) == ("CityHCMSP", "HIGH")
+    city = a.evaluate("CityHCMSP", "Auditor1", "alarm", "AlarmsByStatus", "OPEN")
+    assert [x["alarmId"] for x in json.loads(city)] == [raised.alarm_id]
