@@ -24,6 +24,7 @@ Pure: no clock, no I/O; the same facts and times give the same alarms.
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -81,10 +82,37 @@ class _Pending:
 
 
 @dataclass(slots=True)
+class _Waiting:
+    """Steps waiting, by subject, with a heap of deadlines: time looks only at the due ones, so
+    a step costs O(log n) however many are pending."""
+
+    items: dict[str, _Pending] = field(default_factory=dict)
+    by_deadline: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, subject: str, item: _Pending) -> None:
+        self.items[subject] = item
+        heapq.heappush(self.by_deadline, (item.deadline, subject))
+
+    def pop(self, subject: str) -> _Pending | None:
+        return self.items.pop(subject, None)
+
+    def due(self, now: str) -> list[_Pending]:
+        """The steps whose deadline passed before `now`; they stop waiting (raised once)."""
+        found = []
+        while self.by_deadline and self.by_deadline[0][0] < now:
+            deadline, subject = heapq.heappop(self.by_deadline)
+            item = self.items.get(subject)
+            if item is not None and item.deadline == deadline:  # else resolved or replaced
+                del self.items[subject]
+                found.append(item)
+        return found
+
+
+@dataclass(slots=True)
 class _State:
     started: bool = False  # a business fact was seen: the network's set-up is over
-    applications: dict[str, _Pending] = field(default_factory=dict)
-    referrals: dict[str, _Pending] = field(default_factory=dict)
+    applications: _Waiting = field(default_factory=_Waiting)
+    referrals: _Waiting = field(default_factory=_Waiting)
     # visit -> (origin, target, referral id, time, tx id) of its referrals, oldest first
     moves: dict[str, list[tuple[str, str, str, str, str]]] = field(
         default_factory=lambda: defaultdict(list)
@@ -119,11 +147,14 @@ class RuleEngine:
         if kind not in ("config.changed", "contract.changed", "tx.invalid"):
             self._state.started = True
         if kind == "application.submitted":
-            self._state.applications[fact.subject] = _Pending(
-                _plus(fact.timestamp, hours=self.rules.review_hours),
-                (fact.subject,),
-                _orgs(fact.attribute("hospital"), fact.attribute("regulator")),
-                [fact.tx_id],
+            self._state.applications.add(
+                fact.subject,
+                _Pending(
+                    _plus(fact.timestamp, hours=self.rules.review_hours),
+                    (fact.subject,),
+                    _orgs(fact.attribute("hospital"), fact.attribute("regulator")),
+                    [fact.tx_id],
+                ),
             )
         elif kind in ("application.reviewed", "application.used"):
             return self._resolve(self._state.applications, fact, "application.review_overdue")
@@ -150,11 +181,14 @@ class RuleEngine:
     def _referral_created(self, fact: Fact) -> list[AlarmToRaise]:
         origin, target = fact.attribute("from_hospital"), fact.attribute("to_hospital")
         visit = fact.attribute("visit_no")
-        self._state.referrals[fact.subject] = _Pending(
-            _plus(fact.timestamp, hours=self.rules.accept_hours),
-            (fact.subject,),
-            _orgs(origin, target),
-            [fact.tx_id],
+        self._state.referrals.add(
+            fact.subject,
+            _Pending(
+                _plus(fact.timestamp, hours=self.rules.accept_hours),
+                (fact.subject,),
+                _orgs(origin, target),
+                [fact.tx_id],
+            ),
         )
         since = _plus(fact.timestamp, days=-self.rules.ping_pong_days)
         moves = self._state.moves[visit]
@@ -190,10 +224,8 @@ class RuleEngine:
 
     # --- time -------------------------------------------------------------------------------
 
-    def _resolve(
-        self, pending: dict[str, _Pending], fact: Fact, rule_id: str
-    ) -> list[AlarmToRaise]:
-        item = pending.pop(fact.subject, None)
+    def _resolve(self, pending: _Waiting, fact: Fact, rule_id: str) -> list[AlarmToRaise]:
+        item = pending.pop(fact.subject)
         if item is None or fact.timestamp <= item.deadline:
             return []
         return [self._late(rule_id, item, fact.tx_id)]
@@ -204,9 +236,7 @@ class RuleEngine:
             ("application.review_overdue", self._state.applications),
             ("referral.accept_overdue", self._state.referrals),
         ):
-            found.extend(
-                self._late(rule_id, item) for item in pending.values() if now > item.deadline
-            )
+            found.extend(self._late(rule_id, item) for item in pending.due(now))
         return found
 
     def _late(self, rule_id: str, item: _Pending, *more: str) -> AlarmToRaise:
