@@ -72,8 +72,8 @@ def test_the_parties_get_the_package_and_a_third_hospital_has_no_trace(
     assert "SecondaryBMSP is not authorised for record R-1" in refused.stderr
 
     log = json.loads(
-        cli("tx", "evaluate", *d, "--org", "DistrictHCMSP", "-C", "alliance", "-n", "records",
-            "AccessLog", "R-1").stdout
+        cli("tx", "evaluate", *d, "--org", "DistrictHCMSP", "--user", "Auditor1", "-C", "alliance",
+            "-n", "records", "AccessLog", "R-1").stdout
     )  # fmt: skip
     assert [(e["org"], e["action"]) for e in log] == [("TertiaryBMSP", "decrypt")]
 
@@ -185,5 +185,6 @@ def test_grant_revoke_and_erasure(alliance: Path, tmp_path: Path) -> None:
                "-o", str(tmp_path / "gone.json"), check=False)  # fmt: skip
     assert gone.returncode != 0
     assert "erased" in gone.stderr
-    log = cli_json("privacy", "access-log", *d, "--org", "DistrictHCMSP", "--record", "R-2")
+    log = cli_json("privacy", "access-log", *d, "--org", "DistrictHCMSP", "--user", "Auditor1",
+                   "--record", "R-2")  # fmt: skip
     assert [e["action"] for e in log] == ["grant", "decrypt", "revoke"]

@@ -67,6 +67,16 @@ def require_role(ctx: Context, *roles: str) -> None:
         )
 
 
+AUDIT_ROLES = ("auditor", "reviewer")
+
+
+def require_audit_role_of_regulator(ctx: Context) -> None:
+    """A commission reads the alliance's traces through its auditors and reviewers only
+    (issue 14): a commission caller needs one of `AUDIT_ROLES`; hospitals are not affected."""
+    if organization(ctx, ctx.client.msp_id).type == "regulator":
+        require_role(ctx, *AUDIT_ROLES)
+
+
 def require_org(ctx: Context, msp_id: str, action: str) -> None:
     """The caller belongs to `msp_id`."""
     if ctx.client.msp_id != msp_id:

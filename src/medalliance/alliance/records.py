@@ -22,7 +22,11 @@ import json
 import re
 from typing import Any
 
-from medalliance.alliance.common import protect
+from medalliance.alliance.common import (
+    protect,
+    regulators_above,
+    require_audit_role_of_regulator,
+)
 from medalliance.alliance.record_erasure import (
     ERASURE_REJECTIONS,
     PATIENT_INDEX,
@@ -210,7 +214,18 @@ class RecordsContract(RecordErasure, Contract):
 
     @transaction(evaluate=True)
     def AccessLog(self, ctx: Context, record_id: str) -> list[Any]:
-        _load(ctx, record_id)
+        """Who fetched, decrypted, was granted or lost a record: for its owner, and the auditors
+        and reviewers of the commissions above the owner (not for every member: who opens a
+        record says something about the patient)."""
+        record = _load(ctx, record_id)
+        caller = ctx.client.msp_id
+        if caller != record["owner"] and caller not in regulators_above(ctx, record["owner"]):
+            raise ContractError(
+                f"the access log of record {record_id} is for {record['owner']} and its "
+                f"regulators, not {caller}",
+                403,
+            )
+        require_audit_role_of_regulator(ctx)
         entries = ctx.stub.get_state_by_partial_composite_key("access", [record_id])
         return sorted((json.loads(v) for _, v in entries), key=lambda e: (e["at"], e["txId"]))
 

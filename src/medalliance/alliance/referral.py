@@ -41,6 +41,7 @@ from medalliance.alliance.common import (
     now_iso,
     protect,
     regulators_above,
+    require_audit_role_of_regulator,
     require_may_see,
     require_org,
     require_role,
@@ -234,8 +235,10 @@ class ReferralContract(Contract):
 
     @transaction(evaluate=True)
     def ReferralHistory(self, ctx: Context, visit_no: str) -> list[Any]:
-        """Every referral of a visit the caller may see, oldest first: the regulator's trace."""
+        """Every referral of a visit the caller may see, oldest first: the regulator's trace
+        (a commission's auditors and reviewers only)."""
         check_id(visit_no, "visit number")
+        require_audit_role_of_regulator(ctx)
         found = [_load(ctx, rid) for rid, _ in scan(ctx, "visitreferral", visit_no)]
         return sorted(
             (r for r in found if may_see(ctx, r["fromHospital"], r["toHospital"])),

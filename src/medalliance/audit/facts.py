@@ -183,6 +183,8 @@ def _endorser_facts(tx: _Tx, view: EnvelopeView) -> Iterator[Fact]:
             if write.is_delete or not write.key.startswith(_SEPARATOR):
                 continue
             object_type, parts = _split(write.key)
+            if object_type not in _OBJECT_TYPES:
+                continue  # index keys (hospitalreferral, visitapplication, ...): nothing new
             value = _json(write.value)
             if value is not None:
                 yield from reader(tx, object_type, parts, value)
@@ -333,6 +335,13 @@ _READERS: dict[str, _Reader] = {
     "reporting": _reporting,
     "visit": _visit,
 }
+
+
+# The object types the readers turn into facts; others are never decoded.
+_OBJECT_TYPES = frozenset(
+    {"application", "downwardrule", "referral", "recordversion", "access", "result", "booking",
+     "resource", "settlemententry", "agreement", "report", "visit"}
+)  # fmt: skip
 
 
 # --- helpers -------------------------------------------------------------------------------------

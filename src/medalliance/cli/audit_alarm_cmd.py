@@ -4,7 +4,7 @@ alarms.
 Without a subcommand, the commission's alarm runner (`medalliance.app.alarm_runner`) reads its
 peer's blocks through the rules (audit/rules.py) and raises each new finding on the chain once;
 the subcommands read and handle the alarms (the `alarm` contract). `app` is the `alarms` group;
-`register` adds it to an `audit` command group (part E's, or the minimal one `audit_app` here).
+`register` adds it to part E's `audit` group (cli/audit_cmd.py), as cli/main.py does.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from medalliance.node import launcher
 from medalliance.node.bootstrap import NetworkLayout
 
 app = typer.Typer()  # its help is the callback's docstring, with the example
-audit_app = typer.Typer(help="A health commission's audit tools.", no_args_is_help=True)
 
 AlarmId = Annotated[str, typer.Argument(help="The alarm id (ALM-...).", show_default=False)]
 Note = Annotated[
@@ -52,9 +51,6 @@ Note = Annotated[
 def register(audit: typer.Typer) -> None:
     """Add `alarms` to an `audit` command group."""
     audit.add_typer(app, name="alarms")
-
-
-register(audit_app)
 
 
 class RaisedOut(BaseModel):

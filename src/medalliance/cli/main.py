@@ -18,6 +18,7 @@ from rich.console import Console
 from medalliance import __version__
 from medalliance.cli import (
     audit_alarm_cmd,
+    audit_cmd,
     channel_cmd,
     connector_cmd,
     demo_cmd,
@@ -58,7 +59,8 @@ app.add_typer(resource_cmd.app, name="resource")
 app.add_typer(settlement_cmd.app, name="settlement")
 app.add_typer(connector_cmd.app, name="connector")
 app.add_typer(hospital_cmd.app, name="hospital")
-app.add_typer(audit_alarm_cmd.audit_app, name="audit")  # the lead folds it into part E's `audit`
+app.add_typer(audit_cmd.app, name="audit")
+audit_alarm_cmd.register(audit_cmd.app)  # `audit alarms ...`
 app.command("demo")(demo_cmd.demo)
 
 

@@ -320,7 +320,7 @@ def access_log_cmd(
 ) -> None:
     """Every grant, revocation and decrypt of a record, from the ledger (for the regulator).
 
-    Example: medalliance privacy access-log --dir demo --org DistrictHCMSP --record R-1
+    Example: medalliance privacy access-log --dir demo --org DistrictHCMSP --user Auditor1 --record R-1
     """
     entries = records_call(NetworkLayout.load(directory), org, user, channel, "AccessLog", record)
     _show(

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fabric_protos.common import common_pb2
 from tests.networks import DEMO_ALLIANCE
 
 from medalliance.app.alliance_network import EmbeddedAlliance
@@ -38,3 +39,17 @@ def alliance(workflow_template: Path, tmp_path: Path) -> Iterator[EmbeddedAllian
         alliance = EmbeddedAlliance(network, "alliance")
         yield alliance
         alliance.close()
+
+
+@pytest.fixture(scope="module")
+def ledger_blocks(
+    workflow_template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> list[common_pb2.Block]:
+    """Every committed block of the workflow's channel, as the regulator's peer holds them."""
+    directory = tmp_path_factory.mktemp("audit-blocks") / "net"
+    shutil.copytree(workflow_template, directory)
+    with EmbeddedNetwork.open(load_network_config(DEMO_ALLIANCE), directory) as network:
+        alliance = EmbeddedAlliance(network, "alliance")
+        blocks = list(alliance.blocks(REGULATOR, 0, None))
+        alliance.close()
+    return blocks

@@ -39,10 +39,11 @@ class Ledger:
         self.state = DictState()
         self.count = 0
 
-    def call(self, msp_id: str, *args: str) -> SimulationResult:
+    def call(self, msp_id: str, *args: str, role: str | None = None) -> SimulationResult:
         self.count += 1
         org: Org = self.orgs[msp_id]
-        creator = self.msps.deserialize(org.signer("User1").serialized_identity, at=NOW)
+        signer = org.signer("User1", role=role)
+        creator = self.msps.deserialize(signer.serialized_identity, at=NOW)
         tx = TxContext(
             "alliance",
             f"tx{self.count:04d}",
@@ -56,8 +57,8 @@ class Ledger:
             self.state.commit(result)
         return result
 
-    def ok(self, msp_id: str, *args: str) -> dict:  # type: ignore[type-arg]
-        result = self.call(msp_id, *args)
+    def ok(self, msp_id: str, *args: str, role: str | None = None) -> dict:  # type: ignore[type-arg]
+        result = self.call(msp_id, *args, role=role)
         assert result.status == 200, result.message
         return json.loads(result.payload) if result.payload else {}
 
@@ -104,7 +105,9 @@ def test_versions_grants_and_revocations(ledger: Ledger) -> None:
     ledger.ok("DistrictMSP", "Revoke", "R-1", "HospCMSP")
     refused = ledger.call("HospCMSP", "AddVersion", "R-1", DIGEST, "[]", KEYS_JSON)
     assert (refused.status, refused.message) == (403, "HospCMSP is not authorised for record R-1")
-    actions = [(e["action"], e["org"]) for e in ledger.ok("CityMSP", "AccessLog", "R-1")]
+    actions = [
+        (e["action"], e["org"]) for e in ledger.ok("CityMSP", "AccessLog", "R-1", role="auditor")
+    ]
     assert actions == [("grant", "HospBMSP"), ("revoke", "DistrictMSP")]
 
 
@@ -145,7 +148,7 @@ def test_access_events_of_two_hospitals_never_conflict(ledger: Ledger) -> None:
     first = ledger.call("HospBMSP", "LogAccess", "R-1", "1", "fetch")
     second = ledger.call("DistrictMSP", "LogAccess", "R-1", "1", "decrypt")
     assert first.status == second.status == 200
-    log = ledger.ok("CityMSP", "AccessLog", "R-1")
+    log = ledger.ok("CityMSP", "AccessLog", "R-1", role="auditor")
     assert [(e["org"], e["action"], e["version"]) for e in log] == [
         ("HospBMSP", "fetch", 1),
         ("DistrictMSP", "decrypt", 1),
