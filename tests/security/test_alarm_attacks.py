@@ -5,7 +5,8 @@ A hospital raises, closes or deletes an alarm about itself; another district's c
 it; a close is replayed. Each must be refused and leave the alarm exactly as it was. The contract
 refuses what it is asked (played through the contract harness), and the alarm key's key-level
 policy refuses what a member writes past the contract (played on the embedded demo alliance: the
-two tertiary hospitals endorse a deletion with their own peers' keys).
+two tertiary hospitals endorse a deletion with their own peers' keys) — and the commission's
+alarm runner raises the forgery as an alarm of its own.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ from fabric_protos.peer import transaction_pb2
 
 from medalliance.alliance.alarm import AlarmContract, alarm_key
 from medalliance.alliance.records import RecordsContract
+from medalliance.app.alarm_checkpoint import AlarmCheckpoint
+from medalliance.app.alarm_runner import AlarmRunner
+from medalliance.app.alliance_network import EmbeddedAlliance
+from medalliance.database_url import parse_database_url
 from medalliance.errors import DuplicateTransaction
 from medalliance.identity.cryptogen import load_signer
 from medalliance.ledger.tx import (
@@ -154,7 +159,7 @@ def alarm_state(network: EmbeddedNetwork) -> dict[str, bytes | None]:
 
 
 def test_two_hospitals_endorsing_a_deletion_of_an_alarm_about_one_of_them_do_not_commit(
-    network: EmbeddedNetwork,
+    network: EmbeddedNetwork, tmp_path: Path
 ) -> None:
     before = alarm_state(network)
     client = network.signer(TA, "User1")
@@ -181,6 +186,17 @@ def test_two_hospitals_endorsing_a_deletion_of_an_alarm_about_one_of_them_do_not
     assert network.client(TA).status(CHANNEL, tx_id).code == POLICY_FAILURE
     assert alarm_state(network) == before
     assert None not in before.values()
+    # The commission's runner notices the forgery itself: a write the policies refused.
+    alliance = EmbeddedAlliance(network, CHANNEL)
+    store = AlarmCheckpoint(parse_database_url(str(tmp_path / "alarms.db")), CHANNEL)
+    try:
+        report = AlarmRunner(alliance, DISTRICT, "Auditor1", store).run()
+    finally:
+        store.close()
+        alliance.close()
+    assert [(r.rule_id, r.subjects) for r in report.raised] == [
+        ("tx.endorsement_failure", (tx_id, TA))
+    ]
 
 
 def test_a_replayed_close_commits_once(network: EmbeddedNetwork) -> None:

@@ -12,6 +12,7 @@ the version that found it, so a changed threshold is visible in each alarm it ra
 | `referral.ping_pong` | a visit sent A→B, back B→A and again A→B within `ping_pong_days` (a single return after treatment is the workflow) | HIGH |
 | `record.access_without_grant` | a fetch or decrypt of a record by an organisation it was never shared with or granted to | CRITICAL |
 | `access.volume` | more than `access_max` fetches/decrypts by one organisation in a window of `access_window_hours` | MEDIUM |
+| `tx.endorsement_failure` | a transaction invalidated for ENDORSEMENT_POLICY_FAILURE: a write the policies refuse, e.g. a decision or a record access forged past the contracts (MVCC conflicts are ordinary and raise nothing) | HIGH |
 | `network.change` | a channel configuration change (membership) or a contract definition change, after the set-up (the first business transaction) | MEDIUM |
 
 Deduplicated: the same rule and subject raise once, whatever the batching of blocks. Overdue is
@@ -39,6 +40,7 @@ RULE_IDS = (
     "referral.ping_pong",
     "record.access_without_grant",
     "access.volume",
+    "tx.endorsement_failure",
     "network.change",
 )
 MAX_TRIGGERS = 64  # the alarm contract's limit: the first ones are cited
@@ -171,6 +173,10 @@ class RuleEngine:
             self._state.authorised[fact.subject].discard(fact.attribute("target"))
         elif kind == "record.accessed":
             return self._accessed(fact)
+        elif kind == "tx.invalid" and fact.attribute("code") == "ENDORSEMENT_POLICY_FAILURE":
+            return [self._alarm("tx.endorsement_failure", "HIGH", fact.tx_id,
+                                (fact.subject, fact.creator_msp), [fact.tx_id],
+                                _orgs(fact.creator_msp))]  # fmt: skip
         elif kind in ("config.changed", "contract.changed"):
             if not self._state.started:
                 return []  # the network's set-up (contracts deployed before any business)

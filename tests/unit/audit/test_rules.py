@@ -166,6 +166,19 @@ def test_network_change(facts: list[Fact], expected: list[tuple[str, tuple[str, 
     assert found(facts, 5) == expected
 
 
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        pytest.param("ENDORSEMENT_POLICY_FAILURE", [("tx.endorsement_failure", ("TXF", TA))], id="a write the policies refuse raises"),
+        pytest.param("MVCC_READ_CONFLICT", [], id="a read conflict is ordinary and raises nothing"),
+        pytest.param("DUPLICATE_TXID", [], id="a duplicate is refused by validation and raises nothing"),
+    ],
+)  # fmt: skip
+def test_tx_endorsement_failure(code: str, expected: list[tuple[str, tuple[str, ...]]]) -> None:
+    invalid = fact("tx.invalid", "TXF", 1, TA, code=code, contract="records")
+    assert found([invalid], 2) == expected
+
+
 # --- dedup, batching, hostile input ----------------------------------------------------------------
 
 
