@@ -13,6 +13,10 @@ No clinical text is on the ledger (docs/privacy.md §5): a rejection carries a c
 feedback/discharge document. Both are records entries of the referral's patient that the origin
 hospital and its regulator can open.
 
+Each state carries the deadline of its next step (alliance/deadline.py) under the rules in force
+of the target's supervising regulator: accept or reject a REFERRED patient within `acceptHours`,
+complete an ACCEPTED referral within `completeDays`; `OverdueReferrals` is a regulator's queue.
+
 State: one key per referral, per (hospital, incoming|outgoing, referral) index entry, per (visit,
 referral) history entry, and one "in progress" key per visit — referrals of different patients
 never conflict, and two concurrent referrals of one patient conflict (one commits).
@@ -23,6 +27,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from medalliance.alliance import deadline
 from medalliance.alliance.common import (
     HOSPITAL_LEVELS,
     call,
@@ -45,6 +50,7 @@ from medalliance.alliance.common import (
     to_json,
 )
 from medalliance.contracts import Context, Contract, create_composite_key, transaction
+from medalliance.contracts.api import Organization
 from medalliance.errors import ContractError
 
 DIRECTIONS = ("UP", "DOWN")
@@ -239,6 +245,41 @@ class ReferralContract(Contract):
             key=lambda r: (r["referredAt"], r["referralId"]),
         )
 
+    @transaction(evaluate=True)
+    def OverdueReferrals(self, ctx: Context, regulator: str, at: str) -> list[Any]:
+        """Referrals to the hospitals `regulator` supervises (directly or through the regulators
+        below it) whose next step is past its deadline as of `at` (an ISO 8601 time), oldest
+        deadline first. For the reviewers and auditors of that regulator's chain."""
+        when = deadline.check_instant(at, "at")
+        require_role(ctx, "reviewer", "auditor")
+        if organization_type(ctx, regulator) != "regulator":
+            raise ContractError(f"{regulator} is not a regulator", 400)
+        require_may_see(ctx, f"the referral queue of {regulator}", regulator)
+        found = [
+            _load(ctx, rid)
+            for org in _supervised(ctx, regulator)
+            for rid, _ in scan(ctx, "hospitalreferral", org.msp_id, "incoming")
+        ]
+        return sorted(
+            (r for r in found if deadline.is_overdue(r, when)),
+            key=lambda r: (r["deadline"], r["referralId"]),
+        )
+
+
+def organization_type(ctx: Context, msp_id: str) -> str:
+    found = ctx.organizations.get(msp_id)
+    if found is None:
+        raise ContractError(f"{msp_id} is not a member of channel {ctx.channel_id}", 404)
+    return found.type
+
+
+def _supervised(ctx: Context, regulator: str) -> list[Organization]:
+    return [
+        org
+        for org in ctx.organizations.values()
+        if org.type in HOSPITAL_LEVELS and regulator in regulators_above(ctx, org.msp_id)
+    ]
+
 
 def _check_levels(ctx: Context, from_hospital: str, to_hospital: str, direction: str) -> None:
     origin = HOSPITAL_LEVELS[hospital(ctx, from_hospital).type]
@@ -295,10 +336,29 @@ def _require_for_origin(ctx: Context, referral: dict[str, Any], record_id: str, 
 
 def _record(ctx: Context, referral: dict[str, Any], status: str) -> None:
     referral["status"] = status
+    _set_deadline(ctx, referral)
     referral["history"].append(
         {"status": status, "at": now_iso(ctx), "by": ctx.client.msp_id, "txId": ctx.tx_id}
     )
     ctx.stub.put_state(referral_key(referral["referralId"]), to_json(referral))
+
+
+def _set_deadline(ctx: Context, referral: dict[str, Any]) -> None:
+    """The deadline of the next step of a referral entering its status ("" when none is due),
+    under the rules in force of the target's supervising regulator (defaults without one)."""
+    target = ctx.organizations.get(referral["toHospital"])
+    regulator = target.regulator if target is not None else ""
+    if regulator:
+        rules = call(ctx, "report", "DeadlineRules", regulator)
+    else:
+        rules = {"version": 0, **deadline.DEFAULTS}
+    if referral["status"] == "REFERRED":
+        referral["deadline"] = deadline.deadline_after(ctx, hours=int(rules["acceptHours"]))
+    elif referral["status"] == "ACCEPTED":
+        referral["deadline"] = deadline.deadline_after(ctx, days=int(rules["completeDays"]))
+    else:
+        referral["deadline"] = ""
+    referral["deadlineRules"] = int(rules["version"])
 
 
 def _announce(ctx: Context, name: str, referral: dict[str, Any]) -> None:

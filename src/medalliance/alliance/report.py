@@ -12,10 +12,13 @@ sealed summary; a review carries a reason code from `REVIEW_REASONS` and, option
 note (`noteRef`, a records entry of the patient readable by the applicant and the regulator).
 
 A regulator also sets whether downward referrals of its hospitals need an application
-(`SetDownwardRule`; upward referrals always do).
+(`SetDownwardRule`; upward referrals always do), and publishes the time allowed for each next step
+(`SetDeadlineRules`, alliance/deadline.py): a submitted application carries the deadline of its
+review, and `OverdueApplications` is the regulator's queue of those past it.
 
 State: one key per application, one per (visit, application) for the visit's history, one per
-regulator for its rule.
+(regulator, application) for its queue, one per regulator for its rule and its deadline rules
+(plus one per published version of those).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from medalliance.alliance import deadline
 from medalliance.alliance.common import (
     call,
     check_choice,
@@ -66,6 +70,10 @@ def application_key(application_id: str) -> str:
 
 def _visit_application_key(visit_no: str, application_id: str) -> str:
     return create_composite_key("visitapplication", [visit_no, application_id])
+
+
+def _regulator_application_key(regulator: str, application_id: str) -> str:
+    return create_composite_key("regulatorapplication", [regulator, application_id])
 
 
 def _rule_key(regulator: str) -> str:
@@ -118,9 +126,11 @@ class ReportContract(Contract):
             "submittedAt": now_iso(ctx),
             "txId": ctx.tx_id,
         }
+        _set_deadline(ctx, application)
         ctx.stub.put_state(application_key(application_id), to_json(application))
         protect(ctx, application_key(application_id), regulator)
         ctx.stub.put_state(_visit_application_key(visit_no, application_id), b"1")
+        ctx.stub.put_state(_regulator_application_key(regulator, application_id), b"1")
         ctx.stub.set_event(
             "ApplicationSubmitted",
             to_json(
@@ -172,6 +182,7 @@ class ReportContract(Contract):
             noteRef=note_ref,
             reviewedAt=now_iso(ctx),
             reviewTxId=ctx.tx_id,
+            deadline="",  # reviewed: no step of the regulator's is due any more
         )
         ctx.stub.put_state(application_key(application_id), to_json(application))
         ctx.stub.set_event(
@@ -230,7 +241,7 @@ class ReportContract(Contract):
                 f"{application['targetHospital']}, not to {to_hospital}",
                 409,
             )
-        application.update(status="USED", referralId=referral_id)
+        application.update(status="USED", referralId=referral_id, deadline="")
         ctx.stub.put_state(application_key(application_id), to_json(application))
         return to_json(application).decode()
 
@@ -275,6 +286,62 @@ class ReportContract(Contract):
         raw = ctx.stub.get_state(_rule_key(regulator))
         rule = json.loads(raw)["rule"] if raw else DEFAULT_DOWNWARD_RULE
         return to_json({"hospital": hospital_id, "regulator": regulator, "rule": rule}).decode()
+
+    @transaction
+    def SetDeadlineRules(
+        self, ctx: Context, review_hours: str, accept_hours: str, complete_days: str
+    ) -> str:
+        """Publish the time allowed for the next steps in this regulator's jurisdiction (the
+        next version of its rules). Items already waiting keep the deadline they were given."""
+        rules = deadline.check_rules(review_hours, accept_hours, complete_days)
+        require_role(ctx, "reviewer", "admin")
+        regulator = ctx.client.msp_id
+        if organization(ctx, regulator).type != "regulator":
+            raise ContractError(
+                f"{regulator} is not a regulator; only a regulator sets deadlines", 403
+            )
+        version = int(deadline.current_rules(ctx, regulator)["version"]) + 1
+        entry = {
+            "regulator": regulator,
+            "version": version,
+            **rules,
+            "setAt": now_iso(ctx),
+            "txId": ctx.tx_id,
+        }
+        for key in (deadline.rules_key(regulator), deadline.rules_version_key(regulator, version)):
+            ctx.stub.put_state(key, to_json(entry))
+            protect(ctx, key, regulator)
+        return to_json(entry).decode()
+
+    @transaction(evaluate=True)
+    def DeadlineRules(self, ctx: Context, regulator: str) -> str:
+        """The regulator's deadline rules in force (published rules are public to members)."""
+        if organization(ctx, regulator).type != "regulator":
+            raise ContractError(f"{regulator} is not a regulator", 400)
+        return to_json(deadline.current_rules(ctx, regulator)).decode()
+
+    @transaction(evaluate=True)
+    def OverdueApplications(self, ctx: Context, regulator: str, at: str) -> list[Any]:
+        """Applications to `regulator` still unreviewed after their deadline, as of `at` (an
+        ISO 8601 time: a contract has no clock), oldest deadline first. For the regulator's
+        reviewers and auditors, and those of the regulators above it."""
+        when = deadline.check_instant(at, "at")
+        require_role(ctx, "reviewer", "auditor")
+        if organization(ctx, regulator).type != "regulator":
+            raise ContractError(f"{regulator} is not a regulator", 400)
+        require_may_see(ctx, f"the review queue of {regulator}", regulator)
+        found = [_load(ctx, a) for a, _ in scan(ctx, "regulatorapplication", regulator)]
+        return sorted(
+            (a for a in found if a["status"] == "SUBMITTED" and deadline.is_overdue(a, when)),
+            key=lambda a: (a["deadline"], a["applicationId"]),
+        )
+
+
+def _set_deadline(ctx: Context, application: dict[str, Any]) -> None:
+    """The review's deadline under the regulator's rules in force (and which version)."""
+    rules = deadline.current_rules(ctx, application["regulator"])
+    application["deadline"] = deadline.deadline_after(ctx, hours=int(rules["reviewHours"]))
+    application["deadlineRules"] = int(rules["version"])
 
 
 def _load(ctx: Context, application_id: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from rich.console import Console
 
 from medalliance import __version__
 from medalliance.cli import (
+    audit_alarm_cmd,
     audit_cmd,
     audit_report_cmd,
     channel_cmd,
@@ -61,6 +62,7 @@ app.add_typer(connector_cmd.app, name="connector")
 app.add_typer(hospital_cmd.app, name="hospital")
 audit_report_cmd.register(audit_cmd.app)  # report, verify-report, generate-month
 app.add_typer(audit_cmd.app, name="audit")
+audit_alarm_cmd.register(audit_cmd.app)  # `audit alarms ...`
 app.command("demo")(demo_cmd.demo)
 
 

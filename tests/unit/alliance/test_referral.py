@@ -89,6 +89,8 @@ def test_an_application_goes_to_the_hospitals_supervising_regulator(alliance: Al
         "status": "SUBMITTED",
         "submittedAt": "2025-11-28T12:00:03.000Z",
         "txId": "tx00003",
+        "deadline": "2025-11-30T12:00:03.000Z",  # the default 48 hours to review
+        "deadlineRules": 0,
     }
     assert event_of(result) == (
         "ApplicationSubmitted",
@@ -235,6 +237,8 @@ def test_an_approved_referral_moves_the_patient_in_one_transaction(alliance: All
         "clinicalRef": "R-1",
         "status": "REFERRED",
         "referredAt": "2025-11-28T12:00:05.000Z",
+        "deadline": "2025-11-29T12:00:05.000Z",  # the default 24 hours to accept
+        "deadlineRules": 0,
         "history": [
             {"status": "REFERRED", "at": "2025-11-28T12:00:05.000Z", "by": A, "txId": "tx00005"}
         ],

@@ -1,0 +1,118 @@
+"""The alarm runner's checkpoint: which alarms it raised on the chain and the last block done.
+
+A small store on SQLite (a file, the default) or PostgreSQL (its own schema), given by a database
+URL (`medalliance.database_url`). It is what makes the runner raise each alarm once across
+restarts; it is never authoritative — the alarm contract refuses a second alarm with the same id,
+so a lost checkpoint costs a refused call per alarm, never a duplicate.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from medalliance.database_url import DatabaseUrl, schema_name
+from medalliance.errors import Unavailable
+
+_TABLES = (
+    "CREATE TABLE IF NOT EXISTS alarm_raised (channel TEXT NOT NULL, alarm_id TEXT NOT NULL,"
+    " rule_id TEXT NOT NULL, tx_id TEXT NOT NULL, block INTEGER NOT NULL,"
+    " PRIMARY KEY (channel, alarm_id))",
+    "CREATE TABLE IF NOT EXISTS alarm_progress (channel TEXT PRIMARY KEY,"
+    " last_block INTEGER NOT NULL)",
+)
+
+
+class AlarmCheckpoint:
+    """One commission's runner state on one channel. Not thread-safe: one runner owns it."""
+
+    def __init__(self, url: DatabaseUrl, channel: str) -> None:
+        self.url = url
+        self._channel = channel
+        self._postgres = url.is_postgres
+        self._conn: Any = _postgres(url, channel) if self._postgres else _sqlite(url)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def last_block(self) -> int:
+        """The last block whose alarms are all raised (-1: none yet)."""
+        rows = self._rows("SELECT last_block FROM alarm_progress WHERE channel = ?", self._channel)
+        return int(rows[0][0]) if rows else -1
+
+    def set_last_block(self, number: int) -> None:
+        self._rows(
+            "INSERT INTO alarm_progress (channel, last_block) VALUES (?, ?) "
+            "ON CONFLICT (channel) DO UPDATE SET last_block = excluded.last_block",
+            self._channel,
+            number,
+        )
+
+    def is_raised(self, alarm_id: str) -> bool:
+        return bool(
+            self._rows(
+                "SELECT 1 FROM alarm_raised WHERE channel = ? AND alarm_id = ?",
+                self._channel,
+                alarm_id,
+            )
+        )
+
+    def note_raised(self, alarm_id: str, rule_id: str, tx_id: str, block: int) -> None:
+        """Remember a raised alarm (`tx_id` "" when the chain already had it)."""
+        self._rows(
+            "INSERT INTO alarm_raised (channel, alarm_id, rule_id, tx_id, block) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (channel, alarm_id) DO NOTHING",
+            self._channel,
+            alarm_id,
+            rule_id,
+            tx_id,
+            block,
+        )
+
+    def raised(self) -> list[tuple[str, str, str, int]]:
+        """(alarm id, rule id, tx id, block) of every alarm raised, in id order."""
+        rows = self._rows(
+            "SELECT alarm_id, rule_id, tx_id, block FROM alarm_raised WHERE channel = ? ORDER BY 1",
+            self._channel,
+        )
+        return [(str(a), str(r), str(t), int(b)) for a, r, t, b in rows]
+
+    def _rows(self, sql: str, *args: object) -> list[tuple[Any, ...]]:
+        if self._postgres:
+            sql = sql.replace("?", "%s")
+        cursor = self._conn.execute(sql, args)
+        return list(cursor.fetchall()) if cursor.description else []
+
+
+def _sqlite(url: DatabaseUrl) -> sqlite3.Connection:
+    assert url.path is not None
+    try:
+        url.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(url.path, isolation_level=None, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        for statement in _TABLES:
+            conn.execute(statement)
+    except (OSError, sqlite3.Error) as exc:
+        raise Unavailable(
+            f"cannot open the alarm checkpoint {url.redacted()}: {exc}; check the path"
+        ) from None
+    return conn
+
+
+def _postgres(url: DatabaseUrl, channel: str) -> Any:
+    import psycopg
+
+    schema = schema_name("alarms", channel)
+    try:
+        conn = psycopg.connect(url.conninfo, autocommit=True)
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        conn.execute(f'SET search_path TO "{schema}"')
+        for statement in _TABLES:
+            conn.execute(statement)
+    except psycopg.Error as exc:
+        # The server's message may quote the connection string: name only the kind of failure.
+        raise Unavailable(
+            f"cannot open the alarm checkpoint {url.redacted()}: {type(exc).__name__}; "
+            "check the server and the credentials"
+        ) from None
+    return conn

@@ -1,0 +1,167 @@
+"""The alarm runner a health commission runs: committed blocks in, alarms on the chain out.
+
+It reads its organisation's peer from the genesis block (`AllianceNetwork.blocks`), turns each
+block into facts (audit/facts.py) and feeds them, with the block's time, to the rules
+(audit/rules.py). Each finding that concerns the commission's jurisdiction — a hospital it
+supervises directly, the commission itself, or the network as a whole — is raised with the
+`alarm` contract as the commission's user; an overdue referral is escalated to its parent.
+
+Exactly once, across restarts: an alarm's id is derived from the commission, the rule and the
+finding's key, the checkpoint (app/alarm_checkpoint.py) remembers what was raised and the last
+block done, and the contract refuses an id it already holds — which the runner counts as raised.
+The rules' state is rebuilt by reading from genesis on every start (the rules are pure and fast);
+only the chain writes are skipped for blocks already done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from fabric_protos.common import common_pb2
+
+from medalliance.app.alarm_checkpoint import AlarmCheckpoint
+from medalliance.app.alliance_network import AllianceNetwork
+from medalliance.audit.facts import facts_of_block, iso_time
+from medalliance.audit.rules import DEFAULT_RULES, AlarmToRaise, RuleEngine, RuleSet
+from medalliance.errors import ContractError
+from medalliance.ledger.tx import MalformedTransaction, parse_envelope
+
+log = logging.getLogger(__name__)
+
+ALARM_CONTRACT = "alarm"
+
+
+@dataclass(frozen=True, slots=True)
+class RaisedAlarm:
+    alarm_id: str
+    rule_id: str
+    subjects: tuple[str, ...]
+    tx_id: str  # "" when the chain already held it (a lost checkpoint)
+    block: int  # the block whose facts found it
+
+
+@dataclass(slots=True)
+class RunReport:
+    raised: list[RaisedAlarm] = field(default_factory=list)
+    already: int = 0  # findings whose alarm was raised before (checkpoint or chain)
+    ignored: int = 0  # findings outside the commission's jurisdiction
+    last_block: int = -1
+
+
+def alarm_id(commission: str, alarm: AlarmToRaise) -> str:
+    """The id of a finding's alarm: the same commission, rule and key give the same id (a new
+    rule version does not raise the same finding again)."""
+    digest = hashlib.sha256(f"{commission}|{alarm.rule_id}|{alarm.key}".encode()).hexdigest()
+    return f"ALM-{digest[:24]}"
+
+
+class AlarmRunner:
+    """One commission's runner on one channel, acting as one of its users (auditor/reviewer)."""
+
+    def __init__(
+        self,
+        network: AllianceNetwork,
+        org: str,
+        user: str,
+        checkpoint: AlarmCheckpoint,
+        rules: RuleSet = DEFAULT_RULES,
+    ) -> None:
+        self._network = network
+        self._org = org
+        self._user = user
+        self._checkpoint = checkpoint
+        self._rules = rules
+        self.msp_id = network.layout.config.organization(org).msp_id
+
+    def run(
+        self, until: int | None = None, on_raise: Callable[[RaisedAlarm], None] | None = None
+    ) -> RunReport:
+        """Read from genesis through block `until` (None: the current height when embedded,
+        forever over the network) and raise every new alarm; returns what was done."""
+        jurisdiction, parent = self._jurisdiction()
+        engine = RuleEngine(self._rules)
+        done = self._checkpoint.last_block()
+        report = RunReport(last_block=done)
+        now = ""
+        for block in self._network.blocks(self._org, 0, until):
+            number = int(block.header.number)
+            now = max(now, _block_time(block))
+            found = engine.step(facts_of_block(block, self._network.channel), now)
+            for alarm in found:
+                if alarm.organizations and not jurisdiction.intersection(alarm.organizations):
+                    report.ignored += 1
+                    continue
+                raised = self._raise_once(alarm, number, parent)
+                if raised is None:
+                    report.already += 1
+                    continue
+                report.raised.append(raised)
+                if on_raise is not None:
+                    on_raise(raised)
+            if number > done:
+                self._checkpoint.set_last_block(number)
+                done = report.last_block = number
+        return report
+
+    def _jurisdiction(self) -> tuple[frozenset[str], str]:
+        """The organisations whose findings this commission raises (itself and the hospitals
+        it supervises directly) and its parent commission ("" for none)."""
+        raw = self._network.evaluate(self._org, self._user, "registry", "ListOrganizations")
+        organizations: Iterable[dict[str, object]] = json.loads(raw)
+        mine = {self.msp_id}
+        parent = ""
+        for org in organizations:
+            above = org.get("regulatorsAbove")
+            if isinstance(above, list) and above[:1] == [self.msp_id]:
+                mine.add(str(org["mspId"]))
+            if org.get("mspId") == self.msp_id:
+                parent = str(org.get("parent") or "")
+        return frozenset(mine), parent
+
+    def _raise_once(self, alarm: AlarmToRaise, block: int, parent: str) -> RaisedAlarm | None:
+        """Raise the alarm unless it is already on the chain; the raised alarm, or None."""
+        ident = alarm_id(self.msp_id, alarm)
+        if self._checkpoint.is_raised(ident):
+            return None
+        try:
+            done = self._network.submit(
+                self._org,
+                self._user,
+                ALARM_CONTRACT,
+                "RaiseAlarm",
+                ident,
+                alarm.rule_id,
+                str(alarm.rule_version),
+                alarm.severity,
+                json.dumps(list(alarm.subjects)),
+                json.dumps(list(alarm.triggers)),
+                parent if alarm.escalate else "",
+            )
+        except ContractError as exc:
+            if exc.status_code != 409:
+                raise
+            # Raised by an earlier run whose checkpoint was lost: the chain is the judge.
+            self._checkpoint.note_raised(ident, alarm.rule_id, "", block)
+            return None
+        self._checkpoint.note_raised(ident, alarm.rule_id, done.tx_id, block)
+        log.info(
+            "alarm raised",
+            extra={"alarm": ident, "rule": alarm.rule_id, "block": block, "tx": done.tx_id},
+        )
+        return RaisedAlarm(ident, alarm.rule_id, alarm.subjects, done.tx_id, block)
+
+
+def _block_time(block: common_pb2.Block) -> str:
+    """The latest transaction time of a block ("" for none): the rules' `now`."""
+    latest = ""
+    for data in block.data.data:
+        try:
+            header = parse_envelope(bytes(data)).header
+        except MalformedTransaction:
+            continue
+        latest = max(latest, iso_time(header.timestamp_ms))
+    return latest

@@ -1,0 +1,233 @@
+"""`medalliance audit alarms [--follow]` and `audit alarms list|show|ack|close`: a commission's
+alarms.
+
+Without a subcommand, the commission's alarm runner (`medalliance.app.alarm_runner`) reads its
+peer's blocks through the rules (audit/rules.py) and raises each new finding on the chain once;
+the subcommands read and handle the alarms (the `alarm` contract). `app` is the `alarms` group;
+`register` adds it to part E's `audit` group (cli/audit_cmd.py), as cli/main.py does.
+"""
+
+from __future__ import annotations
+
+from contextlib import closing, suppress
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import BaseModel
+
+from medalliance.alliance.alarm import STATUSES
+from medalliance.app.alarm_checkpoint import AlarmCheckpoint
+from medalliance.app.alarm_runner import AlarmRunner, RaisedAlarm, RunReport
+from medalliance.cli.alliance_cmd import (
+    CHANNEL,
+    As,
+    Dir,
+    record_table,
+    rows_table,
+    session,
+    show_committed,
+    show_result,
+)
+from medalliance.cli.output import emit_json, output_state, stdout
+from medalliance.database_url import parse_database_url
+from medalliance.errors import InvalidArgument, Unavailable
+from medalliance.node import launcher
+from medalliance.node.bootstrap import NetworkLayout
+
+app = typer.Typer()  # its help is the callback's docstring, with the example
+
+AlarmId = Annotated[str, typer.Argument(help="The alarm id (ALM-...).", show_default=False)]
+Note = Annotated[
+    str,
+    typer.Option(
+        "--note",
+        help="A sealed note's record id (seal the text with `privacy seal` first).",
+        metavar="RECORD_ID",
+    ),
+]
+
+
+def register(audit: typer.Typer) -> None:
+    """Add `alarms` to an `audit` command group."""
+    audit.add_typer(app, name="alarms")
+
+
+class RaisedOut(BaseModel):
+    alarm_id: str
+    rule_id: str
+    subjects: list[str]
+    transaction_id: str
+    block: int
+
+
+class RunOutput(BaseModel):
+    raised: list[RaisedOut]
+    already_raised: int  # findings whose alarm was on the chain before this run
+    outside_jurisdiction: int
+    last_block: int
+
+
+@app.callback(invoke_without_command=True)
+def alarms(
+    ctx: typer.Context,
+    as_: Annotated[
+        str,
+        typer.Option(
+            "--as",
+            help="A commission's auditor or reviewer, e.g. Auditor1@DistrictHC.",
+            show_default=False,
+        ),
+    ] = "",
+    follow: Annotated[
+        bool, typer.Option("--follow", help="Keep following new blocks until Ctrl-C.")
+    ] = False,
+    checkpoint: Annotated[
+        str,
+        typer.Option(
+            "--checkpoint",
+            help="Where the runner remembers what it raised: a file (SQLite) or "
+            "postgresql://... (default: DIR/audit/alarms-<MSP>.db).",
+            show_default=False,
+        ),
+    ] = "",
+    directory: Dir = Path("."),
+) -> None:
+    """Raise the alarms the rules find in the ledger, each once, as your commission.
+
+    Reads your organisation's peer from the genesis block through the current height (with
+    --follow, forever) and raises every new finding about your commission or the hospitals it
+    supervises; overdue referrals are escalated to your parent commission.
+
+    Example: medalliance audit alarms --as Auditor1@DistrictHC -d demo
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if not as_:
+        raise InvalidArgument("give --as USER@ORG, e.g. --as Auditor1@DistrictHC")
+    with session(directory, as_) as s:
+        msp_id = s.caller.msp_id
+        url = parse_database_url(
+            checkpoint or str(Path("audit") / f"alarms-{msp_id}.db"), base=directory
+        )
+        with closing(AlarmCheckpoint(url, CHANNEL)) as store:
+            runner = AlarmRunner(s.network, msp_id, s.caller.user, store)
+            if follow:
+                report = RunReport(last_block=store.last_block())
+                with suppress(KeyboardInterrupt):  # every finished block is stored
+                    report = runner.run(until=None, on_raise=_print_raised)
+            else:
+                report = runner.run(until=_last_block(s.network.layout, msp_id))
+    _show(report)
+    if follow:
+        raise typer.Exit(130)
+
+
+@app.command("list")
+def list_alarms(
+    as_: As,
+    status: Annotated[
+        str, typer.Option("--status", help=f"Only alarms {'|'.join(STATUSES)} (default: all).")
+    ] = "",
+    directory: Dir = Path("."),
+) -> None:
+    """Your commission's alarms and those of the commissions below it, oldest first.
+
+    Example: medalliance audit alarms list --status OPEN --as Auditor1@DistrictHC -d demo
+    """
+    with session(directory, as_) as s:
+        found = s.evaluate("alarm", "AlarmsByStatus", status.upper())
+    show_result(found, _table)
+
+
+@app.command("show")
+def show(alarm_id: AlarmId, as_: As, directory: Dir = Path(".")) -> None:
+    """One alarm with its history.
+
+    Example: medalliance audit alarms show ALM-3f2a... --as Auditor1@DistrictHC -d demo
+    """
+    with session(directory, as_) as s:
+        alarm = s.evaluate("alarm", "GetAlarm", alarm_id)
+    show_result(alarm, lambda a: record_table(f"alarm {alarm_id}", a))
+
+
+@app.command("ack")
+def acknowledge(alarm_id: AlarmId, as_: As, note: Note = "", directory: Dir = Path(".")) -> None:
+    """Acknowledge an alarm: your commission is looking into it (optionally with a note).
+
+    Example: medalliance audit alarms ack ALM-3f2a... --as Auditor1@DistrictHC -d demo
+    """
+    with session(directory, as_) as s:
+        done = s.submit("alarm", "AcknowledgeAlarm", alarm_id, note)
+    show_committed(done, lambda a: f"alarm {a['alarmId']} is {a['status']}")
+
+
+@app.command("close")
+def close(alarm_id: AlarmId, as_: As, note: Note, directory: Dir = Path(".")) -> None:
+    """Close an alarm with a sealed note saying how it was handled.
+
+    Example: medalliance audit alarms close ALM-3f2a... --note NOTE-17 --as Auditor1@DistrictHC -d demo
+    """
+    with session(directory, as_) as s:
+        done = s.submit("alarm", "CloseAlarm", alarm_id, note)
+    show_committed(done, lambda a: f"alarm {a['alarmId']} is {a['status']}")
+
+
+def _last_block(layout: NetworkLayout, msp_id: str) -> int:
+    """The last block the organisation's own peer has committed on the channel."""
+    peers = [n for n in launcher.nodes_of(layout) if n.organization == msp_id and n.role == "peer"]
+    if not peers:
+        raise Unavailable(f"{msp_id} runs no peer to read blocks from")
+    answer = launcher.probe(peers[0], timeout=5.0)
+    height = (answer or {}).get("channels", {}).get(CHANNEL)
+    if not isinstance(height, int):
+        raise Unavailable(
+            f"peer {peers[0].name} does not report its height on channel {CHANNEL}; "
+            "is the network up (`medalliance network status`)?"
+        )
+    return height - 1
+
+
+def _print_raised(raised: RaisedAlarm) -> None:
+    if not output_state.json:
+        stdout().print(
+            f"block {raised.block}: raised {raised.alarm_id} ({raised.rule_id}: "
+            f"{', '.join(raised.subjects)})"
+        )
+
+
+def _show(report: RunReport) -> None:
+    result = RunOutput(
+        raised=[
+            RaisedOut(alarm_id=r.alarm_id, rule_id=r.rule_id, subjects=list(r.subjects),
+                      transaction_id=r.tx_id, block=r.block)
+            for r in report.raised
+        ],
+        already_raised=report.already,
+        outside_jurisdiction=report.ignored,
+        last_block=report.last_block,
+    )  # fmt: skip
+    if output_state.json:
+        emit_json(result)
+        return
+    console = stdout()
+    for r in result.raised:
+        console.print(f"raised {r.alarm_id} ({r.rule_id}: {', '.join(r.subjects)})")
+    console.print(
+        f"raised: {len(result.raised)}, already raised: {result.already_raised}, "
+        f"last block: {result.last_block}"
+    )
+
+
+def _table(alarms: list[dict[str, Any]]) -> Any:
+    rows = [
+        (a["alarmId"], a["ruleId"], a["ruleVersion"], a["severity"], a["status"],
+         ", ".join(a["subjects"]), a["raisedBy"], a["raisedAt"])
+        for a in alarms
+    ]  # fmt: skip
+    return rows_table(
+        "alarms",
+        ("alarm", "rule", "version", "severity", "status", "subjects", "raised by", "raised at"),
+        rows,
+        "no alarms",
+    )
