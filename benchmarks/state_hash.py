@@ -4,7 +4,7 @@ Run: `.venv/bin/python benchmarks/state_hash.py --keys 10000 100000
 --state-database postgresql://USER@HOST/DB` (without `--state-database`, SQLite only). Fills a
 state with `keys` keys of 300-byte values in blocks of 500 writes, then times `state_hash()`,
 which a peer computes on its event loop when the monitor asks at a new height
-(docs/audit-ops.md, "Integrity monitor"). Uses its own PostgreSQL schema and drops it
+(docs/audit.md, §5 "Integrity monitor"). Uses its own PostgreSQL schema and drops it
 afterwards. Prints numbers; asserts nothing.
 """
 

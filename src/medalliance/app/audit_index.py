@@ -113,12 +113,29 @@ class AuditIndex:
                 "INSERT INTO audit_fact VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [self._row(seq, fact) for seq, fact in enumerate(facts)],
             )
-            self._db.execute("DELETE FROM audit_checkpoint WHERE channel = ?", (self.channel,))
-            self._db.execute(
-                "INSERT INTO audit_checkpoint VALUES (?, ?, ?)",
-                (self.channel, number + 1, header_hash(block.header).hex()),
-            )
+            # UPDATE, not DELETE + INSERT: a concurrent `FOR UPDATE` waiting on the row then
+            # reads its new version, where a deleted row would make it see no checkpoint at all.
+            checkpoint = (number + 1, header_hash(block.header).hex(), self.channel)
+            if number == 0:
+                self._db.execute(
+                    "INSERT INTO audit_checkpoint (next_block, last_hash, channel) VALUES (?,?,?)",
+                    checkpoint,
+                )
+            else:
+                self._db.execute(
+                    "UPDATE audit_checkpoint SET next_block = ?, last_hash = ? WHERE channel = ?",
+                    checkpoint,
+                )
             self._db.commit()
+        except self._db.integrity_errors as exc:
+            # Only PostgreSQL gets here: two indexers both read "no checkpoint" (there is no row
+            # to lock yet) and raced on the first block; SQLite's BEGIN IMMEDIATE serialises
+            # writers. Nothing of this transaction stays.
+            self._db.rollback()
+            raise Conflict(
+                f"another indexer wrote block {number} at the same time; run one indexer per "
+                "index, then retry"
+            ) from exc
         except BaseException:
             self._db.rollback()
             raise
@@ -212,6 +229,8 @@ def _fact(row: Sequence[Any]) -> Fact:
 
 
 class _Sqlite:
+    integrity_errors: tuple[type[Exception], ...] = (sqlite3.IntegrityError,)
+
     def __init__(self, url: DatabaseUrl) -> None:
         assert url.path is not None
         try:
@@ -251,6 +270,7 @@ class _Postgres:
         import psycopg  # imported here: SQLite users need not load it
 
         self._psycopg = psycopg
+        self.integrity_errors: tuple[type[Exception], ...] = (psycopg.errors.IntegrityError,)
         try:
             # autocommit: transactions are explicit BEGIN/COMMIT, as on SQLite.
             self._conn = psycopg.connect(url.conninfo, autocommit=True)
@@ -260,11 +280,16 @@ class _Postgres:
                 "are the URL's user, password and database right?"
             ) from exc
         schema = schema_name("audit")
-        self._conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-        self._conn.execute(f'SET search_path TO "{schema}"')
-        for statement in _TABLES.format(text='TEXT COLLATE "C"').split(";"):
-            if statement.strip():
-                self._conn.execute(statement)
+        # Two processes opening a new index at once would race on CREATE ... IF NOT EXISTS (it
+        # is not atomic in PostgreSQL: "already exists"); one transaction-scoped advisory lock
+        # lets them create it one after the other.
+        with self._conn.transaction():
+            self._conn.execute("SELECT pg_advisory_xact_lock(hashtext('medalliance.audit'))")
+            self._conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            self._conn.execute(f'SET search_path TO "{schema}"')
+            for statement in _TABLES.format(text='TEXT COLLATE "C"').split(";"):
+                if statement.strip():
+                    self._conn.execute(statement)
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         cursor = self._conn.execute(sql.replace("?", "%s"), tuple(args))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -138,4 +139,32 @@ def test_an_indexer_killed_between_blocks_resumes_without_a_gap_or_a_double(
     with open_index(database_url) as index:
         assert index.next_block() == 13  # block 12 was committed before the kill
         index.catch_up(ledger_blocks[13:])
+        assert index.facts() == expected_facts(ledger_blocks)
+
+
+def test_two_indexers_on_one_index_never_double_a_block(
+    database_url: str, ledger_blocks: list[common_pb2.Block]
+) -> None:
+    errors: list[BaseException] = []
+
+    def index_everything() -> None:
+        try:
+            with open_index(database_url) as index:
+                for _ in range(3):  # a race on the very first block is refused: retry
+                    try:
+                        index.catch_up(ledger_blocks)
+                        return
+                    except Conflict:
+                        continue
+                raise AssertionError("the indexer never got through")
+        except BaseException as exc:  # reported by the test thread below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=index_everything) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert errors == []
+    with open_index(database_url) as index:
         assert index.facts() == expected_facts(ledger_blocks)
