@@ -41,7 +41,7 @@ TERMS = {"UP": {"amountCents": 5000, "payer": "target"}, "DOWN": {"amountCents":
 REVIEW_REJECTIONS = ("NOT_INDICATED", "TREAT_LOCALLY", "TARGET_NO_CAPACITY", "INCOMPLETE_SUMMARY")
 REFERRAL_REJECTIONS = ("NO_BED", "SERVICE_NOT_OFFERED", "PATIENT_DECLINED")
 EXAMS = ("CT", "MRI", "ECG", "LAB", "ULTRASOUND")
-# What counts as late in the truth (docs/audit.md): the rules of part G may use other limits;
+# What counts as late in the truth (docs/audit.md): the alarm rules (audit/rules.py) may use other limits;
 # the raw times are in the truth too.
 LATE_REVIEW = dt.timedelta(hours=24)
 LATE_ACCEPTANCE = dt.timedelta(hours=48)

@@ -1,6 +1,6 @@
 """Figures: one indicator's value for one hospital (or the region) and one month, with its sources.
 
-The unit of what the audit module states (docs/audit.md §2): a report (part F) lists figures, a
+The unit of what the audit module states (docs/audit.md §2): a report (audit/report.py) lists figures, a
 verifier re-derives them from the raw blocks and compares. A value is exact decimal text, never a
 float, so a re-derivation compares equal character for character. Pure: no I/O.
 """

@@ -1,6 +1,6 @@
 """Rules over ledger facts: what a health commission must look at, found as blocks commit.
 
-Each rule reads part E's facts (audit/facts.py) in block order and names, as an `AlarmToRaise`,
+Each rule reads the audit facts (audit/facts.py) in block order and names, as an `AlarmToRaise`,
 what the commission should record with the `alarm` contract (alliance/alarm.py). Rules are
 versioned: a `RuleSet` carries its version and parameters, and every alarm names the rule id and
 the version that found it, so a changed threshold is visible in each alarm it raises.

@@ -22,7 +22,9 @@ from rich.table import Table
 
 from medalliance.app.alliance_network import Committed, GatewayAlliance
 from medalliance.cli.output import emit_json, output_state, stdout
-from medalliance.errors import InvalidArgument, NotFound
+from medalliance.errors import InvalidArgument, NotFound, Unavailable
+from medalliance.node import launcher
+from medalliance.node.bootstrap import NetworkLayout
 
 CHANNEL = "alliance"
 AS_EXAMPLE = "User1@SecondaryHospitalA"
@@ -161,3 +163,20 @@ def exactly_one(flags: dict[str, bool]) -> str:
 
 def money(cents: int) -> str:
     return f"{cents / 100:.2f}"
+
+
+def last_block(layout: NetworkLayout, msp_id: str) -> int:
+    """The last block the organisation's own peer has committed on the alliance channel, from
+    its operations endpoint (as `network status` reads it): where a one-pass reader of blocks
+    (connector, audit index, alarm runner) stops. `Unavailable` with a hint when it cannot say."""
+    peers = [n for n in launcher.nodes_of(layout) if n.organization == msp_id and n.role == "peer"]
+    if not peers:
+        raise Unavailable(f"{msp_id} runs no peer to read blocks from")
+    answer = launcher.probe(peers[0], timeout=5.0)
+    height = (answer or {}).get("channels", {}).get(CHANNEL)
+    if not isinstance(height, int):
+        raise Unavailable(
+            f"peer {peers[0].name} does not report its height on channel {CHANNEL}; "
+            "is the network up (`medalliance network status`)?"
+        )
+    return height - 1

@@ -4,7 +4,7 @@ alarms.
 Without a subcommand, the commission's alarm runner (`medalliance.app.alarm_runner`) reads its
 peer's blocks through the rules (audit/rules.py) and raises each new finding on the chain once;
 the subcommands read and handle the alarms (the `alarm` contract). `app` is the `alarms` group;
-`register` adds it to part E's `audit` group (cli/audit_cmd.py), as cli/main.py does.
+`register` adds it to the `audit` group (cli/audit_cmd.py), as cli/main.py does.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from medalliance.cli.alliance_cmd import (
     CHANNEL,
     As,
     Dir,
+    last_block,
     record_table,
     rows_table,
     session,
@@ -31,9 +32,7 @@ from medalliance.cli.alliance_cmd import (
 )
 from medalliance.cli.output import emit_json, output_state, stdout
 from medalliance.database_url import parse_database_url
-from medalliance.errors import InvalidArgument, Unavailable
-from medalliance.node import launcher
-from medalliance.node.bootstrap import NetworkLayout
+from medalliance.errors import InvalidArgument
 
 app = typer.Typer()  # its help is the callback's docstring, with the example
 
@@ -117,7 +116,7 @@ def alarms(
                 with suppress(KeyboardInterrupt):  # every finished block is stored
                     report = runner.run(until=None, on_raise=_print_raised)
             else:
-                report = runner.run(until=_last_block(s.network.layout, msp_id))
+                report = runner.run(until=last_block(s.network.layout, msp_id))
     _show(report)
     if follow:
         raise typer.Exit(130)
@@ -171,21 +170,6 @@ def close(alarm_id: AlarmId, as_: As, note: Note, directory: Dir = Path(".")) ->
     with session(directory, as_) as s:
         done = s.submit("alarm", "CloseAlarm", alarm_id, note)
     show_committed(done, lambda a: f"alarm {a['alarmId']} is {a['status']}")
-
-
-def _last_block(layout: NetworkLayout, msp_id: str) -> int:
-    """The last block the organisation's own peer has committed on the channel."""
-    peers = [n for n in launcher.nodes_of(layout) if n.organization == msp_id and n.role == "peer"]
-    if not peers:
-        raise Unavailable(f"{msp_id} runs no peer to read blocks from")
-    answer = launcher.probe(peers[0], timeout=5.0)
-    height = (answer or {}).get("channels", {}).get(CHANNEL)
-    if not isinstance(height, int):
-        raise Unavailable(
-            f"peer {peers[0].name} does not report its height on channel {CHANNEL}; "
-            "is the network up (`medalliance network status`)?"
-        )
-    return height - 1
 
 
 def _print_raised(raised: RaisedAlarm) -> None:

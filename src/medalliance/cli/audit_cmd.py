@@ -2,8 +2,8 @@
 
 `audit index` feeds the index (app/audit_index.py) from the commission's own peer over Deliver;
 the queries (app/audit_queries.py) read the index and answer only a proven auditor or reviewer
-of the supervising commission chain (docs/audit.md §3). Part F registers `report` and
-`verify-report` on this same `app` (cli/audit_report_cmd.py).
+of the supervising commission chain (docs/audit.md §3). `report` and `verify-report`
+(cli/audit_report_cmd.py) and `alarms` (cli/audit_alarm_cmd.py) are registered on this same `app`.
 """
 
 from __future__ import annotations
@@ -27,11 +27,9 @@ from medalliance.app.audit_queries import (
     authenticate,
     require_auditor,
 )
-from medalliance.cli.alliance_cmd import CHANNEL, As, Dir, parse_as
+from medalliance.cli.alliance_cmd import CHANNEL, As, Dir, last_block, parse_as
 from medalliance.cli.output import emit_json, output_state, stdout
 from medalliance.database_url import parse_database_url
-from medalliance.errors import Unavailable
-from medalliance.node import launcher
 from medalliance.node.bootstrap import NetworkLayout
 
 app = typer.Typer(
@@ -98,7 +96,7 @@ def index(
             if follow:
                 done = _follow(audit_index, network, caller)
             else:
-                until = _peer_height(layout, caller.msp_id) - 1
+                until = last_block(layout, caller.msp_id)
                 start = audit_index.next_block()
                 done = audit_index.catch_up(network.blocks(caller.msp_id, start, until))
         finally:
@@ -270,21 +268,6 @@ def _cell(value: object) -> str:
     if isinstance(value, tuple | list):
         return ", ".join(str(v)[:12] for v in value)
     return str(value)
-
-
-def _peer_height(layout: NetworkLayout, msp_id: str) -> int:
-    """The commission's own peer's height on the channel, from its operations endpoint."""
-    peers = [n for n in launcher.nodes_of(layout) if n.organization == msp_id and n.role == "peer"]
-    if not peers:
-        raise Unavailable(f"{msp_id} runs no peer to index from")
-    answer = launcher.probe(peers[0], timeout=5.0)
-    height = (answer or {}).get("channels", {}).get(CHANNEL)
-    if not isinstance(height, int):
-        raise Unavailable(
-            f"peer {peers[0].name} does not report its height on channel {CHANNEL}; "
-            "is the network up (`medalliance network status`)?"
-        )
-    return height
 
 
 def _follow(audit_index: AuditIndex, network: GatewayAlliance, caller: Auditor) -> CatchUp:

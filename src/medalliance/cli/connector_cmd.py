@@ -19,12 +19,9 @@ from medalliance.app.connector import Connector, SyncReport
 from medalliance.app.hospital_book import HospitalBook
 from medalliance.app.hospital_store import open_store_of
 from medalliance.app.pseudonyms import PseudonymClient, pseudonym_client
-from medalliance.cli.alliance_cmd import CHANNEL, As, Dir, Session, session
+from medalliance.cli.alliance_cmd import As, Dir, Session, last_block, session
 from medalliance.cli.output import emit_json, output_state, stdout
-from medalliance.errors import Unavailable
 from medalliance.hospital.clinical_store import ClinicalStore
-from medalliance.node import launcher
-from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.config import HOSPITAL_TYPES
 
 app = typer.Typer(
@@ -110,7 +107,7 @@ def sync(
         if follow:
             report = _follow(connector, SyncReport(last_block=HospitalBook(store).last_block()))
         else:
-            report = connector.sync(until=_last_block(s.network.layout, s.caller.msp_id))
+            report = connector.sync(until=last_block(s.network.layout, s.caller.msp_id))
     _show(report)
     if follow:
         raise typer.Exit(130)  # interrupted, as style.md §7 counts it
@@ -177,21 +174,6 @@ def retry(
         emit_json(RetryOutput(referral_id=referral, imported=True))
         return
     stdout().print(f"imported referral {referral}; it left the quarantine")
-
-
-def _last_block(layout: NetworkLayout, msp_id: str) -> int:
-    """The last block the organisation's own peer has committed on the channel."""
-    peers = [n for n in launcher.nodes_of(layout) if n.organization == msp_id and n.role == "peer"]
-    if not peers:
-        raise Unavailable(f"{msp_id} runs no peer to sync from")
-    answer = launcher.probe(peers[0], timeout=5.0)
-    height = (answer or {}).get("channels", {}).get(CHANNEL)
-    if not isinstance(height, int):
-        raise Unavailable(
-            f"peer {peers[0].name} does not report its height on channel {CHANNEL}; "
-            "is the network up (`medalliance network status`)?"
-        )
-    return height - 1
 
 
 def _follow(connector: Connector, latest: SyncReport) -> SyncReport:

@@ -64,7 +64,7 @@ class IntegrityMonitor:
         self._timeout_s = timeout_s
         self._now = now
         self.latest: IntegrityCheck | None = None
-        self.on_finding: list[FindingHook] = []  # e.g. raise an alarm on the chain (part G)
+        self.on_finding: list[FindingHook] = []  # e.g. raise an alarm on the chain
         self.on_check: list[Callable[[IntegrityCheck], None]] = []  # e.g. metrics
 
     async def run(self) -> None:

@@ -74,7 +74,7 @@ def channel_gauge(name: str, documentation: str, values: Mapping[str, float]) ->
 
 
 class NodeMetrics:
-    """What every node exposes: the registry, and the audit index's lag for part E's index."""
+    """What every node exposes: the registry, and the audit index's lag for the audit index (app/audit_index.py)."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
