@@ -54,9 +54,10 @@ def test_rejections_by_reason_and_access_events(alliance: EmbeddedAlliance, tmp_
         ("application", "TARGET_NO_CAPACITY", 1)
     ]
     events = queries.access()
-    assert [(e.org, e.action) for e in events] == [(B, "decrypt"), (A, "decrypt")]
+    # B opens the referral; A opens B's feedback on it, then the downward referral's package
+    assert [(e.org, e.action) for e in events] == [(B, "decrypt"), (A, "decrypt"), (A, "decrypt")]
     assert queries.access(org=B) == events[:1]
-    assert queries.access(record=events[1].record_id) == events[1:]
+    assert queries.access(record=events[2].record_id) == events[2:]
 
 
 def test_pending_applications_with_their_age(alliance: EmbeddedAlliance, tmp_path: Path) -> None:

@@ -29,10 +29,11 @@ def test_a_referral_workflow_gives_the_facts_of_each_step(alliance: EmbeddedAlli
     assert kinds["referral.completed"] == 2
     assert kinds["settlement.entry"] == 2
     assert kinds["visit.registered"] == 1
-    assert kinds["record.accessed"] == 2  # each target decrypts the package it was sent
+    # each target decrypts the package it was sent, and the origin the feedback on its referral
+    assert kinds["record.accessed"] == 3
     deployed = sorted(f.subject for f in facts if f.kind == "contract.changed")
     assert deployed == sorted(["visit", "report", "referral", "resource", "settlement",
-                               "reporting", "registry", "records"])  # fmt: skip
+                               "reporting", "registry", "records", "alarm"])  # fmt: skip
     assert kinds["record.shared"] >= 2
     assert set(kinds) <= set(FACT_KINDS)
     reviewed = sorted(
