@@ -9,8 +9,8 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "medalliance"
 
-# package -> the packages of ours it may import (besides the leaves `medalliance.errors` and
-# `medalliance.database_url`)
+# package -> the packages of ours it may import (besides the leaves `medalliance.errors`,
+# `medalliance.database_url` and `medalliance.sql_connection`)
 _APPLICATION = {
     "identity",
     "ledger",
@@ -63,7 +63,7 @@ def imported_packages(path: Path) -> set[str]:
             if (
                 parts[0] == "medalliance"
                 and len(parts) > 1
-                and parts[1] not in ("errors", "database_url", "__init__")
+                and parts[1] not in ("errors", "database_url", "sql_connection", "__init__")
             ):
                 found.add(parts[1])
     return found

@@ -8,19 +8,18 @@ so a lost checkpoint costs a refused call per alarm, never a duplicate.
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
-from medalliance.database_url import DatabaseUrl, schema_name
-from medalliance.errors import Unavailable
+from medalliance.database_url import DatabaseUrl
+from medalliance.sql_connection import open_sql
 
-_TABLES = (
-    "CREATE TABLE IF NOT EXISTS alarm_raised (channel TEXT NOT NULL, alarm_id TEXT NOT NULL,"
-    " rule_id TEXT NOT NULL, tx_id TEXT NOT NULL, block INTEGER NOT NULL,"
-    " PRIMARY KEY (channel, alarm_id))",
-    "CREATE TABLE IF NOT EXISTS alarm_progress (channel TEXT PRIMARY KEY,"
-    " last_block INTEGER NOT NULL)",
-)
+_TABLES = """
+CREATE TABLE IF NOT EXISTS alarm_raised (
+    channel {text} NOT NULL, alarm_id {text} NOT NULL, rule_id {text} NOT NULL,
+    tx_id {text} NOT NULL, block INTEGER NOT NULL, PRIMARY KEY (channel, alarm_id));
+CREATE TABLE IF NOT EXISTS alarm_progress (
+    channel {text} PRIMARY KEY, last_block INTEGER NOT NULL)
+"""
 
 
 class AlarmCheckpoint:
@@ -29,11 +28,12 @@ class AlarmCheckpoint:
     def __init__(self, url: DatabaseUrl, channel: str) -> None:
         self.url = url
         self._channel = channel
-        self._postgres = url.is_postgres
-        self._conn: Any = _postgres(url, channel) if self._postgres else _sqlite(url)
+        self._db = open_sql(
+            url, store="the alarm checkpoint", tables=_TABLES, schema=("alarms", channel)
+        )
 
     def close(self) -> None:
-        self._conn.close()
+        self._db.close()
 
     def last_block(self) -> int:
         """The last block whose alarms are all raised (-1: none yet)."""
@@ -78,41 +78,4 @@ class AlarmCheckpoint:
         return [(str(a), str(r), str(t), int(b)) for a, r, t, b in rows]
 
     def _rows(self, sql: str, *args: object) -> list[tuple[Any, ...]]:
-        if self._postgres:
-            sql = sql.replace("?", "%s")
-        cursor = self._conn.execute(sql, args)
-        return list(cursor.fetchall()) if cursor.description else []
-
-
-def _sqlite(url: DatabaseUrl) -> sqlite3.Connection:
-    assert url.path is not None
-    try:
-        url.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(url.path, isolation_level=None, timeout=30)
-        conn.execute("PRAGMA journal_mode=WAL")
-        for statement in _TABLES:
-            conn.execute(statement)
-    except (OSError, sqlite3.Error) as exc:
-        raise Unavailable(
-            f"cannot open the alarm checkpoint {url.redacted()}: {exc}; check the path"
-        ) from None
-    return conn
-
-
-def _postgres(url: DatabaseUrl, channel: str) -> Any:
-    import psycopg
-
-    schema = schema_name("alarms", channel)
-    try:
-        conn = psycopg.connect(url.conninfo, autocommit=True)
-        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-        conn.execute(f'SET search_path TO "{schema}"')
-        for statement in _TABLES:
-            conn.execute(statement)
-    except psycopg.Error as exc:
-        # The server's message may quote the connection string: name only the kind of failure.
-        raise Unavailable(
-            f"cannot open the alarm checkpoint {url.redacted()}: {type(exc).__name__}; "
-            "check the server and the credentials"
-        ) from None
-    return conn
+        return self._db.execute(sql, args)

@@ -12,7 +12,6 @@ reports cite transactions a verifier re-reads from the blocks.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +20,10 @@ from typing import Any
 from fabric_protos.common import common_pb2
 
 from medalliance.audit.facts import Fact, facts_of_block
-from medalliance.database_url import DatabaseUrl, schema_name
-from medalliance.errors import Conflict, PreconditionFailed, Unavailable
+from medalliance.database_url import DatabaseUrl
+from medalliance.errors import Conflict, PreconditionFailed
 from medalliance.ledger.block import header_hash
+from medalliance.sql_connection import open_sql
 
 __all__ = ["AuditIndex", "CatchUp", "default_index_path"]
 
@@ -70,7 +70,7 @@ class AuditIndex:
     def __init__(self, url: DatabaseUrl, channel: str) -> None:
         self.url = url
         self.channel = channel
-        self._db = _Sqlite(url) if not url.is_postgres else _Postgres(url)
+        self._db = open_sql(url, store="the audit index", tables=_TABLES, schema=("audit",))
 
     def close(self) -> None:
         self._db.close()
@@ -109,33 +109,33 @@ class AuditIndex:
                     f"block {number} does not follow the indexed block {number - 1}: the index "
                     "was built from another ledger; run `medalliance audit index --rebuild`"
                 )
-            self._db.execute_many(
-                "INSERT INTO audit_fact VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [self._row(seq, fact) for seq, fact in enumerate(facts)],
-            )
-            # UPDATE, not DELETE + INSERT: a concurrent `FOR UPDATE` waiting on the row then
-            # reads its new version, where a deleted row would make it see no checkpoint at all.
-            checkpoint = (number + 1, header_hash(block.header).hex(), self.channel)
-            if number == 0:
-                self._db.execute(
-                    "INSERT INTO audit_checkpoint (next_block, last_hash, channel) VALUES (?,?,?)",
-                    checkpoint,
+            try:
+                self._db.execute_many(
+                    "INSERT INTO audit_fact VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    [self._row(seq, fact) for seq, fact in enumerate(facts)],
                 )
-            else:
-                self._db.execute(
-                    "UPDATE audit_checkpoint SET next_block = ?, last_hash = ? WHERE channel = ?",
-                    checkpoint,
-                )
+                # UPDATE, not DELETE + INSERT: a concurrent `FOR UPDATE` waiting on the row then
+                # reads its new version, where a deleted row would make it see no checkpoint at all.
+                checkpoint = (number + 1, header_hash(block.header).hex(), self.channel)
+                if number == 0:
+                    self._db.execute(
+                        "INSERT INTO audit_checkpoint (next_block, last_hash, channel) VALUES (?,?,?)",
+                        checkpoint,
+                    )
+                else:
+                    self._db.execute(
+                        "UPDATE audit_checkpoint SET next_block = ?, last_hash = ? WHERE channel = ?",
+                        checkpoint,
+                    )
+            except Conflict as exc:
+                # Only PostgreSQL gets here: two indexers both read "no checkpoint" (there is
+                # no row to lock yet) and raced on the first block; SQLite's BEGIN IMMEDIATE
+                # serialises writers. Nothing of this transaction stays.
+                raise Conflict(
+                    f"another indexer wrote block {number} at the same time; run one indexer "
+                    "per index, then retry"
+                ) from exc
             self._db.commit()
-        except self._db.integrity_errors as exc:
-            # Only PostgreSQL gets here: two indexers both read "no checkpoint" (there is no row
-            # to lock yet) and raced on the first block; SQLite's BEGIN IMMEDIATE serialises
-            # writers. Nothing of this transaction stays.
-            self._db.rollback()
-            raise Conflict(
-                f"another indexer wrote block {number} at the same time; run one indexer per "
-                "index, then retry"
-            ) from exc
         except BaseException:
             self._db.rollback()
             raise
@@ -223,92 +223,3 @@ def _fact(row: Sequence[Any]) -> Fact:
     block, tx_index, _, kind, tx_id, ts, msp, role, subject, attributes = row
     pairs = tuple((str(k), str(v)) for k, v in json.loads(attributes))
     return Fact(kind, tx_id, int(block), int(tx_index), ts, msp, role, subject, pairs)
-
-
-# --- the two databases ---------------------------------------------------------------------------
-
-
-class _Sqlite:
-    integrity_errors: tuple[type[Exception], ...] = (sqlite3.IntegrityError,)
-
-    def __init__(self, url: DatabaseUrl) -> None:
-        assert url.path is not None
-        try:
-            url.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(url.path, isolation_level=None, timeout=30)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.executescript(_TABLES.format(text="TEXT"))
-        except (OSError, sqlite3.Error) as exc:
-            raise Unavailable(
-                f"cannot open the audit index {url.redacted()}: {exc}; check the path and its "
-                "permissions"
-            ) from exc
-
-    def execute(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return self._conn.execute(sql, tuple(args)).fetchall()
-
-    def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        self._conn.executemany(sql, rows)
-
-    def begin(self) -> None:
-        # IMMEDIATE: a second writer waits for the file instead of reading a stale checkpoint.
-        self._conn.execute("BEGIN IMMEDIATE")
-
-    def commit(self) -> None:
-        self._conn.execute("COMMIT")
-
-    def rollback(self) -> None:
-        if self._conn.in_transaction:
-            self._conn.execute("ROLLBACK")
-
-    def close(self) -> None:
-        self._conn.close()
-
-
-class _Postgres:
-    def __init__(self, url: DatabaseUrl) -> None:
-        import psycopg  # imported here: SQLite users need not load it
-
-        self._psycopg = psycopg
-        self.integrity_errors: tuple[type[Exception], ...] = (psycopg.errors.IntegrityError,)
-        try:
-            # autocommit: transactions are explicit BEGIN/COMMIT, as on SQLite.
-            self._conn = psycopg.connect(url.conninfo, autocommit=True)
-        except psycopg.Error as exc:
-            raise Unavailable(
-                f"cannot connect to the audit index {url.redacted()}; is PostgreSQL running, and "
-                "are the URL's user, password and database right?"
-            ) from exc
-        schema = schema_name("audit")
-        # Two processes opening a new index at once would race on CREATE ... IF NOT EXISTS (it
-        # is not atomic in PostgreSQL: "already exists"); one transaction-scoped advisory lock
-        # lets them create it one after the other.
-        with self._conn.transaction():
-            self._conn.execute("SELECT pg_advisory_xact_lock(hashtext('medalliance.audit'))")
-            self._conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-            self._conn.execute(f'SET search_path TO "{schema}"')
-            for statement in _TABLES.format(text='TEXT COLLATE "C"').split(";"):
-                if statement.strip():
-                    self._conn.execute(statement)
-
-    def execute(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        cursor = self._conn.execute(sql.replace("?", "%s"), tuple(args))
-        return cursor.fetchall() if cursor.description else []
-
-    def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        if rows:
-            with self._conn.cursor() as cursor:
-                cursor.executemany(sql.replace("?", "%s"), rows)
-
-    def begin(self) -> None:
-        self._conn.execute("BEGIN")
-
-    def commit(self) -> None:
-        self._conn.execute("COMMIT")
-
-    def rollback(self) -> None:
-        if self._conn.info.transaction_status != self._psycopg.pq.TransactionStatus.IDLE:
-            self._conn.execute("ROLLBACK")
-
-    def close(self) -> None:
-        self._conn.close()
