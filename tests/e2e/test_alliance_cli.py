@@ -120,10 +120,11 @@ def test_a_referral_walks_through_the_cli(
     referred = run(alliance, *refer, "--to", B, "--application", "APP-2", "--as", DOCTOR_A)
     assert referred["result"]["status"] == "REFERRED"
 
-    # B's connector imports the referral into B's own database, exactly once.
+    # B's connector imports the referral into B's own database, exactly once. The referral's
+    # block was committed on A's peer; B's peer receives it a moment later.
     db = tmp_path / "tertiary-b.db"
     sync = ("connector", "sync", "--db", str(db), "--as", DOCTOR_B)
-    first = run(alliance, *sync)
+    first = run(alliance, *sync, "--through-block", str(referred["block_number"]))
     assert first["imported"] == ["REF-1"]
     assert first["last_block"] >= referred["block_number"]
     held = _imported(db, "REF-1")
@@ -163,7 +164,8 @@ def test_a_referral_walks_through_the_cli(
         "referral REF-1 is COMPLETED",
     ]
     # The origin's connector follows its referral and imports the feedback Bundle.
-    origin = run(alliance, "connector", "sync", "--as", DOCTOR_A)
+    origin = run(alliance, "connector", "sync", "--as", DOCTOR_A,
+                 "--through-block", str(completed["block_number"]))  # fmt: skip
     assert (origin["noted"], origin["quarantined"]) == (["REF-1"], [])
     assert run(alliance, "connector", "failures", "--db", str(db), "--as", DOCTOR_B) == {
         "failures": []
@@ -199,10 +201,12 @@ def test_a_bad_package_is_quarantined_listed_and_retried_through_the_cli(
     run(alliance, "referral", "apply", "APP-900", "--visit", visit, "--to", B, "--summary", record,
         "--as", DOCTOR_A)  # fmt: skip
     run(alliance, "referral", "review", "APP-900", "--approve", "--as", REVIEWER)
-    run(alliance, "referral", "refer", "REF-900", "--visit", visit, "--to", B, "--direction", "UP",
-        "--application", "APP-900", "--clinical", record, "--as", DOCTOR_A)  # fmt: skip
+    referred = run(alliance, "referral", "refer", "REF-900", "--visit", visit, "--to", B,
+                   "--direction", "UP", "--application", "APP-900", "--clinical", record,
+                   "--as", DOCTOR_A)  # fmt: skip
     db = tmp_path / "b.db"
-    synced = run(alliance, "connector", "sync", "--db", str(db), "--as", DOCTOR_B)
+    synced = run(alliance, "connector", "sync", "--db", str(db), "--as", DOCTOR_B,
+                 "--through-block", str(referred["block_number"]))  # fmt: skip
     assert "REF-900" in synced["quarantined"]
     assert "REF-900" not in synced["imported"]
     listed = run(alliance, "connector", "failures", "--db", str(db), "--as", DOCTOR_B)

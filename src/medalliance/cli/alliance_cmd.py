@@ -10,6 +10,7 @@ JSON document under `--json`. Nothing here catches errors.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -165,18 +166,46 @@ def money(cents: int) -> str:
     return f"{cents / 100:.2f}"
 
 
-def last_block(layout: NetworkLayout, msp_id: str) -> int:
+ThroughBlock = Annotated[
+    int | None,
+    typer.Option(
+        "--through-block",
+        min=0,
+        help="Read at least through this block (e.g. the one a `referral refer` printed), "
+        "waiting up to a minute for your peer to commit it.",
+        show_default=False,
+    ),
+]
+
+
+def last_block(
+    layout: NetworkLayout, msp_id: str, through: int | None = None, timeout_s: float = 60.0
+) -> int:
     """The last block the organisation's own peer has committed on the alliance channel, from
     its operations endpoint (as `network status` reads it): where a one-pass reader of blocks
-    (connector, audit index, alarm runner) stops. `Unavailable` with a hint when it cannot say."""
+    (connector, audit index, alarm runner) stops. `Unavailable` with a hint when it cannot say.
+
+    With `through`, waits until the peer has committed that block: a transaction's block is
+    known when the gateway's peer commits it, and another organisation's peer receives it a
+    moment later, so a reader told "block N" must not stop short of it."""
     peers = [n for n in launcher.nodes_of(layout) if n.organization == msp_id and n.role == "peer"]
     if not peers:
         raise Unavailable(f"{msp_id} runs no peer to read blocks from")
-    answer = launcher.probe(peers[0], timeout=5.0)
-    height = (answer or {}).get("channels", {}).get(CHANNEL)
-    if not isinstance(height, int):
-        raise Unavailable(
-            f"peer {peers[0].name} does not report its height on channel {CHANNEL}; "
-            "is the network up (`medalliance network status`)?"
-        )
-    return height - 1
+    deadline = time.monotonic() + timeout_s
+    while True:
+        answer = launcher.probe(peers[0], timeout=5.0)
+        height = (answer or {}).get("channels", {}).get(CHANNEL)
+        if not isinstance(height, int):
+            raise Unavailable(
+                f"peer {peers[0].name} does not report its height on channel {CHANNEL}; "
+                "is the network up (`medalliance network status`)?"
+            )
+        if through is None or height - 1 >= through:
+            return height - 1
+        if time.monotonic() > deadline:
+            raise Unavailable(
+                f"peer {peers[0].name} has committed through block {height - 1}, not block "
+                f"{through}, after {timeout_s:.0f} s; is it catching up (`medalliance network "
+                "status`)?"
+            )
+        time.sleep(0.2)  # polling the peer's height, not guessing how long it takes

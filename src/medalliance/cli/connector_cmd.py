@@ -19,7 +19,7 @@ from medalliance.app.connector import Connector, SyncReport
 from medalliance.app.hospital_book import HospitalBook
 from medalliance.app.hospital_store import open_store_of
 from medalliance.app.pseudonyms import PseudonymClient, pseudonym_client
-from medalliance.cli.alliance_cmd import As, Dir, Session, last_block, session
+from medalliance.cli.alliance_cmd import As, Dir, Session, ThroughBlock, last_block, session
 from medalliance.cli.output import emit_json, output_state, stdout
 from medalliance.hospital.clinical_store import ClinicalStore
 from medalliance.node.config import HOSPITAL_TYPES
@@ -82,6 +82,7 @@ def sync(
     follow: Annotated[
         bool, typer.Option("--follow", help="Keep following new blocks until Ctrl-C.")
     ] = False,
+    through_block: ThroughBlock = None,
     directory: Dir = Path("."),
 ) -> None:
     """Import the referrals to your hospital and follow its referrals' status, from the block
@@ -89,7 +90,8 @@ def sync(
 
     Without --follow, one pass up to the current height: the connector reads through the last
     block your organisation's peer reports on its operations endpoint (`/status`, as `network
-    status` does), so it stops exactly there rather than guessing from an idle stream. With
+    status` does), so it stops exactly there rather than guessing from an idle stream; with
+    --through-block N it first waits for your peer to commit block N. With
     --follow it keeps reading new blocks and prints one line per import or status change until
     Ctrl-C (under --json, the one document comes at the end). At a hospital, the pseudonym
     service checks that each clinical package is the referred patient's (cached in the store).
@@ -107,7 +109,8 @@ def sync(
         if follow:
             report = _follow(connector, SyncReport(last_block=HospitalBook(store).last_block()))
         else:
-            report = connector.sync(until=last_block(s.network.layout, s.caller.msp_id))
+            layout, msp_id = s.network.layout, s.caller.msp_id
+            report = connector.sync(until=last_block(layout, msp_id, through_block))
     _show(report)
     if follow:
         raise typer.Exit(130)  # interrupted, as style.md §7 counts it

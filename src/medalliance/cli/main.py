@@ -7,39 +7,87 @@ bug, reported as such with exit code 70.
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import sys
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
+import typer.core
 from rich.console import Console
 
 from medalliance import __version__
-from medalliance.cli import (
-    audit_alarm_cmd,
-    audit_cmd,
-    audit_report_cmd,
-    channel_cmd,
-    connector_cmd,
-    demo_cmd,
-    hospital_cmd,
-    ledger_cmd,
-    network_cmd,
-    node_cmd,
-    privacy_cmd,
-    referral_cmd,
-    report_cmd,
-    resource_cmd,
-    settlement_cmd,
-    tx_cmd,
-    visit_cmd,
-)
 from medalliance.cli.output import output_state
 from medalliance.errors import MedallianceError
 
+# Each command group is imported only when it runs (or `--help` lists it): a node process or a
+# one-line `visit show` then loads what it needs, not FHIR models, PDF fonts and every contract.
+# name -> "module:attribute": a Typer app, or a loader returning the app or the one command.
+_GROUPS = {
+    "ledger": "medalliance.cli.ledger_cmd:app",
+    "network": "medalliance.cli.network_cmd:app",
+    "channel": "medalliance.cli.channel_cmd:app",
+    "node": "medalliance.cli.node_cmd:app",
+    "tx": "medalliance.cli.tx_cmd:app",
+    "privacy": "medalliance.cli.privacy_cmd:app",
+    "visit": "medalliance.cli.visit_cmd:app",
+    "referral": "medalliance.cli.referral_cmd:app",
+    "report": "medalliance.cli.report_cmd:app",
+    "resource": "medalliance.cli.resource_cmd:app",
+    "settlement": "medalliance.cli.settlement_cmd:app",
+    "connector": "medalliance.cli.connector_cmd:app",
+    "hospital": "medalliance.cli.hospital_cmd:app",
+    "audit": "medalliance.cli.main:_audit",
+    "demo": "medalliance.cli.main:_demo",
+}
+
+
+def _audit() -> typer.Typer:
+    from medalliance.cli import audit_alarm_cmd, audit_cmd, audit_report_cmd
+
+    audit_report_cmd.register(audit_cmd.app)  # report, verify-report, generate-month
+    audit_alarm_cmd.register(audit_cmd.app)  # `audit alarms ...`
+    return audit_cmd.app
+
+
+def _demo() -> Callable[..., None]:
+    from medalliance.cli import demo_cmd
+
+    return demo_cmd.demo
+
+
+class _LazyGroup(typer.core.TyperGroup):
+    """The root command: its subcommands are built from `_GROUPS` on first use."""
+
+    # Any: click's Context and Command, which typer may vendor and names no public alias for.
+    def list_commands(self, ctx: Any) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_GROUPS})
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in _GROUPS:
+            return super().get_command(ctx, cmd_name)
+        module, _, attribute = _GROUPS[cmd_name].partition(":")
+        loaded = getattr(importlib.import_module(module), attribute)
+        target = loaded if isinstance(loaded, typer.Typer) else loaded()
+        # Built as the root would build it (a group of one, without completion options).
+        holder = typer.Typer(add_completion=False)
+        holder.callback()(_nothing)
+        if isinstance(target, typer.Typer):
+            holder.add_typer(target, name=cmd_name)
+        else:
+            holder.command(cmd_name)(target)
+        return typer.main.get_command(holder).commands[cmd_name]  # type: ignore[attr-defined]
+
+
+def _nothing() -> None:
+    """The holder group's callback: it only makes typer build a group."""
+
+
 app = typer.Typer(
     name="medalliance",
+    cls=_LazyGroup,
     help="A consortium blockchain for a regional medical alliance, speaking Fabric's protocols.",
     no_args_is_help=True,
     add_completion=False,
@@ -47,23 +95,6 @@ app = typer.Typer(
     # Every subcommand inherits it: `-h` is what people type first.
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.add_typer(ledger_cmd.app, name="ledger")
-app.add_typer(network_cmd.app, name="network")
-app.add_typer(channel_cmd.app, name="channel")
-app.add_typer(node_cmd.app, name="node")
-app.add_typer(tx_cmd.app, name="tx")
-app.add_typer(privacy_cmd.app, name="privacy")
-app.add_typer(visit_cmd.app, name="visit")
-app.add_typer(referral_cmd.app, name="referral")
-app.add_typer(report_cmd.app, name="report")
-app.add_typer(resource_cmd.app, name="resource")
-app.add_typer(settlement_cmd.app, name="settlement")
-app.add_typer(connector_cmd.app, name="connector")
-app.add_typer(hospital_cmd.app, name="hospital")
-audit_report_cmd.register(audit_cmd.app)  # report, verify-report, generate-month
-app.add_typer(audit_cmd.app, name="audit")
-audit_alarm_cmd.register(audit_cmd.app)  # `audit alarms ...`
-app.command("demo")(demo_cmd.demo)
 
 
 def _version(value: bool) -> None:

@@ -155,6 +155,12 @@ class OrdererNode:
             for cid, c in self.channels.items()
         }
 
+    def end_subscriptions(self) -> None:
+        """End every open Deliver stream: the ordering node is going away, and the peers
+        reading blocks from it should switch to another one now."""
+        for channel in self.channels.values():
+            channel.feed.close()
+
     async def stop(self) -> None:
         for task in [*self._tasks, *self._inflight]:
             task.cancel()

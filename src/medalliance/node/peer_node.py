@@ -279,11 +279,16 @@ class PeerNode:
             status["integrity"] = self.integrity.status()
         return status
 
+    def end_subscriptions(self) -> None:
+        """End every open Deliver, event and commit-status wait: the peer is going away, and
+        its clients should reconnect elsewhere now rather than hold shutdown for the grace."""
+        for served in self.channels.values():
+            served.feed.close()
+
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        for served in self.channels.values():
-            served.feed.close()
+        self.end_subscriptions()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.private_data is not None:
             self.private_data.close()

@@ -2,8 +2,10 @@
 
 `network init` writes a `node.yaml` per node into `nodes/<host>/`; `medalliance node start
 --config nodes/<host>/node.yaml` runs it. Logs are JSON lines on stderr (one object per event,
-with names, numbers and ids only). Shutdown is graceful: stop accepting calls, let running ones
-finish for a few seconds, stop pulling blocks, close the ledgers.
+with names, numbers and ids only). Shutdown is graceful: end the open subscriptions (Deliver and
+event streams, commit-status waits: they would otherwise hold it for the whole grace, and their
+clients reconnect elsewhere), stop accepting calls, let running ones finish for a few seconds,
+stop pulling blocks, close the ledgers.
 """
 
 from __future__ import annotations
@@ -86,6 +88,7 @@ async def serve(config_path: Path) -> None:
     finally:
         operations.healthy = False
         log.info("node stopping", extra={"node": node.host})
+        node.end_subscriptions()
         await server.stop(GRACE_S)
         await node.stop()
         operations.close()
