@@ -21,8 +21,9 @@ import typer
 from pydantic import BaseModel
 
 from medalliance.app.alarm_checkpoint import AlarmCheckpoint
-from medalliance.app.alarm_runner import AlarmRunner, RaisedAlarm, RunReport
+from medalliance.app.alarm_runner import AlarmRunner, IntegritySource, RaisedAlarm, RunReport
 from medalliance.app.audit_queries import ALARM_STATES
+from medalliance.app.integrity_status import monitor_findings
 from medalliance.cli.alliance_cmd import (
     CHANNEL,
     As,
@@ -38,6 +39,7 @@ from medalliance.cli.audit_cmd import _show as _show_rows
 from medalliance.cli.output import emit_json, output_state, stdout
 from medalliance.database_url import parse_database_url
 from medalliance.errors import InvalidArgument
+from medalliance.node.bootstrap import NetworkLayout
 
 app = typer.Typer()  # its help is the callback's docstring, with the example
 
@@ -136,7 +138,8 @@ def _run(as_: str, follow: bool, checkpoint: str, directory: Path) -> None:
             checkpoint or str(Path("audit") / f"alarms-{msp_id}.db"), base=directory
         )
         with closing(AlarmCheckpoint(url, CHANNEL)) as store:
-            runner = AlarmRunner(s.network, msp_id, s.caller.user, store)
+            runner = AlarmRunner(s.network, msp_id, s.caller.user, store,
+                                 integrity=_integrity_source(s.network.layout, msp_id))  # fmt: skip
             if follow:
                 report = RunReport(last_block=store.last_block())
                 with suppress(KeyboardInterrupt):  # every finished block is stored
@@ -222,6 +225,16 @@ def close(alarm_id: AlarmId, as_: As, note: Note, directory: Dir = Path(".")) ->
     with session(directory, as_) as s:
         done = s.submit("alarm", "CloseAlarm", alarm_id, note)
     show_committed(done, lambda a: f"alarm {a['alarmId']} is {a['status']}")
+
+
+def _integrity_source(layout: NetworkLayout, msp_id: str) -> IntegritySource | None:
+    """Where the runner reads its integrity findings: the operations endpoint of the
+    organisation's peer that runs the integrity monitor (None: it runs none)."""
+    monitors = [p for p in layout.config.organization(msp_id).peers if p.integrity_monitor]
+    if not monitors:
+        return None
+    endpoint = monitors[0].operations_endpoint
+    return lambda: monitor_findings(endpoint)
 
 
 def _print_raised(raised: RaisedAlarm) -> None:
