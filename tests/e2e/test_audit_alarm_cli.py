@@ -50,8 +50,9 @@ def test_an_alarm_is_listed_acknowledged_and_closed(alliance: Path) -> None:
        "LOW", json.dumps(["SecondaryAMSP"]), "[]", "")  # fmt: skip
     tx(alliance, "DistrictHC", "Auditor1", "records", "RegisterRecord", "NOTE-CLI", PATIENT,
        "ab" * 32, "[]", "[]")  # fmt: skip
-    (listed,) = run(alliance, "audit", "alarms", "list", "--status", "OPEN", "--as", AUDITOR)
-    assert (listed["alarmId"], listed["raisedBy"]) == ("ALM-CLI", "DistrictHCMSP")
+    run(alliance, "audit", "index", "--as", AUDITOR)
+    (listed,) = run(alliance, "audit", "alarms", "list", "--state", "open", "--as", AUDITOR)["rows"]
+    assert (listed["alarm_id"], listed["raised_by"]) == ("ALM-CLI", "DistrictHCMSP")
     acked = run(alliance, "audit", "alarms", "ack", "ALM-CLI", "--as", AUDITOR)
     assert acked["result"]["status"] == "ACKNOWLEDGED"
     closed = run(alliance, "audit", "alarms", "close", "ALM-CLI", "--note", "NOTE-CLI",
@@ -64,12 +65,21 @@ def test_an_alarm_is_listed_acknowledged_and_closed(alliance: Path) -> None:
     assert "alarm ALM-CLI is already CLOSED" in again.stderr
     hospital = cli("--json", "audit", "alarms", "list", "--as", "User1@SecondaryHospitalA",
                    "--dir", str(alliance), check=False)  # fmt: skip
-    assert hospital.returncode == 1
+    assert hospital.returncode == 4  # permission denied: the index answers commissions only
     assert json.loads(hospital.stdout)["message"].startswith(
-        "SecondaryAMSP is not a health commission"
+        "audit queries answer auditors and reviewers of a health commission"
     )
     shown = run(alliance, "audit", "alarms", "show", "ALM-CLI", "--as", AUDITOR)
     assert [h["status"] for h in shown["history"]] == ["OPEN", "ACKNOWLEDGED", "CLOSED"]
+    run(alliance, "audit", "index", "--as", AUDITOR)
+    (closed_row,) = run(alliance, "audit", "alarms", "list", "--state", "closed", "--as",
+                        AUDITOR)["rows"]  # fmt: skip
+    assert (closed_row["status"], closed_row["note_ref"], len(closed_row["tx_ids"])) == (
+        "CLOSED", "NOTE-CLI", 3)  # fmt: skip
+    bad = cli("audit", "alarms", "list", "--state", "opened", "--as", AUDITOR, "--dir",
+              str(alliance), check=False)  # fmt: skip
+    assert bad.returncode == 2
+    assert "--state must be one of" in bad.stderr
 
 
 def test_the_runner_needs_a_caller(alliance: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import threading
@@ -15,9 +16,10 @@ from typing import Any
 import pytest
 from tests.networks import free_ports
 
+from medalliance.app.integrity_status import findings_of_status
 from medalliance.audit.integrity import Finding
 from medalliance.node.integrity_monitor import IntegrityMonitor, WatchedPeer
-from medalliance.node.operations import OperationsServer
+from medalliance.node.operations import STATE_HASH_CONCURRENCY, OperationsServer
 
 GOOD = {"ch": {"height": 3, "blockHash": "b" * 64, "stateHash": "s" * 64}}
 BAD_STATE = {"ch": {"height": 3, "blockHash": "b" * 64, "stateHash": "x" * 64}}
@@ -135,3 +137,59 @@ def test_digests_that_cannot_be_computed_answer_503_and_status_still_works() -> 
             assert json.loads(reply.read())["name"] == "peer0"
     finally:
         server.close()
+
+
+def test_state_hash_requests_beyond_the_limit_are_refused_at_once_not_queued() -> None:
+    """While STATE_HASH_CONCURRENCY digests are being computed, a further request is refused
+    with 503 and Retry-After at once (never queued on the node's loop); health still answers,
+    and the slow ones finish with their answer."""
+    release, started = threading.Event(), threading.Semaphore(0)
+    calls: list[int] = []
+
+    def slow() -> dict[str, Any]:
+        calls.append(1)
+        started.release()
+        release.wait(timeout=30)
+        return GOOD
+
+    address = f"127.0.0.1:{free_ports(1)[0]}"
+    server = OperationsServer(address, lambda: {"name": "peer0"}, ledgers=slow)
+    server.healthy = True
+    server.start()
+    url = f"http://{address}/status?state_hash=1"
+    done: list[int] = []
+
+    def ask() -> None:
+        with urllib.request.urlopen(url, timeout=30) as reply:
+            done.append(reply.status)
+
+    holders = [threading.Thread(target=ask) for _ in range(STATE_HASH_CONCURRENCY)]
+    try:
+        for holder in holders:
+            holder.start()
+        for _ in holders:
+            assert started.acquire(timeout=10)  # every slot is taken
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url, timeout=5)
+        assert (refused.value.code, refused.value.headers["Retry-After"]) == (503, "1")
+        assert json.loads(refused.value.read())["error"].startswith("busy")
+        with urllib.request.urlopen(f"http://{address}/healthz", timeout=5) as reply:
+            assert reply.status == 200
+        assert len(calls) == STATE_HASH_CONCURRENCY  # the refused one never reached `ledgers`
+    finally:
+        release.set()
+        for holder in holders:
+            holder.join(timeout=30)
+        server.close()
+    assert done == [200] * STATE_HASH_CONCURRENCY
+
+
+def test_the_runner_reads_findings_from_a_status_answer() -> None:
+    finding = Finding("ch", 7, "peer0.b", "BMSP", "state-hash", "a" * 64, "c" * 64, ("p1", "p2"))
+    status = {"integrity": {"checked": "2026-12-03T10:00:00+00:00", "findings": [
+        {**dataclasses.asdict(finding), "agreeing": ["p1", "p2"], "message": "..."},
+        {"peer": "peer0.c", "height": "7"},  # malformed: left out
+    ]}}  # fmt: skip
+    assert findings_of_status(status) == [finding]
+    assert findings_of_status({"name": "peer0"}) is None  # no monitor on this peer
+    assert findings_of_status({"integrity": {"checked": None, "findings": []}}) is None

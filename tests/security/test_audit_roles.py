@@ -241,3 +241,68 @@ def test_a_records_access_log_is_for_its_owner_and_the_commissions_auditors(
             call()
     else:
         assert [e["action"] for e in json.loads(call())] == ["decrypt"]
+
+
+# --- the other regulator reads: a commission reads through its auditors and reviewers -----------
+
+REGULATOR_READS = ("GetReferral", "ReferralsByHospital", "GetApplication", "ApplicationsForVisit",
+                   "ReportsTo")  # fmt: skip
+_ROLE = "refused: role auditor or reviewer required"
+_STRANGER = "refused: is neither a party"
+READ_CALLERS = [
+    # organisation, user, function, answer ("answered", "empty" or "refused: <message>")
+    *[("DistrictHC", "Auditor1", f, "answered") for f in REGULATOR_READS],
+    *[("DistrictHC", "Reviewer1", f, "answered") for f in REGULATOR_READS],
+    *[("CityHC", "Auditor1", f, "answered") for f in REGULATOR_READS],
+    *[("DistrictHC", "Admin", f, _ROLE) for f in REGULATOR_READS],
+    *[("DistrictHC", "User1", f, _ROLE) for f in REGULATOR_READS],
+    *[("CityHC", "Admin", f, _ROLE) for f in REGULATOR_READS],
+    *[("SecondaryHospitalA", "User1", f, "answered") for f in REGULATOR_READS[:4]],
+    ("SecondaryHospitalA", "User1", "ReportsTo", _STRANGER),
+    ("SecondaryHospitalB", "User1", "GetReferral", _STRANGER),
+    ("SecondaryHospitalB", "User1", "GetApplication", _STRANGER),
+    ("SecondaryHospitalB", "User1", "ApplicationsForVisit", "empty"),
+    ("WestDistrictHC", "Auditor1", "GetReferral", _STRANGER),
+    ("WestDistrictHC", "Auditor1", "ReferralsByHospital", _STRANGER),
+    ("WestDistrictHC", "Auditor1", "ReportsTo", _STRANGER),
+]
+
+
+def _read_args(audited: Audited, function: str) -> tuple[str, ...]:
+    """The contract and arguments of one regulator read over the audited workflow's ids."""
+    referral = audited.index.facts(["referral.created"])[0]
+    application = audited.index.facts(["application.submitted"])[0]
+    visit = audited.index.facts(["visit.registered"])[0].subject
+    return {
+        "GetReferral": ("referral", referral.subject),
+        "ReferralsByHospital": ("referral", referral.attribute("from_hospital"), "outgoing", ""),
+        "GetApplication": ("report", application.subject),
+        "ApplicationsForVisit": ("report", visit),
+        "ReportsTo": ("reporting", DISTRICT, dt.date.today().strftime("%Y-%m")),
+    }[function]
+
+
+@pytest.mark.parametrize(
+    ("org", "user", "function", "answer"),
+    READ_CALLERS,
+    ids=[f"{f} asked by {u}@{o}: {a}" for o, u, f, a in READ_CALLERS],
+)
+def test_regulator_reads_answer_parties_and_the_commissions_auditors_and_reviewers(
+    audited: Audited, org: str, user: str, function: str, answer: str
+) -> None:
+    contract, *args = _read_args(audited, function)
+    assert audited.index.facts(["referral.created"])[0].attribute("from_hospital") == (
+        "SecondaryAMSP"
+    )  # the party of the table
+    blocks_before = len(list(audited.alliance.blocks(DISTRICT, 0, None)))
+    call = lambda: audited.alliance.evaluate(org, user, contract, function, *args)  # noqa: E731
+    if answer.startswith("refused: "):
+        with pytest.raises(ContractError, match=answer.removeprefix("refused: ")) as refused:
+            call()
+        assert refused.value.status_code == 403
+    elif function == "ReportsTo":
+        assert json.loads(call()) == []  # the demo files no report; the caller may ask
+    else:
+        assert (json.loads(call()) != []) == (answer == "answered")
+    # A read writes nothing: the ledger is as long as before.
+    assert len(list(audited.alliance.blocks(DISTRICT, 0, None))) == blocks_before

@@ -215,6 +215,7 @@ class ReferralContract(Contract):
     def GetReferral(self, ctx: Context, referral_id: str) -> str:
         referral = _load(ctx, referral_id)
         _require_party(ctx, referral)
+        require_audit_role_of_regulator(ctx)
         return to_json(referral).decode()
 
     @transaction(evaluate=True)
@@ -227,6 +228,7 @@ class ReferralContract(Contract):
         if status:
             check_choice(status, "status", STATUSES)
         require_may_see(ctx, f"the referrals of {hospital_id}", hospital_id)
+        require_audit_role_of_regulator(ctx)
         found = [_load(ctx, rid) for rid, _ in scan(ctx, "hospitalreferral", hospital_id, side)]
         return sorted(
             (r for r in found if not status or r["status"] == status),

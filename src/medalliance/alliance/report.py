@@ -38,6 +38,7 @@ from medalliance.alliance.common import (
     now_iso,
     organization,
     protect,
+    require_audit_role_of_regulator,
     require_may_see,
     require_role,
     require_sealed_for,
@@ -254,11 +255,13 @@ class ReportContract(Contract):
             application["hospital"],
             application["targetHospital"],
         )
+        require_audit_role_of_regulator(ctx)
         return to_json(application).decode()
 
     @transaction(evaluate=True)
     def ApplicationsForVisit(self, ctx: Context, visit_no: str) -> list[Any]:
         check_id(visit_no, "visit number")
+        require_audit_role_of_regulator(ctx)
         found = []
         for application_id, _ in scan(ctx, "visitapplication", visit_no):
             application = _load(ctx, application_id)

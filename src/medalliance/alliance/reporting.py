@@ -24,6 +24,7 @@ from medalliance.alliance.common import (
     now_iso,
     organization,
     protect,
+    require_audit_role_of_regulator,
     require_may_see,
     require_role,
     supervising_regulator,
@@ -129,6 +130,7 @@ class ReportingContract(Contract):
         if org.type != "regulator":
             raise ContractError(f"{regulator} is a {org.type} organisation, not a regulator", 400)
         require_may_see(ctx, f"the reports to {regulator}", regulator)
+        require_audit_role_of_regulator(ctx)
         return sorted(_addressed_to(ctx, regulator, period), key=lambda r: r["reportId"])
 
     @transaction(evaluate=True)

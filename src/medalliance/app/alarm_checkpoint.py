@@ -18,7 +18,12 @@ CREATE TABLE IF NOT EXISTS alarm_raised (
     channel {text} NOT NULL, alarm_id {text} NOT NULL, rule_id {text} NOT NULL,
     tx_id {text} NOT NULL, block INTEGER NOT NULL, PRIMARY KEY (channel, alarm_id));
 CREATE TABLE IF NOT EXISTS alarm_progress (
-    channel {text} PRIMARY KEY, last_block INTEGER NOT NULL)
+    channel {text} PRIMARY KEY, last_block INTEGER NOT NULL);
+-- Integrity divergences the runner raised and that still last, by (channel, peer, kind): while
+-- one lasts it is not raised again, across restarts.
+CREATE TABLE IF NOT EXISTS alarm_divergence (
+    channel {text} NOT NULL, identity {text} NOT NULL, alarm_id {text} NOT NULL,
+    PRIMARY KEY (channel, identity))
 """
 
 
@@ -76,6 +81,30 @@ class AlarmCheckpoint:
             self._channel,
         )
         return [(str(a), str(r), str(t), int(b)) for a, r, t, b in rows]
+
+    def divergences(self) -> dict[str, str]:
+        """Integrity divergences raised and still lasting: identity -> alarm id."""
+        rows = self._rows(
+            "SELECT identity, alarm_id FROM alarm_divergence WHERE channel = ?", self._channel
+        )
+        return {str(i): str(a) for i, a in rows}
+
+    def note_divergence(self, identity: str, alarm_id: str) -> None:
+        self._rows(
+            "INSERT INTO alarm_divergence (channel, identity, alarm_id) VALUES (?, ?, ?) "
+            "ON CONFLICT (channel, identity) DO NOTHING",
+            self._channel,
+            identity,
+            alarm_id,
+        )
+
+    def end_divergence(self, identity: str) -> None:
+        """The monitor no longer names it: a later divergence is a new finding."""
+        self._rows(
+            "DELETE FROM alarm_divergence WHERE channel = ? AND identity = ?",
+            self._channel,
+            identity,
+        )
 
     def _rows(self, sql: str, *args: object) -> list[tuple[Any, ...]]:
         return self._db.execute(sql, args)

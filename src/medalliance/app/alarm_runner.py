@@ -11,6 +11,12 @@ finding's key, the checkpoint (app/alarm_checkpoint.py) remembers what was raise
 block done, and the contract refuses an id it already holds — which the runner counts as raised.
 The rules' state is rebuilt by reading from genesis on every start (the rules are pure and fast);
 only the chain writes are skipped for blocks already done.
+
+Integrity: given a source of its peer's integrity findings (app/integrity_status.py), the runner
+also raises `integrity.divergence` (audit/rules.py `integrity_alarm`) for each peer the monitor
+names on this channel — after the blocks it read, and while following at most every
+`integrity_every_s` seconds as blocks arrive. A divergence is raised once while it lasts, across
+restarts (the checkpoint remembers it until the monitor stops naming it).
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from fabric_protos.common import common_pb2
@@ -26,13 +33,23 @@ from fabric_protos.common import common_pb2
 from medalliance.app.alarm_checkpoint import AlarmCheckpoint
 from medalliance.app.alliance_network import AllianceNetwork
 from medalliance.audit.facts import facts_of_block, iso_time
-from medalliance.audit.rules import DEFAULT_RULES, AlarmToRaise, RuleEngine, RuleSet
+from medalliance.audit.integrity import Finding
+from medalliance.audit.rules import (
+    DEFAULT_RULES,
+    AlarmToRaise,
+    RuleEngine,
+    RuleSet,
+    integrity_alarm,
+)
 from medalliance.errors import ContractError
 from medalliance.ledger.tx import MalformedTransaction, parse_envelope
 
 log = logging.getLogger(__name__)
 
 ALARM_CONTRACT = "alarm"
+# The findings of the commission's peer's integrity monitor; None: not known (no monitor, no
+# check yet, not reachable).
+IntegritySource = Callable[[], Sequence[Finding] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,12 +86,17 @@ class AlarmRunner:
         user: str,
         checkpoint: AlarmCheckpoint,
         rules: RuleSet = DEFAULT_RULES,
+        *,
+        integrity: IntegritySource | None = None,
+        integrity_every_s: float = 10.0,
     ) -> None:
         self._network = network
         self._org = org
         self._user = user
         self._checkpoint = checkpoint
         self._rules = rules
+        self._integrity = integrity
+        self._integrity_every_s = integrity_every_s
         self.msp_id = network.layout.config.organization(org).msp_id
 
     def run(
@@ -87,6 +109,7 @@ class AlarmRunner:
         done = self._checkpoint.last_block()
         report = RunReport(last_block=done)
         now = ""
+        checked = time.monotonic()
         for block in self._network.blocks(self._org, 0, until):
             number = int(block.header.number)
             now = max(now, _block_time(block))
@@ -105,7 +128,41 @@ class AlarmRunner:
             if number > done:
                 self._checkpoint.set_last_block(number)
                 done = report.last_block = number
+            if until is None and time.monotonic() - checked >= self._integrity_every_s:
+                self._integrity_round(report, on_raise)
+                checked = time.monotonic()
+        self._integrity_round(report, on_raise)
         return report
+
+    def _integrity_round(
+        self, report: RunReport, on_raise: Callable[[RaisedAlarm], None] | None
+    ) -> None:
+        """Raise each divergence the peer's monitor names on this channel, once while it
+        lasts; forget those it no longer names."""
+        findings = self._integrity() if self._integrity is not None else None
+        if findings is None:
+            return
+        current = {
+            f"{f.channel_id}|{f.peer}|{f.kind}": f
+            for f in findings
+            if f.channel_id == self._network.channel
+        }
+        lasting = self._checkpoint.divergences()
+        for identity in lasting.keys() - current.keys():
+            self._checkpoint.end_divergence(identity)
+        for identity, finding in sorted(current.items()):
+            if identity in lasting:
+                report.already += 1
+                continue
+            alarm = integrity_alarm(finding, self._rules)
+            raised = self._raise_once(alarm, report.last_block, "")
+            self._checkpoint.note_divergence(identity, alarm_id(self.msp_id, alarm))
+            if raised is None:
+                report.already += 1
+                continue
+            report.raised.append(raised)
+            if on_raise is not None:
+                on_raise(raised)
 
     def _jurisdiction(self) -> tuple[frozenset[str], str]:
         """The organisations whose findings this commission raises (itself and the hospitals

@@ -29,9 +29,9 @@ __all__ = ["AuditIndex", "CatchUp", "default_index_path"]
 
 # Columns beside the fact itself, so queries filter in SQL: the organisations a fact names
 # (origin/applicant/performer/payer/submitter/accessor as party_a; target/payee/recipient as
-# party_b) and its month.
-_PARTY_A = ("from_hospital", "hospital", "payer", "submitter", "org")
-_PARTY_B = ("to_hospital", "target", "payee", "recipient")
+# party_b; an alarm's raising commission and the one it is escalated to) and its month.
+_PARTY_A = ("from_hospital", "hospital", "payer", "submitter", "org", "raised_by")
+_PARTY_B = ("to_hospital", "target", "payee", "recipient", "escalate_to")
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS audit_fact (

@@ -26,8 +26,10 @@ from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.config import HOSPITAL_TYPES, NetworkConfig
 
 __all__ = [
+    "ALARM_STATES",
     "AUDIT_ROLES",
     "AccessEvent",
+    "AlarmRow",
     "AuditDenied",
     "AuditQueries",
     "Auditor",
@@ -43,6 +45,8 @@ AUDIT_ROLES = ("auditor", "reviewer")
 _HOURS = Decimal("0.01")
 _STATUSES = ("REFERRED", "ACCEPTED", "REJECTED", "COMPLETED")
 _DIRECTIONS = ("UP", "DOWN")
+ALARM_STATES = ("open", "acknowledged", "closed", "all")
+_ALARM_KINDS = ("alarm.raised", "alarm.acknowledged", "alarm.closed")
 
 
 class AuditDenied(PermissionDenied):
@@ -100,6 +104,25 @@ class AccessEvent:
     tx_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class AlarmRow:
+    """One alarm as the index last saw it (alarm contract: raise, acknowledge, close)."""
+
+    alarm_id: str
+    rule_id: str
+    rule_version: str
+    severity: str
+    status: str  # OPEN, ACKNOWLEDGED or CLOSED
+    subjects: tuple[str, ...]
+    raised_by: str  # the commission's MSP id
+    raised_at: str
+    escalate_to: str  # "" or the parent commission that must see to it
+    updated_by: str  # the organisation of the latest step
+    updated_at: str
+    note_ref: str  # the latest step's sealed note ("" for none): a record id, never the note
+    tx_ids: tuple[str, ...]  # raise, acknowledge, close, in ledger order
+
+
 def authenticate(layout: NetworkLayout, organization: str, user: str) -> Auditor:
     """The user `user` of `organization` (name or MSP id), proven by its own certificate and key
     in the network folder. Raises `AuditDenied` when it has none, the certificate is not its
@@ -153,6 +176,13 @@ class AuditQueries:
         self.caller = caller
         self.hospitals = supervised_hospitals(config, caller.msp_id)
         self._scope = frozenset(self.hospitals)
+        # The commissions whose alarms the caller's may read: itself and those below it (as
+        # the alarm contract's AlarmsByStatus answers).
+        self._commissions = frozenset(
+            o.msp_id
+            for o in config.organizations
+            if o.type == "regulator" and caller.msp_id in _regulators_above(config, o.msp_id)
+        )
 
     def pending(self, now: dt.datetime) -> list[PendingApplication]:
         """Applications of supervised hospitals submitted and not yet reviewed, oldest first,
@@ -259,6 +289,46 @@ class AuditQueries:
         _check_period(period)
         facts = [f for f in self._index.facts() if self._in_scope(f)]
         return indicators(facts, period, self.hospitals)
+
+    def alarms(
+        self,
+        *,
+        state: str = "all",
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+    ) -> list[AlarmRow]:
+        """Alarms raised by the caller's commission or one below it, or escalated to it, in
+        their latest state (`open`, `acknowledged`, `closed` or `all`), raised in
+        [`since`, `until`) (None: unbounded), oldest first."""
+        _check_choice(state, "--state", ALARM_STATES)
+        if since is not None and until is not None and since >= until:
+            raise InvalidArgument("--since must be before --until")
+        by_id: dict[str, list[Fact]] = defaultdict(list)
+        for f in self._index.facts(_ALARM_KINDS):
+            by_id[f.subject].append(f)
+        rows = []
+        for alarm_id, history in by_id.items():
+            last = history[-1]
+            if not (
+                last.attribute("raised_by") in self._commissions
+                or last.attribute("escalate_to") == self.caller.msp_id
+            ):
+                continue
+            if state != "all" and last.attribute("status").lower() != state:
+                continue
+            raised = _when(last.attribute("raised_at") or history[0].timestamp)
+            if (since is not None and raised < since) or (until is not None and raised >= until):
+                continue
+            rows.append(AlarmRow(
+                alarm_id, last.attribute("rule_id"), last.attribute("rule_version"),
+                last.attribute("severity"), last.attribute("status"),
+                tuple(s for s in last.attribute("subjects").split(",") if s),
+                last.attribute("raised_by"), last.attribute("raised_at"),
+                last.attribute("escalate_to"), last.attribute("by"),
+                last.attribute("at") or last.timestamp, last.attribute("note_ref"),
+                tuple(f.tx_id for f in history),
+            ))  # fmt: skip
+        return sorted(rows, key=lambda r: (r.raised_at, r.alarm_id))
 
     def _require_supervised(self, *organizations: str) -> None:
         """Refuse a filter naming a hospital outside the caller's chain: an empty answer would

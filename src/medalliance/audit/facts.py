@@ -73,6 +73,9 @@ FACT_KINDS = (
     "config.changed",
     "contract.changed",
     "tx.invalid",
+    "alarm.raised",
+    "alarm.acknowledged",
+    "alarm.closed",
 )
 
 
@@ -326,7 +329,35 @@ def _visit(tx: _Tx, kind: str, parts: tuple[str, ...], v: dict[str, Any]) -> Ite
         yield tx.fact("visit.registered", parts[0], hospital=v.get("hospital"))
 
 
+def _alarm(tx: _Tx, kind: str, parts: tuple[str, ...], v: dict[str, Any]) -> Iterator[Fact]:
+    # An alarm key is written on raise, acknowledge and close with its whole history: the
+    # latest entry is this transaction's step (who, when, note reference).
+    fact_kind = {"OPEN": "alarm.raised", "ACKNOWLEDGED": "alarm.acknowledged",
+                 "CLOSED": "alarm.closed"}.get(str(v.get("status", "")))  # fmt: skip
+    history = v.get("history")
+    step = history[-1] if isinstance(history, list) and history else {}
+    if kind != "alarm" or fact_kind is None or not isinstance(step, dict):
+        return
+    subjects = v.get("subjects")
+    yield tx.fact(
+        fact_kind,
+        parts[0],
+        rule_id=v.get("ruleId"),
+        rule_version=v.get("ruleVersion"),
+        severity=v.get("severity"),
+        status=v.get("status"),
+        raised_by=v.get("raisedBy"),
+        raised_at=v.get("raisedAt"),
+        escalate_to=v.get("escalateTo"),
+        subjects=",".join(str(s) for s in subjects) if isinstance(subjects, list) else "",
+        by=step.get("by"),
+        at=step.get("at"),
+        note_ref=step.get("noteRef"),
+    )
+
+
 _READERS: dict[str, _Reader] = {
+    "alarm": _alarm,
     "report": _report,
     "referral": _referral,
     "records": _records,
@@ -340,7 +371,7 @@ _READERS: dict[str, _Reader] = {
 # The object types the readers turn into facts; others are never decoded.
 _OBJECT_TYPES = frozenset(
     {"application", "downwardrule", "referral", "recordversion", "access", "result", "booking",
-     "resource", "settlemententry", "agreement", "report", "visit"}
+     "resource", "settlemententry", "agreement", "report", "visit", "alarm"}
 )  # fmt: skip
 
 

@@ -14,10 +14,15 @@ the version that found it, so a changed threshold is visible in each alarm it ra
 | `access.volume` | more than `access_max` fetches/decrypts by one organisation in a window of `access_window_hours` | MEDIUM |
 | `tx.endorsement_failure` | a transaction invalidated for ENDORSEMENT_POLICY_FAILURE: a write the policies refuse, e.g. a decision or a record access forged past the contracts (MVCC conflicts are ordinary and raise nothing) | HIGH |
 | `network.change` | a channel configuration change (membership) or a contract definition change, after the set-up (the first business transaction) | MEDIUM |
+| `integrity.divergence` | the commission's integrity monitor (audit/integrity.py) names a peer whose last block or world state differs from the majority's at the same height | CRITICAL |
 
 Deduplicated: the same rule and subject raise once, whatever the batching of blocks. Overdue is
 judged against the time of the latest block (`now`, an input: no clock here) and also when the
 step finally comes: a step taken after its deadline raises even if no block fell in between.
+
+`integrity.divergence` is not found in blocks (a divergent peer's ledger is exactly what the
+blocks cannot show): `integrity_alarm` turns one integrity finding into its alarm, and the runner
+(app/alarm_runner.py) feeds it the findings its peer's monitor reports.
 
 Pure: no clock, no I/O; the same facts and times give the same alarms.
 """
@@ -31,8 +36,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from medalliance.audit.facts import Fact
+from medalliance.audit.integrity import Finding
 
-__all__ = ["DEFAULT_RULES", "RULE_IDS", "AlarmToRaise", "RuleEngine", "RuleSet", "evaluate"]
+__all__ = [
+    "DEFAULT_RULES",
+    "RULE_IDS",
+    "AlarmToRaise",
+    "RuleEngine",
+    "RuleSet",
+    "evaluate",
+    "integrity_alarm",
+]
 
 RULE_IDS = (
     "application.review_overdue",
@@ -42,6 +56,7 @@ RULE_IDS = (
     "access.volume",
     "tx.endorsement_failure",
     "network.change",
+    "integrity.divergence",
 )
 MAX_TRIGGERS = 64  # the alarm contract's limit: the first ones are cited
 
@@ -286,6 +301,27 @@ class RuleEngine:
 def evaluate(facts: Iterable[Fact], now: str, rules: RuleSet = DEFAULT_RULES) -> list[AlarmToRaise]:
     """Every alarm of `facts` (in block order) as of `now`, in one go."""
     return RuleEngine(rules).step(facts, now)
+
+
+def integrity_alarm(finding: Finding, rules: RuleSet = DEFAULT_RULES) -> AlarmToRaise:
+    """The alarm of one integrity finding: it names the divergent peer, its organisation, the
+    channel and the height compared (`height-N`). The key holds the height at which it was
+    first seen, so one divergence raises once however long it lasts (the runner remembers it
+    while it lasts) and a divergence that ends and comes back later raises again. Network-wide
+    (no organisation): a commission raises what its own monitor found, whoever's peer it is."""
+    return AlarmToRaise(
+        rule_id="integrity.divergence",
+        rule_version=rules.version,
+        severity="CRITICAL",
+        key=f"{finding.channel_id}|{finding.peer}|{finding.kind}|{finding.height}",
+        subjects=tuple(
+            dict.fromkeys(
+                (finding.peer, finding.organization, finding.channel_id, f"height-{finding.height}")
+            )
+        ),
+        triggers=(),
+        organizations=(),
+    )
 
 
 def _plus(iso_time: str, *, hours: int = 0, days: int = 0) -> str:

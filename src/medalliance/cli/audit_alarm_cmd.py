@@ -1,38 +1,45 @@
-"""`medalliance audit alarms [--follow]` and `audit alarms list|show|ack|close`: a commission's
-alarms.
+"""`medalliance audit alarms run [--follow]` and `audit alarms list|show|ack|close`: a
+commission's alarms.
 
-Without a subcommand, the commission's alarm runner (`medalliance.app.alarm_runner`) reads its
-peer's blocks through the rules (audit/rules.py) and raises each new finding on the chain once;
-the subcommands read and handle the alarms (the `alarm` contract). `app` is the `alarms` group;
+`run` (also the group without a subcommand, as before) is the commission's alarm runner
+(`medalliance.app.alarm_runner`): it reads its peer's blocks through the rules (audit/rules.py)
+and its peer's integrity monitor, and raises each new finding on the chain once. `list` answers
+from the audit index (app/audit_queries.py, like the other audit queries); `show`, `ack` and
+`close` read and handle one alarm with the `alarm` contract. `app` is the `alarms` group;
 `register` adds it to the `audit` group (cli/audit_cmd.py), as cli/main.py does.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from contextlib import closing, suppress
+from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from pydantic import BaseModel
 
-from medalliance.alliance.alarm import STATUSES
 from medalliance.app.alarm_checkpoint import AlarmCheckpoint
-from medalliance.app.alarm_runner import AlarmRunner, RaisedAlarm, RunReport
+from medalliance.app.alarm_runner import AlarmRunner, IntegritySource, RaisedAlarm, RunReport
+from medalliance.app.audit_queries import ALARM_STATES
+from medalliance.app.integrity_status import monitor_findings
 from medalliance.cli.alliance_cmd import (
     CHANNEL,
     As,
     Dir,
     last_block,
     record_table,
-    rows_table,
     session,
     show_committed,
     show_result,
 )
+from medalliance.cli.audit_cmd import Db, Json, _json, _queries
+from medalliance.cli.audit_cmd import _show as _show_rows
 from medalliance.cli.output import emit_json, output_state, stdout
 from medalliance.database_url import parse_database_url
 from medalliance.errors import InvalidArgument
+from medalliance.node.bootstrap import NetworkLayout
 
 app = typer.Typer()  # its help is the callback's docstring, with the example
 
@@ -67,41 +74,62 @@ class RunOutput(BaseModel):
     last_block: int
 
 
+RunAs = Annotated[
+    str,
+    typer.Option(
+        "--as",
+        help="A commission's auditor or reviewer, e.g. Auditor1@DistrictHC.",
+        show_default=False,
+    ),
+]
+Follow = Annotated[bool, typer.Option("--follow", help="Keep following new blocks until Ctrl-C.")]
+Checkpoint = Annotated[
+    str,
+    typer.Option(
+        "--checkpoint",
+        help="Where the runner remembers what it raised: a file (SQLite) or "
+        "postgresql://... (default: DIR/audit/alarms-<MSP>.db).",
+        show_default=False,
+    ),
+]
+
+
 @app.callback(invoke_without_command=True)
 def alarms(
     ctx: typer.Context,
-    as_: Annotated[
-        str,
-        typer.Option(
-            "--as",
-            help="A commission's auditor or reviewer, e.g. Auditor1@DistrictHC.",
-            show_default=False,
-        ),
-    ] = "",
-    follow: Annotated[
-        bool, typer.Option("--follow", help="Keep following new blocks until Ctrl-C.")
-    ] = False,
-    checkpoint: Annotated[
-        str,
-        typer.Option(
-            "--checkpoint",
-            help="Where the runner remembers what it raised: a file (SQLite) or "
-            "postgresql://... (default: DIR/audit/alarms-<MSP>.db).",
-            show_default=False,
-        ),
-    ] = "",
+    as_: RunAs = "",
+    follow: Follow = False,
+    checkpoint: Checkpoint = "",
     directory: Dir = Path("."),
+) -> None:
+    """Your commission's alarms: raise them (`run`), list them, show, acknowledge and close one.
+
+    Without a subcommand: `run` (kept for scripts written before `run` existed).
+
+    Example: medalliance audit alarms run --as Auditor1@DistrictHC -d demo
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    _run(as_, follow, checkpoint, directory)
+
+
+@app.command("run")
+def run(
+    as_: RunAs = "", follow: Follow = False, checkpoint: Checkpoint = "", directory: Dir = Path(".")
 ) -> None:
     """Raise the alarms the rules find in the ledger, each once, as your commission.
 
     Reads your organisation's peer from the genesis block through the current height (with
     --follow, forever) and raises every new finding about your commission or the hospitals it
-    supervises; overdue referrals are escalated to your parent commission.
+    supervises; overdue referrals are escalated to your parent commission. Also reads your
+    peer's integrity monitor and raises `integrity.divergence` for each peer it names.
 
-    Example: medalliance audit alarms --as Auditor1@DistrictHC -d demo
+    Example: medalliance audit alarms run --as Auditor1@DistrictHC -d demo
     """
-    if ctx.invoked_subcommand is not None:
-        return
+    _run(as_, follow, checkpoint, directory)
+
+
+def _run(as_: str, follow: bool, checkpoint: str, directory: Path) -> None:
     if not as_:
         raise InvalidArgument("give --as USER@ORG, e.g. --as Auditor1@DistrictHC")
     with session(directory, as_) as s:
@@ -110,7 +138,8 @@ def alarms(
             checkpoint or str(Path("audit") / f"alarms-{msp_id}.db"), base=directory
         )
         with closing(AlarmCheckpoint(url, CHANNEL)) as store:
-            runner = AlarmRunner(s.network, msp_id, s.caller.user, store)
+            runner = AlarmRunner(s.network, msp_id, s.caller.user, store,
+                                 integrity=_integrity_source(s.network.layout, msp_id))  # fmt: skip
             if follow:
                 report = RunReport(last_block=store.last_block())
                 with suppress(KeyboardInterrupt):  # every finished block is stored
@@ -125,18 +154,44 @@ def alarms(
 @app.command("list")
 def list_alarms(
     as_: As,
-    status: Annotated[
-        str, typer.Option("--status", help=f"Only alarms {'|'.join(STATUSES)} (default: all).")
+    state: Annotated[
+        str, typer.Option("--state", help=f"Only alarms {'|'.join(ALARM_STATES)} (default: all).")
+    ] = "all",
+    since: Annotated[
+        str, typer.Option("--since", help="Raised at or after (ISO 8601, e.g. 2026-11-01).")
     ] = "",
+    until: Annotated[str, typer.Option("--until", help="Raised before (ISO 8601).")] = "",
+    status: Annotated[str, typer.Option("--status", hidden=True)] = "",  # the former name
     directory: Dir = Path("."),
+    db: Db = None,
+    json_output: Json = False,
 ) -> None:
-    """Your commission's alarms and those of the commissions below it, oldest first.
+    """Alarms raised by your commission or those below it, or escalated to it, oldest first.
 
-    Example: medalliance audit alarms list --status OPEN --as Auditor1@DistrictHC -d demo
+    Answered from the audit index (run `medalliance audit index` first, or keep `audit index
+    --follow` running): each alarm's latest state, who acted last and every tx id.
+
+    Example: medalliance audit alarms list --state open --as Auditor1@DistrictHC -d demo
     """
-    with session(directory, as_) as s:
-        found = s.evaluate("alarm", "AlarmsByStatus", status.upper())
-    show_result(found, _table)
+    _json(json_output)
+    chosen = (status or state).lower()
+    with _queries(directory, as_, db) as (queries, indexed):
+        rows = queries.alarms(state=chosen, since=_instant(since, "--since"),
+                              until=_instant(until, "--until"))  # fmt: skip
+        _show_rows(queries.caller, indexed, [asdict(r) for r in rows], "Alarms")
+
+
+def _instant(text: str, option: str) -> dt.datetime | None:
+    """An ISO 8601 date or time (UTC when no offset is given); None for ""."""
+    if not text:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidArgument(
+            f"{option} must be an ISO 8601 date or time, e.g. 2026-11-01"
+        ) from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
 
 
 @app.command("show")
@@ -172,6 +227,16 @@ def close(alarm_id: AlarmId, as_: As, note: Note, directory: Dir = Path(".")) ->
     show_committed(done, lambda a: f"alarm {a['alarmId']} is {a['status']}")
 
 
+def _integrity_source(layout: NetworkLayout, msp_id: str) -> IntegritySource | None:
+    """Where the runner reads its integrity findings: the operations endpoint of the
+    organisation's peer that runs the integrity monitor (None: it runs none)."""
+    monitors = [p for p in layout.config.organization(msp_id).peers if p.integrity_monitor]
+    if not monitors:
+        return None
+    endpoint = monitors[0].operations_endpoint
+    return lambda: monitor_findings(endpoint)
+
+
 def _print_raised(raised: RaisedAlarm) -> None:
     if not output_state.json:
         stdout().print(
@@ -200,18 +265,4 @@ def _show(report: RunReport) -> None:
     console.print(
         f"raised: {len(result.raised)}, already raised: {result.already_raised}, "
         f"last block: {result.last_block}"
-    )
-
-
-def _table(alarms: list[dict[str, Any]]) -> Any:
-    rows = [
-        (a["alarmId"], a["ruleId"], a["ruleVersion"], a["severity"], a["status"],
-         ", ".join(a["subjects"]), a["raisedBy"], a["raisedAt"])
-        for a in alarms
-    ]  # fmt: skip
-    return rows_table(
-        "alarms",
-        ("alarm", "rule", "version", "severity", "status", "subjects", "raised by", "raised at"),
-        rows,
-        "no alarms",
     )

@@ -141,7 +141,11 @@ def up(
 def status(directory: DirOption) -> None:
     """Show each node: organisation, role, pid, endpoint, health and block height.
 
-    Exits 1 when any node is not up. Example: medalliance --json network status --dir test-network
+    Under the table, each integrity monitor's latest check (docs/audit.md §5). Exits 1 when any
+    node is not up or an integrity monitor names a divergent peer (its last block or world
+    state differs from the majority's), 0 otherwise.
+
+    Example: medalliance --json network status --dir test-network
     """
     layout = NetworkLayout.load(directory)
     rows = [NodeRow(**row) for row in launcher.status(layout)]
@@ -150,7 +154,8 @@ def status(directory: DirOption) -> None:
         emit_json(result)
     else:
         _table(result)
-    if any(r.health != "up" for r in rows):
+    divergent = any((r.integrity or {}).get("findings") for r in rows)
+    if divergent or any(r.health != "up" for r in rows):
         raise typer.Exit(1)
 
 

@@ -6,6 +6,9 @@ serves and its status lists no `problems`. It is served by the standard library'
 server on its own thread, so a busy event loop never makes a live node look dead; it exposes no
 ledger data beyond heights and hashes: `/status?state_hash=1` adds, per channel, the last block
 header hash and the world-state hash at that height, for the integrity monitor (docs/audit.md).
+Those answers need the node's event loop, so at most `STATE_HASH_CONCURRENCY` are in progress at
+once; more concurrent ones are refused at once (503, `Retry-After`) rather than queued on the
+loop: a flood of them must not delay commits or the health checks.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ from medalliance.errors import Unavailable
 log = logging.getLogger(__name__)
 
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # Prometheus text format
+# The integrity monitor asks each peer once per round: two in progress leave room for a second
+# monitor (the other commission's) and refuse a flood without queuing it.
+STATE_HASH_CONCURRENCY = 2
 
 
 class OperationsServer:
@@ -39,6 +45,7 @@ class OperationsServer:
         host, _, port = address.rpartition(":")
         self.healthy = False
         self._status = status
+        self._hashing = threading.BoundedSemaphore(STATE_HASH_CONCURRENCY)
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -52,12 +59,21 @@ class OperationsServer:
                     if ledgers is None:
                         self._send(404, {"error": "this node keeps no world state; use /status"})
                         return
+                    if not outer._hashing.acquire(blocking=False):
+                        self._send(
+                            503,
+                            {"error": "busy with other ledger digest requests; try again"},
+                            retry_after=1,
+                        )
+                        return
                     try:
                         answer = ledgers()
                     except Exception:  # the node is stopping, or hashing took too long
                         log.warning("ledger digests not available", exc_info=True)
                         self._send(503, {"error": "ledger digests not available; try again"})
                         return
+                    finally:
+                        outer._hashing.release()
                     self._send(200, {**outer._status(), "ledgers": answer})
                     return
                 if self.path == "/healthz":
@@ -79,11 +95,18 @@ class OperationsServer:
                         },
                     )
 
-            def _send(self, code: int, body: dict[str, Any]) -> None:
-                self._send_bytes(code, "application/json", json.dumps(body).encode())
+            def _send(
+                self, code: int, body: dict[str, Any], *, retry_after: int | None = None
+            ) -> None:
+                data = json.dumps(body).encode()
+                self._send_bytes(code, "application/json", data, retry_after=retry_after)
 
-            def _send_bytes(self, code: int, content_type: str, data: bytes) -> None:
+            def _send_bytes(
+                self, code: int, content_type: str, data: bytes, *, retry_after: int | None = None
+            ) -> None:
                 self.send_response(code)
+                if retry_after is not None:
+                    self.send_header("Retry-After", str(retry_after))
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()

@@ -19,6 +19,7 @@ from tests.networks import DEMO_ALLIANCE
 from medalliance.app.alarm_checkpoint import AlarmCheckpoint
 from medalliance.app.alarm_runner import AlarmRunner, RunReport
 from medalliance.app.alliance_network import EmbeddedAlliance
+from medalliance.audit.integrity import Finding
 from medalliance.database_url import parse_database_url
 from medalliance.node.config import load_network_config
 from medalliance.node.embedded import EmbeddedNetwork
@@ -134,3 +135,43 @@ def test_a_referral_not_accepted_in_time_is_escalated_to_the_parent_commission(
     assert (alarm["escalateTo"], alarm["severity"]) == ("CityHCMSP", "HIGH")
     city = a.evaluate("CityHCMSP", "Auditor1", "alarm", "AlarmsByStatus", "OPEN")
     assert [x["alarmId"] for x in json.loads(city)] == [raised.alarm_id]
+
+
+def test_an_integrity_divergence_is_raised_once_while_it_lasts_and_again_when_it_returns(
+    scene: Scene,
+) -> None:
+    """The monitor's findings (a source the runner reads) become `integrity.divergence` alarms:
+    one per divergence across restarts, none while it lasts, a new one when it comes back."""
+    peer = "peer0.secondaryb.example.com"
+    findings: list[Finding] = []
+
+    def diverging(height: int) -> None:
+        findings[:] = [Finding("alliance", height, peer, "SecondaryBMSP", "state-hash",
+                               "a" * 64, "b" * 64, ("p1", "p2", "p3"))]  # fmt: skip
+
+    def run_with_monitor(*, known: bool = True) -> RunReport:
+        store = AlarmCheckpoint(parse_database_url(str(scene.directory / "alarms.db")), "alliance")
+        source = (lambda: list(findings)) if known else (lambda: None)
+        try:
+            return AlarmRunner(scene.alliance, REGULATOR, "Auditor1", store,
+                               integrity=source).run()  # fmt: skip
+        finally:
+            store.close()
+
+    assert run_with_monitor().raised == []  # no finding: nothing
+    diverging(40)
+    (first,) = run_with_monitor().raised
+    assert (first.rule_id, first.subjects) == (
+        "integrity.divergence", (peer, "SecondaryBMSP", "alliance", "height-40"))  # fmt: skip
+    diverging(41)  # the same divergence, seen at the next height: not raised again
+    assert run_with_monitor().raised == []
+    assert run_with_monitor(known=False).raised == []  # the monitor unreadable: nothing ends
+    assert run_with_monitor().raised == []
+    findings.clear()  # the peer is repaired ...
+    assert run_with_monitor().raised == []
+    diverging(57)  # ... and diverges again later: a new finding
+    (second,) = run_with_monitor().raised
+    assert second.subjects[-1] == "height-57"
+    on_chain = [a for a in alarms_on_chain(scene) if a["ruleId"] == "integrity.divergence"]
+    assert sorted((a["alarmId"], a["severity"], a["escalateTo"]) for a in on_chain) == sorted(
+        [(first.alarm_id, "CRITICAL", ""), (second.alarm_id, "CRITICAL", "")])  # fmt: skip

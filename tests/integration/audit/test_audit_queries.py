@@ -78,15 +78,65 @@ def test_pending_applications_with_their_age(alliance: EmbeddedAlliance, tmp_pat
     assert late[0].tx_id == submitted.tx_id
 
 
+def test_alarms_by_state_with_who_when_and_rule(alliance: EmbeddedAlliance, tmp_path: Path) -> None:
+    raise_alarm = ("alarm", "RaiseAlarm")
+    alliance.submit(REGULATOR, "Auditor1", *raise_alarm, "ALM-Q1", "referral.accept_overdue", "1",
+                    "HIGH", '["REF-Q1"]', "[]", "CityHCMSP")  # fmt: skip
+    alliance.submit(REGULATOR, "Reviewer1", *raise_alarm, "ALM-Q2", "referral.ping_pong", "2",
+                    "MEDIUM", '["V-Q2", "REF-Q2"]', "[]", "")  # fmt: skip
+    alliance.submit(REGULATOR, "Auditor1", "records", "RegisterRecord", "NOTE-Q", "7c" * 16,
+                    "ab" * 32, "[]", "[]")  # fmt: skip
+    alliance.submit(REGULATOR, "Auditor1", "alarm", "AcknowledgeAlarm", "ALM-Q1", "")
+    alliance.submit(REGULATOR, "Reviewer1", "alarm", "AcknowledgeAlarm", "ALM-Q2", "")
+    closed = alliance.submit(REGULATOR, "Reviewer1", "alarm", "CloseAlarm", "ALM-Q2", "NOTE-Q")
+    queries = district(alliance, tmp_path)
+
+    every = queries.alarms()
+    assert [(a.alarm_id, a.status, a.rule_id, a.rule_version) for a in every] == [
+        ("ALM-Q1", "ACKNOWLEDGED", "referral.accept_overdue", "1"),
+        ("ALM-Q2", "CLOSED", "referral.ping_pong", "2"),
+    ]
+    q1, q2 = every
+    assert (q1.raised_by, q1.escalate_to, q1.subjects, len(q1.tx_ids)) == (
+        REGULATOR, "CityHCMSP", ("REF-Q1",), 2)  # fmt: skip
+    assert (q2.updated_by, q2.note_ref, q2.subjects, q2.tx_ids[-1]) == (
+        REGULATOR, "NOTE-Q", ("V-Q2", "REF-Q2"), closed.tx_id)  # fmt: skip
+    assert q1.raised_at <= q2.raised_at <= q2.updated_at
+    assert queries.alarms(state="acknowledged") == [q1]
+    assert queries.alarms(state="closed") == [q2]
+    assert queries.alarms(state="open") == []
+    raised = dt.datetime.fromisoformat(q2.raised_at.replace("Z", "+00:00"))
+    assert queries.alarms(since=raised + dt.timedelta(milliseconds=1)) == []
+    assert queries.alarms(until=raised + dt.timedelta(milliseconds=1))[-1] == q2
+    # The facts say who did each step, as the ledger does.
+    steps = indexed(alliance, tmp_path).facts(
+        ["alarm.raised", "alarm.acknowledged", "alarm.closed"], subjects=["ALM-Q2"]
+    )
+    assert [(f.kind, f.creator_role, f.attribute("by")) for f in steps] == [
+        ("alarm.raised", "reviewer", REGULATOR),
+        ("alarm.acknowledged", "reviewer", REGULATOR),
+        ("alarm.closed", "reviewer", REGULATOR),
+    ]
+    # The city, above the district, sees them; the escalated one is addressed to it.
+    city = AuditQueries(indexed(alliance, tmp_path), alliance.layout.config,
+                        authenticate(alliance.layout, "CityHC", "Auditor1"))  # fmt: skip
+    assert city.alarms() == every
+
+
 @pytest.mark.parametrize(
     ("ask", "message"),
     [(lambda q: q.referrals(status="LOST"), "--status must be one of"),
      (lambda q: q.referrals(direction="SIDEWAYS"), "--direction must be one of"),
      (lambda q: q.referrals(period="2026-00"), "--period must be YYYY-MM"),
      (lambda q: q.rejections(period="November"), "--period must be YYYY-MM"),
-     (lambda q: q.indicators("2026/11"), "--period must be YYYY-MM")],
+     (lambda q: q.indicators("2026/11"), "--period must be YYYY-MM"),
+     (lambda q: q.alarms(state="OPENED"), "--state must be one of"),
+     (lambda q: q.alarms(since=dt.datetime(2026, 12, 1, tzinfo=dt.UTC),
+                         until=dt.datetime(2026, 11, 1, tzinfo=dt.UTC)),
+      "--since must be before --until")],
     ids=["an unknown status is refused", "an unknown direction is refused",
-         "month 00 is refused", "a month name is refused", "a slashed period is refused"],
+         "month 00 is refused", "a month name is refused", "a slashed period is refused",
+         "an unknown alarm state is refused", "a period ending before it starts is refused"],
 )  # fmt: skip
 def test_bad_filters_are_refused_and_the_index_is_unchanged(
     alliance: EmbeddedAlliance, tmp_path: Path, ask: object, message: str
