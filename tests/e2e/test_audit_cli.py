@@ -7,13 +7,23 @@ import datetime as dt
 import os
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.networks import DEMO_ALLIANCE, REPO, cli, cli_json, running, wait_until, with_free_ports
+from tests.networks import (
+    DEMO_ALLIANCE,
+    REPO,
+    cli,
+    cli_json,
+    free_ports,
+    running,
+    wait_until,
+    with_free_ports,
+)
 
 AUDITOR, CITY = "Auditor1@DistrictHC", "Auditor1@CityHC"
 
@@ -107,23 +117,28 @@ def test_a_follower_killed_mid_stream_resumes_without_a_gap_or_a_double(
 ) -> None:
     db = tmp_path / "follower.db"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    (port,) = free_ports(1)
     follower = subprocess.Popen(
         [sys.executable, "-m", "medalliance", "audit", "index", "--follow", "--db", str(db),
-         "--as", AUDITOR, "--dir", str(alliance)],
+         "--metrics", f"127.0.0.1:{port}", "--as", AUDITOR, "--dir", str(alliance)],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=REPO,
     )  # fmt: skip
     try:
         assert follower.stdout is not None
         wait_until(lambda: "block 3:" in follower.stdout.readline(), "the follower indexes")
+        wait_until(lambda: _lag(port) == 0, "the follower reports it has caught up with its peer")
         follower.kill()  # SIGKILL: no cleanup, possibly inside a block's transaction
         follower.wait(timeout=30)
     finally:
         if follower.poll() is None:
             follower.kill()
     for n in range(3):  # more blocks while it is down
-        cli("visit", "register", f"V-AUDIT-{n}", "--patient-ref", f"{n:02d}" * 16,
-            "--as", "User1@SecondaryHospitalA", "--dir", str(alliance))  # fmt: skip
-    resumed = audit(alliance, "index", "--db", str(db), "--as", AUDITOR)
+        registered = cli_json("visit", "register", f"V-AUDIT-{n}", "--patient-ref",
+                              f"{n:02d}" * 16, "--as", "User1@SecondaryHospitalA",
+                              "--dir", str(alliance))  # fmt: skip
+    # committed on A's peer; the commission's own peer receives the block a moment later
+    last = str(registered["block_number"])
+    resumed = audit(alliance, "index", "--db", str(db), "--as", AUDITOR, "--through-block", last)
     assert resumed["blocks_added"] >= 3  # what it missed, and the three new blocks
     fresh = audit(alliance, "index", "--db", str(tmp_path / "fresh.db"), "--as", AUDITOR)
     assert resumed["next_block"] == fresh["next_block"]
@@ -132,3 +147,16 @@ def test_a_follower_killed_mid_stream_resumes_without_a_gap_or_a_double(
             for d in (db, tmp_path / "fresh.db")]  # fmt: skip
     assert rows[0] == rows[1]
     assert len(rows[0]) == 2  # the workflow's referral up and back down
+
+
+def _lag(port: int) -> float | None:
+    """The follower's `medalliance_audit_index_lag_blocks` (None until it serves one)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            text = answer.read().decode()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith('medalliance_audit_index_lag_blocks{channel="alliance"}'):
+            return float(line.split()[-1])
+    return None

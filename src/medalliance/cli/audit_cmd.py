@@ -9,13 +9,14 @@ of the supervising commission chain (docs/audit.md §3). `report` and `verify-re
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager, suppress
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from prometheus_client import start_http_server
 from pydantic import BaseModel
 from rich.table import Table
 
@@ -27,10 +28,12 @@ from medalliance.app.audit_queries import (
     authenticate,
     require_auditor,
 )
-from medalliance.cli.alliance_cmd import CHANNEL, As, Dir, last_block, parse_as
+from medalliance.cli.alliance_cmd import CHANNEL, As, Dir, ThroughBlock, last_block, parse_as
 from medalliance.cli.output import emit_json, output_state, stdout
 from medalliance.database_url import parse_database_url
+from medalliance.errors import InvalidArgument, Unavailable
 from medalliance.node.bootstrap import NetworkLayout
+from medalliance.node.metrics import NodeMetrics
 
 app = typer.Typer(
     help="The health commission's audit: the index of the ledger and region-wide queries.",
@@ -76,12 +79,25 @@ def index(
     follow: Annotated[
         bool, typer.Option("--follow", help="Keep indexing new blocks until Ctrl-C.")
     ] = False,
+    through_block: ThroughBlock = None,
+    metrics: Annotated[
+        str | None,
+        typer.Option(
+            "--metrics",
+            help="With --follow: serve Prometheus metrics (the index's lag behind your peer) "
+            "at http://HOST:PORT/metrics, e.g. 127.0.0.1:9446.",
+            show_default=False,
+        ),
+    ] = None,
     json_output: Json = False,
 ) -> None:
     """Bring the audit index up to your commission's peer, from the last indexed block.
 
     One database transaction per block with its checkpoint: a crash never skips or doubles a
     block. The index is fed from the peer over Deliver and answers the other audit commands.
+    With --through-block N it first waits for your peer to commit block N (e.g. the block a
+    hospital's transaction printed); with --follow --metrics it serves
+    `medalliance_audit_index_lag_blocks` for Prometheus.
 
     Example: medalliance audit index --dir demo --as Auditor1@DistrictHC
     """
@@ -94,9 +110,10 @@ def index(
         network = GatewayAlliance(directory, CHANNEL)
         try:
             if follow:
-                done = _follow(audit_index, network, caller)
+                lag = _lag_metric(layout, caller.msp_id, metrics) if metrics else None
+                done = _follow(audit_index, network, caller, lag)
             else:
-                until = last_block(layout, caller.msp_id)
+                until = last_block(layout, caller.msp_id, through_block)
                 start = audit_index.next_block()
                 done = audit_index.catch_up(network.blocks(caller.msp_id, start, until))
         finally:
@@ -270,7 +287,12 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-def _follow(audit_index: AuditIndex, network: GatewayAlliance, caller: Auditor) -> CatchUp:
+def _follow(
+    audit_index: AuditIndex,
+    network: GatewayAlliance,
+    caller: Auditor,
+    on_indexed: Callable[[int], None] | None,
+) -> CatchUp:
     """Index new blocks as they commit, a line per block, until Ctrl-C."""
     blocks = facts = 0
     # Ctrl-C is the way to stop following; every finished block is already stored.
@@ -278,6 +300,26 @@ def _follow(audit_index: AuditIndex, network: GatewayAlliance, caller: Auditor) 
         for block in network.blocks(caller.msp_id, audit_index.next_block(), None):
             added = audit_index.add_block(block)
             blocks, facts = blocks + 1, facts + added
+            if on_indexed is not None:
+                on_indexed(int(block.header.number))
             if not output_state.json:
                 stdout().print(f"block {block.header.number}: {added} facts")
     return CatchUp(blocks, facts, audit_index.next_block())
+
+
+def _lag_metric(layout: NetworkLayout, msp_id: str, address: str) -> Callable[[int], None]:
+    """Serve the index's metrics at `address` (HOST:PORT); returns what to call after each
+    indexed block: it sets the lag to the peer's last block minus that block."""
+    host, _, port = address.rpartition(":")
+    if not port.isdigit() or not host:
+        raise InvalidArgument(f"--metrics takes HOST:PORT, e.g. 127.0.0.1:9446, not {address!r}")
+    metrics = NodeMetrics()
+    try:
+        start_http_server(int(port), addr=host, registry=metrics.registry)
+    except OSError as exc:
+        raise Unavailable(f"cannot serve metrics on {address}: {exc.strerror}") from None
+
+    def indexed(number: int) -> None:
+        metrics.set_audit_index_lag(CHANNEL, max(0, last_block(layout, msp_id) - number))
+
+    return indexed
