@@ -66,7 +66,7 @@ def open_sql(
     """A connection with the store's tables created.
 
     `store` names the store in messages ("the audit index"); `tables` is `;`-separated DDL with
-    `{text}` and `{json}` for the column types; `schema` names the PostgreSQL schema
+    `{text}`, `{json}` and `{float}` (double precision) for the column types; `schema` names the PostgreSQL schema
     (`schema_name(*schema)`); `pragmas` are extra SQLite pragmas (e.g. "secure_delete=ON").
     Raises `Unavailable` when the database cannot be reached or opened.
     """
@@ -87,7 +87,7 @@ class _Sqlite:
             )
             for pragma in ("journal_mode=WAL", *pragmas):
                 self._conn.execute(f"PRAGMA {pragma}")
-            self._conn.executescript(tables.format(text="TEXT", json="TEXT"))
+            self._conn.executescript(tables.format(text="TEXT", json="TEXT", float="REAL"))
         except (OSError, sqlite3.Error) as exc:
             raise Unavailable(
                 f"cannot open {store} {url.redacted()}: {exc}; check the path and its permissions"
@@ -140,7 +140,8 @@ class _Postgres:
                 self._conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (schema,))
                 self._conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
                 self._conn.execute(f'SET search_path TO "{schema}"')
-                for statement in tables.format(text='TEXT COLLATE "C"', json="JSONB").split(";"):
+                types = {"text": 'TEXT COLLATE "C"', "json": "JSONB", "float": "DOUBLE PRECISION"}
+                for statement in tables.format(**types).split(";"):
                     if statement.strip():
                         self._conn.execute(statement)
         except psycopg.Error as exc:
