@@ -16,12 +16,13 @@ from typing import Any
 from medalliance.app.quarantine import Quarantined
 from medalliance.hospital.clinical_store import ClinicalStore
 
-REFERRAL, CHECKPOINT, QUARANTINE, FEEDBACK, MIGRATION = (
+REFERRAL, CHECKPOINT, QUARANTINE, FEEDBACK, MIGRATION, TX = (
     "connector.referral",
     "connector.checkpoint",
     "connector.quarantine",
     "connector.feedback",
     "pseudonym.migration",
+    "connector.tx",
 )
 
 
@@ -104,6 +105,14 @@ class HospitalBook:
 
     def feedback_imported(self, referral_id: str) -> bool:
         return self.store.get_record(FEEDBACK, referral_id) is not None
+
+    def note_tx(self, tx_id: str, block: int) -> None:
+        """The block of a transaction of the hospital's referrals (a timeline names it)."""
+        self.store.set_record(TX, tx_id, {"block": block})
+
+    def tx_block(self, tx_id: str) -> int | None:
+        found = self.store.get_record(TX, tx_id)
+        return None if found is None else int(found["block"])
 
     # --- the checkpoint and the quarantine ---------------------------------------------------------
 
