@@ -16,6 +16,7 @@ from typing import Any
 
 from medalliance.app.hospital_book import REFERRAL, HospitalBook
 from medalliance.errors import ContractError
+from medalliance.hospital.code_systems import REFERRAL_ID_SYSTEM
 from medalliance.web.services.hospital_access import (
     HospitalBackend,
     HospitalStaff,
@@ -41,6 +42,7 @@ __all__ = [
     "referral_detail",
     "referral_page",
     "referral_volumes",
+    "return_referral_defaults",
 ]
 
 READ_ROLES = ("doctor", "clerk")
@@ -226,6 +228,36 @@ def referral_volumes(backend: HospitalBackend, staff: HospitalStaff) -> VolumeSe
         for direction in ("UP", "DOWN")
     )
     return VolumeSeries(ordered, series)
+
+
+def return_referral_defaults(
+    backend: HospitalBackend, staff: HospitalStaff, referral_id: str
+) -> dict[str, str]:
+    """The referral form's values for referring the patient of an incoming referral back down
+    to the origin (下转): the imported Patient, the visit, the origin, the referral's ICD-10
+    diagnosis (from the ServiceRequest it brought), rehabilitation as the department."""
+    require_hospital_role(backend, staff, "prepare a return referral", READ_ROLES)
+    local = local_referral(backend, staff, referral_id, side="incoming")
+    store = hospital_store(backend, staff)
+    source = f"referral:{referral_id}"
+    patients = [p for p in store.search("Patient") if store.source_of("Patient", p["id"]) == source]
+    code = display = ""
+    for request in store.search(
+        "ServiceRequest", {"identifier": f"{REFERRAL_ID_SYSTEM}|{referral_id}"}
+    ):
+        for concept in request.get("reasonCode") or ():
+            for coding in concept.get("coding") or ():
+                code, display = str(coding.get("code", "")), str(coding.get("display", ""))
+    return {
+        "patient_id": str(patients[0]["id"]) if patients else "",
+        "visit_no": str(local["visit_no"]),
+        "target": str(local["counterpart"]),
+        "direction": "DOWN",
+        "department": "17",
+        "urgency": "routine",
+        "diagnosis_code": code,
+        "diagnosis_display": display,
+    }
 
 
 def _row(item: tuple[str, dict[str, Any]]) -> ReferralRow:

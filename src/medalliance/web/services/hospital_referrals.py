@@ -13,27 +13,35 @@ refusal leaves no sealed record behind.
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from medalliance.app.connector import Connector
 from medalliance.app.hospital_book import HospitalBook, Referral
 from medalliance.app.pseudonyms import pseudonym_client
 from medalliance.app.referral_demo import seal_note
-from medalliance.app.referral_import import follow_status
+from medalliance.app.referral_import import follow_status, referral_task, scoped
 from medalliance.app.referral_packages import (
     ReferralDraft,
     build_from_store,
     bundle_bytes,
+    encounter_of_visit,
     seal_and_share,
     share_feedback,
 )
 from medalliance.errors import ContractError, PreconditionFailed
+from medalliance.hospital.bundle_import import import_bundle
+from medalliance.hospital.bundle_parts import urn
+from medalliance.hospital.clinical_store import ClinicalStore
+from medalliance.hospital.code_systems import DISCHARGE_SUMMARY, coding
+from medalliance.hospital.identifiers import VISIT_NUMBER_SYSTEM
 from medalliance.node.config import HOSPITAL_TYPES
+from medalliance.node.embedded import utc_now
 from medalliance.web.services.hospital_access import (
     DOCTOR_ROLES,
     HospitalBackend,
@@ -62,6 +70,7 @@ __all__ = [
     "accept_referral",
     "apply_for_referral",
     "complete_referral",
+    "keep_outgoing",
     "local_referral",
     "refer_with_application",
     "reject_referral",
@@ -122,6 +131,14 @@ def apply_for_referral(
     )  # fmt: skip
     store = hospital_store(backend, staff)
     pseudonyms = pseudonym_client(network, me, staff.identity, store)
+    if form.records:  # the visit's Encounter always travels: the receiver files under it
+        encounter = f"Encounter/{encounter_of_visit(store, form.visit_no)['id']}"
+        documents = []  # and a return referral's discharge summaries (referral_bundle.py)
+        if form.direction == "DOWN":
+            scope = {"encounter": encounter}
+            documents = [f"DocumentReference/{d['id']}" for d in store.search("DocumentReference", scope)]  # fmt: skip
+        selected = dict.fromkeys([encounter, *form.records, *documents])
+        draft = replace(draft, select=tuple(selected))
     built = build_from_store(store, draft, from_org=me, pseudonyms=pseudonyms)
     if built.patient_ref != visit["patientRef"]:
         raise FormInvalid({"visit_no": "this visit is another patient's"})
@@ -136,10 +153,12 @@ def apply_for_referral(
             "target": target, "recordId": record_id, "direction": form.direction,
             "txId": done.tx_id, "block": done.block, "referred": False,
         })  # fmt: skip
+        keep_outgoing(store, built.bundle, form.patient_id, referral_id, "draft")
         return Started("application", application_id, referral_id, record_id, done.tx_id,
                        done.block)  # fmt: skip
     written = _refer(backend, staff, referral_id, "", form.visit_no, target, form.direction,
                      record_id)  # fmt: skip
+    keep_outgoing(store, built.bundle, form.patient_id, referral_id, "requested")
     return Started("referral", "", referral_id, record_id, written.tx_id, written.block)
 
 
@@ -205,7 +224,9 @@ def complete_referral(
                    _origin_readers(backend, on_chain), referral_id, feedback_id,
                    on_chain["patientRef"], form.feedback, form.title)  # fmt: skip
     done = submit(backend, staff, "referral", "CompleteReferral", referral_id, feedback_id)
-    follow_status(hospital_store(backend, staff), referral_id, "COMPLETED")
+    store = hospital_store(backend, staff)
+    follow_status(store, referral_id, "COMPLETED")
+    keep_discharge_summary(store, on_chain, form.feedback, form.title)
     settled = json.loads(done.payload).get("settlement") or {}
     return Completed(referral_id, feedback_id, settlement_text(settled), done.tx_id, done.block)
 
@@ -258,6 +279,80 @@ def settlement_text(settlement: dict[str, Any]) -> str:
     )
 
 
+def keep_outgoing(
+    store: ClinicalStore, bundle: dict[str, Any], patient_id: str, referral_id: str, status: str
+) -> None:
+    """Keep the referral's Task and ServiceRequest (and the two Organizations) in the origin's
+    own store, their references pointing at its own Patient and records, so the hospital's
+    systems find the outgoing referral as a FHIR Task; the connector keeps its status in step.
+    Source `outgoing:<referral id>`; the Task is a `draft` while the application waits."""
+    local: dict[str, str] = {}
+    kept = []
+    for entry in bundle.get("entry") or ():
+        url, resource = str(entry["fullUrl"]), entry["resource"]
+        kind = resource["resourceType"]
+        if kind == "Task":
+            kept.append({**entry, "resource": {**resource, "status": status}})
+        elif kind in _KEPT:
+            kept.append(entry)
+        elif kind == "Patient":
+            local[url] = f"Patient/{patient_id}"
+        elif "id" in resource and url == urn(referral_id, f"{kind}/{resource['id']}"):
+            local[url] = f"{kind}/{resource['id']}"
+    rewritten = _rewrite({"resourceType": "Bundle", "type": "collection", "entry": kept}, local)
+    import_bundle(store, scoped(rewritten), source=f"outgoing:{referral_id}")
+
+
+_KEPT = ("Task", "ServiceRequest", "Organization")
+
+
+def keep_discharge_summary(
+    store: ClinicalStore, on_chain: dict[str, Any], text: str, title: str
+) -> None:
+    """The feedback of a completed referral also goes into the treating hospital's own record of
+    the patient (a DocumentReference under the visit's Encounter): its discharge summary, which
+    a return referral carries back. Skipped when the store lacks the visit's Encounter."""
+    found = store.search(
+        "Encounter", {"identifier": f"{VISIT_NUMBER_SYSTEM}|{on_chain['visitNo']}"}
+    )
+    if not found:
+        return
+    encounter = found[-1]
+    subject = encounter.get("subject") or {}
+    store.put(
+        {
+            "resourceType": "DocumentReference",
+            "id": f"discharge-{on_chain['referralId']}"[:64],
+            "status": "current",
+            "type": {"coding": [coding(*DISCHARGE_SUMMARY)]},
+            "subject": subject,
+            "date": utc_now().isoformat(timespec="seconds"),
+            "description": title,
+            "content": [
+                {
+                    "attachment": {
+                        "contentType": "text/plain; charset=utf-8",
+                        "data": base64.b64encode(text.encode()).decode("ascii"),
+                        "title": title,
+                    }
+                }
+            ],
+            "context": {"encounter": [{"reference": f"Encounter/{encounter['id']}"}]},
+        }
+    )
+
+
+def _rewrite(value: Any, local: dict[str, str]) -> Any:
+    if isinstance(value, dict):
+        out = {k: _rewrite(v, local) for k, v in value.items()}
+        if isinstance(out.get("reference"), str) and out["reference"] in local:
+            out["reference"] = local[out["reference"]]
+        return out
+    if isinstance(value, list):
+        return [_rewrite(v, local) for v in value]
+    return value
+
+
 # --- private helpers ------------------------------------------------------------------------------
 
 
@@ -267,7 +362,11 @@ def _refer(
 ) -> Written:  # fmt: skip
     done = submit(backend, staff, "referral", "Refer", referral_id, application_id, visit_no,
                   staff.msp_id, target, direction, record_id)  # fmt: skip
-    HospitalBook(hospital_store(backend, staff)).note_referral(
+    store = hospital_store(backend, staff)
+    task = referral_task(store, referral_id)
+    if task is not None and task.get("status") == "draft":
+        store.put({**task, "status": "requested"}, source=f"outgoing:{referral_id}")
+    HospitalBook(store).note_referral(
         Referral(
             referral_id, visit_no, "outgoing", target, direction, record_id, done.tx_id, done.block
         )
