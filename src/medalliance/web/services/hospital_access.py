@@ -36,6 +36,7 @@ from medalliance.node.config import HOSPITAL_TYPES
 __all__ = [
     "CLERK_ROLES",
     "DOCTOR_ROLES",
+    "SETTLEMENT_ROLES",
     "HospitalBackend",
     "HospitalStaff",
     "NotAtThisHospital",
@@ -52,7 +53,7 @@ __all__ = [
 
 DOCTOR_ROLES = ("doctor",)  # referrals, applications, shared results: referral/report contracts
 CLERK_ROLES = ("doctor", "clerk")  # visits, resources: visit/resource contracts
-SETTLEMENT_ROLES = ("clerk",)  # settlement contract
+SETTLEMENT_ROLES = ("clerk",)  # settlement contract: agreements
 ACCESS_KIND = "web.access"  # the hospital's own access log of patient data views
 
 

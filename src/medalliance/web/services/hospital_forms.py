@@ -50,25 +50,25 @@ FhirId = Annotated[str, StringConstraints(strip_whitespace=True, pattern=_FHIR_I
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
 
 
-class _Form(BaseModel):
+class Form(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class PatientSearch(_Form):
+class PatientSearch(Form):
     """Search the hospital's patients (posted, never in a URL): a name part or an identifier."""
 
     name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] = ""
     identifier: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] = ""
 
 
-class VisitForm(_Form):
+class VisitForm(Form):
     """Register a visit (就诊) of a patient of the store; a visit number is made when empty."""
 
     patient_id: FhirId
     visit_no: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^([A-Za-z0-9._-]{1,64})?$")] = ""  # fmt: skip
 
 
-class ReferralForm(_Form):
+class ReferralForm(Form):
     """The referral application (转诊申请单) of a two-way referral system."""
 
     patient_id: FhirId
@@ -98,13 +98,13 @@ class ReferralForm(_Form):
         return list(dict.fromkeys(value))
 
 
-class ApplicationChoice(_Form):
+class ApplicationChoice(Form):
     """Refer the patient with an approved application of this hospital."""
 
     application_id: ChainId
 
 
-class RejectForm(_Form):
+class RejectForm(Form):
     reason_code: str
     note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000)] = Field(
         default="", repr=False
@@ -118,7 +118,7 @@ class RejectForm(_Form):
         return value
 
 
-class CompleteForm(_Form):
+class CompleteForm(Form):
     """Complete an accepted referral with the feedback (discharge summary, 出院小结)."""
 
     feedback: Text = Field(repr=False)
