@@ -12,6 +12,7 @@ sealed (app/referral_packages.py `seal_and_share`), never an argument.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -62,7 +63,7 @@ __all__ = [
 ]
 
 BOOKING_KIND = "web.booking"  # bookings this hospital requested or was asked for
-Period = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")]
+PERIOD = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")  # a settlement month, YYYY-MM
 Slot = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9T:.-]{1,32}$")]
 
 
