@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
+from medalliance.hospital.summaries import PatientRow
 from medalliance.web.auth import Staff, api_staff
 from medalliance.web.core_routes import backend_of
 from medalliance.web.services import hospital_patients as patients
@@ -44,7 +45,7 @@ class DeclineBody(BaseModel):
 @router.post("/patients/search")
 def search_patients(
     request: Request, staff: StaffDep, body: PatientSearch
-) -> tuple[patients.PatientRow, ...]:
+) -> tuple[PatientRow, ...]:
     """The hospital's patients matching a name part or an identifier (both empty: all)."""
     return patients.search_patients(backend_of(request), staff, body)
 
@@ -70,9 +71,7 @@ def register_visit(request: Request, staff: StaffDep, body: VisitForm) -> patien
 
 
 @router.post("/referrals")
-def apply_for_referral(
-    request: Request, staff: StaffDep, body: ReferralForm
-) -> referrals.Started:
+def apply_for_referral(request: Request, staff: StaffDep, body: ReferralForm) -> referrals.Started:
     """Apply for a referral (UP; DOWN where the regulator requires approval), or refer back
     down at once where it does not; the sealed clinical package is built from the store."""
     return referrals.apply_for_referral(backend_of(request), staff, body)
@@ -114,7 +113,9 @@ def sync(request: Request, staff: StaffDep) -> referrals.SyncResult:
 @router.get("/referrals/{referral_id}")
 def referral_detail(request: Request, staff: StaffDep, referral_id: str) -> views.ReferralDetail:
     """One referral of this hospital with its timeline (404 for any other hospital's)."""
-    return views.referral_detail(backend_of(request), staff, referral_id)
+    backend = backend_of(request)
+    referrals.sync_referrals(backend, staff)
+    return views.referral_detail(backend, staff, referral_id)
 
 
 @router.post("/referrals/{referral_id}/accept")

@@ -140,7 +140,9 @@ async def apply(request: Request, staff: HospitalStaff) -> Response:
     except FormInvalid as exc:
         return await referral_form_page(request, staff, data, exc.fields, status=400)
     except REFUSED as exc:
-        return await referral_form_page(request, staff, data, {"form": str(exc)}, status=exc.status.http)
+        return await referral_form_page(
+            request, staff, data, {"form": str(exc)}, status=exc.status.http
+        )
     if started.kind == "application":
         title = "Referral application submitted"
         links = [("/hospital/outgoing", "Outgoing referrals and applications")]

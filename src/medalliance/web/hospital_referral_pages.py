@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
+from medalliance.alliance.referral import REJECTION_REASONS
 from medalliance.web.core_routes import backend_of
 from medalliance.web.hospital_pages import (
     REFUSED,
@@ -34,7 +35,6 @@ from medalliance.web.services.hospital_forms import (
     parse_form,
 )
 from medalliance.web.templating import render
-from medalliance.alliance.referral import REJECTION_REASONS
 
 router = APIRouter(prefix="/hospital", include_in_schema=False)
 # The chain events after which the incoming list is fetched again (htmx, web/static/app.js).
@@ -137,9 +137,7 @@ def _after(
                 [(f"/hospital/referrals/{referral_id}", "Back to the referral")])  # fmt: skip
 
 
-async def _synced_page(
-    request: Request, staff: Any, side: str, offset: int
-) -> views.ReferralPage:
+async def _synced_page(request: Request, staff: Any, side: str, offset: int) -> views.ReferralPage:
     backend = backend_of(request)
     await run(referrals.sync_referrals, backend, staff)
     return await run(views.referral_page, backend, staff, side, offset, 50)

@@ -10,9 +10,21 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from medalliance.web import core_routes
+from medalliance.web import (
+    core_routes,
+    fhir_routes,
+    hospital_api,
+    hospital_pages,
+    hospital_referral_pages,
+    hospital_sharing_pages,
+)
 
 ROUTERS: list[APIRouter] = [
     core_routes.router,
     core_routes.api_router,
+    hospital_pages.router,
+    hospital_referral_pages.router,
+    hospital_sharing_pages.router,
+    hospital_api.router,
+    fhir_routes.router,
 ]
