@@ -21,6 +21,7 @@ from medalliance.web.auth import Staff, api_staff
 from medalliance.web.core_routes import backend_of
 from medalliance.web.services import hospital_fhir as fhir
 from medalliance.web.services.hospital_access import Written
+from medalliance.web.services.hospital_referrals import sync_referrals
 
 router = APIRouter(prefix="/fhir", tags=["fhir"])
 StaffDep = Annotated[Staff, Depends(api_staff)]
@@ -47,13 +48,16 @@ def metadata(request: Request, staff: StaffDep) -> JSONResponse:
 @router.get("/{resource_type}")
 def search(request: Request, staff: StaffDep, resource_type: str) -> JSONResponse:
     """A searchset Bundle (`total`, paging links `_count`/`_offset`) of the hospital's own
-    resources; Task by `owner`, `requester`, `status`, `patient`."""
+    resources; Task by `owner`, `requester`, `status`, `patient`. Task and ServiceRequest
+    searches run the hospital's connector first, so a HIS polling for `status=requested`
+    sees a referral as soon as its block is committed."""
     params = dict(request.query_params)
     if len(params) != len(request.query_params.multi_items()):
         raise InvalidArgument("repeat a search parameter as one comma-separated value")
-    bundle = fhir.search_bundle(
-        backend_of(request), staff, resource_type, params, base_url(request)
-    )
+    backend = backend_of(request)
+    if resource_type in ("Task", "ServiceRequest"):  # what the chain brought since, first
+        sync_referrals(backend, staff)
+    bundle = fhir.search_bundle(backend, staff, resource_type, params, base_url(request))
     return fhir_response(bundle)
 
 

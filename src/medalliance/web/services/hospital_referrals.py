@@ -331,8 +331,8 @@ def _actionable(
         raise NotAtThisHospital(f"incoming referral {referral_id}")
     if on_chain["status"] != status:
         raise PreconditionFailed(
-            f"referral {referral_id} is {on_chain['status']}; only a {status} referral can be "
-            f"{verb}"
+            f"referral {referral_id} is {on_chain['status']}; it can be {verb} only when it is "
+            f"{status}"
         )
     return on_chain
 
