@@ -16,9 +16,6 @@ from medalliance.app.referral_demo import Step
 from medalliance.cli.output import emit_json, output_state, stderr, stdout
 from medalliance.cli.serve_cmd import run_server
 from medalliance.errors import InvalidArgument
-from medalliance.web.backend import WebBackend
-from medalliance.web.demo_accounts import fresh_demo_accounts, write_logins
-from medalliance.web.security import WebSettings
 
 SHOWN_BLOCKS = 12
 LOGINS_FILE = "web-logins.json"
@@ -131,6 +128,10 @@ def demo(
 
 def _serve(config_path: Path, data_dir: Path, port: int) -> None:
     """Every demo organisation's web client on 127.0.0.1:PORT, with fresh demo logins."""
+    from medalliance.web.backend import WebBackend  # the web stack only when serving
+    from medalliance.web.demo_accounts import fresh_demo_accounts, write_logins
+    from medalliance.web.security import WebSettings
+
     backend = WebBackend.embedded(data_dir, config_path)
     try:
         logins = fresh_demo_accounts(backend.accounts, backend.config, backend.organizations)

@@ -12,16 +12,16 @@ import ipaddress
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import uvicorn
 
 from medalliance.cli.output import stderr, stdout
 from medalliance.errors import InvalidArgument, PreconditionFailed
-from medalliance.web.app import create_app
-from medalliance.web.backend import WebBackend
-from medalliance.web.security import WebSettings
+
+if TYPE_CHECKING:  # the web stack is imported when a server starts, not by every command
+    from medalliance.web.backend import WebBackend
+    from medalliance.web.security import WebSettings
 
 
 def serve(
@@ -65,6 +65,9 @@ def serve(
     """
     if (tls_cert is None) != (tls_key is None):
         raise InvalidArgument("give both --tls-cert and --tls-key, or neither")
+    from medalliance.web.backend import WebBackend
+    from medalliance.web.security import WebSettings
+
     https = tls_cert is not None or behind_https_proxy
     backend = WebBackend.of_organization(directory, org, accounts)
     try:
@@ -91,6 +94,10 @@ def run_server(
     behind_proxy: bool = False,
 ) -> None:
     """Serve `backend` until Ctrl-C; prints the URL. Access lines go to stderr (no query strings)."""
+    import uvicorn
+
+    from medalliance.web.app import create_app
+
     app = create_app(backend, settings)
     access = logging.getLogger("medalliance.web.access")
     if not access.handlers:

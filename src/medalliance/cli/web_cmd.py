@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import BaseModel
@@ -19,8 +19,9 @@ from rich.table import Table
 from medalliance.cli.output import emit_json, output_state, stdout
 from medalliance.errors import InvalidArgument
 from medalliance.node.bootstrap import NetworkLayout
-from medalliance.web.accounts import Account, AccountStore
-from medalliance.web.backend import accounts_location
+
+if TYPE_CHECKING:  # the web stack is imported when a web command runs, not by every command
+    from medalliance.web.accounts import Account, AccountStore
 
 app = typer.Typer(help="The web client's staff accounts and API tokens.", no_args_is_help=True)
 account_app = typer.Typer(
@@ -73,6 +74,9 @@ class TokensOut(BaseModel):
 
 
 def _store(directory: Path, accounts: str | None) -> AccountStore:
+    from medalliance.web.accounts import AccountStore
+    from medalliance.web.backend import accounts_location
+
     return AccountStore(accounts_location(directory, accounts))
 
 
