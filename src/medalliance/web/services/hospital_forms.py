@@ -24,6 +24,7 @@ from pydantic import (
 from medalliance.alliance.referral import REJECTION_REASONS
 from medalliance.errors import InvalidArgument
 from medalliance.hospital.code_systems import DEPARTMENTS
+from medalliance.web.i18n import N_
 
 __all__ = [
     "URGENCIES",
@@ -81,12 +82,14 @@ class ReferralForm(Form):
     purpose: Text = Field(repr=False)
     records: list[str] = Field(default_factory=list, max_length=200)
     direction: Literal["UP", "DOWN"] = "UP"
+    # a return (DOWN) referral's discharge summary (出院小结), when the visit has none yet
+    discharge_summary: Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000)] = Field(default="", repr=False)  # fmt: skip
 
     @field_validator("department")
     @classmethod
     def _known_department(cls, value: str) -> str:
         if value not in DEPARTMENTS:
-            raise ValueError("choose a department of the list")
+            raise ValueError(N_("choose a department of the list"))
         return value
 
     @field_validator("records")
@@ -94,7 +97,7 @@ class ReferralForm(Form):
     def _references(cls, value: list[str]) -> list[str]:
         for item in value:
             if not _REFERENCE.fullmatch(item):
-                raise ValueError("each selected record is Type/id, e.g. Observation/ecg-1")
+                raise ValueError(N_("each selected record is Type/id, e.g. Observation/ecg-1"))
         return list(dict.fromkeys(value))
 
 

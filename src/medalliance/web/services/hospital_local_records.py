@@ -48,14 +48,13 @@ _KEPT = ("Task", "ServiceRequest", "Organization")
 
 
 def keep_discharge_summary(
-    store: ClinicalStore, on_chain: dict[str, Any], text: str, title: str
+    store: ClinicalStore, visit_no: str, document_id: str, text: str, title: str
 ) -> None:
-    """The feedback of a completed referral also goes into the treating hospital's own record of
-    the patient (a DocumentReference under the visit's Encounter): its discharge summary, which
-    a return referral carries back. Skipped when the store lacks the visit's Encounter."""
-    found = store.search(
-        "Encounter", {"identifier": f"{VISIT_NUMBER_SYSTEM}|{on_chain['visitNo']}"}
-    )
+    """A discharge summary in the hospital's own record of the patient (a DocumentReference
+    under the visit's Encounter): the feedback written on completing a referral, or the one a
+    doctor writes on a return referral's form; a return referral carries it back. Skipped when
+    the store lacks the visit's Encounter."""
+    found = store.search("Encounter", {"identifier": f"{VISIT_NUMBER_SYSTEM}|{visit_no}"})
     if not found:
         return
     encounter = found[-1]
@@ -63,7 +62,7 @@ def keep_discharge_summary(
     store.put(
         {
             "resourceType": "DocumentReference",
-            "id": f"discharge-{on_chain['referralId']}"[:64],
+            "id": document_id[:64],
             "status": "current",
             "type": {"coding": [coding(*DISCHARGE_SUMMARY)]},
             "subject": subject,

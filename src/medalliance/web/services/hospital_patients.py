@@ -27,6 +27,7 @@ from medalliance.hospital.summaries import (
     patient_rows,
     patient_summary,
 )
+from medalliance.web.i18n import N_
 from medalliance.web.services.hospital_access import (
     CLERK_ROLES,
     HospitalBackend,
@@ -155,7 +156,7 @@ def register_visit(
     require_hospital_role(backend, staff, "register a visit", CLERK_ROLES)
     store = hospital_store(backend, staff)
     if store.find("Patient", form.patient_id) is None:
-        raise FormInvalid({"patient_id": "no such patient at your hospital"})
+        raise FormInvalid({"patient_id": N_("no such patient at your hospital")})
     visit_no = form.visit_no or f"V-{secrets.token_hex(5).upper()}"
     try:
         evaluate_json(backend, staff, "visit", "GetVisit", visit_no)
@@ -191,7 +192,17 @@ def _document(document: dict[str, Any]) -> ClinicalLine:
                         str(document.get("status", "")))  # fmt: skip
 
 
-_LINES = {"ImagingStudy": _image, "DocumentReference": _document}
+def _encounter(encounter: dict[str, Any]) -> ClinicalLine:
+    """An Encounter's line: its visit number, class and start."""
+    period = encounter.get("period") or {}
+    visit = identifier_value(encounter, VISIT_NUMBER_SYSTEM) or ""
+    kind = str((encounter.get("class") or {}).get("display") or "")
+    text = " ".join(t for t in (visit, kind) if t) or str(encounter["id"])
+    return ClinicalLine(str(encounter["id"]), visit, text, "", str(period.get("start", "")),
+                        str(encounter.get("status", "")))  # fmt: skip
+
+
+_LINES = {"ImagingStudy": _image, "DocumentReference": _document, "Encounter": _encounter}
 
 
 def _visit_numbers(store: ClinicalStore, patient_id: str) -> list[str]:

@@ -33,8 +33,10 @@ from medalliance.app.referral_packages import (
     seal_and_share,
     share_feedback,
 )
-from medalliance.errors import ContractError, PreconditionFailed
+from medalliance.errors import ContractError, InvalidArgument, PreconditionFailed
+from medalliance.hospital.clinical_store import ClinicalStore
 from medalliance.node.config import HOSPITAL_TYPES
+from medalliance.web.i18n import N_
 from medalliance.web.services.hospital_access import (
     DOCTOR_ROLES,
     HospitalBackend,
@@ -127,17 +129,19 @@ def apply_for_referral(
     )  # fmt: skip
     store = hospital_store(backend, staff)
     pseudonyms = pseudonym_client(network, me, staff.identity, store)
-    if form.records:  # the visit's Encounter always travels: the receiver files under it
-        encounter = f"Encounter/{encounter_of_visit(store, form.visit_no)['id']}"
-        documents = []  # and a return referral's discharge summaries (referral_bundle.py)
-        if form.direction == "DOWN":
-            scope = {"encounter": encounter}
-            documents = [f"DocumentReference/{d['id']}" for d in store.search("DocumentReference", scope)]  # fmt: skip
-        selected = dict.fromkeys([encounter, *form.records, *documents])
-        draft = replace(draft, select=tuple(selected))
-    built = build_from_store(store, draft, from_org=me, pseudonyms=pseudonyms)
+    if form.direction == "DOWN" and form.discharge_summary:
+        keep_discharge_summary(store, form.visit_no, f"discharge-{referral_id}",
+                               form.discharge_summary, "出院小结")  # fmt: skip
+    if form.records:
+        draft = replace(draft, select=_selection(store, form))
+    try:
+        built = build_from_store(store, draft, from_org=me, pseudonyms=pseudonyms)
+    except InvalidArgument as exc:
+        if form.direction == "DOWN" and "discharge summary" in str(exc):
+            raise FormInvalid({"discharge_summary": N_("a return referral carries the discharge summary: write it here")}) from None  # fmt: skip
+        raise
     if built.patient_ref != visit["patientRef"]:
-        raise FormInvalid({"visit_no": "this visit is another patient's"})
+        raise FormInvalid({"visit_no": N_("this visit is another patient's")})
     needs_approval = form.direction == "UP" or _downward_rule(backend, staff) != "NO_APPROVAL"
     seal_and_share(network, me, staff.identity, [target], record_id, built.patient_ref,
                    bundle_bytes(built.bundle))  # fmt: skip
@@ -222,7 +226,8 @@ def complete_referral(
     done = submit(backend, staff, "referral", "CompleteReferral", referral_id, feedback_id)
     store = hospital_store(backend, staff)
     follow_status(store, referral_id, "COMPLETED")
-    keep_discharge_summary(store, on_chain, form.feedback, form.title)
+    keep_discharge_summary(store, str(on_chain["visitNo"]), f"discharge-{referral_id}",
+                           form.feedback, form.title)  # fmt: skip
     settled = json.loads(done.payload).get("settlement") or {}
     return Completed(referral_id, feedback_id, settlement_text(settled), done.tx_id, done.block)
 
@@ -278,6 +283,17 @@ def settlement_text(settlement: dict[str, Any]) -> str:
 # --- private helpers ------------------------------------------------------------------------------
 
 
+def _selection(store: ClinicalStore, form: ReferralForm) -> tuple[str, ...]:
+    """The doctor's selection, with the visit's Encounter (the receiver files under it) and, on a
+    return referral, the visit's discharge summaries (referral_bundle.py requires one)."""
+    encounter = f"Encounter/{encounter_of_visit(store, form.visit_no)['id']}"
+    documents = []
+    if form.direction == "DOWN":
+        found = store.search("DocumentReference", {"encounter": encounter})
+        documents = [f"DocumentReference/{d['id']}" for d in found]
+    return tuple(dict.fromkeys([encounter, *form.records, *documents]))
+
+
 def _refer(
     backend: HospitalBackend, staff: HospitalStaff, referral_id: str, application_id: str,
     visit_no: str, target: str, direction: str, record_id: str,
@@ -300,7 +316,7 @@ def _target(backend: HospitalBackend, staff: HospitalStaff, name: str) -> str:
     config = backend.network.layout.config
     found = [o for o in config.organizations if name in (o.name, o.msp_id)]
     if not found or found[0].type not in HOSPITAL_TYPES or found[0].msp_id == staff.msp_id:
-        raise FormInvalid({"target": "choose another hospital of the alliance"})
+        raise FormInvalid({"target": N_("choose another hospital of the alliance")})
     return found[0].msp_id
 
 
@@ -312,7 +328,7 @@ def _visit_here(backend: HospitalBackend, staff: HospitalStaff, visit_no: str) -
             {"visit_no": "no such visit on the chain: register the visit first"}
         ) from None
     if visit["hospital"] != staff.msp_id:
-        raise FormInvalid({"visit_no": "the patient of this visit is not at your hospital"})
+        raise FormInvalid({"visit_no": N_("the patient of this visit is not at your hospital")})
     return visit
 
 

@@ -25,6 +25,7 @@ from medalliance.app.referral_packages import bundle_bytes, seal_and_share
 from medalliance.errors import ContractError
 from medalliance.node.config import HOSPITAL_TYPES
 from medalliance.node.embedded import utc_now
+from medalliance.web.i18n import N_
 from medalliance.web.services.hospital_access import (
     CLERK_ROLES,
     DOCTOR_ROLES,
@@ -173,11 +174,11 @@ def share_result(backend: HospitalBackend, staff: HospitalStaff, form: ResultFor
     for name in form.shared_with:
         found = [o for o in config.organizations if name in (o.name, o.msp_id)]
         if not found or found[0].type not in HOSPITAL_TYPES or found[0].msp_id == staff.msp_id:
-            raise FormInvalid({"shared_with": "choose other hospitals of the alliance"})
+            raise FormInvalid({"shared_with": N_("choose other hospitals of the alliance")})
         receivers.append(found[0].msp_id)
     visit = evaluate_json(backend, staff, "visit", "GetVisit", form.visit_no)
     if visit["hospital"] != staff.msp_id:
-        raise FormInvalid({"visit_no": "the patient of this visit is not at your hospital"})
+        raise FormInvalid({"visit_no": N_("the patient of this visit is not at your hospital")})
     store = hospital_store(backend, staff)
     kind, _, rid = form.record.partition("/")
     resource = store.find(kind, rid)
