@@ -148,3 +148,8 @@ def test_a_form_without_its_csrf_token_is_refused_and_accepts_nothing(
     assert refused.status_code == 403
     after = web_backend.network.evaluate("TertiaryBMSP", "User1", "referral", "GetReferral", referral)  # fmt: skip
     assert after == before
+
+
+def test_the_import_button_runs_the_connector_and_shows_the_list(walk: dict[str, Any]) -> None:
+    answer = walk["b"].post_form("/hospital/incoming/sync", follow_redirects=False)
+    assert (answer.status_code, answer.headers["location"]) == (303, "/hospital/incoming")  # type: ignore[attr-defined]

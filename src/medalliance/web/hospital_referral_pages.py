@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from medalliance.alliance.referral import REJECTION_REASONS
 from medalliance.web.core_routes import backend_of
@@ -48,6 +48,14 @@ LIVE = ", ".join(
 async def incoming(request: Request, staff: HospitalStaff, offset: int = 0) -> HTMLResponse:
     page = await _synced_page(request, staff, "incoming", offset)
     return render(request, "hospital/incoming.html", {"page": page, "live": LIVE}, staff)
+
+
+@router.post("/incoming/sync")
+async def sync_now(request: Request, staff: HospitalStaff) -> Response:
+    """The import button: run the hospital's connector now, then show the list."""
+    await form_of(request)
+    await run(referrals.sync_referrals, backend_of(request), staff)
+    return RedirectResponse("/hospital/incoming", status_code=303)
 
 
 @router.get("/incoming/rows")
