@@ -157,3 +157,9 @@ def test_a_bad_referral_form_is_refused_by_field_and_applies_for_nothing(
     assert refused.status_code in (400, 422)
     assert field in refused.json()["message"]
     assert a.get(f"{API}/applications").json() == before
+
+
+def test_a_malformed_id_in_a_path_is_a_clear_400(path: dict[str, Any]) -> None:
+    refused = post(path["a"], "/applications/a:b/refer")
+    assert (refused.status_code, refused.json()["error"]) == (400, "invalid")
+    assert "application_id" in refused.json()["message"]

@@ -32,6 +32,7 @@ from medalliance.web.services.hospital_forms import (
     ReferralForm,
     RejectForm,
     VisitForm,
+    parse_form,
 )
 
 router = APIRouter(prefix="/api/v1/hospital", tags=["hospital"])
@@ -85,7 +86,7 @@ def applications(request: Request, staff: StaffDep) -> tuple[views.ApplicationRo
 @router.post("/applications/{application_id}/refer")
 def refer(request: Request, staff: StaffDep, application_id: str) -> referrals.Started:
     """Refer the patient with this approved application."""
-    choice = ApplicationChoice(application_id=application_id)
+    choice = parse_form(ApplicationChoice, {"application_id": application_id})
     return referrals.refer_with_application(backend_of(request), staff, choice)
 
 

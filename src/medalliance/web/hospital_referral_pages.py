@@ -77,7 +77,7 @@ async def outgoing(request: Request, staff: HospitalStaff, offset: int = 0) -> H
 async def refer(request: Request, staff: HospitalStaff, application_id: str) -> Response:
     backend = backend_of(request)
     try:
-        choice = ApplicationChoice(application_id=application_id)
+        choice = parse_form(ApplicationChoice, {"application_id": application_id})
         started = await run(referrals.refer_with_application, backend, staff, choice)
     except REFUSED as exc:
         page = await _synced_page(request, staff, "outgoing", 0)
