@@ -14,6 +14,7 @@ import pytest
 from medalliance.app.demo_records import example_bundle
 from medalliance.hospital.bundle_import import import_bundle
 from medalliance.web.backend import WebBackend
+from medalliance.web.services.hospital_access import access_events
 from tests.web.conftest import StaffClient, login
 
 API = "/api/v1/hospital"
@@ -163,3 +164,17 @@ def test_a_malformed_id_in_a_path_is_a_clear_400(path: dict[str, Any]) -> None:
     refused = post(path["a"], "/applications/a:b/refer")
     assert (refused.status_code, refused.json()["error"]) == (400, "invalid")
     assert "application_id" in refused.json()["message"]
+
+
+def test_viewing_a_patients_record_is_an_access_event_of_the_hospitals_log(
+    path: dict[str, Any], web_backend: WebBackend
+) -> None:
+    store = web_backend.store("SecondaryAMSP")
+    reference = f"Patient/{path['patient_id']}"
+    before = len(access_events(store, reference))
+    assert path["a"].get(f"{API}/patients/{path['patient_id']}").status_code == 200
+    logged = access_events(store, reference)
+    assert len(logged) == before + 1
+    assert (logged[-1]["user"], logged[-1]["identity"], logged[-1]["view"]) == (
+        "doctor.secondarya", "User1", "patient record",
+    )  # fmt: skip
