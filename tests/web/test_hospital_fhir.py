@@ -157,3 +157,29 @@ def test_a_his_accepts_and_completes_the_referral_as_task_updates(
     on_chain = chain(web_backend, referred["referral_id"])
     assert [h["status"] for h in on_chain["history"]] == ["REFERRED", "ACCEPTED", "COMPLETED"]
     assert on_chain["history"][-1]["txId"] == completed.headers["X-Transaction-Id"]
+
+
+def test_a_his_creates_a_referral_by_posting_a_task_and_service_request(
+    referred: dict[str, Any], web_backend: WebBackend
+) -> None:
+    a = referred["a"]
+    visit = a.post(f"{API}/visits", json={"patient_id": "sa-p3"}).json()
+    encounter = {"reference": f"Encounter/{visit['encounter_id']}"}
+    request = {"resourceType": "ServiceRequest", "status": "active", "intent": "order",
+               "subject": {"reference": "Patient/sa-p3"}, "encounter": encounter,
+               "priority": "stat", "note": [{"text": "胸痛待查"}],
+               "code": {"coding": [{"system": "urn:medalliance:cs:department", "code": "03.04"}]},
+               "reasonCode": [{"coding": [{"system": "http://hl7.org/fhir/sid/icd-10",
+                                            "code": "R07.4", "display": "胸痛"}]}]}  # fmt: skip
+    task = {"resourceType": "Task", "status": "requested", "intent": "order",
+            "owner": {"identifier": {"system": "urn:medalliance:id:msp", "value": "TertiaryBMSP"}}}  # fmt: skip
+    bundle = {"resourceType": "Bundle", "type": "transaction",
+              "entry": [{"resource": task}, {"resource": request}]}  # fmt: skip
+    created = a.post("/fhir", json=bundle)
+    assert created.status_code == 201, created.text
+    assert created.json()["status"] == "draft"
+    assert a.get(created.headers["Location"].removeprefix("http://testserver")).status_code == 200
+    applications = {x["application_id"]: x for x in a.get(f"{API}/applications").json()}
+    assert any(x["visit_no"] == visit["visit_no"] for x in applications.values())
+    broken = a.post("/fhir", json={**bundle, "entry": [{"resource": task}]})
+    assert (broken.status_code, broken.json()["resourceType"]) == (400, "OperationOutcome")

@@ -15,12 +15,14 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from medalliance import __version__
+from medalliance.app.referral_import import referral_task
 from medalliance.errors import InvalidArgument
 from medalliance.hospital.fhir_validation import validate_resource
 from medalliance.web.auth import Staff, api_staff
 from medalliance.web.core_routes import backend_of
 from medalliance.web.services import hospital_fhir as fhir
 from medalliance.web.services.hospital_access import Written
+from medalliance.web.services.hospital_fhir_create import create_referral as create_referral_from
 from medalliance.web.services.hospital_referrals import sync_referrals
 
 router = APIRouter(prefix="/fhir", tags=["fhir"])
@@ -64,6 +66,25 @@ def search(request: Request, staff: StaffDep, resource_type: str) -> JSONRespons
 @router.get("/{resource_type}/{resource_id}")
 def read(request: Request, staff: StaffDep, resource_type: str, resource_id: str) -> JSONResponse:
     return fhir_response(fhir.read_resource(backend_of(request), staff, resource_type, resource_id))
+
+
+@router.post("")
+async def create_referral(request: Request, staff: StaffDep) -> JSONResponse:
+    """A referral from the HIS: a transaction Bundle POSTed to the base, holding the Task and
+    its ServiceRequest (BSeR), becomes the same application as the page's form; 201 with the
+    outgoing Task (`draft` until the commission approves and the doctor refers; `requested`
+    for a return referral made at once)."""
+    bundle = await _json_body(request)
+    if not isinstance(bundle, dict):
+        raise InvalidArgument("the body must be a FHIR Bundle")
+    backend = backend_of(request)
+    started = await run_in_threadpool(create_referral_from, backend, staff, bundle)
+    task = await run_in_threadpool(referral_task, backend.store(staff.msp_id), started.referral_id)
+    response = fhir_response(task or {}, Written(started.tx_id, started.block))
+    response.status_code = 201
+    if task is not None:
+        response.headers["Location"] = f"{base_url(request)}/Task/{task['id']}"
+    return response
 
 
 @router.put("/Task/{task_id}")

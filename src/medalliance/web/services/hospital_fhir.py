@@ -97,7 +97,13 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
         "fhirVersion": FHIR_VERSION,
         "format": ["application/fhir+json"],
         "patchFormat": ["application/json-patch+json"],
-        "rest": [{"mode": "server", "resource": resources}],
+        "rest": [
+            {
+                "mode": "server",
+                "resource": resources,
+                "interaction": [{"code": "transaction"}],
+            }
+        ],
     }
 
 
