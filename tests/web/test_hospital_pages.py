@@ -112,6 +112,7 @@ def test_a_return_referral_is_made_from_the_form(
     b = walk["b"]
     values = {**referral_form(walk["visit"]["visit-no"]), "direction": "DOWN",
               "target": "SecondaryAMSP", "department": "17", "purpose": "康复"}  # fmt: skip
+    assert 'data-testid="refer-back"' in b.get(f"/hospital/referrals/{referral}").text
     patient = re.search(r'name="patient_id" value="([^"]+)"', walk["return_form"].text)
     assert patient is not None
     done = written(b.post_form("/hospital/referrals", {**values, "patient_id": patient.group(1)}))
@@ -119,6 +120,7 @@ def test_a_return_referral_is_made_from_the_form(
         "TertiaryBMSP", "User1", "referral", "GetReferral", done["referral-id"]))  # fmt: skip
     assert (down["direction"], down["toHospital"], down["status"]) == ("DOWN", "SecondaryAMSP", "REFERRED")  # fmt: skip
     assert referral != done["referral-id"]
+    assert 'data-testid="refer-back"' not in b.get(f"/hospital/referrals/{referral}").text
 
 
 def test_a_bad_form_comes_back_with_the_field_error_and_what_was_typed(

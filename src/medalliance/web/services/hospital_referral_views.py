@@ -175,7 +175,7 @@ def referral_detail(
         reason_code=str(on_chain.get("reasonCode") or ""),
         settlement=_settlement(settlement),
         steps=tuple(steps),
-        actions=_actions(staff, on_chain),
+        actions=_actions(staff, on_chain, _visit_here(backend, staff, str(on_chain["visitNo"]))),
     )
 
 
@@ -272,8 +272,17 @@ def _settlement(settlement: dict[str, Any]) -> str:
     return settlement_text(settlement) if settlement else ""
 
 
-def _actions(staff: HospitalStaff, on_chain: dict[str, Any]) -> tuple[str, ...]:
-    """What this reader may do next; the contracts decide again."""
+def _visit_here(backend: HospitalBackend, staff: HospitalStaff, visit_no: str) -> bool:
+    try:
+        visit = evaluate_json(backend, staff, "visit", "GetVisit", visit_no)
+    except ContractError:
+        return False
+    return bool(visit["hospital"] == staff.msp_id)
+
+
+def _actions(staff: HospitalStaff, on_chain: dict[str, Any], visit_here: bool) -> tuple[str, ...]:
+    """What this reader may do next; the contracts decide again. Referring back down needs the
+    patient's visit still here (not yet referred back)."""
     if staff.role != "doctor":
         return ()
     status, mine = on_chain["status"], staff.msp_id
@@ -281,6 +290,7 @@ def _actions(staff: HospitalStaff, on_chain: dict[str, Any]) -> tuple[str, ...]:
         return ("accept", "reject")
     if on_chain["toHospital"] == mine and status == "ACCEPTED":
         return ("complete",)
-    if on_chain["toHospital"] == mine and status == "COMPLETED" and on_chain["direction"] == "UP":
+    completed_up = status == "COMPLETED" and on_chain["direction"] == "UP"
+    if on_chain["toHospital"] == mine and completed_up and visit_here:
         return ("refer-back",)
     return ()
