@@ -178,3 +178,30 @@ def test_viewing_a_patients_record_is_an_access_event_of_the_hospitals_log(
     assert (logged[-1]["user"], logged[-1]["identity"], logged[-1]["view"]) == (
         "doctor.secondarya", "User1", "patient record",
     )  # fmt: skip
+
+
+def test_a_rejection_with_a_sealed_note_returns_the_patient_to_the_origin(
+    path: dict[str, Any], web_backend: WebBackend
+) -> None:
+    a, b = path["a"], path["b"]
+    visit = post(a, "/visits", {"patient_id": "sa-p1"}).json()
+    applied = post(a, "/referrals", {**path["form"], "patient_id": "sa-p1", "records": [],
+                                     "visit_no": visit["visit_no"]}).json()  # fmt: skip
+    web_backend.network.submit("DistrictHCMSP", "Reviewer1", "report", "ReviewApplication",
+                               applied["application_id"], "APPROVED", "", "")  # fmt: skip
+    referral_id = post(a, f"/applications/{applied['application_id']}/refer").json()["referral_id"]
+    b.get(f"{API}/referrals", params={"side": "incoming"})  # imports it
+    rejected = post(b, f"/referrals/{referral_id}/reject", {"reason_code": "OTHER", "note": "导管室检修"})  # fmt: skip
+    assert rejected.status_code == 200, rejected.text
+    on_chain_now = on_chain(web_backend, referral_id)
+    assert (on_chain_now["status"], on_chain_now["reasonCode"]) == ("REJECTED", "OTHER")
+    note = on_chain_now["noteRef"]
+    for reader in ("SecondaryAMSP", "DistrictHCMSP"):
+        authorised = web_backend.network.evaluate("CityHCMSP", "Auditor1", "records", "IsAuthorised", note, reader)  # fmt: skip
+        assert json.loads(authorised) is True
+    visit_now = json.loads(web_backend.network.evaluate(
+        "SecondaryAMSP", "User1", "visit", "GetVisit", visit["visit_no"]))  # fmt: skip
+    assert visit_now["hospital"] == "SecondaryAMSP"
+    again = post(b, f"/referrals/{referral_id}/reject", {"reason_code": "NO_BED"})
+    assert again.status_code == 400
+    assert on_chain(web_backend, referral_id) == on_chain_now
