@@ -266,6 +266,25 @@ class ClinicalStore:
         )
         return [(str(key), self._backend.from_json(doc)) for key, doc in rows]
 
+    def record_keys(
+        self, kind: str, prefix: str = "", *, offset: int = 0, limit: int = 100,
+        descending: bool = False,
+    ) -> list[str]:  # fmt: skip
+        """The keys of `kind` starting with `prefix`, in key order (or reversed), one page: what
+        an index record (a key that sorts as wanted, e.g. `side:block:id`) is read by."""
+        low, high = _prefix_range(prefix)
+        rows = self._read(
+            _KEYS_DESCENDING if descending else _KEYS_ASCENDING,
+            (kind, low, high, max(0, limit), max(0, offset)),
+        )
+        return [str(row[0]) for row in rows]
+
+    def count_records(self, kind: str, prefix: str = "") -> int:
+        """How many records of `kind` have a key starting with `prefix`."""
+        low, high = _prefix_range(prefix)
+        sql = "SELECT COUNT(*) FROM app_record WHERE kind = ? AND key >= ? AND key < ?"
+        return int(self._read(sql, (kind, low, high))[0][0])
+
     def delete_record(self, kind: str, key: str) -> bool:
         with self.transaction():
             found = self._backend.execute(
@@ -347,6 +366,20 @@ def _stamped(resource: Mapping[str, Any], version: int, now: str) -> dict[str, A
 
 
 _STAMPS = ("versionId", "lastUpdated")
+
+
+_KEYS = "SELECT key FROM app_record WHERE kind = ? AND key >= ? AND key < ? ORDER BY key"
+_KEYS_ASCENDING, _KEYS_DESCENDING = (
+    f"{_KEYS} ASC LIMIT ? OFFSET ?",
+    f"{_KEYS} DESC LIMIT ? OFFSET ?",
+)
+
+
+def _prefix_range(prefix: str) -> tuple[str, str]:
+    """[low, high) of the keys starting with `prefix` (both backends compare text bytewise)."""
+    if not prefix:
+        return "", "\U0010ffff"
+    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 def _check_record_key(kind: str, key: str) -> None:

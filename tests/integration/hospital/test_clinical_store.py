@@ -327,6 +327,15 @@ def test_records_are_documents_by_kind_and_key(store: ClinicalStore) -> None:
     assert store.records("checkpoint") == [("R1", {"block": 9})]
 
 
+def test_record_keys_page_through_one_prefix_in_key_order(store: ClinicalStore) -> None:
+    for key in ("in:002:b", "in:010:a", "in:001:c", "out:005:d", "inx:1"):
+        store.set_record("order", key, {})
+    assert store.record_keys("order", "in:", limit=2, descending=True) == ["in:010:a", "in:002:b"]
+    assert store.record_keys("order", "in:", offset=2, limit=2, descending=True) == ["in:001:c"]
+    assert store.record_keys("order", "in:", limit=5) == ["in:001:c", "in:002:b", "in:010:a"]
+    assert (store.count_records("order", "in:"), store.count_records("order")) == (3, 5)
+
+
 def test_data_survives_reopening(database_url: str) -> None:
     with ClinicalStore.open(database_url) as first:
         first.put(patient("p1", "Wang", "1990"))

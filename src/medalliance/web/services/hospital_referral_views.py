@@ -127,14 +127,17 @@ def referral_page(
     """This hospital's referrals of `side` (incoming | outgoing), newest first."""
     require_hospital_role(backend, staff, "read referrals", READ_ROLES)
     book = HospitalBook(hospital_store(backend, staff))
+    count = max(1, min(count, PAGE_SIZE_MAX))
+    offset = max(0, offset)
+    if not status:  # the book's order index: a page of keys, not every referral
+        docs, total = book.referral_page(side, offset, count)
+        return ReferralPage(tuple(_row(("", d)) for d in docs), total, offset, count)
     rows = [
         _row(r)
         for r in book.store.records(REFERRAL)
-        if r[1]["side"] == side and (not status or r[1]["status"] == status)
+        if r[1]["side"] == side and r[1]["status"] == status
     ]
     rows.sort(key=lambda r: (r.block, r.referral_id), reverse=True)
-    count = max(1, min(count, PAGE_SIZE_MAX))
-    offset = max(0, offset)
     return ReferralPage(tuple(rows[offset : offset + count]), len(rows), offset, count)
 
 
