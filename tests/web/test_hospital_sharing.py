@@ -121,3 +121,13 @@ def test_every_hospital_page_renders_in_both_languages(
     shown = client.get(page)
     assert shown.status_code == 200, shown.text[:500]
     assert ("转入" in shown.text) is (language == "zh_CN")
+
+
+def test_the_referral_chart_counts_this_hospitals_referrals_by_month_and_direction(
+    client_as: Callable[[str], StaffClient],
+) -> None:
+    option = client_as("doctor.secondarya").get(f"{API}/charts/referral-volumes").json()
+    series = {s["name"]: s["data"] for s in option["series"]}
+    assert option["xAxis"]["data"] == [MONTH]
+    assert series["上转"] == [1]  # the demo's upward referral, in Chinese by default
+    assert sum(sum(data) for data in series.values()) == 2  # and its return referral
