@@ -87,6 +87,11 @@ def test_lists_show_the_approved_application_and_the_incoming_referral(
 ) -> None:
     app_id, referral = walk["applied"]["application-id"], walk["referred"]["referral-id"]
     assert f'data-testid="refer-{app_id}"' in walk["outgoing"].text
+    assert 'hx-trigger="alliance:ApplicationReviewed from:body' in walk["outgoing"].text
+    assert (
+        f'data-testid="application-row-{app_id}"'
+        in walk["a"].get("/hospital/outgoing/applications").text
+    )
     assert f'data-testid="incoming-row-{referral}"' in walk["incoming"].text
     assert 'hx-trigger="alliance:ReferralCreated from:body' in walk["incoming"].text
 

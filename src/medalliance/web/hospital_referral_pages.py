@@ -47,7 +47,8 @@ LIVE = ", ".join(
 @router.get("/incoming")
 async def incoming(request: Request, staff: HospitalStaff, offset: int = 0) -> HTMLResponse:
     page = await _synced_page(request, staff, "incoming", offset)
-    return render(request, "hospital/incoming.html", {"page": page, "live": LIVE}, staff)
+    context = {"page": page, "live": LIVE, "names": org_names(request)}
+    return render(request, "hospital/incoming.html", context, staff)
 
 
 @router.post("/incoming/sync")
@@ -62,15 +63,24 @@ async def sync_now(request: Request, staff: HospitalStaff) -> Response:
 async def incoming_rows(request: Request, staff: HospitalStaff, offset: int = 0) -> HTMLResponse:
     """The incoming list's rows alone: what htmx swaps in on a live event."""
     page = await _synced_page(request, staff, "incoming", offset)
-    return render(request, "hospital/incoming_rows.html", {"page": page}, staff)
+    context = {"page": page, "names": org_names(request)}
+    return render(request, "hospital/incoming_rows.html", context, staff)
 
 
 @router.get("/outgoing")
 async def outgoing(request: Request, staff: HospitalStaff, offset: int = 0) -> HTMLResponse:
     page = await _synced_page(request, staff, "outgoing", offset)
     applications = await run(views.applications, backend_of(request), staff)
-    context = {"page": page, "applications": applications, "live": LIVE.replace("ReferralCreated", "ApplicationReviewed")}  # fmt: skip
+    context = {"page": page, "applications": applications, "names": org_names(request)}
     return render(request, "hospital/outgoing.html", context, staff)
+
+
+@router.get("/outgoing/applications")
+async def application_rows(request: Request, staff: HospitalStaff) -> HTMLResponse:
+    """The applications table's rows alone: swapped in when a commission's decision arrives."""
+    applications = await run(views.applications, backend_of(request), staff)
+    context = {"applications": applications, "names": org_names(request)}
+    return render(request, "hospital/application_rows.html", context, staff)
 
 
 @router.post("/applications/{application_id}/refer")
@@ -82,7 +92,8 @@ async def refer(request: Request, staff: HospitalStaff, application_id: str) -> 
     except REFUSED as exc:
         page = await _synced_page(request, staff, "outgoing", 0)
         applications = await run(views.applications, backend, staff)
-        context = {"page": page, "applications": applications, "refusal": str(exc), "live": LIVE}
+        context = {"page": page, "applications": applications, "refusal": str(exc),
+                   "names": org_names(request)}  # fmt: skip
         return render(request, "hospital/outgoing.html", context, staff, status_code=exc.status.http)  # fmt: skip
     links = [(f"/hospital/referrals/{started.referral_id}", "Open the referral")]
     return done(request, staff, "Patient referred", started, links)
@@ -138,6 +149,11 @@ async def return_form(request: Request, staff: HospitalStaff, referral_id: str) 
     return await referral_form_page(request, staff, {**values, "records": []}, {})
 
 
+def org_names(request: Request) -> dict[str, str]:
+    """MSP id → organisation name, for showing hospitals by name."""
+    return {o.msp_id: o.name for o in backend_of(request).config.organizations}
+
+
 def _after(
     request: Request, staff: Any, title: str, written: Any, referral_id: str
 ) -> HTMLResponse:
@@ -163,5 +179,5 @@ async def _detail(
     await run(referrals.sync_referrals, backend, staff)
     detail = await run(views.referral_detail, backend, staff, referral_id)
     context = {"detail": detail, "errors": errors or {}, "values": values or {},
-               "reasons": REJECTION_REASONS}  # fmt: skip
+               "reasons": REJECTION_REASONS, "names": org_names(request)}  # fmt: skip
     return render(request, "hospital/referral.html", context, staff, status_code=status)
