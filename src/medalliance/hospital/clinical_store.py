@@ -195,6 +195,11 @@ class ClinicalStore:
         sql, args = search_sql(resource_type, params or {})
         return [self._backend.from_json(row[0]) for row in self._read(sql, args)]
 
+    def search_count(self, resource_type: str, params: Mapping[str, str] | None = None) -> int:
+        """How many resources `search` would find without `_count`/`_offset`."""
+        sql, args = search_sql(resource_type, params or {}, count=True)
+        return int(self._read(sql, args)[0][0])
+
     def referring(self, reference: str) -> list[dict[str, Any]]:
         """Every resource with a reference to `reference` (`Type/id`), in (type, id) order."""
         rows = self._read(

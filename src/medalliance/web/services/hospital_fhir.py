@@ -142,20 +142,22 @@ def search_bundle(
     count = _number(params, "_count", COUNT_DEFAULT, 1, COUNT_MAX)
     offset = _number(params, "_offset", 0, 0, 10**9)
     store = hospital_store(backend, staff)
-    filters = {k: v for k, v in params.items() if k not in (*_PAGING, "owner", "requester")}
-    found = store.search(kind, filters)
-    for role in ("owner", "requester"):
+    filters = {k: v for k, v in params.items() if k not in _PAGING}
+    for role in ("owner", "requester"):  # an MSP id means the store's Organizations of it
         if role in params:
-            wanted = _organizations(store, params[role])
-            found = [r for r in found if (r.get(role) or {}).get("reference") in wanted]
+            filters[role] = ",".join(sorted(_organizations(store, params[role])))
+    if any(role in params and not filters[role] for role in ("owner", "requester")):
+        total, page = 0, []  # no Organization of that MSP id in the store: nothing can match
+    else:
+        total = store.search_count(kind, filters)
+        page = store.search(kind, {**filters, "_count": str(count), "_offset": str(offset)})
     if kind in _PATIENT_DATA:
         log_access(store, staff, f"{kind}?search", "fhir search")
-    page = found[offset : offset + count]
     return {
         "resourceType": "Bundle",
         "type": "searchset",
-        "total": len(found),
-        "link": _links(base, kind, params, offset, count, len(found)),
+        "total": total,
+        "link": _links(base, kind, params, offset, count, total),
         "entry": [
             {"fullUrl": f"{base}/{kind}/{r['id']}", "resource": r, "search": {"mode": "match"}}
             for r in page
