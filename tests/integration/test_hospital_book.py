@@ -154,3 +154,18 @@ def _first(bundle: dict[str, Any], kind: str) -> dict[str, Any]:
         e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == kind
     )
     return found
+
+
+def test_a_page_of_referrals_is_newest_first_by_side(database_url: str) -> None:
+    store = open_store(database_url, "book-pages")
+    book = HospitalBook(store)
+    for n, side in enumerate(["incoming", "outgoing", "incoming", "incoming"]):
+        book.note_referral(
+            Referral(f"REF-{n}", f"V-{n}", side, "X", "UP", f"R-{n}", "ab" * 32, 10 - n)
+        )
+    store.delete_record("connector.referral.order", "incoming:000000000010:REF-0")  # an older store
+    docs, total = book.referral_page("incoming", 0, 2)
+    assert ([d["referral_id"] for d in docs], total) == (["REF-0", "REF-2"], 3)
+    docs, _ = book.referral_page("incoming", 2, 2)
+    assert [d["referral_id"] for d in docs] == ["REF-3"]
+    store.close()

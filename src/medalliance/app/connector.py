@@ -160,6 +160,8 @@ class Connector:
         refused: list[Quarantined],
     ) -> None:
         referral_id = event["referralId"]
+        if self._msp_id in (event["fromHospital"], event["toHospital"]):
+            self._db.note_tx(tx_id, block)  # the block of each step, for the referral's timeline
         if name == "ReferralCreated" and event["toHospital"] == self._msp_id:
             if self._db.has_referral(referral_id) or self._db.quarantined(referral_id):
                 return

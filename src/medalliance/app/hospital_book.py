@@ -16,13 +16,17 @@ from typing import Any
 from medalliance.app.quarantine import Quarantined
 from medalliance.hospital.clinical_store import ClinicalStore
 
-REFERRAL, CHECKPOINT, QUARANTINE, FEEDBACK, MIGRATION = (
+REFERRAL, CHECKPOINT, QUARANTINE, FEEDBACK, MIGRATION, TX = (
     "connector.referral",
     "connector.checkpoint",
     "connector.quarantine",
     "connector.feedback",
     "pseudonym.migration",
+    "connector.tx",
 )
+# The referrals in list order: key "<side>:<block, 12 digits>:<referral id>" (no document
+# content), so a page of a side's newest referrals reads a page of keys, not every referral.
+ORDER = "connector.referral.order"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +66,7 @@ class HospitalBook:
             self.store.set_record(
                 REFERRAL, referral.referral_id, {**asdict(referral), "status": status}
             )
+            self.store.set_record(ORDER, _order_key(asdict(referral)), {})
             return True
 
     def set_status(self, referral_id: str, status: str) -> bool:
@@ -90,6 +95,20 @@ class HospitalBook:
             for r in rows
         ]
 
+    def referral_page(self, side: str, offset: int, count: int) -> tuple[list[dict[str, Any]], int]:
+        """A page of one side's referral records, newest (highest block) first, and how many
+        the side holds. Builds the order index once for a store written before it existed."""
+        with self.store.transaction():
+            if self.store.count_records(ORDER) != self.store.count_records(REFERRAL):
+                for _, doc in self.store.records(REFERRAL):
+                    self.store.set_record(ORDER, _order_key(doc), {})
+        keys = self.store.record_keys(ORDER, f"{side}:", offset=offset, limit=count,
+                                      descending=True)  # fmt: skip
+        found = [self.referral(key.rsplit(":", 1)[1]) for key in keys]
+        return [doc for doc in found if doc is not None], self.store.count_records(
+            ORDER, f"{side}:"
+        )
+
     def incoming_of_record(self, record_id: str) -> list[str]:
         """The incoming referrals that brought record `record_id`."""
         return sorted(
@@ -104,6 +123,14 @@ class HospitalBook:
 
     def feedback_imported(self, referral_id: str) -> bool:
         return self.store.get_record(FEEDBACK, referral_id) is not None
+
+    def note_tx(self, tx_id: str, block: int) -> None:
+        """The block of a transaction of the hospital's referrals (a timeline names it)."""
+        self.store.set_record(TX, tx_id, {"block": block})
+
+    def tx_block(self, tx_id: str) -> int | None:
+        found = self.store.get_record(TX, tx_id)
+        return None if found is None else int(found["block"])
 
     # --- the checkpoint and the quarantine ---------------------------------------------------------
 
@@ -151,6 +178,10 @@ class HospitalBook:
         return sorted(
             old for old, doc in self.store.records(MIGRATION) if doc["new_ref"] == patient_ref
         )
+
+
+def _order_key(doc: dict[str, Any]) -> str:
+    return f"{doc['side']}:{int(doc['block']):012d}:{doc['referral_id']}"
 
 
 def _chain_order(doc: dict[str, Any]) -> tuple[int, str]:

@@ -57,6 +57,8 @@ class ReferralDraft:
     department: str = "03"  # code_systems.DEPARTMENTS
     purpose: str = field(default="", repr=False)
     select: tuple[str, ...] = ()  # "Type/id" of the resources to send; () = the defaults
+    # (ICD-10 code, display) the doctor entered; () = those of the selected or active Conditions
+    diagnoses: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +88,11 @@ def build_from_store(
         selected = [_selected(store, ref) for ref in draft.select]
     else:
         selected = default_selection(store, patient["id"], encounter, draft.direction)
-    diagnoses = _diagnoses(selected) or _diagnoses(_active_conditions(store, patient["id"]))
+    diagnoses = (
+        list(draft.diagnoses)
+        or _diagnoses(selected)
+        or _diagnoses(_active_conditions(store, patient["id"]))
+    )
     if not diagnoses:
         raise InvalidArgument(
             f"referral {draft.referral_id}: the patient has no active Condition with an ICD-10 "

@@ -41,6 +41,8 @@ _GROUPS = {
     "hospital": "medalliance.cli.hospital_cmd:app",
     "audit": "medalliance.cli.main:_audit",
     "demo": "medalliance.cli.main:_demo",
+    "serve": "medalliance.cli.main:_serve",
+    "web": "medalliance.cli.web_cmd:app",
 }
 
 
@@ -56,6 +58,12 @@ def _demo() -> Callable[..., None]:
     from medalliance.cli import demo_cmd
 
     return demo_cmd.demo
+
+
+def _serve() -> Callable[..., None]:
+    from medalliance.cli import serve_cmd
+
+    return serve_cmd.serve
 
 
 class _LazyGroup(typer.core.TyperGroup):

@@ -195,6 +195,11 @@ class ClinicalStore:
         sql, args = search_sql(resource_type, params or {})
         return [self._backend.from_json(row[0]) for row in self._read(sql, args)]
 
+    def search_count(self, resource_type: str, params: Mapping[str, str] | None = None) -> int:
+        """How many resources `search` would find without `_count`/`_offset`."""
+        sql, args = search_sql(resource_type, params or {}, count=True)
+        return int(self._read(sql, args)[0][0])
+
     def referring(self, reference: str) -> list[dict[str, Any]]:
         """Every resource with a reference to `reference` (`Type/id`), in (type, id) order."""
         rows = self._read(
@@ -265,6 +270,25 @@ class ClinicalStore:
             "SELECT key, document FROM app_record WHERE kind = ? ORDER BY key", (kind,)
         )
         return [(str(key), self._backend.from_json(doc)) for key, doc in rows]
+
+    def record_keys(
+        self, kind: str, prefix: str = "", *, offset: int = 0, limit: int = 100,
+        descending: bool = False,
+    ) -> list[str]:  # fmt: skip
+        """The keys of `kind` starting with `prefix`, in key order (or reversed), one page: what
+        an index record (a key that sorts as wanted, e.g. `side:block:id`) is read by."""
+        low, high = _prefix_range(prefix)
+        rows = self._read(
+            _KEYS_DESCENDING if descending else _KEYS_ASCENDING,
+            (kind, low, high, max(0, limit), max(0, offset)),
+        )
+        return [str(row[0]) for row in rows]
+
+    def count_records(self, kind: str, prefix: str = "") -> int:
+        """How many records of `kind` have a key starting with `prefix`."""
+        low, high = _prefix_range(prefix)
+        sql = "SELECT COUNT(*) FROM app_record WHERE kind = ? AND key >= ? AND key < ?"
+        return int(self._read(sql, (kind, low, high))[0][0])
 
     def delete_record(self, kind: str, key: str) -> bool:
         with self.transaction():
@@ -347,6 +371,20 @@ def _stamped(resource: Mapping[str, Any], version: int, now: str) -> dict[str, A
 
 
 _STAMPS = ("versionId", "lastUpdated")
+
+
+_KEYS = "SELECT key FROM app_record WHERE kind = ? AND key >= ? AND key < ? ORDER BY key"
+_KEYS_ASCENDING, _KEYS_DESCENDING = (
+    f"{_KEYS} ASC LIMIT ? OFFSET ?",
+    f"{_KEYS} DESC LIMIT ? OFFSET ?",
+)
+
+
+def _prefix_range(prefix: str) -> tuple[str, str]:
+    """[low, high) of the keys starting with `prefix` (both backends compare text bytewise)."""
+    if not prefix:
+        return "", "\U0010ffff"
+    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 def _check_record_key(kind: str, key: str) -> None:

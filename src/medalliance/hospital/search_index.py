@@ -17,7 +17,9 @@ reads the index, not every resource. Supported (FHIR R4 §3.1.1 "Search", the co
 | `identifier` | any identifier | `[system\\|]value` |
 | `name` | Patient / Practitioner / Organization names | substring, case-insensitive |
 | `gender` | Patient / Practitioner gender | `code` |
+| `owner`, `requester` | Task.owner / Task.requester reference (or any resource's) | `Type/ID` |
 | `_count` | at most this many results | positive integer |
+| `_offset` | skip this many results first (paging) | integer ≥ 0 |
 
 A comma in a value means OR (FHIR's rule); several parameters mean AND. Dates compare by day as
 written in the resource (no time-zone shift): an operator's day is the hospital's day.
@@ -36,6 +38,7 @@ from medalliance.hospital.fhir_validation import SUPPORTED_TYPES
 SEARCH_PARAMETERS = (
     "_count",
     "_id",
+    "_offset",
     "birthdate",
     "code",
     "date",
@@ -43,7 +46,9 @@ SEARCH_PARAMETERS = (
     "gender",
     "identifier",
     "name",
+    "owner",
     "patient",
+    "requester",
     "status",
     "subject",
 )
@@ -89,9 +94,12 @@ def index_rows(resource: Mapping[str, Any]) -> list[IndexRow]:
     return list(dict.fromkeys(rows))
 
 
-def search_sql(resource_type: str, params: Mapping[str, str]) -> tuple[str, list[Any]]:
+def search_sql(
+    resource_type: str, params: Mapping[str, str], *, count: bool = False
+) -> tuple[str, list[Any]]:
     """SQL (with `?` placeholders) selecting `content` of the matching resources in (type, id)
-    order, and its arguments. Raises `InvalidArgument` for an unknown parameter or bad value."""
+    order, and its arguments; with `count`, the number of matches (`_count`/`_offset` ignored).
+    Raises `InvalidArgument` for an unknown parameter or bad value."""
     if resource_type not in SUPPORTED_TYPES:
         raise InvalidArgument(
             f"the hospital store keeps no {resource_type!r} resources; search one of "
@@ -103,11 +111,12 @@ def search_sql(resource_type: str, params: Mapping[str, str]) -> tuple[str, list
             f"unsupported search parameter(s) {', '.join(unknown)} for {resource_type}; "
             f"use {', '.join(SEARCH_PARAMETERS)}"
         )
-    sql = "SELECT content FROM fhir_resource WHERE resource_type = ?"
+    what = "COUNT(*)" if count else "content"
+    sql = f"SELECT {what} FROM fhir_resource WHERE resource_type = ?"  # noqa: S608 - a constant
     args: list[Any] = [resource_type]
     for param in sorted(params):
         text = params[param]
-        if param == "_count":
+        if param in ("_count", "_offset"):
             continue
         values = [v.strip() for v in str(text).split(",") if v.strip()]
         if not values:
@@ -122,10 +131,14 @@ def search_sql(resource_type: str, params: Mapping[str, str]) -> tuple[str, list
             f" AND param = ? AND ({condition}))"
         )
         args += [resource_type, "date" if param == "birthdate" else param, *condition_args]
+    if count:
+        return sql, args
     sql += " ORDER BY id"
-    if "_count" in params:
-        sql += " LIMIT ?"
-        args.append(_count(params["_count"]))
+    if "_count" in params or "_offset" in params:
+        # SQLite needs a LIMIT before an OFFSET; 2**62 stands for "no limit" on both backends.
+        sql += " LIMIT ? OFFSET ?"
+        limit = _count(params["_count"]) if "_count" in params else 2**62
+        args += [limit, _offset(params.get("_offset", "0"))]
     return sql, args
 
 
@@ -169,6 +182,10 @@ def _rows(resource: Mapping[str, Any]) -> Iterator[IndexRow]:
     yield from _name_rows(resource)
     if resource_type in ("Patient", "Practitioner") and isinstance(resource.get("gender"), str):
         yield IndexRow("gender", resource["gender"])
+    for element in ("owner", "requester"):  # Task's parties: a HIS's incoming/outgoing search
+        key = reference_key(str((resource.get(element) or {}).get("reference") or ""))
+        if "/" in key:
+            yield IndexRow(element, key)
     for reference in _references(resource):
         yield IndexRow(REFERENCE_PARAM, reference_key(reference))
 
@@ -253,7 +270,7 @@ def _condition(param: str, values: list[str]) -> tuple[str, list[Any]]:
     if param == "name":
         patterns = [f"%{_escape_like(v.lower())}%" for v in values]
         return " OR ".join(["value LIKE ? ESCAPE '\\'"] * len(values)), patterns
-    if param in ("patient", "encounter", "subject"):
+    if param in ("patient", "encounter", "subject", "owner", "requester"):
         values = [_reference_query(param, v) for v in values]
     return f"value IN ({_marks(values)})", values
 
@@ -292,6 +309,12 @@ def _reference_query(param: str, value: str) -> str:
 def _count(text: str) -> int:
     if not str(text).isdigit() or int(text) < 1:
         raise InvalidArgument("search parameter _count needs a positive integer")
+    return int(text)
+
+
+def _offset(text: str) -> int:
+    if not str(text).isdigit():
+        raise InvalidArgument("search parameter _offset needs a whole number")
     return int(text)
 
 

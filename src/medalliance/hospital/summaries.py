@@ -12,9 +12,11 @@ from medalliance.hospital.clinical_store import ClinicalStore
 from medalliance.hospital.identifiers import PSEUDONYM_SYSTEM, identifier_value
 
 __all__ = [
+    "ClinicalLine",
     "EncounterRow",
     "PatientRow",
     "PatientSummary",
+    "clinical_line",
     "encounter_rows",
     "patient_rows",
     "patient_summary",
@@ -90,6 +92,11 @@ def encounter_rows(store: ClinicalStore, patient_id: str | None = None) -> list[
         store.get("Patient", patient_id)
     params = {"patient": patient_id} if patient_id is not None else {}
     return [_encounter_row(e) for e in store.search("Encounter", params)]
+
+
+def clinical_line(resource: Mapping[str, Any]) -> ClinicalLine:
+    """The short line of a condition, observation, report, medication or procedure."""
+    return _line(resource)
 
 
 # --- private helpers ------------------------------------------------------------------------------

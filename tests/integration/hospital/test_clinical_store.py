@@ -327,6 +327,15 @@ def test_records_are_documents_by_kind_and_key(store: ClinicalStore) -> None:
     assert store.records("checkpoint") == [("R1", {"block": 9})]
 
 
+def test_record_keys_page_through_one_prefix_in_key_order(store: ClinicalStore) -> None:
+    for key in ("in:002:b", "in:010:a", "in:001:c", "out:005:d", "inx:1"):
+        store.set_record("order", key, {})
+    assert store.record_keys("order", "in:", limit=2, descending=True) == ["in:010:a", "in:002:b"]
+    assert store.record_keys("order", "in:", offset=2, limit=2, descending=True) == ["in:001:c"]
+    assert store.record_keys("order", "in:", limit=5) == ["in:001:c", "in:002:b", "in:010:a"]
+    assert (store.count_records("order", "in:"), store.count_records("order")) == (3, 5)
+
+
 def test_data_survives_reopening(database_url: str) -> None:
     with ClinicalStore.open(database_url) as first:
         first.put(patient("p1", "Wang", "1990"))
@@ -354,3 +363,20 @@ def test_an_unreachable_postgres_says_so_without_the_password() -> None:
         ClinicalStore.open("postgresql://nurse:s3cret-pw@127.0.0.1:1/hospital")
     assert "s3cret-pw" not in str(refused.value)
     assert "127.0.0.1" in str(refused.value)
+
+
+def test_tasks_are_found_by_owner_and_requester_and_paged_with_their_count(
+    store: ClinicalStore,
+) -> None:
+    for n in range(5):
+        store.put({"resourceType": "Task", "id": f"t{n}", "status": "requested", "intent": "order",
+                   "owner": {"reference": f"Organization/{'b' if n % 2 else 'a'}"},
+                   "requester": {"reference": "Organization/c"}})  # fmt: skip
+    mine = {"owner": "Organization/b", "status": "requested"}
+    assert store.search_count("Task", mine) == 2
+    assert [t["id"] for t in store.search("Task", {**mine, "_count": "1", "_offset": "1"})] == [
+        "t3"
+    ]
+    assert [t["id"] for t in store.search("Task", {"requester": "Organization/c", "_offset": "3"})] == ["t3", "t4"]  # fmt: skip
+    with pytest.raises(InvalidArgument):
+        store.search("Task", {"_offset": "-1"})

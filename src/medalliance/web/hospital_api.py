@@ -1,0 +1,234 @@
+"""The hospital's JSON API (`/api/v1/hospital/...`): the same operations as the hospital pages,
+for scripts and the hospital's own systems, described by /openapi.json.
+
+A shell (style.md §9): each route parses its body into the service's pydantic model, calls one
+function of web/services/hospital_*.py as the authenticated staff member (`api_staff`: session
+cookie or `Authorization: Bearer` token) and returns its typed result. Errors are the services'
+typed errors, answered once by the app's handler as `{"error", "message"}` with the status of
+errors.py's table; a contract's refusal is 409 with the contract's own words. Ids of patients are
+local FHIR resource ids, never identity numbers; searching by name or identifier is a POST.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel
+
+from medalliance.hospital.summaries import PatientRow
+from medalliance.web.auth import Staff, api_staff
+from medalliance.web.core_routes import backend_of
+from medalliance.web.services import hospital_patients as patients
+from medalliance.web.services import hospital_referral_views as views
+from medalliance.web.services import hospital_referrals as referrals
+from medalliance.web.services import hospital_sharing as sharing
+from medalliance.web.services.hospital_access import Written
+from medalliance.web.services.hospital_charts import volume_chart
+from medalliance.web.services.hospital_forms import (
+    ApplicationChoice,
+    CompleteForm,
+    PatientSearch,
+    ReferralForm,
+    RejectForm,
+    VisitForm,
+    parse_form,
+)
+
+router = APIRouter(prefix="/api/v1/hospital", tags=["hospital"])
+StaffDep = Annotated[Staff, Depends(api_staff)]
+
+
+class DeclineBody(BaseModel):
+    reason_code: str
+
+
+@router.post("/patients/search")
+def search_patients(
+    request: Request, staff: StaffDep, body: PatientSearch
+) -> tuple[PatientRow, ...]:
+    """The hospital's patients matching a name part or an identifier (both empty: all)."""
+    return patients.search_patients(backend_of(request), staff, body)
+
+
+@router.get("/patients/{patient_id}")
+def patient_record(request: Request, staff: StaffDep, patient_id: str) -> patients.PatientRecord:
+    """One patient's record in short (an access event of the hospital's own log)."""
+    return patients.patient_record(backend_of(request), staff, patient_id)
+
+
+@router.get("/patients/{patient_id}/records")
+def record_choices(
+    request: Request, staff: StaffDep, patient_id: str
+) -> tuple[patients.RecordChoice, ...]:
+    """The records and images a referral of this patient may carry."""
+    return patients.record_choices(backend_of(request), staff, patient_id)
+
+
+@router.post("/visits")
+def register_visit(request: Request, staff: StaffDep, body: VisitForm) -> patients.VisitRegistered:
+    """Register a visit (就诊) of a patient: the visit number and pseudonym on the chain."""
+    return patients.register_visit(backend_of(request), staff, body)
+
+
+@router.post("/referrals")
+def apply_for_referral(request: Request, staff: StaffDep, body: ReferralForm) -> referrals.Started:
+    """Apply for a referral (UP; DOWN where the regulator requires approval), or refer back
+    down at once where it does not; the sealed clinical package is built from the store."""
+    return referrals.apply_for_referral(backend_of(request), staff, body)
+
+
+@router.get("/applications")
+def applications(request: Request, staff: StaffDep) -> tuple[views.ApplicationRow, ...]:
+    return views.applications(backend_of(request), staff)
+
+
+@router.post("/applications/{application_id}/refer")
+def refer(request: Request, staff: StaffDep, application_id: str) -> referrals.Started:
+    """Refer the patient with this approved application."""
+    choice = parse_form(ApplicationChoice, {"application_id": application_id})
+    return referrals.refer_with_application(backend_of(request), staff, choice)
+
+
+@router.get("/referrals")
+def referral_list(
+    request: Request,
+    staff: StaffDep,
+    side: Annotated[Literal["incoming", "outgoing"], Query()] = "incoming",
+    status: Annotated[Literal["", "REFERRED", "ACCEPTED", "REJECTED", "COMPLETED"], Query()] = "",
+    offset: Annotated[int, Query(ge=0)] = 0,
+    count: Annotated[int, Query(ge=1, le=views.PAGE_SIZE_MAX)] = 50,
+) -> views.ReferralPage:
+    """This hospital's referrals of one side, newest first (after importing new ones)."""
+    backend = backend_of(request)
+    referrals.sync_referrals(backend, staff)
+    return views.referral_page(backend, staff, side, offset, count, status)
+
+
+@router.post("/referrals/sync")
+def sync(request: Request, staff: StaffDep) -> referrals.SyncResult:
+    """Run the hospital's connector now: import incoming referrals, follow statuses."""
+    return referrals.sync_referrals(backend_of(request), staff)
+
+
+@router.get("/referrals/{referral_id}")
+def referral_detail(request: Request, staff: StaffDep, referral_id: str) -> views.ReferralDetail:
+    """One referral of this hospital with its timeline (404 for any other hospital's)."""
+    backend = backend_of(request)
+    referrals.sync_referrals(backend, staff)
+    return views.referral_detail(backend, staff, referral_id)
+
+
+@router.post("/referrals/{referral_id}/accept")
+def accept(request: Request, staff: StaffDep, referral_id: str) -> Written:
+    return referrals.accept_referral(backend_of(request), staff, referral_id)
+
+
+@router.post("/referrals/{referral_id}/reject")
+def reject(request: Request, staff: StaffDep, referral_id: str, body: RejectForm) -> Written:
+    return referrals.reject_referral(backend_of(request), staff, referral_id, body)
+
+
+@router.post("/referrals/{referral_id}/complete")
+def complete(
+    request: Request, staff: StaffDep, referral_id: str, body: CompleteForm
+) -> referrals.Completed:
+    return referrals.complete_referral(backend_of(request), staff, referral_id, body)
+
+
+@router.get("/referrals/{referral_id}/return-form")
+def return_form(request: Request, staff: StaffDep, referral_id: str) -> dict[str, str]:
+    """The referral form's values for referring this incoming referral's patient back down."""
+    return views.return_referral_defaults(backend_of(request), staff, referral_id)
+
+
+@router.get("/charts/referral-volumes")
+def referral_volumes(request: Request, staff: StaffDep) -> dict[str, Any]:
+    """The ECharts option of this hospital's referrals per month, by side and direction."""
+    return volume_chart(views.referral_volumes(backend_of(request), staff), staff.language)
+
+
+@router.get("/resources")
+def resources(
+    request: Request,
+    staff: StaffDep,
+    kind: Annotated[Literal["", "EQUIPMENT", "EXPERT", "BED"], Query()] = "",
+) -> list[dict[str, Any]]:
+    return sharing.open_resources(backend_of(request), staff, kind)
+
+
+@router.post("/resources")
+def publish_resource(
+    request: Request, staff: StaffDep, body: sharing.ResourceForm
+) -> sharing.Created:
+    return sharing.publish_resource(backend_of(request), staff, body)
+
+
+@router.get("/bookings")
+def bookings(request: Request, staff: StaffDep) -> list[dict[str, Any]]:
+    return sharing.my_bookings(backend_of(request), staff)
+
+
+@router.post("/bookings")
+def request_booking(
+    request: Request, staff: StaffDep, body: sharing.BookingForm
+) -> sharing.Created:
+    return sharing.request_booking(backend_of(request), staff, body)
+
+
+@router.post("/bookings/{booking_id}/confirm")
+def confirm_booking(request: Request, staff: StaffDep, booking_id: str) -> Written:
+    return sharing.decide_booking(backend_of(request), staff, booking_id, True)
+
+
+@router.post("/bookings/{booking_id}/decline")
+def decline_booking(
+    request: Request, staff: StaffDep, booking_id: str, body: DeclineBody
+) -> Written:
+    return sharing.decide_booking(backend_of(request), staff, booking_id, False, body.reason_code)
+
+
+@router.post("/results")
+def share_result(request: Request, staff: StaffDep, body: sharing.ResultForm) -> sharing.Created:
+    return sharing.share_result(backend_of(request), staff, body)
+
+
+@router.get("/visits/{visit_no}/results")
+def results(request: Request, staff: StaffDep, visit_no: str) -> list[dict[str, Any]]:
+    return sharing.results_of_visit(backend_of(request), staff, visit_no)
+
+
+@router.get("/agreements")
+def agreements(request: Request, staff: StaffDep) -> list[sharing.Agreement]:
+    return sharing.agreements(backend_of(request), staff)
+
+
+@router.post("/agreements")
+def propose_agreement(
+    request: Request, staff: StaffDep, body: sharing.AgreementForm
+) -> sharing.Created:
+    return sharing.propose_agreement(backend_of(request), staff, body)
+
+
+@router.post("/agreements/{agreement_id}/accept")
+def accept_agreement(request: Request, staff: StaffDep, agreement_id: str) -> Written:
+    return sharing.accept_agreement(backend_of(request), staff, agreement_id)
+
+
+@router.get("/agreements/{agreement_id}/statement")
+def statement(
+    request: Request,
+    staff: StaffDep,
+    agreement_id: str,
+    period: Annotated[str, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")],
+) -> dict[str, Any]:
+    return sharing.statement(backend_of(request), staff, agreement_id, period)
+
+
+@router.get("/balance")
+def balance(
+    request: Request,
+    staff: StaffDep,
+    period: Annotated[str, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")],
+) -> dict[str, Any]:
+    return sharing.balance(backend_of(request), staff, period)

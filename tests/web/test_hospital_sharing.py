@@ -1,0 +1,133 @@
+"""Resource and result sharing and settlement through the hospital's JSON API and pages, on the
+demo alliance: a clerk publishes a resource, another hospital books a slot and the owner
+confirms; a doctor shares an examination result; the demo's agreement shows in the statement and
+balance. And the refusals: booking one's own resource (the contract's words), a doctor proposing
+an agreement (the clerks' role), a month that is not YYYY-MM — each changing nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from medalliance.web.backend import WebBackend
+from tests.web.conftest import StaffClient
+
+API = "/api/v1/hospital"
+MONTH = dt.datetime.now(dt.UTC).strftime("%Y-%m")
+
+
+def post(client: StaffClient, path: str, body: dict[str, Any] | None = None) -> Any:
+    return client.post(f"{API}{path}", json=body or {}, headers={"X-CSRF-Token": client.csrf_token})
+
+
+@pytest.fixture(scope="module")
+def published(web_app: Any, web_backend: WebBackend) -> dict[str, Any]:
+    from tests.web.conftest import login
+
+    def client(username: str) -> StaffClient:
+        made = StaffClient(web_app)
+        assert login(made, username).status_code == 303  # type: ignore[attr-defined]
+        made.csrf_token = made.get("/api/v1/me").json()["csrf_token"]
+        return made
+
+    owner, requester = client("clerk.tertiaryb"), client("clerk.secondarya")
+    resource = post(owner, "/resources", {"kind": "EQUIPMENT", "description": "3.0T MRI",
+                                          "slots": ["2026-12-20T09:00", "2026-12-20T10:00"]}).json()  # fmt: skip
+    return {"owner": owner, "requester": requester, "resource": resource}
+
+
+def test_a_slot_is_booked_and_confirmed_each_step_with_its_block(
+    published: dict[str, Any],
+) -> None:
+    owner, requester = published["owner"], published["requester"]
+    resource_id = published["resource"]["id"]
+    assert published["resource"]["block"] > 0
+    listed = {r["resourceId"]: r for r in requester.get(f"{API}/resources").json()}
+    assert listed[resource_id]["freeSlots"] == ["2026-12-20T09:00", "2026-12-20T10:00"]
+    booked = post(requester, "/bookings", {"resource_id": resource_id, "slot": "2026-12-20T09:00"}).json()  # fmt: skip
+    confirmed = post(owner, f"/bookings/{booked['id']}/confirm").json()
+    assert confirmed["block"] > booked["block"] > published["resource"]["block"]
+    mine = {b["bookingId"]: b for b in requester.get(f"{API}/bookings").json()}
+    assert mine[booked["id"]]["status"] == "CONFIRMED"
+
+
+def test_booking_ones_own_resource_is_refused_and_the_slot_stays_free(
+    published: dict[str, Any],
+) -> None:
+    owner, resource_id = published["owner"], published["resource"]["id"]
+    refused = post(owner, "/bookings", {"resource_id": resource_id, "slot": "2026-12-20T10:00"})
+    assert refused.status_code == 409
+    assert "cannot book its own resource" in refused.json()["message"]
+    listed = {r["resourceId"]: r for r in owner.get(f"{API}/resources").json()}
+    assert "2026-12-20T10:00" in listed[resource_id]["freeSlots"]
+
+
+def test_a_doctor_shares_an_examination_result_sealed_for_the_receiver(
+    client_as: Callable[[str], StaffClient], web_backend: WebBackend
+) -> None:
+    doctor = client_as("doctor.secondarya")
+    visit = post(doctor, "/visits", {"patient_id": "sa-p1"}).json()
+    reports = doctor.get(f"{API}/patients/sa-p1/records").json()
+    record = next(c["reference"] for c in reports if c["kind"] in ("DiagnosticReport", "Observation"))  # fmt: skip
+    shared = post(doctor, "/results", {"visit_no": visit["visit_no"], "exam_type": "LAB",
+                                       "record": record, "shared_with": ["TertiaryBMSP"]}).json()  # fmt: skip
+    results = doctor.get(f"{API}/visits/{visit['visit_no']}/results").json()
+    assert [(r["resultId"], r["sharedWith"]) for r in results] == [(shared["id"], ["TertiaryBMSP"])]
+    on_chain = json.loads(web_backend.network.evaluate(
+        "TertiaryBMSP", "User1", "records", "IsAuthorised", results[0]["resultRef"], "TertiaryBMSP"))  # fmt: skip
+    assert on_chain is True
+
+
+def test_the_demo_agreement_settles_in_the_statement_and_balance(
+    client_as: Callable[[str], StaffClient],
+) -> None:
+    clerk = client_as("clerk.secondarya")
+    agreements = clerk.get(f"{API}/agreements").json()
+    active = [a for a in agreements if a["status"] == "ACTIVE"]
+    assert active, agreements
+    statement = clerk.get(f"{API}/agreements/{active[0]['agreement_id']}/statement", params={"period": MONTH}).json()  # fmt: skip
+    balance = clerk.get(f"{API}/balance", params={"period": MONTH}).json()
+    assert statement["entries"]
+    assert balance["netCents"] == statement["netCents"]["SecondaryAMSP"]
+    assert clerk.get(f"{API}/balance", params={"period": "2026-13"}).status_code == 422
+
+
+def test_a_doctor_may_not_propose_an_agreement_and_nothing_is_proposed(
+    client_as: Callable[[str], StaffClient],
+) -> None:
+    doctor = client_as("doctor.secondaryb")
+    refused = post(doctor, "/agreements", {"partner": "TertiaryBMSP", "up_cents": 1, "down_cents": 1})  # fmt: skip
+    assert refused.status_code == 403
+    clerk = client_as("clerk.secondaryb")
+    assert clerk.get(f"{API}/agreements").json() == []
+
+
+@pytest.mark.parametrize("language", ["zh_CN", "en"])
+@pytest.mark.parametrize(
+    "page",
+    ["/hospital/", "/hospital/patients", "/hospital/outgoing", "/hospital/incoming",
+     "/hospital/sharing", "/hospital/settlement"],
+)  # fmt: skip
+def test_every_hospital_page_renders_in_both_languages(
+    client_as: Callable[[str], StaffClient], page: str, language: str
+) -> None:
+    client = client_as("clerk.secondarya")
+    switched = client.post_form("/language", {"language": language, "next": "/"}, follow_redirects=False)  # fmt: skip
+    assert switched.status_code == 303  # type: ignore[attr-defined]
+    shown = client.get(page)
+    assert shown.status_code == 200, shown.text[:500]
+    assert ("转入" in shown.text) is (language == "zh_CN")
+
+
+def test_the_referral_chart_counts_this_hospitals_referrals_by_month_and_direction(
+    client_as: Callable[[str], StaffClient],
+) -> None:
+    option = client_as("doctor.secondarya").get(f"{API}/charts/referral-volumes").json()
+    series = {s["name"]: s["data"] for s in option["series"]}
+    assert option["xAxis"]["data"] == [MONTH]
+    assert series["上转"] == [1]  # the demo's upward referral, in Chinese by default
+    assert sum(sum(data) for data in series.values()) == 2  # and its return referral
