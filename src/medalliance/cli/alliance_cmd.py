@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from rich.table import Table
 
 from medalliance.app.alliance_network import Committed, GatewayAlliance
-from medalliance.cli.output import emit_json, output_state, stdout
+from medalliance.cli.output import dir_option, emit_json, output_state, stdout
 from medalliance.errors import InvalidArgument, NotFound, Unavailable
 from medalliance.node import launcher
 from medalliance.node.bootstrap import NetworkLayout
@@ -30,7 +30,7 @@ from medalliance.node.bootstrap import NetworkLayout
 CHANNEL = "alliance"
 AS_EXAMPLE = "User1@SecondaryHospitalA"
 
-Dir = Annotated[Path, typer.Option("--dir", "-d", help="The network folder (running).")]
+Dir = Annotated[Path, dir_option("The network folder (running).")]
 As = Annotated[
     str,
     typer.Option(

@@ -14,7 +14,7 @@ import typer
 from pydantic import BaseModel
 
 from medalliance.app.channel_update import UpdateFile, propose, sign, submit
-from medalliance.cli.output import emit_json, output_state, stdout
+from medalliance.cli.output import dir_option, emit_json, output_state, stdout
 from medalliance.node.bootstrap import NetworkLayout
 
 app = typer.Typer(
@@ -22,7 +22,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-Dir = Annotated[Path, typer.Option("--dir", "-d", help="The network folder (running).")]
+Dir = Annotated[Path, dir_option("The network folder (running).")]
 Org = Annotated[
     str, typer.Option("--org", help="Your organisation (name or MSP id); its Admin acts.")
 ]

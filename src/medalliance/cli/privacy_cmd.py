@@ -30,7 +30,7 @@ from medalliance.app.packages import (
 )
 from medalliance.app.pseudonym_migration import migrate_pseudonyms
 from medalliance.app.pseudonyms import pseudonym_client
-from medalliance.cli.output import emit_json, output_state, stdout
+from medalliance.cli.output import dir_option, emit_json, output_state, stdout
 from medalliance.errors import InvalidArgument, NotFound
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.privacy.documents import DocumentStore
@@ -40,7 +40,7 @@ app = typer.Typer(
     help="Encrypt and decrypt clinical packages (docs/privacy.md).", no_args_is_help=True
 )
 
-Dir = Annotated[Path, typer.Option("--dir", "-d", help="The network folder.")]
+Dir = Annotated[Path, dir_option("The network folder.")]
 Org = Annotated[str, typer.Option("--org", help="Your organisation (name or MSP id).")]
 
 

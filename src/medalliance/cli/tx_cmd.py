@@ -9,7 +9,7 @@ import typer
 from pydantic import BaseModel
 
 from medalliance.app.session import connect_as
-from medalliance.cli.output import emit_json, output_state
+from medalliance.cli.output import dir_option, emit_json, output_state
 from medalliance.errors import InvalidArgument
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.sdk import CommitError
@@ -18,7 +18,7 @@ app = typer.Typer(
     help="Submit or evaluate a transaction through the Gateway API.", no_args_is_help=True
 )
 
-Dir = Annotated[Path, typer.Option("--dir", "-d", help="The network folder.")]
+Dir = Annotated[Path, dir_option("The network folder.")]
 Org = Annotated[str, typer.Option("--org", help="Your organisation (name or MSP id).")]
 User = Annotated[str, typer.Option("--user", help="Your user name in that organisation.")]
 Channel = Annotated[str, typer.Option("--channel", "-C", help="The channel.")]
