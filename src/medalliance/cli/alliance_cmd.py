@@ -108,6 +108,7 @@ class SubmitOutput(BaseModel):
     """A committed transaction under --json: where it landed and the contract's result."""
 
     transaction_id: str
+    tx_id: str  # the same id under the name every mutating command uses
     block_number: int
     result: Any
 
@@ -117,11 +118,19 @@ def show_committed(done: Committed, line: Callable[[Any], str]) -> Any:
     Returns the contract's parsed result."""
     result = json.loads(done.payload) if done.payload else None
     if output_state.json:
-        emit_json(SubmitOutput(transaction_id=done.tx_id, block_number=done.block, result=result))
+        emit_json(
+            SubmitOutput(
+                transaction_id=done.tx_id, tx_id=done.tx_id, block_number=done.block, result=result
+            )
+        )
     else:
-        text = f"{line(result)} (block {done.block}, tx {done.tx_id[:12]}…)"
-        stdout().print(text, soft_wrap=True)
+        stdout().print(f"{line(result)}; {committed_line(done.tx_id, done.block)}", soft_wrap=True)
     return result
+
+
+def committed_line(tx_id: str, block: int) -> str:
+    """How every mutating command says where its transaction landed."""
+    return f"committed in block {block} ({tx_id})"
 
 
 def show_result(result: Any, render: Callable[[Any], Table | str]) -> None:

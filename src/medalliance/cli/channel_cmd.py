@@ -38,6 +38,7 @@ class UpdateOutput(BaseModel):
 
 class SubmitOutput(UpdateOutput):
     transaction_id: str
+    tx_id: str  # the same id under the name every mutating command uses
     block_number: int
 
 
@@ -127,8 +128,12 @@ def submit_update(update_path: UpdatePath, org: Org, directory: Dir = Path("."))
     update = UpdateFile.load(update_path)
     tx_id, block = submit(layout, org, update)
     result = SubmitOutput(
-        **_output(update_path, update).model_dump(), transaction_id=tx_id, block_number=block
+        **_output(update_path, update).model_dump(),
+        transaction_id=tx_id,
+        tx_id=tx_id,
+        block_number=block,
     )
     _show(
-        result, f"{update.description}: in force from block {block + 1} (transaction {tx_id[:12]}…)"
+        result,
+        f"{update.description}: in force from block {block + 1}; committed in block {block} ({tx_id})",
     )
