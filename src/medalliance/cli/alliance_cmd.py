@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from rich.table import Table
 
 from medalliance.app.alliance_network import Committed, GatewayAlliance
-from medalliance.cli.output import dir_option, emit_json, output_state, stdout
+from medalliance.cli.output import committed_line, dir_option, emit_json, output_state, stdout
 from medalliance.errors import InvalidArgument, NotFound, Unavailable
 from medalliance.node import launcher
 from medalliance.node.bootstrap import NetworkLayout
@@ -126,11 +126,6 @@ def show_committed(done: Committed, line: Callable[[Any], str]) -> Any:
     else:
         stdout().print(f"{line(result)}; {committed_line(done.tx_id, done.block)}", soft_wrap=True)
     return result
-
-
-def committed_line(tx_id: str, block: int) -> str:
-    """How every mutating command says where its transaction landed."""
-    return f"committed in block {block} ({tx_id})"
 
 
 def show_result(result: Any, render: Callable[[Any], Table | str]) -> None:

@@ -14,7 +14,7 @@ import typer
 from pydantic import BaseModel
 
 from medalliance.app.channel_update import UpdateFile, propose, sign, submit
-from medalliance.cli.output import dir_option, emit_json, output_state, stdout
+from medalliance.cli.output import committed_line, dir_option, emit_json, output_state, stdout
 from medalliance.node.bootstrap import NetworkLayout
 
 app = typer.Typer(
@@ -135,5 +135,5 @@ def submit_update(update_path: UpdatePath, org: Org, directory: Dir = Path("."))
     )
     _show(
         result,
-        f"{update.description}: in force from block {block + 1}; committed in block {block} ({tx_id})",
+        f"{update.description}: in force from block {block + 1}; {committed_line(tx_id, block)}",
     )

@@ -46,6 +46,11 @@ def emit_json(model: BaseModel) -> None:
     print(model.model_dump_json(indent=2))
 
 
+def committed_line(tx_id: str, block: int) -> str:
+    """How every command that writes to the ledger says where its transaction landed."""
+    return f"committed in block {block} ({tx_id})"
+
+
 def stdout() -> Console:
     """Tables and lines on stdout; when piped, as wide as their content (never cut at 80)."""
     if sys.stdout.isatty():

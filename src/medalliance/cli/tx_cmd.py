@@ -11,7 +11,7 @@ import typer
 from pydantic import BaseModel
 
 from medalliance.app.session import connect_as, contract_refusal
-from medalliance.cli.output import dir_option, emit_json, output_state
+from medalliance.cli.output import committed_line, dir_option, emit_json, output_state
 from medalliance.errors import InvalidArgument, NotFound
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.sdk import CommitError, GatewayError
@@ -59,7 +59,7 @@ def _show(result: TxOutput) -> None:
         if result.result:
             print(result.result)  # verbatim: a contract's JSON must not be wrapped or styled
         if result.tx_id is not None and result.block_number is not None:
-            print(f"committed in block {result.block_number} ({result.tx_id})")
+            print(committed_line(result.tx_id, result.block_number))
 
 
 @contextmanager
