@@ -74,6 +74,21 @@ class DeadlineExceeded(MedallianceError):
     status = Status(grpc="DEADLINE_EXCEEDED", http=504, exit_code=3)
 
 
+def category_of(exc: MedallianceError) -> type[MedallianceError]:
+    """The category `exc` is reported as (for re-raising it with more context)."""
+    categories = (
+        InvalidArgument,
+        NotFound,
+        PermissionDenied,
+        PreconditionFailed,
+        Conflict,
+        Overloaded,
+        Unavailable,
+        DeadlineExceeded,
+    )
+    return next((c for c in categories if c.status == exc.status), MedallianceError)
+
+
 # --- domain errors used across layers ------------------------------------------------------------
 
 
@@ -120,12 +135,80 @@ class DuplicateTransaction(Conflict):
         self.tx_id = tx_id
 
 
-class ContractError(Conflict):
-    """A contract refused the call; its message is the contract's own."""
+class ContractError(MedallianceError):
+    """A contract refused the call; its message is the contract's own.
+
+    The contract's status (Fabric's chaincode response status) picks the category, here and
+    nowhere else: constructing one gives an instance of a subclass that is also that category
+    (`contract_category`), so `except PermissionDenied` catches a contract's 403 and every edge
+    (exit code, gRPC code, HTTP status) follows the contract's own verdict.
+    """
+
+    status = Conflict.status
+
+    def __new__(cls, message: str = "", status_code: int = 500) -> ContractError:
+        del message  # consumed by __init__
+        chosen = _CONTRACT_CLASSES[contract_category(status_code)] if cls is ContractError else cls
+        instance: ContractError = super().__new__(chosen)
+        return instance
 
     def __init__(self, message: str, status_code: int = 500) -> None:
-        super().__init__(message)
+        super().__init__(message, status_code)
         self.status_code = status_code
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (ContractError, (str(self), self.status_code))
+
+
+def contract_category(status_code: int) -> type[MedallianceError]:
+    """The category of a contract's refusal by its status: 400 bad input, 403 permission
+    denied, 404 not found, 412 precondition failed, 5xx retry may help, any other a conflict
+    (409 and the unexpected: the answer is no)."""
+    if status_code >= 500:
+        return Unavailable
+    return {
+        400: InvalidArgument,
+        403: PermissionDenied,
+        404: NotFound,
+        412: PreconditionFailed,
+    }.get(status_code, Conflict)
+
+
+class _ContractInvalidArgument(ContractError, InvalidArgument):
+    status = InvalidArgument.status
+
+
+class _ContractPermissionDenied(ContractError, PermissionDenied):
+    status = PermissionDenied.status
+
+
+class _ContractNotFound(ContractError, NotFound):
+    status = NotFound.status
+
+
+class _ContractPreconditionFailed(ContractError, PreconditionFailed):
+    status = PreconditionFailed.status
+
+
+class _ContractConflict(ContractError, Conflict):
+    status = Conflict.status
+
+
+class _ContractUnavailable(ContractError, Unavailable):
+    status = Unavailable.status
+
+
+_CONTRACT_CLASSES: dict[type[MedallianceError], type[ContractError]] = {
+    InvalidArgument: _ContractInvalidArgument,
+    PermissionDenied: _ContractPermissionDenied,
+    NotFound: _ContractNotFound,
+    PreconditionFailed: _ContractPreconditionFailed,
+    Conflict: _ContractConflict,
+    Unavailable: _ContractUnavailable,
+}
 
 
 class PolicySyntaxError(InvalidArgument):
@@ -142,6 +225,15 @@ class QuerySyntaxError(InvalidArgument):
 
 class StateDatabaseUnavailable(Unavailable):
     """The PostgreSQL server holding a world state cannot be reached or refuses the login."""
+
+
+class NoNetwork(NotFound):
+    """A folder that holds no initialised network (no network config file in it)."""
+
+    def __init__(self, directory: str, config_file: str) -> None:
+        super().__init__(f"{directory} holds no network (no {config_file}); run `network init`")
+        self.directory = directory
+        self.config_file = config_file
 
 
 class UnknownBlock(NotFound):

@@ -76,6 +76,7 @@ def test_a_referral_walks_through_the_cli(
     assert (packaged["record_id"], packaged["visit"], packaged["patient_ref"]) == (
         summary, visit, ref
     )  # fmt: skip
+    assert len(packaged["tx_id"]) == 64 and packaged["block_number"] > registered["block_number"]
 
     # Two applications to the district commission: one rejected, one approved.
     for app_id, target in (("APP-1", OTHER), ("APP-2", B)):
@@ -87,7 +88,7 @@ def test_a_referral_walks_through_the_cli(
     assert "give exactly one of --approve or --reject" in neither.stderr
     as_text = refused(alliance, "referral", "review", "APP-1", "--reject", "--reason-code",
                       "no capacity", "--as", REVIEWER)  # fmt: skip
-    assert as_text.returncode != 0
+    assert as_text.returncode == 2  # the contract's 400: bad input
     assert "reasonCode must be one of NOT_INDICATED, " in as_text.stderr
     assert "no capacity" not in as_text.stderr  # free text is refused, never echoed
     rejected = run(alliance, "referral", "review", "APP-1", "--reject", "--reason-code",
@@ -101,7 +102,7 @@ def test_a_referral_walks_through_the_cli(
     refer = ("referral", "refer", "REF-1", "--visit", visit, "--direction", "UP",
              "--clinical", summary)  # fmt: skip
     by_clerk = refused(alliance, *refer, "--to", B, "--application", "APP-2", "--as", CLERK_A)
-    assert by_clerk.returncode == 1
+    assert by_clerk.returncode == 4  # the contract's 403: permission denied
     assert "role doctor required, caller has clerk" in by_clerk.stderr
     with_rejected = refused(alliance, *refer, "--to", OTHER, "--application", "APP-1",
                             "--as", DOCTOR_A)  # fmt: skip
@@ -242,7 +243,7 @@ def test_a_resource_is_published_booked_and_confirmed(alliance: Path) -> None:
                  "--as", CLERK_A)  # fmt: skip
     assert booked["result"]["status"] == "REQUESTED"
     not_owner = refused(alliance, "resource", "confirm", "BK-1", "--as", CLERK_A)
-    assert not_owner.returncode == 1
+    assert not_owner.returncode == 4  # the contract's 403: permission denied
     assert "resource MRI-1 belongs to TertiaryAMSP, not SecondaryAMSP" in not_owner.stderr
     confirmed = run(alliance, "resource", "confirm", "BK-1", "--as", clerk_other)
     assert confirmed["result"]["status"] == "CONFIRMED"

@@ -25,6 +25,7 @@ from medalliance.app.session import connect_as
 from medalliance.identity.cryptogen import load_signer
 from medalliance.identity.signing import Signer
 from medalliance.ledger.tx import new_signed_proposal
+from medalliance.node import launcher
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.sdk import EndorseError, GatewayError
 from tests.conftest import make_org
@@ -303,7 +304,7 @@ def test_the_tx_commands_submit_and_evaluate_as_a_user(network_dir: Path) -> Non
     read = cli("tx", "evaluate", *common, "ReadAsset", "cli1").stdout
     assert json.loads(read)["Owner"] == "Mo"
     missing = cli("tx", "evaluate", *common, "--user", "Nobody", "ReadAsset", "cli1", check=False)
-    assert missing.returncode == 1
+    assert missing.returncode == 2  # a name the network folder does not define: bad input
     assert "Org2 has no user 'Nobody'; users: Admin, User1" in missing.stderr
 
 
@@ -317,8 +318,17 @@ def test_a_busy_port_fails_up_with_a_clear_message(tmp_path: Path) -> None:
         squatter.listen()
         try:
             result = cli("network", "up", "--dir", str(directory), "--timeout", "30", check=False)
+            left = [
+                n.name
+                for n in launcher.nodes_of(NetworkLayout.load(directory))
+                if launcher.running_pid(n, directory)
+            ]
         finally:
             cli("network", "down", "--dir", str(directory), check=False)
+    assert left == [], result.stderr
     assert result.returncode == 3
     assert "peer0.org2.example.com exited during start-up" in result.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "stopped the 2 nodes this `up` had started: " in result.stderr
+    status = cli("--json", "network", "status", "--dir", str(directory), check=False)
+    assert {n["health"] for n in json.loads(status.stdout)["nodes"]} == {"down"}

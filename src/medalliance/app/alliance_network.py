@@ -14,7 +14,6 @@ transaction that reached a block but was invalidated (e.g. an MVCC conflict) is 
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,8 +24,8 @@ from fabric_protos.peer import transaction_pb2
 
 from medalliance.app.packages import get_bundle, push_bundle, versions_held
 from medalliance.app.pseudonyms import evaluate_over_grpc
-from medalliance.app.session import connect_as
-from medalliance.errors import Conflict, ContractError, NotFound, Unavailable
+from medalliance.app.session import connect_as, contract_refusal
+from medalliance.errors import Conflict, NotFound, Unavailable
 from medalliance.ledger.state import StateReader
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.channel import PeerChannel
@@ -34,8 +33,6 @@ from medalliance.node.embedded import EmbeddedNetwork
 from medalliance.node.package_holding import Held, PackageHolding
 from medalliance.node.pseudonym_service import evaluate_request, evaluated_elements
 from medalliance.sdk import Contract, Gateway, GatewayError
-
-_REFUSAL = re.compile(r"chaincode response (\d+), (.*)", re.DOTALL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,9 +223,4 @@ def _state_of(ledger: PeerChannel) -> StateReader:
 
 def _refusal(exc: GatewayError) -> Exception:
     """A contract's refusal as the contract said it; other gateway errors unchanged."""
-    for detail in exc.details:
-        match = _REFUSAL.search(detail.message)
-        if match:
-            return ContractError(match.group(2), int(match.group(1)))
-    match = _REFUSAL.search(str(exc))
-    return ContractError(match.group(2), int(match.group(1))) if match else exc
+    return contract_refusal(exc)

@@ -16,7 +16,7 @@ from typing import Any
 import grpc
 
 from medalliance.alliance.records import RecordsContract
-from medalliance.app.session import connect_as, own_peer, user_signer
+from medalliance.app.session import connect_as, contract_refusal, own_peer, user_signer
 from medalliance.errors import NotFound, PreconditionFailed
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.package_holding import Held
@@ -33,7 +33,7 @@ from medalliance.privacy.documents import address_of
 from medalliance.privacy.envelope import SealedPackage, add_recipients, open_package, seal
 from medalliance.privacy.keys import EncryptionKeyring, recipient_key
 from medalliance.privacy.private_store import PrivateStore
-from medalliance.sdk.errors import gateway_error
+from medalliance.sdk.errors import CommitError, GatewayError, gateway_error
 
 
 def recipients_for(layout: NetworkLayout, writer: str, named: Sequence[str]) -> list[str]:
@@ -133,17 +133,20 @@ def share(
 ) -> dict[str, Any]:
     """Register version 1 of a record on the ledger, then hand the package to the
     organisation's peer, which keeps it and pushes it to the other authorised organisations."""
-    with connect_as(layout, org, user) as gateway:
-        records = gateway.get_network(channel_id).get_contract(RecordsContract.name)
-        records.submit_transaction(
-            "RegisterRecord",
-            package.record_id,
-            patient_ref,
-            package.digest,
-            json.dumps([address_of(a) for a in attachments]),
-            json.dumps(package.key_commitments, sort_keys=True),
-        )
-    return push_bundle(layout, org, Held(package.to_bytes(), tuple(attachments)), user)
+    _, tx_id, block = records_submit(
+        layout,
+        org,
+        user,
+        channel_id,
+        "RegisterRecord",
+        package.record_id,
+        patient_ref,
+        package.digest,
+        json.dumps([address_of(a) for a in attachments]),
+        json.dumps(package.key_commitments, sort_keys=True),
+    )
+    pushed = push_bundle(layout, org, Held(package.to_bytes(), tuple(attachments)), user)
+    return {**pushed, "tx_id": tx_id, "block_number": block}
 
 
 def push_bundle(layout: NetworkLayout, org: str, held: Held, user: str = "User1") -> dict[str, Any]:
@@ -194,6 +197,24 @@ def records_call(
         return json.loads(records.submit_transaction(function, *args))
 
 
+def records_submit(
+    layout: NetworkLayout, org: str, user: str, channel_id: str, function: str, *args: str
+) -> tuple[Any, str, int]:
+    """Submit a `records` contract function and wait for its commit: its JSON result, the
+    transaction id and the block (`CommitError` if the transaction was invalidated)."""
+    with connect_as(layout, org, user) as gateway:
+        records = gateway.get_network(channel_id).get_contract(RecordsContract.name)
+        try:
+            submitted = records.submit_async(function, arguments=list(args))
+        except GatewayError as exc:
+            raise contract_refusal(exc) from None
+        status = submitted.get_status()
+        if not status.successful:
+            raise CommitError(status.code, submitted.transaction_id)
+        result = json.loads(submitted.result) if submitted.result else None
+        return result, submitted.transaction_id, status.block_number
+
+
 def grant(
     layout: NetworkLayout, org: str, user: str, channel_id: str, record_id: str, to: str
 ) -> dict[str, Any]:
@@ -209,11 +230,11 @@ def grant(
     package = SealedPackage.from_bytes(held.sealed)
     rewrapped = add_recipients(package, msp_id, keyring.private_keys, [key])
     commitment = rewrapped.key_commitments[target]
-    granted: dict[str, Any] = records_call(
+    granted, tx_id, block = records_submit(
         layout, org, user, channel_id, "GrantWithKey", record_id, target, commitment
     )
     push_bundle(layout, org, Held(rewrapped.to_bytes(), held.attachments), user)
-    return granted
+    return {**granted, "tx_id": tx_id, "block_number": block}
 
 
 def confirm_erasure(

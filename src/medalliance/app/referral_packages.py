@@ -14,11 +14,11 @@ hash only.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from medalliance.app.alliance_network import AllianceNetwork
+from medalliance.app.alliance_network import AllianceNetwork, Committed
 from medalliance.app.packages import seal_package
 from medalliance.app.pseudonyms import PseudonymClient
 from medalliance.errors import InvalidArgument, NotFound
@@ -150,17 +150,22 @@ def seal_and_share(
     patient_ref: str,
     plaintext: bytes,
     attachments: Sequence[tuple[str, bytes]] = (),
+    *,
+    on_committed: Callable[[Committed], None] | None = None,
 ) -> str:
     """Seal `plaintext` for `named` (and the writer's regulator), register version 1 of
-    `record_id` under the patient's pseudonym, hand it to the writer's peer; a size note."""
+    `record_id` under the patient's pseudonym, hand it to the writer's peer; a size note.
+    `on_committed` learns the registration's transaction (its id and block)."""
     package, ciphertexts = seal_package(
         network.layout, writer, named, plaintext, record_id=record_id, version=1, now=utc_now(),
         attachments=attachments,
     )  # fmt: skip
-    network.submit(
+    done = network.submit(
         writer, user, "records", "RegisterRecord", record_id, patient_ref, package.digest,
         json.dumps([address_of(c) for c in ciphertexts]), json.dumps(package.key_commitments),
     )  # fmt: skip
+    if on_committed is not None:
+        on_committed(done)
     network.push(writer, Held(package.to_bytes(), tuple(ciphertexts)))
     return f"{len(plaintext) / 1024:.1f} KiB sealed, {len(attachments)} attachment(s)"
 
@@ -176,6 +181,8 @@ def share_feedback(
     patient_ref: str,
     text: str,
     title: str = "Discharge summary",
+    *,
+    on_committed: Callable[[Committed], None] | None = None,
 ) -> str:
     """The target's feedback Bundle on completing `referral_id` (a discharge summary holding
     `text`), sealed for the origin and `readers` as `record_id`, the record the contract's
@@ -186,8 +193,9 @@ def share_feedback(
         authored_on=utc_now().isoformat(timespec="seconds"),
     )  # fmt: skip
     return seal_and_share(
-        network, writer, user, readers, record_id, patient_ref, bundle_bytes(bundle)
-    )
+        network, writer, user, readers, record_id, patient_ref, bundle_bytes(bundle),
+        on_committed=on_committed,
+    )  # fmt: skip
 
 
 def bundle_bytes(bundle: dict[str, Any]) -> bytes:

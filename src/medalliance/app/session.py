@@ -7,8 +7,10 @@ the organisation's TLS CA, exactly as a hospital application would connect.
 
 from __future__ import annotations
 
+import re
+
 from medalliance.contracts.lifecycle import LIFECYCLE_NAMESPACE
-from medalliance.errors import NotFound, PreconditionFailed
+from medalliance.errors import ContractError, InvalidArgument, PreconditionFailed
 from medalliance.identity.cryptogen import load_signer
 from medalliance.identity.signing import Signer
 from medalliance.node.bootstrap import NetworkLayout
@@ -16,14 +18,15 @@ from medalliance.sdk import Gateway, GatewayError, SubmittedTransaction, connect
 
 
 def user_signer(layout: NetworkLayout, organization: str, user: str) -> Signer:
-    """The signing identity of `user` of `organization`; `NotFound` lists the users there are."""
+    """The signing identity of `user` of `organization`; `InvalidArgument` lists the users there
+    are (an unknown user is bad input, as an unknown organisation is: README, exit codes)."""
     org = layout.config.organization(organization)
     msp_dir = layout.user_msp_dir(org.msp_id, user)
     if not msp_dir.is_dir():
         users = sorted(
             p.name.split("@")[0] for p in (layout.org_dir(org.msp_id) / "users").iterdir()
         )
-        raise NotFound(f"{org.name} has no user {user!r}; users: {', '.join(users)}")
+        raise InvalidArgument(f"{org.name} has no user {user!r}; users: {', '.join(users)}")
     return load_signer(msp_dir, org.msp_id)
 
 
@@ -75,3 +78,18 @@ class GatewayAdminSession:
 
     def close(self) -> None:
         self._gateway.close()
+
+
+_REFUSAL = re.compile(r"chaincode response (\d+), (.*)", re.DOTALL)
+
+
+def contract_refusal(exc: GatewayError) -> Exception:
+    """A contract's refusal reported through the gateway, as a `ContractError` with the
+    contract's own status and message (so its category follows that status); any other
+    gateway error unchanged."""
+    for detail in exc.details:
+        match = _REFUSAL.search(detail.message)
+        if match:
+            return ContractError(match.group(2), int(match.group(1)))
+    match = _REFUSAL.search(str(exc))
+    return ContractError(match.group(2), int(match.group(1))) if match else exc

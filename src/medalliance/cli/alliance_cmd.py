@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from rich.table import Table
 
 from medalliance.app.alliance_network import Committed, GatewayAlliance
-from medalliance.cli.output import emit_json, output_state, stdout
+from medalliance.cli.output import committed_line, dir_option, emit_json, output_state, stdout
 from medalliance.errors import InvalidArgument, NotFound, Unavailable
 from medalliance.node import launcher
 from medalliance.node.bootstrap import NetworkLayout
@@ -30,7 +30,7 @@ from medalliance.node.bootstrap import NetworkLayout
 CHANNEL = "alliance"
 AS_EXAMPLE = "User1@SecondaryHospitalA"
 
-Dir = Annotated[Path, typer.Option("--dir", "-d", help="The network folder (running).")]
+Dir = Annotated[Path, dir_option("The network folder (running).")]
 As = Annotated[
     str,
     typer.Option(
@@ -108,6 +108,7 @@ class SubmitOutput(BaseModel):
     """A committed transaction under --json: where it landed and the contract's result."""
 
     transaction_id: str
+    tx_id: str  # the same id under the name every mutating command uses
     block_number: int
     result: Any
 
@@ -117,10 +118,13 @@ def show_committed(done: Committed, line: Callable[[Any], str]) -> Any:
     Returns the contract's parsed result."""
     result = json.loads(done.payload) if done.payload else None
     if output_state.json:
-        emit_json(SubmitOutput(transaction_id=done.tx_id, block_number=done.block, result=result))
+        emit_json(
+            SubmitOutput(
+                transaction_id=done.tx_id, tx_id=done.tx_id, block_number=done.block, result=result
+            )
+        )
     else:
-        text = f"{line(result)} (block {done.block}, tx {done.tx_id[:12]}…)"
-        stdout().print(text, soft_wrap=True)
+        stdout().print(f"{line(result)}; {committed_line(done.tx_id, done.block)}", soft_wrap=True)
     return result
 
 

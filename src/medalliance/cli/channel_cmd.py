@@ -14,7 +14,7 @@ import typer
 from pydantic import BaseModel
 
 from medalliance.app.channel_update import UpdateFile, propose, sign, submit
-from medalliance.cli.output import emit_json, output_state, stdout
+from medalliance.cli.output import committed_line, dir_option, emit_json, output_state, stdout
 from medalliance.node.bootstrap import NetworkLayout
 
 app = typer.Typer(
@@ -22,7 +22,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-Dir = Annotated[Path, typer.Option("--dir", "-d", help="The network folder (running).")]
+Dir = Annotated[Path, dir_option("The network folder (running).")]
 Org = Annotated[
     str, typer.Option("--org", help="Your organisation (name or MSP id); its Admin acts.")
 ]
@@ -38,6 +38,7 @@ class UpdateOutput(BaseModel):
 
 class SubmitOutput(UpdateOutput):
     transaction_id: str
+    tx_id: str  # the same id under the name every mutating command uses
     block_number: int
 
 
@@ -127,8 +128,12 @@ def submit_update(update_path: UpdatePath, org: Org, directory: Dir = Path("."))
     update = UpdateFile.load(update_path)
     tx_id, block = submit(layout, org, update)
     result = SubmitOutput(
-        **_output(update_path, update).model_dump(), transaction_id=tx_id, block_number=block
+        **_output(update_path, update).model_dump(),
+        transaction_id=tx_id,
+        tx_id=tx_id,
+        block_number=block,
     )
     _show(
-        result, f"{update.description}: in force from block {block + 1} (transaction {tx_id[:12]}…)"
+        result,
+        f"{update.description}: in force from block {block + 1}; {committed_line(tx_id, block)}",
     )

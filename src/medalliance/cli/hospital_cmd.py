@@ -20,7 +20,7 @@ from rich.table import Table
 
 from medalliance.app.hospital_import import default_user, import_bundle_file, open_hospital_store
 from medalliance.cli.alliance_cmd import parse_as
-from medalliance.cli.output import emit_json, output_state, stdout
+from medalliance.cli.output import dir_option, emit_json, output_state, stdout
 from medalliance.errors import InvalidArgument
 from medalliance.hospital.bundle_export import export_patient
 from medalliance.hospital.summaries import encounter_rows, patient_rows, patient_summary
@@ -33,7 +33,7 @@ app = typer.Typer(
 patient_app = typer.Typer(help="One patient of the hospital.", no_args_is_help=True)
 app.add_typer(patient_app, name="patient")
 
-Dir = Annotated[Path, typer.Option("--dir", "-d", help="The network folder.")]
+Dir = Annotated[Path, dir_option("The network folder.")]
 Org = Annotated[
     str, typer.Option("--org", help="Your hospital (name or MSP id).", show_default=False)
 ]

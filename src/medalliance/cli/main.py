@@ -7,11 +7,13 @@ bug, reported as such with exit code 70.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -19,8 +21,8 @@ import typer.core
 from rich.console import Console
 
 from medalliance import __version__
-from medalliance.cli.output import output_state
-from medalliance.errors import MedallianceError
+from medalliance.cli.output import DIR_ENV, output_state
+from medalliance.errors import MedallianceError, NoNetwork, Unavailable
 
 # Each command group is imported only when it runs (or `--help` lists it): a node process or a
 # one-line `visit show` then loads what it needs, not FHIR models, PDF fonts and every contract.
@@ -86,7 +88,8 @@ class _LazyGroup(typer.core.TyperGroup):
             holder.add_typer(target, name=cmd_name)
         else:
             holder.command(cmd_name)(target)
-        return typer.main.get_command(holder).commands[cmd_name]  # type: ignore[attr-defined]
+        built = typer.main.get_command(holder).commands[cmd_name]  # type: ignore[attr-defined]
+        return _with_global_flags(built)
 
 
 def _nothing() -> None:
@@ -119,24 +122,153 @@ def _root(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Log at INFO to stderr.")
     ] = False,
+    directory: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir",
+            "-d",
+            help=f"The network folder, for the commands that take one (or set {DIR_ENV}).",
+            show_default=False,
+        ),
+    ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
 ) -> None:
-    """medalliance: hospitals and health commissions sharing one permissioned ledger."""
-    output_state.json = json_output
-    logging.basicConfig(
-        level=logging.INFO if verbose and not json_output else logging.WARNING,
-        stream=sys.stderr,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    """medalliance: hospitals and health commissions sharing one permissioned ledger.
+
+    --json, --verbose and --dir may come before or after the command.
+    """
+    del directory  # main() hands it to the command, which declares its own --dir
+    _global_json(json_output)
+    _global_verbose(verbose)
+
+
+# --- options every command accepts, anywhere on the line ---------------------------------------
+
+_verbose = False
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    level = logging.INFO if _verbose and not output_state.json else logging.WARNING
+    logging.getLogger().setLevel(level)
+
+
+def _global_json(value: bool) -> None:
+    if value:
+        output_state.json = True
+    _configure_logging()
+
+
+def _global_verbose(value: bool) -> None:
+    global _verbose
+    _verbose = _verbose or value
+    _configure_logging()
+
+
+def _global_flags(
+    json_output: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print exactly one JSON document on stdout.",
+            callback=_global_json,
+            expose_value=False,
+        ),
+    ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Log at INFO to stderr.",
+            callback=_global_verbose,
+            expose_value=False,
+        ),
+    ] = False,
+) -> None:
+    """A template: its options are added to every command (`_with_global_flags`)."""
+
+
+@functools.cache
+def _global_params() -> list[Any]:
+    holder = typer.Typer(add_completion=False)
+    holder.command()(_global_flags)
+    params: list[Any] = typer.main.get_command(holder).params
+    return params
+
+
+def _with_global_flags(command: Any) -> Any:
+    """`command` and every command under it accept --json and --verbose after their name too
+    (click only parses an option on the command that declares it). Declared by click itself,
+    so an option's value that reads "--json" stays that option's value, and `--` ends options."""
+    for sub in (getattr(command, "commands", None) or {}).values():
+        _with_global_flags(sub)
+    taken = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}
+    for param in _global_params():
+        if not taken & {*param.opts, *param.secondary_opts}:
+            command.params.append(param)
+    return command
+
+
+_DIR_OPTIONS = ("--dir", "-d")
+
+
+def _dir_after_the_command(argv: list[str]) -> list[str]:
+    """A `--dir D` written before the command moved after it: the command declares --dir (its
+    default differs per command), the root only documents it. Only the root's own options are
+    looked at, so nothing after the command name is reinterpreted."""
+    front: list[str] = []
+    moved: list[str] = []
+    i = 0
+    while i < len(argv) and argv[i].startswith("-") and argv[i] != "--":
+        if argv[i] in _DIR_OPTIONS and i + 1 < len(argv):
+            moved += argv[i : i + 2]
+            i += 2
+        elif argv[i].startswith("--dir="):
+            moved.append(argv[i])
+            i += 1
+        else:
+            front.append(argv[i])
+            i += 1
+    rest = argv[i:]
+    if not moved or not rest or rest[0] == "--":
+        return argv  # no command to hand it to: the root takes it
+    end = rest.index("--") if "--" in rest else len(rest)
+    return [*front, *rest[:end], *moved, *rest[end:]]
+
+
+# --- errors: one mapping, with the hints that apply whatever the command ------------------------
+
+
+def _message(exc: MedallianceError) -> str:
+    if isinstance(exc, NoNetwork) and output_state.dir_given is None:
+        return (
+            f"{exc.directory} (the current folder) is not a network folder; "
+            f"add --dir DIR (or set {DIR_ENV})"
+        )
+    if isinstance(exc, Unavailable) and _unreachable(exc):
+        folder = output_state.dir_given or Path(".")
+        return f"{exc}; is the network up? `medalliance network status --dir {folder}`"
+    return str(exc)
+
+
+def _unreachable(exc: MedallianceError) -> bool:
+    """A node that did not answer at all (gRPC UNAVAILABLE: refused, reset, no route)."""
+    return getattr(exc, "code", None) is not None and "UNAVAILABLE" in str(getattr(exc, "code", ""))
+
+
+def _kind(exc: BaseException) -> str:
+    """The public class name (a contract's refusal is a `ContractError` of its category)."""
+    return next(c.__name__ for c in type(exc).__mro__ if not c.__name__.startswith("_"))
 
 
 def main() -> None:
     try:
-        app()  # standalone: usage errors exit 2, Ctrl-C exits 130 (click's handling)
+        app(args=_dir_after_the_command(sys.argv[1:]), prog_name="medalliance")
     except MedallianceError as exc:
-        _fail(type(exc).__name__, str(exc), exc.status.exit_code)
+        _fail(_kind(exc), _message(exc), exc.status.exit_code)
     except Exception as exc:  # a bug: say so, keep the traceback for the operator
         logging.getLogger(__name__).exception("unexpected error")
         _fail("InternalError", f"internal error ({type(exc).__name__}); please report it", 70)

@@ -14,8 +14,8 @@ from rich.table import Table
 
 from medalliance.app.channel_update import propose
 from medalliance.app.session import GatewayAdminSession
-from medalliance.cli.output import emit_json, output_state, stderr, stdout
-from medalliance.errors import InvalidArgument
+from medalliance.cli.output import dir_option, emit_json, output_state, stderr, stdout
+from medalliance.errors import InvalidArgument, MedallianceError, category_of
 from medalliance.node import launcher
 from medalliance.node.bootstrap import (
     NetworkLayout,
@@ -30,9 +30,7 @@ app = typer.Typer(
     help="Create, start, inspect and stop a network of node processes.", no_args_is_help=True
 )
 
-DirOption = Annotated[
-    Path, typer.Option("--dir", "-d", help="The network folder (created by `network init`).")
-]
+DirOption = Annotated[Path, dir_option("The network folder (created by `network init`).")]
 
 
 class InitOutput(BaseModel):
@@ -111,7 +109,7 @@ def up(
     ledgers. Example: medalliance network up --dir test-network
     """
     layout = NetworkLayout.load(directory)
-    launcher.up(layout, timeout=timeout, on_progress=_progress)
+    started = launcher.up(layout, timeout=timeout, on_progress=_progress)
     sessions: dict[str, GatewayAdminSession] = {}
     try:
         deployed = deploy_contracts(
@@ -122,6 +120,13 @@ def up(
             ),
             _progress,
         )
+    except MedallianceError as exc:
+        # A network that cannot run its contracts is not up: leave nothing this call started.
+        for session in sessions.values():
+            session.close()
+        sessions.clear()
+        note = launcher.rolled_back(layout, started, _progress)
+        raise category_of(exc)(f"deploying the contracts failed: {exc}\n{note}") from None
     finally:
         for session in sessions.values():
             session.close()

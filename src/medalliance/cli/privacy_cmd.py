@@ -9,7 +9,7 @@ import sys
 import tempfile
 from contextlib import closing
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import BaseModel
@@ -25,12 +25,13 @@ from medalliance.app.packages import (
     grant,
     open_as,
     records_call,
+    records_submit,
     seal_package,
     share,
 )
 from medalliance.app.pseudonym_migration import migrate_pseudonyms
 from medalliance.app.pseudonyms import pseudonym_client
-from medalliance.cli.output import emit_json, output_state, stdout
+from medalliance.cli.output import committed_line, dir_option, emit_json, output_state, stdout
 from medalliance.errors import InvalidArgument, NotFound
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.privacy.documents import DocumentStore
@@ -40,7 +41,7 @@ app = typer.Typer(
     help="Encrypt and decrypt clinical packages (docs/privacy.md).", no_args_is_help=True
 )
 
-Dir = Annotated[Path, typer.Option("--dir", "-d", help="The network folder.")]
+Dir = Annotated[Path, dir_option("The network folder.")]
 Org = Annotated[str, typer.Option("--org", help="Your organisation (name or MSP id).")]
 
 
@@ -132,6 +133,8 @@ class ShareOutput(BaseModel):
     record_id: str
     digest: str
     held_by: list[str]
+    tx_id: str
+    block_number: int
 
 
 @app.command("share")
@@ -155,11 +158,17 @@ def share_cmd(
         record_id=package.record_id,
         digest=package.digest,
         held_by=sorted({layout.config.organization(org).msp_id, *pushed["forwardedTo"]}),
+        tx_id=pushed["tx_id"],
+        block_number=pushed["block_number"],
     )
     if output_state.json:
         emit_json(result)
     else:
-        stdout().print(f"record {result.record_id} registered; held by {', '.join(result.held_by)}")
+        stdout().print(
+            f"record {result.record_id} registered; held by {', '.join(result.held_by)}; "
+            + committed_line(result.tx_id, result.block_number),
+            soft_wrap=True,
+        )
 
 
 @app.command("fetch")
@@ -191,7 +200,14 @@ def _show(result: object, text: str) -> None:
     if output_state.json:
         print(json.dumps(result, indent=2, ensure_ascii=False))
     else:
-        stdout().print(text)
+        stdout().print(text, soft_wrap=True)
+
+
+def _show_committed(result: Any, tx_id: str, block: int, text: str) -> None:
+    """A committed records call: the contract's result plus `tx_id` and `block_number`."""
+    _show(
+        {**result, "tx_id": tx_id, "block_number": block}, f"{text}; {committed_line(tx_id, block)}"
+    )
 
 
 @app.command("grant")
@@ -208,8 +224,11 @@ def grant_cmd(
     Example: medalliance privacy grant --dir demo --org TertiaryBMSP --record R-1 --to TertiaryAMSP
     """
     result = grant(NetworkLayout.load(directory), org, user, channel, record, to)
-    _show(
-        result, f"{to} may now read record {record}; authorised: {', '.join(result['authorised'])}"
+    _show_committed(
+        result,
+        result["tx_id"],
+        result["block_number"],
+        f"{to} may now read record {record}; authorised: {', '.join(result['authorised'])}",
     )
 
 
@@ -228,8 +247,8 @@ def revoke_cmd(
     """
     layout = NetworkLayout.load(directory)
     msp_id = layout.config.organization(target).msp_id
-    result = records_call(layout, org, user, channel, "Revoke", record, msp_id)
-    _show(result, f"{msp_id} may no longer read record {record}")
+    result, tx_id, block = records_submit(layout, org, user, channel, "Revoke", record, msp_id)
+    _show_committed(result, tx_id, block, f"{msp_id} may no longer read record {record}")
 
 
 @app.command("erase")
@@ -287,13 +306,14 @@ def erase_cmd(
         _show(done, f"deletion confirmed for {', '.join(done['confirmed']) or 'nothing new'}")
         return
     if reject is not None:
-        result = records_call(layout, org, user, channel, "RejectErasure", patient_ref, reject)
+        function, args = "RejectErasure", [patient_ref, reject]
     else:
         function = (
             "ApproveErasure" if approve else "WithdrawErasure" if withdraw else "RequestErasure"
         )
-        result = records_call(layout, org, user, channel, function, patient_ref)
-    _show(result, f"erasure {result['status'].lower()}")
+        args = [patient_ref]
+    result, tx_id, block = records_submit(layout, org, user, channel, function, *args)
+    _show_committed(result, tx_id, block, f"erasure {result['status'].lower()}")
 
 
 def _erase_check(layout: NetworkLayout, org: str, user: str, channel: str, patient: str) -> None:

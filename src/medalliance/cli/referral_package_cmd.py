@@ -18,6 +18,7 @@ from typing import Annotated
 import typer
 from pydantic import BaseModel
 
+from medalliance.app.alliance_network import Committed
 from medalliance.app.hospital_store import open_store_of
 from medalliance.app.pseudonyms import pseudonym_client
 from medalliance.app.referral_packages import (
@@ -28,7 +29,7 @@ from medalliance.app.referral_packages import (
     share_feedback,
 )
 from medalliance.cli.alliance_cmd import As, Dir, session
-from medalliance.cli.output import emit_json, output_state, stdout
+from medalliance.cli.output import committed_line, emit_json, output_state, stdout
 from medalliance.errors import NotFound
 from medalliance.hospital.code_systems import PRIORITIES
 
@@ -56,6 +57,8 @@ class PackageOutput(BaseModel):
     patient_ref: str
     entries: int  # resources in the sealed Bundle
     sealed: str
+    tx_id: str  # the record's registration on the ledger
+    block_number: int
 
 
 def package(
@@ -109,18 +112,23 @@ def package(
                 purpose=purpose, select=tuple(select or ()),
             )  # fmt: skip
             built = build_from_store(store, draft, from_org=msp_id, pseudonyms=client)
+        registered: list[Committed] = []
         size = seal_and_share(s.network, msp_id, s.caller.user, [target], record_id,
-                              built.patient_ref, bundle_bytes(built.bundle))  # fmt: skip
+                              built.patient_ref, bundle_bytes(built.bundle),
+                              on_committed=registered.append)  # fmt: skip
     result = PackageOutput(
         referral_id=referral, record_id=record_id, visit=built.visit_number,
         patient_ref=built.patient_ref, entries=len(built.bundle["entry"]), sealed=size,
+        tx_id=registered[0].tx_id, block_number=registered[0].block,
     )  # fmt: skip
     if output_state.json:
         emit_json(result)
         return
     stdout().print(
         f"{record_id}: the referral Bundle of {referral} (visit {result.visit}, "
-        f"{result.entries} entries) sealed for {target}, shared; {size}"
+        f"{result.entries} entries) sealed for {target}, shared; {size}; "
+        + committed_line(result.tx_id, result.block_number),
+        soft_wrap=True,
     )
 
 
@@ -128,6 +136,8 @@ class FeedbackOutput(BaseModel):
     referral_id: str
     record_id: str
     sealed: str
+    tx_id: str  # the record's registration on the ledger
+    block_number: int
 
 
 def feedback(
@@ -151,14 +161,26 @@ def feedback(
     record_id = record or f"F-{referral}"
     with session(directory, as_) as s:
         on_chain = s.evaluate("referral", "GetReferral", referral)
+        registered: list[Committed] = []
         size = share_feedback(
             s.network, s.caller.msp_id, s.caller.user, on_chain["fromHospital"],
             [on_chain["fromHospital"]], referral, record_id, on_chain["patientRef"], text, title,
+            on_committed=registered.append,
         )  # fmt: skip
+    done = registered[0]
     if output_state.json:
-        emit_json(FeedbackOutput(referral_id=referral, record_id=record_id, sealed=size))
+        emit_json(
+            FeedbackOutput(
+                referral_id=referral, record_id=record_id, sealed=size, tx_id=done.tx_id,
+                block_number=done.block,
+            )
+        )  # fmt: skip
         return
-    stdout().print(f"{record_id}: the feedback Bundle of {referral} sealed and shared; {size}")
+    stdout().print(
+        f"{record_id}: the feedback Bundle of {referral} sealed and shared; {size}; "
+        + committed_line(done.tx_id, done.block),
+        soft_wrap=True,
+    )
 
 
 def _read(path: Path | None) -> str:

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from pydantic import BaseModel
 
-from medalliance.app.session import connect_as
-from medalliance.cli.output import emit_json, output_state
-from medalliance.errors import InvalidArgument
+from medalliance.app.session import connect_as, contract_refusal
+from medalliance.cli.output import committed_line, dir_option, emit_json, output_state
+from medalliance.errors import InvalidArgument, NotFound
 from medalliance.node.bootstrap import NetworkLayout
-from medalliance.sdk import CommitError
+from medalliance.sdk import CommitError, GatewayError
 
 app = typer.Typer(
     help="Submit or evaluate a transaction through the Gateway API.", no_args_is_help=True
 )
 
-Dir = Annotated[Path, typer.Option("--dir", "-d", help="The network folder.")]
+Dir = Annotated[Path, dir_option("The network folder.")]
 Org = Annotated[str, typer.Option("--org", help="Your organisation (name or MSP id).")]
 User = Annotated[str, typer.Option("--user", help="Your user name in that organisation.")]
 Channel = Annotated[str, typer.Option("--channel", "-C", help="The channel.")]
@@ -35,6 +37,7 @@ Transient = Annotated[
 
 class TxOutput(BaseModel):
     transaction_id: str | None
+    tx_id: str | None  # the same id under the name every mutating command uses
     block_number: int | None
     result: str
 
@@ -53,7 +56,24 @@ def _show(result: TxOutput) -> None:
     if output_state.json:
         emit_json(result)
     else:
-        print(result.result)  # verbatim: a contract's JSON must not be wrapped or styled
+        if result.result:
+            print(result.result)  # verbatim: a contract's JSON must not be wrapped or styled
+        if result.tx_id is not None and result.block_number is not None:
+            print(committed_line(result.tx_id, result.block_number))
+
+
+@contextmanager
+def _refusals(layout: NetworkLayout, channel: str, contract: str) -> Iterator[None]:
+    """A contract's refusal by its own status; an unknown contract with the configured ones."""
+    try:
+        yield
+    except GatewayError as exc:
+        if "no chaincode definition" in str(exc):
+            names = ", ".join(c.name for c in layout.config.channel(channel).contracts)
+            raise NotFound(
+                f"no contract {contract!r} on channel {channel}; contracts: {names}"
+            ) from None
+        raise contract_refusal(exc) from None
 
 
 @app.command("submit")
@@ -72,7 +92,8 @@ def submit(
     Example: medalliance tx submit --dir test-network --org Org1 -C mychannel -n basic CreateAsset asset7 red 5 Ana 900
     """
     layout = NetworkLayout.load(directory)
-    with connect_as(layout, org, user) as gateway:
+    layout.config.channel(channel)  # an unknown channel: the error lists the network's channels
+    with connect_as(layout, org, user) as gateway, _refusals(layout, channel, contract):
         target = gateway.get_network(channel).get_contract(contract)
         submitted = target.submit_async(
             function, arguments=args or [], transient=_transient(transient)
@@ -83,6 +104,7 @@ def submit(
         _show(
             TxOutput(
                 transaction_id=status.transaction_id,
+                tx_id=status.transaction_id,
                 block_number=status.block_number,
                 result=submitted.result.decode("utf-8", "replace"),
             )
@@ -105,9 +127,15 @@ def evaluate(
     Example: medalliance tx evaluate --dir test-network --org Org1 -C mychannel -n basic GetAllAssets
     """
     layout = NetworkLayout.load(directory)
-    with connect_as(layout, org, user) as gateway:
+    layout.config.channel(channel)
+    with connect_as(layout, org, user) as gateway, _refusals(layout, channel, contract):
         target = gateway.get_network(channel).get_contract(contract)
         result = target.evaluate(function, arguments=args or [], transient=_transient(transient))
     _show(
-        TxOutput(transaction_id=None, block_number=None, result=result.decode("utf-8", "replace"))
+        TxOutput(
+            transaction_id=None,
+            tx_id=None,
+            block_number=None,
+            result=result.decode("utf-8", "replace"),
+        )
     )

@@ -8,9 +8,6 @@ from typing import Annotated, Any
 
 import typer
 
-from medalliance.app.hospital_store import open_store_of
-from medalliance.app.pseudonyms import pseudonym_client
-from medalliance.app.referral_packages import visit_of_patient
 from medalliance.cli.alliance_cmd import (
     As,
     Dir,
@@ -71,6 +68,11 @@ def register(
     exactly_one({"--patient-ref": patient_ref is not None, "--patient": patient is not None})
     with session(directory, as_) as s:
         if patient is not None:
+            # Here, not at the top: the store brings FHIR models, which `visit show` never needs.
+            from medalliance.app.hospital_store import open_store_of
+            from medalliance.app.pseudonyms import pseudonym_client
+            from medalliance.app.referral_packages import visit_of_patient
+
             msp_id, user = s.caller.msp_id, s.caller.user
             with closing(open_store_of(s.network.layout, msp_id, db)) as store:
                 client = pseudonym_client(s.network, msp_id, user, store)

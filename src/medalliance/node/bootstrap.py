@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from medalliance.errors import ConfigError, InvalidArgument, NotFound, PreconditionFailed
+from medalliance.errors import ConfigError, InvalidArgument, NoNetwork, PreconditionFailed
 from medalliance.identity.cryptogen import (
     OrgSpec,
     UserSpec,
@@ -88,7 +88,7 @@ class NetworkLayout:
         """The layout of an initialised network; `NotFound` when `directory` holds none."""
         path = directory / CONFIG_FILE
         if not path.is_file():
-            raise NotFound(f"{directory} holds no network (no {CONFIG_FILE}); run `network init`")
+            raise NoNetwork(str(directory), CONFIG_FILE)
         return cls(directory, load_network_config(path))
 
     def org_dir(self, msp_id: str) -> Path:

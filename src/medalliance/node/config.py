@@ -225,13 +225,17 @@ class NetworkConfig(_Model):
         for org in self.organizations:
             if name in (org.name, org.msp_id):
                 return org
-        raise ConfigError(f"no organisation {name!r} in network {self.name}")
+        names = ", ".join(org.name for org in self.organizations)
+        raise ConfigError(
+            f"no organisation {name!r} in network {self.name}; organisations: {names}"
+        )
 
     def channel(self, name: str) -> ChannelSpec:
         for channel in self.channels:
             if channel.name == name:
                 return channel
-        raise ConfigError(f"no channel {name!r} in network {self.name}")
+        names = ", ".join(channel.name for channel in self.channels)
+        raise ConfigError(f"no channel {name!r} in network {self.name}; channels: {names}")
 
     def members(self, channel: ChannelSpec) -> tuple[OrganizationConfig, ...]:
         if channel.members:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medalliance.errors import DeadlineExceeded, Unavailable
+from medalliance.errors import DeadlineExceeded, NotFound, Unavailable
 from medalliance.node.bootstrap import NODES, NetworkLayout, node_hosts
 from medalliance.node.config import NODE_FILE
 
@@ -114,16 +114,46 @@ def up(
     timeout: float = 60.0,
     on_progress: Callable[[str], None] | None = None,
 ) -> list[NodeInfo]:
-    """Start every node that is not running and wait until all are healthy."""
+    """Start every node that is not running and wait until all are healthy; returns the nodes
+    this call started. If one exits or stays unhealthy, or the wait is interrupted, every node
+    this call started is stopped again (those already running are left alone) and the error
+    names the node, its last log lines and what was stopped."""
     progress = on_progress or (lambda _m: None)
     directory = layout.directory
     nodes = nodes_of(layout)
-    for node in nodes:
-        if running_pid(node, directory) is not None:
-            progress(f"{node.name} is already running")
-            continue
-        progress(f"starting {node.role} {node.name} on {node.endpoint}")
-        start_node(node, directory)
+    started: list[NodeInfo] = []
+    try:
+        for node in nodes:
+            if running_pid(node, directory) is not None:
+                progress(f"{node.name} is already running")
+                continue
+            progress(f"starting {node.role} {node.name} on {node.endpoint}")
+            start_node(node, directory)
+            started.append(node)
+        _wait_healthy(nodes, directory, timeout, progress)
+    except Unavailable as exc:
+        raise Unavailable(f"{exc}\n{rolled_back(layout, started, progress)}") from None
+    except DeadlineExceeded as exc:
+        raise DeadlineExceeded(f"{exc}; {rolled_back(layout, started, progress)}") from None
+    except BaseException:
+        rolled_back(layout, started, progress)
+        raise
+    return started
+
+
+def rolled_back(
+    layout: NetworkLayout, started: list[NodeInfo], progress: Callable[[str], None]
+) -> str:
+    """Stop the nodes a failed `up` started; what to tell the operator about it."""
+    if not started:
+        return "no node was started by this `up`; those running before are left running"
+    stopped = stop(layout, [n.name for n in started], on_progress=progress)
+    return f"stopped the {len(stopped)} nodes this `up` had started: {', '.join(stopped)}"
+
+
+def _wait_healthy(
+    nodes: list[NodeInfo], directory: Path, timeout: float, progress: Callable[[str], None]
+) -> None:
     deadline = time.monotonic() + timeout
     waiting = list(nodes)
     while waiting:
@@ -141,7 +171,6 @@ def up(
                 f"not healthy after {timeout:.0f}s: {names}; see {directory / LOGS}"
             )
         time.sleep(POLL_S)
-    return nodes
 
 
 def down(
@@ -151,11 +180,32 @@ def down(
     on_progress: Callable[[str], None] | None = None,
 ) -> list[str]:
     """Stop every running node with SIGTERM (SIGKILL after `timeout`); returns those stopped."""
+    return stop(layout, None, timeout=timeout, on_progress=on_progress)
+
+
+def stop(
+    layout: NetworkLayout,
+    names: list[str] | None,
+    *,
+    timeout: float = 15.0,
+    on_progress: Callable[[str], None] | None = None,
+) -> list[str]:
+    """Stop the named running nodes (None: all) with SIGTERM, SIGKILL after `timeout`; returns
+    those stopped. `NotFound` lists the node names when one is unknown."""
     progress = on_progress or (lambda _m: None)
     directory = layout.directory
+    known = nodes_of(layout)
+    unknown = sorted(set(names or ()) - {n.name for n in known})
+    if unknown:
+        raise NotFound(
+            f"no node {unknown[0]!r} in network {layout.config.name}; nodes: "
+            + ", ".join(n.name for n in known)
+        )
     stopped = []
     pids = {}
-    for node in reversed(nodes_of(layout)):  # peers first, then ordering nodes
+    for node in reversed(known):  # peers first, then ordering nodes
+        if names is not None and node.name not in names:
+            continue
         pid = running_pid(node, directory)
         if pid is not None:
             progress(f"stopping {node.name}")

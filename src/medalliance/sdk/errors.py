@@ -49,7 +49,8 @@ _CATEGORIES: tuple[type[MedallianceError], ...] = (
 )
 _CATEGORY_BY_CODE: dict[str, type[MedallianceError]] = {c.status.grpc: c for c in _CATEGORIES}
 # Fabric's gateway answers UNKNOWN only when a contract refused an Evaluate (chaincode status
-# >= 400, protocol doc §3.7): the same fault our ContractError (a Conflict) reports on Endorse.
+# >= 400, protocol doc §3.7). The status is in the message: app/session.py `contract_refusal`
+# turns it into a `ContractError` of the category that status names.
 _CATEGORY_BY_CODE["UNKNOWN"] = Conflict
 _CATEGORY_BY_CODE["UNAUTHENTICATED"] = PermissionDenied
 
