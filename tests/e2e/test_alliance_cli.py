@@ -76,7 +76,8 @@ def test_a_referral_walks_through_the_cli(
     assert (packaged["record_id"], packaged["visit"], packaged["patient_ref"]) == (
         summary, visit, ref
     )  # fmt: skip
-    assert len(packaged["tx_id"]) == 64 and packaged["block_number"] > registered["block_number"]
+    assert len(packaged["tx_id"]) == 64
+    assert packaged["block_number"] > registered["block_number"]
 
     # Two applications to the district commission: one rejected, one approved.
     for app_id, target in (("APP-1", OTHER), ("APP-2", B)):

@@ -16,7 +16,15 @@ from medalliance.app.session import connect_as
 from medalliance.node import launcher
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.sdk import GatewayError, InMemoryCheckpointer
-from tests.networks import DEMO_ALLIANCE, cli, cli_json, free_ports, running, with_free_ports
+from tests.networks import (
+    DEMO_ALLIANCE,
+    cli,
+    cli_json,
+    free_ports,
+    running,
+    wait_until,
+    with_free_ports,
+)
 
 CHANNEL, VISIT = "alliance", "visit"
 PATIENT = "0123456789abcdef0123456789abcdef"
@@ -158,9 +166,15 @@ def test_a_hospital_joins_by_vote_and_catches_up(alliance: Path, tmp_path: Path)
     assert added["description"] == "add organisation SecondaryCMSP to alliance"
     for org in ("CityHC", "DistrictHC", "TertiaryHospitalA", "TertiaryHospitalB"):
         cli("channel", "sign-update", str(update), *d, "--org", org)
-    cli("channel", "submit-update", str(update), *d, "--org", "CityHC")
+    submitted = cli_json("channel", "submit-update", str(update), *d, "--org", "CityHC")
     cli("network", "down", *d)  # restarted, every node trusts the new organisation's TLS CA
     cli("network", "up", *d)
+    # Up means healthy, not caught up: the new hospital is a member from the update's block on,
+    # for each peer once it holds that block (the new one starts from genesis).
+    wait_until(
+        lambda: _peers_hold(alliance, submitted["block_number"], but="secondaryb"),
+        "every member's peer holds the block that added SecondaryC",
+    )
     layout = NetworkLayout.load(alliance)
     with connect_as(layout, "SecondaryCMSP") as gateway:
         contract = gateway.get_network(CHANNEL).get_contract(VISIT)
@@ -237,3 +251,12 @@ def test_a_peer_catches_up_from_other_peers_when_no_ordering_node_answers(
     finally:
         for node in orderers:
             os.kill(node["pid"], signal.SIGCONT)
+
+
+def _peers_hold(alliance: Path, block: int, *, but: str) -> bool:
+    """Every peer (but those whose name contains `but`) holds `block`."""
+    # exit 1 while a node is still starting: read the document anyway
+    status = cli("--json", "network", "status", "--dir", str(alliance), check=False)
+    nodes = json.loads(status.stdout)["nodes"]
+    heights = [n["height"] for n in nodes if n["role"] == "peer" and but not in n["name"]]
+    return all(h is not None and h > block for h in heights)
