@@ -291,7 +291,7 @@ def test_a_non_holder_cannot_file_an_erasure_and_a_regulator_rejects_one(
     d = ("--dir", str(alliance))
     refused = cli("privacy", "erase", *d, "--org", OUTSIDER, "--patient-ref", shared.patient,
                   check=False)  # fmt: skip
-    assert refused.returncode == 1, refused.stderr  # refused at endorsement
+    assert refused.returncode == 4, refused.stderr  # permission denied, at endorsement
     assert f"{OUTSIDER} holds no record of this patient" in refused.stderr
     missing = cli("tx", "evaluate", *d, "--org", REGULATOR, "-C", CHANNEL, "-n", "records",
                   "GetErasure", shared.patient, check=False)  # fmt: skip
