@@ -38,8 +38,16 @@ def test_an_account_signs_as_its_identity_and_the_password_is_hashed(
     with pytest.raises(LoginRefused):
         store.verify("nobody", PASSWORD)  # the same refusal for an unknown name
     if database_url.startswith("sqlite"):
-        raw = parse_database_url(database_url).path.read_bytes()  # type: ignore[union-attr]
+        path = parse_database_url(database_url).path
+        assert path is not None
+        # the file and its write-ahead log, where recent rows live until a checkpoint
+        raw = b"".join(
+            p.read_bytes() for p in (path, path.with_name(path.name + "-wal")) if p.exists()
+        )
         assert PASSWORD.encode() not in raw
+        # password hashes and session ids: the owner's only, the log as much as the file
+        files = [p for p in (path, path.with_name(path.name + "-wal")) if p.exists()]
+        assert [oct(p.stat().st_mode & 0o777) for p in files] == ["0o600"] * len(files)
         assert b"$argon2id$" in raw
 
 
