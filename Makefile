@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= demo-data
+VENDOR := src/medalliance/web/static/vendor
+ASSETS := $(VENDOR)/.built
 
-.PHONY: demo test lint typecheck unit bench bench-e2e clean simulate
+.PHONY: demo test lint typecheck unit bench bench-e2e clean simulate assets
 
 $(BIN)/medalliance: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,8 +14,18 @@ $(BIN)/medalliance: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-demo: $(BIN)/medalliance
+demo: $(BIN)/medalliance $(ASSETS)
 	$(BIN)/medalliance demo --data-dir $(DEMO_DIR)
+
+# The web client's JavaScript (htmx, Apache ECharts) from the npm registry, pinned by
+# assets/package-lock.json, copied into the package's static folder (gitignored, never committed).
+$(ASSETS): assets/package-lock.json
+	cd assets && npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(VENDOR)
+	cp assets/node_modules/htmx.org/dist/htmx.min.js assets/node_modules/echarts/dist/echarts.min.js $(VENDOR)/
+	touch $@
+
+assets: $(ASSETS)
 
 # The Fabric Gateway Node client for the interop tests (skipped, with a reason, without npm).
 INTEROP := tests/interop/node_modules/.package-lock.json
@@ -21,7 +33,7 @@ $(INTEROP): tests/interop/package-lock.json
 	@if command -v npm >/dev/null; then cd tests/interop && npm ci --no-audit --no-fund --loglevel=error; \
 	else echo "npm not found: the Node interop tests will be skipped"; fi
 
-test: $(BIN)/medalliance $(INTEROP) lint typecheck
+test: $(BIN)/medalliance $(INTEROP) $(ASSETS) lint typecheck
 	$(BIN)/pytest -q
 
 lint: $(BIN)/medalliance
@@ -38,7 +50,7 @@ bench-e2e: $(BIN)/medalliance
 	$(BIN)/python benchmarks/e2e.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache tests/interop/node_modules
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache tests/interop/node_modules assets/node_modules $(VENDOR)
 
 # Many seeds of the consensus simulation (docs/consensus.md); SEEDS=20000 make simulate for more.
 simulate: $(BIN)/medalliance

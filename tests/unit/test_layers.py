@@ -45,7 +45,9 @@ ALLOWED: dict[str, set[str]] = {
     },
     "hospital": {"privacy", "identity"},
     "app": _APPLICATION | {"gateway", "sdk", "privacy", "hospital"},
-    "cli": _APPLICATION | {"gateway", "sdk", "app", "privacy", "hospital"},
+    "cli": _APPLICATION | {"gateway", "sdk", "app", "privacy", "hospital", "web"},
+    # the web client: a shell like cli/ (architecture §2), and cli/ may start it (`serve`)
+    "web": _APPLICATION | {"gateway", "sdk", "app", "privacy", "hospital"},
     "sdk": {"identity", "ledger"},
 }
 

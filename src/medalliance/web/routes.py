@@ -1,0 +1,18 @@
+"""The one list of routers the web application mounts.
+
+The hospital part adds its pages (`/hospital/...`), JSON API (`/api/v1/...`) and FHIR REST
+(`/fhir/...`); the commission and operator part adds `/commission/...`, `/operator/...` and its
+JSON API: one import and one list entry each. Every route depends on `page_staff`, `api_staff` or
+`require_role(...)` (web/auth.py); tests/web/test_security.py enumerates them.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from medalliance.web import core_routes
+
+ROUTERS: list[APIRouter] = [
+    core_routes.router,
+    core_routes.api_router,
+]
