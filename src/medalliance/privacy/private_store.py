@@ -46,7 +46,9 @@ class PrivateStore:
     @classmethod
     def open(cls, path: Path) -> PrivateStore:
         path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(path, isolation_level=None)
+        # Not bound to the opening thread (as the ledger's stores): the web server opens the
+        # embedded network on one thread and calls it on its confined alliance thread.
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA secure_delete=ON")
         db.execute(_SCHEMA)

@@ -10,9 +10,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from medalliance.web import core_routes
+from medalliance.web import (
+    commission_api,
+    commission_pages,
+    core_routes,
+    operator_api,
+    operator_pages,
+)
 
 ROUTERS: list[APIRouter] = [
     core_routes.router,
     core_routes.api_router,
+    commission_pages.router,
+    commission_api.router,
+    operator_pages.router,
+    operator_api.router,
 ]

@@ -17,7 +17,7 @@ from fabric_protos.common import common_pb2
 from fabric_protos.peer import policy_pb2
 from google.protobuf.message import DecodeError
 
-from medalliance.app.alliance_network import AllianceNetwork, EmbeddedAlliance
+from medalliance.app.alliance_network import AllianceNetwork
 from medalliance.contracts.lifecycle import LIFECYCLE_NAMESPACE, committed_definition
 from medalliance.errors import InvalidArgument
 from medalliance.identity.policy import format_policy
@@ -28,7 +28,7 @@ from medalliance.node import launcher
 from medalliance.web.services.commission_staff import StaffIdentity
 from medalliance.web.services.contract_refusal import translated
 from medalliance.web.services.operator_staff import require_operator
-from medalliance.web.services.peer_height import peer_height
+from medalliance.web.services.peer_height import embedded_of, on_alliance_thread, peer_height
 
 __all__ = [
     "ChannelMembers",
@@ -96,7 +96,8 @@ class ContractRow:
 def nodes(network: AllianceNetwork, staff: StaffIdentity) -> tuple[NodeRow, ...]:
     """Every node of the network with its health and block height."""
     require_operator(staff)
-    if isinstance(network, EmbeddedAlliance):
+    embedded = embedded_of(network)
+    if embedded is not None:
         rows = [
             NodeRow(
                 peer.name,
@@ -104,9 +105,9 @@ def nodes(network: AllianceNetwork, staff: StaffIdentity) -> tuple[NodeRow, ...]
                 "peer",
                 "(in process)",
                 "in-process",
-                int(peer.channel(network.channel).height),
+                peer_height(network, peer.msp_id),
             )
-            for peer in network.network.peers_of(network.channel)
+            for peer in embedded.network.peers_of(embedded.channel)
         ]
         for org in network.layout.config.organizations:
             for node in org.orderers:
@@ -197,9 +198,11 @@ def contracts(network: AllianceNetwork, staff: StaffIdentity) -> tuple[ContractR
 def _policy_text(network: AllianceNetwork, msp_id: str, name: str, reference: object) -> str:
     if reference:
         return f"channel policy {reference}"
-    if isinstance(network, EmbeddedAlliance):
-        peer = next(p for p in network.network.peers_of(network.channel) if p.msp_id == msp_id)
-        definition = committed_definition(peer.channel(network.channel).state, name)
+    embedded = embedded_of(network)
+    if embedded is not None:
+        peer = next(p for p in embedded.network.peers_of(embedded.channel) if p.msp_id == msp_id)
+        state = peer.channel(embedded.channel).state
+        definition = on_alliance_thread(network, lambda: committed_definition(state, name))
         if definition is not None:
             policy = policy_pb2.ApplicationPolicy.FromString(definition.endorsement_policy)
             if policy.HasField("signature_policy"):

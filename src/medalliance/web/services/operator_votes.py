@@ -23,13 +23,14 @@ from pathlib import Path
 from fabric_protos.common import common_pb2, configtx_pb2
 
 from medalliance.app import channel_update
-from medalliance.app.alliance_network import AllianceNetwork, EmbeddedAlliance
+from medalliance.app.alliance_network import AllianceNetwork
 from medalliance.app.audit_report import write_atomically
 from medalliance.errors import Conflict, InvalidArgument, NotFound, Unavailable
 from medalliance.ledger.channel_config import ChannelConfig
 from medalliance.web.services.commission_staff import StaffIdentity
 from medalliance.web.services.operator_nodes import latest_config_block
 from medalliance.web.services.operator_staff import require_operator
+from medalliance.web.services.peer_height import embedded_of
 
 __all__ = ["VOTE_CHANGES", "Vote", "VoteSubmitted", "pending_votes", "propose", "sign", "submit"]
 
@@ -111,7 +112,7 @@ def submit(network: AllianceNetwork, staff: StaffIdentity, vote_id: str) -> Vote
     msp_id = require_operator(staff)
     path = _path(network, vote_id)
     update = channel_update.UpdateFile.load(path)
-    if isinstance(network, EmbeddedAlliance):
+    if embedded_of(network) is not None:
         raise Unavailable(
             "the embedded demo's ordering stage applies no configuration updates; run the "
             "network as processes (`medalliance network up`) and submit the vote there"
