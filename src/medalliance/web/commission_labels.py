@@ -4,45 +4,56 @@ rules, alarm states, fact kinds, ...); templates pass them through `_()`, so the
 
 from __future__ import annotations
 
+from medalliance.web.i18n import N_
+
 REASON_LABELS = {
-    "NOT_INDICATED": "Referral not indicated",
-    "INCOMPLETE_SUMMARY": "Clinical summary incomplete",
-    "TREAT_LOCALLY": "Can be treated locally",
-    "TARGET_UNSUITABLE": "Target hospital unsuitable",
-    "TARGET_NO_CAPACITY": "Target hospital has no capacity",
-    "DUPLICATE": "Duplicate application",
-    "OTHER": "Other (see the note)",
+    "NOT_INDICATED": N_("Referral not indicated"),
+    "INCOMPLETE_SUMMARY": N_("Clinical summary incomplete"),
+    "TREAT_LOCALLY": N_("Can be treated locally"),
+    "TARGET_UNSUITABLE": N_("Target hospital unsuitable"),
+    "TARGET_NO_CAPACITY": N_("Target hospital has no capacity"),
+    "DUPLICATE": N_("Duplicate application"),
+    "OTHER": N_("Other (see the note)"),
 }
 RULE_LABELS = {
-    "APPROVAL_REQUIRED": "Downward referrals need an approved application",
-    "NO_APPROVAL": "Downward referrals need no application",
+    "APPROVAL_REQUIRED": N_("Downward referrals need an approved application"),
+    "NO_APPROVAL": N_("Downward referrals need no application"),
 }
-ALARM_STATUS_LABELS = {"OPEN": "Open", "ACKNOWLEDGED": "Acknowledged", "CLOSED": "Closed"}
+ALARM_STATUS_LABELS = {
+    "OPEN": N_("Open"),
+    "ACKNOWLEDGED": N_("Acknowledged"),
+    "CLOSED": N_("Closed"),
+}
 KIND_LABELS = {
-    "visit.registered": "Visit registered",
-    "application.submitted": "Application submitted",
-    "application.reviewed": "Application reviewed",
-    "application.used": "Application used by the referral",
-    "referral.created": "Referral made",
-    "referral.accepted": "Referral accepted",
-    "referral.rejected": "Referral rejected",
-    "referral.completed": "Referral completed",
-    "settlement.entry": "Settlement",
-    "record.shared": "Record shared",
-    "record.accessed": "Record opened",
-    "record.granted": "Access granted",
-    "record.revoked": "Access revoked",
+    "visit.registered": N_("Visit registered"),
+    "application.submitted": N_("Application submitted"),
+    "application.reviewed": N_("Application reviewed"),
+    "application.used": N_("Application used by the referral"),
+    "referral.created": N_("Referral made"),
+    "referral.accepted": N_("Referral accepted"),
+    "referral.rejected": N_("Referral rejected"),
+    "referral.completed": N_("Referral completed"),
+    "settlement.entry": N_("Settlement"),
+    "record.shared": N_("Record shared"),
+    "record.accessed": N_("Record opened"),
+    "record.granted": N_("Access granted"),
+    "record.revoked": N_("Access revoked"),
 }
-HEALTH_LABELS = {"up": "Up", "starting": "Starting", "down": "Down", "in-process": "In process"}
+HEALTH_LABELS = {
+    "up": N_("Up"),
+    "starting": N_("Starting"),
+    "down": N_("Down"),
+    "in-process": N_("In process"),
+}
 TYPE_LABELS = {
-    "regulator": "Health commission",
-    "tertiary": "Tertiary hospital",
-    "secondary": "Secondary hospital",
-    "orderer": "Ordering organisation",
+    "regulator": N_("Health commission"),
+    "tertiary": N_("Tertiary hospital"),
+    "secondary": N_("Secondary hospital"),
+    "orderer": N_("Ordering organisation"),
 }
 CHANGE_LABELS = {
-    "add-org": "Add an organisation",
-    "remove-org": "Remove an organisation",
-    "add-orderer": "Add an ordering node",
-    "remove-orderer": "Remove an ordering node",
+    "add-org": N_("Add an organisation"),
+    "remove-org": N_("Remove an organisation"),
+    "add-orderer": N_("Add an ordering node"),
+    "remove-orderer": N_("Remove an ordering node"),
 }
