@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
+from fastapi import FastAPI
 
 from medalliance.web.backend import WebBackend
 from tests.web.conftest import StaffClient
+from tests.web.staff_clients import logged_in
 
 DISTRICT, CITY, A, B = "DistrictHCMSP", "CityHCMSP", "SecondaryAMSP", "TertiaryBMSP"
 HX = {"HX-Request": "true"}
@@ -40,6 +42,12 @@ def _application(backend: WebBackend, application_id: str) -> dict[str, str]:
 
 def _height(backend: WebBackend) -> int:
     return len(list(backend.network.blocks(DISTRICT, 0, None)))
+
+
+@pytest.fixture(scope="module")
+def as_user(web_app: FastAPI) -> Iterator[Callable[[str], StaffClient]]:
+    """A logged-in client per account, kept for the module."""
+    yield from logged_in(web_app)
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +82,9 @@ def _row(html: str, application_id: str) -> str:
 
 
 def test_the_reviewer_sees_the_queue_and_approves_with_the_block_shown(
-    client_as: Callable[[str], StaffClient], web_backend: WebBackend, pending: Pending
+    as_user: Callable[[str], StaffClient], web_backend: WebBackend, pending: Pending
 ) -> None:
-    reviewer = client_as("reviewer.districthc")
+    reviewer = as_user("reviewer.districthc")
     page = reviewer.get("/commission/queue")
     assert page.status_code == 200
     row = _row(page.text, pending.approve)
@@ -98,9 +106,9 @@ def test_the_reviewer_sees_the_queue_and_approves_with_the_block_shown(
 
 
 def test_the_reviewer_rejects_with_a_reason_and_a_sealed_note_through_the_api(
-    client_as: Callable[[str], StaffClient], web_backend: WebBackend, pending: Pending
+    as_user: Callable[[str], StaffClient], web_backend: WebBackend, pending: Pending
 ) -> None:
-    reviewer = client_as("reviewer.districthc")
+    reviewer = as_user("reviewer.districthc")
     answer = reviewer.post(
         f"/api/v1/commission/applications/{pending.reject}/review",
         json={"decision": "REJECTED", "reason_code": "TARGET_NO_CAPACITY", "note": "无床位"},
@@ -134,7 +142,7 @@ def test_the_reviewer_rejects_with_a_reason_and_a_sealed_note_through_the_api(
     ],
 )  # fmt: skip
 def test_a_decision_not_allowed_is_refused_and_changes_nothing(
-    client_as: Callable[[str], StaffClient],
+    as_user: Callable[[str], StaffClient],
     web_backend: WebBackend,
     pending: Pending,
     username: str,
@@ -142,7 +150,7 @@ def test_a_decision_not_allowed_is_refused_and_changes_nothing(
     status: int,
 ) -> None:
     before = _height(web_backend)
-    answer = client_as(username).post_form(f"/commission/applications/{pending.other}/review", form)
+    answer = as_user(username).post_form(f"/commission/applications/{pending.other}/review", form)
     assert answer.status_code == status  # type: ignore[attr-defined]
     assert _application(web_backend, pending.other)["status"] == "SUBMITTED"
     assert _height(web_backend) == before
@@ -158,13 +166,13 @@ def test_a_decision_not_allowed_is_refused_and_changes_nothing(
     ],
 )  # fmt: skip
 def test_a_forged_application_id_gets_a_clear_refusal_and_changes_nothing(
-    client_as: Callable[[str], StaffClient],
+    as_user: Callable[[str], StaffClient],
     web_backend: WebBackend,
     application_id: str,
     status: int,
     says: str,
 ) -> None:
-    reviewer = client_as("reviewer.districthc")
+    reviewer = as_user("reviewer.districthc")
     before = _height(web_backend)
     answer = reviewer.post(
         f"/api/v1/commission/applications/{application_id}/review",
@@ -177,9 +185,9 @@ def test_a_forged_application_id_gets_a_clear_refusal_and_changes_nothing(
 
 
 def test_a_decided_application_cannot_be_decided_again(
-    client_as: Callable[[str], StaffClient], web_backend: WebBackend, pending: Pending
+    as_user: Callable[[str], StaffClient], web_backend: WebBackend, pending: Pending
 ) -> None:
-    reviewer = client_as("reviewer.districthc")
+    reviewer = as_user("reviewer.districthc")
     reviewer.post_form(
         f"/commission/applications/{pending.approve}/review", {"decision": "APPROVED"}
     )
@@ -192,9 +200,9 @@ def test_a_decided_application_cannot_be_decided_again(
 
 
 def test_a_form_without_its_csrf_token_decides_nothing(
-    client_as: Callable[[str], StaffClient], web_backend: WebBackend, pending: Pending
+    as_user: Callable[[str], StaffClient], web_backend: WebBackend, pending: Pending
 ) -> None:
-    reviewer = client_as("reviewer.districthc")
+    reviewer = as_user("reviewer.districthc")
     refused = reviewer.post(f"/commission/applications/{pending.other}/review",
                             data={"decision": "APPROVED"})  # fmt: skip
     assert refused.status_code == 403
@@ -202,13 +210,13 @@ def test_a_form_without_its_csrf_token_decides_nothing(
 
 
 def test_the_city_reviewer_sees_its_districts_queue_but_has_nothing_to_decide(
-    client_as: Callable[[str], StaffClient], pending: Pending
+    as_user: Callable[[str], StaffClient], pending: Pending
 ) -> None:
-    queue = client_as("reviewer.cityhc").get("/api/v1/commission/queue").json()
+    queue = as_user("reviewer.cityhc").get("/api/v1/commission/queue").json()
     mine = [i for i in queue["items"] if i["application_id"] == pending.other]
     assert mine
     assert not any(i["decidable"] for i in queue["items"])
-    page = client_as("reviewer.cityhc").get("/commission/queue").text
+    page = as_user("reviewer.cityhc").get("/commission/queue").text
     assert 'data-testid="approve"' not in page
 
 
@@ -226,9 +234,9 @@ def test_the_city_reviewer_sees_its_districts_queue_but_has_nothing_to_decide(
      "/api/v1/commission/access"],
 )  # fmt: skip
 def test_anyone_but_a_commission_reviewer_or_auditor_gets_403(
-    client_as: Callable[[str], StaffClient], username: str, path: str
+    as_user: Callable[[str], StaffClient], username: str, path: str
 ) -> None:
-    assert client_as(username).get(path).status_code == 403
+    assert as_user(username).get(path).status_code == 403
 
 
 EXPECTED_KINDS = {
@@ -239,9 +247,9 @@ EXPECTED_KINDS = {
 
 
 def test_the_auditor_traces_the_demo_visit_with_every_step_in_its_block(
-    client_as: Callable[[str], StaffClient], web_backend: WebBackend, demo_visit: tuple[str, str]
+    as_user: Callable[[str], StaffClient], web_backend: WebBackend, demo_visit: tuple[str, str]
 ) -> None:
-    auditor = client_as("auditor.cityhc")
+    auditor = as_user("auditor.cityhc")
     page = auditor.post_form("/commission/trace", {"query": demo_visit[0]})
     assert page.status_code == 200  # type: ignore[attr-defined]
     steps = re.findall(r'data-testid="trace-step" data-kind="([a-z._]+)" data-block="(\d+)" '
@@ -254,11 +262,11 @@ def test_the_auditor_traces_the_demo_visit_with_every_step_in_its_block(
 
 
 def test_a_pseudonym_traces_the_same_visit(
-    client_as: Callable[[str], StaffClient], web_backend: WebBackend, demo_visit: tuple[str, str]
+    as_user: Callable[[str], StaffClient], web_backend: WebBackend, demo_visit: tuple[str, str]
 ) -> None:
     visit = _evaluate(web_backend, DISTRICT, "Auditor1", "visit", "GetVisit", demo_visit[0])
     assert isinstance(visit, dict)
-    auditor = client_as("auditor.districthc")
+    auditor = as_user("auditor.districthc")
     headers = {"X-CSRF-Token": auditor.csrf_token}
     by_visit = auditor.post(
         "/api/v1/commission/trace", json={"query": demo_visit[0]}, headers=headers
@@ -282,27 +290,27 @@ def test_a_pseudonym_traces_the_same_visit(
     ],
 )
 def test_a_trace_of_nothing_known_says_so(
-    client_as: Callable[[str], StaffClient], query: str, status: int
+    as_user: Callable[[str], StaffClient], query: str, status: int
 ) -> None:
-    auditor = client_as("auditor.cityhc")
+    auditor = as_user("auditor.cityhc")
     answer = auditor.post("/api/v1/commission/trace", json={"query": query},
                           headers={"X-CSRF-Token": auditor.csrf_token})  # fmt: skip
     assert answer.status_code == status
 
 
 def test_the_reviewer_sets_the_downward_rule_and_an_auditor_cannot(
-    client_as: Callable[[str], StaffClient], web_backend: WebBackend
+    as_user: Callable[[str], StaffClient], web_backend: WebBackend
 ) -> None:
     def rule() -> str:
         found = _evaluate(web_backend, A, "User1", "report", "DownwardRule", A)
         assert isinstance(found, dict)
         return str(found["rule"])
 
-    refused = client_as("auditor.districthc").post_form("/commission/rules/downward",
+    refused = as_user("auditor.districthc").post_form("/commission/rules/downward",
                                                         {"rule": "APPROVAL_REQUIRED"})  # fmt: skip
     assert refused.status_code == 403  # type: ignore[attr-defined]
     assert rule() == "NO_APPROVAL"
-    page = client_as("reviewer.districthc").post_form("/commission/rules/downward",
+    page = as_user("reviewer.districthc").post_form("/commission/rules/downward",
                                                       {"rule": "APPROVAL_REQUIRED"})  # fmt: skip
     assert page.status_code == 200  # type: ignore[attr-defined]
     assert 'data-testid="committed"' in page.text  # type: ignore[attr-defined]
@@ -310,13 +318,13 @@ def test_the_reviewer_sets_the_downward_rule_and_an_auditor_cannot(
 
 
 def test_alarms_are_acknowledged_and_closed_with_a_note_by_the_raising_chain(
-    client_as: Callable[[str], StaffClient], web_backend: WebBackend
+    as_user: Callable[[str], StaffClient], web_backend: WebBackend
 ) -> None:
     web_backend.network.submit(DISTRICT, "Auditor1", "alarm", "RaiseAlarm", "ALM-WEB-1",
                                "network.change", "1", "MEDIUM", '["alliance"]', "[]", "")  # fmt: skip
-    doctor = client_as("doctor.secondarya")
+    doctor = as_user("doctor.secondarya")
     assert doctor.post_form("/commission/alarms/ALM-WEB-1/acknowledge").status_code == 403  # type: ignore[attr-defined]
-    city = client_as("auditor.cityhc")
+    city = as_user("auditor.cityhc")
     listed = city.get("/api/v1/commission/alarms?status=OPEN").json()
     assert [a["alarm_id"] for a in listed] == ["ALM-WEB-1"]
     acked = city.post("/api/v1/commission/alarms/ALM-WEB-1/acknowledge", json={},
@@ -324,7 +332,7 @@ def test_alarms_are_acknowledged_and_closed_with_a_note_by_the_raising_chain(
     assert acked.json()["status"] == "ACKNOWLEDGED"
     no_note = city.post_form("/commission/alarms/ALM-WEB-1/close", {"note": " "})
     assert no_note.status_code == 400  # type: ignore[attr-defined]
-    closed = client_as("reviewer.districthc").post_form("/commission/alarms/ALM-WEB-1/close",
+    closed = as_user("reviewer.districthc").post_form("/commission/alarms/ALM-WEB-1/close",
                                                         {"note": "planned change"})  # fmt: skip
     assert 'data-testid="committed"' in closed.text  # type: ignore[attr-defined]
     alarm = _evaluate(web_backend, DISTRICT, "Auditor1", "alarm", "GetAlarm", "ALM-WEB-1")
@@ -333,9 +341,9 @@ def test_alarms_are_acknowledged_and_closed_with_a_note_by_the_raising_chain(
 
 
 def test_indicators_charts_and_the_signed_report(
-    client_as: Callable[[str], StaffClient], web_backend: WebBackend
+    as_user: Callable[[str], StaffClient], web_backend: WebBackend
 ) -> None:
-    auditor = client_as("auditor.districthc")
+    auditor = as_user("auditor.districthc")
     page = auditor.get("/commission/indicators")
     assert page.status_code == 200
     period = re.search(r'name="period" id="indicators-period" value="([0-9-]{7})"', page.text)
