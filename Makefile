@@ -15,7 +15,7 @@ $(BIN)/medalliance: pyproject.toml
 	touch $@
 
 demo: $(BIN)/medalliance $(ASSETS)
-	$(BIN)/medalliance demo --data-dir $(DEMO_DIR)
+	$(BIN)/medalliance demo --data-dir $(DEMO_DIR) --serve
 
 # The web client's JavaScript (htmx, Apache ECharts) from the npm registry, pinned by
 # assets/package-lock.json, copied into the package's static folder (gitignored, never committed).

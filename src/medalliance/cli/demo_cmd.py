@@ -14,8 +14,11 @@ from rich.table import Table
 from medalliance.app.demo import DemoResult, default_config_path, run_demo, run_demo_on
 from medalliance.app.referral_demo import Step
 from medalliance.cli.output import emit_json, output_state, stderr, stdout
+from medalliance.cli.serve_cmd import run_server
+from medalliance.errors import InvalidArgument
 
 SHOWN_BLOCKS = 12
+LOGINS_FILE = "web-logins.json"
 
 
 class Scenario(StrEnum):
@@ -63,6 +66,16 @@ def demo(
             help="Run against this running network of processes (`network up`) instead.",
         ),
     ] = None,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve",
+            help="Then serve the web client for every demo organisation until Ctrl-C.",
+        ),
+    ] = False,
+    port: Annotated[
+        int, typer.Option("--port", help="The web client's port (with --serve).", min=1, max=65535)
+    ] = 8000,
 ) -> None:
     """Run the paper's referral workflow (fig. 5) on the demo alliance, non-interactively.
 
@@ -75,9 +88,20 @@ def demo(
     afterwards `medalliance ledger verify DATA_DIR` checks it. With --network DIR it runs against
     a network started with `medalliance network up DIR`.
 
+    With --serve it then serves the web client on http://127.0.0.1:PORT for every demo
+    organisation, with one account per demo identity and fresh random passwords (printed, and
+    kept in DATA_DIR/web-logins.json, readable by you only), until Ctrl-C.
+
     Example: medalliance demo --scenario referral --data-dir demo-data
+
+    Example: medalliance demo --serve --port 8000
     """
     del scenario  # the referral workflow is the demo's one scenario
+    if serve and network is not None:
+        raise InvalidArgument(
+            "--serve runs on the embedded demo; for a network of processes run "
+            "`medalliance serve --dir DIR --org ORG` beside each organisation's peer"
+        )
     notes = stderr()
     show = (lambda step: None) if output_state.json else _print_step
     if network is not None:
@@ -98,6 +122,33 @@ def demo(
         )
     if not ok:
         raise typer.Exit(1)
+    if serve:
+        _serve(config or default_config_path(), data_dir, port)
+
+
+def _serve(config_path: Path, data_dir: Path, port: int) -> None:
+    """Every demo organisation's web client on 127.0.0.1:PORT, with fresh demo logins."""
+    from medalliance.web.backend import WebBackend  # the web stack only when serving
+    from medalliance.web.demo_accounts import fresh_demo_accounts, write_logins
+    from medalliance.web.security import WebSettings
+
+    backend = WebBackend.embedded(data_dir, config_path)
+    try:
+        logins = fresh_demo_accounts(backend.accounts, backend.config, backend.organizations)
+        write_logins(data_dir / LOGINS_FILE, logins)
+        out = stdout()
+        out.print(f"\ndemo logins (also in {data_dir / LOGINS_FILE}, readable by you only):")
+        width = max(len(login.username) for login in logins)
+        for login in logins:
+            out.print(
+                f"  {login.username:<{width}}  {login.password}  "
+                f"{login.identity}@{login.organization} ({login.role})",
+                highlight=False,
+                soft_wrap=True,
+            )
+        run_server(backend, WebSettings(), "127.0.0.1", port)
+    finally:
+        backend.close()
 
 
 def _print_step(step: Step) -> None:

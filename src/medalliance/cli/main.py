@@ -31,9 +31,11 @@ from medalliance.cli import (
     referral_cmd,
     report_cmd,
     resource_cmd,
+    serve_cmd,
     settlement_cmd,
     tx_cmd,
     visit_cmd,
+    web_cmd,
 )
 from medalliance.cli.output import output_state
 from medalliance.errors import MedallianceError
@@ -64,6 +66,8 @@ audit_report_cmd.register(audit_cmd.app)  # report, verify-report, generate-mont
 app.add_typer(audit_cmd.app, name="audit")
 audit_alarm_cmd.register(audit_cmd.app)  # `audit alarms ...`
 app.command("demo")(demo_cmd.demo)
+app.command("serve")(serve_cmd.serve)
+app.add_typer(web_cmd.app, name="web")
 
 
 def _version(value: bool) -> None:

@@ -10,6 +10,7 @@ that cannot be guessed, and every API call checks one. Times arrive as arguments
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import re
@@ -30,8 +31,13 @@ MIN_PASSWORD = 10
 TOKEN_PREFIX = "mat_"  # noqa: S105 - the prefix that marks our API tokens, not a secret
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
 _HASHER = PasswordHasher()
-# Verified when the username is unknown, so a refusal takes as long either way.
-_DUMMY_HASH = _HASHER.hash(secrets.token_hex(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified when the username is unknown, so a refusal takes as long either way (made on
+    first use: hashing at import would slow every CLI command)."""
+    return _HASHER.hash(secrets.token_hex(16))
 
 
 class LoginRefused(PermissionDenied):
@@ -173,7 +179,7 @@ class AccountStore:
         rows = self._db.execute(
             "SELECT password_hash FROM accounts WHERE username = ?", (username,)
         )
-        stored = rows[0][0] if rows else _DUMMY_HASH
+        stored = rows[0][0] if rows else _dummy_hash()
         try:
             _HASHER.verify(stored, password)
         except (VerificationError, InvalidHashError):

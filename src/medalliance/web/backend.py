@@ -30,7 +30,7 @@ from medalliance.app.alliance_network import (
 from medalliance.app.demo import CHANNEL, default_config_path
 from medalliance.app.hospital_store import open_store_of
 from medalliance.database_url import DatabaseUrl, parse_database_url
-from medalliance.errors import PermissionDenied
+from medalliance.errors import ConfigError, PermissionDenied
 from medalliance.hospital.clinical_store import ClinicalStore
 from medalliance.node import launcher
 from medalliance.node.bootstrap import NetworkLayout
@@ -130,7 +130,7 @@ class WebBackend:
         """Whether this server acts for `org` (a name or MSP id)."""
         try:
             return self.config.organization(org).name in self.organizations
-        except Exception:  # an unknown organisation is simply not served
+        except ConfigError:  # an unknown organisation is simply not served
             return False
 
     def store(self, org: str) -> ClinicalStore:

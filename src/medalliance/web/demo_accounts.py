@@ -7,8 +7,11 @@ Usernames read as role.organisation, from the first label of the organisation's 
 
 from __future__ import annotations
 
+import json
+import os
 import secrets
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from medalliance.errors import InvalidArgument
 from medalliance.node.config import NetworkConfig
@@ -40,18 +43,28 @@ def demo_identities(config: NetworkConfig, organizations: tuple[str, ...]) -> li
     return out
 
 
-def create_demo_accounts(
+def fresh_demo_accounts(
     store: AccountStore, config: NetworkConfig, organizations: tuple[str, ...]
 ) -> list[DemoLogin]:
-    """An account with a fresh random password for every demo identity (new ones only)."""
+    """Every demo identity's account with a fresh random password (created, or its password
+    replaced: each `demo --serve` prints the logins that work now)."""
     existing = {a.username for a in store.all()}
-    created = []
+    logins = []
     for login in demo_identities(config, organizations):
-        if login.username in existing:
-            continue
         password = secrets.token_urlsafe(12)
-        store.add(config, login.username, login.organization, login.identity, password)
-        created.append(
+        if login.username in existing:
+            store.set_password(login.username, password)
+        else:
+            store.add(config, login.username, login.organization, login.identity, password)
+        logins.append(
             DemoLogin(login.username, login.organization, login.identity, login.role, password)
         )
-    return created
+    return logins
+
+
+def write_logins(path: Path, logins: list[DemoLogin]) -> None:
+    """The logins as JSON {username: password}, readable by the owner only."""
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+        json.dump({login.username: login.password for login in logins}, out, indent=2)
