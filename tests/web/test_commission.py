@@ -99,6 +99,10 @@ def test_the_reviewer_sees_the_queue_and_approves_with_the_block_shown(
     application = _application(web_backend, pending.approve)
     assert application["status"] == "APPROVED"
     assert application["reviewTxId"] == committed.group(1)
+    # A live refresh of the rows keeps the decision, with its transaction, in view.
+    rows = reviewer.get("/commission/queue/rows").text
+    assert f'data-application-id="{pending.approve}" data-decision="APPROVED"' in rows
+    assert committed.group(1) in rows
     block = next(
         iter(web_backend.network.blocks(DISTRICT, int(committed.group(2)), int(committed.group(2))))
     )

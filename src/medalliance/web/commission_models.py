@@ -48,11 +48,21 @@ class QueueItemModel(BaseModel):
     tx_id: str
 
 
+class DecisionModel(BaseModel):
+    application_id: str
+    decision: str
+    reason_code: str
+    note_ref: str
+    tx_id: str
+    block: int
+
+
 class ReviewQueueModel(BaseModel):
     commission: str
     may_decide: bool
     index: IndexModel
     items: list[QueueItemModel]
+    recent: list[DecisionModel] = Field(description="the commission's decisions of the last day")
 
     @classmethod
     def of(cls, queue: commission_review.ReviewQueue) -> ReviewQueueModel:
@@ -61,6 +71,7 @@ class ReviewQueueModel(BaseModel):
             may_decide=queue.may_decide,
             index=IndexModel.of(queue.index),
             items=[QueueItemModel.model_validate(i, from_attributes=True) for i in queue.items],
+            recent=[DecisionModel.model_validate(d, from_attributes=True) for d in queue.recent],
         )
 
 
@@ -70,15 +81,6 @@ class ReviewRequest(_Request):
     note: str = Field(
         "", max_length=commission_review.NOTE_CHARS_MAX, description="sealed for the applicant"
     )
-
-
-class DecisionModel(BaseModel):
-    application_id: str
-    decision: str
-    reason_code: str
-    note_ref: str
-    tx_id: str
-    block: int
 
 
 class DownwardRuleModel(BaseModel):

@@ -54,6 +54,8 @@ __all__ = [
 ]
 
 NOTE_CHARS_MAX = 2000
+# How long a decision stays in the queue's view (with its transaction and block) after it is made.
+RECENT = dt.timedelta(hours=24)
 _ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
@@ -85,6 +87,7 @@ class ReviewQueue:
     items: tuple[QueueItem, ...]
     index: IndexState
     may_decide: bool  # the caller is a reviewer
+    recent: tuple[Decision, ...] = ()  # the commission's decisions of the last day, newest first
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +136,14 @@ def review_queue(network: AllianceNetwork, staff: StaffIdentity, now: dt.datetim
     caller = commission_caller(network, staff)
     with followed_index(network, caller.msp_id) as (index, state):
         pending = AuditQueries(index, network.layout.config, caller).pending(now)
-    at = now.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        reviewed = index.facts(["application.reviewed"])
+    since = _iso(now - RECENT)
+    recent = tuple(
+        Decision(f.subject, f.attribute("status"), f.attribute("reason_code"), "", f.tx_id, f.block)
+        for f in reversed(reviewed)
+        if f.attribute("regulator") == caller.msp_id and f.timestamp >= since
+    )
+    at = _iso(now)
     items = []
     for row in pending:
         application = _application(network, caller, row.application_id)
@@ -145,7 +155,7 @@ def review_queue(network: AllianceNetwork, staff: StaffIdentity, now: dt.datetim
                 bool(deadline) and deadline < at, row.regulator == caller.msp_id, row.tx_id,
             )
         )  # fmt: skip
-    return ReviewQueue(caller.msp_id, tuple(items), state, caller.role == "reviewer")
+    return ReviewQueue(caller.msp_id, tuple(items), state, caller.role == "reviewer", recent)
 
 
 def decide(network: AllianceNetwork, staff: StaffIdentity, review: ReviewInput) -> Decision:
@@ -254,6 +264,11 @@ def set_deadline_rules(
         done.tx_id,
         done.block,
     )
+
+
+def _iso(when: dt.datetime) -> str:
+    """`when` in the ledger's timestamp form (so the two compare as text)."""
+    return when.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _check_review(review: ReviewInput) -> None:
