@@ -213,6 +213,23 @@ def test_a_form_without_its_csrf_token_decides_nothing(
     assert _application(web_backend, pending.other)["status"] == "SUBMITTED"
 
 
+@pytest.mark.parametrize(
+    ("username", "home"),
+    [
+        pytest.param(
+            "reviewer.districthc", "/commission/queue", id="a reviewer starts at the queue"
+        ),
+        pytest.param("auditor.cityhc", "/commission/trace", id="an auditor starts at the trace"),
+    ],
+)
+def test_each_commission_role_starts_at_its_page(
+    as_user: Callable[[str], StaffClient], username: str, home: str
+) -> None:
+    client = as_user(username)
+    first = client.get("/", follow_redirects=False).headers["location"]
+    assert client.get(first, follow_redirects=False).headers["location"] == home
+
+
 def test_the_city_reviewer_sees_its_districts_queue_but_has_nothing_to_decide(
     as_user: Callable[[str], StaffClient], pending: Pending
 ) -> None:
@@ -365,3 +382,47 @@ def _txs(block: object) -> list[object]:
     from medalliance.ledger.tx import parse_envelope
 
     return [parse_envelope(bytes(d)) for d in block.data.data]  # type: ignore[attr-defined]
+
+
+def test_reports_go_up_the_hierarchy_only_by_a_district_reviewer(
+    as_user: Callable[[str], StaffClient], web_backend: WebBackend
+) -> None:
+    period = "2026-10"
+    web_backend.network.submit(A, "Clerk1", "reporting", "SubmitReport", "RPT-WEB-A", period,
+                               '{"referralsUp": 3}')  # fmt: skip
+    district = as_user("reviewer.districthc")
+    listed = district.get(f"/api/v1/commission/reports?period={period}").json()
+    assert [r["report_id"] for r in listed["reports"]] == ["RPT-WEB-A"]
+    assert listed["parent"] == CITY
+    before = _height(web_backend)
+    for username in ("auditor.districthc", "reviewer.cityhc"):  # not a reviewer; no parent
+        refused = as_user(username).post_form("/commission/reports/aggregate", {"period": period})
+        assert refused.status_code == 403  # type: ignore[attr-defined]
+    assert _height(web_backend) == before
+    done = district.post_form("/commission/reports/aggregate", {"period": period})
+    assert 'data-testid="committed"' in done.text  # type: ignore[attr-defined]
+    city = as_user("auditor.cityhc").get(f"/api/v1/commission/reports?period={period}").json()
+    assert [(r["submitter"], r["metrics"], r["sources"]) for r in city["reports"]] == [
+        (DISTRICT, {"referralsUp": 3}, ["RPT-WEB-A"])
+    ]
+
+
+def test_deadline_rules_are_published_by_a_reviewer(
+    as_user: Callable[[str], StaffClient], web_backend: WebBackend
+) -> None:
+    form = {"review_hours": "24", "accept_hours": "12", "complete_days": "20"}
+    assert (
+        as_user("auditor.districthc").post_form("/commission/rules/deadlines", form).status_code
+        == 403
+    )  # type: ignore[attr-defined]
+    bad = as_user("reviewer.districthc").post_form("/commission/rules/deadlines",
+                                                   {**form, "review_hours": "0"})  # fmt: skip
+    assert bad.status_code == 422  # type: ignore[attr-defined]
+    as_user("reviewer.districthc").post_form("/commission/rules/deadlines", form)
+    rules = as_user("auditor.districthc").get("/api/v1/commission/deadline-rules").json()
+    assert (
+        rules["version"],
+        rules["review_hours"],
+        rules["accept_hours"],
+        rules["complete_days"],
+    ) == (1, 24, 12, 20)

@@ -55,7 +55,7 @@ def _page(
     return render(request, template, context, staff, status_code)
 
 
-@router.get("")
+@router.get("/")
 def home(staff: Commissioner) -> Response:
     target = "/commission/queue" if staff.role == "reviewer" else "/commission/trace"
     return RedirectResponse(target, status_code=303)
