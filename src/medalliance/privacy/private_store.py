@@ -47,7 +47,7 @@ class PrivateStore:
     def open(cls, path: Path) -> PrivateStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         # Not bound to the opening thread (as the ledger's stores): the web server opens the
-        # embedded network on one thread and calls it on its confined alliance thread.
+        # embedded alliance on one thread and calls it from its own single alliance thread.
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA secure_delete=ON")
