@@ -426,3 +426,17 @@ def test_deadline_rules_are_published_by_a_reviewer(
         rules["accept_hours"],
         rules["complete_days"],
     ) == (1, 24, 12, 20)
+
+
+def test_a_refused_click_shows_the_refusal_in_its_row(
+    as_user: Callable[[str], StaffClient], pending: Pending
+) -> None:
+    reviewer = as_user("reviewer.districthc")
+    reviewer.post_form(
+        f"/commission/applications/{pending.approve}/review", {"decision": "APPROVED"}
+    )
+    again = reviewer.post_form(f"/commission/applications/{pending.approve}/review",
+                               {"decision": "APPROVED"}, headers=HX)  # fmt: skip
+    assert again.status_code == 200  # type: ignore[attr-defined]  # htmx swaps only 2xx
+    assert 'data-testid="refused-row"' in again.text  # type: ignore[attr-defined]
+    assert "already APPROVED" in again.text  # type: ignore[attr-defined]

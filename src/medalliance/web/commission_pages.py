@@ -101,12 +101,13 @@ def review(
     except MedallianceError as exc:
         context = _queue_context(backend, staff)
         if _is_htmx(request):
+            # htmx swaps only 2xx answers: the refusal goes into the row with 200, so the
+            # reviewer reads it where they clicked (a plain form POST gets the real status).
             item = next(
                 (i for i in context["queue"].items if i.application_id == application_id), None
             )
-            if item is not None:
-                return _page(request, staff, "commission/_queue_row.html",
-                             exc.status.http, item=item, error=str(exc), **context)  # fmt: skip
+            return _page(request, staff, "commission/_refused_row.html", item=item,
+                         application_id=application_id, error=str(exc), **context)  # fmt: skip
         return _page(request, staff, "commission/queue.html", exc.status.http,
                      error=str(exc), **context)  # fmt: skip
     if _is_htmx(request):
