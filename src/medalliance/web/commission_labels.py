@@ -57,3 +57,17 @@ CHANGE_LABELS = {
     "add-orderer": N_("Add an ordering node"),
     "remove-orderer": N_("Remove an ordering node"),
 }
+# Statuses and actions of the trace's steps (application, referral, record access).
+STEP_STATUS_LABELS = {
+    "SUBMITTED": N_("Submitted"),
+    "APPROVED": N_("Approved"),
+    "REJECTED": N_("Rejected"),
+    "USED": N_("Used"),
+    "REFERRED": N_("Referred"),
+    "ACCEPTED": N_("Accepted"),
+    "COMPLETED": N_("Completed"),
+    "fetch": N_("Fetched"),
+    "decrypt": N_("Decrypted"),
+    "grant": N_("Granted"),
+    "revoke": N_("Revoked"),
+}

@@ -20,6 +20,7 @@ from medalliance.web.commission_labels import (
     KIND_LABELS,
     REASON_LABELS,
     RULE_LABELS,
+    STEP_STATUS_LABELS,
 )
 from medalliance.web.core_routes import backend_of
 from medalliance.web.services import (
@@ -35,6 +36,11 @@ Commissioner = Annotated[Staff, Depends(require_role("reviewer", "auditor"))]
 Backend = Annotated[WebBackend, Depends(backend_of)]
 # The queue refreshes its rows when the live event stream announces an application or decision.
 LIVE_EVENTS = ("ApplicationSubmitted", "ApplicationReviewed")
+_TRACE_LABELS: dict[str, Any] = {
+    "kind_labels": KIND_LABELS,
+    "status_labels": STEP_STATUS_LABELS,
+    "reason_labels": REASON_LABELS,
+}
 
 
 def _now() -> dt.datetime:
@@ -175,7 +181,7 @@ def set_deadlines(
 @router.get("/trace")
 def trace_form(request: Request, staff: Commissioner) -> Response:
     return _page(request, staff, "commission/trace.html", trace=None, query="",
-                 kind_labels=KIND_LABELS)  # fmt: skip
+                 **_TRACE_LABELS)  # fmt: skip
 
 
 @router.post("/trace")
@@ -189,9 +195,9 @@ def trace(
         found = commission_trace.trace(backend.network, staff, query)
     except MedallianceError as exc:
         return _page(request, staff, "commission/trace.html", exc.status.http, trace=None,
-                     query=query[:64], error=str(exc), kind_labels=KIND_LABELS)  # fmt: skip
+                     query=query[:64], error=str(exc), **_TRACE_LABELS)  # fmt: skip
     return _page(request, staff, "commission/trace.html", trace=found, query=found.query,
-                 kind_labels=KIND_LABELS)  # fmt: skip
+                 **_TRACE_LABELS)  # fmt: skip
 
 
 @router.get("/access")
@@ -204,7 +210,7 @@ def access(
         return _page(request, staff, "commission/access.html", exc.status.http, log=None,
                      hospitals=(), selected_org="", selected_record="", error=str(exc))  # fmt: skip
     return _page(request, staff, "commission/access.html", log=log, hospitals=log.hospitals,
-                 selected_org=org, selected_record=record)  # fmt: skip
+                 selected_org=org, selected_record=record, status_labels=STEP_STATUS_LABELS)  # fmt: skip
 
 
 @router.get("/indicators")
