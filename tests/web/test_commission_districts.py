@@ -20,13 +20,18 @@ from medalliance.app.referral_demo import seal_note
 from medalliance.errors import MedallianceError, PermissionDenied
 from medalliance.node.config import NetworkConfig
 from medalliance.node.embedded import EmbeddedNetwork
-from medalliance.web.services import commission_audit, commission_review, commission_trace
+from medalliance.web.services import (
+    commission_alarms,
+    commission_audit,
+    commission_review,
+    commission_trace,
+)
 from tests.networks import DEMO_ALLIANCE
 
 A, B, DISTRICT, DISTRICT2, CITY = (
     "SecondaryAMSP", "TertiaryBMSP", "DistrictHCMSP", "District2HCMSP", "CityHCMSP",
 )  # fmt: skip
-VISIT, APPLICATION = "V-D2-1", "APP-D2-1"
+VISIT, APPLICATION, ALARM = "V-D2-1", "APP-D2-1", "ALM-D2-1"
 PATIENT_REF = "5eed0123456789abcdef0123456789ab"
 
 
@@ -57,12 +62,19 @@ def alliance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedAllia
         alliance.submit(A, "User1", "visit", "RegisterVisit", VISIT, PATIENT_REF, A)
         seal_note(alliance, A, "User1", [B], "R-D2-1", PATIENT_REF, "summary", "chest pain")
         alliance.submit(A, "User1", "report", "SubmitApplication", APPLICATION, VISIT, B, "R-D2-1")
+        alliance.submit(DISTRICT, "Auditor1", "alarm", "RaiseAlarm", ALARM, "network.change", "1",
+                        "MEDIUM", '["alliance"]', "[]", "")  # fmt: skip
         yield alliance
         alliance.close()
 
 
 def _status(alliance: EmbeddedAlliance) -> str:
     raw = alliance.evaluate(DISTRICT, "Reviewer1", "report", "GetApplication", APPLICATION)
+    return str(json.loads(raw)["status"])
+
+
+def _alarm(alliance: EmbeddedAlliance) -> str:
+    raw = alliance.evaluate(DISTRICT, "Auditor1", "alarm", "GetAlarm", ALARM)
     return str(json.loads(raw)["status"])
 
 
@@ -117,6 +129,14 @@ def test_each_commission_sees_the_queue_of_its_own_chain(alliance: EmbeddedAllia
             id="another district's auditor cannot read the hospital's access log",
         ),
         pytest.param(
+            lambda a: commission_alarms.act(
+                a, Staff(DISTRICT2, "Reviewer1", "reviewer"),
+                commission_alarms.AlarmAct(ALARM, "close", "not ours"),
+            ),
+            PermissionDenied,
+            id="another district cannot close the district's alarm",
+        ),
+        pytest.param(
             lambda a: commission_review.review_queue(a, Staff(A, "User1", "reviewer"), _now()),
             AuditDenied,
             id="a hospital user claiming the reviewer role is refused",
@@ -130,6 +150,7 @@ def test_another_chain_is_refused_and_nothing_changes(
     with pytest.raises(refusal):
         call(alliance)  # type: ignore[operator]
     assert _status(alliance) == "SUBMITTED"
+    assert _alarm(alliance) == "OPEN"
     assert _height(alliance) == before
 
 
