@@ -6,7 +6,7 @@ DEMO_DIR ?= demo-data
 VENDOR := src/medalliance/web/static/vendor
 ASSETS := $(VENDOR)/.built
 
-.PHONY: demo test lint typecheck unit bench bench-e2e clean simulate assets
+.PHONY: demo test lint typecheck unit bench bench-e2e clean simulate assets screenshots
 
 $(BIN)/medalliance: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ $(ASSETS): assets/package-lock.json
 	touch $@
 
 assets: $(ASSETS)
+
+# The README's screenshots of each role's pages in both languages (Chromium, a CJK font).
+screenshots: $(BIN)/medalliance $(ASSETS)
+	$(BIN)/python -m tests.browser.screenshots
 
 # The Fabric Gateway Node client for the interop tests (skipped, with a reason, without npm).
 INTEROP := tests/interop/node_modules/.package-lock.json

@@ -12,29 +12,17 @@
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.networks import REPO, free_ports, wait_until
+from tests.browser.server import DemoServer, log_in
+from tests.browser.server import demo_server as serve_demo
 
 CHROMIUM = Path(os.environ.get("MEDALLIANCE_CHROMIUM", "/usr/bin/chromium"))
-
-
-@dataclass(frozen=True)
-class DemoServer:
-    url: str
-    logins: dict[str, str]
-    data_dir: Path
 
 
 @pytest.fixture(scope="session")
@@ -57,42 +45,10 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
-def _up(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/login", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def demo_server(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
-    data_dir = tmp_path_factory.mktemp("browser") / "demo"
-    (port,) = free_ports(1)
-    log = (data_dir.parent / "server.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "medalliance", "demo", "--data-dir", str(data_dir),
-         "--serve", "--port", str(port)],
-        cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(
-            lambda: process.poll() is not None or _up(url), "the demo web server answers", 240
-        )
-        if process.poll() is not None:
-            raise AssertionError(
-                f"the demo server exited: {(data_dir.parent / 'server.log').read_text()}"
-            )
-        logins = json.loads((data_dir / "web-logins.json").read_text(encoding="utf-8"))
-        yield DemoServer(url, logins, data_dir)
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+    with serve_demo(tmp_path_factory.mktemp("browser") / "demo") as server:
+        yield server
 
 
 @pytest.fixture
@@ -106,11 +62,7 @@ def new_page(browser: Any, demo_server: DemoServer) -> Iterator[Callable[..., An
         page = context.new_page()
         page.page_errors = []  # type: ignore[attr-defined]
         page.on("console", lambda m: m.type == "error" and page.page_errors.append(m.text))
-        page.goto("/login")
-        page.fill("input[name=username]", username)
-        page.fill("input[name=password]", demo_server.logins[username])
-        page.click("form[action='/login'] button[type=submit]")
-        page.wait_for_load_state("networkidle")
+        log_in(page, demo_server, username)
         return page
 
     yield make

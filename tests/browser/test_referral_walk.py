@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tests.browser.conftest import DemoServer
+from tests.browser.server import DemoServer
 
 
 def test_a_wrong_password_is_refused_then_rate_limited(

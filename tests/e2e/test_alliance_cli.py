@@ -302,3 +302,87 @@ def _imported(db: Path, referral: str) -> dict[str, Any]:
         return found
     finally:
         store.close()
+
+
+def test_serve_acts_for_its_organisation_only_and_streams_its_events(
+    alliance: Path, tmp_path: Path
+) -> None:
+    """`medalliance serve --dir --org` beside A's peer: A's staff log in, another organisation's
+    account is refused, and a visit A registers reaches A's session over /events."""
+    import queue
+    import re
+    import threading
+
+    import httpx
+
+    from tests.networks import free_ports, wait_until
+
+    accounts = ["--dir", str(alliance), "--accounts", str(tmp_path / "accounts.db")]
+    password = "a long enough password"
+    for name, org in (("doctor.a", A), ("doctor.b", B)):
+        added = subprocess.run(
+            [sys.executable, "-m", "medalliance", "web", "account", "add", name, *accounts,
+             "--org", org, "--identity", "User1", "--password-stdin"],
+            input=password + "\n", capture_output=True, text=True, timeout=120, cwd=REPO,
+        )  # fmt: skip
+        assert added.returncode == 0, added.stderr
+    (port,) = free_ports(1)
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "medalliance", "serve", *accounts, "--org", A, "--port", str(port)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+    def up() -> bool:
+        try:
+            return server.poll() is not None or httpx.get(f"{url}/login").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def log_in(client: httpx.Client, username: str) -> httpx.Response:
+        token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
+        assert token is not None
+        form = {"username": username, "password": password, "csrf_token": token.group(1)}
+        return client.post("/login", data=form)
+
+    events: queue.Queue[str] = queue.Queue()
+    try:
+        wait_until(up, "the web server answers", 120)
+        assert server.poll() is None, server.stdout.read() if server.stdout else ""
+        with httpx.Client(base_url=url) as other:
+            assert log_in(other, "doctor.b").status_code == 401  # B's account, A's server
+        with httpx.Client(base_url=url, timeout=60) as client:
+            assert log_in(client, "doctor.a").status_code == 303
+            assert client.get("/api/v1/me").json()["organization"] == A
+
+            def listen() -> None:
+                with client.stream("GET", "/events") as stream:
+                    for line in stream.iter_lines():
+                        if line.startswith("data:"):
+                            events.put(line[5:].strip())
+
+            threading.Thread(target=listen, daemon=True).start()
+            run(alliance, "visit", "register", "V-WEB-1", "--patient-ref", "7c" * 16,
+                "--as", DOCTOR_A)  # fmt: skip
+            seen: list[dict[str, Any]] = []
+            wait_until(
+                lambda: _drain(events, seen) and any(e.get("visitNo") == "V-WEB-1" for e in seen),
+                "A's session receives the VisitRegistered event",
+                60,
+            )
+            event = next(e for e in seen if e.get("visitNo") == "V-WEB-1")
+            assert event["type"] == "VisitRegistered"
+            assert "patientRef" not in event  # ids and statuses only
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def _drain(events: Any, seen: list[dict[str, Any]]) -> bool:
+    while not events.empty():
+        seen.append(json.loads(events.get()))
+    return True

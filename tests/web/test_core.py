@@ -76,3 +76,26 @@ def test_the_login_page_carries_a_strict_csp_and_no_inline_script(
     assert page.headers["x-frame-options"] == "DENY"
     assert 'lang="zh-CN"' in page.text
     assert "登录" in page.text
+
+
+def test_a_reconnecting_event_stream_gets_what_its_organisation_missed(
+    client_as: Callable[[str], StaffClient], web_backend: WebBackend
+) -> None:
+    """The demo's facts are in the hub (its blocks are published as they commit); a stream
+    that says it saw event 0 gets the ones its organisation may see, and only those."""
+    hub = web_backend.events
+    for block in web_backend.network.blocks("CityHC", 0, None):
+        hub.publish_block(block)
+    expected = [e.seq for e in hub.visible_to("SecondaryAMSP")]
+    assert expected, "the demo published nothing for SecondaryAMSP"
+    assert len(expected) < len(hub.recent), "every event is visible to SecondaryAMSP"
+    client = client_as("clerk.secondarya")
+    seqs: list[int] = []
+    with client.stream("GET", "/events", headers={"Last-Event-ID": "0"}) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("id:"):
+                seqs.append(int(line[3:]))
+            if len(seqs) == len(expected):
+                break
+    assert seqs == expected
+    assert all("SecondaryAMSP" in e.audience for e in hub.recent if e.seq in seqs)

@@ -6,6 +6,7 @@ kept, the account still usable). Fast in-process tests over one embedded demo pe
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -199,3 +200,14 @@ def test_live_events_reach_only_the_organisations_they_concern(web_backend: WebB
         "SecondaryBMSP" in e.audience for e in hub.visible_to("SecondaryBMSP")
     )
     assert "clinicalRef" not in up.to_json()  # ids, types and statuses only
+
+
+def test_the_access_log_has_no_query_string(
+    client_as: Callable[[str], StaffClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    client = client_as("doctor.tertiarya")
+    with caplog.at_level(logging.INFO, logger="medalliance.web.access"):
+        client.get("/api/v1/me", params={"idNumber": "110101199003077777"})
+    lines = [r.getMessage() for r in caplog.records if r.name == "medalliance.web.access"]
+    assert any("GET /api/v1/me 200" in line and "doctor.tertiarya" in line for line in lines)
+    assert not any("110101" in line or "idNumber" in line for line in lines)

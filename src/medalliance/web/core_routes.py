@@ -192,6 +192,16 @@ async def events(request: Request, staff: Annotated[Staff, Depends(api_staff)]) 
     types and statuses only). Each message's data is the JSON fact; its `type` names it."""
     hub = backend_of(request).events
     subscriber = hub.subscribe(staff.msp_id)
+    # A reconnecting EventSource names the last event it saw: replay what it missed meanwhile.
+    last_seen = request.headers.get("last-event-id", "")
+    if last_seen.isdigit():
+        first_live = subscriber.queue[0].seq if subscriber.queue else None
+        missed = [
+            e
+            for e in hub.visible_to(staff.msp_id)
+            if e.seq > int(last_seen) and (first_live is None or e.seq < first_live)
+        ]
+        subscriber.queue.extendleft(reversed(missed))
 
     async def stream() -> AsyncIterator[dict[str, str]]:
         try:

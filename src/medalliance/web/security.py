@@ -26,7 +26,7 @@ from urllib.parse import parse_qs
 import anyio
 from starlette.datastructures import Headers
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from medalliance.errors import MedallianceError
@@ -227,5 +227,12 @@ def _refuse(scope: Scope, status: int, message: str) -> ASGIApp:
     if is_api_path(scope["path"]):
         return JSONResponse({"error": "forbidden" if status == 403 else "too_large",
                              "message": message}, status_code=status)  # fmt: skip
-    response: Response = PlainTextResponse(message, status_code=status)
+    from medalliance.web.templating import render  # templating imports this module
+
+    request = Request(scope)
+    title = "Not allowed" if status == 403 else "The request is too large"
+    staff = request.state.staff if isinstance(request.state.staff, Staff) else None
+    response: Response = render(
+        request, "error.html", {"title": title, "message": message}, staff, status_code=status
+    )
     return response
