@@ -359,6 +359,8 @@ def test_alarms_are_acknowledged_and_closed_with_a_note_by_the_raising_chain(
     alarm = _evaluate(web_backend, DISTRICT, "Auditor1", "alarm", "GetAlarm", "ALM-WEB-1")
     assert isinstance(alarm, dict)
     assert [h["status"] for h in alarm["history"]] == ["OPEN", "ACKNOWLEDGED", "CLOSED"]
+    rows = city.get("/commission/alarms/rows").text  # what a live event swaps in
+    assert 'data-alarm-id="ALM-WEB-1" data-status="CLOSED"' in rows
 
 
 def test_indicators_charts_and_the_signed_report(

@@ -275,13 +275,13 @@ def aggregate(
 
 def _alarms_page(
     request: Request, backend: WebBackend, staff: Staff, status: str = "",
-    status_code: int = 200, **extra: Any,
+    status_code: int = 200, template: str = "commission/alarms.html", **extra: Any,
 ) -> Response:  # fmt: skip
     try:
         rows = commission_alarms.alarms(backend.network, staff, status)
     except MedallianceError as exc:
         rows, status_code, extra = (), exc.status.http, {**extra, "error": str(exc)}
-    return _page(request, staff, "commission/alarms.html", status_code, alarms=rows,
+    return _page(request, staff, template, status_code, alarms=rows,
                  status=status, statuses=commission_alarms.STATUSES,
                  status_labels=ALARM_STATUS_LABELS, **extra)  # fmt: skip
 
@@ -289,6 +289,14 @@ def _alarms_page(
 @router.get("/alarms")
 def alarms(request: Request, staff: Commissioner, backend: Backend, status: str = "") -> Response:
     return _alarms_page(request, backend, staff, status)
+
+
+@router.get("/alarms/rows")
+def alarm_rows(
+    request: Request, staff: Commissioner, backend: Backend, status: str = ""
+) -> Response:
+    """The alarm rows alone: what the page swaps in when an alarm is raised or handled."""
+    return _alarms_page(request, backend, staff, status, template="commission/_alarm_rows.html")
 
 
 @router.post("/alarms/{alarm_id}/{action}")
