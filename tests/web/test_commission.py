@@ -378,6 +378,9 @@ def test_indicators_charts_and_the_signed_report(
     assert report.status_code == 200
     assert report.json()["signer"]["mspId"] == DISTRICT
     assert auditor.get("/api/v1/commission/report?period=2026-13").status_code == 422
+    pdf = auditor.get(f"/commission/report?period={period.group(1)}&format=pdf")
+    assert pdf.headers["content-type"] == "application/pdf"
+    assert pdf.content.startswith(b"%PDF")
 
 
 def _txs(block: object) -> list[object]:

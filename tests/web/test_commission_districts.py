@@ -159,3 +159,21 @@ def test_the_city_traces_its_districts_visit(alliance: EmbeddedAlliance) -> None
     kinds = [s.kind for s in found.steps]
     assert kinds[:1] == ["visit.registered"]
     assert "application.submitted" in kinds
+
+
+@pytest.mark.parametrize(
+    ("hours_later", "overdue"),
+    [
+        pytest.param(1, False, id="an application within the 48 review hours is not overdue"),
+        pytest.param(49, True, id="an application past the 48 review hours is overdue"),
+    ],
+)
+def test_the_queue_marks_an_application_past_its_review_deadline(
+    alliance: EmbeddedAlliance, hours_later: int, overdue: bool
+) -> None:
+    later = _now() + dt.timedelta(hours=hours_later)
+    queue = commission_review.review_queue(alliance, Staff(DISTRICT, "Auditor1", "auditor"), later)
+    (item,) = queue.items
+    assert item.overdue is overdue
+    assert item.deadline
+    assert float(item.age_hours) >= hours_later - 0.1
