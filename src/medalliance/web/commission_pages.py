@@ -120,7 +120,6 @@ def review(
         return _page(request, staff, "commission/_decided_row.html",
                      decision=done, reason_labels=REASON_LABELS)  # fmt: skip
     return _page(request, staff, "commission/queue.html", decision=done,
-                 decision_message=f"{done.decision} {done.application_id}",
                  **_queue_context(backend, staff))  # fmt: skip
 
 
