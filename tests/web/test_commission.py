@@ -239,6 +239,9 @@ def test_the_city_reviewer_sees_its_districts_queue_but_has_nothing_to_decide(
     assert not any(i["decidable"] for i in queue["items"])
     page = as_user("reviewer.cityhc").get("/commission/queue").text
     assert 'data-testid="approve"' not in page
+    assert 'data-testid="queue-empty"' in page  # nothing for the city itself to review
+    watched = as_user("reviewer.cityhc").get("/commission/queue/rows?part=watched").text
+    assert f'data-application-id="{pending.other}"' in watched
 
 
 @pytest.mark.parametrize(

@@ -85,9 +85,14 @@ def queue(request: Request, staff: Commissioner, backend: Backend) -> Response:
 
 
 @router.get("/queue/rows")
-def queue_rows(request: Request, staff: Commissioner, backend: Backend) -> Response:
-    """The queue's rows alone: what the page swaps in on a live event."""
-    return _page(request, staff, "commission/_queue_rows.html", **_queue_context(backend, staff))
+def queue_rows(
+    request: Request, staff: Commissioner, backend: Backend, part: str = "own"
+) -> Response:
+    """The queue's rows alone (`part` own or watched): what the page swaps in on a live event."""
+    template = (
+        "commission/_watched_rows.html" if part == "watched" else "commission/_queue_rows.html"
+    )
+    return _page(request, staff, template, **_queue_context(backend, staff))
 
 
 @router.post("/applications/{application_id}/review")

@@ -88,6 +88,17 @@ class ReviewQueue:
     index: IndexState
     may_decide: bool  # the caller is a reviewer
     recent: tuple[Decision, ...] = ()  # the commission's decisions of the last day, newest first
+    watches: bool = False  # commissions below it exist: their queues are shown, not decided
+
+    @property
+    def own(self) -> tuple[QueueItem, ...]:
+        """The applications the caller's own commission decides."""
+        return tuple(i for i in self.items if i.decidable)
+
+    @property
+    def watched(self) -> tuple[QueueItem, ...]:
+        """The applications of the commissions below it (their own commission decides)."""
+        return tuple(i for i in self.items if not i.decidable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +166,14 @@ def review_queue(network: AllianceNetwork, staff: StaffIdentity, now: dt.datetim
                 bool(deadline) and deadline < at, row.regulator == caller.msp_id, row.tx_id,
             )
         )  # fmt: skip
-    return ReviewQueue(caller.msp_id, tuple(items), state, caller.role == "reviewer", recent)
+    config = network.layout.config
+    own = config.organization(caller.msp_id)
+    watches = any(
+        o.type == "regulator" and o.parent in (own.name, own.msp_id) for o in config.organizations
+    )
+    return ReviewQueue(
+        caller.msp_id, tuple(items), state, caller.role == "reviewer", recent, watches
+    )
 
 
 def decide(network: AllianceNetwork, staff: StaffIdentity, review: ReviewInput) -> Decision:
