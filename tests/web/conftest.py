@@ -4,7 +4,8 @@
   once — visits, applications (one rejected, one approved), an upward referral accepted and
   completed with feedback, settlement, a downward referral — in a folder modules copy.
 - `web_backend` (module): a `WebBackend` over a private copy of that alliance (every demo
-  organisation served), with an account for every demo identity, all with `PASSWORD`:
+  organisation served), with an account for every demo identity (made once, in the template's
+  DIR/web-accounts.db), all with `PASSWORD`:
   doctor.secondarya, clerk.secondarya, doctor.tertiarya, clerk.tertiaryb, reviewer.districthc,
   auditor.cityhc, operator.cityhc, ... (web/demo_accounts.py: role.<first domain label>).
 - `web_app` (module): `create_app` over it.
@@ -26,8 +27,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from medalliance.app.demo import default_config_path, run_demo
+from medalliance.node.config import load_network_config
+from medalliance.web.accounts import AccountStore
 from medalliance.web.app import create_app
-from medalliance.web.backend import WebBackend
+from medalliance.web.backend import WebBackend, accounts_location
 from medalliance.web.demo_accounts import demo_identities
 
 PASSWORD = "correct horse battery staple"
@@ -62,6 +65,15 @@ def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("web-demo") / "net"
     result = run_demo(default_config_path(), directory)
     assert all(step.ok for step in result.steps), [s for s in result.steps if not s.ok]
+    # The accounts once, in the folder modules copy (DIR/web-accounts.db): an argon2 hash each.
+    config = load_network_config(default_config_path())
+    accounts = AccountStore(accounts_location(directory, None))
+    try:
+        organizations = tuple(o.name for o in config.organizations)
+        for login_ in demo_identities(config, organizations):
+            accounts.add(config, login_.username, login_.organization, login_.identity, PASSWORD)
+    finally:
+        accounts.close()
     return directory
 
 
@@ -72,10 +84,6 @@ def web_backend(
     directory = tmp_path_factory.mktemp("web") / "net"
     shutil.copytree(demo_template, directory)
     backend = WebBackend.embedded(directory)
-    for login_ in demo_identities(backend.config, backend.organizations):
-        backend.accounts.add(
-            backend.config, login_.username, login_.organization, login_.identity, PASSWORD
-        )
     yield backend
     backend.close()
 

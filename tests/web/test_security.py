@@ -183,6 +183,8 @@ def test_every_page_and_error_page_carries_the_csp(client_as: Callable[[str], St
     for path in ("/login", "/no-such-page", "/static/app.css", "/api/v1/me"):
         response = client.get(path, follow_redirects=False)
         assert "script-src 'self'" in response.headers["content-security-policy"], path
+    assert client.get("/api/v1/me").headers["cache-control"] == "no-store"
+    assert "no-store" not in client.get("/static/app.css").headers.get("cache-control", "")
 
 
 def test_live_events_reach_only_the_organisations_they_concern(web_backend: WebBackend) -> None:

@@ -10,12 +10,15 @@ OpenAPI description is at /openapi.json.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
 from medalliance.errors import MedallianceError
@@ -93,16 +96,26 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'request'}: {e.get('msg', '')}"
-            for e in exc.errors()[:5]
-        )  # the messages name fields, never echo their values
-        return error_response(request, 422, problems or "the request is malformed")
+        return error_response(request, 422, _problems(exc.errors(), skip=1))
+
+    @app.exception_handler(ValidationError)
+    async def invalid_model(request: Request, exc: ValidationError) -> Response:
+        # A model built inside a route from path or form input: bad input, not a bug.
+        return error_response(request, 422, _problems(exc.errors(), skip=0))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
         log.error("unexpected error", exc_info=exc)
         return error_response(request, 500, "an unexpected error occurred; it has been logged")
+
+
+def _problems(errors: Sequence[Any], skip: int) -> str:
+    """What is wrong, by field name and rule; never the values (they may be patient data)."""
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e.get('loc', ())[skip:]) or 'request'}: {e.get('msg', '')}"
+        for e in errors[:5]
+    )
+    return problems or "the request is malformed"
 
 
 def error_response(request: Request, status: int, message: str) -> Response:

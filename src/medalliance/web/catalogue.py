@@ -18,23 +18,33 @@ from babel.messages.pofile import read_po, write_po
 from medalliance.web.i18n import LANGUAGES, catalogue_path
 
 WEB = Path(__file__).parent
-KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None}
+KEYWORDS = {
+    "_": None,
+    "gettext": None,
+    "ngettext": (1, 2),
+    "N_": None,
+    # A word whose translation depends on where it stands (驳回 an application, 拒收 a referral):
+    # pgettext("commission", "Reject").
+    "pgettext": ((1, "c"), 2),
+}
 METHODS = [("**/templates/**.html", "jinja2.ext:babel_extract"), ("**.py", "python")]
+Key = tuple[str, str | None]  # (msgid, context)
 
 
-def used_messages() -> dict[str, str | None]:
-    """msgid → its plural form (None for a singular message) of every message web/ uses."""
-    found: dict[str, str | None] = {}
-    for _file, _line, message, _comments, _context in extract_from_dir(
+def used_messages() -> dict[Key, str | None]:
+    """(msgid, context) → its plural form (None for a singular message) of every message web/
+    uses."""
+    found: dict[Key, str | None] = {}
+    for _file, _line, message, _comments, context in extract_from_dir(
         WEB,
         METHODS,
         keywords=KEYWORDS,
         options_map={"**/templates/**.html": {"extensions": "jinja2.ext.i18n"}},
     ):
         if isinstance(message, tuple):
-            found[message[0]] = message[1]
+            found[(message[0], context)] = message[1]
         elif message:
-            found.setdefault(message, None)
+            found.setdefault((message, context), None)
     return found
 
 
@@ -44,17 +54,15 @@ def read(language: str) -> Catalog:
 
 
 def missing(language: str) -> list[str]:
-    """The used msgids without a translation in `language`."""
+    """The used msgids (with their context, if any) without a translation in `language`."""
     catalog = read(language)
     out = []
-    for msgid, plural in used_messages().items():
-        entry = catalog.get(msgid if plural is None else (msgid, plural))
-        if entry is None and plural is not None:
-            entry = catalog.get(msgid)
+    for msgid, context in used_messages():
+        entry = catalog.get(msgid, context=context)
         strings = entry.string if entry is not None else ""
         values = strings if isinstance(strings, tuple) else (strings,)
         if entry is None or not all(values):
-            out.append(msgid)
+            out.append(msgid if context is None else f"{context}|{msgid}")
     return out
 
 
@@ -64,14 +72,14 @@ def add_missing() -> dict[str, list[str]]:
     used = used_messages()
     for language in LANGUAGES:
         catalog = read(language)
-        new = [m for m in used if catalog.get(m) is None]
-        for msgid in new:
-            plural = used[msgid]
-            catalog.add(msgid if plural is None else (msgid, plural))
+        new = [key for key in used if catalog.get(key[0], context=key[1]) is None]
+        for msgid, context in new:
+            plural = used[(msgid, context)]
+            catalog.add(msgid if plural is None else (msgid, plural), context=context)
         if new:
             with catalogue_path(language).open("wb") as po:
                 write_po(po, catalog, width=100, omit_header=False, sort_output=False)
-        added[language] = new
+        added[language] = [m if c is None else f"{c}|{m}" for m, c in new]
     return added
 
 

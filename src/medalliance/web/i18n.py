@@ -51,6 +51,10 @@ def gettext(language: str, message: str) -> str:
     return translations(language).ugettext(message)
 
 
+def pgettext(language: str, context: str, message: str) -> str:
+    return translations(language).upgettext(context, message)
+
+
 def ngettext(language: str, singular: str, plural: str, n: int) -> str:
     return translations(language).ungettext(singular, plural, n)
 

@@ -7,7 +7,8 @@ One pure ASGI middleware, in front of every route:
   carry the session's CSRF token (form field `csrf_token` or header `X-CSRF-Token`) — before any
   route runs, so a forged form changes nothing (the OWASP synchronizer-token pattern; a token
   caller sends no cookie and needs none);
-- adds the security headers (a strict CSP: scripts and styles from this origin only, no inline);
+- adds the security headers (a strict CSP: scripts and styles from this origin only, no inline;
+  `Cache-Control: no-store` on everything a logged-in person is shown);
 - writes one access-log line per request: method, path without query string, status, duration,
   organisation and username — never a query string, body, cookie or token.
 """
@@ -97,6 +98,13 @@ class SecurityMiddleware:
                         raw.append((name.encode(), value.encode()))
                 if self.settings.https:
                     raw.append((b"strict-transport-security", b"max-age=31536000"))
+                # What a logged-in person sees may be patient data: no browser or proxy keeps it.
+                if (
+                    state.get("staff") is not None
+                    and b"cache-control" not in present
+                    and not scope["path"].startswith("/static/")
+                ):
+                    raw.append((b"cache-control", b"no-store"))
                 message["headers"] = raw
             await send(message)
 

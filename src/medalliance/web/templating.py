@@ -2,7 +2,8 @@
 
 `render(request, "hospital/incoming.html", {...}, staff)` renders a template that extends
 `base.html` (blocks `title` and `content`). Every template sees `_`, `gettext`, `ngettext` (the
-user's language), `csrf_field()` (the hidden CSRF input every POST form must contain),
+user's language; `pgettext(context, text)` where a word's translation depends on where it
+stands), `csrf_field()` (the hidden CSRF input every POST form must contain),
 `format_datetime`, `format_date`, `format_number`, `staff`, `nav`, `lang` and `languages`.
 Autoescaping is on; templates never carry inline scripts or styles (the CSP forbids them).
 """
@@ -95,6 +96,7 @@ def render(
         "_": translations.ugettext,
         "gettext": translations.ugettext,
         "ngettext": translations.ungettext,
+        "pgettext": translations.upgettext,
         "format_datetime": lambda value: i18n.format_datetime(value, lang),
         "format_date": lambda value: i18n.format_date(value, lang),
         "format_number": lambda value: i18n.format_number(value, lang),
