@@ -111,17 +111,20 @@ def propose(
     add_org: str | None = None,
     revoke: bytes | None = None,
     add_orderer: str | None = None,
+    config: configtx_pb2.Config | None = None,
 ) -> UpdateFile:
     """An update adding an organisation of the network folder (`network add-org`) to the
     channel, removing one, or removing an ordering node from its consenter set, made against
-    the current configuration."""
+    the current configuration (`config`, when the caller has read it already, e.g. from an
+    embedded peer; else read from the organisation's peer over the Gateway)."""
     changes = (remove_org, remove_orderer, add_org, revoke, add_orderer)
     if sum(x is not None for x in changes) != 1:
         raise InvalidArgument(
             "say what to change: --add-org ORG, --remove-org ORG, --add-orderer NODE, "
             "--remove-orderer NODE or --revoke CERT"
         )
-    config = current_config(layout, org, channel)
+    if config is None:
+        config = current_config(layout, org, channel)
     parsed = ChannelConfig.from_config(config, channel)
     group = configtx_pb2.ConfigGroup()
     group.CopyFrom(config.channel_group)

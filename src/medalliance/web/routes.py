@@ -11,17 +11,25 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from medalliance.web import (
+    commission_api,
+    commission_pages,
     core_routes,
     fhir_routes,
     hospital_api,
     hospital_pages,
     hospital_referral_pages,
     hospital_sharing_pages,
+    operator_api,
+    operator_pages,
 )
 
 ROUTERS: list[APIRouter] = [
     core_routes.router,
     core_routes.api_router,
+    commission_pages.router,
+    commission_api.router,
+    operator_pages.router,
+    operator_api.router,
     hospital_pages.router,
     hospital_referral_pages.router,
     hospital_sharing_pages.router,
