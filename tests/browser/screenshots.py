@@ -20,11 +20,11 @@ from tests.networks import REPO
 
 # role -> (demo login, [(page name, path)]): each role's main pages.
 PAGES: dict[str, tuple[str, list[tuple[str, str]]]] = {
-    "doctor": ("doctor.secondarya", [("home", "/hospital/")]),
-    "clerk": ("clerk.tertiarya", [("home", "/hospital/")]),
-    "reviewer": ("reviewer.districthc", [("home", "/commission/")]),
-    "auditor": ("auditor.cityhc", [("home", "/commission/")]),
-    "operator": ("operator.cityhc", [("home", "/operator/")]),
+    "doctor": ("doctor.secondarya", [("home", "/hospital/"), ("outgoing", "/hospital/outgoing")]),
+    "clerk": ("clerk.tertiarya", [("incoming", "/hospital/incoming")]),
+    "reviewer": ("reviewer.districthc", [("queue", "/commission/queue")]),
+    "auditor": ("auditor.cityhc", [("indicators", "/commission/indicators")]),
+    "operator": ("operator.cityhc", [("blocks", "/operator/blocks")]),
 }
 LANGUAGES = {"zh": "zh_CN", "en": "en"}
 VIEWPORT = {"width": 1280, "height": 800}

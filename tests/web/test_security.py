@@ -213,3 +213,61 @@ def test_the_access_log_has_no_query_string(
     lines = [r.getMessage() for r in caplog.records if r.name == "medalliance.web.access"]
     assert any("GET /api/v1/me 200" in line and "doctor.tertiarya" in line for line in lines)
     assert not any("110101" in line or "idNumber" in line for line in lines)
+
+
+# Which roles may use each part of the app; every other role is refused with 403 on every route.
+PARTS = [
+    ("/hospital", ("doctor", "clerk")),
+    ("/api/v1/hospital", ("doctor", "clerk")),
+    ("/fhir", ("doctor", "clerk")),
+    ("/commission", ("reviewer", "auditor")),
+    ("/api/v1/commission", ("reviewer", "auditor")),
+    ("/operator", ("operator",)),
+    ("/api/v1/operator", ("operator",)),
+]
+ONE_OF_EACH_ROLE = {
+    "doctor": "doctor.secondarya",
+    "clerk": "clerk.tertiaryb",
+    "reviewer": "reviewer.districthc",
+    "auditor": "auditor.cityhc",
+    "operator": "operator.cityhc",
+}
+
+
+@pytest.fixture(scope="module")
+def one_client_per_role(web_app: FastAPI) -> Iterator[dict[str, StaffClient]]:
+    clients = {}
+    for role, username in ONE_OF_EACH_ROLE.items():
+        client = StaffClient(web_app)
+        assert login(client, username).status_code == 303  # type: ignore[attr-defined]
+        client.csrf_token = client.get("/api/v1/me").json()["csrf_token"]
+        clients[role] = client
+    yield clients
+    for client in clients.values():
+        client.close()
+
+
+@pytest.mark.parametrize(
+    ("prefix", "allowed"),
+    PARTS,
+    ids=[f"only {' and '.join(a)} may use {p}" for p, a in PARTS],
+)
+def test_every_route_of_a_part_refuses_the_other_roles(
+    web_app: FastAPI,
+    one_client_per_role: dict[str, StaffClient],
+    prefix: str,
+    allowed: tuple[str, ...],
+) -> None:
+    """Enumerates app.routes: a route added later without its role check fails here."""
+    routes = [r for r in _routes(web_app) if r[1] == prefix or r[1].startswith(prefix + "/")]
+    assert routes, f"no route under {prefix}"
+    for role, client in one_client_per_role.items():
+        if role in allowed:
+            continue
+        for method, path in routes:
+            body = {} if method in ("POST", "PUT", "PATCH") else None  # a well-formed, empty body
+            response = client.request(
+                method, path, json=body, headers={"X-CSRF-Token": client.csrf_token},
+                follow_redirects=False,
+            )  # fmt: skip
+            assert response.status_code == 403, f"{role}: {method} {path} -> {response.status_code}"

@@ -90,7 +90,8 @@ def demo(
 
     With --serve it then serves the web client on http://127.0.0.1:PORT for every demo
     organisation, with one account per demo identity and fresh random passwords (printed, and
-    kept in DATA_DIR/web-logins.json, readable by you only), until Ctrl-C.
+    kept in DATA_DIR/web-logins.json, readable by you only), until Ctrl-C. Run again on the same
+    folder, it serves the alliance the first run left.
 
     Example: medalliance demo --scenario referral --data-dir demo-data
 
@@ -103,6 +104,16 @@ def demo(
             "`medalliance serve --dir DIR --org ORG` beside each organisation's peer"
         )
     notes = stderr()
+    if serve and (data_dir / LOGINS_FILE).exists():
+        # A demo that already ran (and served) here: serve it again rather than run the
+        # workflow a second time over the same hospitals' stores.
+        stdout().print(
+            f"the demo alliance in {data_dir} has run the referral workflow; serving it again "
+            f"(delete {data_dir} to start over)",
+            highlight=False,
+        )
+        _serve(config or default_config_path(), data_dir, port)
+        return
     show = (lambda step: None) if output_state.json else _print_step
     if network is not None:
         result = run_demo_on(network, on_step=show)

@@ -18,7 +18,7 @@ from medalliance import __version__
 from medalliance.app.referral_import import referral_task
 from medalliance.errors import InvalidArgument
 from medalliance.hospital.fhir_validation import validate_resource
-from medalliance.web.auth import Staff, api_staff
+from medalliance.web.auth import Staff, require_role
 from medalliance.web.core_routes import backend_of
 from medalliance.web.services import hospital_fhir as fhir
 from medalliance.web.services.hospital_access import Written
@@ -26,7 +26,7 @@ from medalliance.web.services.hospital_fhir_create import create_referral as cre
 from medalliance.web.services.hospital_referrals import sync_referrals
 
 router = APIRouter(prefix="/fhir", tags=["fhir"])
-StaffDep = Annotated[Staff, Depends(api_staff)]
+StaffDep = Annotated[Staff, Depends(require_role("doctor", "clerk"))]
 FHIR_JSON = "application/fhir+json"
 BODY_LIMIT = 1 << 20  # a Task update is small; a bigger body is refused before parsing
 

@@ -2,7 +2,7 @@
 for scripts and the hospital's own systems, described by /openapi.json.
 
 A shell (style.md §9): each route parses its body into the service's pydantic model, calls one
-function of web/services/hospital_*.py as the authenticated staff member (`api_staff`: session
+function of web/services/hospital_*.py as the authenticated doctor or clerk (`require_role`: session
 cookie or `Authorization: Bearer` token) and returns its typed result. Errors are the services'
 typed errors, answered once by the app's handler as `{"error", "message"}` with the status of
 errors.py's table; a contract's refusal is 409 with the contract's own words. Ids of patients are
@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
 from medalliance.hospital.summaries import PatientRow
-from medalliance.web.auth import Staff, api_staff
+from medalliance.web.auth import Staff, require_role
 from medalliance.web.core_routes import backend_of
 from medalliance.web.services import hospital_patients as patients
 from medalliance.web.services import hospital_referral_views as views
@@ -36,7 +36,7 @@ from medalliance.web.services.hospital_forms import (
 )
 
 router = APIRouter(prefix="/api/v1/hospital", tags=["hospital"])
-StaffDep = Annotated[Staff, Depends(api_staff)]
+StaffDep = Annotated[Staff, Depends(require_role("doctor", "clerk"))]
 
 
 class DeclineBody(BaseModel):
