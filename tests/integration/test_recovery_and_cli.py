@@ -76,6 +76,11 @@ def test_demo_then_verify_then_tamper(tmp_path: Path) -> None:
     assert demo.returncode == 0, demo.stderr
     assert "exactly once" in demo.stdout
     assert "✗" not in demo.stdout
+    # A second run reuses the alliance (same patients, new visits): it must not trip over the
+    # first run's records in the hospitals' stores.
+    again = cli("demo", "--scenario", "referral", "--data-dir", str(data))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "✗" not in again.stdout
     verify = cli("--json", "ledger", "verify", str(data))
     assert verify.returncode == 0, verify.stdout
     report = json.loads(verify.stdout)

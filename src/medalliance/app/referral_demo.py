@@ -219,7 +219,8 @@ def run_referral(
         report(f"{b} accepts and completes {up}", _settled(json.loads(done.payload)))
         # 8. Downward referral for rehabilitation, with B's discharge summary: B records its
         #    treatment against the patient and visit it imported, and refers back from its store.
-        patient_b, encounter_b = _patient_id(dbs[b], ref), _encounter_id(dbs[b], visit)
+        encounter_b = _encounter_id(dbs[b], visit)
+        patient_b = _subject_id(dbs[b], encounter_b)
         import_bundle(dbs[b], treatment_bundle(visit, patient_b, encounter_b, day,
                                                narrative.outcome_up))  # fmt: skip
         back = ReferralDraft(down, a, encounter_id=encounter_b, direction="DOWN",
@@ -282,11 +283,11 @@ def _encounter_id(store: ClinicalStore, visit: str) -> str:
     return str(found[-1]["id"])
 
 
-def _patient_id(store: ClinicalStore, patient_ref: str) -> str:
-    found = store.search("Patient", {"identifier": f"{PSEUDONYM_SYSTEM}|{patient_ref}"})
-    if not found:
-        raise NotFound("the referred patient is not in the hospital's store")
-    return str(found[-1]["id"])
+def _subject_id(store: ClinicalStore, encounter_id: str) -> str:
+    """The id of the Patient an Encounter is about. Not found by pseudonym: a patient referred
+    twice (a second demo run on the same folder) is imported as one Patient per referral."""
+    encounter = store.get("Encounter", encounter_id)
+    return str(encounter["subject"]["reference"]).removeprefix("Patient/")
 
 
 def seal_note(
