@@ -1,6 +1,6 @@
 """The browser harness: Playwright for Python driving Debian's Chromium against a real server.
 
-- `browser` (session): headless Chromium from /usr/bin/chromium (`apt-get install chromium`;
+- `browser` (module): headless Chromium from /usr/bin/chromium (`apt-get install chromium`;
   .ci/run installs it). Without it the browser tests skip with the reason — or fail when
   MEDALLIANCE_REQUIRE_BROWSER=1 (set by .ci/run).
 - `demo_server` (module): `medalliance demo --serve --port <free>` as a real uvicorn process
@@ -25,7 +25,9 @@ from tests.browser.server import demo_server as serve_demo
 CHROMIUM = Path(os.environ.get("MEDALLIANCE_CHROMIUM", "/usr/bin/chromium"))
 
 
-@pytest.fixture(scope="session")
+# Module, not session: while Playwright's sync API lives it runs an event loop on the main
+# thread, and every later `asyncio.run` of the session would fail ("a running event loop").
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     reason = ""
     if not CHROMIUM.exists():
