@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import secrets
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,20 @@ import pytest
 from medalliance.identity.ca import CertificateAuthority, NodeOU
 from medalliance.identity.msp import Msp, MspManager
 from medalliance.identity.signing import Signer
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C works in the commands the tests start, however the run was started.
+
+    A background job of a non-interactive shell ignores SIGINT (POSIX), children inherit an
+    ignored signal, and Python then never turns SIGINT into KeyboardInterrupt: the tests that
+    stop `--follow` commands and servers with Ctrl-C as a user would would wait in vain. A
+    handled signal is reset to its default in a child, so handling it here is enough.
+    """
+    del config
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
 
