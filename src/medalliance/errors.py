@@ -74,19 +74,22 @@ class DeadlineExceeded(MedallianceError):
     status = Status(grpc="DEADLINE_EXCEEDED", http=504, exit_code=3)
 
 
+# The categories every error belongs to, each with its one status (exit code, gRPC, HTTP).
+CATEGORIES: tuple[type[MedallianceError], ...] = (
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    PreconditionFailed,
+    Conflict,
+    Overloaded,
+    Unavailable,
+    DeadlineExceeded,
+)
+
+
 def category_of(exc: MedallianceError) -> type[MedallianceError]:
     """The category `exc` is reported as (for re-raising it with more context)."""
-    categories = (
-        InvalidArgument,
-        NotFound,
-        PermissionDenied,
-        PreconditionFailed,
-        Conflict,
-        Overloaded,
-        Unavailable,
-        DeadlineExceeded,
-    )
-    return next((c for c in categories if c.status == exc.status), MedallianceError)
+    return next((c for c in CATEGORIES if c.status == exc.status), MedallianceError)
 
 
 # --- domain errors used across layers ------------------------------------------------------------

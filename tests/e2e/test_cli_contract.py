@@ -80,6 +80,10 @@ FAILURES = [
     (f"visit show V-1 --as {DOCTOR} -d /nonexistent/folder", 1,
      "/nonexistent/folder holds no network (no network.yaml); run `network init`"),
     ("ledger verify /nonexistent/folder", 1, "does not exist"),
+    (f"connector sync --follow --through-block 3 --as {DOCTOR} -d NET", 2,
+     "--through-block is for one pass"),
+    ("audit index --metrics 127.0.0.1:9 --as Auditor1@DistrictHC -d NET", 2,
+     "--metrics serves the lag of a follower: add --follow"),
     ("visit show -h", 0, "Example: medalliance visit show"),
     ("referral show -h", 0, "--json"),
 ]  # fmt: skip
@@ -105,6 +109,8 @@ IDS = [
     "no --dir outside a network folder says to add --dir",
     "a --dir holding no network says to run network init",
     "a missing ledger folder is no",
+    "--through-block with --follow is bad input",
+    "--metrics without --follow is bad input",
     "-h is --help",
     "-h shows the global options on every command",
 ]

@@ -6,6 +6,7 @@ kept, the account still usable). Fast in-process tests over one embedded demo pe
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -271,3 +272,28 @@ def test_every_route_of_a_part_refuses_the_other_roles(
                 follow_redirects=False,
             )  # fmt: skip
             assert response.status_code == 403, f"{role}: {method} {path} -> {response.status_code}"
+
+
+def test_a_body_over_the_limit_is_refused_before_any_route_runs(web_backend: WebBackend) -> None:
+    """A flood of bytes in one request: refused with 413 before the body is parsed, nothing
+    written; a request within the limit still goes through."""
+    client = StaffClient(create_app(web_backend, WebSettings(max_body_bytes=4096)))
+    assert login(client, "doctor.secondarya").status_code == 303  # type: ignore[attr-defined]
+    token = client.get("/api/v1/me").json()["csrf_token"]
+    headers = {"X-CSRF-Token": token}
+
+    def visits() -> int:
+        raw = web_backend.network.evaluate(
+            "SecondaryAMSP", "User1", "visit", "PatientsAt", "SecondaryAMSP"
+        )
+        return len(json.loads(raw))
+
+    before = visits()
+    flood = {"patient_id": "sa-p1", "padding": "x" * 8192}
+    refused = client.post("/api/v1/hospital/visits", json=flood, headers=headers)
+    assert refused.status_code == 413
+    assert "too large" in refused.json()["message"]
+    assert visits() == before
+    accepted = client.post("/api/v1/hospital/visits", json={"patient_id": "sa-p1"}, headers=headers)
+    assert accepted.status_code == 200, accepted.text
+    assert visits() == before + 1

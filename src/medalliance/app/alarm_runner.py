@@ -118,13 +118,7 @@ class AlarmRunner:
                 if alarm.organizations and not jurisdiction.intersection(alarm.organizations):
                     report.ignored += 1
                     continue
-                raised = self._raise_once(alarm, number, parent)
-                if raised is None:
-                    report.already += 1
-                    continue
-                report.raised.append(raised)
-                if on_raise is not None:
-                    on_raise(raised)
+                _tally(report, self._raise_once(alarm, number, parent), on_raise)
             if number > done:
                 self._checkpoint.set_last_block(number)
                 done = report.last_block = number
@@ -157,12 +151,7 @@ class AlarmRunner:
             alarm = integrity_alarm(finding, self._rules)
             raised = self._raise_once(alarm, report.last_block, "")
             self._checkpoint.note_divergence(identity, alarm_id(self.msp_id, alarm))
-            if raised is None:
-                report.already += 1
-                continue
-            report.raised.append(raised)
-            if on_raise is not None:
-                on_raise(raised)
+            _tally(report, raised, on_raise)
 
     def _jurisdiction(self) -> tuple[frozenset[str], str]:
         """The organisations whose findings this commission raises (itself and the hospitals
@@ -210,6 +199,18 @@ class AlarmRunner:
             extra={"alarm": ident, "rule": alarm.rule_id, "block": block, "tx": done.tx_id},
         )
         return RaisedAlarm(ident, alarm.rule_id, alarm.subjects, done.tx_id, block)
+
+
+def _tally(
+    report: RunReport, raised: RaisedAlarm | None, on_raise: Callable[[RaisedAlarm], None] | None
+) -> None:
+    """Count one alarm of a run: raised now (and announced), or raised before."""
+    if raised is None:
+        report.already += 1
+        return
+    report.raised.append(raised)
+    if on_raise is not None:
+        on_raise(raised)
 
 
 def _block_time(block: common_pb2.Block) -> str:

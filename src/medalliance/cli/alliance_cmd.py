@@ -182,6 +182,14 @@ ThroughBlock = Annotated[
 ]
 
 
+def one_pass_only(follow: bool, through_block: int | None) -> None:
+    """`--through-block` bounds one pass; with `--follow` every block is read as it commits."""
+    if follow and through_block is not None:
+        raise InvalidArgument(
+            "--through-block is for one pass; --follow already reads every block as it commits"
+        )
+
+
 def last_block(
     layout: NetworkLayout, msp_id: str, through: int | None = None, timeout_s: float = 60.0
 ) -> int:

@@ -28,7 +28,15 @@ from medalliance.app.audit_queries import (
     authenticate,
     require_auditor,
 )
-from medalliance.cli.alliance_cmd import CHANNEL, As, Dir, ThroughBlock, last_block, parse_as
+from medalliance.cli.alliance_cmd import (
+    CHANNEL,
+    As,
+    Dir,
+    ThroughBlock,
+    last_block,
+    one_pass_only,
+    parse_as,
+)
 from medalliance.cli.output import emit_json, output_state, stdout
 from medalliance.database_url import parse_database_url
 from medalliance.errors import InvalidArgument, Unavailable
@@ -102,6 +110,9 @@ def index(
     Example: medalliance audit index --dir demo --as Auditor1@DistrictHC
     """
     _json(json_output)
+    one_pass_only(follow, through_block)
+    if metrics and not follow:
+        raise InvalidArgument("--metrics serves the lag of a follower: add --follow")
     layout, caller = _caller(directory, as_)
     require_auditor(layout.config, caller)
     with _open_index(layout, caller, db) as audit_index:

@@ -19,7 +19,15 @@ from medalliance.app.connector import Connector, SyncReport
 from medalliance.app.hospital_book import HospitalBook
 from medalliance.app.hospital_store import open_store_of
 from medalliance.app.pseudonyms import PseudonymClient, pseudonym_client
-from medalliance.cli.alliance_cmd import As, Dir, Session, ThroughBlock, last_block, session
+from medalliance.cli.alliance_cmd import (
+    As,
+    Dir,
+    Session,
+    ThroughBlock,
+    last_block,
+    one_pass_only,
+    session,
+)
 from medalliance.cli.output import emit_json, output_state, stdout
 from medalliance.hospital.clinical_store import ClinicalStore
 from medalliance.node.config import HOSPITAL_TYPES
@@ -100,6 +108,7 @@ def sync(
 
     Example: medalliance connector sync --db hospitals/TertiaryB.db --as User1@TertiaryHospitalB -d demo
     """
+    one_pass_only(follow, through_block)
     with (
         session(directory, as_) as s,
         closing(open_store_of(s.network.layout, s.caller.msp_id, db)) as store,

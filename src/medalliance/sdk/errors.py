@@ -24,30 +24,15 @@ from google.protobuf.message import DecodeError
 from google.rpc import status_pb2
 
 from medalliance.errors import (
+    CATEGORIES,
     Conflict,
-    DeadlineExceeded,
-    InvalidArgument,
     MedallianceError,
-    NotFound,
-    Overloaded,
     PermissionDenied,
-    PreconditionFailed,
-    Unavailable,
 )
 
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
 
-_CATEGORIES: tuple[type[MedallianceError], ...] = (
-    InvalidArgument,
-    NotFound,
-    PermissionDenied,
-    PreconditionFailed,
-    Conflict,
-    Overloaded,
-    Unavailable,
-    DeadlineExceeded,
-)
-_CATEGORY_BY_CODE: dict[str, type[MedallianceError]] = {c.status.grpc: c for c in _CATEGORIES}
+_CATEGORY_BY_CODE: dict[str, type[MedallianceError]] = {c.status.grpc: c for c in CATEGORIES}
 # Fabric's gateway answers UNKNOWN only when a contract refused an Evaluate (chaincode status
 # >= 400, protocol doc §3.7). The status is in the message: app/session.py `contract_refusal`
 # turns it into a `ContractError` of the category that status names.

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from medalliance.web import i18n
-from medalliance.web.auth import Staff, require_role
+from medalliance.web.auth import require_role
 from medalliance.web.backend import WebBackend
 from medalliance.web.commission_charts import (
     downward_share_chart,
@@ -46,6 +46,7 @@ from medalliance.web.services import (
     commission_review,
     commission_trace,
 )
+from medalliance.web.staff import Staff
 from medalliance.web.templating import language_of
 
 router = APIRouter(prefix="/api/v1/commission", tags=["commission"])

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from medalliance.errors import MedallianceError
-from medalliance.web.auth import Staff, require_role
+from medalliance.web.auth import require_role
 from medalliance.web.backend import WebBackend
 from medalliance.web.commission_labels import (
     ALARM_STATUS_LABELS,
@@ -29,6 +29,7 @@ from medalliance.web.services import (
     commission_review,
     commission_trace,
 )
+from medalliance.web.staff import Staff
 from medalliance.web.templating import render
 
 router = APIRouter(prefix="/commission", include_in_schema=False)

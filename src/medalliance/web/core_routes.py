@@ -25,10 +25,11 @@ from pydantic import BaseModel
 from sse_starlette.sse import EventSourceResponse
 
 from medalliance.web.accounts import LoginRefused
-from medalliance.web.auth import Staff, api_staff, current_staff
+from medalliance.web.auth import api_staff, current_staff
 from medalliance.web.backend import WebBackend
 from medalliance.web.i18n import LANGUAGES, N_
 from medalliance.web.security import SESSION_COOKIE, WebSettings
+from medalliance.web.staff import Staff
 from medalliance.web.templating import LANGUAGE_COOKIE, render
 
 log = logging.getLogger(__name__)

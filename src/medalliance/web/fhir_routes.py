@@ -18,12 +18,13 @@ from medalliance import __version__
 from medalliance.app.referral_import import referral_task
 from medalliance.errors import InvalidArgument
 from medalliance.hospital.fhir_validation import validate_resource
-from medalliance.web.auth import Staff, require_role
+from medalliance.web.auth import require_role
 from medalliance.web.core_routes import backend_of
 from medalliance.web.services import hospital_fhir as fhir
 from medalliance.web.services.hospital_access import Written
 from medalliance.web.services.hospital_fhir_create import create_referral as create_referral_from
 from medalliance.web.services.hospital_referrals import sync_referrals
+from medalliance.web.staff import Staff
 
 router = APIRouter(prefix="/fhir", tags=["fhir"])
 StaffDep = Annotated[Staff, Depends(require_role("doctor", "clerk"))]

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
 from medalliance.hospital.summaries import PatientRow
-from medalliance.web.auth import Staff, require_role
+from medalliance.web.auth import require_role
 from medalliance.web.core_routes import backend_of
 from medalliance.web.services import hospital_patients as patients
 from medalliance.web.services import hospital_referral_views as views
@@ -34,6 +34,7 @@ from medalliance.web.services.hospital_forms import (
     VisitForm,
     parse_form,
 )
+from medalliance.web.staff import Staff
 
 router = APIRouter(prefix="/api/v1/hospital", tags=["hospital"])
 StaffDep = Annotated[Staff, Depends(require_role("doctor", "clerk"))]

@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from medalliance.errors import Conflict, InvalidArgument, PreconditionFailed
 from medalliance.hospital.code_systems import DEPARTMENTS
 from medalliance.node.config import HOSPITAL_TYPES
-from medalliance.web.auth import Staff, require_role
+from medalliance.web.auth import require_role
 from medalliance.web.core_routes import backend_of
 from medalliance.web.services import hospital_patients as patients
 from medalliance.web.services import hospital_referrals as referrals
@@ -33,6 +33,7 @@ from medalliance.web.services.hospital_forms import (
     VisitForm,
     parse_form,
 )
+from medalliance.web.staff import Staff
 from medalliance.web.templating import render
 
 router = APIRouter(prefix="/hospital", include_in_schema=False)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from medalliance.web.auth import Staff, require_role
+from medalliance.web.auth import require_role
 from medalliance.web.backend import WebBackend
 from medalliance.web.core_routes import backend_of
 from medalliance.web.operator_models import (
@@ -21,6 +21,7 @@ from medalliance.web.operator_models import (
     VoteSubmittedModel,
 )
 from medalliance.web.services import operator_blocks, operator_nodes, operator_votes
+from medalliance.web.staff import Staff
 
 router = APIRouter(prefix="/api/v1/operator", tags=["operator"])
 Operator = Annotated[Staff, Depends(require_role("operator"))]

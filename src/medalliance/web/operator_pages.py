@@ -10,11 +10,12 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from medalliance.errors import MedallianceError
-from medalliance.web.auth import Staff, require_role
+from medalliance.web.auth import require_role
 from medalliance.web.backend import WebBackend
 from medalliance.web.commission_labels import CHANGE_LABELS, HEALTH_LABELS, TYPE_LABELS
 from medalliance.web.core_routes import backend_of
 from medalliance.web.services import operator_blocks, operator_nodes, operator_votes
+from medalliance.web.staff import Staff
 from medalliance.web.templating import render
 
 router = APIRouter(prefix="/operator", include_in_schema=False)

@@ -32,7 +32,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from medalliance.errors import MedallianceError
 from medalliance.web.accounts import AccountStore, SessionInfo
-from medalliance.web.auth import Staff, is_api_path
+from medalliance.web.auth import is_api_path
+from medalliance.web.staff import Staff
 
 log = logging.getLogger("medalliance.web.access")
 SESSION_COOKIE = "medalliance_session"

@@ -21,9 +21,9 @@ from jinja2.runtime import Context
 from markupsafe import Markup
 
 from medalliance.web import i18n
-from medalliance.web.auth import Staff
 from medalliance.web.i18n import N_
 from medalliance.web.security import CSRF_FIELD
+from medalliance.web.staff import Staff
 
 TEMPLATES = Path(__file__).parent / "templates"
 LANGUAGE_COOKIE = "medalliance_lang"

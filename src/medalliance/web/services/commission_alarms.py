@@ -21,8 +21,9 @@ from medalliance.alliance.alarm import STATUSES
 from medalliance.app.alliance_network import AllianceNetwork
 from medalliance.app.referral_demo import seal_note
 from medalliance.errors import Conflict, InvalidArgument
-from medalliance.web.services.commission_staff import StaffIdentity, commission_caller
+from medalliance.web.services.commission_staff import commission_caller
 from medalliance.web.services.contract_refusal import translated
+from medalliance.web.staff import Staff
 
 __all__ = ["ALARM_ACTIONS", "STATUSES", "AlarmAct", "AlarmActed", "AlarmRow", "act", "alarms"]
 
@@ -62,9 +63,7 @@ class AlarmActed:
     block: int
 
 
-def alarms(
-    network: AllianceNetwork, staff: StaffIdentity, status: str = ""
-) -> tuple[AlarmRow, ...]:
+def alarms(network: AllianceNetwork, staff: Staff, status: str = "") -> tuple[AlarmRow, ...]:
     """The alarms of the caller's commission and those below it, oldest first."""
     caller = commission_caller(network, staff)
     if status and status not in STATUSES:
@@ -75,7 +74,7 @@ def alarms(
     return tuple(_row(a) for a in json.loads(raw))
 
 
-def act(network: AllianceNetwork, staff: StaffIdentity, request: AlarmAct) -> AlarmActed:
+def act(network: AllianceNetwork, staff: Staff, request: AlarmAct) -> AlarmActed:
     """Acknowledge or close an alarm. Raises `InvalidArgument` for a bad id, action or a close
     without a note; the contract's refusals (another chain's alarm: 403, unknown: 404, already
     closed: 409) as their categories. The note is sealed only after the alarm is read back."""

@@ -25,11 +25,11 @@ from medalliance.audit.figures import Figure
 from medalliance.errors import InvalidArgument, PermissionDenied
 from medalliance.web.services.commission_index import IndexState, followed_index
 from medalliance.web.services.commission_staff import (
-    StaffIdentity,
     commission_caller,
     require_reviewer,
 )
 from medalliance.web.services.contract_refusal import translated
+from medalliance.web.staff import Staff
 
 __all__ = [
     "REPORT_FORMATS",
@@ -102,7 +102,7 @@ class ReportFile:
 
 
 def access_log(
-    network: AllianceNetwork, staff: StaffIdentity, *, org: str = "", record: str = ""
+    network: AllianceNetwork, staff: Staff, *, org: str = "", record: str = ""
 ) -> AccessLog:
     """Grants, revocations, fetches and decrypts of supervised hospitals' records or by them.
     Raises `AuditDenied` for a filter naming a hospital outside the commission's chain."""
@@ -115,7 +115,7 @@ def access_log(
     return AccessLog(tuple(events), queries.hospitals, state)
 
 
-def reports_to(network: AllianceNetwork, staff: StaffIdentity, period: str) -> ReportsView:
+def reports_to(network: AllianceNetwork, staff: Staff, period: str) -> ReportsView:
     """The month's reports addressed to the caller's commission (hospitals' and districts')."""
     caller = commission_caller(network, staff)
     check_period(period)
@@ -131,7 +131,7 @@ def reports_to(network: AllianceNetwork, staff: StaffIdentity, period: str) -> R
 
 
 def aggregate_reports(
-    network: AllianceNetwork, staff: StaffIdentity, period: str, report_id: str = ""
+    network: AllianceNetwork, staff: Staff, period: str, report_id: str = ""
 ) -> Aggregated:
     """Sum the month's reports to the commission and report upward to its parent (a
     reviewer's act). Raises `PermissionDenied` at the top of the hierarchy."""
@@ -153,7 +153,7 @@ def aggregate_reports(
     )  # fmt: skip
 
 
-def indicators(network: AllianceNetwork, staff: StaffIdentity, period: str) -> Indicators:
+def indicators(network: AllianceNetwork, staff: Staff, period: str) -> Indicators:
     """docs/audit.md §2 for the supervised hospitals and region-wide, each citing its txs."""
     caller = commission_caller(network, staff)
     check_period(period)
@@ -164,7 +164,7 @@ def indicators(network: AllianceNetwork, staff: StaffIdentity, period: str) -> I
 
 
 def referral_volumes(
-    network: AllianceNetwork, staff: StaffIdentity, until: str, months: int = 12
+    network: AllianceNetwork, staff: Staff, until: str, months: int = 12
 ) -> VolumeSeries:
     """Upward and downward referrals made by or to supervised hospitals, per month, for the
     `months` months through `until` (YYYY-MM)."""
@@ -181,7 +181,7 @@ def referral_volumes(
     )
 
 
-def queue_ages(network: AllianceNetwork, staff: StaffIdentity, now: dt.datetime) -> tuple[int, ...]:
+def queue_ages(network: AllianceNetwork, staff: Staff, now: dt.datetime) -> tuple[int, ...]:
     """How many pending applications are younger than each of `AGE_BUCKETS_HOURS`, and older."""
     caller = commission_caller(network, staff)
     with followed_index(network, caller.msp_id) as (index, _):
@@ -194,7 +194,7 @@ def queue_ages(network: AllianceNetwork, staff: StaffIdentity, now: dt.datetime)
 
 
 def signed_report(
-    network: AllianceNetwork, staff: StaffIdentity, period: str, fmt: str, now: dt.datetime
+    network: AllianceNetwork, staff: Staff, period: str, fmt: str, now: dt.datetime
 ) -> ReportFile:
     """The commission's signed report of `period`, derived from its own peer's ledger and
     signed by the caller (docs/audit.md §6), as JSON, or exported as CSV or PDF."""

@@ -26,11 +26,11 @@ from medalliance.app.referral_demo import seal_note
 from medalliance.errors import Conflict, InvalidArgument, NotFound, PermissionDenied
 from medalliance.web.services.commission_index import IndexState, followed_index
 from medalliance.web.services.commission_staff import (
-    StaffIdentity,
     commission_caller,
     require_reviewer,
 )
 from medalliance.web.services.contract_refusal import translated
+from medalliance.web.staff import Staff
 
 __all__ = [
     "DECISIONS",
@@ -142,7 +142,7 @@ class RuleChange:
     block: int
 
 
-def review_queue(network: AllianceNetwork, staff: StaffIdentity, now: dt.datetime) -> ReviewQueue:
+def review_queue(network: AllianceNetwork, staff: Staff, now: dt.datetime) -> ReviewQueue:
     """Pending applications of the supervised hospitals, oldest first, with age and deadline."""
     caller = commission_caller(network, staff)
     with followed_index(network, caller.msp_id) as (index, state):
@@ -176,7 +176,7 @@ def review_queue(network: AllianceNetwork, staff: StaffIdentity, now: dt.datetim
     )
 
 
-def decide(network: AllianceNetwork, staff: StaffIdentity, review: ReviewInput) -> Decision:
+def decide(network: AllianceNetwork, staff: Staff, review: ReviewInput) -> Decision:
     """Approve or reject one application of the caller's commission. Raises `InvalidArgument`
     for a bad decision, reason or note, `ApplicationNotFound` for an id not in the queue,
     `PermissionDenied` for another commission's application or a non-reviewer, `Conflict` for
@@ -218,7 +218,7 @@ def decide(network: AllianceNetwork, staff: StaffIdentity, review: ReviewInput) 
     )  # fmt: skip
 
 
-def downward_rule(network: AllianceNetwork, staff: StaffIdentity) -> DownwardRuleView:
+def downward_rule(network: AllianceNetwork, staff: Staff) -> DownwardRuleView:
     """Whether downward referrals of the commission's own hospitals need an application."""
     caller = commission_caller(network, staff)
     hospitals = _direct_hospitals(network, caller.msp_id)
@@ -233,7 +233,7 @@ def downward_rule(network: AllianceNetwork, staff: StaffIdentity) -> DownwardRul
     return DownwardRuleView(caller.msp_id, rule, hospitals)
 
 
-def set_downward_rule(network: AllianceNetwork, staff: StaffIdentity, rule: str) -> RuleChange:
+def set_downward_rule(network: AllianceNetwork, staff: Staff, rule: str) -> RuleChange:
     caller = commission_caller(network, staff)
     require_reviewer(caller)
     if rule not in DOWNWARD_RULES:
@@ -244,7 +244,7 @@ def set_downward_rule(network: AllianceNetwork, staff: StaffIdentity, rule: str)
     return RuleChange(f"downward referrals: {rule}", done.tx_id, done.block)
 
 
-def deadline_rules(network: AllianceNetwork, staff: StaffIdentity) -> DeadlineRulesView:
+def deadline_rules(network: AllianceNetwork, staff: Staff) -> DeadlineRulesView:
     """The time the commission allows for each next step (its latest published version)."""
     caller = commission_caller(network, staff)
     raw = translated(
@@ -261,7 +261,7 @@ def deadline_rules(network: AllianceNetwork, staff: StaffIdentity) -> DeadlineRu
 
 def set_deadline_rules(
     network: AllianceNetwork,
-    staff: StaffIdentity,
+    staff: Staff,
     review_hours: int,
     accept_hours: int,
     complete_days: int,

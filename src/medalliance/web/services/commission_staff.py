@@ -9,8 +9,6 @@ audit views answer auditors and reviewers (docs/audit.md §3); the contracts che
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from medalliance.app.alliance_network import AllianceNetwork
 from medalliance.app.audit_queries import (
     AUDIT_ROLES,
@@ -20,24 +18,12 @@ from medalliance.app.audit_queries import (
     require_auditor,
 )
 from medalliance.errors import NotFound
+from medalliance.web.staff import Staff
 
-__all__ = ["StaffIdentity", "commission_caller", "require_reviewer"]
-
-
-class StaffIdentity(Protocol):
-    """What the services need of a logged-in member of staff (web/auth.py `Staff` has it)."""
-
-    @property
-    def msp_id(self) -> str: ...
-
-    @property
-    def identity(self) -> str: ...
-
-    @property
-    def role(self) -> str: ...
+__all__ = ["commission_caller", "require_reviewer"]
 
 
-def commission_caller(network: AllianceNetwork, staff: StaffIdentity) -> Auditor:
+def commission_caller(network: AllianceNetwork, staff: Staff) -> Auditor:
     """The proven auditor or reviewer behind `staff`. Raises `AuditDenied` (403) for a
     hospital's staff, an operator, or an identity without its own certificate and key."""
     config = network.layout.config

@@ -24,8 +24,9 @@ from medalliance.app.audit_queries import Auditor, supervised_hospitals
 from medalliance.audit.facts import Fact
 from medalliance.errors import InvalidArgument, NotFound
 from medalliance.web.services.commission_index import IndexState, followed_index
-from medalliance.web.services.commission_staff import StaffIdentity, commission_caller
+from medalliance.web.services.commission_staff import commission_caller
 from medalliance.web.services.contract_refusal import translated
+from medalliance.web.staff import Staff
 
 __all__ = ["Trace", "TraceStep", "VisitNotTraced", "trace"]
 
@@ -68,7 +69,7 @@ class Trace:
     index: IndexState
 
 
-def trace(network: AllianceNetwork, staff: StaffIdentity, query: str) -> Trace:
+def trace(network: AllianceNetwork, staff: Staff, query: str) -> Trace:
     """Every step of a visit (or of each visit of a pseudonym) in ledger order. Raises
     `InvalidArgument` for a malformed query and `VisitNotTraced` when nothing in the
     commission's jurisdiction matches."""

@@ -5,7 +5,7 @@ typed input) -> typed result`; pages, the JSON API and the FHIR REST API all cal
 decision is made here once. This module owns what they share:
 
 - the two things they need of the web backend and of the signed-in staff member, as protocols
-  (`HospitalBackend`, `HospitalStaff`), so the services depend on no web framework;
+  (`HospitalBackend`, `Staff`), so the services depend on no web framework;
 - the role check made before any call (the contracts check again on the chain): referrals are
   the doctors' (the `referral` and `report` contracts allow doctors only), registering a visit
   and sharing resources the doctors' and clerks', settlement the clerks';
@@ -32,15 +32,16 @@ from medalliance.app.hospital_book import HospitalBook
 from medalliance.errors import NotFound, PermissionDenied
 from medalliance.hospital.clinical_store import ClinicalStore
 from medalliance.node.config import HOSPITAL_TYPES
+from medalliance.web.staff import Staff
 
 __all__ = [
     "CLERK_ROLES",
     "DOCTOR_ROLES",
     "SETTLEMENT_ROLES",
     "HospitalBackend",
-    "HospitalStaff",
     "NotAtThisHospital",
     "RoleRefused",
+    "Staff",
     "Written",
     "access_events",
     "evaluate_json",
@@ -64,26 +65,6 @@ class HospitalBackend(Protocol):
     def network(self) -> AllianceNetwork: ...
 
     def store(self, org: str) -> ClinicalStore: ...
-
-
-class HospitalStaff(Protocol):
-    """The signed-in staff member (web/auth.py `Staff`): an enrolled identity of one
-    organisation, with the role of that identity."""
-
-    @property
-    def username(self) -> str: ...
-
-    @property
-    def organization(self) -> str: ...
-
-    @property
-    def msp_id(self) -> str: ...
-
-    @property
-    def identity(self) -> str: ...
-
-    @property
-    def role(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +91,7 @@ class NotAtThisHospital(NotFound):
 
 
 def require_hospital_role(
-    backend: HospitalBackend, staff: HospitalStaff, action: str, roles: tuple[str, ...]
+    backend: HospitalBackend, staff: Staff, action: str, roles: tuple[str, ...]
 ) -> None:
     """Refuse (`RoleRefused`) staff of a non-hospital or without one of `roles`."""
     org = backend.network.layout.config.organization(staff.msp_id)
@@ -120,13 +101,13 @@ def require_hospital_role(
         raise RoleRefused(staff.role, action, roles)
 
 
-def hospital_store(backend: HospitalBackend, staff: HospitalStaff) -> ClinicalStore:
+def hospital_store(backend: HospitalBackend, staff: Staff) -> ClinicalStore:
     """The staff member's own hospital's store: the only one a hospital service ever opens."""
     return backend.store(staff.msp_id)
 
 
 def submit(
-    backend: HospitalBackend, staff: HospitalStaff, contract: str, function: str, *args: str
+    backend: HospitalBackend, staff: Staff, contract: str, function: str, *args: str
 ) -> Committed:
     """Call a contract as the staff member; the contract's refusal is its `ContractError`
     (nothing written). The commit's block is noted for the timeline."""
@@ -136,7 +117,7 @@ def submit(
 
 
 def evaluate_json(
-    backend: HospitalBackend, staff: HospitalStaff, contract: str, function: str, *args: str
+    backend: HospitalBackend, staff: Staff, contract: str, function: str, *args: str
 ) -> Any:
     raw = backend.network.evaluate(staff.msp_id, staff.identity, contract, function, *args)
     return json.loads(raw)
@@ -150,7 +131,7 @@ def tx_block(store: ClinicalStore, tx_id: str) -> int | None:
 _ACCESS_LOCK = threading.Lock()
 
 
-def log_access(store: ClinicalStore, staff: HospitalStaff, reference: str, view: str) -> None:
+def log_access(store: ClinicalStore, staff: Staff, reference: str, view: str) -> None:
     """Note that `staff` viewed `reference` (e.g. "Patient/p1") in the hospital's own access log,
     before the data is shown. Local: the resource never left the hospital."""
     at = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")

@@ -27,7 +27,7 @@ from medalliance.hospital.identifiers import identifier_value
 from medalliance.web.services.hospital_access import (
     DOCTOR_ROLES,
     HospitalBackend,
-    HospitalStaff,
+    Staff,
     Written,
     hospital_store,
     log_access,
@@ -108,7 +108,7 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
 
 
 def read_resource(
-    backend: HospitalBackend, staff: HospitalStaff, kind: str, resource_id: str
+    backend: HospitalBackend, staff: Staff, kind: str, resource_id: str
 ) -> dict[str, Any]:
     """One resource of the hospital's store; a read of patient data is an access event."""
     require_hospital_role(backend, staff, "read FHIR resources", READ_ROLES)
@@ -124,7 +124,7 @@ def read_resource(
 
 def search_bundle(
     backend: HospitalBackend,
-    staff: HospitalStaff,
+    staff: Staff,
     kind: str,
     params: Mapping[str, str],
     base: str,
@@ -166,7 +166,7 @@ def search_bundle(
 
 
 def update_task(
-    backend: HospitalBackend, staff: HospitalStaff, task_id: str, wanted: Mapping[str, Any]
+    backend: HospitalBackend, staff: Staff, task_id: str, wanted: Mapping[str, Any]
 ) -> tuple[dict[str, Any], Written]:
     """Move an incoming referral's Task to `wanted["status"]` (a PUT body, or the current Task
     with a patch applied): accepted; rejected with `statusReason`; completed with `output`.

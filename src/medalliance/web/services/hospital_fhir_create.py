@@ -21,18 +21,17 @@ from typing import Any
 from medalliance.errors import InvalidArgument
 from medalliance.hospital.code_systems import DEPARTMENT_SYSTEM, DIRECTION_SYSTEM, MSP_ID_SYSTEM
 from medalliance.hospital.identifiers import VISIT_NUMBER_SYSTEM, identifier_value
-from medalliance.web.services.hospital_access import HospitalBackend, HospitalStaff, hospital_store
+from medalliance.web.services.hospital_access import HospitalBackend, hospital_store
 from medalliance.web.services.hospital_forms import ReferralForm, parse_form
 from medalliance.web.services.hospital_referrals import Started, apply_for_referral
+from medalliance.web.staff import Staff
 
 __all__ = ["create_referral"]
 
 _URGENCY = {"routine": "routine", "urgent": "urgent", "asap": "urgent", "stat": "emergency"}
 
 
-def create_referral(
-    backend: HospitalBackend, staff: HospitalStaff, bundle: Mapping[str, Any]
-) -> Started:
+def create_referral(backend: HospitalBackend, staff: Staff, bundle: Mapping[str, Any]) -> Started:
     """Apply for the referral the Bundle describes; `InvalidArgument` naming what is missing."""
     task, request = _parts(bundle)
     store = hospital_store(backend, staff)

@@ -31,8 +31,8 @@ from medalliance.web.i18n import N_
 from medalliance.web.services.hospital_access import (
     CLERK_ROLES,
     HospitalBackend,
-    HospitalStaff,
     NotAtThisHospital,
+    Staff,
     evaluate_json,
     hospital_store,
     log_access,
@@ -90,7 +90,7 @@ class VisitRegistered:
 
 
 def search_patients(
-    backend: HospitalBackend, staff: HospitalStaff, search: PatientSearch
+    backend: HospitalBackend, staff: Staff, search: PatientSearch
 ) -> tuple[PatientRow, ...]:
     """The hospital's patients matching a name part and/or an identifier (all when both are
     empty), by id. A list shows names: it is an access event of its own."""
@@ -106,9 +106,7 @@ def search_patients(
     return rows
 
 
-def patient_record(
-    backend: HospitalBackend, staff: HospitalStaff, patient_id: str
-) -> PatientRecord:
+def patient_record(backend: HospitalBackend, staff: Staff, patient_id: str) -> PatientRecord:
     """One patient's record in short; logged as an access before it is returned."""
     require_hospital_role(backend, staff, "open a patient's record", READ_ROLES)
     store = hospital_store(backend, staff)
@@ -130,7 +128,7 @@ def patient_record(
 
 
 def record_choices(
-    backend: HospitalBackend, staff: HospitalStaff, patient_id: str
+    backend: HospitalBackend, staff: Staff, patient_id: str
 ) -> tuple[RecordChoice, ...]:
     """What the referral form offers as checkboxes for this patient."""
     require_hospital_role(backend, staff, "prepare a referral", READ_ROLES)
@@ -147,9 +145,7 @@ def record_choices(
     return tuple(choices)
 
 
-def register_visit(
-    backend: HospitalBackend, staff: HospitalStaff, form: VisitForm
-) -> VisitRegistered:
+def register_visit(backend: HospitalBackend, staff: Staff, form: VisitForm) -> VisitRegistered:
     """Register a visit of a patient of the store: an Encounter with the visit number locally and
     the visit (number + pseudonym) on the chain. `Conflict` if the number is taken on the chain
     (checked first, so nothing is written locally)."""

@@ -19,7 +19,7 @@ from medalliance.errors import ContractError
 from medalliance.hospital.code_systems import REFERRAL_ID_SYSTEM
 from medalliance.web.services.hospital_access import (
     HospitalBackend,
-    HospitalStaff,
+    Staff,
     evaluate_json,
     hospital_store,
     require_hospital_role,
@@ -118,7 +118,7 @@ class VolumeSeries:
 
 def referral_page(
     backend: HospitalBackend,
-    staff: HospitalStaff,
+    staff: Staff,
     side: str,
     offset: int = 0,
     count: int = 50,
@@ -141,9 +141,7 @@ def referral_page(
     return ReferralPage(tuple(rows[offset : offset + count]), len(rows), offset, count)
 
 
-def referral_detail(
-    backend: HospitalBackend, staff: HospitalStaff, referral_id: str
-) -> ReferralDetail:
+def referral_detail(backend: HospitalBackend, staff: Staff, referral_id: str) -> ReferralDetail:
     """One referral of this hospital with its timeline; `NotAtThisHospital` for any other."""
     require_hospital_role(backend, staff, "read a referral", READ_ROLES)
     local = local_referral(backend, staff, referral_id)
@@ -182,7 +180,7 @@ def referral_detail(
     )
 
 
-def applications(backend: HospitalBackend, staff: HospitalStaff) -> tuple[ApplicationRow, ...]:
+def applications(backend: HospitalBackend, staff: Staff) -> tuple[ApplicationRow, ...]:
     """The referral applications this hospital made, newest first, with the chain's status."""
     require_hospital_role(backend, staff, "read applications", READ_ROLES)
     store = hospital_store(backend, staff)
@@ -209,7 +207,7 @@ def applications(backend: HospitalBackend, staff: HospitalStaff) -> tuple[Applic
     return tuple(sorted(rows, key=lambda r: (r.block, r.application_id), reverse=True))
 
 
-def referral_volumes(backend: HospitalBackend, staff: HospitalStaff) -> VolumeSeries:
+def referral_volumes(backend: HospitalBackend, staff: Staff) -> VolumeSeries:
     """This hospital's referrals per month (of their referral time on the chain), by side and
     direction: the chart of the hospital's home page."""
     require_hospital_role(backend, staff, "read referral volumes", READ_ROLES)
@@ -234,7 +232,7 @@ def referral_volumes(backend: HospitalBackend, staff: HospitalStaff) -> VolumeSe
 
 
 def return_referral_defaults(
-    backend: HospitalBackend, staff: HospitalStaff, referral_id: str
+    backend: HospitalBackend, staff: Staff, referral_id: str
 ) -> dict[str, str]:
     """The referral form's values for referring the patient of an incoming referral back down
     to the origin (下转): the imported Patient, the visit, the origin, the referral's ICD-10
@@ -275,7 +273,7 @@ def _settlement(settlement: dict[str, Any]) -> str:
     return settlement_text(settlement) if settlement else ""
 
 
-def _visit_here(backend: HospitalBackend, staff: HospitalStaff, visit_no: str) -> bool:
+def _visit_here(backend: HospitalBackend, staff: Staff, visit_no: str) -> bool:
     try:
         visit = evaluate_json(backend, staff, "visit", "GetVisit", visit_no)
     except ContractError:
@@ -283,7 +281,7 @@ def _visit_here(backend: HospitalBackend, staff: HospitalStaff, visit_no: str) -
     return bool(visit["hospital"] == staff.msp_id)
 
 
-def _actions(staff: HospitalStaff, on_chain: dict[str, Any], visit_here: bool) -> tuple[str, ...]:
+def _actions(staff: Staff, on_chain: dict[str, Any], visit_here: bool) -> tuple[str, ...]:
     """What this reader may do next; the contracts decide again. Referring back down needs the
     patient's visit still here (not yet referred back)."""
     if staff.role != "doctor":

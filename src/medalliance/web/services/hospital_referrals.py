@@ -40,8 +40,8 @@ from medalliance.web.i18n import N_
 from medalliance.web.services.hospital_access import (
     DOCTOR_ROLES,
     HospitalBackend,
-    HospitalStaff,
     NotAtThisHospital,
+    Staff,
     Written,
     evaluate_json,
     hospital_store,
@@ -108,9 +108,7 @@ class SyncResult:
     last_block: int
 
 
-def apply_for_referral(
-    backend: HospitalBackend, staff: HospitalStaff, form: ReferralForm
-) -> Started:
+def apply_for_referral(backend: HospitalBackend, staff: Staff, form: ReferralForm) -> Started:
     """Seal the referral Bundle of the form (the selected records and images) for the target and
     apply to the supervising regulator; a return (DOWN) referral the regulator lets through
     without approval is referred at once. Raises `FormInvalid` (a field), `NotFound`,
@@ -163,7 +161,7 @@ def apply_for_referral(
 
 
 def refer_with_application(
-    backend: HospitalBackend, staff: HospitalStaff, choice: ApplicationChoice
+    backend: HospitalBackend, staff: Staff, choice: ApplicationChoice
 ) -> Started:
     """Refer the patient with an approved application this hospital made (the contract refuses
     one not approved, used, or of another visit or target)."""
@@ -182,7 +180,7 @@ def refer_with_application(
                    application["recordId"], written.tx_id, written.block)  # fmt: skip
 
 
-def accept_referral(backend: HospitalBackend, staff: HospitalStaff, referral_id: str) -> Written:
+def accept_referral(backend: HospitalBackend, staff: Staff, referral_id: str) -> Written:
     """Accept an incoming referral (the contract refuses one not REFERRED: a second accept)."""
     require_hospital_role(backend, staff, "accept a referral", DOCTOR_ROLES)
     local_referral(backend, staff, referral_id, side="incoming")
@@ -192,7 +190,7 @@ def accept_referral(backend: HospitalBackend, staff: HospitalStaff, referral_id:
 
 
 def reject_referral(
-    backend: HospitalBackend, staff: HospitalStaff, referral_id: str, form: RejectForm
+    backend: HospitalBackend, staff: Staff, referral_id: str, form: RejectForm
 ) -> Written:
     """Refuse an incoming referral with a reason code and, optionally, a note sealed for the
     origin hospital and its regulator; the patient returns to the origin."""
@@ -211,7 +209,7 @@ def reject_referral(
 
 
 def complete_referral(
-    backend: HospitalBackend, staff: HospitalStaff, referral_id: str, form: CompleteForm
+    backend: HospitalBackend, staff: Staff, referral_id: str, form: CompleteForm
 ) -> Completed:
     """Complete an accepted incoming referral with the feedback document (sealed for the origin
     and its regulator); the hospitals' benefit-sharing agreement settles it."""
@@ -236,9 +234,7 @@ _SYNC_LOCKS: dict[str, threading.Lock] = {}
 _SYNC_LOCKS_GUARD = threading.Lock()
 
 
-def sync_referrals(
-    backend: HospitalBackend, staff: HospitalStaff, until: int | None = None
-) -> SyncResult:
+def sync_referrals(backend: HospitalBackend, staff: Staff, until: int | None = None) -> SyncResult:
     """Run the hospital's connector (app/connector.py) through `until` (None: the own peer's
     height when embedded): new incoming referrals are imported, with their decryption logged on
     the chain, and statuses followed. One sync per hospital at a time."""
@@ -260,7 +256,7 @@ def sync_referrals(
 
 
 def local_referral(
-    backend: HospitalBackend, staff: HospitalStaff, referral_id: str, side: str | None = None
+    backend: HospitalBackend, staff: Staff, referral_id: str, side: str | None = None
 ) -> dict[str, Any]:
     """The hospital's record of a referral it made or received (of `side`), else
     `NotAtThisHospital`: another hospital's referral is never looked up on the chain."""
@@ -295,7 +291,7 @@ def _selection(store: ClinicalStore, form: ReferralForm) -> tuple[str, ...]:
 
 
 def _refer(
-    backend: HospitalBackend, staff: HospitalStaff, referral_id: str, application_id: str,
+    backend: HospitalBackend, staff: Staff, referral_id: str, application_id: str,
     visit_no: str, target: str, direction: str, record_id: str,
 ) -> Written:  # fmt: skip
     done = submit(backend, staff, "referral", "Refer", referral_id, application_id, visit_no,
@@ -312,7 +308,7 @@ def _refer(
     return Written(done.tx_id, done.block)
 
 
-def _target(backend: HospitalBackend, staff: HospitalStaff, name: str) -> str:
+def _target(backend: HospitalBackend, staff: Staff, name: str) -> str:
     config = backend.network.layout.config
     found = [o for o in config.organizations if name in (o.name, o.msp_id)]
     if not found or found[0].type not in HOSPITAL_TYPES or found[0].msp_id == staff.msp_id:
@@ -320,7 +316,7 @@ def _target(backend: HospitalBackend, staff: HospitalStaff, name: str) -> str:
     return found[0].msp_id
 
 
-def _visit_here(backend: HospitalBackend, staff: HospitalStaff, visit_no: str) -> dict[str, Any]:
+def _visit_here(backend: HospitalBackend, staff: Staff, visit_no: str) -> dict[str, Any]:
     try:
         visit: dict[str, Any] = evaluate_json(backend, staff, "visit", "GetVisit", visit_no)
     except ContractError:
@@ -332,13 +328,13 @@ def _visit_here(backend: HospitalBackend, staff: HospitalStaff, visit_no: str) -
     return visit
 
 
-def _downward_rule(backend: HospitalBackend, staff: HospitalStaff) -> str:
+def _downward_rule(backend: HospitalBackend, staff: Staff) -> str:
     rule = evaluate_json(backend, staff, "report", "DownwardRule", staff.msp_id)
     return str(rule["rule"])
 
 
 def _actionable(
-    backend: HospitalBackend, staff: HospitalStaff, referral_id: str, status: str, verb: str
+    backend: HospitalBackend, staff: Staff, referral_id: str, status: str, verb: str
 ) -> dict[str, Any]:
     """The chain's referral, checked before a document is sealed for it: this hospital is its
     target and it is in `status` (what the contract will check again)."""

@@ -31,8 +31,8 @@ from medalliance.web.services.hospital_access import (
     DOCTOR_ROLES,
     SETTLEMENT_ROLES,
     HospitalBackend,
-    HospitalStaff,
     NotAtThisHospital,
+    Staff,
     Written,
     evaluate_json,
     hospital_store,
@@ -108,9 +108,7 @@ class Agreement:
     terms: str
 
 
-def open_resources(
-    backend: HospitalBackend, staff: HospitalStaff, kind: str = ""
-) -> list[dict[str, Any]]:
+def open_resources(backend: HospitalBackend, staff: Staff, kind: str = "") -> list[dict[str, Any]]:
     """The alliance's open resources (of `kind`), each with its free slots."""
     require_hospital_role(backend, staff, "list shared resources", CLERK_ROLES)
     if kind and kind not in KINDS:
@@ -119,7 +117,7 @@ def open_resources(
     return found
 
 
-def publish_resource(backend: HospitalBackend, staff: HospitalStaff, form: ResourceForm) -> Created:
+def publish_resource(backend: HospitalBackend, staff: Staff, form: ResourceForm) -> Created:
     require_hospital_role(backend, staff, "publish a resource", CLERK_ROLES)
     resource_id = f"RES-{secrets.token_hex(5).upper()}"
     done = submit(backend, staff, "resource", "PublishResource", resource_id, staff.msp_id,
@@ -127,7 +125,7 @@ def publish_resource(backend: HospitalBackend, staff: HospitalStaff, form: Resou
     return Created(resource_id, done.tx_id, done.block)
 
 
-def request_booking(backend: HospitalBackend, staff: HospitalStaff, form: BookingForm) -> Created:
+def request_booking(backend: HospitalBackend, staff: Staff, form: BookingForm) -> Created:
     require_hospital_role(backend, staff, "book a resource", CLERK_ROLES)
     booking_id = f"BK-{secrets.token_hex(5).upper()}"
     done = submit(backend, staff, "resource", "RequestBooking", booking_id, form.resource_id,
@@ -136,7 +134,7 @@ def request_booking(backend: HospitalBackend, staff: HospitalStaff, form: Bookin
     return Created(booking_id, done.tx_id, done.block)
 
 
-def my_bookings(backend: HospitalBackend, staff: HospitalStaff) -> list[dict[str, Any]]:
+def my_bookings(backend: HospitalBackend, staff: Staff) -> list[dict[str, Any]]:
     """The bookings this hospital requested through the web client, with their chain status."""
     require_hospital_role(backend, staff, "list bookings", CLERK_ROLES)
     rows = []
@@ -149,7 +147,7 @@ def my_bookings(backend: HospitalBackend, staff: HospitalStaff) -> list[dict[str
 
 
 def decide_booking(
-    backend: HospitalBackend, staff: HospitalStaff, booking_id: str, confirm: bool,
+    backend: HospitalBackend, staff: Staff, booking_id: str, confirm: bool,
     reason_code: str = "",
 ) -> Written:  # fmt: skip
     """The owner confirms or declines (a code of `DECLINE_REASONS`) a requested booking."""
@@ -163,7 +161,7 @@ def decide_booking(
     return Written(done.tx_id, done.block)
 
 
-def share_result(backend: HospitalBackend, staff: HospitalStaff, form: ResultForm) -> Created:
+def share_result(backend: HospitalBackend, staff: Staff, form: ResultForm) -> Created:
     """Seal the chosen record of the visit's patient for the receiving hospitals and share it as
     an examination result (resource contract `ShareResult`)."""
     require_hospital_role(backend, staff, "share a result", DOCTOR_ROLES)
@@ -200,9 +198,7 @@ def share_result(backend: HospitalBackend, staff: HospitalStaff, form: ResultFor
     return Created(result_id, done.tx_id, done.block)
 
 
-def results_of_visit(
-    backend: HospitalBackend, staff: HospitalStaff, visit_no: str
-) -> list[dict[str, Any]]:
+def results_of_visit(backend: HospitalBackend, staff: Staff, visit_no: str) -> list[dict[str, Any]]:
     require_hospital_role(backend, staff, "list shared results", CLERK_ROLES)
     found: list[dict[str, Any]] = evaluate_json(
         backend, staff, "resource", "ResultsForVisit", visit_no
@@ -210,7 +206,7 @@ def results_of_visit(
     return found
 
 
-def agreements(backend: HospitalBackend, staff: HospitalStaff) -> list[Agreement]:
+def agreements(backend: HospitalBackend, staff: Staff) -> list[Agreement]:
     """This hospital's benefit-sharing agreements (ids `AG-<proposer>-<partner>`, as the demo and
     this client propose them), one per partner hospital at most."""
     require_hospital_role(backend, staff, "list agreements", CLERK_ROLES)
@@ -230,9 +226,7 @@ def agreements(backend: HospitalBackend, staff: HospitalStaff) -> list[Agreement
     return found
 
 
-def propose_agreement(
-    backend: HospitalBackend, staff: HospitalStaff, form: AgreementForm
-) -> Created:
+def propose_agreement(backend: HospitalBackend, staff: Staff, form: AgreementForm) -> Created:
     require_hospital_role(backend, staff, "propose an agreement", SETTLEMENT_ROLES)
     agreement_id = f"AG-{staff.msp_id}-{form.partner}"
     terms = {"UP": {"amountCents": form.up_cents, "payer": "target"},
@@ -242,14 +236,14 @@ def propose_agreement(
     return Created(agreement_id, done.tx_id, done.block)
 
 
-def accept_agreement(backend: HospitalBackend, staff: HospitalStaff, agreement_id: str) -> Written:
+def accept_agreement(backend: HospitalBackend, staff: Staff, agreement_id: str) -> Written:
     require_hospital_role(backend, staff, "accept an agreement", SETTLEMENT_ROLES)
     done = submit(backend, staff, "settlement", "AcceptAgreement", agreement_id)
     return Written(done.tx_id, done.block)
 
 
 def statement(
-    backend: HospitalBackend, staff: HospitalStaff, agreement_id: str, period: str
+    backend: HospitalBackend, staff: Staff, agreement_id: str, period: str
 ) -> dict[str, Any]:
     """An agreement's entries of a month (YYYY-MM) and each hospital's net, in cents."""
     require_hospital_role(backend, staff, "read a settlement statement", CLERK_ROLES)
@@ -259,7 +253,7 @@ def statement(
     return found
 
 
-def balance(backend: HospitalBackend, staff: HospitalStaff, period: str) -> dict[str, Any]:
+def balance(backend: HospitalBackend, staff: Staff, period: str) -> dict[str, Any]:
     """The hospital's receivable, payable and net over its agreements in a month, in cents."""
     require_hospital_role(backend, staff, "read the balance", CLERK_ROLES)
     found: dict[str, Any] = evaluate_json(

@@ -25,9 +25,9 @@ from medalliance.errors import InvalidArgument, MedallianceError, UnknownBlock
 from medalliance.ledger.block import header_hash, transactions_filter
 from medalliance.ledger.commit_certificate import read_certificate
 from medalliance.ledger.tx import parse_envelope
-from medalliance.web.services.commission_staff import StaffIdentity
 from medalliance.web.services.operator_staff import require_operator
 from medalliance.web.services.peer_height import peer_height
+from medalliance.web.staff import Staff
 
 __all__ = [
     "BlockList",
@@ -87,7 +87,7 @@ class BlockView:
 
 
 def blocks(
-    network: AllianceNetwork, staff: StaffIdentity, before: int | None = None, count: int = 20
+    network: AllianceNetwork, staff: Staff, before: int | None = None, count: int = 20
 ) -> BlockList:
     """Up to `count` blocks below `before` (None: the newest), newest first."""
     msp_id = require_operator(staff)
@@ -111,7 +111,7 @@ def blocks(
     return BlockList(height, tuple(reversed(summaries)))
 
 
-def block(network: AllianceNetwork, staff: StaffIdentity, number: int) -> BlockView:
+def block(network: AllianceNetwork, staff: Staff, number: int) -> BlockView:
     """One block's header, hashes, certificate and transactions. `UnknownBlock` past the end."""
     msp_id = require_operator(staff)
     height = peer_height(network, msp_id)

@@ -25,10 +25,10 @@ from medalliance.ledger.channel_config import ChannelConfig
 from medalliance.ledger.commit_certificate import SIGNATURES
 from medalliance.ledger.config_update import is_config_block
 from medalliance.node import launcher
-from medalliance.web.services.commission_staff import StaffIdentity
 from medalliance.web.services.contract_refusal import translated
 from medalliance.web.services.operator_staff import require_operator
 from medalliance.web.services.peer_height import embedded_of, on_alliance_thread, peer_height
+from medalliance.web.staff import Staff
 
 __all__ = [
     "ChannelMembers",
@@ -93,7 +93,7 @@ class ContractRow:
     deregistered: bool
 
 
-def nodes(network: AllianceNetwork, staff: StaffIdentity) -> tuple[NodeRow, ...]:
+def nodes(network: AllianceNetwork, staff: Staff) -> tuple[NodeRow, ...]:
     """Every node of the network with its health and block height."""
     require_operator(staff)
     embedded = embedded_of(network)
@@ -150,7 +150,7 @@ def latest_config(network: AllianceNetwork, msp_id: str) -> tuple[int, ChannelCo
     return int(block.header.number), ChannelConfig.from_block(block)
 
 
-def channel_members(network: AllianceNetwork, staff: StaffIdentity) -> ChannelMembers:
+def channel_members(network: AllianceNetwork, staff: Staff) -> ChannelMembers:
     msp_id = require_operator(staff)
     number, config = latest_config(network, msp_id)
     orderers = set(config.orderer_msp_ids)
@@ -174,7 +174,7 @@ def channel_members(network: AllianceNetwork, staff: StaffIdentity) -> ChannelMe
     )  # fmt: skip
 
 
-def contracts(network: AllianceNetwork, staff: StaffIdentity) -> tuple[ContractRow, ...]:
+def contracts(network: AllianceNetwork, staff: Staff) -> tuple[ContractRow, ...]:
     """The committed contract definitions of the channel (lifecycle), by name."""
     msp_id = require_operator(staff)
     raw = translated(

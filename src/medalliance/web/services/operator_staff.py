@@ -8,7 +8,7 @@ admin policies accept (membership votes) and the lifecycle answers.
 from __future__ import annotations
 
 from medalliance.errors import PermissionDenied
-from medalliance.web.services.commission_staff import StaffIdentity
+from medalliance.web.staff import Staff
 
 __all__ = ["OPERATOR_ROLE", "OperatorDenied", "require_operator"]
 
@@ -19,7 +19,7 @@ class OperatorDenied(PermissionDenied):
     """The caller is not the organisation's alliance operator."""
 
 
-def require_operator(staff: StaffIdentity) -> str:
+def require_operator(staff: Staff) -> str:
     """The operator's MSP id; `OperatorDenied` for anyone else."""
     if staff.role != OPERATOR_ROLE:
         raise OperatorDenied(

@@ -27,10 +27,10 @@ from medalliance.app.alliance_network import AllianceNetwork
 from medalliance.app.audit_report import write_atomically
 from medalliance.errors import Conflict, InvalidArgument, NotFound, Unavailable
 from medalliance.ledger.channel_config import ChannelConfig
-from medalliance.web.services.commission_staff import StaffIdentity
 from medalliance.web.services.operator_nodes import latest_config_block
 from medalliance.web.services.operator_staff import require_operator
 from medalliance.web.services.peer_height import embedded_of
+from medalliance.web.staff import Staff
 
 __all__ = ["VOTE_CHANGES", "Vote", "VoteSubmitted", "pending_votes", "propose", "sign", "submit"]
 
@@ -57,7 +57,7 @@ class VoteSubmitted:
     block: int
 
 
-def pending_votes(network: AllianceNetwork, staff: StaffIdentity) -> tuple[Vote, ...]:
+def pending_votes(network: AllianceNetwork, staff: Staff) -> tuple[Vote, ...]:
     """Every pending vote of the network folder, by vote id."""
     msp_id = require_operator(staff)
     folder = _folder(network)
@@ -69,7 +69,7 @@ def pending_votes(network: AllianceNetwork, staff: StaffIdentity) -> tuple[Vote,
     return tuple(votes)
 
 
-def propose(network: AllianceNetwork, staff: StaffIdentity, change: str, target: str) -> Vote:
+def propose(network: AllianceNetwork, staff: Staff, change: str, target: str) -> Vote:
     """A new vote on `change` (one of `VOTE_CHANGES`) of `target` (an organisation of the
     network folder, or an ordering node's name), made against the configuration in force."""
     msp_id = require_operator(staff)
@@ -94,7 +94,7 @@ def propose(network: AllianceNetwork, staff: StaffIdentity, change: str, target:
     return _vote(vote_id, update, _needed(network, msp_id), msp_id)
 
 
-def sign(network: AllianceNetwork, staff: StaffIdentity, vote_id: str) -> Vote:
+def sign(network: AllianceNetwork, staff: Staff, vote_id: str) -> Vote:
     """Add the operator organisation's admin signature to a pending vote (once)."""
     msp_id = require_operator(staff)
     path = _path(network, vote_id)
@@ -106,7 +106,7 @@ def sign(network: AllianceNetwork, staff: StaffIdentity, vote_id: str) -> Vote:
     return _vote(vote_id, update, _needed(network, msp_id), msp_id)
 
 
-def submit(network: AllianceNetwork, staff: StaffIdentity, vote_id: str) -> VoteSubmitted:
+def submit(network: AllianceNetwork, staff: Staff, vote_id: str) -> VoteSubmitted:
     """Send a vote to the ordering service and wait for its block; the vote file goes.
     Refused (`Unavailable`) on the embedded demo, whose ordering stage applies no updates."""
     msp_id = require_operator(staff)
