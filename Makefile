@@ -38,7 +38,7 @@ $(INTEROP): tests/interop/package-lock.json
 	else echo "npm not found: the Node interop tests will be skipped"; fi
 
 test: $(BIN)/medalliance $(INTEROP) $(ASSETS) lint typecheck
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=30
 
 lint: $(BIN)/medalliance
 	$(BIN)/ruff check src tests benchmarks examples

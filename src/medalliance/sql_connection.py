@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -28,6 +29,8 @@ from medalliance.database_url import DatabaseUrl, schema_name
 from medalliance.errors import Conflict, Unavailable
 
 __all__ = ["SqlConnection", "open_sql"]
+
+_OPEN_TIMEOUT = 30.0  # seconds another process may hold a new store while creating it
 
 
 class SqlConnection(Protocol):
@@ -83,15 +86,30 @@ class _Sqlite:
         try:
             url.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(
-                url.path, isolation_level=None, check_same_thread=False, timeout=30
+                url.path, isolation_level=None, check_same_thread=False, timeout=_OPEN_TIMEOUT
             )
-            for pragma in ("journal_mode=WAL", *pragmas):
-                self._conn.execute(f"PRAGMA {pragma}")
-            self._conn.executescript(tables.format(text="TEXT", json="TEXT", float="REAL"))
+            self._prepare(tables.format(text="TEXT", json="TEXT", float="REAL"), pragmas)
         except (OSError, sqlite3.Error) as exc:
             raise Unavailable(
                 f"cannot open {store} {url.redacted()}: {exc}; check the path and its permissions"
             ) from exc
+
+    def _prepare(self, tables: str, pragmas: Sequence[str]) -> None:
+        """Set the pragmas and create the tables in one transaction, retrying while another
+        process does the same: switching a new file to WAL answers "database is locked" at once
+        rather than through the busy timeout."""
+        deadline = time.monotonic() + _OPEN_TIMEOUT
+        while True:
+            try:
+                for pragma in ("journal_mode=WAL", *pragmas):
+                    self._conn.execute(f"PRAGMA {pragma}")
+                self._conn.executescript(f"BEGIN IMMEDIATE;{tables};COMMIT;")
+                return
+            except sqlite3.OperationalError as exc:
+                self.rollback()
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         try:

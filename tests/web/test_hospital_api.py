@@ -205,3 +205,14 @@ def test_a_rejection_with_a_sealed_note_returns_the_patient_to_the_origin(
     again = post(b, f"/referrals/{referral_id}/reject", {"reason_code": "NO_BED"})
     assert again.status_code == 400
     assert on_chain(web_backend, referral_id) == on_chain_now
+
+
+@pytest.mark.parametrize("offset", [2**63, 10**30])
+def test_an_offset_beyond_any_database_integer_is_refused_or_clamped(
+    path: dict[str, Any], offset: int
+) -> None:
+    a = path["a"]
+    refused = a.get(f"{API}/referrals", params={"side": "outgoing", "offset": str(offset)})
+    assert refused.status_code == 422, refused.text
+    page = a.get("/hospital/outgoing", params={"offset": str(offset)})
+    assert page.status_code == 200, page.text

@@ -97,7 +97,7 @@ def referral_list(
     staff: StaffDep,
     side: Annotated[Literal["incoming", "outgoing"], Query()] = "incoming",
     status: Annotated[Literal["", "REFERRED", "ACCEPTED", "REJECTED", "COMPLETED"], Query()] = "",
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=views.OFFSET_MAX)] = 0,
     count: Annotated[int, Query(ge=1, le=views.PAGE_SIZE_MAX)] = 50,
 ) -> views.ReferralPage:
     """This hospital's referrals of one side, newest first (after importing new ones)."""

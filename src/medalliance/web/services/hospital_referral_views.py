@@ -47,6 +47,8 @@ __all__ = [
 
 READ_ROLES = ("doctor", "clerk")
 PAGE_SIZE_MAX = 200
+# Far beyond any hospital's referrals, and below the databases' 64-bit integers.
+OFFSET_MAX = 10**9
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +130,7 @@ def referral_page(
     require_hospital_role(backend, staff, "read referrals", READ_ROLES)
     book = HospitalBook(hospital_store(backend, staff))
     count = max(1, min(count, PAGE_SIZE_MAX))
-    offset = max(0, offset)
+    offset = max(0, min(offset, OFFSET_MAX))
     if not status:  # the book's order index: a page of keys, not every referral
         docs, total = book.referral_page(side, offset, count)
         return ReferralPage(tuple(_row(("", d)) for d in docs), total, offset, count)
