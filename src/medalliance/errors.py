@@ -253,3 +253,13 @@ class UnknownPolicy(NotFound):
         )
         self.channel_id = channel_id
         self.path = path
+
+
+class InvalidPublicBundle(InvalidArgument):
+    """An organisation's public bundle that must not be used (a private key inside, a
+    certificate its CA did not issue, another organisation's name, a malformed archive)."""
+
+
+class GenesisMismatch(PreconditionFailed):
+    """A genesis archive that does not match the hash published out of band, or whose blocks do
+    not follow from the public bundles it carries: the organisation must not start from it."""

@@ -67,7 +67,7 @@ class GatewayAdminSession:
     def wait(self, channel: str, tx_id: str) -> int:
         return self._submitted.pop(tx_id).get_status().code
 
-    def query(self, channel: str, function: str, arg: str) -> bytes | None:
+    def query(self, channel: str, function: str, arg: str | bytes) -> bytes | None:
         contract = self._gateway.get_network(channel).get_contract(LIFECYCLE_NAMESPACE)
         try:
             return contract.evaluate_transaction(function, arg)

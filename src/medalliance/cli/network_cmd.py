@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,6 +15,7 @@ from rich.table import Table
 
 from medalliance.app.channel_update import propose
 from medalliance.app.session import GatewayAdminSession
+from medalliance.cli import network_split_cmd
 from medalliance.cli.output import dir_option, emit_json, output_state, stderr, stdout
 from medalliance.errors import InvalidArgument, MedallianceError, category_of
 from medalliance.node import launcher
@@ -23,14 +25,22 @@ from medalliance.node.bootstrap import (
     add_organization,
     init_network,
 )
-from medalliance.node.config import OrganizationConfig, load_network_config
+from medalliance.node.config import NetworkConfig, OrganizationConfig, load_network_config
 from medalliance.node.deploy import deploy_contracts
+from medalliance.node.split_setup import init_organization
 
 app = typer.Typer(
     help="Create, start, inspect and stop a network of node processes.", no_args_is_help=True
 )
 
 DirOption = Annotated[Path, dir_option("The network folder (created by `network init`).")]
+OrgOption = Annotated[
+    str | None,
+    typer.Option(
+        "--org",
+        help="Only this organisation's nodes (name or MSP id): its folder of a split set-up.",
+    ),
+]
 
 
 class InitOutput(BaseModel):
@@ -38,6 +48,9 @@ class InitOutput(BaseModel):
     organizations: list[str]
     channels: list[str]
     nodes: list[str]
+    # `--org`: the organisation's public bundle, to send to the genesis maker, and its SHA-256
+    bundle: str | None = None
+    bundle_sha256: str | None = None
 
 
 class NodeRow(BaseModel):
@@ -76,12 +89,28 @@ def _progress(message: str) -> None:
 def init(
     config: Annotated[Path, typer.Argument(help="The network config YAML (see networks/).")],
     directory: DirOption,
+    organization: Annotated[
+        str | None,
+        typer.Option(
+            "--org",
+            help="Make only this organisation's keys and its public bundle (split set-up: "
+            "docs/deployment.md).",
+        ),
+    ] = None,
 ) -> None:
     """Generate crypto material, genesis blocks, node configs and connection profiles.
 
+    With --org, only that organisation's own keys, node configs and profiles, and its public
+    bundle DIR/<Org>.public.tar.gz (certificates only) for `network genesis`.
+
     Example: medalliance network init networks/fabric-test-network.yaml --dir test-network
+
+    Example: medalliance network init alliance.yaml --org CityHC --dir /srv/medalliance
     """
     network = load_network_config(config)
+    if organization is not None:
+        _init_organization(network, organization, directory)
+        return
     layout = init_network(network, directory, now=dt.datetime.now(dt.UTC), on_progress=_progress)
     result = InitOutput(
         directory=str(directory),
@@ -98,53 +127,124 @@ def init(
         )
 
 
+def _init_organization(network: NetworkConfig, organization: str, directory: Path) -> None:
+    bundle = init_organization(
+        network, organization, directory, now=dt.datetime.now(dt.UTC), on_progress=_progress
+    )
+    org = network.organization(organization)
+    result = InitOutput(
+        directory=str(directory),
+        organizations=[org.msp_id],
+        channels=[c.name for c in network.channels],
+        nodes=[n.name for n in launcher.nodes_of(NetworkLayout(directory, network), org.name)],
+        bundle=str(bundle),
+        bundle_sha256=hashlib.sha256(bundle.read_bytes()).hexdigest(),
+    )
+    if output_state.json:
+        emit_json(result)
+    else:
+        stdout().print(
+            f"{org.name}'s keys are in {directory}; send {bundle} (certificates only, SHA-256 "
+            f"{result.bundle_sha256}) to the organisation making the genesis blocks"
+        )
+
+
 @app.command("up")
 def up(
     directory: DirOption,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for every node.")] = 90.0,
+    organization: OrgOption = None,
 ) -> None:
     """Start every node as a process, wait until all are healthy, deploy the contracts.
 
     Nodes already running are left alone, so after a crash `up` restarts what died, on the same
-    ledgers. Example: medalliance network up --dir test-network
+    ledgers. With --org, only that organisation's nodes start and nothing is deployed: once a
+    majority of the channel's peers is up, each organisation runs `network deploy --org`.
+
+    Example: medalliance network up --dir test-network
+
+    Example: medalliance network up --dir /srv/medalliance --org CityHC
     """
     layout = NetworkLayout.load(directory)
-    started = launcher.up(layout, timeout=timeout, on_progress=_progress)
+    started = launcher.up(layout, timeout=timeout, on_progress=_progress, organization=organization)
+    deployed: list[str] = []
+    if organization is None:
+        try:
+            deployed = _deploy(layout, None)
+        except MedallianceError as exc:
+            # A network that cannot run its contracts is not up: leave nothing this call started.
+            note = launcher.rolled_back(layout, started, _progress)
+            raise category_of(exc)(f"deploying the contracts failed: {exc}\n{note}") from None
+    result = UpOutput(
+        network=layout.config.name,
+        nodes=[NodeRow(**row) for row in launcher.status(layout, organization)],
+        deployed=deployed,
+    )
+    if output_state.json:
+        emit_json(result)
+        return
+    _table(result)
+    stdout().print(f"network {layout.config.name} is up; logs in {directory / launcher.LOGS}")
+    org = layout.config.organization(organization) if organization else None
+    if org is not None and any(org in layout.config.members(c) for c in layout.config.channels):
+        stdout().print(
+            f"once a majority of each channel's peers is up: "
+            f"`medalliance network deploy --dir {directory} --org {organization}`"
+        )
+
+
+class DeployOutput(BaseModel):
+    deployed: list[str]
+
+
+@app.command("deploy")
+def deploy(directory: DirOption, organization: OrgOption = None) -> None:
+    """Approve the configured contracts as your organisation's Admin, and commit each one once
+    a majority of its channel's organisations has approved it.
+
+    For a split set-up, after `network up --org` of a majority of each channel's organisations:
+    each runs it once; the one bringing the last approval needed commits. Without --org, every
+    organisation's Admin of the folder approves (what `network up` does).
+
+    Example: medalliance network deploy --dir /srv/medalliance --org TertiaryA
+    """
+    layout = NetworkLayout.load(directory)
+    own = layout.config.organization(organization).msp_id if organization else None
+    deployed = _deploy(layout, [own] if own else None)
+    if output_state.json:
+        emit_json(DeployOutput(deployed=deployed))
+    else:
+        stdout().print(
+            f"committed: {', '.join(deployed)}"
+            if deployed
+            else "no definition committed by this run"
+        )
+
+
+def _deploy(layout: NetworkLayout, organizations: list[str] | None) -> list[str]:
+    """Deploy through the lifecycle with the admins of `organizations` (None: all)."""
     sessions: dict[str, GatewayAdminSession] = {}
     try:
-        deployed = deploy_contracts(
+        return deploy_contracts(
             layout.config,
             lambda msp_id: (
                 sessions.get(msp_id)
                 or sessions.setdefault(msp_id, GatewayAdminSession(layout, msp_id))
             ),
             _progress,
+            organizations=organizations,
         )
-    except MedallianceError as exc:
-        # A network that cannot run its contracts is not up: leave nothing this call started.
-        for session in sessions.values():
-            session.close()
-        sessions.clear()
-        note = launcher.rolled_back(layout, started, _progress)
-        raise category_of(exc)(f"deploying the contracts failed: {exc}\n{note}") from None
     finally:
         for session in sessions.values():
             session.close()
-    result = UpOutput(
-        network=layout.config.name,
-        nodes=[NodeRow(**row) for row in launcher.status(layout)],
-        deployed=deployed,
-    )
-    if output_state.json:
-        emit_json(result)
-    else:
-        _table(result)
-        stdout().print(f"network {layout.config.name} is up; logs in {directory / launcher.LOGS}")
 
 
 @app.command("status")
-def status(directory: DirOption) -> None:
+def status(directory: DirOption, organization: OrgOption = None) -> None:
     """Show each node: organisation, role, pid, endpoint, health and block height.
+
+    Nodes of other organisations (no pid here) are shown as their operations endpoints answer;
+    --org shows one organisation's nodes only.
 
     Under the table, each integrity monitor's latest check (docs/audit.md §5). Exits 1 when any
     node is not up or an integrity monitor names a divergent peer (its last block or world
@@ -153,7 +253,7 @@ def status(directory: DirOption) -> None:
     Example: medalliance --json network status --dir test-network
     """
     layout = NetworkLayout.load(directory)
-    rows = [NodeRow(**row) for row in launcher.status(layout)]
+    rows = [NodeRow(**row) for row in launcher.status(layout, organization)]
     result = StatusOutput(network=layout.config.name, nodes=rows)
     if output_state.json:
         emit_json(result)
@@ -250,13 +350,13 @@ def add_orderer_cmd(
 
 
 @app.command("down")
-def down(directory: DirOption) -> None:
+def down(directory: DirOption, organization: OrgOption = None) -> None:
     """Stop every node cleanly (SIGTERM; SIGKILL after 15 s). Ledgers are kept.
 
-    Example: medalliance network down --dir test-network
+    Example: medalliance network down --dir test-network --org Org1
     """
     layout = NetworkLayout.load(directory)
-    stopped = launcher.down(layout, on_progress=_progress)
+    stopped = launcher.down(layout, on_progress=_progress, organization=organization)
     if output_state.json:
         emit_json(DownOutput(stopped=stopped))
     else:
@@ -301,3 +401,6 @@ def _integrity_lines(monitor: str, check: dict[str, Any]) -> None:
     )
     for finding in findings:
         out.print(f"  [red]{finding.get('message', '')}[/]", highlight=False)
+
+
+network_split_cmd.register(app)  # `network genesis`, `network join-genesis`

@@ -34,10 +34,10 @@ from medalliance.identity.cryptogen import (
     UserSpec,
     add_node,
     generate_org,
-    load_signer,
     org_dir,
 )
 from medalliance.identity.msp import Msp
+from medalliance.identity.signing import serialize_identity
 from medalliance.ledger.channel_config import ChannelDefinition, OrgDefinition, genesis_block
 from medalliance.ledger.commit_certificate import Consenter
 from medalliance.node.config import (
@@ -183,32 +183,14 @@ def init_network(
     directory.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".init-", dir=directory))
     try:
-        msps: dict[str, Msp] = {}
+        # The same steps the organisations run apart (node/split_setup.py), here in one process.
         for org in config.organizations:
             progress(f"generating crypto for {org.msp_id}")
-            root = generate_org(staging / ORGANIZATIONS, org_spec(org), now=now)
-            msps[org.msp_id] = Msp.from_dir(root / "msp", org.msp_id)
-        for org in config.organizations:
-            if org.peers:
-                _write_profiles(staging / ORGANIZATIONS, config, org)
-        # The pseudonym service's OPRF key: one regulator holds it, no hospital ever does.
-        service = config.pseudonym_regulator()
-        if service is not None:
-            save_key(generate_key(), org_dir(staging / ORGANIZATIONS, org_spec(service)) / OPRF_KEY)
-        _write_node_files(staging / NODES, config)
-        (staging / ARTIFACTS).mkdir()
-        consenter_set = _consenter_set(staging / ORGANIZATIONS, config)
-        for channel in config.channels:
-            progress(f"creating the genesis block of channel {channel.name}")
-            block = genesis_block(
-                channel_definition(config, channel, msps, consenter_set),
-                timestamp_ms=int(now.timestamp() * 1000),
-            )
-            (staging / ARTIFACTS / f"{channel.name}.block").write_bytes(block.SerializeToString())
-        dumped = config.model_dump(mode="json", exclude_none=True)
-        (staging / CONFIG_FILE).write_text(
-            yaml.safe_dump(dumped, sort_keys=False, allow_unicode=True), encoding="utf-8"
+            generate_organization(staging, config, org, now=now)
+        write_genesis_blocks(
+            staging, config, timestamp_ms=int(now.timestamp() * 1000), on_progress=progress
         )
+        save_config(staging, config)
         # network.yaml moves last: its presence is what marks a finished network.
         for entry in entries[1:] + entries[:1]:
             os.replace(staging / entry, directory / entry)
@@ -216,6 +198,52 @@ def init_network(
         shutil.rmtree(staging, ignore_errors=True)
     progress(f"network {config.name} is ready in {directory}")
     return NetworkLayout(directory, config)
+
+
+def generate_organization(
+    base: Path, config: NetworkConfig, org: OrganizationConfig, *, now: dt.datetime
+) -> Path:
+    """One organisation's own material in the network folder `base`: its CAs, node and user
+    keys and certificates, connection profiles, node files, and (the pseudonym service's
+    regulator only) the OPRF key. Returns its organisation folder. Nothing of another
+    organisation is read or written."""
+    root = generate_org(base / ORGANIZATIONS, org_spec(org), now=now)
+    if org.peers:
+        _write_profiles(base / ORGANIZATIONS, config, org)
+    # The pseudonym service's OPRF key: one regulator holds it, no hospital ever does.
+    service = config.pseudonym_regulator()
+    if service is not None and service.name == org.name:
+        save_key(generate_key(), root / OPRF_KEY)
+    _write_node_files(base / NODES, config, org)
+    return root
+
+
+def write_genesis_blocks(
+    base: Path,
+    config: NetworkConfig,
+    *,
+    timestamp_ms: int,
+    on_progress: Callable[[str], None] | None = None,
+) -> dict[str, bytes]:
+    """Write every channel's genesis block under `base/channel-artifacts/` from the public
+    material of every organisation under `base/organizations/` (MSP folders, ordering nodes'
+    signing and TLS certificates: no private key is read). Returns the blocks by channel."""
+    progress = on_progress or (lambda _message: None)
+    msps = {
+        org.msp_id: Msp.from_dir(org_dir(base / ORGANIZATIONS, org_spec(org)) / "msp", org.msp_id)
+        for org in config.organizations
+    }
+    consenter_set = _consenter_set(base / ORGANIZATIONS, config)
+    (base / ARTIFACTS).mkdir(exist_ok=True)
+    blocks = {}
+    for channel in config.channels:
+        progress(f"creating the genesis block of channel {channel.name}")
+        block = genesis_block(
+            channel_definition(config, channel, msps, consenter_set), timestamp_ms=timestamp_ms
+        )
+        blocks[channel.name] = block.SerializeToString()
+        (base / ARTIFACTS / f"{channel.name}.block").write_bytes(blocks[channel.name])
+    return blocks
 
 
 def _consenter_set(base: Path, config: NetworkConfig) -> tuple[Consenter, ...]:
@@ -226,7 +254,9 @@ def _consenter_set(base: Path, config: NetworkConfig) -> tuple[Consenter, ...]:
         for node in org.orderers:
             name = f"{node.name}.{org.domain}"
             node_dir = org_dir(base, org_spec(org)) / "orderers" / name
-            identity = load_signer(node_dir / "msp", org.msp_id).serialized_identity
+            # The signing certificate alone: the genesis maker holds no other org's key.
+            cert_pem = next(p for p in sorted((node_dir / "msp" / "signcerts").iterdir()))
+            identity = serialize_identity(org.msp_id, cert_pem.read_bytes())
             tls_cert = (node_dir / "tls" / "server.crt").read_bytes()
             host, _, port = node.endpoint.rpartition(":")
             found.append(
@@ -267,7 +297,7 @@ def add_organization(
             (folder / NODE_FILE).write_text(
                 node_file_text("../..", owner.msp_id, name, role), encoding="utf-8"
             )
-    _save_config(layout.directory, config)
+    save_config(layout.directory, config)
     return NetworkLayout(layout.directory, config)
 
 
@@ -303,11 +333,12 @@ def add_orderer(
     (folder / NODE_FILE).write_text(
         node_file_text("../..", org.msp_id, name, "orderer"), encoding="utf-8"
     )
-    _save_config(layout.directory, config)
+    save_config(layout.directory, config)
     return NetworkLayout(layout.directory, config)
 
 
-def _save_config(directory: Path, config: NetworkConfig) -> None:
+def save_config(directory: Path, config: NetworkConfig) -> None:
+    """Write `network.yaml` into `directory`, whole or not at all."""
     dumped = yaml.safe_dump(
         config.model_dump(mode="json", exclude_none=True), sort_keys=False, allow_unicode=True
     )
@@ -323,8 +354,10 @@ def node_hosts(config: NetworkConfig) -> list[tuple[OrganizationConfig, str, str
     return orderers + peers
 
 
-def _write_node_files(nodes_dir: Path, config: NetworkConfig) -> None:
+def _write_node_files(nodes_dir: Path, config: NetworkConfig, owner: OrganizationConfig) -> None:
     for org, name, role in node_hosts(config):
+        if org.name != owner.name:
+            continue
         folder = nodes_dir / f"{name}.{org.domain}"
         folder.mkdir(parents=True)
         (folder / NODE_FILE).write_text(

@@ -6,6 +6,10 @@ already committed with the same package and version is left alone, so reopening 
 deploys nothing twice; a changed one is upgraded to the next sequence. Peers install the
 configured packages themselves; the package id is the same everywhere (a hash of the bytes).
 
+In a split set-up (docs/deployment.md) each organisation deploys with its own admin only
+(`organizations`): it approves for itself, and commits once a majority has approved, so the
+organisation whose `network up --org` brings the last approval needed commits the definition.
+
 The admins' access to the network is a `LifecycleSession`: in process for the embedded network,
 the Gateway API for a network of processes.
 """
@@ -13,7 +17,7 @@ the Gateway API for a network of processes.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Protocol
 
 from fabric_protos.peer import policy_pb2
@@ -23,7 +27,7 @@ from medalliance.contracts.package import build_package, package_id
 from medalliance.errors import PreconditionFailed
 from medalliance.identity.policy import parse_policy
 from medalliance.ledger.tx import Code
-from medalliance.node.config import NetworkConfig
+from medalliance.node.config import ContractConfig, NetworkConfig
 
 ADMIN = "Admin"
 MVCC_READ_CONFLICT = Code.Value("MVCC_READ_CONFLICT")
@@ -41,7 +45,7 @@ class LifecycleSession(Protocol):
         """The validation code of a submitted transaction, once committed."""
         ...
 
-    def query(self, channel: str, function: str, arg: str) -> bytes | None:
+    def query(self, channel: str, function: str, arg: str | bytes) -> bytes | None:
         """Evaluate a lifecycle query; None when the contract answers 'not found'."""
         ...
 
@@ -50,12 +54,20 @@ def deploy_contracts(
     config: NetworkConfig,
     session: Callable[[str], LifecycleSession],
     on_progress: Callable[[str], None] | None = None,
+    organizations: Collection[str] | None = None,
 ) -> list[str]:
-    """Bring every configured contract to its configured definition; returns what changed."""
+    """Bring every configured contract to its configured definition; returns what changed.
+
+    `organizations` (MSP ids): approve only for these and commit only once the channel's
+    majority has approved; None: every member approves at once (one folder with all admins).
+    """
     changed = []
     for channel in config.channels:
         members = [o.msp_id for o in config.members(channel)]
-        first = session(members[0])
+        approvers = [m for m in members if organizations is None or m in organizations]
+        if not approvers:
+            continue
+        first = session(approvers[0])
         for spec in channel.contracts:
             label = spec.package_label
             wanted_id = package_id(build_package(label, spec.package), label)
@@ -92,7 +104,7 @@ def deploy_contracts(
                         channel.name, "ApproveChaincodeDefinitionForMyOrg", approve
                     ),
                 )
-                for msp_id in members
+                for msp_id in approvers
             ]
             for msp_id, tx_id in approvals:
                 code = session(msp_id).wait(channel.name, tx_id)
@@ -100,6 +112,15 @@ def deploy_contracts(
                     raise PreconditionFailed(
                         f"{msp_id} approving {spec.name} on {channel.name} failed with code {code}"
                     )
+            if organizations is not None and not _ready(
+                first, channel.name, spec, sequence, policy
+            ):
+                if on_progress:
+                    on_progress(
+                        f"{spec.name} on {channel.name} awaits other organisations' approvals; "
+                        "the `network up --org` bringing the last one needed commits it"
+                    )
+                continue
             commit = lifecycle_pb2.CommitChaincodeDefinitionArgs(
                 sequence=sequence,
                 name=spec.name,
@@ -119,3 +140,17 @@ def deploy_contracts(
                 )
             changed.append(f"{channel.name}/{spec.name}")
     return changed
+
+
+def _ready(
+    session: LifecycleSession, channel: str, spec: ContractConfig, sequence: int, policy: bytes
+) -> bool:
+    """Whether a majority of the channel's organisations approved the definition (as the
+    session's own peer has committed it: its own approval, just waited for, comes after every
+    earlier one, so a peer that shows it shows those too)."""
+    args = lifecycle_pb2.CheckCommitReadinessArgs(
+        sequence=sequence, name=spec.name, version=spec.version, validation_parameter=policy
+    ).SerializeToString()
+    raw = session.query(channel, "CheckCommitReadiness", args)
+    approvals: dict[str, bool] = json.loads(raw)["approvals"] if raw else {}
+    return sum(approvals.values()) >= len(approvals) // 2 + 1

@@ -376,7 +376,7 @@ class _AdminSession:
         self._network.cut_blocks(channel)
         return self._client.status(channel, tx_id).code
 
-    def query(self, channel: str, function: str, arg: str) -> bytes | None:
+    def query(self, channel: str, function: str, arg: str | bytes) -> bytes | None:
         try:
             return self._client.evaluate(channel, LIFECYCLE_NAMESPACE, function, arg)
         except ContractError as exc:

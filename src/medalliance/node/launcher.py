@@ -4,6 +4,11 @@ Each node runs `python -m medalliance node start --config nodes/<host>/node.yaml
 session, logging to `logs/<host>.log`, with its pid in `run/<host>.pid`. `up` is idempotent: a
 node whose process is alive is left alone, so `up` after a crash restarts only what died, on the
 same ledgers. Health comes from each node's operations endpoint (`/healthz`, `/status`).
+
+With an organisation (`--org`), `up` and `down` act on its nodes only: an organisation's folder
+of a split set-up (docs/deployment.md) holds the keys of its own nodes alone. `status` asks
+every node's operations endpoint, so it shows the nodes of other organisations too, where
+their endpoints are reachable (they have no pid here).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medalliance.errors import DeadlineExceeded, NotFound, Unavailable
+from medalliance.errors import DeadlineExceeded, NotFound, PreconditionFailed, Unavailable
 from medalliance.node.bootstrap import NODES, NetworkLayout, node_hosts
 from medalliance.node.config import NODE_FILE
 
@@ -44,9 +49,14 @@ class NodeInfo:
         return directory / LOGS / f"{self.name}.log"
 
 
-def nodes_of(layout: NetworkLayout) -> list[NodeInfo]:
+def nodes_of(layout: NetworkLayout, organization: str | None = None) -> list[NodeInfo]:
+    """The network's nodes, ordering nodes first; only `organization`'s (name or MSP id) when
+    given (`ConfigError` lists the organisations when it is unknown)."""
+    only = layout.config.organization(organization).name if organization else None
     out = []
     for org, name, role in node_hosts(layout.config):
+        if only is not None and org.name != only:
+            continue
         node = next(n for n in (*org.peers, *org.orderers) if n.name == name)
         out.append(
             NodeInfo(
@@ -113,14 +123,24 @@ def up(
     *,
     timeout: float = 60.0,
     on_progress: Callable[[str], None] | None = None,
+    organization: str | None = None,
 ) -> list[NodeInfo]:
-    """Start every node that is not running and wait until all are healthy; returns the nodes
-    this call started. If one exits or stays unhealthy, or the wait is interrupted, every node
-    this call started is stopped again (those already running are left alone) and the error
-    names the node, its last log lines and what was stopped."""
+    """Start every node (of `organization`, when given) that is not running and wait until all
+    are healthy; returns the nodes this call started. If one exits or stays unhealthy, or the
+    wait is interrupted, every node this call started is stopped again (those already running
+    are left alone) and the error names the node, its last log lines and what was stopped.
+    A folder without genesis blocks raises `PreconditionFailed` before anything starts."""
     progress = on_progress or (lambda _m: None)
     directory = layout.directory
-    nodes = nodes_of(layout)
+    nodes = nodes_of(layout, organization)
+    missing = [
+        c.name for c in layout.config.channels if not layout.genesis_block_path(c.name).is_file()
+    ]
+    if missing:
+        raise PreconditionFailed(
+            f"{directory} has no genesis block of channel(s) {', '.join(missing)}; import the "
+            "genesis archive first: `medalliance network join-genesis`"
+        )
     started: list[NodeInfo] = []
     try:
         for node in nodes:
@@ -178,9 +198,12 @@ def down(
     *,
     timeout: float = 15.0,
     on_progress: Callable[[str], None] | None = None,
+    organization: str | None = None,
 ) -> list[str]:
-    """Stop every running node with SIGTERM (SIGKILL after `timeout`); returns those stopped."""
-    return stop(layout, None, timeout=timeout, on_progress=on_progress)
+    """Stop every running node (of `organization`, when given) with SIGTERM (SIGKILL after
+    `timeout`); returns those stopped."""
+    names = [n.name for n in nodes_of(layout, organization)] if organization else None
+    return stop(layout, names, timeout=timeout, on_progress=on_progress)
 
 
 def stop(
@@ -223,13 +246,15 @@ def stop(
     return stopped
 
 
-def status(layout: NetworkLayout) -> list[dict[str, Any]]:
-    """Each node: name, organisation, role, pid, endpoint, health and block heights (and, for an
-    ordering node, each channel's consensus height, round, mempool size and halt reason)."""
+def status(layout: NetworkLayout, organization: str | None = None) -> list[dict[str, Any]]:
+    """Each node (of `organization`, when given): name, organisation, role, pid, endpoint,
+    health and block heights (and, for an ordering node, each channel's consensus height,
+    round, mempool size and halt reason). A node without a pid here (another organisation's)
+    is asked all the same: it is up when its operations endpoint answers healthy."""
     rows = []
-    for node in nodes_of(layout):
+    for node in nodes_of(layout, organization):
         pid = running_pid(node, layout.directory)
-        answer = probe(node) if pid is not None else None
+        answer = probe(node)
         channels = (answer or {}).get("channels", {})
         rows.append(
             {

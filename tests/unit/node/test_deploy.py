@@ -27,7 +27,7 @@ class Session:
             return self._commit_codes.pop(0)
         return 0
 
-    def query(self, channel: str, function: str, arg: str) -> bytes | None:
+    def query(self, channel: str, function: str, arg: str | bytes) -> bytes | None:
         return None  # nothing committed yet
 
 
