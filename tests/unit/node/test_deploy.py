@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from tests.networks import TEST_NETWORK
 
@@ -64,3 +66,42 @@ def test_a_commit_that_keeps_failing_is_reported(codes: list[int]) -> None:
     with pytest.raises(PreconditionFailed, match="committing basic on mychannel failed"):
         deploy_contracts(load_network_config(TEST_NETWORK), lambda _msp: session)
     assert log.count("CommitChaincodeDefinition") == len(codes)
+
+
+class ReadinessSession(Session):
+    """An admin's session whose peer shows these organisations' approvals."""
+
+    def __init__(self, log: list[str], approved: dict[str, bool]) -> None:
+        super().__init__(log, [0])
+        self._approved = approved
+
+    def query(self, channel: str, function: str, arg: str | bytes) -> bytes | None:
+        if function == "CheckCommitReadiness":
+            return json.dumps({"approvals": self._approved}).encode()
+        return None
+
+
+@pytest.mark.parametrize(
+    ("approved", "commits"),
+    [
+        pytest.param({"Org1MSP": True, "Org2MSP": False}, 0, id="one approval of two waits for the other"),
+        pytest.param({"Org1MSP": True, "Org2MSP": True}, 1, id="the approval completing a majority commits"),
+    ],
+)  # fmt: skip
+def test_an_organisation_deploying_alone_approves_for_itself_only(
+    approved: dict[str, bool], commits: int
+) -> None:
+    log: list[str] = []
+    sessions: list[str] = []
+
+    def session(msp_id: str) -> ReadinessSession:
+        sessions.append(msp_id)
+        return ReadinessSession(log, approved)
+
+    changed = deploy_contracts(
+        load_network_config(TEST_NETWORK), session, organizations=["Org1MSP"]
+    )
+    assert set(sessions) == {"Org1MSP"}
+    assert log.count("ApproveChaincodeDefinitionForMyOrg") == 1
+    assert log.count("CommitChaincodeDefinition") == commits
+    assert changed == (["mychannel/basic"] if commits else [])
