@@ -255,6 +255,8 @@ def status(layout: NetworkLayout, organization: str | None = None) -> list[dict[
     for node in nodes_of(layout, organization):
         pid = running_pid(node, layout.directory)
         answer = probe(node)
+        if answer is not None and answer.get("name") != node.name:
+            answer = None  # another node answers on that port: this one is not up
         channels = (answer or {}).get("channels", {})
         rows.append(
             {
