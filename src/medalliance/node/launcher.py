@@ -141,6 +141,12 @@ def up(
             f"{directory} has no genesis block of channel(s) {', '.join(missing)}; import the "
             "genesis archive first: `medalliance network join-genesis`"
         )
+    foreign = [n.name for n in nodes if not (directory / NODES / n.name / NODE_FILE).is_file()]
+    if foreign:
+        raise PreconditionFailed(
+            f"{directory} holds no node config of {', '.join(foreign)}: they are another "
+            "organisation's; pass your own with --org"
+        )
     started: list[NodeInfo] = []
     try:
         for node in nodes:

@@ -19,12 +19,15 @@ import datetime as dt
 import gzip
 import io
 import tarfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 
 from medalliance.errors import InvalidArgument, InvalidIdentity, InvalidPublicBundle
 from medalliance.identity.cryptogen import org_dir
@@ -115,15 +118,19 @@ def pack(files: Mapping[str, bytes]) -> bytes:
     return gzip.compress(raw.getvalue(), mtime=0)
 
 
-def unpack(data: bytes, what: str) -> dict[str, bytes]:
+def unpack(data: bytes, what: str, max_bytes: int = MAX_BUNDLE_BYTES) -> dict[str, bytes]:
     """The regular files of a .tar.gz; `InvalidPublicBundle` for anything else in it (links,
-    devices, absolute or `..` paths), a broken archive, or one too large."""
+    devices, absolute or `..` paths), a broken archive, or one unpacking to over `max_bytes`
+    (checked while unpacking: a small bomb never fills memory)."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)  # gzip framing
     try:
-        raw = gzip.decompress(data)
-    except (OSError, EOFError, ValueError):
+        raw = inflater.decompress(data, max_bytes + 1)
+    except zlib.error:
         raise InvalidPublicBundle(f"{what} is not a .tar.gz file") from None
-    if len(raw) > MAX_BUNDLE_BYTES:
-        raise InvalidPublicBundle(f"{what} unpacks to over {MAX_BUNDLE_BYTES} bytes; refused")
+    if len(raw) > max_bytes or inflater.unconsumed_tail:
+        raise InvalidPublicBundle(f"{what} unpacks to over {max_bytes} bytes; refused")
+    if not inflater.eof:
+        raise InvalidPublicBundle(f"{what} is not a .tar.gz file (it ends early)")
     files: dict[str, bytes] = {}
     try:
         with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
@@ -150,8 +157,8 @@ def read_bundle(data: bytes, config: NetworkConfig, what: str) -> PublicBundle:
     wrong (naming the file, never its contents). `what` names the bundle in messages."""
     files = unpack(data, what)
     org = _manifest_org(files.pop(MANIFEST, None), config, what)
-    for name, content in files.items():
-        if any(marker in content for marker in _PRIVATE_MARKERS) or name.endswith(("_sk", ".key")):
+    for name, content in sorted(files.items()):
+        if _is_private_key(name, content):
             raise InvalidPublicBundle(
                 f"{what} holds a private key ({name}); never share a private key: make the "
                 "bundle again with `network init --org` output, which holds certificates only"
@@ -163,6 +170,12 @@ def read_bundle(data: bytes, config: NetworkConfig, what: str) -> PublicBundle:
             f"{what} holds {outside[0]}, outside {org.name}'s folder {prefix}; a bundle carries "
             "only its own organisation's material"
         )
+    for name, content in sorted(files.items()):
+        if name != prefix + "msp/config.yaml" and not _is_certificate(content):
+            raise InvalidPublicBundle(
+                f"{what} holds {name}, which is not a PEM certificate; a bundle holds "
+                "certificates (and the MSP's config.yaml) only"
+            )
     _verify_certificates(files, prefix, org, what)
     return PublicBundle(org.msp_id, org.name, files)
 
@@ -254,6 +267,23 @@ def _verify_certificates(
             raise InvalidPublicBundle(
                 f"{what}: an encryption certificate in msp/enccerts is not issued by its CA"
             ) from None
+
+
+def _is_private_key(name: str, content: bytes) -> bool:
+    if any(marker in content for marker in _PRIVATE_MARKERS) or name.endswith(("_sk", ".key")):
+        return True
+    try:  # a DER key carries no marker
+        serialization.load_der_private_key(content, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        return False
+    return True
+
+
+def _is_certificate(content: bytes) -> bool:
+    try:
+        return bool(x509.load_pem_x509_certificates(content))
+    except ValueError:
+        return False
 
 
 def _common_name(cert: x509.Certificate) -> str:

@@ -53,6 +53,7 @@ from medalliance.node.public_bundle import (
 )
 
 GENESIS_MANIFEST = "genesis.yaml"
+MAX_ARCHIVE_BYTES = 64 * 1024 * 1024  # every organisation's bundle and the blocks
 BUNDLES = "bundles"
 FORMAT = 1
 
@@ -153,7 +154,12 @@ def join_genesis(
         raise PreconditionFailed(
             f"{layout.directory} already holds genesis blocks; this organisation has joined"
         )
-    files = unpack(archive, "the genesis archive")
+    if not (layout.user_msp_dir(org.msp_id, "Admin") / "keystore").is_dir():
+        raise PreconditionFailed(
+            f"{layout.directory} holds no keys of {org.name}; pass the organisation this folder "
+            "was made for by `network init --org`"
+        )
+    files = unpack(archive, "the genesis archive", MAX_ARCHIVE_BYTES)
     timestamp_ms = _genesis_manifest(files.get(GENESIS_MANIFEST), config)
     blocks = {}
     for spec in config.channels:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from medalliance.cli import network_split_cmd
 from medalliance.errors import (
@@ -24,6 +26,7 @@ from medalliance.errors import (
 from medalliance.identity.ca import CertificateAuthority
 from medalliance.ledger.block import parse_block
 from medalliance.ledger.channel_config import ChannelConfig
+from medalliance.node import launcher
 from medalliance.node.bootstrap import NetworkLayout, init_network
 from medalliance.node.config import NetworkConfig
 from medalliance.node.public_bundle import pack, unpack, write_bundle
@@ -173,11 +176,17 @@ def naming(msp_id: str, name: str, domain: str) -> Callable[[dict[str, bytes]], 
     return change
 
 
-def with_file(name: str) -> Callable[[dict[str, bytes]], None]:
+def with_file(name: str, data: bytes = b"x") -> Callable[[dict[str, bytes]], None]:
     def change(files: dict[str, bytes]) -> None:
-        files[name] = b"x"
+        files[name] = data
 
     return change
+
+
+HOSPA = "organizations/peerOrganizations/hospa.example.com/"
+DER_KEY = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+    serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+)
 
 
 @pytest.mark.parametrize(
@@ -189,6 +198,9 @@ def with_file(name: str) -> Callable[[dict[str, bytes]], None]:
         pytest.param(naming("EvilMSP", "Evil", "evil.example.com"), "MSPs: RegMSP, HospAMSP, OrdMSP", id="a bundle naming an unknown MSP lists the known ones"),
         pytest.param(with_file("../../etc/cron.d/x"), "not a plain file inside the bundle", id="a path climbing out of the folder is refused"),
         pytest.param(with_file("organizations/peerOrganizations/reg.example.com/msp/cacerts/x.pem"), "outside HospA's folder", id="a file in another organisation's folder is refused"),
+        pytest.param(with_file(HOSPA + "msp/keystore/key.der", DER_KEY), "holds a private key", id="a private key without a PEM marker is refused"),
+        pytest.param(with_file(HOSPA + "msp/notes.txt"), "not a PEM certificate", id="a file that is not a certificate is refused"),
+        pytest.param(with_file(HOSPA + "msp/big.pem", bytes(5 << 20)), "unpacks to over", id="a flood of bytes is refused while unpacking"),
     ],
 )  # fmt: skip
 def test_a_bad_public_bundle_is_refused_and_no_archive_is_written(
@@ -298,3 +310,20 @@ def test_published_hashes_name_every_channel(values: list[str], expected: object
     else:
         with pytest.raises(InvalidArgument, match=str(expected)):
             published_hashes(values, CONFIG)
+
+
+def test_an_organisation_acts_only_for_itself_in_its_folder(
+    folders: dict[str, Path], genesis: tuple[bytes, dict[str, str]], tmp_path: Path
+) -> None:
+    archive, hashes = genesis
+    layout = fresh(folders, "HospA", tmp_path)
+    before = snapshot(layout.directory)
+    with pytest.raises(PreconditionFailed, match="no genesis block of channel"):
+        launcher.up(layout, organization="HospA")
+    with pytest.raises(PreconditionFailed, match="holds no keys of Reg"):
+        join_genesis(layout, "Reg", archive, hashes)
+    assert snapshot(layout.directory) == before
+    join_genesis(layout, "HospA", archive, hashes)
+    with pytest.raises(PreconditionFailed, match=r"no node config of peer0\.reg\.example\.com"):
+        launcher.up(layout, organization="Reg")
+    assert not (layout.directory / launcher.RUN).exists()  # nothing started
