@@ -54,6 +54,8 @@ METADATA_FILE = "public_state_metadata.data"
 TXIDS_FILE = "txids.data"
 CONFIG_FILE = "config.block"
 DATA_FILES = (STATE_FILE, METADATA_FILE, TXIDS_FILE, CONFIG_FILE)
+# A ledger joined from a snapshot keeps a copy of it here: `ledger verify` starts from it.
+SNAPSHOT_FOLDER = "snapshot"
 _T = TypeVar("_T")
 _SHA256_HEX = "^[0-9a-f]{64}$"
 _SHA256_HEX_OR_NONE = "^([0-9a-f]{64})?$"

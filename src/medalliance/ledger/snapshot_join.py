@@ -4,7 +4,8 @@ A joined ledger's world state is the snapshot's, at its block N; its block store
 block N + 1, with the snapshot's tx ids indexed (duplicate detection) and its config block in
 force. The peer then pulls blocks N + 1... from the ordering service; block N + 1 must name the
 snapshot's block N as its predecessor (node.channel checks), which is what ties a snapshot to
-the real chain: a forged snapshot with self-consistent hashes is refused there.
+the real chain: a forged snapshot with self-consistent hashes is refused there. A copy of the
+snapshot stays in the ledger folder (`snapshot/`), where `ledger verify` starts from it.
 
 Order of writes: the state first, the block store's base last, so a folder whose store has a
 base is complete; a join that fails clears the state it imported.
@@ -13,11 +14,12 @@ base is complete; a join that fails clears the state it imported.
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 from medalliance.errors import PreconditionFailed
 from medalliance.ledger.block_store import BlockStore, SnapshotBase
-from medalliance.ledger.snapshot import Snapshot, read_snapshot
+from medalliance.ledger.snapshot import SNAPSHOT_FOLDER, Snapshot, read_snapshot
 from medalliance.ledger.world_state import StateLocation, open_ledger_state
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,9 @@ def join_snapshot(
         raise PreconditionFailed(
             f"{ledger_dir} already holds a ledger; stop its peer and move the folder away first"
         )
+    kept = ledger_dir / SNAPSHOT_FOLDER
+    shutil.rmtree(kept, ignore_errors=True)  # left by an earlier join that failed
+    shutil.copytree(snapshot_dir, kept)
     state = open_ledger_state(ledger_dir, state_at or StateLocation(None, ""))
     try:
         state.import_rows(snapshot.state)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from medalliance.audit.verify import verify_ledger
 from medalliance.errors import (
     BlockBeforeSnapshot,
     InvalidArgument,
@@ -19,7 +20,7 @@ from medalliance.errors import (
 )
 from medalliance.ledger import snapshot as snap
 from medalliance.ledger.snapshot_join import join_snapshot
-from medalliance.node.channel import PeerChannel, rebuild_state
+from medalliance.node.channel import PeerChannel, namespace_policy, rebuild_state
 from medalliance.node.config import NetworkConfig
 from medalliance.node.embedded import EmbeddedNetwork
 from medalliance.node.peer import Peer
@@ -95,11 +96,20 @@ def test_a_ledger_joined_from_a_snapshot_begins_after_it_and_catches_up(
         assert joined.state.state_hash() == source.state.state_hash()
     finally:
         joined.close()
+    # An auditor verifies it from the snapshot on, and sees a tampered kept snapshot.
+    report = verify_ledger(tmp_path / CHANNEL, namespace_policy)
+    assert (report.intact, report.first_block) == (True, number + 1)
+    assert report.state_hash == source.state.state_hash().hex()
     # The joined ledger is itself a source of snapshots, with the same state.
     again = snap.write_snapshot(tmp_path / CHANNEL, tmp_path / "again")
     assert again.state_hash == source.state.state_hash().hex()
     with pytest.raises(PreconditionFailed, match="joined from a snapshot"):
         rebuild_state(tmp_path / CHANNEL)
+    _edit_value(tmp_path / CHANNEL / snap.SNAPSHOT_FOLDER)
+    tampered = verify_ledger(tmp_path / CHANNEL, namespace_policy)
+    assert not tampered.intact
+    assert tampered.bad is not None
+    assert "SHA-256" in tampered.bad.reason
 
 
 def _rehash(directory: Path) -> None:
