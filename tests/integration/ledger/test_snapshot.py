@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from medalliance.audit.verify import verify_ledger
+from medalliance.database_url import parse_database_url
 from medalliance.errors import (
     BlockBeforeSnapshot,
     InvalidArgument,
@@ -20,6 +21,7 @@ from medalliance.errors import (
 )
 from medalliance.ledger import snapshot as snap
 from medalliance.ledger.snapshot_join import join_snapshot
+from medalliance.ledger.world_state import StateLocation
 from medalliance.node.channel import PeerChannel, namespace_policy, rebuild_state
 from medalliance.node.config import NetworkConfig
 from medalliance.node.embedded import EmbeddedNetwork
@@ -224,3 +226,18 @@ def test_a_snapshot_checked_against_a_different_ledger_is_refused(
     other = next(p for p in net.peers_of("tertiary"))
     with pytest.raises(SnapshotInvalid):
         snap.read_snapshot(taken, ledger_dir=other.directory / "ledgers" / "tertiary")
+
+
+def test_a_snapshot_joins_into_postgresql_and_is_taken_again_from_it(
+    taken: Path, tmp_path: Path, postgres_url: str
+) -> None:
+    location = StateLocation(parse_database_url(postgres_url), "state_snapjoin")
+    joined = join_snapshot(taken, tmp_path / CHANNEL, location)
+    # The folder records the URL without its password: the operator passes it (or PGPASSWORD).
+    again = snap.write_snapshot(tmp_path / CHANNEL, tmp_path / "again", state_database=location.url)
+    assert again.state_db_type == "PostgreSQL"
+    assert again.state_hash == joined.metadata.state_hash
+    assert again.last_block_hash == joined.metadata.last_block_hash
+    with pytest.raises(PreconditionFailed, match="not empty"):
+        join_snapshot(taken, tmp_path / "second", location)  # the schema already holds state
+    assert not (tmp_path / "second" / "blocks").exists()
