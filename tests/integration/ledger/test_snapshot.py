@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from tests.networks import cli
 
 from medalliance.audit.verify import verify_ledger
 from medalliance.database_url import parse_database_url
@@ -241,3 +242,20 @@ def test_a_snapshot_joins_into_postgresql_and_is_taken_again_from_it(
     with pytest.raises(PreconditionFailed, match="not empty"):
         join_snapshot(taken, tmp_path / "second", location)  # the schema already holds state
     assert not (tmp_path / "second" / "blocks").exists()
+
+
+def test_the_snapshot_commands_refuse_with_their_documented_exit_codes(
+    net: EmbeddedNetwork, taken: Path, tmp_path: Path
+) -> None:
+    forged = tmp_path / "forged"
+    shutil.copytree(taken, forged)
+    _edit_value(forged)
+    refused = cli("ledger", "snapshot", "verify", str(forged), check=False)
+    assert refused.returncode == 2  # bad input: the snapshot does not match itself
+    assert "public_state.data does not match its SHA-256" in refused.stderr
+    config = net.layout.directory / "nodes" / _peer(net).name / "node.yaml"
+    height = _peer(net).channel(CHANNEL).height
+    over = cli("ledger", "snapshot", "join", str(taken), "--config", str(config), check=False)
+    assert over.returncode == 1  # no: the peer already holds the channel's ledger
+    assert "already holds a ledger" in over.stderr
+    assert _peer(net).channel(CHANNEL).height == height
