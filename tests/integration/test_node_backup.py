@@ -15,7 +15,9 @@ import pytest
 
 from medalliance.errors import PreconditionFailed, SnapshotInvalid
 from medalliance.identity.cryptogen import load_signer
+from medalliance.ledger.block_store import BlockStore
 from medalliance.node.backup import MANIFEST, backup_node, restore_node
+from medalliance.node.channel import PeerChannel
 from medalliance.node.config import NetworkConfig
 from medalliance.node.embedded import EmbeddedNetwork
 from medalliance.node.peer import Peer
@@ -162,3 +164,31 @@ def test_a_restore_over_live_ledgers_is_refused(net: EmbeddedNetwork, backup: Pa
     with pytest.raises(PreconditionFailed, match="still holds ledgers"):
         restore_node(backup, config)
     assert (peer.channel(CHANNEL).height, peer.channel(CHANNEL).state.state_hash()) == before
+
+
+def test_a_backup_is_cut_back_to_its_world_state_so_later_blocks_are_committed_again(
+    net: EmbeddedNetwork, backup: Path, tmp_path: Path
+) -> None:
+    """A node caught between storing a block and applying it (the state one block behind) is
+    backed up at the state's block: the restored peer commits the next one through its commit
+    path (and its listeners: private-data erasures) instead of replaying it."""
+    lagging = _empty_node(net, tmp_path / "lagging")
+    restore_node(backup, lagging)
+    assert net.client("HospCMSP").submit(CHANNEL, "basic", "TransferAsset", "b0", "Tom").valid
+    source = next(p for p in net.peers_of(CHANNEL) if p.name == HOST).channel(CHANNEL)
+    ledger = lagging.parent / "ledgers" / CHANNEL
+    with BlockStore.open(ledger / "blocks") as store:
+        savepoint = store.height - 1
+        store.append(source.store.get_block(store.height))  # stored, not yet applied
+
+    restored = _empty_node(net, tmp_path / "restored")
+    backup_node(lagging, tmp_path / "again")
+    restore_node(tmp_path / "again", restored)
+    channel = PeerChannel.open(restored.parent / "ledgers" / CHANNEL)
+    try:
+        assert (channel.height, channel.state.savepoint) == (savepoint + 1, savepoint)
+        for block in source.blocks(channel.height):
+            channel.commit(block)
+        assert channel.state.state_hash() == source.state.state_hash()
+    finally:
+        channel.close()

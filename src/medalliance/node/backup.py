@@ -9,6 +9,9 @@ state), so the restored state is never ahead of the restored blocks, and the pee
 blocks it lacks; a block file is copied after its index, so it holds every indexed block (a
 block being written at that moment is a torn tail the store cuts off on open).
 
+The copy is then cut back to the copied world state's block: blocks after it are pulled from
+the ordering service again after a restore, through the commit path and its listeners.
+
 A world state on PostgreSQL is not in the folder: restoring clears the peer's schema so that the
 peer rebuilds it from the restored blocks (for a ledger joined from a snapshot that is impossible:
 use `pg_dump`/`pg_restore` of the schema, taken after the folder's backup).
@@ -20,6 +23,7 @@ BFT safety); replace a lost ordering node by a new one (`network add-orderer`).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import shutil
@@ -161,7 +165,41 @@ def _copy_node(node_dir: Path, work: Path) -> dict[str, str]:
         target = work / path.relative_to(node_dir)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, target)
+    for state in states:
+        _trim_to_state(work / state.relative_to(node_dir).parent)
     return {str(p.relative_to(work)): _sha256(p) for p in sorted(work.rglob("*")) if p.is_file()}
+
+
+def _trim_to_state(ledger: Path) -> None:
+    """Cut a copied ledger's blocks back to its copied world state's savepoint N.
+
+    The restored peer then pulls blocks N + 1... from the ordering service and commits them
+    with its commit listeners, rather than replaying them from its own store without them: a
+    private-data erasure in one of those blocks deletes the package again (docs/backup.md).
+    """
+    blocks = ledger / "blocks"
+    if not (blocks / "index.db").is_file():
+        return
+    with contextlib.closing(sqlite3.connect(ledger / "state.db")) as db:
+        row = db.execute("SELECT block_num FROM savepoint WHERE id = 0").fetchone()
+    if row is None:
+        return
+    savepoint = int(row[0])
+    with contextlib.closing(sqlite3.connect(blocks / "index.db")) as db, db:
+        tip = db.execute(
+            "SELECT file, offset + length FROM blocks WHERE number = ?", (savepoint,)
+        ).fetchone()
+        db.execute("DELETE FROM blocks WHERE number > ?", (savepoint,))
+        db.execute("DELETE FROM txs WHERE block > ?", (savepoint,))
+    # No row for N: a ledger joined from a snapshot at N that stored no block since.
+    tip_file, tip_end = (-1, 0) if tip is None else (int(tip[0]), int(tip[1]))
+    for path in sorted(blocks.glob("blockfile_*")):
+        number = int(path.name.removeprefix("blockfile_"))
+        if number > tip_file:
+            path.unlink()
+        elif number == tip_file:
+            with path.open("r+b") as f:
+                f.truncate(tip_end)
 
 
 def _is_scratch(path: Path, node_dir: Path) -> bool:
