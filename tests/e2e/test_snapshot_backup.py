@@ -74,7 +74,14 @@ def test_a_peer_rejoins_from_a_snapshot_of_a_running_peer_and_catches_up(
 ) -> None:
     _submit(network_dir, "before-snap", 3)
     ledger = network_dir / "nodes" / ORG1_PEER / "ledgers" / CHANNEL
-    taken = cli_json("ledger", "snapshot", "create", str(ledger), "-o", str(tmp_path / "snap"))
+    with connect_as(NetworkLayout.load(network_dir), "Org1") as gateway:
+        contract = gateway.get_network(CHANNEL).get_contract(BASIC)
+        during = [  # the peer commits these while the snapshot is taken
+            contract.submit_async("CreateAsset", arguments=[f"during{i}", "red", "1", "Bo", "10"])
+            for i in range(10)
+        ]
+        taken = cli_json("ledger", "snapshot", "create", str(ledger), "-o", str(tmp_path / "snap"))
+        assert all(tx.get_status().successful for tx in during)
     number = taken["last_block_number"]
     verified = cli_json(
         "ledger", "snapshot", "verify", str(tmp_path / "snap"), "--ledger", str(ledger)
