@@ -10,7 +10,13 @@ from pydantic import BaseModel
 
 from medalliance.cli.output import emit_json, output_state, stdout
 from medalliance.database_url import DatabaseUrl, parse_database_url
-from medalliance.ledger.snapshot import SignableMetadata, read_snapshot, write_snapshot
+from medalliance.ledger.snapshot import (
+    SignableMetadata,
+    read_snapshot,
+    snapshot_channel,
+    snapshot_hash,
+    write_snapshot,
+)
 from medalliance.ledger.snapshot_join import join_snapshot
 from medalliance.ledger.world_state import StateLocation, state_schema
 
@@ -68,14 +74,13 @@ def create(
 
     Example: medalliance ledger snapshot create net/nodes/peer0.org1.example.com/ledgers/mychannel -o snap
     """
-    write_snapshot(
+    metadata = write_snapshot(
         ledger,
         out,
-        created_by=ledger.resolve().parent.parent.name,
+        created_by=ledger.resolve().parent.parent.name,  # nodes/<host>/ledgers/<channel>
         state_database=_url(state_database),
     )
-    snapshot = read_snapshot(out)
-    _emit(out, snapshot.metadata, snapshot.snapshot_hash, "took a")
+    _emit(out, metadata, snapshot_hash(out), "took a")
 
 
 @app.command("verify")
@@ -108,7 +113,7 @@ def join(
 
     Example: medalliance ledger snapshot join snap --config net/nodes/peer0.org2.example.com/node.yaml
     """
-    channel = read_snapshot(directory).metadata.channel_name
+    channel = snapshot_channel(directory)  # join_snapshot verifies it
     node_dir = config.resolve().parent
     url = _url(state_database)
     location = (

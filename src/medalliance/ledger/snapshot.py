@@ -156,6 +156,25 @@ def write_snapshot(
     return signable
 
 
+def snapshot_hash(directory: Path) -> str:
+    """The SHA-256 of a snapshot's signable metadata file (what organisations compare)."""
+    return _sha256(directory / SIGNABLE)
+
+
+def snapshot_channel(directory: Path) -> str:
+    """The channel a snapshot names, read without verifying it (`read_snapshot` verifies).
+
+    Raises `NotFound` when `directory` is not a snapshot, `SnapshotInvalid` when its metadata
+    does not parse."""
+    signable = directory / SIGNABLE
+    if not signable.is_file():
+        raise NotFound(f"{directory} is not a ledger snapshot (no {SIGNABLE})")
+    try:
+        return SignableMetadata.model_validate_json(signable.read_bytes()).channel_name
+    except ValidationError:
+        raise SnapshotInvalid(f"{directory}: {SIGNABLE} does not parse") from None
+
+
 def config_block_at(store: BlockStore, number: int) -> bytes:
     """The bytes of the config block in force after block `number`: the newest valid one at or
     before it, or the snapshot's the ledger began from."""
@@ -293,7 +312,7 @@ def _rows(path: Path, parse: Callable[[object], _T]) -> Iterator[_T]:
                 raise SnapshotInvalid(f"{path.name} line {number} is not a valid row") from None
 
 
-def _strs(row: object, count: int) -> list[object]:
+def _fields(row: object, count: int) -> list[object]:
     if not isinstance(row, list) or len(row) != count:
         raise ValueError
     return row
@@ -316,17 +335,17 @@ def _bytes(value: object) -> bytes:
 
 
 def _parse_state_row(row: object) -> StateRow:
-    ns, key, value, block_num, tx_num = _strs(row, 5)
+    ns, key, value, block_num, tx_num = _fields(row, 5)
     return _text(ns), _text(key), _bytes(value), _int(block_num), _int(tx_num)
 
 
 def _parse_metadata_row(row: object) -> MetadataRow:
-    ns, key, name, value = _strs(row, 4)
+    ns, key, name, value = _fields(row, 4)
     return _text(ns), _text(key), _text(name), _bytes(value)
 
 
 def _parse_tx_row(row: object) -> tuple[str, TxLocation]:
-    tx_id, block_num, tx_num, code = _strs(row, 4)
+    tx_id, block_num, tx_num, code = _fields(row, 4)
     return _text(tx_id), TxLocation(_int(block_num), _int(tx_num), _int(code))
 
 
