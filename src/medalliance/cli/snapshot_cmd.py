@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from medalliance.cli.output import emit_json, output_state, stdout
 from medalliance.database_url import DatabaseUrl, parse_database_url
+from medalliance.errors import ConfigError
 from medalliance.ledger.snapshot import (
     SignableMetadata,
     read_snapshot,
@@ -19,6 +20,7 @@ from medalliance.ledger.snapshot import (
 )
 from medalliance.ledger.snapshot_join import join_snapshot
 from medalliance.ledger.world_state import StateLocation, state_schema
+from medalliance.node.config import load_node_file
 
 app = typer.Typer(help="Ledger snapshots: a channel's state and chain tip at one block.")
 
@@ -114,6 +116,9 @@ def join(
     Example: medalliance ledger snapshot join snap --config net/nodes/peer0.org2.example.com/node.yaml
     """
     channel = snapshot_channel(directory)  # join_snapshot verifies it
+    node, _ = load_node_file(config)
+    if node.role != "peer":
+        raise ConfigError(f"{config} is an ordering node's; only a peer joins a snapshot")
     node_dir = config.resolve().parent
     url = _url(state_database)
     location = (
@@ -121,5 +126,7 @@ def join(
         if url is not None and url.is_postgres
         else None
     )
-    snapshot = join_snapshot(directory, node_dir / "ledgers" / channel, location)
+    snapshot = join_snapshot(
+        directory, node_dir / "ledgers" / channel, location, msp_id=node.organization
+    )
     _emit(directory, snapshot.metadata, snapshot.snapshot_hash, "joined the")

@@ -17,8 +17,10 @@ import logging
 import shutil
 from pathlib import Path
 
-from medalliance.errors import PreconditionFailed
+from medalliance.errors import PermissionDenied, PreconditionFailed
+from medalliance.ledger.block import parse_block
 from medalliance.ledger.block_store import BlockStore, SnapshotBase
+from medalliance.ledger.channel_config import ChannelConfig
 from medalliance.ledger.snapshot import SNAPSHOT_FOLDER, Snapshot, read_snapshot
 from medalliance.ledger.world_state import StateLocation, open_ledger_state
 
@@ -26,14 +28,26 @@ log = logging.getLogger(__name__)
 
 
 def join_snapshot(
-    snapshot_dir: Path, ledger_dir: Path, state_at: StateLocation | None = None
+    snapshot_dir: Path,
+    ledger_dir: Path,
+    state_at: StateLocation | None = None,
+    *,
+    msp_id: str | None = None,
 ) -> Snapshot:
     """Build a new channel ledger at `ledger_dir` from a verified snapshot; returns it.
 
     `ledger_dir` must not hold a ledger (`PreconditionFailed` otherwise). Raises
-    `SnapshotInvalid` (nothing written) for a snapshot whose hashes do not match.
+    `SnapshotInvalid` (nothing written) for a snapshot whose hashes do not match, and
+    `PermissionDenied` when `msp_id` (the joining peer's organisation) is not a member of the
+    channel in the snapshot's configuration.
     """
     snapshot = read_snapshot(snapshot_dir)
+    config = ChannelConfig.from_block(parse_block(snapshot.config_block))
+    if msp_id is not None and msp_id not in config.application_msp_ids:
+        raise PermissionDenied(
+            f"{msp_id} is not a member of channel {config.channel_id} in the snapshot's "
+            "configuration; only member organisations' peers can join"
+        )
     blocks = ledger_dir / "blocks"
     if blocks.exists() and any(blocks.iterdir()):
         raise PreconditionFailed(

@@ -17,6 +17,7 @@ from medalliance.database_url import parse_database_url
 from medalliance.errors import (
     BlockBeforeSnapshot,
     InvalidArgument,
+    PermissionDenied,
     PreconditionFailed,
     SnapshotInvalid,
 )
@@ -259,3 +260,14 @@ def test_the_snapshot_commands_refuse_with_their_documented_exit_codes(
     assert over.returncode == 1  # no: the peer already holds the channel's ledger
     assert "already holds a ledger" in over.stderr
     assert _peer(net).channel(CHANNEL).height == height
+
+
+def test_a_peer_of_another_organisation_cannot_join_a_channel_it_is_not_in(
+    net: EmbeddedNetwork, tmp_path: Path
+) -> None:
+    member = next(p for p in net.peers_of("tertiary") if p.msp_id == "HospAMSP")
+    snap.write_snapshot(member.directory / "ledgers" / "tertiary", tmp_path / "tertiary")
+    with pytest.raises(PermissionDenied, match="HospCMSP is not a member of channel tertiary"):
+        join_snapshot(tmp_path / "tertiary", tmp_path / "ledger", msp_id="HospCMSP")
+    assert not (tmp_path / "ledger").exists()
+    join_snapshot(tmp_path / "tertiary", tmp_path / "ledger", msp_id="HospBMSP")
