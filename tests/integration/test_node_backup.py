@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from medalliance.database_url import parse_database_url
 from medalliance.errors import PreconditionFailed, SnapshotInvalid
 from medalliance.identity.cryptogen import load_signer
 from medalliance.ledger.block_store import BlockStore
+from medalliance.ledger.world_state import StateLocation
 from medalliance.node.backup import MANIFEST, backup_node, restore_node
 from medalliance.node.channel import PeerChannel
 from medalliance.node.config import NetworkConfig
@@ -187,6 +189,43 @@ def test_a_backup_is_cut_back_to_its_world_state_so_later_blocks_are_committed_a
     channel = PeerChannel.open(restored.parent / "ledgers" / CHANNEL)
     try:
         assert (channel.height, channel.state.savepoint) == (savepoint + 1, savepoint)
+        for block in source.blocks(channel.height):
+            channel.commit(block)
+        assert channel.state.state_hash() == source.state.state_hash()
+    finally:
+        channel.close()
+
+
+def test_a_postgresql_state_peer_is_restored_with_its_state_rebuilt_from_the_blocks(
+    net: EmbeddedNetwork, backup: Path, tmp_path: Path, postgres_url: str
+) -> None:
+    """The state is not in the folder, and may be ahead of the backup's blocks: restore clears
+    the peer's schema, which it rebuilds from the restored blocks."""
+    url = parse_database_url(postgres_url)
+    location = StateLocation(url, "state_backup_test")
+    config = _empty_node(net, tmp_path / "node")
+    restore_node(backup, config)
+    ledger = config.parent / "ledgers" / CHANNEL
+    (ledger / "state.db").unlink()
+    PeerChannel.open(ledger, state_at=location).close()  # the state moves to PostgreSQL
+    manifest = backup_node(config, tmp_path / "pg-backup")
+    assert [entry.state for entry in manifest.ledgers] == ["postgresql"]
+
+    assert net.client("HospCMSP").submit(CHANNEL, "basic", "TransferAsset", "b1", "Li").valid
+    source = next(p for p in net.peers_of(CHANNEL) if p.name == HOST).channel(CHANNEL)
+    channel = PeerChannel.open(ledger, state_at=location)
+    try:
+        height = channel.height
+        for block in source.blocks(height):
+            channel.commit(block)  # the schema moves on past the backup
+    finally:
+        channel.close()
+
+    shutil.rmtree(config.parent / "ledgers")
+    restore_node(tmp_path / "pg-backup", config, state_database=url)
+    channel = PeerChannel.open(ledger, state_at=location)
+    try:
+        assert (channel.height, channel.state.savepoint) == (height, height - 1)
         for block in source.blocks(channel.height):
             channel.commit(block)
         assert channel.state.state_hash() == source.state.state_hash()

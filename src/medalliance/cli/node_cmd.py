@@ -11,6 +11,7 @@ import typer
 from pydantic import BaseModel
 
 from medalliance.cli.output import emit_json, output_state, stdout
+from medalliance.database_url import parse_database_url
 from medalliance.node.backup import BackupManifest, backup_node, restore_node
 from medalliance.node.process import configure_logging, serve
 
@@ -75,10 +76,20 @@ def backup(
 def restore(
     backup: Annotated[Path, typer.Argument(help="A backup folder or .tar.gz archive.")],
     config: Annotated[Path, typer.Option("--config", "-c", help="The peer's node.yaml.")],
+    state_database: Annotated[
+        str | None,
+        typer.Option(
+            "--state-database",
+            envvar="MEDALLIANCE_STATE_DATABASE",
+            help="postgresql:// URL of a PostgreSQL-state peer's database (else as recorded).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Restore a peer's backup into its folder; the peer must be stopped and its ledgers/
     moved away. Started again, it replays and pulls the blocks it lacks.
 
     Example: medalliance node restore peer0.tar.gz --config net/nodes/peer0.org1.example.com/node.yaml
     """
-    _emit(backup, restore_node(backup, config), "restored")
+    url = parse_database_url(state_database) if state_database else None
+    _emit(backup, restore_node(backup, config, state_database=url), "restored")

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from medalliance.database_url import DatabaseUrl
 from medalliance.errors import NotFound, PreconditionFailed, SnapshotInvalid
 from medalliance.ledger.world_state import LOCATION_FILE, open_ledger_state, recorded_location
 from medalliance.node.config import load_node_file
@@ -108,9 +109,13 @@ def backup_node(config: Path, out: Path) -> BackupManifest:
     return manifest
 
 
-def restore_node(backup: Path, config: Path) -> BackupManifest:
+def restore_node(
+    backup: Path, config: Path, *, state_database: DatabaseUrl | None = None
+) -> BackupManifest:
     """Restore a peer's backup into the folder of `config` (its node.yaml), whose node must be
-    stopped and whose ledgers/ must be gone (moved away by the operator).
+    stopped and whose ledgers/ must be gone (moved away by the operator). A ledger whose state
+    is on PostgreSQL has its schema cleared, to be rebuilt from the blocks: `state_database`
+    replaces the URL the ledger recorded (which has no password).
 
     Raises `SnapshotInvalid` (nothing written) for a backup whose files do not match its
     manifest or that belongs to another node, `PreconditionFailed` for an ordering node's
@@ -144,7 +149,7 @@ def restore_node(backup: Path, config: Path) -> BackupManifest:
             shutil.copy2(source / name, target)
     for entry in manifest.ledgers:
         if entry.state == "postgresql":
-            _clear_postgres_state(ledgers / entry.channel)
+            _clear_postgres_state(ledgers / entry.channel, state_database)
     return manifest
 
 
@@ -250,9 +255,9 @@ def _checked_manifest(source: Path) -> BackupManifest:
     return manifest
 
 
-def _clear_postgres_state(ledger_dir: Path) -> None:
+def _clear_postgres_state(ledger_dir: Path, override: DatabaseUrl | None) -> None:
     """Empty a restored ledger's PostgreSQL state: the peer rebuilds it from the blocks."""
-    state = open_ledger_state(ledger_dir, recorded_location(ledger_dir))
+    state = open_ledger_state(ledger_dir, recorded_location(ledger_dir, override))
     try:
         state.clear()
     finally:
