@@ -86,8 +86,10 @@ def restore(
         ),
     ] = None,
 ) -> None:
-    """Restore a peer's backup into its folder; the peer must be stopped and its ledgers/
-    moved away. Started again, it replays and pulls the blocks it lacks.
+    """Restore a peer's backup into its folder (stopped, its ledgers/ moved away).
+
+    Started again, the peer pulls the blocks it lacks from the ordering service. An ordering
+    node's backup is refused: it could vote twice (docs/backup.md).
 
     Example: medalliance node restore peer0.tar.gz --config net/nodes/peer0.org1.example.com/node.yaml
     """

@@ -93,8 +93,10 @@ def verify(
         typer.Option("--ledger", help="Also check the last block's hashes against this ledger."),
     ] = None,
 ) -> None:
-    """Check every file's SHA-256, the snapshot hash and the state hash (and, with --ledger,
-    that the ledger holds the snapshot's last block); exit 2 naming the first mismatch.
+    """Check a snapshot: file hashes, snapshot hash, state hash, and its ledger's last block.
+
+    Every file's SHA-256, the snapshot hash and the state hash recomputed from the rows; with
+    --ledger, that the ledger holds the snapshot's last block. Exit 2 naming the first mismatch.
 
     Example: medalliance ledger snapshot verify snap --ledger net/nodes/peer0.org2.example.com/ledgers/mychannel
     """
@@ -110,8 +112,10 @@ def join(
     ],
     state_database: StateDatabase = None,
 ) -> None:
-    """Start the peer's ledger of the snapshot's channel from the snapshot: it then begins at
-    the next block and pulls the rest from the ordering service when the peer starts.
+    """Start a stopped peer's ledger of the snapshot's channel from the snapshot.
+
+    The ledger then begins at the snapshot's next block; the peer pulls the rest from the
+    ordering service when it starts. Refused for a peer that is not a channel member.
 
     Example: medalliance ledger snapshot join snap --config net/nodes/peer0.org2.example.com/node.yaml
     """
