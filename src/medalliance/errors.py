@@ -245,6 +245,19 @@ class UnknownBlock(NotFound):
         self.number = number
 
 
+class BlockBeforeSnapshot(NotFound):
+    def __init__(self, number: int, first_block: int) -> None:
+        super().__init__(
+            f"no block {number} here: this ledger was joined from a snapshot and begins at "
+            f"block {first_block}; ask an ordering node or a peer that joined from genesis"
+        )
+        self.number = number
+
+
+class SnapshotInvalid(InvalidArgument):
+    """A ledger snapshot or node backup whose files do not match what its metadata records."""
+
+
 class UnknownPolicy(NotFound):
     def __init__(self, channel_id: str, path: str) -> None:
         super().__init__(

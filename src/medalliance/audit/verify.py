@@ -6,6 +6,10 @@ chain, check the orderer signatures against the channel's BlockValidation policy
 every transaction (signatures, endorsement policies including key-level ones, MVCC) against a
 world state rebuilt from scratch (values and key metadata), and compare the recorded validation codes with the recomputed ones. The first
 discrepancy names its block. The rebuilt state's hash can then be compared with a node's own.
+
+A ledger joined from a snapshot (docs/backup.md) holds no blocks before it: it is verified from
+the snapshot on, trusting the snapshot kept in its folder (its hashes checked again) instead of a
+genesis block; the report's `first_block` says where verification began.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from medalliance.ledger.block_signature import block_time
 from medalliance.ledger.block_store import read_block_records
 from medalliance.ledger.channel_config import ChannelConfig
 from medalliance.ledger.config_update import check_config_transaction, is_config_block
+from medalliance.ledger.snapshot import SNAPSHOT_FOLDER, read_snapshot
 from medalliance.ledger.state import StateReader, TxWrites
 from medalliance.ledger.tx import parse_envelope
 from medalliance.ledger.validation import VALID, NamespacePolicy, validate_block
@@ -61,6 +66,7 @@ class LedgerReport:
     state_hash: str  # of the world state rebuilt from the blocks
     node_state_matches: bool | None  # the node's own state.db agrees (None: none found)
     bad: BadBlock | None
+    first_block: int = 0  # > 0: verified from the snapshot the ledger was joined from
 
     @property
     def intact(self) -> bool:
@@ -119,8 +125,20 @@ def _verify(
     bad: BadBlock | None = None
     committed: set[str] = set()
     config: ChannelConfig | None = None
-    previous: common_pb2.BlockHeader | None = None
-    for number, record in enumerate(_records(ledger_dir)):
+    previous: common_pb2.BlockHeader | bytes | None = None
+    first = 0
+    if (ledger_dir / SNAPSHOT_FOLDER).is_dir():
+        try:
+            snapshot = read_snapshot(ledger_dir / SNAPSHOT_FOLDER)
+        except MedallianceError as exc:
+            return _report(ledger_dir, "?", counts, state, BadBlock(0, str(exc)), None)
+        state.import_rows(snapshot.state)
+        committed.update(tx_id for tx_id, _ in snapshot.txs)
+        config = ChannelConfig.from_block(parse_block(snapshot.config_block))
+        channel_id = config.channel_id
+        first = snapshot.metadata.last_block_number + 1
+        previous = bytes.fromhex(snapshot.metadata.last_block_hash)
+    for number, record in enumerate(_records(ledger_dir), start=first):
         if isinstance(record, BadBlock):
             bad = BadBlock(number, record.reason)
             break
@@ -152,6 +170,19 @@ def _verify(
             on_block(number)
     if config is None and bad is None:
         bad = BadBlock(0, "the ledger holds no genesis block")
+    matches = _node_state_matches(ledger_dir, state, node_state_database) if bad is None else None
+    return _report(ledger_dir, channel_id, counts, state, bad, matches, first)
+
+
+def _report(
+    ledger_dir: Path,
+    channel_id: str,
+    counts: dict[str, int],
+    state: WorldState,
+    bad: BadBlock | None,
+    node_state_matches: bool | None,
+    first_block: int = 0,
+) -> LedgerReport:
     return LedgerReport(
         path=ledger_dir,
         channel_id=channel_id,
@@ -159,10 +190,9 @@ def _verify(
         txs=counts["txs"],
         valid_txs=counts["valid"],
         state_hash=state.state_hash().hex(),
-        node_state_matches=_node_state_matches(ledger_dir, state, node_state_database)
-        if bad is None
-        else None,
+        node_state_matches=node_state_matches,
         bad=bad,
+        first_block=first_block,
     )
 
 
@@ -184,15 +214,27 @@ def _records(ledger_dir: Path) -> Iterator[bytes | BadBlock]:
 
 def _check_block(
     block: common_pb2.Block,
-    previous: common_pb2.BlockHeader,
+    previous: common_pb2.BlockHeader | bytes,
     config: ChannelConfig,
     state: WorldState,
     definitions: DefinitionLookup,
     committed: set[str],
     counts: dict[str, int],
 ) -> ChannelConfig:
-    """Check one block; the configuration in force after it."""
-    problem = verify_chain_link(previous, block)
+    """Check one block (after `previous`: its header, or a snapshot's last block hash); the
+    configuration in force after it."""
+    if isinstance(previous, bytes):
+        problem = (
+            None
+            if bytes(block.header.previous_hash) == previous
+            else "previous hash does not match the last block hash of the snapshot"
+        )
+        if problem is None and bytes(block.header.data_hash) != data_hash(
+            [bytes(d) for d in block.data.data]
+        ):
+            problem = f"data hash of block {block.header.number} does not match its transactions"
+    else:
+        problem = verify_chain_link(previous, block)
     if problem is not None:
         raise _Bad(problem)
     # Every signature present must verify, not just a quorum of them: an auditor treats a

@@ -1,4 +1,5 @@
-"""`medalliance ledger ...`: verify a ledger from genesis, rebuild a peer's world state."""
+"""`medalliance ledger ...`: verify a ledger from genesis, rebuild a peer's world state;
+snapshots (snapshot_cmd)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from medalliance.audit.verify import LedgerReport, find_ledgers, verify_ledger
+from medalliance.cli import snapshot_cmd
 from medalliance.cli.output import emit_json, output_state, stderr, stdout
 from medalliance.database_url import DatabaseUrl, parse_database_url
 from medalliance.node.channel import namespace_policy, rebuild_state
 
 app = typer.Typer(help="Inspect and repair ledgers on disk.", no_args_is_help=True)
+app.add_typer(snapshot_cmd.app, name="snapshot", no_args_is_help=True)
 
 # A peer whose state is on PostgreSQL records the URL without its password in the ledger folder;
 # libpq's PGPASSWORD or ~/.pgpass supply it, or this option (an env var keeps it out of history).
@@ -46,6 +49,7 @@ class LedgerVerdict(BaseModel):
     intact: bool
     bad_block: int | None
     reason: str | None
+    first_block: int  # > 0 for a ledger joined from a snapshot: verified from there on
 
 
 class VerifyOutput(BaseModel):
@@ -133,6 +137,7 @@ def _verdict(report: LedgerReport, root: Path) -> LedgerVerdict:
         state_hash=report.state_hash,
         node_state_matches=report.node_state_matches,
         intact=report.intact,
+        first_block=report.first_block,
         bad_block=report.bad.number if report.bad else None,
         reason=report.bad.reason
         if report.bad

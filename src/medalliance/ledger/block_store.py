@@ -8,6 +8,11 @@ is ever cut: damage anywhere else makes `open` raise `MalformedMessage` rather t
 
 The index maps block numbers to file positions and every tx id to (block, position, validation
 code); for a repeated tx id it keeps the first, as Fabric does (later ones are DUPLICATE_TXID).
+
+A store joined from a ledger snapshot (docs/backup.md) begins at block `first_block` = N + 1:
+its `snapshot_base` row holds block N's header hash (which block N + 1 must name as its
+previous hash), the channel's config block as of N, and its tx index holds the snapshot's tx ids
+(duplicate detection); earlier blocks are not here and reads of them raise `BlockBeforeSnapshot`.
 """
 
 from __future__ import annotations
@@ -18,12 +23,19 @@ import re
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fabric_protos.common import common_pb2
 
-from medalliance.errors import InvalidArgument, MalformedMessage, PreconditionFailed, UnknownBlock
+from medalliance.errors import (
+    BlockBeforeSnapshot,
+    InvalidArgument,
+    MalformedMessage,
+    NotFound,
+    PreconditionFailed,
+    UnknownBlock,
+)
 from medalliance.ledger.block import (
     data_hash,
     envelope_tx_id,
@@ -43,6 +55,9 @@ CREATE TABLE IF NOT EXISTS blocks (number INTEGER PRIMARY KEY, file INTEGER NOT 
     offset INTEGER NOT NULL, length INTEGER NOT NULL, header_hash BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS txs (tx_id TEXT PRIMARY KEY, block INTEGER NOT NULL,
     tx_num INTEGER NOT NULL, code INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS snapshot_base (id INTEGER PRIMARY KEY CHECK (id = 0),
+    first_block INTEGER NOT NULL, last_hash BLOB NOT NULL, previous_hash BLOB NOT NULL,
+    config_block BLOB NOT NULL);
 """
 
 
@@ -51,6 +66,16 @@ class TxLocation:
     block_num: int
     tx_num: int
     validation_code: int
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotBase:
+    """Where a ledger joined from a snapshot begins: block `first_block - 1` is the snapshot's."""
+
+    first_block: int
+    last_hash: bytes  # the header hash of block first_block - 1
+    previous_hash: bytes  # that block's previous hash, as the snapshot recorded it
+    config_block: bytes = field(repr=False)  # the channel's config block as of the snapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +178,7 @@ class BlockStore:
         self._height = 0
         self._last_hash = b""
         self._file_index = 0
+        self._base: SnapshotBase | None = None
         self._load_tip()
 
     @classmethod
@@ -171,10 +197,83 @@ class BlockStore:
             raise
         return store
 
+    @classmethod
+    def open_reader(cls, directory: Path) -> BlockStore:
+        """Open another process's store to read the blocks its index holds, while it runs.
+
+        No recovery: a block the owner is writing at this moment looks like a torn tail, and
+        only the owner may cut one. Never `append` to a reader. Raises `NotFound` when there is
+        no store at `directory`.
+        """
+        if not (directory / "index.db").is_file():
+            raise NotFound(f"{directory} holds no block store (no index.db)")
+        db = sqlite3.connect(directory / "index.db", isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA busy_timeout = 10000")
+            has_base = db.execute(
+                "SELECT 1 FROM sqlite_master WHERE name = 'snapshot_base'"
+            ).fetchone()
+            if has_base is None:  # a ledger older than snapshots: a write, so only then
+                db.executescript(_SCHEMA)
+            return cls(directory, db)
+        except BaseException:
+            db.close()
+            raise
+
     @property
     def height(self) -> int:
-        """The number of blocks stored."""
+        """The next block's number: the blocks stored (and those before a snapshot it began at)."""
         return self._height
+
+    @property
+    def first_block(self) -> int:
+        """The first block this store holds: 0, or N + 1 for a ledger joined from a snapshot."""
+        return 0 if self._base is None else self._base.first_block
+
+    @property
+    def snapshot_base(self) -> SnapshotBase | None:
+        """Where the ledger begins when it was joined from a snapshot; None from genesis."""
+        return self._base
+
+    def start_from_snapshot(
+        self, base: SnapshotBase, txs: Sequence[tuple[str, TxLocation]]
+    ) -> None:
+        """Make an empty store begin after a snapshot's block, holding the snapshot's tx ids.
+
+        One database transaction: on any failure the store stays empty. Raises
+        `PreconditionFailed` when the store already holds blocks or a snapshot base.
+        """
+        with self._lock:
+            if self._height or self._base is not None or _block_files(self._dir):
+                raise PreconditionFailed(
+                    f"{self._dir} already holds a ledger; join a snapshot into an empty folder"
+                )
+            rows = [(tx_id, t.block_num, t.tx_num, t.validation_code) for tx_id, t in txs]
+            with self._db:
+                self._db.execute("BEGIN")
+                self._db.execute(
+                    "INSERT INTO snapshot_base VALUES (0, ?, ?, ?, ?)",
+                    (base.first_block, base.last_hash, base.previous_hash, base.config_block),
+                )
+                self._db.executemany("INSERT OR IGNORE INTO txs VALUES (?, ?, ?, ?)", rows)
+            self._load_tip()
+
+    def tx_locations(self, through_block: int) -> list[tuple[str, TxLocation]]:
+        """Every indexed tx id of blocks up to `through_block` (a snapshot's tx id list)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT tx_id, block, tx_num, code FROM txs WHERE block <= ? ORDER BY tx_id",
+                (through_block,),
+            ).fetchall()
+        return [(r[0], TxLocation(r[1], r[2], r[3])) for r in rows]
+
+    def header_hashes(self, number: int) -> tuple[bytes, bytes]:
+        """(header hash, previous hash) of block `number`, also for a snapshot's own block."""
+        base = self._base
+        if base is not None and number == base.first_block - 1:
+            return base.last_hash, base.previous_hash
+        header = self.get_block(number).header
+        return header_hash(header), bytes(header.previous_hash)
 
     @property
     def last_header_hash(self) -> bytes:
@@ -256,6 +355,12 @@ class BlockStore:
         self._last_hash = hash_
 
     def _load_tip(self) -> None:
+        base = self._db.execute(
+            "SELECT first_block, last_hash, previous_hash, config_block FROM snapshot_base"
+        ).fetchone()
+        if base is not None:
+            self._base = SnapshotBase(base[0], bytes(base[1]), bytes(base[2]), bytes(base[3]))
+            self._height, self._last_hash = self._base.first_block, self._base.last_hash
         row = self._db.execute(
             "SELECT number, file, header_hash FROM blocks ORDER BY number DESC LIMIT 1"
         ).fetchone()
@@ -336,6 +441,8 @@ class BlockStore:
                 "SELECT file, offset, length FROM blocks WHERE number = ?", (number,)
             ).fetchone()
             if row is None:
+                if number < self.first_block:
+                    raise BlockBeforeSnapshot(number, self.first_block)
                 raise UnknownBlock(number, self._height)
             file, offset, length = row
             with (self._dir / _file_name(file)).open("rb") as f:

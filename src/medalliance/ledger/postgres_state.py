@@ -28,6 +28,7 @@ from medalliance.ledger.state import KeyModification, QueryPage, TxWrites, Versi
 from medalliance.ledger.state_rules import (
     FinalMetadata,
     FinalWrites,
+    StateExport,
     final_writes,
     query_page,
     state_digest,
@@ -179,6 +180,47 @@ class PostgresState:
             ((ns, bytes(k).decode(), bytes(v), b, t) for ns, k, v, b, t in values),
             ((ns, bytes(k).decode(), name, bytes(v)) for ns, k, name, v in metadata),
         )
+
+    def export_rows(self) -> StateExport:
+        def read(db: psycopg.Connection[Any]) -> tuple[int, list[Any], list[Any]]:
+            with db.transaction():
+                db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # one snapshot
+                savepoint = self._read_savepoint(db)
+                values = db.execute(
+                    "SELECT ns, key, value, block_num, tx_num FROM state ORDER BY ns, key"
+                ).fetchall()
+                metadata = db.execute(
+                    "SELECT ns, key, name, value FROM metadata ORDER BY ns, key, name"
+                ).fetchall()
+            return savepoint, values, metadata
+
+        savepoint, values, metadata = self._run(read)
+        return StateExport(
+            savepoint,
+            tuple((ns, bytes(k).decode(), bytes(v), b, t) for ns, k, v, b, t in values),
+            tuple((ns, bytes(k).decode(), name, bytes(v)) for ns, k, name, v in metadata),
+        )
+
+    def import_rows(self, export: StateExport) -> None:
+        def load(db: psycopg.Connection[Any]) -> None:
+            with db.transaction(), db.cursor() as cur:
+                if self._read_savepoint(db) != -1:
+                    raise PreconditionFailed(
+                        "the world state is not empty; import into a new ledger"
+                    )
+                cur.executemany(
+                    "INSERT INTO state VALUES (%s, %s, %s, %s, %s)",
+                    [(ns, k.encode(), v, b, t) for ns, k, v, b, t in export.values],
+                )
+                cur.executemany(
+                    "INSERT INTO metadata VALUES (%s, %s, %s, %s)",
+                    [(ns, k.encode(), name, v) for ns, k, name, v in export.metadata],
+                )
+                cur.execute("INSERT INTO savepoint VALUES (0, %s)", (export.savepoint,))
+
+        with self._lock:
+            self._run(load)
+            self._savepoint = export.savepoint
 
     def clear(self) -> None:
         def truncate(db: psycopg.Connection[Any]) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from medalliance.errors import PreconditionFailed
 from medalliance.ledger.state import KeyModification, QueryPage, TxWrites, Version, VersionedValue
-from medalliance.ledger.state_rules import final_writes, query_page, state_digest
+from medalliance.ledger.state_rules import StateExport, final_writes, query_page, state_digest
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS state (ns TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,
@@ -181,6 +181,31 @@ class SqliteState:
             ((ns, key, bytes(v), b, t) for ns, key, v, b, t in values),
             ((ns, key, name, bytes(v)) for ns, key, name, v in metadata),
         )
+
+    def export_rows(self) -> StateExport:
+        with self._lock, self._db:
+            self._db.execute("BEGIN")  # WAL: one read snapshot while another process commits
+            savepoint = self._db.execute("SELECT block_num FROM savepoint WHERE id = 0").fetchone()
+            values = self._db.execute(
+                "SELECT ns, key, value, block_num, tx_num FROM state ORDER BY ns, key"
+            ).fetchall()
+            metadata = self._db.execute(
+                "SELECT ns, key, name, value FROM metadata ORDER BY ns, key, name"
+            ).fetchall()
+        return StateExport(
+            -1 if savepoint is None else int(savepoint[0]),
+            tuple((ns, k, bytes(v), b, t) for ns, k, v, b, t in values),
+            tuple((ns, k, name, bytes(v)) for ns, k, name, v in metadata),
+        )
+
+    def import_rows(self, export: StateExport) -> None:
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            if self._db.execute("SELECT 1 FROM savepoint").fetchone() is not None:
+                raise PreconditionFailed("the world state is not empty; import into a new ledger")
+            self._db.executemany("INSERT INTO state VALUES (?, ?, ?, ?, ?)", export.values)
+            self._db.executemany("INSERT INTO metadata VALUES (?, ?, ?, ?)", export.metadata)
+            self._db.execute("INSERT INTO savepoint VALUES (0, ?)", (export.savepoint,))
 
     def clear(self) -> None:
         with self._lock, self._db:

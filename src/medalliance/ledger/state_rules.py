@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from medalliance.errors import QuerySyntaxError
@@ -23,6 +24,18 @@ FinalMetadata = dict[tuple[str, str], tuple[tuple[str, bytes], ...]]
 # (ns, key, value, block_num, tx_num) and (ns, key, name, value) rows, in the hash's order
 StateRow = tuple[str, str, bytes, int, int]
 MetadataRow = tuple[str, str, str, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class StateExport:
+    """A whole world state at block `savepoint`: what a ledger snapshot carries."""
+
+    savepoint: int
+    values: tuple[StateRow, ...] = field(repr=False)
+    metadata: tuple[MetadataRow, ...] = field(repr=False)
+
+    def digest(self) -> bytes:
+        return state_digest(self.values, self.metadata)
 
 
 def final_writes(

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 from medalliance.database_url import DatabaseUrl, parse_database_url, schema_name
 from medalliance.errors import InvalidArgument
 from medalliance.ledger.state import StateStore, VersionedValue
+from medalliance.ledger.state_rules import StateExport
 
 SQLITE_FILE = "state.db"  # the default: SQLite beside the block store
 LOCATION_FILE = "state-database.json"
@@ -40,6 +41,17 @@ class WorldState(StateStore, Protocol):
 
     def clear(self) -> None:
         """Drop everything, savepoint included: the state is then rebuilt from the blocks."""
+        ...
+
+    def export_rows(self) -> StateExport:
+        """The savepoint with every value and metadata row, read in one transaction (a
+        consistent copy while the peer commits), ordered as `state_digest` wants them."""
+        ...
+
+    def import_rows(self, export: StateExport) -> None:
+        """Load a snapshot's rows into an empty state at its savepoint, in one transaction.
+
+        Raises `PreconditionFailed` and changes nothing when the state is not empty."""
         ...
 
 

@@ -105,9 +105,18 @@ def check_seek(
     if not seek.HasField("start") or not seek.HasField("stop"):
         raise SeekError(Status.BAD_REQUEST, "a seek needs a start and a stop position")
     height = source.feed.height
+    first = source.store.first_block  # > 0 on a peer joined from a snapshot
     start = _position(seek.start, height, start=None)
+    if seek.start.WhichOneof("Type") == "oldest":
+        start = first
     if start > height:
         raise SeekError(Status.NOT_FOUND, f"block {start} is beyond the ledger height {height}")
+    if start < first:
+        raise SeekError(
+            Status.NOT_FOUND,
+            f"block {start} precedes this peer's ledger, joined from a snapshot at block "
+            f"{first - 1}; ask an ordering node or a peer that holds it",
+        )
     stop = _position(seek.stop, height, start=start)
     if stop is not None and stop < start:
         raise SeekError(Status.BAD_REQUEST, f"stop block {stop} is before start block {start}")

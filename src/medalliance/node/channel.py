@@ -27,16 +27,19 @@ from medalliance.errors import (
     PermissionDenied,
     PreconditionFailed,
 )
-from medalliance.ledger.block import set_transactions_filter, transactions_filter, verify_chain_link
+from medalliance.ledger.block import (
+    data_hash,
+    parse_block,
+    set_transactions_filter,
+    transactions_filter,
+    verify_chain_link,
+)
 from medalliance.ledger.block_signature import block_time
 from medalliance.ledger.block_store import BlockStore
 from medalliance.ledger.channel_config import ChannelConfig
-from medalliance.ledger.config_update import (
-    check_config_transaction,
-    is_config_block,
-    latest_config,
-)
+from medalliance.ledger.config_update import check_config_transaction, is_config_block
 from medalliance.ledger.mvcc import metadata_writes_of, writes_of
+from medalliance.ledger.snapshot import config_block_at
 from medalliance.ledger.state import StateReader, TxWrites
 from medalliance.ledger.tx import parse_envelope, parse_rwset
 from medalliance.ledger.validation import (
@@ -96,12 +99,14 @@ class PeerChannel:
             if state.savepoint == -1:
                 state.apply_block(0, [])  # the genesis block writes no state
         else:
-            config = latest_config(store.get_block, store.height, valid=_committed_valid)
-            if (
-                genesis is not None
-                and genesis.header.data_hash != store.get_block(0).header.data_hash
-            ):
+            config = _stored_config(store)
+            if genesis is not None and not _same_channel(store, genesis):
                 raise InvalidArgument(f"{directory} holds a different channel's ledger")
+            if store.first_block and state.savepoint < store.first_block - 1:
+                raise PreconditionFailed(
+                    f"{directory} was joined from a snapshot but its world state is behind it "
+                    "(lost or cleared); remove the folder and join from the snapshot again"
+                )
         channel = cls(store, state, config)
         channel.recover()
         return channel
@@ -136,8 +141,13 @@ class PeerChannel:
             raise PreconditionFailed(
                 f"channel {self.channel_id} expects block {self._store.height}, got {number}"
             )
-        previous = self._store.get_block(number - 1).header
-        problem = verify_chain_link(previous, block)
+        base = self._store.snapshot_base
+        if base is not None and number == base.first_block:
+            # The first block after a snapshot: it must name the snapshot's block as its
+            # predecessor, or the snapshot is not of the chain the ordering service serves.
+            problem = _snapshot_link_problem(base.last_hash, block)
+        else:
+            problem = verify_chain_link(self._store.get_block(number - 1).header, block)
         if problem is not None:
             raise InvalidArgument(f"block {number} of {self.channel_id}: {problem}")
         self._check_orderer_signatures(block)
@@ -260,9 +270,30 @@ class PeerChannel:
             )
 
 
-def _committed_valid(block: common_pb2.Block) -> bool:
-    codes = transactions_filter(block)
-    return bool(codes) and codes[0] == VALID
+def _stored_config(store: BlockStore) -> ChannelConfig:
+    """The configuration in force at the store's tip: the newest valid config block it holds,
+    or, for a ledger joined from a snapshot with none since, the snapshot's config block."""
+    return ChannelConfig.from_block(parse_block(config_block_at(store, store.height - 1)))
+
+
+def _same_channel(store: BlockStore, genesis: common_pb2.Block) -> bool:
+    if store.snapshot_base is None:
+        return bool(genesis.header.data_hash == store.get_block(0).header.data_hash)
+    config = ChannelConfig.from_block(parse_block(store.snapshot_base.config_block))
+    return config.channel_id == ChannelConfig.from_block(genesis).channel_id
+
+
+def _snapshot_link_problem(last_hash: bytes, block: common_pb2.Block) -> str | None:
+    number = block.header.number
+    if bytes(block.header.previous_hash) != last_hash:
+        return (
+            f"previous hash of block {number} does not match the last block hash of the "
+            "snapshot this ledger was joined from: the snapshot is not of this channel's chain; "
+            "remove the ledger folder and join from a snapshot taken by a trusted peer"
+        )
+    if bytes(block.header.data_hash) != data_hash([bytes(d) for d in block.data.data]):
+        return f"data hash of block {number} does not match its transactions"
+    return None
 
 
 def namespace_policy(state: StateReader, namespace: str) -> NamespacePolicy | None:
@@ -289,6 +320,13 @@ def rebuild_state(ledger_dir: Path, state_database: DatabaseUrl | None = None) -
     """
     if not (ledger_dir / "blocks").is_dir():
         raise NotFound(f"{ledger_dir} is not a ledger directory (it holds no blocks/)")
+    with BlockStore.open(ledger_dir / "blocks") as store:
+        if store.snapshot_base is not None:
+            raise PreconditionFailed(
+                f"{ledger_dir} was joined from a snapshot at block {store.first_block - 1}: "
+                "its state cannot be derived from its blocks alone; join it again from a "
+                "snapshot (`medalliance ledger snapshot join`)"
+            )
     location = recorded_location(ledger_dir, state_database)
     state = open_ledger_state(ledger_dir, location)
     try:
