@@ -3,7 +3,8 @@
 The tests run it with `ip netns exec` where the test process (in the root namespace) cannot
 reach, e.g. inside a partitioned host. It prints exactly one JSON document:
 
-- `status HOST:PORT`: the node's operations `/status` (`{"down": true}` when it does not answer);
+- `status HOST:PORT...`: each node's operations `/status` (`{"down": true}` when it does not
+  answer), in a list;
 - `submit DIR ORG KEY`: submits CreateAsset(KEY) on the `basic` contract as ORG's User1 without
   waiting for its commit: `{"tx_id": ...}`, or `{"error": ...}` when endorsement or submission fails.
 - `commit DIR ORG KEY`: the same, then waits for its commit: `{"tx_id", "block", "valid"}`.
@@ -17,10 +18,6 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
-
-from medalliance.app.session import connect_as
-from medalliance.node.bootstrap import NetworkLayout
-from medalliance.sdk import GatewayError
 
 CHANNEL, CONTRACT = "alliance", "basic"
 TIMEOUT_S = 60.0
@@ -36,6 +33,11 @@ def status(address: str) -> dict[str, Any]:
 
 
 def submit(directory: str, org: str, key: str, *, wait: bool) -> dict[str, Any]:
+    # Imported here: `status` answers without loading the SDK (a second saved per call).
+    from medalliance.app.session import connect_as
+    from medalliance.node.bootstrap import NetworkLayout
+    from medalliance.sdk import GatewayError
+
     with connect_as(NetworkLayout.load(Path(directory)), org) as gateway:
         contract = gateway.get_network(CHANNEL).get_contract(CONTRACT)
         try:
@@ -55,9 +57,10 @@ def submit(directory: str, org: str, key: str, *, wait: bool) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> None:
+    answer: Any
     match argv:
-        case ["status", address]:
-            answer = status(address)
+        case ["status", *addresses]:
+            answer = [status(address) for address in addresses]
         case ["submit" | "commit" as verb, directory, org, key]:
             answer = submit(directory, org, key, wait=verb == "commit")
         case _:

@@ -71,7 +71,9 @@ class RelaySet:
                 lambda r, w: self._serve(relay, r, w), *listen, reuse_address=True
             )
 
-        self._servers.append(asyncio.run_coroutine_threadsafe(start(), self._loop).result())
+        server = asyncio.run_coroutine_threadsafe(start(), self._loop).result()
+        self._servers.append(server)
+        relay.listen = server.sockets[0].getsockname()[:2]  # the port chosen for port 0
         self.relays[name] = relay
         return relay
 
@@ -79,9 +81,10 @@ class RelaySet:
         self, name: str, *, up: Faults | None = None, down: Faults | None = None, cut: bool = False
     ) -> None:
         """Change a link's faults (both directions when only `up` is given); `cut` also drops
-        the connections it carries now. Faults() everywhere and cut=False heal it."""
+        the connections it carries now. Faults() everywhere and cut=False heal it. In force
+        when this returns."""
 
-        def change() -> None:
+        async def change() -> None:
             relay = self.relays[name]
             relay.up = up or Faults()
             relay.down = down or relay.up
@@ -90,7 +93,7 @@ class RelaySet:
                 for writer in list(relay._open):
                     writer.transport.abort()
 
-        self._loop.call_soon_threadsafe(change)
+        asyncio.run_coroutine_threadsafe(change(), self._loop).result()
 
     @contextlib.contextmanager
     def running(self) -> Iterator[RelaySet]:

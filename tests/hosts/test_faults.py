@@ -25,8 +25,7 @@ from medalliance.ledger.block_store import BlockStore
 from medalliance.ledger.tx import Code
 from medalliance.node.bootstrap import NODES
 from medalliance.sdk import Contract
-from tests.hosts.alliance import CHANNEL, RELAYED, WAIT_S, HostedAlliance, faketime_library
-from tests.hosts.namespaces import REQUIRE_ENV
+from tests.hosts.alliance import CHANNEL, RELAYED, WAIT_S, HostedAlliance, require_faketime
 from tests.hosts.tcp_proxy import Faults
 from tests.networks import REPO, cli, wait_until
 
@@ -103,7 +102,7 @@ def test_a_minority_partition_cuts_no_block_while_the_majority_commits(
         commit(alliance, city, 3)
         minority = alliance.answer(submitting)
         assert min(alliance.heights()[n] or 0 for n in alliance.nodes_on("CityHC")) > before
-        assert (alliance.height_inside(orderer), alliance.height_inside(peer)) == (before, before)
+        assert alliance.heights_inside(orderer, peer) == (before, before)
         assert city.evaluate_transaction("AssetExists", "minority-0") == b"false"
     finally:
         alliance.net.heal(CUT)
@@ -144,11 +143,7 @@ def test_transactions_commit_across_slow_lossy_links_while_a_host_is_cut(
 def test_a_host_clock_five_minutes_ahead_keeps_ordering_and_committing(
     alliance: HostedAlliance, city: Contract
 ) -> None:
-    if faketime_library() is None:
-        reason = "the clock test needs Debian's faketime (apt-get install faketime)"
-        if os.environ.get(REQUIRE_ENV) == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
+    require_faketime()
     skewed = alliance.nodes_on(CUT)
     alliance.stop(*skewed)
     for name in skewed:
@@ -184,9 +179,7 @@ def test_a_host_clock_five_minutes_ahead_keeps_ordering_and_committing(
 def test_a_client_clock_twenty_minutes_off_is_refused_and_nothing_is_written(
     alliance: HostedAlliance, city: Contract, offset: str, exit_code: int, message: str
 ) -> None:
-    library = faketime_library()
-    if library is None:
-        pytest.skip("the clock test needs Debian's faketime (apt-get install faketime)")
+    library = require_faketime()
     heights = alliance.heights()
     key = f"late-{offset}"
     env = dict(os.environ, LD_PRELOAD=library, FAKETIME=offset, PYTHONPATH=str(REPO))
