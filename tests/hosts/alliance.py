@@ -26,7 +26,7 @@ import yaml
 
 from medalliance.node.bootstrap import NODES, NetworkLayout
 from medalliance.node.config import NODE_FILE
-from medalliance.node.launcher import NodeInfo, nodes_of, probe, running_pid, stop
+from medalliance.node.launcher import NodeInfo, nodes_of, probe, running_pid
 from tests.hosts.namespaces import REQUIRE_ENV, Host, HostNetwork, host_network
 from tests.hosts.tcp_proxy import RelaySet
 from tests.networks import DEMO_ALLIANCE, REPO, cli, wait_until
@@ -84,9 +84,7 @@ class HostedAlliance:
         """Run node `name` inside its host, its clock moved by `clock_offset` (faketime's
         syntax, e.g. '+5m') when given."""
         node, host = self.nodes[name], self.host_of(name)
-        env = dict(os.environ)
-        if clock_offset is not None:
-            env |= {"LD_PRELOAD": require_faketime(), "FAKETIME": clock_offset}
+        env = _clock_env(clock_offset)
         for folder in ("run", "logs"):
             (self.directory / folder).mkdir(exist_ok=True)
         config = self.directory / NODES / name / NODE_FILE
@@ -103,17 +101,20 @@ class HostedAlliance:
             )
         node.pid_file(self.directory).write_text(f"{process.pid}\n")
 
-    def stop(self, *names: str) -> None:
-        stop(self.layout, list(names))
+    def pid(self, name: str) -> int:
+        pid = running_pid(self.nodes[name], self.directory)
+        assert pid is not None, f"{name} is not running"
+        return pid
 
     def wait_healthy(self, *names: str) -> None:
         for name in names or tuple(self.nodes):
             node = self.nodes[name]
             wait_until(functools.partial(_healthy, node), f"{name} answers healthy", WAIT_S)
 
-    def heights(self) -> dict[str, int | None]:
-        """Each node's height on the channel, seen from the root namespace (None: no answer)."""
-        return {name: _height(probe(node, timeout=2.0)) for name, node in self.nodes.items()}
+    def heights(self, *names: str) -> dict[str, int | None]:
+        """The named nodes' (default: every node's) heights on the channel, seen from the root
+        namespace (None: no answer)."""
+        return {name: _height(probe(self.nodes[name], timeout=2.0)) for name in names or self.nodes}
 
     def heights_inside(self, *names: str) -> tuple[int | None, ...]:
         """The nodes' heights asked from inside their host (reachable when it is partitioned);
@@ -123,13 +124,15 @@ class HostedAlliance:
         answers = self.in_host(host.name, "status", *(f"{host.address}:{p}" for p in ports))
         return tuple(_height(answer) for answer in answers)
 
-    def in_host(self, org: str, *argv: str) -> Any:
+    def in_host(self, org: str, *argv: str, clock_offset: str | None = None) -> Any:
         """`tests.hosts.host_client argv` run inside `org`'s host: its one JSON answer."""
-        return self.answer(self.start_in_host(org, *argv))
+        return self.answer(self.start_in_host(org, *argv, clock_offset=clock_offset))
 
-    def start_in_host(self, org: str, *argv: str) -> subprocess.Popen[str]:
+    def start_in_host(
+        self, org: str, *argv: str, clock_offset: str | None = None
+    ) -> subprocess.Popen[str]:
         """The same, started: `answer` collects it (so it can overlap other work)."""
-        env = dict(os.environ)
+        env = _clock_env(clock_offset)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
         return subprocess.Popen(
             self.net.hosts[org].command(sys.executable, "-m", "tests.hosts.host_client", *argv),
@@ -160,6 +163,14 @@ class HostedAlliance:
                     (digest["height"], digest["blockHash"], digest["stateHash"]) if digest else None
                 )
         return found
+
+
+def _clock_env(clock_offset: str | None) -> dict[str, str]:
+    """This process's environment, with libfaketime moving the clock by `clock_offset`."""
+    env = dict(os.environ)
+    if clock_offset is not None:
+        env |= {"LD_PRELOAD": require_faketime(), "FAKETIME": clock_offset}
+    return env
 
 
 def _healthy(node: NodeInfo) -> bool:
