@@ -168,20 +168,20 @@ def test_a_host_clock_five_minutes_ahead_keeps_ordering_and_committing(
 
 
 @pytest.mark.parametrize(
-    ("offset", "exit_code", "message"),
+    ("offset", "exit_code", "says"),
     [
         pytest.param(
-            "+20m", 1, "more than 15 minutes from the peer's clock",
+            "+20m", 1, ("more than 15 minutes from the peer's clock", "check the client's clock"),
             id="a client clock 20 minutes ahead is refused by the peer's proposal window",
         ),
         pytest.param(
-            "-20m", 3, "certificate is not yet valid",
+            "-20m", 3, ("certificate is not yet valid", "check this machine's clock"),
             id="a client clock 20 minutes behind refuses the network's new TLS certificates",
         ),
     ],
 )  # fmt: skip
 def test_a_client_clock_twenty_minutes_off_is_refused_and_nothing_is_written(
-    alliance: HostedAlliance, city: Contract, offset: str, exit_code: int, message: str
+    alliance: HostedAlliance, city: Contract, offset: str, exit_code: int, says: tuple[str, str]
 ) -> None:
     library = require_faketime()
     heights = alliance.heights()
@@ -194,7 +194,8 @@ def test_a_client_clock_twenty_minutes_off_is_refused_and_nothing_is_written(
         capture_output=True, text=True, timeout=WAIT_S, env=env,
     )  # fmt: skip
     assert refused.returncode == exit_code, refused
-    assert message in json.loads(refused.stdout)["message"], refused.stdout
+    message = json.loads(refused.stdout)["message"]
+    assert all(part in message for part in says), message
     assert city.evaluate_transaction("AssetExists", key) == b"false"
     assert alliance.heights() == heights
 
