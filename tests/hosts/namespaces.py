@@ -15,6 +15,7 @@ import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -105,12 +106,19 @@ def host_network(names: Sequence[str]) -> Iterator[HostNetwork]:
 
 
 def sweep_stale() -> None:
-    """Remove namespaces and links of ours whose run (its pid) is gone."""
+    """Remove namespaces and links of ours whose run (its pid) is gone, killing what still runs
+    inside those namespaces (only a dead run's test nodes can)."""
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     for line in listed.splitlines():
-        found = _NETNS.match(line.split(" ", 1)[0])
+        name = line.split(" ", 1)[0]
+        found = _NETNS.match(name)
         if found and not _alive(int(found.group(1))):
-            _ip("netns", "del", line.split(" ", 1)[0], check=False)
+            # Nodes a killed run left behind would keep the namespace (and run) forever.
+            pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True)
+            for pid in pids.stdout.split():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
+            _ip("netns", "del", name, check=False)
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
     for line in links.splitlines():
         name = line.split(": ")[1].split("@")[0] if ": " in line else ""
