@@ -242,12 +242,19 @@ def _dir_after_the_command(argv: list[str]) -> list[str]:
 # --- errors: one mapping, with the hints that apply whatever the command ------------------------
 
 
+# What TLS (BoringSSL) says when a certificate's dates do not cover this machine's clock.
+_CLOCK_REFUSALS = ("certificate is not yet valid", "certificate has expired")
+
+
 def _message(exc: MedallianceError) -> str:
     if isinstance(exc, NoNetwork) and output_state.dir_given is None:
         return (
             f"{exc.directory} (the current folder) is not a network folder; "
             f"add --dir DIR (or set {DIR_ENV})"
         )
+    if isinstance(exc, Unavailable) and any(r in str(exc) for r in _CLOCK_REFUSALS):
+        # A clock off by more than the certificates' slack looks like a dead node: say which.
+        return f"{exc}; a TLS certificate was refused for its dates: check this machine's clock"
     if isinstance(exc, Unavailable) and _unreachable(exc):
         folder = output_state.dir_given or Path(".")
         return f"{exc}; is the network up? `medalliance network status --dir {folder}`"

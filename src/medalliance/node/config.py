@@ -51,6 +51,10 @@ class NodeConfig(_Model):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="host prefix, e.g. peer0")
     host: str = Field(default="127.0.0.1", pattern=r"^[A-Za-z0-9.:-]+$")
     port: int = Field(ge=1, le=65535)
+    # Where the node binds, when that is not the address others dial (`host`): a machine behind
+    # a port forward, NAT or a relay (Fabric's listenAddress beside its external endpoint).
+    # Default: `host`. The ports are the same on both.
+    listen_host: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.:-]+$")
     # The operations endpoint (HTTP /healthz and /status); default: port + 10000.
     operations_port: int | None = Field(default=None, ge=1, le=65535)
     # A peer's own world-state database, overriding the network's `state_database`. Not in
@@ -78,13 +82,27 @@ class NodeConfig(_Model):
 
     @property
     def listen_endpoint(self) -> str:
-        """Where to bind: `localhost` is the IPv4 loopback, which every client resolves."""
-        host = "127.0.0.1" if self.host == "localhost" else self.host
-        return f"{host}:{self.port}"
+        """Where to bind: `listen_host` or `host`; `localhost` is the IPv4 loopback, which
+        every client resolves."""
+        return f"{self._bind_host}:{self.port}"
 
     @property
     def operations_endpoint(self) -> str:
-        return f"{self.host}:{self.operations_port or self.port + 10000}"
+        return f"{self.host}:{self._operations_port}"
+
+    @property
+    def operations_listen_endpoint(self) -> str:
+        """Where the operations endpoint binds (same rule as `listen_endpoint`)."""
+        return f"{self._bind_host}:{self._operations_port}"
+
+    @property
+    def _bind_host(self) -> str:
+        host = self.listen_host or self.host
+        return "127.0.0.1" if host == "localhost" else host
+
+    @property
+    def _operations_port(self) -> int:
+        return self.operations_port or self.port + 10000
 
 
 class UserConfig(_Model):

@@ -28,7 +28,7 @@ class NodeMaterial:
     host: str
     address: str  # advertised, host:port
     listen_address: str
-    operations_address: str
+    operations_address: str  # where the operations endpoint binds
     data_dir: Path  # nodes/<host>/
     signer: Signer
     tls: NodeTls
@@ -52,7 +52,7 @@ class NodeMaterial:
             host=host,
             address=node.endpoint,
             listen_address=node.listen_endpoint,
-            operations_address=node.operations_endpoint,
+            operations_address=node.operations_listen_endpoint,
             data_dir=layout.directory / NODES / host,
             signer=load_signer(crypto / "msp", org.msp_id),
             tls=NodeTls.load(crypto / "tls", trusted_tls_cas(layout)),

@@ -278,3 +278,44 @@ def test_any_text_either_loads_or_is_a_config_error(tmp_path: Path, text: str) -
     path.write_text(text, encoding="utf-8")
     with contextlib.suppress(ConfigError):
         load_network_config(path)
+
+
+@pytest.mark.parametrize(
+    ("node", "dialled", "bound", "operations_dialled", "operations_bound"),
+    [
+        pytest.param(
+            {"name": "peer0", "host": "10.0.0.5", "port": 7051},
+            "10.0.0.5:7051", "10.0.0.5:7051", "10.0.0.5:17051", "10.0.0.5:17051",
+            id="without listen_host a node binds where it is dialled",
+        ),
+        pytest.param(
+            {"name": "peer0", "host": "relay.example.org", "listen_host": "10.0.0.5",
+             "port": 7051, "operations_port": 9444},
+            "relay.example.org:7051", "10.0.0.5:7051", "relay.example.org:9444", "10.0.0.5:9444",
+            id="listen_host moves only the binding of both endpoints",
+        ),
+        pytest.param(
+            {"name": "peer0", "host": "10.0.0.5", "listen_host": "localhost", "port": 7051},
+            "10.0.0.5:7051", "127.0.0.1:7051", "10.0.0.5:17051", "127.0.0.1:17051",
+            id="a localhost listen_host binds the IPv4 loopback",
+        ),
+    ],
+)  # fmt: skip
+def test_a_node_binds_its_listen_host_and_is_dialled_at_its_host(
+    node: dict[str, Any], dialled: str, bound: str, operations_dialled: str, operations_bound: str
+) -> None:
+    config = copy.deepcopy(BASE)
+    config["organizations"][0]["peers"] = [node]
+    (peer,) = NetworkConfig.model_validate(config).organization("City").peers
+    assert (peer.endpoint, peer.listen_endpoint) == (dialled, bound)
+    assert (peer.operations_endpoint, peer.operations_listen_endpoint) == (
+        operations_dialled,
+        operations_bound,
+    )
+
+
+def test_a_listen_host_that_is_no_address_is_refused() -> None:
+    config = copy.deepcopy(BASE)
+    config["organizations"][0]["peers"] = [{"name": "peer0", "listen_host": "a b", "port": 7051}]
+    with pytest.raises(ValueError, match="listen_host"):
+        NetworkConfig.model_validate(config)
