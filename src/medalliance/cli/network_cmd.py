@@ -16,7 +16,7 @@ from medalliance.app.channel_update import propose
 from medalliance.app.session import GatewayAdminSession
 from medalliance.cli.output import dir_option, emit_json, output_state, stderr, stdout
 from medalliance.errors import InvalidArgument, MedallianceError, category_of
-from medalliance.node import launcher
+from medalliance.node import ca_launcher, launcher
 from medalliance.node.bootstrap import (
     NetworkLayout,
     add_orderer,
@@ -110,6 +110,11 @@ def up(
     """
     layout = NetworkLayout.load(directory)
     started = launcher.up(layout, timeout=timeout, on_progress=_progress)
+    try:  # the organisations' Fabric CA servers (docs/fabric-ca.md), where the config has `ca:`
+        ca_launcher.up(layout, timeout=timeout, on_progress=_progress)
+    except MedallianceError as exc:
+        note = launcher.rolled_back(layout, started, _progress)
+        raise category_of(exc)(f"starting the Fabric CAs failed: {exc}\n{note}") from None
     sessions: dict[str, GatewayAdminSession] = {}
     try:
         deployed = deploy_contracts(
@@ -256,7 +261,8 @@ def down(directory: DirOption) -> None:
     Example: medalliance network down --dir test-network
     """
     layout = NetworkLayout.load(directory)
-    stopped = launcher.down(layout, on_progress=_progress)
+    stopped = ca_launcher.down(layout, on_progress=_progress)
+    stopped += launcher.down(layout, on_progress=_progress)
     if output_state.json:
         emit_json(DownOutput(stopped=stopped))
     else:
