@@ -33,6 +33,8 @@ def _skip_reason() -> str | None:
         return "`node` (Node.js >= 20.9) is not on PATH: the Fabric Gateway Node client cannot run"
     if not (HERE / "node_modules" / "@hyperledger" / "fabric-gateway").is_dir():
         return "tests/interop/node_modules is missing: run `npm ci` in tests/interop first"
+    if not (HERE / "node_modules" / "fabric-ca-client").is_dir():
+        return "fabric-ca-client is not in tests/interop/node_modules: run `npm ci` there"
     return None
 
 
@@ -44,7 +46,8 @@ pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason(
 
 @pytest.fixture(scope="module")
 def network_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The Fabric test network on free ports, with the interop contract on the channel."""
+    """The Fabric test network on free ports, with the interop contract on the channel and
+    its Fabric CAs (admin/adminpw, as Fabric's test network)."""
     base = tmp_path_factory.mktemp("interop")
     contract = {
         "name": INTEROP_CONTRACT,
@@ -53,7 +56,9 @@ def network_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         "label": "interop_1.0",
         "endorsement_policy": "AND('Org1MSP.peer', 'Org2MSP.peer')",
     }
-    config = with_free_ports(TEST_NETWORK, base / "network.yaml", [(CHANNEL, contract)])
+    config = with_free_ports(
+        TEST_NETWORK, base / "network.yaml", [(CHANNEL, contract)], with_cas=True
+    )
     with running(config, base) as directory:
         yield directory
 
@@ -100,3 +105,46 @@ def test_fabric_gateway_node_client(network_dir: Path) -> None:
     output = f"{result.stdout}\n{result.stderr}"
     assert result.returncode == 0, f"node --test failed ({result.returncode}):\n{output}"
     print(output)
+
+
+CA_TEST = HERE / "fabric-ca.test.mjs"
+
+
+def test_fabric_ca_client(network_dir: Path, tmp_path: Path) -> None:
+    """`fabric-ca-client` 2.2 enrols the bootstrap registrar, registers and enrols a doctor who
+    transacts through the Gateway client, revokes it: its serial is in the CA's CRL."""
+    from cryptography import x509
+
+    assert NODE is not None
+    config = yaml.safe_load((network_dir.parent / "network.yaml").read_text(encoding="utf-8"))
+    (org1,) = (org for org in config["organizations"] if org["name"] == "Org1")
+    root = network_dir / "organizations" / "peerOrganizations" / "org1.example.com"
+    crl_file = tmp_path / "crl.pem"
+    env = _node_env(network_dir)
+    env.update(
+        {
+            "CA_URL": f"https://localhost:{org1['ca']['port']}",
+            "CA_NAME": "ca-org1",
+            "CA_TLS_CA": str(root / "tlsca" / "tlsca.org1.example.com-cert.pem"),
+            "CA_ROOT": str(root / "ca" / "ca.org1.example.com-cert.pem"),
+            "CA_CRL_OUT": str(crl_file),
+        }
+    )
+    result = subprocess.run(
+        [NODE, "--test", "--test-reporter=spec", str(CA_TEST)],
+        capture_output=True,
+        text=True,
+        timeout=NODE_TIMEOUT_S,
+        cwd=HERE,
+        env=env,
+    )
+    output = f"{result.stdout}\n{result.stderr}"
+    assert result.returncode == 0, f"node --test failed ({result.returncode}):\n{output}"
+    print(output)
+    crl = x509.load_pem_x509_crl(crl_file.read_bytes())
+    ca_cert = x509.load_pem_x509_certificate(
+        (root / "ca" / "ca.org1.example.com-cert.pem").read_bytes()
+    )
+    assert crl.is_signature_valid(ca_cert.public_key())  # type: ignore[arg-type]
+    serial = int(crl_file.with_name(crl_file.name + ".serial").read_text(), 16)
+    assert crl.get_revoked_certificate_by_serial_number(serial) is not None

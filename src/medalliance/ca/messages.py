@@ -7,7 +7,7 @@ field we act on is checked here or by the registrar core.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from medalliance.ca.registrar import Attribute, AttributeRequest, Registration
 
@@ -69,6 +69,12 @@ class RevokeBody(_Body):
     serial: str = Field(default="", max_length=128)
     reason: str = Field(default="", max_length=32)
     gencrl: bool = False
+
+    @field_validator("id", "aki", "serial", "reason", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: object) -> object:
+        # fabric-ca-client sends `"reason": null` when no reason is given
+        return "" if value is None else value
 
 
 class GenCrlBody(_Body):
