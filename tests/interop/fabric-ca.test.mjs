@@ -2,7 +2,8 @@
 // identity it enrols transacting through the unmodified `@hyperledger/fabric-gateway`.
 //
 // Run by tests/interop/test_node_gateway.py, which starts the network (with its CAs) and sets:
-//   CA_URL, CA_NAME, CA_TLS_CA (Org1's TLS CA, PEM file), CA_CRL_OUT (where to write the CRL),
+//   CA_URL, CA_NAME, CA_TLS_CA (Org1's TLS CA, PEM file), CA_ROOT (Org1's CA certificate),
+//   CA_OUT (where to write the CRL and the revoked doctor's identity, JSON),
 //   and the GATEWAY_* variables of gateway.test.mjs.
 // The tests run in file order and share the identities they make.
 
@@ -96,7 +97,7 @@ test('revoking the doctor puts its serial in the CRL and refuses it from then on
     assert.ok(serials.includes(doctor.serial.replace(/^0+/, '')), `${doctor.serial} in ${serials}`);
     const crl = Buffer.from(await ca.generateCRL({}, admin), 'base64').toString();
     assert.match(crl, /BEGIN X509 CRL/);
-    writeFileSync(env('CA_CRL_OUT'), crl);
-    writeFileSync(`${env('CA_CRL_OUT')}.serial`, doctor.serial);
+    // for the channel vote that follows (test_node_gateway.py): the CRL and the doctor's identity
+    writeFileSync(env('CA_OUT'), JSON.stringify({ id: doctorId, serial: doctor.serial, cert: doctor.cert, key: doctor.key, crl }));
     await assert.rejects(ca.enroll({ enrollmentID: doctorId, enrollmentSecret: doctorSecret }), /revoked/);
 });
