@@ -111,7 +111,7 @@ def up(
     layout = NetworkLayout.load(directory)
     started = launcher.up(layout, timeout=timeout, on_progress=_progress)
     try:  # the organisations' Fabric CA servers (docs/fabric-ca.md), where the config has `ca:`
-        ca_launcher.up(layout, timeout=timeout, on_progress=_progress)
+        started_cas = ca_launcher.up(layout, timeout=timeout, on_progress=_progress)
     except MedallianceError as exc:
         note = launcher.rolled_back(layout, started, _progress)
         raise category_of(exc)(f"starting the Fabric CAs failed: {exc}\n{note}") from None
@@ -130,6 +130,7 @@ def up(
         for session in sessions.values():
             session.close()
         sessions.clear()
+        ca_launcher.stop(layout, started_cas, _progress)
         note = launcher.rolled_back(layout, started, _progress)
         raise category_of(exc)(f"deploying the contracts failed: {exc}\n{note}") from None
     finally:
