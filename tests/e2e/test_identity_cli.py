@@ -79,6 +79,17 @@ def _json(*args: str, env: dict[str, str] | None = None) -> tuple[int, dict[str,
     return result.returncode, json.loads(result.stdout)
 
 
+def test_the_connection_profile_lists_the_ca(network: Path) -> None:
+    profile = json.loads((network / ORG1 / "connection-org1.json").read_text(encoding="utf-8"))
+    config = yaml.safe_load((network / "network.yaml").read_text(encoding="utf-8"))
+    (org1,) = (o for o in config["organizations"] if o["name"] == "Org1")
+    assert profile["organizations"]["Org1"]["certificateAuthorities"] == ["ca.org1.example.com"]
+    ca = profile["certificateAuthorities"]["ca.org1.example.com"]
+    assert ca["url"] == f"https://localhost:{org1['ca']['port']}"
+    assert ca["caName"] == "ca-org1"
+    assert "BEGIN CERTIFICATE" in ca["tlsCACerts"]["pem"][0]
+
+
 def test_operator_enrols_registers_lists_and_revokes(network: Path) -> None:
     secret_file = network / ORG1 / "ca-server" / "bootstrap-secret"
     assert secret_file.stat().st_mode & 0o777 == 0o600

@@ -140,6 +140,8 @@ class FabricCa:
         reason = REASONS.get(body.reason.lower().replace(" ", ""))
         if reason is None:
             raise InvalidArgument(f"revocation reason must be one of {', '.join(REASONS)}")
+        if body.gencrl:
+            rules.check_gencrl(caller)  # before any write: a refusal revokes nothing
         with self._lock:
             if body.serial:
                 owner, serials = self._certificate_to_revoke(body)

@@ -18,7 +18,7 @@ import typer
 from pydantic import BaseModel
 
 from medalliance.cli.output import dir_option, emit_json, output_state, stdout
-from medalliance.errors import InvalidArgument
+from medalliance.errors import InvalidArgument, PermissionDenied
 from medalliance.node.bootstrap import NetworkLayout
 
 app = typer.Typer(
@@ -149,15 +149,23 @@ def revoke(
     client = ca_client(layout, org)
     who = load_registrar(layout, org, registrar)
     result = client.revoke(who, enrollment_id=enrollment_id, reason=reason)
-    crl = client.gencrl(who)
-    crl_file = layout.org_dir(org) / CA_SERVER / "crl.pem"
-    crl_file.parent.mkdir(parents=True, exist_ok=True)
-    crl_file.write_bytes(crl)
     serials = [str(r["Serial"]) for r in result["RevokedCerts"]]
-    if output_state.json:
-        emit_json(Revoked(id=enrollment_id, serials=serials, crl_file=str(crl_file)))
+    crl_file: Path | None = layout.org_dir(org) / CA_SERVER / "crl.pem"
+    try:
+        crl = client.gencrl(who)
+    except PermissionDenied:  # a registrar with hf.Revoker but not hf.GenCRL
+        crl_file = None
     else:
-        stdout().print(f"revoked {enrollment_id} ({len(serials)} certificates); CRL: {crl_file}")
+        assert crl_file is not None
+        crl_file.parent.mkdir(parents=True, exist_ok=True)
+        crl_file.write_bytes(crl)
+    if output_state.json:
+        emit_json(
+            Revoked(id=enrollment_id, serials=serials, crl_file=str(crl_file) if crl_file else None)
+        )
+    else:
+        where = f"CRL: {crl_file}" if crl_file else "no CRL: this registrar lacks hf.GenCRL"
+        stdout().print(f"revoked {enrollment_id} ({len(serials)} certificates); {where}")
 
 
 @app.command("list")

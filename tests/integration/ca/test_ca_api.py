@@ -306,6 +306,7 @@ def test_max_enrollments_and_registrar_limits(api: TestClient, ca: FabricCa) -> 
     # it cannot see the admin, nor revoke it
     assert signed(api, limited, "/api/v1/identities/admin", method="GET").status_code == 404
     assert signed(api, limited, "/api/v1/revoke", {"id": "admin"}).status_code == 403
+    assert signed(api, limited, "/api/v1/gencrl", {}).status_code == 403  # lacks hf.GenCRL
 
 
 def _enrol_registrar(api: TestClient, admin: Enrollment) -> Enrollment:
