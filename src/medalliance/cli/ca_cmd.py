@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import BaseModel
 
 from medalliance.cli.output import dir_option, emit_json, output_state, stdout
 from medalliance.node.bootstrap import NetworkLayout
@@ -20,6 +21,11 @@ app = typer.Typer(
 )
 
 DirOption = Annotated[Path, dir_option("The network folder (created by `network init`).")]
+
+
+class Started(BaseModel):
+    ca_name: str
+    url: str
 
 
 @app.command("start")
@@ -50,12 +56,6 @@ def start(
     served = open_org_ca(layout, org, host=host, port=port)
     try:
         if output_state.json:
-            from pydantic import BaseModel
-
-            class Started(BaseModel):
-                ca_name: str
-                url: str
-
             emit_json(Started(ca_name=served.ca.name, url=served.url))
         else:
             stdout().print(f"Fabric CA {served.ca.name} on {served.url} — Ctrl-C stops it")
