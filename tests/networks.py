@@ -38,12 +38,26 @@ def free_ports(count: int) -> list[int]:
 
 
 def with_free_ports(
-    source: Path, target: Path, extra_contracts: Sequence[tuple[str, dict[str, Any]]] = ()
+    source: Path,
+    target: Path,
+    extra_contracts: Sequence[tuple[str, dict[str, Any]]] = (),
+    *,
+    with_cas: bool = False,
 ) -> Path:
-    """A copy of a network config whose nodes listen on free ports, plus (channel, contract)s."""
+    """A copy of a network config whose nodes listen on free ports, plus (channel, contract)s.
+
+    Fabric CA servers (`ca:`) are dropped unless `with_cas`: most tests need none, and each is
+    one more process to start."""
     config = yaml.safe_load(source.read_text(encoding="utf-8"))
+    for org in config["organizations"]:
+        if not with_cas:
+            org.pop("ca", None)
     nodes = [n for o in config["organizations"] for n in o.get("peers", []) + o.get("orderers", [])]
-    ports = free_ports(2 * len(nodes))
+    cas = [o["ca"] for o in config["organizations"] if "ca" in o]
+    ports = free_ports(2 * len(nodes) + len(cas))
+    for ca, port in zip(cas, ports[2 * len(nodes) :], strict=True):
+        ca["port"] = port
+    ports = ports[: 2 * len(nodes)]
     for node, port, ops in zip(nodes, ports[::2], ports[1::2], strict=True):
         node["port"], node["operations_port"] = port, ops
     for channel_name, contract in extra_contracts:

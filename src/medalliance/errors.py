@@ -276,3 +276,21 @@ class InvalidPublicBundle(InvalidArgument):
 class GenesisMismatch(PreconditionFailed):
     """A genesis archive that does not match the hash published out of band, or whose blocks do
     not follow from the public bundles it carries: the organisation must not start from it."""
+
+
+# --- Fabric CA (ca/: docs/fabric-ca.md) --------------------------------------------------------
+
+
+class CaAuthenticationFailed(PermissionDenied):
+    """A Fabric CA request whose secret or token does not prove the caller's identity.
+
+    One message for an unknown enrollment ID and a wrong secret, so it tells nothing about
+    which identities exist."""
+
+
+class CaRegistrarDenied(PermissionDenied):
+    """A Fabric CA registrar asking for what its `hf.*` attributes do not allow."""
+
+
+class BadCertificateRequest(InvalidArgument):
+    """A Fabric CA enrolment whose PKCS#10 request (CSR) is malformed or does not verify."""

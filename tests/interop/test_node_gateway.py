@@ -8,6 +8,7 @@ tests/interop; without either the test is skipped, saying which one is missing.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -33,6 +34,8 @@ def _skip_reason() -> str | None:
         return "`node` (Node.js >= 20.9) is not on PATH: the Fabric Gateway Node client cannot run"
     if not (HERE / "node_modules" / "@hyperledger" / "fabric-gateway").is_dir():
         return "tests/interop/node_modules is missing: run `npm ci` in tests/interop first"
+    if not (HERE / "node_modules" / "fabric-ca-client").is_dir():
+        return "fabric-ca-client is not in tests/interop/node_modules: run `npm ci` there"
     return None
 
 
@@ -44,7 +47,8 @@ pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason(
 
 @pytest.fixture(scope="module")
 def network_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The Fabric test network on free ports, with the interop contract on the channel."""
+    """The Fabric test network on free ports, with the interop contract on the channel and
+    its Fabric CAs (admin/adminpw, as Fabric's test network)."""
     base = tmp_path_factory.mktemp("interop")
     contract = {
         "name": INTEROP_CONTRACT,
@@ -53,7 +57,9 @@ def network_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         "label": "interop_1.0",
         "endorsement_policy": "AND('Org1MSP.peer', 'Org2MSP.peer')",
     }
-    config = with_free_ports(TEST_NETWORK, base / "network.yaml", [(CHANNEL, contract)])
+    config = with_free_ports(
+        TEST_NETWORK, base / "network.yaml", [(CHANNEL, contract)], with_cas=True
+    )
     with running(config, base) as directory:
         yield directory
 
@@ -100,3 +106,69 @@ def test_fabric_gateway_node_client(network_dir: Path) -> None:
     output = f"{result.stdout}\n{result.stderr}"
     assert result.returncode == 0, f"node --test failed ({result.returncode}):\n{output}"
     print(output)
+
+
+CA_TEST = HERE / "fabric-ca.test.mjs"
+
+
+def test_fabric_ca_client(network_dir: Path, tmp_path: Path) -> None:
+    """`fabric-ca-client` 2.2 enrols the bootstrap registrar, registers and enrols a doctor who
+    transacts through the Gateway client, revokes it: its serial is in the CA's CRL; after the
+    channel admins' vote on that CRL the doctor is refused."""
+    from cryptography import x509
+
+    from medalliance.app.session import connect_as
+    from medalliance.node.bootstrap import NetworkLayout
+    from medalliance.sdk import GatewayError
+    from tests.networks import cli
+
+    assert NODE is not None
+    config = yaml.safe_load((network_dir.parent / "network.yaml").read_text(encoding="utf-8"))
+    (org1,) = (org for org in config["organizations"] if org["name"] == "Org1")
+    root = network_dir / "organizations" / "peerOrganizations" / "org1.example.com"
+    out = tmp_path / "ca-out.json"
+    env = _node_env(network_dir)
+    env.update(
+        {
+            "CA_URL": f"https://localhost:{org1['ca']['port']}",
+            "CA_NAME": "ca-org1",
+            "CA_TLS_CA": str(root / "tlsca" / "tlsca.org1.example.com-cert.pem"),
+            "CA_ROOT": str(root / "ca" / "ca.org1.example.com-cert.pem"),
+            "CA_OUT": str(out),
+        }
+    )
+    result = subprocess.run(
+        [NODE, "--test", "--test-reporter=spec", str(CA_TEST)],
+        capture_output=True,
+        text=True,
+        timeout=NODE_TIMEOUT_S,
+        cwd=HERE,
+        env=env,
+    )
+    output = f"{result.stdout}\n{result.stderr}"
+    assert result.returncode == 0, f"node --test failed ({result.returncode}):\n{output}"
+    print(output)
+    revoked = json.loads(out.read_text(encoding="utf-8"))
+    crl = x509.load_pem_x509_crl(revoked["crl"].encode())
+    ca_cert = (root / "ca" / "ca.org1.example.com-cert.pem").read_bytes()
+    assert crl.is_signature_valid(x509.load_pem_x509_certificate(ca_cert).public_key())  # type: ignore[arg-type]
+    assert crl.get_revoked_certificate_by_serial_number(int(revoked["serial"], 16)) is not None
+
+    # the CA's CRL reaches the channel through the admins' vote; then the doctor is refused
+    (tmp_path / "crl.pem").write_text(revoked["crl"], encoding="utf-8")
+    d, update = ("--dir", str(network_dir)), tmp_path / "revoke.json"
+    cli("channel", "propose-update", *d, "--org", "Org1", "-C", CHANNEL,
+        "--revoke", str(tmp_path / "crl.pem"), "-o", str(update))  # fmt: skip
+    for org in ("Org1", "Org2", "OrdererOrg"):  # /Channel/Admins: both sides' majorities
+        cli("channel", "sign-update", str(update), *d, "--org", org)
+    cli("channel", "submit-update", str(update), *d, "--org", "Org1")
+    layout = NetworkLayout.load(network_dir)
+    msp = layout.user_msp_dir("Org1MSP", revoked["id"])
+    (msp / "signcerts").mkdir(parents=True)
+    (msp / "keystore").mkdir()
+    (msp / "signcerts" / "cert.pem").write_text(revoked["cert"], encoding="utf-8")
+    (msp / "keystore" / "key_sk").write_text(revoked["key"], encoding="utf-8")
+    with connect_as(layout, "Org1MSP", revoked["id"]) as gateway:
+        contract = gateway.get_network(CHANNEL).get_contract("basic")
+        with pytest.raises(GatewayError, match="access denied"):
+            contract.submit_transaction("CreateAsset", "after-vote", "red", "1", "x", "1")

@@ -44,11 +44,13 @@ ALLOWED: dict[str, set[str]] = {
         "audit",  # the integrity monitor's pure comparison (audit/integrity.py)
     },
     "hospital": {"privacy", "identity"},
-    "app": _APPLICATION | {"gateway", "sdk", "privacy", "hospital"},
-    "cli": _APPLICATION | {"gateway", "sdk", "app", "privacy", "hospital", "web"},
+    "app": _APPLICATION | {"gateway", "sdk", "privacy", "hospital", "ca"},
+    "cli": _APPLICATION | {"gateway", "sdk", "app", "privacy", "hospital", "web", "ca"},
     # the web client: a shell like cli/ (architecture §2), and cli/ may start it (`serve`)
-    "web": _APPLICATION | {"gateway", "sdk", "app", "privacy", "hospital"},
+    "web": _APPLICATION | {"gateway", "sdk", "app", "privacy", "hospital", "ca"},
     "sdk": {"identity", "ledger"},
+    # Fabric CA per organisation (issue 16): signs with the org's CA from identity/
+    "ca": {"identity"},
 }
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import grpc
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from fabric_protos.common import common_pb2, configtx_pb2, configuration_pb2
 from fabric_protos.orderer import ab_pb2_grpc
@@ -195,14 +196,12 @@ def _set_consenters(group: configtx_pb2.ConfigGroup, consenters: list[Consenter]
 
 
 def _revoke(
-    layout: NetworkLayout, org: str, group: configtx_pb2.ConfigGroup, cert_pem: bytes, channel: str
+    layout: NetworkLayout, org: str, group: configtx_pb2.ConfigGroup, pem: bytes, channel: str
 ) -> str:
     """Put a certificate of the proposer's organisation on its MSP's revocation list: a new
-    CRL, signed by the organisation's CA, with every serial revoked so far and this one."""
-    try:
-        cert = x509.load_pem_x509_certificate(cert_pem)
-    except ValueError:
-        raise InvalidArgument("--revoke takes a PEM certificate") from None
+    CRL, signed by the organisation's CA, with every serial revoked so far and this one. `pem`
+    may also be the organisation's Fabric CA's CRL (`identity revoke` writes it,
+    docs/fabric-ca.md): then every serial it lists is added."""
     msp_id = layout.config.organization(org).msp_id
     application = group.groups["Application"]
     if msp_id not in application.groups:
@@ -213,16 +212,38 @@ def _revoke(
     ca = CertificateAuthority.load(
         next(ca_dir.glob("*-cert.pem")).read_bytes(), (ca_dir / "priv_sk").read_bytes()
     )
+    added, subject = _serials_to_revoke(pem, ca, msp_id)
+    serials = sorted(msp.revoked_serials | added)
+    crl = ca.revoke(serials, now=dt.datetime.now(dt.UTC))
+    value.value = replace(msp, crls=(crl,)).to_proto_bytes()
+    return f"revoke {subject} of {msp_id} on {channel}"
+
+
+def _serials_to_revoke(pem: bytes, ca: CertificateAuthority, msp_id: str) -> tuple[set[int], str]:
+    """The serials a certificate or a CRL of `ca` revokes, and what to call them."""
+    if b"-----BEGIN X509 CRL-----" in pem:
+        try:
+            crl = x509.load_pem_x509_crl(pem)
+        except ValueError:
+            raise InvalidArgument("--revoke's CRL is not valid PEM") from None
+        key = ca.certificate.public_key()
+        signed = isinstance(key, ec.EllipticCurvePublicKey) and crl.is_signature_valid(key)
+        if crl.issuer != ca.certificate.subject or not signed:
+            raise InvalidArgument(f"the CRL is not signed by {msp_id}'s CA; its admin revokes")
+        serials = {revoked.serial_number for revoked in crl}
+        if not serials:
+            raise InvalidArgument("the CRL revokes no certificate; nothing to propose")
+        return serials, f"the {len(serials)} certificate(s) of its CA's CRL"
+    try:
+        cert = x509.load_pem_x509_certificate(pem)
+    except ValueError:
+        raise InvalidArgument("--revoke takes a PEM certificate or CRL") from None
     if cert.issuer != ca.certificate.subject:
         raise InvalidArgument(
             f"the certificate was not issued by {msp_id}'s CA; its admin revokes it"
         )
-    serials = sorted(msp.revoked_serials | {cert.serial_number})
-    crl = ca.revoke(serials, now=dt.datetime.now(dt.UTC))
-    value.value = replace(msp, crls=(crl,)).to_proto_bytes()
     names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    subject = str(names[0].value) if names else f"serial {cert.serial_number}"
-    return f"revoke {subject} of {msp_id} on {channel}"
+    return {cert.serial_number}, str(names[0].value) if names else f"serial {cert.serial_number}"
 
 
 def sign(layout: NetworkLayout, org: str, update: UpdateFile) -> UpdateFile:

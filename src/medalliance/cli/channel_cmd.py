@@ -78,7 +78,10 @@ def propose_update(
     ] = None,
     revoke: Annotated[
         Path | None,
-        typer.Option("--revoke", help="A certificate (PEM) of your organisation to revoke."),
+        typer.Option(
+            "--revoke",
+            help="A certificate (PEM) of your organisation to revoke, or its Fabric CA's CRL.",
+        ),
     ] = None,
     directory: Dir = Path("."),
 ) -> None:

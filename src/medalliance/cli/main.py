@@ -45,6 +45,8 @@ _GROUPS = {
     "demo": "medalliance.cli.main:_demo",
     "serve": "medalliance.cli.main:_serve",
     "web": "medalliance.cli.web_cmd:app",
+    "ca": "medalliance.cli.ca_cmd:app",
+    "identity": "medalliance.cli.identity_cmd:app",
 }
 
 

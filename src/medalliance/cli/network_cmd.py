@@ -18,7 +18,7 @@ from medalliance.app.session import GatewayAdminSession
 from medalliance.cli import network_split_cmd
 from medalliance.cli.output import dir_option, emit_json, output_state, stderr, stdout
 from medalliance.errors import InvalidArgument, MedallianceError, category_of
-from medalliance.node import launcher
+from medalliance.node import ca_launcher, launcher
 from medalliance.node.bootstrap import (
     NetworkLayout,
     add_orderer,
@@ -167,12 +167,20 @@ def up(
     """
     layout = NetworkLayout.load(directory)
     started = launcher.up(layout, timeout=timeout, on_progress=_progress, organization=organization)
+    try:  # the organisations' Fabric CA servers (docs/fabric-ca.md), where the config has `ca:`
+        started_cas = ca_launcher.up(
+            layout, timeout=timeout, on_progress=_progress, organization=organization
+        )
+    except MedallianceError as exc:
+        note = launcher.rolled_back(layout, started, _progress)
+        raise category_of(exc)(f"starting the Fabric CAs failed: {exc}\n{note}") from None
     deployed: list[str] = []
     if organization is None:
         try:
             deployed = _deploy(layout, None)
         except MedallianceError as exc:
             # A network that cannot run its contracts is not up: leave nothing this call started.
+            ca_launcher.stop(layout, started_cas, _progress)
             note = launcher.rolled_back(layout, started, _progress)
             raise category_of(exc)(f"deploying the contracts failed: {exc}\n{note}") from None
     result = UpOutput(
@@ -356,7 +364,8 @@ def down(directory: DirOption, organization: OrgOption = None) -> None:
     Example: medalliance network down --dir test-network --org Org1
     """
     layout = NetworkLayout.load(directory)
-    stopped = launcher.down(layout, on_progress=_progress, organization=organization)
+    stopped = ca_launcher.down(layout, on_progress=_progress, organization=organization)
+    stopped += launcher.down(layout, on_progress=_progress, organization=organization)
     if output_state.json:
         emit_json(DownOutput(stopped=stopped))
     else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -153,27 +153,63 @@ class CertificateAuthority:
         (docs/privacy.md §4). The certificate never outlives the CA. Raises
         `InvalidArgument` for a non-positive validity or a CA that is not valid at `now`.
         """
+        key = ec.generate_private_key(ec.SECP256R1())
+        attributes = None if alliance_role is None else {"role": alliance_role}
+        cert_pem = self.certify(
+            key.public_key(),
+            common_name,
+            node_ou=node_ou,
+            now=now,
+            attributes=attributes,
+            sans=sans,
+            valid_days=valid_days,
+            server_auth=server_auth,
+            client_auth=client_auth,
+            key_agreement=key_agreement,
+        )
+        return IssuedCertificate(cert_pem, _key_pem(key))
+
+    def certify(
+        self,
+        public_key: ec.EllipticCurvePublicKey,
+        common_name: str,
+        *,
+        node_ou: NodeOU | None,
+        now: dt.datetime,
+        attributes: Mapping[str, str] | None = None,
+        sans: Sequence[str] = (),
+        valid_days: int = 365,
+        server_auth: bool = False,
+        client_auth: bool = False,
+        key_agreement: bool = False,
+        serial_number: int | None = None,
+    ) -> bytes:
+        """A PEM certificate for someone else's `public_key` (a Fabric CA enrolment's CSR key).
+
+        `attributes` go in the Fabric CA attribute extension as `{"attrs": {...}}`; the other
+        arguments are as for `issue`, whose checks it shares. `serial_number` defaults to a
+        random 159-bit one.
+        """
         if valid_days <= 0:
             raise InvalidArgument("a certificate must be valid for at least one day")
         if now >= self.certificate.not_valid_after_utc:
             raise InvalidArgument(f"CA {self.organization} expired; renew it before issuing")
         if now < self.certificate.not_valid_before_utc:
             raise InvalidArgument(f"CA {self.organization} is not valid yet at {now:%Y-%m-%d}")
-        key = ec.generate_private_key(ec.SECP256R1())
-        attributes = [
+        subject = [
             x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, self.organization),
         ]
         if node_ou is not None:
-            attributes.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, node_ou))
-        attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
+            subject.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, node_ou))
+        subject.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
         not_after = min(now + dt.timedelta(days=valid_days), self.certificate.not_valid_after_utc)
         builder = (
             x509.CertificateBuilder()
-            .subject_name(x509.Name(attributes))
+            .subject_name(x509.Name(subject))
             .issuer_name(self.certificate.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
+            .public_key(public_key)
+            .serial_number(serial_number or x509.random_serial_number())
             .not_valid_before(now - CLOCK_SKEW)
             .not_valid_after(not_after)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
@@ -210,13 +246,13 @@ class CertificateAuthority:
             builder = builder.add_extension(
                 x509.SubjectAlternativeName([_general_name(s) for s in sans]), critical=False
             )
-        if alliance_role is not None:
-            value = json.dumps({"attrs": {"role": alliance_role}}, separators=(",", ":"))
+        if attributes is not None:
+            value = json.dumps({"attrs": dict(attributes)}, separators=(",", ":"), sort_keys=True)
             builder = builder.add_extension(
                 x509.UnrecognizedExtension(ATTRIBUTE_EXTENSION_OID, value.encode()), critical=False
             )
         cert = _low_s(builder.sign(self._key, hashes.SHA256()), self._key)
-        return IssuedCertificate(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
+        return cert.public_bytes(serialization.Encoding.PEM)
 
     def revoke(self, serials: Sequence[int], *, now: dt.datetime) -> bytes:
         """A CRL revoking `serials` from `now`, signed by this CA, as PEM.

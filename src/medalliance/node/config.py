@@ -113,6 +113,28 @@ class UserConfig(_Model):
     admin: bool = False
 
 
+class CaServerConfig(_Model):
+    """The organisation's Fabric CA server (docs/fabric-ca.md): `network up` starts it with TLS
+    and the connection profile lists it under `certificateAuthorities`."""
+
+    host: str = Field(default="localhost", pattern=r"^[A-Za-z0-9.:-]+$")
+    port: int = Field(ge=1, le=65535)
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    bootstrap_user: str = Field(default="admin", pattern=r"^[A-Za-z0-9][A-Za-z0-9@._-]{0,63}$")
+    # Fabric's test network bootstraps `admin`/`adminpw`; for a real alliance leave it out: the
+    # first start writes a random secret, mode 0600, to <org folder>/ca-server/bootstrap-secret.
+    bootstrap_secret: str | None = Field(default=None, min_length=1, repr=False)
+    # The CA's database: a path (relative to the network folder) or postgresql://...; default
+    # <org folder>/ca-server/fabric-ca.db. Not in repr: a URL may carry a password.
+    database: str | None = Field(default=None, repr=False)
+    # Enrolments per identity when a registrar does not say (-1: unlimited, Fabric's default).
+    max_enrollments: int = Field(default=-1, ge=-1)
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
 class OrganizationConfig(_Model):
     name: str = Field(pattern=_NAME)
     msp_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]*$")
@@ -129,6 +151,12 @@ class OrganizationConfig(_Model):
     # The hospital's FHIR clinical store (a path, relative to the network folder, or
     # postgresql://...); default hospitals/<msp_id>.db (docs/hospital-store.md).
     hospital_database: str | None = None
+    ca: CaServerConfig | None = None  # its Fabric CA server, if it runs one
+
+    @property
+    def ca_name(self) -> str:
+        """The Fabric CA's name (`caname`): `ca-<org>` as in Fabric's test network."""
+        return (self.ca.name if self.ca else None) or f"ca-{self.name.lower()}"
 
     @model_validator(mode="before")
     @classmethod
@@ -350,6 +378,7 @@ def _problems(net: NetworkConfig) -> Iterator[str]:
     yield from _duplicates("organizations", "domain", [o.domain for o in net.organizations])
     nodes = [n for o in net.organizations for n in (*o.peers, *o.orderers)]
     endpoints = [n.endpoint for n in nodes] + [n.operations_endpoint for n in nodes]
+    endpoints += [o.ca.endpoint for o in net.organizations if o.ca is not None]
     for endpoint in sorted({e for e in endpoints if endpoints.count(e) > 1}):
         yield f"organizations: address {endpoint} is used by two nodes; give each node its own port"
     for i, org in enumerate(net.organizations):

@@ -2,7 +2,8 @@
 
 One per peer organisation, as Fabric's test network writes them
 (`organizations/peerOrganizations/<domain>/connection-<org>.{json,yaml}`), so Fabric's sample
-applications and Caliper find the endpoint, TLS CA and host-name override where they look.
+applications and Caliper find the endpoint, TLS CA and host-name override where they look, and
+an organisation's Fabric CA under `certificateAuthorities` (as Fabric's test network lists it).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def connection_profile(
             "tlsCACerts": {"pem": tls_ca_pem.decode()},
             "grpcOptions": {"ssl-target-name-override": host, "hostnameOverride": host},
         }
-    return {
+    profile: dict[str, Any] = {
         "name": f"{network.name}-{org.name.lower()}",
         "version": "1.0.0",
         "client": {
@@ -33,6 +34,19 @@ def connection_profile(
         "organizations": {org.name: {"mspid": org.msp_id, "peers": list(peers)}},
         "peers": peers,
     }
+    if org.ca is not None:
+        # As Fabric's test network lists its CAs: the server certificate is from the org's TLS CA.
+        host = f"ca.{org.domain}"
+        profile["organizations"][org.name]["certificateAuthorities"] = [host]
+        profile["certificateAuthorities"] = {
+            host: {
+                "url": f"https://{org.ca.endpoint}",
+                "caName": org.ca_name,
+                "tlsCACerts": {"pem": [tls_ca_pem.decode()]},
+                "httpOptions": {"verify": True},
+            }
+        }
+    return profile
 
 
 def profile_file_stem(org: OrganizationConfig) -> str:
