@@ -96,7 +96,7 @@ class EmbeddedAlliance:
             holding = PackageHolding(
                 peer.msp_id, peer.directory / "private", functools.partial(_state_of, ledger)
             )
-            ledger.add_listener(holding.committed_block)
+            holding.follow(ledger)
             self._holdings.setdefault(peer.msp_id, holding)
 
     def close(self) -> None:

@@ -27,6 +27,7 @@ from fabric_protos.common import common_pb2
 from medalliance.errors import InvalidArgument, NotFound, PermissionDenied, PreconditionFailed
 from medalliance.ledger.state import StateReader
 from medalliance.ledger.validation import VALID, BlockResult
+from medalliance.node.channel import PeerChannel
 from medalliance.privacy import record_ledger
 from medalliance.privacy.documents import DocumentStore, address_of
 from medalliance.privacy.envelope import SealedPackage
@@ -123,14 +124,28 @@ class PackageHolding:
             if tx.code == VALID
             for w in tx.writes
         )
-        records = [r for r in record_ledger.erased_records(writes) if self._is_erased(r)]
+        self._erase([r for r in record_ledger.erased_records(writes) if self._is_erased(r)])
+
+    def follow(self, ledger: PeerChannel) -> None:
+        """Follow a channel's commits from now on, after deleting what its committed state
+        already erased: blocks committed while no listener ran (a crash between a block's state
+        write and its listener, a replay at start-up, a restored backup) erase here."""
+        ledger.add_listener(self.committed_block)
+        self.reconcile()
+
+    def reconcile(self) -> int:
+        """Delete every held record the committed state says is erased; returns how many."""
+        return self._erase([r for r in self._store.record_ids() if self._is_erased(r)])
+
+    def _erase(self, records: list[str]) -> int:
         if not records:
-            return
+            return 0
         for address in self._attachments_of(records):
             with contextlib.suppress(NotFound):
                 self._documents.delete(address)
         deleted = self._store.erase(records)
         log.info("private data erased", extra={"records": len(records), "versions": deleted})
+        return len(records)
 
     def versions_held(self, record_id: str) -> int:
         """How many versions of a record this peer holds (0 after its erasure)."""

@@ -108,7 +108,7 @@ class PeerNode:
             else None
         )
         if self.private_data is not None:
-            self.peer.channel(records[0]).add_listener(self.private_data.holding.committed_block)
+            self.private_data.holding.follow(self.peer.channel(records[0]))
         evaluator = evaluator_for(
             layout, org.msp_id, m.data_dir, self._channel_config, self.channels, utc_now
         )

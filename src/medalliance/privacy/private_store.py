@@ -90,6 +90,11 @@ class PrivateStore:
         )
         return [int(v) for (v,) in rows]
 
+    def record_ids(self) -> list[str]:
+        """Every record of which some version is held."""
+        rows = self._db.execute("SELECT DISTINCT record_id FROM packages ORDER BY record_id")
+        return [str(r) for (r,) in rows]
+
     def erase(self, record_ids: list[str]) -> int:
         """Delete every version of these records and leave no readable copy; returns how many."""
         with self._transaction():

@@ -96,3 +96,17 @@ def test_only_a_valid_committed_erasure_deletes(
     assert holding.versions_held("R-1") == 0
     with pytest.raises(PreconditionFailed, match="record R-1 was erased"):
         holding.keep(Held(package.to_bytes(), ()))
+
+
+def test_an_erasure_committed_while_no_listener_ran_is_applied_when_reconciled(
+    setup: tuple[DictState, PackageHolding, SealedPackage],
+) -> None:
+    # A crash between a block's state write and its listener, a replay at start-up or a
+    # restored backup: the state says erased, the listener never saw the block.
+    state, holding, package = setup
+    holding.keep(Held(package.to_bytes(), ()))
+    assert holding.reconcile() == 0  # nothing erased yet: the copy stays
+    assert holding.versions_held("R-1") == 1
+    commit(state, package, ["AMSP", "BMSP"], erased=True)
+    assert holding.reconcile() == 1
+    assert holding.versions_held("R-1") == 0
