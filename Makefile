@@ -6,7 +6,7 @@ DEMO_DIR ?= demo-data
 VENDOR := src/medalliance/web/static/vendor
 ASSETS := $(VENDOR)/.built
 
-.PHONY: demo test lint typecheck unit bench bench-e2e clean simulate assets screenshots
+.PHONY: demo test lint typecheck unit bench bench-e2e clean simulate assets screenshots stress
 
 $(BIN)/medalliance: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ $(INTEROP): tests/interop/package-lock.json
 
 test: $(BIN)/medalliance $(INTEROP) $(ASSETS) lint typecheck
 	$(BIN)/pytest -q --durations=30
+
+# Issue 18's stress run: every e2e test RUNS times (5) beside a busy loop per core; prints each
+# test that failed at least once and exits 1 if any did (docs/testing.md).
+stress: $(BIN)/medalliance $(INTEROP) $(ASSETS)
+	$(BIN)/python -m tests.stress --runs $(or $(RUNS),5) $(STRESS_ARGS)
 
 lint: $(BIN)/medalliance
 	$(BIN)/ruff check src tests benchmarks examples

@@ -230,8 +230,22 @@ def evaluate_signature_policy(
     refuse to compile (version ≠ 0, a rule without type, an index out of range) is never
     satisfied. Never raises for bad signatures or identities.
     """
-    if envelope.version != 0 or not _compiles(envelope.rule, len(envelope.identities), 0):
+    if not compiles(envelope):
         return False
+    return identities_satisfy(envelope, valid_signers(signed, msps, at=at), msps)
+
+
+def compiles(envelope: policies_pb2.SignaturePolicyEnvelope) -> bool:
+    """Whether Fabric would compile the envelope (version 0, typed rules, indexes in range)."""
+    return envelope.version == 0 and _compiles(envelope.rule, len(envelope.identities), 0)
+
+
+def valid_signers(
+    signed: Sequence[SignedData], msps: MspManager, *, at: dt.datetime
+) -> list[Identity]:
+    """The distinct identities of `signed` that deserialize, validate at `at` and whose
+    signature verifies, in order (Fabric's `SignatureSetToValidIdentities`). The costly half of
+    a policy check: an ImplicitMeta policy computes it once for all its sub-policies."""
     identities: list[Identity] = []
     seen: set[tuple[str, bytes]] = set()
     for item in signed:
@@ -244,6 +258,13 @@ def evaluate_signature_policy(
             continue
         seen.add(key)  # only after the signature verified, as Fabric does
         identities.append(identity)
+    return identities
+
+
+def identities_satisfy(
+    envelope: policies_pb2.SignaturePolicyEnvelope, identities: Sequence[Identity], msps: MspManager
+) -> bool:
+    """Whether `valid_signers` output satisfies a compiling envelope's rule (greedy)."""
     principals = envelope.identities
     return rule_satisfied(
         envelope.rule,

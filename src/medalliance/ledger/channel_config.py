@@ -20,9 +20,10 @@ Fabric ignores values it does not know, so the block stays readable by Fabric to
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -36,12 +37,14 @@ from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from medalliance.errors import InvalidArgument, MalformedMessage, MedallianceError, UnknownPolicy
-from medalliance.identity.msp import Msp, MspManager
+from medalliance.identity.msp import Identity, Msp, MspManager
 from medalliance.identity.policy import (
     SignedData,
+    compiles,
     evaluate_implicit_meta,
-    evaluate_signature_policy,
+    identities_satisfy,
     parse_policy,
+    valid_signers,
 )
 from medalliance.ledger.block import new_block
 from medalliance.ledger.block_signature import block_time
@@ -422,17 +425,25 @@ class ChannelConfig:
         ImplicitMeta policies count every sub-group; a sub-group without the sub-policy counts as
         not satisfied, as in Fabric's `implicitmeta.go`. Raises `UnknownPolicy` for a bad path.
         """
-        policy = self._policies.get(path)
-        if policy is None:
+        if path not in self._policies:
             raise UnknownPolicy(self.channel_id, path)
+        # The signatures are checked once for all sub-policies: an ImplicitMeta policy over n
+        # organisations would otherwise verify each of them n times (same answer, n x the cost).
+        return self._evaluate(
+            path, functools.cache(lambda: valid_signers(signed, self.msps, at=at))
+        )
+
+    def _evaluate(self, path: str, signers: Callable[[], list[Identity]]) -> bool:
+        policy = self._policies[path]
         if policy.envelope is not None:
-            return evaluate_signature_policy(policy.envelope, signed, self.msps, at=at)
+            envelope = policy.envelope
+            return compiles(envelope) and identities_satisfy(envelope, signers(), self.msps)
         group = path.rsplit("/", 1)[0]
         results = []
         for name in self._subgroups[group]:
             sub_path = f"{group}/{name}/{policy.sub_policy}"
             known = sub_path in self._policies
-            results.append(known and self.evaluate_policy(sub_path, signed, at=at))
+            results.append(known and self._evaluate(sub_path, signers))
         return evaluate_implicit_meta(policy.rule, results)
 
 

@@ -166,6 +166,7 @@ class BftChannel:
         self.machine = ConsensusMachine(self.channel_id, _CoreSigner(name, signer), self._timeouts)
         self._queue: asyncio.Queue[Input | _Timer] = asyncio.Queue()
         self._mempool = Mempool()
+        self._arrived = asyncio.Event()  # set when a transaction enters the mempool
         self._want: tuple[int, int] | None = None  # a value the core asked this node for
         self.halted: str | None = None
         # signature verifications, for operators and the benchmark: consensus messages
@@ -211,6 +212,7 @@ class BftChannel:
             raise Overloaded(f"the ordering service's queue for {self.channel_id} is full")
         was_empty = not self._mempool
         self._mempool.add(tx_id, envelope)
+        self._arrived.set()
         if forward:
             self._forward([envelope])
         if was_empty:
@@ -367,6 +369,11 @@ class BftChannel:
 
     async def _tick(self) -> None:
         while True:
+            if not self._mempool:
+                # Nothing to cut until a transaction arrives: waking 100 times a second
+                # regardless cost every idle ordering node ~4% of a core.
+                self._arrived.clear()
+                await self._arrived.wait()
             await asyncio.sleep(TICK_S)
             try:
                 self._try_cut()

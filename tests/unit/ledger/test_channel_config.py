@@ -230,6 +230,17 @@ def test_a_bad_signature_is_ignored(
     assert not config.evaluate_policy(WRITERS, [replace(good, data=b"other")], at=NOW)
 
 
+def test_a_forged_signature_in_an_endorsement_majority_does_not_count(
+    config: ChannelConfig, sign: Callable[[str, NodeOU], SignedData]
+) -> None:
+    # The signatures are verified once for all four sub-policies: a forged one stays forged.
+    honest = [sign("TAMSP", "peer"), sign("TBMSP", "peer")]
+    forged = replace(sign("SAMSP", "peer"), data=b"another proposal")
+    assert not config.evaluate_policy(ENDORSEMENT, [*honest, forged], at=NOW)
+    assert not config.evaluate_policy(ENDORSEMENT, [forged, *honest], at=NOW)
+    assert config.evaluate_policy(ENDORSEMENT, [forged, *honest, sign("SAMSP", "peer")], at=NOW)
+
+
 @pytest.mark.parametrize(
     "path",
     [

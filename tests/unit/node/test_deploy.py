@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.networks import TEST_NETWORK
+from fabric_protos.peer.lifecycle import lifecycle_pb2
+from tests.networks import DEMO_ALLIANCE, TEST_NETWORK
 
 from medalliance.errors import PreconditionFailed
 from medalliance.ledger.tx import Code
@@ -105,3 +106,64 @@ def test_an_organisation_deploying_alone_approves_for_itself_only(
     assert log.count("ApproveChaincodeDefinitionForMyOrg") == 1
     assert log.count("CommitChaincodeDefinition") == commits
     assert changed == (["mychannel/basic"] if commits else [])
+
+
+class OrderedSession:
+    """Admin sessions of several organisations sharing one log of (event, msp, function, name),
+    answering a commit of a contract named in `conflicts` with MVCC_READ_CONFLICT once."""
+
+    def __init__(self, msp_id: str, log: list[tuple[str, ...]], conflicts: set[str]) -> None:
+        self._msp_id, self._log, self._conflicts = msp_id, log, conflicts
+        self._txs: dict[str, tuple[str, str]] = {}
+
+    def submit(self, channel: str, function: str, arg: bytes) -> str:
+        name = _contract_name(function, arg)
+        self._log.append(("submit", self._msp_id, function, name))
+        tx_id = f"{self._msp_id}-{len(self._log)}"
+        self._txs[tx_id] = (function, name)
+        return tx_id
+
+    def wait(self, channel: str, tx_id: str) -> int:
+        function, name = self._txs.pop(tx_id)
+        self._log.append(("wait", self._msp_id, function, name))
+        if function == "CommitChaincodeDefinition" and name in self._conflicts:
+            self._conflicts.discard(name)
+            return MVCC_READ_CONFLICT
+        return 0
+
+    def query(self, channel: str, function: str, arg: str) -> bytes | None:
+        return None
+
+
+def _contract_name(function: str, arg: bytes) -> str:
+    args = (
+        lifecycle_pb2.CommitChaincodeDefinitionArgs()
+        if function == "CommitChaincodeDefinition"
+        else lifecycle_pb2.ApproveChaincodeDefinitionForMyOrgArgs()
+    )
+    args.ParseFromString(arg)
+    return args.name
+
+
+def test_a_channels_contracts_are_approved_together_then_committed_together() -> None:
+    config = load_network_config(DEMO_ALLIANCE)
+    log: list[tuple[str, ...]] = []
+    sessions: dict[str, OrderedSession] = {}
+    changed = deploy_contracts(
+        config,
+        lambda msp: sessions.setdefault(msp, OrderedSession(msp, log, {"referral"})),
+    )
+    (channel,) = config.channels
+    names = [c.name for c in channel.contracts]
+    assert changed == [f"{channel.name}/{n}" for n in names]
+    members = len(config.members(channel))
+    kinds = [(event, function) for event, _msp, function, _name in log]
+    approve, commit = "ApproveChaincodeDefinitionForMyOrg", "CommitChaincodeDefinition"
+    # every approval is in flight before the first is waited for, every commit likewise
+    approvals = len(names) * members
+    assert kinds[:approvals] == [("submit", approve)] * approvals
+    assert kinds[approvals : 2 * approvals] == [("wait", approve)] * approvals
+    commits = kinds[2 * approvals :]
+    assert commits[: len(names)] == [("submit", commit)] * len(names)
+    # only the commit that read stale approvals is submitted again
+    assert [e[3] for e in log[2 * approvals + 2 * len(names) :]] == ["referral", "referral"]
