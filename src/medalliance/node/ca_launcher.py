@@ -1,29 +1,23 @@
 """Start, watch and stop the organisations' Fabric CA servers as processes (`network up`).
 
-Beside the nodes (node/launcher.py) and in the same folders: each CA runs `python -m
-medalliance ca start --dir DIR --org ORG` in its own session, logging to `logs/ca.<domain>.log`,
-its pid in `run/ca.<domain>.pid`. Only organisations whose config has `ca:` run one. Healthy
+Beside the nodes (node/launcher.py), as background processes of the same folder
+(node/processes.py): each CA runs `python -m medalliance ca start --dir DIR --org ORG`, logging
+to `logs/ca.<domain>.log`, its pid in `run/ca.<domain>.pid`. Only organisations whose config has `ca:` run one. Healthy
 means it answers `GET /api/v1/cainfo` over TLS, verified against the organisation's TLS CA.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
 import ssl
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from medalliance.errors import DeadlineExceeded, Unavailable
+from medalliance.node import processes
 from medalliance.node.bootstrap import NetworkLayout
-from medalliance.node.launcher import LOGS, POLL_S, RUN
 
 _Progress = Callable[[str], None]
 
@@ -36,12 +30,6 @@ class CaProcess:
     organization: str
     endpoint: str
     tls_ca: Path
-
-    def pid_file(self, directory: Path) -> Path:
-        return directory / RUN / f"{self.name}.pid"
-
-    def log_file(self, directory: Path) -> Path:
-        return directory / LOGS / f"{self.name}.log"
 
 
 def cas_of(layout: NetworkLayout, organization: str | None = None) -> list[CaProcess]:
@@ -71,10 +59,14 @@ def up(
     started: list[CaProcess] = []
     try:
         for ca in cas_of(layout, organization):
-            if _running_pid(ca, layout.directory) is not None:
+            if processes.running_pid(layout.directory, ca.name) is not None:
                 continue
             progress(f"starting Fabric CA {ca.name} on {ca.endpoint}")
-            _start(ca, layout.directory)
+            processes.spawn(
+                layout.directory,
+                ca.name,
+                ["ca", "start", "--dir", str(layout.directory), "--org", ca.organization],
+            )
             started.append(ca)
         _wait(started, layout.directory, timeout, progress)
     except BaseException:
@@ -94,21 +86,8 @@ def stop(
 ) -> list[str]:
     """SIGTERM each running CA in `cas`, SIGKILL after 10 s; returns the names stopped."""
     progress = on_progress or (lambda _m: None)
-    stopped = []
-    for ca in cas:
-        pid = _running_pid(ca, layout.directory)
-        if pid is None:
-            continue
-        progress(f"stopping {ca.name}")
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10.0
-        while _running_pid(ca, layout.directory) is not None and time.monotonic() < deadline:
-            time.sleep(POLL_S)
-        if _running_pid(ca, layout.directory) is not None:
-            os.kill(pid, signal.SIGKILL)
-        ca.pid_file(layout.directory).unlink(missing_ok=True)
-        stopped.append(ca.name)
-    return stopped
+    names = [ca.name for ca in cas]
+    return processes.terminate(layout.directory, names, timeout=10.0, progress=progress)
 
 
 def answers(ca: CaProcess, timeout: float = 1.0) -> bool:
@@ -123,62 +102,13 @@ def answers(ca: CaProcess, timeout: float = 1.0) -> bool:
         return False
 
 
-def _start(ca: CaProcess, directory: Path) -> None:
-    for folder in (RUN, LOGS):
-        (directory / folder).mkdir(exist_ok=True)
-    log = ca.log_file(directory).open("ab")
-    try:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "medalliance",
-                "ca",
-                "start",
-                "--dir",
-                str(directory),
-                "--org",
-                ca.organization,
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
-    finally:
-        log.close()
-    ca.pid_file(directory).write_text(f"{process.pid}\n")
-
-
 def _wait(cas: list[CaProcess], directory: Path, timeout: float, progress: _Progress) -> None:
-    deadline = time.monotonic() + timeout
-    waiting = list(cas)
-    while waiting:
-        for ca in list(waiting):
-            if answers(ca):
-                progress(f"{ca.name} is answering")
-                waiting.remove(ca)
-            elif _running_pid(ca, directory) is None:
-                tail = ca.log_file(directory).read_text(errors="replace").splitlines()[-15:]
-                raise Unavailable(
-                    f"{ca.name} exited during start-up; last log lines:\n" + "\n".join(tail)
-                )
-        if waiting and time.monotonic() > deadline:
-            raise DeadlineExceeded(
-                f"Fabric CA not answering after {timeout:.0f}s: {', '.join(c.name for c in waiting)}"
-            )
-        time.sleep(POLL_S)
-
-
-def _running_pid(ca: CaProcess, directory: Path) -> int | None:
-    try:
-        pid = int(ca.pid_file(directory).read_text().strip())
-        os.kill(pid, 0)
-    except (OSError, ValueError):
-        return None
-    try:
-        if Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z"):
-            return None
-    except (OSError, IndexError):
-        pass
-    return pid
+    by_name = {ca.name: ca for ca in cas}
+    processes.wait_ready(
+        directory,
+        list(by_name),
+        lambda name: answers(by_name[name]),
+        timeout=timeout,
+        progress=progress,
+        state="answering",
+    )

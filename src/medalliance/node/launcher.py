@@ -1,7 +1,7 @@
 """Start, watch and stop a network's nodes as OS processes on this machine.
 
-Each node runs `python -m medalliance node start --config nodes/<host>/node.yaml` in its own
-session, logging to `logs/<host>.log`, with its pid in `run/<host>.pid`. `up` is idempotent: a
+Each node runs `python -m medalliance node start --config nodes/<host>/node.yaml` as one of the
+folder's background processes (node/processes.py: `logs/<host>.log`, `run/<host>.pid`). `up` is idempotent: a
 node whose process is alive is left alone, so `up` after a crash restarts only what died, on the
 same ledgers. Health comes from each node's operations endpoint (`/healthz`, `/status`).
 
@@ -14,11 +14,6 @@ their endpoints are reachable (they have no pid here).
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -27,11 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from medalliance.errors import DeadlineExceeded, NotFound, PreconditionFailed, Unavailable
+from medalliance.node import processes
 from medalliance.node.bootstrap import NODES, NetworkLayout, node_hosts
 from medalliance.node.config import NODE_FILE
+from medalliance.node.processes import LOGS, RUN
 
-RUN, LOGS = "run", "logs"
-POLL_S = 0.2
+__all__ = ["LOGS", "RUN", "NodeInfo", "down", "nodes_of", "probe", "running_pid", "start_node",
+           "status", "stop", "up"]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,10 +40,10 @@ class NodeInfo:
     operations: str
 
     def pid_file(self, directory: Path) -> Path:
-        return directory / RUN / f"{self.name}.pid"
+        return processes.pid_file(directory, self.name)
 
     def log_file(self, directory: Path) -> Path:
-        return directory / LOGS / f"{self.name}.log"
+        return processes.log_file(directory, self.name)
 
 
 def nodes_of(layout: NetworkLayout, organization: str | None = None) -> list[NodeInfo]:
@@ -68,24 +65,7 @@ def nodes_of(layout: NetworkLayout, organization: str | None = None) -> list[Nod
 
 def running_pid(node: NodeInfo, directory: Path) -> int | None:
     """The pid of the node's process if it is alive."""
-    try:
-        pid = int(node.pid_file(directory).read_text().strip())
-    except (OSError, ValueError):
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        return pid
-    return pid if not _is_zombie(pid) else None
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
-    except (OSError, IndexError):
-        return False
+    return processes.running_pid(directory, node.name)
 
 
 def probe(node: NodeInfo, path: str = "/status", timeout: float = 1.0) -> dict[str, Any] | None:
@@ -100,22 +80,8 @@ def probe(node: NodeInfo, path: str = "/status", timeout: float = 1.0) -> dict[s
 
 def start_node(node: NodeInfo, directory: Path) -> int:
     """Spawn the node's process; returns its pid."""
-    for folder in (RUN, LOGS):
-        (directory / folder).mkdir(exist_ok=True)
     config = directory / NODES / node.name / NODE_FILE
-    log = node.log_file(directory).open("ab")
-    try:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "medalliance", "node", "start", "--config", str(config)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
-    finally:
-        log.close()
-    node.pid_file(directory).write_text(f"{process.pid}\n")
-    return process.pid
+    return processes.spawn(directory, node.name, ["node", "start", "--config", str(config)])
 
 
 def up(
@@ -180,23 +146,15 @@ def rolled_back(
 def _wait_healthy(
     nodes: list[NodeInfo], directory: Path, timeout: float, progress: Callable[[str], None]
 ) -> None:
-    deadline = time.monotonic() + timeout
-    waiting = list(nodes)
-    while waiting:
-        for node in list(waiting):
-            if probe(node, "/healthz") is not None and (probe(node) or {}).get("healthy"):
-                progress(f"{node.name} is healthy")
-                waiting.remove(node)
-            elif running_pid(node, directory) is None:
-                raise Unavailable(
-                    f"{node.name} exited during start-up; last log lines:\n{_tail(node.log_file(directory))}"
-                )
-        if waiting and time.monotonic() > deadline:
-            names = ", ".join(n.name for n in waiting)
-            raise DeadlineExceeded(
-                f"not healthy after {timeout:.0f}s: {names}; see {directory / LOGS}"
-            )
-        time.sleep(POLL_S)
+    by_name = {n.name: n for n in nodes}
+
+    def healthy(name: str) -> bool:
+        node = by_name[name]
+        return probe(node, "/healthz") is not None and bool((probe(node) or {}).get("healthy"))
+
+    processes.wait_ready(
+        directory, list(by_name), healthy, timeout=timeout, progress=progress, state="healthy"
+    )
 
 
 def down(
@@ -230,26 +188,9 @@ def stop(
             f"no node {unknown[0]!r} in network {layout.config.name}; nodes: "
             + ", ".join(n.name for n in known)
         )
-    stopped = []
-    pids = {}
-    for node in reversed(known):  # peers first, then ordering nodes
-        if names is not None and node.name not in names:
-            continue
-        pid = running_pid(node, directory)
-        if pid is not None:
-            progress(f"stopping {node.name}")
-            os.kill(pid, signal.SIGTERM)
-            pids[node.name] = (node, pid)
-    deadline = time.monotonic() + timeout
-    for name, (node, pid) in pids.items():
-        while running_pid(node, directory) is not None and time.monotonic() < deadline:
-            time.sleep(POLL_S)
-        if running_pid(node, directory) is not None:
-            progress(f"{name} did not stop in {timeout:.0f}s; killing it")
-            os.kill(pid, signal.SIGKILL)
-        node.pid_file(directory).unlink(missing_ok=True)
-        stopped.append(name)
-    return stopped
+    wanted = [n.name for n in reversed(known) if names is None or n.name in names]
+    # peers first, then ordering nodes
+    return processes.terminate(directory, wanted, timeout=timeout, progress=progress)
 
 
 def status(layout: NetworkLayout, organization: str | None = None) -> list[dict[str, Any]]:
@@ -281,10 +222,3 @@ def status(layout: NetworkLayout, organization: str | None = None) -> list[dict[
             }
         )
     return rows
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
