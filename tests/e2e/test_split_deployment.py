@@ -4,18 +4,15 @@ its own folder; a transaction endorsed by two organisations commits on every pee
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from medalliance.ledger.block import parse_block
 from medalliance.node.public_bundle import pack, unpack
+from tests.key_custody import assert_no_folder_holds_another_organisations_key
 from tests.networks import REPO, cli, cli_json, wait_until, with_free_ports
 
 BFT_NETWORK = REPO / "networks" / "bft-test-network.yaml"
@@ -69,7 +66,7 @@ def test_each_organisation_runs_its_own_nodes_and_a_two_organisation_transaction
             "network", "join-genesis", str(base / "g.tar.gz"), "--dir", str(base / org),
             "--org", org, "--genesis-sha256", f"mychannel={hashes['mychannel']}",
         )  # fmt: skip
-    assert_no_folder_holds_another_organisations_key(base)
+    assert_no_folder_holds_another_organisations_key({org: base / org for org in ORGS}, DOMAINS)
     for org in ORGS:
         cli("network", "up", "--dir", str(base / org), "--org", org)
     for org in ("Org1", "Org2"):  # each approves for itself; the second approval commits
@@ -91,38 +88,3 @@ def test_each_organisation_runs_its_own_nodes_and_a_two_organisation_transaction
         "-n", "basic", "ReadAsset", "asset-split",
     )  # fmt: skip
     assert json.loads(read.stdout)["Owner"] == "Ana"
-
-
-def assert_no_folder_holds_another_organisations_key(base: Path) -> None:
-    """Every private key in an organisation's folder belongs to a certificate of that
-    organisation (matched by public key), and every folder holds its own keys."""
-    certificates: dict[bytes, set[str]] = {}  # public key DER -> organisations (subject O)
-    keys: dict[str, list[ec.EllipticCurvePublicKey]] = {org: [] for org in ORGS}
-    for org in ORGS:
-        for path in (base / org).rglob("*"):
-            if not path.is_file() or path.suffix == ".gz":
-                continue
-            data = path.read_bytes()
-            if b"PRIVATE KEY-----" in data:
-                key = serialization.load_pem_private_key(data, password=None)
-                assert isinstance(key, ec.EllipticCurvePrivateKey)
-                keys[org].append(key.public_key())
-            if b"BEGIN CERTIFICATE" in data:
-                with contextlib.suppress(ValueError):
-                    for cert in x509.load_pem_x509_certificates(data):
-                        owner = cert.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_NAME)
-                        certificates.setdefault(_der(cert.public_key()), set()).update(
-                            str(o.value) for o in owner
-                        )
-    for org, public_keys in keys.items():
-        assert public_keys, f"{org} holds no key of its own"
-        for public_key in public_keys:
-            owners = certificates.get(_der(public_key))
-            assert owners == {DOMAINS[org]}, f"{org}'s folder holds a key certified for {owners}"
-
-
-def _der(key: object) -> bytes:
-    assert isinstance(key, ec.EllipticCurvePublicKey)
-    return key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
