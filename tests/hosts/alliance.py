@@ -17,7 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,8 +101,9 @@ class HostedAlliance:
             self.medalliance(org, *self.org_args("network", "up", org), clock_offset=clock_offset)
         )
 
-    def down(self, org: str) -> None:
-        finish(self.medalliance(org, *self.org_args("network", "down", org)))
+    def down(self, *orgs: str) -> None:
+        """`network down --org` inside each named host, at once (separate machines)."""
+        in_hosts(self.net, orgs, lambda org: self.org_args("network", "down", org))
 
     def org_args(self, group: str, verb: str, org: str) -> tuple[str, ...]:
         return (group, verb, "--dir", str(self.folder(org)), "--org", org)
@@ -208,7 +209,7 @@ def finish(process: subprocess.Popen[str], *, check: bool = True) -> str:
     finally:
         process.kill()
     if check and process.returncode != 0:
-        raise AssertionError(f"{process.args} failed ({process.returncode}):\n{stdout}\n{stderr}")
+        raise AssertionError(f"{process.args!r} failed ({process.returncode}):\n{stdout}\n{stderr}")
     return stdout
 
 
@@ -218,8 +219,8 @@ def hosted_alliance(base: Path, seed: int) -> Iterator[HostedAlliance]:
     organisation in its own folder on its own host; everything stopped and removed on exit."""
     with host_network(ORGS) as net, RelaySet(seed).running() as relays:
         source = base / "network.yaml"  # the network file the organisations agreed on
-        source.write_text(yaml.safe_dump(_config(net), sort_keys=False), encoding="utf-8")
-        hosts = net.hosts
+        config = _config(net)
+        source.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
         try:
             _set_up(base, source, net)
             layouts = {org: NetworkLayout.load(base / org) for org in ORGS}
@@ -228,89 +229,84 @@ def hosted_alliance(base: Path, seed: int) -> Iterator[HostedAlliance]:
             )
             _add_relays(alliance)
             # §3: each organisation starts its own nodes in its host (start order does not
-            # matter), then each approves the contracts; the third approval commits them.
-            for started in [
-                alliance.medalliance(org, *alliance.org_args("network", "up", org)) for org in ORGS
-            ]:
-                finish(started)
-            for org in ORGS:
-                finish(alliance.medalliance(org, *alliance.org_args("network", "deploy", org)))
-            # §8: any host sees every node of the alliance, its own and the others'.
-            status = json.loads(
-                finish(
-                    start_medalliance(
-                        hosts[ORGS[0]], "--json", "network", "status", "--dir", str(base / ORGS[0])
-                    )
+            # matter), then each approves the contracts for itself: two at once, then the
+            # third, whose approval completes the majority and commits, then the last.
+            in_hosts(net, ORGS, lambda org: alliance.org_args("network", "up", org))
+            deployed = [
+                json.loads(out)["deployed"]
+                for wave in (ORGS[:2], ORGS[2:3], ORGS[3:])
+                for out in in_hosts(
+                    net, wave, lambda org: ("--json", *alliance.org_args("network", "deploy", org))
                 )
+            ]
+            contracts = [f"{CHANNEL}/{c['name']}" for c in config["channels"][0]["contracts"]]
+            assert deployed == [[], [], contracts, []], deployed
+            # §8: any host sees every node of the alliance, its own and the others'.
+            (status,) = in_hosts(
+                net, ORGS[:1], lambda org: ("--json", "network", "status", "--dir", str(base / org))
             )
-            assert {n["name"]: n["health"] for n in status["nodes"]} == dict.fromkeys(
-                alliance.nodes, "up"
-            )
+            health = {node["name"]: node["health"] for node in json.loads(status)["nodes"]}
+            assert health == dict.fromkeys(alliance.nodes, "up"), health
             yield alliance
         finally:
             for org in ORGS:
-                if not (base / org / "network.yaml").exists():
-                    continue
-                down = start_medalliance(
-                    hosts[org], "network", "down", "--dir", str(base / org), "--org", org
-                )
-                finish(down, check=False)
-                if down.returncode != 0:
-                    _kill_left_over_nodes(base / org)
+                folder = base / org
+                if (folder / "run").is_dir() and any((folder / "run").glob("*.pid")):
+                    down = start_medalliance(
+                        net.hosts[org], "network", "down", "--dir", str(folder), "--org", org
+                    )
+                    finish(down, check=False)
+                    if down.returncode != 0:
+                        _kill_left_over_nodes(folder)
+
+
+def in_hosts(
+    net: HostNetwork, orgs: Sequence[str], argv_of: Callable[[str], Sequence[str]]
+) -> list[str]:
+    """The guide command `argv_of(org)` run by each organisation inside its own host, all at
+    once as on separate machines; their outputs (each must succeed)."""
+    started = [start_medalliance(net.hosts[org], *argv_of(org)) for org in orgs]
+    return [finish(process) for process in started]
 
 
 def _set_up(base: Path, source: Path, net: HostNetwork) -> None:
     """§2: each organisation makes its own keys in its own folder on its own host; the bundles
     are sent (copied) to the genesis maker, CityHC, which builds the genesis blocks in a folder
     of its own; each organisation imports the archive, checked against the printed hashes."""
-    hosts = net.hosts
-    inits = [
-        start_medalliance(
-            hosts[org], "network", "init", str(source), "--org", org, "--dir", str(base / org)
-        )
-        for org in ORGS
-    ]
-    for init in inits:
-        finish(init)
+    in_hosts(
+        net,
+        ORGS,
+        lambda org: ("network", "init", str(source), "--org", org, "--dir", str(base / org)),
+    )
     maker = base / "genesis-maker"
     maker.mkdir()
-    for org in ORGS:
-        shutil.copy(base / org / f"{org}.public.tar.gz", maker)
+    bundles = [str(shutil.copy(base / org / f"{org}.public.tar.gz", maker)) for org in ORGS]
     archive = maker / "alliance.genesis.tar.gz"
-    made = json.loads(
-        finish(
-            start_medalliance(
-                hosts["CityHC"],
-                "--json",
-                "network",
-                "genesis",
-                str(source),
-                *(str(maker / f"{org}.public.tar.gz") for org in ORGS),
-                "--out",
-                str(archive),
-            )
-        )
+    (made,) = in_hosts(
+        net,
+        ["CityHC"],
+        lambda _: ("--json", "network", "genesis", str(source), *bundles, "--out", str(archive)),
     )
-    published = [f"{channel}={sha}" for channel, sha in made["genesis_sha256"].items()]
-    joins = []
+    published = json.loads(made)["genesis_sha256"].items()
+    hashes = [
+        word for channel, sha in published for word in ("--genesis-sha256", f"{channel}={sha}")
+    ]
     for org in ORGS:
-        received = shutil.copy(archive, base / org)
-        hashes = [word for p in published for word in ("--genesis-sha256", p)]
-        joins.append(
-            start_medalliance(
-                hosts[org],
-                "network",
-                "join-genesis",
-                str(received),
-                "--dir",
-                str(base / org),
-                "--org",
-                org,
-                *hashes,
-            )
-        )
-    for join in joins:
-        finish(join)
+        shutil.copy(archive, base / org)
+    in_hosts(
+        net,
+        ORGS,
+        lambda org: (
+            "network",
+            "join-genesis",
+            str(base / org / archive.name),
+            "--dir",
+            str(base / org),
+            "--org",
+            org,
+            *hashes,
+        ),
+    )
     config = NetworkLayout.load(base / ORGS[0]).config
     assert_no_folder_holds_another_organisations_key(
         {org: base / org for org in ORGS}, {org: config.organization(org).domain for org in ORGS}
