@@ -264,7 +264,11 @@ def in_hosts(
     """The guide command `argv_of(org)` run by each organisation inside its own host, all at
     once as on separate machines; their outputs (each must succeed)."""
     started = [start_medalliance(net.hosts[org], *argv_of(org)) for org in orgs]
-    return [finish(process) for process in started]
+    try:
+        return [finish(process) for process in started]
+    finally:
+        for process in started:  # after one failed: leave none of the others running
+            process.kill()
 
 
 def _set_up(base: Path, source: Path, net: HostNetwork) -> None:
