@@ -1,22 +1,19 @@
-"""docs/deployment.md, followed command by command: each organisation of the BFT test network
-in its own folder with its own keys, only public material exchanged, its own nodes started from
-its own folder; a transaction endorsed by two organisations commits on every peer."""
+"""docs/deployment.md's set-up on loopback (one folder per organisation of the BFT test
+network): only public material is exchanged, a tampered genesis archive is refused, and after
+the exchange no folder holds another organisation's key. Starting, deploying and running the
+split alliance is followed command by command by the namespace suite (tests/hosts), each
+organisation on its own host."""
 
 from __future__ import annotations
 
-import contextlib
-import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from medalliance.ledger.block import parse_block
 from medalliance.node.public_bundle import pack, unpack
-from tests.networks import REPO, cli, cli_json, wait_until, with_free_ports
+from tests.key_custody import assert_no_folder_holds_another_organisations_key
+from tests.networks import REPO, cli, cli_json, with_free_ports
 
 BFT_NETWORK = REPO / "networks" / "bft-test-network.yaml"
 ORGS = ("OrdererOrg", "Org1", "Org2")
@@ -24,7 +21,7 @@ DOMAINS = {"OrdererOrg": "example.com", "Org1": "org1.example.com", "Org2": "org
 
 
 @pytest.fixture(scope="module")
-def alliance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str]]]:
+def alliance(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
     """Every organisation initialised, the genesis made from the bundles; no node started."""
     base = tmp_path_factory.mktemp("split")
     config = with_free_ports(BFT_NETWORK, base / "network.yaml")
@@ -32,12 +29,7 @@ def alliance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, d
         cli("network", "init", str(config), "--org", org, "--dir", str(base / org))
     bundles = [str(base / org / f"{org}.public.tar.gz") for org in ORGS]
     made = cli_json("network", "genesis", str(config), *bundles, "--out", str(base / "g.tar.gz"))
-    try:
-        yield base, made["genesis_sha256"]
-    finally:
-        for org in ORGS:
-            if (base / org / "network.yaml").exists():
-                cli("network", "down", "--dir", str(base / org), "--org", org, check=False)
+    return base, made["genesis_sha256"]
 
 
 def test_a_tampered_genesis_archive_is_refused_by_the_command(
@@ -51,78 +43,46 @@ def test_a_tampered_genesis_archive_is_refused_by_the_command(
     forged = base / "forged.tar.gz"
     forged.write_bytes(pack(files))
     folder = base / "Org2"
+    before = {path: path.stat().st_mtime_ns for path in folder.rglob("*")}
     result = cli(
         "network", "join-genesis", str(forged), "--dir", str(folder), "--org", "Org2",
         "--genesis-sha256", f"mychannel={hashes['mychannel']}", check=False,
     )  # fmt: skip
     assert result.returncode == 1, result.stderr
     assert "not the published one" in result.stderr
-    assert not (folder / "channel-artifacts").exists()
+    assert {path: path.stat().st_mtime_ns for path in folder.rglob("*")} == before
 
 
-def test_each_organisation_runs_its_own_nodes_and_a_two_organisation_transaction_commits(
-    alliance: tuple[Path, dict[str, str]],
-) -> None:
+@pytest.fixture(scope="module")
+def imported(alliance: tuple[Path, dict[str, str]]) -> Path:
+    """Every organisation has imported the genesis archive into its folder."""
     base, hashes = alliance
     for org in ORGS:
         cli(
             "network", "join-genesis", str(base / "g.tar.gz"), "--dir", str(base / org),
             "--org", org, "--genesis-sha256", f"mychannel={hashes['mychannel']}",
         )  # fmt: skip
-    assert_no_folder_holds_another_organisations_key(base)
+    return base
+
+
+def test_each_organisation_imports_the_genesis_and_holds_no_other_organisations_key(
+    imported: Path,
+) -> None:
     for org in ORGS:
-        cli("network", "up", "--dir", str(base / org), "--org", org)
-    for org in ("Org1", "Org2"):  # each approves for itself; the second approval commits
-        cli("network", "deploy", "--dir", str(base / org), "--org", org)
-    # basic's policy is AND(Org1, Org2): Org1's gateway needs Org2's peer to endorse.
-    submitted = cli_json(
-        "tx", "submit", "--dir", str(base / "Org1"), "--org", "Org1", "-C", "mychannel",
-        "-n", "basic", "CreateAsset", "asset-split", "blue", "3", "Ana", "300",
-    )  # fmt: skip
-    block = submitted["block_number"]
-
-    def every_peer_has_the_block() -> bool:
-        nodes = cli_json("network", "status", "--dir", str(base / "Org2"))["nodes"]
-        return len(nodes) == 6 and all(n["channels"].get("mychannel", 0) > block for n in nodes)
-
-    wait_until(every_peer_has_the_block, "every node has committed the transaction's block")
-    read = cli(
-        "tx", "evaluate", "--dir", str(base / "Org2"), "--org", "Org2", "-C", "mychannel",
-        "-n", "basic", "ReadAsset", "asset-split",
-    )  # fmt: skip
-    assert json.loads(read.stdout)["Owner"] == "Ana"
+        assert (imported / org / "channel-artifacts" / "mychannel.block").is_file()
+    assert_no_folder_holds_another_organisations_key({org: imported / org for org in ORGS}, DOMAINS)
 
 
-def assert_no_folder_holds_another_organisations_key(base: Path) -> None:
-    """Every private key in an organisation's folder belongs to a certificate of that
-    organisation (matched by public key), and every folder holds its own keys."""
-    certificates: dict[bytes, set[str]] = {}  # public key DER -> organisations (subject O)
-    keys: dict[str, list[ec.EllipticCurvePublicKey]] = {org: [] for org in ORGS}
-    for org in ORGS:
-        for path in (base / org).rglob("*"):
-            if not path.is_file() or path.suffix == ".gz":
-                continue
-            data = path.read_bytes()
-            if b"PRIVATE KEY-----" in data:
-                key = serialization.load_pem_private_key(data, password=None)
-                assert isinstance(key, ec.EllipticCurvePrivateKey)
-                keys[org].append(key.public_key())
-            if b"BEGIN CERTIFICATE" in data:
-                with contextlib.suppress(ValueError):
-                    for cert in x509.load_pem_x509_certificates(data):
-                        owner = cert.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_NAME)
-                        certificates.setdefault(_der(cert.public_key()), set()).update(
-                            str(o.value) for o in owner
-                        )
-    for org, public_keys in keys.items():
-        assert public_keys, f"{org} holds no key of its own"
-        for public_key in public_keys:
-            owners = certificates.get(_der(public_key))
-            assert owners == {DOMAINS[org]}, f"{org}'s folder holds a key certified for {owners}"
-
-
-def _der(key: object) -> bytes:
-    assert isinstance(key, ec.EllipticCurvePublicKey)
-    return key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+@pytest.mark.parametrize(
+    "org_args",
+    [
+        pytest.param([], id="network up without --org in one organisation's folder is refused"),
+        pytest.param(["--org", "Org2"], id="network up of another organisation's nodes is refused"),
+    ],
+)
+def test_a_folder_starts_no_other_organisations_nodes(imported: Path, org_args: list[str]) -> None:
+    folder = imported / "Org1"
+    result = cli("network", "up", "--dir", str(folder), *org_args, check=False)
+    assert result.returncode == 1, result
+    assert "another organisation's; pass your own with --org" in result.stderr
+    assert not list(folder.glob("run/*.pid")), "a node was started"

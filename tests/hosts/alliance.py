@@ -2,21 +2,22 @@
 
 Owns deriving the config (every node's `host` is its host's address, so TLS names, addresses
 and ports are real; the relayed organisation is dialled at its TCP proxies on the bridge and
-binds its own address through `listen_host`), `network init`, starting each node inside its
-host with `ip netns exec` (pid files under run/ as `network up` writes them, so `network down`
-stops them) and looking at the nodes from the root namespace or from inside a host.
+binds its own address through `listen_host`), setting the alliance up and running it with
+docs/deployment.md's commands, each run inside the organisation's host on its own folder
+(`base/<org>/`; sending a file is a copy), and looking at the nodes from the root namespace or
+from inside a host.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,12 +25,12 @@ from typing import Any
 import pytest
 import yaml
 
-from medalliance.node.bootstrap import NODES, NetworkLayout
-from medalliance.node.config import NODE_FILE
+from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.launcher import NodeInfo, nodes_of, probe, running_pid
 from tests.hosts.namespaces import REQUIRE_ENV, Host, HostNetwork, host_network
 from tests.hosts.tcp_proxy import RelaySet
-from tests.networks import DEMO_ALLIANCE, REPO, cli, wait_until
+from tests.key_custody import assert_no_folder_holds_another_organisations_key
+from tests.networks import DEMO_ALLIANCE, REPO, _kill_left_over_nodes
 
 ORGS = ("CityHC", "DistrictHC", "TertiaryHospitalA", "TertiaryHospitalB")
 RELAYED = "TertiaryHospitalB"  # every connection to its nodes passes a TCP proxy
@@ -66,50 +67,51 @@ def require_faketime() -> str:
 
 @dataclass
 class HostedAlliance:
-    directory: Path
-    layout: NetworkLayout
+    base: Path  # base/<org>/: each organisation's own folder, as on its own machine
+    layouts: dict[str, NetworkLayout]  # by organisation name
     net: HostNetwork
     relays: RelaySet
     nodes: dict[str, NodeInfo]  # by node name, e.g. orderer0.tertiarya.example.com
     committed: set[str] = field(default_factory=set)  # tx ids reported committed
 
+    def folder(self, org: str) -> Path:
+        return self.layouts[org].directory
+
+    def org_of(self, node: str) -> str:
+        return self.layouts[ORGS[0]].config.organization(self.nodes[node].organization).name
+
     def host_of(self, node: str) -> Host:
-        return self.net.hosts[self.layout.config.organization(self.nodes[node].organization).name]
+        return self.net.hosts[self.org_of(node)]
 
     def nodes_on(self, org: str) -> list[str]:
-        msp_id = self.layout.config.organization(org).msp_id
+        msp_id = self.layouts[org].config.organization(org).msp_id
         return [name for name, n in self.nodes.items() if n.organization == msp_id]
 
-    def start(self, name: str, *, clock_offset: str | None = None) -> None:
-        """Run node `name` inside its host, its clock moved by `clock_offset` (faketime's
-        syntax, e.g. '+5m') when given."""
-        node, host = self.nodes[name], self.host_of(name)
-        env = _clock_env(clock_offset)
-        for folder in ("run", "logs"):
-            (self.directory / folder).mkdir(exist_ok=True)
-        config = self.directory / NODES / name / NODE_FILE
-        with node.log_file(self.directory).open("ab") as log:
-            process = subprocess.Popen(
-                host.command(
-                    sys.executable, "-m", "medalliance", "node", "start", "--config", str(config)
-                ),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-                env=env,
-            )
-        node.pid_file(self.directory).write_text(f"{process.pid}\n")
+    def medalliance(
+        self, org: str, *argv: str, clock_offset: str | None = None
+    ) -> subprocess.Popen[str]:
+        """`medalliance argv` started inside `org`'s host, under `faketime -f clock_offset` when
+        given (a guide command as its operator types it there); `finish` collects it."""
+        return start_medalliance(self.net.hosts[org], *argv, clock_offset=clock_offset)
+
+    def up(self, org: str, *, clock_offset: str | None = None) -> None:
+        """docs/deployment.md §3 inside `org`'s host: `network up --org` starts its nodes there
+        (they inherit the host's namespace and, with `clock_offset`, libfaketime)."""
+        finish(
+            self.medalliance(org, *self.org_args("network", "up", org), clock_offset=clock_offset)
+        )
+
+    def down(self, *orgs: str) -> None:
+        """`network down --org` inside each named host, at once (separate machines)."""
+        in_hosts(self.net, orgs, lambda org: self.org_args("network", "down", org))
+
+    def org_args(self, group: str, verb: str, org: str) -> tuple[str, ...]:
+        return (group, verb, "--dir", str(self.folder(org)), "--org", org)
 
     def pid(self, name: str) -> int:
-        pid = running_pid(self.nodes[name], self.directory)
+        pid = running_pid(self.nodes[name], self.folder(self.org_of(name)))
         assert pid is not None, f"{name} is not running"
         return pid
-
-    def wait_healthy(self, *names: str) -> None:
-        for name in names or tuple(self.nodes):
-            node = self.nodes[name]
-            wait_until(functools.partial(_healthy, node), f"{name} answers healthy", WAIT_S)
 
     def heights(self, *names: str) -> dict[str, int | None]:
         """The named nodes' (default: every node's) heights on the channel, seen from the root
@@ -173,10 +175,6 @@ def _clock_env(clock_offset: str | None) -> dict[str, str]:
     return env
 
 
-def _healthy(node: NodeInfo) -> bool:
-    return (probe(node) or {}).get("healthy") is True
-
-
 def _height(answer: dict[str, Any] | None) -> int | None:
     if not answer or answer.get("down"):
         return None
@@ -184,39 +182,149 @@ def _height(answer: dict[str, Any] | None) -> int | None:
     return int(height) if height is not None else None
 
 
+def start_medalliance(
+    host: Host, *argv: str, clock_offset: str | None = None
+) -> subprocess.Popen[str]:
+    """`medalliance argv` started inside `host` (`faketime -f clock_offset` when given)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    clock = ("faketime", "-f", clock_offset) if clock_offset is not None else ()
+    if clock:
+        require_faketime()
+    return subprocess.Popen(
+        host.command(*clock, sys.executable, "-m", "medalliance", *argv),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env=env,
+    )
+
+
+def finish(process: subprocess.Popen[str], *, check: bool = True) -> str:
+    """A started command's output, once it exited; it must have succeeded when `check`."""
+    try:
+        stdout, stderr = process.communicate(timeout=WAIT_S * 2)
+    finally:
+        process.kill()
+    if check and process.returncode != 0:
+        raise AssertionError(f"{process.args!r} failed ({process.returncode}):\n{stdout}\n{stderr}")
+    return stdout
+
+
 @contextlib.contextmanager
 def hosted_alliance(base: Path, seed: int) -> Iterator[HostedAlliance]:
-    """Hosts, proxies, `network init` and every node started in its host; all removed on exit."""
+    """Hosts, proxies and the alliance set up and started as docs/deployment.md says, each
+    organisation in its own folder on its own host; everything stopped and removed on exit."""
     with host_network(ORGS) as net, RelaySet(seed).running() as relays:
+        source = base / "network.yaml"  # the network file the organisations agreed on
         config = _config(net)
-        directory = base / "network"
-        source = base / "alliance-on-hosts.yaml"
         source.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-        cli("network", "init", str(source), "--dir", str(directory))
-        layout = NetworkLayout.load(directory)
-        alliance = HostedAlliance(
-            directory, layout, net, relays, {n.name: n for n in nodes_of(layout)}
-        )
-        for org in layout.config.organizations:
-            if org.name == RELAYED:
-                for node_config in (*org.peers, *org.orderers):
-                    host = net.hosts[org.name].address
-                    ops = node_config.operations_port or node_config.port + 10000
-                    for port, kind in ((node_config.port, ""), (ops, "-ops")):
-                        relays.add(f"{node_config.name}{kind}", (net.gateway, port), (host, port))
         try:
-            for name in alliance.nodes:
-                alliance.start(name)
-            # Every node already runs (in its host): `up` leaves them alone, waits until all
-            # are healthy and deploys the contracts, as the alliance's admins would.
-            cli("network", "up", "--dir", str(directory))
+            _set_up(base, source, net)
+            layouts = {org: NetworkLayout.load(base / org) for org in ORGS}
+            alliance = HostedAlliance(
+                base, layouts, net, relays, {n.name: n for n in nodes_of(layouts[ORGS[0]])}
+            )
+            _add_relays(alliance)
+            # §3: each organisation starts its own nodes in its host (start order does not
+            # matter), then approves the contracts for itself, all at once as on separate
+            # machines: the approvals completing the majority race to commit each contract, and
+            # each contract is committed by exactly one of them.
+            in_hosts(net, ORGS, lambda org: alliance.org_args("network", "up", org))
+            outputs = in_hosts(
+                net, ORGS, lambda org: ("--json", *alliance.org_args("network", "deploy", org))
+            )
+            committed = [name for out in outputs for name in json.loads(out)["deployed"]]
+            contracts = [f"{CHANNEL}/{c['name']}" for c in config["channels"][0]["contracts"]]
+            assert sorted(committed) == sorted(contracts), outputs
+            # §8: any host sees every node of the alliance, its own and the others'.
+            (status,) = in_hosts(
+                net, ORGS[:1], lambda org: ("--json", "network", "status", "--dir", str(base / org))
+            )
+            health = {node["name"]: node["health"] for node in json.loads(status)["nodes"]}
+            assert health == dict.fromkeys(alliance.nodes, "up"), health
             yield alliance
         finally:
-            if cli("network", "down", "--dir", str(directory), check=False).returncode != 0:
-                for node in alliance.nodes.values():
-                    pid = running_pid(node, directory)
-                    if pid is not None:
-                        os.kill(pid, 9)
+            for org in ORGS:
+                folder = base / org
+                if (folder / "run").is_dir() and any((folder / "run").glob("*.pid")):
+                    down = start_medalliance(
+                        net.hosts[org], "network", "down", "--dir", str(folder), "--org", org
+                    )
+                    finish(down, check=False)
+                    if down.returncode != 0:
+                        _kill_left_over_nodes(folder)
+
+
+def in_hosts(
+    net: HostNetwork, orgs: Sequence[str], argv_of: Callable[[str], Sequence[str]]
+) -> list[str]:
+    """The guide command `argv_of(org)` run by each organisation inside its own host, all at
+    once as on separate machines; their outputs (each must succeed)."""
+    started = [start_medalliance(net.hosts[org], *argv_of(org)) for org in orgs]
+    try:
+        return [finish(process) for process in started]
+    finally:
+        for process in started:  # after one failed: leave none of the others running
+            process.kill()
+
+
+def _set_up(base: Path, source: Path, net: HostNetwork) -> None:
+    """§2: each organisation makes its own keys in its own folder on its own host; the bundles
+    are sent (copied) to the genesis maker, CityHC, which builds the genesis blocks in a folder
+    of its own; each organisation imports the archive, checked against the printed hashes."""
+    in_hosts(
+        net,
+        ORGS,
+        lambda org: ("network", "init", str(source), "--org", org, "--dir", str(base / org)),
+    )
+    maker = base / "genesis-maker"
+    maker.mkdir()
+    bundles = [str(shutil.copy(base / org / f"{org}.public.tar.gz", maker)) for org in ORGS]
+    archive = maker / "alliance.genesis.tar.gz"
+    (made,) = in_hosts(
+        net,
+        ["CityHC"],
+        lambda _: ("--json", "network", "genesis", str(source), *bundles, "--out", str(archive)),
+    )
+    published = json.loads(made)["genesis_sha256"].items()
+    hashes = [
+        word for channel, sha in published for word in ("--genesis-sha256", f"{channel}={sha}")
+    ]
+    for org in ORGS:
+        shutil.copy(archive, base / org)
+    in_hosts(
+        net,
+        ORGS,
+        lambda org: (
+            "network",
+            "join-genesis",
+            str(base / org / archive.name),
+            "--dir",
+            str(base / org),
+            "--org",
+            org,
+            *hashes,
+        ),
+    )
+    config = NetworkLayout.load(base / ORGS[0]).config
+    assert_no_folder_holds_another_organisations_key(
+        {org: base / org for org in ORGS}, {org: config.organization(org).domain for org in ORGS}
+    )
+
+
+def _add_relays(alliance: HostedAlliance) -> None:
+    """The relayed organisation's nodes (node and operations ports) behind the proxies."""
+    org = alliance.layouts[RELAYED].config.organization(RELAYED)
+    host = alliance.net.hosts[RELAYED].address
+    for node_config in (*org.peers, *org.orderers):
+        ops = node_config.operations_port or node_config.port + 10000
+        for port, kind in ((node_config.port, ""), (ops, "-ops")):
+            alliance.relays.add(
+                f"{node_config.name}{kind}", (alliance.net.gateway, port), (host, port)
+            )
 
 
 def _config(net: HostNetwork) -> dict[str, Any]:

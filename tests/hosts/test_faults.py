@@ -28,7 +28,7 @@ from medalliance.node.bootstrap import NODES
 from medalliance.sdk import Contract
 from tests.hosts.alliance import CHANNEL, RELAYED, WAIT_S, HostedAlliance, require_faketime
 from tests.hosts.tcp_proxy import Faults
-from tests.networks import REPO, cli, wait_until
+from tests.networks import REPO, wait_until
 
 CUT = "TertiaryHospitalA"  # the host cut off: one ordering node and one peer
 _keys = itertools.count()
@@ -37,7 +37,7 @@ _keys = itertools.count()
 @pytest.fixture(scope="module")
 def city(alliance: HostedAlliance) -> Iterator[Contract]:
     """The city commission's system, in the root namespace, through its own peer."""
-    with connect_as(alliance.layout, "CityHC") as gateway:
+    with connect_as(alliance.layouts["CityHC"], "CityHC") as gateway:
         yield gateway.get_network(CHANNEL).get_contract("basic")
 
 
@@ -96,7 +96,7 @@ def test_a_minority_partition_cuts_no_block_while_the_majority_commits(
         # The hospital's own system submits through its own peer and ordering node, both in the
         # minority: the peer endorses it, but no block can be cut without a quorum.
         submitting = alliance.start_in_host(
-            CUT, "submit", str(alliance.directory), CUT, "minority-0"
+            CUT, "submit", str(alliance.folder(CUT)), CUT, "minority-0"
         )
         commit(alliance, city, 3)
         minority = alliance.answer(submitting)
@@ -126,7 +126,7 @@ def test_transactions_commit_across_slow_lossy_links_while_a_host_is_cut(
     carried = relays.relays["orderer0"].bytes_relayed
     alliance.net.partition(CUT)
     try:
-        with connect_as(alliance.layout, RELAYED) as gateway:
+        with connect_as(alliance.layouts[RELAYED], RELAYED) as gateway:
             hospital = gateway.get_network(CHANNEL).get_contract("basic")
             for _ in range(3):
                 commit(alliance, hospital, 1, owner="B")
@@ -147,13 +147,13 @@ def test_a_host_clock_five_minutes_ahead_keeps_ordering_and_committing(
     for name in skewed:  # the host goes down hard and comes back with its clock 5 minutes ahead
         os.kill(alliance.pid(name), signal.SIGKILL)
     wait_until(lambda: set(alliance.heights(*skewed).values()) == {None}, "the host is down")
-    for name in skewed:
-        alliance.start(name, clock_offset="+5m")  # libfaketime: time() and every clock_gettime
-    alliance.wait_healthy(*skewed)
+    # The guide's restart after a crash, as `faketime -f +5m medalliance network up --org ...`:
+    # the nodes it spawns inherit libfaketime (time() and every clock_gettime) from it.
+    alliance.up(CUT, clock_offset="+5m")
     # Within the certificates' five minutes of issuing slack and the proposals' 15-minute
     # window (docs/testing-hosts.md): the host orders, endorses and commits as before.
     hospital = alliance.in_host(
-        CUT, "commit", str(alliance.directory), CUT, "skewed-0", clock_offset="+5m"
+        CUT, "commit", str(alliance.folder(CUT)), CUT, "skewed-0", clock_offset="+5m"
     )  # the hospital's own system, on the same host and clock
     assert hospital["valid"], hospital
     alliance.committed.add(hospital["tx_id"])
@@ -189,7 +189,7 @@ def test_a_client_clock_twenty_minutes_off_is_refused_and_nothing_is_written(
     env = dict(os.environ, LD_PRELOAD=library, FAKETIME=offset, PYTHONPATH=str(REPO))
     refused = subprocess.run(
         [sys.executable, "-m", "medalliance", "--json", "tx", "submit", "--dir",
-         str(alliance.directory), "--org", "CityHC", "-C", CHANNEL, "-n", "basic",
+         str(alliance.folder("CityHC")), "--org", "CityHC", "-C", CHANNEL, "-n", "basic",
          "CreateAsset", key, "red", "1", "Ann", "1"],
         capture_output=True, text=True, timeout=WAIT_S, env=env,
     )  # fmt: skip
@@ -204,9 +204,12 @@ def test_every_node_holds_the_same_chain_with_every_committed_transaction(
     alliance: HostedAlliance,
 ) -> None:
     assert_recovered(alliance)
-    cli("network", "down", "--dir", str(alliance.directory))
+    alliance.down(*alliance.layouts)  # each organisation stops its own nodes, on its host
     chains: dict[str, list[bytes]] = {}
-    for folder in sorted((alliance.directory / NODES).iterdir()):
+    nodes = (
+        folder for org in alliance.layouts for folder in (alliance.folder(org) / NODES).iterdir()
+    )
+    for folder in sorted(nodes):
         with BlockStore.open(folder / "ledgers" / CHANNEL / "blocks") as store:
             chains[folder.name] = [header_hash(b.header) for b in store.iter_blocks()]
             if folder.name.startswith("peer"):

@@ -1,5 +1,5 @@
 """Every `medalliance` command docs/deployment.md tells an operator to run exists, with the
-options it shows (the e2e test tests/e2e/test_split_deployment.py runs them)."""
+options it shows (the namespace suite tests/hosts runs them, docs/testing-hosts.md)."""
 
 from __future__ import annotations
 

@@ -9,6 +9,8 @@ configured packages themselves; the package id is the same everywhere (a hash of
 In a split set-up (docs/deployment.md) each organisation deploys with its own admin only
 (`organizations`): it approves for itself, and commits once a majority has approved, so the
 organisation whose `network deploy --org` brings the last approval needed commits the definition.
+Organisations deploying at the same time race to commit; one whose approval or commit is refused
+because another committed the same definition meanwhile goes on with the next contract.
 
 The admins' access to the network is a `LifecycleSession`: in process for the embedded network,
 the Gateway API for a network of processes.
@@ -19,13 +21,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from fabric_protos.peer import policy_pb2
 from fabric_protos.peer.lifecycle import lifecycle_pb2
 
 from medalliance.contracts.package import build_package, package_id
-from medalliance.errors import PreconditionFailed
+from medalliance.errors import MedallianceError, PreconditionFailed
 from medalliance.identity.policy import parse_policy
 from medalliance.ledger.tx import Code
 from medalliance.node.config import ChannelSpec, NetworkConfig
@@ -58,6 +60,7 @@ class _Change:
     name: str
     version: str
     sequence: int
+    package_id: str
     policy: bytes
     approve: bytes
     commit: bytes
@@ -86,23 +89,24 @@ def deploy_contracts(
             continue
         first = session(approvers[0])
         changes = _changes(config, channel, first, on_progress)
-        approvals = [
-            (
-                msp_id,
-                change,
-                session(msp_id).submit(
-                    channel.name, "ApproveChaincodeDefinitionForMyOrg", change.approve
-                ),
-            )
-            for change in changes
-            for msp_id in approvers
-        ]
+        refused: list[tuple[_Change, MedallianceError]] = []
+        approvals = []
+        for change in changes:
+            for msp_id in approvers:
+                try:
+                    tx_id = session(msp_id).submit(
+                        channel.name, "ApproveChaincodeDefinitionForMyOrg", change.approve
+                    )
+                except MedallianceError as exc:
+                    refused.append((change, exc))
+                    continue
+                approvals.append((msp_id, change, tx_id))
         for msp_id, change, tx_id in approvals:
             code = session(msp_id).wait(channel.name, tx_id)
             if code != 0:
-                raise PreconditionFailed(
-                    f"{msp_id} approving {change.name} on {channel.name} failed with code {code}"
-                )
+                failed = f"{msp_id} approving {change.name} on {channel.name} failed with code"
+                refused.append((change, PreconditionFailed(f"{failed} {code}")))
+        changes = _unless_committed_elsewhere(first, channel.name, changes, refused, on_progress)
         if organizations is not None:
             awaiting = [c for c in changes if not _ready(first, channel.name, c)]
             for change in awaiting:
@@ -114,21 +118,26 @@ def deploy_contracts(
             changes = [c for c in changes if c not in awaiting]
         # An endorser that has not committed every approval yet reads them at older versions
         # and the commit is invalidated (MVCC): nothing was written, so submit it again.
+        refused = []
         waiting = changes
         for _ in range(COMMIT_ATTEMPTS):
-            submitted = [
-                (change, first.submit(channel.name, "CommitChaincodeDefinition", change.commit))
-                for change in waiting
-            ]
+            submitted = []
+            for change in waiting:
+                try:
+                    tx_id = first.submit(channel.name, "CommitChaincodeDefinition", change.commit)
+                except MedallianceError as exc:
+                    refused.append((change, exc))
+                    continue
+                submitted.append((change, tx_id))
             codes = [(change, first.wait(channel.name, tx_id)) for change, tx_id in submitted]
             for change, code in codes:
                 if code not in (0, MVCC_READ_CONFLICT):
-                    raise _commit_failed(change, channel.name, code)
+                    refused.append((change, _commit_failed(change, channel.name, code)))
             waiting = [change for change, code in codes if code == MVCC_READ_CONFLICT]
             if not waiting:
                 break
-        if waiting:
-            raise _commit_failed(waiting[0], channel.name, MVCC_READ_CONFLICT)
+        refused += [(c, _commit_failed(c, channel.name, MVCC_READ_CONFLICT)) for c in waiting]
+        changes = _unless_committed_elsewhere(first, channel.name, changes, refused, on_progress)
         changed.extend(f"{channel.name}/{change.name}" for change in changes)
     return changed
 
@@ -145,14 +154,8 @@ def _changes(
     for spec in channel.contracts:
         label = spec.package_label
         wanted_id = package_id(build_package(label, spec.package), label)
-        raw = first.query(channel.name, "QueryChaincodeDefinition", spec.name)
-        current = json.loads(raw) if raw else None
-        if (
-            current is not None
-            and not current["deregistered"]
-            and current["version"] == spec.version
-            and current["package_id"] == wanted_id
-        ):
+        current = _definition(first, channel.name, spec.name)
+        if _is_configured(current, spec.version, wanted_id):
             continue
         sequence = (int(current["sequence"]) if current else 0) + 1
         if on_progress:
@@ -177,8 +180,50 @@ def _changes(
             version=spec.version,
             validation_parameter=policy,
         ).SerializeToString()
-        changes.append(_Change(spec.name, spec.version, sequence, policy, approve, commit))
+        changes.append(
+            _Change(spec.name, spec.version, sequence, wanted_id, policy, approve, commit)
+        )
     return changes
+
+
+def _unless_committed_elsewhere(
+    session: LifecycleSession,
+    channel: str,
+    changes: list[_Change],
+    refused: list[tuple[_Change, MedallianceError]],
+    on_progress: Callable[[str], None] | None,
+) -> list[_Change]:
+    """`changes` without those refused because another organisation, deploying at the same
+    time on its own machine, committed the same definition meanwhile; any other refusal is
+    raised."""
+    done: set[str] = set()
+    for change, error in refused:
+        if change.name in done:
+            continue
+        if not _is_configured(
+            _definition(session, channel, change.name), change.version, change.package_id
+        ):
+            raise error
+        done.add(change.name)
+        if on_progress:
+            on_progress(f"{change.name} on {channel} was committed by another organisation")
+    return [c for c in changes if c.name not in done]
+
+
+def _definition(session: LifecycleSession, channel: str, name: str) -> dict[str, Any] | None:
+    """The contract's committed definition as the session's peer has it; None if none."""
+    raw = session.query(channel, "QueryChaincodeDefinition", name)
+    found: dict[str, Any] | None = json.loads(raw) if raw else None
+    return found
+
+
+def _is_configured(current: dict[str, Any] | None, version: str, wanted_id: str) -> bool:
+    return (
+        current is not None
+        and not current["deregistered"]
+        and current["version"] == version
+        and current["package_id"] == wanted_id
+    )
 
 
 def _ready(session: LifecycleSession, channel: str, change: _Change) -> bool:

@@ -8,7 +8,8 @@ import pytest
 from fabric_protos.peer.lifecycle import lifecycle_pb2
 from tests.networks import DEMO_ALLIANCE, TEST_NETWORK
 
-from medalliance.errors import PreconditionFailed
+from medalliance.contracts.package import build_package, package_id
+from medalliance.errors import ContractError, PreconditionFailed
 from medalliance.ledger.tx import Code
 from medalliance.node.config import load_network_config
 from medalliance.node.deploy import COMMIT_ATTEMPTS, MVCC_READ_CONFLICT, deploy_contracts
@@ -167,3 +168,64 @@ def test_a_channels_contracts_are_approved_together_then_committed_together() ->
     assert commits[: len(names)] == [("submit", commit)] * len(names)
     # only the commit that read stale approvals is submitted again
     assert [e[3] for e in log[2 * approvals + 2 * len(names) :]] == ["referral", "referral"]
+
+
+class RacingSession(ReadinessSession):
+    """An admin's session racing another organisation's deploy: its `refused` call is refused
+    (the definition committed meanwhile, as the lifecycle contract says), and from then on its
+    peer shows that definition committed when `committed_by_other`."""
+
+    def __init__(self, log: list[str], refused: str, committed_by_other: bool) -> None:
+        super().__init__(log, {"Org1MSP": True, "Org2MSP": True})
+        self._refused, self._committed_by_other, self._committed = (
+            refused,
+            committed_by_other,
+            False,
+        )
+
+    def submit(self, channel: str, function: str, arg: bytes) -> str:
+        if function == self._refused:
+            self._log.append(function)
+            self._committed = self._committed_by_other
+            raise ContractError(
+                "contract basic is at sequence 1; the next definition must use 2", 409
+            )
+        return super().submit(channel, function, arg)
+
+    def query(self, channel: str, function: str, arg: str | bytes) -> bytes | None:
+        if function == "QueryChaincodeDefinition" and self._committed:
+            spec = load_network_config(TEST_NETWORK).channels[0].contracts[0]
+            label = spec.package_label
+            definition = {
+                "sequence": 1, "version": spec.version, "deregistered": False,
+                "package_id": package_id(build_package(label, spec.package), label),
+            }  # fmt: skip
+            return json.dumps(definition).encode()
+        return super().query(channel, function, arg)
+
+
+@pytest.mark.parametrize(
+    "refused",
+    [
+        pytest.param("ApproveChaincodeDefinitionForMyOrg", id="an approval refused because another organisation committed meanwhile is no error"),
+        pytest.param("CommitChaincodeDefinition", id="a commit refused because another organisation committed first is no error"),
+    ],
+)  # fmt: skip
+def test_a_deploy_racing_another_organisations_commit_goes_on(refused: str) -> None:
+    log: list[str] = []
+    session = RacingSession(log, refused, committed_by_other=True)
+    changed = deploy_contracts(
+        load_network_config(TEST_NETWORK), lambda _msp: session, organizations=["Org1MSP"]
+    )
+    assert changed == []  # committed, but not by this run
+    assert log[-1] == refused  # nothing submitted after the refusal
+
+
+def test_a_refusal_while_nobody_committed_the_definition_is_reported() -> None:
+    log: list[str] = []
+    session = RacingSession(log, "CommitChaincodeDefinition", committed_by_other=False)
+    with pytest.raises(ContractError, match="next definition must use 2"):
+        deploy_contracts(
+            load_network_config(TEST_NETWORK), lambda _msp: session, organizations=["Org1MSP"]
+        )
+    assert log.count("CommitChaincodeDefinition") == 1
