@@ -19,6 +19,7 @@ the Gateway API for a network of processes.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -35,6 +36,7 @@ from medalliance.node.config import ChannelSpec, NetworkConfig
 ADMIN = "Admin"
 MVCC_READ_CONFLICT = Code.Value("MVCC_READ_CONFLICT")
 COMMIT_ATTEMPTS = 3
+CATCH_UP_S = 15.0  # how long a refused deploy waits to see another organisation's commit
 
 
 class LifecycleSession(Protocol):
@@ -106,9 +108,22 @@ def deploy_contracts(
             if code != 0:
                 failed = f"{msp_id} approving {change.name} on {channel.name} failed with code"
                 refused.append((change, PreconditionFailed(f"{failed} {code}")))
-        changes = _unless_committed_elsewhere(first, channel.name, changes, refused, on_progress)
+        changes = _unless_committed_elsewhere(
+            first, channel.name, changes, refused, on_progress, racing=organizations is not None
+        )
+        refused = []
         if organizations is not None:
-            awaiting = [c for c in changes if not _ready(first, channel.name, c)]
+            awaiting = []
+            for change in changes:
+                try:
+                    if not _ready(first, channel.name, change):
+                        awaiting.append(change)
+                except MedallianceError as exc:  # committed by another organisation meanwhile?
+                    refused.append((change, exc))
+            changes = _unless_committed_elsewhere(
+                first, channel.name, changes, refused, on_progress, racing=True
+            )
+            refused = []
             for change in awaiting:
                 if on_progress:
                     on_progress(
@@ -118,7 +133,6 @@ def deploy_contracts(
             changes = [c for c in changes if c not in awaiting]
         # An endorser that has not committed every approval yet reads them at older versions
         # and the commit is invalidated (MVCC): nothing was written, so submit it again.
-        refused = []
         waiting = changes
         for _ in range(COMMIT_ATTEMPTS):
             submitted = []
@@ -137,7 +151,9 @@ def deploy_contracts(
             if not waiting:
                 break
         refused += [(c, _commit_failed(c, channel.name, MVCC_READ_CONFLICT)) for c in waiting]
-        changes = _unless_committed_elsewhere(first, channel.name, changes, refused, on_progress)
+        changes = _unless_committed_elsewhere(
+            first, channel.name, changes, refused, on_progress, racing=organizations is not None
+        )
         changed.extend(f"{channel.name}/{change.name}" for change in changes)
     return changed
 
@@ -192,22 +208,36 @@ def _unless_committed_elsewhere(
     changes: list[_Change],
     refused: list[tuple[_Change, MedallianceError]],
     on_progress: Callable[[str], None] | None,
+    *,
+    racing: bool,
 ) -> list[_Change]:
     """`changes` without those refused because another organisation, deploying at the same
-    time on its own machine, committed the same definition meanwhile; any other refusal is
-    raised."""
+    time on its own machine (`racing`: a split set-up), committed the same definition
+    meanwhile; any other refusal is raised."""
     done: set[str] = set()
     for change, error in refused:
         if change.name in done:
             continue
-        if not _is_configured(
-            _definition(session, channel, change.name), change.version, change.package_id
-        ):
+        if not racing or not _shows_committed(session, channel, change):
             raise error
         done.add(change.name)
         if on_progress:
             on_progress(f"{change.name} on {channel} was committed by another organisation")
     return [c for c in changes if c.name not in done]
+
+
+def _shows_committed(session: LifecycleSession, channel: str, change: _Change) -> bool:
+    """Whether the session's peer shows the definition committed, waiting up to
+    `CATCH_UP_S` for it: the endorsers that refused it may have committed a block (another
+    organisation's commit) that this peer has not received yet."""
+    deadline = time.monotonic() + CATCH_UP_S
+    while True:
+        current = _definition(session, channel, change.name)
+        if _is_configured(current, change.version, change.package_id):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)  # the polling interval
 
 
 def _definition(session: LifecycleSession, channel: str, name: str) -> dict[str, Any] | None:

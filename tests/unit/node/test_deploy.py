@@ -11,6 +11,7 @@ from tests.networks import DEMO_ALLIANCE, TEST_NETWORK
 from medalliance.contracts.package import build_package, package_id
 from medalliance.errors import ContractError, PreconditionFailed
 from medalliance.ledger.tx import Code
+from medalliance.node import deploy
 from medalliance.node.config import load_network_config
 from medalliance.node.deploy import COMMIT_ATTEMPTS, MVCC_READ_CONFLICT, deploy_contracts
 
@@ -193,6 +194,12 @@ class RacingSession(ReadinessSession):
         return super().submit(channel, function, arg)
 
     def query(self, channel: str, function: str, arg: str | bytes) -> bytes | None:
+        if function == self._refused:
+            self._log.append(function)
+            self._committed = self._committed_by_other
+            raise ContractError(
+                "contract basic is at sequence 1; the next definition must use 2", 409
+            )
         if function == "QueryChaincodeDefinition" and self._committed:
             spec = load_network_config(TEST_NETWORK).channels[0].contracts[0]
             label = spec.package_label
@@ -209,6 +216,7 @@ class RacingSession(ReadinessSession):
     [
         pytest.param("ApproveChaincodeDefinitionForMyOrg", id="an approval refused because another organisation committed meanwhile is no error"),
         pytest.param("CommitChaincodeDefinition", id="a commit refused because another organisation committed first is no error"),
+        pytest.param("CheckCommitReadiness", id="a readiness check refused because another organisation committed meanwhile is no error"),
     ],
 )  # fmt: skip
 def test_a_deploy_racing_another_organisations_commit_goes_on(refused: str) -> None:
@@ -221,7 +229,10 @@ def test_a_deploy_racing_another_organisations_commit_goes_on(refused: str) -> N
     assert log[-1] == refused  # nothing submitted after the refusal
 
 
-def test_a_refusal_while_nobody_committed_the_definition_is_reported() -> None:
+def test_a_refusal_while_nobody_committed_the_definition_is_reported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(deploy, "CATCH_UP_S", 0.0)  # no other organisation's commit to wait for
     log: list[str] = []
     session = RacingSession(log, "CommitChaincodeDefinition", committed_by_other=False)
     with pytest.raises(ContractError, match="next definition must use 2"):
