@@ -62,7 +62,8 @@ def test_the_parties_get_the_package_and_a_third_hospital_has_no_trace(
     cli("network", "up", *d)
 
     out = tmp_path / "at-b.json"
-    cli("privacy", "fetch", *d, "--org", "TertiaryBMSP", "--record", "R-1", "-o", str(out))
+    cli("privacy", "fetch", *d, "--org", "TertiaryBMSP", "--record", "R-1", "-o", str(out),
+        "--through-block", str(shared["block_number"]))  # fmt: skip
     assert json.loads(out.read_text())["emr"] == MARKER
     assert Path(f"{out}.attachments/pathology.pdf").read_bytes() == image.read_bytes()
 
@@ -125,22 +126,16 @@ def test_grant_revoke_and_erasure(alliance: Path, tmp_path: Path) -> None:
                        "--to", "TertiaryAMSP")  # fmt: skip
     assert "TertiaryAMSP" in granted["authorised"]
     out = tmp_path / "at-a.json"
-    cli("privacy", "fetch", *d, "--org", "TertiaryAMSP", "--record", "R-2", "-o", str(out))
+    # TertiaryA's peer decides on its own ledger: it must have the grant's block first.
+    cli("privacy", "fetch", *d, "--org", "TertiaryAMSP", "--record", "R-2", "-o", str(out),
+        "--through-block", str(granted["block_number"]))  # fmt: skip
     assert json.loads(out.read_text())["emr"] == MARKER + "-2"
 
-    cli(
-        "privacy",
-        "revoke",
-        *d,
-        "--org",
-        "SecondaryAMSP",
-        "--record",
-        "R-2",
-        "--from",
-        "TertiaryAMSP",
-    )
+    revoked = cli_json("privacy", "revoke", *d, "--org", "SecondaryAMSP", "--record", "R-2",
+                       "--from", "TertiaryAMSP")  # fmt: skip
     again = cli("privacy", "fetch", *d, "--org", "TertiaryAMSP", "--record", "R-2",
-                "-o", str(tmp_path / "again.json"), check=False)  # fmt: skip
+                "-o", str(tmp_path / "again.json"), "--through-block",
+                str(revoked["block_number"]), check=False)  # fmt: skip
     assert again.returncode == 4
 
     holders = ("secondarya", "tertiaryb", "districthc")

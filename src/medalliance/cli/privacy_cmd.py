@@ -31,6 +31,7 @@ from medalliance.app.packages import (
 )
 from medalliance.app.pseudonym_migration import migrate_pseudonyms
 from medalliance.app.pseudonyms import pseudonym_client
+from medalliance.cli.alliance_cmd import last_block
 from medalliance.cli.output import committed_line, dir_option, emit_json, output_state, stdout
 from medalliance.errors import InvalidArgument, NotFound
 from medalliance.node.bootstrap import NetworkLayout
@@ -179,6 +180,16 @@ def fetch_cmd(
     version: Annotated[int, typer.Option(help="The record version.")] = 1,
     channel: Annotated[str, typer.Option("--channel", "-C", help="The channel.")] = "alliance",
     user: Annotated[str, typer.Option("--user", help="Your user name.")] = "User1",
+    through_block: Annotated[
+        int | None,
+        typer.Option(
+            "--through-block",
+            min=0,
+            help="Wait (up to a minute) until your peer has committed this block first, e.g. "
+            "the block of the grant that authorised you: your peer decides on its own ledger.",
+            show_default=False,
+        ),
+    ] = None,
     directory: Dir = Path("."),
 ) -> None:
     """Get a record through your peer (from another authorised peer if yours lacks it), open it
@@ -187,6 +198,8 @@ def fetch_cmd(
     Example: medalliance privacy fetch --dir demo --org TertiaryBMSP --record R-1 -o R-1.json
     """
     layout = NetworkLayout.load(directory)
+    if through_block is not None:
+        last_block(layout, layout.config.organization(org).msp_id, through_block)
     _write_opened(output, fetch(layout, org, user, channel, record, version))
     if not output_state.json:
         stdout().print(f"record {record} v{version} written to {output}; access logged")
