@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,18 @@ def network(network_template: Path, tmp_path: Path) -> Iterator[EmbeddedNetwork]
     shutil.copytree(network_template, directory)
     with EmbeddedNetwork.open(NetworkConfig.model_validate(CONFIG), directory) as net:
         yield net
+
+
+@contextmanager
+def network_with_assets(template: Path, directory: Path, prefix: str) -> Iterator[EmbeddedNetwork]:
+    """A copy of the template network with three committed `basic` assets PREFIX0..2: a ledger
+    with blocks beyond its deployment, for tests that read, copy or restore one."""
+    shutil.copytree(template, directory)
+    with EmbeddedNetwork.open(NetworkConfig.model_validate(CONFIG), directory) as network:
+        client = network.client("HospCMSP")
+        for i in range(3):
+            created = client.submit(
+                "alliance", "basic", "CreateAsset", f"{prefix}{i}", "red", "5", "Ann", "9"
+            )
+            assert created.valid
+        yield network

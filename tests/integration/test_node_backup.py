@@ -20,7 +20,6 @@ from medalliance.ledger.block_store import BlockStore
 from medalliance.ledger.world_state import StateLocation
 from medalliance.node.backup import MANIFEST, backup_node, restore_node
 from medalliance.node.channel import PeerChannel
-from medalliance.node.config import NetworkConfig
 from medalliance.node.embedded import EmbeddedNetwork
 from medalliance.node.peer import Peer
 
@@ -32,16 +31,10 @@ HOST = "peer0.hospc.example.com"
 def net(
     network_template: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[EmbeddedNetwork]:
-    from tests.integration.conftest import CONFIG
+    from tests.integration.conftest import network_with_assets
 
     directory = tmp_path_factory.mktemp("backupnet") / "net"
-    shutil.copytree(network_template, directory)
-    with EmbeddedNetwork.open(NetworkConfig.model_validate(CONFIG), directory) as network:
-        client = network.client("HospCMSP")
-        for i in range(3):
-            assert client.submit(
-                CHANNEL, "basic", "CreateAsset", f"b{i}", "red", "5", "Ann", "9"
-            ).valid
+    with network_with_assets(network_template, directory, "b") as network:
         yield network
 
 

@@ -25,7 +25,6 @@ from medalliance.ledger import snapshot as snap
 from medalliance.ledger.snapshot_join import join_snapshot
 from medalliance.ledger.world_state import StateLocation
 from medalliance.node.channel import PeerChannel, namespace_policy, rebuild_state
-from medalliance.node.config import NetworkConfig
 from medalliance.node.embedded import EmbeddedNetwork
 from medalliance.node.peer import Peer
 
@@ -36,16 +35,10 @@ CHANNEL = "alliance"
 def net(
     network_template: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[EmbeddedNetwork]:
-    from tests.integration.conftest import CONFIG
+    from tests.integration.conftest import network_with_assets
 
     directory = tmp_path_factory.mktemp("snapnet") / "net"
-    shutil.copytree(network_template, directory)
-    with EmbeddedNetwork.open(NetworkConfig.model_validate(CONFIG), directory) as network:
-        client = network.client("HospCMSP")
-        for i in range(3):
-            assert client.submit(
-                CHANNEL, "basic", "CreateAsset", f"s{i}", "red", "5", "Ann", "9"
-            ).valid
+    with network_with_assets(network_template, directory, "s") as network:
         yield network
 
 
