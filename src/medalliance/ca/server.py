@@ -3,8 +3,10 @@
 Routes parse the request (the raw body is kept: the token signs its exact bytes), call one
 `FabricCa` method and answer Fabric CA's envelope `{"result", "errors", "messages",
 "success"}`. Every failure, ours or a malformed request, is an envelope too, with the HTTP
-status of its error category; a body over 64 KiB is refused before it is read whole. Nothing
-here logs a header or a body.
+status of its error category; a body over 64 KiB is refused before it is read whole. At most
+`MAX_ENROLLING` enrolments check a secret at once (argon2id: 19 MiB and tens of milliseconds
+each): a flood of guesses gets 503 with `Retry-After` instead of the CA's memory and CPU.
+Nothing here logs a header or a body.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from medalliance.errors import CaAuthenticationFailed, InvalidArgument, Medallia
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
+MAX_ENROLLING = 2
 _Body = TypeVar("_Body", bound=BaseModel)
 
 
@@ -49,11 +52,22 @@ def create_ca_app(ca: FabricCa) -> FastAPI:
     async def cainfo() -> JSONResponse:
         return _envelope(ca.cainfo())
 
+    enrolling = 0  # enrolments checking a secret now; one event loop, so no lock
+
     @app.post("/api/v1/enroll")
     async def enroll(request: Request) -> JSONResponse:
-        credentials = parse_basic(request.headers.get("authorization", ""))
-        body = _parse(EnrollBody, await _read(request))
-        return _envelope(await run_in_threadpool(ca.enroll, credentials, body))
+        nonlocal enrolling
+        if enrolling >= MAX_ENROLLING:
+            busy = _envelope(None, 503, "too many enrolments at once; retry in a second")
+            busy.headers["Retry-After"] = "1"
+            return busy
+        enrolling += 1
+        try:
+            credentials = parse_basic(request.headers.get("authorization", ""))
+            body = _parse(EnrollBody, await _read(request))
+            return _envelope(await run_in_threadpool(ca.enroll, credentials, body))
+        finally:
+            enrolling -= 1
 
     async def signed(
         request: Request, model: type[_Body], call: Callable[[CaIdentity, _Body], dict[str, Any]]

@@ -6,6 +6,7 @@ certificates are unchanged afterwards.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import json
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -337,3 +339,32 @@ def _mismatched_csr(who: str) -> str:
     swapped = der.replace(spki(signer), spki(other))
     assert swapped != der
     return x509.load_der_x509_csr(swapped).public_bytes(serialization.Encoding.PEM).decode()
+
+
+def test_a_flood_of_guessed_secrets_is_turned_away_and_the_ca_keeps_serving(
+    api: TestClient, ca: FabricCa
+) -> None:
+    # Each guess costs an argon2id check; past MAX_ENROLLING at once they get 503, not the CPU.
+    before = snapshot(ca)
+    body = {"certificate_request": _csr(ec.generate_private_key(ec.SECP256R1()), "admin")}
+
+    async def flood() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=api.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://ca") as client:
+            return await asyncio.gather(
+                *(
+                    client.post("/api/v1/enroll", json=body, auth=("admin", f"guess{i}"))
+                    for i in range(24)
+                )
+            )
+
+    answers = asyncio.run(flood())
+    statuses = sorted({a.status_code for a in answers})
+    assert statuses == [403, 503], statuses  # refused guesses, and those turned away
+    busy = next(a for a in answers if a.status_code == 503)
+    assert busy.headers["Retry-After"] == "1"
+    assert "retry" in busy.json()["errors"][0]["message"]
+    assert snapshot(ca) == before
+    assert api.get("/api/v1/cainfo").json()["success"]
+    status, _, enrolled = enroll(api, "admin", "adminpw")  # the flood is over: it enrols
+    assert (status, enrolled is not None) == (200, True)
