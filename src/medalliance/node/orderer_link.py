@@ -78,8 +78,11 @@ class OrdererLink:
         return [(self._preferred + i) % n for i in range(n)]
 
     def _source_order(self) -> list[int]:
-        n = len(self._sources)
-        return [(self._source + i) % n for i in range(n)]
+        """The current block source, then the others as `switch_candidates` prefers them."""
+        return [
+            self._source,
+            *switch_candidates(self._source, len(self._orderers), len(self._sources)),
+        ]
 
     async def broadcast(self, channel_id: str, envelope: bytes) -> None:
         """Hand a signed transaction to the first ordering node that takes it.
@@ -184,25 +187,34 @@ class OrdererLink:
         watch: _Watch,
     ) -> None:
         """Block withholding: if the source sends nothing while another node can serve the
-        next block, switch to that node."""
+        next block, switch to that node. While the source is a peer (every ordering node had
+        failed), switch back to an ordering node as soon as one has a block we lack."""
+        orderers = len(self._orderers)
         while True:
             before = height()
             await asyncio.sleep(WATCH_S)
-            if height() != before:
+            on_peer = source >= orderers
+            if height() != before and not on_peer:
                 continue
-            for index in self._source_order():
-                if index != source and await self._has_block(index, channel_id, before):
-                    log.warning(
-                        "ordering node silent while others have blocks; switching",
-                        extra={
-                            "source": self._sources[source].endpoint,
-                            "to": self._sources[index].endpoint,
-                        },
-                    )
-                    watch.switched = True
-                    self._source = index
-                    call.cancel()
-                    return
+            wanted = height()
+            for index in switch_candidates(source, orderers, len(self._sources)):
+                if on_peer and index >= orderers:
+                    break  # from one peer to another gains nothing
+                if not await self._has_block(index, channel_id, wanted):
+                    continue
+                if height() != wanted:
+                    break  # the source delivered while we asked: it is not withholding
+                log.warning(
+                    "block source silent while another has blocks; switching",
+                    extra={
+                        "source": self._sources[source].endpoint,
+                        "to": self._sources[index].endpoint,
+                    },
+                )
+                watch.switched = True
+                self._source = index
+                call.cancel()
+                return
 
     async def _has_block(self, index: int, channel_id: str, number: int) -> bool:
         call = self._delivers[index]()
@@ -218,6 +230,23 @@ class OrdererLink:
             and response.WhichOneof("Type") == "block"
             and response.block.header.number >= number
         )
+
+
+def switch_candidates(source: int, orderers: int, sources: int) -> list[int]:
+    """The block sources to ask, in order, for a block `source` has not sent: the ordering nodes
+    first (the one after `source` first), then the peers; never `source` itself.
+
+    Sources `0 .. orderers-1` are ordering nodes, the rest peers. A peer has a block only once it
+    has committed it, so it is a source of last resort: two peers that switched to each other
+    would each wait for the other, stalling every commit until the watchdog fired again.
+    """
+    start = source + 1 if source < orderers else 0
+    ring = [(start + i) % orderers for i in range(orderers)]
+    peers = list(range(orderers, sources))
+    if source >= orderers:
+        at = source - orderers + 1
+        peers = peers[at:] + peers[:at]
+    return [i for i in ring + peers if i != source]
 
 
 @dataclass
