@@ -37,6 +37,7 @@ class Outcome:
     test_id: str
     failed: bool
     first_line: str = ""
+    skipped: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,10 +48,12 @@ class Row:
     runs: int
     failures: int
     first_error: str
+    skipped: int = 0  # runs in which it was skipped: a skip hides a flake as well as a pass
 
 
 def outcomes(report: str) -> list[Outcome]:
-    """The outcomes of a pytest JUnit XML report; a skipped test counts as run, not failed."""
+    """The outcomes of a pytest JUnit XML report; a skipped test counts as run, not failed,
+    and keeps its reason (the summary lists it: a skip hides a flake)."""
     root = ET.fromstring(report)
     found = []
     for case in root.iter("testcase"):
@@ -60,7 +63,11 @@ def outcomes(report: str) -> list[Outcome]:
         if problem is None:
             problem = case.find("error")
         if problem is None:
-            found.append(Outcome(test_id, failed=False))
+            skip = case.find("skipped")
+            reason = "" if skip is None else (skip.get("message") or "").strip()
+            found.append(
+                Outcome(test_id, False, reason.splitlines()[0] if reason else "", skip is not None)
+            )
             continue
         text = (problem.get("message") or problem.text or "").strip()
         found.append(Outcome(test_id, failed=True, first_line=text.splitlines()[0] if text else ""))
@@ -74,12 +81,18 @@ def summary(runs: Iterable[Sequence[Outcome]]) -> list[Row]:
     errors: dict[str, str] = {}
     for run in runs:
         for outcome in run:
-            ran_failed = counts.setdefault(outcome.test_id, [0, 0])
-            ran_failed[0] += 1
+            ran_failed_skipped = counts.setdefault(outcome.test_id, [0, 0, 0])
+            ran_failed_skipped[0] += 1
             if outcome.failed:
-                ran_failed[1] += 1
+                ran_failed_skipped[1] += 1
                 errors.setdefault(outcome.test_id, outcome.first_line)
-    rows = [Row(t, ran, failed, errors.get(t, "")) for t, (ran, failed) in counts.items()]
+            elif outcome.skipped:
+                ran_failed_skipped[2] += 1
+                errors.setdefault(outcome.test_id, outcome.first_line)
+    rows = [
+        Row(t, ran, failed, errors.get(t, ""), skipped)
+        for t, (ran, failed, skipped) in counts.items()
+    ]
     return sorted(rows, key=lambda r: (-r.failures, r.test_id))
 
 
@@ -90,6 +103,11 @@ def render(rows: Sequence[Row], runs: int, seconds: float) -> str:
         + (f"{len(failing)} failed at least once" if failing else "clean")
     ]
     lines += [f"{r.test_id}  runs={r.runs} failures={r.failures}  {r.first_error}" for r in failing]
+    lines += [
+        f"skipped: {r.test_id}  runs={r.runs} skipped={r.skipped}  {r.first_error}"
+        for r in rows
+        if r.skipped and not r.failures
+    ]
     return "\n".join(lines)
 
 

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from tests.stress import Outcome, Row, cpu_load, main, render, summary
+from tests.stress import Outcome, Row, cpu_load, main, outcomes, render, summary
 
 
 def _alive(pid: int) -> bool:
@@ -50,6 +50,24 @@ def test_a_run_without_failures_is_clean() -> None:
     rows = summary([steady, steady])
     assert rows == [Row("tests/e2e/test_x.py::test_steady", 2, 0, "")]
     assert render(rows, 2, 60.0) == "stress: 1 tests x 2 runs in 1.0 min; clean"
+
+
+def test_a_skipped_test_is_listed_with_its_reason() -> None:
+    report = (
+        '<testsuites><testsuite name="pytest">'
+        '<testcase classname="tests.e2e.test_pg" name="test_state">'
+        '<skipped type="pytest.skip" message="PostgreSQL tests need MEDALLIANCE_TEST_POSTGRES"/>'
+        "</testcase>"
+        '<testcase classname="tests.e2e.test_pg" name="test_ok"/>'
+        "</testsuite></testsuites>"
+    )
+    rows = summary([outcomes(report)])
+    text = render(rows, 1, 60.0)
+    assert text.splitlines()[0] == "stress: 2 tests x 1 runs in 1.0 min; clean"
+    assert text.splitlines()[1:] == [
+        "skipped: tests/e2e/test_pg.py::test_state  runs=1 skipped=1  "
+        "PostgreSQL tests need MEDALLIANCE_TEST_POSTGRES"
+    ]
 
 
 def test_the_load_processes_are_gone_afterwards() -> None:
