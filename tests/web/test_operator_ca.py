@@ -139,6 +139,7 @@ def test_register_shows_the_generated_secret_once_and_the_person_enrols_with_it(
     secret = _SECRET.search(page.text).group(1)  # type: ignore[attr-defined, union-attr]
     assert len(secret) >= 12
     assert page.headers["cache-control"] == "no-store"  # type: ignore[attr-defined]
+    assert "Registered doctor7" in page.text or "已注册 doctor7" in page.text  # type: ignore[attr-defined]
 
     # the person enrols with it; the certificate carries the alliance role
     enrolled = ca_web.client.enroll("doctor7", secret)
@@ -206,6 +207,7 @@ def test_revoking_puts_the_serials_on_the_crl_and_the_crl_goes_to_a_vote(
     assert f'data-serials="{nurse8.serial_hex}"' in page.text  # type: ignore[attr-defined]
     assert f'data-serial="{nurse8.serial_hex}"' in page.text  # type: ignore[attr-defined]
     assert 'data-id="nurse8" data-revoked="true"' in page.text  # type: ignore[attr-defined]
+    assert "nurse8：1" in page.text or "nurse8: 1" in page.text  # type: ignore[attr-defined]
     with pytest.raises(PermissionDenied, match="revoked"):
         ca_web.client.enroll("nurse8", "secret of nurse8!")
 
