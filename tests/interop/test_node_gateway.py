@@ -172,3 +172,48 @@ def test_fabric_ca_client(network_dir: Path, tmp_path: Path) -> None:
         contract = gateway.get_network(CHANNEL).get_contract("basic")
         with pytest.raises(GatewayError, match="access denied"):
             contract.submit_transaction("CreateAsset", "after-vote", "red", "1", "x", "1")
+
+
+def test_network_status_shows_the_fabric_cas_and_a_down_one_fails_it(network_dir: Path) -> None:
+    """`network status` has a row per CA (role `ca`, https endpoint, pid, health from `cainfo`
+    over TLS); with Org2's CA stopped the row says down and the command exits 1; started again
+    (as `network up` starts it), all is up."""
+    from medalliance.node import ca_launcher
+    from medalliance.node.bootstrap import NetworkLayout
+    from tests.networks import cli
+
+    config = yaml.safe_load((network_dir.parent / "network.yaml").read_text(encoding="utf-8"))
+    ports = {org["name"]: org["ca"]["port"] for org in config["organizations"] if "ca" in org}
+    d = ("--dir", str(network_dir))
+
+    def ca_rows() -> tuple[int, dict[str, dict[str, object]]]:
+        done = cli("--json", "network", "status", *d, check=False)
+        rows = json.loads(done.stdout)["nodes"]
+        return done.returncode, {r["name"]: r for r in rows if r["role"] == "ca"}
+
+    code, rows = ca_rows()
+    assert code == 0
+    assert set(rows) == {"ca.org1.example.com", "ca.org2.example.com"}
+    for org, name in (("Org1", "ca.org1.example.com"), ("Org2", "ca.org2.example.com")):
+        assert rows[name]["endpoint"] == f"https://localhost:{ports[org]}"
+        assert rows[name]["health"] == "up"
+        assert isinstance(rows[name]["pid"], int)
+    table = cli("network", "status", *d).stdout
+    assert "ca.org2.example.com" in table
+
+    layout = NetworkLayout.load(network_dir)
+    org2_ca = ca_launcher.cas_of(layout, "Org2")
+    assert ca_launcher.stop(layout, org2_ca) == ["ca.org2.example.com"]
+    try:
+        code, rows = ca_rows()
+        assert code == 1
+        assert (rows["ca.org2.example.com"]["health"], rows["ca.org2.example.com"]["pid"]) == (
+            "down",
+            None,
+        )
+        assert rows["ca.org1.example.com"]["health"] == "up"
+    finally:
+        ca_launcher.up(layout, organization="Org2")
+    code, rows = ca_rows()
+    assert code == 0
+    assert rows["ca.org2.example.com"]["health"] == "up"

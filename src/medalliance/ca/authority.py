@@ -289,6 +289,8 @@ class FabricCa:
                 {"name": a.name, "value": a.value, "ecert": a.ecert} for a in identity.attributes
             ],
             "max_enrollments": identity.max_enrollments,
+            # not in Fabric CA's IdentityInfo (its clients ignore it): the operator pages show it
+            "revoked": identity.revoked,
             "caname": self.name,
         }
 

@@ -252,10 +252,11 @@ def status(directory: DirOption, organization: OrgOption = None) -> None:
     """Show each node: organisation, role, pid, endpoint, health and block height.
 
     Nodes of other organisations (no pid here) are shown as their operations endpoints answer;
-    --org shows one organisation's nodes only.
+    --org shows one organisation's nodes only. Each Fabric CA is a row of role `ca`
+    (https://host:port; up when it answers `cainfo` over TLS with the organisation's TLS CA).
 
     Under the table, each integrity monitor's latest check (docs/audit.md §5). Exits 1 when any
-    node is not up or an integrity monitor names a divergent peer (its last block or world
+    node or CA is not up or an integrity monitor names a divergent peer (its last block or world
     state differs from the majority's), 0 otherwise.
 
     Example: medalliance --json network status --dir test-network

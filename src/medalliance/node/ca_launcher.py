@@ -3,7 +3,8 @@
 Beside the nodes (node/launcher.py), as background processes of the same folder
 (node/processes.py): each CA runs `python -m medalliance ca start --dir DIR --org ORG`, logging
 to `logs/ca.<domain>.log`, its pid in `run/ca.<domain>.pid`. Only organisations whose config has `ca:` run one. Healthy
-means it answers `GET /api/v1/cainfo` over TLS, verified against the organisation's TLS CA.
+means it answers `GET /api/v1/cainfo` over TLS, verified against the organisation's TLS CA;
+`status` gives `network status` a row per CA (node/launcher.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from medalliance.node import processes
 from medalliance.node.bootstrap import NetworkLayout
@@ -88,6 +90,29 @@ def stop(
     progress = on_progress or (lambda _m: None)
     names = [ca.name for ca in cas]
     return processes.terminate(layout.directory, names, timeout=10.0, progress=progress)
+
+
+def status(layout: NetworkLayout, organization: str | None = None) -> list[dict[str, Any]]:
+    """A `network status` row per CA (of `organization`, name or MSP id, when given): role
+    `ca`, its https:// endpoint, pid and health — up when it answers `cainfo` over TLS,
+    starting when its process lives but does not answer yet, else down. Another
+    organisation's CA (no pid here) is up when it answers."""
+    only = layout.config.organization(organization).name if organization else None
+    rows: list[dict[str, Any]] = []
+    for ca in cas_of(layout, only):
+        pid = processes.running_pid(layout.directory, ca.name)
+        health = "up" if answers(ca) else ("starting" if pid else "down")
+        rows.append({
+            "name": ca.name,
+            "organization": layout.config.organization(ca.organization).msp_id,
+            "role": "ca",
+            "pid": pid,
+            "endpoint": f"https://{ca.endpoint}",
+            "health": health,
+            "height": None,
+            "channels": {},
+        })  # fmt: skip
+    return rows
 
 
 def answers(ca: CaProcess, timeout: float = 1.0) -> bool:

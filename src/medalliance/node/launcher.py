@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from medalliance.errors import DeadlineExceeded, NotFound, PreconditionFailed, Unavailable
-from medalliance.node import processes
+from medalliance.node import ca_launcher, processes
 from medalliance.node.bootstrap import NODES, NetworkLayout, node_hosts
 from medalliance.node.config import NODE_FILE
 from medalliance.node.processes import LOGS, RUN
@@ -196,7 +196,8 @@ def stop(
 def status(layout: NetworkLayout, organization: str | None = None) -> list[dict[str, Any]]:
     """Each node (of `organization`, when given): name, organisation, role, pid, endpoint,
     health and block heights (and, for an ordering node, each channel's consensus height,
-    round, mempool size and halt reason). A node without a pid here (another organisation's)
+    round, mempool size and halt reason), then each Fabric CA (role `ca`: node/ca_launcher.py).
+    A node without a pid here (another organisation's)
     is asked all the same: it is up when its operations endpoint answers healthy."""
     rows = []
     for node in nodes_of(layout, organization):
@@ -221,4 +222,4 @@ def status(layout: NetworkLayout, organization: str | None = None) -> list[dict[
                 **({"integrity": answer["integrity"]} if answer and "integrity" in answer else {}),
             }
         )
-    return rows
+    return rows + ca_launcher.status(layout, organization)  # the Fabric CAs, role `ca`

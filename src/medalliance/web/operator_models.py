@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 
 class NodeModel(BaseModel):
@@ -113,3 +113,75 @@ class VoteSubmittedModel(BaseModel):
     description: str
     tx_id: str
     block: int
+
+
+# --- the organisation's Fabric CA (/api/v1/operator/ca/...) --------------------------------------
+
+_ENROLLMENT_ID = r"^[A-Za-z0-9][A-Za-z0-9@._-]{0,63}$"
+
+
+class CaIdentityModel(BaseModel):
+    id: str
+    type: str
+    affiliation: str
+    role: str | None
+    max_enrollments: int
+    revoked: bool
+
+
+class CaIdentitiesModel(BaseModel):
+    ca_name: str
+    url: str
+    registrar: str
+    identities: list[CaIdentityModel]
+
+
+class CaRegisterRequest(BaseModel):
+    """A new identity; without `secret` the CA generates one, answered once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=_ENROLLMENT_ID, description="its enrollment ID (letters, digits, @._-)")
+    type: Literal["client", "admin", "peer", "orderer"] = "client"
+    role: Literal["doctor", "clerk", "reviewer", "auditor"] | None = None
+    affiliation: str = Field(default="", max_length=256, pattern=r"^[A-Za-z0-9_.-]*$")
+    max_enrollments: int = Field(default=0, ge=-1, le=1000)
+    secret: SecretStr | None = Field(default=None, min_length=12, max_length=256)
+
+
+class CaRegisteredModel(BaseModel):
+    id: str
+    secret: str | None = Field(
+        description="the enrolment secret the CA generated, shown only in this answer; null "
+        "when the request chose it"
+    )
+
+
+class CaRevokeRequest(BaseModel):
+    """Revoke an identity (`id`) and all its certificates, or one certificate (`serial`, hex)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(default="", pattern=r"^([A-Za-z0-9][A-Za-z0-9@._-]{0,63})?$")
+    serial: str = Field(default="", pattern=r"^[0-9A-Fa-f]{0,40}$")
+    reason: Literal[
+        "", "unspecified", "keycompromise", "cacompromise", "affiliationchanged", "superseded",
+        "cessationofoperation", "certificatehold", "removefromcrl", "privilegewithdrawn",
+        "aacompromise",
+    ] = ""  # fmt: skip
+
+
+class CaRevokedModel(BaseModel):
+    id: str
+    serials: list[str]
+
+
+class CrlEntryModel(BaseModel):
+    serial: str
+    revoked_at: str
+
+
+class CrlModel(BaseModel):
+    ca_name: str
+    this_update: str
+    entries: list[CrlEntryModel]

@@ -20,6 +20,8 @@ from medalliance.web import (
     hospital_referral_pages,
     hospital_sharing_pages,
     operator_api,
+    operator_ca_api,
+    operator_ca_pages,
     operator_pages,
 )
 
@@ -30,6 +32,8 @@ ROUTERS: list[APIRouter] = [
     commission_api.router,
     operator_pages.router,
     operator_api.router,
+    operator_ca_pages.router,
+    operator_ca_api.router,
     hospital_pages.router,
     hospital_referral_pages.router,
     hospital_sharing_pages.router,

@@ -32,7 +32,8 @@ from medalliance.web.services.operator_staff import require_operator
 from medalliance.web.services.peer_height import embedded_of
 from medalliance.web.staff import Staff
 
-__all__ = ["VOTE_CHANGES", "Vote", "VoteSubmitted", "pending_votes", "propose", "sign", "submit"]
+__all__ = ["VOTE_CHANGES", "Vote", "VoteSubmitted", "pending_votes", "propose",
+           "propose_revocation", "sign", "submit"]  # fmt: skip
 
 VOTE_CHANGES = ("add-org", "remove-org", "add-orderer", "remove-orderer")
 _VOTE_ID = re.compile(r"[0-9a-f]{16}")
@@ -86,12 +87,29 @@ def propose(network: AllianceNetwork, staff: Staff, change: str, target: str) ->
         add_orderer=target if change == "add-orderer" else None,
         remove_orderer=target if change == "remove-orderer" else None,
     )  # fmt: skip
+    return _pending(network, update, msp_id)
+
+
+def _pending(network: AllianceNetwork, update: channel_update.UpdateFile, msp_id: str) -> Vote:
+    """Keep a new update as a pending vote; `Conflict` when the same change is pending."""
     vote_id = hashlib.sha256(update.update).hexdigest()[:16]
     path = _folder(network) / f"{vote_id}.json"
     if path.exists():
         raise Conflict(f"the same change is already pending as vote {vote_id}; sign that one")
     _save(update, path)
     return _vote(vote_id, update, _needed(network, msp_id), msp_id)
+
+
+def propose_revocation(network: AllianceNetwork, staff: Staff, crl_pem: bytes) -> Vote:
+    """A new vote putting every serial of the organisation's CA's CRL (`crl_pem`, from its
+    Fabric CA: web/services/operator_ca.py) on the channel's CRL for the operator's MSP, made
+    against the configuration in force."""
+    msp_id = require_operator(staff)
+    config = _config_of(latest_config_block(network, msp_id))
+    update = channel_update.propose(
+        network.layout, msp_id, network.channel, config=config, revoke=crl_pem
+    )
+    return _pending(network, update, msp_id)
 
 
 def sign(network: AllianceNetwork, staff: Staff, vote_id: str) -> Vote:
