@@ -200,6 +200,27 @@ def test_a_remote_endorser_down_after_the_local_success_is_a_failure_to_collect_
         contract.submit_transaction("CreateAsset", "fully-endorsed", "red", "1", "Bo", "1")
 
 
+def test_endorsing_organisations_the_channel_does_not_have_are_refused_before_any_endorsement(
+    network_dir: Path,
+) -> None:
+    layout = NetworkLayout.load(network_dir)
+    before = _heights(network_dir)
+    with connect_as(layout, "Org1") as gateway:
+        contract = gateway.get_network(CHANNEL).get_contract(BASIC)
+        with pytest.raises(EndorseError) as refused:
+            contract.submit(
+                "CreateAsset",
+                arguments=["named-orgs", "red", "1", "Bo", "1"],
+                endorsing_organizations=["Org1MSP", "EvilMSP"],
+            )
+    assert (refused.value.code, refused.value.message) == (
+        grpc.StatusCode.UNAVAILABLE,
+        "failed to find any endorsing peers for org(s): EvilMSP",
+    )
+    assert refused.value.details == ()
+    assert _heights(network_dir) == before  # nothing was ordered
+
+
 def _expired_user(layout: NetworkLayout) -> Signer:
     ca_dir = layout.org_dir("Org1MSP") / "ca"
     ca_cert = x509.load_pem_x509_certificate(next(ca_dir.glob("*.pem")).read_bytes())

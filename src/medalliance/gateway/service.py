@@ -89,10 +89,10 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
         if request.endorsing_organizations:
             orgs = tuple(request.endorsing_organizations)
             missing = [o for o in orgs if not peers.get(o)]
-            if missing:
+            if missing:  # Fabric's planForOrgs: code and wording
                 raise RpcFailure(
-                    Code.FAILED_PRECONDITION,
-                    f"no peers of {', '.join(missing)} are available on channel {proposal.channel_id}",
+                    Code.UNAVAILABLE,
+                    f"failed to find any endorsing peers for org(s): {', '.join(missing)}",
                 )
             responses = await collection.for_orgs(orgs)
         else:
