@@ -103,7 +103,9 @@ class Collection:
                 first = await self._first(first_org)
                 break
             except _Unreachable as exc:  # only another organisation's peers: replan without it
-                log.warning("first endorser unreachable, planning without it")
+                log.warning(
+                    "first endorser unreachable, planning without it", extra={"msp": exc.orgs}
+                )
                 candidates = [c for c in candidates if c not in exc.orgs]
                 failed += exc.details
         failed = []
@@ -112,7 +114,7 @@ class Collection:
             try:
                 return [first, *await self._endorse_all(more, first, COLLECT_FAILED)]
             except _Unreachable as exc:
-                log.warning("endorser unreachable, planning without it")
+                log.warning("endorser unreachable, planning without it", extra={"msp": exc.orgs})
                 candidates = [c for c in candidates if c not in exc.orgs]
                 failed += exc.details
 
