@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -28,10 +29,23 @@ from medalliance.ledger.tx import new_signed_proposal
 from medalliance.node import launcher
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.sdk import EndorseError, GatewayError
+from medalliance.sdk.errors import gateway_error
 from tests.conftest import make_org
-from tests.networks import REPO, TEST_NETWORK, cli, cli_json, gateway_stub, with_free_ports
+from tests.networks import (
+    REPO,
+    TEST_NETWORK,
+    cli,
+    cli_json,
+    gateway_stub,
+    wait_until,
+    with_free_ports,
+)
 
 CHANNEL, BASIC = "mychannel", "basic"
+ENDORSE_FAILED = "failed to endorse transaction, see attached details for more info"
+COLLECT_FAILED = (
+    "failed to collect enough transaction endorsements, see attached details for more info"
+)
 
 
 def test_status_reports_every_node_up(network_dir: Path) -> None:
@@ -92,12 +106,119 @@ def test_contract_errors_carry_fabric_details(network_dir: Path) -> None:
         with pytest.raises(EndorseError) as endorse:
             contract.submit_transaction("DeleteAsset", "nope")
         assert endorse.value.code == grpc.StatusCode.ABORTED
-        assert endorse.value.details
-        assert all("the asset nope does not exist" in d.message for d in endorse.value.details)
+        assert endorse.value.message == ENDORSE_FAILED
+        # Fabric's gateway endorses on its own peer first and stops there: one detail
+        peer = layout.config.organization("Org1").peers[0]
+        assert [(d.address, d.msp_id, d.message) for d in endorse.value.details] == [
+            (peer.endpoint, "Org1MSP", "chaincode response 500, the asset nope does not exist")
+        ]
         with pytest.raises(GatewayError) as evaluate:
             contract.evaluate_transaction("ReadAsset", "nope")
         assert evaluate.value.code == grpc.StatusCode.UNKNOWN
         assert "chaincode response 500, the asset nope does not exist" in str(evaluate.value)
+
+
+def _refused_endorse(layout: NetworkLayout, signed: proposal_pb2.SignedProposal) -> GatewayError:
+    stub, channel = gateway_stub(layout)
+    try:
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.Endorse(gateway_pb2.EndorseRequest(proposed_transaction=signed), timeout=30)
+    finally:
+        channel.close()
+    return gateway_error(refused.value)
+
+
+def _stale(user: Signer) -> proposal_pb2.SignedProposal:
+    stale, _ = new_signed_proposal(
+        user,
+        channel_id=CHANNEL,
+        chaincode=BASIC,
+        args=[b"CreateAsset", b"stale", b"red", b"1", b"Bo", b"1"],
+        nonce=os.urandom(24),
+        timestamp_ms=int(time.time() * 1000) - 3_600_000,
+    )
+    return stale
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        pytest.param(
+            _stale, "more than 15 minutes from the peer's clock", id="a proposal an hour old"
+        ),
+        pytest.param(
+            lambda user: _proposal(Signer("Org2MSP", user.cert_pem, user.private_key)),
+            "access denied",
+            id="Org1's user claiming to be Org2MSP",
+        ),
+    ],
+)
+def test_a_proposal_the_gateways_own_peer_refuses_stops_there_with_its_one_detail(
+    network_dir: Path, make: Callable[[Signer], proposal_pb2.SignedProposal], reason: str
+) -> None:
+    layout = NetworkLayout.load(network_dir)
+    user = load_signer(layout.user_msp_dir("Org1MSP", "User1"), "Org1MSP")
+    before = _heights(network_dir)
+    error = _refused_endorse(layout, make(user))
+    assert (error.code, error.message) == (grpc.StatusCode.ABORTED, ENDORSE_FAILED)
+    ((address, msp_id, message),) = [(d.address, d.msp_id, d.message) for d in error.details]
+    assert (address, msp_id) == (layout.config.organization("Org1").peers[0].endpoint, "Org1MSP")
+    assert reason in message
+    assert _heights(network_dir) == before  # nothing was ordered
+
+
+def test_a_remote_endorser_down_after_the_local_success_is_a_failure_to_collect_enough(
+    network_dir: Path,
+) -> None:
+    """`basic` needs both organisations (the channel's majority): with peer0.org2 killed, Org1's
+    gateway endorses on its own peer, cannot reach Org2's, and says so in Fabric's words with
+    Org2's peer as the one detail; nothing is ordered, and once Org2's peer is back it works."""
+    layout = NetworkLayout.load(network_dir)
+    org2_peer = layout.config.organization("Org2").peers[0]
+    before = _heights(network_dir)["peer0.org1.example.com"]
+    pid = int((network_dir / "run" / "peer0.org2.example.com.pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: "Z" in _state(pid) or not Path(f"/proc/{pid}").exists(), "peer0.org2 died")
+    with connect_as(layout, "Org1") as gateway:
+        contract = gateway.get_network(CHANNEL).get_contract(BASIC)
+        with pytest.raises(EndorseError) as refused:
+            contract.submit_transaction("CreateAsset", "half-endorsed", "red", "1", "Bo", "1")
+        assert (refused.value.code, refused.value.message) == (
+            grpc.StatusCode.ABORTED,
+            COLLECT_FAILED,
+        )
+        (detail,) = refused.value.details
+        assert (detail.address, detail.msp_id) == (org2_peer.endpoint, "Org2MSP")
+        assert detail.message.startswith("peer unavailable")
+        assert contract.evaluate_transaction("AssetExists", "half-endorsed") == b"false"
+    status = cli("--json", "network", "status", "--dir", str(network_dir), check=False)
+    heights = {n["name"]: n["height"] for n in json.loads(status.stdout)["nodes"]}
+    assert heights["peer0.org1.example.com"] == before  # nothing was ordered
+    cli("network", "up", "--dir", str(network_dir))
+    with connect_as(layout, "Org1") as gateway:
+        contract = gateway.get_network(CHANNEL).get_contract(BASIC)
+        contract.submit_transaction("CreateAsset", "fully-endorsed", "red", "1", "Bo", "1")
+
+
+def test_endorsing_organisations_the_channel_does_not_have_are_refused_before_any_endorsement(
+    network_dir: Path,
+) -> None:
+    layout = NetworkLayout.load(network_dir)
+    before = _heights(network_dir)
+    with connect_as(layout, "Org1") as gateway:
+        contract = gateway.get_network(CHANNEL).get_contract(BASIC)
+        with pytest.raises(EndorseError) as refused:
+            contract.submit(
+                "CreateAsset",
+                arguments=["named-orgs", "red", "1", "Bo", "1"],
+                endorsing_organizations=["Org1MSP", "EvilMSP"],
+            )
+    assert (refused.value.code, refused.value.message) == (
+        grpc.StatusCode.UNAVAILABLE,
+        "failed to find any endorsing peers for org(s): EvilMSP",
+    )
+    assert refused.value.details == ()
+    assert _heights(network_dir) == before  # nothing was ordered
 
 
 def _expired_user(layout: NetworkLayout) -> Signer:

@@ -75,6 +75,8 @@ def _node_env(network_dir: Path) -> dict[str, str]:
     env.update(
         {
             "GATEWAY_ENDPOINT": f"127.0.0.1:{peer['port']}",
+            # the gateway's peer as the network config names it: Fabric's ErrorDetail.address
+            "GATEWAY_PEER_ADDRESS": f"{peer.get('host', '127.0.0.1')}:{peer['port']}",
             "GATEWAY_HOST_ALIAS": f"{peer['name']}.{orgs['Org1']['domain']}",
             "GATEWAY_TLS_CA": str(org1 / "peers" / "peer0.org1.example.com" / "tls" / "ca.crt"),
             "GATEWAY_MSP_ID": orgs["Org1"]["msp_id"],

@@ -1,10 +1,11 @@
 """`gateway.Gateway`: endorse, submit, commit status, evaluate and chaincode events.
 
 Modelled on Fabric's gateway (protocol doc §3): the hosting peer plans which organisations must
-endorse from the contract's committed policy, collects their signed responses (its own in
-process, others' over `protos.Endorser`), returns the unsigned prepared transaction, forwards the
-signed one to the ordering service, and reports commits from its own ledger. Failures answer
-with Fabric's codes and messages, with one `ErrorDetail` per failing endorser or orderer.
+endorse from the contract's committed policy, collects their signed responses in Fabric's order
+(its own first, in process; others' over `protos.Endorser`: gateway/endorse.py), returns the
+unsigned prepared transaction, forwards the signed one to the ordering service, and reports
+commits from its own ledger. Evaluate asks its own peer first. Failures answer with Fabric's
+codes and messages, with an `ErrorDetail` per failing endorser or orderer.
 """
 
 from __future__ import annotations
@@ -17,20 +18,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 import grpc
 from fabric_protos.common import common_pb2
 from fabric_protos.gateway import gateway_pb2, gateway_pb2_grpc
-from fabric_protos.peer import proposal_pb2, proposal_response_pb2
 from google.protobuf.message import DecodeError
 
 from medalliance.contracts.lifecycle import LIFECYCLE_NAMESPACE, committed_definition
 from medalliance.errors import MedallianceError, NotFound
+from medalliance.gateway.endorse import UNREACHABLE, Collection, Plan
 from medalliance.gateway.errors import Detail, RpcFailure, abort
-from medalliance.gateway.plan import (
-    extend_plan,
-    interest_requirements,
-    majority,
-    named_orgs,
-    namespace_requirement,
-    plan_endorsers,
-)
+from medalliance.gateway.plan import namespace_requirement
 from medalliance.gateway.ports import Endorser, EndorserRefused, GatewayChannel, OrdererRejected
 from medalliance.identity.policy import SignedData
 from medalliance.ledger.block_events import chaincode_events
@@ -46,12 +40,6 @@ log = logging.getLogger(__name__)
 
 READERS_POLICY = "/Channel/Application/Readers"
 Code = grpc.StatusCode
-ENDORSE_FAILED = "failed to endorse transaction, see attached details for more info"
-CHAINCODE_RESPONSE = "chaincode response"
-UNREACHABLE = "peer unavailable"
-# Waits before asking a lagging endorser again while it catches up: about 9 s in all, more than a
-# peer needs to leave a silent block source (orderer_link.WATCH_S) and fetch from another.
-LAG_RETRY_DELAYS_S = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 2.4, 3.2)
 
 
 class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
@@ -95,31 +83,20 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
         proposal, channel = self._proposal(request)
         policy = self._policy(channel, proposal)
         peers = self._peers_for(proposal.channel_id)
-        candidates: list[str] = []
+        collection = Collection(
+            local=self._local, peers=peers, signed=request.proposed_transaction, proposal=proposal
+        )
         if request.endorsing_organizations:
             orgs = tuple(request.endorsing_organizations)
             missing = [o for o in orgs if not peers.get(o)]
-            if missing:
+            if missing:  # Fabric's planForOrgs: code and wording
                 raise RpcFailure(
-                    Code.FAILED_PRECONDITION,
-                    f"no peers of {', '.join(missing)} are available on channel {proposal.channel_id}",
+                    Code.UNAVAILABLE,
+                    f"failed to find any endorsing peers for org(s): {', '.join(missing)}",
                 )
+            responses = await collection.for_orgs(orgs)
         else:
-            # Endorsing organisations first; the others only where a policy needs them (a
-            # majority when fewer than two members endorse, or a policy that names them).
-            candidates = sorted(
-                (org for org, org_peers in peers.items() if org_peers),
-                key=lambda org: (
-                    not (proposal.chaincode_name == LIFECYCLE_NAMESPACE or org in self._endorsing)
-                ),
-            )
-        signed = request.proposed_transaction
-        if request.endorsing_organizations:
-            responses = await self._endorse_all(peers, orgs, signed, proposal)
-        else:
-            responses = await self._endorse_planned(
-                channel, policy, peers, candidates, signed, proposal
-            )
+            responses = await collection.planned(self._plan(channel, proposal, policy, peers))
         try:
             payload = new_transaction_payload(proposal, responses)
         except MedallianceError as exc:
@@ -130,144 +107,29 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
             prepared_transaction=common_pb2.Envelope(payload=payload)
         )
 
-    async def _endorse_planned(
+    def _plan(
         self,
         channel: GatewayChannel,
+        proposal: ProposalView,
         policy: bytes | None,
         peers: Mapping[str, Sequence[Endorser]],
-        candidates: list[str],
-        signed: proposal_pb2.SignedProposal,
-        proposal: ProposalView,
-    ) -> list[proposal_response_pb2.ProposalResponse]:
-        """Endorse by a plan of the gateway's own; an organisation none of whose peers answers
-        is left out and the plan made again without it (Fabric's gateway tries other layouts),
-        so one hospital's peer being down does not stop a policy others can satisfy."""
-        members = channel.config.application_msp_ids
-        unreachable: list[Detail] = []
-        while True:
-            try:
-                orgs = (
-                    plan_endorsers(policy, candidates, members)
-                    if policy is not None
-                    else majority(candidates, members)
-                )
-            except MedallianceError as exc:
-                if unreachable:  # the policy needs an organisation whose peers are down
-                    raise RpcFailure(Code.ABORTED, ENDORSE_FAILED, unreachable) from None
-                raise RpcFailure(Code.FAILED_PRECONDITION, str(exc)) from None
-            try:
-                responses = await self._endorse_all(peers, orgs, signed, proposal)
-                # Fabric's gateway: the first endorsements say which key-level policies the
-                # writes must satisfy; endorse on the further organisations they need.
-                more = self._more_orgs(channel, peers, candidates, orgs, responses[0].interest)
-                return responses + await self._endorse_all(
-                    peers, more, signed, proposal, responses[0]
-                )
-            except _Unreachable as exc:
-                log.warning("endorser unreachable, planning without it", extra={"msp": exc.orgs})
-                candidates = [c for c in candidates if c not in exc.orgs]
-                unreachable += [d for d in exc.details if d.msp_id in exc.orgs]
-
-    async def _endorse_all(
-        self,
-        peers: Mapping[str, Sequence[Endorser]],
-        orgs: Sequence[str],
-        signed: proposal_pb2.SignedProposal,
-        proposal: ProposalView,
-        first: proposal_response_pb2.ProposalResponse | None = None,
-    ) -> list[proposal_response_pb2.ProposalResponse]:
-        """One endorsement per organisation, all with one result (and `first`'s, when given).
-
-        A peer may not have committed the latest block yet (peers receive blocks at slightly
-        different times): its contract then refuses, or simulates other versions. While the
-        endorsers disagree they are asked again, briefly, until the laggards have caught up.
-        When every endorser refuses, the hosting peer (which holds what its client has seen
-        committed) simulates too: if it refuses as well, that is the contract's answer, returned
-        at once; if it accepts, the endorsers are behind and are asked again.
-        """
-        details: list[Detail] = []
-        for delay in (0.0, *LAG_RETRY_DELAYS_S):
-            await asyncio.sleep(delay)
-            outcomes = await asyncio.gather(
-                *(self._endorse_at(peers[o], signed, proposal) for o in orgs)
-            )
-            details = [o for o in outcomes if isinstance(o, Detail)]
-            unreachable = [d for d in details if d.message.startswith(UNREACHABLE)]
-            if unreachable and len(unreachable) == len(
-                [d for d in details if not d.message.startswith(CHAINCODE_RESPONSE)]
-            ):
-                raise _Unreachable(tuple(d.msp_id for d in unreachable), details)
-            if any(not d.message.startswith(CHAINCODE_RESPONSE) for d in details):
-                raise RpcFailure(Code.ABORTED, ENDORSE_FAILED, details)
-            responses = [o for o in outcomes if not isinstance(o, Detail)]
-            if not responses and first is None:
-                first = await self._local_result(orgs, signed, proposal)
-                if first is None:
-                    break  # no endorser accepted, nor the hosting peer: the contract refused
-            payloads = [r.payload for r in responses] + ([first.payload] if first else [])
-            if not details and len(set(payloads)) == 1:
-                return responses
-            common = max(set(payloads), key=payloads.count)
-            details += [
-                Detail("", org, "its simulation differs from the other endorsers' results")
-                for org, r in zip(orgs, outcomes, strict=True)
-                if not isinstance(r, Detail) and r.payload != common
-            ]
-        raise RpcFailure(Code.ABORTED, ENDORSE_FAILED, details)
-
-    async def _local_result(
-        self, orgs: Sequence[str], signed: proposal_pb2.SignedProposal, proposal: ProposalView
-    ) -> proposal_response_pb2.ProposalResponse | None:
-        """The hosting peer's own simulation, when it was not among `orgs` and accepts: the
-        result the endorsers should reach once they have caught up (it is never submitted)."""
-        if self._local.msp_id in orgs:
-            return None
-        outcome = await self._endorse_at([self._local], signed, proposal)
-        return None if isinstance(outcome, Detail) else outcome
-
-    def _more_orgs(
-        self,
-        channel: GatewayChannel,
-        peers: Mapping[str, Sequence[Endorser]],
-        candidates: Sequence[str],
-        chosen: Sequence[str],
-        interest: proposal_response_pb2.ChaincodeInterest,
-    ) -> tuple[str, ...]:
-        """The organisations still to ask so that every policy of `interest` is satisfied."""
-        members = channel.config.application_msp_ids
-        needs = interest_requirements(
-            interest, lambda name: namespace_requirement(channel.state, name, members)
+    ) -> Plan:
+        """Endorsing organisations first, this peer's own first among them (Fabric's gateway
+        endorses on its own peer first); the others only where a policy needs them (a majority
+        when fewer than two members endorse, or a policy that names them)."""
+        lifecycle = proposal.chaincode_name == LIFECYCLE_NAMESPACE
+        candidates = sorted(
+            (org for org, org_peers in peers.items() if org_peers),
+            key=lambda org: (not (lifecycle or org in self._endorsing), org != self._local.msp_id),
         )
-        named = [o for o in named_orgs(interest) if peers.get(o)]
-        try:
-            return extend_plan(needs, [*named, *candidates], chosen)[len(chosen) :]
-        except MedallianceError as exc:
-            raise RpcFailure(Code.FAILED_PRECONDITION, str(exc)) from None
-
-    async def _endorse_at(
-        self,
-        peers: Sequence[Endorser],
-        signed: proposal_pb2.SignedProposal,
-        proposal: ProposalView,
-    ) -> proposal_response_pb2.ProposalResponse | Detail:
-        """One organisation's endorsement: its peers are tried in turn while unreachable."""
-        detail = Detail("", "", f"{UNREACHABLE}: no peer")
-        for peer in peers:
-            try:
-                response = await peer.process_proposal(signed, proposal)
-            except EndorserRefused as exc:
-                return Detail(peer.address, peer.msp_id, str(exc))
-            except ConnectionError as exc:
-                detail = Detail(peer.address, peer.msp_id, f"{UNREACHABLE}: {exc}")
-                continue
-            if response.response.status >= 400 or not response.payload:
-                return Detail(
-                    peer.address,
-                    peer.msp_id,
-                    f"{CHAINCODE_RESPONSE} {response.response.status}, {response.response.message}",
-                )
-            return response
-        return detail
+        members = channel.config.application_msp_ids
+        return Plan(
+            policy=policy,
+            candidates=tuple(candidates),
+            members=tuple(members),
+            contract=namespace_requirement(channel.state, proposal.chaincode_name, members),
+            namespace=lambda name: namespace_requirement(channel.state, name, members),
+        )
 
     # --- Evaluate --------------------------------------------------------------------------------
 
@@ -286,7 +148,9 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
         targets: list[Endorser] = [self._local]
         if request.target_organizations:
             peers = self._peers_for(proposal.channel_id)
-            targets = [p for org in request.target_organizations for p in peers.get(org, ())]
+            # Fabric's evaluator: the gateway's own organisation first when it is a target.
+            orgs = sorted(request.target_organizations, key=lambda o: o != self._local.msp_id)
+            targets = [p for org in dict.fromkeys(orgs) for p in peers.get(org, ())]
             if not targets:
                 raise RpcFailure(
                     Code.FAILED_PRECONDITION,
@@ -530,12 +394,3 @@ def _parse(message: object, data: bytes, what: str) -> None:
         message.ParseFromString(data)  # type: ignore[attr-defined]
     except DecodeError:
         raise RpcFailure(Code.INVALID_ARGUMENT, f"malformed {what}") from None
-
-
-class _Unreachable(Exception):
-    """No peer of `orgs` answered: a plan without them may still succeed."""
-
-    def __init__(self, orgs: tuple[str, ...], details: list[Detail]) -> None:
-        super().__init__(", ".join(orgs))
-        self.orgs = orgs
-        self.details = details
