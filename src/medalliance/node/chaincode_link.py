@@ -193,7 +193,7 @@ class ChaincodeLink:
         else:
             channel = grpc.insecure_channel(connection.address)
         try:
-            grpc.channel_ready_future(channel).result(timeout=connection.dial_timeout_s)
+            _wait_ready(channel, connection.dial_timeout_s)
             stream = _Stream(channel)
         except BaseException:
             channel.close()
@@ -213,6 +213,31 @@ class ChaincodeLink:
         stream.close()
         if self._stream is stream:
             self._stream = None
+
+
+def _wait_ready(channel: grpc.Channel, timeout_s: float) -> None:
+    """Until the channel is connected; `grpc.FutureTimeoutError` at the dial timeout, and
+    at once when the first attempt fails (a refused connection: nobody listens there), so a
+    chaincode that is down holds the endorsement a moment, not the whole dial timeout."""
+    settled = threading.Event()
+    states: list[grpc.ChannelConnectivity] = []
+
+    def seen(state: grpc.ChannelConnectivity) -> None:
+        states.append(state)
+        if state in (
+            grpc.ChannelConnectivity.READY,
+            grpc.ChannelConnectivity.TRANSIENT_FAILURE,
+            grpc.ChannelConnectivity.SHUTDOWN,
+        ):
+            settled.set()
+
+    channel.subscribe(seen, try_to_connect=True)
+    try:
+        settled.wait(timeout_s)
+    finally:
+        channel.unsubscribe(seen)
+    if not states or states[-1] != grpc.ChannelConnectivity.READY:
+        raise grpc.FutureTimeoutError()
 
 
 def _outcome(invocation: Invocation, status: int) -> Outcome:
