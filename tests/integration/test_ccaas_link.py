@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from tests.ccaas_chaincode import Call, ChaincodeServer, contract_behaviour
 from tests.conftest import Org
-from tests.networks import wait_until
+from tests.networks import free_ports, wait_until
 from tests.unit.contracts.fakes import tx_context
 
 from medalliance.contracts.ccaas_package import CcaasPackage, Connection
@@ -83,13 +83,14 @@ def test_a_contract_served_over_grpc_simulates_as_in_the_peer(
 def test_a_chaincode_that_is_down_is_reported_and_reached_once_it_is_up(
     state: SqliteState, tx: TxContext
 ) -> None:
-    probe = asset_server()
-    address, port = probe.address, probe.port  # a free port nobody listens on yet
+    (port,) = free_ports(1)  # nobody listens there yet: the connection is refused
+    address = f"127.0.0.1:{port}"
     link = link_to(address)
     down = run(link, state, tx, b"ReadAsset", b"asset1")
     assert (down.status, down.rwset) == (503, b"")
     assert f"chaincode {PACKAGE_ID} is not reachable at {address}" in down.message
-    probe.start()
+    assert "refused" in down.message
+    probe = asset_server(port=port).start()
     try:
         wait_until(
             lambda: run(link, state, tx, b"ReadAsset", b"asset1").status == 200,
@@ -107,6 +108,7 @@ def test_a_chaincode_that_is_down_is_reported_and_reached_once_it_is_up(
         finally:
             again.stop()
     finally:
+        probe.stop()  # stopping twice is harmless; a failed assertion must not leak it
         link.close()
 
 

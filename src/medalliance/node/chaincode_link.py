@@ -154,12 +154,12 @@ class ChaincodeLink:
             return None
         try:
             self._stream = self._dial()
-        except (grpc.FutureTimeoutError, grpc.RpcError, ShimProtocolError, queue.Empty) as exc:
+        except (_DialFailed, grpc.RpcError, ShimProtocolError, queue.Empty) as exc:
             self._reason = (
                 str(exc)
-                if isinstance(exc, ShimProtocolError)
-                else "no answer within the dial timeout"
-                if isinstance(exc, grpc.FutureTimeoutError | queue.Empty)
+                if isinstance(exc, ShimProtocolError | _DialFailed)
+                else "it did not register within the dial timeout"
+                if isinstance(exc, queue.Empty)
                 else "the connection failed"
             )
             log.warning(
@@ -233,11 +233,17 @@ def _wait_ready(channel: grpc.Channel, timeout_s: float) -> None:
 
     channel.subscribe(seen, try_to_connect=True)
     try:
-        settled.wait(timeout_s)
+        answered = settled.wait(timeout_s)
     finally:
         channel.unsubscribe(seen)
-    if not states or states[-1] != grpc.ChannelConnectivity.READY:
-        raise grpc.FutureTimeoutError()
+    if not answered:
+        raise _DialFailed("no answer within the dial timeout")
+    if states[-1] != grpc.ChannelConnectivity.READY:
+        raise _DialFailed("the connection was refused or failed")
+
+
+class _DialFailed(Exception):
+    """The chaincode server could not be connected to; the message says how."""
 
 
 def _outcome(invocation: Invocation, status: int) -> Outcome:
