@@ -10,6 +10,7 @@ Needs `node` and `npm ci` in tests/interop, as test_node_gateway.py.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -24,7 +25,15 @@ from medalliance.app.session import connect_as
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.sdk import Contract, GatewayError
 from tests.interop.test_node_gateway import _node_env
-from tests.networks import TEST_NETWORK, cli_json, free_ports, running, wait_until, with_free_ports
+from tests.networks import (
+    TEST_NETWORK,
+    cli,
+    cli_json,
+    free_ports,
+    running,
+    wait_until,
+    with_free_ports,
+)
 
 HERE = Path(__file__).resolve().parent
 CHAINCODE = HERE / "ccaas-basic"
@@ -156,3 +165,31 @@ def _submits(contract: Contract) -> bool:
     except GatewayError as exc:
         return "already exists" in str(exc)
     return True
+
+
+def test_a_malformed_package_or_a_minority_commit_is_refused_and_changes_nothing(
+    deployed: tuple[Path, list[ChaincodeProcess]], tmp_path: Path
+) -> None:
+    directory, servers = deployed
+    d = ("--dir", str(directory))
+    packages = directory / "nodes" / "peer0.org1.example.com" / "packages"
+    installed = sorted(packages.iterdir())
+    bad = tmp_path / "bad.tar.gz"
+    bad.write_bytes(b"\x1f\x8b not a package")
+    refused = cli("chaincode", "install", str(bad), "--org", "Org1", *d, check=False)
+    assert refused.returncode == 2, refused.stderr
+    assert "not a tar.gz archive" in refused.stderr
+    assert sorted(packages.iterdir()) == installed
+
+    # sequence 2 approved by Org1 alone: one of the two approvals a commit needs
+    definition = ("-C", CHANNEL, "-n", NAME, "-v", "2.0", "--sequence", "2", "--policy", POLICY)
+    cli_json("chaincode", "approve", "--org", "Org1", *definition,
+             "--package-id", servers[0].package_id, *d)  # fmt: skip
+    minority = cli("chaincode", "commit", "--org", "Org1", *definition, *d, check=False)
+    assert minority.returncode == 1, minority.stderr
+    assert "1 of the 2 approvals it needs" in minority.stdout + minority.stderr
+    layout = NetworkLayout.load(directory)
+    with connect_as(layout, "Org1MSP") as gateway:
+        lifecycle = gateway.get_network(CHANNEL).get_contract("_lifecycle")
+        committed = json.loads(lifecycle.evaluate_transaction("QueryChaincodeDefinition", NAME))
+    assert (committed["sequence"], committed["version"], committed["external"]) == (1, "1.0", True)
