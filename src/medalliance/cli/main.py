@@ -47,6 +47,7 @@ _GROUPS = {
     "web": "medalliance.cli.web_cmd:app",
     "ca": "medalliance.cli.ca_cmd:app",
     "identity": "medalliance.cli.identity_cmd:app",
+    "chaincode": "medalliance.cli.chaincode_cmd:app",
 }
 
 

@@ -89,6 +89,8 @@ class Context:
     organizations: Mapping[str, Organization] = field(default_factory=dict)
     # the contract that called this one within the transaction; None when the client did
     called_by: str | None = None
+    # the client's serialized SignedProposal: an external chaincode's shim reads it
+    signed_proposal: bytes = field(default=b"", repr=False)
 
 
 class Contract:

@@ -14,13 +14,15 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fabric_protos.peer import proposal_response_pb2
+from fabric_protos.msp import identities_pb2
+from fabric_protos.peer import proposal_pb2, proposal_response_pb2
 
 from medalliance.contracts.api import Contract, Organization
 from medalliance.contracts.key_policy import chaincode_interest
 from medalliance.contracts.lifecycle import (
     LIFECYCLE_NAMESPACE,
     LifecycleContract,
+    approved_package,
     committed_definition,
 )
 from medalliance.contracts.package import PackageStore
@@ -83,6 +85,9 @@ class Endorser:
         self._signer = signer
         self._packages = packages
         self._lifecycle = LifecycleContract()
+        self._msp_id = identities_pb2.SerializedIdentity.FromString(
+            signer.serialized_identity
+        ).mspid
 
     def check(self, proposal: ProposalView, channel: ChannelView, *, now: dt.datetime) -> Identity:
         """Check a parsed proposal before simulation; returns its creator.
@@ -128,6 +133,9 @@ class Endorser:
             channel_orgs=channel.config.application_msp_ids,
             organizations=organizations(channel.config),
             contracts=lambda name: self._callee(name, channel),
+            signed_proposal=proposal_pb2.SignedProposal(
+                proposal_bytes=proposal.proposal_bytes, signature=proposal.signature
+            ).SerializeToString(),
         )
         # Evaluate and endorse simulate alike; an evaluation's read-write set is just not used.
         result = simulate(contract, proposal.chaincode_name, proposal.args, channel.state, tx)
@@ -180,8 +188,18 @@ class Endorser:
             raise PreconditionFailed(
                 f"contract {name} was deregistered at sequence {definition.sequence}"
             )
+        package_id = definition.package_id
+        if definition.external:
+            # chaincode as a service: the package this organisation approved (its own server)
+            approved = approved_package(channel.state, definition, self._msp_id)
+            if not approved:
+                raise PreconditionFailed(
+                    f"{self._msp_id} approved no package for contract {name} at sequence "
+                    f"{definition.sequence}; approve the definition with its ccaas package id"
+                )
+            package_id = approved
         try:
-            return self._packages.load(definition.package_id), definition.version
+            return self._packages.load(package_id), definition.version
         except MedallianceError:
             raise
         except Exception as exc:  # an installed package that fails to import is a bug

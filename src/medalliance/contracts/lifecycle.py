@@ -11,9 +11,19 @@ Recorded on the ledger in namespace `_lifecycle` (paper fig. 4: deploy, invoke, 
   paper's 注销, by the same majority rule; afterwards every invocation fails.
 - `QueryChaincodeDefinition(name)`, `QueryChaincodeDefinitions()`: JSON.
 
-Unlike Fabric, the package id is part of the agreed definition: every member runs the same
-Python package, so approvals that name different code do not add up. Definitions are stored as
-canonical JSON (sorted keys) with the endorsement policy as base64 of `peer.ApplicationPolicy`.
+Unlike Fabric, the package id of a Python contract is part of the agreed definition: every
+member runs the same Python package, so approvals that name different code do not add up.
+
+An external chaincode (chaincode as a service, docs/chaincode-as-a-service.md) is approved with
+`endorsement_plugin` "ccaas": as in Fabric, each organisation's package differs (it names that
+organisation's own chaincode server), so the package id stays local to the approval — recorded
+beside it, outside the digest — and the agreed definition (`external`, no package id) holds the
+name, version, sequence and policy. A peer runs the package its own organisation approved
+(`approved_package`). What protects results then is the endorsement policy alone: the
+organisations it requires must produce equal read-write sets.
+
+Definitions are stored as canonical JSON (sorted keys) with the endorsement policy as base64 of
+`peer.ApplicationPolicy`; `external` appears only when true, so Python definitions are unchanged.
 """
 
 from __future__ import annotations
@@ -33,6 +43,8 @@ from medalliance.errors import ContractError
 from medalliance.ledger.state import StateReader
 
 LIFECYCLE_NAMESPACE = "_lifecycle"
+# The approval's endorsement plugin that marks an external chaincode (package id per organisation).
+EXTERNAL_PLUGIN = "ccaas"
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
 
@@ -44,10 +56,14 @@ class ChaincodeDefinition:
     package_id: str
     endorsement_policy: bytes  # serialized peer.ApplicationPolicy
     deregistered: bool = False
+    # chaincode as a service: no agreed package; each organisation runs the one it approved
+    external: bool = False
 
     def to_json(self) -> bytes:
         fields = asdict(self)
         fields["endorsement_policy"] = base64.b64encode(self.endorsement_policy).decode()
+        if not self.external:
+            del fields["external"]  # the JSON (and digest) of a Python definition is unchanged
         return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
 
     @classmethod
@@ -67,6 +83,19 @@ def committed_definition(reader: StateReader, name: str) -> ChaincodeDefinition 
     return None if versioned is None else ChaincodeDefinition.from_json(versioned.value)
 
 
+def approved_package(
+    reader: StateReader, definition: ChaincodeDefinition, msp_id: str
+) -> str | None:
+    """The package `msp_id` approved for external contract `definition`, if it approved it."""
+    raw = reader.get(
+        LIFECYCLE_NAMESPACE, _approval_key(definition.name, definition.sequence, msp_id)
+    )
+    if raw is None:
+        return None
+    record = json.loads(raw.value)
+    return str(record["package_id"]) if record["digest"] == definition.digest else None
+
+
 def _definition_key(name: str) -> str:
     return f"definition/{name}"
 
@@ -84,10 +113,17 @@ class LifecycleContract(Contract):
         package_id = str(msg.source.local_package.package_id)
         if not package_id:
             raise ContractError("the approval must name an installed package id", 400)
+        external = msg.endorsement_plugin == EXTERNAL_PLUGIN
         definition = self._new_definition(
-            ctx, msg.name, msg.sequence, msg.version, bytes(msg.validation_parameter), package_id
+            ctx,
+            msg.name,
+            msg.sequence,
+            msg.version,
+            bytes(msg.validation_parameter),
+            "" if external else package_id,
+            external=external,
         )
-        self._approve(ctx, definition)
+        self._approve(ctx, definition, package_id)
 
     @transaction
     def ApproveDeregistrationForMyOrg(self, ctx: Context, name: str, sequence: str) -> None:
@@ -124,7 +160,15 @@ class LifecycleContract(Contract):
     # --- rules -----------------------------------------------------------------------------------
 
     def _new_definition(
-        self, ctx: Context, name: str, sequence: int, version: str, policy: bytes, package_id: str
+        self,
+        ctx: Context,
+        name: str,
+        sequence: int,
+        version: str,
+        policy: bytes,
+        package_id: str,
+        *,
+        external: bool = False,
     ) -> ChaincodeDefinition:
         if not name or not set(name) <= _NAME_CHARS or name.startswith("_"):
             raise ContractError(
@@ -140,7 +184,7 @@ class LifecycleContract(Contract):
         if parsed.WhichOneof("Type") is None:
             raise ContractError("a definition needs an endorsement policy", 400)
         self._check_sequence(ctx, name, sequence)
-        return ChaincodeDefinition(name, sequence, version, package_id, policy)
+        return ChaincodeDefinition(name, sequence, version, package_id, policy, external=external)
 
     def _deregistration(self, ctx: Context, name: str, sequence: str) -> ChaincodeDefinition:
         raw = ctx.stub.get_state(_definition_key(name))
@@ -161,6 +205,7 @@ class LifecycleContract(Contract):
             current.package_id,
             current.endorsement_policy,
             deregistered=True,
+            external=current.external,
         )
 
     def _check_sequence(self, ctx: Context, name: str, sequence: int) -> None:
@@ -172,11 +217,14 @@ class LifecycleContract(Contract):
                 409,
             )
 
-    def _approve(self, ctx: Context, definition: ChaincodeDefinition) -> None:
+    def _approve(
+        self, ctx: Context, definition: ChaincodeDefinition, package_id: str | None = None
+    ) -> None:
         if not ctx.client.is_admin:
             raise ContractError(f"only an admin of {ctx.client.msp_id} may approve for it", 403)
+        local = package_id if definition.external and package_id else definition.package_id
         record = json.dumps(
-            {"digest": definition.digest, "package_id": definition.package_id}, sort_keys=True
+            {"digest": definition.digest, "package_id": local}, sort_keys=True
         ).encode()
         ctx.stub.put_state(
             _approval_key(definition.name, definition.sequence, ctx.client.msp_id), record
@@ -197,6 +245,16 @@ class LifecycleContract(Contract):
         order, so every endorser picks the same one. With no approval at all, readiness is all
         false and a commit names who approved (nobody).
         """
+        if msg.endorsement_plugin == EXTERNAL_PLUGIN:  # no package is agreed: one candidate
+            return self._new_definition(
+                ctx,
+                msg.name,
+                msg.sequence,
+                msg.version,
+                bytes(msg.validation_parameter),
+                "",
+                external=True,
+            )
         candidates: list[ChaincodeDefinition] = []
         for package_id in self._approved_packages(ctx, msg.name, msg.sequence):
             candidates.append(
@@ -254,5 +312,6 @@ def _public(definition: ChaincodeDefinition) -> dict[str, object]:
         "version": definition.version,
         "package_id": definition.package_id,
         "deregistered": definition.deregistered,
+        "external": definition.external,
         "policy_reference": policy.channel_config_policy_reference or None,
     }

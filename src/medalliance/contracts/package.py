@@ -4,6 +4,10 @@ A package is canonical JSON `{"entry": "module:Class", "label": ..., "source_sha
 "type": "python"}`; its id is `label:sha256(package)`, Fabric's package-id form. The source hash
 binds the package to the exact contract code: a peer refuses to run a module whose source no
 longer matches what was installed, so endorsers of one definition run the same code.
+
+A Fabric chaincode-as-a-service package (tar.gz, `contracts.ccaas_package`) installs too; its
+contract is the one the store's `external` factory gives (the peer's link to the chaincode
+server). Its id is Fabric's: label and sha256 of the package bytes.
 """
 
 from __future__ import annotations
@@ -13,10 +17,12 @@ import importlib
 import importlib.util
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from medalliance.contracts.api import Contract
+from medalliance.contracts.ccaas_package import CcaasPackage, is_ccaas_package, parse_ccaas_package
 from medalliance.contracts.determinism import check_contract_source
 from medalliance.errors import InvalidArgument, NotFound, PreconditionFailed
 
@@ -55,15 +61,27 @@ def package_id(package: bytes, label: str) -> str:
     return f"{label}:{hashlib.sha256(package).hexdigest()}"
 
 
+# (package id, ccaas package) -> the contract that runs it on this peer
+ExternalFactory = Callable[[str, CcaasPackage], Contract]
+_CCAAS_SUFFIX = ".ccaas.tar.gz"
+
+
+def _no_external(pkg_id: str, package: CcaasPackage) -> Contract:
+    raise PreconditionFailed(f"this peer cannot run chaincode as a service ({pkg_id})")
+
+
 class PackageStore:
     """A peer's installed packages, on disk, and the contracts loaded from them."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, external: ExternalFactory = _no_external) -> None:
         self._dir = directory
+        self._external = external
         self._loaded: dict[str, Contract] = {}
 
     def install(self, package: bytes) -> str:
         """Check and store a package; returns its id. Installing twice is harmless."""
+        if is_ccaas_package(package):
+            return self._install_ccaas(package)
         info = _parse(package)
         source = _module_source(info.entry.partition(":")[0])
         if hashlib.sha256(source.encode()).hexdigest() != info.source_sha256:
@@ -83,8 +101,26 @@ class PackageStore:
             tmp.replace(path)
         return package_id(package, info.label)
 
+    def _install_ccaas(self, package: bytes) -> str:
+        ccaas = parse_ccaas_package(package)
+        self._dir.mkdir(parents=True, exist_ok=True)
+        path = self._dir / f"{hashlib.sha256(package).hexdigest()}{_CCAAS_SUFFIX}"
+        if not path.exists():
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(package)
+            tmp.replace(path)
+        return package_id(package, ccaas.label)
+
     def installed(self) -> list[InstalledPackage]:
         return [_parse(p.read_bytes()) for p in sorted(self._dir.glob("*.json"))]
+
+    def installed_ccaas(self) -> dict[str, CcaasPackage]:
+        """The installed chaincode-as-a-service packages by package id."""
+        found = {}
+        for path in sorted(self._dir.glob(f"*{_CCAAS_SUFFIX}")):
+            ccaas = parse_ccaas_package(path.read_bytes())
+            found[f"{ccaas.label}:{path.name.removesuffix(_CCAAS_SUFFIX)}"] = ccaas
+        return found
 
     def load(self, pkg_id: str) -> Contract:
         """The contract of an installed package, checked against its installed source hash."""
@@ -93,6 +129,13 @@ class PackageStore:
         _, _, digest = pkg_id.rpartition(":")
         path = self._dir / f"{digest}.json"
         # The id comes from a ledger definition: only a sha256 may name a file in our directory.
+        external = self._dir / f"{digest}{_CCAAS_SUFFIX}"
+        if _SHA256_HEX.fullmatch(digest) and external.exists():
+            ccaas = parse_ccaas_package(external.read_bytes())
+            if pkg_id != package_id(external.read_bytes(), ccaas.label):
+                raise NotFound(f"package {pkg_id} is not installed on this peer; install it first")
+            contract = self._loaded[pkg_id] = self._external(pkg_id, ccaas)
+            return contract
         if not _SHA256_HEX.fullmatch(digest) or not path.exists():
             raise NotFound(f"package {pkg_id} is not installed on this peer; install it first")
         info = _parse(path.read_bytes())

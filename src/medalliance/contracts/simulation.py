@@ -52,6 +52,8 @@ class TxContext:
     organizations: Mapping[str, Organization] = field(default_factory=dict)
     # the channel's committed contracts, for contract-to-contract calls (None: not committed)
     contracts: Callable[[str], Contract | None] = field(default=no_contracts, repr=False)
+    # the client's serialized SignedProposal, for external chaincodes (chaincode as a service)
+    signed_proposal: bytes = field(default=b"", repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +159,7 @@ class _Run:
             transient=tx.transient,
             organizations=tx.organizations,
             called_by=called_by,
+            signed_proposal=tx.signed_proposal,
         )
         try:
             return stub, contract.invoke(ctx, function, args[1:])

@@ -28,6 +28,7 @@ from medalliance.ledger.tx import (
 )
 from medalliance.ledger.validation import BlockResult
 from medalliance.ledger.world_state import StateLocation, state_schema
+from medalliance.node.chaincode_link import ExternalChaincodes
 from medalliance.node.channel import PeerChannel
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,8 @@ class Peer:
         self.signer = signer
         self.directory = directory
         self.endorsing = endorsing
-        self.packages = PackageStore(directory / "packages")
+        self.external_chaincodes = ExternalChaincodes()
+        self.packages = PackageStore(directory / "packages", self.external_chaincodes.contract)
         self._endorser = Endorser(signer, self.packages)
         self._channels: dict[str, PeerChannel] = {}
         for ledger_dir in sorted((directory / "ledgers").glob("*")):
@@ -119,6 +121,7 @@ class Peer:
     def close(self) -> None:
         for channel in self._channels.values():
             channel.close()
+        self.external_chaincodes.close()
 
     def _state_at(self, channel_id: str) -> StateLocation:
         url = self.state_database

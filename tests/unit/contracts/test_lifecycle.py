@@ -12,7 +12,9 @@ from tests.unit.contracts.fakes import DictState, tx_context
 
 from medalliance.contracts.lifecycle import (
     LIFECYCLE_NAMESPACE,
+    ChaincodeDefinition,
     LifecycleContract,
+    approved_package,
     committed_definition,
 )
 from medalliance.contracts.simulation import SimulationResult, simulate
@@ -223,3 +225,57 @@ def test_queries_report_committed_definitions(channel: Channel) -> None:
     assert [d["name"] for d in json.loads(listed.payload)] == ["visit"]
     missing = channel.call("Org2MSP", "QueryChaincodeDefinition", "nope", admin=False)
     assert missing.status == 404
+
+
+# --- chaincode as a service: the package id is each organisation's own ----------------------
+
+
+def external_args(kind: type, package_id: str = "", plugin: str = "ccaas") -> bytes:
+    args = kind(
+        name="visit",
+        sequence=1,
+        version="1.0",
+        validation_parameter=POLICY,
+        endorsement_plugin=plugin,
+    )
+    if package_id:
+        args.source.local_package.package_id = package_id
+    return bytes(args.SerializeToString())
+
+
+def test_external_approvals_with_each_orgs_own_package_add_up(channel: Channel) -> None:
+    own = {msp: f"basic_{i}:" + f"{i}" * 64 for i, msp in enumerate(ORGS[:2])}
+    for msp, package_id in own.items():
+        approve = external_args(lifecycle_pb2.ApproveChaincodeDefinitionForMyOrgArgs, package_id)
+        result = channel.call(msp, "ApproveChaincodeDefinitionForMyOrg", approve)
+        assert result.status == 200, result.message
+    commit = external_args(lifecycle_pb2.CommitChaincodeDefinitionArgs)
+    result = channel.call("Org1MSP", "CommitChaincodeDefinition", commit)
+    assert result.status == 200, result.message
+    definition = committed_definition(channel.state, "visit")
+    assert definition is not None
+    assert (definition.external, definition.package_id) == (True, "")
+    for msp, package_id in own.items():
+        assert approved_package(channel.state, definition, msp) == package_id
+    assert approved_package(channel.state, definition, "Org3MSP") is None
+
+
+def test_an_external_approval_does_not_count_for_a_python_definition(channel: Channel) -> None:
+    """Python approvals still agree on one package: external approvals of another digest do
+    not add to them, so a Python contract's code stays what a majority approved."""
+    channel.approve("Org1MSP")
+    for msp in ("Org2MSP", "Org3MSP"):
+        approve = external_args(lifecycle_pb2.ApproveChaincodeDefinitionForMyOrgArgs, PACKAGE)
+        assert channel.call(msp, "ApproveChaincodeDefinitionForMyOrg", approve).status == 200
+    assert channel.readiness() == {"Org1MSP": True, "Org2MSP": False, "Org3MSP": False}
+    before = dict(channel.state.data)
+    result = channel.commit()
+    assert (result.status, "1 of the 2 approvals" in result.message) == (409, True)
+    assert channel.state.data == before
+    assert committed_definition(channel.state, "visit") is None
+
+
+def test_a_python_definitions_json_is_unchanged_by_the_external_flag() -> None:
+    definition = ChaincodeDefinition("visit", 1, "1.0", PACKAGE, POLICY)
+    assert b"external" not in definition.to_json()
+    assert ChaincodeDefinition.from_json(definition.to_json()) == definition
