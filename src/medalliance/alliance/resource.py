@@ -8,7 +8,8 @@ State model: one key per resource, per booking, per (resource, slot) and per res
 index key per (visit, result), so unrelated transactions never conflict. A booking writes its
 slot key when requested: two requests for one slot both read it absent and write it, so MVCC
 commits exactly one; requests for different slots touch disjoint keys. Declining or cancelling
-deletes the slot key, which frees the slot. Permissions come from the caller's certificate and
+deletes the slot key, which frees the slot. The recognition of examination results (issue 19)
+is alliance/recognition.py's, in this namespace. Permissions come from the caller's certificate and
 the registry (`ctx.organizations`), never from arguments.
 """
 
@@ -35,6 +36,7 @@ from medalliance.alliance.common import (
     scan,
     to_json,
 )
+from medalliance.alliance.recognition import ResultRecognition
 from medalliance.contracts import Context, Contract, create_composite_key, transaction
 from medalliance.errors import ContractError
 
@@ -57,7 +59,7 @@ def _key(object_type: str, *attributes: str) -> str:
     return create_composite_key(object_type, attributes)
 
 
-class ResourceContract(Contract):
+class ResourceContract(ResultRecognition, Contract):
     name = "resource"
 
     @transaction
