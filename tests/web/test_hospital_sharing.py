@@ -1,6 +1,7 @@
 """Resource and result sharing and settlement through the hospital's JSON API and pages, on the
 demo alliance: a clerk publishes a resource, another hospital books a slot and the owner
-confirms; a doctor shares an examination result; the demo's agreement shows in the statement and
+confirms; a doctor shares an examination result; a recognised result is recorded, found, requested
+and ordered again with a reason (issue 19); the demo's agreement shows in the statement and
 balance. And the refusals: booking one's own resource (the contract's words), a doctor proposing
 an agreement (the clerks' role), a month that is not YYYY-MM — each changing nothing."""
 
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from medalliance.audit.facts import facts_of_block
 from medalliance.web.backend import WebBackend
 from tests.web.conftest import StaffClient
 
@@ -80,6 +82,40 @@ def test_a_doctor_shares_an_examination_result_sealed_for_the_receiver(
     on_chain = json.loads(web_backend.network.evaluate(
         "TertiaryBMSP", "User1", "records", "IsAuthorised", results[0]["resultRef"], "TertiaryBMSP"))  # fmt: skip
     assert on_chain is True
+
+
+def test_a_result_is_recorded_found_requested_and_a_duplicate_keeps_its_reason(
+    client_as: Callable[[str], StaffClient], web_backend: WebBackend
+) -> None:
+    """Issue 19 through the JSON API: SecondaryA records a report of its patient; TertiaryA,
+    holding a visit of the same patient, finds it recognised, requests it, and orders a
+    duplicate with a coded reason; a hospital without a visit of the patient is refused."""
+    hb, today = "718-7", dt.datetime.now(dt.UTC).date()
+    rules = {"catalogue": {hb: {"validityDays": 30, "minLevel": "B"}}, "levels": {"SecondaryAMSP": {hb: "B"}}}  # fmt: skip
+    web_backend.network.submit("DistrictHCMSP", "Reviewer1", "resource", "SetRecognitionRules", json.dumps(rules))  # fmt: skip
+    performer, requester = client_as("doctor.secondarya"), client_as("doctor.tertiarya")
+    visit = post(performer, "/visits", {"patient_id": "sa-p1"}).json()
+    reports = performer.get(f"{API}/patients/sa-p1/records").json()
+    record = next(c["reference"] for c in reports if c["kind"] in ("DiagnosticReport", "Observation"))  # fmt: skip
+    recorded = post(performer, "/recognised-results", {"visit_no": visit["visit_no"], "record": record, "code": hb, "performed_on": today.isoformat()}).json()  # fmt: skip
+    ref = json.loads(web_backend.network.evaluate("SecondaryAMSP", "User1", "visit", "GetVisit", visit["visit_no"]))["patientRef"]  # fmt: skip
+    web_backend.network.submit("TertiaryAMSP", "User1", "visit", "RegisterVisit", "V-RECOG", ref, "TertiaryAMSP")  # fmt: skip
+    ask = f"{API}/visits/V-RECOG/recognised-results?code={hb}"
+    assert [r["resultId"] for r in requester.get(ask).json()] == [recorded["id"]]
+    later = (today + dt.timedelta(days=31)).isoformat()
+    assert requester.get(f"{ask}&as_of={later}").json() == []
+    stranger = client_as("clerk.secondarya").get(ask)
+    assert stranger.status_code == 400
+    assert "the patient of this visit is not at your hospital" in stranger.json()["message"]
+    taken = post(requester, f"/recognised-results/{recorded['id']}/request", {"visit_no": "V-RECOG"})  # fmt: skip
+    assert taken.json()["block"] > recorded["block"]
+    free_text = post(requester, "/duplicate-orders", {"visit_no": "V-RECOG", "code": hb, "reason_code": "anxious patient"})  # fmt: skip
+    assert free_text.status_code == 400
+    order = post(requester, "/duplicate-orders", {"visit_no": "V-RECOG", "code": hb, "reason_code": "CONDITION_CHANGED"}).json()  # fmt: skip
+    blocks = web_backend.network.blocks("DistrictHCMSP", recorded["block"], None)
+    duplicates = [f for b in blocks for f in facts_of_block(b, "alliance") if f.kind == "result.duplicate"]  # fmt: skip
+    # One order on the chain, with its reason: the refused free-text order wrote nothing.
+    assert [(f.subject, f.attribute("reason_code")) for f in duplicates] == [(order["id"], "CONDITION_CHANGED")]  # fmt: skip
 
 
 def test_the_demo_agreement_settles_in_the_statement_and_balance(
