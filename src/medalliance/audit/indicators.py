@@ -183,7 +183,10 @@ def _decision_hours(month: _Month, hospital: str) -> _Value:
 
 
 def _results_shared(month: _Month, hospital: str) -> _Value:
-    return _count([f for f in month.of("result.shared") if _party(f, hospital, "hospital")])
+    """Results a hospital made available to the others: recorded for recognition (issue 19), or
+    shared by the earlier pointer mechanism (`result.shared`, ledgers written before it)."""
+    made = [*month.of("result.recorded"), *month.of("result.shared")]
+    return _count([f for f in made if _party(f, hospital, "hospital")])
 
 
 def _repeat_avoided(month: _Month, hospital: str) -> _Value:
@@ -210,10 +213,6 @@ def _repeat_avoided(month: _Month, hospital: str) -> _Value:
     reused = [f for f in month.of("result.reused") if _party(f, hospital, "requester")]
     sources = frozenset(f.tx_id for pair in pairs for f in pair) | {f.tx_id for f in reused}
     return _Value(str(len(pairs) + len(reused)), sources)
-
-
-def _results_recorded(month: _Month, hospital: str) -> _Value:
-    return _count([f for f in month.of("result.recorded") if _party(f, hospital, "hospital")])
 
 
 def _duplicates(month: _Month, hospital: str) -> _Value:
@@ -261,7 +260,6 @@ _INDICATORS: tuple[tuple[str, str, _Indicator], ...] = (
     ("applications.decision_hours_median", "hours", _decision_hours),
     ("results.shared", "count", _results_shared),
     ("results.repeat_avoided", "count", _repeat_avoided),
-    ("results.recorded", "count", _results_recorded),
     ("results.duplicated", "count", _duplicates),
     ("settlement.receivable", "CNY", _receivable),
     ("settlement.payable", "CNY", _payable),

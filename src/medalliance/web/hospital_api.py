@@ -190,16 +190,6 @@ def decline_booking(
     return sharing.decide_booking(backend_of(request), staff, booking_id, False, body.reason_code)
 
 
-@router.post("/results")
-def share_result(request: Request, staff: StaffDep, body: sharing.ResultForm) -> sharing.Created:
-    return sharing.share_result(backend_of(request), staff, body)
-
-
-@router.get("/visits/{visit_no}/results")
-def results(request: Request, staff: StaffDep, visit_no: str) -> list[dict[str, Any]]:
-    return sharing.results_of_visit(backend_of(request), staff, visit_no)
-
-
 @router.post("/recognised-results")
 def record_result(
     request: Request, staff: StaffDep, body: recognition.RecordResultForm
