@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from fhir.resources.R4B.bundle import Bundle
 
 from medalliance.audit.facts import facts_of_block
 from medalliance.web.backend import WebBackend
@@ -118,6 +119,9 @@ def test_a_result_is_recorded_found_requested_and_a_duplicate_keeps_its_reason(
     assert recorded["id"] in [r["resultId"] for r in requester.get(ask).json()]
     later = (today + dt.timedelta(days=31)).isoformat()
     assert requester.get(f"{ask}&as_of={later}").json() == []
+    searchset = requester.get("/fhir/$recognised-results", params={"visit": "V-RECOG", "code": hb})
+    bundle = Bundle.model_validate(searchset.json())  # valid FHIR R4
+    assert recorded["id"] in [e.resource.id for e in bundle.entry or []]
     stranger = client_as("clerk.secondarya").get(ask)
     assert stranger.status_code == 400
     assert "the patient of this visit is not at your hospital" in stranger.json()["message"]

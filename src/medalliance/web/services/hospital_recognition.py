@@ -19,6 +19,7 @@ from pydantic import StringConstraints
 
 from medalliance.alliance.recognition import DUPLICATE_REASONS
 from medalliance.app.referral_packages import bundle_bytes, seal_and_share
+from medalliance.hospital.code_systems import LOINC_SYSTEM
 from medalliance.node.embedded import utc_now
 from medalliance.web.i18n import N_
 from medalliance.web.services.hospital_access import (
@@ -42,6 +43,7 @@ __all__ = [
     "RecordResultForm",
     "RequestForm",
     "order_duplicate",
+    "recognised_bundle",
     "recognised_for_visit",
     "record_result",
     "request_result",
@@ -100,6 +102,44 @@ def recognised_for_visit(
         backend, staff, "resource", "RecognisedResults", visit["patientRef"], code, day, visit_no
     )
     return found
+
+
+RESULT_SYSTEM = "urn:medalliance:id:result"
+EXAM_CODE_SYSTEM = "urn:medalliance:exam-code"  # the alliance's own catalogue codes
+HOSPITAL_SYSTEM = "urn:medalliance:id:msp"
+_EXTENSION = "urn:medalliance:extension:recognition-"
+
+
+def recognised_bundle(
+    backend: HospitalBackend, staff: Staff, visit_no: str, code: str, as_of: str, base: str
+) -> dict[str, Any]:
+    """The recognised results as a FHIR searchset Bundle of DiagnosticReport summaries: the code,
+    date, performing hospital, quality level, validity and the sealed record's id (the report
+    itself is fetched through the privacy module, never served here)."""
+    found = recognised_for_visit(backend, staff, visit_no, code, as_of)
+    system = LOINC_SYSTEM if code[:1].isdigit() else EXAM_CODE_SYSTEM
+    entries = [
+        {
+            "fullUrl": f"{base}/DiagnosticReport/{r['resultId']}",
+            "resource": {
+                "resourceType": "DiagnosticReport",
+                "id": r["resultId"],
+                "identifier": [{"system": RESULT_SYSTEM, "value": r["resultId"]}],
+                "status": "final",
+                "code": {"coding": [{"system": system, "code": r["code"]}]},
+                "effectiveDateTime": r["performedOn"],
+                "performer": [{"identifier": {"system": HOSPITAL_SYSTEM, "value": r["hospital"]}}],
+                "extension": [
+                    {"url": f"{_EXTENSION}level", "valueCode": r["level"]},
+                    {"url": f"{_EXTENSION}valid-until", "valueDate": r["validUntil"]},
+                    {"url": f"{_EXTENSION}record", "valueString": r["recordId"]},
+                ],
+            },
+            "search": {"mode": "match"},
+        }
+        for r in found
+    ]
+    return {"resourceType": "Bundle", "type": "searchset", "total": len(entries), "entry": entries}
 
 
 def request_result(
