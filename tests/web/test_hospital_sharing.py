@@ -119,6 +119,11 @@ def test_a_result_is_recorded_found_requested_and_a_duplicate_keeps_its_reason(
     assert recorded["id"] in [r["resultId"] for r in requester.get(ask).json()]
     later = (today + dt.timedelta(days=31)).isoformat()
     assert requester.get(f"{ask}&as_of={later}").json() == []
+    page = requester.get("/hospital/sharing", params={"recognised_visit": "V-RECOG", "recognised_code": hb})  # fmt: skip
+    assert f'data-testid="recognised-{recorded["id"]}"' in page.text
+    not_ours = client_as("doctor.secondarya").get("/hospital/sharing", params={"recognised_visit": "V-RECOG", "recognised_code": hb})  # fmt: skip
+    assert not_ours.status_code == 400
+    assert 'data-testid="error-recognised"' in not_ours.text
     searchset = requester.get("/fhir/$recognised-results", params={"visit": "V-RECOG", "code": hb})
     bundle = Bundle.model_validate(searchset.json())  # valid FHIR R4
     assert recorded["id"] in [e.resource.id for e in bundle.entry or []]

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from medalliance.alliance.resource import DECLINE_REASONS, KINDS
-from medalliance.errors import InvalidArgument
+from medalliance.errors import InvalidArgument, MedallianceError
 from medalliance.web.core_routes import backend_of
 from medalliance.web.hospital_pages import REFUSED, HospitalStaff, done, form_of, hospitals, run
 from medalliance.web.services import hospital_recognition as recognition
@@ -26,8 +26,13 @@ SHARING, SETTLEMENT = "/hospital/sharing", "/hospital/settlement"
 
 
 @router.get("/sharing")
-async def sharing_page(request: Request, staff: HospitalStaff) -> HTMLResponse:
-    return await _sharing(request, staff, {}, {})
+async def sharing_page(
+    request: Request, staff: HospitalStaff, recognised_visit: str = "", recognised_code: str = ""
+) -> HTMLResponse:
+    """The page; with `recognised_visit` and `recognised_code`, also "already done?" (issue 19)
+    for the patient of that visit of this hospital."""
+    query = {"visit": recognised_visit, "code": recognised_code}
+    return await _sharing(request, staff, {}, {}, recognised=query)
 
 
 @router.post("/sharing/resources")
@@ -108,10 +113,19 @@ async def _write(
 
 
 async def _sharing(
-    request: Request, staff: Any, values: dict[str, Any], errors: dict[str, str], status: int = 200
-) -> HTMLResponse:
+    request: Request, staff: Any, values: dict[str, Any], errors: dict[str, str], status: int = 200,
+    recognised: dict[str, str] | None = None,
+) -> HTMLResponse:  # fmt: skip
     backend = backend_of(request)
+    query, found = recognised or {}, None
+    if query.get("visit") and query.get("code"):
+        try:
+            found = await run(recognition.recognised_for_visit, backend, staff, query["visit"],
+                              query["code"], "")  # fmt: skip
+        except MedallianceError as exc:  # a refusal's words (never patient data) on the page
+            errors, status = {**errors, "recognised": str(exc)}, exc.status.http
     context = {
+        "recognised_query": query, "recognised": found,
         "resources": await run(sharing.open_resources, backend, staff, ""),
         "bookings": await run(sharing.my_bookings, backend, staff),
         "kinds": KINDS, "decline_reasons": DECLINE_REASONS,
