@@ -11,6 +11,7 @@ settlements get one walk each.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import signal
@@ -251,6 +252,45 @@ def test_a_resource_is_published_booked_and_confirmed(alliance: Path) -> None:
     assert confirmed["result"]["status"] == "CONFIRMED"
     (listed,) = run(alliance, "resource", "list", "--as", CLERK_A)
     assert (listed["resourceId"], listed["freeSlots"]) == ("MRI-1", [slots[1]])
+
+
+def test_a_recognised_result_is_found_requested_granted_and_fetched(
+    alliance: Path, tmp_path: Path
+) -> None:
+    """Issue 19 on the demo alliance: the district publishes its recognition rules from the YAML
+    file; TertiaryA records a haemoglobin result sealed in its record; SecondaryA, holding a visit
+    of the patient, finds it, requests it, and fetches it once TertiaryA grants it; a duplicate
+    order records its reason; an expired day offers nothing; another hospital cannot ask."""
+    ref, record, d = "7c" * 16, "R-950", ("--dir", str(alliance))
+    today = dt.datetime.now(dt.UTC).date()
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"resourceType": "DiagnosticReport", "status": "final"}))
+    sealed = tmp_path / "R-950.sealed"
+    rules = run(alliance, "result", "publish-rules", "--file", str(REPO / "networks" / "recognition-rules.yaml"), "--as", REVIEWER)  # fmt: skip
+    assert rules["result"]["levels"]["TertiaryAMSP"]["718-7"] == "A"
+    cli("privacy", "encrypt", str(report), *d, "--org", OTHER, "--record", record, "-o", str(sealed))  # fmt: skip
+    cli_json("privacy", "share", str(sealed), *d, "--org", OTHER, "--patient-ref", ref)
+    run(alliance, "result", "record", "RES-950", "--patient", ref, "--code", "718-7", "--performed-on", today.isoformat(), "--record", record, "--as", f"User1@{OTHER}")  # fmt: skip
+    run(alliance, "visit", "register", "V-950", "--patient-ref", ref, "--as", DOCTOR_A)
+    ask = ("result", "recognised", "--patient", ref, "--code", "718-7", "--visit", "V-950")
+    [found] = run(alliance, *ask, "--as", DOCTOR_A)
+    assert (found["resultId"], found["hospital"], found["level"]) == (
+        "RES-950",
+        "TertiaryAMSP",
+        "A",
+    )
+    later = (today + dt.timedelta(days=31)).isoformat()
+    assert run(alliance, *ask, "--as-of", later, "--as", DOCTOR_A) == []  # expired then
+    stranger = refused(alliance, *ask, "--as", "User1@SecondaryHospitalB")
+    assert stranger.returncode == 4
+    assert "patient of visit V-950 is not at SecondaryBMSP" in stranger.stderr
+    run(alliance, "result", "request", "RES-950", "--visit", "V-950", "--as", DOCTOR_A)
+    granted = cli_json("privacy", "grant", *d, "--org", OTHER, "--record", record, "--to", A)
+    out = tmp_path / "fetched.json"
+    cli("privacy", "fetch", *d, "--org", A, "--record", record, "-o", str(out), "--through-block", str(granted["block_number"]))  # fmt: skip
+    assert json.loads(out.read_text())["resourceType"] == "DiagnosticReport"
+    order = run(alliance, "result", "order-duplicate", "ORD-950", "--visit", "V-950", "--code", "718-7", "--reason-code", "CONDITION_CHANGED", "--as", DOCTOR_A)  # fmt: skip
+    assert (order["result"]["reasonCode"], order["result"]["recognised"]) == ("CONDITION_CHANGED", ["RES-950"])  # fmt: skip
 
 
 def _kill_after(alliance: Path, db: Path, line: str) -> None:

@@ -5,7 +5,8 @@ organisation) writes its district commission's decision itself: the application 
 a referral to COMPLETED, or the key's endorsement policy replaced, and endorses the result with
 its own peer's key (taken from the network folder, as a hostile member can). The transaction
 reaches the ordering service through the hospital's own gateway and every peer validates it:
-each forgery must be INVALID (ENDORSEMENT_POLICY_FAILURE) and change nothing, a referral that
+each forgery must be INVALID (ENDORSEMENT_POLICY_FAILURE) and change nothing (the district's
+recognition rules included: no hospital raises its own quality level), a referral that
 relies on it must be refused, the honest workflow must still commit, and `ledger verify` must
 find every ledger intact (re-validation agrees with the recorded codes).
 """
@@ -31,6 +32,7 @@ from fabric_protos.peer import transaction_pb2
 from medalliance.alliance.referral import referral_key
 from medalliance.alliance.report import application_key
 from medalliance.app.session import connect_as, own_peer, user_signer
+from medalliance.contracts import create_composite_key
 from medalliance.contracts.key_policy import key_policy
 from medalliance.identity.cryptogen import load_signer
 from medalliance.identity.signing import Signer
@@ -320,6 +322,32 @@ def test_the_honest_workflow_commits_and_a_forged_completion_does_not(
     assert accepted["status"] == "ACCEPTED"
     used = agreed(layout, (TA, TB, DISTRICT), "report", application_key(honest))
     assert json.loads(used[DISTRICT][0])["status"] == "USED"
+
+
+def test_tertiary_hospitals_cannot_raise_their_own_quality_level(scenario: Scenario) -> None:
+    """Issue 19: the district grades TertiaryB's laboratory C for haemoglobin; TertiaryB, with
+    TertiaryA colluding (two endorsing organisations: the contract's policy), rewrites the
+    published rules to grade itself A. The rules key's policy needs the district's peer."""
+    layout, hb = scenario.layout, "718-7"
+    rules = {"catalogue": {hb: {"validityDays": 30, "minLevel": "B"}}, "levels": {TB: {hb: "C"}}}
+    submit(layout, DISTRICT, "resource", "SetRecognitionRules", json.dumps(rules))
+    key = create_composite_key("recogrules", [DISTRICT])
+    before = agreed(layout, (TA, TB, DISTRICT), "resource", key)
+    raised = json.loads(before[TB][0])
+    raised["levels"][TB][hb] = "A"
+    envelope = forge(layout, TB, [TB, TA], contract="resource",
+                     args=["SetRecognitionRules", json.dumps(raised)],
+                     writes={key: json.dumps(raised, sort_keys=True).encode()})  # fmt: skip
+
+    tx_id, code = submit_envelope(layout, TB, envelope)
+
+    assert code == POLICY_FAILURE
+    assert set(codes_at(layout, list(before), tx_id).values()) == {POLICY_FAILURE}
+    assert {org: committed(layout, org, "resource", key) for org in before} == before
+    with connect_as(layout, TB, "User1") as gateway:
+        contract = gateway.get_network(CHANNEL).get_contract("resource")
+        in_force = json.loads(contract.evaluate_transaction("RecognitionRules", DISTRICT))
+    assert in_force["levels"][TB][hb] == "C"
 
 
 def test_ledger_verify_finds_every_ledger_intact_after_the_attacks(scenario: Scenario) -> None:

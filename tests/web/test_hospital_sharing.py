@@ -1,6 +1,7 @@
 """Resource and result sharing and settlement through the hospital's JSON API and pages, on the
 demo alliance: a clerk publishes a resource, another hospital books a slot and the owner
-confirms; a doctor shares an examination result; the demo's agreement shows in the statement and
+confirms; a recognised result is recorded (form and API), found, requested and ordered again
+with a reason (issue 19); the demo's agreement shows in the statement and
 balance. And the refusals: booking one's own resource (the contract's words), a doctor proposing
 an agreement (the clerks' role), a month that is not YYYY-MM — each changing nothing."""
 
@@ -12,12 +13,15 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from fhir.resources.R4B.bundle import Bundle
 
+from medalliance.audit.facts import facts_of_block
 from medalliance.web.backend import WebBackend
 from tests.web.conftest import StaffClient
 
 API = "/api/v1/hospital"
 MONTH = dt.datetime.now(dt.UTC).strftime("%Y-%m")
+HB = "718-7"  # LOINC haemoglobin
 
 
 def post(client: StaffClient, path: str, body: dict[str, Any] | None = None) -> Any:
@@ -66,20 +70,75 @@ def test_booking_ones_own_resource_is_refused_and_the_slot_stays_free(
     assert "2026-12-20T10:00" in listed[resource_id]["freeSlots"]
 
 
-def test_a_doctor_shares_an_examination_result_sealed_for_the_receiver(
-    client_as: Callable[[str], StaffClient], web_backend: WebBackend
+@pytest.fixture(scope="module")
+def recognition_rules(web_backend: WebBackend) -> str:
+    """The district's recognition rules: haemoglobin valid 30 days from a level B laboratory;
+    SecondaryA's is graded B. Returns the code."""
+    rules = {"catalogue": {HB: {"validityDays": 30, "minLevel": "B"}}, "levels": {"SecondaryAMSP": {HB: "B"}}}  # fmt: skip
+    web_backend.network.submit("DistrictHCMSP", "Reviewer1", "resource", "SetRecognitionRules", json.dumps(rules))  # fmt: skip
+    return HB
+
+
+def test_a_doctor_records_a_result_through_the_page_form(
+    client_as: Callable[[str], StaffClient], web_backend: WebBackend, recognition_rules: str
 ) -> None:
     doctor = client_as("doctor.secondarya")
     visit = post(doctor, "/visits", {"patient_id": "sa-p1"}).json()
     reports = doctor.get(f"{API}/patients/sa-p1/records").json()
+    record = [c["reference"] for c in reports if c["kind"] in ("DiagnosticReport", "Observation")][-1]  # fmt: skip
+    form = {"csrf_token": doctor.csrf_token, "visit_no": visit["visit_no"], "code": recognition_rules,
+            "performed_on": dt.datetime.now(dt.UTC).date().isoformat(), "record": record}  # fmt: skip
+    page = doctor.post("/hospital/sharing/results", data=form)
+    assert page.status_code == 200, page.text
+    ref = json.loads(web_backend.network.evaluate("SecondaryAMSP", "User1", "visit", "GetVisit", visit["visit_no"]))["patientRef"]  # fmt: skip
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    seen = json.loads(web_backend.network.evaluate("DistrictHCMSP", "Auditor1", "resource", "RecognisedResults", ref, recognition_rules, today, ""))  # fmt: skip
+    assert [r["hospital"] for r in seen] == ["SecondaryAMSP"]
+    refused = doctor.post("/hospital/sharing/results", data={**form, "code": "Hb low, 7.1"})
+    assert refused.status_code == 400  # the form's own check: nothing sealed, nothing recorded
+    again = json.loads(web_backend.network.evaluate("DistrictHCMSP", "Auditor1", "resource", "RecognisedResults", ref, recognition_rules, today, ""))  # fmt: skip
+    assert again == seen
+
+
+def test_a_result_is_recorded_found_requested_and_a_duplicate_keeps_its_reason(
+    client_as: Callable[[str], StaffClient], web_backend: WebBackend, recognition_rules: str
+) -> None:
+    """Issue 19 through the JSON API: SecondaryA records a report of its patient; TertiaryA,
+    holding a visit of the same patient, finds it recognised, requests it, and orders a
+    duplicate with a coded reason; a hospital without a visit of the patient is refused."""
+    hb, today = recognition_rules, dt.datetime.now(dt.UTC).date()
+    performer, requester = client_as("doctor.secondarya"), client_as("doctor.tertiarya")
+    visit = post(performer, "/visits", {"patient_id": "sa-p1"}).json()
+    reports = performer.get(f"{API}/patients/sa-p1/records").json()
     record = next(c["reference"] for c in reports if c["kind"] in ("DiagnosticReport", "Observation"))  # fmt: skip
-    shared = post(doctor, "/results", {"visit_no": visit["visit_no"], "exam_type": "LAB",
-                                       "record": record, "shared_with": ["TertiaryBMSP"]}).json()  # fmt: skip
-    results = doctor.get(f"{API}/visits/{visit['visit_no']}/results").json()
-    assert [(r["resultId"], r["sharedWith"]) for r in results] == [(shared["id"], ["TertiaryBMSP"])]
-    on_chain = json.loads(web_backend.network.evaluate(
-        "TertiaryBMSP", "User1", "records", "IsAuthorised", results[0]["resultRef"], "TertiaryBMSP"))  # fmt: skip
-    assert on_chain is True
+    recorded = post(performer, "/recognised-results", {"visit_no": visit["visit_no"], "record": record, "code": hb, "performed_on": today.isoformat()}).json()  # fmt: skip
+    ref = json.loads(web_backend.network.evaluate("SecondaryAMSP", "User1", "visit", "GetVisit", visit["visit_no"]))["patientRef"]  # fmt: skip
+    web_backend.network.submit("TertiaryAMSP", "User1", "visit", "RegisterVisit", "V-RECOG", ref, "TertiaryAMSP")  # fmt: skip
+    ask = f"{API}/visits/V-RECOG/recognised-results?code={hb}"
+    # the patient may have an earlier result of the page test: both are recognised
+    assert recorded["id"] in [r["resultId"] for r in requester.get(ask).json()]
+    later = (today + dt.timedelta(days=31)).isoformat()
+    assert requester.get(f"{ask}&as_of={later}").json() == []
+    page = requester.get("/hospital/sharing", params={"recognised_visit": "V-RECOG", "recognised_code": hb})  # fmt: skip
+    assert f'data-testid="recognised-{recorded["id"]}"' in page.text
+    not_ours = client_as("doctor.secondarya").get("/hospital/sharing", params={"recognised_visit": "V-RECOG", "recognised_code": hb})  # fmt: skip
+    assert not_ours.status_code == 400
+    assert 'data-testid="error-recognised"' in not_ours.text
+    searchset = requester.get("/fhir/$recognised-results", params={"visit": "V-RECOG", "code": hb})
+    bundle = Bundle.model_validate(searchset.json())  # valid FHIR R4
+    assert recorded["id"] in [e.resource.id for e in bundle.entry or []]
+    stranger = client_as("clerk.secondarya").get(ask)
+    assert stranger.status_code == 400
+    assert "the patient of this visit is not at your hospital" in stranger.json()["message"]
+    taken = post(requester, f"/recognised-results/{recorded['id']}/request", {"visit_no": "V-RECOG"})  # fmt: skip
+    assert taken.json()["block"] > recorded["block"]
+    free_text = post(requester, "/duplicate-orders", {"visit_no": "V-RECOG", "code": hb, "reason_code": "anxious patient"})  # fmt: skip
+    assert free_text.status_code == 400
+    order = post(requester, "/duplicate-orders", {"visit_no": "V-RECOG", "code": hb, "reason_code": "CONDITION_CHANGED"}).json()  # fmt: skip
+    blocks = web_backend.network.blocks("DistrictHCMSP", recorded["block"], None)
+    duplicates = [f for b in blocks for f in facts_of_block(b, "alliance") if f.kind == "result.duplicate"]  # fmt: skip
+    # One order on the chain, with its reason: the refused free-text order wrote nothing.
+    assert [(f.subject, f.attribute("reason_code")) for f in duplicates] == [(order["id"], "CONDITION_CHANGED")]  # fmt: skip
 
 
 def test_the_demo_agreement_settles_in_the_statement_and_balance(

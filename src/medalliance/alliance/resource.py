@@ -1,13 +1,14 @@
-"""Resource sharing and shared examination results between the alliance's hospitals.
+"""Resource sharing between the alliance's hospitals, and the recognition of their results.
 
 Paper: hospitals share equipment time, expert consultation and beds, and share examination
-results so a receiving hospital need not repeat an examination. The report itself stays encrypted
-in the records contract; a shared result only points at it (`resultRef`).
+results so a receiving hospital need not repeat an examination: that is the recognition registry
+(alliance/recognition.py, issue 19), whose functions this contract inherits; the report itself
+stays sealed in the records contract.
 
-State model: one key per resource, per booking, per (resource, slot) and per result, plus one
-index key per (visit, result), so unrelated transactions never conflict. A booking writes its
-slot key when requested: two requests for one slot both read it absent and write it, so MVCC
-commits exactly one; requests for different slots touch disjoint keys. Declining or cancelling
+State model: one key per resource, per booking and per (resource, slot), so unrelated
+transactions never conflict. A booking writes its slot key when requested: two requests for one
+slot both read it absent and write it, so MVCC commits exactly one; requests for different slots
+touch disjoint keys. Declining or cancelling
 deletes the slot key, which frees the slot. Permissions come from the caller's certificate and
 the registry (`ctx.organizations`), never from arguments.
 """
@@ -26,7 +27,6 @@ from medalliance.alliance.common import (
     check_text,
     hospital,
     load,
-    may_see,
     now_iso,
     protect,
     require_may_see,
@@ -35,6 +35,7 @@ from medalliance.alliance.common import (
     scan,
     to_json,
 )
+from medalliance.alliance.recognition import ResultRecognition
 from medalliance.contracts import Context, Contract, create_composite_key, transaction
 from medalliance.errors import ContractError
 
@@ -42,22 +43,16 @@ KINDS = ("EQUIPMENT", "EXPERT", "BED")
 HOSPITAL_ROLES = ("clerk", "doctor")
 SLOTS_MAX = 200
 _SLOT = re.compile(r"^[0-9T:.-]{1,32}$")
-# Examination modalities (closed list): enough to see that an examination need not be repeated
-# before opening the sealed report, which holds the body site and the findings.
-EXAM_TYPES = (
-    "CT", "MRI", "XRAY", "ULTRASOUND", "ECG", "ECHO", "ENDOSCOPY", "PATHOLOGY", "LAB", "PET_CT",
-    "DSA", "MAMMOGRAPHY", "NUCLEAR", "OTHER",
-)  # fmt: skip
 # Why an owner declines a booking (closed list: a free-text reason could describe the patient).
 DECLINE_REASONS = ("SLOT_UNAVAILABLE", "EQUIPMENT_UNAVAILABLE", "NOT_SUITABLE", "OTHER")
 
 
 def _key(object_type: str, *attributes: str) -> str:
-    """Keys: resource, booking, slot (resource, slot), result, visitresult (visit, result)."""
+    """Keys: resource, booking, slot (resource, slot)."""
     return create_composite_key(object_type, attributes)
 
 
-class ResourceContract(Contract):
+class ResourceContract(ResultRecognition, Contract):
     name = "resource"
 
     @transaction
@@ -215,69 +210,6 @@ class ResourceContract(Contract):
             found.append(resource)
         return sorted(found, key=lambda r: str(r["resourceId"]))
 
-    @transaction
-    def ShareResult(
-        self,
-        ctx: Context,
-        result_id: str,
-        visit_no: str,
-        exam_type: str,
-        result_ref: str,
-        shared_with: str,
-    ) -> dict[str, Any]:
-        """A doctor of the hospital holding the visit shares an examination result.
-
-        `result_ref` is a record of the records contract, of the visit's patient, that the
-        caller and every hospital of `shared_with` are authorised for (412 until granted).
-        """
-        require_role(ctx, "doctor")
-        check_id(result_id, "result id")
-        check_id(visit_no, "visit number")
-        check_code(exam_type, "examType", EXAM_TYPES)
-        check_id(result_ref, "record id")
-        caller = ctx.client.msp_id
-        orgs = _shared_with(ctx, shared_with, caller)
-        visit = _require_visit_at(ctx, visit_no, caller)
-        if ctx.stub.get_state(_key("result", result_id)) is not None:
-            raise ContractError(f"result {result_id} already exists", 409)
-        _require_shared_record(ctx, result_ref, visit, caller, orgs)
-        result = {
-            "resultId": result_id,
-            "visitNo": visit_no,
-            "patientRef": visit["patientRef"],
-            "examType": exam_type,
-            "resultRef": result_ref,
-            "hospital": caller,
-            "sharedWith": orgs,
-            "sharedAt": now_iso(ctx),
-        }
-        ctx.stub.put_state(_key("result", result_id), to_json(result))
-        ctx.stub.put_state(_key("visitresult", visit_no, result_id), to_json(result_id))
-        ctx.stub.set_event(
-            "ResultShared", _pick(result, "resultId", "visitNo", "hospital", "sharedWith")
-        )
-        return result
-
-    @transaction(evaluate=True)
-    def ResultsForVisit(self, ctx: Context, visit_no: str) -> list[dict[str, Any]]:
-        """The visit's results the caller may see, oldest first: what need not be repeated."""
-        check_id(visit_no, "visit number")
-        call(ctx, "visit", "GetVisit", visit_no)  # 404 for an unknown visit, not an empty list
-        found = []
-        for result_id, _ in scan(ctx, "visitresult", visit_no):
-            result = _load(ctx, "result", result_id)
-            if _may_see_result(ctx, result):
-                found.append(result)
-        return sorted(found, key=lambda r: (str(r["sharedAt"]), str(r["resultId"])))
-
-    @transaction(evaluate=True)
-    def GetResult(self, ctx: Context, result_id: str) -> dict[str, Any]:
-        """For the performing hospital, those it shared with, and the regulators above it."""
-        result = _load(ctx, "result", result_id)
-        if not _may_see_result(ctx, result):
-            raise ContractError(f"result {result_id} is not shared with {ctx.client.msp_id}", 403)
-        return result
-
 
 def _slot_labels(text: str) -> list[str]:
     try:
@@ -303,23 +235,6 @@ def _check_slot(label: str) -> None:
         raise ContractError(f"slot {label!r} may use digits and T:.- (1-32)", 400)
 
 
-def _shared_with(ctx: Context, text: str, caller: str) -> list[str]:
-    """The receiving hospitals: distinct member hospitals other than the caller, sorted."""
-    try:
-        orgs = json.loads(text)
-    except ValueError:
-        orgs = None
-    if not (isinstance(orgs, list) and orgs and all(isinstance(o, str) for o in orgs)):
-        raise ContractError("sharedWith must be a non-empty JSON array of hospital MSP ids", 400)
-    if len(set(orgs)) != len(orgs):
-        raise ContractError("sharedWith lists a hospital more than once", 400)
-    for org in orgs:
-        if org == caller:
-            raise ContractError(f"{caller} cannot share a result with itself", 400)
-        hospital(ctx, org)
-    return sorted(orgs)
-
-
 def _require_visit_at(ctx: Context, visit_no: str, msp_id: str) -> dict[str, Any]:
     """The visit (from the visit contract: 404 if unknown), held by `msp_id` (403 if not)."""
     visit: dict[str, Any] = call(ctx, "visit", "GetVisit", visit_no)
@@ -330,31 +245,8 @@ def _require_visit_at(ctx: Context, visit_no: str, msp_id: str) -> dict[str, Any
     return visit
 
 
-def _require_shared_record(
-    ctx: Context, record_id: str, visit: dict[str, Any], caller: str, orgs: list[str]
-) -> None:
-    # The pointer must not attach another patient's report to this visit, nor point receivers
-    # at a report they could not decrypt.
-    record = call(ctx, "records", "GetRecord", record_id)
-    if record["patientRef"] != visit["patientRef"]:
-        raise ContractError(
-            f"record {record_id} is of another patient than visit {visit['visitNo']}", 400
-        )
-    if call(ctx, "records", "IsAuthorised", record_id, caller) is not True:
-        raise ContractError(f"{caller} is not authorised for record {record_id}", 403)
-    for org in orgs:
-        if call(ctx, "records", "IsAuthorised", record_id, org) is not True:
-            raise ContractError(f"record {record_id} is not shared with {org}; grant it first", 412)
-
-
-def _may_see_result(ctx: Context, result: dict[str, Any]) -> bool:
-    # Regulators above the receivers are deliberately not included: the result is the
-    # performing hospital's, supervised by its own regulators.
-    return ctx.client.msp_id in result["sharedWith"] or may_see(ctx, result["hospital"])
-
-
 def _load(ctx: Context, object_type: str, object_id: str) -> dict[str, Any]:
-    """The resource, booking or result `object_id`; 400 for a malformed id, 404 if absent."""
+    """The resource or booking `object_id`; 400 for a malformed id, 404 if absent."""
     check_id(object_id, f"{object_type} id")
     return load(ctx, _key(object_type, object_id), f"{object_type} {object_id}")
 

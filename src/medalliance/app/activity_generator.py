@@ -4,8 +4,8 @@ What the audit module is tested and benchmarked on (issue 14): on an embedded al
 clock this module drives, hundreds of referrals across all hospitals — upward with an
 application to the regulator (some rejected with reason codes, some reviewed or accepted late),
 downward for rehabilitation, some refused by the target, some still open when the month ends —
-shared examination results, settlements under the hospitals' agreements, one ping-pong patient
-(referred up, down and up again between the same two hospitals within days) and one
+examination results recorded for recognition, settlements under the hospitals' agreements, one
+ping-pong patient (referred up, down and up again between the same two hospitals within days) and one
 unauthorised access attempt (refused by the contract, then forced onto the ledger, where every
 peer invalidates it). Every call goes through the real contracts (endorsement, ordering,
 validation); only the clock is ours, so transaction timestamps are the generated ones.
@@ -41,6 +41,9 @@ TERMS = {"UP": {"amountCents": 5000, "payer": "target"}, "DOWN": {"amountCents":
 REVIEW_REJECTIONS = ("NOT_INDICATED", "TREAT_LOCALLY", "TARGET_NO_CAPACITY", "INCOMPLETE_SUMMARY")
 REFERRAL_REJECTIONS = ("NO_BED", "SERVICE_NOT_OFFERED", "PATIENT_DECLINED")
 EXAMS = ("CT", "MRI", "ECG", "LAB", "ULTRASOUND")
+# The examination codes the regulators' recognition rules list for them (docs/alliance.md §2).
+EXAM_CODES = {"CT": "24627-2", "MRI": "MR.HEAD", "ECG": "ECG.12LEAD", "LAB": "718-7",
+              "ULTRASOUND": "US.ABDOMEN"}  # fmt: skip
 # What counts as late in the truth (docs/audit.md): the alarm rules (audit/rules.py) may use other limits;
 # the raw times are in the truth too.
 LATE_REVIEW = dt.timedelta(hours=24)
@@ -87,7 +90,7 @@ class MonthTruth:
     hospitals: tuple[str, ...]
     applications: tuple[ApplicationTruth, ...]
     referrals: tuple[ReferralTruth, ...]
-    results_shared: tuple[tuple[str, str], ...]  # (result id, sharing hospital)
+    results_shared: tuple[tuple[str, str], ...]  # (result id, recording hospital)
     accesses: tuple[tuple[str, str, str], ...]  # (record id, organisation, action): VALID
     refused_access: tuple[tuple[str, str], ...]  # (record id, organisation): refused
     forged_access: tuple[tuple[str, str, str, str], ...]  # (tx id, org, record, code): INVALID
@@ -194,6 +197,7 @@ def generate_month(
     with EmbeddedNetwork.open(config, data_dir, clock=clock, on_progress=on_progress) as network:
         month = _Month(network, config, clock, period, seed)
         month.agreements()
+        month.recognition_rules()
         month.run(episodes)
         return month.truth()
 
@@ -271,6 +275,16 @@ class _Month:
                          json.dumps(TERMS))  # fmt: skip
             self._submit(t, CLERK, "settlement", "AcceptAgreement", agreement_id)
             self.agreement[frozenset((s, t))] = True
+
+    def recognition_rules(self) -> None:
+        """Each supervising regulator publishes its recognition rules (every examination valid
+        90 days from a level B department; its hospitals graded A) before the month."""
+        for regulator in sorted(set(self.regulator.values())):
+            hospitals = sorted(h for h, r in self.regulator.items() if r == regulator)
+            rules = {"catalogue": {c: {"validityDays": 90, "minLevel": "B"} for c in EXAM_CODES.values()},
+                     "levels": {h: dict.fromkeys(EXAM_CODES.values(), "A") for h in hospitals}}  # fmt: skip
+            self._now(self.clock.now + dt.timedelta(minutes=1))
+            self._submit(regulator, REVIEWER, "resource", "SetRecognitionRules", json.dumps(rules))
 
     # --- scheduling -------------------------------------------------------------------------
 
@@ -401,8 +415,9 @@ class _Month:
         at += dt.timedelta(hours=2)
         if not plain and self.rng.random() < 0.5:
             exam = self.rng.choice(EXAMS)
-            yield _Call(at, origin, DOCTOR, "resource", "ShareResult",
-                        (ids["result"], ids["visit"], exam, ids["record"], json.dumps([target])))  # fmt: skip
+            yield _Call(at, origin, DOCTOR, "resource", "RecordResult",
+                        (ids["result"], ids["patient"], EXAM_CODES[exam],
+                         at.date().isoformat(), ids["record"], origin))  # fmt: skip
             self.results.append((ids["result"], origin))
             at += dt.timedelta(hours=1)
         referred = yield from self._apply_and_refer(ids, ids["app"], ids["ref"], at, origin,

@@ -62,6 +62,9 @@ FACT_KINDS = (
     "record.granted",
     "record.revoked",
     "result.shared",
+    "result.recorded",
+    "result.reused",
+    "result.duplicate",
     "settlement.entry",
     "agreement.changed",
     "report.submitted",
@@ -282,6 +285,17 @@ def _resource(tx: _Tx, kind: str, parts: tuple[str, ...], v: dict[str, Any]) -> 
             visit_no=v.get("visitNo"),
             record_id=v.get("resultRef"),
         )
+    elif kind == "examresult":  # recognition of results (issue 19)
+        yield tx.fact("result.recorded", parts[0], hospital=v.get("hospital"),
+                      code=v.get("code"), record_id=v.get("recordId"))  # fmt: skip
+    elif kind == "resultuse":  # a recognised result taken over: a repeat avoided
+        yield tx.fact("result.reused", parts[0], requester=v.get("requester"),
+                      hospital=v.get("hospital"), code=v.get("code"),
+                      record_id=v.get("recordId"))  # fmt: skip
+    elif kind == "duplicateorder":
+        yield tx.fact("result.duplicate", parts[0], hospital=v.get("hospital"),
+                      code=v.get("code"), reason_code=v.get("reasonCode"),
+                      recognised=len(v.get("recognised", [])))  # fmt: skip
     elif kind in ("booking", "resource"):
         yield tx.fact(f"{kind}.changed", parts[0], status=v.get("status"),
                       hospital=v.get("hospital") or v.get("owner"))  # fmt: skip
@@ -371,7 +385,8 @@ _READERS: dict[str, _Reader] = {
 # The object types the readers turn into facts; others are never decoded.
 _OBJECT_TYPES = frozenset(
     {"application", "downwardrule", "referral", "recordversion", "access", "result", "booking",
-     "resource", "settlemententry", "agreement", "report", "visit", "alarm"}
+     "resource", "settlemententry", "agreement", "report", "visit", "alarm",
+     "examresult", "resultuse", "duplicateorder"}
 )  # fmt: skip
 
 

@@ -183,13 +183,17 @@ def _decision_hours(month: _Month, hospital: str) -> _Value:
 
 
 def _results_shared(month: _Month, hospital: str) -> _Value:
-    return _count([f for f in month.of("result.shared") if _party(f, hospital, "hospital")])
+    """Results a hospital made available to the others: recorded for recognition (issue 19), or
+    shared by the earlier pointer mechanism (`result.shared`, ledgers written before it)."""
+    made = [*month.of("result.recorded"), *month.of("result.shared")]
+    return _count([f for f in made if _party(f, hospital, "hospital")])
 
 
 def _repeat_avoided(month: _Month, hospital: str) -> _Value:
     """(result, hospital) pairs where a hospital it was shared with opened the result's record:
     an examination that hospital did not repeat. Counted once per pair, in the month of the
-    first opening."""
+    first opening. A recognised result a hospital requested (`result.reused`) counts too, in the
+    month of the request, for the requester."""
     shares = month.ever("result.shared")
     seen: set[tuple[str, str]] = set()
     pairs: list[tuple[Fact, Fact]] = []
@@ -206,7 +210,14 @@ def _repeat_avoided(month: _Month, hospital: str) -> _Value:
                 seen.add(key)
                 if access.timestamp[:7] == month.period and hospital in ("", org):
                     pairs.append((share, access))
-    return _Value(str(len(pairs)), frozenset(f.tx_id for pair in pairs for f in pair))
+    reused = [f for f in month.of("result.reused") if _party(f, hospital, "requester")]
+    sources = frozenset(f.tx_id for pair in pairs for f in pair) | {f.tx_id for f in reused}
+    return _Value(str(len(pairs) + len(reused)), sources)
+
+
+def _duplicates(month: _Month, hospital: str) -> _Value:
+    """Examinations ordered again although a recognised result existed (each with its reason)."""
+    return _count([f for f in month.of("result.duplicate") if _party(f, hospital, "hospital")])
 
 
 # --- settlement ----------------------------------------------------------------------------------
@@ -249,6 +260,7 @@ _INDICATORS: tuple[tuple[str, str, _Indicator], ...] = (
     ("applications.decision_hours_median", "hours", _decision_hours),
     ("results.shared", "count", _results_shared),
     ("results.repeat_avoided", "count", _repeat_avoided),
+    ("results.duplicated", "count", _duplicates),
     ("settlement.receivable", "CNY", _receivable),
     ("settlement.payable", "CNY", _payable),
     ("settlement.net", "CNY", _net),

@@ -38,6 +38,7 @@ _GROUPS = {
     "referral": "medalliance.cli.referral_cmd:app",
     "report": "medalliance.cli.report_cmd:app",
     "resource": "medalliance.cli.resource_cmd:app",
+    "result": "medalliance.cli.result_cmd:app",
     "settlement": "medalliance.cli.settlement_cmd:app",
     "connector": "medalliance.cli.connector_cmd:app",
     "hospital": "medalliance.cli.hospital_cmd:app",

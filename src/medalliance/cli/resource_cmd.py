@@ -1,9 +1,8 @@
-"""`medalliance resource ...`: shared equipment, experts and beds, and shared exam results.
+"""`medalliance resource ...`: shared equipment, experts and beds.
 
 A hospital publishes a resource's slots; another hospital books a slot, which the owner confirms
-or declines and the requester may cancel. A doctor shares an examination result (a pointer to a
-record of the records contract) so a receiving hospital need not repeat it (`resource`
-contract).
+or declines and the requester may cancel (`resource` contract). Examination results are
+recognised across hospitals with `medalliance result ...` (cli/result_cmd.py).
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from medalliance.alliance.resource import DECLINE_REASONS, EXAM_TYPES
+from medalliance.alliance.resource import DECLINE_REASONS
 from medalliance.cli.alliance_cmd import (
     As,
     Dir,
@@ -26,7 +25,7 @@ from medalliance.cli.alliance_cmd import (
 )
 
 app = typer.Typer(
-    help="Share equipment, experts, beds and examination results (resource contract).",
+    help="Share equipment, experts and beds (resource contract); results: `medalliance result`.",
     no_args_is_help=True,
 )
 
@@ -39,7 +38,6 @@ class Kind(StrEnum):
 
 ResourceId = Annotated[str, typer.Argument(help="The resource id.", show_default=False)]
 BookingId = Annotated[str, typer.Argument(help="The booking id.", show_default=False)]
-VisitNo = Annotated[str, typer.Argument(help="The visit number (就诊号).", show_default=False)]
 
 
 @app.command("publish")
@@ -187,77 +185,6 @@ def cancel(booking_id: BookingId, as_: As, directory: Dir = Path(".")) -> None:
     with session(directory, as_) as s:
         done = s.submit("resource", "CancelBooking", booking_id)
     show_committed(done, _booking_line)
-
-
-@app.command("share-result")
-def share_result(
-    result_id: Annotated[str, typer.Argument(help="The result id.", show_default=False)],
-    as_: As,
-    visit: Annotated[str, typer.Option("--visit", help="The visit number.", show_default=False)],
-    exam_type: Annotated[
-        str,
-        typer.Option(
-            "--type",
-            help=f"The modality: {', '.join(EXAM_TYPES)} (findings stay in the record).",
-            show_default=False,
-        ),
-    ],
-    record: Annotated[
-        str,
-        typer.Option(
-            "--record", help="The report's record id (`privacy share`).", show_default=False
-        ),
-    ],
-    with_: Annotated[
-        list[str],
-        typer.Option("--with", help="A hospital to share it with (name or MSP id; repeat)."),
-    ],
-    directory: Dir = Path("."),
-) -> None:
-    """Share an examination result of a visit your hospital holds (a doctor); the record must
-    already be shared with each receiving hospital.
-
-    Example: medalliance resource share-result RES-1 --visit V-1001 --type CT --record R-7 --with TertiaryHospitalB --as User1@SecondaryHospitalA -d demo
-    """
-    with session(directory, as_) as s:
-        receivers = json.dumps([s.msp_id(h) for h in with_])
-        done = s.submit("resource", "ShareResult", result_id, visit, exam_type, record, receivers)
-    show_committed(
-        done,
-        lambda r: (
-            f"result {r['resultId']} ({r['examType']}) of visit {r['visitNo']} shared with "
-            f"{', '.join(r['sharedWith'])}"
-        ),
-    )
-
-
-@app.command("results")
-def results(visit_no: VisitNo, as_: As, directory: Dir = Path(".")) -> None:
-    """A visit's shared examination results you may see: what need not be repeated.
-
-    Example: medalliance resource results V-1001 --as User1@TertiaryHospitalB -d demo
-    """
-    with session(directory, as_) as s:
-        found = s.evaluate("resource", "ResultsForVisit", visit_no)
-    show_result(
-        found,
-        lambda rows: rows_table(
-            f"results of visit {visit_no}",
-            ("result", "exam", "record", "by", "shared with", "at"),
-            [
-                (
-                    r["resultId"],
-                    r["examType"],
-                    r["resultRef"],
-                    r["hospital"],
-                    ", ".join(r["sharedWith"]),
-                    r["sharedAt"],
-                )
-                for r in rows
-            ],
-            f"no shared results for visit {visit_no}",
-        ),
-    )
 
 
 def _booking_line(booking: dict[str, Any]) -> str:

@@ -21,6 +21,7 @@ from medalliance.hospital.fhir_validation import validate_resource
 from medalliance.web.auth import require_role
 from medalliance.web.core_routes import backend_of
 from medalliance.web.services import hospital_fhir as fhir
+from medalliance.web.services import hospital_recognition as recognition
 from medalliance.web.services.hospital_access import Written
 from medalliance.web.services.hospital_fhir_create import create_referral as create_referral_from
 from medalliance.web.services.hospital_referrals import sync_referrals
@@ -46,6 +47,18 @@ def base_url(request: Request) -> str:
 def metadata(request: Request, staff: StaffDep) -> JSONResponse:
     """The CapabilityStatement: exactly what this server supports."""
     return fhir_response(fhir.capability_statement(base_url(request), __version__))
+
+
+@router.get("/$recognised-results")
+def recognised_results(
+    request: Request, staff: StaffDep, visit: str, code: str, as_of: str = ""
+) -> JSONResponse:
+    """Issue 19's "already done?" for a HIS: the results of `code` recognised for the patient of
+    `visit` (this hospital's), as a searchset of DiagnosticReport summaries."""
+    bundle = recognition.recognised_bundle(
+        backend_of(request), staff, visit, code, as_of, base_url(request)
+    )
+    return fhir_response(bundle)
 
 
 @router.get("/{resource_type}")

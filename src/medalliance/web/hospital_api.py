@@ -20,6 +20,7 @@ from medalliance.hospital.summaries import PatientRow
 from medalliance.web.auth import require_role
 from medalliance.web.core_routes import backend_of
 from medalliance.web.services import hospital_patients as patients
+from medalliance.web.services import hospital_recognition as recognition
 from medalliance.web.services import hospital_referral_views as views
 from medalliance.web.services import hospital_referrals as referrals
 from medalliance.web.services import hospital_sharing as sharing
@@ -189,14 +190,32 @@ def decline_booking(
     return sharing.decide_booking(backend_of(request), staff, booking_id, False, body.reason_code)
 
 
-@router.post("/results")
-def share_result(request: Request, staff: StaffDep, body: sharing.ResultForm) -> sharing.Created:
-    return sharing.share_result(backend_of(request), staff, body)
+@router.post("/recognised-results")
+def record_result(
+    request: Request, staff: StaffDep, body: recognition.RecordResultForm
+) -> sharing.Created:
+    return recognition.record_result(backend_of(request), staff, body)
 
 
-@router.get("/visits/{visit_no}/results")
-def results(request: Request, staff: StaffDep, visit_no: str) -> list[dict[str, Any]]:
-    return sharing.results_of_visit(backend_of(request), staff, visit_no)
+@router.get("/visits/{visit_no}/recognised-results")
+def recognised_results(
+    request: Request, staff: StaffDep, visit_no: str, code: str, as_of: str = ""
+) -> list[dict[str, Any]]:
+    return recognition.recognised_for_visit(backend_of(request), staff, visit_no, code, as_of)
+
+
+@router.post("/recognised-results/{result_id}/request")
+def request_result(
+    request: Request, staff: StaffDep, result_id: str, body: recognition.RequestForm
+) -> Written:
+    return recognition.request_result(backend_of(request), staff, result_id, body)
+
+
+@router.post("/duplicate-orders")
+def order_duplicate(
+    request: Request, staff: StaffDep, body: recognition.DuplicateForm
+) -> sharing.Created:
+    return recognition.order_duplicate(backend_of(request), staff, body)
 
 
 @router.get("/agreements")

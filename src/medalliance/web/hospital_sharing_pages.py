@@ -1,6 +1,6 @@
 """The hospital's pages for resource and result sharing and for settlement: the alliance's open
 resources and this hospital's bookings, publishing a resource, booking a slot, deciding a booking,
-sharing an examination result; the benefit-sharing agreements, this month's balance and each
+recording an examination result for recognition (issue 19); the benefit-sharing agreements, this month's balance and each
 agreement's statement. A shell over web/services/hospital_sharing.py, like hospital_pages.py.
 """
 
@@ -12,10 +12,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from medalliance.alliance.resource import DECLINE_REASONS, EXAM_TYPES, KINDS
-from medalliance.errors import InvalidArgument
+from medalliance.alliance.resource import DECLINE_REASONS, KINDS
+from medalliance.errors import InvalidArgument, MedallianceError
 from medalliance.web.core_routes import backend_of
 from medalliance.web.hospital_pages import REFUSED, HospitalStaff, done, form_of, hospitals, run
+from medalliance.web.services import hospital_recognition as recognition
 from medalliance.web.services import hospital_sharing as sharing
 from medalliance.web.services.hospital_forms import FormInvalid, parse_form
 from medalliance.web.templating import render
@@ -25,8 +26,13 @@ SHARING, SETTLEMENT = "/hospital/sharing", "/hospital/settlement"
 
 
 @router.get("/sharing")
-async def sharing_page(request: Request, staff: HospitalStaff) -> HTMLResponse:
-    return await _sharing(request, staff, {}, {})
+async def sharing_page(
+    request: Request, staff: HospitalStaff, recognised_visit: str = "", recognised_code: str = ""
+) -> HTMLResponse:
+    """The page; with `recognised_visit` and `recognised_code`, also "already done?" (issue 19)
+    for the patient of that visit of this hospital."""
+    query = {"visit": recognised_visit, "code": recognised_code}
+    return await _sharing(request, staff, {}, {}, recognised=query)
 
 
 @router.post("/sharing/resources")
@@ -58,10 +64,11 @@ async def decide(request: Request, staff: HospitalStaff) -> Response:
 
 
 @router.post("/sharing/results")
-async def share(request: Request, staff: HospitalStaff) -> Response:
-    data = await form_of(request, lists=("shared_with",))
-    return await _write(request, staff, sharing.ResultForm, sharing.share_result, data,
-                        "Result shared", SHARING, _sharing)  # fmt: skip
+async def record_result(request: Request, staff: HospitalStaff) -> Response:
+    """Register a result of this hospital for recognition by the others (issue 19)."""
+    data = await form_of(request)
+    return await _write(request, staff, recognition.RecordResultForm, recognition.record_result,
+                        data, "Result recorded", SHARING, _sharing)  # fmt: skip
 
 
 @router.get("/settlement")
@@ -106,13 +113,22 @@ async def _write(
 
 
 async def _sharing(
-    request: Request, staff: Any, values: dict[str, Any], errors: dict[str, str], status: int = 200
-) -> HTMLResponse:
+    request: Request, staff: Any, values: dict[str, Any], errors: dict[str, str], status: int = 200,
+    recognised: dict[str, str] | None = None,
+) -> HTMLResponse:  # fmt: skip
     backend = backend_of(request)
+    query, found = recognised or {}, None
+    if query.get("visit") and query.get("code"):
+        try:
+            found = await run(recognition.recognised_for_visit, backend, staff, query["visit"],
+                              query["code"], "")  # fmt: skip
+        except MedallianceError as exc:  # a refusal's words (never patient data) on the page
+            errors, status = {**errors, "recognised": str(exc)}, exc.status.http
     context = {
+        "recognised_query": query, "recognised": found,
         "resources": await run(sharing.open_resources, backend, staff, ""),
         "bookings": await run(sharing.my_bookings, backend, staff),
-        "kinds": KINDS, "exam_types": EXAM_TYPES, "decline_reasons": DECLINE_REASONS,
+        "kinds": KINDS, "decline_reasons": DECLINE_REASONS,
         "hospitals": hospitals(request, staff), "values": values, "errors": errors,
     }  # fmt: skip
     return render(request, "hospital/sharing.html", context, staff, status_code=status)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import json
 from collections import Counter
 
 from tests.integration.audit.conftest import REGULATOR
 
 from medalliance.app.alliance_network import EmbeddedAlliance
 from medalliance.audit.facts import FACT_KINDS, Fact, facts_of_block
+from medalliance.contracts import create_composite_key
+from medalliance.contracts.key_policy import key_policy
+from medalliance.ledger.state import VALIDATION_PARAMETER
 
 
 def ledger_facts(alliance: EmbeddedAlliance) -> list[Fact]:
@@ -91,3 +97,30 @@ def test_an_invalidated_transaction_gives_only_a_tx_invalid_fact(
     ]
     assert facts[1].attribute("code") == "MVCC_READ_CONFLICT"
     assert facts[1].attribute("contract") == "visit"
+
+
+def test_recognition_gives_facts_and_the_rules_key_needs_the_regulators_peer(
+    alliance: EmbeddedAlliance,
+) -> None:
+    """Issue 19 on the embedded demo alliance: rules, a recorded result, one taken over and one
+    ordered again become facts; the published rules' key carries the district's key policy, so
+    no hospital (nor both tertiary hospitals together) can rewrite its quality levels."""
+    ref, hb = "5e" * 16, "718-7"
+    rules = {"catalogue": {hb: {"validityDays": 30, "minLevel": "B"}},
+             "levels": {"TertiaryAMSP": {hb: "A"}}}  # fmt: skip
+    alliance.submit(REGULATOR, "Reviewer1", "resource", "SetRecognitionRules", json.dumps(rules))
+    digest = hashlib.sha256(b"sealed report").hexdigest()
+    alliance.submit("TertiaryAMSP", "User1", "records", "RegisterRecord", "R-RC", ref, digest, "[]", "[]")  # fmt: skip
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    alliance.submit("TertiaryAMSP", "User1", "resource", "RecordResult", "RES-RC", ref, hb, today, "R-RC", "TertiaryAMSP")  # fmt: skip
+    alliance.submit("SecondaryAMSP", "User1", "visit", "RegisterVisit", "V-RC", ref, "SecondaryAMSP")  # fmt: skip
+    alliance.submit("SecondaryAMSP", "User1", "resource", "RequestResult", "RES-RC", "V-RC")
+    alliance.submit("SecondaryAMSP", "User1", "resource", "OrderDespiteRecognised", "ORD-RC", "V-RC", hb, "RESULT_UNREADABLE", "")  # fmt: skip
+    facts = {f.kind: f for f in ledger_facts(alliance) if f.kind.startswith("result.")}
+    assert facts["result.recorded"].attributes == (("code", hb), ("hospital", "TertiaryAMSP"), ("record_id", "R-RC"))  # fmt: skip
+    assert facts["result.reused"].attribute("requester") == "SecondaryAMSP"
+    assert facts["result.duplicate"].attribute("reason_code") == "RESULT_UNREADABLE"
+    state = alliance.network.peers[0].channel("alliance").state
+    key = create_composite_key("recogrules", [REGULATOR])
+    policy = key_policy("AND('DistrictHCMSP.peer', OutOf(1, 'TertiaryAMSP.peer', 'TertiaryBMSP.peer'))")  # fmt: skip
+    assert state.get_metadata("resource", key) == {VALIDATION_PARAMETER: policy}

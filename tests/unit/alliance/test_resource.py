@@ -1,4 +1,4 @@
-"""Resource sharing and shared results: bookings hold slots, results are seen only where shared."""
+"""Resource sharing: bookings hold slots; one slot is one key."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from fabric_protos.peer import chaincode_event_pb2
 from tests.unit.alliance.harness import Alliance
 
 from medalliance.alliance.records import RecordsContract
-from medalliance.alliance.resource import DECLINE_REASONS, EXAM_TYPES, ResourceContract
+from medalliance.alliance.resource import DECLINE_REASONS, ResourceContract
 from medalliance.alliance.visit import VisitContract
 from medalliance.contracts import Context, Contract, create_composite_key, transaction
 from medalliance.contracts.simulation import SimulationResult
@@ -44,7 +44,7 @@ class Referral(Contract):
 @pytest.fixture
 def alliance() -> Alliance:
     """RES-1 of TertiaryA with BK-1 (SecondaryA, 09:00, REQUESTED) and BK-2 (SecondaryB, 10:00,
-    CONFIRMED); visit V-1 at SecondaryA; result RS-1 of V-1 shared with TertiaryA."""
+    CONFIRMED); visit V-1 at SecondaryA. Results: tests/unit/alliance/test_recognition.py."""
     a = Alliance(
         {
             "resource": ResourceContract(),
@@ -62,7 +62,7 @@ def alliance() -> Alliance:
     a.ok("SecondaryAMSP", "clerk", "resource", "RequestBooking", "BK-1", "RES-1", "SecondaryAMSP", NINE, "V-1")  # fmt: skip
     a.ok("SecondaryBMSP", "clerk", "resource", "RequestBooking", "BK-2", "RES-1", "SecondaryBMSP", TEN, "")  # fmt: skip
     a.ok("TertiaryAMSP", "doctor", "resource", "ConfirmBooking", "BK-2")
-    a.ok("SecondaryAMSP", "doctor", "resource", "ShareResult", "RS-1", "V-1", "CT", "R-1", '["TertiaryAMSP"]')  # fmt: skip
+    a.ok("TertiaryAMSP", "doctor", "resource", "GetResource", "RES-1")  # keeps later calls' times
     assert a.count == 9
     return a
 
@@ -96,18 +96,6 @@ def res1(**changes: object) -> dict[str, Any]:
         "txId": "tx00001",
         **changes,
     }
-
-
-RS_1 = {
-    "resultId": "RS-1",
-    "visitNo": "V-1",
-    "patientRef": PATIENT,
-    "examType": "CT",
-    "resultRef": "R-1",
-    "hospital": "SecondaryAMSP",
-    "sharedWith": ["TertiaryAMSP"],
-    "sharedAt": at(9),
-}
 
 
 # --- resources -------------------------------------------------------------------------------
@@ -264,81 +252,11 @@ def test_a_booking_is_seen_by_its_parties_and_their_regulators(
 # --- results ---------------------------------------------------------------------------------
 
 
-def test_a_receiving_hospital_finds_prior_results_in_order(alliance: Alliance) -> None:
-    alliance.ok("SecondaryAMSP", "doctor", "referral", "Move", "V-1", "TertiaryAMSP")
-    assert alliance.ok("TertiaryAMSP", "doctor", "resource", "ResultsForVisit", "V-1") == [RS_1]
-    alliance.ok("TertiaryAMSP", "doctor", "records", "RegisterRecord", "R-4", PATIENT, DIGEST, "[]", '["SecondaryAMSP"]')  # fmt: skip
-    # "RS-0" sorts before "RS-1" by key but was shared later: the list follows sharedAt.
-    shared = alliance.call("TertiaryAMSP", "doctor", "resource", "ShareResult", "RS-0", "V-1", "MRI", "R-4", '["SecondaryAMSP"]')  # fmt: skip
-    rs_0 = {
-        "resultId": "RS-0",
-        "visitNo": "V-1",
-        "patientRef": PATIENT,
-        "examType": "MRI",
-        "resultRef": "R-4",
-        "hospital": "TertiaryAMSP",
-        "sharedWith": ["SecondaryAMSP"],
-        "sharedAt": at(13),
-    }
-    assert payload(shared) == rs_0
-    assert event(shared) == (
-        "ResultShared",
-        {
-            "resultId": "RS-0",
-            "visitNo": "V-1",
-            "hospital": "TertiaryAMSP",
-            "sharedWith": ["SecondaryAMSP"],
-        },
-    )
-    for caller in ("TertiaryAMSP", "SecondaryAMSP", "DistrictHCMSP"):
-        found = alliance.ok(caller, role_of(caller), "resource", "ResultsForVisit", "V-1")
-        assert found == [RS_1, rs_0], caller
-    assert alliance.ok("SecondaryAMSP", "clerk", "resource", "GetResult", "RS-0") == rs_0
-
-
-@pytest.mark.parametrize(
-    ("caller", "visible"),
-    [
-        pytest.param("SecondaryAMSP", True, id="the performing hospital sees its result"),
-        pytest.param("TertiaryAMSP", True, id="a hospital it is shared with sees it"),
-        pytest.param("DistrictHCMSP", True, id="the performing hospital's regulator sees it"),
-        pytest.param("CityHCMSP", True, id="the regulator above that one sees it"),
-        pytest.param("OtherHCMSP", False, id="another district's regulator does not"),
-        pytest.param("TertiaryBMSP", False, id="a hospital it is not shared with does not"),
-    ],
-)
-def test_a_result_is_seen_only_where_it_was_shared(
-    alliance: Alliance, caller: str, visible: bool
-) -> None:
-    listed = alliance.ok(caller, role_of(caller), "resource", "ResultsForVisit", "V-1")
-    assert listed == ([RS_1] if visible else [])
-    if visible:
-        assert alliance.ok(caller, role_of(caller), "resource", "GetResult", "RS-1") == RS_1
-    else:
-        assert alliance.refused(caller, role_of(caller), "resource", "GetResult", "RS-1") == (
-            403,
-            f"result RS-1 is not shared with {caller}",
-        )
-
-
-def test_the_receivers_regulator_does_not_see_the_result(alliance: Alliance) -> None:
-    alliance.ok("SecondaryAMSP", "doctor", "records", "Grant", "R-1", "SecondaryCMSP")
-    alliance.ok("SecondaryAMSP", "doctor", "resource", "ShareResult", "RS-2", "V-1", "CT", "R-1", '["SecondaryCMSP"]')  # fmt: skip
-    assert alliance.ok("SecondaryCMSP", "doctor", "resource", "GetResult", "RS-2")["hospital"] == (
-        "SecondaryAMSP"
-    )
-    assert alliance.refused("OtherHCMSP", "auditor", "resource", "GetResult", "RS-2") == (
-        403,
-        "result RS-2 is not shared with OtherHCMSP",
-    )
-
-
 # --- refusals --------------------------------------------------------------------------------
 
 PUBLISH = ["PublishResource", "RES-2", "TertiaryAMSP", "BED", "Ward 5"]
 REQUEST = ["RequestBooking", "BK-3", "RES-1", "SecondaryBMSP"]
-SHARE = ["ShareResult", "RS-2", "V-1", "CT"]
-DECLINE_CODES, EXAM_CODES = ", ".join(DECLINE_REASONS), ", ".join(EXAM_TYPES)
+DECLINE_CODES = ", ".join(DECLINE_REASONS)
 
 
 @pytest.mark.parametrize(
@@ -386,23 +304,6 @@ DECLINE_CODES, EXAM_CODES = ", ".join(DECLINE_REASONS), ", ".join(EXAM_TYPES)
         pytest.param("TertiaryAMSP", "clerk", ["GetBooking", "BK-9"], 404, "booking BK-9 does not exist", id="reading an unknown booking"),
         pytest.param("TertiaryAMSP", "clerk", ["GetResource", "RES-9"], 404, "resource RES-9 does not exist", id="reading an unknown resource"),
         pytest.param("TertiaryAMSP", "clerk", ["ListResources", "CAR"], 400, "kind must be one of EQUIPMENT, EXPERT, BED, not 'CAR'", id="listing an unknown kind"),
-        pytest.param("SecondaryAMSP", "clerk", [*SHARE, "R-1", '["TertiaryAMSP"]'], 403, "role doctor required, caller has clerk", id="only a doctor shares a result"),
-        pytest.param("TertiaryAMSP", "doctor", [*SHARE, "R-1", '["SecondaryBMSP"]'], 403, "patient of visit V-1 is at SecondaryAMSP, not TertiaryAMSP", id="only the hospital holding the visit shares"),
-        pytest.param("SecondaryAMSP", "doctor", [*SHARE, "R-1", '["TertiaryBMSP"]'], 412, "record R-1 is not shared with TertiaryBMSP; grant it first", id="the receiver must be authorised on the record first"),
-        pytest.param("SecondaryAMSP", "doctor", [*SHARE, "R-2", '["TertiaryAMSP"]'], 400, "record R-2 is of another patient than visit V-1", id="the record is of the visit's patient"),
-        pytest.param("SecondaryAMSP", "doctor", [*SHARE, "R-3", '["TertiaryAMSP"]'], 403, "SecondaryAMSP is not authorised for record R-3", id="the sharer must be authorised on the record"),
-        pytest.param("SecondaryAMSP", "doctor", [*SHARE, "R-9", '["TertiaryAMSP"]'], 404, "record R-9 does not exist", id="the record must exist"),
-        pytest.param("SecondaryAMSP", "doctor", ["ShareResult", "RS-2", "V-9", "CT", "R-1", '["TertiaryAMSP"]'], 404, "visit V-9 does not exist", id="the visit must exist"),
-        pytest.param("SecondaryAMSP", "doctor", ["ShareResult", "RS-1", "V-1", "CT", "R-1", '["TertiaryAMSP"]'], 409, "result RS-1 already exists", id="result ids are unique"),
-        pytest.param("SecondaryAMSP", "doctor", ["ShareResult", "RS-2", "V-1", "CT chest, nodule 8 mm", "R-1", '["TertiaryAMSP"]'], 400, f"examType must be one of {EXAM_CODES}; free text goes into a sealed note (a records entry), never onto the ledger", id="an exam type is a modality code, not findings"),
-        pytest.param("SecondaryAMSP", "doctor", ["ShareResult", "RS-2", "V-1", "CTX", "R-1", '["TertiaryAMSP"]'], 400, f"examType must be one of {EXAM_CODES}; free text goes into a sealed note (a records entry), never onto the ledger", id="an exam type matches a code exactly"),
-        pytest.param("SecondaryAMSP", "doctor", [*SHARE, "R-1", '["SecondaryAMSP"]'], 400, "SecondaryAMSP cannot share a result with itself", id="a hospital does not share with itself"),
-        pytest.param("SecondaryAMSP", "doctor", [*SHARE, "R-1", '["DistrictHCMSP"]'], 400, "DistrictHCMSP is a regulator organisation, not a hospital", id="results are shared with hospitals"),
-        pytest.param("SecondaryAMSP", "doctor", [*SHARE, "R-1", '["TertiaryAMSP", "TertiaryAMSP"]'], 400, "sharedWith lists a hospital more than once", id="receivers are distinct"),
-        pytest.param("SecondaryAMSP", "doctor", [*SHARE, "R-1", "[]"], 400, "sharedWith must be a non-empty JSON array of hospital MSP ids", id="a result is shared with someone"),
-        pytest.param("SecondaryAMSP", "doctor", [*SHARE, "R-1", "TertiaryAMSP"], 400, "sharedWith must be a non-empty JSON array of hospital MSP ids", id="receivers that are not JSON are refused"),
-        pytest.param("SecondaryAMSP", "doctor", ["GetResult", "RS-9"], 404, "result RS-9 does not exist", id="reading an unknown result"),
-        pytest.param("SecondaryAMSP", "doctor", ["ResultsForVisit", "V-9"], 404, "visit V-9 does not exist", id="results of an unknown visit"),
         pytest.param("SecondaryAMSP", "doctor", ["PublishResource", "RES-2", "SecondaryAMSP", "BED", "Ward 5"], 400, "PublishResource takes 5 arguments, got 4", id="a missing argument is counted"),
         pytest.param("SecondaryAMSP", "doctor", ["GetBooking"], 400, "GetBooking takes 1 arguments, got 0", id="no argument is counted"),
         pytest.param("SecondaryAMSP", "doctor", ["ListResources", "", "BED"], 400, "ListResources takes 1 arguments, got 2", id="an extra argument is counted"),
@@ -438,7 +339,6 @@ def slot_key(slot: str) -> tuple[str, str]:
         pytest.param(("SecondaryAMSP", "clerk", "RequestBooking", "BK-3", "RES-1", "SecondaryAMSP", ELEVEN, ""), ("SecondaryBMSP", "clerk", "RequestBooking", "BK-4", "RES-1", "SecondaryBMSP", NOON, ""), [VALID, VALID], id="requests for different slots both commit"),
         pytest.param(("TertiaryAMSP", "clerk", "ConfirmBooking", "BK-1"), ("SecondaryBMSP", "clerk", "RequestBooking", "BK-4", "RES-1", "SecondaryBMSP", NOON, ""), [VALID, VALID], id="a confirmation and a request for another slot both commit"),
         pytest.param(("TertiaryAMSP", "clerk", "WithdrawResource", "RES-1"), ("SecondaryBMSP", "clerk", "RequestBooking", "BK-4", "RES-1", "SecondaryBMSP", NOON, ""), [VALID, MVCC_READ_CONFLICT], id="a request racing a withdrawal does not commit"),
-        pytest.param(("SecondaryAMSP", "doctor", "ShareResult", "RS-2", "V-1", "CT", "R-1", '["TertiaryAMSP"]'), ("SecondaryAMSP", "doctor", "ShareResult", "RS-3", "V-1", "XRAY", "R-1", '["TertiaryAMSP"]'), [VALID, VALID], id="two results of one visit both commit"),
     ],
 )  # fmt: skip
 def test_only_transactions_on_the_same_thing_conflict(

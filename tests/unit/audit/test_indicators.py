@@ -28,7 +28,8 @@ def referral(kind: str, tx: str, when: str, rid: str, frm: str, to: str, directi
 
 def month() -> list[Fact]:
     """Applications of S: 3 reviewed in November (2 approved); 4 referrals (one in October);
-    one return; one shared result opened twice by S and once by a stranger; settlements."""
+    one return; one shared result opened twice by S and once by a stranger; a recognised result
+    recorded by T, taken over by T2 (and one in October) and ordered again by S; settlements."""
     return [
         fact("application.submitted", "a3s", "2026-10-31T22:00:00.000Z", "A3", hospital=S),
         fact("application.reviewed", "a3r", "2026-11-01T00:00:00.000Z", "A3", hospital=S,
@@ -61,6 +62,14 @@ def month() -> list[Fact]:
         fact("record.accessed", "acc1", "2026-11-04T00:00:00.000Z", "REC1", org=S),
         fact("record.accessed", "acc2", "2026-11-06T00:00:00.000Z", "REC1", org=S),
         fact("record.accessed", "acc3", "2026-11-06T00:00:00.000Z", "REC1", org=T2),
+        fact("result.recorded", "rr1", "2026-11-07T00:00:00.000Z", "RES1", hospital=T,
+             code="718-7", record_id="REC2"),
+        fact("result.reused", "ru1", "2026-11-08T00:00:00.000Z", "RES1", requester=T2,
+             hospital=T, code="718-7", record_id="REC2"),
+        fact("result.duplicate", "rd1", "2026-11-09T00:00:00.000Z", "ORD1", hospital=S,
+             code="718-7", reason_code="CONDITION_CHANGED", recognised="1"),
+        fact("result.reused", "ru0", "2026-10-08T00:00:00.000Z", "RES0", requester=T2,
+             hospital=T, code="718-7", record_id="REC0"),
         referral("referral.created", "r3c", "2026-11-05T00:00:00.000Z", "R3", T, S, "DOWN", "V1",
                  "2026-11-05T00:00:00.000Z"),
         referral("referral.accepted", "r3a", "2026-11-05T10:00:00.000Z", "R3", T, S, "DOWN",
@@ -92,8 +101,10 @@ EXPECTED = [
     ("referrals.returns", T, "1"), ("referrals.returns", S, "0"), ("referrals.returns", "", "1"),
     ("applications.approval_rate", S, "0.6667"), ("applications.approval_rate", T, ""),
     ("applications.decision_hours_median", S, "3"),
-    ("results.shared", T, "1"), ("results.repeat_avoided", S, "1"),
-    ("results.repeat_avoided", T2, "0"), ("results.repeat_avoided", "", "1"),
+    ("results.shared", T, "2"), ("results.shared", S, "0"), ("results.repeat_avoided", S, "1"),
+    ("results.repeat_avoided", T2, "1"), ("results.repeat_avoided", "", "2"),
+    ("results.duplicated", S, "1"), ("results.duplicated", T2, "0"),
+    ("results.duplicated", "", "1"),
     ("settlement.receivable", S, "50.00"), ("settlement.payable", T, "50.00"),
     ("settlement.net", S, "50.00"), ("settlement.net", T, "-50.00"),
     ("settlement.net", "", "0.00"), ("settlement.receivable", "", "50.00"),

@@ -102,6 +102,14 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
                 "mode": "server",
                 "resource": resources,
                 "interaction": [{"code": "transaction"}],
+                # GET /fhir/$recognised-results?visit=&code=[&as_of=]: issue 19's recognised
+                # results of the visit's patient (web/services/hospital_recognition.py).
+                "operation": [
+                    {
+                        "name": "recognised-results",
+                        "definition": "urn:medalliance:OperationDefinition/recognised-results",
+                    }
+                ],
             }
         ],
     }

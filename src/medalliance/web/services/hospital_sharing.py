@@ -1,12 +1,10 @@
 """Resource and result sharing, and settlement, as a hospital's staff do them in the web client.
 
 Resources (resource contract): publish equipment time, expert consultations or beds with their
-slots; book another hospital's slot for a visit; the owner confirms or declines. Results: a
-doctor shares an examination result of a visit (the chosen record of the store, sealed for the
-receiving hospitals, so they need not repeat the examination). Settlement (settlement contract,
+slots; book another hospital's slot for a visit; the owner confirms or declines. Results are
+recognised across hospitals (web/services/hospital_recognition.py). Settlement (settlement contract,
 the clerks'): the benefit-sharing agreements with other hospitals, an agreement's statement and
-the hospital's balance of a month. The contracts take ids and codes only; a result's content is
-sealed (app/referral_packages.py `seal_and_share`), never an argument.
+the hospital's balance of a month. The contracts take ids and codes only.
 """
 
 from __future__ import annotations
@@ -14,29 +12,22 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import StringConstraints
 
-from medalliance.alliance.resource import DECLINE_REASONS, EXAM_TYPES, KINDS
-from medalliance.app.referral_packages import bundle_bytes, seal_and_share
+from medalliance.alliance.resource import DECLINE_REASONS, KINDS
 from medalliance.errors import ContractError
 from medalliance.node.config import HOSPITAL_TYPES
-from medalliance.node.embedded import utc_now
-from medalliance.web.i18n import N_
 from medalliance.web.services.hospital_access import (
     CLERK_ROLES,
-    DOCTOR_ROLES,
     SETTLEMENT_ROLES,
     HospitalBackend,
-    NotAtThisHospital,
     Staff,
     Written,
     evaluate_json,
     hospital_store,
-    log_access,
     require_hospital_role,
     submit,
 )
@@ -48,7 +39,6 @@ __all__ = [
     "BookingForm",
     "Created",
     "ResourceForm",
-    "ResultForm",
     "accept_agreement",
     "agreements",
     "balance",
@@ -58,8 +48,6 @@ __all__ = [
     "propose_agreement",
     "publish_resource",
     "request_booking",
-    "results_of_visit",
-    "share_result",
     "statement",
 ]
 
@@ -78,13 +66,6 @@ class BookingForm(Form):
     resource_id: ChainId
     slot: Slot
     visit_no: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^([A-Za-z0-9._-]{1,64})?$")] = ""  # fmt: skip
-
-
-class ResultForm(Form):
-    visit_no: ChainId
-    exam_type: str
-    record: Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Za-z]{1,40}/[A-Za-z0-9.-]{1,64}$")]
-    shared_with: list[str]
 
 
 class AgreementForm(Form):
@@ -159,51 +140,6 @@ def decide_booking(
     else:
         done = submit(backend, staff, "resource", "DeclineBooking", booking_id, reason_code)
     return Written(done.tx_id, done.block)
-
-
-def share_result(backend: HospitalBackend, staff: Staff, form: ResultForm) -> Created:
-    """Seal the chosen record of the visit's patient for the receiving hospitals and share it as
-    an examination result (resource contract `ShareResult`)."""
-    require_hospital_role(backend, staff, "share a result", DOCTOR_ROLES)
-    if form.exam_type not in EXAM_TYPES:
-        raise FormInvalid({"exam_type": f"choose one of {', '.join(EXAM_TYPES)}"})
-    config = backend.network.layout.config
-    receivers = []
-    for name in form.shared_with:
-        found = [o for o in config.organizations if name in (o.name, o.msp_id)]
-        if not found or found[0].type not in HOSPITAL_TYPES or found[0].msp_id == staff.msp_id:
-            raise FormInvalid({"shared_with": N_("choose other hospitals of the alliance")})
-        receivers.append(found[0].msp_id)
-    visit = evaluate_json(backend, staff, "visit", "GetVisit", form.visit_no)
-    if visit["hospital"] != staff.msp_id:
-        raise FormInvalid({"visit_no": N_("the patient of this visit is not at your hospital")})
-    store = hospital_store(backend, staff)
-    kind, _, rid = form.record.partition("/")
-    resource = store.find(kind, rid)
-    if resource is None:
-        raise NotAtThisHospital(f"record {form.record}")
-    log_access(store, staff, form.record, "shared as a result")
-    run = secrets.token_hex(5).upper()
-    result_id, record_id = f"RS-{run}", f"RR-{run}"
-    bundle = {  # the examination's resource as the receivers' systems import it
-        "resourceType": "Bundle",
-        "type": "collection",
-        "timestamp": utc_now().isoformat(timespec="seconds"),
-        "entry": [{"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": resource}],
-    }
-    seal_and_share(backend.network, staff.msp_id, staff.identity, receivers, record_id,
-                   visit["patientRef"], bundle_bytes(bundle))  # fmt: skip
-    done = submit(backend, staff, "resource", "ShareResult", result_id, form.visit_no,
-                  form.exam_type, record_id, json.dumps(sorted(receivers)))  # fmt: skip
-    return Created(result_id, done.tx_id, done.block)
-
-
-def results_of_visit(backend: HospitalBackend, staff: Staff, visit_no: str) -> list[dict[str, Any]]:
-    require_hospital_role(backend, staff, "list shared results", CLERK_ROLES)
-    found: list[dict[str, Any]] = evaluate_json(
-        backend, staff, "resource", "ResultsForVisit", visit_no
-    )
-    return found
 
 
 def agreements(backend: HospitalBackend, staff: Staff) -> list[Agreement]:
