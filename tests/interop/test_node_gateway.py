@@ -36,6 +36,8 @@ def _skip_reason() -> str | None:
         return "tests/interop/node_modules is missing: run `npm ci` in tests/interop first"
     if not (HERE / "node_modules" / "fabric-ca-client").is_dir():
         return "fabric-ca-client is not in tests/interop/node_modules: run `npm ci` there"
+    if not (HERE / "node_modules" / "fabric-network").is_dir():
+        return "fabric-network is not in tests/interop/node_modules: run `npm ci` there"
     return None
 
 
@@ -172,3 +174,30 @@ def test_fabric_ca_client(network_dir: Path, tmp_path: Path) -> None:
         contract = gateway.get_network(CHANNEL).get_contract("basic")
         with pytest.raises(GatewayError, match="access denied"):
             contract.submit_transaction("CreateAsset", "after-vote", "red", "1", "x", "1")
+
+
+NETWORK_TEST = HERE / "fabric-network.test.mjs"
+
+
+def test_fabric_network_with_discovery(network_dir: Path) -> None:
+    """`fabric-network` 2.2 with discovery on (as fabric-samples' older applications connect):
+    from Org1's connection profile and a wallet identity it discovers Org2's peer and the
+    orderer, submits a transaction endorsed by both and waits for its commit, then queries."""
+    assert NODE is not None
+    env = _node_env(network_dir)
+    org1 = network_dir / "organizations" / "peerOrganizations" / "org1.example.com"
+    user_tls = org1 / "users" / "User1@org1.example.com" / "tls"
+    env["NETWORK_PROFILE"] = str(org1 / "connection-org1.json")
+    env["CLIENT_TLS_CERT"] = str(user_tls / "client.crt")
+    env["CLIENT_TLS_KEY"] = str(user_tls / "client.key")
+    result = subprocess.run(
+        [NODE, "--test", "--test-reporter=spec", str(NETWORK_TEST)],
+        capture_output=True,
+        text=True,
+        timeout=NODE_TIMEOUT_S,
+        cwd=HERE,
+        env=env,
+    )
+    output = f"{result.stdout}\n{result.stderr}"
+    assert result.returncode == 0, f"node --test failed ({result.returncode}):\n{output}"
+    print(output)

@@ -67,6 +67,14 @@ def committed_definition(reader: StateReader, name: str) -> ChaincodeDefinition 
     return None if versioned is None else ChaincodeDefinition.from_json(versioned.value)
 
 
+def committed_definitions(reader: StateReader) -> list[ChaincodeDefinition]:
+    """Every committed definition in `reader`'s state (deregistered ones included), by name."""
+    return [
+        ChaincodeDefinition.from_json(v.value)
+        for _, v in reader.range(LIFECYCLE_NAMESPACE, "definition/", "definition0")
+    ]
+
+
 def _definition_key(name: str) -> str:
     return f"definition/{name}"
 
