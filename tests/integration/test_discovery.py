@@ -292,3 +292,22 @@ def test_malformed_requests_are_invalid_arguments_and_the_peer_keeps_serving(
         assert message in (answer.details() or "")
     assert isinstance(served, discovery_pb2.Response)
     assert served.results[0].WhichOneof("result") == "config_result"
+
+
+@pytest.mark.parametrize(
+    ("chaincodes", "count"),
+    [
+        pytest.param((), 4, id="no filter lists every member's peer"),
+        pytest.param(("basic", "visit"), 4, id="a filter of defined chaincodes keeps their peers"),
+        pytest.param(("basic", "no-such-cc"), 0, id="a filter naming an undefined chaincode keeps none"),
+    ],
+)  # fmt: skip
+def test_a_peer_query_filter_keeps_the_peers_with_those_chaincodes(
+    network: EmbeddedNetwork, knowledge: PeerKnowledge, chaincodes: tuple[str, ...], count: int
+) -> None:
+    (result,) = ask(
+        knowledge,
+        signed_request(network.signer("HospCMSP"), peer_query("alliance", *chaincodes)),
+        network.now(),
+    )
+    assert sum(len(p.peers) for p in result.members.peers_by_org.values()) == count
