@@ -213,6 +213,9 @@ def _unsigned(data: bytes) -> bytes:
                      id="an unknown chaincode is named"),
         pytest.param("HospAMSP", cc_query("alliance"), None, "at least one chaincode",
                      id="an empty chaincode interest is refused"),
+        pytest.param("HospAMSP", discovery_pb2.Query(channel="alliance", cc_query=discovery_pb2.ChaincodeQuery(
+                         interests=[cc_query("alliance", "basic").cc_query.interests[0]] * 9)),
+                     None, "at most 8 interests", id="a flood of chaincode interests is refused"),
         pytest.param("HospAMSP", local_query(), None, "access denied",
                      id="a member that is not an admin cannot list the local peers"),
         pytest.param("HospBMSP", local_query(), None, "access denied",
@@ -276,8 +279,9 @@ def test_malformed_requests_are_invalid_arguments_and_the_peer_keeps_serving(
 ) -> None:
     good = signed_request(network.signer("HospCMSP"), config_query("alliance"))
     unsigned_payload = discovery_pb2.SignedRequest(payload=b"\xff\xff\xff").SerializeToString()
+    flood = signed_request(network.signer("HospCMSP"), *[config_query("alliance")] * 33)
     answers = asyncio.run(
-        _call(view, [b"\x0a\xff\xff", unsigned_payload, _without_auth(), b"", good])
+        _call(view, [b"\x0a\xff\xff", unsigned_payload, _without_auth(), b"", flood, good])
     )
     *refused, served = answers
     expected = [
@@ -285,6 +289,7 @@ def test_malformed_requests_are_invalid_arguments_and_the_peer_keeps_serving(
         "malformed discovery request",
         "no authentication info in request",
         "no authentication info in request",
+        "at most 32 queries",
     ]
     for answer, message in zip(refused, expected, strict=True):
         assert isinstance(answer, grpc.aio.AioRpcError)

@@ -48,6 +48,10 @@ ACCESS_DENIED = "access denied"
 # Bounds on the layouts of one descriptor: a policy over many organisations stays cheap.
 LAYOUT_LIMIT = 64
 LAYOUT_BUDGET = 4096
+# Bounds on one request, which is answered on the peer's event loop: Fabric's SDKs send at most
+# four queries and one interest per chaincode call chain.
+MAX_QUERIES = 32
+MAX_INTERESTS = 8
 _EMPTY = gossip_pb2.GossipMessage.Tag.Value("EMPTY")
 _CHAN_OR_ORG = gossip_pb2.GossipMessage.Tag.Value("CHAN_OR_ORG")
 
@@ -95,6 +99,11 @@ def parse_signed_request(data: bytes) -> tuple[discovery_pb2.SignedRequest, disc
         raise InvalidDiscoveryRequest("access denied, no authentication info in request")
     if not request.authentication.client_identity:
         raise InvalidDiscoveryRequest("access denied, client identity wasn't supplied")
+    if len(request.queries) > MAX_QUERIES:
+        raise InvalidDiscoveryRequest(
+            f"a discovery request holds at most {MAX_QUERIES} queries; this one has "
+            f"{len(request.queries)}: send them in several requests"
+        )
     return signed, request
 
 
@@ -283,6 +292,11 @@ def _chaincodes(
     interests = query.cc_query.interests
     if not interests:
         raise _QueryError("chaincode query must have at least one chaincode interest")
+    if len(interests) > MAX_INTERESTS:
+        raise _QueryError(
+            f"a chaincode query holds at most {MAX_INTERESTS} interests; this one has "
+            f"{len(interests)}: send them in several queries"
+        )
     result = discovery_pb2.QueryResult(cc_query_res=discovery_pb2.ChaincodeQueryResult())
     for interest in interests:
         result.cc_query_res.content.append(_descriptor(interest, channel, knowledge))
