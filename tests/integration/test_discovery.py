@@ -183,13 +183,23 @@ def _foreign_signer() -> Signer:
     return Signer.from_pem("EvilMSP", user.cert_pem, user.key_pem)
 
 
-def _bad_signature(data: bytes) -> bytes:
+def _bad_signature(data: bytes, network: EmbeddedNetwork) -> bytes:
     signed = discovery_pb2.SignedRequest.FromString(data)
     signed.signature = bytes(reversed(signed.signature))
     return signed.SerializeToString()
 
 
-def _unsigned(data: bytes) -> bytes:
+def _as_hospb(data: bytes, network: EmbeddedNetwork) -> bytes:
+    """The request claims HospB's user's identity but keeps the real signer's signature."""
+    signed = discovery_pb2.SignedRequest.FromString(data)
+    request = discovery_pb2.Request.FromString(signed.payload)
+    hospb = network.signer("HospBMSP")
+    request.authentication.client_identity = hospb.serialized_identity
+    signed.payload = request.SerializeToString()
+    return signed.SerializeToString()
+
+
+def _unsigned(data: bytes, network: EmbeddedNetwork) -> bytes:
     signed = discovery_pb2.SignedRequest.FromString(data)
     signed.ClearField("signature")
     return signed.SerializeToString()
@@ -202,6 +212,8 @@ def _unsigned(data: bytes) -> bytes:
                      id="an unsigned request is denied"),
         pytest.param("HospCMSP", config_query("alliance"), _bad_signature, "access denied",
                      id="a badly signed request is denied"),
+        pytest.param("HospCMSP", config_query("tertiary"), _as_hospb, "access denied",
+                     id="another organisation's identity with one's own signature is denied"),
         pytest.param("EvilMSP", peer_query("alliance"), None, "access denied",
                      id="an identity of an unknown MSP is denied"),
         pytest.param("HospCMSP", config_query("tertiary"), None, "access denied",
@@ -235,7 +247,7 @@ def test_a_query_that_fails_answers_an_error_result_and_nothing_else(
     signer = _foreign_signer() if who == "EvilMSP" else network.signer(who)
     data = signed_request(signer, query)
     if callable(tamper):
-        data = tamper(data)
+        data = tamper(data, network)
     (result,) = ask(knowledge, data, network.now())
     assert result.WhichOneof("result") == "error"
     assert message in result.error.content
