@@ -4,11 +4,10 @@
 //
 // Run by tests/interop/test_node_gateway.py, which starts the network and sets:
 //   NETWORK_PROFILE (Org1's connection profile, JSON), GATEWAY_MSP_ID, GATEWAY_CERT, GATEWAY_KEY
-//   (User1's PEM files), CLIENT_TLS_CERT, CLIENT_TLS_KEY (User1's TLS client certificate),
-//   GATEWAY_CHANNEL, GATEWAY_BASIC (asset-transfer-basic).
-// Our ordering nodes require mutual TLS (Fabric's `clientAuthRequired: true`), so the wallet also
-// holds User1's TLS identity and the gateway uses it (`clientTlsIdentity`), as Fabric documents
-// for such networks (docs/discovery.md).
+//   (User1's PEM files), GATEWAY_CHANNEL, GATEWAY_BASIC (asset-transfer-basic).
+// No TLS client identity (`clientTlsIdentity`), as fabric-samples' applications connect: the
+// ordering nodes' client port asks for no client certificate; consensus has its own cluster
+// port with mutual TLS (docs/deployment.md).
 // The SDK learns the other organisation's peer and the orderer from discovery only: it endorses
 // on both peers (`protos.Endorser`), orders (`AtomicBroadcast`), waits for the commit (`Deliver`).
 
@@ -45,19 +44,10 @@ before(async () => {
         mspId: MSP_ID,
         type: 'X.509',
     });
-    await wallet.put('appUserTls', {
-        credentials: {
-            certificate: readFileSync(env('CLIENT_TLS_CERT'), 'utf8'),
-            privateKey: readFileSync(env('CLIENT_TLS_KEY'), 'utf8'),
-        },
-        mspId: MSP_ID,
-        type: 'X.509',
-    });
     gateway = new Gateway();
     await gateway.connect(JSON.parse(readFileSync(env('NETWORK_PROFILE'), 'utf8')), {
         wallet,
         identity: 'appUser',
-        clientTlsIdentity: 'appUserTls',
         discovery: { enabled: true, asLocalhost: true },
     });
     network = await gateway.getNetwork(CHANNEL);

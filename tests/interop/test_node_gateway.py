@@ -181,15 +181,13 @@ NETWORK_TEST = HERE / "fabric-network.test.mjs"
 
 def test_fabric_network_with_discovery(network_dir: Path) -> None:
     """`fabric-network` 2.2 with discovery on (as fabric-samples' older applications connect):
-    from Org1's connection profile and a wallet identity it discovers Org2's peer and the
-    orderer, submits a transaction endorsed by both and waits for its commit, then queries."""
+    from Org1's connection profile and a wallet identity, without a TLS client identity, it
+    discovers Org2's peer and the orderer, submits a transaction endorsed by both and waits for
+    its commit, then queries."""
     assert NODE is not None
     env = _node_env(network_dir)
     org1 = network_dir / "organizations" / "peerOrganizations" / "org1.example.com"
-    user_tls = org1 / "users" / "User1@org1.example.com" / "tls"
-    env["NETWORK_PROFILE"] = str(org1 / "connection-org1.json")
-    env["CLIENT_TLS_CERT"] = str(user_tls / "client.crt")
-    env["CLIENT_TLS_KEY"] = str(user_tls / "client.key")
+    env["NETWORK_PROFILE"] = str(org1 / "connection-org1.json")  # no TLS client identity
     result = subprocess.run(
         [NODE, "--test", "--test-reporter=spec", str(NETWORK_TEST)],
         capture_output=True,

@@ -29,6 +29,7 @@ class NodeMaterial:
     address: str  # advertised, host:port
     listen_address: str
     operations_address: str  # where the operations endpoint binds
+    cluster_address: str  # ordering nodes: where the consensus service binds (mutual TLS)
     data_dir: Path  # nodes/<host>/
     signer: Signer
     tls: NodeTls
@@ -53,6 +54,7 @@ class NodeMaterial:
             address=node.endpoint,
             listen_address=node.listen_endpoint,
             operations_address=node.operations_listen_endpoint,
+            cluster_address=node.cluster_listen_endpoint,
             data_dir=layout.directory / NODES / host,
             signer=load_signer(crypto / "msp", org.msp_id),
             tls=NodeTls.load(crypto / "tls", trusted_tls_cas(layout)),
@@ -71,6 +73,7 @@ def trusted_tls_cas(layout: NetworkLayout) -> dict[str, bytes]:
 
 
 def orderer_endpoints(layout: NetworkLayout) -> list[OrdererEndpoint]:
+    """Every ordering node's client port (Broadcast and Deliver), never its cluster port."""
     return [
         OrdererEndpoint(org.msp_id, f"{node.name}.{org.domain}", node.endpoint)
         for org in layout.config.orderer_organizations()
