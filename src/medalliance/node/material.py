@@ -12,7 +12,7 @@ from medalliance.identity.cryptogen import load_signer
 from medalliance.identity.signing import Signer
 from medalliance.network.tls import NodeTls
 from medalliance.node.bootstrap import NODES, NetworkLayout
-from medalliance.node.config import OrganizationConfig
+from medalliance.node.config import NodeConfig, OrganizationConfig
 from medalliance.node.orderer_link import OrdererEndpoint
 
 
@@ -79,3 +79,22 @@ def orderer_endpoints(layout: NetworkLayout) -> list[OrdererEndpoint]:
         for org in layout.config.orderer_organizations()
         for node in org.orderers
     ]
+
+
+def consensus_endpoints(layout: NetworkLayout) -> dict[str, NodeConfig]:
+    """Every ordering node of the network folder by `<name>.<domain>`."""
+    return {
+        f"{node.name}.{org.domain}": node
+        for org in layout.config.orderer_organizations()
+        for node in org.orderers
+    }
+
+
+def consensus_endpoint(mapped: str, node: NodeConfig | None) -> str:
+    """Where to dial a consenter's consensus service: the endpoint its consenter mapping names,
+    except that a channel created before ordering nodes had cluster ports names the node's
+    client port there, which asks for no client certificate and so refuses consensus; the
+    node's cluster port is dialled instead."""
+    if node is not None and mapped == node.endpoint:
+        return node.cluster_endpoint
+    return mapped

@@ -50,7 +50,13 @@ from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.config import OrganizationConfig
 from medalliance.node.consensus_inbox import RefusalLog
 from medalliance.node.consenter_auth import consenter_of, msp_of
-from medalliance.node.material import NodeMaterial, orderer_endpoints, utc_now
+from medalliance.node.material import (
+    NodeMaterial,
+    consensus_endpoint,
+    consensus_endpoints,
+    orderer_endpoints,
+    utc_now,
+)
 from medalliance.node.metrics import OrdererMetrics
 from medalliance.node.orderer_link import OrdererLink
 
@@ -75,6 +81,7 @@ class OrdererNode:
         self.operations_address = m.operations_address
         self.channels: dict[str, BftChannel] = {}
         self._peers: dict[str, tuple[str, str]] = {}  # consenter name -> (endpoint, MSP id)
+        self._known = consensus_endpoints(layout)  # the network folder's ordering nodes
         self._links: dict[str, grpc.aio.Channel] = {}
         self._inflight: set[asyncio.Task[None]] = set()
         self._refusals = RefusalLog()  # refused consensus callers, logged sparingly
@@ -283,7 +290,8 @@ class OrdererNode:
         """Fire and forget: a lost message is re-sent by the protocol's own retransmission."""
         link = self._links.get(target)
         if link is None:
-            endpoint, msp_id = self._peers[target]
+            mapped, msp_id = self._peers[target]
+            endpoint = consensus_endpoint(mapped, self._known.get(target))
             link = self._links[target] = self.tls.channel(endpoint, target, msp_id)
         call = link.unary_unary(
             f"/{CONSENSUS_SERVICE}/{method}", request_serializer=_raw, response_deserializer=_raw
