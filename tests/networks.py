@@ -54,9 +54,12 @@ def with_free_ports(
             org.pop("ca", None)
     nodes = [n for o in config["organizations"] for n in o.get("peers", []) + o.get("orderers", [])]
     cas = [o["ca"] for o in config["organizations"] if "ca" in o]
-    ports = free_ports(2 * len(nodes) + len(cas))
-    for ca, port in zip(cas, ports[2 * len(nodes) :], strict=True):
+    orderers = [n for o in config["organizations"] for n in o.get("orderers", [])]
+    ports = free_ports(2 * len(nodes) + len(cas) + len(orderers))
+    for ca, port in zip(cas, ports[2 * len(nodes) : 2 * len(nodes) + len(cas)], strict=True):
         ca["port"] = port
+    for orderer, port in zip(orderers, ports[2 * len(nodes) + len(cas) :], strict=True):
+        orderer["cluster_port"] = port  # the default (port + 20000) may be out of range
     ports = ports[: 2 * len(nodes)]
     for node, port, ops in zip(nodes, ports[::2], ports[1::2], strict=True):
         node["port"], node["operations_port"] = port, ops

@@ -294,3 +294,11 @@ class CaRegistrarDenied(PermissionDenied):
 
 class BadCertificateRequest(InvalidArgument):
     """A Fabric CA enrolment whose PKCS#10 request (CSR) is malformed or does not verify."""
+
+
+# --- Fabric discovery service (gateway/discovery.py: docs/discovery.md) -------------------------
+
+
+class InvalidDiscoveryRequest(InvalidArgument):
+    """A `Discover` request Fabric refuses as a whole: no authentication, no client identity,
+    or a TLS certificate hash that does not match the client's TLS certificate."""

@@ -181,10 +181,10 @@ def test_an_ordering_node_leaves_only_by_a_majority_of_admins(
 def test_a_new_ordering_node_follows_then_orders_once_voted_in(
     network: Path, contract: Contract, tmp_path: Path
 ) -> None:
-    port, ops = free_ports(2)
+    port, ops, cluster = free_ports(3)
     d = ("--dir", str(network))
     cli("network", "add-orderer", *d, "--org", "OrdererOrg", "--name", "orderer4",
-        "--port", str(port), "--operations-port", str(ops))  # fmt: skip
+        "--port", str(port), "--operations-port", str(ops), "--cluster-port", str(cluster))  # fmt: skip
     cli("network", "up", *d)
     new = "orderer4.example.com"
     wait_until(lambda: nodes(network)[new]["height"] == nodes(network)[ORDERERS[0]]["height"],

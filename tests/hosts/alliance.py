@@ -316,12 +316,16 @@ def _set_up(base: Path, source: Path, net: HostNetwork) -> None:
 
 
 def _add_relays(alliance: HostedAlliance) -> None:
-    """The relayed organisation's nodes (node and operations ports) behind the proxies."""
+    """The relayed organisation's nodes (node, operations and, for ordering nodes, cluster
+    ports) behind the proxies."""
     org = alliance.layouts[RELAYED].config.organization(RELAYED)
     host = alliance.net.hosts[RELAYED].address
     for node_config in (*org.peers, *org.orderers):
         ops = node_config.operations_port or node_config.port + 10000
-        for port, kind in ((node_config.port, ""), (ops, "-ops")):
+        ports = [(node_config.port, ""), (ops, "-ops")]
+        if node_config in org.orderers:
+            ports.append((int(node_config.cluster_endpoint.rpartition(":")[2]), "-cluster"))
+        for port, kind in ports:
             alliance.relays.add(
                 f"{node_config.name}{kind}", (alliance.net.gateway, port), (host, port)
             )

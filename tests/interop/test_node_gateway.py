@@ -36,6 +36,8 @@ def _skip_reason() -> str | None:
         return "tests/interop/node_modules is missing: run `npm ci` in tests/interop first"
     if not (HERE / "node_modules" / "fabric-ca-client").is_dir():
         return "fabric-ca-client is not in tests/interop/node_modules: run `npm ci` there"
+    if not (HERE / "node_modules" / "fabric-network").is_dir():
+        return "fabric-network is not in tests/interop/node_modules: run `npm ci` there"
     return None
 
 
@@ -219,3 +221,28 @@ def test_network_status_shows_the_fabric_cas_and_a_down_one_fails_it(network_dir
     code, rows = ca_rows()
     assert code == 0
     assert rows["ca.org2.example.com"]["health"] == "up"
+
+
+NETWORK_TEST = HERE / "fabric-network.test.mjs"
+
+
+def test_fabric_network_with_discovery(network_dir: Path) -> None:
+    """`fabric-network` 2.2 with discovery on (as fabric-samples' older applications connect):
+    from Org1's connection profile and a wallet identity, without a TLS client identity, it
+    discovers Org2's peer and the orderer, submits a transaction endorsed by both and waits for
+    its commit, then queries."""
+    assert NODE is not None
+    env = _node_env(network_dir)
+    org1 = network_dir / "organizations" / "peerOrganizations" / "org1.example.com"
+    env["NETWORK_PROFILE"] = str(org1 / "connection-org1.json")  # no TLS client identity
+    result = subprocess.run(
+        [NODE, "--test", "--test-reporter=spec", str(NETWORK_TEST)],
+        capture_output=True,
+        text=True,
+        timeout=NODE_TIMEOUT_S,
+        cwd=HERE,
+        env=env,
+    )
+    output = f"{result.stdout}\n{result.stderr}"
+    assert result.returncode == 0, f"node --test failed ({result.returncode}):\n{output}"
+    print(output)

@@ -85,20 +85,27 @@ def tls_pair(layout: NetworkLayout, who: str) -> tuple[bytes, bytes]:
     return (folder / f"{stem}.crt").read_bytes(), (folder / f"{stem}.key").read_bytes()
 
 
-def orderer_channel(layout: NetworkLayout, target: str, as_who: str) -> grpc.Channel:
-    cert, key = tls_pair(layout, as_who)
-    node = next(n for n in nodes_of(layout) if n.name == target)
-    ca = (layout.orderer_dir("OrdererMSP", target.split(".")[0]) / "tls" / "ca.crt").read_bytes()
-    credentials = grpc.ssl_channel_credentials(ca, key, cert)
+def orderer_channel(layout: NetworkLayout, target: str, as_who: str | None) -> grpc.Channel:
+    """A TLS channel to the target's cluster port presenting `as_who`'s client certificate, or
+    to its client port presenting none."""
+    (node,) = (n for n in layout.config.organization("OrdererOrg").orderers
+               if f"{n.name}.example.com" == target)  # fmt: skip
+    ca = (layout.orderer_dir("OrdererMSP", node.name) / "tls" / "ca.crt").read_bytes()
+    if as_who is None:
+        credentials, endpoint = grpc.ssl_channel_credentials(ca), node.endpoint
+    else:
+        cert, key = tls_pair(layout, as_who)
+        credentials, endpoint = grpc.ssl_channel_credentials(ca, key, cert), node.cluster_endpoint
     return grpc.secure_channel(
-        node.endpoint, credentials, options=(("grpc.ssl_target_name_override", target),)
+        endpoint, credentials, options=(("grpc.ssl_target_name_override", target),)
     )
 
 
 def consensus_call(
-    layout: NetworkLayout, method: str, payload: bytes, *, as_who: str, target: str = TARGET
+    layout: NetworkLayout, method: str, payload: bytes, *, as_who: str | None, target: str = TARGET
 ) -> tuple[grpc.StatusCode, str]:
-    """Call the target's consensus service; the status code and details it answers with."""
+    """Call the target's consensus service (`as_who` None: on the client port, without a client
+    certificate); the status code and details it answers with."""
     with orderer_channel(layout, target, as_who) as channel:
         call = channel.unary_unary(
             f"/medalliance.Consensus/{method}",
@@ -174,6 +181,30 @@ def test_a_non_consenter_tls_certificate_is_refused_by_step_and_forward(
     assert code == grpc.StatusCode.PERMISSION_DENIED
     assert f"may call medalliance.Consensus/{method}" in details
     assert "is not in the channel's consenter mapping" in details
+    after = consensus_of(layout)
+    assert (after["height"], after["round"], after["mempool"]) == (
+        before["height"],
+        before["round"],
+        before["mempool"],
+    )
+    assert after["messagesDropped"] == before["messagesDropped"]  # it never reached the channel
+
+
+@pytest.mark.parametrize("method", ["Step", "Forward"])
+def test_a_consensus_call_without_a_client_certificate_on_the_client_port_is_refused(
+    layout: NetworkLayout, contract: Contract, method: str
+) -> None:
+    commit_some(contract, f"anonymous-{method}", 1)
+    wait_until(lambda: len(set(heights(layout).values())) == 1, "every ordering node level")
+    before = consensus_of(layout)
+    status = Status(CHANNEL, before["height"], 1000, ORDERERS[1])
+    payload = encode(status) if method == "Step" else json.dumps(["bm90IGEgdHg="]).encode()
+    code, details = consensus_call(layout, method, payload, as_who=None)
+    assert code == grpc.StatusCode.PERMISSION_DENIED
+    assert (
+        f"medalliance.Consensus/{method} is served on the ordering node's cluster port" in details
+    )
+    assert "dial the cluster port" in details
     after = consensus_of(layout)
     assert (after["height"], after["round"], after["mempool"]) == (
         before["height"],

@@ -135,7 +135,7 @@ def propose(
         if add_orderer in {c.name for c in parsed.consenter_set}:
             raise InvalidArgument(f"{add_orderer} is already a consenter of {channel}")
         kept = [*parsed.consenter_set, _new_consenter(layout, add_orderer, parsed)]
-        _set_consenters(group, kept)
+        _set_consenters(layout, group, kept)
         description = f"add ordering node {add_orderer} to {channel}"
     elif add_org is not None:
         joining = layout.config.organization(add_org)
@@ -158,7 +158,7 @@ def propose(
         if remove_orderer not in names:
             raise NotFound(f"{remove_orderer} is not a consenter of {channel}; consenters: {names}")
         kept = [c for c in parsed.consenter_set if c.name != remove_orderer]
-        _set_consenters(group, kept)
+        _set_consenters(layout, group, kept)
         description = f"remove ordering node {remove_orderer} from {channel}"
     return UpdateFile(channel, description, propose_update(parsed, group))
 
@@ -170,7 +170,7 @@ def _new_consenter(layout: NetworkLayout, name: str, current: ChannelConfig) -> 
         for node in org.orderers:
             if f"{node.name}.{org.domain}" == name:
                 node_dir = layout.orderer_dir(org.msp_id, node.name)
-                host, _, port = node.endpoint.rpartition(":")
+                host, _, port = node.cluster_endpoint.rpartition(":")  # consensus dials it
                 tls_cert = (node_dir / "tls" / "server.crt").read_bytes()
                 return Consenter(
                     max((c.id for c in current.consenter_set), default=0) + 1,
@@ -185,13 +185,27 @@ def _new_consenter(layout: NetworkLayout, name: str, current: ChannelConfig) -> 
     raise NotFound(f"no ordering node {name} in the network folder; run `network add-orderer`")
 
 
-def _set_consenters(group: configtx_pb2.ConfigGroup, consenters: list[Consenter]) -> None:
-    """The consenter mapping and the orderer addresses of a channel group."""
+def _set_consenters(
+    layout: NetworkLayout, group: configtx_pb2.ConfigGroup, consenters: list[Consenter]
+) -> None:
+    """The consenter mapping (cluster ports) and the orderer addresses (client ports: where
+    clients and peers broadcast and pull blocks) of a channel group."""
     group.groups["Orderer"].values["Orderers"].value = consenter_mapping(
         consenters
     ).SerializeToString()
+    clients = {
+        f"{node.name}.{org.domain}": node.endpoint
+        for org in layout.config.orderer_organizations()
+        for node in org.orderers
+    }
+    missing = [c.name for c in consenters if c.name not in clients]
+    if missing:
+        raise NotFound(
+            f"no ordering node {', '.join(missing)} in the network folder's config; a consenter's "
+            "client port is read from there (run `network add-orderer` first)"
+        )
     group.values["OrdererAddresses"].value = configuration_pb2.OrdererAddresses(
-        addresses=[c.endpoint for c in consenters]
+        addresses=[clients[c.name] for c in consenters]
     ).SerializeToString()
 
 

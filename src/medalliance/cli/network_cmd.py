@@ -334,6 +334,10 @@ def add_orderer_cmd(
         int | None,
         typer.Option("--operations-port", help="Its /healthz port (default port+10000)."),
     ] = None,
+    cluster_port: Annotated[
+        int | None,
+        typer.Option("--cluster-port", help="Its consensus port, mutual TLS (default port+20000)."),
+    ] = None,
 ) -> None:
     """Add an ordering node of an ordering organisation to the network folder.
 
@@ -348,6 +352,8 @@ def add_orderer_cmd(
     node: dict[str, object] = {"name": name, "host": host, "port": port}
     if operations_port is not None:
         node["operations_port"] = operations_port
+    if cluster_port is not None:
+        node["cluster_port"] = cluster_port
     layout = add_orderer(layout, org, node, now=dt.datetime.now(dt.UTC))
     domain = layout.config.organization(org).domain
     if output_state.json:

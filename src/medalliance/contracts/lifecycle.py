@@ -96,6 +96,14 @@ def approved_package(
     return str(record["package_id"]) if record["digest"] == definition.digest else None
 
 
+def committed_definitions(reader: StateReader) -> list[ChaincodeDefinition]:
+    """Every committed definition in `reader`'s state (deregistered ones included), by name."""
+    return [
+        ChaincodeDefinition.from_json(v.value)
+        for _, v in reader.range(LIFECYCLE_NAMESPACE, "definition/", "definition0")
+    ]
+
+
 def _definition_key(name: str) -> str:
     return f"definition/{name}"
 

@@ -149,6 +149,35 @@ def extend_plan(
     )
 
 
+def every_plan(
+    requirements: Iterable[Requirement],
+    candidates: Sequence[str],
+    *,
+    limit: int,
+    budget: int,
+) -> list[tuple[str, ...]]:
+    """Every minimal set of `candidates` with which all requirements hold, smallest first
+    (Fabric discovery's endorsement layouts): a set is minimal when no set found before it is
+    part of it. At most `limit` sets, and at most `budget` combinations are tried, so a policy
+    over many organisations costs a bounded time; empty when none was found in the budget."""
+    needs = list(requirements)
+    orgs = list(dict.fromkeys(candidates))
+    found: list[tuple[str, ...]] = []
+    tried = 0
+    for size in range(1, len(orgs) + 1):
+        for combination in itertools.combinations(orgs, size):
+            if any(set(plan) <= set(combination) for plan in found):
+                continue  # a smaller set already satisfies: this one is not minimal
+            tried += 1
+            if tried > budget:
+                return found
+            if all(need(combination) for need in needs):
+                found.append(combination)
+                if len(found) >= limit:
+                    return found
+    return found
+
+
 def _org_matcher(
     principals: Sequence[str | None], orgs: Sequence[str]
 ) -> Callable[[int, int], bool]:

@@ -258,7 +258,8 @@ def _consenter_set(base: Path, config: NetworkConfig) -> tuple[Consenter, ...]:
             cert_pem = next(p for p in sorted((node_dir / "msp" / "signcerts").iterdir()))
             identity = serialize_identity(org.msp_id, cert_pem.read_bytes())
             tls_cert = (node_dir / "tls" / "server.crt").read_bytes()
-            host, _, port = node.endpoint.rpartition(":")
+            # Fabric's consenter mapping names the cluster port: consensus is dialled there.
+            host, _, port = node.cluster_endpoint.rpartition(":")
             found.append(
                 Consenter(
                     len(found) + 1, name, host, int(port), org.msp_id, identity, tls_cert, tls_cert

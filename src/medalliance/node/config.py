@@ -45,6 +45,9 @@ class IntegrityMonitorConfig(_Model):
     timeout_s: float = Field(default=10.0, gt=0.0, le=300.0)
 
 
+CLUSTER_PORT_OFFSET = 20000  # an ordering node's default cluster port: port + 20000
+
+
 class NodeConfig(_Model):
     """One peer or ordering node: `<name>.<domain>` listening on `host:port`."""
 
@@ -57,6 +60,10 @@ class NodeConfig(_Model):
     listen_host: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.:-]+$")
     # The operations endpoint (HTTP /healthz and /status); default: port + 10000.
     operations_port: int | None = Field(default=None, ge=1, le=65535)
+    # Ordering nodes only: the port the consenters speak consensus on, with mutual TLS (Fabric's
+    # General.Cluster.ListenPort); `port` then serves clients without asking for a client
+    # certificate. Default: port + 20000.
+    cluster_port: int | None = Field(default=None, ge=1, le=65535)
     # A peer's own world-state database, overriding the network's `state_database`. Not in
     # repr: a URL may carry a password (docs recommend PGPASSWORD instead).
     state_database: str | None = Field(default=None, repr=False)
@@ -94,6 +101,20 @@ class NodeConfig(_Model):
     def operations_listen_endpoint(self) -> str:
         """Where the operations endpoint binds (same rule as `listen_endpoint`)."""
         return f"{self._bind_host}:{self._operations_port}"
+
+    @property
+    def cluster_endpoint(self) -> str:
+        """Where the other consenters dial this ordering node's consensus service."""
+        return f"{self.host}:{self._cluster_port}"
+
+    @property
+    def cluster_listen_endpoint(self) -> str:
+        """Where the cluster port binds (same rule as `listen_endpoint`)."""
+        return f"{self._bind_host}:{self._cluster_port}"
+
+    @property
+    def _cluster_port(self) -> int:
+        return self.cluster_port or self.port + CLUSTER_PORT_OFFSET
 
     @property
     def _bind_host(self) -> str:
@@ -378,6 +399,7 @@ def _problems(net: NetworkConfig) -> Iterator[str]:
     yield from _duplicates("organizations", "domain", [o.domain for o in net.organizations])
     nodes = [n for o in net.organizations for n in (*o.peers, *o.orderers)]
     endpoints = [n.endpoint for n in nodes] + [n.operations_endpoint for n in nodes]
+    endpoints += [n.cluster_endpoint for o in net.organizations for n in o.orderers]
     endpoints += [o.ca.endpoint for o in net.organizations if o.ca is not None]
     for endpoint in sorted({e for e in endpoints if endpoints.count(e) > 1}):
         yield f"organizations: address {endpoint} is used by two nodes; give each node its own port"
@@ -423,6 +445,15 @@ def _org_problems(
         yield f"{at}.regulator: only hospitals have a regulator; a {org.type} organisation uses `parent`"
     if org.type != "regulator" and org.parent is not None:
         yield f"{at}.parent: only regulators have a parent; a hospital names its `regulator`"
+    for j, node in enumerate(org.orderers):
+        if node.cluster_port is None and node.port + CLUSTER_PORT_OFFSET > 65535:
+            yield (
+                f"{at}.orderers[{j}].cluster_port: port {node.port} leaves no default cluster "
+                f"port (port + {CLUSTER_PORT_OFFSET}); set cluster_port"
+            )
+    for j, node in enumerate(org.peers):
+        if node.cluster_port is not None:
+            yield f"{at}.peers[{j}].cluster_port: only ordering nodes have a cluster port; remove it"
     if org.type == "orderer":
         if org.peers:
             yield f"{at}.peers: an orderer organisation runs no peers; move them to a peer organisation"

@@ -12,7 +12,7 @@ from medalliance.identity.cryptogen import load_signer
 from medalliance.identity.signing import Signer
 from medalliance.network.tls import NodeTls
 from medalliance.node.bootstrap import NODES, NetworkLayout
-from medalliance.node.config import OrganizationConfig
+from medalliance.node.config import NodeConfig, OrganizationConfig
 from medalliance.node.orderer_link import OrdererEndpoint
 
 
@@ -29,6 +29,7 @@ class NodeMaterial:
     address: str  # advertised, host:port
     listen_address: str
     operations_address: str  # where the operations endpoint binds
+    cluster_address: str  # ordering nodes: where the consensus service binds (mutual TLS)
     data_dir: Path  # nodes/<host>/
     signer: Signer
     tls: NodeTls
@@ -53,6 +54,7 @@ class NodeMaterial:
             address=node.endpoint,
             listen_address=node.listen_endpoint,
             operations_address=node.operations_listen_endpoint,
+            cluster_address=node.cluster_listen_endpoint,
             data_dir=layout.directory / NODES / host,
             signer=load_signer(crypto / "msp", org.msp_id),
             tls=NodeTls.load(crypto / "tls", trusted_tls_cas(layout)),
@@ -71,8 +73,28 @@ def trusted_tls_cas(layout: NetworkLayout) -> dict[str, bytes]:
 
 
 def orderer_endpoints(layout: NetworkLayout) -> list[OrdererEndpoint]:
+    """Every ordering node's client port (Broadcast and Deliver), never its cluster port."""
     return [
         OrdererEndpoint(org.msp_id, f"{node.name}.{org.domain}", node.endpoint)
         for org in layout.config.orderer_organizations()
         for node in org.orderers
     ]
+
+
+def consensus_endpoints(layout: NetworkLayout) -> dict[str, NodeConfig]:
+    """Every ordering node of the network folder by `<name>.<domain>`."""
+    return {
+        f"{node.name}.{org.domain}": node
+        for org in layout.config.orderer_organizations()
+        for node in org.orderers
+    }
+
+
+def consensus_endpoint(mapped: str, node: NodeConfig | None) -> str:
+    """Where to dial a consenter's consensus service: the endpoint its consenter mapping names,
+    except that a channel created before ordering nodes had cluster ports names the node's
+    client port there, which asks for no client certificate and so refuses consensus; the
+    node's cluster port is dialled instead."""
+    if node is not None and mapped == node.endpoint:
+        return node.cluster_endpoint
+    return mapped

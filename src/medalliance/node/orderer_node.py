@@ -7,8 +7,13 @@ Ordering nodes talk to each other over mutual TLS through `medalliance.Consensus
 carries consensus messages, `Forward` passes admitted transactions on so that any proposer can
 order them. Only a consenter of the channel may call either: its client TLS certificate must be
 one of the channel's consenter mapping (`consenter_auth.py`); anyone else gets
-PERMISSION_DENIED. Each node also pulls certified blocks from the others, so one that was down or cut
-off catches up. Peers pull blocks from any ordering node and check the certificates themselves.
+PERMISSION_DENIED. As in Fabric (General.Cluster.ListenPort), one server listens on two ports:
+the client port (AtomicBroadcast, server-only TLS: Fabric's SDKs send no client certificate) and
+the cluster port (mutual TLS), which the consenter mapping names; a consensus call that arrives
+without a client certificate came through the client port and is refused. Each node also pulls
+certified blocks from the others' client ports (Deliver checks the signed seek), so one that was
+down or cut off catches up. Peers pull blocks from any ordering node and check the certificates
+themselves.
 """
 
 from __future__ import annotations
@@ -45,9 +50,15 @@ from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.config import OrganizationConfig
 from medalliance.node.consensus_inbox import RefusalLog
 from medalliance.node.consenter_auth import consenter_of, msp_of
-from medalliance.node.material import NodeMaterial, utc_now
+from medalliance.node.material import (
+    NodeMaterial,
+    consensus_endpoint,
+    consensus_endpoints,
+    orderer_endpoints,
+    utc_now,
+)
 from medalliance.node.metrics import OrdererMetrics
-from medalliance.node.orderer_link import OrdererEndpoint, OrdererLink
+from medalliance.node.orderer_link import OrdererLink
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +81,7 @@ class OrdererNode:
         self.operations_address = m.operations_address
         self.channels: dict[str, BftChannel] = {}
         self._peers: dict[str, tuple[str, str]] = {}  # consenter name -> (endpoint, MSP id)
+        self._known = consensus_endpoints(layout)  # the network folder's ordering nodes
         self._links: dict[str, grpc.aio.Channel] = {}
         self._inflight: set[asyncio.Task[None]] = set()
         self._refusals = RefusalLog()  # refused consensus callers, logged sparingly
@@ -96,10 +108,8 @@ class OrdererNode:
                 now=utc_now,
             )
             self.channels[spec.name].on_cut = functools.partial(self.metrics.block_cut, spec.name)
-        others = [
-            OrdererEndpoint(msp_id, peer, endpoint)
-            for peer, (endpoint, msp_id) in sorted(self._peers.items())
-        ]
+        # Blocks are pulled from the client ports (the consenter mapping names cluster ports).
+        others = [o for o in orderer_endpoints(layout) if o.host != self.host]
         self.link = OrdererLink(others, self.tls, self.signer, utc_now) if others else None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -115,6 +125,11 @@ class OrdererNode:
         bind(
             server,
             self.material.listen_address,
+            self.tls.server_credentials(require_client_auth=False),
+        )
+        bind(
+            server,
+            self.material.cluster_address,
             self.tls.server_credentials(require_client_auth=True),
         )
         await server.start()
@@ -212,7 +227,21 @@ class OrdererNode:
         """The channel and the consenter calling; aborts with PERMISSION_DENIED unless the
         caller's client TLS certificate is one of the channel's consenter set in force."""
         name = channel_id.decode("utf-8", "replace")
-        pems = context.auth_context().get("x509_pem_cert") or [None]
+        pems = context.auth_context().get("x509_pem_cert")
+        if not pems:  # the client port asks for no certificate: refused before any lookup
+            count = self._refusals.note("", method)
+            if count is not None:
+                log.warning(
+                    "consensus call refused: no client certificate (client port)",
+                    extra={"method": method, "count": count},
+                )
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"{CONSENSUS_SERVICE}/{method} is served on the ordering node's cluster port "
+                "with mutual TLS; this call came without a client TLS certificate (the client "
+                "port): dial the cluster port the channel's consenter mapping names",
+            )
+            raise AssertionError("abort returns only by raising")  # pragma: no cover
         channel = self.channels.get(name)
         consenter = None if channel is None else consenter_of(channel.config.consenter_set, pems[0])
         if channel is None or consenter is None:
@@ -261,7 +290,8 @@ class OrdererNode:
         """Fire and forget: a lost message is re-sent by the protocol's own retransmission."""
         link = self._links.get(target)
         if link is None:
-            endpoint, msp_id = self._peers[target]
+            mapped, msp_id = self._peers[target]
+            endpoint = consensus_endpoint(mapped, self._known.get(target))
             link = self._links[target] = self.tls.channel(endpoint, target, msp_id)
         call = link.unary_unary(
             f"/{CONSENSUS_SERVICE}/{method}", request_serializer=_raw, response_deserializer=_raw

@@ -21,6 +21,8 @@ from fabric_protos.peer import events_pb2_grpc, peer_pb2_grpc
 
 from medalliance.contracts.package import build_package
 from medalliance.errors import UnknownChannel
+from medalliance.gateway.discovery import ChannelKnowledge
+from medalliance.gateway.discovery_service import DiscoveryService
 from medalliance.gateway.peer_services import DeliverService, EndorserService
 from medalliance.gateway.ports import Endorser
 from medalliance.gateway.service import GatewayService
@@ -31,6 +33,7 @@ from medalliance.network.block_feed import BlockFeed
 from medalliance.network.tls import bind
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.config import IntegrityMonitorConfig, OrganizationConfig
+from medalliance.node.discovery_view import DiscoveryView
 from medalliance.node.endorsers import LocalEndorser, RemoteEndorser
 from medalliance.node.integrity_monitor import IntegrityMonitor, WatchedPeer
 from medalliance.node.material import NodeMaterial, orderer_endpoints, utc_now
@@ -113,6 +116,9 @@ class PeerNode:
             layout, org.msp_id, m.data_dir, self._channel_config, self.channels, utc_now
         )
         self.pseudonyms = PseudonymService(evaluator) if evaluator is not None else None
+        self.discovery = DiscoveryView(
+            layout, m.host, org.msp_id, self._heights, self._discovery_channel
+        )
 
     def _join_and_install(self) -> None:
         config = self.layout.config
@@ -130,6 +136,10 @@ class PeerNode:
             return self.channels[channel_id]
         except KeyError:
             raise UnknownChannel(channel_id) from None
+
+    def _discovery_channel(self, channel_id: str) -> ChannelKnowledge | None:
+        served = self.channels.get(channel_id)
+        return None if served is None else ChannelKnowledge(served.config, served.state)
 
     def _channel_config(self, channel_id: str) -> ChannelConfig:
         return self.channel(channel_id).config
@@ -246,6 +256,8 @@ class PeerNode:
         peer_pb2_grpc.add_EndorserServicer_to_server(
             EndorserService(self.local, self.peer.max_proposal_bytes), server
         )
+        discovery = DiscoveryService(self.discovery.knowledge, utc_now)
+        server.add_generic_rpc_handlers((discovery.handler(),))
         if self.private_data is not None:
             server.add_generic_rpc_handlers((self.private_data.handler(),))
         if self.pseudonyms is not None:  # the pseudonym regulator's peer only

@@ -103,7 +103,9 @@ def test_genesis_blocks_describe_each_channel(layout: NetworkLayout) -> None:
     alliance = channel(layout, "alliance")
     assert alliance.application_msp_ids == ("HospAMSP", "RegMSP")
     assert alliance.orderer_msp_ids == ("HospAMSP", "OrdMSP")
-    assert alliance.consenters == ("127.0.0.1:7050", "127.0.0.1:7150")
+    assert alliance.consenters == ("127.0.0.1:7050", "127.0.0.1:7150")  # client ports
+    # the consenter mapping names the cluster ports (default port + 20000): consensus goes there
+    assert [c.endpoint for c in alliance.consenter_set] == ["127.0.0.1:27050", "127.0.0.1:27150"]
     assert alliance.batch_max_count == 7
     assert alliance.orgs["HospAMSP"].regulator == "RegMSP"
     assert channel(layout, "audit").application_msp_ids == ("RegMSP",)

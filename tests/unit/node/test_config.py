@@ -195,6 +195,10 @@ def _drop(data: dict[str, Any], key: str) -> None:
         pytest.param(lambda d: d["channels"][0].update(policies={"Consortiums/Admins": "ANY Admins"}), "channels[0].policies.Consortiums/Admins: no such policy group", id="a policy override for a group that does not exist"),
         pytest.param(lambda d: d["channels"][0].update(policies={"Application/Admins": "OR(oops)"}), "channels[0].policies.Application/Admins: policy 'OR(oops)'", id="a policy override that does not parse"),
         pytest.param(lambda d: d.update(organizations=[]), "organizations: Tuple should have at least 1 item", id="a network without organisations"),
+        pytest.param(lambda d: org(d, "HospA")["orderers"][0].update(cluster_port=7351), "address 127.0.0.1:7351 is used by two nodes", id="an ordering node's cluster port on a peer's address"),
+        pytest.param(lambda d: org(d, "HospA")["orderers"][0].update(cluster_port=7050), "address 127.0.0.1:7050 is used by two nodes", id="a cluster port that is the node's own client port"),
+        pytest.param(lambda d: org(d, "HospA")["orderers"][0].update(port=50000), "organizations[2].orderers[0].cluster_port: port 50000 leaves no default cluster port (port + 20000); set cluster_port", id="a client port too high for the default cluster port"),
+        pytest.param(lambda d: org(d, "HospB")["peers"][0].update(cluster_port=27351), "organizations[3].peers[0].cluster_port: only ordering nodes have a cluster port", id="a cluster port on a peer"),
         pytest.param(lambda d: org(d, "HospA")["orderers"][0].update(integrity_monitor={}), "organizations[2]: orderer orderer0: integrity_monitor runs on peers only", id="an integrity monitor on an ordering node"),
         pytest.param(lambda d: org(d, "City")["peers"][0].update(integrity_monitor={"interval_s": 0.1}), "organizations[0].peers[0].integrity_monitor.interval_s: Input should be greater than or equal to 1", id="an integrity monitor asked to check ten times a second"),
     ],
@@ -312,6 +316,22 @@ def test_a_node_binds_its_listen_host_and_is_dialled_at_its_host(
         operations_dialled,
         operations_bound,
     )
+
+
+@pytest.mark.parametrize(
+    ("node", "dialled", "bound"),
+    [
+        pytest.param({"name": "orderer0", "host": "10.0.0.5", "port": 7050}, "10.0.0.5:27050", "10.0.0.5:27050", id="the default cluster port is the client port plus 20000"),
+        pytest.param({"name": "orderer0", "host": "relay.example.org", "listen_host": "10.0.0.5", "port": 7050, "cluster_port": 7055}, "relay.example.org:7055", "10.0.0.5:7055", id="a set cluster port follows listen_host like the client port"),
+    ],
+)  # fmt: skip
+def test_an_ordering_node_has_a_cluster_endpoint(
+    node: dict[str, Any], dialled: str, bound: str
+) -> None:
+    config = copy.deepcopy(BASE)
+    config["organizations"][2]["orderers"] = [node]
+    (orderer,) = NetworkConfig.model_validate(config).organization("HospA").orderers
+    assert (orderer.cluster_endpoint, orderer.cluster_listen_endpoint) == (dialled, bound)
 
 
 def test_a_listen_host_that_is_no_address_is_refused() -> None:
