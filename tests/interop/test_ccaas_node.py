@@ -24,7 +24,7 @@ import pytest
 from medalliance.app.session import connect_as
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.sdk import Contract, GatewayError
-from tests.interop.test_node_gateway import _node_env
+from tests.interop.test_node_gateway import _node_env, run_node_test
 from tests.networks import (
     TEST_NETWORK,
     cli,
@@ -129,12 +129,7 @@ def test_node_chaincode_as_a_service_gives_the_python_ports_results(
     assert NODE is not None
     env = _node_env(directory)
     env.update({"CCAAS_CONTRACT": NAME, "PYTHON_CONTRACT": "basic"})
-    result = subprocess.run(
-        [NODE, "--test", "--test-reporter=spec", str(NODE_TEST)],
-        capture_output=True, text=True, timeout=NODE_TIMEOUT_S, cwd=HERE, env=env,
-    )  # fmt: skip
-    output = f"{result.stdout}\n{result.stderr}"
-    assert result.returncode == 0, f"node --test failed ({result.returncode}):\n{output}"
+    run_node_test(NODE_TEST, env)
 
 
 def test_a_stopped_chaincode_server_is_reported_and_used_again_once_restarted(

@@ -92,24 +92,30 @@ def _node_env(network_dir: Path) -> dict[str, str]:
     return env
 
 
-def test_fabric_gateway_node_client(network_dir: Path) -> None:
+def run_node_test(test_file: Path, env: dict[str, str]) -> str:
+    """Run one `node --test` file against the network; fail with its output unless it passes."""
     assert NODE is not None
     try:
         result = subprocess.run(
-            [NODE, "--test", "--test-reporter=spec", str(NODE_TEST)],
+            [NODE, "--test", "--test-reporter=spec", str(test_file)],
             capture_output=True,
             text=True,
             timeout=NODE_TIMEOUT_S,
             cwd=HERE,
-            env=_node_env(network_dir),
+            env=env,
         )
     except subprocess.TimeoutExpired as exc:
         out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
         err = exc.stderr.decode() if isinstance(exc.stderr, bytes) else exc.stderr or ""
-        pytest.fail(f"node --test ran over {NODE_TIMEOUT_S} s:\n{out}\n{err}")
+        pytest.fail(f"node --test {test_file.name} ran over {NODE_TIMEOUT_S} s:\n{out}\n{err}")
     output = f"{result.stdout}\n{result.stderr}"
     assert result.returncode == 0, f"node --test failed ({result.returncode}):\n{output}"
     print(output)
+    return output
+
+
+def test_fabric_gateway_node_client(network_dir: Path) -> None:
+    run_node_test(NODE_TEST, _node_env(network_dir))
 
 
 CA_TEST = HERE / "fabric-ca.test.mjs"
@@ -141,17 +147,7 @@ def test_fabric_ca_client(network_dir: Path, tmp_path: Path) -> None:
             "CA_OUT": str(out),
         }
     )
-    result = subprocess.run(
-        [NODE, "--test", "--test-reporter=spec", str(CA_TEST)],
-        capture_output=True,
-        text=True,
-        timeout=NODE_TIMEOUT_S,
-        cwd=HERE,
-        env=env,
-    )
-    output = f"{result.stdout}\n{result.stderr}"
-    assert result.returncode == 0, f"node --test failed ({result.returncode}):\n{output}"
-    print(output)
+    run_node_test(CA_TEST, env)
     revoked = json.loads(out.read_text(encoding="utf-8"))
     crl = x509.load_pem_x509_crl(revoked["crl"].encode())
     ca_cert = (root / "ca" / "ca.org1.example.com-cert.pem").read_bytes()
@@ -235,14 +231,4 @@ def test_fabric_network_with_discovery(network_dir: Path) -> None:
     env = _node_env(network_dir)
     org1 = network_dir / "organizations" / "peerOrganizations" / "org1.example.com"
     env["NETWORK_PROFILE"] = str(org1 / "connection-org1.json")  # no TLS client identity
-    result = subprocess.run(
-        [NODE, "--test", "--test-reporter=spec", str(NETWORK_TEST)],
-        capture_output=True,
-        text=True,
-        timeout=NODE_TIMEOUT_S,
-        cwd=HERE,
-        env=env,
-    )
-    output = f"{result.stdout}\n{result.stderr}"
-    assert result.returncode == 0, f"node --test failed ({result.returncode}):\n{output}"
-    print(output)
+    run_node_test(NETWORK_TEST, env)
