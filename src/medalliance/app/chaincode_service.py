@@ -10,14 +10,10 @@ definition first names it, no restart needed.
 
 from __future__ import annotations
 
-from fabric_protos.peer import policy_pb2
-from fabric_protos.peer.lifecycle import lifecycle_pb2
-
 from medalliance.app.session import GatewayAdminSession, contract_refusal
-from medalliance.contracts.lifecycle import EXTERNAL_PLUGIN
+from medalliance.contracts.lifecycle import application_policy, approve_args, commit_args
 from medalliance.contracts.package import PackageStore
 from medalliance.errors import PreconditionFailed
-from medalliance.identity.policy import parse_policy
 from medalliance.node.bootstrap import NODES, NetworkLayout
 from medalliance.sdk import GatewayError
 
@@ -42,12 +38,6 @@ def install_package(
     return package_id, hosts
 
 
-def _policy(policy: str) -> bytes:
-    return bytes(
-        policy_pb2.ApplicationPolicy(signature_policy=parse_policy(policy)).SerializeToString()
-    )
-
-
 def approve_external(
     layout: NetworkLayout,
     organization: str,
@@ -61,17 +51,15 @@ def approve_external(
 ) -> tuple[str, int]:
     """Approve an external chaincode's definition for `organization` with its own package id;
     the transaction id and its validation code (0: valid)."""
-    args = lifecycle_pb2.ApproveChaincodeDefinitionForMyOrgArgs(
+    args = approve_args(
         name=name,
         version=version,
         sequence=sequence,
-        validation_parameter=_policy(policy),
-        endorsement_plugin=EXTERNAL_PLUGIN,
-        source=lifecycle_pb2.ChaincodeSource(
-            local_package=lifecycle_pb2.ChaincodeSource.Local(package_id=package_id)
-        ),
+        policy=application_policy(policy),
+        package_id=package_id,
+        external=True,
     )
-    return _submit(layout, organization, channel, APPROVE, args.SerializeToString())
+    return _submit(layout, organization, channel, APPROVE, args)
 
 
 def commit_external(
@@ -85,14 +73,14 @@ def commit_external(
     policy: str,
 ) -> tuple[str, int]:
     """Commit an external chaincode's definition once a majority approved it."""
-    args = lifecycle_pb2.CommitChaincodeDefinitionArgs(
+    args = commit_args(
         name=name,
         version=version,
         sequence=sequence,
-        validation_parameter=_policy(policy),
-        endorsement_plugin=EXTERNAL_PLUGIN,
+        policy=application_policy(policy),
+        external=True,
     )
-    return _submit(layout, organization, channel, COMMIT, args.SerializeToString())
+    return _submit(layout, organization, channel, COMMIT, args)
 
 
 def _submit(

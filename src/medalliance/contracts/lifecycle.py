@@ -40,6 +40,7 @@ from google.protobuf.message import DecodeError
 
 from medalliance.contracts.api import Context, Contract, transaction
 from medalliance.errors import ContractError
+from medalliance.identity.policy import parse_policy
 from medalliance.ledger.state import StateReader
 
 LIFECYCLE_NAMESPACE = "_lifecycle"
@@ -102,6 +103,46 @@ def committed_definitions(reader: StateReader) -> list[ChaincodeDefinition]:
         ChaincodeDefinition.from_json(v.value)
         for _, v in reader.range(LIFECYCLE_NAMESPACE, "definition/", "definition0")
     ]
+
+
+def application_policy(policy: str) -> bytes:
+    """A definition's endorsement policy, from Fabric's policy language to the serialised
+    `peer.ApplicationPolicy` that approvals and commits carry."""
+    return bytes(
+        policy_pb2.ApplicationPolicy(signature_policy=parse_policy(policy)).SerializeToString()
+    )
+
+
+def approve_args(
+    *, name: str, version: str, sequence: int, policy: bytes, package_id: str, external: bool
+) -> bytes:
+    """`ApproveChaincodeDefinitionForMyOrg`'s argument; `policy` a serialised
+    `peer.ApplicationPolicy`; `external`: a ccaas package, whose id stays this organisation's."""
+    return bytes(
+        lifecycle_pb2.ApproveChaincodeDefinitionForMyOrgArgs(
+            name=name,
+            version=version,
+            sequence=sequence,
+            validation_parameter=policy,
+            endorsement_plugin=EXTERNAL_PLUGIN if external else "",
+            source=lifecycle_pb2.ChaincodeSource(
+                local_package=lifecycle_pb2.ChaincodeSource.Local(package_id=package_id)
+            ),
+        ).SerializeToString()
+    )
+
+
+def commit_args(*, name: str, version: str, sequence: int, policy: bytes, external: bool) -> bytes:
+    """`CommitChaincodeDefinition`'s argument, matching `approve_args`."""
+    return bytes(
+        lifecycle_pb2.CommitChaincodeDefinitionArgs(
+            name=name,
+            version=version,
+            sequence=sequence,
+            validation_parameter=policy,
+            endorsement_plugin=EXTERNAL_PLUGIN if external else "",
+        ).SerializeToString()
+    )
 
 
 def _definition_key(name: str) -> str:

@@ -24,12 +24,11 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from fabric_protos.peer import policy_pb2
 from fabric_protos.peer.lifecycle import lifecycle_pb2
 
+from medalliance.contracts.lifecycle import application_policy, approve_args, commit_args
 from medalliance.contracts.package import build_package, package_id
 from medalliance.errors import MedallianceError, PreconditionFailed
-from medalliance.identity.policy import parse_policy
 from medalliance.ledger.tx import Code
 from medalliance.node.config import ChannelSpec, NetworkConfig
 
@@ -178,24 +177,18 @@ def _changes(
             on_progress(
                 f"deploying {spec.name} {spec.version} on {channel.name} (sequence {sequence})"
             )
-        policy = policy_pb2.ApplicationPolicy(
-            signature_policy=parse_policy(config.endorsement_policy(channel, spec))
-        ).SerializeToString()
-        approve = lifecycle_pb2.ApproveChaincodeDefinitionForMyOrgArgs(
-            sequence=sequence,
+        policy = application_policy(config.endorsement_policy(channel, spec))
+        approve = approve_args(
             name=spec.name,
             version=spec.version,
-            validation_parameter=policy,
-            source=lifecycle_pb2.ChaincodeSource(
-                local_package=lifecycle_pb2.ChaincodeSource.Local(package_id=wanted_id)
-            ),
-        ).SerializeToString()
-        commit = lifecycle_pb2.CommitChaincodeDefinitionArgs(
             sequence=sequence,
-            name=spec.name,
-            version=spec.version,
-            validation_parameter=policy,
-        ).SerializeToString()
+            policy=policy,
+            package_id=wanted_id,
+            external=False,
+        )
+        commit = commit_args(
+            name=spec.name, version=spec.version, sequence=sequence, policy=policy, external=False
+        )
         changes.append(
             _Change(spec.name, spec.version, sequence, wanted_id, policy, approve, commit)
         )
