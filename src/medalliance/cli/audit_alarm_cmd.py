@@ -139,7 +139,8 @@ def _run(as_: str, follow: bool, checkpoint: str, directory: Path) -> None:
         )
         with closing(AlarmCheckpoint(url, CHANNEL)) as store:
             runner = AlarmRunner(s.network, msp_id, s.caller.user, store,
-                                 integrity=_integrity_source(s.network.layout, msp_id))  # fmt: skip
+                                 integrity=_integrity_source(s.network.layout, msp_id),
+                                 hold_sweep=True)  # fmt: skip
             if follow:
                 report = RunReport(last_block=store.last_block())
                 with suppress(KeyboardInterrupt):  # every finished block is stored
