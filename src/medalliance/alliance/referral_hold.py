@@ -29,6 +29,10 @@ from medalliance.alliance.common import (
 from medalliance.contracts import Context, create_composite_key, transaction
 from medalliance.errors import ContractError
 
+_REFERRAL_EVENT = (
+    "referralId", "visitNo", "fromHospital", "toHospital", "direction", "status", "clinicalRef",
+)  # fmt: skip
+
 
 def _referral(ctx: Context, referral_id: str) -> dict[str, Any]:
     check_id(referral_id, "referral id")
@@ -45,7 +49,16 @@ def _held(ctx: Context, referral_id: str, *statuses: str) -> dict[str, Any]:
 
 
 def _release(ctx: Context, referral_id: str, reason: str) -> str:
-    return to_json(call(ctx, "resource", "ReleaseHold", referral_id, reason)).decode()
+    hold = call(ctx, "resource", "ReleaseHold", referral_id, reason)
+    _announce(ctx, "HoldReleased", hold)
+    return to_json(hold).decode()
+
+
+def _announce(ctx: Context, name: str, hold: dict[str, Any]) -> None:
+    """Only the top-level contract's event is kept (docs/alliance.md §3): the referral contract
+    announces the holds its functions take and release. Ids only."""
+    fields = ("referralId", "resourceId", "slot", "owner", "holder", "careType", "status")
+    ctx.stub.set_event(name, to_json({k: hold[k] for k in fields}))
 
 
 class ReferralHolds:
@@ -80,6 +93,11 @@ class ReferralHolds:
         )  # fmt: skip
         referral.update(careType=hold["careType"], hold={"resourceId": resource_id, "slot": slot})
         ctx.stub.put_state(create_composite_key("referral", [referral_id]), to_json(referral))
+        # the connectors' ReferralCreated (ids only), naming the held slot too
+        event = {k: referral[k] for k in _REFERRAL_EVENT} | {
+            k: hold[k] for k in ("resourceId", "slot", "careType")
+        }
+        ctx.stub.set_event("ReferralCreated", to_json(event))
         return to_json(referral).decode()
 
     @transaction

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from fabric_protos.ledger.rwset import rwset_pb2
 from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
+from fabric_protos.peer import chaincode_event_pb2
 from tests.unit.alliance.harness import START_MS, Alliance
 
 from medalliance.alliance.records import RecordsContract
@@ -302,3 +303,24 @@ def test_a_referral_without_hold_has_none_to_release(alliance: Alliance) -> None
         "referral REF-1 holds no slot",
     )
     alliance.ok(T, "doctor", "referral", "AcceptReferral", "REF-1")  # fmt: skip
+
+
+def test_the_connectors_event_names_the_held_slot_and_each_release_is_announced(
+    alliance: Alliance,
+) -> None:
+    name, created = event_of(refer(alliance))
+    assert name == "ReferralCreated"
+    assert created == {
+        "referralId": "REF-1", "visitNo": "V-1", "fromHospital": A, "toHospital": T,
+        "direction": "UP", "status": "REFERRED", "clinicalRef": "R-1", "resourceId": "CT-1",
+        "slot": NINE, "careType": "examination",
+    }  # fmt: skip
+    name, released = event_of(alliance.call(A, "doctor", "referral", "CancelHold", "REF-1"))
+    assert (name, released["status"], released["holder"]) == ("HoldReleased", "CANCELLED", A)
+
+
+def event_of(result: SimulationResult) -> tuple[str, dict[str, Any]]:
+    assert result.status == 200, result.message
+    assert result.event is not None
+    event = chaincode_event_pb2.ChaincodeEvent.FromString(result.event)
+    return event.event_name, json.loads(event.payload)
