@@ -151,7 +151,7 @@ class SlotHolds:
     @transaction(evaluate=True)
     def SlotsOf(self, ctx: Context, resource_id: str) -> list[dict[str, Any]]:
         """Every slot of a resource: FREE, HELD or BOOKED; who holds it (referralId/bookingId)
-        only to the owner, the holder and the regulators above either."""
+        only to the owner, the holder (or requester) and the regulators above either."""
         check_id(resource_id, "resource id")
         resource = load(
             ctx, create_composite_key("resource", [resource_id]), f"resource {resource_id}"
@@ -168,7 +168,9 @@ class SlotHolds:
                     entry.update(referralId=hold["referralId"], holder=hold["holder"])
             elif holder is not None:
                 entry["state"] = "BOOKED"
-                if may_see(ctx, resource["hospital"]):
+                key = create_composite_key("booking", [holder])
+                booking = load(ctx, key, f"booking {holder}")
+                if may_see(ctx, booking["owner"], booking["requester"]):
                     entry["bookingId"] = holder
             found.append(entry)
         return found

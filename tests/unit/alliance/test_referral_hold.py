@@ -266,6 +266,8 @@ def test_acceptance_books_the_slot_and_a_no_show_after_its_time_frees_it(
     booking = alliance.ok(A, "clerk", "resource", "GetBooking", "REF-1")
     assert (booking["status"], booking["requester"], booking["visitNo"]) == ("CONFIRMED", A, "V-1")
     assert slots(alliance)[0] == {"slot": NINE, "state": "BOOKED", "bookingId": "REF-1"}
+    assert slots(alliance, who=A)[0]["bookingId"] == "REF-1"  # the requester sees it too
+    assert "bookingId" not in slots(alliance, who=B)[0]
     # before 09:00 the next day no one can have missed it; the origin and a third never can
     assert alliance.refused(T, "clerk", "referral", "MarkNoShow", "REF-1") == (409, "slot 2025-11-29T09:00 starts 2025-11-29T09:00:00.000Z; a no-show is recorded after it")  # fmt: skip
     alliance.clock_ms = START_MS + 22 * HOUR_MS
