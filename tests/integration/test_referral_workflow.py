@@ -35,6 +35,7 @@ from medalliance.app.connector import Connector
 from medalliance.app.hospital_book import HospitalBook
 from medalliance.app.referral_import import referral_task
 from medalliance.app.referral_packages import seal_and_share, share_feedback
+from medalliance.audit.facts import facts_of_block
 from medalliance.errors import ContractError, PreconditionFailed
 from medalliance.hospital.clinical_store import ClinicalStore
 from medalliance.hospital.identifiers import PSEUDONYM_SYSTEM, identifier_value
@@ -295,6 +296,11 @@ def test_two_referrals_racing_for_one_slot_commit_one_with_its_hold(
     # the loser's visit is still at the origin: it refers again, holding the other slot
     alliance.submit(A, "User1", "referral", "ReferWithHold", "REF-V-2", "APP-V-2", "V-2", A, B,
                     "UP", "R-V-2", "CT-1", ten)  # fmt: skip
+    # the audit reads the held referrals like any other (the hold's writes are the callee's)
+    height = alliance.network.client(A, "User1").status("alliance", txs[0]).block_number
+    block = next(iter(alliance.blocks(A, height, height)))
+    created = [f.subject for f in facts_of_block(block, "alliance") if f.kind == "referral.created"]
+    assert created == ["REF-V-1"]
     states = json.loads(alliance.evaluate(B, "User1", "resource", "SlotsOf", "CT-1"))
     assert [(s["state"], s.get("referralId")) for s in states] == [
         ("HELD", "REF-V-1"),
