@@ -39,8 +39,12 @@ def _referral(ctx: Context, referral_id: str) -> dict[str, Any]:
     return load(ctx, create_composite_key("referral", [referral_id]), f"referral {referral_id}")
 
 
-def _held(ctx: Context, referral_id: str, *statuses: str) -> dict[str, Any]:
+def _held(ctx: Context, referral_id: str, party: str, *statuses: str) -> dict[str, Any]:
+    """The referral, if it holds a slot and is in one of `statuses`; `party` (fromHospital,
+    toHospital, or "" for any member) is checked first, so no one else learns its state."""
     referral = _referral(ctx, referral_id)
+    if party:
+        require_org(ctx, referral[party], f"release the slot held by referral {referral_id}")
     if not referral.get("hold"):
         raise ContractError(f"referral {referral_id} holds no slot", 404)
     if referral["status"] not in statuses:
@@ -103,24 +107,22 @@ class ReferralHolds:
     @transaction
     def CancelHold(self, ctx: Context, referral_id: str) -> str:
         """The origin gives the slot back while its referral waits for the target."""
-        referral = _held(ctx, referral_id, "REFERRED")
-        require_org(ctx, referral["fromHospital"], f"cancel the hold of referral {referral_id}")
         require_role(ctx, "doctor")
+        _held(ctx, referral_id, "fromHospital", "REFERRED")
         return _release(ctx, referral_id, "CANCELLED")
 
     @transaction
     def MarkNoShow(self, ctx: Context, referral_id: str) -> str:
         """The target records that the patient missed the held or booked slot (after its time)."""
-        referral = _held(ctx, referral_id, "REFERRED", "ACCEPTED")
-        require_org(ctx, referral["toHospital"], f"record a no-show of referral {referral_id}")
         require_role(ctx, "doctor", "clerk")
+        _held(ctx, referral_id, "toHospital", "REFERRED", "ACCEPTED")
         return _release(ctx, referral_id, "NO_SHOW")
 
     @transaction
     def ReleaseLapsedHold(self, ctx: Context, referral_id: str) -> str:
         """Any member (the alarm runner's sweeper) frees the slot of a referral the target left
         unanswered past its acceptance deadline."""
-        referral = _held(ctx, referral_id, "REFERRED")
+        referral = _held(ctx, referral_id, "", "REFERRED")
         if not referral["deadline"] or now_iso(ctx) <= referral["deadline"]:
             raise ContractError(
                 f"referral {referral_id} may be answered until {referral['deadline']}", 409

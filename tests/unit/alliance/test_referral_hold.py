@@ -326,3 +326,16 @@ def event_of(result: SimulationResult) -> tuple[str, dict[str, Any]]:
     assert result.event is not None
     event = chaincode_event_pb2.ChaincodeEvent.FromString(result.event)
     return event.event_name, json.loads(event.payload)
+
+
+def test_a_third_hospital_learns_nothing_of_a_hold_it_may_not_release(alliance: Alliance) -> None:
+    assert refer(alliance).status == 200
+    alliance.ok(T, "doctor", "referral", "AcceptReferral", "REF-1")
+    # the same refusal whatever the referral's state or hold: not theirs
+    for function in ("CancelHold", "MarkNoShow"):
+        for referral_id in ("REF-1", "REF-404"):
+            code, _ = alliance.refused(T2, "doctor", "referral", function, referral_id)
+            assert code == (403 if referral_id == "REF-1" else 404)
+    assert alliance.refused(B, "doctor", "referral", "CancelHold", "REF-1") == (
+        403, f"caller of {B} cannot release the slot held by referral REF-1 for {A}"
+    )  # fmt: skip
