@@ -122,7 +122,8 @@ def run(
     Reads your organisation's peer from the genesis block through the current height (with
     --follow, forever) and raises every new finding about your commission or the hospitals it
     supervises; overdue referrals are escalated to your parent commission. Also reads your
-    peer's integrity monitor and raises `integrity.divergence` for each peer it names.
+    peer's integrity monitor and raises `integrity.divergence` for each peer it names, and frees
+    the slots held by referrals left unanswered past their acceptance deadline.
 
     Example: medalliance audit alarms run --as Auditor1@DistrictHC -d demo
     """
