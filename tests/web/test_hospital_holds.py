@@ -64,6 +64,13 @@ def test_a_referral_holds_a_slot_picked_on_the_form(
     early = post(owner, f"/referrals/{referral_id}/no-show")
     assert early.status_code == 409, early.text
     assert a.get(f"{API}/referrals/{referral_id}/hold").json()["status"] == "HELD"
-    released = post(a, f"/referrals/{referral_id}/cancel-hold")
-    assert released.status_code == 200, released.text
+    # the referral's page shows the hold and each side's action; the origin gives it back there
+    b.get(f"{API}/referrals", params={"side": "incoming"})  # imports it
+    target_page = b.get(f"/hospital/referrals/{referral_id}").text
+    assert 'data-testid="no-show"' in target_page
+    assert 'data-testid="cancel-hold"' not in target_page
+    assert 'data-testid="cancel-hold"' in a.get(f"/hospital/referrals/{referral_id}").text
+    released = a.post_form(f"/hospital/referrals/{referral_id}/cancel-hold")
+    assert 'data-testid="tx-id"' in released.text  # type: ignore[attr-defined]
+    assert a.get(f"{API}/referrals/{referral_id}/hold").json()["status"] == "CANCELLED"
     assert a.get(f"{API}/resources/{resource}/slots").json()[0] == {"slot": SLOTS[0], "state": "FREE"}  # fmt: skip

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from medalliance.alliance.slot_hold import CARE_TYPES
+from medalliance.errors import NotFound
 from medalliance.web.i18n import N_
 from medalliance.web.services.hospital_access import (
     CLERK_ROLES,
@@ -27,8 +28,17 @@ from medalliance.web.services.hospital_access import (
 
 # the care types the form shows and the resource kind referrals added, translated
 CARE_TYPE_LABELS = (N_("inpatient"), N_("examination"), N_("outpatient"), N_("OUTPATIENT"))
+HOLD_STATUSES = (N_("HELD"), N_("BOOKED"), N_("CANCELLED"), N_("NO_SHOW"), N_("LAPSED"))
 
-__all__ = ["SlotChoice", "cancel_hold", "hold_of", "holdable_slots", "no_show", "slots_of"]
+__all__ = [
+    "SlotChoice",
+    "cancel_hold",
+    "hold_of",
+    "holdable_slots",
+    "no_show",
+    "referral_hold",
+    "slots_of",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +88,16 @@ def hold_of(backend: HospitalBackend, staff: Staff, referral_id: str) -> dict[st
     require_hospital_role(backend, staff, "read a referral's hold", CLERK_ROLES)
     found: dict[str, Any] = evaluate_json(backend, staff, "resource", "GetHold", referral_id)
     return found
+
+
+def referral_hold(
+    backend: HospitalBackend, staff: Staff, referral_id: str
+) -> dict[str, Any] | None:
+    """The hold of a referral this hospital is a party to, or None (the page checked it is)."""
+    try:
+        return hold_of(backend, staff, referral_id)
+    except NotFound:
+        return None
 
 
 def cancel_hold(backend: HospitalBackend, staff: Staff, referral_id: str) -> Written:
