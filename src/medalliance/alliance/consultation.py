@@ -80,7 +80,11 @@ class ConsultationContract(Contract):
         deadline_at: str,
     ) -> str:
         """Ask `consultant_msp` about a visit of the caller's hospital; grants the consultant the
-        listed records of the visit's patient (owned by the caller) until the end."""
+        listed records of the visit's patient (owned by the caller) until the end.
+
+        `record_ids_json`: a JSON object record id -> the consultant's wrapped-key commitment of
+        the latest version (the requester re-wrapped the data key: records' `GrantWithKey`), or
+        a JSON array of record ids (rights only: records' `Grant`)."""
         check_id(consultation_id, "consultation id")
         check_id(department, "department")
         require_role(ctx, *ROLES)
@@ -103,7 +107,11 @@ class ConsultationContract(Contract):
             )
         granted = [r for r in record_ids if _grant_needed(ctx, r, visit, consultant_msp)]
         for record_id in granted:  # checked first: nothing is written for a refused record
-            call(ctx, "records", "Grant", record_id, consultant_msp)
+            if record_ids[record_id]:
+                call(ctx, "records", "GrantWithKey", record_id, consultant_msp,
+                     record_ids[record_id])  # fmt: skip
+            else:
+                call(ctx, "records", "Grant", record_id, consultant_msp)
         consultation = {
             "consultationId": consultation_id,
             "visitNo": visit_no,
@@ -111,7 +119,7 @@ class ConsultationContract(Contract):
             "consultant": consultant_msp,
             "department": department,
             "questionDigest": question_digest,
-            "records": record_ids,
+            "records": sorted(record_ids),
             "granted": granted,  # revoked at the end; records the consultant had stay
             "deadline": due,
             "status": "REQUESTED",
@@ -303,21 +311,30 @@ def _revoke(ctx: Context, consultation: dict[str, Any]) -> None:
     consultation["revokedAt"] = now_iso(ctx)
 
 
-def _record_ids(text: str) -> list[str]:
+def _record_ids(text: str) -> dict[str, str]:
+    """Record id -> the consultant's wrapped-key commitment ("" for the array form: rights
+    only, the holder re-wraps later with `GrantWithKey`)."""
     try:
-        ids = json.loads(text)
+        named = json.loads(text)
     except ValueError:
-        ids = None
+        named = None
+    if isinstance(named, list) and len(set(map(str, named))) == len(named):
+        named = dict.fromkeys(named, "")
     if (
-        not isinstance(ids, list)
-        or not 1 <= len(ids) <= RECORDS_MAX
-        or not all(isinstance(i, str) for i in ids)
-        or len(set(ids)) != len(ids)
+        not isinstance(named, dict)
+        or not 1 <= len(named) <= RECORDS_MAX
+        or not all(isinstance(i, str) and isinstance(c, str) for i, c in named.items())
     ):
         raise ContractError(
-            f"recordIds must be a JSON array of 1 to {RECORDS_MAX} distinct record ids", 400
+            f"recordIds must be a JSON array of 1 to {RECORDS_MAX} distinct record ids, or an "
+            "object of record id -> the consultant's wrapped-key commitment",
+            400,
         )
-    return [check_id(i, "record id") for i in ids]
+    for record_id, commitment in named.items():
+        check_id(record_id, "record id")
+        if commitment:
+            _check_digest(commitment, f"the commitment for record {record_id}")
+    return named
 
 
 def _check_digest(value: str, what: str) -> None:

@@ -110,6 +110,16 @@ def test_a_record_the_consultant_already_read_is_neither_granted_nor_revoked(
     assert T in authorised(alliance, "R-3")
 
 
+def test_a_grant_with_the_consultants_wrapped_key_commits_it(alliance: Alliance) -> None:
+    result = alliance.call(
+        A, "doctor", "consultation", "RequestConsultation", "C-1", "V-1", T, "03", QUESTION,
+        json.dumps({"R-1": "d" * 64}), DEADLINE,
+    )  # fmt: skip
+    assert result.status == 200, result.message
+    assert alliance.ok(A, "doctor", "records", "GetVersion", "R-1", "1")["keys"][T] == "d" * 64
+    assert alliance.ok(A, "doctor", "records", "IsAuthorised", "R-1", T) is True
+
+
 def test_declining_revokes_the_grants(alliance: Alliance) -> None:
     request(alliance)
     declined = alliance.ok(
@@ -186,7 +196,8 @@ def test_a_passed_deadline_expires_it_and_revokes(alliance: Alliance) -> None:
             {},
             ("R-1", "R-1"),
             400,
-            "recordIds must be a JSON array of 1 to 20 distinct record ids",
+            "recordIds must be a JSON array of 1 to 20 distinct record ids, or an object "
+            "of record id -> the consultant's wrapped-key commitment",
             id="records listed once",
         ),
         pytest.param(
