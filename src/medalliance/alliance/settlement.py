@@ -15,9 +15,11 @@ different referrals never conflict, even between the same two hospitals.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from medalliance.alliance.common import (
+    call,
     check_id,
     check_period,
     hospital,
@@ -30,12 +32,20 @@ from medalliance.alliance.common import (
     scan,
     to_json,
 )
-from medalliance.alliance.settlement_ledger import statement, write_entry
-from medalliance.alliance.settlement_terms import consultation_term, parse_terms, referral_fee
+from medalliance.alliance.settlement_ledger import current_period, sign, statement, write_entry
+from medalliance.alliance.settlement_terms import (
+    MAX_AMOUNT_CENTS,
+    consultation_term,
+    parse_terms,
+    referral_fee,
+    share_of,
+    share_term,
+)
 from medalliance.contracts import Context, Contract, create_composite_key, transaction
 from medalliance.errors import ContractError
 
 ROLES = ("clerk",)
+_DIGITS = re.compile(r"[0-9]{1,12}")
 
 
 def agreement_key(agreement_id: str) -> str:
@@ -120,11 +130,7 @@ class SettlementContract(Contract):
     def TerminateAgreement(self, ctx: Context, agreement_id: str) -> str:
         """Either hospital ends it; entries already written stay, the pair may agree anew."""
         require_role(ctx, *ROLES)
-        agreement = _load(ctx, agreement_id)
-        if ctx.client.msp_id not in agreement["hospitals"]:
-            raise ContractError(
-                f"{ctx.client.msp_id} is not a party to agreement {agreement_id}", 403
-            )
+        agreement = _party_to(ctx, agreement_id)
         if agreement["status"] == "TERMINATED":
             raise ContractError(f"agreement {agreement_id} is TERMINATED", 409)
         agreement.update(status="TERMINATED", terminatedAt=now_iso(ctx))
@@ -190,6 +196,68 @@ class SettlementContract(Contract):
         )
         return {"executed": True, **entry}
 
+    @transaction
+    def DeclareAmount(
+        self, ctx: Context, agreement_id: str, referral_id: str, amount_cents: str
+    ) -> dict[str, Any]:
+        """The paying hospital's clerk declares the amount of a completed referral between the
+        parties (e.g. the treatment's settled cost, in cents); the agreement's share of it for
+        the referral's direction becomes an entry. Once per referral."""
+        require_role(ctx, *ROLES)
+        amount = _amount(amount_cents)
+        agreement = _party_to(ctx, agreement_id)
+        if agreement["status"] != "ACTIVE":
+            raise ContractError(f"agreement {agreement_id} is {agreement['status']}", 409)
+        referral = call(ctx, "referral", "GetReferral", referral_id)
+        pair = sorted((referral["fromHospital"], referral["toHospital"]))
+        if pair != agreement["hospitals"]:
+            raise ContractError(
+                f"referral {referral_id} is not between the parties of agreement {agreement_id}",
+                403,
+            )
+        if referral["status"] != "COMPLETED":
+            raise ContractError(f"referral {referral_id} is {referral['status']}", 409)
+        term = share_term(agreement["terms"], referral["direction"])
+        if term is None:
+            raise ContractError(
+                f"agreement {agreement_id} has no {referral['direction']} share", 409
+            )
+        payer, payee = _sides(
+            term["payer"] == "origin", referral["fromHospital"], referral["toHospital"]
+        )
+        require_org(ctx, payer, f"declare the amount of referral {referral_id}")
+        marker = _done_key(agreement_id, "share", referral_id)
+        if ctx.stub.get_state(marker) is not None:
+            raise ContractError(f"the amount of referral {referral_id} is already declared", 409)
+        ctx.stub.put_state(marker, b"1")
+        fields = {
+            "referralId": referral_id,
+            "direction": referral["direction"],
+            "referralType": referral.get("careType", "outpatient"),
+            "payer": payer,
+            "payee": payee,
+            "declaredCents": amount,
+            "basisPoints": term["basisPoints"],
+        }
+        share = share_of(amount, term["basisPoints"])
+        entry = write_entry(ctx, agreement, "share", referral_id, share, fields)
+        ctx.stub.set_event("SettlementAmountDeclared", to_json(entry))
+        return entry
+
+    @transaction
+    def SignStatement(self, ctx: Context, agreement_id: str, period: str) -> dict[str, Any]:
+        """A party's clerk signs the period's statement (its digest); when both hospitals have
+        signed the same digest the period is closed and refuses further entries."""
+        require_role(ctx, *ROLES)
+        check_period(period)
+        agreement = _party_to(ctx, agreement_id)
+        if period > current_period(ctx):
+            raise ContractError(f"period {period} has not begun; nothing to sign", 400)
+        signed = sign(ctx, agreement, period)
+        event = {k: signed[k] for k in ("agreementId", "period", "digest", "closed")}
+        ctx.stub.set_event("StatementSigned", to_json({**event, "by": ctx.client.msp_id}))
+        return signed
+
     @transaction(evaluate=True)
     def GetAgreement(self, ctx: Context, agreement_id: str) -> str:
         agreement = _load(ctx, agreement_id)
@@ -226,6 +294,24 @@ class SettlementContract(Contract):
             "payableCents": payable,
             "netCents": receivable - payable,
         }
+
+
+def _party_to(ctx: Context, agreement_id: str) -> dict[str, Any]:
+    """The agreement, if the caller's hospital is one of its two parties."""
+    agreement = _load(ctx, agreement_id)
+    if ctx.client.msp_id not in agreement["hospitals"]:
+        raise ContractError(f"{ctx.client.msp_id} is not a party to agreement {agreement_id}", 403)
+    return agreement
+
+
+def _amount(text: str) -> int:
+    """A declared amount: whole cents as digits, 1 to MAX_AMOUNT_CENTS (never quoted back:
+    it is a patient's treatment cost)."""
+    if not _DIGITS.fullmatch(text) or not 0 < int(text) <= MAX_AMOUNT_CENTS:
+        raise ContractError(
+            f"amountCents must be whole cents (digits only) from 1 to {MAX_AMOUNT_CENTS}", 400
+        )
+    return int(text)
 
 
 def _load(ctx: Context, agreement_id: str) -> dict[str, Any]:

@@ -18,8 +18,8 @@ A, T, S2 = "SecondaryAMSP", "TertiaryAMSP", "SecondaryBMSP"
 TERMS = {"UP": {"amountCents": 5000, "payer": "target"}, "DOWN": {"amountCents": 2000, "payer": "origin"}}  # fmt: skip
 
 
-@pytest.fixture
-def alliance() -> Alliance:
+def settlement_alliance() -> Alliance:
+    """Every contract a settlement takes part in, and a stand-in consultation contract."""
     return Alliance(
         {
             "visit": VisitContract(),
@@ -30,6 +30,11 @@ def alliance() -> Alliance:
             "consultation": StandInConsultation(),
         }
     )
+
+
+@pytest.fixture
+def alliance() -> Alliance:
+    return settlement_alliance()
 
 
 def agree(alliance: Alliance, agreement_id: str = "AG-1", terms: object = TERMS) -> None:
