@@ -14,25 +14,11 @@ from medalliance.alliance.consultation import ConsultationContract
 from medalliance.alliance.records import RecordsContract
 from medalliance.alliance.settlement import SettlementContract
 from medalliance.alliance.visit import VisitContract
-from medalliance.contracts import Context, transaction
-from medalliance.errors import ContractError
 
 A, T, OTHER = "SecondaryAMSP", "TertiaryAMSP", "TertiaryBMSP"
 QUESTION, REPORT = "a" * 64, "b" * 64
 SIGNATURE = base64.b64encode(b"\x30" * 70).decode()
 DEADLINE = "2025-11-28T13:00:00Z"  # an hour after the harness's first transaction
-
-
-class _Settlement(SettlementContract):
-    """Until the benefit-sharing branch lands: `ExecuteConsultation`'s signature and answer."""
-
-    @transaction
-    def ExecuteConsultation(
-        self, ctx: Context, consultation_id: str, requester: str, consultant: str
-    ) -> dict[str, Any]:
-        if ctx.called_by != "consultation":
-            raise ContractError("settlement executes only when a consultation closes", 403)
-        return {"executed": False, "reason": "no active agreement"}
 
 
 @pytest.fixture
@@ -41,7 +27,7 @@ def alliance() -> Alliance:
         {
             "visit": VisitContract(),
             "records": RecordsContract(),
-            "settlement": _Settlement(),
+            "settlement": SettlementContract(),
             "consultation": ConsultationContract(),
         }
     )
@@ -98,6 +84,19 @@ def test_a_consultation_grants_access_for_its_duration_and_closes_settled(
         assert found["status"] == "CLOSED"
     assert [c["consultationId"] for c in alliance.ok(T, "doctor", "consultation", "ByHospital", T)] == ["C-1"]  # fmt: skip
     assert [c["consultationId"] for c in alliance.ok(A, "doctor", "consultation", "ForVisit", "V-1")] == ["C-1"]  # fmt: skip
+
+
+def test_closing_charges_the_agreements_consultation_fee(alliance: Alliance) -> None:
+    terms = {"version": 2, "consultation": {"amountCents": 15000, "payer": "requester"}}
+    alliance.ok(A, "clerk", "settlement", "ProposeAgreement", "AG-1", T, json.dumps(terms))
+    alliance.ok(T, "clerk", "settlement", "AcceptAgreement", "AG-1")
+    reported(alliance)
+    closed = alliance.ok(A, "doctor", "consultation", "CloseConsultation", "C-1")
+    settled = closed["settlement"]
+    assert settled["executed"] is True
+    assert (settled["payer"], settled["payee"], settled["amountCents"]) == (A, T, 15000)
+    statement = alliance.ok(T, "clerk", "settlement", "Statement", "AG-1", settled["period"])
+    assert [e["consultationId"] for e in statement["entries"]] == ["C-1"]
 
 
 def test_a_record_the_consultant_already_read_is_neither_granted_nor_revoked(
