@@ -293,6 +293,37 @@ def test_a_recognised_result_is_found_requested_granted_and_fetched(
     assert (order["result"]["reasonCode"], order["result"]["recognised"]) == ("CONDITION_CHANGED", ["RES-950"])  # fmt: skip
 
 
+def test_a_consultation_grants_access_until_it_closes(alliance: Path, tmp_path: Path) -> None:
+    """Issue 19's remote consultation on the demo alliance: SecondaryA asks TertiaryA about a
+    visit, granting its sealed record; TertiaryA opens it, reports (sealed, signed); SecondaryA
+    verifies the report and closes; TertiaryA can no longer fetch the record; a third hospital
+    cannot read the consultation."""
+    ref, record, d = "7d" * 16, "R-960", ("--dir", str(alliance))
+    consultant = f"User1@{OTHER}"
+    note = tmp_path / "note.json"
+    note.write_text(json.dumps({"resourceType": "Bundle", "type": "collection"}))
+    sealed = tmp_path / "R-960.sealed"
+    run(alliance, "visit", "register", "V-960", "--patient-ref", ref, "--as", DOCTOR_A)
+    cli("privacy", "encrypt", str(note), *d, "--org", A, "--record", record, "-o", str(sealed))
+    cli_json("privacy", "share", str(sealed), *d, "--org", A, "--patient-ref", ref)
+    asked = run(alliance, "consultation", "request", "C-960", "--visit", "V-960", "--consultant", OTHER, "--record", record, "--question", "Is surgery indicated?", "--as", DOCTOR_A)  # fmt: skip
+    assert asked["result"]["granted"] == [record]
+    fetch = ("privacy", "fetch", *d, "--org", OTHER, "--record", record)
+    cli(*fetch, "-o", str(tmp_path / "opened.json"), "--through-block", str(asked["block_number"]))  # fmt: skip
+    assert json.loads((tmp_path / "opened.json").read_text())["type"] == "collection"
+    stranger = refused(alliance, "consultation", "show", "C-960", "--as", "User1@TertiaryHospitalB")
+    assert stranger.returncode == 4
+    run(alliance, "consultation", "accept", "C-960", "--as", consultant)
+    run(alliance, "consultation", "report", "C-960", "--text", "Surgery is indicated.", "--as", consultant)  # fmt: skip
+    shown = run(alliance, "consultation", "show", "C-960", "--report", "--as", DOCTOR_A)
+    assert (shown["report"], shown["reportVerified"]) == ("Surgery is indicated.", True)
+    closed = run(alliance, "consultation", "close", "C-960", "--as", DOCTOR_A)
+    assert closed["result"]["status"] == "CLOSED"
+    after = refused(alliance, *fetch, "-o", str(tmp_path / "again.json"))
+    assert after.returncode != 0
+    assert [c["consultationId"] for c in run(alliance, "consultation", "list", "--as", consultant)] == ["C-960"]  # fmt: skip
+
+
 def _kill_after(alliance: Path, db: Path, line: str) -> None:
     """Run `connector sync --follow` on a fresh database until it prints `line`, then kill it
     with SIGKILL (no cleanup of any kind)."""
