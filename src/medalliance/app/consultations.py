@@ -169,7 +169,9 @@ def verify_report(
         raise ReportNotAuthentic(consultation_id, "the package is not the one on the ledger")
     data, _ = open_as(network.layout, org, package)
     network.submit(org, user, "records", "LogAccess", record_id, "1", "decrypt")
-    body = json.loads(data)
+    body = _report_body(data)
+    if body is None:
+        raise ReportNotAuthentic(consultation_id, "the package is not a consultation report")
     consultant = consultation["consultant"]
     msps = MspManager([Msp.from_dir(network.layout.org_msp_dir(consultant), consultant)])
     cert = str(body.get("signerCertificate", "")).encode()
@@ -206,6 +208,16 @@ def deadline_in(hours: int, now: dt.datetime | None = None) -> str:
     """An ISO 8601 deadline `hours` from now (UTC), as the CLI's default."""
     when = (now or utc_now()) + dt.timedelta(hours=hours)
     return when.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _report_body(data: bytes) -> dict[str, Any] | None:
+    try:
+        body = json.loads(data)
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or not isinstance(body.get("text"), str):
+        return None
+    return body
 
 
 def _readers(network: AllianceNetwork, requester: str) -> Sequence[str]:
