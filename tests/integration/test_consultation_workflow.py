@@ -17,6 +17,7 @@ from medalliance.app.alliance_network import EmbeddedAlliance
 from medalliance.app.consultations import ConsultationRequest, ReportNotAuthentic
 from medalliance.app.packages import open_as
 from medalliance.app.referral_packages import seal_and_share
+from medalliance.audit.facts import facts_of_block
 from medalliance.errors import ContractError
 from medalliance.node.config import load_network_config
 from medalliance.node.embedded import EmbeddedNetwork
@@ -71,6 +72,11 @@ def test_a_consultation_runs_with_access_granted_then_revoked(alliance: Embedded
     assert T not in record["authorised"]
     with pytest.raises(ContractError, match="consultation C-1 is CLOSED"):
         alliance.submit(A, "User1", "consultation", "CloseConsultation", "C-1")
+    # the regulator's audit sees every step, with the records granted
+    facts = [f for b in alliance.blocks("DistrictHCMSP", 0, None)
+             for f in facts_of_block(b, "alliance") if f.kind == "consultation.changed"]  # fmt: skip
+    assert [f.attribute("status") for f in facts] == ["REQUESTED", "ACCEPTED", "REPORTED", "CLOSED"]
+    assert {f.attribute("granted") for f in facts} == {"R-1"}
 
 
 def test_a_report_whose_signature_does_not_hold_is_not_authentic(
