@@ -8,12 +8,14 @@ from typing import Any
 
 import pytest
 from tests.unit.alliance.harness import Alliance
+from tests.unit.alliance.test_alarm import key_policies
 from tests.unit.alliance.test_referral import DISTRICT, PATIENT, share
 
-from medalliance.alliance.consultation import ConsultationContract
+from medalliance.alliance.consultation import ConsultationContract, consultation_key
 from medalliance.alliance.records import RecordsContract
 from medalliance.alliance.settlement import SettlementContract
 from medalliance.alliance.visit import VisitContract
+from medalliance.contracts.key_policy import key_policy
 
 A, T, OTHER = "SecondaryAMSP", "TertiaryAMSP", "TertiaryBMSP"
 QUESTION, REPORT = "a" * 64, "b" * 64
@@ -313,3 +315,13 @@ def test_consultant_input_rules(
     request(alliance)
     alliance.ok(T, "doctor", "consultation", "AcceptConsultation", "C-1")
     assert alliance.refused(T, "doctor", "consultation", function, "C-1", *args) == (400, message)
+
+
+def test_the_consultation_key_needs_both_hospitals_endorsement(alliance: Alliance) -> None:
+    """SecondaryA asks TertiaryA: the key's policy names the district (SecondaryA's proxy) AND
+    TertiaryA, so the consultant with any other organisation (e.g. TertiaryB) cannot write a
+    close, nor the requester's side a report."""
+    result = request(alliance)
+    assert key_policies(result.rwset, "consultation") == {
+        consultation_key("C-1"): key_policy("AND('DistrictHCMSP.peer', 'TertiaryAMSP.peer')")
+    }
