@@ -300,6 +300,14 @@ def _grant_needed(ctx: Context, record_id: str, visit: dict[str, Any], consultan
         )
     if record["erased"]:
         raise ContractError(f"record {record_id} was erased", 410)
+    if consultant in record.get("consultationGrants", []):
+        # one grant per (record, consultant): a second consultation sharing it would lose it
+        # when the first ends
+        raise ContractError(
+            f"record {record_id} is granted to {consultant} by another open consultation; "
+            "close that one first",
+            409,
+        )
     return consultant not in record["authorised"]
 
 

@@ -121,6 +121,17 @@ def test_a_grant_with_the_consultants_wrapped_key_commits_it(alliance: Alliance)
     assert alliance.ok(A, "doctor", "records", "IsAuthorised", "R-1", T) is True
 
 
+def test_a_record_is_granted_by_one_open_consultation_at_a_time(alliance: Alliance) -> None:
+    request(alliance, records=("R-1",))
+    second = request(alliance, id="C-2", records=("R-1",))
+    assert (second.status, second.message) == (
+        409,
+        "record R-1 is granted to TertiaryAMSP by another open consultation; close that one first",
+    )
+    alliance.ok(T, "doctor", "consultation", "DeclineConsultation", "C-1", "NO_CAPACITY")
+    assert request(alliance, id="C-2", records=("R-1",)).status == 200
+
+
 def test_declining_revokes_the_grants(alliance: Alliance) -> None:
     request(alliance)
     declined = alliance.ok(
