@@ -160,8 +160,10 @@ class SettlementContract(Contract):
             return {"executed": False, "reason": "no active agreement"}
         term = referral_fee(agreement["terms"], direction, referral_type)
         if term is None:
+            # The agreement is named all the same: a share declared later must be under it.
             return {
                 "executed": False,
+                "agreementId": agreement["agreementId"],
                 "reason": f"agreement has no {direction} {referral_type} term",
             }
         payer, payee = _sides(term["payer"] == "origin", from_hospital, to_hospital)
@@ -217,6 +219,12 @@ class SettlementContract(Contract):
             )
         if referral["status"] != "COMPLETED":
             raise ContractError(f"referral {referral_id} is {referral['status']}", 409)
+        # Only under the agreement the referral completed under: else a pair could terminate,
+        # agree anew and take a second share of the same referral.
+        if (referral.get("settlement") or {}).get("agreementId") != agreement_id:
+            raise ContractError(
+                f"referral {referral_id} was not completed under agreement {agreement_id}", 409
+            )
         term = share_term(agreement["terms"], referral["direction"])
         if term is None:
             raise ContractError(

@@ -228,7 +228,7 @@ def _statement(found: dict[str, Any]) -> Table:
         "for", "rule", "payer", "payee", "amount", "at", "tx",
         title=f"agreement {found['agreementId']}, {found['period']}"
         + (" (CLOSED)" if found["closed"] else ""),
-        title_justify="left",
+        title_justify="left", caption_justify="left",
         caption="paid: " + ", ".join(f"{h} {money(c)}" for h, c in found["paidByPayerCents"].items())
         + "; net: " + ", ".join(f"{h} {money(c)}" for h, c in found["netCents"].items())
         + f"; digest {found['digest']}; signed by {signed}",

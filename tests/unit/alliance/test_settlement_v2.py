@@ -79,7 +79,7 @@ def test_a_referral_type_without_a_fee_is_not_settled(alliance: Alliance) -> Non
     agree(alliance, terms={"version": 2, "fees": {"UP": {"inpatient": {"amountCents": 1, "payer": "target"}}}})  # fmt: skip
     done = json.loads(complete_referral(alliance, 1).payload)
     assert done["settlement"] == {
-        "executed": False, "reason": "agreement has no UP outpatient term"
+        "executed": False, "agreementId": "AG-1", "reason": "agreement has no UP outpatient term"
     }  # fmt: skip
 
 
@@ -207,4 +207,33 @@ def test_signing_is_for_the_parties_once_per_digest(alliance: Alliance) -> None:
     alliance.ok(A, "clerk", "settlement", "SignStatement", "AG-1", PERIOD)
     assert refused(A, "clerk", PERIOD) == (
         409, "SecondaryAMSP already signed the 2025-11 statement of agreement AG-1"
+    )  # fmt: skip
+
+
+def test_a_share_is_declared_only_under_the_agreement_the_referral_completed_under(
+    alliance: Alliance,
+) -> None:
+    """Terminating and agreeing anew does not give a second share of the same referral."""
+    agree(alliance, terms=V2)
+    complete_referral(alliance, 1)
+    declare(alliance, 1, "1000")
+    alliance.ok(T, "clerk", "settlement", "TerminateAgreement", "AG-1")
+    assert alliance.refused(T, "clerk", "settlement", "DeclareAmount", "AG-1", "REF-1", "9") == (
+        409, "agreement AG-1 is TERMINATED"
+    )  # fmt: skip
+    agree(alliance, "AG-2", terms=V2)
+    assert alliance.refused(T, "clerk", "settlement", "DeclareAmount", "AG-2", "REF-1", "9") == (
+        409, "referral REF-1 was not completed under agreement AG-2"
+    )  # fmt: skip
+    complete_referral(alliance, 2)
+    assert (
+        alliance.ok(T, "clerk", "settlement", "DeclareAmount", "AG-2", "REF-2", "9")["agreementId"]
+        == "AG-2"
+    )
+
+
+def test_a_consultation_id_is_checked(alliance: Alliance) -> None:
+    agree(alliance, terms=V2)
+    assert alliance.refused(A, "doctor", "consultation", "Finish", "C 1/x", A, T) == (
+        400, "consultation id 'C 1/x' may use letters, digits and ._- (1-64)"
     )  # fmt: skip
