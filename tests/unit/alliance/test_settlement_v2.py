@@ -8,11 +8,13 @@ from typing import Any
 
 import pytest
 from tests.unit.alliance.harness import Alliance
-from tests.unit.alliance.test_referral import DISTRICT
+from tests.unit.alliance.test_referral import DISTRICT, written_keys
 from tests.unit.alliance.test_settlement import S2, V2, A, T, agree, complete_referral
 from tests.unit.alliance.test_settlement import settlement_alliance as make
 
+from medalliance.alliance.settlement import SettlementContract
 from medalliance.alliance.settlement_terms import parse_terms, referral_fee, share_of
+from medalliance.contracts import Context, Contract, transaction
 from medalliance.errors import ContractError
 
 PERIOD = "2025-11"
@@ -237,3 +239,39 @@ def test_a_consultation_id_is_checked(alliance: Alliance) -> None:
     assert alliance.refused(A, "doctor", "consultation", "Finish", "C 1/x", A, T) == (
         400, "consultation id 'C 1/x' may use letters, digits and ._- (1-64)"
     )  # fmt: skip
+
+
+class StandInReferral(Contract):
+    """Completes a referral of a given care type, as the referral contract will once referrals
+    carry one (`careType`): settlement's Execute then gets it as its fifth argument."""
+
+    name = "referral"
+
+    @transaction
+    def Complete(self, ctx: Context, referral_id: str, care_type: str) -> Any:
+        return json.loads(ctx.stub.invoke_chaincode(
+            "settlement", ["Execute", referral_id, A, T, "UP", care_type]
+        ))  # fmt: skip
+
+
+def test_the_fee_follows_the_referral_type_and_an_empty_type_is_outpatient() -> None:
+    alliance = Alliance({"settlement": SettlementContract(), "referral": StandInReferral()})
+    agree(alliance, terms=V2)
+    fees = [alliance.ok(T, "doctor", "referral", "Complete", f"REF-{n}", care_type)
+            for n, care_type in enumerate(("inpatient", "", "examination"))]  # fmt: skip
+    assert [(f["executed"], f.get("referralType"), f.get("amountCents")) for f in fees] == [
+        (True, "inpatient", 30000), (True, "outpatient", 5000), (False, None, None)
+    ]  # fmt: skip
+    assert fees[2]["reason"] == "agreement has no UP examination term"
+
+
+def test_completions_conflict_only_under_a_capped_agreement(alliance: Alliance) -> None:
+    """The cap's running total is one key per payer and month: capped completions serialise
+    (MVCC retries one), uncapped ones (test_settlement.py) never conflict."""
+    agree(alliance, terms={**V2, "monthlyCapCents": 8000})
+    first = complete_referral(alliance, 1, commit=False)
+    second = complete_referral(alliance, 2, commit=False)
+    assert first.status == second.status == 200
+    shared = written_keys(first) & written_keys(second)
+    assert [ns for ns, _ in shared] == ["settlement"]
+    assert all("settlementpaid" in key for _, key in shared)
