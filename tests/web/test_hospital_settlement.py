@@ -72,3 +72,18 @@ def test_v2_terms_through_the_api_show_in_words_and_bad_ones_name_the_field(
         "UP: 2.5% of the declared amount, paid by the target; "
         "consultation: 120.00 paid by the requester"
     )
+
+
+def test_the_page_declare_form_checks_the_amount_and_shows_the_contracts_refusal(
+    client_as: Callable[[str], StaffClient],
+) -> None:
+    clerk = client_as("clerk.tertiarya")
+    agreement_id = demo_agreement(clerk)
+    referral_id = statement_of(clerk, agreement_id)["entries"][0]["referralId"]
+    form = f"/hospital/settlement/agreements/{agreement_id}/declare"
+    bad = clerk.post_form(form, {"referral_id": referral_id, "amount": "lots"})
+    assert bad.status_code == 400  # type: ignore[attr-defined]
+    assert "an amount like 1234.56" in bad.text  # type: ignore[attr-defined]
+    refused = clerk.post_form(form, {"referral_id": referral_id, "amount": "1234.56"})
+    assert refused.status_code == 409  # type: ignore[attr-defined]
+    assert "has no UP share" in refused.text  # type: ignore[attr-defined]
