@@ -114,7 +114,10 @@ def test_a_referral_walks_through_the_cli(
 
     # The benefit-sharing agreement between A and B, signed by both clerks.
     terms = tmp_path / "terms.json"
-    terms.write_text(json.dumps({"UP": {"amountCents": 5000, "payer": "target"}}))
+    terms.write_text(json.dumps({
+        "version": 2, "fees": {"UP": {"outpatient": {"amountCents": 5000, "payer": "target"}}},
+        "shares": {"UP": {"basisPoints": 250, "payer": "target"}},
+    }))  # fmt: skip
     proposed = run(alliance, "settlement", "propose", "AG-1", "--partner", B,
                    "--terms", f"@{terms}", "--as", CLERK_A)  # fmt: skip
     assert proposed["result"]["status"] == "PROPOSED"
@@ -180,6 +183,22 @@ def test_a_referral_walks_through_the_cli(
     balance = run(alliance, "settlement", "balance", "--hospital", "SecondaryAMSP",
                   "--period", settlement["period"], "--as", CLERK_A)  # fmt: skip
     assert (balance["receivableCents"], balance["payableCents"]) == (5000, 0)
+    # B, the payer, declares REF-1's settled cost; 2.5 % of it (rounded down) is an entry. Both
+    # clerks sign the month's statement, which closes it.
+    period = ("--period", settlement["period"])
+    share = run(alliance, "settlement", "declare", "AG-1", "--referral", "REF-1",
+                "--amount-cents", "1234567", "--as", CLERK_B)["result"]  # fmt: skip
+    assert (share["rule"], share["amountCents"]) == ("share", 30864)
+    by_payee = refused(alliance, "settlement", "declare", "AG-1", "--referral", "REF-1",
+                       "--amount-cents", "5", "--as", CLERK_A)  # fmt: skip
+    assert by_payee.returncode == 4
+    assert "cannot declare the amount of referral REF-1" in by_payee.stderr
+    run(alliance, "settlement", "sign", "AG-1", *period, "--as", CLERK_A)
+    signed = run(alliance, "settlement", "sign", "AG-1", *period, "--as", CLERK_B)["result"]
+    statement = run(alliance, "settlement", "statement", "AG-1", *period, "--as", CLERK_A)
+    assert (statement["closed"], statement["digest"]) == (True, signed["digest"])
+    assert [e["rule"] for e in statement["entries"]] == ["flat", "share"]
+    assert statement["netCents"] == {"SecondaryAMSP": 35864, "TertiaryBMSP": -35864}
 
     monkeypatch.setenv("COLUMNS", "200")  # one table row per referral
     trail = cli("referral", "history", visit, "--as", "Auditor1@CityHC", "--dir", str(alliance))

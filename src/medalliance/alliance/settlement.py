@@ -1,15 +1,19 @@
 """Benefit sharing between two hospitals (利益分配), executed when a referral completes.
 
 One hospital's clerk proposes an agreement to a partner hospital; it takes effect when the
-partner's clerk accepts it, so both hospitals have signed it on the chain. Its terms say, per
-referral direction, how much is paid and by whom (the referral's origin or target):
-`{"UP": {"amountCents": 5000, "payer": "target"}, "DOWN": {"amountCents": 2000, "payer": "origin"}}`.
-A completed referral between the two (`Execute`, called by the referral contract in the same
-transaction) writes one settlement entry; balances and statements are sums over entries.
+partner's clerk accepts it, so both hospitals have signed it on the chain. Its terms
+(`alliance/settlement_terms.py`: flat v1, or v2 with fees per direction and referral type, shares
+of declared amounts, a monthly cap and a consultation fee) say what is paid and by whom. A
+completed referral between the two (`Execute`, called by the referral contract in the same
+transaction) writes its fee entry; a finished consultation (`ExecuteConsultation`, called by the
+consultation contract) its fee; the paying clerk's `DeclareAmount` a share. Both clerks'
+`SignStatement` closes a month (`alliance/settlement_ledger.py`). Statements and balances are sums
+over entries.
 
 State: one key per agreement, one per hospital pair (their single active agreement), one index
-key per (hospital, agreement), one per (agreement, period, referral) entry — so completions of
-different referrals never conflict, even between the same two hospitals.
+key per (hospital, agreement), one per entry — so completions of different referrals never
+conflict, even between the same two hospitals (unless the agreement has a monthly cap: see
+settlement_ledger.py).
 """
 
 from __future__ import annotations
@@ -160,8 +164,10 @@ class SettlementContract(Contract):
             return {"executed": False, "reason": "no active agreement"}
         term = referral_fee(agreement["terms"], direction, referral_type)
         if term is None:
+            # The agreement is named all the same: a share declared later must be under it.
             return {
                 "executed": False,
+                "agreementId": agreement["agreementId"],
                 "reason": f"agreement has no {direction} {referral_type} term",
             }
         payer, payee = _sides(term["payer"] == "origin", from_hospital, to_hospital)
@@ -217,6 +223,12 @@ class SettlementContract(Contract):
             )
         if referral["status"] != "COMPLETED":
             raise ContractError(f"referral {referral_id} is {referral['status']}", 409)
+        # Only under the agreement the referral completed under: else a pair could terminate,
+        # agree anew and take a second share of the same referral.
+        if (referral.get("settlement") or {}).get("agreementId") != agreement_id:
+            raise ContractError(
+                f"referral {referral_id} was not completed under agreement {agreement_id}", 409
+            )
         term = share_term(agreement["terms"], referral["direction"])
         if term is None:
             raise ContractError(
@@ -241,7 +253,9 @@ class SettlementContract(Contract):
         }
         share = share_of(amount, term["basisPoints"])
         entry = write_entry(ctx, agreement, "share", referral_id, share, fields)
-        ctx.stub.set_event("SettlementAmountDeclared", to_json(entry))
+        # Ids only: the declared amount is a patient's treatment cost.
+        event = {k: entry[k] for k in ("agreementId", "referralId", "period", "txId")}
+        ctx.stub.set_event("SettlementAmountDeclared", to_json(event))
         return entry
 
     @transaction

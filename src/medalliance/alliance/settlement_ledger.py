@@ -151,3 +151,10 @@ def sign(ctx: Context, agreement: dict[str, Any], period: str) -> dict[str, Any]
         ctx.stub.put_state(_closed_key(agreement_id, period), current["digest"].encode())
         current["closed"] = True
     return current
+
+
+def entry_subject(entry: dict[str, Any]) -> str:
+    """What an entry settles: its referral or consultation."""
+    if "consultationId" in entry:
+        return f"consultation {entry['consultationId']}"
+    return f"referral {entry['referralId']}"

@@ -169,3 +169,28 @@ def share_of(amount_cents: int, basis_points: int) -> int:
     """A share in whole cents, rounded down (the payer never pays a fraction of a cent more
     than agreed); integer arithmetic only, so every endorser computes the same cents."""
     return amount_cents * basis_points // MAX_BASIS_POINTS
+
+
+def terms_lines(terms: dict[str, Any]) -> list[str]:
+    """Terms in words, one rule a line (for the CLI and the web pages)."""
+    if terms.get("version") != 2:
+        return [f"{d}: {_cents_text(t['amountCents'])} paid by the {t['payer']}" for d, t in terms.items()]  # fmt: skip
+    lines = [
+        f"{d} {kind}: {_cents_text(t['amountCents'])} paid by the {t['payer']}"
+        for d, by_type in terms.get("fees", {}).items()
+        for kind, t in by_type.items()
+    ]
+    lines += [
+        f"{d}: {t['basisPoints'] / 100:g}% of the declared amount, paid by the {t['payer']}"
+        for d, t in terms.get("shares", {}).items()
+    ]
+    if "consultation" in terms:
+        t = terms["consultation"]
+        lines.append(f"consultation: {_cents_text(t['amountCents'])} paid by the {t['payer']}")
+    if "monthlyCapCents" in terms:
+        lines.append(f"cap: {_cents_text(terms['monthlyCapCents'])} per payer and month")
+    return lines
+
+
+def _cents_text(cents: int) -> str:
+    return f"{cents / 100:.2f}"

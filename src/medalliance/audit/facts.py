@@ -307,7 +307,7 @@ def _settlement(tx: _Tx, kind: str, parts: tuple[str, ...], v: dict[str, Any]) -
         cents = v.get("amountCents", 0)
         yield tx.fact(
             "settlement.entry",
-            str(v.get("referralId", parts[-1])),
+            str(v.get("referralId") or v.get("consultationId") or parts[-1]),
             agreement_id=v.get("agreementId"),
             period=v.get("period"),
             direction=v.get("direction"),

@@ -24,6 +24,7 @@ from medalliance.web.services import hospital_patients as patients
 from medalliance.web.services import hospital_recognition as recognition
 from medalliance.web.services import hospital_referral_views as views
 from medalliance.web.services import hospital_referrals as referrals
+from medalliance.web.services import hospital_settlement as settlement
 from medalliance.web.services import hospital_sharing as sharing
 from medalliance.web.services.hospital_access import Written
 from medalliance.web.services.hospital_charts import volume_chart
@@ -219,6 +220,9 @@ def order_duplicate(
     return recognition.order_duplicate(backend_of(request), staff, body)
 
 
+Period = Annotated[str, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")]  # a settlement month
+
+
 @router.get("/agreements")
 def agreements(request: Request, staff: StaffDep) -> list[sharing.Agreement]:
     return sharing.agreements(backend_of(request), staff)
@@ -238,20 +242,25 @@ def accept_agreement(request: Request, staff: StaffDep, agreement_id: str) -> Wr
 
 @router.get("/agreements/{agreement_id}/statement")
 def statement(
-    request: Request,
-    staff: StaffDep,
-    agreement_id: str,
-    period: Annotated[str, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")],
+    request: Request, staff: StaffDep, agreement_id: str, period: Period
 ) -> dict[str, Any]:
     return sharing.statement(backend_of(request), staff, agreement_id, period)
 
 
+@router.post("/agreements/{agreement_id}/declare")
+def declare_amount(
+    request: Request, staff: StaffDep, agreement_id: str, body: settlement.DeclareForm
+) -> Written:
+    return settlement.declare_amount(backend_of(request), staff, agreement_id, body)
+
+
+@router.post("/agreements/{agreement_id}/statement/sign")
+def sign_statement(request: Request, staff: StaffDep, agreement_id: str, period: Period) -> Written:
+    return settlement.sign_statement(backend_of(request), staff, agreement_id, period)
+
+
 @router.get("/balance")
-def balance(
-    request: Request,
-    staff: StaffDep,
-    period: Annotated[str, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")],
-) -> dict[str, Any]:
+def balance(request: Request, staff: StaffDep, period: Period) -> dict[str, Any]:
     return sharing.balance(backend_of(request), staff, period)
 
 

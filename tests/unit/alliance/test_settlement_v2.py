@@ -8,11 +8,13 @@ from typing import Any
 
 import pytest
 from tests.unit.alliance.harness import Alliance
-from tests.unit.alliance.test_referral import DISTRICT
+from tests.unit.alliance.test_referral import DISTRICT, written_keys
 from tests.unit.alliance.test_settlement import S2, V2, A, T, agree, complete_referral
 from tests.unit.alliance.test_settlement import settlement_alliance as make
 
+from medalliance.alliance.settlement import SettlementContract
 from medalliance.alliance.settlement_terms import parse_terms, referral_fee, share_of
+from medalliance.contracts import Context, Contract, transaction
 from medalliance.errors import ContractError
 
 PERIOD = "2025-11"
@@ -79,7 +81,7 @@ def test_a_referral_type_without_a_fee_is_not_settled(alliance: Alliance) -> Non
     agree(alliance, terms={"version": 2, "fees": {"UP": {"inpatient": {"amountCents": 1, "payer": "target"}}}})  # fmt: skip
     done = json.loads(complete_referral(alliance, 1).payload)
     assert done["settlement"] == {
-        "executed": False, "reason": "agreement has no UP outpatient term"
+        "executed": False, "agreementId": "AG-1", "reason": "agreement has no UP outpatient term"
     }  # fmt: skip
 
 
@@ -208,3 +210,68 @@ def test_signing_is_for_the_parties_once_per_digest(alliance: Alliance) -> None:
     assert refused(A, "clerk", PERIOD) == (
         409, "SecondaryAMSP already signed the 2025-11 statement of agreement AG-1"
     )  # fmt: skip
+
+
+def test_a_share_is_declared_only_under_the_agreement_the_referral_completed_under(
+    alliance: Alliance,
+) -> None:
+    """Terminating and agreeing anew does not give a second share of the same referral."""
+    agree(alliance, terms=V2)
+    complete_referral(alliance, 1)
+    declare(alliance, 1, "1000")
+    alliance.ok(T, "clerk", "settlement", "TerminateAgreement", "AG-1")
+    assert alliance.refused(T, "clerk", "settlement", "DeclareAmount", "AG-1", "REF-1", "9") == (
+        409, "agreement AG-1 is TERMINATED"
+    )  # fmt: skip
+    agree(alliance, "AG-2", terms=V2)
+    assert alliance.refused(T, "clerk", "settlement", "DeclareAmount", "AG-2", "REF-1", "9") == (
+        409, "referral REF-1 was not completed under agreement AG-2"
+    )  # fmt: skip
+    complete_referral(alliance, 2)
+    assert (
+        alliance.ok(T, "clerk", "settlement", "DeclareAmount", "AG-2", "REF-2", "9")["agreementId"]
+        == "AG-2"
+    )
+
+
+def test_a_consultation_id_is_checked(alliance: Alliance) -> None:
+    agree(alliance, terms=V2)
+    assert alliance.refused(A, "doctor", "consultation", "Finish", "C 1/x", A, T) == (
+        400, "consultation id 'C 1/x' may use letters, digits and ._- (1-64)"
+    )  # fmt: skip
+
+
+class StandInReferral(Contract):
+    """Completes a referral of a given care type, as the referral contract will once referrals
+    carry one (`careType`): settlement's Execute then gets it as its fifth argument."""
+
+    name = "referral"
+
+    @transaction
+    def Complete(self, ctx: Context, referral_id: str, care_type: str) -> Any:
+        return json.loads(ctx.stub.invoke_chaincode(
+            "settlement", ["Execute", referral_id, A, T, "UP", care_type]
+        ))  # fmt: skip
+
+
+def test_the_fee_follows_the_referral_type_and_an_empty_type_is_outpatient() -> None:
+    alliance = Alliance({"settlement": SettlementContract(), "referral": StandInReferral()})
+    agree(alliance, terms=V2)
+    fees = [alliance.ok(T, "doctor", "referral", "Complete", f"REF-{n}", care_type)
+            for n, care_type in enumerate(("inpatient", "", "examination"))]  # fmt: skip
+    assert [(f["executed"], f.get("referralType"), f.get("amountCents")) for f in fees] == [
+        (True, "inpatient", 30000), (True, "outpatient", 5000), (False, None, None)
+    ]  # fmt: skip
+    assert fees[2]["reason"] == "agreement has no UP examination term"
+
+
+def test_completions_conflict_only_under_a_capped_agreement(alliance: Alliance) -> None:
+    """The cap's running total is one key per payer and month: capped completions serialise
+    (MVCC retries one), uncapped ones (test_settlement.py) never conflict."""
+    agree(alliance, terms={**V2, "monthlyCapCents": 8000})
+    first = complete_referral(alliance, 1, commit=False)
+    second = complete_referral(alliance, 2, commit=False)
+    assert first.status == second.status == 200
+    shared = written_keys(first) & written_keys(second)
+    assert [ns for ns, _ in shared] == ["settlement"]
+    assert all("settlementpaid" in key for _, key in shared)
