@@ -95,8 +95,12 @@ def statement(ctx: Context, agreement: dict[str, Any], period: str) -> dict[str,
     """Every entry of the period with its transaction and rule, totals per payer, net per
     hospital, a digest over the entries, the signatures and whether the period is closed."""
     agreement_id = agreement["agreementId"]
+    # Entries written before terms v2 carry no rule: they are flat fees.
     entries = sorted(
-        (json.loads(v) for _, v in scan(ctx, "settlemententry", agreement_id, period)),
+        (
+            {"rule": "flat", **json.loads(v)}
+            for _, v in scan(ctx, "settlemententry", agreement_id, period)
+        ),
         key=lambda e: (e["at"], e["txId"], e["rule"]),
     )
     net = dict.fromkeys(agreement["hospitals"], 0)

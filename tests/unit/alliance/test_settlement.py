@@ -13,6 +13,7 @@ from medalliance.alliance.referral import ReferralContract
 from medalliance.alliance.report import ReportContract
 from medalliance.alliance.settlement import SettlementContract
 from medalliance.alliance.visit import VisitContract
+from medalliance.contracts import create_composite_key
 
 A, T, S2 = "SecondaryAMSP", "TertiaryAMSP", "SecondaryBMSP"
 TERMS = {"UP": {"amountCents": 5000, "payer": "target"}, "DOWN": {"amountCents": 2000, "payer": "origin"}}  # fmt: skip
@@ -238,3 +239,15 @@ def test_a_consultation_without_a_fee_term_is_not_charged(alliance: Alliance) ->
     assert alliance.ok(A, "doctor", "consultation", "Finish", "C-1", A, T) == {
         "executed": False, "reason": "agreement has no consultation term"
     }  # fmt: skip
+
+
+def test_an_entry_written_before_terms_v2_is_read_as_a_flat_fee(alliance: Alliance) -> None:
+    agree(alliance)
+    old = {"agreementId": "AG-1", "referralId": "REF-0", "period": "2025-11", "direction": "UP",
+           "payer": T, "payee": A, "amountCents": 5000, "at": "2025-11-01T00:00:00.000Z",
+           "txId": "tx-old"}  # fmt: skip
+    key = create_composite_key("settlemententry", ["AG-1", "2025-11", "REF-0"])
+    alliance.state.put("settlement", key, json.dumps(old).encode())
+    statement = alliance.ok(A, "clerk", "settlement", "Statement", "AG-1", "2025-11")
+    assert statement["entries"] == [{**old, "rule": "flat"}]
+    assert statement["netCents"] == {A: 5000, T: -5000}
