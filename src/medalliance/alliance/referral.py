@@ -205,6 +205,7 @@ class ReferralContract(Contract):
             referral["fromHospital"],
             referral["toHospital"],
             referral["direction"],
+            referral.get("careType", "outpatient"),
         )
         _record(ctx, referral, "COMPLETED")
         ctx.stub.del_state(_active_key(referral["visitNo"]))
