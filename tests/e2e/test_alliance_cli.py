@@ -114,7 +114,10 @@ def test_a_referral_walks_through_the_cli(
 
     # The benefit-sharing agreement between A and B, signed by both clerks.
     terms = tmp_path / "terms.json"
-    terms.write_text(json.dumps({"UP": {"amountCents": 5000, "payer": "target"}}))
+    terms.write_text(json.dumps({
+        "version": 2, "fees": {"UP": {"outpatient": {"amountCents": 5000, "payer": "target"}}},
+        "shares": {"UP": {"basisPoints": 250, "payer": "target"}},
+    }))  # fmt: skip
     proposed = run(alliance, "settlement", "propose", "AG-1", "--partner", B,
                    "--terms", f"@{terms}", "--as", CLERK_A)  # fmt: skip
     assert proposed["result"]["status"] == "PROPOSED"
@@ -188,6 +191,22 @@ def test_a_referral_walks_through_the_cli(
     balance = run(alliance, "settlement", "balance", "--hospital", "SecondaryAMSP",
                   "--period", settlement["period"], "--as", CLERK_A)  # fmt: skip
     assert (balance["receivableCents"], balance["payableCents"]) == (5000, 0)
+    # B, the payer, declares REF-1's settled cost; 2.5 % of it (rounded down) is an entry. Both
+    # clerks sign the month's statement, which closes it.
+    period = ("--period", settlement["period"])
+    share = run(alliance, "settlement", "declare", "AG-1", "--referral", "REF-1",
+                "--amount-cents", "1234567", "--as", CLERK_B)["result"]  # fmt: skip
+    assert (share["rule"], share["amountCents"]) == ("share", 30864)
+    by_payee = refused(alliance, "settlement", "declare", "AG-1", "--referral", "REF-1",
+                       "--amount-cents", "5", "--as", CLERK_A)  # fmt: skip
+    assert by_payee.returncode == 4
+    assert "cannot declare the amount of referral REF-1" in by_payee.stderr
+    run(alliance, "settlement", "sign", "AG-1", *period, "--as", CLERK_A)
+    signed = run(alliance, "settlement", "sign", "AG-1", *period, "--as", CLERK_B)["result"]
+    statement = run(alliance, "settlement", "statement", "AG-1", *period, "--as", CLERK_A)
+    assert (statement["closed"], statement["digest"]) == (True, signed["digest"])
+    assert [e["rule"] for e in statement["entries"]] == ["flat", "share"]
+    assert statement["netCents"] == {"SecondaryAMSP": 35864, "TertiaryBMSP": -35864}
 
     monkeypatch.setenv("COLUMNS", "200")  # one table row per referral
     trail = cli("referral", "history", visit, "--as", "Auditor1@CityHC", "--dir", str(alliance))
@@ -299,6 +318,37 @@ def test_a_recognised_result_is_found_requested_granted_and_fetched(
     assert json.loads(out.read_text())["resourceType"] == "DiagnosticReport"
     order = run(alliance, "result", "order-duplicate", "ORD-950", "--visit", "V-950", "--code", "718-7", "--reason-code", "CONDITION_CHANGED", "--as", DOCTOR_A)  # fmt: skip
     assert (order["result"]["reasonCode"], order["result"]["recognised"]) == ("CONDITION_CHANGED", ["RES-950"])  # fmt: skip
+
+
+def test_a_consultation_grants_access_until_it_closes(alliance: Path, tmp_path: Path) -> None:
+    """Issue 19's remote consultation on the demo alliance: SecondaryA asks TertiaryA about a
+    visit, granting its sealed record; TertiaryA opens it, reports (sealed, signed); SecondaryA
+    verifies the report and closes; TertiaryA can no longer fetch the record; a third hospital
+    cannot read the consultation."""
+    ref, record, d = "7d" * 16, "R-960", ("--dir", str(alliance))
+    consultant = f"User1@{OTHER}"
+    note = tmp_path / "note.json"
+    note.write_text(json.dumps({"resourceType": "Bundle", "type": "collection"}))
+    sealed = tmp_path / "R-960.sealed"
+    run(alliance, "visit", "register", "V-960", "--patient-ref", ref, "--as", DOCTOR_A)
+    cli("privacy", "encrypt", str(note), *d, "--org", A, "--record", record, "-o", str(sealed))
+    cli_json("privacy", "share", str(sealed), *d, "--org", A, "--patient-ref", ref)
+    asked = run(alliance, "consultation", "request", "C-960", "--visit", "V-960", "--consultant", OTHER, "--record", record, "--question", "Is surgery indicated?", "--as", DOCTOR_A)  # fmt: skip
+    assert asked["result"]["granted"] == [record]
+    fetch = ("privacy", "fetch", *d, "--org", OTHER, "--record", record)
+    cli(*fetch, "-o", str(tmp_path / "opened.json"), "--through-block", str(asked["block_number"]))  # fmt: skip
+    assert json.loads((tmp_path / "opened.json").read_text())["type"] == "collection"
+    stranger = refused(alliance, "consultation", "show", "C-960", "--as", "User1@TertiaryHospitalB")
+    assert stranger.returncode == 4
+    run(alliance, "consultation", "accept", "C-960", "--as", consultant)
+    run(alliance, "consultation", "report", "C-960", "--text", "Surgery is indicated.", "--as", consultant)  # fmt: skip
+    shown = run(alliance, "consultation", "show", "C-960", "--report", "--as", DOCTOR_A)
+    assert (shown["report"], shown["reportVerified"]) == ("Surgery is indicated.", True)
+    closed = run(alliance, "consultation", "close", "C-960", "--as", DOCTOR_A)
+    assert closed["result"]["status"] == "CLOSED"
+    after = refused(alliance, *fetch, "-o", str(tmp_path / "again.json"))
+    assert after.returncode != 0
+    assert [c["consultationId"] for c in run(alliance, "consultation", "list", "--as", consultant)] == ["C-960"]  # fmt: skip
 
 
 def _kill_after(alliance: Path, db: Path, line: str) -> None:

@@ -48,6 +48,8 @@ _ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _PSEUDONYM = re.compile(r"^[0-9a-f]{16,64}$")
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 ACCESS_ACTIONS = ("fetch", "decrypt")
+# the one contract whose calls may grant and revoke for a consultation's duration
+CONSULTATION = "consultation"
 
 
 __all__ = ["ERASURE_REJECTIONS", "RecordsContract", "record_key", "version_key"]
@@ -127,7 +129,11 @@ class RecordsContract(RecordErasure, Contract):
 
     @transaction
     def Grant(self, ctx: Context, record_id: str, org: str) -> str:
-        """Authorise one more organisation (e.g. a consultant hospital) for this record."""
+        """Authorise one more organisation (e.g. a consultant hospital) for this record.
+
+        Called by the `consultation` contract (for its requester, who must be authorised), the
+        grant is marked as a consultation's, which is what lets that contract revoke it later
+        whoever ends the consultation (`Revoke`)."""
         record = _load(ctx, record_id)
         _require_authorised(ctx, record)
         if org not in ctx.channel_orgs:
@@ -135,6 +141,8 @@ class RecordsContract(RecordErasure, Contract):
         if org in record["authorised"]:
             raise ContractError(f"{org} is already authorised for record {record_id}", 409)
         record["authorised"] = sorted([*record["authorised"], org])
+        if ctx.called_by == CONSULTATION:
+            record["consultationGrants"] = sorted({*record.get("consultationGrants", []), org})
         record["holders"] = sorted({*holders(record), org})
         ctx.stub.put_state(record_key(record_id), _json(record))
         _log(ctx, record, "grant", target=org)
@@ -167,10 +175,16 @@ class RecordsContract(RecordErasure, Contract):
 
     @transaction
     def Revoke(self, ctx: Context, record_id: str, org: str) -> str:
-        """End an organisation's access to future versions (by the owner or its regulator)."""
+        """End an organisation's access to future versions (by the owner or its regulator,
+        or by the `consultation` contract for a grant it made: only that organisation's)."""
         record = _load(ctx, record_id)
         caller = ctx.client.msp_id
-        if caller not in (record["owner"], regulator_of(ctx, record["owner"])):
+        by_consultation = ctx.called_by == CONSULTATION and org in record.get(
+            "consultationGrants", []
+        )
+        if caller not in (record["owner"], regulator_of(ctx, record["owner"])) and not (
+            by_consultation
+        ):
             raise ContractError(
                 f"only {record['owner']} or its regulator may revoke access to record {record_id}",
                 403,
@@ -180,6 +194,8 @@ class RecordsContract(RecordErasure, Contract):
         if org not in record["authorised"]:
             raise ContractError(f"{org} is not authorised for record {record_id}", 404)
         record["authorised"] = [o for o in record["authorised"] if o != org]
+        if org in record.get("consultationGrants", []):
+            record["consultationGrants"] = [o for o in record["consultationGrants"] if o != org]
         ctx.stub.put_state(record_key(record_id), _json(record))
         _log(ctx, record, "revoke", target=org)
         ctx.stub.set_event("AccessRevoked", _json({"recordId": record_id, "org": org}))

@@ -210,6 +210,7 @@ class ReferralContract(ReferralHolds, Contract):
             referral["fromHospital"],
             referral["toHospital"],
             referral["direction"],
+            referral.get("careType", "outpatient"),
         )
         _record(ctx, referral, "COMPLETED")
         ctx.stub.del_state(_active_key(referral["visitNo"]))

@@ -79,6 +79,7 @@ FACT_KINDS = (
     "alarm.raised",
     "alarm.acknowledged",
     "alarm.closed",
+    "consultation.changed",
 )
 
 
@@ -306,7 +307,7 @@ def _settlement(tx: _Tx, kind: str, parts: tuple[str, ...], v: dict[str, Any]) -
         cents = v.get("amountCents", 0)
         yield tx.fact(
             "settlement.entry",
-            str(v.get("referralId", parts[-1])),
+            str(v.get("referralId") or v.get("consultationId") or parts[-1]),
             agreement_id=v.get("agreementId"),
             period=v.get("period"),
             direction=v.get("direction"),
@@ -370,8 +371,22 @@ def _alarm(tx: _Tx, kind: str, parts: tuple[str, ...], v: dict[str, Any]) -> Ite
     )
 
 
+def _consultation(tx: _Tx, kind: str, parts: tuple[str, ...], v: dict[str, Any]) -> Iterator[Fact]:
+    if kind == "consultation":
+        yield tx.fact(
+            "consultation.changed",
+            parts[0],
+            status=v.get("status"),
+            visit_no=v.get("visitNo"),
+            requester=v.get("requester"),
+            consultant=v.get("consultant"),
+            granted=",".join(str(r) for r in v.get("granted", [])),
+        )
+
+
 _READERS: dict[str, _Reader] = {
     "alarm": _alarm,
+    "consultation": _consultation,
     "report": _report,
     "referral": _referral,
     "records": _records,
@@ -386,7 +401,7 @@ _READERS: dict[str, _Reader] = {
 _OBJECT_TYPES = frozenset(
     {"application", "downwardrule", "referral", "recordversion", "access", "result", "booking",
      "resource", "settlemententry", "agreement", "report", "visit", "alarm",
-     "examresult", "resultuse", "duplicateorder"}
+     "examresult", "resultuse", "duplicateorder", "consultation"}
 )  # fmt: skip
 
 

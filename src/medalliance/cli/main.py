@@ -40,6 +40,7 @@ _GROUPS = {
     "resource": "medalliance.cli.resource_cmd:app",
     "result": "medalliance.cli.result_cmd:app",
     "settlement": "medalliance.cli.settlement_cmd:app",
+    "consultation": "medalliance.cli.consultation_cmd:app",
     "connector": "medalliance.cli.connector_cmd:app",
     "hospital": "medalliance.cli.hospital_cmd:app",
     "audit": "medalliance.cli.main:_audit",

@@ -12,6 +12,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from medalliance.alliance.settlement_ledger import entry_subject
+from medalliance.alliance.settlement_terms import parse_terms, terms_lines
 from medalliance.cli.alliance_cmd import (
     As,
     Dir,
@@ -21,6 +23,7 @@ from medalliance.cli.alliance_cmd import (
     show_committed,
     show_result,
 )
+from medalliance.errors import InvalidArgument
 
 app = typer.Typer(
     help="Agree on and settle benefit sharing between hospitals (settlement contract).",
@@ -85,11 +88,93 @@ def terminate(agreement_id: AgreementId, as_: As, directory: Dir = Path(".")) ->
     show_committed(done, _agreement_line)
 
 
+@app.command("terms")
+def terms(
+    as_: As,
+    agreement_id: Annotated[
+        str | None,
+        typer.Argument(help="The agreement whose terms to show.", show_default=False),
+    ] = None,
+    check: Annotated[
+        str | None,
+        typer.Option(
+            "--check",
+            help="Validate terms (inline or @FILE) as the contract would, without submitting.",
+            metavar="JSON_OR_@FILE",
+            show_default=False,
+        ),
+    ] = None,
+    directory: Dir = Path("."),
+) -> None:
+    """Show an agreement's terms, or check terms (v1 flat or v2) before proposing them.
+
+    Example: medalliance settlement terms AG-1 --as Clerk1@TertiaryHospitalB -d demo
+    Example: medalliance settlement terms --check @terms.json --as Clerk1@SecondaryHospitalA
+    """
+    if check is not None:
+        parsed = parse_terms(read_json_argument(check, "--check"))
+        show_result(parsed, lambda t: "terms are valid:\n" + "\n".join(terms_lines(t)))
+        return
+    if agreement_id is None:
+        raise InvalidArgument("name an agreement, or --check terms")
+    with session(directory, as_) as s:
+        found = s.evaluate("settlement", "GetAgreement", agreement_id)
+    show_result(found, lambda a: "\n".join([_agreement_line(a), *terms_lines(a["terms"])]))
+
+
+@app.command("declare")
+def declare(
+    agreement_id: AgreementId,
+    as_: As,
+    referral: Annotated[
+        str, typer.Option("--referral", help="The completed referral.", show_default=False)
+    ],
+    amount_cents: Annotated[
+        str,
+        typer.Option(
+            "--amount-cents",
+            help="The declared amount (e.g. the treatment's settled cost) in whole cents.",
+            show_default=False,
+        ),
+    ],
+    directory: Dir = Path("."),
+) -> None:
+    """Declare a completed referral's amount; the agreement's share of it becomes an entry.
+
+    The paying hospital's clerk declares (e.g. the treatment's settled cost), once per referral.
+
+    Example: medalliance settlement declare AG-1 --referral REF-1 --amount-cents 1234567 --as Clerk1@TertiaryHospitalB -d demo
+    """
+    with session(directory, as_) as s:
+        done = s.submit("settlement", "DeclareAmount", agreement_id, referral, amount_cents)
+    show_committed(done, _entry_line)
+
+
+@app.command("sign")
+def sign(agreement_id: AgreementId, as_: As, period: Period, directory: Dir = Path(".")) -> None:
+    """Sign a month's statement for your hospital; signed by both, the month is closed.
+
+    A closed month takes no more entries; a signature counts only for the statement signed.
+
+    Example: medalliance settlement sign AG-1 --period 2026-11 --as Clerk1@SecondaryHospitalA -d demo
+    """
+    with session(directory, as_) as s:
+        done = s.submit("settlement", "SignStatement", agreement_id, period)
+    show_committed(
+        done,
+        lambda st: (
+            f"statement {st['agreementId']} {st['period']} signed by "
+            f"{', '.join(sorted(st['signatures']))} (digest {st['digest'][:16]}): "
+            + ("CLOSED" if st["closed"] else "open")
+        ),
+    )
+
+
 @app.command("statement")
 def statement(
     agreement_id: AgreementId, as_: As, period: Period, directory: Dir = Path(".")
 ) -> None:
-    """An agreement's settled referrals in a month and each hospital's net.
+    """An agreement's entries in a month (transaction, rule), totals, digest and signatures.
 
     Example: medalliance settlement statement AG-1 --period 2026-11 --as Clerk1@TertiaryHospitalB -d demo
     """
@@ -129,15 +214,28 @@ def _agreement_line(agreement: dict[str, Any]) -> str:
     )
 
 
+def _entry_line(entry: dict[str, Any]) -> str:
+    capped = f" (capped from {money(entry['uncappedCents'])})" if "uncappedCents" in entry else ""
+    return (
+        f"{entry['rule']} entry for {entry_subject(entry)}: {entry['payer']} pays "
+        f"{entry['payee']} {money(entry['amountCents'])}{capped}"
+    )
+
+
 def _statement(found: dict[str, Any]) -> Table:
+    signed = ", ".join(sorted(found["signatures"])) or "nobody"
     table = Table(
-        "referral", "direction", "payer", "payee", "amount", "at",
-        title=f"agreement {found['agreementId']}, {found['period']}", title_justify="left",
-        caption="net: " + ", ".join(f"{h} {money(c)}" for h, c in found["netCents"].items()),
+        "for", "rule", "payer", "payee", "amount", "at", "tx",
+        title=f"agreement {found['agreementId']}, {found['period']}"
+        + (" (CLOSED)" if found["closed"] else ""),
+        title_justify="left", caption_justify="left",
+        caption="paid: " + ", ".join(f"{h} {money(c)}" for h, c in found["paidByPayerCents"].items())
+        + "; net: " + ", ".join(f"{h} {money(c)}" for h, c in found["netCents"].items())
+        + f"; digest {found['digest']}; signed by {signed}",
     )  # fmt: skip
     for e in found["entries"]:
         table.add_row(
-            e["referralId"], e["direction"], e["payer"], e["payee"], money(e["amountCents"]),
-            e["at"],
+            entry_subject(e), e["rule"], e["payer"], e["payee"], money(e["amountCents"]),
+            e["at"], e["txId"],
         )  # fmt: skip
     return table

@@ -19,11 +19,13 @@ from pydantic import BaseModel
 from medalliance.hospital.summaries import PatientRow
 from medalliance.web.auth import require_role
 from medalliance.web.core_routes import backend_of
+from medalliance.web.services import hospital_consultations as consulting
 from medalliance.web.services import hospital_holds as holds
 from medalliance.web.services import hospital_patients as patients
 from medalliance.web.services import hospital_recognition as recognition
 from medalliance.web.services import hospital_referral_views as views
 from medalliance.web.services import hospital_referrals as referrals
+from medalliance.web.services import hospital_settlement as settlement
 from medalliance.web.services import hospital_sharing as sharing
 from medalliance.web.services.hospital_access import Written
 from medalliance.web.services.hospital_charts import volume_chart
@@ -247,6 +249,9 @@ def order_duplicate(
     return recognition.order_duplicate(backend_of(request), staff, body)
 
 
+Period = Annotated[str, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")]  # a settlement month
+
+
 @router.get("/agreements")
 def agreements(request: Request, staff: StaffDep) -> list[sharing.Agreement]:
     return sharing.agreements(backend_of(request), staff)
@@ -266,18 +271,66 @@ def accept_agreement(request: Request, staff: StaffDep, agreement_id: str) -> Wr
 
 @router.get("/agreements/{agreement_id}/statement")
 def statement(
-    request: Request,
-    staff: StaffDep,
-    agreement_id: str,
-    period: Annotated[str, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")],
+    request: Request, staff: StaffDep, agreement_id: str, period: Period
 ) -> dict[str, Any]:
     return sharing.statement(backend_of(request), staff, agreement_id, period)
 
 
+@router.post("/agreements/{agreement_id}/declare")
+def declare_amount(
+    request: Request, staff: StaffDep, agreement_id: str, body: settlement.DeclareForm
+) -> Written:
+    return settlement.declare_amount(backend_of(request), staff, agreement_id, body)
+
+
+@router.post("/agreements/{agreement_id}/statement/sign")
+def sign_statement(request: Request, staff: StaffDep, agreement_id: str, period: Period) -> Written:
+    return settlement.sign_statement(backend_of(request), staff, agreement_id, period)
+
+
 @router.get("/balance")
-def balance(
-    request: Request,
-    staff: StaffDep,
-    period: Annotated[str, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")],
-) -> dict[str, Any]:
+def balance(request: Request, staff: StaffDep, period: Period) -> dict[str, Any]:
     return sharing.balance(backend_of(request), staff, period)
+
+
+# --- remote consultation (远程会诊, issue 19) ---------------------------------------------------
+
+
+@router.get("/consultations")
+def list_consultations(request: Request, staff: StaffDep) -> list[dict[str, Any]]:
+    """The consultations this hospital requested or was asked for, newest first."""
+    return consulting.listed(backend_of(request), staff)
+
+
+@router.post("/consultations")
+def request_consultation(
+    request: Request, staff: StaffDep, body: consulting.ConsultationForm
+) -> consulting.Requested:
+    """Ask another hospital about a visit of this hospital, granting it the named records
+    (re-wrapped for it) until the consultation ends."""
+    return consulting.request(backend_of(request), staff, body)
+
+
+@router.post("/consultations/{consultation_id}/decide")
+def decide_consultation(
+    request: Request, staff: StaffDep, consultation_id: str, body: consulting.DecideForm
+) -> Written:
+    """accept, decline (reason_code), schedule (at) as the consultant; close as the requester
+    (grants revoked, settlement charged)."""
+    return consulting.decide(backend_of(request), staff, consultation_id, body)
+
+
+@router.post("/consultations/{consultation_id}/report")
+def submit_consultation_report(
+    request: Request, staff: StaffDep, consultation_id: str, body: consulting.ReportForm
+) -> Written:
+    """The consultant's report, sealed for the requester and regulators, its digest signed."""
+    return consulting.report(backend_of(request), staff, consultation_id, body)
+
+
+@router.get("/consultations/{consultation_id}/report")
+def consultation_report(
+    request: Request, staff: StaffDep, consultation_id: str
+) -> consulting.OpenedReport:
+    """The report, opened and verified (the decryption is logged on the ledger)."""
+    return consulting.open_report(backend_of(request), staff, consultation_id)

@@ -17,6 +17,7 @@ from medalliance.errors import InvalidArgument, MedallianceError
 from medalliance.web.core_routes import backend_of
 from medalliance.web.hospital_pages import REFUSED, HospitalStaff, done, form_of, hospitals, run
 from medalliance.web.services import hospital_recognition as recognition
+from medalliance.web.services import hospital_settlement as settlement
 from medalliance.web.services import hospital_sharing as sharing
 from medalliance.web.services.hospital_forms import FormInvalid, parse_form
 from medalliance.web.templating import render
@@ -96,6 +97,44 @@ async def accept(request: Request, staff: HospitalStaff, agreement_id: str) -> R
     except REFUSED as exc:
         return await _settlement(request, staff, {}, {"form": str(exc)}, exc.status.http)
     return done(request, staff, "Agreement accepted", written, [(SETTLEMENT, "Back")])
+
+
+@router.post("/settlement/agreements/{agreement_id}/declare")
+async def declare(request: Request, staff: HospitalStaff, agreement_id: str) -> Response:
+    """The paying clerk declares a completed referral's amount (in yuan on the form)."""
+    data = await form_of(request)
+    try:
+        cents = _cents(data.get("amount"))
+    except ValueError:
+        return await _settlement(request, staff, data, {"amount": "an amount like 1234.56"}, 400)
+    fields = {"referral_id": data.get("referral_id", ""), "amount_cents": cents}
+    try:
+        form = parse_form(settlement.DeclareForm, fields)
+        written = await run(
+            settlement.declare_amount, backend_of(request), staff, agreement_id, form
+        )
+    except FormInvalid as exc:
+        return await _settlement(request, staff, data, exc.fields, 400)
+    except REFUSED as exc:
+        return await _settlement(request, staff, data, {"form": str(exc)}, exc.status.http)
+    return done(request, staff, "Amount declared", written, [(SETTLEMENT, "Back")])
+
+
+@router.post("/settlement/agreements/{agreement_id}/sign")
+async def sign(request: Request, staff: HospitalStaff, agreement_id: str) -> Response:
+    data = await form_of(request)
+    period = str(data.get("period", ""))
+    try:
+        written = await run(
+            settlement.sign_statement, backend_of(request), staff, agreement_id, period
+        )
+    except FormInvalid as exc:
+        return await _settlement(request, staff, {}, exc.fields, 400)
+    except REFUSED as exc:
+        return await _settlement(request, staff, data, {"form": str(exc)}, exc.status.http)
+    return done(
+        request, staff, "Statement signed", written, [(f"{SETTLEMENT}?period={period}", "Back")]
+    )
 
 
 async def _write(

@@ -16,6 +16,7 @@ from medalliance.web import (
     core_routes,
     fhir_routes,
     hospital_api,
+    hospital_consultation_pages,
     hospital_pages,
     hospital_referral_pages,
     hospital_sharing_pages,
@@ -37,6 +38,7 @@ ROUTERS: list[APIRouter] = [
     hospital_pages.router,
     hospital_referral_pages.router,
     hospital_sharing_pages.router,
+    hospital_consultation_pages.router,
     hospital_api.router,
     fhir_routes.router,
 ]

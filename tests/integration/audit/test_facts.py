@@ -39,7 +39,7 @@ def test_a_referral_workflow_gives_the_facts_of_each_step(alliance: EmbeddedAlli
     assert kinds["record.accessed"] == 3
     deployed = sorted(f.subject for f in facts if f.kind == "contract.changed")
     assert deployed == sorted(["visit", "report", "referral", "resource", "settlement",
-                               "reporting", "registry", "records", "alarm"])  # fmt: skip
+                               "reporting", "registry", "records", "alarm", "consultation"])  # fmt: skip
     assert kinds["record.shared"] >= 2
     assert set(kinds) <= set(FACT_KINDS)
     reviewed = sorted(

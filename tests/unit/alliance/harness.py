@@ -14,7 +14,7 @@ from typing import Any
 from tests.conftest import NOW, Org, make_org
 from tests.unit.contracts.fakes import DictState
 
-from medalliance.contracts.api import Contract, Organization
+from medalliance.contracts.api import Context, Contract, Organization, transaction
 from medalliance.contracts.simulation import SimulationResult, TxContext, simulate
 from medalliance.identity.msp import MspManager
 from medalliance.identity.signing import Signer
@@ -91,3 +91,20 @@ class Alliance:
         assert result.rwset == b""
         assert self.state.data == before
         return result.status, result.message
+
+
+class StandInConsultation(Contract):
+    """Stands in for the consultation contract (`ctx.called_by == "consultation"`): finishing a
+    consultation charges its fee through settlement, in the same transaction."""
+
+    name = "consultation"
+
+    @transaction
+    def Finish(
+        self, ctx: Context, consultation_id: str, requester_msp: str, consultant_msp: str
+    ) -> Any:
+        payload = ctx.stub.invoke_chaincode(
+            "settlement",
+            ["ExecuteConsultation", consultation_id, requester_msp, consultant_msp],
+        )
+        return json.loads(payload)

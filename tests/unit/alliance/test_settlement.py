@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.unit.alliance.harness import Alliance
+from tests.unit.alliance.harness import Alliance, StandInConsultation
 from tests.unit.alliance.test_referral import DISTRICT, PATIENT, share, written_keys
 
 from medalliance.alliance.records import RecordsContract
@@ -13,13 +13,14 @@ from medalliance.alliance.referral import ReferralContract
 from medalliance.alliance.report import ReportContract
 from medalliance.alliance.settlement import SettlementContract
 from medalliance.alliance.visit import VisitContract
+from medalliance.contracts import create_composite_key
 
 A, T, S2 = "SecondaryAMSP", "TertiaryAMSP", "SecondaryBMSP"
 TERMS = {"UP": {"amountCents": 5000, "payer": "target"}, "DOWN": {"amountCents": 2000, "payer": "origin"}}  # fmt: skip
 
 
-@pytest.fixture
-def alliance() -> Alliance:
+def settlement_alliance() -> Alliance:
+    """Every contract a settlement takes part in, and a stand-in consultation contract."""
     return Alliance(
         {
             "visit": VisitContract(),
@@ -27,8 +28,14 @@ def alliance() -> Alliance:
             "referral": ReferralContract(),
             "records": RecordsContract(),
             "settlement": SettlementContract(),
+            "consultation": StandInConsultation(),
         }
     )
+
+
+@pytest.fixture
+def alliance() -> Alliance:
+    return settlement_alliance()
 
 
 def agree(alliance: Alliance, agreement_id: str = "AG-1", terms: object = TERMS) -> None:
@@ -127,7 +134,7 @@ def test_one_agreement_per_pair_until_terminated(alliance: Alliance) -> None:
 
 def test_settlement_runs_only_inside_a_completed_referral(alliance: Alliance) -> None:
     agree(alliance)
-    assert alliance.refused(A, "clerk", "settlement", "Execute", "REF-1", A, T, "UP") == (
+    assert alliance.refused(A, "clerk", "settlement", "Execute", "REF-1", A, T, "UP", "") == (
         403, "settlement executes only when a referral completes"
     )  # fmt: skip
 
@@ -141,6 +148,8 @@ def test_a_completed_referral_is_settled_under_the_agreement(alliance: Alliance)
         "referralId": "REF-1",
         "period": "2025-11",
         "direction": "UP",
+        "referralType": "outpatient",
+        "rule": "flat",
         "payer": T,
         "payee": A,
         "amountCents": 5000,
@@ -175,3 +184,70 @@ def test_completions_between_the_same_hospitals_never_conflict(alliance: Allianc
     second = complete_referral(alliance, 2, commit=False)
     assert first.status == second.status == 200
     assert not written_keys(first) & written_keys(second)
+
+
+V2 = {
+    "version": 2,
+    "fees": {"UP": {"outpatient": {"amountCents": 5000, "payer": "target"},
+                    "inpatient": {"amountCents": 30000, "payer": "target"}}},
+    "shares": {"UP": {"basisPoints": 250, "payer": "target"}},
+    "consultation": {"amountCents": 12000, "payer": "requester"},
+}  # fmt: skip
+
+
+def test_a_finished_consultation_is_charged_by_the_consultation_contract(
+    alliance: Alliance,
+) -> None:
+    agree(alliance, terms=V2)
+    charged = alliance.ok(A, "doctor", "consultation", "Finish", "C-1", A, T)
+    assert charged == {
+        "executed": True,
+        "agreementId": "AG-1",
+        "period": "2025-11",
+        "consultationId": "C-1",
+        "payer": A,
+        "payee": T,
+        "rule": "consultation",
+        "amountCents": 12000,
+        "at": "2025-11-28T12:00:03.000Z",
+        "txId": "tx00003",
+    }
+    statement = alliance.ok(T, "clerk", "settlement", "Statement", "AG-1", "2025-11")
+    assert statement["entries"] == [{k: v for k, v in charged.items() if k != "executed"}]
+    assert statement["netCents"] == {A: -12000, T: 12000}
+    # Replayed by the consultation contract: refused, nothing written twice.
+    assert alliance.refused(A, "doctor", "consultation", "Finish", "C-1", A, T) == (
+        409, "consultation C-1 is already settled"
+    )  # fmt: skip
+
+
+def test_a_consultation_fee_cannot_be_forged_by_calling_settlement_directly(
+    alliance: Alliance,
+) -> None:
+    agree(alliance, terms=V2)
+    for msp, role in ((T, "clerk"), (A, "doctor"), (DISTRICT, "auditor")):
+        assert alliance.refused(msp, role, "settlement", "ExecuteConsultation", "C-1", A, T) == (
+            403, "settlement charges a consultation only when one finishes"
+        )  # fmt: skip
+
+
+def test_a_consultation_without_a_fee_term_is_not_charged(alliance: Alliance) -> None:
+    assert alliance.ok(A, "doctor", "consultation", "Finish", "C-1", A, T) == {
+        "executed": False, "reason": "no active agreement"
+    }  # fmt: skip
+    agree(alliance)  # v1 terms: referral fees only
+    assert alliance.ok(A, "doctor", "consultation", "Finish", "C-1", A, T) == {
+        "executed": False, "reason": "agreement has no consultation term"
+    }  # fmt: skip
+
+
+def test_an_entry_written_before_terms_v2_is_read_as_a_flat_fee(alliance: Alliance) -> None:
+    agree(alliance)
+    old = {"agreementId": "AG-1", "referralId": "REF-0", "period": "2025-11", "direction": "UP",
+           "payer": T, "payee": A, "amountCents": 5000, "at": "2025-11-01T00:00:00.000Z",
+           "txId": "tx-old"}  # fmt: skip
+    key = create_composite_key("settlemententry", ["AG-1", "2025-11", "REF-0"])
+    alliance.state.put("settlement", key, json.dumps(old).encode())
+    statement = alliance.ok(A, "clerk", "settlement", "Statement", "AG-1", "2025-11")
+    assert statement["entries"] == [{**old, "rule": "flat"}]
+    assert statement["netCents"] == {A: 5000, T: -5000}

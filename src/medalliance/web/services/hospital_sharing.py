@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import StringConstraints
 
 from medalliance.alliance.resource import DECLINE_REASONS, KINDS
+from medalliance.alliance.settlement_terms import terms_lines
 from medalliance.errors import ContractError
 from medalliance.node.config import HOSPITAL_TYPES
 from medalliance.web.services.hospital_access import (
@@ -70,8 +71,9 @@ class BookingForm(Form):
 
 class AgreementForm(Form):
     partner: ChainId
-    up_cents: int  # an upward referral's fee, paid by the target
-    down_cents: int  # a downward referral's fee, paid by the origin
+    up_cents: int = 0  # an upward referral's fee, paid by the target
+    down_cents: int = 0  # a downward referral's fee, paid by the origin
+    terms: dict[str, Any] | None = None  # full terms (v2, docs/alliance.md) instead of the fees
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,9 +157,7 @@ def agreements(backend: HospitalBackend, staff: Staff) -> list[Agreement]:
                 doc = evaluate_json(backend, staff, "settlement", "GetAgreement", agreement_id)
             except ContractError:
                 continue
-            terms = "; ".join(
-                f"{d} {t['amountCents'] / 100:.2f} ({t['payer']})" for d, t in doc["terms"].items()
-            )
+            terms = "; ".join(terms_lines(doc["terms"]))
             found.append(Agreement(agreement_id, org.msp_id, str(doc["status"]), terms))
     return found
 
@@ -165,8 +165,8 @@ def agreements(backend: HospitalBackend, staff: Staff) -> list[Agreement]:
 def propose_agreement(backend: HospitalBackend, staff: Staff, form: AgreementForm) -> Created:
     require_hospital_role(backend, staff, "propose an agreement", SETTLEMENT_ROLES)
     agreement_id = f"AG-{staff.msp_id}-{form.partner}"
-    terms = {"UP": {"amountCents": form.up_cents, "payer": "target"},
-             "DOWN": {"amountCents": form.down_cents, "payer": "origin"}}  # fmt: skip
+    terms = form.terms or {"UP": {"amountCents": form.up_cents, "payer": "target"},
+                           "DOWN": {"amountCents": form.down_cents, "payer": "origin"}}  # fmt: skip
     done = submit(backend, staff, "settlement", "ProposeAgreement", agreement_id, form.partner,
                   json.dumps(terms))  # fmt: skip
     return Created(agreement_id, done.tx_id, done.block)
