@@ -124,13 +124,14 @@ def test_a_referral_walks_through_the_cli(
     accepted = run(alliance, "settlement", "accept", "AG-1", "--as", CLERK_B)
     assert accepted["result"]["status"] == "ACTIVE"
 
-    # B offers a bed; the referral holds it in its own transaction (issue 19)
-    run(alliance, "resource", "publish", "BED-1", "--kind", "bed", "--description", "CCU bed",
+    # B offers an outpatient slot; the referral holds it in its own transaction (issue 19), and
+    # its care type picks the agreement's outpatient fee
+    run(alliance, "resource", "publish", "OP-1", "--kind", "outpatient", "--description", "PCI clinic",
         "--slot", "2030-01-10T08:00", "--as", CLERK_B)  # fmt: skip
     referred = run(alliance, *refer, "--to", B, "--application", "APP-2",
-                   "--hold-slot", "BED-1:2030-01-10T08:00", "--as", DOCTOR_A)  # fmt: skip
+                   "--hold-slot", "OP-1:2030-01-10T08:00", "--as", DOCTOR_A)  # fmt: skip
     assert (referred["result"]["status"], referred["result"]["careType"]) == (
-        "REFERRED", "inpatient"
+        "REFERRED", "outpatient"
     )  # fmt: skip
 
     # B's connector imports the referral into B's own database, exactly once. The referral's
@@ -154,8 +155,11 @@ def test_a_referral_walks_through_the_cli(
     assert _imported(killed, "REF-1") == held
 
     run(alliance, "referral", "accept", "REF-1", "--as", DOCTOR_B)
-    (bed,) = run(alliance, "resource", "slots", "BED-1", "--as", CLERK_A)
-    assert (bed["state"], bed["bookingId"]) == ("BOOKED", "REF-1")  # the hold became the booking
+    (slot_state,) = run(alliance, "resource", "slots", "OP-1", "--as", CLERK_A)
+    assert (slot_state["state"], slot_state["bookingId"]) == (
+        "BOOKED",
+        "REF-1",
+    )  # the hold became the booking
     outcome = tmp_path / "outcome.txt"
     outcome.write_text("PCI done, one stent, stable", encoding="utf-8")
     fed = run(alliance, "referral", "feedback", "REF-1", "--text-file", str(outcome),
