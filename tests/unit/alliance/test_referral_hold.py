@@ -339,3 +339,16 @@ def test_a_third_hospital_learns_nothing_of_a_hold_it_may_not_release(alliance: 
     assert alliance.refused(B, "doctor", "referral", "CancelHold", "REF-1") == (
         403, f"caller of {B} cannot release the slot held by referral REF-1 for {A}"
     )  # fmt: skip
+
+
+def test_the_held_slots_care_type_picks_the_agreements_fee(alliance: Alliance) -> None:
+    fees = {"outpatient": {"amountCents": 5000, "payer": "target"},
+            "inpatient": {"amountCents": 20000, "payer": "target"}}  # fmt: skip
+    terms = json.dumps({"version": 2, "fees": {"UP": fees}})
+    alliance.ok(A, "clerk", "settlement", "ProposeAgreement", "AG-1", T, terms)
+    alliance.ok(T, "clerk", "settlement", "AcceptAgreement", "AG-1")
+    assert refer(alliance, resource="BED-1").status == 200
+    alliance.ok(T, "doctor", "referral", "AcceptReferral", "REF-1")
+    alliance.ok(T, "doctor", "records", "RegisterRecord", "FB-1", PATIENT, DIGEST, "[]", json.dumps([A]))  # fmt: skip
+    done = alliance.ok(T, "doctor", "referral", "CompleteReferral", "REF-1", "FB-1")
+    assert (done["careType"], done["settlement"]["amountCents"]) == ("inpatient", 20000)
