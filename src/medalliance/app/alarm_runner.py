@@ -35,7 +35,7 @@ from fabric_protos.common import common_pb2
 
 from medalliance.app.alarm_checkpoint import AlarmCheckpoint
 from medalliance.app.alliance_network import AllianceNetwork
-from medalliance.app.hold_sweep import sweep_holds
+from medalliance.app.hold_sweep import now_iso, sweep_holds
 from medalliance.audit.facts import facts_of_block, iso_time
 from medalliance.audit.integrity import Finding
 from medalliance.audit.rules import (
@@ -131,16 +131,18 @@ class AlarmRunner:
                 done = report.last_block = number
             if until is None and time.monotonic() - checked >= self._integrity_every_s:
                 self._integrity_round(report, on_raise)
-                self._sweep_round()
+                self._sweep_round(now)
                 checked = time.monotonic()
         self._integrity_round(report, on_raise)
-        self._sweep_round()
+        self._sweep_round(now)
         return report
 
-    def _sweep_round(self) -> None:
-        """Free the slots of referrals left unanswered past their deadline (app/hold_sweep.py)."""
+    def _sweep_round(self, block_time: str) -> None:
+        """Free the slots of referrals left unanswered past their deadline (app/hold_sweep.py),
+        as of the later of the last block's time and the wall clock (both as `now_iso` writes)."""
         if self._hold_sweep:
-            found = sweep_holds(self._network, self._org, self._user)
+            at = max(block_time, now_iso())
+            found = sweep_holds(self._network, self._org, self._user, at)
             self.holds_released.extend(found.released)
 
     def _integrity_round(
