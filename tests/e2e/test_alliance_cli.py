@@ -124,8 +124,15 @@ def test_a_referral_walks_through_the_cli(
     accepted = run(alliance, "settlement", "accept", "AG-1", "--as", CLERK_B)
     assert accepted["result"]["status"] == "ACTIVE"
 
-    referred = run(alliance, *refer, "--to", B, "--application", "APP-2", "--as", DOCTOR_A)
-    assert referred["result"]["status"] == "REFERRED"
+    # B offers an outpatient slot; the referral holds it in its own transaction (issue 19), and
+    # its care type picks the agreement's outpatient fee
+    run(alliance, "resource", "publish", "OP-1", "--kind", "outpatient", "--description", "PCI clinic",
+        "--slot", "2030-01-10T08:00", "--as", CLERK_B)  # fmt: skip
+    referred = run(alliance, *refer, "--to", B, "--application", "APP-2",
+                   "--hold-slot", "OP-1:2030-01-10T08:00", "--as", DOCTOR_A)  # fmt: skip
+    assert (referred["result"]["status"], referred["result"]["careType"]) == (
+        "REFERRED", "outpatient"
+    )  # fmt: skip
 
     # B's connector imports the referral into B's own database, exactly once. The referral's
     # block was committed on A's peer; B's peer receives it a moment later.
@@ -148,6 +155,11 @@ def test_a_referral_walks_through_the_cli(
     assert _imported(killed, "REF-1") == held
 
     run(alliance, "referral", "accept", "REF-1", "--as", DOCTOR_B)
+    (slot_state,) = run(alliance, "resource", "slots", "OP-1", "--as", CLERK_A)
+    assert (slot_state["state"], slot_state["bookingId"]) == (
+        "BOOKED",
+        "REF-1",
+    )  # the hold became the booking
     outcome = tmp_path / "outcome.txt"
     outcome.write_text("PCI done, one stent, stable", encoding="utf-8")
     fed = run(alliance, "referral", "feedback", "REF-1", "--text-file", str(outcome),
@@ -269,8 +281,8 @@ def test_a_resource_is_published_booked_and_confirmed(alliance: Path) -> None:
     assert "resource MRI-1 belongs to TertiaryAMSP, not SecondaryAMSP" in not_owner.stderr
     confirmed = run(alliance, "resource", "confirm", "BK-1", "--as", clerk_other)
     assert confirmed["result"]["status"] == "CONFIRMED"
-    (listed,) = run(alliance, "resource", "list", "--as", CLERK_A)
-    assert (listed["resourceId"], listed["freeSlots"]) == ("MRI-1", [slots[1]])
+    listed = {r["resourceId"]: r for r in run(alliance, "resource", "list", "--as", CLERK_A)}
+    assert listed["MRI-1"]["freeSlots"] == [slots[1]]
 
 
 def test_a_recognised_result_is_found_requested_granted_and_fetched(

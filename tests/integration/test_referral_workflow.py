@@ -35,6 +35,7 @@ from medalliance.app.connector import Connector
 from medalliance.app.hospital_book import HospitalBook
 from medalliance.app.referral_import import referral_task
 from medalliance.app.referral_packages import seal_and_share, share_feedback
+from medalliance.audit.facts import facts_of_block
 from medalliance.errors import ContractError, PreconditionFailed
 from medalliance.hospital.clinical_store import ClinicalStore
 from medalliance.hospital.identifiers import PSEUDONYM_SYSTEM, identifier_value
@@ -266,3 +267,42 @@ def test_an_approved_erasure_reaches_the_connectors_imported_copy(
     assert receipts["records"]["R-V-1"] == {"confirmed": [B], "pending": [C, A]}
     HospitalBook(b_store).set_last_block(-1)
     assert connector.sync().confirmed == []
+
+
+def test_two_referrals_racing_for_one_slot_commit_one_with_its_hold(
+    alliance: EmbeddedAlliance, tmp_path: Path
+) -> None:
+    """Two real submissions through the gateway, each a referral holding slot 09:00 of the
+    target's CT: one block, the first commits referral and hold, the second neither."""
+    store = ClinicalStore.open(tmp_path / "a.db")
+    for visit in ("V-1", "V-2"):
+        prepared(alliance, store, visit, B, f"REF-{visit}")
+    nine, ten = "2026-12-01T09:00", "2026-12-01T10:00"
+    alliance.submit(B, "User1", "resource", "PublishResource", "CT-1", B, "EQUIPMENT", "CT",
+                    json.dumps([nine, ten]))  # fmt: skip
+    client = alliance.network.client(A, "User1")
+    txs = []
+    for v in ("V-1", "V-2"):
+        args = (f"REF-{v}", f"APP-{v}", v, A, B, "UP", f"R-{v}", "CT-1", nine)
+        txs.append(client.submit_async("alliance", "referral", "ReferWithHold", *args)[0])
+    alliance.network.cut_blocks("alliance")
+    assert codes(alliance, *txs) == ["VALID", "MVCC_READ_CONFLICT"]
+    hold = json.loads(alliance.evaluate(C, "Auditor1", "resource", "GetHold", "REF-V-1"))
+    assert (hold["status"], hold["careType"], hold["holder"]) == ("HELD", "examination", A)
+    with pytest.raises(ContractError, match="referral REF-V-2 does not exist"):
+        alliance.evaluate(A, "User1", "referral", "GetReferral", "REF-V-2")
+    with pytest.raises(ContractError, match="a hold of referral REF-V-2 does not exist"):
+        alliance.evaluate(A, "User1", "resource", "GetHold", "REF-V-2")
+    # the loser's visit is still at the origin: it refers again, holding the other slot
+    alliance.submit(A, "User1", "referral", "ReferWithHold", "REF-V-2", "APP-V-2", "V-2", A, B,
+                    "UP", "R-V-2", "CT-1", ten)  # fmt: skip
+    # the audit reads the held referrals like any other (the hold's writes are the callee's)
+    height = alliance.network.client(A, "User1").status("alliance", txs[0]).block_number
+    block = next(iter(alliance.blocks(A, height, height)))
+    created = [f.subject for f in facts_of_block(block, "alliance") if f.kind == "referral.created"]
+    assert created == ["REF-V-1"]
+    states = json.loads(alliance.evaluate(B, "User1", "resource", "SlotsOf", "CT-1"))
+    assert [(s["state"], s.get("referralId")) for s in states] == [
+        ("HELD", "REF-V-1"),
+        ("HELD", "REF-V-2"),
+    ]

@@ -49,6 +49,7 @@ from medalliance.alliance.common import (
     scan,
     to_json,
 )
+from medalliance.alliance.referral_hold import ReferralHolds
 from medalliance.contracts import Context, Contract, create_composite_key, transaction
 from medalliance.contracts.api import Organization
 from medalliance.errors import ContractError
@@ -85,7 +86,7 @@ def _active_key(visit_no: str) -> str:
     return create_composite_key("activereferral", [visit_no])
 
 
-class ReferralContract(Contract):
+class ReferralContract(ReferralHolds, Contract):
     name = "referral"
 
     @transaction
@@ -164,6 +165,8 @@ class ReferralContract(Contract):
     @transaction
     def AcceptReferral(self, ctx: Context, referral_id: str) -> str:
         referral = _for_target(ctx, referral_id, "accept", "REFERRED")
+        if referral.get("hold"):  # the held slot becomes the patient's booking
+            call(ctx, "resource", "BookHold", referral_id, referral["visitNo"])
         _record(ctx, referral, "ACCEPTED")
         _announce(ctx, "ReferralAccepted", referral)
         return to_json(referral).decode()
@@ -182,6 +185,8 @@ class ReferralContract(Contract):
         if note_ref:
             _require_for_origin(ctx, referral, note_ref, "noteRef")
         call(ctx, "visit", "TransferVisit", referral["visitNo"], referral["fromHospital"])
+        if referral.get("hold"):
+            call(ctx, "resource", "ReleaseHold", referral_id, "REJECTED")
         referral.update(reasonCode=reason_code, noteRef=note_ref)
         _record(ctx, referral, "REJECTED")
         ctx.stub.del_state(_active_key(referral["visitNo"]))

@@ -36,10 +36,11 @@ from medalliance.alliance.common import (
     to_json,
 )
 from medalliance.alliance.recognition import ResultRecognition
+from medalliance.alliance.resource_hold import SlotHolds
 from medalliance.contracts import Context, Contract, create_composite_key, transaction
 from medalliance.errors import ContractError
 
-KINDS = ("EQUIPMENT", "EXPERT", "BED")
+KINDS = ("EQUIPMENT", "EXPERT", "BED", "OUTPATIENT")
 HOSPITAL_ROLES = ("clerk", "doctor")
 SLOTS_MAX = 200
 _SLOT = re.compile(r"^[0-9T:.-]{1,32}$")
@@ -52,7 +53,7 @@ def _key(object_type: str, *attributes: str) -> str:
     return create_composite_key(object_type, attributes)
 
 
-class ResourceContract(ResultRecognition, Contract):
+class ResourceContract(SlotHolds, ResultRecognition, Contract):
     name = "resource"
 
     @transaction

@@ -17,6 +17,9 @@ also raises `integrity.divergence` (audit/rules.py `integrity_alarm`) for each p
 names on this channel — after the blocks it read, and while following at most every
 `integrity_every_s` seconds as blocks arrive. A divergence is raised once while it lasts, across
 restarts (the checkpoint remembers it until the monitor stops naming it).
+
+Holds: with `hold_sweep`, each of those rounds also frees the slots held by referrals left
+unanswered past their acceptance deadline (app/hold_sweep.py).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from fabric_protos.common import common_pb2
 
 from medalliance.app.alarm_checkpoint import AlarmCheckpoint
 from medalliance.app.alliance_network import AllianceNetwork
+from medalliance.app.hold_sweep import now_iso, sweep_holds
 from medalliance.audit.facts import facts_of_block, iso_time
 from medalliance.audit.integrity import Finding
 from medalliance.audit.rules import (
@@ -89,6 +93,7 @@ class AlarmRunner:
         *,
         integrity: IntegritySource | None = None,
         integrity_every_s: float = 10.0,
+        hold_sweep: bool = False,
     ) -> None:
         self._network = network
         self._org = org
@@ -97,6 +102,8 @@ class AlarmRunner:
         self._rules = rules
         self._integrity = integrity
         self._integrity_every_s = integrity_every_s
+        self._hold_sweep = hold_sweep
+        self.holds_released: list[tuple[str, str]] = []
         self.msp_id = network.layout.config.organization(org).msp_id
 
     def run(
@@ -124,9 +131,19 @@ class AlarmRunner:
                 done = report.last_block = number
             if until is None and time.monotonic() - checked >= self._integrity_every_s:
                 self._integrity_round(report, on_raise)
+                self._sweep_round(now)
                 checked = time.monotonic()
         self._integrity_round(report, on_raise)
+        self._sweep_round(now)
         return report
+
+    def _sweep_round(self, block_time: str) -> None:
+        """Free the slots of referrals left unanswered past their deadline (app/hold_sweep.py),
+        as of the later of the last block's time and the wall clock (both as `now_iso` writes)."""
+        if self._hold_sweep:
+            at = max(block_time, now_iso())
+            found = sweep_holds(self._network, self._org, self._user, at)
+            self.holds_released.extend(found.released)
 
     def _integrity_round(
         self, report: RunReport, on_raise: Callable[[RaisedAlarm], None] | None

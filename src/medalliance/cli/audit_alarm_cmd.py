@@ -122,7 +122,8 @@ def run(
     Reads your organisation's peer from the genesis block through the current height (with
     --follow, forever) and raises every new finding about your commission or the hospitals it
     supervises; overdue referrals are escalated to your parent commission. Also reads your
-    peer's integrity monitor and raises `integrity.divergence` for each peer it names.
+    peer's integrity monitor and raises `integrity.divergence` for each peer it names, and frees
+    the slots held by referrals left unanswered past their acceptance deadline.
 
     Example: medalliance audit alarms run --as Auditor1@DistrictHC -d demo
     """
@@ -139,7 +140,8 @@ def _run(as_: str, follow: bool, checkpoint: str, directory: Path) -> None:
         )
         with closing(AlarmCheckpoint(url, CHANNEL)) as store:
             runner = AlarmRunner(s.network, msp_id, s.caller.user, store,
-                                 integrity=_integrity_source(s.network.layout, msp_id))  # fmt: skip
+                                 integrity=_integrity_source(s.network.layout, msp_id),
+                                 hold_sweep=True)  # fmt: skip
             if follow:
                 report = RunReport(last_block=store.last_block())
                 with suppress(KeyboardInterrupt):  # every finished block is stored

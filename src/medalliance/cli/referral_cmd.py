@@ -18,7 +18,7 @@ import typer
 
 from medalliance.alliance.referral import REJECTION_REASONS
 from medalliance.alliance.report import REVIEW_REASONS
-from medalliance.cli import referral_package_cmd
+from medalliance.cli import referral_hold_cmd, referral_package_cmd
 from medalliance.cli.alliance_cmd import (
     As,
     Dir,
@@ -36,6 +36,10 @@ app = typer.Typer(
 )
 app.command("package")(referral_package_cmd.package)
 app.command("feedback")(referral_package_cmd.feedback)
+app.command("hold")(referral_hold_cmd.hold)
+app.command("cancel-hold")(referral_hold_cmd.cancel_hold)
+app.command("no-show")(referral_hold_cmd.no_show)
+app.command("sweep-holds")(referral_hold_cmd.sweep)
 
 
 class Direction(StrEnum):
@@ -150,16 +154,25 @@ def refer(
             "--application", help="The approved application (UP always needs one).", metavar="ID"
         ),
     ] = "",
+    hold_slot: Annotated[
+        str,
+        typer.Option(
+            "--hold-slot",
+            help="Hold this slot of the target's resource with the referral (both or neither).",
+            metavar="RESOURCE:SLOT",
+        ),
+    ] = "",
     directory: Dir = Path("."),
 ) -> None:
     """Refer a patient from your hospital to another (a doctor); the visit moves to the target.
 
-    Example: medalliance referral refer REF-1 --visit V-1001 --to TertiaryHospitalB --direction UP --clinical R-1 --application APP-1 --as User1@SecondaryHospitalA -d demo
+    Example: medalliance referral refer REF-1 --visit V-1001 --to TertiaryHospitalB --direction UP --clinical R-1 --application APP-1 --hold-slot CT-1:2026-12-01T09:00 --as User1@SecondaryHospitalA -d demo
     """
+    held = referral_hold_cmd.parse_hold_slot(hold_slot) if hold_slot else ()
     with session(directory, as_) as s:
         done = s.submit(
-            "referral", "Refer", referral_id, application, visit, s.caller.msp_id,
-            s.msp_id(to), direction.value, clinical,
+            "referral", "ReferWithHold" if held else "Refer", referral_id, application, visit,
+            s.caller.msp_id, s.msp_id(to), direction.value, clinical, *held,
         )  # fmt: skip
     show_committed(
         done,

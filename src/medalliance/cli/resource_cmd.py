@@ -34,6 +34,7 @@ class Kind(StrEnum):
     EQUIPMENT = "EQUIPMENT"
     EXPERT = "EXPERT"
     BED = "BED"
+    OUTPATIENT = "OUTPATIENT"
 
 
 ResourceId = Annotated[str, typer.Argument(help="The resource id.", show_default=False)]
@@ -116,6 +117,29 @@ def list_resources(
                 for r in rows
             ],
             "no open resources",
+        ),
+    )
+
+
+@app.command("slots")
+def slots(resource_id: ResourceId, as_: As, directory: Dir = Path(".")) -> None:
+    """Every slot of a resource: FREE, HELD (by a referral) or BOOKED; who holds it is shown
+    to the owner, the holder and their regulators.
+
+    Example: medalliance resource slots CT-1 --as User1@SecondaryHospitalA -d demo
+    """
+    with session(directory, as_) as s:
+        found = s.evaluate("resource", "SlotsOf", resource_id)
+    show_result(
+        found,
+        lambda rows: rows_table(
+            f"slots of {resource_id}",
+            ("slot", "state", "referral", "booking"),
+            [
+                (r["slot"], r["state"], r.get("referralId", ""), r.get("bookingId", ""))
+                for r in rows
+            ],
+            f"{resource_id} has no slots",
         ),
     )
 

@@ -20,6 +20,7 @@ from medalliance.hospital.summaries import PatientRow
 from medalliance.web.auth import require_role
 from medalliance.web.core_routes import backend_of
 from medalliance.web.services import hospital_consultations as consulting
+from medalliance.web.services import hospital_holds as holds
 from medalliance.web.services import hospital_patients as patients
 from medalliance.web.services import hospital_recognition as recognition
 from medalliance.web.services import hospital_referral_views as views
@@ -156,9 +157,37 @@ def referral_volumes(request: Request, staff: StaffDep) -> dict[str, Any]:
 def resources(
     request: Request,
     staff: StaffDep,
-    kind: Annotated[Literal["", "EQUIPMENT", "EXPERT", "BED"], Query()] = "",
+    kind: Annotated[Literal["", "EQUIPMENT", "EXPERT", "BED", "OUTPATIENT"], Query()] = "",
 ) -> list[dict[str, Any]]:
     return sharing.open_resources(backend_of(request), staff, kind)
+
+
+@router.get("/resources/{resource_id}/slots")
+def resource_slots(request: Request, staff: StaffDep, resource_id: str) -> list[dict[str, Any]]:
+    """Every slot of a resource: FREE, HELD by a referral or BOOKED."""
+    return holds.slots_of(backend_of(request), staff, resource_id)
+
+
+@router.get("/holdable-slots")
+def holdable_slots(request: Request, staff: StaffDep) -> list[holds.SlotChoice]:
+    """The free slots of other hospitals a referral may hold (the form's `hold_slot` values)."""
+    return holds.holdable_slots(backend_of(request), staff)
+
+
+@router.get("/referrals/{referral_id}/hold")
+def referral_hold(request: Request, staff: StaffDep, referral_id: str) -> dict[str, Any]:
+    """The slot a referral holds, with its history (both hospitals)."""
+    return holds.hold_of(backend_of(request), staff, referral_id)
+
+
+@router.post("/referrals/{referral_id}/cancel-hold")
+def cancel_hold(request: Request, staff: StaffDep, referral_id: str) -> Written:
+    return holds.cancel_hold(backend_of(request), staff, referral_id)
+
+
+@router.post("/referrals/{referral_id}/no-show")
+def no_show(request: Request, staff: StaffDep, referral_id: str) -> Written:
+    return holds.no_show(backend_of(request), staff, referral_id)
 
 
 @router.post("/resources")

@@ -23,6 +23,7 @@ from medalliance.hospital.code_systems import DEPARTMENTS
 from medalliance.node.config import HOSPITAL_TYPES
 from medalliance.web.auth import require_role
 from medalliance.web.core_routes import backend_of
+from medalliance.web.services import hospital_holds as holds
 from medalliance.web.services import hospital_patients as patients
 from medalliance.web.services import hospital_referrals as referrals
 from medalliance.web.services.hospital_forms import (
@@ -164,9 +165,10 @@ async def referral_form_page(
     backend = backend_of(request)
     record = await run(patients.patient_record, backend, staff, patient_id)
     choices = await run(patients.record_choices, backend, staff, patient_id)
+    slots = await run(holds.holdable_slots, backend, staff)
     context = {
         "record": record, "choices": choices, "values": values, "errors": errors,
         "hospitals": hospitals(request, staff), "departments": DEPARTMENTS,
-        "urgencies": tuple(URGENCIES),
+        "urgencies": tuple(URGENCIES), "slots": slots,
     }  # fmt: skip
     return render(request, "hospital/referral_form.html", context, staff, status_code=status)

@@ -25,6 +25,8 @@ from medalliance.web.hospital_pages import (
     referral_form_page,
     run,
 )
+from medalliance.web.i18n import N_
+from medalliance.web.services import hospital_holds as holds
 from medalliance.web.services import hospital_referral_views as views
 from medalliance.web.services import hospital_referrals as referrals
 from medalliance.web.services.hospital_forms import (
@@ -140,6 +142,27 @@ async def complete(request: Request, staff: HospitalStaff, referral_id: str) -> 
     return _after(request, staff, "Referral completed", completed, referral_id)
 
 
+@router.post("/referrals/{referral_id}/cancel-hold")
+async def cancel_hold(request: Request, staff: HospitalStaff, referral_id: str) -> Response:
+    return await _hold_step(request, staff, referral_id, holds.cancel_hold, N_("Slot given back"))
+
+
+@router.post("/referrals/{referral_id}/no-show")
+async def no_show(request: Request, staff: HospitalStaff, referral_id: str) -> Response:
+    return await _hold_step(request, staff, referral_id, holds.no_show, N_("No-show recorded"))
+
+
+async def _hold_step(
+    request: Request, staff: Any, referral_id: str, step: Any, title: str
+) -> Response:
+    await form_of(request)
+    try:
+        written = await run(step, backend_of(request), staff, referral_id)
+    except REFUSED as exc:
+        return await _detail(request, staff, referral_id, {"form": str(exc)}, exc.status.http)
+    return _after(request, staff, title, written, referral_id)
+
+
 @router.get("/referrals/{referral_id}/return")
 async def return_form(request: Request, staff: HospitalStaff, referral_id: str) -> HTMLResponse:
     """The referral form, filled in for referring this incoming referral's patient back down."""
@@ -178,6 +201,7 @@ async def _detail(
     backend = backend_of(request)
     await run(referrals.sync_referrals, backend, staff)
     detail = await run(views.referral_detail, backend, staff, referral_id)
-    context = {"detail": detail, "errors": errors or {}, "values": values or {},
+    hold = await run(holds.referral_hold, backend, staff, referral_id)
+    context = {"detail": detail, "hold": hold, "errors": errors or {}, "values": values or {},
                "reasons": REJECTION_REASONS, "names": org_names(request)}  # fmt: skip
     return render(request, "hospital/referral.html", context, staff, status_code=status)

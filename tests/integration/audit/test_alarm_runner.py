@@ -137,6 +137,34 @@ def test_a_referral_not_accepted_in_time_is_escalated_to_the_parent_commission(
     assert [x["alarmId"] for x in json.loads(city)] == [raised.alarm_id]
 
 
+def test_the_runner_frees_a_slot_held_past_the_acceptance_deadline(scene: Scene) -> None:
+    a = scene.alliance
+    a.submit(SA, "User1", "resource", "PublishResource", "OP-1", SA, "OUTPATIENT", "clinic",
+             json.dumps(["2030-01-10T09:00"]))  # fmt: skip
+    a.submit(TA, "User1", "visit", "RegisterVisit", "V-HOLD", PATIENT, TA)
+    a.submit(TA, "User1", "records", "RegisterRecord", "R-HOLD", PATIENT, "ab" * 32, "[]",
+             json.dumps([SA]))  # fmt: skip
+    a.submit(TA, "User1", "referral", "ReferWithHold", "REF-HOLD", "", "V-HOLD", TA, SA, "DOWN",
+             "R-HOLD", "OP-1", "2030-01-10T09:00")  # fmt: skip
+
+    def sweep() -> list[str]:
+        store = AlarmCheckpoint(parse_database_url(str(scene.directory / "sweep.db")), "alliance")
+        try:
+            runner = AlarmRunner(a, REGULATOR, "Auditor1", store, hold_sweep=True)
+            runner.run()
+            return [referral for referral, _ in runner.holds_released]
+        finally:
+            store.close()
+
+    assert sweep() == []  # within its 24 hours
+    scene.clock.now += dt.timedelta(hours=25)
+    a.submit(SA, "User1", "visit", "RegisterVisit", "V-TICK", PATIENT, SA)  # a later block
+    assert sweep() == ["REF-HOLD"]
+    hold = json.loads(a.evaluate(SA, "User1", "resource", "GetHold", "REF-HOLD"))
+    assert [h["status"] for h in hold["history"]] == ["HELD", "LAPSED"]
+    assert sweep() == []  # nothing twice
+
+
 def test_an_integrity_divergence_is_raised_once_while_it_lasts_and_again_when_it_returns(
     scene: Scene,
 ) -> None:

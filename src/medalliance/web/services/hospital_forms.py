@@ -84,6 +84,8 @@ class ReferralForm(Form):
     direction: Literal["UP", "DOWN"] = "UP"
     # a return (DOWN) referral's discharge summary (出院小结), when the visit has none yet
     discharge_summary: Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000)] = Field(default="", repr=False)  # fmt: skip
+    # a slot of the target to hold with the referral, RESOURCE:SLOT ("" for none)
+    hold_slot: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^([A-Za-z0-9._-]{1,64}:[0-9T:.-]{1,32})?$")] = ""  # fmt: skip
 
     @field_validator("department")
     @classmethod

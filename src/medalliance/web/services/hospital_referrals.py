@@ -56,6 +56,7 @@ from medalliance.web.services.hospital_forms import (
     ReferralForm,
     RejectForm,
 )
+from medalliance.web.services.hospital_holds import hold_args
 from medalliance.web.services.hospital_local_records import (
     keep_discharge_summary,
     keep_outgoing,
@@ -149,13 +150,13 @@ def apply_for_referral(backend: HospitalBackend, staff: Staff, form: ReferralFor
         store.set_record(APPLICATION_KIND, application_id, {
             "applicationId": application_id, "referralId": referral_id, "visitNo": form.visit_no,
             "target": target, "recordId": record_id, "direction": form.direction,
-            "txId": done.tx_id, "block": done.block, "referred": False,
+            "holdSlot": form.hold_slot, "txId": done.tx_id, "block": done.block, "referred": False,
         })  # fmt: skip
         keep_outgoing(store, built.bundle, form.patient_id, referral_id, "draft")
         return Started("application", application_id, referral_id, record_id, done.tx_id,
                        done.block)  # fmt: skip
     written = _refer(backend, staff, referral_id, "", form.visit_no, target, form.direction,
-                     record_id)  # fmt: skip
+                     record_id, form.hold_slot)  # fmt: skip
     keep_outgoing(store, built.bundle, form.patient_id, referral_id, "requested")
     return Started("referral", "", referral_id, record_id, written.tx_id, written.block)
 
@@ -173,7 +174,7 @@ def refer_with_application(
     written = _refer(
         backend, staff, application["referralId"], choice.application_id,
         application["visitNo"], application["target"], application["direction"],
-        application["recordId"],
+        application["recordId"], application.get("holdSlot", ""),
     )  # fmt: skip
     store.set_record(APPLICATION_KIND, choice.application_id, {**application, "referred": True})
     return Started("referral", choice.application_id, application["referralId"],
@@ -292,10 +293,12 @@ def _selection(store: ClinicalStore, form: ReferralForm) -> tuple[str, ...]:
 
 def _refer(
     backend: HospitalBackend, staff: Staff, referral_id: str, application_id: str,
-    visit_no: str, target: str, direction: str, record_id: str,
+    visit_no: str, target: str, direction: str, record_id: str, hold_slot: str = "",
 ) -> Written:  # fmt: skip
-    done = submit(backend, staff, "referral", "Refer", referral_id, application_id, visit_no,
-                  staff.msp_id, target, direction, record_id)  # fmt: skip
+    """Refer, holding `hold_slot` (RESOURCE:SLOT) of the target in the same transaction."""
+    held = hold_args(hold_slot)
+    done = submit(backend, staff, "referral", "ReferWithHold" if held else "Refer", referral_id,
+                  application_id, visit_no, staff.msp_id, target, direction, record_id, *held)  # fmt: skip
     store = hospital_store(backend, staff)
     task = referral_task(store, referral_id)
     if task is not None and task.get("status") == "draft":

@@ -58,7 +58,7 @@ Slot = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9T:
 
 
 class ResourceForm(Form):
-    kind: Literal["EQUIPMENT", "EXPERT", "BED"]
+    kind: Literal["EQUIPMENT", "EXPERT", "BED", "OUTPATIENT"]
     description: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]  # fmt: skip
     slots: list[Slot]
 
