@@ -219,25 +219,39 @@ class CollectionLink:
         return _parse(answer)
 
     def _signed(self, purpose: str, channel_id: str, tx_id: str, **fields: str) -> dict[str, str]:
-        raw = json.dumps(
-            {
-                **fields,
-                "purpose": purpose,
-                "channel": channel_id,
-                "txId": tx_id,
-                "identity": base64.b64encode(self._signer.serialized_identity).decode(),
-                "timestampMs": int(self._now().timestamp() * 1000),
-            },
-            sort_keys=True,
-        ).encode()
-        return {
-            "request": base64.b64encode(raw).decode(),
-            "signature": base64.b64encode(self._signer.sign(raw)).decode(),
-        }
+        return signed_collection_request(
+            self._signer, purpose, channel_id, tx_id, self._now(), **fields
+        )
 
     async def close(self) -> None:
         for channel in self._channels.values():
             await channel.close()
+
+
+def signed_collection_request(
+    signer: SigningIdentity,
+    purpose: str,
+    channel_id: str,
+    tx_id: str,
+    now: dt.datetime,
+    **fields: str,
+) -> dict[str, str]:
+    """`{request, signature}` of a `PushCollection` or `FetchCollection` call."""
+    raw = json.dumps(
+        {
+            **fields,
+            "purpose": purpose,
+            "channel": channel_id,
+            "txId": tx_id,
+            "identity": base64.b64encode(signer.serialized_identity).decode(),
+            "timestampMs": int(now.timestamp() * 1000),
+        },
+        sort_keys=True,
+    ).encode()
+    return {
+        "request": base64.b64encode(raw).decode(),
+        "signature": base64.b64encode(signer.sign(raw)).decode(),
+    }
 
 
 async def _answer(context: grpc.aio.ServicerContext, call: Callable[[], dict[str, Any]]) -> bytes:
