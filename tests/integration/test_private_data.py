@@ -289,3 +289,39 @@ def test_the_collection_service_answers_members_only(network: EmbeddedNetwork) -
                  rwsetSha256=hashlib.sha256(base64.b64decode(found["rwset"])).hexdigest()) == {
         "held": False
     }  # fmt: skip
+
+
+def test_a_peer_stopped_between_state_and_private_data_completes_on_restart(
+    network: EmbeddedNetwork, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from medalliance.node.collection_store import CollectionStore
+
+    b_peer = peer_of(network, "HospBMSP")
+    held = b_peer.channel(CHANNEL).private
+    assert held is not None
+    network.client("HospAMSP").submit_async(
+        CHANNEL, "notes", "Put", "shared", "p2", transient={"value": SECRET}
+    )
+
+    def crash(self: CollectionStore, *args: object) -> object:
+        if self is held:
+            raise RuntimeError("killed between the block's state and its private data")
+        return original(self, *args)
+
+    original = CollectionStore.apply_block
+    monkeypatch.setattr(CollectionStore, "apply_block", crash)
+    with pytest.raises(RuntimeError, match="killed"):
+        network.cut_blocks(CHANNEL)
+    monkeypatch.setattr(CollectionStore, "apply_block", original)
+    height = b_peer.channel(CHANNEL).height
+    assert held.savepoint == height - 2  # the block is stored, its private side is not
+    assert held.get_private("notes", "shared", "p2") is None
+    network.close()
+    directory = network.layout.directory
+    with EmbeddedNetwork.open(_config(), directory) as again:
+        reopened = peer_of(again, "HospBMSP").channel(CHANNEL).private
+        assert reopened is not None
+        assert reopened.savepoint == height - 1
+        value = reopened.get_private("notes", "shared", "p2")
+        assert value is not None
+        assert value.value == SECRET
