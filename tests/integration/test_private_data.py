@@ -208,6 +208,11 @@ def _tx_ids(peer: Peer) -> list[str]:
 def test_rebuild_and_verify_pass_with_private_data(network: EmbeddedNetwork) -> None:
     assert put(network, "HospAMSP", "shared", "p8", SECRET) == 0
     assert put(network, "HospAMSP", "hospAOnly", "k", b"gone soon") == 0
+    for i in range(3):  # the hospAOnly value expires: not an integrity failure
+        assert network.client("HospAMSP").submit(CHANNEL, "notes", "Touch", f"e{i}").valid
+    held = peer_of(network, "HospAMSP").channel(CHANNEL).private
+    assert held is not None
+    assert held.get_private("notes", "hospAOnly", "k") is None
     network.close()
     for peer in network.peers:  # members and non-members alike
         ledger_dir = peer.directory / "ledgers" / CHANNEL
