@@ -8,6 +8,7 @@ import base64
 import copy
 import hashlib
 import json
+import os
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -43,6 +44,7 @@ COLLECTIONS = [
         "blockToLive": 2,
         "memberOnlyRead": True,
         "memberOnlyWrite": False,
+        "endorsementPolicy": {"signaturePolicy": "OR('HospAMSP.peer')"},
     },
 ]
 
@@ -330,3 +332,27 @@ def test_a_peer_stopped_between_state_and_private_data_completes_on_restart(
         value = reopened.get_private("notes", "shared", "p2")
         assert value is not None
         assert value.value == SECRET
+
+
+def test_a_non_member_peer_alone_cannot_endorse_a_write_to_a_collection(
+    network: EmbeddedNetwork,
+) -> None:
+    """HospB's peer is not a member of hospAOnly, whose policy wants HospA's peer: its
+    endorsement alone (enough for the contract's policy) is refused at commit."""
+    from medalliance.ledger.tx import new_signed_proposal, new_transaction_payload, sign_envelope
+
+    client = network.signer("HospBMSP")
+    signed, tx_id = new_signed_proposal(
+        client, channel_id=CHANNEL, chaincode="notes", args=[b"Put", b"hospAOnly", b"k"],
+        nonce=os.urandom(24), timestamp_ms=int(network.now().timestamp() * 1000),
+        transient={"value": b"written by an outsider"},
+    )  # fmt: skip
+    endorsed = peer_of(network, "HospBMSP").endorse(signed, now=network.now())
+    assert endorsed.ok, endorsed.result.message
+    payload = new_transaction_payload(endorsed.proposal, [endorsed.response])
+    network.broadcast(CHANNEL, sign_envelope(payload, client))
+    network.cut_blocks(CHANNEL)
+    assert network.client("HospBMSP").status(CHANNEL, tx_id).code == 10
+    held = peer_of(network, "HospAMSP").channel(CHANNEL).private
+    assert held is not None
+    assert held.get_private("notes", "hospAOnly", "k") is None
