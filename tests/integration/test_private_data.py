@@ -356,3 +356,18 @@ def test_a_non_member_peer_alone_cannot_endorse_a_write_to_a_collection(
     held = peer_of(network, "HospAMSP").channel(CHANNEL).private
     assert held is not None
     assert held.get_private("notes", "hospAOnly", "k") is None
+
+
+def test_chaincode_approve_refuses_a_bad_collections_config(
+    network: EmbeddedNetwork, tmp_path: Path
+) -> None:
+    from tests.networks import cli
+
+    bad = tmp_path / "collections_config.json"
+    bad.write_text(json.dumps([{**COLLECTIONS[0], "requiredPeerCount": 3}]))
+    refused = cli("chaincode", "approve", "--org", "HospA", "-C", CHANNEL, "-n", "ext",
+                  "-v", "1", "--sequence", "1", "--package-id", "ext_1:" + "ab" * 32,
+                  "--policy", "OR('HospAMSP.peer')", "--collections-config", str(bad),
+                  "--dir", str(network.layout.directory), check=False)  # fmt: skip
+    assert refused.returncode == 2, refused.stderr
+    assert "maxPeerCount (2) cannot be less than requiredPeerCount (3)" in refused.stderr
