@@ -356,6 +356,8 @@ def test_a_non_member_peer_alone_cannot_endorse_a_write_to_a_collection(
     held = peer_of(network, "HospAMSP").channel(CHANNEL).private
     assert held is not None
     assert held.get_private("notes", "hospAOnly", "k") is None
+    network.close()  # the non-member endorser passed the value on without keeping it
+    assert files_contain(peer_of(network, "HospBMSP"), b"written by an outsider") == []
 
 
 def test_chaincode_approve_refuses_a_bad_collections_config(
