@@ -10,15 +10,16 @@ database transaction.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from fabric_protos.common import common_pb2, configtx_pb2
 from fabric_protos.peer import transaction_pb2
 
+from medalliance.contracts.collections import Collection
 from medalliance.contracts.endorser import ChannelView
-from medalliance.contracts.lifecycle import committed_definition
+from medalliance.contracts.lifecycle import committed_collections, committed_definition
 from medalliance.database_url import DatabaseUrl
 from medalliance.errors import (
     InvalidArgument,
@@ -39,6 +40,7 @@ from medalliance.ledger.block_store import BlockStore
 from medalliance.ledger.channel_config import ChannelConfig
 from medalliance.ledger.config_update import check_config_transaction, is_config_block
 from medalliance.ledger.mvcc import metadata_writes_of, writes_of
+from medalliance.ledger.private_hashing import parse_hashed
 from medalliance.ledger.snapshot import config_block_at
 from medalliance.ledger.state import StateReader, TxWrites
 from medalliance.ledger.tx import parse_envelope, parse_rwset
@@ -55,6 +57,7 @@ from medalliance.ledger.world_state import (
     open_ledger_state,
     recorded_location,
 )
+from medalliance.node.collection_store import CollectionStore, Missing
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,7 @@ class PeerChannel:
         self._state = state
         self.config = config
         self._listeners: list[CommitListener] = []
+        self.private: CollectionStore | None = None  # this peer's private data of the channel
 
     @classmethod
     def open(
@@ -129,7 +133,21 @@ class PeerChannel:
 
     @property
     def view(self) -> ChannelView:
-        return ChannelView(self.config, self._state, self._store.contains_tx)
+        if self.private is None:
+            return ChannelView(self.config, self._state, self._store.contains_tx)
+        return ChannelView(self.config, self._state, self._store.contains_tx, self.private)
+
+    def attach_private(self, store: CollectionStore) -> list[Missing]:
+        """Keep this channel's private data in `store`; applies the private side of blocks it
+        has not seen (a peer stopped between a block's state and its private data). The gaps."""
+        self.private = store
+        gaps = []
+        for number in range(store.savepoint + 1, self._store.height):
+            gaps.extend(store.apply_block(self._store.get_block(number), self.collections_of))
+        return gaps
+
+    def collections_of(self, namespace: str) -> Mapping[str, Collection]:
+        return committed_collections(self._state, namespace)
 
     def add_listener(self, listener: CommitListener) -> None:
         self._listeners.append(listener)
@@ -165,6 +183,8 @@ class PeerChannel:
         set_transactions_filter(block, result.codes)
         self._store.append(block, [t.tx_id for t in result.txs])
         self._apply(number, result.txs)
+        if self.private is not None:
+            self.private.apply_block(block, self.collections_of)
         if new_config is not None:  # in force from the next block on
             self.config = ChannelConfig.from_config(new_config, self.channel_id)
             log.info(
@@ -203,7 +223,11 @@ class PeerChannel:
                 if number == 0 or codes[tx_num] != VALID:
                     continue
                 view = parse_envelope(bytes(data))
-                ns_rwsets = parse_rwset(view.endorser_tx().rwset)
+                rwset = view.endorser_tx().rwset
+                ns_rwsets = (
+                    *parse_rwset(rwset),
+                    *((h.state_namespace, h.rwset) for h in parse_hashed(rwset)),
+                )
                 txs.append(
                     TxWrites(
                         tx_num,
@@ -223,6 +247,8 @@ class PeerChannel:
         return replayed
 
     def close(self) -> None:
+        if self.private is not None:
+            self.private.close()
         self._state.close()
         self._store.close()
 
@@ -301,7 +327,11 @@ def namespace_policy(state: StateReader, namespace: str) -> NamespacePolicy | No
     definition = committed_definition(state, namespace)
     if definition is None:
         return None
-    return NamespacePolicy(definition.endorsement_policy, active=not definition.deregistered)
+    return NamespacePolicy(
+        definition.endorsement_policy,
+        active=not definition.deregistered,
+        collections=committed_collections(state, namespace),
+    )
 
 
 @dataclass(frozen=True, slots=True)
