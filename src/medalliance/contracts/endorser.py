@@ -136,6 +136,7 @@ class Endorser:
             signed_proposal=proposal_pb2.SignedProposal(
                 proposal_bytes=proposal.proposal_bytes, signature=proposal.signature
             ).SerializeToString(),
+            peer_msp_id=self._msp_id,
         )
         # Evaluate and endorse simulate alike; an evaluation's read-write set is just not used.
         result = simulate(contract, proposal.chaincode_name, proposal.args, channel.state, tx)

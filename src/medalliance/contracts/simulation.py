@@ -26,6 +26,7 @@ from medalliance.contracts.api import ClientIdentity, Context, Contract, Organiz
 from medalliance.contracts.determinism import contract_running, host_running
 from medalliance.contracts.stub import Stub
 from medalliance.errors import ContractError
+from medalliance.identity.client_id import client_id
 from medalliance.identity.msp import Identity
 from medalliance.ledger.state import StateReader
 
@@ -54,6 +55,8 @@ class TxContext:
     contracts: Callable[[str], Contract | None] = field(default=no_contracts, repr=False)
     # the client's serialized SignedProposal, for external chaincodes (chaincode as a service)
     signed_proposal: bytes = field(default=b"", repr=False)
+    # the simulating peer's organisation, for `Context.peer_msp_id`
+    peer_msp_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +154,7 @@ class _Run:
                 creator.node_ou,
                 creator.is_admin,
                 creator.id_hash.hex(),
+                client_id(creator.certificate),
             ),
             channel_id=tx.channel_id,
             tx_id=tx.tx_id,
@@ -160,6 +164,7 @@ class _Run:
             organizations=tx.organizations,
             called_by=called_by,
             signed_proposal=tx.signed_proposal,
+            peer_msp_id=tx.peer_msp_id,
         )
         try:
             return stub, contract.invoke(ctx, function, args[1:])
