@@ -24,6 +24,12 @@ from fabric_protos.ledger.rwset import rwset_pb2
 
 from medalliance.contracts.api import ClientIdentity, Context, Contract, Organization
 from medalliance.contracts.determinism import contract_running, host_running
+from medalliance.contracts.private_stub import (
+    NO_PRIVATE_DATA,
+    Collections,
+    PrivateReader,
+    no_collections,
+)
 from medalliance.contracts.stub import Stub
 from medalliance.errors import ContractError
 from medalliance.identity.client_id import client_id
@@ -57,6 +63,9 @@ class TxContext:
     signed_proposal: bytes = field(default=b"", repr=False)
     # the simulating peer's organisation, for `Context.peer_msp_id`
     peer_msp_id: str = ""
+    # this peer's private data, and the committed collections of a namespace
+    private: PrivateReader = field(default=NO_PRIVATE_DATA, repr=False)
+    collections: Collections = field(default=no_collections, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +75,8 @@ class SimulationResult:
     payload: bytes = field(repr=False)
     rwset: bytes = field(repr=False)
     event: bytes | None = field(repr=False)
+    # the serialized TxPvtReadWriteSet (b"" when no private data was written): never on the ledger
+    private_rwset: bytes = field(default=b"", repr=False)
 
 
 def simulate(
@@ -97,7 +108,7 @@ def simulate(
             },
         )
         return SimulationResult(500, f"contract {namespace} failed: internal error", b"", b"", None)
-    return SimulationResult(OK, "", payload, run.rwset(), stub.event_bytes())
+    return SimulationResult(OK, "", payload, run.rwset(), stub.event_bytes(), run.pvt_rwset())
 
 
 def bounded_message(message: str, args: Sequence[bytes]) -> str:
@@ -143,6 +154,9 @@ class _Run:
                 timestamp_ms=tx.timestamp_ms,
                 transient=tx.transient,
                 invoke=self._invoke,
+                private=tx.private,
+                collections=tx.collections,
+                creator_msp=tx.creator.msp_id,
             )
         stub.begin_call(function, read_only=bool(info and info.evaluate))
         creator = tx.creator
@@ -194,3 +208,17 @@ class _Run:
         for namespace in sorted(self._stubs):
             merged.ns_rwset.append(self._stubs[namespace].ns_rwset())
         return bytes(merged.SerializeToString())
+
+    def pvt_rwset(self) -> bytes:
+        found = [
+            ns
+            for namespace in sorted(self._stubs)
+            if (ns := self._stubs[namespace].ns_pvt_rwset()) is not None
+        ]
+        if not found:
+            return b""
+        return bytes(
+            rwset_pb2.TxPvtReadWriteSet(
+                data_model=rwset_pb2.TxReadWriteSet.DataModel.Value("KV"), ns_pvt_rwset=found
+            ).SerializeToString()
+        )

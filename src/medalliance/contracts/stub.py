@@ -27,6 +27,13 @@ from fabric_protos.peer import chaincode_event_pb2
 from google.protobuf.message import DecodeError
 
 from medalliance.contracts.composite_key import MAX_RUNE, SEPARATOR, partial_key_range
+from medalliance.contracts.private_stub import (
+    NO_PRIVATE_DATA,
+    Collections,
+    PrivateCalls,
+    PrivateReader,
+    no_collections,
+)
 from medalliance.errors import ContractError, InvalidArgument
 from medalliance.ledger.state import VALIDATION_PARAMETER, KeyModification, StateReader, Version
 
@@ -49,8 +56,8 @@ class Event:
     payload: bytes
 
 
-class Stub:
-    """One simulation of one contract call over committed state."""
+class Stub(PrivateCalls):
+    """One simulation of one contract call over committed state (private data: `PrivateCalls`)."""
 
     def __init__(
         self,
@@ -62,6 +69,9 @@ class Stub:
         timestamp_ms: int,
         transient: Mapping[str, bytes],
         invoke: Invoke = _no_calls,
+        private: PrivateReader = NO_PRIVATE_DATA,
+        collections: Collections = no_collections,
+        creator_msp: str = "",
     ) -> None:
         self._reader = reader
         self.namespace = namespace
@@ -76,6 +86,7 @@ class Stub:
         self._metadata: dict[str, dict[str, bytes]] = {}  # key -> its whole new metadata
         self._ranges: list[kv_rwset_pb2.RangeQueryInfo] = []
         self.event: Event | None = None
+        self._init_private(private, collections, creator_msp)
 
     # --- reads -----------------------------------------------------------------------------------
 
@@ -223,7 +234,11 @@ class Stub:
             write = kv.metadata_writes.add(key=key)
             for name in sorted(self._metadata[key]):
                 write.entries.add(name=name, value=self._metadata[key][name])
-        return rwset_pb2.NsReadWriteSet(namespace=self.namespace, rwset=kv.SerializeToString())
+        return rwset_pb2.NsReadWriteSet(
+            namespace=self.namespace,
+            rwset=kv.SerializeToString(),
+            collection_hashed_rwset=self.collection_hashed_rwsets(),
+        )
 
     def event_bytes(self) -> bytes | None:
         if self.event is None:
