@@ -48,6 +48,7 @@ def approve_external(
     sequence: int,
     package_id: str,
     policy: str,
+    collections: bytes = b"",
 ) -> tuple[str, int]:
     """Approve an external chaincode's definition for `organization` with its own package id;
     the transaction id and its validation code (0: valid)."""
@@ -58,6 +59,7 @@ def approve_external(
         policy=application_policy(policy),
         package_id=package_id,
         external=True,
+        collections=collections,
     )
     return _submit(layout, organization, channel, APPROVE, args)
 
@@ -71,6 +73,7 @@ def commit_external(
     version: str,
     sequence: int,
     policy: str,
+    collections: bytes = b"",
 ) -> tuple[str, int]:
     """Commit an external chaincode's definition once a majority approved it."""
     args = commit_args(
@@ -79,6 +82,7 @@ def commit_external(
         sequence=sequence,
         policy=application_policy(policy),
         external=True,
+        collections=collections,
     )
     return _submit(layout, organization, channel, COMMIT, args)
 

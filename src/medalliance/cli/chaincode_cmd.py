@@ -16,6 +16,7 @@ from medalliance.app.chaincode_service import (
 )
 from medalliance.cli.output import dir_option, emit_json, output_state, stdout
 from medalliance.contracts.ccaas_package import build_ccaas_package, parse_ccaas_package
+from medalliance.contracts.collections import load_collections_config
 from medalliance.contracts.package import package_id
 from medalliance.errors import Conflict, InvalidArgument
 from medalliance.node.bootstrap import NetworkLayout
@@ -32,6 +33,16 @@ Policy = Annotated[
     str,
     typer.Option(
         "--policy", help="Endorsement policy, e.g. \"AND('Org1MSP.peer','Org2MSP.peer')\"."
+    ),
+]
+
+CollectionsConfig = Annotated[
+    Path | None,
+    typer.Option(
+        "--collections-config",
+        help="Fabric's collections_config.json: the private data collections of the definition.",
+        exists=True,
+        dir_okay=False,
     ),
 ]
 
@@ -116,6 +127,7 @@ def approve(
     sequence: Sequence,
     package_id_: Annotated[str, typer.Option("--package-id", help="Your installed package id.")],
     policy: Policy,
+    collections_config: CollectionsConfig = None,
     directory: NetworkDir = Path("test-network"),
 ) -> None:
     """Approve an external chaincode's definition for your organisation, with your package.
@@ -125,7 +137,7 @@ def approve(
     layout = NetworkLayout.load(directory)
     tx_id, code = approve_external(
         layout, org, channel, name=name, version=version, sequence=sequence,
-        package_id=package_id_, policy=policy,
+        package_id=package_id_, policy=policy, collections=_collections(collections_config),
     )  # fmt: skip
     _emit_tx(tx_id, code, f"approval of {name} for {org}")
 
@@ -138,6 +150,7 @@ def commit(
     version: Version,
     sequence: Sequence,
     policy: Policy,
+    collections_config: CollectionsConfig = None,
     directory: NetworkDir = Path("test-network"),
 ) -> None:
     """Commit an external chaincode's definition once a majority of members approved it.
@@ -146,6 +159,12 @@ def commit(
     """
     layout = NetworkLayout.load(directory)
     tx_id, code = commit_external(
-        layout, org, channel, name=name, version=version, sequence=sequence, policy=policy
-    )
+        layout, org, channel, name=name, version=version, sequence=sequence, policy=policy,
+        collections=_collections(collections_config),
+    )  # fmt: skip
     _emit_tx(tx_id, code, f"commit of {name}")
+
+
+def _collections(path: Path | None) -> bytes:
+    """The checked CollectionConfigPackage of a collections config file (b"": none)."""
+    return load_collections_config(path.read_bytes()) if path else b""

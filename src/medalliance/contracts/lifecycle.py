@@ -29,8 +29,11 @@ Definitions are stored as canonical JSON (sorted keys) with the endorsement poli
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
+import types
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -39,6 +42,12 @@ from fabric_protos.peer.lifecycle import lifecycle_pb2
 from google.protobuf.message import DecodeError
 
 from medalliance.contracts.api import Context, Contract, transaction
+from medalliance.contracts.collections import (
+    Collection,
+    CollectionConfigError,
+    check_collections,
+    parse_collections,
+)
 from medalliance.errors import ContractError
 from medalliance.identity.policy import parse_policy
 from medalliance.ledger.state import StateReader
@@ -59,18 +68,26 @@ class ChaincodeDefinition:
     deregistered: bool = False
     # chaincode as a service: no agreed package; each organisation runs the one it approved
     external: bool = False
+    # private data collections: a serialized peer.CollectionConfigPackage (b"": none)
+    collections: bytes = b""
 
     def to_json(self) -> bytes:
         fields = asdict(self)
         fields["endorsement_policy"] = base64.b64encode(self.endorsement_policy).decode()
         if not self.external:
             del fields["external"]  # the JSON (and digest) of a Python definition is unchanged
+        if self.collections:
+            fields["collections"] = base64.b64encode(self.collections).decode()
+        else:
+            del fields["collections"]  # likewise for a definition without collections
         return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
 
     @classmethod
     def from_json(cls, data: bytes) -> ChaincodeDefinition:
         fields = json.loads(data)
         fields["endorsement_policy"] = base64.b64decode(fields["endorsement_policy"])
+        if "collections" in fields:
+            fields["collections"] = base64.b64decode(fields["collections"])
         return cls(**fields)
 
     @property
@@ -82,6 +99,21 @@ def committed_definition(reader: StateReader, name: str) -> ChaincodeDefinition 
     """The committed definition of contract `name` in `reader`'s state, if any."""
     versioned = reader.get(LIFECYCLE_NAMESPACE, _definition_key(name))
     return None if versioned is None else ChaincodeDefinition.from_json(versioned.value)
+
+
+def committed_collections(reader: StateReader, name: str) -> Mapping[str, Collection]:
+    """The private data collections of contract `name`'s committed definition, by name."""
+    definition = committed_definition(reader, name)
+    if definition is None or not definition.collections:
+        return {}
+    return _collections(definition.collections)
+
+
+@functools.lru_cache(maxsize=64)
+def _collections(data: bytes) -> Mapping[str, Collection]:
+    return types.MappingProxyType(
+        parse_collections(data)
+    )  # parsed once per definition: endorsement and validation ask
 
 
 def approved_package(
@@ -114,35 +146,53 @@ def application_policy(policy: str) -> bytes:
 
 
 def approve_args(
-    *, name: str, version: str, sequence: int, policy: bytes, package_id: str, external: bool
+    *,
+    name: str,
+    version: str,
+    sequence: int,
+    policy: bytes,
+    package_id: str,
+    external: bool,
+    collections: bytes = b"",
 ) -> bytes:
     """`ApproveChaincodeDefinitionForMyOrg`'s argument; `policy` a serialised
-    `peer.ApplicationPolicy`; `external`: a ccaas package, whose id stays this organisation's."""
-    return bytes(
-        lifecycle_pb2.ApproveChaincodeDefinitionForMyOrgArgs(
-            name=name,
-            version=version,
-            sequence=sequence,
-            validation_parameter=policy,
-            endorsement_plugin=EXTERNAL_PLUGIN if external else "",
-            source=lifecycle_pb2.ChaincodeSource(
-                local_package=lifecycle_pb2.ChaincodeSource.Local(package_id=package_id)
-            ),
-        ).SerializeToString()
+    `peer.ApplicationPolicy`; `external`: a ccaas package, whose id stays this organisation's;
+    `collections` a serialised `peer.CollectionConfigPackage` (`contracts.collections`)."""
+    msg = lifecycle_pb2.ApproveChaincodeDefinitionForMyOrgArgs(
+        name=name,
+        version=version,
+        sequence=sequence,
+        validation_parameter=policy,
+        endorsement_plugin=EXTERNAL_PLUGIN if external else "",
+        source=lifecycle_pb2.ChaincodeSource(
+            local_package=lifecycle_pb2.ChaincodeSource.Local(package_id=package_id)
+        ),
     )
+    if collections:
+        msg.collections.ParseFromString(collections)
+    return bytes(msg.SerializeToString())
 
 
-def commit_args(*, name: str, version: str, sequence: int, policy: bytes, external: bool) -> bytes:
+def commit_args(
+    *,
+    name: str,
+    version: str,
+    sequence: int,
+    policy: bytes,
+    external: bool,
+    collections: bytes = b"",
+) -> bytes:
     """`CommitChaincodeDefinition`'s argument, matching `approve_args`."""
-    return bytes(
-        lifecycle_pb2.CommitChaincodeDefinitionArgs(
-            name=name,
-            version=version,
-            sequence=sequence,
-            validation_parameter=policy,
-            endorsement_plugin=EXTERNAL_PLUGIN if external else "",
-        ).SerializeToString()
+    msg = lifecycle_pb2.CommitChaincodeDefinitionArgs(
+        name=name,
+        version=version,
+        sequence=sequence,
+        validation_parameter=policy,
+        endorsement_plugin=EXTERNAL_PLUGIN if external else "",
     )
+    if collections:
+        msg.collections.ParseFromString(collections)
+    return bytes(msg.SerializeToString())
 
 
 def _definition_key(name: str) -> str:
@@ -171,6 +221,7 @@ class LifecycleContract(Contract):
             bytes(msg.validation_parameter),
             "" if external else package_id,
             external=external,
+            collections=_collections_of(msg),
         )
         self._approve(ctx, definition, package_id)
 
@@ -218,6 +269,7 @@ class LifecycleContract(Contract):
         package_id: str,
         *,
         external: bool = False,
+        collections: bytes = b"",
     ) -> ChaincodeDefinition:
         if not name or not set(name) <= _NAME_CHARS or name.startswith("_"):
             raise ContractError(
@@ -233,7 +285,16 @@ class LifecycleContract(Contract):
         if parsed.WhichOneof("Type") is None:
             raise ContractError("a definition needs an endorsement policy", 400)
         self._check_sequence(ctx, name, sequence)
-        return ChaincodeDefinition(name, sequence, version, package_id, policy, external=external)
+        if collections:
+            current = ctx.stub.get_state(_definition_key(name))
+            previous = ChaincodeDefinition.from_json(current).collections if current else b""
+            try:
+                check_collections(collections, ctx.channel_orgs, previous)
+            except CollectionConfigError as exc:
+                raise ContractError(str(exc), 400) from None
+        return ChaincodeDefinition(
+            name, sequence, version, package_id, policy, external=external, collections=collections
+        )
 
     def _deregistration(self, ctx: Context, name: str, sequence: str) -> ChaincodeDefinition:
         raw = ctx.stub.get_state(_definition_key(name))
@@ -255,6 +316,7 @@ class LifecycleContract(Contract):
             current.endorsement_policy,
             deregistered=True,
             external=current.external,
+            collections=current.collections,
         )
 
     def _check_sequence(self, ctx: Context, name: str, sequence: int) -> None:
@@ -303,6 +365,7 @@ class LifecycleContract(Contract):
                 bytes(msg.validation_parameter),
                 "",
                 external=True,
+                collections=_collections_of(msg),
             )
         candidates: list[ChaincodeDefinition] = []
         for package_id in self._approved_packages(ctx, msg.name, msg.sequence):
@@ -314,6 +377,7 @@ class LifecycleContract(Contract):
                     msg.version,
                     bytes(msg.validation_parameter),
                     package_id,
+                    collections=_collections_of(msg),
                 )
             )
         return max(candidates, key=lambda d: sum(self._approvals(ctx, d).values()))
@@ -352,6 +416,14 @@ def _parse(message: Any, data: bytes) -> Any:
     return message
 
 
+def _collections_of(msg: Any) -> bytes:
+    """The collections an approve/commit message carries, serialised deterministically so that
+    equal configs give equal definition digests."""
+    if not msg.HasField("collections") or not msg.collections.config:
+        return b""
+    return bytes(msg.collections.SerializeToString(deterministic=True))
+
+
 def _public(definition: ChaincodeDefinition) -> dict[str, object]:
     policy = policy_pb2.ApplicationPolicy()
     policy.ParseFromString(definition.endorsement_policy)
@@ -363,4 +435,7 @@ def _public(definition: ChaincodeDefinition) -> dict[str, object]:
         "deregistered": definition.deregistered,
         "external": definition.external,
         "policy_reference": policy.channel_config_policy_reference or None,
+        "collections": sorted(_collections(definition.collections))
+        if definition.collections
+        else [],
     }

@@ -25,8 +25,8 @@ from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
 
 from medalliance.contracts.collections import Collection
 from medalliance.contracts.composite_key import partial_key_range
-from medalliance.contracts.private_hashing import hashed_namespace, key_hash, value_hash
 from medalliance.errors import ContractError
+from medalliance.ledger.private_hashing import hashed_namespace, key_hash, value_hash
 from medalliance.ledger.state import StateReader, Version, VersionedValue
 
 

@@ -36,6 +36,7 @@ from medalliance.errors import MedallianceError
 from medalliance.identity.msp import MspManager
 from medalliance.identity.policy import SignedData, evaluate_signature_policy
 from medalliance.ledger.mvcc import MvccTx, check_block, metadata_writes_of, writes_of
+from medalliance.ledger.private_hashing import parse_hashed
 from medalliance.ledger.state import VALIDATION_PARAMETER, MetadataWrite, StateReader, Write
 from medalliance.ledger.tx import (
     ENDORSER_TRANSACTION,
@@ -77,12 +78,26 @@ class ChannelPolicies(Protocol):
     ) -> bool: ...
 
 
+class CollectionPolicy(Protocol):
+    """What validation needs of a committed private data collection (`contracts.collections`)."""
+
+    @property
+    def members(self) -> frozenset[str]: ...
+
+    @property
+    def member_only_write(self) -> bool: ...
+
+    @property
+    def endorsement_policy(self) -> bytes | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class NamespacePolicy:
     """The committed definition facts validation needs for one contract namespace."""
 
     application_policy: bytes  # serialized peer.ApplicationPolicy
     active: bool = True  # False once deregistered
+    collections: Mapping[str, CollectionPolicy] = field(default_factory=dict)
 
 
 # Returns the committed policy of a contract namespace, or None when none is committed.
@@ -257,6 +272,7 @@ def _check(
     names = [ns for ns, _ in ns_rwsets]
     if len(set(names)) != len(names):
         raise _Invalid("ILLEGAL_WRITESET", "a namespace appears twice in the read-write set")
+    hashed = parse_hashed(body.rwset)
     if body.events:
         _check_event(body.events, body.chaincode_name)
     endorsements = [
@@ -268,11 +284,26 @@ def _check(
         for e in body.endorsements
     ]
     written = {ns: written_keys(rw) for ns, rw in ns_rwsets if rw.writes or rw.metadata_writes}
-    for namespace in sorted(set(written) | {body.chaincode_name}):
+    private: dict[str, list[str]] = {}
+    for h in hashed:
+        if h.rwset.writes:
+            private.setdefault(h.namespace, []).append(h.collection)
+        elif h.rwset.reads:
+            _defined_collection(policy_for, h.namespace, h.collection)
+    for namespace in sorted(set(written) | set(private) | {body.chaincode_name}):
+        needs_namespace_policy = _check_collections(
+            namespace, private.get(namespace, ()), creator.msp_id, endorsements, config,
+            policy_for, at,
+        )  # fmt: skip
         _check_endorsement(
-            namespace, written.get(namespace, ()), endorsements, config, policy_for, keys, at
-        )
-    return ns_rwsets, body.chaincode_name, body.events
+            namespace, written.get(namespace, ()), endorsements, config, policy_for, keys, at,
+            private_needs_namespace_policy=needs_namespace_policy,
+        )  # fmt: skip
+    return (
+        (*ns_rwsets, *((h.state_namespace, h.rwset) for h in hashed)),
+        body.chaincode_name,
+        body.events,
+    )
 
 
 def written_keys(rw: kv_rwset_pb2.KVRWSet) -> tuple[str, ...]:
@@ -318,8 +349,13 @@ def _check_endorsement(
     policy_for: PolicyLookup,
     key_policies: _KeyPolicies,
     at: dt.datetime,
+    *,
+    private_needs_namespace_policy: bool | None = None,
 ) -> None:
-    """Key-level policies of the written keys, then the namespace's policy when it applies."""
+    """Key-level policies of the written keys, then the namespace's policy when it applies.
+
+    `private_needs_namespace_policy`: None when the namespace writes no private data, else
+    whether one of its collections written has no endorsement policy of its own."""
     if namespace == LIFECYCLE_NAMESPACE:
         # Lifecycle changes keep the channel's majority rule; no key-level policies there.
         if not config.evaluate_policy(LIFECYCLE_POLICY, endorsements, at=at):
@@ -332,7 +368,10 @@ def _check_endorsement(
     if definition is None or not definition.active:
         state = "deregistered" if definition else "not committed"
         raise _Invalid("INVALID_CHAINCODE", f"contract {namespace} is {state}")
-    needs_namespace_policy = not keys  # an invoked namespace that writes nothing (FAB-9473)
+    # an invoked namespace that writes nothing needs the contract's policy (FAB-9473)
+    needs_namespace_policy = (
+        not keys if private_needs_namespace_policy is None else private_needs_namespace_policy
+    )
     judged: set[bytes] = set()
     for index, key in enumerate(keys):
         if key_policies.changed(namespace, key):
@@ -361,6 +400,54 @@ def _check_endorsement(
         )
 
 
+def _defined_collection(
+    policy_for: PolicyLookup, namespace: str, collection: str
+) -> CollectionPolicy:
+    definition = policy_for(namespace)
+    found = definition.collections.get(collection) if definition else None
+    if found is None:
+        raise _Invalid(
+            "ENDORSEMENT_POLICY_FAILURE",
+            f"collection {collection} is not defined for contract {namespace}",
+        )
+    return found
+
+
+def _check_collections(
+    namespace: str,
+    collections: Sequence[str],
+    creator_msp: str,
+    endorsements: Sequence[SignedData],
+    config: ChannelPolicies,
+    policy_for: PolicyLookup,
+    at: dt.datetime,
+) -> bool | None:
+    """Fabric's rules for private writes: each collection is defined, `memberOnlyWrite` admits
+    only clients of member organisations, and a collection's own endorsement policy is met.
+    Whether the contract's policy is needed for them (None: no private writes)."""
+    if not collections:
+        return None
+    needs_namespace_policy = False
+    for name in collections:
+        collection = _defined_collection(policy_for, namespace, name)
+        if collection.member_only_write and creator_msp not in collection.members:
+            raise _Invalid(
+                "ENDORSEMENT_POLICY_FAILURE",
+                f"{creator_msp} is not a member of collection {name}, which is member-only-write",
+            )
+        if collection.endorsement_policy is None:
+            needs_namespace_policy = True
+        elif not _application_policy_satisfied(
+            collection.endorsement_policy, endorsements, config, at
+        ):
+            raise _Invalid(
+                "ENDORSEMENT_POLICY_FAILURE",
+                f"endorsements do not satisfy the endorsement policy of collection {name} of "
+                f"{namespace}",
+            )
+    return needs_namespace_policy
+
+
 def _key_policy_satisfied(
     parameter: bytes, endorsements: Sequence[SignedData], config: ChannelPolicies, at: dt.datetime
 ) -> bool:
@@ -379,11 +466,20 @@ def _namespace_policy_satisfied(
     config: ChannelPolicies,
     at: dt.datetime,
 ) -> bool:
-    policy = policy_pb2.ApplicationPolicy()
     try:
-        policy.ParseFromString(definition.application_policy)
+        return _application_policy_satisfied(
+            definition.application_policy, endorsements, config, at
+        )
     except DecodeError as exc:
         raise _Invalid("INVALID_CHAINCODE", f"policy of {namespace} is malformed") from exc
+
+
+def _application_policy_satisfied(
+    data: bytes, endorsements: Sequence[SignedData], config: ChannelPolicies, at: dt.datetime
+) -> bool:
+    """A serialized peer.ApplicationPolicy: a signature policy or a channel policy reference."""
+    policy = policy_pb2.ApplicationPolicy()
+    policy.ParseFromString(data)
     if policy.HasField("signature_policy"):
         return evaluate_signature_policy(policy.signature_policy, endorsements, config.msps, at=at)
     return config.evaluate_policy(policy.channel_config_policy_reference, endorsements, at=at)

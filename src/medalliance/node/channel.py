@@ -18,7 +18,7 @@ from fabric_protos.common import common_pb2, configtx_pb2
 from fabric_protos.peer import transaction_pb2
 
 from medalliance.contracts.endorser import ChannelView
-from medalliance.contracts.lifecycle import committed_definition
+from medalliance.contracts.lifecycle import committed_collections, committed_definition
 from medalliance.database_url import DatabaseUrl
 from medalliance.errors import (
     InvalidArgument,
@@ -39,6 +39,7 @@ from medalliance.ledger.block_store import BlockStore
 from medalliance.ledger.channel_config import ChannelConfig
 from medalliance.ledger.config_update import check_config_transaction, is_config_block
 from medalliance.ledger.mvcc import metadata_writes_of, writes_of
+from medalliance.ledger.private_hashing import parse_hashed
 from medalliance.ledger.snapshot import config_block_at
 from medalliance.ledger.state import StateReader, TxWrites
 from medalliance.ledger.tx import parse_envelope, parse_rwset
@@ -203,7 +204,11 @@ class PeerChannel:
                 if number == 0 or codes[tx_num] != VALID:
                     continue
                 view = parse_envelope(bytes(data))
-                ns_rwsets = parse_rwset(view.endorser_tx().rwset)
+                rwset = view.endorser_tx().rwset
+                ns_rwsets = (
+                    *parse_rwset(rwset),
+                    *((h.state_namespace, h.rwset) for h in parse_hashed(rwset)),
+                )
                 txs.append(
                     TxWrites(
                         tx_num,
@@ -301,7 +306,11 @@ def namespace_policy(state: StateReader, namespace: str) -> NamespacePolicy | No
     definition = committed_definition(state, namespace)
     if definition is None:
         return None
-    return NamespacePolicy(definition.endorsement_policy, active=not definition.deregistered)
+    return NamespacePolicy(
+        definition.endorsement_policy,
+        active=not definition.deregistered,
+        collections=committed_collections(state, namespace),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ than two members endorse). Every field is documented in `docs/network-config.md`
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from medalliance.contracts.collections import CollectionConfigError, load_collections_config
 from medalliance.database_url import DatabaseUrl, parse_database_url
 from medalliance.errors import ConfigError, InvalidArgument, PolicySyntaxError
 from medalliance.identity.policy import parse_policy
@@ -227,10 +229,29 @@ class ContractConfig(_Model):
     version: str = Field(default="1.0", pattern=r"^[A-Za-z0-9_.+-]+$")
     endorsement_policy: str = ""  # Fabric DSL; empty = the generated default
     label: str = Field(default="", pattern=r"^[A-Za-z0-9_.+-]*$")  # empty = <name>_<version>
+    # private data collections: Fabric's collections_config.json entries (docs/private-data.md)
+    collections: tuple[dict[str, Any], ...] = ()
 
     @property
     def package_label(self) -> str:
         return self.label or f"{self.name}_{self.version}"
+
+    @field_validator("collections")
+    @classmethod
+    def _collections(cls, value: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
+        if value:
+            try:
+                load_collections_config(json.dumps(list(value)))  # Fabric's checks, at load time
+            except CollectionConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @property
+    def collections_package(self) -> bytes:
+        """The serialized CollectionConfigPackage of `collections` (b"": none)."""
+        return (
+            load_collections_config(json.dumps(list(self.collections))) if self.collections else b""
+        )
 
 
 class ChannelSpec(_Model):

@@ -185,9 +185,15 @@ def _changes(
             policy=policy,
             package_id=wanted_id,
             external=False,
+            collections=spec.collections_package,
         )
         commit = commit_args(
-            name=spec.name, version=spec.version, sequence=sequence, policy=policy, external=False
+            name=spec.name,
+            version=spec.version,
+            sequence=sequence,
+            policy=policy,
+            external=False,
+            collections=spec.collections_package,
         )
         changes.append(
             _Change(spec.name, spec.version, sequence, wanted_id, policy, approve, commit)

@@ -15,11 +15,11 @@ from tests.unit.contracts.fakes import DictState, tx_context
 from medalliance.contracts.api import Context, Contract, transaction
 from medalliance.contracts.collections import Collection
 from medalliance.contracts.composite_key import create_composite_key
-from medalliance.contracts.private_hashing import hashed_namespace, key_hash
 from medalliance.contracts.simulation import simulate
 from medalliance.contracts.stub import Stub
 from medalliance.errors import ContractError
 from medalliance.identity.msp import MspManager
+from medalliance.ledger.private_hashing import hashed_namespace, key_hash
 from medalliance.ledger.state import Version, VersionedValue
 
 NS = "assets"

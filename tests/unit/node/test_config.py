@@ -339,3 +339,15 @@ def test_a_listen_host_that_is_no_address_is_refused() -> None:
     config["organizations"][0]["peers"] = [{"name": "peer0", "listen_host": "a b", "port": 7051}]
     with pytest.raises(ValueError, match="listen_host"):
         NetworkConfig.model_validate(config)
+
+
+def test_a_contracts_collections_are_checked_when_the_config_loads() -> None:
+    from medalliance.node.config import ContractConfig
+
+    entry = {"name": "assetCollection", "policy": "OR('Org1MSP.member')", "maxPeerCount": 1}
+    spec = ContractConfig(name="assets", package="m:C", collections=(entry,))
+    assert spec.collections_package
+    with pytest.raises(ValueError, match="requiredPeerCount"):
+        ContractConfig(
+            name="assets", package="m:C", collections=({**entry, "requiredPeerCount": 2},)
+        )
