@@ -20,10 +20,10 @@ from tests.unit.contracts.test_private_stub import DictPrivate  # one private st
 
 from medalliance.contracts.collections import load_collections_config, parse_collections
 from medalliance.contracts.composite_key import create_composite_key
-from medalliance.contracts.private_hashing import hashed_namespace, key_hash
 from medalliance.contracts.simulation import SimulationResult, simulate
 from medalliance.identity.client_id import client_id
 from medalliance.identity.msp import MspManager
+from medalliance.ledger.private_hashing import hashed_namespace, key_hash
 from medalliance.ledger.state import Version, VersionedValue
 from medalliance.samples.asset_transfer_private_data import (
     AssetTransferPrivateData,
