@@ -7,24 +7,26 @@ client's own organisation's peer, as the sample's application-gateway-typescript
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 
 import pytest
 from fabric_protos.ledger.rwset import rwset_pb2
 from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
+from tests.ccaas_chaincode import InProcess, contract_behaviour
 from tests.conftest import NOW, Org
-from tests.unit.contracts.fakes import DictState, tx_context
+from tests.unit.contracts.fakes import DictState
 from tests.unit.contracts.test_private_stub import DictPrivate  # one private store per peer
 
 from medalliance.contracts.collections import load_collections_config, parse_collections
 from medalliance.contracts.composite_key import create_composite_key
-from medalliance.contracts.simulation import SimulationResult, simulate
+from medalliance.contracts.external import ExternalContract
+from medalliance.contracts.simulation import SimulationResult, TxContext, simulate
 from medalliance.identity.client_id import client_id
 from medalliance.identity.msp import MspManager
 from medalliance.ledger.private_hashing import hashed_namespace, key_hash
 from medalliance.ledger.state import Version, VersionedValue
+from medalliance.ledger.tx import new_signed_proposal
 from medalliance.samples.asset_transfer_private_data import (
     AssetTransferPrivateData,
     collections_config,
@@ -37,8 +39,9 @@ COLLECTIONS = parse_collections(load_collections_config(collections_config()))
 class Channel:
     """The ledger's hashes and each organisation's private store; successful submits commit."""
 
-    def __init__(self, msps: MspManager, *orgs: Org) -> None:
+    def __init__(self, msps: MspManager, *orgs: Org, as_service: bool = False) -> None:
         self.msps = msps
+        self.as_service = as_service
         self.state = DictState()
         self.orgs = {org.msp_id: org for org in orgs}
         self.private = {org.msp_id: DictPrivate() for org in orgs}
@@ -47,16 +50,40 @@ class Channel:
     def call(
         self, msp_id: str, *args: str, transient: dict[str, str] | None = None, peer: str = ""
     ) -> SimulationResult:
+        """One simulation at `peer` (the client's own organisation's by default); run as a
+        service too when `as_service`, whose result must equal the Python port's."""
         self.calls += 1
         peer = peer or msp_id
-        tx = dataclasses.replace(
-            tx_context(self.orgs[msp_id], self.msps, tx_id=f"tx{self.calls}"),
-            transient={k: v.encode() for k, v in (transient or {}).items()},
+        signer = self.orgs[msp_id].signer("User1", ou="client")
+        raw_args = [a.encode() for a in args]
+        transient_bytes = {k: v.encode() for k, v in (transient or {}).items()}
+        signed, _ = new_signed_proposal(
+            signer,
+            channel_id="alliance",
+            chaincode=NS,
+            args=raw_args,
+            nonce=b"n" * 24,
+            timestamp_ms=1,
+            transient=transient_bytes,
+        )
+        tx = TxContext(
+            "alliance",
+            f"tx{self.calls}",
+            1_764_331_200_123,
+            self.msps.deserialize(signer.serialized_identity, at=NOW),
+            transient=transient_bytes,
+            channel_orgs=tuple(self.orgs),
+            signed_proposal=signed.SerializeToString(),
             peer_msp_id=peer,
             private=self.private[peer],
             collections=lambda ns: COLLECTIONS if ns == NS else {},
         )
-        return simulate(AssetTransferPrivateData(), NS, [a.encode() for a in args], self.state, tx)
+        result = simulate(AssetTransferPrivateData(), NS, raw_args, self.state, tx)
+        if self.as_service:
+            behaviour = contract_behaviour(AssetTransferPrivateData(), peer_msp_id=peer)
+            remote = ExternalContract("private_1.0:" + "a" * 64, InProcess(behaviour))
+            assert simulate(remote, NS, raw_args, self.state, tx) == result, args[0]
+        return result
 
     def submit(self, msp_id: str, function: str, key: str, value: object) -> None:
         result = self.call(msp_id, function, transient={key: stringify(value)})
@@ -108,9 +135,11 @@ def stringify(value: object) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-@pytest.fixture
-def channel(org1: Org, org2: Org, msps: MspManager) -> Channel:
-    return Channel(msps, org1, org2)
+@pytest.fixture(params=["python", "service"])
+def channel(request: pytest.FixtureRequest, org1: Org, org2: Org, msps: MspManager) -> Channel:
+    """The port run in the peer, or as a service over the shim protocol (chaincode as a
+    service): every call's result must be the same."""
+    return Channel(msps, org1, org2, as_service=request.param == "service")
 
 
 def owner_id(channel: Channel, msp_id: str) -> str:
