@@ -24,9 +24,11 @@ from medalliance.contracts.lifecycle import (
     LIFECYCLE_NAMESPACE,
     LifecycleContract,
     approved_package,
+    committed_collections,
     committed_definition,
 )
 from medalliance.contracts.package import PackageStore
+from medalliance.contracts.private_stub import NO_PRIVATE_DATA, PrivateReader
 from medalliance.contracts.simulation import SimulationResult, TxContext, simulate
 from medalliance.errors import (
     BadSignature,
@@ -64,6 +66,7 @@ class ChannelView:
     config: ChannelPolicies
     state: StateReader
     is_committed_tx: Callable[[str], bool]
+    private: PrivateReader = NO_PRIVATE_DATA  # this peer's private data of the channel
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +141,8 @@ class Endorser:
                 proposal_bytes=proposal.proposal_bytes, signature=proposal.signature
             ).SerializeToString(),
             peer_msp_id=self._msp_id,
+            private=channel.private,
+            collections=lambda namespace: committed_collections(channel.state, namespace),
         )
         # Evaluate and endorse simulate alike; an evaluation's read-write set is just not used.
         result = simulate(contract, proposal.chaincode_name, proposal.args, channel.state, tx)

@@ -10,13 +10,14 @@ database transaction.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from fabric_protos.common import common_pb2, configtx_pb2
 from fabric_protos.peer import transaction_pb2
 
+from medalliance.contracts.collections import Collection
 from medalliance.contracts.endorser import ChannelView
 from medalliance.contracts.lifecycle import committed_collections, committed_definition
 from medalliance.database_url import DatabaseUrl
@@ -56,6 +57,7 @@ from medalliance.ledger.world_state import (
     open_ledger_state,
     recorded_location,
 )
+from medalliance.node.collection_store import CollectionStore, Missing
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,7 @@ class PeerChannel:
         self._state = state
         self.config = config
         self._listeners: list[CommitListener] = []
+        self.private: CollectionStore | None = None  # this peer's private data of the channel
 
     @classmethod
     def open(
@@ -130,7 +133,21 @@ class PeerChannel:
 
     @property
     def view(self) -> ChannelView:
-        return ChannelView(self.config, self._state, self._store.contains_tx)
+        if self.private is None:
+            return ChannelView(self.config, self._state, self._store.contains_tx)
+        return ChannelView(self.config, self._state, self._store.contains_tx, self.private)
+
+    def attach_private(self, store: CollectionStore) -> list[Missing]:
+        """Keep this channel's private data in `store`; applies the private side of blocks it
+        has not seen (a peer stopped between a block's state and its private data). The gaps."""
+        self.private = store
+        gaps = []
+        for number in range(store.savepoint + 1, self._store.height):
+            gaps.extend(store.apply_block(self._store.get_block(number), self.collections_of))
+        return gaps
+
+    def collections_of(self, namespace: str) -> Mapping[str, Collection]:
+        return committed_collections(self._state, namespace)
 
     def add_listener(self, listener: CommitListener) -> None:
         self._listeners.append(listener)
@@ -166,6 +183,8 @@ class PeerChannel:
         set_transactions_filter(block, result.codes)
         self._store.append(block, [t.tx_id for t in result.txs])
         self._apply(number, result.txs)
+        if self.private is not None:
+            self.private.apply_block(block, self.collections_of)
         if new_config is not None:  # in force from the next block on
             self.config = ChannelConfig.from_config(new_config, self.channel_id)
             log.info(
@@ -228,6 +247,8 @@ class PeerChannel:
         return replayed
 
     def close(self) -> None:
+        if self.private is not None:
+            self.private.close()
         self._state.close()
         self._store.close()
 

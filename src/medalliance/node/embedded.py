@@ -80,6 +80,10 @@ class EmbeddedNetwork:
         self._clock = clock
         self._ordering: dict[str, OrderingStage] = {}
         self._blocks: dict[str, list[common_pb2.Block]] = {}
+        # peers unreachable for private data (tests stop one to exercise reconciliation)
+        self.unreachable: set[str] = set()
+        for peer in self.peers:
+            peer.private_link = _InProcessLink(self, peer)
         for channel in config.channels:
             self._start_ordering(channel.name)
         # The pseudonym service, as the regulator's peer process runs it (docs/privacy.md §4).
@@ -383,3 +387,34 @@ class _AdminSession:
             if exc.status_code == 404:
                 return None
             raise
+
+
+class _InProcessLink:
+    """Private data between the peers of an embedded network, by function calls; the sender's
+    organisation is the calling peer's (what mutual TLS establishes between processes)."""
+
+    def __init__(self, network: EmbeddedNetwork, peer: Peer) -> None:
+        self._network = network
+        self._peer = peer
+
+    def peers(self, channel_id: str, msp_id: str) -> list[str]:
+        return [
+            p.name
+            for p in self._network.peers_of(channel_id)
+            if p.msp_id == msp_id and p is not self._peer
+        ]
+
+    def _target(self, name: str) -> Peer:
+        if name in self._network.unreachable:
+            raise ConnectionError(f"{name} is unreachable")
+        return next(p for p in self._network.peers if p.name == name)
+
+    def push(self, peer: str, channel_id: str, tx_id: str, pvt_rwset: bytes) -> bool:
+        return self._target(peer).receive_private(channel_id, self._peer.msp_id, tx_id, pvt_rwset)
+
+    def fetch(
+        self, peer: str, channel_id: str, tx_id: str, namespace: str, collection: str
+    ) -> bytes | None:
+        return self._target(peer).serve_private(
+            channel_id, self._peer.msp_id, tx_id, namespace, collection
+        )

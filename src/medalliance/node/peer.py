@@ -30,6 +30,14 @@ from medalliance.ledger.validation import BlockResult
 from medalliance.ledger.world_state import StateLocation, state_schema
 from medalliance.node.chaincode_link import ExternalChaincodes
 from medalliance.node.channel import PeerChannel
+from medalliance.node.collection_store import CollectionStore
+from medalliance.node.private_dissemination import (
+    PrivateLink,
+    accept_push,
+    answer_fetch,
+    disseminate,
+    reconcile,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +64,12 @@ class Peer:
         self.packages = PackageStore(directory / "packages", self.external_chaincodes.contract)
         self._endorser = Endorser(signer, self.packages)
         self._channels: dict[str, PeerChannel] = {}
+        # how private data reaches other peers (set by the network that runs this peer)
+        self.private_link: PrivateLink | None = None
         for ledger_dir in sorted((directory / "ledgers").glob("*")):
             if ledger_dir.is_dir():
                 channel = PeerChannel.open(ledger_dir, state_at=self._state_at(ledger_dir.name))
+                self._attach_private(channel)
                 self._channels[channel.channel_id] = channel
 
     @property
@@ -87,6 +98,7 @@ class Peer:
             genesis,
             state_at=self._state_at(config.channel_id),
         )
+        self._attach_private(channel)
         self._channels[config.channel_id] = channel
         log.info("channel joined", extra={"peer": self.name, "channel": config.channel_id})
         return channel
@@ -112,11 +124,45 @@ class Peer:
     def endorse_proposal(self, proposal: ProposalView, *, now: dt.datetime) -> Endorsed:
         """`endorse` for a proposal the caller has already parsed."""
         channel = self.channel(proposal.channel_id)
-        return self._endorser.endorse(proposal, channel.view, now=now)
+        endorsed = self._endorser.endorse(proposal, channel.view, now=now)
+        private = endorsed.result.private_rwset
+        if endorsed.ok and private:
+            if self.private_link is None:
+                if channel.private is not None:
+                    channel.private.put_transient(proposal.tx_id, private)
+            else:
+                disseminate(channel, self.msp_id, self.private_link, proposal.tx_id, private)
+        return endorsed
 
     def deliver(self, block: common_pb2.Block) -> BlockResult:
-        """Commit a block received from the ordering service."""
-        return self.channel(block_channel_id(block)).commit(block)
+        """Commit a block received from the ordering service, then fetch private data this
+        peer's organisation should hold but missed (now or earlier)."""
+        channel = self.channel(block_channel_id(block))
+        result = channel.commit(block)
+        self.reconcile_private(channel.channel_id)
+        return result
+
+    def reconcile_private(self, channel_id: str) -> int:
+        """Fetch missed private data from other member peers; how many gaps were filled."""
+        channel = self.channel(channel_id)
+        if self.private_link is None or channel.private is None or not channel.private.missing():
+            return 0
+        return reconcile(channel, self.msp_id, self.private_link)
+
+    def receive_private(self, channel_id: str, sender_msp: str, tx_id: str, data: bytes) -> bool:
+        """A private set pushed by an endorsing peer of `sender_msp` (authenticated by the
+        transport); whether something was kept."""
+        return accept_push(self.channel(channel_id), self.msp_id, sender_msp, tx_id, data)
+
+    def serve_private(
+        self, channel_id: str, requester_msp: str, tx_id: str, namespace: str, collection: str
+    ) -> bytes | None:
+        """A committed collection set for a member organisation's peer (reconciliation)."""
+        return answer_fetch(self.channel(channel_id), requester_msp, tx_id, namespace, collection)
+
+    def _attach_private(self, channel: PeerChannel) -> None:
+        path = self.directory / "private" / "collections" / f"{channel.channel_id}.db"
+        channel.attach_private(CollectionStore.open(path, self.msp_id))
 
     def close(self) -> None:
         for channel in self._channels.values():
