@@ -4,8 +4,10 @@ values; others hold hashes. HospA and HospB are members of `shared`; HospA alone
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
+import json
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -15,7 +17,7 @@ import pytest
 from tests.integration.conftest import CONFIG
 
 from medalliance.audit.verify import verify_ledger
-from medalliance.errors import ContractError, PreconditionFailed
+from medalliance.errors import ContractError, InvalidArgument, NotFound, PreconditionFailed
 from medalliance.node.channel import namespace_policy, rebuild_state
 from medalliance.node.config import NetworkConfig
 from medalliance.node.embedded import EmbeddedNetwork
@@ -245,3 +247,81 @@ def test_forged_pushes_are_never_kept_and_cannot_flood(network: EmbeddedNetwork)
     assert held.transient(tx_id) == []
     network.close()
     assert files_contain(b_peer, b"forged type") == []
+
+
+# --- the PrivateData service's collection methods, as another process would call them -----------
+
+
+def _call(network: EmbeddedNetwork, method: str, signer_msp: str, **fields: str) -> object:
+    from medalliance.node.collection_service import CollectionService, signed_collection_request
+
+    service = CollectionService(peer_of(network, "HospAMSP"), network.now)
+    signer = peer_of(network, signer_msp).signer
+    purpose = fields.pop("purpose", "fetchCollection" if method == "fetch" else "pushCollection")
+    rwset = fields.pop("rwset", "")
+    message: dict[str, str] = {
+        **signed_collection_request(signer, purpose, CHANNEL, fields.pop("tx_id"), network.now(),
+                                    **fields),
+    }  # fmt: skip
+    if rwset:
+        message["rwset"] = rwset
+    data = json.dumps(message).encode()
+    return service.fetch(data) if method == "fetch" else service.push(data)
+
+
+def test_the_collection_service_answers_members_only(network: EmbeddedNetwork) -> None:
+    assert put(network, "HospAMSP", "shared", "p3", SECRET) == 0
+    tx_id = _tx_ids(peer_of(network, "HospAMSP"))[-1]
+    found = _call(network, "fetch", "HospBMSP", tx_id=tx_id, namespace="notes", collection="shared")
+    assert isinstance(found, dict)
+    assert SECRET in base64.b64decode(found["rwset"])
+    with pytest.raises(NotFound):  # the regulator's peer is not a member
+        _call(network, "fetch", "RegMSP", tx_id=tx_id, namespace="notes", collection="shared")
+    with pytest.raises(InvalidArgument, match="signed for 'fetchCollection'"):
+        _call(network, "fetch", "HospBMSP", tx_id=tx_id, namespace="notes",
+              collection="shared", purpose="pushCollection")  # fmt: skip
+    # a replayed push of a committed transaction's set is refused, and a push whose set is not
+    # the signed one too
+    data = base64.b64encode(found["rwset"].encode()).decode()
+    with pytest.raises(InvalidArgument, match="signature covers"):
+        _call(network, "push", "HospBMSP", tx_id=tx_id, rwset=data, rwsetSha256="00")
+    assert _call(network, "push", "HospBMSP", tx_id=tx_id, rwset=found["rwset"],
+                 rwsetSha256=hashlib.sha256(base64.b64decode(found["rwset"])).hexdigest()) == {
+        "held": False
+    }  # fmt: skip
+
+
+def test_a_peer_stopped_between_state_and_private_data_completes_on_restart(
+    network: EmbeddedNetwork, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from medalliance.node.collection_store import CollectionStore
+
+    b_peer = peer_of(network, "HospBMSP")
+    held = b_peer.channel(CHANNEL).private
+    assert held is not None
+    network.client("HospAMSP").submit_async(
+        CHANNEL, "notes", "Put", "shared", "p2", transient={"value": SECRET}
+    )
+
+    def crash(self: CollectionStore, *args: object) -> object:
+        if self is held:
+            raise RuntimeError("killed between the block's state and its private data")
+        return original(self, *args)
+
+    original = CollectionStore.apply_block
+    monkeypatch.setattr(CollectionStore, "apply_block", crash)
+    with pytest.raises(RuntimeError, match="killed"):
+        network.cut_blocks(CHANNEL)
+    monkeypatch.setattr(CollectionStore, "apply_block", original)
+    height = b_peer.channel(CHANNEL).height
+    assert held.savepoint == height - 2  # the block is stored, its private side is not
+    assert held.get_private("notes", "shared", "p2") is None
+    network.close()
+    directory = network.layout.directory
+    with EmbeddedNetwork.open(_config(), directory) as again:
+        reopened = peer_of(again, "HospBMSP").channel(CHANNEL).private
+        assert reopened is not None
+        assert reopened.savepoint == height - 1
+        value = reopened.get_private("notes", "shared", "p2")
+        assert value is not None
+        assert value.value == SECRET

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import grpc
 from fabric_protos.msp import identities_pb2
@@ -21,6 +21,10 @@ ENDORSE_TIMEOUT_S = 15.0
 ProposalObserver = Callable[[str, str, bool, float], None]
 
 
+# (channel, tx id, private read-write set) -> pushed to member peers, or raises
+Disseminate = Callable[[str, str, bytes], Awaitable[object]]
+
+
 class LocalEndorser:
     """The hosting peer's own endorser, called in process."""
 
@@ -30,11 +34,13 @@ class LocalEndorser:
         address: str,
         now: Callable[[], dt.datetime],
         observe: ProposalObserver | None = None,
+        disseminate: Disseminate | None = None,
     ) -> None:
         self._peer = peer
         self._address = address
         self._now = now
         self._observe = observe
+        self._disseminate = disseminate
 
     @property
     def msp_id(self) -> str:
@@ -48,18 +54,18 @@ class LocalEndorser:
         self, signed: proposal_pb2.SignedProposal, proposal: ProposalView
     ) -> proposal_response_pb2.ProposalResponse:
         if self._observe is None:
-            return self._process(proposal)
+            return await self._process(proposal)
         started = time.perf_counter()
         success = False
         try:
-            response = self._process(proposal)
+            response = await self._process(proposal)
             success = response.response.status < 400
             return response
         finally:
             seconds = time.perf_counter() - started
             self._observe(proposal.channel_id, proposal.chaincode_name, success, seconds)
 
-    def _process(self, proposal: ProposalView) -> proposal_response_pb2.ProposalResponse:
+    async def _process(self, proposal: ProposalView) -> proposal_response_pb2.ProposalResponse:
         now = self._now()
         if outside_time_window(proposal.header.timestamp_ms, now):
             raise EndorserRefused(
@@ -74,6 +80,12 @@ class LocalEndorser:
                 if exc.status.grpc == "PERMISSION_DENIED"
                 else str(exc)
             ) from None
+        private = endorsed.result.private_rwset
+        if endorsed.ok and private and self._disseminate is not None:
+            try:  # Fabric fails the endorsement when requiredPeerCount is not reached
+                await self._disseminate(proposal.channel_id, proposal.tx_id, private)
+            except MedallianceError as exc:
+                raise EndorserRefused(str(exc)) from None
         return endorsed.response
 
 

@@ -34,6 +34,7 @@ from medalliance.ledger.config_update import is_config_block
 from medalliance.network.block_feed import BlockFeed
 from medalliance.network.tls import bind
 from medalliance.node.bootstrap import NetworkLayout
+from medalliance.node.collection_service import CollectionLink, CollectionService
 from medalliance.node.config import IntegrityMonitorConfig, OrganizationConfig
 from medalliance.node.discovery_view import DiscoveryView
 from medalliance.node.endorsers import LocalEndorser, RemoteEndorser
@@ -77,7 +78,18 @@ class PeerNode:
             cid: ServedChannel.of(self.peer.channel(cid)) for cid in self.peer.channel_ids
         }
         self.metrics = PeerMetrics(self._heights)
-        self.local = LocalEndorser(self.peer, self.address, utc_now, self._observe_proposal)
+        # private data collections: pushes at endorsement, fetches after commits (reconcile)
+        self.collections = CollectionService(self.peer, utc_now)
+        self.collection_link = CollectionLink(
+            self.peer, m.tls, m.signer, self._channel_peers, utc_now
+        )
+        self.local = LocalEndorser(
+            self.peer,
+            self.address,
+            utc_now,
+            self._observe_proposal,
+            self.collection_link.disseminate,
+        )
         # channel -> (height, block hash, state hash, monotonic time it was computed, seconds)
         self._digests: dict[str, tuple[int, str, str, float, float]] = {}
         self.integrity = self._integrity_monitor(node.integrity_monitor)
@@ -92,6 +104,7 @@ class PeerNode:
             orderer_endpoints(layout), m.tls, m.signer, utc_now, peers=other_peers
         )
         self._tasks: list[asyncio.Task[None]] = []
+        self._reconciling: set[str] = set()
         records = [
             c.name
             for c in layout.config.channels
@@ -183,8 +196,23 @@ class PeerNode:
         started = time.perf_counter()
         result = self.peer.deliver(block)
         seconds = time.perf_counter() - started
+        channel_id = block_channel_id(block)
         config = len(block.data.data) == 1 and is_config_block(block)  # config blocks hold one
-        self.metrics.committed(block_channel_id(block), result, config=config, seconds=seconds)
+        self.metrics.committed(channel_id, result, config=config, seconds=seconds)
+        private = self.peer.channel(channel_id).private
+        if private is not None and private.missing() and channel_id not in self._reconciling:
+            # fetch missed private data from other member peers, off the commit path; gaps
+            # left are tried again after the next block
+            self._reconciling.add(channel_id)
+            task = asyncio.get_running_loop().create_task(self._reconcile(channel_id))
+            self._tasks.append(task)
+            task.add_done_callback(self._tasks.remove)
+
+    async def _reconcile(self, channel_id: str) -> None:
+        try:
+            await self.collection_link.reconcile(channel_id)
+        finally:
+            self._reconciling.discard(channel_id)
 
     def _heights(self) -> dict[str, int]:
         return {cid: s.feed.height for cid, s in self.channels.items()}
@@ -273,10 +301,23 @@ class PeerNode:
         )
         discovery = DiscoveryService(self.discovery.knowledge, utc_now)
         server.add_generic_rpc_handlers((discovery.handler(),))
+        server.add_generic_rpc_handlers((self.collections.handler(),))
         if self.private_data is not None:
             server.add_generic_rpc_handlers((self.private_data.handler(),))
         if self.pseudonyms is not None:  # the pseudonym regulator's peer only
             server.add_generic_rpc_handlers((self.pseudonyms.handler(),))
+
+    def _channel_peers(self) -> dict[str, list[tuple[str, str]]]:
+        """Every peer but this one as (TLS host name, endpoint), by MSP id."""
+        return {
+            org.msp_id: [
+                (f"{n.name}.{org.domain}", n.endpoint)
+                for n in org.peers
+                if f"{n.name}.{org.domain}" != self.host
+            ]
+            for org in self.layout.config.organizations
+            if org.peers
+        }
 
     def _other_peers(self) -> dict[str, list[tuple[str, str]]]:
         """Other organisations' peers as (TLS host name, endpoint), by MSP id."""
@@ -329,6 +370,7 @@ class PeerNode:
             task.cancel()
         self.end_subscriptions()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.collection_link.close()
         if self.private_data is not None:
             self.private_data.close()
         self.peer.close()

@@ -15,8 +15,9 @@ The transport is a `PrivateLink` (one per peer): in process for the embedded net
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -79,21 +80,41 @@ def collections_in(pvt_rwset: bytes) -> list[tuple[str, str]]:
     ]
 
 
+def push_parts(
+    channel: PeerChannel, tx_id: str, pvt_rwset: bytes
+) -> list[tuple[Collection, str, bytes]]:
+    """Keep an endorsed private set in this peer's transient store; each committed collection
+    it writes with (namespace, the part of the set to push)."""
+    if channel.private is not None:
+        channel.private.put_transient(tx_id, pvt_rwset)
+    parts = []
+    for namespace, name in collections_in(pvt_rwset):
+        collection = channel.collections_of(namespace).get(name)
+        if collection is not None:  # the simulation refused undefined collections
+            parts.append((collection, namespace, filter_for(pvt_rwset, [(namespace, name)])))
+    return parts
+
+
+def check_required(collection: Collection, accepted: list[str]) -> Pushed:
+    """Raises `PreconditionFailed` (the endorsement fails) below `requiredPeerCount`."""
+    if len(accepted) < collection.required_peer_count:
+        raise PreconditionFailed(
+            f"private data of collection {collection.name} reached {len(accepted)} peer(s); "
+            f"requiredPeerCount is {collection.required_peer_count}"
+        )
+    return Pushed(collection.name, tuple(accepted))
+
+
 def disseminate(
     channel: PeerChannel, self_msp: str, link: PrivateLink, tx_id: str, pvt_rwset: bytes
 ) -> list[Pushed]:
-    """Push each collection's part to member peers; raises `PreconditionFailed` when fewer than
-    a collection's `requiredPeerCount` peers accepted it (the endorsement then fails)."""
-    if channel.private is not None:
-        channel.private.put_transient(tx_id, pvt_rwset)
+    """Push each collection's part to member peers, at most `maxPeerCount` of them; raises
+    `PreconditionFailed` when fewer than `requiredPeerCount` accepted it."""
     pushed = []
-    for namespace, name in collections_in(pvt_rwset):
-        collection = channel.collections_of(namespace).get(name)
-        if collection is None:
-            continue  # the simulation refused undefined collections: a definition changed since
-        part = filter_for(pvt_rwset, [(namespace, name)])
+    for collection, _, part in push_parts(channel, tx_id, pvt_rwset):
         accepted: list[str] = []
-        for peer in _candidates(channel.channel_id, collection, self_msp, link):
+        peers_of = functools.partial(link.peers, channel.channel_id)
+        for peer in candidates(collection, self_msp, peers_of):
             if len(accepted) >= collection.max_peer_count:
                 break
             try:
@@ -104,21 +125,17 @@ def disseminate(
                     "private data push failed",
                     extra={"peer": peer, "tx_id": tx_id, "error": type(exc).__name__},
                 )
-        if len(accepted) < collection.required_peer_count:
-            raise PreconditionFailed(
-                f"private data of collection {name} reached {len(accepted)} peer(s); "
-                f"requiredPeerCount is {collection.required_peer_count}"
-            )
-        pushed.append(Pushed(name, tuple(accepted)))
+        pushed.append(check_required(collection, accepted))
     return pushed
 
 
-def _candidates(
-    channel_id: str, collection: Collection, self_msp: str, link: PrivateLink
+def candidates(
+    collection: Collection, self_msp: str, peers_of: Callable[[str], list[str]]
 ) -> list[str]:
-    # other organisations' peers first: a copy outside the endorsing organisation survives it
+    """Member organisations' peers to push to: other organisations' first, as a copy outside
+    the endorsing organisation survives its loss."""
     orgs = sorted(collection.members, key=lambda m: (m == self_msp, m))
-    return [peer for msp in orgs for peer in link.peers(channel_id, msp)]
+    return [peer for msp in orgs for peer in peers_of(msp)]
 
 
 def accept_push(
@@ -151,36 +168,43 @@ def answer_fetch(
     return channel.private.committed_set(tx_id, namespace, collection)
 
 
+def gaps_to_fill(channel: PeerChannel) -> list[tuple[Missing, HashedCollection, Collection]]:
+    """This member peer's gaps with what a fetched set must match."""
+    if channel.private is None:
+        return []
+    found = []
+    for gap in channel.private.missing():
+        collection = channel.collections_of(gap.namespace).get(gap.collection)
+        hashed = _hashed_of(channel, gap)
+        if collection is not None and hashed is not None:
+            found.append((gap, hashed, collection))
+    return found
+
+
 def reconcile(channel: PeerChannel, self_msp: str, link: PrivateLink) -> int:
     """Fetch the private sets this member peer missed from other member peers; how many gaps it
     filled. Gaps left are retried at the next call."""
     store = channel.private
-    if store is None:
-        return 0
     filled = 0
-    for gap in store.missing():
-        collection = channel.collections_of(gap.namespace).get(gap.collection)
-        hashed = _hashed_of(channel, gap)
-        if collection is None or hashed is None:
-            continue
-        for msp in sorted(collection.members):
-            done = False
-            for peer in link.peers(channel.channel_id, msp):
-                try:
-                    data = link.fetch(
-                        peer, channel.channel_id, gap.tx_id, gap.namespace, gap.collection
-                    )
-                except Exception as exc:  # unreachable now: retried later
-                    log.info(
-                        "private data fetch failed",
-                        extra={"peer": peer, "tx_id": gap.tx_id, "error": type(exc).__name__},
-                    )
-                    continue
-                if data is not None and store.reconcile(gap, data, hashed, collection):
-                    filled += 1
-                    done = True
-                    break
-            if done:
+    for gap, hashed, collection in gaps_to_fill(channel):
+        peers_of = functools.partial(link.peers, channel.channel_id)
+        for peer in candidates(collection, self_msp, peers_of):
+            try:
+                data = link.fetch(
+                    peer, channel.channel_id, gap.tx_id, gap.namespace, gap.collection
+                )
+            except Exception as exc:  # unreachable now: retried later
+                log.info(
+                    "private data fetch failed",
+                    extra={"peer": peer, "tx_id": gap.tx_id, "error": type(exc).__name__},
+                )
+                continue
+            if (
+                data is not None
+                and store is not None
+                and store.reconcile(gap, data, hashed, collection)
+            ):
+                filled += 1
                 break
     return filled
 
