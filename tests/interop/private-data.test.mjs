@@ -46,9 +46,12 @@ function gatewayOf(n) {
         commitStatusOptions: deadline,
     });
     opened.push(gateway, client);
-    return gateway.getNetwork(env('PDC_CHANNEL')).getContract(env('PDC_CHAINCODE'));
+    const network = gateway.getNetwork(env('PDC_CHANNEL'));
+    networks.push(network);
+    return network.getContract(env('PDC_CHAINCODE'));
 }
 
+const networks = [];
 let contractOrg1;
 let contractOrg2;
 
@@ -64,6 +67,26 @@ after(() => {
 
 const json = (bytes) => JSON.parse(utf8.decode(bytes));
 
+/**
+ * The one addition to the sample: the gateway reports a commit once its own peer committed, and
+ * the next call reads through the other organisation's peer; wait until that peer has delivered
+ * the block (Fabric's sample relies on peers committing within milliseconds of each other).
+ */
+async function submitSeenBy(contract, name, options, reader) {
+    const commit = await contract.submitAsync(name, options);
+    const status = await commit.getStatus();
+    assert.equal(status.successful, true, `${name} committed as ${status.code}`);
+    const events = await reader.getBlockEvents({ startBlock: status.blockNumber, deadline: Date.now() + UNARY_MS });
+    try {
+        for await (const block of events) {
+            assert.equal(BigInt(block.getHeader().getNumber()), status.blockNumber);
+            return;
+        }
+    } finally {
+        events.close();
+    }
+}
+
 async function readAssetPrivateDetails(contract, assetID, collection) {
     const resultJson = utf8.decode(await contract.evaluateTransaction('ReadAssetPrivateDetails', collection, assetID));
     return resultJson ? JSON.parse(resultJson) : undefined;
@@ -74,9 +97,9 @@ test('the sample application: create, range, refused transfer, agree, transfer, 
     await contractOrg1.submit('CreateAsset', {
         transientData: { asset_properties: JSON.stringify({ objectType: 'ValuableAsset', assetID: assetID1, color: 'green', size: 20, appraisedValue: 100 }) },
     });
-    await contractOrg1.submit('CreateAsset', {
+    await submitSeenBy(contractOrg1, 'CreateAsset', {
         transientData: { asset_properties: JSON.stringify({ objectType: 'ValuableAsset', assetID: assetID2, color: 'blue', size: 35, appraisedValue: 727 }) },
-    });
+    }, networks[1]);
     const range = json(await contractOrg1.evaluateTransaction('GetAssetByRange', assetID1, `asset${String(now + 2)}`));
     assert.deepEqual(range.map((a) => a.assetID), [assetID1, assetID2]);
 
@@ -89,16 +112,16 @@ test('the sample application: create, range, refused transfer, agree, transfer, 
     const asset = json(await contractOrg2.evaluateTransaction('ReadAsset', assetID1));
     assert.equal(asset.assetID, assetID1);
     assert.match(asset.owner, /^x509::CN=User1@org1\.example\.com/);
-    await contractOrg2.submit('AgreeToTransfer', {
+    await submitSeenBy(contractOrg2, 'AgreeToTransfer', {
         transientData: { asset_value: JSON.stringify({ assetID: assetID1, appraisedValue: 100 }) },
-    });
+    }, networks[0]);
 
     // As Org1: read the agreement, transfer.
     const agreement = json(await contractOrg1.evaluateTransaction('ReadTransferAgreement', assetID1));
     assert.match(agreement.buyerID, /^x509::CN=User1@org2\.example\.com/);
-    await contractOrg1.submit('TransferAsset', {
+    await submitSeenBy(contractOrg1, 'TransferAsset', {
         transientData: { asset_owner: JSON.stringify({ assetID: assetID1, buyerMSP: 'Org2MSP' }) },
-    });
+    }, networks[1]);
     const transferred = json(await contractOrg1.evaluateTransaction('ReadAsset', assetID1));
     assert.equal(transferred.owner, agreement.buyerID);
     assert.equal(await readAssetPrivateDetails(contractOrg1, assetID1, org1Collection), undefined);
@@ -123,4 +146,34 @@ test("each organisation reads only its own collection", async () => {
     assert.deepEqual(await readAssetPrivateDetails(contractOrg1, asset, org1Collection), { assetID: asset, appraisedValue: 4242 });
     await assert.rejects(contractOrg2.evaluateTransaction('ReadAssetPrivateDetails', org1Collection, asset));
     writeFileSync(env('PDC_OUT'), JSON.stringify({ assetID1, assetID2, org1Only: asset }));
+});
+
+/** The collection names of the private data delivered with block `number` to `network`'s client. */
+async function deliveredCollections(network, number) {
+    const events = await network.getBlockAndPrivateDataEvents({ startBlock: number, deadline: Date.now() + UNARY_MS });
+    try {
+        for await (const event of events) {
+            const names = [];
+            event.getPrivateDataMapMap().forEach((pvt) => {
+                for (const ns of pvt.getNsPvtRwsetList()) {
+                    for (const coll of ns.getCollectionPvtRwsetList()) names.push(coll.getCollectionName());
+                }
+            });
+            return names.sort();
+        }
+    } finally {
+        events.close();
+    }
+    throw new Error('no block delivered');
+}
+
+test('DeliverWithPrivateData: each organisation gets the private data of its collections only', async () => {
+    const asset = `asset${String(now + 20)}`;
+    const commit = await contractOrg1.submitAsync('CreateAsset', {
+        transientData: { asset_properties: JSON.stringify({ objectType: 'ValuableAsset', assetID: asset, color: 'teal', size: 2, appraisedValue: 5 }) },
+    });
+    const status = await commit.getStatus();
+    assert.equal(status.successful, true);
+    assert.deepEqual(await deliveredCollections(networks[0], status.blockNumber), ['Org1MSPPrivateCollection', 'assetCollection']);
+    assert.deepEqual(await deliveredCollections(networks[1], status.blockNumber), ['assetCollection']);
 });

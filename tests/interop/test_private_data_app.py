@@ -2,7 +2,10 @@
 Node client, against the Python port of its chaincode on two organisations' peer processes.
 
 `private-data.test.mjs` follows the sample's application-gateway-typescript call sequence and
-expectations, one gateway per organisation; then this driver scans the files of Org2's peer: a
+expectations, one gateway per organisation (its one addition: before reading through the other
+organisation's peer, it waits until that peer delivered the block just committed), checks that
+each organisation reads only its own collection and that `DeliverWithPrivateData` gives each
+the private data of its collections only; then this driver scans the files of Org2's peer: a
 value only Org1's collection holds is nowhere in them, its SHA-256 hash is (the ledger's hashed
 write set). Needs `node` and `npm ci` in tests/interop, as test_node_gateway.py.
 """
@@ -74,11 +77,6 @@ def _files_of(directory: Path) -> bytes:
     return b"".join(p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file())
 
 
-@pytest.mark.xfail(
-    reason="private data is not yet pushed between peer processes (docs/private-data.md §7): "
-    "Org2's peer lacks assetCollection's values; remove this mark once that link is wired",
-    strict=True,
-)
 def test_the_private_data_sample_application(network_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "assets.json"
     run_node_test(NODE_TEST, _env(network_dir, out))
