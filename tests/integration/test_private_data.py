@@ -8,6 +8,7 @@ import base64
 import copy
 import hashlib
 import json
+import os
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -43,6 +44,7 @@ COLLECTIONS = [
         "blockToLive": 2,
         "memberOnlyRead": True,
         "memberOnlyWrite": False,
+        "endorsementPolicy": {"signaturePolicy": "OR('HospAMSP.peer')"},
     },
 ]
 
@@ -208,6 +210,11 @@ def _tx_ids(peer: Peer) -> list[str]:
 def test_rebuild_and_verify_pass_with_private_data(network: EmbeddedNetwork) -> None:
     assert put(network, "HospAMSP", "shared", "p8", SECRET) == 0
     assert put(network, "HospAMSP", "hospAOnly", "k", b"gone soon") == 0
+    for i in range(3):  # the hospAOnly value expires: not an integrity failure
+        assert network.client("HospAMSP").submit(CHANNEL, "notes", "Touch", f"e{i}").valid
+    held = peer_of(network, "HospAMSP").channel(CHANNEL).private
+    assert held is not None
+    assert held.get_private("notes", "hospAOnly", "k") is None
     network.close()
     for peer in network.peers:  # members and non-members alike
         ledger_dir = peer.directory / "ledgers" / CHANNEL
@@ -325,3 +332,44 @@ def test_a_peer_stopped_between_state_and_private_data_completes_on_restart(
         value = reopened.get_private("notes", "shared", "p2")
         assert value is not None
         assert value.value == SECRET
+
+
+def test_a_non_member_peer_alone_cannot_endorse_a_write_to_a_collection(
+    network: EmbeddedNetwork,
+) -> None:
+    """HospB's peer is not a member of hospAOnly, whose policy wants HospA's peer: its
+    endorsement alone (enough for the contract's policy) is refused at commit."""
+    from medalliance.ledger.tx import new_signed_proposal, new_transaction_payload, sign_envelope
+
+    client = network.signer("HospBMSP")
+    signed, tx_id = new_signed_proposal(
+        client, channel_id=CHANNEL, chaincode="notes", args=[b"Put", b"hospAOnly", b"k"],
+        nonce=os.urandom(24), timestamp_ms=int(network.now().timestamp() * 1000),
+        transient={"value": b"written by an outsider"},
+    )  # fmt: skip
+    endorsed = peer_of(network, "HospBMSP").endorse(signed, now=network.now())
+    assert endorsed.ok, endorsed.result.message
+    payload = new_transaction_payload(endorsed.proposal, [endorsed.response])
+    network.broadcast(CHANNEL, sign_envelope(payload, client))
+    network.cut_blocks(CHANNEL)
+    assert network.client("HospBMSP").status(CHANNEL, tx_id).code == 10
+    held = peer_of(network, "HospAMSP").channel(CHANNEL).private
+    assert held is not None
+    assert held.get_private("notes", "hospAOnly", "k") is None
+    network.close()  # the non-member endorser passed the value on without keeping it
+    assert files_contain(peer_of(network, "HospBMSP"), b"written by an outsider") == []
+
+
+def test_chaincode_approve_refuses_a_bad_collections_config(
+    network: EmbeddedNetwork, tmp_path: Path
+) -> None:
+    from tests.networks import cli
+
+    bad = tmp_path / "collections_config.json"
+    bad.write_text(json.dumps([{**COLLECTIONS[0], "requiredPeerCount": 3}]))
+    refused = cli("chaincode", "approve", "--org", "HospA", "-C", CHANNEL, "-n", "ext",
+                  "-v", "1", "--sequence", "1", "--package-id", "ext_1:" + "ab" * 32,
+                  "--policy", "OR('HospAMSP.peer')", "--collections-config", str(bad),
+                  "--dir", str(network.layout.directory), check=False)  # fmt: skip
+    assert refused.returncode == 2, refused.stderr
+    assert "maxPeerCount (2) cannot be less than requiredPeerCount (3)" in refused.stderr

@@ -155,7 +155,7 @@ class CollectionLink:
         """`private_dissemination.disseminate` over gRPC."""
         channel = self._peer.channel(channel_id)
         pushed = []
-        for collection, _, part in push_parts(channel, tx_id, pvt_rwset):
+        for collection, _, part in push_parts(channel, self._peer.msp_id, tx_id, pvt_rwset):
             request = self._signed(
                 "pushCollection", channel_id, tx_id, rwsetSha256=hashlib.sha256(part).hexdigest()
             )

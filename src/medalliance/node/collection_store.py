@@ -7,7 +7,8 @@
 - `committed`: each committed collection set as endorsed (the bytes `pvt_rwset_hash` covers),
   which other member peers fetch to reconcile; purges and expiry delete from it too;
 - `transient`: private read-write sets received before their transaction commits (from this
-  peer's own endorsements or pushed by an endorsing peer), keyed by tx id, dropped at commit;
+  peer's own endorsements or pushed by an endorsing peer), keyed by tx id, dropped at commit
+  or, for a transaction that never commits, `TRANSIENT_RETENTION` blocks after it arrived;
 - `missing`: (block, tx, namespace, collection) whose private set this member peer has not got
   yet: reconciliation fetches them from other member peers;
 - `expiry`: when a value's `blockToLive` runs out;
@@ -17,8 +18,8 @@
 
 A private set is kept only if it is the one the transaction committed: SHA-256 of each
 collection's set equals the endorsed `pvt_rwset_hash`, and its writes hash to the hashed writes.
-A peer of a non-member organisation keeps nothing here but its own tx ids' transient sets, which
-it never receives: dissemination and fetches answer members only.
+A peer of a non-member organisation keeps nothing here: an endorsing non-member passes the
+values on without keeping them, and pushes and fetches answer members only.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ CREATE TABLE IF NOT EXISTS committed (
     tx_id TEXT NOT NULL, rwset BLOB NOT NULL, PRIMARY KEY (block, tx, ns, coll));
 CREATE INDEX IF NOT EXISTS committed_tx ON committed (tx_id);
 CREATE TABLE IF NOT EXISTS transient (
-    tx_id TEXT NOT NULL, digest BLOB NOT NULL, rwset BLOB NOT NULL, PRIMARY KEY (tx_id, digest));
+    tx_id TEXT NOT NULL, digest BLOB NOT NULL, rwset BLOB NOT NULL, height INTEGER NOT NULL,
+    PRIMARY KEY (tx_id, digest));
 CREATE TABLE IF NOT EXISTS missing (
     block INTEGER NOT NULL, tx INTEGER NOT NULL, ns TEXT NOT NULL, coll TEXT NOT NULL,
     tx_id TEXT NOT NULL, PRIMARY KEY (block, tx, ns, coll));
@@ -61,6 +63,7 @@ CREATE TABLE IF NOT EXISTS expiry (
 CREATE TABLE IF NOT EXISTS savepoint (id INTEGER PRIMARY KEY CHECK (id = 0), block INTEGER);
 """
 
+TRANSIENT_RETENTION = 1000  # blocks an uncommitted set is held (Fabric's default retention)
 MAX_TRANSIENT_PER_TX = 4  # different private sets held for one tx id: more is a flood
 # (namespace) -> its committed collections
 CollectionsOf = Callable[[str], Mapping[str, Collection]]
@@ -134,7 +137,10 @@ class CollectionStore:
             return True
         if len(rows) >= MAX_TRANSIENT_PER_TX:
             return False
-        self._db.execute("INSERT INTO transient VALUES (?, ?, ?)", (tx_id, digest, pvt_rwset))
+        self._db.execute(
+            "INSERT INTO transient VALUES (?, ?, ?, ?)",
+            (tx_id, digest, pvt_rwset, self.savepoint + 1),
+        )
         return True
 
     def transient(self, tx_id: str) -> list[bytes]:
@@ -167,6 +173,10 @@ class CollectionStore:
         self._db.execute("BEGIN IMMEDIATE")
         try:
             self._expire(number)
+            # sets of transactions that never committed (evaluations, refused or lost ones)
+            self._db.execute(
+                "DELETE FROM transient WHERE height < ?", (number - TRANSIENT_RETENTION,)
+            )
             for tx_num, tx_id, hashed in valid_hashed_sets(block):
                 for h in hashed:
                     gap = self._apply_collection(number, tx_num, tx_id, h, collections_of)

@@ -36,6 +36,7 @@ from medalliance.node.private_dissemination import (
     accept_push,
     answer_fetch,
     disseminate,
+    keep_own,
     reconcile,
 )
 
@@ -127,9 +128,8 @@ class Peer:
         endorsed = self._endorser.endorse(proposal, channel.view, now=now)
         private = endorsed.result.private_rwset
         if endorsed.ok and private:
-            if self.private_link is None:
-                if channel.private is not None:
-                    channel.private.put_transient(proposal.tx_id, private)
+            if self.private_link is None:  # pushed by the process's gRPC link, if any
+                keep_own(channel, self.msp_id, proposal.tx_id, private)
             else:
                 disseminate(channel, self.msp_id, self.private_link, proposal.tx_id, private)
         return endorsed

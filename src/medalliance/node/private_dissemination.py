@@ -80,13 +80,27 @@ def collections_in(pvt_rwset: bytes) -> list[tuple[str, str]]:
     ]
 
 
+def keep_own(channel: PeerChannel, self_msp: str, tx_id: str, pvt_rwset: bytes) -> None:
+    """Keep the parts of an endorsed private set for collections this peer's organisation is a
+    member of: a non-member endorser passes the values on but holds none of them."""
+    if channel.private is None:
+        return
+    own = [
+        (namespace, name)
+        for namespace, name in collections_in(pvt_rwset)
+        if (c := channel.collections_of(namespace).get(name)) is not None and c.is_member(self_msp)
+    ]
+    part = filter_for(pvt_rwset, own) if own else b""
+    if part:
+        channel.private.put_transient(tx_id, part)
+
+
 def push_parts(
-    channel: PeerChannel, tx_id: str, pvt_rwset: bytes
+    channel: PeerChannel, self_msp: str, tx_id: str, pvt_rwset: bytes
 ) -> list[tuple[Collection, str, bytes]]:
-    """Keep an endorsed private set in this peer's transient store; each committed collection
-    it writes with (namespace, the part of the set to push)."""
-    if channel.private is not None:
-        channel.private.put_transient(tx_id, pvt_rwset)
+    """Keep an endorsed private set in this peer's transient store (`keep_own`); each committed
+    collection it writes with (namespace, the part of the set to push)."""
+    keep_own(channel, self_msp, tx_id, pvt_rwset)
     parts = []
     for namespace, name in collections_in(pvt_rwset):
         collection = channel.collections_of(namespace).get(name)
@@ -111,7 +125,7 @@ def disseminate(
     """Push each collection's part to member peers, at most `maxPeerCount` of them; raises
     `PreconditionFailed` when fewer than `requiredPeerCount` accepted it."""
     pushed = []
-    for collection, _, part in push_parts(channel, tx_id, pvt_rwset):
+    for collection, _, part in push_parts(channel, self_msp, tx_id, pvt_rwset):
         accepted: list[str] = []
         peers_of = functools.partial(link.peers, channel.channel_id)
         for peer in candidates(collection, self_msp, peers_of):
