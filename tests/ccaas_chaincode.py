@@ -17,12 +17,21 @@ from concurrent import futures
 from typing import Any
 
 import grpc
+from cryptography import x509
+from fabric_protos.common import common_pb2
 from fabric_protos.ledger.queryresult import kv_query_result_pb2
-from fabric_protos.peer import chaincode_pb2, chaincode_shim_pb2, proposal_response_pb2
+from fabric_protos.msp import identities_pb2
+from fabric_protos.peer import (
+    chaincode_pb2,
+    chaincode_shim_pb2,
+    proposal_pb2,
+    proposal_response_pb2,
+)
 
 from medalliance.contracts.api import ClientIdentity, Context, Contract
 from medalliance.contracts.shim_handler import Invocation, Msg, Outcome, register_message
 from medalliance.errors import ContractError
+from medalliance.identity.client_id import client_id
 
 T = chaincode_shim_pb2.ChaincodeMessage.Type
 Call = Callable[[Msg], Msg]  # send a request to the peer, get its answer
@@ -61,7 +70,9 @@ class RemoteStub:
         self._ask(T.DEL_STATE, chaincode_shim_pb2.DelState(key=key))
 
     def get_state_by_range(self, start_key: str, end_key: str) -> Iterator[tuple[str, bytes]]:
-        request = chaincode_shim_pb2.GetStateByRange(startKey=start_key, endKey=end_key)
+        return self._pages(chaincode_shim_pb2.GetStateByRange(startKey=start_key, endKey=end_key))
+
+    def _pages(self, request: chaincode_shim_pb2.GetStateByRange) -> Iterator[tuple[str, bytes]]:
         response = chaincode_shim_pb2.QueryResponse.FromString(
             self._ask(T.GET_STATE_BY_RANGE, request)
         )
@@ -74,6 +85,42 @@ class RemoteStub:
             response = chaincode_shim_pb2.QueryResponse.FromString(
                 self._ask(T.QUERY_STATE_NEXT, chaincode_shim_pb2.QueryStateNext(id=response.id))
             )
+
+    # --- private data: the same messages with a collection, as fabric-shim sends them ----------
+
+    def get_private_data(self, collection: str, key: str) -> bytes | None:
+        request = chaincode_shim_pb2.GetState(key=key, collection=collection)
+        return self._ask(T.GET_STATE, request) or None
+
+    def get_private_data_hash(self, collection: str, key: str) -> bytes | None:
+        request = chaincode_shim_pb2.GetState(key=key, collection=collection)
+        return self._ask(T.GET_PRIVATE_DATA_HASH, request) or None
+
+    def put_private_data(self, collection: str, key: str, value: bytes) -> None:
+        request = chaincode_shim_pb2.PutState(key=key, value=value, collection=collection)
+        self._ask(T.PUT_STATE, request)
+
+    def del_private_data(self, collection: str, key: str) -> None:
+        self._ask(T.DEL_STATE, chaincode_shim_pb2.DelState(key=key, collection=collection))
+
+    def purge_private_data(self, collection: str, key: str) -> None:
+        request = chaincode_shim_pb2.DelState(key=key, collection=collection)
+        self._ask(T.PURGE_PRIVATE_DATA, request)
+
+    def get_private_data_by_range(
+        self, collection: str, start_key: str, end_key: str
+    ) -> Iterator[tuple[str, bytes]]:
+        return self._pages(
+            chaincode_shim_pb2.GetStateByRange(
+                startKey=start_key, endKey=end_key, collection=collection
+            )
+        )
+
+    def get_transient(self) -> dict[str, bytes]:
+        """The transient map, read from the SignedProposal as fabric-shim reads it."""
+        proposal = proposal_pb2.Proposal.FromString(self._first.proposal.proposal_bytes)
+        payload = proposal_pb2.ChaincodeProposalPayload.FromString(proposal.payload)
+        return dict(payload.TransientMap)
 
     def set_event(self, name: str, payload: bytes) -> None:
         self.event = (name, payload)
@@ -89,8 +136,9 @@ class RemoteStub:
         return bytes(proposal_response_pb2.Response.FromString(completed.payload).payload)
 
 
-def contract_behaviour(contract: Contract) -> Behaviour:
-    """A chaincode that runs `contract`'s functions, as fabric-contract-api runs a contract."""
+def contract_behaviour(contract: Contract, *, peer_msp_id: str = "") -> Behaviour:
+    """A chaincode that runs `contract`'s functions, as fabric-contract-api runs a contract;
+    `peer_msp_id` is its CORE_PEER_LOCALMSPID (fabric-shim's GetMSPID)."""
 
     def run(first: Msg, call: Call) -> list[Msg]:
         chaincode_input = chaincode_pb2.ChaincodeInput.FromString(first.payload)
@@ -98,12 +146,13 @@ def contract_behaviour(contract: Contract) -> Behaviour:
         stub = RemoteStub(first, call)
         ctx = Context(
             stub=stub,  # type: ignore[arg-type]
-            client=ClientIdentity("", None, None, False, ""),
+            client=_client(first),
             channel_id=first.channel_id,
             tx_id=first.txid,
             tx_timestamp_ms=0,
             channel_orgs=(),
             transient={},
+            peer_msp_id=peer_msp_id,
         )
         try:
             payload = contract.invoke(ctx, function.decode(), args)
@@ -121,6 +170,19 @@ def contract_behaviour(contract: Contract) -> Behaviour:
         return [done]
 
     return run
+
+
+def _client(first: Msg) -> ClientIdentity:
+    """The caller as fabric-contract-api's ClientIdentity reads it from the SignedProposal."""
+    if not first.proposal.proposal_bytes:
+        return ClientIdentity("", None, None, False, "")
+    proposal = proposal_pb2.Proposal.FromString(first.proposal.proposal_bytes)
+    header = common_pb2.SignatureHeader.FromString(
+        common_pb2.Header.FromString(proposal.header).signature_header
+    )
+    creator = identities_pb2.SerializedIdentity.FromString(header.creator)
+    certificate = x509.load_pem_x509_certificate(creator.id_bytes)
+    return ClientIdentity(creator.mspid, None, None, False, "", client_id(certificate))
 
 
 class InProcess:

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+from collections.abc import AsyncIterator
 
 import pytest
 from fabric_protos.common import common_pb2
+from fabric_protos.ledger.rwset import rwset_pb2
 from fabric_protos.orderer import ab_pb2
-from fabric_protos.peer import transaction_pb2
+from fabric_protos.peer import events_pb2, transaction_pb2
 from tests.conftest import make_org
 
 from medalliance.errors import UnknownChannel
 from medalliance.ledger.block_events import chaincode_events, filtered_block
 from medalliance.ledger.seek import new_seek_envelope
 from medalliance.network.block_feed import BlockFeed
-from medalliance.network.deliver import Seek, SeekError, check_seek
+from medalliance.network.deliver import Seek, SeekError, check_seek, deliver
 from medalliance.node.embedded import EmbeddedNetwork
 from medalliance.node.served import ServedChannel
 
@@ -154,3 +157,41 @@ def test_bad_seeks_are_answered_with_fabric_statuses(
     with pytest.raises(SeekError) as refused:
         check(network, sources, envelope)
     assert refused.value.status == status
+
+
+def test_deliver_with_private_data_asks_for_the_requesters_organisation(
+    network: EmbeddedNetwork, sources: object
+) -> None:
+    """Each block comes with what the peer's private data source gives the requester's MSP."""
+    height = network.peers_of("alliance")[0].channel("alliance").height
+    secret = rwset_pb2.TxPvtReadWriteSet()
+    secret.ns_pvt_rwset.add(namespace="private").collection_pvt_rwset.add(collection_name="c")
+    asked: list[tuple[str, int, str]] = []
+
+    def private_data(channel: str, number: int, msp: str) -> dict[int, rwset_pb2.TxPvtReadWriteSet]:
+        asked.append((channel, number, msp))
+        return {0: secret} if msp == "HospAMSP" else {}
+
+    async def stream(who: str) -> list[events_pb2.DeliverResponse]:
+        async def requests() -> AsyncIterator[common_pb2.Envelope]:
+            last = specified(height - 1)
+            yield seek(network, last, last, signer=network.signer(who))
+
+        return [
+            response
+            async for response in deliver(
+                requests(),
+                source_for=sources,  # type: ignore[arg-type]
+                readers_policy="/Channel/Application/Readers",
+                content="private",
+                now=network.now,
+                private_data=private_data,
+            )
+        ]
+
+    member, other = asyncio.run(stream("HospAMSP")), asyncio.run(stream("HospBMSP"))
+    assert asked == [("alliance", height - 1, "HospAMSP"), ("alliance", height - 1, "HospBMSP")]
+    assert dict(member[0].block_and_private_data.private_data_map) == {0: secret}
+    assert not other[0].block_and_private_data.private_data_map
+    assert other[0].block_and_private_data.block.header.number == height - 1
+    assert [r.status for r in (member[-1], other[-1])] == [Status.SUCCESS] * 2

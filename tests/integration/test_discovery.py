@@ -107,6 +107,14 @@ def cc_query(channel: str, *chaincodes: str) -> discovery_pb2.Query:
     )
 
 
+def collection_query(channel: str, chaincode: str, collection: str) -> discovery_pb2.Query:
+    call = proposal_response_pb2.ChaincodeCall(name=chaincode, collection_names=[collection])
+    interest = proposal_response_pb2.ChaincodeInterest(chaincodes=[call])
+    return discovery_pb2.Query(
+        channel=channel, cc_query=discovery_pb2.ChaincodeQuery(interests=[interest])
+    )
+
+
 def local_query() -> discovery_pb2.Query:
     return discovery_pb2.Query(local_peers=discovery_pb2.LocalPeerQuery())
 
@@ -223,6 +231,9 @@ def _unsigned(data: bytes, network: EmbeddedNetwork) -> bytes:
         pytest.param("HospAMSP", cc_query("alliance", "no-such-cc"), None,
                      "chaincode no-such-cc is not defined on channel alliance",
                      id="an unknown chaincode is named"),
+        pytest.param("HospAMSP", collection_query("alliance", "basic", "secrets"), None,
+                     "collection secrets doesn't exist in collection config for chaincode basic",
+                     id="a collection the contract does not define is named"),
         pytest.param("HospAMSP", cc_query("alliance"), None, "at least one chaincode",
                      id="an empty chaincode interest is refused"),
         pytest.param("HospAMSP", discovery_pb2.Query(channel="alliance", cc_query=discovery_pb2.ChaincodeQuery(

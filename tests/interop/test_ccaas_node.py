@@ -68,13 +68,16 @@ class ChaincodeProcess:
     package_id: str
     log: Path
     process: subprocess.Popen[bytes] | None = None
+    module: Path = CHAINCODE
+    msp_id: str = ""  # CORE_PEER_LOCALMSPID: what the chaincode's GetMSPID answers
 
     def start(self) -> None:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [str(SERVER), "server", "--chaincode-address", f"127.0.0.1:{self.port}",
-                 "--chaincode-id", self.package_id, "--module-path", str(CHAINCODE)],
+                 "--chaincode-id", self.package_id, "--module-path", str(self.module)],
                 cwd=HERE, stdout=log, stderr=subprocess.STDOUT,
+                env=dict(os.environ) | ({"CORE_PEER_LOCALMSPID": self.msp_id} if self.msp_id else {}),
             )  # fmt: skip
         wait_until(self.listening, f"{self.org}'s chaincode server listens on {self.port}")
 

@@ -63,6 +63,8 @@ class ClientIdentity:
     node_ou: str | None
     is_admin: bool
     id_hash: str
+    # Fabric's `GetID` once base64-decoded: "x509::<subject DN>::<issuer DN>" (identity.client_id)
+    id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +93,9 @@ class Context:
     called_by: str | None = None
     # the client's serialized SignedProposal: an external chaincode's shim reads it
     signed_proposal: bytes = field(default=b"", repr=False)
+    # the endorsing peer's organisation (Fabric's `shim.GetMSPID`): private-data contracts
+    # refuse a client of another organisation, whose data this peer must not disclose
+    peer_msp_id: str = ""
 
 
 class Contract:

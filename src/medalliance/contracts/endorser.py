@@ -18,6 +18,7 @@ from fabric_protos.msp import identities_pb2
 from fabric_protos.peer import proposal_pb2, proposal_response_pb2
 
 from medalliance.contracts.api import Contract, Organization
+from medalliance.contracts.collection_interest import add_collection_calls
 from medalliance.contracts.key_policy import chaincode_interest
 from medalliance.contracts.lifecycle import (
     LIFECYCLE_NAMESPACE,
@@ -139,6 +140,7 @@ class Endorser:
             signed_proposal=proposal_pb2.SignedProposal(
                 proposal_bytes=proposal.proposal_bytes, signature=proposal.signature
             ).SerializeToString(),
+            peer_msp_id=self._msp_id,
             private=channel.private,
             collections=lambda namespace: committed_collections(channel.state, namespace),
         )
@@ -170,6 +172,7 @@ class Endorser:
             response.interest.CopyFrom(
                 chaincode_interest(result.rwset, proposal.chaincode_name, channel.state)
             )
+            add_collection_calls(response.interest, result.rwset)
         return Endorsed(proposal, result, response)
 
     def _callee(self, name: str, channel: ChannelView) -> Contract | None:

@@ -16,7 +16,11 @@ stream of `ChaincodeMessage`s. This module owns what those messages mean; the gR
   with the same tx id and channel. COMPLETED (a `peer.Response` and an optional event) or ERROR
   ends the invocation; anything after that is refused and changes nothing.
 
-Private data (a non-empty collection) is refused here: collections are not served by this shim.
+Private data: GET_STATE, PUT_STATE, DEL_STATE and GET_STATE_BY_RANGE naming a collection, plus
+GET_PRIVATE_DATA_HASH and PURGE_PRIVATE_DATA, go to the stub's private data calls (the same
+collection rules, hashed sets and private write set as a Python contract's). The transient map
+reaches the chaincode inside the SignedProposal, as in Fabric. Rich queries and key-level
+policies of private data are refused with a message that says so.
 """
 
 from __future__ import annotations
@@ -141,29 +145,49 @@ class Invocation:
 
     def _get_state(self, payload: bytes) -> bytes:
         request = _parse(chaincode_shim_pb2.GetState(), payload, "GET_STATE")
-        _no_collection(request.collection)
+        if request.collection:
+            return self._stub.get_private_data(request.collection, request.key) or b""
         return self._stub.get_state(request.key) or b""
+
+    def _get_private_data_hash(self, payload: bytes) -> bytes:
+        request = _parse(chaincode_shim_pb2.GetState(), payload, "GET_PRIVATE_DATA_HASH")
+        return self._stub.get_private_data_hash(request.collection, request.key) or b""
 
     def _put_state(self, payload: bytes) -> bytes:
         request = _parse(chaincode_shim_pb2.PutState(), payload, "PUT_STATE")
-        _no_collection(request.collection)
-        self._stub.put_state(request.key, request.value)
+        if request.collection:
+            self._stub.put_private_data(request.collection, request.key, request.value)
+        else:
+            self._stub.put_state(request.key, request.value)
         return b""
 
     def _del_state(self, payload: bytes) -> bytes:
         request = _parse(chaincode_shim_pb2.DelState(), payload, "DEL_STATE")
-        _no_collection(request.collection)
-        self._stub.del_state(request.key)
+        if request.collection:
+            self._stub.del_private_data(request.collection, request.key)
+        else:
+            self._stub.del_state(request.key)
+        return b""
+
+    def _purge_private_data(self, payload: bytes) -> bytes:
+        request = _parse(chaincode_shim_pb2.DelState(), payload, "PURGE_PRIVATE_DATA")
+        self._stub.purge_private_data(request.collection, request.key)
         return b""
 
     def _get_state_by_range(self, payload: bytes) -> bytes:
         request = _parse(chaincode_shim_pb2.GetStateByRange(), payload, "GET_STATE_BY_RANGE")
-        _no_collection(request.collection)
-        start, end = request.startKey, request.endKey
+        start, end, collection = request.startKey, request.endKey, request.collection
         if start.startswith(SEPARATOR) and end == start + MAX_RUNE:
             # the shim's partial composite key query: the object type and attributes of `start`
             object_type, *attributes = start[1:-1].split(SEPARATOR)
-            results = self._stub.get_state_by_partial_composite_key(object_type, attributes)
+            if collection:
+                results = self._stub.get_private_data_by_partial_composite_key(
+                    collection, object_type, attributes
+                )
+            else:
+                results = self._stub.get_state_by_partial_composite_key(object_type, attributes)
+        elif collection:
+            results = self._stub.get_private_data_by_range(collection, start, end)
         else:
             results = self._stub.get_state_by_range(start, end)
         namespace = self._stub.namespace
@@ -290,6 +314,8 @@ class Invocation:
 
 _CALLBACKS: dict[int, Callable[[Invocation, bytes], bytes]] = {
     T.GET_STATE: Invocation._get_state,
+    T.GET_PRIVATE_DATA_HASH: Invocation._get_private_data_hash,
+    T.PURGE_PRIVATE_DATA: Invocation._purge_private_data,
     T.PUT_STATE: Invocation._put_state,
     T.DEL_STATE: Invocation._del_state,
     T.GET_STATE_BY_RANGE: Invocation._get_state_by_range,
@@ -325,7 +351,10 @@ def _signed_proposal(data: bytes) -> proposal_pb2.SignedProposal:
 
 def _no_collection(collection: str) -> None:
     if collection:
-        raise ContractError("private data collections are not supported for this chaincode", 400)
+        raise ContractError(
+            "rich queries and key-level endorsement policies of private data are not supported",
+            400,
+        )
 
 
 def _parse(message: M, payload: bytes, what: str) -> M:

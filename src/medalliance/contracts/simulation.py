@@ -32,6 +32,7 @@ from medalliance.contracts.private_stub import (
 )
 from medalliance.contracts.stub import Stub
 from medalliance.errors import ContractError
+from medalliance.identity.client_id import client_id
 from medalliance.identity.msp import Identity
 from medalliance.ledger.state import StateReader
 
@@ -60,6 +61,8 @@ class TxContext:
     contracts: Callable[[str], Contract | None] = field(default=no_contracts, repr=False)
     # the client's serialized SignedProposal, for external chaincodes (chaincode as a service)
     signed_proposal: bytes = field(default=b"", repr=False)
+    # the simulating peer's organisation, for `Context.peer_msp_id`
+    peer_msp_id: str = ""
     # this peer's private data, and the committed collections of a namespace
     private: PrivateReader = field(default=NO_PRIVATE_DATA, repr=False)
     collections: Collections = field(default=no_collections, repr=False)
@@ -165,6 +168,7 @@ class _Run:
                 creator.node_ou,
                 creator.is_admin,
                 creator.id_hash.hex(),
+                client_id(creator.certificate),
             ),
             channel_id=tx.channel_id,
             tx_id=tx.tx_id,
@@ -174,6 +178,7 @@ class _Run:
             organizations=tx.organizations,
             called_by=called_by,
             signed_proposal=tx.signed_proposal,
+            peer_msp_id=tx.peer_msp_id,
         )
         try:
             return stub, contract.invoke(ctx, function, args[1:])

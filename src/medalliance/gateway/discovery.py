@@ -35,9 +35,19 @@ from fabric_protos.msp import identities_pb2, msp_config_pb2
 from fabric_protos.peer import proposal_response_pb2
 from google.protobuf.message import DecodeError
 
-from medalliance.contracts.lifecycle import committed_definitions
-from medalliance.errors import InvalidDiscoveryRequest, MalformedMessage, MedallianceError
-from medalliance.gateway.plan import every_plan, interest_requirements, namespace_requirement
+from medalliance.contracts.lifecycle import committed_collections, committed_definitions
+from medalliance.errors import (
+    InvalidDiscoveryRequest,
+    MalformedMessage,
+    MedallianceError,
+    PreconditionFailed,
+)
+from medalliance.gateway.plan import (
+    collection_requirements,
+    every_plan,
+    interest_requirements,
+    namespace_requirement,
+)
 from medalliance.identity.msp import MspManager
 from medalliance.identity.policy import SignedData
 from medalliance.ledger.channel_config import ChannelConfig
@@ -321,17 +331,18 @@ def _descriptor(
                 f"{what}: chaincode {call.name} is not defined on channel "
                 f"{channel.config.channel_id}"
             )
-        if call.collection_names:
-            raise _QueryError(
-                f"{what}: collections are not supported; medalliance keeps private data "
-                "outside Fabric's collections (docs/privacy.md)"
-            )
     members = channel.config.application_msp_ids
     peers = [p for p in knowledge.peers if p.msp_id in members]
     candidates = list(dict.fromkeys(p.msp_id for p in peers))
     needs = interest_requirements(
         interest, lambda name: namespace_requirement(channel.state, name, members)
     )
+    try:  # collections: their own policies, and member peers only where private data is read
+        needs += collection_requirements(
+            interest, lambda name: committed_collections(channel.state, name), members
+        )
+    except PreconditionFailed as exc:
+        raise _QueryError(f"{what}: {exc}") from None
     plans = every_plan(needs, candidates, limit=LAYOUT_LIMIT, budget=LAYOUT_BUDGET)
     if not plans:
         raise _QueryError(

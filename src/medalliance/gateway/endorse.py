@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 from fabric_protos.peer import proposal_pb2, proposal_response_pb2
@@ -27,12 +27,15 @@ from fabric_protos.peer.proposal_response_pb2 import ProposalResponse
 from medalliance.errors import MedallianceError
 from medalliance.gateway.errors import Detail, RpcFailure
 from medalliance.gateway.plan import (
+    CollectionsOf,
     Requirement,
+    collection_requirements,
     extend_plan,
     interest_requirements,
     majority,
     named_orgs,
     plan_endorsers,
+    protected_collections,
 )
 from medalliance.gateway.ports import Endorser, EndorserRefused
 from medalliance.ledger.tx import ProposalView
@@ -48,6 +51,16 @@ COLLECT_FAILED = (
 MISMATCH = "ProposalResponsePayloads do not match"
 CHAINCODE_RESPONSE = "chaincode response"
 UNREACHABLE = "peer unavailable"
+# Fabric's wordings when transient data would reach an organisation it must not.
+NO_LOCAL_ENDORSER = (
+    "no endorsers found in the gateway's organization; retry specifying endorsing "
+    "organization(s) to protect transient data"
+)
+PROTECTED = (
+    "requires endorsement from organisation(s) that are not in the distribution policy of the "
+    "private data collection(s): [{}]; retry specifying trusted endorsing organizations to "
+    "protect transient data"
+)
 # Waits before asking a lagging endorser again while it catches up: about 9 s in all, more than a
 # peer needs to leave a silent block source (orderer_link.WATCH_S) and fetch from another.
 LAG_RETRY_DELAYS_S = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 2.4, 3.2)
@@ -64,6 +77,14 @@ class Plan:
     members: tuple[str, ...]
     contract: Requirement
     namespace: Callable[[str], Requirement]
+    # per contract name, its committed private data collections
+    collections: CollectionsOf = field(default=lambda name: {})
+    # the proposal carries transient data: endorse first on this peer's organisation, and let
+    # only members of the collections written endorse (Fabric's gateway protects it so)
+    transient: bool = False
+    # this peer's organisation endorses contracts (a secondary hospital's does not: its
+    # gateway's proposals, transient data or not, go to the organisations that endorse)
+    local_endorses: bool = True
 
 
 class Collection:
@@ -97,8 +118,7 @@ class Collection:
         candidates = list(plan.candidates)
         failed: list[Detail] = []
         while True:
-            orgs = _initial_plan(plan, candidates, failed, ENDORSE_FAILED)
-            first_org = self._local.msp_id if self._local.msp_id in orgs else orgs[0]
+            first_org = self._first_org(plan, candidates, failed)
             try:
                 first = await self._first(first_org)
                 break
@@ -117,6 +137,18 @@ class Collection:
                 log.warning("endorser unreachable, planning without it", extra={"msp": exc.orgs})
                 candidates = [c for c in candidates if c not in exc.orgs]
                 failed += exc.details
+
+    def _first_org(self, plan: Plan, candidates: Sequence[str], failed: list[Detail]) -> str:
+        """This peer's organisation when the initial plan includes it, or always when the
+        proposal carries transient data (which must not leave it before the contract says
+        which collections it goes to); otherwise the plan's first."""
+        local = self._local.msp_id
+        if plan.transient and plan.local_endorses:
+            if local not in candidates:
+                raise RpcFailure(Code.FAILED_PRECONDITION, NO_LOCAL_ENDORSER)
+            return local
+        orgs = _initial_plan(plan, candidates, failed, ENDORSE_FAILED)
+        return local if local in orgs else orgs[0]
 
     async def _first(self, org: str) -> ProposalResponse:
         if org != self._local.msp_id:
@@ -139,13 +171,19 @@ class Collection:
     ) -> tuple[str, ...]:
         """The organisations still to ask so that the contract's policy and every policy of
         the first response's interest are satisfied together with `first_org`."""
-        needs = [plan.contract, *interest_requirements(interest, plan.namespace)]
         named = [o for o in named_orgs(interest) if self._peers.get(o) and o in candidates]
+        ordered = [*named, *candidates]
         try:
-            return extend_plan(needs, [*named, *candidates], [first_org])[1:]
+            needs = _needs(plan, interest, protect=plan.transient)
+            return extend_plan(needs, ordered, [first_org])[1:]
         except MedallianceError as exc:
             if failed:  # the policies need an organisation whose peers are down
                 raise RpcFailure(Code.ABORTED, COLLECT_FAILED, failed) from None
+            protected = protected_collections(interest) if plan.transient else []
+            if protected and _plannable(plan, interest, ordered, first_org):
+                raise RpcFailure(
+                    Code.FAILED_PRECONDITION, PROTECTED.format(" ".join(protected))
+                ) from None
             raise RpcFailure(Code.FAILED_PRECONDITION, str(exc)) from None
 
     async def _endorse_all(
@@ -228,6 +266,32 @@ class _Answer:
     address: str
     msp_id: str
     response: ProposalResponse
+
+
+def _needs(
+    plan: Plan, interest: proposal_response_pb2.ChaincodeInterest, *, protect: bool
+) -> list[Requirement]:
+    """Every requirement an endorsement with this interest must meet (raises
+    `PreconditionFailed` for a collection the contract does not define)."""
+    return [
+        plan.contract,
+        *interest_requirements(interest, plan.namespace),
+        *collection_requirements(interest, plan.collections, plan.members, protect=protect),
+    ]
+
+
+def _plannable(
+    plan: Plan,
+    interest: proposal_response_pb2.ChaincodeInterest,
+    candidates: Sequence[str],
+    first_org: str,
+) -> bool:
+    """Whether endorsers could be found were transient data not protected."""
+    try:
+        extend_plan(_needs(plan, interest, protect=False), candidates, [first_org])
+    except MedallianceError:
+        return False
+    return True
 
 
 def _initial_plan(

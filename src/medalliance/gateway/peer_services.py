@@ -25,17 +25,27 @@ from medalliance.errors import MedallianceError
 from medalliance.gateway.errors import RpcFailure, abort
 from medalliance.gateway.ports import Endorser, EndorserRefused
 from medalliance.ledger.tx import parse_signed_proposal
-from medalliance.network.deliver import Content, DeliverSource, deliver
+from medalliance.network.deliver import (
+    Content,
+    DeliverSource,
+    PrivateData,
+    deliver,
+    no_private_data,
+)
 
 PEER_READERS = "/Channel/Application/Readers"
 
 
 class DeliverService(events_pb2_grpc.DeliverServicer):  # type: ignore[misc]
     def __init__(
-        self, source_for: Callable[[str], DeliverSource], now: Callable[[], dt.datetime]
+        self,
+        source_for: Callable[[str], DeliverSource],
+        now: Callable[[], dt.datetime],
+        private_data: PrivateData = no_private_data,
     ) -> None:
         self._source_for = source_for
         self._now = now
+        self._private_data = private_data  # what DeliverWithPrivateData adds to each block
 
     def _stream(
         self, requests: AsyncIterator[common_pb2.Envelope], content: Content
@@ -46,6 +56,7 @@ class DeliverService(events_pb2_grpc.DeliverServicer):  # type: ignore[misc]
             readers_policy=PEER_READERS,
             content=content,
             now=self._now,
+            private_data=self._private_data,
         )
 
     async def Deliver(

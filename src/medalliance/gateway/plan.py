@@ -16,12 +16,13 @@ regulator deciding for itself or for a secondary hospital it supervises).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from fabric_protos.common import policies_pb2
 from fabric_protos.msp import msp_principal_pb2
 from fabric_protos.peer import policy_pb2, proposal_response_pb2
 
+from medalliance.contracts.collections import Collection
 from medalliance.contracts.lifecycle import LIFECYCLE_NAMESPACE, committed_definition
 from medalliance.errors import PreconditionFailed
 from medalliance.identity.policy import rule_satisfied
@@ -194,3 +195,54 @@ def _principal_org(principal: msp_principal_pb2.MSPPrincipal) -> str | None:
     role = msp_principal_pb2.MSPRole()
     role.ParseFromString(principal.principal)
     return str(role.msp_identifier) if role.role in _PEER_ROLES else None
+
+
+# --- private data collections ---------------------------------------------------------------------
+
+CollectionsOf = Callable[[str], Mapping[str, Collection]]
+
+
+def collection_requirements(
+    interest: proposal_response_pb2.ChaincodeInterest,
+    collections: CollectionsOf,
+    members: Sequence[str],
+    *,
+    protect: bool = False,
+) -> list[Requirement]:
+    """What the collections of an interest ask for, as Fabric's discovery reads them: each
+    collection's own endorsement policy, and, for a collection read privately, that every
+    endorser be of a member organisation (a non-member's peer holds no value to read). With
+    `protect` (the proposal carries transient data) a collection only written also needs member
+    endorsers, so the transient data reaches no other organisation (Fabric's gateway).
+
+    Raises `PreconditionFailed` for a collection the contract does not define.
+    """
+    found: list[Requirement] = []
+    for call in interest.chaincodes:
+        defined = collections(call.name) if call.collection_names else {}
+        for name in call.collection_names:
+            collection = defined.get(name)
+            if collection is None:
+                raise PreconditionFailed(
+                    f"collection {name} doesn't exist in collection config for chaincode {call.name}"
+                )
+            if collection.endorsement_policy is not None:
+                found.append(application_requirement(collection.endorsement_policy, members))
+            if protect or not call.no_private_reads:
+                found.append(members_only(collection.members))
+    return found
+
+
+def protected_collections(interest: proposal_response_pb2.ChaincodeInterest) -> list[str]:
+    """The collections only written (not read): those `protect` restricts to members."""
+    return [
+        name
+        for call in interest.chaincodes
+        if call.no_private_reads
+        for name in call.collection_names
+    ]
+
+
+def members_only(members: Iterable[str]) -> Requirement:
+    allowed = frozenset(members)
+    return lambda orgs: all(org in allowed for org in orgs)

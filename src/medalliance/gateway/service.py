@@ -20,7 +20,11 @@ from fabric_protos.common import common_pb2
 from fabric_protos.gateway import gateway_pb2, gateway_pb2_grpc
 from google.protobuf.message import DecodeError
 
-from medalliance.contracts.lifecycle import LIFECYCLE_NAMESPACE, committed_definition
+from medalliance.contracts.lifecycle import (
+    LIFECYCLE_NAMESPACE,
+    committed_collections,
+    committed_definition,
+)
 from medalliance.errors import MedallianceError, NotFound
 from medalliance.gateway.endorse import UNREACHABLE, Collection, Plan
 from medalliance.gateway.errors import Detail, RpcFailure, abort
@@ -129,6 +133,9 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
             members=tuple(members),
             contract=namespace_requirement(channel.state, proposal.chaincode_name, members),
             namespace=lambda name: namespace_requirement(channel.state, name, members),
+            collections=lambda name: committed_collections(channel.state, name),
+            transient=bool(proposal.transient),
+            local_endorses=lifecycle or self._local.msp_id in self._endorsing,
         )
 
     # --- Evaluate --------------------------------------------------------------------------------

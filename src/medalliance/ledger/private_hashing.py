@@ -14,15 +14,19 @@ are the public state's own, committed in the same database transaction as the bl
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
+from fabric_protos.common import common_pb2
 from fabric_protos.ledger.rwset import rwset_pb2
 from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
 from google.protobuf.message import DecodeError
 
-from medalliance.ledger.tx import Code, MalformedTransaction
+from medalliance.ledger.block import transactions_filter
+from medalliance.ledger.tx import Code, MalformedTransaction, parse_envelope
 
 HASHED_SEPARATOR = "$$h"
+_VALID = 0  # TxValidationCode VALID
 HASH_SIZE = 32
 
 
@@ -102,3 +106,23 @@ def _hashed(namespace: str, coll: rwset_pb2.CollectionHashedReadWriteSet) -> Has
 def _check_hash(value: bytes) -> None:
     if len(value) != HASH_SIZE:
         raise MalformedTransaction(Code.Value("BAD_RWSET"), "a private data hash is not SHA-256")
+
+
+def valid_hashed_sets(
+    block: common_pb2.Block,
+) -> Iterator[tuple[int, str, tuple[HashedCollection, ...]]]:
+    """(transaction number, tx id, its collections' hashed sets) of each valid endorser
+    transaction of a committed block (its codes in TRANSACTIONS_FILTER); none for the genesis
+    block or a config transaction."""
+    if block.header.number == 0:
+        return
+    codes = transactions_filter(block)
+    for tx_num, data in enumerate(block.data.data):
+        if tx_num >= len(codes) or codes[tx_num] != _VALID:
+            continue
+        try:
+            view = parse_envelope(bytes(data))
+            hashed = parse_hashed(view.endorser_tx().rwset)
+        except MalformedTransaction:
+            continue  # a config transaction: no private data
+        yield tx_num, view.tx_id, hashed

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from fabric_protos.common import common_pb2
+from fabric_protos.ledger.rwset import rwset_pb2
 from fabric_protos.orderer import ab_pb2
 from fabric_protos.peer import events_pb2
 from google.protobuf.message import DecodeError
@@ -33,6 +34,15 @@ log = logging.getLogger(__name__)
 
 Status = common_pb2.Status
 Content = Literal["block", "filtered", "private"]
+# (channel, block number, requester's MSP id) -> the private write sets, by transaction number in
+# the block, that this peer holds and the requester may read (`DeliverWithPrivateData`)
+PrivateData = Callable[[str, int, str], Mapping[int, rwset_pb2.TxPvtReadWriteSet]]
+
+
+def no_private_data(
+    channel_id: str, block_number: int, msp_id: str
+) -> dict[int, rwset_pb2.TxPvtReadWriteSet]:
+    return {}
 
 
 class DeliverSource(Protocol):
@@ -62,6 +72,7 @@ class Seek:
     start: int
     stop: int | None
     wait: bool
+    requester_msp: str = ""
 
 
 def check_seek(
@@ -120,7 +131,8 @@ def check_seek(
     stop = _position(seek.stop, height, start=start)
     if stop is not None and stop < start:
         raise SeekError(Status.BAD_REQUEST, f"stop block {stop} is before start block {start}")
-    return Seek(header.channel_id, start, stop, seek.behavior == BLOCK_UNTIL_READY)
+    wait = seek.behavior == BLOCK_UNTIL_READY
+    return Seek(header.channel_id, start, stop, wait, creator.msp_id)
 
 
 def _position(position: ab_pb2.SeekPosition, height: int, *, start: int | None) -> int:
@@ -143,6 +155,7 @@ async def deliver(
     readers_policy: str,
     content: Content,
     now: Callable[[], dt.datetime],
+    private_data: PrivateData = no_private_data,
 ) -> AsyncIterator[events_pb2.DeliverResponse]:
     """Answer every seek envelope of one stream; returns when the client closes it."""
     async for envelope in requests:
@@ -164,7 +177,12 @@ async def deliver(
                 if not await source.feed.wait_for_height(number + 1):
                     yield events_pb2.DeliverResponse(status=Status.SERVICE_UNAVAILABLE)
                     return
-            yield _response(source.store.get_block(number), seek.channel_id, content)
+            block = source.store.get_block(number)
+            if content == "private":
+                private = private_data(seek.channel_id, number, seek.requester_msp)
+                yield _with_private_data(block, private)
+            else:
+                yield _response(block, seek.channel_id, content)
             number += 1
         yield events_pb2.DeliverResponse(status=Status.SUCCESS)
 
@@ -174,9 +192,13 @@ def _response(
 ) -> events_pb2.DeliverResponse:
     if content == "filtered":
         return events_pb2.DeliverResponse(filtered_block=filtered_block(block, channel_id))
-    if content == "private":
-        # No private data collections yet: an empty map is a valid answer (protocol doc §3.6).
-        return events_pb2.DeliverResponse(
-            block_and_private_data=events_pb2.BlockAndPrivateData(block=block)
-        )
     return events_pb2.DeliverResponse(block=block)
+
+
+def _with_private_data(
+    block: common_pb2.Block, private: Mapping[int, rwset_pb2.TxPvtReadWriteSet]
+) -> events_pb2.DeliverResponse:
+    answer = events_pb2.BlockAndPrivateData(block=block)
+    for tx_num, pvt in private.items():
+        answer.private_data_map[tx_num].CopyFrom(pvt)
+    return events_pb2.DeliverResponse(block_and_private_data=answer)

@@ -35,11 +35,13 @@ from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
 from google.protobuf.message import DecodeError
 
 from medalliance.contracts.collections import Collection
-from medalliance.ledger.block import transactions_filter
-from medalliance.ledger.private_hashing import HashedCollection, key_hash, parse_hashed, value_hash
+from medalliance.ledger.private_hashing import (
+    HashedCollection,
+    key_hash,
+    valid_hashed_sets,
+    value_hash,
+)
 from medalliance.ledger.state import Version, VersionedValue
-from medalliance.ledger.tx import MalformedTransaction, parse_envelope
-from medalliance.ledger.validation import VALID
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS pvt (
@@ -167,7 +169,6 @@ class CollectionStore:
         number = int(block.header.number)
         if number <= self.savepoint:
             return []
-        codes = transactions_filter(block)
         gaps: list[Missing] = []
         self._db.execute("BEGIN IMMEDIATE")
         try:
@@ -176,19 +177,12 @@ class CollectionStore:
             self._db.execute(
                 "DELETE FROM transient WHERE height < ?", (number - TRANSIENT_RETENTION,)
             )
-            for tx_num, data in enumerate(block.data.data):
-                if number == 0 or codes[tx_num] != VALID:
-                    continue
-                try:
-                    view = parse_envelope(bytes(data))
-                    hashed = parse_hashed(view.endorser_tx().rwset)
-                except MalformedTransaction:
-                    continue  # a config transaction: no private data
+            for tx_num, tx_id, hashed in valid_hashed_sets(block):
                 for h in hashed:
-                    gap = self._apply_collection(number, tx_num, view.tx_id, h, collections_of)
+                    gap = self._apply_collection(number, tx_num, tx_id, h, collections_of)
                     if gap is not None:
                         gaps.append(gap)
-                self._db.execute("DELETE FROM transient WHERE tx_id = ?", (view.tx_id,))
+                self._db.execute("DELETE FROM transient WHERE tx_id = ?", (tx_id,))
             self._db.execute(
                 "INSERT INTO savepoint (id, block) VALUES (0, ?) "
                 "ON CONFLICT (id) DO UPDATE SET block = excluded.block",

@@ -20,10 +20,11 @@ from fabric_protos.common import common_pb2
 from fabric_protos.peer import proposal_pb2, proposal_response_pb2
 
 from medalliance.contracts.endorser import Endorsed
-from medalliance.contracts.lifecycle import LIFECYCLE_NAMESPACE
+from medalliance.contracts.lifecycle import LIFECYCLE_NAMESPACE, committed_collections
 from medalliance.contracts.package import build_package
 from medalliance.errors import ContractError, InvalidArgument, NotFound, PreconditionFailed
 from medalliance.gateway.plan import (
+    collection_requirements,
     extend_plan,
     interest_requirements,
     named_orgs,
@@ -185,9 +186,12 @@ class EmbeddedNetwork:
         channel_id: str,
         chosen: Sequence[str],
         interest: proposal_response_pb2.ChaincodeInterest,
+        *,
+        protect: bool = False,
     ) -> list[Peer]:
-        """Peers of the further organisations the key-level policies in `interest` need, beyond
-        the organisations `chosen` (the gateway's plan extension, in process)."""
+        """Peers of the further organisations the key-level policies and collections in
+        `interest` need, beyond the organisations `chosen` (the gateway's plan extension, in
+        process; `protect`: the proposal carries transient data, see gateway/plan.py)."""
         by_org: dict[str, Peer] = {}
         for peer in self.peers_of(channel_id):
             by_org.setdefault(peer.msp_id, peer)
@@ -195,6 +199,12 @@ class EmbeddedNetwork:
         members = ledger.config.application_msp_ids
         needs = interest_requirements(
             interest, lambda name: namespace_requirement(ledger.state, name, members)
+        )
+        needs += collection_requirements(
+            interest,
+            lambda name: committed_collections(ledger.state, name),
+            members,
+            protect=protect,
         )
         # Organisations the key policies name first, then any other (a majority policy).
         candidates = list(dict.fromkeys((*chosen, *named_orgs(interest), *by_org)))
@@ -301,12 +311,21 @@ class Client:
         signed, tx_id = self._proposal(channel_id, contract, function, args, transient)
         now = self._network.now()
         peers = self._network.endorsers_for(channel_id, contract)
+        own = [p for p in peers if p.msp_id == self.msp_id]
+        if transient and own:
+            # Fabric's gateway: transient data goes to the client's own organisation first,
+            # then only to the members of the collections it was written to.
+            peers = own[:1]
         endorsements = [_endorsed(peer, signed, now) for peer in peers]
-        # The key-level policies of the keys written may name further organisations, as a
-        # gateway learns from the first endorsements' interest; every endorser simulated the
-        # same writes over the same committed state, so one extension suffices.
+        # The key-level policies of the keys written and the collections used may need further
+        # organisations, as a gateway learns from the first endorsements' interest; every
+        # endorser simulated the same writes over the same committed state, so one extension
+        # suffices.
         extra = self._network.key_policy_endorsers(
-            channel_id, [p.msp_id for p in peers], endorsements[0].response.interest
+            channel_id,
+            [p.msp_id for p in peers],
+            endorsements[0].response.interest,
+            protect=bool(transient),
         )
         endorsements += [_endorsed(peer, signed, now) for peer in extra]
         payload = new_transaction_payload(

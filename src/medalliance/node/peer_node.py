@@ -17,6 +17,7 @@ from typing import Any
 import grpc
 from fabric_protos.common import common_pb2
 from fabric_protos.gateway import gateway_pb2_grpc
+from fabric_protos.ledger.rwset import rwset_pb2
 from fabric_protos.peer import events_pb2_grpc, peer_pb2_grpc
 
 from medalliance.contracts.package import build_package
@@ -25,6 +26,7 @@ from medalliance.gateway.discovery import ChannelKnowledge
 from medalliance.gateway.discovery_service import DiscoveryService
 from medalliance.gateway.peer_services import DeliverService, EndorserService
 from medalliance.gateway.ports import Endorser
+from medalliance.gateway.private_delivery import held_private_data, readable_private_data
 from medalliance.gateway.service import GatewayService
 from medalliance.ledger.block import parse_block
 from medalliance.ledger.channel_config import ChannelConfig
@@ -149,6 +151,17 @@ class PeerNode:
             return self.channels[channel_id]
         except KeyError:
             raise UnknownChannel(channel_id) from None
+
+    def private_for_reader(
+        self, channel_id: str, number: int, msp_id: str
+    ) -> dict[int, rwset_pb2.TxPvtReadWriteSet]:
+        """What `DeliverWithPrivateData` adds to block `number`: this peer's private sets of
+        the collections `msp_id` is a member of."""
+        ledger = self.channel(channel_id).ledger
+        if ledger.private is None:
+            return {}
+        held = held_private_data(ledger.store.get_block(number), ledger.private.committed_set)
+        return readable_private_data(held, msp_id, ledger.collections_of)
 
     def _discovery_channel(self, channel_id: str) -> ChannelKnowledge | None:
         served = self.channels.get(channel_id)
@@ -280,7 +293,9 @@ class PeerNode:
             now=utc_now,
         )
         gateway_pb2_grpc.add_GatewayServicer_to_server(gateway, server)
-        events_pb2_grpc.add_DeliverServicer_to_server(DeliverService(self.channel, utc_now), server)
+        events_pb2_grpc.add_DeliverServicer_to_server(
+            DeliverService(self.channel, utc_now, self.private_for_reader), server
+        )
         peer_pb2_grpc.add_EndorserServicer_to_server(
             EndorserService(self.local, self.peer.max_proposal_bytes), server
         )

@@ -10,21 +10,22 @@ status 500 carrying the chaincode's own message. Pure: no clock, no I/O beyond t
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, replace
 
 from medalliance.contracts import Context, Contract, transaction
 from medalliance.errors import ContractError
-
-# Go's `int` is 64 bits on the platforms Fabric runs on; `strconv.Atoi` refuses anything outside.
-_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
-_ATOI = re.compile(r"[+-]?[0-9]+")
-# encoding/json escapes these even in compact output (HTML safety, JavaScript line terminators).
-_GO_ESCAPES = str.maketrans(
-    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+from medalliance.samples.go_json import (
+    INT_MAX,
+    INT_MIN,
+    JsonObject,
+    fix_surrogates,
+    go_string,
+    parse_json,
 )
-_SURROGATE = re.compile("[\ud800-\udfff]")
+
+# `strconv.Atoi` refuses anything outside Go's 64-bit `int`.
+_ATOI = re.compile(r"[+-]?[0-9]+")
 # json.Unmarshal matches object keys to struct fields case-insensitively.
 _FIELDS = {name.casefold(): name for name in ("AppraisedValue", "Color", "ID", "Owner", "Size")}
 
@@ -42,8 +43,8 @@ class Asset:
     def to_json(self) -> str:
         """The asset as Go's `json.Marshal` writes it: compact, fields in declaration order."""
         return (
-            f'{{"AppraisedValue":{self.appraised_value},"Color":{_go_string(self.color)},'
-            f'"ID":{_go_string(self.id)},"Owner":{_go_string(self.owner)},"Size":{self.size}}}'
+            f'{{"AppraisedValue":{self.appraised_value},"Color":{go_string(self.color)},'
+            f'"ID":{go_string(self.id)},"Owner":{go_string(self.owner)},"Size":{self.size}}}'
         )
 
 
@@ -146,7 +147,7 @@ def _go_int(value: str, param: str) -> int:
     """An `int` argument as fabric-contract-api-go converts it: `strconv.Atoi`, "" meaning 0."""
     if not value:
         return 0
-    if _ATOI.fullmatch(value) and _INT_MIN <= int(value) <= _INT_MAX:
+    if _ATOI.fullmatch(value) and INT_MIN <= int(value) <= INT_MAX:
         return int(value)
     raise ContractError(
         f"error managing parameter {param}. conversion error. "
@@ -165,11 +166,6 @@ def _put(ctx: Context, asset: Asset) -> None:
     ctx.stub.put_state(asset.id, asset.to_json().encode())
 
 
-def _go_string(value: str) -> str:
-    """A JSON string as encoding/json writes it (HTML characters and U+2028/9 escaped)."""
-    return json.dumps(value, ensure_ascii=False).translate(_GO_ESCAPES)
-
-
 def _decode(key: str, raw: bytes) -> Asset:
     """A stored value read as Go's `json.Unmarshal` into the Asset struct would read it.
 
@@ -177,16 +173,12 @@ def _decode(key: str, raw: bytes) -> Asset:
     ignored, missing fields stay zero; a value of the wrong type is refused.
     """
     try:
-        document = json.loads(
-            raw.decode("utf-8", "replace"),
-            object_pairs_hook=_JsonObject,
-            parse_constant=_refuse_constant,
-        )
+        document = parse_json(raw)
     except ValueError as exc:
         raise ContractError(f"the value of {key} is not an asset: {exc}") from None
     if document is None:  # Go: unmarshalling `null` into a struct leaves it zero
-        document = _JsonObject()
-    if not isinstance(document, _JsonObject):
+        document = JsonObject()
+    if not isinstance(document, JsonObject):
         raise ContractError(f"the value of {key} is not an asset: not a JSON object")
     fields: dict[str, object] = {}
     for name, value in document:  # in document order: a repeated key's last value wins
@@ -206,20 +198,11 @@ def _string_field(key: str, fields: dict[str, object], name: str) -> str:
     value = fields.get(name, "")
     if not isinstance(value, str):
         raise ContractError(f"the value of {key} is not an asset: {name} is not a string")
-    # Go decodes a lone surrogate escape as U+FFFD; Python keeps it, and it cannot be UTF-8.
-    return _SURROGATE.sub("\ufffd", value)
+    return fix_surrogates(value)
 
 
 def _int_field(key: str, fields: dict[str, object], name: str) -> int:
     value = fields.get(name, 0)
-    if isinstance(value, bool) or not isinstance(value, int) or not _INT_MIN <= value <= _INT_MAX:
+    if isinstance(value, bool) or not isinstance(value, int) or not INT_MIN <= value <= INT_MAX:
         raise ContractError(f"the value of {key} is not an asset: {name} is not an int")
     return value
-
-
-def _refuse_constant(name: str) -> object:
-    raise ValueError(f"{name} is not JSON")
-
-
-class _JsonObject(list[tuple[str, object]]):
-    """A JSON object's members in document order, repeats kept (`json.loads` pairs hook)."""

@@ -120,8 +120,16 @@ def put(key: str, **extra: str) -> chaincode_shim_pb2.PutState:
     [
         pytest.param(
             message(T.PUT_STATE, put("k", collection="secret")),
-            "private data collections are not supported",
-            id="a write to a private data collection is refused",
+            "collection secret is not defined for contract basic",
+            id="a write to a collection the contract does not define is refused",
+        ),
+        pytest.param(
+            message(
+                T.GET_QUERY_RESULT,
+                chaincode_shim_pb2.GetQueryResult(query="{}", collection="secret"),
+            ),
+            "rich queries and key-level endorsement policies of private data are not supported",
+            id="a rich query of private data is refused",
         ),
         pytest.param(
             message(T.PUT_STATE, b"\xff\xff\xff"),
@@ -149,8 +157,8 @@ def put(key: str, **extra: str) -> chaincode_shim_pb2.PutState:
             id="metadata other than a key policy is refused",
         ),
         pytest.param(
-            message(T.GET_PRIVATE_DATA_HASH, b""),
-            "GET_PRIVATE_DATA_HASH is not supported here",
+            message(T.WRITE_BATCH_STATE, b""),
+            "WRITE_BATCH_STATE is not supported here",
             id="a callback the peer does not serve is refused",
         ),
         pytest.param(

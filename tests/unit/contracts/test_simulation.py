@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ from medalliance.contracts.simulation import (
     simulate,
 )
 from medalliance.errors import ContractError
+from medalliance.identity.client_id import client_id
 from medalliance.identity.msp import MspManager
 from medalliance.ledger.sqlite_state import SqliteState
 from medalliance.ledger.state import TxWrites, Write
@@ -63,6 +66,10 @@ class Sample(Contract):
     @transaction
     def Raw(self, ctx: Context, data: bytes) -> bytes:
         return data[::-1]
+
+    @transaction(evaluate=True)
+    def WhoAsks(self, ctx: Context) -> list[str]:
+        return [ctx.client.msp_id, ctx.client.id, ctx.peer_msp_id]
 
 
 @pytest.fixture
@@ -148,6 +155,15 @@ def test_refusals_write_nothing(
 
 def test_qualified_names_and_raw_bytes(state: SqliteState, tx: TxContext) -> None:
     assert run(state, tx, b"sample:Raw", b"\x01\xff").payload == b"\xff\x01"
+
+
+def test_the_contract_sees_the_client_id_and_the_peer_organisation(
+    state: SqliteState, tx: TxContext
+) -> None:
+    result = run(state, replace(tx, peer_msp_id="Org2MSP"), b"WhoAsks")
+    cert = tx.creator.certificate
+    assert json.loads(result.payload) == ["Org1MSP", client_id(cert), "Org2MSP"]
+    assert client_id(cert).startswith("x509::CN=u@Org1MSP,OU=client,")
 
 
 @given(
