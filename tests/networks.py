@@ -18,7 +18,9 @@ import grpc
 import yaml
 from fabric_protos.gateway import gateway_pb2_grpc
 
+from medalliance.app.peer_commits import wait_for_block
 from medalliance.node.bootstrap import NetworkLayout
+from medalliance.sdk import Contract
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_NETWORK = REPO / "networks" / "fabric-test-network.yaml"
@@ -134,3 +136,18 @@ def wait_until(predicate: Callable[[], object], what: str, timeout_s: float = 60
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s:.0f} s waiting until {what}")
         time.sleep(0.1)  # the polling interval, not a guess at how long it takes
+
+
+def submit_everywhere(
+    layout: NetworkLayout, contract: Contract, function: str, *args: str
+) -> bytes:
+    """Submit through `contract`'s gateway and return its result once every running peer of
+    the channel has the block, as `GatewayAlliance.submit` does: the gateway's commit status
+    covers only its own peer, and a next step through another organisation's gateway would
+    read that organisation's peer, perhaps from before the transaction."""
+    submitted = contract.submit_async(function, arguments=list(args))
+    status = submitted.get_status()
+    assert status.successful, (function, status.code)
+    lagging = wait_for_block(layout, contract.channel_id, status.block_number)
+    assert lagging == [], f"peers did not commit block {status.block_number}: {lagging}"
+    return bytes(submitted.result)

@@ -22,6 +22,7 @@ from tests.networks import (
     cli_json,
     free_ports,
     running,
+    submit_everywhere,
     wait_until,
     with_free_ports,
 )
@@ -91,11 +92,9 @@ def test_records_hold_rights_from_the_alliance_roles(alliance: Path) -> None:
     digest = "ab" * 32
     with connect_as(layout, "SecondaryAMSP") as gateway:
         records = gateway.get_network(CHANNEL).get_contract("records")
-        record = json.loads(
-            records.submit_transaction(
-                "RegisterRecord", "REC-1", PATIENT, digest, "[]", '["TertiaryBMSP"]'
-            )
-        )
+        args = ("REC-1", PATIENT, digest, "[]", '["TertiaryBMSP"]')
+        # SecondaryB's peer is asked next: every peer must hold the record first.
+        record = json.loads(submit_everywhere(layout, records, "RegisterRecord", *args))
     # The supervising regulator is always authorised; the other hospitals are not.
     assert record["authorised"] == ["DistrictHCMSP", "SecondaryAMSP", "TertiaryBMSP"]
     with connect_as(layout, "SecondaryBMSP") as gateway:

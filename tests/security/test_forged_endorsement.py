@@ -48,7 +48,14 @@ from medalliance.ledger.tx import (
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.sdk import GatewayError
 from medalliance.sdk.messages import signed_commit_status_request
-from tests.networks import DEMO_ALLIANCE, cli_json, running, wait_until, with_free_ports
+from tests.networks import (
+    DEMO_ALLIANCE,
+    cli_json,
+    running,
+    submit_everywhere,
+    wait_until,
+    with_free_ports,
+)
 
 CHANNEL = "alliance"
 TA, TB, SA, DISTRICT = "TertiaryAMSP", "TertiaryBMSP", "SecondaryAMSP", "DistrictHCMSP"
@@ -216,11 +223,11 @@ def agreed(
 
 
 def submit(layout: NetworkLayout, org: str, contract: str, function: str, *args: str) -> bytes:
-    """An honest transaction through the organisation's gateway (doctor or reviewer)."""
+    """An honest transaction through the organisation's gateway (doctor or reviewer), once
+    every peer has committed it (the next step is often another organisation's)."""
     with connect_as(layout, org, user_of(layout, org)) as gateway:
-        return bytes(
-            gateway.get_network(CHANNEL).get_contract(contract).submit_transaction(function, *args)
-        )
+        target = gateway.get_network(CHANNEL).get_contract(contract)
+        return submit_everywhere(layout, target, function, *args)
 
 
 def application(scenario: Scenario, application_id: str) -> dict[str, object]:

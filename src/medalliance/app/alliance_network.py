@@ -9,6 +9,12 @@ and private-data gRPC services of a running network, as any hospital application
 
 A contract's refusal is a `ContractError` with the contract's own status and message; a
 transaction that reached a block but was invalidated (e.g. an MVCC conflict) is a `Conflict`.
+
+`submit` returns once every peer of the channel has the transaction's block, not only the
+submitting organisation's: the next step of a workflow is often another organisation's, and its
+gateway endorses on its own (and other) peers, which commit a block a little later than the
+submitter's. Without the wait that step reads state from before the transaction (e.g.
+"application ... does not exist") on a loaded machine.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from fabric_protos.common import common_pb2
 from fabric_protos.peer import transaction_pb2
 
 from medalliance.app.packages import get_bundle, push_bundle, versions_held
+from medalliance.app.peer_commits import wait_for_block
 from medalliance.app.pseudonyms import evaluate_over_grpc
 from medalliance.app.session import connect_as, contract_refusal
 from medalliance.errors import Conflict, NotFound, Unavailable
@@ -175,6 +182,8 @@ class GatewayAlliance:
         except GatewayError as exc:
             raise _refusal(exc) from None
         status = submitted.get_status()
+        # An invalidated transaction's block counts too: the caller's retry reads its state.
+        wait_for_block(self.layout, self.channel, status.block_number)
         if not status.successful:
             raise _invalid(submitted.transaction_id, status.code)
         return Committed(submitted.transaction_id, status.block_number, submitted.result)

@@ -29,6 +29,7 @@ from fabric_protos.common import common_pb2, configtx_pb2, configuration_pb2
 from fabric_protos.orderer import ab_pb2_grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from medalliance.app.peer_commits import wait_for_block
 from medalliance.app.session import connect_as, user_signer
 from medalliance.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
 from medalliance.identity.ca import CertificateAuthority
@@ -304,7 +305,10 @@ def submit(layout: NetworkLayout, org: str, update: UpdateFile) -> tuple[str, in
     )
     envelope = common_pb2.Envelope.FromString(sign_envelope(payload.SerializeToString(), signer))
     _broadcast(layout, org, envelope)
-    return tx_id, _wait_committed(layout, org, update.channel, tx_id)
+    block = _wait_committed(layout, org, update.channel, tx_id)
+    # The next step (a member acting under the new rules) may go through any peer.
+    wait_for_block(layout, update.channel, block)
+    return tx_id, block
 
 
 def _broadcast(layout: NetworkLayout, org: str, envelope: common_pb2.Envelope) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 
 from medalliance.alliance.records import RecordsContract
+from medalliance.app.peer_commits import wait_for_block
 from medalliance.app.session import connect_as, contract_refusal, own_peer, user_signer
 from medalliance.errors import NotFound, PreconditionFailed
 from medalliance.node.bootstrap import NetworkLayout
@@ -209,6 +210,9 @@ def records_submit(
         except GatewayError as exc:
             raise contract_refusal(exc) from None
         status = submitted.get_status()
+        # The next step (a grant's recipient fetching, an erasure's approval) is often another
+        # organisation's, on its own peer.
+        wait_for_block(layout, channel_id, status.block_number)
         if not status.successful:
             raise CommitError(status.code, submitted.transaction_id)
         result = json.loads(submitted.result) if submitted.result else None

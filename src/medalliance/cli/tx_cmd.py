@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from pydantic import BaseModel
 
+from medalliance.app.peer_commits import wait_for_block
 from medalliance.app.session import connect_as, contract_refusal
 from medalliance.cli.output import committed_line, dir_option, emit_json, output_state
 from medalliance.errors import InvalidArgument, NotFound
@@ -99,6 +100,9 @@ def submit(
             function, arguments=args or [], transient=_transient(transient)
         )
         status = submitted.get_status()
+        # As `peer chaincode invoke --waitForEvent` waits for every peer it addressed: the
+        # next command may be another organisation's, on its own peer.
+        wait_for_block(layout, channel, status.block_number)
         if not status.successful:
             raise CommitError(status.code, status.transaction_id)
         _show(
