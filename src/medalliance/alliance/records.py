@@ -358,7 +358,7 @@ def _write_version(
 
 
 def _version_number(text: str, record: dict[str, Any]) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= record["version"]:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= record["version"]:
         raise ContractError(
             f"record {record['recordId']} has versions 1 to {record['version']}, not {text!r}", 404
         )

@@ -375,7 +375,7 @@ def _check_choice(value: str, option: str, choices: tuple[str, ...]) -> None:
 
 def _check_period(period: str) -> None:
     if period and not (
-        len(period) == 7 and period[4] == "-" and period[:4].isdigit() and period[5:].isdigit()
+        len(period) == 7 and period.isascii() and period[4] == "-" and period[:4].isdigit() and period[5:].isdigit()
         and 1 <= int(period[5:]) <= 12
     ):  # fmt: skip
         raise InvalidArgument(f"--period must be YYYY-MM (e.g. 2026-11), not {period!r}")

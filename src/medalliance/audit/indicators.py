@@ -283,7 +283,9 @@ def _reconciliation(month: _Month, hospitals: list[str], figures: list[Figure]) 
         report = mine[-1]  # the contract allows one per hospital and month
         for metric, indicator in sorted(RECONCILED.items(), key=lambda m: m[1]):
             reported = report.attribute(f"metric.{metric}")
-            if not reported.isdigit():  # the contract accepts only whole counts
+            if not (
+                reported.isascii() and reported.isdigit()
+            ):  # the contract accepts only whole counts
                 continue
             ours = derived[(indicator, hospital)]
             difference = Decimal(reported) - Decimal(ours.value)

@@ -116,7 +116,12 @@ def _envelope(result: Any, status: int = 200, error: str | None = None) -> JSONR
 
 async def _read(request: Request) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    if (
+        declared is not None
+        and declared.isascii()
+        and declared.isdigit()
+        and int(declared) > MAX_BODY_BYTES
+    ):
         raise _TooLarge()
     body = b""
     async for chunk in request.stream():

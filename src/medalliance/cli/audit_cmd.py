@@ -322,7 +322,7 @@ def _lag_metric(layout: NetworkLayout, msp_id: str, address: str) -> Callable[[i
     """Serve the index's metrics at `address` (HOST:PORT); returns what to call after each
     indexed block: it sets the lag to the peer's last block minus that block."""
     host, _, port = address.rpartition(":")
-    if not port.isdigit() or not host:
+    if not (port.isascii() and port.isdigit()) or not host:
         raise InvalidArgument(f"--metrics takes HOST:PORT, e.g. 127.0.0.1:9446, not {address!r}")
     metrics = NodeMetrics()
     try:

@@ -204,7 +204,7 @@ def _config(config: ChannelConfig) -> discovery_pb2.ConfigResult:
         # Fabric 2 keeps the addresses in each ordering organisation; older channels globally.
         for address in org.endpoints or config.consenters:
             host, _, port = address.rpartition(":")
-            if host and port.isdigit():
+            if host and port.isascii() and port.isdigit():
                 result.orderers[org.msp_id].endpoint.add(host=host, port=int(port))
     return result
 

@@ -307,13 +307,14 @@ def _reference_query(param: str, value: str) -> str:
 
 
 def _count(text: str) -> int:
-    if not str(text).isdigit() or int(text) < 1:
+    # isdigit alone admits "²", which int() refuses: only ASCII digits are numbers here
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
         raise InvalidArgument("search parameter _count needs a positive integer")
     return int(text)
 
 
 def _offset(text: str) -> int:
-    if not str(text).isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise InvalidArgument("search parameter _offset needs a whole number")
     return int(text)
 

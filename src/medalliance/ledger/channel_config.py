@@ -132,7 +132,7 @@ def _anchor_peers(endpoints: Sequence[str]) -> peer_pb2.AnchorPeers:
     anchors = []
     for endpoint in endpoints:
         host, _, port = endpoint.rpartition(":")
-        if not host or not port.isdigit():
+        if not host or not (port.isascii() and port.isdigit()):
             raise InvalidArgument(f"peer endpoint {endpoint!r} is not host:port")
         anchors.append(peer_pb2.AnchorPeer(host=host, port=int(port)))
     return peer_pb2.AnchorPeers(anchor_peers=anchors)

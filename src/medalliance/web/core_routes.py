@@ -195,7 +195,7 @@ async def events(request: Request, staff: Annotated[Staff, Depends(api_staff)]) 
     subscriber = hub.subscribe(staff.msp_id)
     # A reconnecting EventSource names the last event it saw: replay what it missed meanwhile.
     last_seen = request.headers.get("last-event-id", "")
-    if last_seen.isdigit():
+    if last_seen.isascii() and last_seen.isdigit():
         first_live = subscriber.queue[0].seq if subscriber.queue else None
         missed = [
             e

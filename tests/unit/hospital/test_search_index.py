@@ -86,6 +86,14 @@ def test_every_value_is_a_placeholder_argument() -> None:
     assert "%'; drop table fhir\\_resource; --%" in args  # LIKE wildcards escaped
 
 
+@pytest.mark.parametrize("param", ["_count", "_offset"])
+@pytest.mark.parametrize("value", ["²", "١٢", "-1", "1e3", " 5"])
+def test_paging_numbers_are_ascii_digits(param: str, value: str) -> None:
+    # "²".isdigit() is true but int("²") fails: such a value must be a clear InvalidArgument
+    with pytest.raises(InvalidArgument, match=param):
+        search_sql("Patient", {param: value})
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     st.dictionaries(

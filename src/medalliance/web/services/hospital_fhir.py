@@ -268,7 +268,7 @@ def _number(params: Mapping[str, str], name: str, default: int, low: int, high: 
     raw = params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise InvalidArgument(f"{name} must be a whole number")
     return max(low, min(int(raw), high))
 

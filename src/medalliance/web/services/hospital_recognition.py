@@ -117,7 +117,7 @@ def recognised_bundle(
     date, performing hospital, quality level, validity and the sealed record's id (the report
     itself is fetched through the privacy module, never served here)."""
     found = recognised_for_visit(backend, staff, visit_no, code, as_of)
-    system = LOINC_SYSTEM if code[:1].isdigit() else EXAM_CODE_SYSTEM
+    system = LOINC_SYSTEM if (code[:1].isascii() and code[:1].isdigit()) else EXAM_CODE_SYSTEM
     entries = [
         {
             "fullUrl": f"{base}/DiagnosticReport/{r['resultId']}",
