@@ -40,6 +40,7 @@ from medalliance.gateway.plan import namespace_requirement
 from medalliance.gateway.ports import Endorser, EndorserRefused, GatewayChannel, OrdererRejected
 from medalliance.identity.policy import SignedData
 from medalliance.ledger.block_events import chaincode_events
+from medalliance.ledger.signed_header import HeaderRejected, check_signed_header
 from medalliance.ledger.tx import (
     MalformedTransaction,
     ProposalView,
@@ -218,19 +219,17 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
         except MalformedTransaction as exc:
             raise RpcFailure.of(InvalidArgument, str(exc)) from None
         channel = self._channel(view.header.channel_id)
-        now = self._now()
-        try:
-            creator = channel.config.msps.deserialize(view.header.creator, at=now)
-            signed = creator.verify(view.signature, view.payload_bytes)
-        except MedallianceError as exc:
-            raise RpcFailure.of(
-                PermissionDenied, f"transaction creator is not valid: {exc}"
-            ) from None
-        if not signed:
-            raise RpcFailure.of(
-                PermissionDenied,
-                "the transaction signature does not verify against its creator",
+        try:  # any header type: the ordering service decides what it accepts
+            check_signed_header(
+                view.header,
+                view.signature,
+                view.payload_bytes,
+                channel.config.msps,
+                at=self._now(),
+                header_type=None,
             )
+        except HeaderRejected as exc:
+            raise RpcFailure.from_error(exc) from None
         try:
             await self._broadcast(view.header.channel_id, data)
         except OrdererRejected as exc:

@@ -32,18 +32,16 @@ from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
 from fabric_protos.peer import policy_pb2
 from google.protobuf.message import DecodeError
 
-from medalliance.errors import MedallianceError
 from medalliance.identity.msp import MspManager
 from medalliance.identity.policy import SignedData, evaluate_signature_policy
 from medalliance.ledger.mvcc import MvccTx, check_block, metadata_writes_of, writes_of
 from medalliance.ledger.private_hashing import parse_hashed
+from medalliance.ledger.signed_header import HeaderRejected, check_signed_header
 from medalliance.ledger.state import VALIDATION_PARAMETER, MetadataWrite, StateReader, Write
 from medalliance.ledger.tx import (
-    ENDORSER_TRANSACTION,
     Code,
     EnvelopeView,
     MalformedTransaction,
-    compute_tx_id,
     parse_chaincode_event,
     parse_envelope,
     parse_rwset,
@@ -240,20 +238,17 @@ def _check(
 ) -> tuple[tuple[tuple[str, kv_rwset_pb2.KVRWSet], ...], str, bytes]:
     header = view.header
     at = _datetime(header.timestamp_ms)
-    if header.header_type != ENDORSER_TRANSACTION:
-        raise _Invalid("UNKNOWN_TX_TYPE", f"header type {header.header_type} is not supported here")
-    if header.epoch != 0 or not header.nonce or not header.creator:
-        raise _Invalid("BAD_COMMON_HEADER", "epoch must be 0 and nonce and creator set")
-    if header.channel_id != config.channel_id:
-        raise _Invalid("TARGET_CHAIN_NOT_FOUND", f"transaction for channel {header.channel_id!r}")
     try:
-        creator = config.msps.deserialize(header.creator, at=at)
-    except MedallianceError as exc:
-        raise _Invalid("BAD_CREATOR_SIGNATURE", f"creator is not valid: {exc}") from exc
-    if not creator.verify(view.signature, view.payload_bytes):
-        raise _Invalid("BAD_CREATOR_SIGNATURE", "the creator's signature does not verify")
-    if compute_tx_id(header.nonce, header.creator) != header.tx_id:
-        raise _Invalid("BAD_PROPOSAL_TXID", "tx id is not sha256(nonce ‖ creator)")
+        creator = check_signed_header(
+            header,
+            view.signature,
+            view.payload_bytes,
+            config.msps,
+            at=at,
+            channel_id=config.channel_id,
+        )
+    except HeaderRejected as exc:
+        raise _Invalid(exc.code, str(exc)) from exc
     body = view.endorser_tx()
     if body.action_header_bytes != header.signature_header_bytes:
         raise _Invalid("INVALID_ENDORSER_TRANSACTION", "action header differs from the tx header")
