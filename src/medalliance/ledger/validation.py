@@ -238,15 +238,9 @@ def _check(
 ) -> tuple[tuple[tuple[str, kv_rwset_pb2.KVRWSet], ...], str, bytes]:
     header = view.header
     at = _datetime(header.timestamp_ms)
+    signed = (view.signature, view.payload_bytes, config.msps)
     try:
-        creator = check_signed_header(
-            header,
-            view.signature,
-            view.payload_bytes,
-            config.msps,
-            at=at,
-            channel_id=config.channel_id,
-        )
+        creator = check_signed_header(header, *signed, at=at, channel_id=config.channel_id)
     except HeaderRejected as exc:
         raise _Invalid(exc.code, str(exc)) from exc
     body = view.endorser_tx()
