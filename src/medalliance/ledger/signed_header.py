@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from medalliance.errors import InvalidArgument, MedallianceError, PermissionDenied
+from medalliance.errors import BadSignature, InvalidArgument, InvalidIdentity, MedallianceError
 from medalliance.identity.msp import Identity, MspManager
 from medalliance.ledger.tx import ENDORSER_TRANSACTION, HeaderView, compute_tx_id
 
@@ -34,8 +34,12 @@ class MalformedHeader(HeaderRejected, InvalidArgument):
     status = InvalidArgument.status
 
 
-class CreatorRejected(HeaderRejected, PermissionDenied):
-    status = PermissionDenied.status
+class CreatorRejected(HeaderRejected, InvalidIdentity):
+    status = InvalidIdentity.status
+
+
+class SignatureRejected(HeaderRejected, BadSignature):
+    status = BadSignature.status
 
 
 def check_signed_header(
@@ -65,7 +69,7 @@ def check_signed_header(
     except MedallianceError as exc:
         raise CreatorRejected("BAD_CREATOR_SIGNATURE", f"creator is not valid: {exc}") from exc
     if not creator.verify(signature, signed_bytes):
-        raise CreatorRejected("BAD_CREATOR_SIGNATURE", "the creator's signature does not verify")
+        raise SignatureRejected("BAD_CREATOR_SIGNATURE", "the creator's signature does not verify")
     endorser_tx = header.header_type == ENDORSER_TRANSACTION
     if endorser_tx and compute_tx_id(header.nonce, header.creator) != header.tx_id:
         raise MalformedHeader("BAD_PROPOSAL_TXID", "tx id is not sha256(nonce ‖ creator)")

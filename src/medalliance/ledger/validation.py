@@ -35,7 +35,7 @@ from google.protobuf.message import DecodeError
 from medalliance.identity.msp import MspManager
 from medalliance.identity.policy import SignedData, evaluate_signature_policy
 from medalliance.ledger.mvcc import MvccTx, check_block, metadata_writes_of, writes_of
-from medalliance.ledger.private_hashing import parse_hashed
+from medalliance.ledger.private_hashing import HashedCollection, parse_hashed
 from medalliance.ledger.signed_header import HeaderRejected, check_signed_header
 from medalliance.ledger.state import VALIDATION_PARAMETER, MetadataWrite, StateReader, Write
 from medalliance.ledger.tx import (
@@ -113,6 +113,9 @@ class TxResult:
     event: bytes = field(default=b"", repr=False)  # serialized ChaincodeEvent, valid txs only
     reason: str = ""  # why it is invalid, for logs: names and codes only, never values
     metadata: tuple[MetadataWrite, ...] = field(default=(), repr=False)  # valid txs only
+    # the collections' hashed sets, valid txs only: handed to the private data store so that it
+    # does not parse the envelope again
+    hashed: tuple[HashedCollection, ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +133,7 @@ class _Pending:
     view: EnvelopeView | None
     result: TxResult
     ns_rwsets: tuple[tuple[str, kv_rwset_pb2.KVRWSet], ...] = ()
+    hashed: tuple[HashedCollection, ...] = ()
 
 
 class _Invalid(Exception):
@@ -199,6 +203,7 @@ def validate_block(
                 writes=writes_of(p.ns_rwsets),
                 event=result.event,
                 metadata=metadata_writes_of(p.ns_rwsets),
+                hashed=p.hashed,
             )
         results.append(result)
     return BlockResult(number, tuple(results))
@@ -219,13 +224,16 @@ def _validate_envelope(
         return _Pending(None, TxResult(tx_num, "", exc.code, 0, reason=str(exc)))
     tx_id, ts = view.header.tx_id, view.header.timestamp_ms
     try:
-        ns_rwsets, chaincode, event = _check(view, config, policy_for, keys, is_committed_tx, seen)
+        ns_rwsets, hashed, chaincode, event = _check(
+            view, config, policy_for, keys, is_committed_tx, seen
+        )
     except _Invalid as exc:
         return _Pending(view, TxResult(tx_num, tx_id, exc.code, ts, reason=exc.reason))
     except MalformedTransaction as exc:
         return _Pending(view, TxResult(tx_num, tx_id, exc.code, ts, reason=str(exc)))
     seen.add(tx_id)
-    return _Pending(view, TxResult(tx_num, tx_id, VALID, ts, chaincode, event=event), ns_rwsets)
+    result = TxResult(tx_num, tx_id, VALID, ts, chaincode, event=event)
+    return _Pending(view, result, ns_rwsets, hashed)
 
 
 def _check(
@@ -235,7 +243,7 @@ def _check(
     keys: _KeyPolicies,
     is_committed_tx: Callable[[str], bool],
     seen: set[str],
-) -> tuple[tuple[tuple[str, kv_rwset_pb2.KVRWSet], ...], str, bytes]:
+) -> tuple[tuple[tuple[str, kv_rwset_pb2.KVRWSet], ...], tuple[HashedCollection, ...], str, bytes]:
     header = view.header
     at = _datetime(header.timestamp_ms)
     signed = (view.signature, view.payload_bytes, config.msps)
@@ -290,6 +298,7 @@ def _check(
         )  # fmt: skip
     return (
         (*ns_rwsets, *((h.state_namespace, h.rwset) for h in hashed)),
+        hashed,
         body.chaincode_name,
         body.events,
     )
