@@ -7,14 +7,17 @@ AND(Org1, Org2) endorsement) as processes on free ports in a temporary folder.
 Each client thread holds its own Gateway connection as Org1's User1 and calls
 `submit_transaction("CreateAsset", ...)`, which returns once the transaction committed: endorse
 on both peers, sign, order, commit, commit status. Prints throughput and p50/p99 latency of the
-whole call, and the ordering nodes' signature verifications per block (consensus messages;
-transaction admission and validity); asserts nothing.
+whole call, the ordering nodes' signature verifications per block (consensus messages;
+transaction admission and validity), and the CPU time per committed transaction of each process
+role (ordering nodes, the gateway peer Org1's, the other peer, this load generator) from the
+kernel's per-process counters; asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import socket
 import statistics
 import tempfile
@@ -48,9 +51,13 @@ def free_ports(count: int) -> list[int]:
 def on_free_ports(config: NetworkConfig) -> NetworkConfig:
     data = config.model_dump()
     nodes = [n for o in data["organizations"] for n in (*o["peers"], *o["orderers"])]
-    ports = free_ports(2 * len(nodes))
-    for node, port, ops in zip(nodes, ports[::2], ports[1::2], strict=True):
+    orderers = [n for o in data["organizations"] for n in o["orderers"]]
+    ports = free_ports(2 * len(nodes) + len(orderers))
+    for node, port, ops in zip(nodes, ports[::2], ports[1::2], strict=False):
         node["port"], node["operations_port"] = port, ops
+    # A free port may leave no room for the default cluster port (port + 20000): pick one too.
+    for node, cluster in zip(orderers, ports[2 * len(nodes) :], strict=True):
+        node["cluster_port"] = cluster
     return NetworkConfig.model_validate(data)
 
 
@@ -67,13 +74,15 @@ def run(txs: int, clients: int, orderers: int, console: Console) -> None:
             for s in sessions.values():
                 s.close()
             before = ordering_counters(layout)
-            measure(layout, txs, clients, console)
+            cpu_before = cpu_by_role(layout)
+            committed = measure(layout, txs, clients, console)
+            report_cpu(cpu_before, cpu_by_role(layout), committed, console)
             report_ordering(before, ordering_counters(layout), console)
         finally:
             launcher.down(layout)
 
 
-def measure(layout: NetworkLayout, txs: int, clients: int, console: Console) -> None:
+def measure(layout: NetworkLayout, txs: int, clients: int, console: Console) -> int:
     latencies: list[float] = []
     failures: list[str] = []
     lock = threading.Lock()
@@ -121,6 +130,40 @@ def measure(layout: NetworkLayout, txs: int, clients: int, console: Console) -> 
         )
     if failures:
         console.print(f"[red]{len(failures)} failed[/red], e.g. {failures[0]}")
+    return len(latencies)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_role(layout: NetworkLayout) -> dict[str, float]:
+    """CPU seconds so far per role: ordering nodes (summed), the gateway peer (Org1's, which the
+    clients call), the other peers, and this process (the load generator)."""
+    roles = {"ordering nodes": 0.0, "gateway peer": 0.0, "other peer": 0.0}
+    for node in launcher.nodes_of(layout):
+        pid = launcher.running_pid(node, layout.directory)
+        if pid is None:
+            continue
+        if node.role == "orderer":
+            role = "ordering nodes"
+        else:
+            role = "gateway peer" if node.organization == "Org1MSP" else "other peer"
+        roles[role] += cpu_seconds(pid)
+    roles["load generator"] = time.process_time()
+    return roles
+
+
+def report_cpu(
+    before: dict[str, float], after: dict[str, float], committed: int, console: Console
+) -> None:
+    if not committed:
+        return
+    per_tx = {role: (after[role] - before[role]) * 1000 / committed for role in after}
+    parts = ", ".join(f"{role} {ms:.2f}" for role, ms in per_tx.items())
+    console.print(f"CPU ms per committed transaction: {sum(per_tx.values()):.2f} ({parts})")
 
 
 def ordering_counters(layout: NetworkLayout) -> dict[str, dict[str, int]]:

@@ -31,10 +31,8 @@ from medalliance.contracts.package import PackageStore
 from medalliance.contracts.private_stub import NO_PRIVATE_DATA, PrivateReader
 from medalliance.contracts.simulation import SimulationResult, TxContext, simulate
 from medalliance.errors import (
-    BadSignature,
     ContractError,
     DuplicateTransaction,
-    InvalidArgument,
     MedallianceError,
     PermissionDenied,
     PreconditionFailed,
@@ -42,12 +40,11 @@ from medalliance.errors import (
 )
 from medalliance.identity.msp import Identity
 from medalliance.identity.policy import SignedData
+from medalliance.ledger.signed_header import check_signed_header
 from medalliance.ledger.state import StateReader
 from medalliance.ledger.tx import (
-    ENDORSER_TRANSACTION,
     ProposalView,
     SigningIdentity,
-    compute_tx_id,
     new_error_response,
     new_proposal_response,
 )
@@ -99,19 +96,9 @@ class Endorser:
         Raises the typed error a client must see (signature, Writers policy, duplicate, ...).
         """
         header = proposal.header
-        if header.header_type != ENDORSER_TRANSACTION:
-            raise InvalidArgument(
-                f"proposal header type {header.header_type} is not ENDORSER_TRANSACTION"
-            )
-        if header.epoch != 0:
-            raise InvalidArgument("proposal epoch must be 0")
-        if not header.nonce or not header.creator:
-            raise InvalidArgument("proposal signature header needs a nonce and a creator")
-        if compute_tx_id(header.nonce, header.creator) != header.tx_id:
-            raise InvalidArgument("proposal tx id is not sha256(nonce ‖ creator)")
-        creator = channel.config.msps.deserialize(header.creator, at=now)
-        if not creator.verify(proposal.signature, proposal.proposal_bytes):
-            raise BadSignature("the proposal signature does not verify against its creator")
+        creator = check_signed_header(
+            header, proposal.signature, proposal.proposal_bytes, channel.config.msps, at=now
+        )
         signed_data = [SignedData(proposal.proposal_bytes, header.creator, proposal.signature)]
         if not channel.config.evaluate_policy(WRITERS_POLICY, signed_data, at=now):
             raise PermissionDenied(

@@ -20,11 +20,10 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-import grpc
 from fabric_protos.peer import proposal_pb2, proposal_response_pb2
 from fabric_protos.peer.proposal_response_pb2 import ProposalResponse
 
-from medalliance.errors import MedallianceError
+from medalliance.errors import Conflict, MedallianceError, PreconditionFailed
 from medalliance.gateway.errors import Detail, RpcFailure
 from medalliance.gateway.plan import (
     CollectionsOf,
@@ -42,7 +41,6 @@ from medalliance.ledger.tx import ProposalView
 
 log = logging.getLogger(__name__)
 
-Code = grpc.StatusCode
 # Fabric's wording (internal/pkg/gateway/endorse.go): the first endorsement failed, or a later one.
 ENDORSE_FAILED = "failed to endorse transaction, see attached details for more info"
 COLLECT_FAILED = (
@@ -110,7 +108,7 @@ class Collection:
         try:
             return await self._endorse_all(orgs, None, COLLECT_FAILED)
         except _Unreachable as exc:
-            raise RpcFailure(Code.ABORTED, COLLECT_FAILED, exc.details) from None
+            raise RpcFailure.of(Conflict, COLLECT_FAILED, exc.details) from None
 
     async def planned(self, plan: Plan) -> list[ProposalResponse]:
         """The first endorsement (the hosting peer's when its organisation is in the plan),
@@ -145,7 +143,7 @@ class Collection:
         local = self._local.msp_id
         if plan.transient and plan.local_endorses:
             if local not in candidates:
-                raise RpcFailure(Code.FAILED_PRECONDITION, NO_LOCAL_ENDORSER)
+                raise RpcFailure.of(PreconditionFailed, NO_LOCAL_ENDORSER)
             return local
         orgs = _initial_plan(plan, candidates, failed, ENDORSE_FAILED)
         return local if local in orgs else orgs[0]
@@ -158,7 +156,7 @@ class Collection:
         # is the one its client reads; a refusal is the answer.
         outcome = await self._endorse_at(self._peers.get(org) or [self._local])
         if isinstance(outcome, Detail):
-            raise RpcFailure(Code.ABORTED, ENDORSE_FAILED, [outcome])
+            raise RpcFailure.of(Conflict, ENDORSE_FAILED, [outcome])
         return outcome
 
     def _more(
@@ -178,13 +176,13 @@ class Collection:
             return extend_plan(needs, ordered, [first_org])[1:]
         except MedallianceError as exc:
             if failed:  # the policies need an organisation whose peers are down
-                raise RpcFailure(Code.ABORTED, COLLECT_FAILED, failed) from None
+                raise RpcFailure.of(Conflict, COLLECT_FAILED, failed) from None
             protected = protected_collections(interest) if plan.transient else []
             if protected and _plannable(plan, interest, ordered, first_org):
-                raise RpcFailure(
-                    Code.FAILED_PRECONDITION, PROTECTED.format(" ".join(protected))
+                raise RpcFailure.of(
+                    PreconditionFailed, PROTECTED.format(" ".join(protected))
                 ) from None
-            raise RpcFailure(Code.FAILED_PRECONDITION, str(exc)) from None
+            raise RpcFailure.of(PreconditionFailed, str(exc)) from None
 
     async def _endorse_all(
         self, orgs: Sequence[str], first: ProposalResponse | None, failure: str
@@ -207,7 +205,7 @@ class Collection:
             ):
                 raise _Unreachable(tuple(d.msp_id for d in unreachable), unreachable)
             if any(not d.message.startswith(CHAINCODE_RESPONSE) for d in details):
-                raise RpcFailure(Code.ABORTED, failure, details)
+                raise RpcFailure.of(Conflict, failure, details)
             answers = [o for o in outcomes if isinstance(o, _Answer)]
             responses = [a.response for a in answers]
             if not responses and first is None:
@@ -223,7 +221,7 @@ class Collection:
                 for a in answers
                 if a.response.payload != common
             ]
-        raise RpcFailure(Code.ABORTED, failure, details)
+        raise RpcFailure.of(Conflict, failure, details)
 
     async def _local_result(self, orgs: Sequence[str]) -> ProposalResponse | None:
         """The hosting peer's own simulation, when it was not among `orgs` and accepts: the
@@ -303,8 +301,8 @@ def _initial_plan(
         return plan_endorsers(plan.policy, candidates, plan.members)
     except MedallianceError as exc:
         if failed:  # the policy needs an organisation whose peers are down
-            raise RpcFailure(Code.ABORTED, failure, failed) from None
-        raise RpcFailure(Code.FAILED_PRECONDITION, str(exc)) from None
+            raise RpcFailure.of(Conflict, failure, failed) from None
+        raise RpcFailure.of(PreconditionFailed, str(exc)) from None
 
 
 class _Unreachable(Exception):

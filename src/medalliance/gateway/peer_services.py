@@ -22,7 +22,7 @@ from fabric_protos.peer import (
 )
 
 from medalliance.errors import MedallianceError
-from medalliance.gateway.errors import RpcFailure, abort
+from medalliance.gateway.errors import RpcFailure, Unknown, abort
 from medalliance.gateway.ports import Endorser, EndorserRefused
 from medalliance.ledger.tx import parse_signed_proposal
 from medalliance.network.deliver import (
@@ -94,5 +94,5 @@ class EndorserService(peer_pb2_grpc.EndorserServicer):  # type: ignore[misc]
         try:
             return await self._local.process_proposal(signed, proposal)
         except EndorserRefused as exc:
-            await abort(context, RpcFailure(grpc.StatusCode.UNKNOWN, str(exc)))
+            await abort(context, RpcFailure.of(Unknown, str(exc)))
             raise

@@ -25,13 +25,22 @@ from medalliance.contracts.lifecycle import (
     committed_collections,
     committed_definition,
 )
-from medalliance.errors import MedallianceError, NotFound
+from medalliance.errors import (
+    Conflict,
+    InvalidArgument,
+    MedallianceError,
+    NotFound,
+    PermissionDenied,
+    PreconditionFailed,
+    Unavailable,
+)
 from medalliance.gateway.endorse import UNREACHABLE, Collection, Plan
-from medalliance.gateway.errors import Detail, RpcFailure, abort
+from medalliance.gateway.errors import Detail, RpcFailure, Unknown, abort
 from medalliance.gateway.plan import namespace_requirement
 from medalliance.gateway.ports import Endorser, EndorserRefused, GatewayChannel, OrdererRejected
 from medalliance.identity.policy import SignedData
 from medalliance.ledger.block_events import chaincode_events
+from medalliance.ledger.signed_header import HeaderRejected, check_signed_header
 from medalliance.ledger.tx import (
     MalformedTransaction,
     ProposalView,
@@ -43,7 +52,6 @@ from medalliance.ledger.tx import (
 log = logging.getLogger(__name__)
 
 READERS_POLICY = "/Channel/Application/Readers"
-Code = grpc.StatusCode
 
 
 class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
@@ -94,8 +102,8 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
             orgs = tuple(request.endorsing_organizations)
             missing = [o for o in orgs if not peers.get(o)]
             if missing:  # Fabric's planForOrgs: code and wording
-                raise RpcFailure(
-                    Code.UNAVAILABLE,
+                raise RpcFailure.of(
+                    Unavailable,
                     f"failed to find any endorsing peers for org(s): {', '.join(missing)}",
                 )
             responses = await collection.for_orgs(orgs)
@@ -104,9 +112,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
         try:
             payload = new_transaction_payload(proposal, responses)
         except MedallianceError as exc:
-            raise RpcFailure(
-                Code.ABORTED, f"ProposalResponsePayloads do not match: {exc}"
-            ) from None
+            raise RpcFailure.of(Conflict, f"ProposalResponsePayloads do not match: {exc}") from None
         return gateway_pb2.EndorseResponse(
             prepared_transaction=common_pb2.Envelope(payload=payload)
         )
@@ -159,8 +165,8 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
             orgs = sorted(request.target_organizations, key=lambda o: o != self._local.msp_id)
             targets = [p for org in dict.fromkeys(orgs) for p in peers.get(org, ())]
             if not targets:
-                raise RpcFailure(
-                    Code.FAILED_PRECONDITION,
+                raise RpcFailure.of(
+                    PreconditionFailed,
                     f"no peers of {', '.join(request.target_organizations)} on channel {proposal.channel_id}",
                 )
         failures = []
@@ -169,8 +175,8 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
                 response = await peer.process_proposal(request.proposed_transaction, proposal)
             except EndorserRefused as exc:
                 message = f"evaluate call to endorser returned error: {exc}"
-                raise RpcFailure(
-                    Code.FAILED_PRECONDITION, message, [Detail(peer.address, peer.msp_id, str(exc))]
+                raise RpcFailure.of(
+                    PreconditionFailed, message, [Detail(peer.address, peer.msp_id, str(exc))]
                 ) from None
             except ConnectionError as exc:
                 failures.append(Detail(peer.address, peer.msp_id, f"{UNREACHABLE}: {exc}"))
@@ -178,14 +184,14 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
             result = response.response
             if result.status >= 400:
                 text = f"chaincode response {result.status}, {result.message}"
-                raise RpcFailure(
-                    Code.UNKNOWN,
+                raise RpcFailure.of(
+                    Unknown,
                     f"evaluate call to endorser returned error: {text}",
                     [Detail(peer.address, peer.msp_id, text)],
                 )
             return gateway_pb2.EvaluateResponse(result=result)
-        raise RpcFailure(
-            Code.UNAVAILABLE,
+        raise RpcFailure.of(
+            Unavailable,
             "failed to evaluate transaction, see attached details for more info",
             failures,
         )
@@ -203,38 +209,36 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
 
     async def _submit(self, request: gateway_pb2.SubmitRequest) -> None:
         if not request.HasField("prepared_transaction"):
-            raise RpcFailure(Code.INVALID_ARGUMENT, "a prepared transaction is required")
+            raise RpcFailure.of(InvalidArgument, "a prepared transaction is required")
         envelope = request.prepared_transaction
         if not envelope.signature:
-            raise RpcFailure(Code.INVALID_ARGUMENT, "prepared transaction must be signed")
+            raise RpcFailure.of(InvalidArgument, "prepared transaction must be signed")
         data = envelope.SerializeToString()
         try:
             view = parse_envelope(data)
         except MalformedTransaction as exc:
-            raise RpcFailure(Code.INVALID_ARGUMENT, str(exc)) from None
+            raise RpcFailure.of(InvalidArgument, str(exc)) from None
         channel = self._channel(view.header.channel_id)
-        now = self._now()
-        try:
-            creator = channel.config.msps.deserialize(view.header.creator, at=now)
-            signed = creator.verify(view.signature, view.payload_bytes)
-        except MedallianceError as exc:
-            raise RpcFailure(
-                Code.PERMISSION_DENIED, f"transaction creator is not valid: {exc}"
-            ) from None
-        if not signed:
-            raise RpcFailure(
-                Code.PERMISSION_DENIED,
-                "the transaction signature does not verify against its creator",
+        try:  # any header type: the ordering service decides what it accepts
+            check_signed_header(
+                view.header,
+                view.signature,
+                view.payload_bytes,
+                channel.config.msps,
+                at=self._now(),
+                header_type=None,
             )
+        except HeaderRejected as exc:
+            raise RpcFailure.from_error(exc) from None
         try:
             await self._broadcast(view.header.channel_id, data)
         except OrdererRejected as exc:
-            raise RpcFailure(
-                Code.ABORTED, f"received unsuccessful response from orderer: {exc}"
+            raise RpcFailure.of(
+                Conflict, f"received unsuccessful response from orderer: {exc}"
             ) from None
         except ConnectionError as exc:
-            raise RpcFailure(
-                Code.UNAVAILABLE,
+            raise RpcFailure.of(
+                Unavailable,
                 "no orderers could successfully process transaction",
                 [Detail("", "", str(exc))],
             ) from None
@@ -256,11 +260,11 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
         request = gateway_pb2.CommitStatusRequest()
         _parse(request, signed.request, "commit status request")
         if not request.identity:
-            raise RpcFailure(Code.INVALID_ARGUMENT, "no identity provided")
+            raise RpcFailure.of(InvalidArgument, "no identity provided")
         if not request.channel_id:
-            raise RpcFailure(Code.INVALID_ARGUMENT, "no channel ID provided")
+            raise RpcFailure.of(InvalidArgument, "no channel ID provided")
         if not request.transaction_id:
-            raise RpcFailure(Code.INVALID_ARGUMENT, "transaction ID should not be empty")
+            raise RpcFailure.of(InvalidArgument, "transaction ID should not be empty")
         channel = self._channel(request.channel_id)
         self._authorize(channel, signed.request, request.identity, signed.signature)
         future, cancel = channel.feed.tx_waiter(request.transaction_id)
@@ -271,13 +275,13 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
                 location = channel.store.tx_location(request.transaction_id)
         except asyncio.CancelledError:
             if channel.feed.closed:
-                raise RpcFailure(Code.UNAVAILABLE, "the peer is shutting down") from None
+                raise RpcFailure.of(Unavailable, "the peer is shutting down") from None
             raise
         finally:
             cancel()
         if location is None:  # committed and then lost: cannot happen with a durable store
-            raise RpcFailure(
-                Code.INTERNAL, f"transaction {request.transaction_id} not found after commit"
+            raise RpcFailure.of(
+                MedallianceError, f"transaction {request.transaction_id} not found after commit"
             )
         return gateway_pb2.CommitStatusResponse(
             result=location.validation_code, block_number=location.block_num
@@ -292,9 +296,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
             request = gateway_pb2.ChaincodeEventsRequest()
             _parse(request, signed.request, "chaincode events request")
             if not request.channel_id or not request.chaincode_id:
-                raise RpcFailure(
-                    Code.INVALID_ARGUMENT, "a channel and a chaincode name are required"
-                )
+                raise RpcFailure.of(InvalidArgument, "a channel and a chaincode name are required")
             channel = self._channel(request.channel_id)
             self._authorize(channel, signed.request, request.identity, signed.signature)
             start, skip_through = self._events_start(channel, request)
@@ -304,7 +306,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
         number = start
         while True:
             if not await channel.feed.wait_for_height(number + 1):
-                await abort(context, RpcFailure(Code.UNAVAILABLE, "the peer is shutting down"))
+                await abort(context, RpcFailure.of(Unavailable, "the peer is shutting down"))
                 return
             events = chaincode_events(channel.store.get_block(number), request.chaincode_id)
             if skip_through and number == start and any(e.tx_id == skip_through for e in events):
@@ -330,7 +332,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
             return int(request.start_position.specified.number), request.after_transaction_id
         if kind in (None, "next_commit"):
             return channel.feed.height, ""
-        raise RpcFailure(Code.INVALID_ARGUMENT, f"invalid start position type: {kind}")
+        raise RpcFailure.of(InvalidArgument, f"invalid start position type: {kind}")
 
     # --- shared checks ---------------------------------------------------------------------------
 
@@ -338,25 +340,25 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
         try:
             return self._channel_for(channel_id)
         except NotFound:
-            raise RpcFailure(Code.NOT_FOUND, f"channel '{channel_id}' not found") from None
+            raise RpcFailure.of(NotFound, f"channel '{channel_id}' not found") from None
 
     def _proposal(
         self, request: gateway_pb2.EndorseRequest | gateway_pb2.EvaluateRequest
     ) -> tuple[ProposalView, GatewayChannel]:
         if not request.HasField("proposed_transaction"):
-            raise RpcFailure(
-                Code.INVALID_ARGUMENT, "the proposed transaction must contain a signed proposal"
+            raise RpcFailure.of(
+                InvalidArgument, "the proposed transaction must contain a signed proposal"
             )
         try:
             proposal = parse_signed_proposal(
                 request.proposed_transaction, max_bytes=self._max_bytes
             )
         except MalformedTransaction as exc:
-            raise RpcFailure(
-                Code.INVALID_ARGUMENT, f"failed to unpack transaction proposal: {exc}"
+            raise RpcFailure.of(
+                InvalidArgument, f"failed to unpack transaction proposal: {exc}"
             ) from None
         if not proposal.chaincode_name:
-            raise RpcFailure(Code.INVALID_ARGUMENT, "the proposal names no chaincode")
+            raise RpcFailure.of(InvalidArgument, "the proposal names no chaincode")
         return proposal, self._channel(proposal.channel_id)
 
     def _max_bytes(self, channel_id: str) -> int:
@@ -369,8 +371,8 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
             return None
         definition = committed_definition(channel.state, name)
         if definition is None or definition.deregistered:
-            raise RpcFailure(
-                Code.FAILED_PRECONDITION,
+            raise RpcFailure.of(
+                PreconditionFailed,
                 f"no chaincode definition for {name} on channel {proposal.channel_id}: "
                 f"make sure the chaincode {name} has been successfully defined on channel "
                 f"{proposal.channel_id} and try again",
@@ -387,17 +389,15 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
                 READERS_POLICY, [SignedData(data, identity, signature)], at=now
             )
         except MedallianceError as exc:
-            raise RpcFailure(Code.PERMISSION_DENIED, f"access denied: {exc}") from None
+            raise RpcFailure.of(PermissionDenied, f"access denied: {exc}") from None
         if not allowed:
-            raise RpcFailure(
-                Code.PERMISSION_DENIED, f"access denied: {READERS_POLICY} not satisfied"
-            )
+            raise RpcFailure.of(PermissionDenied, f"access denied: {READERS_POLICY} not satisfied")
 
 
 def _parse(message: object, data: bytes, what: str) -> None:
     if not data:
-        raise RpcFailure(Code.INVALID_ARGUMENT, f"a {what} is required")
+        raise RpcFailure.of(InvalidArgument, f"a {what} is required")
     try:
         message.ParseFromString(data)  # type: ignore[attr-defined]
     except DecodeError:
-        raise RpcFailure(Code.INVALID_ARGUMENT, f"malformed {what}") from None
+        raise RpcFailure.of(InvalidArgument, f"malformed {what}") from None

@@ -33,6 +33,7 @@ from medalliance.identity.signing import (
     serialize_identity,
     verify_signature,
 )
+from medalliance.identity.verified import VERIFIED
 
 NODE_OUS = ("client", "peer", "admin", "orderer")
 _ROLE = msp_principal_pb2.MSPRole.MSPRoleType
@@ -57,8 +58,14 @@ class Identity:
     chain: tuple[x509.Certificate, ...] = field(default=(), repr=False)  # issuers up to a root
 
     def verify(self, signature: bytes, message: bytes) -> bool:
-        """Whether `signature` is this identity's low-S ECDSA-SHA256 signature of `message`."""
-        return verify_signature(self.public_key, signature, message)
+        """Whether `signature` is this identity's low-S ECDSA-SHA256 signature of `message`
+        (each distinct success verified once per process: identity/verified.py)."""
+        return VERIFIED.check(
+            self.id_hash,
+            signature,
+            message,
+            lambda: verify_signature(self.public_key, signature, message),
+        )
 
 
 @dataclass(frozen=True)

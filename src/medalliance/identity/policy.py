@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -325,4 +325,16 @@ def implicit_meta_threshold(rule: ImplicitRule, n: int) -> int:
 
 def evaluate_implicit_meta(rule: ImplicitRule, sub_results: Sequence[bool]) -> bool:
     """Whether the sub-policy results meet `rule`'s threshold (`common/policies/implicitmeta.go`)."""
-    return sum(sub_results) >= implicit_meta_threshold(rule, len(sub_results))
+    return decide_implicit_meta(rule, len(sub_results), iter(sub_results))
+
+
+def decide_implicit_meta(rule: ImplicitRule, n: int, sub_results: Iterator[bool]) -> bool:
+    """`evaluate_implicit_meta` over `n` lazily computed results, drawing no more of them than
+    needed: ANY stops at the first pass, ALL at the first failure, MAJORITY once a majority
+    passed or can no longer pass. The verdict is the same as counting all of them."""
+    need = implicit_meta_threshold(rule, n)
+    left = n
+    while need > 0 and need <= left:
+        left -= 1
+        need -= next(sub_results)
+    return need <= 0

@@ -41,7 +41,7 @@ from medalliance.identity.msp import Identity, Msp, MspManager
 from medalliance.identity.policy import (
     SignedData,
     compiles,
-    evaluate_implicit_meta,
+    decide_implicit_meta,
     identities_satisfy,
     parse_policy,
     valid_signers,
@@ -439,12 +439,11 @@ class ChannelConfig:
             envelope = policy.envelope
             return compiles(envelope) and identities_satisfy(envelope, signers(), self.msps)
         group = path.rsplit("/", 1)[0]
-        results = []
-        for name in self._subgroups[group]:
-            sub_path = f"{group}/{name}/{policy.sub_policy}"
-            known = sub_path in self._policies
-            results.append(known and self._evaluate(sub_path, signers))
-        return evaluate_implicit_meta(policy.rule, results)
+        sub_paths = [f"{group}/{name}/{policy.sub_policy}" for name in self._subgroups[group]]
+        # Lazily, so that evaluation stops once the rule is decided (ANY: the first organisation
+        # that passes); each sub-policy evaluated costs a principal match per signer.
+        results = (p in self._policies and self._evaluate(p, signers) for p in sub_paths)
+        return decide_implicit_meta(policy.rule, len(sub_paths), results)
 
 
 def _group(parent: configtx_pb2.ConfigGroup, name: str) -> configtx_pb2.ConfigGroup:

@@ -32,18 +32,16 @@ from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
 from fabric_protos.peer import policy_pb2
 from google.protobuf.message import DecodeError
 
-from medalliance.errors import MedallianceError
 from medalliance.identity.msp import MspManager
 from medalliance.identity.policy import SignedData, evaluate_signature_policy
 from medalliance.ledger.mvcc import MvccTx, check_block, metadata_writes_of, writes_of
-from medalliance.ledger.private_hashing import parse_hashed
+from medalliance.ledger.private_hashing import HashedCollection, parse_hashed
+from medalliance.ledger.signed_header import HeaderRejected, check_signed_header
 from medalliance.ledger.state import VALIDATION_PARAMETER, MetadataWrite, StateReader, Write
 from medalliance.ledger.tx import (
-    ENDORSER_TRANSACTION,
     Code,
     EnvelopeView,
     MalformedTransaction,
-    compute_tx_id,
     parse_chaincode_event,
     parse_envelope,
     parse_rwset,
@@ -115,6 +113,9 @@ class TxResult:
     event: bytes = field(default=b"", repr=False)  # serialized ChaincodeEvent, valid txs only
     reason: str = ""  # why it is invalid, for logs: names and codes only, never values
     metadata: tuple[MetadataWrite, ...] = field(default=(), repr=False)  # valid txs only
+    # the collections' hashed sets, valid txs only: handed to the private data store so that it
+    # does not parse the envelope again
+    hashed: tuple[HashedCollection, ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +133,7 @@ class _Pending:
     view: EnvelopeView | None
     result: TxResult
     ns_rwsets: tuple[tuple[str, kv_rwset_pb2.KVRWSet], ...] = ()
+    hashed: tuple[HashedCollection, ...] = ()
 
 
 class _Invalid(Exception):
@@ -201,6 +203,7 @@ def validate_block(
                 writes=writes_of(p.ns_rwsets),
                 event=result.event,
                 metadata=metadata_writes_of(p.ns_rwsets),
+                hashed=p.hashed,
             )
         results.append(result)
     return BlockResult(number, tuple(results))
@@ -221,13 +224,16 @@ def _validate_envelope(
         return _Pending(None, TxResult(tx_num, "", exc.code, 0, reason=str(exc)))
     tx_id, ts = view.header.tx_id, view.header.timestamp_ms
     try:
-        ns_rwsets, chaincode, event = _check(view, config, policy_for, keys, is_committed_tx, seen)
+        ns_rwsets, hashed, chaincode, event = _check(
+            view, config, policy_for, keys, is_committed_tx, seen
+        )
     except _Invalid as exc:
         return _Pending(view, TxResult(tx_num, tx_id, exc.code, ts, reason=exc.reason))
     except MalformedTransaction as exc:
         return _Pending(view, TxResult(tx_num, tx_id, exc.code, ts, reason=str(exc)))
     seen.add(tx_id)
-    return _Pending(view, TxResult(tx_num, tx_id, VALID, ts, chaincode, event=event), ns_rwsets)
+    result = TxResult(tx_num, tx_id, VALID, ts, chaincode, event=event)
+    return _Pending(view, result, ns_rwsets, hashed)
 
 
 def _check(
@@ -237,23 +243,14 @@ def _check(
     keys: _KeyPolicies,
     is_committed_tx: Callable[[str], bool],
     seen: set[str],
-) -> tuple[tuple[tuple[str, kv_rwset_pb2.KVRWSet], ...], str, bytes]:
+) -> tuple[tuple[tuple[str, kv_rwset_pb2.KVRWSet], ...], tuple[HashedCollection, ...], str, bytes]:
     header = view.header
     at = _datetime(header.timestamp_ms)
-    if header.header_type != ENDORSER_TRANSACTION:
-        raise _Invalid("UNKNOWN_TX_TYPE", f"header type {header.header_type} is not supported here")
-    if header.epoch != 0 or not header.nonce or not header.creator:
-        raise _Invalid("BAD_COMMON_HEADER", "epoch must be 0 and nonce and creator set")
-    if header.channel_id != config.channel_id:
-        raise _Invalid("TARGET_CHAIN_NOT_FOUND", f"transaction for channel {header.channel_id!r}")
+    signed = (view.signature, view.payload_bytes, config.msps)
     try:
-        creator = config.msps.deserialize(header.creator, at=at)
-    except MedallianceError as exc:
-        raise _Invalid("BAD_CREATOR_SIGNATURE", f"creator is not valid: {exc}") from exc
-    if not creator.verify(view.signature, view.payload_bytes):
-        raise _Invalid("BAD_CREATOR_SIGNATURE", "the creator's signature does not verify")
-    if compute_tx_id(header.nonce, header.creator) != header.tx_id:
-        raise _Invalid("BAD_PROPOSAL_TXID", "tx id is not sha256(nonce ‖ creator)")
+        creator = check_signed_header(header, *signed, at=at, channel_id=config.channel_id)
+    except HeaderRejected as exc:
+        raise _Invalid(exc.code, str(exc)) from exc
     body = view.endorser_tx()
     if body.action_header_bytes != header.signature_header_bytes:
         raise _Invalid("INVALID_ENDORSER_TRANSACTION", "action header differs from the tx header")
@@ -301,6 +298,7 @@ def _check(
         )  # fmt: skip
     return (
         (*ns_rwsets, *((h.state_namespace, h.rwset) for h in hashed)),
+        hashed,
         body.chaincode_name,
         body.events,
     )

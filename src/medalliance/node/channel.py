@@ -184,7 +184,8 @@ class PeerChannel:
         self._store.append(block, [t.tx_id for t in result.txs])
         self._apply(number, result.txs)
         if self.private is not None:
-            self.private.apply_block(block, self.collections_of)
+            committed = [(t.tx_num, t.tx_id, t.hashed) for t in result.txs if t.code == VALID]
+            self.private.apply_block(block, self.collections_of, None if new_config else committed)
         if new_config is not None:  # in force from the next block on
             self.config = ChannelConfig.from_config(new_config, self.channel_id)
             log.info(

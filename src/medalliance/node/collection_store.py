@@ -25,7 +25,7 @@ values on without keeping them, and pushes and fetches answer members only.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,9 +163,17 @@ class CollectionStore:
 
     # --- commit ----------------------------------------------------------------------------------
 
-    def apply_block(self, block: common_pb2.Block, collections_of: CollectionsOf) -> list[Missing]:
+    def apply_block(
+        self,
+        block: common_pb2.Block,
+        collections_of: CollectionsOf,
+        hashed_sets: Iterable[tuple[int, str, tuple[HashedCollection, ...]]] | None = None,
+    ) -> list[Missing]:
         """Apply the private side of a committed block (codes in its TRANSACTIONS_FILTER); the
-        gaps it leaves. Idempotent: a block at or below the savepoint is skipped."""
+        gaps it leaves. Idempotent: a block at or below the savepoint is skipped.
+
+        `hashed_sets` are the valid transactions' hashed sets when the caller has them (the
+        validation that just ran parsed them); otherwise they are read from the block."""
         number = int(block.header.number)
         if number <= self.savepoint:
             return []
@@ -177,7 +185,8 @@ class CollectionStore:
             self._db.execute(
                 "DELETE FROM transient WHERE height < ?", (number - TRANSIENT_RETENTION,)
             )
-            for tx_num, tx_id, hashed in valid_hashed_sets(block):
+            sets = valid_hashed_sets(block) if hashed_sets is None else hashed_sets
+            for tx_num, tx_id, hashed in sets:
                 for h in hashed:
                     gap = self._apply_collection(number, tx_num, tx_id, h, collections_of)
                     if gap is not None:
