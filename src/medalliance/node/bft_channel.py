@@ -66,7 +66,7 @@ from medalliance.ledger.config_update import is_config_block
 from medalliance.ledger.tx import SigningIdentity, parse_envelope
 from medalliance.network.block_feed import BlockFeed
 from medalliance.node import consensus_wire
-from medalliance.node.block_rules import BlockRules
+from medalliance.node.block_rules import BlockRules, ConsenterSigner
 from medalliance.node.consensus_inbox import (
     RefusalLog,
     RejectedMessage,
@@ -89,15 +89,6 @@ FAILURES_UNHEALTHY = 3  # failures without a block decided in between: report un
 
 Send = Callable[[str | None, bytes], None]  # (peer name or None for all, message bytes)
 Forward = Callable[[list[bytes]], None]  # admitted envelopes to the other ordering nodes
-
-
-class _CoreSigner:
-    def __init__(self, name: str, signer: SigningIdentity) -> None:
-        self.node_id = name
-        self._signer = signer
-
-    def sign(self, payload: bytes) -> bytes:
-        return self._signer.sign(payload)
 
 
 class DecidedBlockMismatch(InvalidArgument):
@@ -186,7 +177,7 @@ class BftChannel:
 
     def _new_machine(self) -> ConsensusMachine:
         return ConsensusMachine(
-            self.channel_id, _CoreSigner(self.name, self._signer), self._timeouts
+            self.channel_id, ConsenterSigner(self.name, self._signer), self._timeouts
         )
 
     # --- inputs from the outside ----------------------------------------------------------------

@@ -38,6 +38,17 @@ from medalliance.ledger.tx import ENDORSER_TRANSACTION, SigningIdentity, parse_e
 from medalliance.node.ordering import admit
 
 
+class ConsenterSigner:
+    """A consenter's key as the consensus machine's `Signer`, named as in consensus messages."""
+
+    def __init__(self, name: str, signer: SigningIdentity) -> None:
+        self.node_id = name
+        self._signer = signer
+
+    def sign(self, payload: bytes) -> bytes:
+        return self._signer.sign(payload)
+
+
 class BlockRules:
     """Reads the chain (`store`) and the configuration in force (`config()`); writes nothing."""
 

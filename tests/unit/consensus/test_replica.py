@@ -26,8 +26,7 @@ from medalliance.ledger.block import header_hash, new_block
 from medalliance.ledger.block_store import BlockStore
 from medalliance.ledger.channel_config import ChannelConfig
 from medalliance.ledger.tx import ENDORSER_TRANSACTION, sign_envelope
-from medalliance.node.bft_channel import _CoreSigner
-from medalliance.node.block_rules import BlockRules
+from medalliance.node.block_rules import BlockRules, ConsenterSigner
 
 CLIENT = MEMBERS.signer("client1")
 TIMEOUT_TICKS = 5
@@ -64,7 +63,7 @@ def replica(
     config = ChannelConfig.from_block(genesis())
     name = config.consenter_set[0].name
     rules = BlockRules(config=lambda: config, store=store, signer=SIGNER, now=lambda: NOW)
-    machine = ConsensusMachine("ch", _CoreSigner(name, SIGNER))
+    machine = ConsensusMachine("ch", ConsenterSigner(name, SIGNER))
     replica = Replica(machine, rules, CutRules(max_count, 1 << 20, TIMEOUT_TICKS), pending_max)
     replica.step(Start(store.height, ValidatorSet((name,))))
     return replica, rules
