@@ -394,10 +394,12 @@ class BftChannel:
     def record_evidence(self, evidence: Evidence) -> None:
         self.evidence_count += 1
         first, second = evidence.equivocation.first, evidence.equivocation.second
-        record: dict[str, object] = {
+        record: dict[str, object] = {  # ids and positions only: no block body, no payload
             "culprit": evidence.culprit,
-            "first": repr(first),
-            "second": repr(second),
+            "kind": type(first).__name__,
+            "height": first.height,
+            "round": first.round,
+            "values": [_value_hex(first), _value_hex(second)],
         }
         self.evidence_seen = [*self.evidence_seen, record][-EVIDENCE_KEPT:]
         log.error(
@@ -550,6 +552,11 @@ class BftChannel:
         if self._task is not None:
             self._task.cancel()
         self._log.close()
+
+
+def _value_hex(message: Proposal | Vote) -> str | None:
+    value_id = message.value.value_id if isinstance(message, Proposal) else message.value_id
+    return None if value_id is None else value_id.hex()
 
 
 @dataclass(frozen=True, slots=True)
