@@ -1,38 +1,25 @@
-"""The host shim of one simulated node: executes `Ready` records as production must.
+"""The host of one simulated node: the replica the ordering node runs, over simulated I/O.
 
-Per `Ready`: write + fsync hard state, append + fsync the block, send, arm timers, serve
-requests, in that order. The simulator may crash the node between any two of those stages.
+The node's `Replica` (consensus/replica.py) with a workload `Application` of named values;
+its effects run through the same `effects.execute` as in production. The simulator may crash
+the node before any effect, and between the write and the fsync of hard state or a block.
 Incoming messages are verified (signatures, value ids) before the core sees them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from medalliance.consensus.inputs import (
-    Input,
-    MessageReceived,
-    ProposalChecked,
-    Start,
-    SyncedBlock,
-    Timeout,
-    TxAvailable,
-    ValueReady,
-)
+from medalliance.consensus.effects import execute
+from medalliance.consensus.hard_state import HardState
+from medalliance.consensus.inputs import MessageReceived, Start, SyncedBlock, Timeout
 from medalliance.consensus.machine import ConsensusMachine
 from medalliance.consensus.messages import Message, Value
-from medalliance.consensus.ready import (
-    CheckValue,
-    Commit,
-    Decided,
-    Evidence,
-    NeedSync,
-    NeedValue,
-    Ready,
-    Send,
-)
+from medalliance.consensus.pending import Batch, CutRules
+from medalliance.consensus.ready import ArmTimer, Commit, Decided, Evidence, NeedSync, Send
+from medalliance.consensus.replica import Admitted, Event, Replica, Submitted, Tick
 from medalliance.consensus.timeouts import Timeouts
 from tests.simulation.fakes import CHANNEL, FakeSigner, honest_value, is_valid
 from tests.simulation.storage import SimStorage
@@ -42,6 +29,8 @@ if TYPE_CHECKING:
 
 TIMEOUTS = Timeouts()
 SYNC_BATCH_MAX = 16
+WORKLOAD = b"workload"  # one transaction that never leaves: a proposer always has a batch
+EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +47,27 @@ class SyncResponse:
 Payload = Message | SyncRequest | SyncResponse
 
 
+class SimApplication:
+    """Values named after (height, proposer); valid(v) a pure function of value and height."""
+
+    def __init__(self, host: Host) -> None:
+        self._host = host
+
+    def admit(self, envelope: bytes, at: dt.datetime) -> Admitted:
+        return Admitted(envelope.decode())
+
+    def propose(self, height: int, round: int, batch: Batch) -> Value | None:
+        return self._host.propose_value(height, round)
+
+    def valid(self, height: int, value: Value) -> bool:
+        return is_valid(value, height)
+
+    def tx_ids(self, value: Value) -> tuple[str, ...]:
+        return ()
+
+
 class Host:
-    """An honest node: the real state machine plus simulated disk, ledger and network."""
+    """An honest node: the real replica plus simulated disk, ledger and network."""
 
     def __init__(self, sim: Simulation, node_id: str) -> None:
         self.sim = sim
@@ -68,7 +76,17 @@ class Host:
         self.storage = SimStorage()
         self.up = False
         self.incarnation = 0
-        self.machine = ConsensusMachine(CHANNEL, self.signer, TIMEOUTS)
+        self.replica = self._replica()
+        self._stage = 0
+        self._crash_at: int | None = None
+
+    def _replica(self) -> Replica:
+        machine = ConsensusMachine(CHANNEL, self.signer, TIMEOUTS)
+        return Replica(machine, SimApplication(self), CutRules(1, 1 << 20, 1), pending_max=8)
+
+    @property
+    def machine(self) -> ConsensusMachine:
+        return self.replica.machine
 
     @property
     def durable_height(self) -> int:
@@ -79,26 +97,29 @@ class Host:
         self.incarnation += 1
         self.up = True
         ledger = self.storage.ledger_durable
-        self.machine = ConsensusMachine(CHANNEL, self.signer, TIMEOUTS)
+        self.replica = self._replica()
         last = ledger[-1] if ledger else None
         start = Start(len(ledger) + 1, self.sim.validators, self.storage.hard_state_durable, last)
+        self.replica.submit(Submitted(WORKLOAD, EPOCH, forward=False))
         self.feed(start)
-        self.feed(TxAvailable())  # the workload always has transactions waiting
 
     def crash(self) -> None:
         self.up = False
         self.incarnation += 1  # timers and answers of the old process never arrive
         self.storage.crash(self.sim.rng("storage"))
 
-    def feed(self, event: Input) -> None:
+    def feed(self, event: Event) -> None:
         if not self.up:
             return
-        readies = self.machine.step(event)
+        effects = self.replica.step(event)
         if self.node_id in self.sim.correct:
             self.sim.checker.on_step(self.node_id, self.machine.height, self.machine.round)
-        for ready in readies:
-            if not self._execute(ready):
-                return
+        # stages: before each effect, and between write and fsync of hard state and blocks
+        self._stage = 0
+        self._crash_at = self.sim.crash_stage(self.node_id, 2 * len(effects) + 1)
+        if execute(effects, self) and self.replica.wants_value:
+            ticks = self.sim.rng("workload").randint(1, 5)  # the cutter's next tick
+            self.sim.input_later(self, ticks, Tick(self.sim.now + ticks))
 
     def receive(self, payload: Payload, link_sender: str) -> None:
         if not self.up:
@@ -136,58 +157,45 @@ class Host:
     def peers(self) -> tuple[str, ...]:
         return tuple(i for i in self.sim.validators.ids if i != self.node_id)
 
-    # --- Ready ----------------------------------------------------------------------------------
+    # --- effects (EffectHost) -------------------------------------------------------------------
 
-    def _execute(self, ready: Ready) -> bool:
-        stages = self._stages(ready)
-        crash_at = self.sim.crash_stage(self.node_id, len(stages))
-        for index, stage in enumerate(stages):
-            if index == crash_at:
-                self.sim.crash(self.node_id)
-                return False
-            stage()
-        return True
+    def proceed(self) -> bool:
+        """Crash here if the simulator chose this stage; False once down."""
+        if self.up and self._stage == self._crash_at:
+            self.sim.crash(self.node_id)
+        self._stage += 1
+        return self.up
 
-    def _stages(self, ready: Ready) -> list[Callable[[], None]]:
-        stages: list[Callable[[], None]] = []
-        state, commit = ready.persist, ready.commit
-        if state is not None:
-            stages += [lambda: self.storage.write_hard_state(state), self.storage.fsync_hard_state]
-        if commit is not None:
-            stages += [lambda: self._append(commit), self.storage.fsync_ledger]
-        stages += [lambda s=send: self._send(s) for send in ready.send]
-        stages.append(lambda: self._timers_and_requests(ready))
-        return stages
+    def persist_hard_state(self, state: HardState) -> None:
+        self.storage.write_hard_state(state)
+        if self.proceed():
+            self.storage.fsync_hard_state()
 
-    def _append(self, commit: Commit) -> None:
+    def append_block(self, commit: Commit) -> None:
         self.storage.append_block(commit)
         self.sim.checker.on_commit(self.node_id, commit)
+        if self.proceed():
+            self.storage.fsync_ledger()
 
-    def _send(self, send: Send) -> None:
+    def send_message(self, send: Send) -> None:
         self.send(send.message, send.to)
 
-    def _timers_and_requests(self, ready: Ready) -> None:
-        for timer in ready.timers:
-            timeout = Timeout(timer.kind, timer.height, timer.round)
-            self.sim.input_later(self, timer.ticks, timeout)
-        rng = self.sim.rng("workload")
-        for request in ready.requests:
-            match request:
-                case NeedValue(height, round):
-                    value = self.propose_value(height, round)
-                    self.sim.input_later(self, rng.randint(1, 5), ValueReady(height, round, value))
-                case CheckValue(height, round, value):
-                    verdict = ProposalChecked(
-                        height, round, value.value_id, is_valid(value, height)
-                    )
-                    self.sim.input_later(self, rng.randint(1, 3), verdict)
-                case NeedSync(from_height, to_height, peer):
-                    self.sim.transmit(self.node_id, peer, SyncRequest(from_height, to_height))
-                case Evidence():
-                    self.sim.evidence.append((self.node_id, request))
-                case Decided(height):
-                    self.sim.checker.on_decided(self.node_id, height, self.durable_height)
-                    self.sim.input_later(self, 0, TxAvailable())
+    def arm_timer(self, timer: ArmTimer) -> None:
+        timeout = Timeout(timer.kind, timer.height, timer.round)
+        self.sim.input_later(self, timer.ticks, timeout)
+
+    def forward_envelopes(self, envelopes: tuple[bytes, ...]) -> None:
+        pass  # the workload is the same on every node
+
+    def request_sync(self, request: NeedSync) -> None:
+        sync = SyncRequest(request.from_height, request.to_height)
+        self.sim.transmit(self.node_id, request.peer, sync)
+
+    def record_evidence(self, evidence: Evidence) -> None:
+        self.sim.evidence.append((self.node_id, evidence))
+
+    def note_decided(self, decided: Decided) -> None:
+        self.sim.checker.on_decided(self.node_id, decided.height, self.durable_height)
 
     def _serve_sync(self, from_height: int, to_height: int, peer: str) -> None:
         if not self.serves_sync:

@@ -13,8 +13,8 @@ import random
 from dataclasses import dataclass, field
 
 from medalliance.consensus.hard_state import ConsensusHalted
-from medalliance.consensus.inputs import Input
 from medalliance.consensus.ready import Evidence
+from medalliance.consensus.replica import Event as Input
 from medalliance.consensus.validators import ValidatorSet
 from tests.simulation.byzantine import ByzantineHost
 from tests.simulation.checker import Checker, InvariantViolated

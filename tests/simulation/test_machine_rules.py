@@ -293,3 +293,28 @@ def test_after_a_restart_a_node_still_shows_laggards_how_it_left_their_round() -
     shown = [s.message for r in readies for s in r.send if s.to == "node3"]
     precommits = [m for m in shown if isinstance(m, Vote) and m.kind is Kind.PRECOMMIT]
     assert sorted(v.voter for v in precommits if v.round == 0) == ["node0", "node1", "node2"]
+
+
+def propose_timers(readies: list[Ready]) -> list[int]:
+    return [t.round for r in readies for t in r.timers if t.kind is TimerKind.PROPOSE]
+
+
+def test_an_idle_network_waits_after_a_nil_round_and_after_a_restart() -> None:
+    """Nobody has transactions: round 0 ended nil; round 1 and a restart into it arm no
+    timer (before, each idle round timed out into the next, forever). A transaction, or
+    another node speaking in the round, starts its timer."""
+    machine, _ = start()
+    nil_round = [Timeout(TimerKind.PROPOSE, 1, 0)]
+    nil_round += [vote(v, Kind.PREVOTE, None) for v in IDS[1:]]
+    nil_round += [vote(v, Kind.PRECOMMIT, None) for v in IDS[1:]]
+    feed(machine, *nil_round)
+    readies = feed(machine, Timeout(TimerKind.PRECOMMIT, 1, 0))
+    assert machine.round == 1
+    assert propose_timers(readies) == []
+    assert propose_timers(feed(machine, TxAvailable())) == [1]
+
+    restarted, readies = start(state=machine.hard_state())
+    assert restarted.round == 1
+    assert propose_timers(readies) == []
+    assert propose_timers(feed(restarted, vote("node1", Kind.PREVOTE, None, round=0))) == []
+    assert propose_timers(feed(restarted, vote("node2", Kind.PREVOTE, None, round=1))) == [1]

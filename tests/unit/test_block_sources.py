@@ -7,9 +7,11 @@ peer that pulls from it, and both would stall until the watchdog fired again.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from medalliance.node.orderer_link import switch_candidates
+from medalliance.node.orderer_link import delivered_within, switch_candidates
 
 
 @pytest.mark.parametrize(
@@ -35,3 +37,21 @@ def test_ordering_nodes_are_asked_before_any_peer(
     source: int, orderers: int, sources: int, expected: list[int]
 ) -> None:
     assert switch_candidates(source, orderers, sources) == expected
+
+
+def test_a_block_on_its_way_within_the_grace_is_not_withholding() -> None:
+    """Another node has block 5 a moment before our source sends it: no switch (the ~3 s
+    stall after an idle spell); a source still silent after the grace is withholding."""
+
+    async def scenario() -> tuple[bool, bool]:
+        ledger = [5]  # the next block wanted
+
+        def arrives() -> None:
+            ledger[0] = 6
+
+        asyncio.get_running_loop().call_later(0.05, arrives)
+        on_its_way = await delivered_within(lambda: ledger[0], 5, grace_s=5.0)
+        silent = await delivered_within(lambda: 6, 6, grace_s=0.1)
+        return on_its_way, silent
+
+    assert asyncio.run(scenario()) == (True, False)

@@ -33,7 +33,19 @@ class HeightState:
         self.once: set[tuple[str, int]] = set()  # (rule, round): the paper's "for the first time"
         self.waiting_for_txs = False
         self.txs_available = False
-        self.heard_from_others = False
+        self.heard_round = -1  # the highest round of this height another node spoke in
+
+    def has_work(self) -> bool:
+        """Whether the current round should run its timers: transactions wait here, another
+        node spoke in this round, or a value from an earlier round is still to be decided.
+        Otherwise the round waits idle (no empty blocks, §3.6): an idle network after a
+        restart or a failed round must not time out round after round."""
+        return (
+            self.txs_available
+            or self.heard_round >= self.round
+            or self.valid_value is not None
+            or self.locked_value is not None
+        )
 
     def restore(self, state: HardState) -> None:
         assert state.height == self.height

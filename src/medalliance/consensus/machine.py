@@ -160,7 +160,7 @@ class ConsensusMachine:
         if state.step is Step.PROPOSE:
             if self._is_proposer() and Kind.PROPOSAL not in self._guard.sent:
                 self._propose_or_ask()
-            self._arm(TimerKind.PROPOSE, state.height, state.round)
+            self._arm_propose_or_wait()
         elif state.step is Step.PREVOTE:
             self._arm(TimerKind.PREVOTE, state.height, state.round)
         # No timer in PRECOMMIT: the precommit timer moves rounds, and a node may leave a round
@@ -242,9 +242,10 @@ class ConsensusMachine:
         elif message.height > state.height:
             self._catch_up.on_ahead(message, sender, state.height, self._out)
         else:
-            if sender != self._me:
-                state.heard_from_others = True
-                self._wake()
+            if sender != self._me and message.round > state.heard_round:
+                state.heard_round = message.round
+                if message.round >= state.round:
+                    self._wake()
             if isinstance(message, Proposal):
                 self._on_proposal(message)
             else:
@@ -366,11 +367,15 @@ class ConsensusMachine:
         self._dirty = True
         if self._is_proposer():
             self._propose_or_ask()
-        if round > 0 or state.txs_available or state.heard_from_others:
+        self._arm_propose_or_wait()
+
+    def _arm_propose_or_wait(self) -> None:
+        state = self._state
+        if state.has_work():
             state.waiting_for_txs = False
-            self._arm(TimerKind.PROPOSE, state.height, round)
+            self._arm(TimerKind.PROPOSE, state.height, state.round)
         else:
-            state.waiting_for_txs = True  # idle round 0: no empty blocks (§3.6)
+            state.waiting_for_txs = True  # idle: no empty blocks, no empty rounds (§3.6)
 
     def _wake(self) -> None:
         state = self._state

@@ -15,6 +15,7 @@ from medalliance.ledger.tx import SigningIdentity
 
 DELIVER_SEEK_INFO = common_pb2.HeaderType.Value("DELIVER_SEEK_INFO")
 BLOCK_UNTIL_READY = ab_pb2.SeekInfo.SeekBehavior.Value("BLOCK_UNTIL_READY")
+FAIL_IF_NOT_READY = ab_pb2.SeekInfo.SeekBehavior.Value("FAIL_IF_NOT_READY")
 MAX_BLOCK_NUMBER = 2**53 - 1  # what Fabric's clients send as "no end"
 
 
@@ -37,11 +38,13 @@ def new_seek_envelope(
     start_block: int | None,
     timestamp_ms: int,
     tls_cert_hash: bytes = b"",
+    behavior: int = BLOCK_UNTIL_READY,
 ) -> common_pb2.Envelope:
     """The signed DELIVER_SEEK_INFO envelope that starts a block stream.
 
     It asks for every block from `start_block` (the next commit when None) with no end, waiting
-    for blocks not yet cut. `tls_cert_hash` is the SHA-256 of the client's TLS certificate
+    for blocks not yet cut (with `behavior=FAIL_IF_NOT_READY`, answered NOT_FOUND at once
+    instead of waiting when `start_block` is not there yet). `tls_cert_hash` is the SHA-256 of the client's TLS certificate
     (DER), which a server with mutual TLS compares with the connection's.
     """
     channel_header = common_pb2.ChannelHeader(
@@ -55,7 +58,7 @@ def new_seek_envelope(
     seek_info = ab_pb2.SeekInfo(
         start=seek_position(start_block),
         stop=ab_pb2.SeekPosition(specified=ab_pb2.SeekSpecified(number=MAX_BLOCK_NUMBER)),
-        behavior=BLOCK_UNTIL_READY,
+        behavior=behavior,
     )
     payload = common_pb2.Payload(
         header=common_pb2.Header(

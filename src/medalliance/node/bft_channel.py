@@ -1,21 +1,15 @@
-"""One channel's BFT ordering on one ordering node: the consensus core and the I/O around it.
+"""One channel's BFT ordering on one ordering node: asyncio glue around the pure replica.
 
-The core (`consensus/`) decides; this host feeds it inputs one at a time from a queue and
-executes each `Ready` in the order the core requires (consensus-design §2.2): persist the hard
-state (an fsync'd append to `consensus.wal`), append a decided block with its commit
-certificate to the block store (fsync'd) and publish it to Deliver, send messages, arm timers,
-serve requests. Nothing of a `Ready` leaves the node before its hard state is on disk.
+The replica (`consensus/replica.py`, with `block_rules.py` saying what a block is) decides what
+to order and when: admission, pending transactions, cutting, valid(v), consensus. This host
+feeds it events one at a time from a bounded inbox (`replica_inbox.py`) and performs the effects
+it returns through `consensus/effects.execute`, the same executor the simulator uses: persist
+the hard state (an fsync'd append to `consensus.wal`), append a decided block with its commit
+certificate to the block store (fsync'd) and publish it to Deliver, send, forward admitted
+transactions, arm timers; evidence of equivocation and sync requests are counted and shown in
+`/status`. Nothing leaves the node before its hard state is on disk.
 
-Around the core:
-- **mempool**: Broadcast admission (signature, Writers policy, size, duplicates against the
-  mempool and the ledger), FIFO, bounded; a transaction admitted here is forwarded once to the
-  other ordering nodes so any proposer can include it. Transactions leave when a decided block
-  holds them.
-- **values**: when the core asks this node to propose, a batch is cut from the mempool by count,
-  bytes and the batch timeout, as Fabric's block cutter does; never an empty block.
-- **validity**: a proposed block must extend the ledger (number, previous hash, data hash), hold
-  1..MaxMessageCount distinct, not yet ordered transactions that each pass admission as of the
-  block's time — a deterministic verdict on every correct node.
+Around the replica:
 - **messages**: a peer's bytes are decoded strictly; every signature (proposal, votes, POL,
   certificate, STATUS) is verified against a consenter of the set in force and a carried
   block's body against its header (`consensus_inbox.py`) before the core sees them. A refused
@@ -34,25 +28,18 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from fabric_protos.common import common_pb2
-from google.protobuf.message import DecodeError
 
+from medalliance.consensus.effects import execute
 from medalliance.consensus.hard_state import ConsensusHalted, HardState
-from medalliance.consensus.inputs import (
-    Input,
-    MessageReceived,
-    ProposalChecked,
-    Start,
-    SyncedBlock,
-    Timeout,
-    TxAvailable,
-    ValueReady,
-)
+from medalliance.consensus.hard_state import HardState as _HardState
+from medalliance.consensus.inputs import MessageReceived, Start, SyncedBlock, Timeout
 from medalliance.consensus.machine import ConsensusMachine
 from medalliance.consensus.messages import (
     Certificate,
@@ -63,33 +50,23 @@ from medalliance.consensus.messages import (
     Value,
     Vote,
 )
-from medalliance.consensus.ready import CheckValue, Commit, Evidence, NeedValue, Ready
+from medalliance.consensus.pending import CutRules
+from medalliance.consensus.ready import ArmTimer, Commit, Decided, Evidence, NeedSync
+from medalliance.consensus.ready import Send as SendMessage
+from medalliance.consensus.replica import Event, Replica, Submitted, Tick
 from medalliance.consensus.timeouts import Timeouts
 from medalliance.consensus.validators import ValidatorSet
-from medalliance.errors import (
-    DuplicateTransaction,
-    InvalidArgument,
-    MedallianceError,
-    Overloaded,
-    Unavailable,
-)
+from medalliance.errors import InvalidArgument, MedallianceError, Unavailable
 from medalliance.identity.msp import Identity
-from medalliance.ledger.block import data_hash, header_hash, new_block, verify_chain_link
-from medalliance.ledger.block_signature import block_time
+from medalliance.ledger.block import header_hash, new_block, verify_chain_link
 from medalliance.ledger.block_store import BlockStore
 from medalliance.ledger.channel_config import ChannelConfig
 from medalliance.ledger.commit_certificate import read_certificate, write_certificate
-from medalliance.ledger.config_update import (
-    CONFIG_UPDATE,
-    apply_update,
-    check_config_transaction,
-    config_transaction,
-    is_config_block,
-    update_of,
-)
-from medalliance.ledger.tx import ENDORSER_TRANSACTION, SigningIdentity, parse_envelope
+from medalliance.ledger.config_update import is_config_block
+from medalliance.ledger.tx import SigningIdentity, parse_envelope
 from medalliance.network.block_feed import BlockFeed
 from medalliance.node import consensus_wire
+from medalliance.node.block_rules import BlockRules, ConsenterSigner
 from medalliance.node.consensus_inbox import (
     RefusalLog,
     RejectedMessage,
@@ -97,8 +74,7 @@ from medalliance.node.consensus_inbox import (
     check_message,
 )
 from medalliance.node.hard_state_log import HardStateLog
-from medalliance.node.mempool import Mempool
-from medalliance.node.ordering import admit
+from medalliance.node.replica_inbox import Inbox
 
 log = logging.getLogger(__name__)
 
@@ -107,19 +83,12 @@ MEMPOOL_FACTOR = 8  # pending transactions held: this many full blocks
 HARD_STATE = "consensus.wal"
 RESTART_DELAY_MIN_S = 0.1  # back-off of the core's restarts after a failure, doubling ...
 RESTART_DELAY_MAX_S = 5.0  # ... up to this
+INBOX_MAX = 4096  # consensus messages from peers waiting; more are dropped (and counted)
+EVIDENCE_KEPT = 16  # the latest equivocations shown in /status
 FAILURES_UNHEALTHY = 3  # failures without a block decided in between: report unhealthy
 
 Send = Callable[[str | None, bytes], None]  # (peer name or None for all, message bytes)
 Forward = Callable[[list[bytes]], None]  # admitted envelopes to the other ordering nodes
-
-
-class _CoreSigner:
-    def __init__(self, name: str, signer: SigningIdentity) -> None:
-        self.node_id = name
-        self._signer = signer
-
-    def sign(self, payload: bytes) -> bytes:
-        return self._signer.sign(payload)
 
 
 class DecidedBlockMismatch(InvalidArgument):
@@ -161,17 +130,22 @@ class BftChannel:
         self._identity_bytes = {c.name: c.identity for c in consenters}
         self._name_of = {c.identity: c.name for c in consenters}
         self._identities: dict[str, Identity] = {}
-        batch_ticks = max(1, config.batch_timeout_ms // 10)
+        batch_ticks = self._batch_ticks = max(1, config.batch_timeout_ms // 10)
         self._timeouts = timeouts or Timeouts(propose_base_ticks=batch_ticks + 50)
-        self.machine = ConsensusMachine(self.channel_id, _CoreSigner(name, signer), self._timeouts)
-        self._queue: asyncio.Queue[Input | _Timer] = asyncio.Queue()
-        self._mempool = Mempool()
-        self._arrived = asyncio.Event()  # set when a transaction enters the mempool
-        self._want: tuple[int, int] | None = None  # a value the core asked this node for
+        self.rules = BlockRules(config=lambda: self.config, store=store, signer=signer, now=now)
+        self.replica = Replica(
+            self._new_machine(),
+            self.rules,
+            CutRules(config.batch_max_count, config.batch_preferred_max_bytes, batch_ticks),
+            pending_max=MEMPOOL_FACTOR * config.batch_max_count,
+        )
+        self._inbox: Inbox[Event | _Timer] = Inbox(INBOX_MAX)
+        self._arrived = asyncio.Event()  # set when a transaction is admitted
+        self._ticks_from = time.monotonic()  # tick 0 of the cutter's clock
         self.halted: str | None = None
         # signature verifications, for operators and the benchmark: consensus messages
         # (proposals, votes, POLs, certificates) and transactions (admission, validity)
-        self.verified = {"consensus": 0, "transactions": 0}
+        self._verified_consensus = 0
         self._reconfigured = False  # a config block was stored: restart the core at h+1
         # not (or no longer) a consenter: follow the chain and serve it, take no part
         self.retired = not self.validators.contains(name)
@@ -188,6 +162,23 @@ class BftChannel:
         self.decided = 0  # blocks decided by the core on this node (not those caught up)
         self.round_changes = 0  # rounds that ended without a decision, over all heights
         self.on_cut: Callable[[float], None] | None = None  # a batch's fill time, in seconds
+        self.evidence_seen: list[dict[str, object]] = []  # the latest equivocations seen
+        self.evidence_count = 0
+        self.sync_requests = 0  # times the core asked for blocks it lacks
+
+    @property
+    def machine(self) -> ConsensusMachine:
+        return self.replica.machine
+
+    @property
+    def verified(self) -> dict[str, int]:
+        """Signature verifications: consensus messages and transactions (admission, validity)."""
+        return {"consensus": self._verified_consensus, "transactions": self.rules.verified}
+
+    def _new_machine(self) -> ConsensusMachine:
+        return ConsensusMachine(
+            self.channel_id, ConsenterSigner(self.name, self._signer), self._timeouts
+        )
 
     # --- inputs from the outside ----------------------------------------------------------------
 
@@ -197,26 +188,9 @@ class BftChannel:
             raise Unavailable(
                 f"{self.name} no longer orders channel {self.channel_id}; ask another node"
             )
-        tx_id = admit(self.config, envelope, now=self._now())
-        self.verified["transactions"] += 1
-        header_type = parse_envelope(envelope).header.header_type
-        if header_type == CONFIG_UPDATE:  # refused now if it could not apply
-            apply_update(self.config, update_of(parse_envelope(envelope)), at=self._now())
-        elif header_type != ENDORSER_TRANSACTION:
-            raise InvalidArgument(
-                f"Broadcast takes endorser transactions and config updates, not type {header_type}"
-            )
-        if tx_id in self._mempool or self.store.tx_location(tx_id) is not None:
-            raise DuplicateTransaction(tx_id)
-        if len(self._mempool) >= MEMPOOL_FACTOR * self.config.batch_max_count:
-            raise Overloaded(f"the ordering service's queue for {self.channel_id} is full")
-        was_empty = not self._mempool
-        self._mempool.add(tx_id, envelope)
+        tx_id = self.replica.submit(Submitted(envelope, self._now(), forward=forward))
         self._arrived.set()
-        if forward:
-            self._forward([envelope])
-        if was_empty:
-            self._queue.put_nowait(TxAvailable())
+        self._inbox.push(Tick(self._ticks()))  # the loop forwards it and offers it to the core
         return tx_id
 
     def receive(self, data: bytes, caller: str | None = None) -> None:
@@ -228,7 +202,7 @@ class BftChannel:
             self._drop(RejectedMessage("malformed", str(exc)), caller, None)
             return
         try:
-            self.verified["consensus"] += check_message(
+            self._verified_consensus += check_message(
                 message,
                 channel_id=self.channel_id,
                 validators=self.validators,
@@ -238,7 +212,8 @@ class BftChannel:
         except RejectedMessage as exc:
             self._drop(exc, caller, message)
             return
-        self._queue.put_nowait(MessageReceived(message))
+        if not self._inbox.offer(MessageReceived(message)):
+            self._drop(RejectedMessage("inbox-full", "the consensus inbox is full"), caller, None)
 
     def _drop(self, exc: RejectedMessage, caller: str | None, message: Message | None) -> None:
         self.dropped[exc.reason] += 1
@@ -273,13 +248,15 @@ class BftChannel:
                 self.start()
             return
         value, certificate = self._decided(block)
-        self._queue.put_nowait(SyncedBlock(number, value, certificate))
+        self._inbox.push(SyncedBlock(number, value, certificate))
 
     def status(self) -> dict[str, object]:
         return {
             "height": self.machine.height,
             "round": self.machine.round,
-            "mempool": len(self._mempool),
+            "mempool": len(self.replica.pending),
+            "evidence": {"count": self.evidence_count, "latest": list(self.evidence_seen)},
+            "syncRequests": self.sync_requests,
             "halted": self.halted,
             "retired": self.retired,
             "signaturesVerified": dict(self.verified),
@@ -337,10 +314,7 @@ class BftChannel:
         if self.retired:
             return
         self._generation += 1
-        self._want = None
-        self.machine = ConsensusMachine(
-            self.channel_id, _CoreSigner(self.name, self._signer), self._timeouts
-        )
+        self.replica.restart(self._new_machine())
         start = Start(
             height=self.store.height,
             validators=self.validators,
@@ -350,14 +324,14 @@ class BftChannel:
         ticker = asyncio.create_task(self._tick())
         self._running = True
         try:
-            self._execute(self.machine.step(start))
+            self._step(start)
             while not self.retired:
-                event = await self._queue.get()
+                event = await self._inbox.get()
                 if isinstance(event, _Timer):
                     if event.generation != self._generation:
                         continue  # armed by an earlier run of the core
                     event = event.timeout
-                self._execute(self.machine.step(event))
+                self._step(event)
                 if self._reconfigured:
                     self._restart()
         except ConsensusHalted as exc:
@@ -368,133 +342,73 @@ class BftChannel:
             ticker.cancel()
 
     async def _tick(self) -> None:
+        """Time for the cutter, while transactions wait."""
         while True:
-            if not self._mempool:
+            if not self.replica.pending:
                 # Nothing to cut until a transaction arrives: waking 100 times a second
                 # regardless cost every idle ordering node ~4% of a core.
                 self._arrived.clear()
                 await self._arrived.wait()
             await asyncio.sleep(TICK_S)
-            try:
-                self._try_cut()
-            except Exception:  # a failed cut is retried next tick; the ticker must not die
-                log.error("block cutting failed", exc_info=True, extra={"channel": self.channel_id})
+            if self.replica.wants_value:
+                self._inbox.push(Tick(self._ticks()))
 
-    def _execute(self, readies: list[Ready]) -> None:
-        for ready in readies:
-            if ready.persist is not None:
-                self._log.append(consensus_wire.encode_hard_state(ready.persist))
-            if ready.commit is not None:
-                self._commit(ready.commit)
-            for send in ready.send:
-                self._send(send.to, consensus_wire.encode(send.message))
-            for timer in ready.timers:
-                event = _Timer(self._generation, Timeout(timer.kind, timer.height, timer.round))
-                asyncio.get_running_loop().call_later(
-                    timer.ticks * TICK_S, self._queue.put_nowait, event
-                )
-            for request in ready.requests:
-                match request:
-                    case NeedValue():
-                        self._want = (request.height, request.round)
-                        self._try_cut()
-                    case CheckValue():
-                        verdict = self._valid(request.height, request.value)
-                        self._queue.put_nowait(
-                            ProposalChecked(
-                                request.height, request.round, request.value.value_id, verdict
-                            )
-                        )
-                    case Evidence():
-                        log.error(
-                            "ordering node equivocated",
-                            extra={"channel": self.channel_id, "node": request.culprit},
-                        )
-                    case _:
-                        pass  # NeedSync: the pull from the other nodes runs all the time
+    def _step(self, event: Event) -> None:
+        """One event through the replica; its effects performed in order."""
+        proposals = self.replica.proposals
+        effects = self.replica.step(event)
+        if self.replica.proposals > proposals:
+            self.proposals += 1
+            if self.on_cut is not None:
+                self.on_cut(self.replica.last_cut_waited_ticks * TICK_S)
+        execute(effects, self)
 
-    # --- values ---------------------------------------------------------------------------------
+    def _ticks(self) -> int:
+        return int((time.monotonic() - self._ticks_from) / TICK_S)
 
-    def _try_cut(self) -> None:
-        """Answer the core's NeedValue with a batch once the block cutter's rules allow."""
-        if self._want is None or not self._mempool:
-            return
-        height, round_ = self._want
-        if height != self.machine.height or height != self.store.height:
-            self._want = None
-            return
-        config = self.config
-        batch = self._mempool.batch(
-            max_count=config.batch_max_count,
-            preferred_bytes=config.batch_preferred_max_bytes,
-            timeout_ms=config.batch_timeout_ms,
-        )
-        if batch is None:
-            return
-        self._want = None
-        self.proposals += 1
-        if self.on_cut is not None:
-            self.on_cut(batch.fill_seconds)
-        if batch.config_update is not None:
-            self._cut_config(height, round_, batch.config_update, batch.envelopes[0])
-            return
-        block = new_block(height, self.store.last_header_hash, list(batch.envelopes))
-        value = Value(header_hash(block.header), block.SerializeToString())
-        self._queue.put_nowait(ValueReady(height, round_, value))
+    # --- effects (consensus/effects.EffectHost) -------------------------------------------------
 
-    def _cut_config(self, height: int, round_: int, tx_id: str, update: bytes) -> None:
-        """Propose the CONFIG transaction of the oldest pending update, alone in its block."""
-        now = self._now()
-        try:
-            config = apply_update(self.config, update_of(parse_envelope(update)), at=now)
-        except MedallianceError as exc:  # stale since admission: the submitter must redo it
-            self._mempool.remove([tx_id])
-            log.warning("config update dropped", extra={"tx_id": tx_id, "reason": str(exc)})
-            return
-        tx = config_transaction(
-            config, update, self._signer, timestamp_ms=int(now.timestamp() * 1000)
-        )
-        block = new_block(height, self.store.last_header_hash, [tx])
-        value = Value(header_hash(block.header), block.SerializeToString())
-        self._queue.put_nowait(ValueReady(height, round_, value))
-
-    def _valid(self, height: int, value: Value) -> bool:
-        """valid(v): a deterministic function of the block and the ledger below it."""
-        try:
-            block = common_pb2.Block.FromString(value.body)
-        except DecodeError:
-            return False
-        config, envelopes = self.config, [bytes(d) for d in block.data.data]
-        if (
-            int(block.header.number) != height
-            or height != self.store.height
-            or bytes(block.header.previous_hash) != self.store.last_header_hash
-            or bytes(block.header.data_hash) != data_hash(envelopes)
-            or header_hash(block.header) != value.value_id
-            or not 1 <= len(envelopes) <= config.batch_max_count
-        ):
-            return False
-        try:
-            at = block_time(block)
-            if is_config_block(block):  # alone, signed by a consenter, what its update makes
-                check_config_transaction(config, envelopes[0], at=at)
-                tx_id = parse_envelope(envelopes[0]).header.tx_id
-                return self.store.tx_location(tx_id) is None
-            tx_ids = set()
-            for envelope in envelopes:
-                if parse_envelope(envelope).header.header_type != ENDORSER_TRANSACTION:
-                    return False
-                if self._mempool.verified(envelope):
-                    tx_id = parse_envelope(envelope).header.tx_id
-                else:
-                    tx_id = admit(config, envelope, now=at)
-                    self.verified["transactions"] += 1
-                if tx_id in tx_ids or self.store.tx_location(tx_id) is not None:
-                    return False
-                tx_ids.add(tx_id)
-        except MedallianceError:
-            return False
+    def proceed(self) -> bool:
         return True
+
+    def persist_hard_state(self, state: _HardState) -> None:
+        self._log.append(consensus_wire.encode_hard_state(state))
+
+    def append_block(self, commit: Commit) -> None:
+        self._commit(commit)
+
+    def send_message(self, send: SendMessage) -> None:
+        self._send(send.to, consensus_wire.encode(send.message))
+
+    def arm_timer(self, timer: ArmTimer) -> None:
+        event = _Timer(self._generation, Timeout(timer.kind, timer.height, timer.round))
+        asyncio.get_running_loop().call_later(timer.ticks * TICK_S, self._inbox.push, event)
+
+    def forward_envelopes(self, envelopes: tuple[bytes, ...]) -> None:
+        self._forward(list(envelopes))
+
+    def request_sync(self, request: NeedSync) -> None:
+        # the pull from the other ordering nodes runs all the time; counted for operators
+        self.sync_requests += 1
+
+    def record_evidence(self, evidence: Evidence) -> None:
+        self.evidence_count += 1
+        first, second = evidence.equivocation.first, evidence.equivocation.second
+        record: dict[str, object] = {  # ids and positions only: no block body, no payload
+            "culprit": evidence.culprit,
+            "kind": type(first).__name__,
+            "height": first.height,
+            "round": first.round,
+            "values": [_value_hex(first), _value_hex(second)],
+        }
+        self.evidence_seen = [*self.evidence_seen, record][-EVIDENCE_KEPT:]
+        log.error(
+            "ordering node equivocated",
+            extra={"channel": self.channel_id, "node": evidence.culprit},
+        )
+
+    def note_decided(self, decided: Decided) -> None:
+        pass  # stored and published to Deliver by `append` already
 
     # --- decisions ------------------------------------------------------------------------------
 
@@ -538,9 +452,6 @@ class BftChannel:
         self.feed.published(self.store.height, [])
         if is_config_block(block):
             self._install(ChannelConfig.from_block(block))
-        self._mempool.remove(tx_ids)
-        if self._mempool:
-            self._queue.put_nowait(TxAvailable())
 
     def _install(self, config: ChannelConfig) -> None:
         """A config block is stored: its consenter set decides from the next height on."""
@@ -563,14 +474,14 @@ class BftChannel:
         """Begin the next height under the new consenter set (messages verified against the
         old one are dropped with the old core; retransmission brings them again)."""
         self._reconfigured = False
-        self._want = None
         if not self.validators.contains(self.name):
             self.retired = True
             log.warning("no longer a consenter", extra={"channel": self.channel_id})
             return
         self._generation += 1  # the old core's timers (its resend chain too) end with it
-        self.machine = ConsensusMachine(
-            self.channel_id, _CoreSigner(self.name, self._signer), self._timeouts
+        self.replica.restart(self._new_machine())
+        self.replica.rules = CutRules(
+            self.config.batch_max_count, self.config.batch_preferred_max_bytes, self._batch_ticks
         )
         start = Start(
             height=self.store.height,
@@ -578,7 +489,7 @@ class BftChannel:
             hard_state=self._load_hard_state(),
             last_decision=self._last_decision(),
         )
-        self._execute(self.machine.step(start))
+        self._step(start)
 
     def _decided(self, block: common_pb2.Block) -> tuple[Value, Certificate]:
         """The core's view of a stored, certified block: its value and its certificate."""
@@ -641,6 +552,11 @@ class BftChannel:
         if self._task is not None:
             self._task.cancel()
         self._log.close()
+
+
+def _value_hex(message: Proposal | Vote) -> str | None:
+    value_id = message.value.value_id if isinstance(message, Proposal) else message.value_id
+    return None if value_id is None else value_id.hex()
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,7 @@ from medalliance.ledger.tx import new_signed_proposal, new_transaction_payload, 
 from medalliance.node.bootstrap import NetworkLayout, init_network
 from medalliance.node.config import NetworkConfig
 from medalliance.node.deploy import ADMIN, deploy_contracts
-from medalliance.node.ordering import OrderingStage
+from medalliance.node.embedded_ordering import EmbeddedOrdering
 from medalliance.node.peer import Peer
 from medalliance.node.pseudonym_service import PseudonymEvaluator, evaluator_for
 
@@ -79,7 +79,7 @@ class EmbeddedNetwork:
         self.layout = layout
         self.peers = tuple(peers)
         self._clock = clock
-        self._ordering: dict[str, OrderingStage] = {}
+        self._ordering: dict[str, EmbeddedOrdering] = {}
         self._blocks: dict[str, list[common_pb2.Block]] = {}
         # peers unreachable for private data (tests stop one to exercise reconciliation)
         self.unreachable: set[str] = set()
@@ -253,12 +253,13 @@ class EmbeddedNetwork:
                 copy.CopyFrom(block)  # each peer records its own validation codes
                 peer.deliver(copy)
 
-        self._ordering[channel_id] = OrderingStage(
+        self._ordering[channel_id] = EmbeddedOrdering(
             ledger.config,
             signers,
             deliver,
             next_number=ledger.height,
             previous_hash=header_hash(last.header),
+            clock=self._clock,
         )
 
 

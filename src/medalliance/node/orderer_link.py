@@ -22,7 +22,7 @@ from fabric_protos.peer import events_pb2_grpc
 
 from medalliance.errors import MedallianceError
 from medalliance.gateway.ports import OrdererRejected
-from medalliance.ledger.seek import new_seek_envelope
+from medalliance.ledger.seek import BLOCK_UNTIL_READY, FAIL_IF_NOT_READY, new_seek_envelope
 from medalliance.ledger.tx import SigningIdentity
 from medalliance.network.tls import NodeTls
 
@@ -32,6 +32,8 @@ BROADCAST_TIMEOUT_S = 30.0
 ATTEMPT_TIMEOUT_S = 5.0  # one ordering node's answer; a hung node is skipped after this
 RETRY_DELAY_S = 0.5
 WATCH_S = 3.0  # a block source that sends nothing this long is checked against the others
+GRACE_S = 1.0  # ... and once another has the next block, the source gets this long to send it
+POLL_S = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,12 +172,15 @@ class OrdererLink:
                 attempt += 1
                 await asyncio.sleep(RETRY_DELAY_S)
 
-    def _seek(self, channel_id: str, start: int) -> common_pb2.Envelope:
+    def _seek(
+        self, channel_id: str, start: int, behavior: int = BLOCK_UNTIL_READY
+    ) -> common_pb2.Envelope:
         return new_seek_envelope(
             self._signer,
             channel_id=channel_id,
             start_block=start,
             timestamp_ms=int(self._now().timestamp() * 1000),
+            behavior=behavior,
         )
 
     async def _watch(
@@ -202,8 +207,8 @@ class OrdererLink:
                     break  # from one peer to another gains nothing
                 if not await self._has_block(index, channel_id, wanted):
                     continue
-                if height() != wanted:
-                    break  # the source delivered while we asked: it is not withholding
+                if await delivered_within(height, wanted, GRACE_S):
+                    break  # the block was just cut and is on its way: not withholding
                 log.warning(
                     "block source silent while another has blocks; switching",
                     extra={
@@ -219,7 +224,8 @@ class OrdererLink:
     async def _has_block(self, index: int, channel_id: str, number: int) -> bool:
         call = self._delivers[index]()
         try:
-            await call.write(self._seek(channel_id, number))
+            # asked not to wait: a block cut while we ask must not look withheld
+            await call.write(self._seek(channel_id, number, FAIL_IF_NOT_READY))
             response = await asyncio.wait_for(call.read(), RETRY_DELAY_S * 2)
         except (TimeoutError, grpc.aio.AioRpcError):
             return False
@@ -230,6 +236,21 @@ class OrdererLink:
             and response.WhichOneof("Type") == "block"
             and response.block.header.number >= number
         )
+
+
+async def delivered_within(height: Callable[[], int], wanted: int, grace_s: float) -> bool:
+    """Whether the source delivers block `wanted` (the height moves past it) within `grace_s`.
+
+    Another node having the next block is no proof of withholding: a block just decided
+    reaches every node's Deliver stream at slightly different moments (seen as ~3 s stalls when
+    a peer switched to pulling from other peers after an idle spell).
+    """
+    deadline = asyncio.get_running_loop().time() + grace_s
+    while height() <= wanted:
+        if asyncio.get_running_loop().time() >= deadline:
+            return False
+        await asyncio.sleep(POLL_S)
+    return True
 
 
 def switch_candidates(source: int, orderers: int, sources: int) -> list[int]:

@@ -109,7 +109,7 @@ async def _scenario(tmp_path: Path) -> None:
         assert channel.dropped["bad-block"] == 1
         # past the inbox (as the bug did): the host refuses to store it and the core restarts
         for failures in (1, 2, 3):
-            channel._queue.put_nowait(MessageReceived(decision(channel, swap_body=True)))
+            channel._inbox.push(MessageReceived(decision(channel, swap_body=True)))
             await until(lambda f=failures: channel.failures == f, f"failure {failures}")  # type: ignore[misc]
             assert store.height == 1
         status = channel.status()

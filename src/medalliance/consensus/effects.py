@@ -1,0 +1,110 @@
+"""What a replica asks its host to do: typed effects, executed one by one, in order.
+
+`Replica.step` (replica.py) returns a flat list of these. Every host — the ordering node
+(node/bft_channel.py), the embedded network and the simulator (tests/simulation/host.py) —
+runs them through `execute` below, so they share one reading of the contract
+(consensus-design §2.2): hard state is on disk before anything that depends on it leaves the node,
+a decided block is durable before the next height's hard state is written, then messages go out,
+timers are armed and the remaining requests are served. A host only says *how* to do each one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Protocol, assert_never
+
+from medalliance.consensus.hard_state import HardState
+from medalliance.consensus.ready import (
+    ArmTimer,
+    CheckValue,
+    Commit,
+    Decided,
+    Evidence,
+    NeedSync,
+    NeedValue,
+    Ready,
+    Send,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PersistHardState:
+    """Write and fsync the hard state before any later effect runs."""
+
+    state: HardState
+
+
+@dataclass(frozen=True, slots=True)
+class AppendBlock:
+    """Append the decided block with its commit certificate to the ledger and fsync it."""
+
+    commit: Commit
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """Pass transactions this replica admitted to the other replicas, so any proposer has them."""
+
+    envelopes: tuple[bytes, ...] = field(repr=False)
+
+
+Effect = PersistHardState | AppendBlock | Send | ArmTimer | Forward | NeedSync | Evidence | Decided
+# NeedValue and CheckValue never leave the replica: it answers them itself (replica.py).
+Internal = NeedValue | CheckValue
+
+
+def flatten(ready: Ready) -> list[Effect | Internal]:
+    """One `Ready` as effects in the order the contract requires."""
+    out: list[Effect | Internal] = []
+    if ready.persist is not None:
+        out.append(PersistHardState(ready.persist))
+    if ready.commit is not None:
+        out.append(AppendBlock(ready.commit))
+    out.extend(ready.send)
+    out.extend(ready.timers)
+    out.extend(ready.requests)
+    return out
+
+
+class EffectHost(Protocol):
+    """How one host performs each effect; `execute` decides when."""
+
+    def proceed(self) -> bool:
+        """False stops the run (the process died mid-way: only the simulator says so)."""
+
+    def persist_hard_state(self, state: HardState) -> None: ...
+    def append_block(self, commit: Commit) -> None: ...
+    def send_message(self, send: Send) -> None: ...
+    def arm_timer(self, timer: ArmTimer) -> None: ...
+    def forward_envelopes(self, envelopes: tuple[bytes, ...]) -> None: ...
+    def request_sync(self, request: NeedSync) -> None: ...
+    def record_evidence(self, evidence: Evidence) -> None: ...
+    def note_decided(self, decided: Decided) -> None: ...
+
+
+def execute(effects: Iterable[Effect], host: EffectHost) -> bool:
+    """Run `effects` in order on `host`; False if the host stopped part-way."""
+    for effect in effects:
+        if not host.proceed():
+            return False
+        match effect:
+            case PersistHardState(state):
+                host.persist_hard_state(state)
+            case AppendBlock(commit):
+                host.append_block(commit)
+            case Send():
+                host.send_message(effect)
+            case ArmTimer():
+                host.arm_timer(effect)
+            case Forward(envelopes):
+                host.forward_envelopes(envelopes)
+            case NeedSync():
+                host.request_sync(effect)
+            case Evidence():
+                host.record_evidence(effect)
+            case Decided():
+                host.note_decided(effect)
+            case _:
+                assert_never(effect)
+    return True

@@ -1,0 +1,140 @@
+"""What the ordering replica orders on a channel: Fabric blocks (consensus/replica.py's
+`Application`).
+
+- admission: signature, Writers policy, size (`ordering.admit`), type, a config update must
+  apply now, not in the chain yet;
+- proposing: a batch becomes the next block on the chain; a config update becomes the CONFIG
+  transaction it makes, signed by this node, alone in its block;
+- valid(v): the block extends the chain (number, previous hash, data hash), holds
+  1..MaxMessageCount distinct, not yet ordered transactions that each pass admission as of the
+  block's time — a deterministic verdict on every correct node, whatever each one has pending.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+from fabric_protos.common import common_pb2
+from google.protobuf.message import DecodeError
+
+from medalliance.consensus.messages import Value
+from medalliance.consensus.pending import Batch
+from medalliance.consensus.replica import Admitted
+from medalliance.errors import DuplicateTransaction, InvalidArgument, MedallianceError
+from medalliance.ledger.block import data_hash, header_hash, new_block
+from medalliance.ledger.block_signature import block_time
+from medalliance.ledger.block_store import BlockStore
+from medalliance.ledger.channel_config import ChannelConfig
+from medalliance.ledger.config_update import (
+    CONFIG_UPDATE,
+    apply_update,
+    check_config_transaction,
+    config_transaction,
+    is_config_block,
+    update_of,
+)
+from medalliance.ledger.tx import ENDORSER_TRANSACTION, SigningIdentity, parse_envelope
+from medalliance.node.ordering import admit
+
+
+class ConsenterSigner:
+    """A consenter's key as the consensus machine's `Signer`, named as in consensus messages."""
+
+    def __init__(self, name: str, signer: SigningIdentity) -> None:
+        self.node_id = name
+        self._signer = signer
+
+    def sign(self, payload: bytes) -> bytes:
+        return self._signer.sign(payload)
+
+
+class BlockRules:
+    """Reads the chain (`store`) and the configuration in force (`config()`); writes nothing."""
+
+    def __init__(
+        self,
+        *,
+        config: Callable[[], ChannelConfig],
+        store: BlockStore,
+        signer: SigningIdentity,
+        now: Callable[[], dt.datetime],
+    ) -> None:
+        self._config = config
+        self._store = store
+        self._signer = signer
+        self._now = now  # only for the timestamp of this node's own CONFIG transactions
+        self.verified = 0  # transaction signatures verified (admission and validity)
+
+    def admit(self, envelope: bytes, at: dt.datetime) -> Admitted:
+        config = self._config()
+        tx_id = admit(config, envelope, now=at)
+        self.verified += 1
+        parsed = parse_envelope(envelope)
+        header_type = parsed.header.header_type
+        if header_type == CONFIG_UPDATE:  # refused now if it could not apply
+            apply_update(config, update_of(parsed), at=at)
+        elif header_type != ENDORSER_TRANSACTION:
+            raise InvalidArgument(
+                f"Broadcast takes endorser transactions and config updates, not type {header_type}"
+            )
+        if self._store.tx_location(tx_id) is not None:
+            raise DuplicateTransaction(tx_id)
+        return Admitted(tx_id, alone=header_type == CONFIG_UPDATE)
+
+    def propose(self, height: int, round: int, batch: Batch) -> Value | None:
+        if height != self._store.height:
+            return None
+        envelopes = list(batch.envelopes)
+        if batch.alone:
+            now = self._now()
+            update = envelopes[0]
+            try:
+                config = apply_update(self._config(), update_of(parse_envelope(update)), at=now)
+            except MedallianceError:  # stale since admission: the submitter must redo it
+                return None
+            timestamp_ms = int(now.timestamp() * 1000)
+            envelopes = [
+                config_transaction(config, update, self._signer, timestamp_ms=timestamp_ms)
+            ]
+        block = new_block(height, self._store.last_header_hash, envelopes)
+        return Value(header_hash(block.header), block.SerializeToString())
+
+    def valid(self, height: int, value: Value) -> bool:
+        try:
+            block = common_pb2.Block.FromString(value.body)
+        except DecodeError:
+            return False
+        config, store = self._config(), self._store
+        envelopes = [bytes(d) for d in block.data.data]
+        if (
+            int(block.header.number) != height
+            or height != store.height
+            or bytes(block.header.previous_hash) != store.last_header_hash
+            or bytes(block.header.data_hash) != data_hash(envelopes)
+            or header_hash(block.header) != value.value_id
+            or not 1 <= len(envelopes) <= config.batch_max_count
+        ):
+            return False
+        try:
+            at = block_time(block)
+            if is_config_block(block):  # alone, signed by a consenter, what its update makes
+                check_config_transaction(config, envelopes[0], at=at)
+                tx_id = parse_envelope(envelopes[0]).header.tx_id
+                return store.tx_location(tx_id) is None
+            tx_ids = set()
+            for envelope in envelopes:
+                if parse_envelope(envelope).header.header_type != ENDORSER_TRANSACTION:
+                    return False
+                tx_id = admit(config, envelope, now=at)
+                self.verified += 1
+                if tx_id in tx_ids or store.tx_location(tx_id) is not None:
+                    return False
+                tx_ids.add(tx_id)
+        except MedallianceError:
+            return False
+        return True
+
+    def tx_ids(self, value: Value) -> tuple[str, ...]:
+        block = common_pb2.Block.FromString(value.body)
+        return tuple(parse_envelope(bytes(d)).header.tx_id for d in block.data.data)

@@ -1,0 +1,140 @@
+"""The ordering replica, pure: admission, cutting on ticks, valid(v) from the proposal and the
+chain only, effects in the contract's order. A one-consenter channel on a real block store,
+real signatures; no clock, no asyncio.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fabric_protos.common import common_pb2
+from tests.conftest import NOW
+from tests.unit.node.test_bft_channel_supervision import MEMBERS, SIGNER, genesis
+
+from medalliance.consensus.effects import AppendBlock, Forward, PersistHardState
+from medalliance.consensus.inputs import Start
+from medalliance.consensus.machine import ConsensusMachine
+from medalliance.consensus.messages import Value
+from medalliance.consensus.pending import CutRules
+from medalliance.consensus.ready import Decided, Send
+from medalliance.consensus.replica import Replica, Submitted, Tick
+from medalliance.consensus.validators import ValidatorSet
+from medalliance.errors import BadSignature, DuplicateTransaction, Overloaded
+from medalliance.ledger.block import header_hash, new_block
+from medalliance.ledger.block_store import BlockStore
+from medalliance.ledger.channel_config import ChannelConfig
+from medalliance.ledger.tx import ENDORSER_TRANSACTION, sign_envelope
+from medalliance.node.block_rules import BlockRules, ConsenterSigner
+
+CLIENT = MEMBERS.signer("client1")
+TIMEOUT_TICKS = 5
+
+
+def transaction(tx_id: str, *, signer: object = CLIENT) -> bytes:
+    channel_header = common_pb2.ChannelHeader(
+        type=ENDORSER_TRANSACTION, channel_id="ch", tx_id=tx_id
+    )
+    channel_header.timestamp.FromDatetime(NOW)  # valid(v) judges certificates at this time
+    signature_header = common_pb2.SignatureHeader(
+        creator=CLIENT.serialized_identity, nonce=tx_id.encode()
+    )
+    payload = common_pb2.Payload(
+        header=common_pb2.Header(
+            channel_header=channel_header.SerializeToString(),
+            signature_header=signature_header.SerializeToString(),
+        )
+    ).SerializeToString()
+    return sign_envelope(payload, signer)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[BlockStore]:
+    store = BlockStore.open(tmp_path / "blocks")
+    store.append(genesis())
+    yield store
+    store.close()
+
+
+def replica(
+    store: BlockStore, max_count: int = 3, pending_max: int = 8
+) -> tuple[Replica, BlockRules]:
+    config = ChannelConfig.from_block(genesis())
+    name = config.consenter_set[0].name
+    rules = BlockRules(config=lambda: config, store=store, signer=SIGNER, now=lambda: NOW)
+    machine = ConsensusMachine("ch", ConsenterSigner(name, SIGNER))
+    replica = Replica(machine, rules, CutRules(max_count, 1 << 20, TIMEOUT_TICKS), pending_max)
+    replica.step(Start(store.height, ValidatorSet((name,))))
+    return replica, rules
+
+
+def test_a_batch_waits_for_the_timeout_then_is_decided_with_effects_in_order(
+    store: BlockStore,
+) -> None:
+    node, _ = replica(store)
+    tx = transaction("a")
+    node.submit(Submitted(tx, NOW))
+    effects = node.step(Tick(0))
+    assert effects[0] == Forward((tx,))
+    assert not any(isinstance(e, AppendBlock) for e in effects)  # one transaction, no timeout
+    assert node.step(Tick(TIMEOUT_TICKS - 1)) == []
+    effects = node.step(Tick(TIMEOUT_TICKS))
+    kinds = [type(e) for e in effects]
+    append = kinds.index(AppendBlock)
+    assert PersistHardState in kinds[:append]  # hard state on disk before the block
+    assert kinds[append + 1 :].count(Decided) == 1
+    block = common_pb2.Block.FromString(effects[append].commit.value.body)  # type: ignore[union-attr]
+    assert (int(block.header.number), len(block.data.data)) == (1, 1)
+    assert len(node.pending) == 0  # ordered: it left the pending transactions
+    sends = [i for i, kind in enumerate(kinds) if kind is Send]
+    assert sends
+    assert min(sends) > kinds.index(PersistHardState)
+
+
+def test_a_full_batch_is_cut_at_once(store: BlockStore) -> None:
+    node, _ = replica(store, max_count=2)
+    node.submit(Submitted(transaction("a"), NOW))
+    node.step(Tick(0))
+    node.submit(Submitted(transaction("b"), NOW, forward=False))
+    effects = node.step(Tick(0))
+    assert any(isinstance(e, AppendBlock) for e in effects)
+    assert not any(isinstance(e, Forward) for e in effects)  # forwarded to us: not passed on
+
+
+def test_hostile_submissions_are_refused_with_nothing_kept(store: BlockStore) -> None:
+    node, _ = replica(store, pending_max=2)
+    node.submit(Submitted(transaction("a"), NOW))
+    with pytest.raises(DuplicateTransaction):  # replay of a pending one
+        node.submit(Submitted(transaction("a"), NOW))
+    forged = transaction("f", signer=MEMBERS.signer("mallory"))  # signed by another key
+    with pytest.raises(BadSignature):
+        node.submit(Submitted(forged, NOW))
+    node.submit(Submitted(transaction("b"), NOW))
+    with pytest.raises(Overloaded):  # flood
+        node.submit(Submitted(transaction("c"), NOW))
+    assert len(node.pending) == 2
+
+
+def test_valid_is_a_function_of_the_proposal_and_the_chain_only(store: BlockStore) -> None:
+    """Two replicas, one with the transaction pending and one without, judge alike."""
+    holder, rules = replica(store)
+    holder.submit(Submitted(transaction("a"), NOW))
+    _, stranger = replica(store)
+
+    def value(envelopes: list[bytes], previous: bytes = store.last_header_hash) -> Value:
+        block = new_block(1, previous, envelopes)
+        return Value(header_hash(block.header), block.SerializeToString())
+
+    good = value([transaction("a")])
+    assert rules.valid(1, good)
+    assert stranger.valid(1, good)
+    for bad in (
+        value([transaction("f", signer=MEMBERS.signer("mallory"))]),  # forged signature
+        value([transaction("a"), transaction("a")]),  # the same transaction twice
+        value([transaction("a")], previous=b"\0" * 32),  # does not extend the chain
+        value([]),  # empty
+    ):
+        assert not rules.valid(1, bad)
+        assert not stranger.valid(1, bad)
+    assert not rules.valid(2, good)  # the wrong height
