@@ -1,12 +1,13 @@
 """The one check of a signed header: channel header, signature header and the creator's signature.
 
 A transaction's header is checked by the endorser (the proposal), the gateway (the signed
-envelope at Submit), Deliver (a seek) and the committing peer's validation (each transaction of
-a block). They used to carry their own copies, in different orders; this module is the copy.
-The order is Fabric's (`ValidateProposalMessage`, `ValidateTransaction`): the common header
-fields, then the creator and its signature, then the transaction id. Each failure raises
-`HeaderRejected` carrying the Fabric validation code a committing peer records for it, so every
-caller can report it in its own protocol (a gRPC status, a Deliver status, a validation code).
+envelope at Submit), the ordering service's Broadcast admission (node/ordering.py) and the
+committing peer's validation (each transaction of a block). They used to carry their own
+copies, in different orders; this module is the copy. The order is Fabric's
+(`ValidateProposalMessage`, `ValidateTransaction`): the common header fields, then the creator
+and its signature, then the transaction id. Each failure raises `HeaderRejected` carrying the
+Fabric validation code a committing peer records for it, so every caller can report it in its
+own protocol (a gRPC status, a Broadcast status, a validation code).
 
 The creator's signature goes through `Identity.verify`, which remembers successes per process
 (identity/verified.py): the gateway's check at Submit makes the same envelope's check at commit
@@ -53,9 +54,10 @@ def check_signed_header(
     channel_id: str | None = None,
 ) -> Identity:
     """The header's creator, once the header is well formed (of `header_type` and for
-    `channel_id` when given; epoch 0, a nonce and a creator; for an endorser transaction, a tx id
-    derived from them), the creator is a valid member at `at` and `signature` is its signature
-    of `signed_bytes` (the proposal or the envelope's payload, as sent)."""
+    `channel_id` when given; epoch 0, a nonce and a creator; when `header_type` is an endorser
+    transaction, a tx id derived from them), the creator is a valid member at `at` and
+    `signature` is its signature of `signed_bytes` (the proposal or the envelope's payload, as
+    sent)."""
     if header_type is not None and header.header_type != header_type:
         raise MalformedHeader(
             "UNKNOWN_TX_TYPE", f"header type {header.header_type} is not supported here"
@@ -70,7 +72,9 @@ def check_signed_header(
         raise CreatorRejected("BAD_CREATOR_SIGNATURE", f"creator is not valid: {exc}") from exc
     if not creator.verify(signature, signed_bytes):
         raise SignatureRejected("BAD_CREATOR_SIGNATURE", "the creator's signature does not verify")
-    endorser_tx = header.header_type == ENDORSER_TRANSACTION
+    # With `header_type=None` (Broadcast) the tx id is not judged: Fabric's orderer orders it and
+    # the committing peer marks it BAD_PROPOSAL_TXID, so ordering must not refuse it first.
+    endorser_tx = header_type == ENDORSER_TRANSACTION
     if endorser_tx and compute_tx_id(header.nonce, header.creator) != header.tx_id:
         raise MalformedHeader("BAD_PROPOSAL_TXID", "tx id is not sha256(nonce ‖ creator)")
     return creator

@@ -1,7 +1,9 @@
 """Fabric's Broadcast admission for one envelope (used by the ordering replica's
 `node/block_rules.py`): the envelope must parse, its creator must be a valid identity of a
 channel member that signed the payload and satisfies the channel's Writers policy, and it must
-fit `absolute_max_bytes`.
+fit `absolute_max_bytes`. The header, creator and signature go through the one signed-header
+check (ledger/signed_header.py): epoch 0, a nonce and a creator. As Fabric's orderer, it does not
+judge the tx id: a committing peer marks a wrong one BAD_PROPOSAL_TXID.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import datetime as dt
 from medalliance.errors import BadSignature, InvalidArgument, PermissionDenied
 from medalliance.identity.policy import SignedData
 from medalliance.ledger.channel_config import ChannelConfig
+from medalliance.ledger.signed_header import CreatorRejected, SignatureRejected, check_signed_header
 from medalliance.ledger.tx import MalformedTransaction, parse_envelope
 
 WRITERS_POLICY = "/Channel/Writers"
@@ -35,9 +38,14 @@ def admit(config: ChannelConfig, envelope: bytes, *, now: dt.datetime) -> str:
         )
     if not view.signature:
         raise InvalidArgument("the transaction envelope must be signed")
-    creator = config.msps.deserialize(header.creator, at=now)
-    if not creator.verify(view.signature, view.payload_bytes):
-        raise BadSignature("the envelope signature does not verify against its creator")
+    try:  # the type (endorser transaction or config update) is the block rules' to check
+        creator = check_signed_header(
+            header, view.signature, view.payload_bytes, config.msps, at=now, header_type=None
+        )
+    except SignatureRejected as exc:  # the text Broadcast clients have always seen
+        raise BadSignature("the envelope signature does not verify against its creator") from exc
+    except CreatorRejected as exc:  # the identity's own error, as Broadcast clients saw it
+        raise (exc.__cause__ or exc) from None
     signed = [SignedData(view.payload_bytes, header.creator, view.signature)]
     if not config.evaluate_policy(WRITERS_POLICY, signed, at=now):
         raise PermissionDenied(f"{creator.msp_id} may not write to {config.channel_id}")

@@ -21,7 +21,7 @@ from medalliance.consensus.pending import CutRules
 from medalliance.consensus.ready import Decided, Send
 from medalliance.consensus.replica import Replica, Submitted, Tick
 from medalliance.consensus.validators import ValidatorSet
-from medalliance.errors import BadSignature, DuplicateTransaction, Overloaded
+from medalliance.errors import BadSignature, DuplicateTransaction, InvalidArgument, Overloaded
 from medalliance.ledger.block import header_hash, new_block
 from medalliance.ledger.block_store import BlockStore
 from medalliance.ledger.channel_config import ChannelConfig
@@ -32,13 +32,13 @@ CLIENT = MEMBERS.signer("client1")
 TIMEOUT_TICKS = 5
 
 
-def transaction(tx_id: str, *, signer: object = CLIENT) -> bytes:
+def transaction(tx_id: str, *, signer: object = CLIENT, nonce: bytes | None = None) -> bytes:
     channel_header = common_pb2.ChannelHeader(
         type=ENDORSER_TRANSACTION, channel_id="ch", tx_id=tx_id
     )
     channel_header.timestamp.FromDatetime(NOW)  # valid(v) judges certificates at this time
     signature_header = common_pb2.SignatureHeader(
-        creator=CLIENT.serialized_identity, nonce=tx_id.encode()
+        creator=CLIENT.serialized_identity, nonce=tx_id.encode() if nonce is None else nonce
     )
     payload = common_pb2.Payload(
         header=common_pb2.Header(
@@ -114,6 +114,19 @@ def test_hostile_submissions_are_refused_with_nothing_kept(store: BlockStore) ->
     with pytest.raises(Overloaded):  # flood
         node.submit(Submitted(transaction("c"), NOW))
     assert len(node.pending) == 2
+
+
+def test_broadcast_admission_is_the_shared_signed_header_check(store: BlockStore) -> None:
+    """Broadcast refuses what the shared check refuses, with the texts its clients know, and
+    (as Fabric's orderer) leaves a tx id not derived from nonce and creator to the peers."""
+    node, _ = replica(store)
+    with pytest.raises(InvalidArgument, match="nonce and creator set"):  # no replay protection
+        node.submit(Submitted(transaction("n", nonce=b""), NOW))
+    forged = transaction("f", signer=MEMBERS.signer("mallory"))
+    with pytest.raises(BadSignature, match="does not verify against its creator"):
+        node.submit(Submitted(forged, NOW))
+    node.submit(Submitted(transaction("not-sha256-of-nonce-and-creator"), NOW))
+    assert len(node.pending) == 1
 
 
 def test_valid_is_a_function_of_the_proposal_and_the_chain_only(store: BlockStore) -> None:
