@@ -4,18 +4,20 @@
     cpu.py --dir <network folder> --txs <transactions of the run> -- ./run.sh --dir <folder> ...
 
 Reads the kernel's counters of the running network's nodes before and after the command, and
-the CPU the command and everything it waited for used (npx, Caliper's manager and workers,
-report): the same roles as benchmarks/e2e.py, with Caliper in place of its load generator.
-Caliper's share includes its start-up and report (a few seconds), so give it runs of thousands
-of transactions. Needs the repository's .venv Python (it imports medalliance).
+those of every process of the command's session (npx, Caliper's manager and workers) every
+half second while it runs (a worker's last half second may be missed): the same roles as
+benchmarks/e2e.py, with Caliper in place of its load generator. Caliper's share includes its
+start-up and report (a few seconds), so give it runs of thousands of transactions. Needs the
+repository's .venv Python (it imports medalliance).
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from rich.console import Console
@@ -25,16 +27,25 @@ from medalliance.node.bootstrap import NetworkLayout
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ is not a package
 from e2e import cpu_by_role, report_cpu
 
-
-def children_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def nodes_cpu(layout: NetworkLayout) -> dict[str, float]:
+def session_cpu(session: int, seen: dict[int, float]) -> None:
+    """Note the CPU seconds so far of every process of `session` (Caliper's workers are not
+    waited for by the processes that started them, so rusage of children misses them)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited meanwhile
+            continue
+        if int(fields[3]) == session:  # user + system clock ticks, as e2e.cpu_seconds
+            seen[int(stat.parent.name)] = (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def nodes_cpu(layout: NetworkLayout, caliper: float) -> dict[str, float]:
     roles: dict[str, float] = cpu_by_role(layout)
-    del roles["load generator"]  # this wrapper; Caliper is measured as its children
-    roles["Caliper"] = children_cpu_seconds()
+    del roles["load generator"]  # this wrapper
+    roles["Caliper"] = caliper
     return roles
 
 
@@ -48,10 +59,14 @@ def main() -> int:
     if not command:
         parser.error("give the command to measure after --")
     layout = NetworkLayout.load(args.dir.resolve())
-    before = nodes_cpu(layout)
-    returncode = subprocess.run(command, check=False).returncode
-    report_cpu(before, nodes_cpu(layout), args.txs, Console())
-    return returncode
+    before = nodes_cpu(layout, 0.0)
+    seen: dict[int, float] = {}
+    with subprocess.Popen(command, start_new_session=True) as process:
+        while process.poll() is None:
+            session_cpu(process.pid, seen)
+            time.sleep(0.5)
+    report_cpu(before, nodes_cpu(layout, sum(seen.values())), args.txs, Console())
+    return process.returncode
 
 
 if __name__ == "__main__":
