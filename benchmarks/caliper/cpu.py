@@ -6,9 +6,10 @@
 Reads the kernel's counters of the running network's nodes before and after the command, and
 those of every process of the command's session (npx, Caliper's manager and workers) every
 half second while it runs (a worker's last half second may be missed): the same roles as
-benchmarks/e2e.py, with Caliper in place of its load generator. Caliper's share includes its
-start-up and report (a few seconds), so give it runs of thousands of transactions. Needs the
-repository's .venv Python (it imports medalliance).
+benchmarks/e2e.py, with Caliper in place of its load generator, and the ordering nodes' blocks
+and signature verifications per block. Caliper's share includes its start-up and report (a few
+seconds), so give it runs of thousands of transactions. Needs the repository's .venv Python (it
+imports medalliance).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from rich.console import Console
 from medalliance.node.bootstrap import NetworkLayout
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ is not a package
-from e2e import cpu_by_role, report_cpu
+from e2e import cpu_by_role, ordering_counters, report_cpu, report_ordering
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -59,13 +60,15 @@ def main() -> int:
     if not command:
         parser.error("give the command to measure after --")
     layout = NetworkLayout.load(args.dir.resolve())
-    before = nodes_cpu(layout, 0.0)
+    before, blocks = nodes_cpu(layout, 0.0), ordering_counters(layout)
     seen: dict[int, float] = {}
     with subprocess.Popen(command, start_new_session=True) as process:
         while process.poll() is None:
             session_cpu(process.pid, seen)
             time.sleep(0.5)
-    report_cpu(before, nodes_cpu(layout, sum(seen.values())), args.txs, Console())
+    console = Console()
+    report_cpu(before, nodes_cpu(layout, sum(seen.values())), args.txs, console)
+    report_ordering(blocks, ordering_counters(layout), console)
     return process.returncode
 
 
