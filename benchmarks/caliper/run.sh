@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run the Caliper benchmark (benchconfig.yaml) against a running medalliance Fabric test network.
+# Run the Caliper benchmark (benchconfig.yaml) against a running medalliance Fabric test network
+# (networks/fabric-test-network.yaml or networks/bft-test-network.yaml).
 #
 #   ./run.sh --dir <network folder> [--benchconfig benchconfig.yaml] [extra `caliper launch manager` options]
 #
@@ -17,7 +18,7 @@ DIR=""
 BENCHCONFIG="benchconfig.yaml"
 EXTRA=()
 
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [[ $# -gt 0 ]]; do
     case "$1" in

@@ -1,4 +1,5 @@
-"""Typed errors a caller can act on, and the one table that maps them to gRPC, HTTP and exit codes.
+"""Typed errors a caller can act on, and the one table that maps them to gRPC, HTTP, exit codes
+and Fabric's `common.Status`.
 
 A leaf module: every layer may import it, it imports nothing of ours. Domain errors subclass a
 *category*; only categories carry a `Status` (style.md §2). Messages reach clients and logs, so
@@ -18,63 +19,67 @@ class Status:
     grpc: str  # a grpc.StatusCode name
     http: int
     exit_code: int
+    # a Fabric common.Status name: what Broadcast and Deliver answer. As Fabric's orderer
+    # (broadcast.ClassifyError), all but a missing channel, a refusal, and a busy or unreachable
+    # service is BAD_REQUEST (even our own bugs); SERVICE_UNAVAILABLE says: try another node.
+    fabric: str
 
 
 class MedallianceError(Exception):
     """A failure the caller can act on. The message names the thing and says what to fix."""
 
-    status: ClassVar[Status] = Status(grpc="INTERNAL", http=500, exit_code=70)
+    status: ClassVar[Status] = Status(grpc="INTERNAL", http=500, exit_code=70, fabric="BAD_REQUEST")
 
 
 class InvalidArgument(MedallianceError):
     """Malformed input: a bad protobuf, a wrong argument count, a bad config value."""
 
-    status = Status(grpc="INVALID_ARGUMENT", http=400, exit_code=2)
+    status = Status(grpc="INVALID_ARGUMENT", http=400, exit_code=2, fabric="BAD_REQUEST")
 
 
 class NotFound(MedallianceError):
     """An unknown channel, contract, transaction or block."""
 
-    status = Status(grpc="NOT_FOUND", http=404, exit_code=1)
+    status = Status(grpc="NOT_FOUND", http=404, exit_code=1, fabric="NOT_FOUND")
 
 
 class PermissionDenied(MedallianceError):
     """A signature or policy check failed, or the caller is not a member."""
 
-    status = Status(grpc="PERMISSION_DENIED", http=403, exit_code=4)
+    status = Status(grpc="PERMISSION_DENIED", http=403, exit_code=4, fabric="FORBIDDEN")
 
 
 class PreconditionFailed(MedallianceError):
     """The request is well formed but the system is not in a state to accept it."""
 
-    status = Status(grpc="FAILED_PRECONDITION", http=400, exit_code=1)
+    status = Status(grpc="FAILED_PRECONDITION", http=400, exit_code=1, fabric="BAD_REQUEST")
 
 
 class Conflict(MedallianceError):
     """A conflicting concurrent change, a duplicate, or a refused endorsement."""
 
-    status = Status(grpc="ABORTED", http=409, exit_code=1)
+    status = Status(grpc="ABORTED", http=409, exit_code=1, fabric="BAD_REQUEST")
 
 
 class Overloaded(MedallianceError):
     """Too much work queued: retry later."""
 
-    status = Status(grpc="RESOURCE_EXHAUSTED", http=429, exit_code=3)
+    status = Status(grpc="RESOURCE_EXHAUSTED", http=429, exit_code=3, fabric="SERVICE_UNAVAILABLE")
 
 
 class Unavailable(MedallianceError):
     """A needed node or service cannot be reached, or is shutting down."""
 
-    status = Status(grpc="UNAVAILABLE", http=503, exit_code=3)
+    status = Status(grpc="UNAVAILABLE", http=503, exit_code=3, fabric="SERVICE_UNAVAILABLE")
 
 
 class DeadlineExceeded(MedallianceError):
     """The answer did not come before the deadline."""
 
-    status = Status(grpc="DEADLINE_EXCEEDED", http=504, exit_code=3)
+    status = Status(grpc="DEADLINE_EXCEEDED", http=504, exit_code=3, fabric="SERVICE_UNAVAILABLE")
 
 
-# The categories every error belongs to, each with its one status (exit code, gRPC, HTTP).
+# The categories every error belongs to, each with its one status (exit code, gRPC, HTTP, Fabric).
 CATEGORIES: tuple[type[MedallianceError], ...] = (
     InvalidArgument,
     NotFound,
@@ -90,6 +95,13 @@ CATEGORIES: tuple[type[MedallianceError], ...] = (
 def category_of(exc: MedallianceError) -> type[MedallianceError]:
     """The category `exc` is reported as (for re-raising it with more context)."""
     return next((c for c in CATEGORIES if c.status == exc.status), MedallianceError)
+
+
+def category_of_fabric(status: str) -> type[MedallianceError]:
+    """The category a Fabric `common.Status` (by name) reports, read back by a client: the first
+    category answered with it (BAD_REQUEST -> InvalidArgument, SERVICE_UNAVAILABLE ->
+    Overloaded); MedallianceError for a status no category answers."""
+    return next((c for c in CATEGORIES if c.status.fabric == status), MedallianceError)
 
 
 # --- domain errors used across layers ------------------------------------------------------------

@@ -27,7 +27,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 from fabric_protos.common import common_pb2
 from fabric_protos.msp import identities_pb2
-from fabric_protos.orderer import ab_pb2_grpc
+from fabric_protos.orderer import ab_pb2, ab_pb2_grpc
 
 from medalliance.app.session import connect_as
 from medalliance.consensus.messages import Certificate, Decision, Kind, Status, Value, Vote
@@ -41,6 +41,7 @@ from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.consensus_wire import encode
 from medalliance.node.launcher import nodes_of
 from medalliance.sdk import Contract
+from tests.conftest import make_org
 from tests.networks import REPO, cli, running, wait_until, with_free_ports
 
 BFT_NETWORK = REPO / "networks" / "bft-test-network.yaml"
@@ -251,6 +252,63 @@ def test_forged_status_messages_do_not_move_the_round(
     after = consensus_of(layout)
     assert (after["height"], after["round"]) == (before["height"], before["round"])
     assert_target_orders_with_the_others(layout, contract)
+
+
+# --- what Broadcast and Deliver answer hostile input (the error table's Fabric column) ----------
+
+
+def hostile_envelope(layout: NetworkLayout, case: str) -> common_pb2.Envelope:
+    """A seek envelope with a nonce (so that Broadcast's header check gets to the signature) as a
+    member (User1 of Org1) or an outsider sends it, spoiled by `case`."""
+    signer: Signer = load_signer(layout.user_msp_dir("Org1MSP", "User1"), "Org1MSP")
+    if case == "foreign identity":
+        signer = make_org("Org1MSP").signer("Eve")  # Org1's MSP id, another CA
+    payload = common_pb2.Payload.FromString(
+        new_seek_envelope(
+            signer,
+            channel_id="nochannel" if case == "unknown channel" else CHANNEL,
+            start_block=0,
+            timestamp_ms=int(dt.datetime.now(dt.UTC).timestamp() * 1000),
+            behavior=ab_pb2.SeekInfo.FAIL_IF_NOT_READY,
+        ).payload
+    )
+    payload.header.signature_header = common_pb2.SignatureHeader(
+        creator=signer.serialized_identity, nonce=os.urandom(24)
+    ).SerializeToString()
+    signed = payload.SerializeToString()
+    if case == "forged signature":  # the member's genuine signature, of other bytes
+        return common_pb2.Envelope(payload=signed, signature=signer.sign(b"another payload"))
+    if case == "malformed payload":
+        return common_pb2.Envelope(payload=b"\x0a\xff", signature=signer.sign(b"\x0a\xff"))
+    return common_pb2.Envelope(payload=signed, signature=signer.sign(signed))
+
+
+@pytest.mark.parametrize(
+    ("case", "broadcast", "deliver"),
+    [
+        ("malformed payload", "BAD_REQUEST", "BAD_REQUEST"),
+        ("unknown channel", "NOT_FOUND", "NOT_FOUND"),
+        ("forged signature", "FORBIDDEN", "FORBIDDEN"),
+        ("foreign identity", "FORBIDDEN", "FORBIDDEN"),
+        # Broadcast orders transactions, not seeks: a member's genuine seek is a bad request
+        ("genuine seek", "BAD_REQUEST", None),
+    ],
+)
+def test_broadcast_and_deliver_answer_hostile_input_with_fabrics_status(
+    layout: NetworkLayout, case: str, broadcast: str, deliver: str | None
+) -> None:
+    wait_until(lambda: len(set(heights(layout).values())) == 1, "every ordering node level")
+    before = heights(layout)
+    envelope = hostile_envelope(layout, case)
+    with orderer_channel(layout, TARGET, None) as channel:  # the client port, as Fabric's SDKs
+        stub = ab_pb2_grpc.AtomicBroadcastStub(channel)
+        (answer,) = list(stub.Broadcast(iter([envelope]), timeout=CALL_TIMEOUT_S))
+        assert common_pb2.Status.Name(answer.status) == broadcast, answer.info
+        if deliver is not None:
+            (refusal,) = list(stub.Deliver(iter([envelope]), timeout=CALL_TIMEOUT_S))
+            assert refusal.WhichOneof("Type") == "status"
+            assert common_pb2.Status.Name(refusal.status) == deliver
+    assert heights(layout) == before
 
 
 # --- item 8: a genuine certificate beside another body ------------------------------------------

@@ -31,7 +31,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from medalliance.app.peer_commits import wait_for_block
 from medalliance.app.session import connect_as, user_signer
-from medalliance.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
+from medalliance.errors import (
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+    category_of_fabric,
+)
 from medalliance.identity.ca import CertificateAuthority
 from medalliance.identity.cryptogen import load_signer
 from medalliance.identity.msp import Msp
@@ -333,11 +339,8 @@ def _broadcast(layout: NetworkLayout, org: str, envelope: common_pb2.Envelope) -
                     failures.append(f"{name}: {exc.code().name}")
                     continue
             if response.status != common_pb2.Status.SUCCESS:
-                kind = (
-                    PermissionDenied
-                    if response.status == common_pb2.Status.FORBIDDEN
-                    else InvalidArgument
-                )
+                known = common_pb2.Status.DESCRIPTOR.values_by_number.get(response.status)
+                kind = category_of_fabric(known.name if known else "UNKNOWN")
                 raise kind(f"the ordering service refused the update: {response.info}")
             return
     raise Unavailable("no ordering node took the update: " + "; ".join(failures))

@@ -5,7 +5,8 @@ clients decode each `Any` in it as an `ErrorDetail{address, msp_id, message}` (p
 
 Every failure the gateway services answer names an error *category* (medalliance.errors), never
 a gRPC code: `GRPC_CODES` is the one table from category to code, so the codes Fabric's clients
-see follow the categories' own `Status` and cannot drift call site by call site.
+see follow the categories' own `Status` and cannot drift call site by call site. Its column of
+Fabric `common.Status` codes, for Broadcast and Deliver, is `network/fabric_status.py`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ class Unknown(MedallianceError):
     """Another node's own error, passed on without a category: Fabric's gateway and endorser
     answer it as gRPC UNKNOWN (what a Go server sends for a plain error)."""
 
-    status = Status(grpc="UNKNOWN", http=502, exit_code=1)
+    status = Status(grpc="UNKNOWN", http=502, exit_code=1, fabric="BAD_REQUEST")
 
 
 # The one table: error category -> gRPC status code of the gateway's answer.

@@ -21,7 +21,13 @@ from fabric_protos.orderer import ab_pb2
 from fabric_protos.peer import events_pb2
 from google.protobuf.message import DecodeError
 
-from medalliance.errors import MedallianceError, NotFound
+from medalliance.errors import (
+    InvalidArgument,
+    MedallianceError,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+)
 from medalliance.identity.policy import SignedData
 from medalliance.ledger.block_events import filtered_block
 from medalliance.ledger.block_store import BlockStore
@@ -29,6 +35,7 @@ from medalliance.ledger.channel_config import ChannelConfig
 from medalliance.ledger.seek import BLOCK_UNTIL_READY, DELIVER_SEEK_INFO
 from medalliance.ledger.tx import MalformedTransaction, outside_time_window, parse_envelope
 from medalliance.network.block_feed import BlockFeed
+from medalliance.network.fabric_status import FABRIC_STATUSES
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +67,15 @@ class DeliverSource(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class SeekError(Exception):
-    status: int
+    """A refused seek: its error category and why."""
+
+    category: type[MedallianceError]
     reason: str
+
+    @property
+    def status(self) -> int:
+        """The Fabric status that answers it (the table in network/fabric_status.py)."""
+        return FABRIC_STATUSES[self.category]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,18 +100,18 @@ def check_seek(
     try:
         view = parse_envelope(envelope.SerializeToString())
     except MalformedTransaction as exc:
-        raise SeekError(Status.BAD_REQUEST, str(exc)) from None
+        raise SeekError(InvalidArgument, str(exc)) from None
     header = view.header
     if header.header_type != DELIVER_SEEK_INFO:
-        raise SeekError(Status.BAD_REQUEST, f"header type {header.header_type} is not a seek")
+        raise SeekError(InvalidArgument, f"header type {header.header_type} is not a seek")
     if outside_time_window(header.timestamp_ms, now):
         raise SeekError(
-            Status.BAD_REQUEST, "request timestamp is more than 15 minutes from the server's clock"
+            InvalidArgument, "request timestamp is more than 15 minutes from the server's clock"
         )
     try:
         source = source_for(header.channel_id)
     except NotFound:
-        raise SeekError(Status.NOT_FOUND, f"channel {header.channel_id!r} not found") from None
+        raise SeekError(NotFound, f"channel {header.channel_id!r} not found") from None
     config = source.config
     try:
         creator = config.msps.deserialize(header.creator, at=now)
@@ -107,30 +121,30 @@ def check_seek(
     except MedallianceError:
         allowed = False
     if not allowed:
-        raise SeekError(Status.FORBIDDEN, f"access denied by {readers_policy}")
+        raise SeekError(PermissionDenied, f"access denied by {readers_policy}")
     seek = ab_pb2.SeekInfo()
     try:
         seek.ParseFromString(view.data)
     except DecodeError:
-        raise SeekError(Status.BAD_REQUEST, "malformed SeekInfo") from None
+        raise SeekError(InvalidArgument, "malformed SeekInfo") from None
     if not seek.HasField("start") or not seek.HasField("stop"):
-        raise SeekError(Status.BAD_REQUEST, "a seek needs a start and a stop position")
+        raise SeekError(InvalidArgument, "a seek needs a start and a stop position")
     height = source.feed.height
     first = source.store.first_block  # > 0 on a peer joined from a snapshot
     start = _position(seek.start, height, start=None)
     if seek.start.WhichOneof("Type") == "oldest":
         start = first
     if start > height:
-        raise SeekError(Status.NOT_FOUND, f"block {start} is beyond the ledger height {height}")
+        raise SeekError(NotFound, f"block {start} is beyond the ledger height {height}")
     if start < first:
         raise SeekError(
-            Status.NOT_FOUND,
+            NotFound,
             f"block {start} precedes this peer's ledger, joined from a snapshot at block "
             f"{first - 1}; ask an ordering node or a peer that holds it",
         )
     stop = _position(seek.stop, height, start=start)
     if stop is not None and stop < start:
-        raise SeekError(Status.BAD_REQUEST, f"stop block {stop} is before start block {start}")
+        raise SeekError(InvalidArgument, f"stop block {stop} is before start block {start}")
     wait = seek.behavior == BLOCK_UNTIL_READY
     return Seek(header.channel_id, start, stop, wait, creator.msp_id)
 
@@ -145,7 +159,7 @@ def _position(position: ab_pb2.SeekPosition, height: int, *, start: int | None) 
         return int(position.specified.number)
     if kind == "next_commit":
         return height
-    raise SeekError(Status.BAD_REQUEST, f"unsupported seek position {kind}")
+    raise SeekError(InvalidArgument, f"unsupported seek position {kind}")
 
 
 async def deliver(
@@ -172,10 +186,10 @@ async def deliver(
         while seek.stop is None or number <= seek.stop:
             if number >= source.feed.height:
                 if not seek.wait:
-                    yield events_pb2.DeliverResponse(status=Status.NOT_FOUND)
+                    yield events_pb2.DeliverResponse(status=FABRIC_STATUSES[NotFound])
                     return
                 if not await source.feed.wait_for_height(number + 1):
-                    yield events_pb2.DeliverResponse(status=Status.SERVICE_UNAVAILABLE)
+                    yield events_pb2.DeliverResponse(status=FABRIC_STATUSES[Unavailable])
                     return
             block = source.store.get_block(number)
             if content == "private":

@@ -32,10 +32,6 @@ from fabric_protos.peer import events_pb2
 
 from medalliance.errors import (
     MedallianceError,
-    NotFound,
-    Overloaded,
-    PermissionDenied,
-    Unavailable,
     UnknownChannel,
 )
 from medalliance.ledger.block import parse_block
@@ -44,6 +40,7 @@ from medalliance.ledger.config_update import latest_config
 from medalliance.ledger.tx import parse_envelope
 from medalliance.network.block_feed import BlockFeed
 from medalliance.network.deliver import deliver
+from medalliance.network.fabric_status import fabric_status
 from medalliance.network.tls import bind
 from medalliance.node.bft_channel import BftChannel
 from medalliance.node.bootstrap import NetworkLayout
@@ -328,9 +325,7 @@ class BroadcastService(ab_pb2_grpc.AtomicBroadcastServicer):  # type: ignore[mis
             header_type = _header_type_name(header.header_type)
             channel_id = self._node.channel(header.channel_id).channel_id
             self._node.channel(channel_id).submit(data)
-        except (Overloaded, Unavailable) as exc:  # the client should try another node
-            response = ab_pb2.BroadcastResponse(status=Status.SERVICE_UNAVAILABLE, info=str(exc))
-        except MedallianceError as exc:
+        except MedallianceError as exc:  # Overloaded, Unavailable: the client tries another node
             response = _response(exc)
         else:
             response = ab_pb2.BroadcastResponse(status=Status.SUCCESS)
@@ -360,13 +355,7 @@ def _header_type_name(header_type: int) -> str:
 
 
 def _response(exc: MedallianceError) -> ab_pb2.BroadcastResponse:
-    if isinstance(exc, NotFound):
-        status = Status.NOT_FOUND
-    elif isinstance(exc, PermissionDenied):
-        status = Status.FORBIDDEN
-    else:
-        status = Status.BAD_REQUEST
-    return ab_pb2.BroadcastResponse(status=status, info=str(exc))
+    return ab_pb2.BroadcastResponse(status=fabric_status(exc), info=str(exc))
 
 
 def _store_height(store: BlockStore) -> int:
