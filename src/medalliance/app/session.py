@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from medalliance.app.peer_commits import wait_for_block
 from medalliance.contracts.lifecycle import LIFECYCLE_NAMESPACE
 from medalliance.errors import ContractError, InvalidArgument, PreconditionFailed
 from medalliance.identity.cryptogen import load_signer
@@ -55,6 +56,7 @@ class GatewayAdminSession:
     """An organisation admin's `LifecycleSession` (node/deploy.py) over the Gateway API."""
 
     def __init__(self, layout: NetworkLayout, msp_id: str) -> None:
+        self._layout = layout
         self._gateway = connect_as(layout, msp_id, "Admin")
         self._submitted: dict[str, SubmittedTransaction] = {}
 
@@ -65,7 +67,11 @@ class GatewayAdminSession:
         return submitted.transaction_id
 
     def wait(self, channel: str, tx_id: str) -> int:
-        return self._submitted.pop(tx_id).get_status().code
+        status = self._submitted.pop(tx_id).get_status()
+        # Every peer, not only this organisation's: the commit that follows an approval is
+        # endorsed by the other organisations' peers, which must count that approval already.
+        wait_for_block(self._layout, channel, status.block_number)
+        return status.code
 
     def query(self, channel: str, function: str, arg: str | bytes) -> bytes | None:
         contract = self._gateway.get_network(channel).get_contract(LIFECYCLE_NAMESPACE)
