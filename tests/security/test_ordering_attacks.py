@@ -39,6 +39,7 @@ from medalliance.ledger.commit_certificate import read_certificate
 from medalliance.ledger.seek import new_seek_envelope
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.consensus_wire import encode
+from medalliance.node.forwarding import encode as forward_body
 from medalliance.node.launcher import nodes_of
 from medalliance.sdk import Contract
 from tests.networks import REPO, cli, running, wait_until, with_free_ports
@@ -176,7 +177,7 @@ def test_a_non_consenter_tls_certificate_is_refused_by_step_and_forward(
         status = Status(CHANNEL, before["height"], 1000, ORDERERS[1])
         payload = encode(status)
     else:
-        payload = json.dumps(["bm90IGEgdHJhbnNhY3Rpb24="]).encode()
+        payload = forward_body([b"not a transaction"])
     code, details = consensus_call(layout, method, payload, as_who=who)
     assert code == grpc.StatusCode.PERMISSION_DENIED
     assert f"may call medalliance.Consensus/{method}" in details
@@ -199,7 +200,7 @@ def test_a_consensus_call_without_a_client_certificate_on_the_client_port_is_ref
     wait_until(lambda: len(set(heights(layout).values())) == 1, "every ordering node level")
     before = consensus_of(layout)
     status = Status(CHANNEL, before["height"], 1000, ORDERERS[1])
-    payload = encode(status) if method == "Step" else json.dumps(["bm90IGEgdHg="]).encode()
+    payload = encode(status) if method == "Step" else forward_body([b"not a tx"])
     code, details = consensus_call(layout, method, payload, as_who=None)
     assert code == grpc.StatusCode.PERMISSION_DENIED
     assert (
@@ -214,6 +215,27 @@ def test_a_consenter_tls_certificate_is_let_through(layout: NetworkLayout) -> No
     before = dropped(layout, "unsigned")
     assert consensus_call(layout, "Step", encode(status), as_who=ORDERERS[3])[0] == OK
     wait_until(lambda: dropped(layout, "unsigned") == before + 1, "the STATUS counted dropped")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b"", id="empty"),
+        pytest.param(b'["bm90IGEgdHg="]', id="the former JSON body"),
+        pytest.param(forward_body([b"x" * 64])[:-1], id="truncated"),
+        pytest.param(b"\xff\xff\xff\xff", id="a count of 4 billion"),
+    ],
+)
+def test_a_malformed_forward_from_a_consenter_is_refused_and_counted(
+    layout: NetworkLayout, contract: Contract, body: bytes
+) -> None:
+    before = status_of(layout, TARGET)[1]["forwarding"]["refused"].get(ORDERERS[3], 0)
+    code, details = consensus_call(layout, "Forward", body, as_who=ORDERERS[3])
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "malformed Forward body" in details
+    refused = status_of(layout, TARGET)[1]["forwarding"]["refused"]
+    assert refused[ORDERERS[3]] == before + 1
+    assert_target_orders_with_the_others(layout, contract)
 
 
 # --- item 7: forged STATUS ---------------------------------------------------------------------

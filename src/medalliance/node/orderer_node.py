@@ -5,7 +5,7 @@ are decided by the Tendermint-style protocol of `consensus/` (docs/consensus.md)
 channel by `BftChannel`, and stored with their commit certificate before they are served.
 Ordering nodes talk to each other over mutual TLS through `medalliance.Consensus`: `Step`
 carries consensus messages, `Forward` passes admitted transactions on so that any proposer can
-order them. Only a consenter of the channel may call either: its client TLS certificate must be
+order them (batched per consenter in a binary body, `forwarding.py`). Only a consenter of the channel may call either: its client TLS certificate must be
 one of the channel's consenter mapping (`consenter_auth.py`); anyone else gets
 PERMISSION_DENIED. As in Fabric (General.Cluster.ListenPort), one server listens on two ports:
 the client port (AtomicBroadcast, server-only TLS: Fabric's SDKs send no client certificate) and
@@ -19,10 +19,9 @@ themselves.
 from __future__ import annotations
 
 import asyncio
-import base64
 import functools
-import json
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator
 
 import grpc
@@ -50,6 +49,8 @@ from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.config import OrganizationConfig
 from medalliance.node.consensus_inbox import RefusalLog
 from medalliance.node.consenter_auth import consenter_of, msp_of
+from medalliance.node.forwarding import Forwarder, MalformedForward
+from medalliance.node.forwarding import decode as decode_forward
 from medalliance.node.material import (
     NodeMaterial,
     consensus_endpoint,
@@ -83,7 +84,10 @@ class OrdererNode:
         self._peers: dict[str, tuple[str, str]] = {}  # consenter name -> (endpoint, MSP id)
         self._known = consensus_endpoints(layout)  # the network folder's ordering nodes
         self._links: dict[str, grpc.aio.Channel] = {}
-        self._inflight: set[asyncio.Task[None]] = set()
+        self._stubs: dict[tuple[str, str], grpc.aio.UnaryUnaryMultiCallable] = {}
+        self._forwarder = Forwarder(self._forward_call)
+        self.forward_refused: Counter[str] = Counter()  # malformed Forward bodies, by caller
+        self._inflight: set[asyncio.Task[bool]] = set()
         self._refusals = RefusalLog()  # refused consensus callers, logged sparingly
         self.metrics = OrdererMetrics(self._metric_status)
         data = m.data_dir / "ledgers"
@@ -155,6 +159,13 @@ class OrdererNode:
             "channels": {cid: c.store.height for cid, c in self.channels.items()},
             "consensus": {cid: c.status() for cid, c in self.channels.items()},
             "problems": [p for c in self.channels.values() for p in c.problems()],
+            "forwarding": {  # Forward batches to the other consenters (forwarding.py)
+                "calls": self._forwarder.calls,
+                "envelopes": self._forwarder.sent,
+                "dropped": dict(self._forwarder.dropped),
+                "failed": dict(self._forwarder.failed),
+                "refused": dict(self.forward_refused),
+            },
         }
 
     def _metric_status(self) -> dict[str, dict[str, object]]:
@@ -177,6 +188,7 @@ class OrdererNode:
             channel.feed.close()
 
     async def stop(self) -> None:
+        await self._forwarder.close()
         for task in [*self._tasks, *self._inflight]:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._inflight, return_exceptions=True)
@@ -209,11 +221,18 @@ class OrdererNode:
     async def _forward_rpc(self, data: bytes, context: grpc.aio.ServicerContext) -> bytes:
         """Transactions another consenter admitted: admitted here too, on their own merits."""
         channel_id, _, body = data.partition(b"\x00")
-        channel, _ = await self._consenter_call("Forward", channel_id, context)
+        channel, caller = await self._consenter_call("Forward", channel_id, context)
         try:
-            envelopes = [base64.b64decode(e, validate=True) for e in json.loads(body)]
-        except (ValueError, TypeError):
-            return b""
+            envelopes = decode_forward(body)
+        except MalformedForward as exc:  # a consenter's bug (or worse): refused, counted
+            self.forward_refused[caller] += 1
+            count = self._refusals.note(caller, "Forward-malformed")
+            if count is not None:
+                log.warning(
+                    "Forward refused", extra={"peer": caller, "reason": str(exc), "count": count}
+                )
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            raise AssertionError("abort returns only by raising") from None  # pragma: no cover
         for envelope in envelopes:
             try:
                 channel.submit(envelope, forward=False)
@@ -282,32 +301,39 @@ class OrdererNode:
                 self._call(target, "Step", channel_id.encode() + b"\x00" + message)
 
     def _forward(self, channel_id: str, envelopes: list[bytes]) -> None:
-        body = json.dumps([base64.b64encode(e).decode() for e in envelopes]).encode()
-        for target in self._consenters(channel_id):
-            self._call(target, "Forward", channel_id.encode() + b"\x00" + body)
+        self._forwarder.push(self._consenters(channel_id), channel_id, envelopes)
+
+    async def _forward_call(self, target: str, channel_id: str, body: bytes) -> bool:
+        return await self._rpc(target, "Forward", channel_id.encode() + b"\x00" + body)
 
     def _call(self, target: str, method: str, payload: bytes) -> None:
         """Fire and forget: a lost message is re-sent by the protocol's own retransmission."""
-        link = self._links.get(target)
-        if link is None:
-            mapped, msp_id = self._peers[target]
-            endpoint = consensus_endpoint(mapped, self._known.get(target))
-            link = self._links[target] = self.tls.channel(endpoint, target, msp_id)
-        call = link.unary_unary(
-            f"/{CONSENSUS_SERVICE}/{method}", request_serializer=_raw, response_deserializer=_raw
-        )
-
-        async def send() -> None:
-            try:
-                await call(payload, timeout=PEER_CALL_TIMEOUT_S)
-            except grpc.aio.AioRpcError as exc:
-                log.debug(
-                    "consensus peer unreachable", extra={"peer": target, "reason": exc.code().name}
-                )
-
-        task = asyncio.get_running_loop().create_task(send())
+        task = asyncio.get_running_loop().create_task(self._rpc(target, method, payload))
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
+
+    async def _rpc(self, target: str, method: str, payload: bytes) -> bool:
+        """One call to another consenter; False (logged at debug) when it failed."""
+        call = self._stubs.get((target, method))
+        if call is None:
+            link = self._links.get(target)
+            if link is None:
+                mapped, msp_id = self._peers[target]
+                endpoint = consensus_endpoint(mapped, self._known.get(target))
+                link = self._links[target] = self.tls.channel(endpoint, target, msp_id)
+            call = self._stubs[target, method] = link.unary_unary(
+                f"/{CONSENSUS_SERVICE}/{method}",
+                request_serializer=_raw,
+                response_deserializer=_raw,
+            )
+        try:
+            await call(payload, timeout=PEER_CALL_TIMEOUT_S)
+        except grpc.aio.AioRpcError as exc:
+            log.debug(
+                "consensus peer unreachable", extra={"peer": target, "reason": exc.code().name}
+            )
+            return False
+        return True
 
 
 class BroadcastService(ab_pb2_grpc.AtomicBroadcastServicer):  # type: ignore[misc]
