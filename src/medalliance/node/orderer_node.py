@@ -5,7 +5,7 @@ are decided by the Tendermint-style protocol of `consensus/` (docs/consensus.md)
 channel by `BftChannel`, and stored with their commit certificate before they are served.
 Ordering nodes talk to each other over mutual TLS through `medalliance.Consensus`: `Step`
 carries consensus messages, `Forward` passes admitted transactions on so that any proposer can
-order them (batched per consenter in a binary body, `forwarding.py`). Only a consenter of the channel may call either: its client TLS certificate must be
+order them. Both are batched per consenter in a binary body (`consenter_batches.py`). Only a consenter of the channel may call either: its client TLS certificate must be
 one of the channel's consenter mapping (`consenter_auth.py`); anyone else gets
 PERMISSION_DENIED. As in Fabric (General.Cluster.ListenPort), one server listens on two ports:
 the client port (AtomicBroadcast, server-only TLS: Fabric's SDKs send no client certificate) and
@@ -49,8 +49,7 @@ from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.config import OrganizationConfig
 from medalliance.node.consensus_inbox import RefusalLog
 from medalliance.node.consenter_auth import consenter_of, msp_of
-from medalliance.node.forwarding import Forwarder, MalformedForward
-from medalliance.node.forwarding import decode as decode_forward
+from medalliance.node.consenter_batches import Batches, MalformedBatch, decode
 from medalliance.node.material import (
     NodeMaterial,
     consensus_endpoint,
@@ -85,9 +84,10 @@ class OrdererNode:
         self._known = consensus_endpoints(layout)  # the network folder's ordering nodes
         self._links: dict[str, grpc.aio.Channel] = {}
         self._stubs: dict[tuple[str, str], grpc.aio.UnaryUnaryMultiCallable] = {}
-        self._forwarder = Forwarder(self._forward_call)
-        self.forward_refused: Counter[str] = Counter()  # malformed Forward bodies, by caller
-        self._inflight: set[asyncio.Task[bool]] = set()
+        self._batches = {  # what is sent to the other consenters, by method
+            method: Batches(functools.partial(self._rpc, method)) for method in ("Step", "Forward")
+        }
+        self.malformed: Counter[str] = Counter()  # malformed consensus call bodies, by caller
         self._refusals = RefusalLog()  # refused consensus callers, logged sparingly
         self.metrics = OrdererMetrics(self._metric_status)
         data = m.data_dir / "ledgers"
@@ -159,12 +159,9 @@ class OrdererNode:
             "channels": {cid: c.store.height for cid, c in self.channels.items()},
             "consensus": {cid: c.status() for cid, c in self.channels.items()},
             "problems": [p for c in self.channels.values() for p in c.problems()],
-            "forwarding": {  # Forward batches to the other consenters (forwarding.py)
-                "calls": self._forwarder.calls,
-                "envelopes": self._forwarder.sent,
-                "dropped": dict(self._forwarder.dropped),
-                "failed": dict(self._forwarder.failed),
-                "refused": dict(self.forward_refused),
+            "consenterCalls": {  # batched calls to the other consenters (consenter_batches.py)
+                **{method: batches.status() for method, batches in self._batches.items()},
+                "malformed": dict(self.malformed),
             },
         }
 
@@ -188,10 +185,11 @@ class OrdererNode:
             channel.feed.close()
 
     async def stop(self) -> None:
-        await self._forwarder.close()
-        for task in [*self._tasks, *self._inflight]:
+        for batches in self._batches.values():
+            await batches.close()
+        for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, *self._inflight, return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         for link in self._links.values():
             await link.close()
         for channel in self.channels.values():
@@ -213,32 +211,42 @@ class OrdererNode:
         return grpc.method_handlers_generic_handler(CONSENSUS_SERVICE, methods)
 
     async def _step_rpc(self, data: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        channel_id, _, message = data.partition(b"\x00")
-        channel, caller = await self._consenter_call("Step", channel_id, context)
-        channel.receive(message, caller)
+        channel, caller, messages = await self._batch_call("Step", data, context)
+        for message in messages:
+            channel.receive(message, caller)
         return b""
 
     async def _forward_rpc(self, data: bytes, context: grpc.aio.ServicerContext) -> bytes:
         """Transactions another consenter admitted: admitted here too, on their own merits."""
-        channel_id, _, body = data.partition(b"\x00")
-        channel, caller = await self._consenter_call("Forward", channel_id, context)
-        try:
-            envelopes = decode_forward(body)
-        except MalformedForward as exc:  # a consenter's bug (or worse): refused, counted
-            self.forward_refused[caller] += 1
-            count = self._refusals.note(caller, "Forward-malformed")
-            if count is not None:
-                log.warning(
-                    "Forward refused", extra={"peer": caller, "reason": str(exc), "count": count}
-                )
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-            raise AssertionError("abort returns only by raising") from None  # pragma: no cover
+        channel, _, envelopes = await self._batch_call("Forward", data, context)
         for envelope in envelopes:
             try:
                 channel.submit(envelope, forward=False)
             except MedallianceError:
                 continue  # a duplicate, or not admissible here: the sender's problem
         return b""
+
+    async def _batch_call(
+        self, method: str, data: bytes, context: grpc.aio.ServicerContext
+    ) -> tuple[BftChannel, str, list[bytes]]:
+        """The channel, the consenter calling and the items of its batch; aborts with
+        INVALID_ARGUMENT (counted) for a malformed body."""
+        channel_id, _, body = data.partition(b"\x00")
+        channel, caller = await self._consenter_call(method, channel_id, context)
+        try:
+            return channel, caller, decode(body)
+        except MalformedBatch as exc:  # a consenter's bug (or worse): refused, counted
+            self.malformed[caller] += 1
+            count = self._refusals.note(caller, method, "malformed")
+            if count is not None:
+                log.warning(
+                    "consensus call refused: malformed body",
+                    extra={"method": method, "peer": caller, "reason": str(exc), "count": count},
+                )
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"{CONSENSUS_SERVICE}/{method}: {exc}"
+            )
+            raise AssertionError("abort returns only by raising") from None  # pragma: no cover
 
     async def _consenter_call(
         self, method: str, channel_id: bytes, context: grpc.aio.ServicerContext
@@ -296,24 +304,15 @@ class OrdererNode:
 
     def _send(self, channel_id: str, to: str | None, message: bytes) -> None:
         others = self._consenters(channel_id)
-        for target in [to] if to is not None else others:
-            if target in others:
-                self._call(target, "Step", channel_id.encode() + b"\x00" + message)
+        targets = others if to is None else [to] if to in others else []
+        self._batches["Step"].push(targets, channel_id, [message])
 
     def _forward(self, channel_id: str, envelopes: list[bytes]) -> None:
-        self._forwarder.push(self._consenters(channel_id), channel_id, envelopes)
+        self._batches["Forward"].push(self._consenters(channel_id), channel_id, envelopes)
 
-    async def _forward_call(self, target: str, channel_id: str, body: bytes) -> bool:
-        return await self._rpc(target, "Forward", channel_id.encode() + b"\x00" + body)
-
-    def _call(self, target: str, method: str, payload: bytes) -> None:
-        """Fire and forget: a lost message is re-sent by the protocol's own retransmission."""
-        task = asyncio.get_running_loop().create_task(self._rpc(target, method, payload))
-        self._inflight.add(task)
-        task.add_done_callback(self._inflight.discard)
-
-    async def _rpc(self, target: str, method: str, payload: bytes) -> bool:
-        """One call to another consenter; False (logged at debug) when it failed."""
+    async def _rpc(self, method: str, target: str, channel_id: str, body: bytes) -> bool:
+        """One call to another consenter; False (logged at debug) when it failed. Fire and
+        forget as far as the protocol goes: its own retransmission re-sends what is lost."""
         call = self._stubs.get((target, method))
         if call is None:
             link = self._links.get(target)
@@ -327,7 +326,7 @@ class OrdererNode:
                 response_deserializer=_raw,
             )
         try:
-            await call(payload, timeout=PEER_CALL_TIMEOUT_S)
+            await call(channel_id.encode() + b"\x00" + body, timeout=PEER_CALL_TIMEOUT_S)
         except grpc.aio.AioRpcError as exc:
             log.debug(
                 "consensus peer unreachable", extra={"peer": target, "reason": exc.code().name}
