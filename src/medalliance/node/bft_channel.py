@@ -30,7 +30,7 @@ import datetime as dt
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -432,7 +432,7 @@ class BftChannel:
             signatures=[(self._identity_bytes[v.voter], v.signature) for v in precommits],
             last_config=0,
         )
-        self._append(block)
+        self._append(block, self.rules.tx_ids(commit.value))  # remembered since valid(v)
         self._failures_in_a_row = 0
         self.decided += 1
         self.round_changes += commit.certificate.round
@@ -446,8 +446,9 @@ class BftChannel:
             },
         )
 
-    def _append(self, block: common_pb2.Block) -> None:
-        tx_ids = [parse_envelope(bytes(d)).header.tx_id for d in block.data.data]
+    def _append(self, block: common_pb2.Block, tx_ids: Sequence[str] | None = None) -> None:
+        if tx_ids is None:
+            tx_ids = [parse_envelope(bytes(d)).header.tx_id for d in block.data.data]
         self.store.append(block, tx_ids)
         self.feed.published(self.store.height, [])
         if is_config_block(block):
