@@ -7,15 +7,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from tests.conftest import NOW
 from tests.unit.consensus.test_replica import transaction
-from tests.unit.node.test_bft_channel_supervision import SIGNER, genesis, until
+from tests.unit.node.test_bft_channel_supervision import one_consenter_channel, until
 
 from medalliance.consensus.replica import Tick
-from medalliance.ledger.block_store import BlockStore
-from medalliance.ledger.channel_config import ChannelConfig
-from medalliance.network.block_feed import BlockFeed
-from medalliance.node.bft_channel import BftChannel
 
 
 def test_submissions_before_the_next_step_share_one_tick_and_one_forward(
@@ -25,22 +20,8 @@ def test_submissions_before_the_next_step_share_one_tick_and_one_forward(
 
 
 async def _scenario(tmp_path: Path) -> None:
-    block = genesis()
-    config = ChannelConfig.from_block(block)
-    store = BlockStore.open(tmp_path / "blocks")
-    store.append(block)
     forwarded: list[list[bytes]] = []
-    channel = BftChannel(
-        config=config,
-        store=store,
-        feed=BlockFeed(store.height),
-        directory=tmp_path,
-        name=config.consenter_set[0].name,
-        signer=SIGNER,
-        send=lambda to, data: None,
-        forward=forwarded.append,
-        now=lambda: NOW,
-    )
+    channel, store = one_consenter_channel(tmp_path, forwarded.append)
     task = channel.start()
     try:
         await until(lambda: channel._running, "the core running")
