@@ -39,6 +39,7 @@ from medalliance.ledger.commit_certificate import read_certificate
 from medalliance.ledger.seek import new_seek_envelope
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.consensus_wire import encode
+from medalliance.node.consenter_batches import encode as batch
 from medalliance.node.launcher import nodes_of
 from medalliance.sdk import Contract
 from tests.conftest import make_org
@@ -103,9 +104,16 @@ def orderer_channel(layout: NetworkLayout, target: str, as_who: str | None) -> g
 
 
 def consensus_call(
-    layout: NetworkLayout, method: str, payload: bytes, *, as_who: str | None, target: str = TARGET
+    layout: NetworkLayout,
+    method: str,
+    payload: bytes,
+    *,
+    as_who: str | None,
+    target: str = TARGET,
+    raw: bool = False,
 ) -> tuple[grpc.StatusCode, str]:
-    """Call the target's consensus service (`as_who` None: on the client port, without a client
+    """Call the target's consensus service with `payload` (a batch of one message or envelope;
+    `raw`: the body as given) (`as_who` None: on the client port, without a client
     certificate); the status code and details it answers with."""
     with orderer_channel(layout, target, as_who) as channel:
         call = channel.unary_unary(
@@ -114,7 +122,8 @@ def consensus_call(
             response_deserializer=lambda b: b,
         )
         try:
-            call(CHANNEL.encode() + b"\x00" + payload, timeout=CALL_TIMEOUT_S)
+            body = payload if raw else batch([payload])
+            call(CHANNEL.encode() + b"\x00" + body, timeout=CALL_TIMEOUT_S)
         except grpc.RpcError as exc:
             return exc.code(), exc.details() or ""
     return grpc.StatusCode.OK, ""
@@ -177,7 +186,7 @@ def test_a_non_consenter_tls_certificate_is_refused_by_step_and_forward(
         status = Status(CHANNEL, before["height"], 1000, ORDERERS[1])
         payload = encode(status)
     else:
-        payload = json.dumps(["bm90IGEgdHJhbnNhY3Rpb24="]).encode()
+        payload = b"not a transaction"
     code, details = consensus_call(layout, method, payload, as_who=who)
     assert code == grpc.StatusCode.PERMISSION_DENIED
     assert f"may call medalliance.Consensus/{method}" in details
@@ -200,7 +209,7 @@ def test_a_consensus_call_without_a_client_certificate_on_the_client_port_is_ref
     wait_until(lambda: len(set(heights(layout).values())) == 1, "every ordering node level")
     before = consensus_of(layout)
     status = Status(CHANNEL, before["height"], 1000, ORDERERS[1])
-    payload = encode(status) if method == "Step" else json.dumps(["bm90IGEgdHg="]).encode()
+    payload = encode(status) if method == "Step" else b"not a tx"
     code, details = consensus_call(layout, method, payload, as_who=None)
     assert code == grpc.StatusCode.PERMISSION_DENIED
     assert (
@@ -215,6 +224,27 @@ def test_a_consenter_tls_certificate_is_let_through(layout: NetworkLayout) -> No
     before = dropped(layout, "unsigned")
     assert consensus_call(layout, "Step", encode(status), as_who=ORDERERS[3])[0] == OK
     wait_until(lambda: dropped(layout, "unsigned") == before + 1, "the STATUS counted dropped")
+
+
+@pytest.mark.parametrize("method", ["Step", "Forward"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b"", id="empty"),
+        pytest.param(b'["bm90IGEgdHg="]', id="the former JSON body"),
+        pytest.param(batch([b"x" * 64])[:-1], id="truncated"),
+    ],
+)
+def test_a_malformed_batch_from_a_consenter_is_refused_and_counted(
+    layout: NetworkLayout, contract: Contract, body: bytes, method: str
+) -> None:
+    before = status_of(layout, TARGET)[1]["consenterCalls"]["malformed"].get(ORDERERS[3], 0)
+    code, details = consensus_call(layout, method, body, as_who=ORDERERS[3], raw=True)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert f"medalliance.Consensus/{method}: malformed batch body" in details
+    malformed = status_of(layout, TARGET)[1]["consenterCalls"]["malformed"]
+    assert malformed[ORDERERS[3]] == before + 1
+    assert_target_orders_with_the_others(layout, contract)
 
 
 # --- item 7: forged STATUS ---------------------------------------------------------------------

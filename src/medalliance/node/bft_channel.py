@@ -30,7 +30,7 @@ import datetime as dt
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,6 +141,7 @@ class BftChannel:
         )
         self._inbox: Inbox[Event | _Timer] = Inbox(INBOX_MAX)
         self._arrived = asyncio.Event()  # set when a transaction is admitted
+        self._arrival_queued = False  # a Tick for submissions waits in the inbox
         self._ticks_from = time.monotonic()  # tick 0 of the cutter's clock
         self.halted: str | None = None
         # signature verifications, for operators and the benchmark: consensus messages
@@ -190,7 +191,9 @@ class BftChannel:
             )
         tx_id = self.replica.submit(Submitted(envelope, self._now(), forward=forward))
         self._arrived.set()
-        self._inbox.push(Tick(self._ticks()))  # the loop forwards it and offers it to the core
+        if not self._arrival_queued:  # the loop's next step forwards and offers all arrivals:
+            self._arrival_queued = True  # a batch of N submissions costs one step, not N
+            self._inbox.push(Tick(self._ticks()))
         return tx_id
 
     def receive(self, data: bytes, caller: str | None = None) -> None:
@@ -355,6 +358,7 @@ class BftChannel:
 
     def _step(self, event: Event) -> None:
         """One event through the replica; its effects performed in order."""
+        self._arrival_queued = False  # any step acts on what was submitted before it
         proposals = self.replica.proposals
         effects = self.replica.step(event)
         if self.replica.proposals > proposals:
@@ -432,7 +436,7 @@ class BftChannel:
             signatures=[(self._identity_bytes[v.voter], v.signature) for v in precommits],
             last_config=0,
         )
-        self._append(block)
+        self._append(block, self.rules.tx_ids(commit.value))  # remembered since valid(v)
         self._failures_in_a_row = 0
         self.decided += 1
         self.round_changes += commit.certificate.round
@@ -446,8 +450,9 @@ class BftChannel:
             },
         )
 
-    def _append(self, block: common_pb2.Block) -> None:
-        tx_ids = [parse_envelope(bytes(d)).header.tx_id for d in block.data.data]
+    def _append(self, block: common_pb2.Block, tx_ids: Sequence[str] | None = None) -> None:
+        if tx_ids is None:
+            tx_ids = [parse_envelope(bytes(d)).header.tx_id for d in block.data.data]
         self.store.append(block, tx_ids)
         self.feed.published(self.store.height, [])
         if is_config_block(block):

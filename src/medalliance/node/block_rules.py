@@ -35,7 +35,9 @@ from medalliance.ledger.config_update import (
     update_of,
 )
 from medalliance.ledger.tx import ENDORSER_TRANSACTION, SigningIdentity, parse_envelope
-from medalliance.node.ordering import admit
+from medalliance.node.ordering import admit_parsed, parse
+
+TX_IDS_KEPT = 16  # values whose tx ids are remembered (a few rounds of the current height)
 
 
 class ConsenterSigner:
@@ -65,12 +67,16 @@ class BlockRules:
         self._signer = signer
         self._now = now  # only for the timestamp of this node's own CONFIG transactions
         self.verified = 0  # transaction signatures verified (admission and validity)
+        # value id → its transactions' ids, from propose/valid, so that the decision does not
+        # parse the block again (`tx_ids`). A memo of a pure function of the value: the id is
+        # the header hash, which commits to the envelopes (valid checks both hashes).
+        self._tx_ids: dict[bytes, tuple[str, ...]] = {}
 
     def admit(self, envelope: bytes, at: dt.datetime) -> Admitted:
         config = self._config()
-        tx_id = admit(config, envelope, now=at)
+        parsed = parse(config, envelope)
+        tx_id = admit_parsed(config, parsed, now=at)
         self.verified += 1
-        parsed = parse_envelope(envelope)
         header_type = parsed.header.header_type
         if header_type == CONFIG_UPDATE:  # refused now if it could not apply
             apply_update(config, update_of(parsed), at=at)
@@ -98,7 +104,10 @@ class BlockRules:
                 config_transaction(config, update, self._signer, timestamp_ms=timestamp_ms)
             ]
         block = new_block(height, self._store.last_header_hash, envelopes)
-        return Value(header_hash(block.header), block.SerializeToString())
+        value = Value(header_hash(block.header), block.SerializeToString())
+        if not batch.alone:
+            self._remember(value.value_id, batch.tx_ids)
+        return value
 
     def valid(self, height: int, value: Value) -> bool:
         try:
@@ -123,18 +132,30 @@ class BlockRules:
                 tx_id = parse_envelope(envelopes[0]).header.tx_id
                 return store.tx_location(tx_id) is None
             tx_ids = set()
+            ordered = []
             for envelope in envelopes:
-                if parse_envelope(envelope).header.header_type != ENDORSER_TRANSACTION:
+                parsed = parse(config, envelope)
+                if parsed.header.header_type != ENDORSER_TRANSACTION:
                     return False
-                tx_id = admit(config, envelope, now=at)
+                tx_id = admit_parsed(config, parsed, now=at)
                 self.verified += 1
                 if tx_id in tx_ids or store.tx_location(tx_id) is not None:
                     return False
                 tx_ids.add(tx_id)
+                ordered.append(tx_id)
         except MedallianceError:
             return False
+        self._remember(value.value_id, tuple(ordered))
         return True
 
     def tx_ids(self, value: Value) -> tuple[str, ...]:
+        known = self._tx_ids.get(value.value_id)
+        if known is not None:
+            return known
         block = common_pb2.Block.FromString(value.body)
         return tuple(parse_envelope(bytes(d)).header.tx_id for d in block.data.data)
+
+    def _remember(self, value_id: bytes, tx_ids: tuple[str, ...]) -> None:
+        if len(self._tx_ids) >= TX_IDS_KEPT:  # the oldest goes: values of past heights
+            del self._tx_ids[next(iter(self._tx_ids))]
+        self._tx_ids[value_id] = tx_ids

@@ -5,7 +5,7 @@ are decided by the Tendermint-style protocol of `consensus/` (docs/consensus.md)
 channel by `BftChannel`, and stored with their commit certificate before they are served.
 Ordering nodes talk to each other over mutual TLS through `medalliance.Consensus`: `Step`
 carries consensus messages, `Forward` passes admitted transactions on so that any proposer can
-order them. Only a consenter of the channel may call either: its client TLS certificate must be
+order them. Both are batched per consenter in a binary body (`consenter_batches.py`). Only a consenter of the channel may call either: its client TLS certificate must be
 one of the channel's consenter mapping (`consenter_auth.py`); anyone else gets
 PERMISSION_DENIED. As in Fabric (General.Cluster.ListenPort), one server listens on two ports:
 the client port (AtomicBroadcast, server-only TLS: Fabric's SDKs send no client certificate) and
@@ -19,10 +19,9 @@ themselves.
 from __future__ import annotations
 
 import asyncio
-import base64
 import functools
-import json
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator
 
 import grpc
@@ -47,6 +46,7 @@ from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.config import OrganizationConfig
 from medalliance.node.consensus_inbox import RefusalLog
 from medalliance.node.consenter_auth import consenter_of, msp_of
+from medalliance.node.consenter_batches import Batches, MalformedBatch, decode
 from medalliance.node.material import (
     NodeMaterial,
     consensus_endpoint,
@@ -80,7 +80,11 @@ class OrdererNode:
         self._peers: dict[str, tuple[str, str]] = {}  # consenter name -> (endpoint, MSP id)
         self._known = consensus_endpoints(layout)  # the network folder's ordering nodes
         self._links: dict[str, grpc.aio.Channel] = {}
-        self._inflight: set[asyncio.Task[None]] = set()
+        self._stubs: dict[tuple[str, str], grpc.aio.UnaryUnaryMultiCallable] = {}
+        self._batches = {  # what is sent to the other consenters, by method
+            method: Batches(functools.partial(self._rpc, method)) for method in ("Step", "Forward")
+        }
+        self.malformed: Counter[str] = Counter()  # malformed consensus call bodies, by caller
         self._refusals = RefusalLog()  # refused consensus callers, logged sparingly
         self.metrics = OrdererMetrics(self._metric_status)
         data = m.data_dir / "ledgers"
@@ -152,6 +156,10 @@ class OrdererNode:
             "channels": {cid: c.store.height for cid, c in self.channels.items()},
             "consensus": {cid: c.status() for cid, c in self.channels.items()},
             "problems": [p for c in self.channels.values() for p in c.problems()],
+            "consenterCalls": {  # batched calls to the other consenters (consenter_batches.py)
+                **{method: batches.status() for method, batches in self._batches.items()},
+                "malformed": dict(self.malformed),
+            },
         }
 
     def _metric_status(self) -> dict[str, dict[str, object]]:
@@ -174,9 +182,11 @@ class OrdererNode:
             channel.feed.close()
 
     async def stop(self) -> None:
-        for task in [*self._tasks, *self._inflight]:
+        for batches in self._batches.values():
+            await batches.close()
+        for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, *self._inflight, return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         for link in self._links.values():
             await link.close()
         for channel in self.channels.values():
@@ -198,25 +208,42 @@ class OrdererNode:
         return grpc.method_handlers_generic_handler(CONSENSUS_SERVICE, methods)
 
     async def _step_rpc(self, data: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        channel_id, _, message = data.partition(b"\x00")
-        channel, caller = await self._consenter_call("Step", channel_id, context)
-        channel.receive(message, caller)
+        channel, caller, messages = await self._batch_call("Step", data, context)
+        for message in messages:
+            channel.receive(message, caller)
         return b""
 
     async def _forward_rpc(self, data: bytes, context: grpc.aio.ServicerContext) -> bytes:
         """Transactions another consenter admitted: admitted here too, on their own merits."""
-        channel_id, _, body = data.partition(b"\x00")
-        channel, _ = await self._consenter_call("Forward", channel_id, context)
-        try:
-            envelopes = [base64.b64decode(e, validate=True) for e in json.loads(body)]
-        except (ValueError, TypeError):
-            return b""
+        channel, _, envelopes = await self._batch_call("Forward", data, context)
         for envelope in envelopes:
             try:
                 channel.submit(envelope, forward=False)
             except MedallianceError:
                 continue  # a duplicate, or not admissible here: the sender's problem
         return b""
+
+    async def _batch_call(
+        self, method: str, data: bytes, context: grpc.aio.ServicerContext
+    ) -> tuple[BftChannel, str, list[bytes]]:
+        """The channel, the consenter calling and the items of its batch; aborts with
+        INVALID_ARGUMENT (counted) for a malformed body."""
+        channel_id, _, body = data.partition(b"\x00")
+        channel, caller = await self._consenter_call(method, channel_id, context)
+        try:
+            return channel, caller, decode(body)
+        except MalformedBatch as exc:  # a consenter's bug (or worse): refused, counted
+            self.malformed[caller] += 1
+            count = self._refusals.note(caller, method, "malformed")
+            if count is not None:
+                log.warning(
+                    "consensus call refused: malformed body",
+                    extra={"method": method, "peer": caller, "reason": str(exc), "count": count},
+                )
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"{CONSENSUS_SERVICE}/{method}: {exc}"
+            )
+            raise AssertionError("abort returns only by raising") from None  # pragma: no cover
 
     async def _consenter_call(
         self, method: str, channel_id: bytes, context: grpc.aio.ServicerContext
@@ -274,37 +301,35 @@ class OrdererNode:
 
     def _send(self, channel_id: str, to: str | None, message: bytes) -> None:
         others = self._consenters(channel_id)
-        for target in [to] if to is not None else others:
-            if target in others:
-                self._call(target, "Step", channel_id.encode() + b"\x00" + message)
+        targets = others if to is None else [to] if to in others else []
+        self._batches["Step"].push(targets, channel_id, [message])
 
     def _forward(self, channel_id: str, envelopes: list[bytes]) -> None:
-        body = json.dumps([base64.b64encode(e).decode() for e in envelopes]).encode()
-        for target in self._consenters(channel_id):
-            self._call(target, "Forward", channel_id.encode() + b"\x00" + body)
+        self._batches["Forward"].push(self._consenters(channel_id), channel_id, envelopes)
 
-    def _call(self, target: str, method: str, payload: bytes) -> None:
-        """Fire and forget: a lost message is re-sent by the protocol's own retransmission."""
-        link = self._links.get(target)
-        if link is None:
-            mapped, msp_id = self._peers[target]
-            endpoint = consensus_endpoint(mapped, self._known.get(target))
-            link = self._links[target] = self.tls.channel(endpoint, target, msp_id)
-        call = link.unary_unary(
-            f"/{CONSENSUS_SERVICE}/{method}", request_serializer=_raw, response_deserializer=_raw
-        )
-
-        async def send() -> None:
-            try:
-                await call(payload, timeout=PEER_CALL_TIMEOUT_S)
-            except grpc.aio.AioRpcError as exc:
-                log.debug(
-                    "consensus peer unreachable", extra={"peer": target, "reason": exc.code().name}
-                )
-
-        task = asyncio.get_running_loop().create_task(send())
-        self._inflight.add(task)
-        task.add_done_callback(self._inflight.discard)
+    async def _rpc(self, method: str, target: str, channel_id: str, body: bytes) -> bool:
+        """One call to another consenter; False (logged at debug) when it failed. Fire and
+        forget as far as the protocol goes: its own retransmission re-sends what is lost."""
+        call = self._stubs.get((target, method))
+        if call is None:
+            link = self._links.get(target)
+            if link is None:
+                mapped, msp_id = self._peers[target]
+                endpoint = consensus_endpoint(mapped, self._known.get(target))
+                link = self._links[target] = self.tls.channel(endpoint, target, msp_id)
+            call = self._stubs[target, method] = link.unary_unary(
+                f"/{CONSENSUS_SERVICE}/{method}",
+                request_serializer=_raw,
+                response_deserializer=_raw,
+            )
+        try:
+            await call(channel_id.encode() + b"\x00" + body, timeout=PEER_CALL_TIMEOUT_S)
+        except grpc.aio.AioRpcError as exc:
+            log.debug(
+                "consensus peer unreachable", extra={"peer": target, "reason": exc.code().name}
+            )
+            return False
+        return True
 
 
 class BroadcastService(ab_pb2_grpc.AtomicBroadcastServicer):  # type: ignore[misc]

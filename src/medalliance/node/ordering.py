@@ -14,7 +14,7 @@ from medalliance.errors import BadSignature, InvalidArgument, PermissionDenied
 from medalliance.identity.policy import SignedData
 from medalliance.ledger.channel_config import ChannelConfig
 from medalliance.ledger.signed_header import CreatorRejected, SignatureRejected, check_signed_header
-from medalliance.ledger.tx import MalformedTransaction, parse_envelope
+from medalliance.ledger.tx import EnvelopeView, MalformedTransaction, parse_envelope
 
 WRITERS_POLICY = "/Channel/Writers"
 
@@ -22,15 +22,25 @@ WRITERS_POLICY = "/Channel/Writers"
 def admit(config: ChannelConfig, envelope: bytes, *, now: dt.datetime) -> str:
     """Fabric's Broadcast admission for one envelope: size, form, channel, the creator's valid
     identity and signature, the channel's Writers policy. Returns the tx id; typed errors."""
+    return admit_parsed(config, parse(config, envelope), now=now)
+
+
+def parse(config: ChannelConfig, envelope: bytes) -> EnvelopeView:
+    """Admission's first checks, size and form: the envelope parsed, or `InvalidArgument`."""
     if len(envelope) > config.batch_absolute_max_bytes:
         raise InvalidArgument(
             f"transaction of {len(envelope)} bytes exceeds the channel's limit of "
             f"{config.batch_absolute_max_bytes} bytes"
         )
     try:
-        view = parse_envelope(envelope)
+        return parse_envelope(envelope)
     except MalformedTransaction as exc:
         raise InvalidArgument(str(exc)) from exc
+
+
+def admit_parsed(config: ChannelConfig, view: EnvelopeView, *, now: dt.datetime) -> str:
+    """`admit` of an envelope its caller got from `parse`: the block rules parse each
+    envelope once, for admission and for their own checks."""
     header = view.header
     if header.channel_id != config.channel_id:
         raise InvalidArgument(

@@ -26,7 +26,7 @@ from medalliance.ledger.block import header_hash, new_block
 from medalliance.ledger.block_store import BlockStore
 from medalliance.ledger.channel_config import ChannelConfig
 from medalliance.ledger.tx import ENDORSER_TRANSACTION, sign_envelope
-from medalliance.node.block_rules import BlockRules, ConsenterSigner
+from medalliance.node.block_rules import TX_IDS_KEPT, BlockRules, ConsenterSigner
 
 CLIENT = MEMBERS.signer("client1")
 TIMEOUT_TICKS = 5
@@ -151,3 +151,27 @@ def test_valid_is_a_function_of_the_proposal_and_the_chain_only(store: BlockStor
         assert not rules.valid(1, bad)
         assert not stranger.valid(1, bad)
     assert not rules.valid(2, good)  # the wrong height
+
+
+def test_the_tx_ids_of_a_judged_value_are_remembered_and_bounded(store: BlockStore) -> None:
+    """The decision reads the tx ids valid(v) found; a value never judged valid, or one whose
+    body does not hash to its id, is parsed afresh."""
+    _, rules = replica(store)
+
+    def value(*tx_ids: str) -> Value:
+        block = new_block(1, store.last_header_hash, [transaction(t) for t in tx_ids])
+        return Value(header_hash(block.header), block.SerializeToString())
+
+    good = value("a", "b")
+    assert rules.valid(1, good)
+    assert rules.tx_ids(good) == ("a", "b")
+    forged = Value(good.value_id, value("c").body)  # another body under the judged id
+    assert not rules.valid(1, forged)
+    refused = value("x", "x")  # judged invalid: not remembered, parsed when asked
+    assert not rules.valid(1, refused)
+    assert rules.tx_ids(refused) == ("x", "x")
+    for i in range(TX_IDS_KEPT + 4):
+        assert rules.valid(1, value(f"t{i}"))
+    assert len(rules._tx_ids) == TX_IDS_KEPT
+    assert good.value_id not in rules._tx_ids  # the oldest went
+    assert rules.tx_ids(good) == ("a", "b")

@@ -71,6 +71,28 @@ def decision(channel: BftChannel, *, swap_body: bool) -> Decision:
     )
 
 
+def one_consenter_channel(
+    tmp_path: Path, forward: Callable[[list[bytes]], None]
+) -> tuple[BftChannel, BlockStore]:
+    """The channel of `genesis()` on its only consenter, over a fresh store; sends go nowhere."""
+    block = genesis()
+    config = ChannelConfig.from_block(block)
+    store = BlockStore.open(tmp_path / "blocks")
+    store.append(block)
+    channel = BftChannel(
+        config=config,
+        store=store,
+        feed=BlockFeed(store.height),
+        directory=tmp_path,
+        name=config.consenter_set[0].name,
+        signer=SIGNER,
+        send=lambda to, data: None,
+        forward=forward,
+        now=lambda: NOW,
+    )
+    return channel, store
+
+
 async def until(predicate: Callable[[], bool], what: str) -> None:
     deadline = asyncio.get_running_loop().time() + WAIT_S
     while not predicate():
@@ -86,22 +108,8 @@ def test_a_wrong_body_is_refused_a_failed_core_restarts_and_repeated_failures_sh
 
 
 async def _scenario(tmp_path: Path) -> None:
-    block = genesis()
-    config = ChannelConfig.from_block(block)
-    store = BlockStore.open(tmp_path / "blocks")
-    store.append(block)
-    name = config.consenter_set[0].name
-    channel = BftChannel(
-        config=config,
-        store=store,
-        feed=BlockFeed(store.height),
-        directory=tmp_path,
-        name=name,
-        signer=SIGNER,
-        send=lambda to, data: None,
-        forward=lambda envelopes: None,
-        now=lambda: NOW,
-    )
+    channel, store = one_consenter_channel(tmp_path, lambda envelopes: None)
+    name = channel.name
     task = channel.start()
     try:
         # on the wire: dropped by the inbox, counted, never decided

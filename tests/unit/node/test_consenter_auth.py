@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from tests.conftest import NOW
 
 from medalliance.identity.ca import CertificateAuthority
 from medalliance.ledger.commit_certificate import Consenter
-from medalliance.node.consenter_auth import consenter_of, msp_of
+from medalliance.node.consenter_auth import PRESENTED_KEPT, _der, consenter_of, msp_of
 
 ORDERER_TLS_CA = CertificateAuthority.create("tlsca.example.com", "OrdererMSP", now=NOW)
 MEMBER_TLS_CA = CertificateAuthority.create("tlsca.org1.example.com", "Org1MSP", now=NOW)
@@ -77,3 +81,34 @@ def test_the_log_names_the_msp_that_issued_the_callers_certificate(
     presented: bytes, msp_id: str
 ) -> None:
     assert msp_of(presented, TLS_CAS) == msp_id
+
+
+def one_byte_off(pem: bytes) -> bytes:
+    """The same certificate with the last byte of its signature changed: it still parses."""
+    der = bytearray(x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER))
+    der[-1] ^= 0x01
+    body = base64.encodebytes(bytes(der))
+    return b"-----BEGIN CERTIFICATE-----\n" + body + b"-----END CERTIFICATE-----\n"
+
+
+def test_a_certificate_one_byte_off_a_remembered_consenter_is_refused() -> None:
+    assert consenter_of(CONSENTERS, ORDERER0) is not None  # now remembered
+    forged = one_byte_off(ORDERER0)
+    x509.load_pem_x509_certificate(forged)  # a well-formed certificate, not garbage
+    assert consenter_of(CONSENTERS, forged) is None
+    assert consenter_of(CONSENTERS, forged) is None  # and again, from the memo
+    assert consenter_of(CONSENTERS, ORDERER0) is not None
+
+
+def test_callers_certificates_cannot_grow_the_memo_without_bound() -> None:
+    for i in range(PRESENTED_KEPT * 4):  # a flood of distinct certificates
+        assert consenter_of(CONSENTERS, b"certificate %d" % i) is None
+    assert _der.cache_info().currsize <= PRESENTED_KEPT
+    found = consenter_of(CONSENTERS, ORDERER1)  # evicted or not, still recognised
+    assert found is not None
+    assert found.name == "orderer1.example.com"
+
+
+def test_a_changed_consenter_set_is_looked_up_afresh() -> None:
+    assert consenter_of(CONSENTERS, ORDERER1) is not None
+    assert consenter_of(CONSENTERS[:1], ORDERER1) is None  # orderer1 removed from the set

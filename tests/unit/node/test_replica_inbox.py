@@ -6,16 +6,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from tests.conftest import NOW
-from tests.unit.node.test_bft_channel_supervision import SIGNER, genesis
+from tests.unit.node.test_bft_channel_supervision import one_consenter_channel
 
 from medalliance.consensus.messages import Kind, Vote
 from medalliance.consensus.ready import Evidence
 from medalliance.consensus.votes import Equivocation
-from medalliance.ledger.block_store import BlockStore
-from medalliance.ledger.channel_config import ChannelConfig
-from medalliance.network.block_feed import BlockFeed
-from medalliance.node.bft_channel import BftChannel
 from medalliance.node.replica_inbox import Inbox
 
 
@@ -32,20 +27,7 @@ def test_a_flood_is_refused_past_the_bound_and_own_timers_come_first() -> None:
 
 
 def test_equivocation_evidence_is_counted_and_reported(tmp_path: Path) -> None:
-    store = BlockStore.open(tmp_path / "blocks")
-    store.append(genesis())
-    config = ChannelConfig.from_block(genesis())
-    channel = BftChannel(
-        config=config,
-        store=store,
-        feed=BlockFeed(store.height),
-        directory=tmp_path,
-        name=config.consenter_set[0].name,
-        signer=SIGNER,
-        send=lambda to, data: None,
-        forward=lambda envelopes: None,
-        now=lambda: NOW,
-    )
+    channel, store = one_consenter_channel(tmp_path, lambda envelopes: None)
     try:
         first = Vote(Kind.PREVOTE, "ch", 1, 0, b"\1" * 32, "orderer1", b"sig1")
         second = Vote(Kind.PREVOTE, "ch", 1, 0, b"\2" * 32, "orderer1", b"sig2")

@@ -1,0 +1,175 @@
+"""Calls between ordering nodes (`Step`, `Forward`): binary batches, one call in flight per target.
+
+An ordering node sends consensus messages (`Step`) to the channel's other consenters and
+passes each transaction it admitted from a client on to them (`Forward`), so that whichever
+of them proposes next can order it. One RPC per message or per transaction made the transport
+cost grow with the load; here what is sent is queued per (target, channel) — one `Batches` per
+method — and goes out as one call:
+
+- **When**: at most one call per queue is in flight. What is queued while none is goes out on
+  the event loop's next turn (everything queued in the same turn rides along), so an idle node
+  adds no latency; under load the queue fills while the previous call is on the wire and the
+  next call carries all of it — batching grows with the load by itself, with no timer to tune.
+  A target whose loop is busy (an fsync, a block) answers late, and could not have handled
+  the messages earlier anyway.
+- **How much**: a call carries at most `CALL_COUNT_MAX` items and about `CALL_BYTES` bytes
+  (at least one item, however large: Broadcast admission and the consensus wire bound them).
+- **Bounded**: a slow or dead consenter does not grow memory without bound. Beyond
+  `QUEUE_COUNT_MAX` items or `QUEUE_BYTES_MAX` bytes queued for one target the oldest are
+  dropped and counted (the oldest are the likeliest to be stale). Losing them is safe: a lost
+  consensus message is covered by the protocol's retransmission (docs/consensus.md). A lost
+  forward costs latency, not the transaction: it stays in the admitting node's `Pending` (the
+  replica removes it only once ordered), whose round timers therefore keep running
+  (`txs_available`) until the rounds reach that node as proposer and it proposes it itself.
+
+Body (after the channel id and a NUL): a 4-byte big-endian count, then per item a 4-byte
+big-endian length and the bytes. `decode` is strict: count within `CALL_COUNT_MAX`, every
+length non-zero and within the body, nothing left over; anything else is `MalformedBatch`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from medalliance.errors import InvalidArgument
+
+CALL_COUNT_MAX = 1024  # items in one call (the receiver refuses more)
+CALL_BYTES = 1 << 20  # a call is closed once it holds this many bytes
+QUEUE_COUNT_MAX = 8192  # items queued for one target; beyond, the oldest are dropped
+QUEUE_BYTES_MAX = 32 << 20  # bytes queued for one target; beyond, the oldest are dropped
+_U32 = struct.Struct(">I")
+
+
+class MalformedBatch(InvalidArgument):
+    """A call body that is not a well-formed batch."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"malformed batch body: {problem}")
+
+
+def encode(items: Sequence[bytes]) -> bytes:
+    """The batch as `decode` reads it."""
+    if not 1 <= len(items) <= CALL_COUNT_MAX:
+        raise InvalidArgument(f"a batch carries 1..{CALL_COUNT_MAX} items")
+    parts = [_U32.pack(len(items))]
+    for item in items:
+        if not item:
+            raise InvalidArgument("a batch carries no empty item")
+        parts += (_U32.pack(len(item)), item)
+    return b"".join(parts)
+
+
+def decode(body: bytes) -> list[bytes]:
+    """The items of a batch; `MalformedBatch` unless exactly well-formed."""
+    view = memoryview(body)
+    if len(view) < _U32.size:
+        raise MalformedBatch("shorter than its count")
+    (count,) = _U32.unpack_from(view, 0)
+    if not 1 <= count <= CALL_COUNT_MAX:
+        raise MalformedBatch(f"count {count} outside 1..{CALL_COUNT_MAX}")
+    if count * _U32.size > len(view) - _U32.size:
+        raise MalformedBatch(f"count {count} does not fit {len(view)} bytes")
+    items = []
+    at = _U32.size
+    for _ in range(count):
+        if at + _U32.size > len(view):
+            raise MalformedBatch("truncated before an item's length")
+        (size,) = _U32.unpack_from(view, at)
+        at += _U32.size
+        if size == 0 or at + size > len(view):
+            raise MalformedBatch(f"an item of {size} bytes does not fit the body")
+        items.append(bytes(view[at : at + size]))
+        at += size
+    if at != len(view):
+        raise MalformedBatch(f"{len(view) - at} bytes after the last item")
+    return items
+
+
+Call = Callable[[str, str, bytes], Awaitable[bool]]  # (target, channel id, body) -> delivered
+
+
+@dataclass
+class _Queue:
+    items: deque[bytes] = field(default_factory=deque)
+    size: int = 0
+    sending: bool = False
+
+
+class Batches:
+    """Per (target, channel) queues of one method's items, flushed as batched calls.
+
+    `call` performs one RPC and returns once it completed, False when it failed (the target's
+    problem: counted, and it never holds up the other targets)."""
+
+    def __init__(self, call: Call) -> None:
+        self._call = call
+        self._queues: dict[tuple[str, str], _Queue] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.dropped: Counter[str] = Counter()  # items dropped from a full queue, by target
+        self.failed: Counter[str] = Counter()  # calls that failed, by target
+        self.calls = 0  # calls made
+        self.sent = 0  # items carried by them
+
+    def queued(self, target: str) -> int:
+        return sum(len(q.items) for (t, _), q in self._queues.items() if t == target)
+
+    def status(self) -> dict[str, object]:
+        return {
+            "calls": self.calls,
+            "items": self.sent,
+            "dropped": dict(self.dropped),
+            "failed": dict(self.failed),
+        }
+
+    def push(self, targets: Sequence[str], channel_id: str, items: Sequence[bytes]) -> None:
+        """Queue `items` for each target; a call goes out unless one is in flight."""
+        for target in targets:
+            queue = self._queues.setdefault((target, channel_id), _Queue())
+            for item in items:
+                if not item:
+                    continue  # nothing to carry (and a batch holds no empty item)
+                queue.items.append(item)
+                queue.size += len(item)
+            while len(queue.items) > QUEUE_COUNT_MAX or queue.size > QUEUE_BYTES_MAX:
+                queue.size -= len(queue.items.popleft())
+                self.dropped[target] += 1
+            if not queue.sending and queue.items:
+                queue.sending = True
+                task = asyncio.get_running_loop().create_task(
+                    self._drain(target, channel_id, queue)
+                )
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _drain(self, target: str, channel_id: str, queue: _Queue) -> None:
+        try:
+            while queue.items:
+                batch = _take(queue)
+                self.calls += 1
+                self.sent += len(batch)
+                if not await self._call(target, channel_id, encode(batch)):
+                    self.failed[target] += 1
+        finally:
+            queue.sending = False
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _take(queue: _Queue) -> list[bytes]:
+    batch = [queue.items.popleft()]
+    size = len(batch[0])
+    while queue.items and len(batch) < CALL_COUNT_MAX:
+        following = len(queue.items[0])
+        if size + following > CALL_BYTES:
+            break
+        batch.append(queue.items.popleft())
+        size += following
+    queue.size -= size
+    return batch
