@@ -260,6 +260,8 @@ class BftChannel:
             "halted": self.halted,
             "retired": self.retired,
             "signaturesVerified": dict(self.verified),
+            # consensus.wal since the node started: fsync'd appends and bytes written
+            "hardState": {"appends": self._log.appends, "bytes": self._log.bytes_written},
             "messagesDropped": dict(self.dropped),
             "failures": self.failures,
             "lastFailure": self._last_failure,

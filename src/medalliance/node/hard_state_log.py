@@ -38,6 +38,8 @@ class HardStateLog:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._latest, end = _scan(path)
         self._file = path.open("ab")
+        self.appends = 0  # fsync'd appends since opening, and their bytes: for /status
+        self.bytes_written = 0
         if self._file.tell() != end:  # cut the torn tail, durably
             self._file.truncate(end)
             self._file.seek(end)
@@ -53,6 +55,8 @@ class HardStateLog:
         self._file.write(record)
         self._file.flush()
         os.fsync(self._file.fileno())
+        self.appends += 1
+        self.bytes_written += len(record)
         self._latest = data
         if self._file.tell() > COMPACT_BYTES:
             self._compact(record)
