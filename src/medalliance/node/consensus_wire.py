@@ -1,6 +1,6 @@
 """Consensus messages and hard state as bytes: what ordering nodes send each other and persist.
 
-A hand-written binary format, version 1 (consensus-design.md "Wire format"): a version byte, a
+A hand-written binary format, version 1 (docs/consensus.md, "Wire format"): a version byte, a
 kind byte, then the fields in a fixed order — integers as 8-byte big-endian signed, names as a
 2-byte length and UTF-8, byte strings (ids, signatures, block bodies: raw, never base64) as a
 4-byte length and the bytes, an optional field behind a 0/1 byte, lists behind a 2-byte count.
