@@ -11,49 +11,24 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from fabric_protos.common import common_pb2
-from tests.conftest import NOW, make_org
-from tests.unit.node.test_bft_channel_supervision import until
+from tests.conftest import NOW
+from tests.unit.node.test_bft_channel_supervision import ORDERERS, SIGNER, genesis, until
 
 from medalliance.consensus.messages import Kind, Message, Vote
 from medalliance.consensus.timeouts import Timeouts
 from medalliance.consensus.validators import ValidatorSet
 from medalliance.ledger.block_store import BlockStore
-from medalliance.ledger.channel_config import (
-    ChannelConfig,
-    ChannelDefinition,
-    OrgDefinition,
-    genesis_block,
-)
-from medalliance.ledger.commit_certificate import Consenter
+from medalliance.ledger.channel_config import ChannelConfig
 from medalliance.network.block_feed import BlockFeed
 from medalliance.node.bft_channel import HARD_STATE, BftChannel
 from medalliance.node.consensus_wire import VERSION, Tag, decode, encode
 from medalliance.node.hard_state_log import HardStateLog
 
-ORDERERS = make_org("OrdMSP")
-MEMBERS = make_org("Org1MSP")
-NAMES = ("orderer0", "orderer1", "orderer2", "orderer3")
-SIGNERS = {name: ORDERERS.signer(name, ou="orderer") for name in NAMES}
+SIGNERS = (SIGNER, *(ORDERERS.signer(f"orderer{i}", ou="orderer") for i in (1, 2, 3)))
 
 
 class Killed(Exception):
     """The process died here: nothing after it ran."""
-
-
-def genesis() -> common_pb2.Block:
-    consenters = tuple(
-        Consenter(i + 1, n, "127.0.0.1", 7050 + i, "OrdMSP", SIGNERS[n].serialized_identity)
-        for i, n in enumerate(NAMES)
-    )
-    definition = ChannelDefinition(
-        channel_id="ch",
-        application_orgs=(OrgDefinition("Org1MSP", MEMBERS.msp, "tertiary", None, None, ()),),
-        orderer_orgs=(OrgDefinition("OrdMSP", ORDERERS.msp, "orderer", None, None, ()),),
-        consenters=tuple(f"127.0.0.1:{7050 + i}" for i in range(len(NAMES))),
-        consenter_set=consenters,
-    )
-    return genesis_block(definition, timestamp_ms=1_764_331_200_000)
 
 
 def test_a_node_killed_before_sending_its_vote_sends_the_same_vote_after_restart(
@@ -63,12 +38,12 @@ def test_a_node_killed_before_sending_its_vote_sends_the_same_vote_after_restart
 
 
 async def _scenario(tmp_path: Path) -> None:
-    block = genesis()
+    block = genesis(SIGNERS)
     cfg = ChannelConfig.from_block(block)
     store = BlockStore.open(tmp_path / "blocks")
     store.append(block)
     # the channel names consenters after their certificates
-    signers = {c.name: SIGNERS[NAMES[c.id - 1]] for c in cfg.consenter_set}
+    signers = {c.name: SIGNERS[c.id - 1] for c in cfg.consenter_set}
     proposer = ValidatorSet(tuple(signers)).proposer(1, 0)
     me = next(n for n in signers if n != proposer)
     sent: list[Message] = []
