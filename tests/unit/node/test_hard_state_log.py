@@ -144,6 +144,11 @@ def test_a_log_of_the_previous_release_is_read(tmp_path: Path) -> None:
     path = tmp_path / "c.wal"
     data = b'{"height": 3}'  # the previous release wrote bare JSON records
     path.write_bytes(len(data).to_bytes(4, "big") + zlib.crc32(data).to_bytes(4, "big") + data)
+    log = HardStateLog(path)
+    assert log.latest is not None
+    assert log.latest.state == data
+    log.append(b"binary", {b"id-1": b"body"})  # the upgraded node goes on in the same file
+    log.close()
     stored = HardStateLog(path).latest
     assert stored is not None
-    assert stored.state == data
+    assert (stored.state, dict(stored.bodies)) == (b"binary", {b"id-1": b"body"})
