@@ -10,8 +10,8 @@ Appending in place costs one fsync; a write-and-rename would cost two plus the f
 the log grows past `COMPACT_BYTES` it is rewritten with only the last state and the bodies it
 refers to (write, fsync, rename, fsync folder).
 
-On opening, a torn tail — a record cut short or failing its CRC at the end of the file, as a
-crash in the middle of a write leaves it — is cut off: the state before it, whose bodies were
+On opening, a torn tail — a record cut short or failing its CRC at the end of the file, or
+only zero bytes where the file grew, as a crash in the middle of a write leaves it — is cut off: the state before it, whose bodies were
 fsync'd with or before it, is current. Damage before the tail is not a crash artefact: the node
 refuses to start rather than fall back to an older state (amnesia).
 """
@@ -139,14 +139,16 @@ def _scan(path: Path) -> tuple[Stored | None, int]:
         end = offset + HEADER + size
         data = raw[offset + HEADER : end]
         good = (
-            offset + HEADER <= len(raw)
+            size > 0  # never written: zeros a crash left where the file grew are no record
+            and offset + HEADER <= len(raw)
             and end <= len(raw)
             and zlib.crc32(data) == int.from_bytes(raw[offset + 4 : offset + 8], "big")
         )
         if good and not _known(data):
             raise UnknownRecord(path, offset)  # intact: cutting it could forget a vote
         if not good:
-            if end < len(raw) and offset + HEADER <= len(raw):
+            torn = not raw[offset:].strip(b"\0")  # only zeros from here: a torn tail too
+            if not torn and end < len(raw) and offset + HEADER <= len(raw):
                 raise CorruptLog(path, offset)  # good bytes follow: not a torn tail
             break
         if data[:1] == BODY:

@@ -152,3 +152,17 @@ def test_a_log_of_the_previous_release_is_read(tmp_path: Path) -> None:
     stored = HardStateLog(path).latest
     assert stored is not None
     assert (stored.state, dict(stored.bodies)) == (b"binary", {b"id-1": b"body"})
+
+
+def test_zeros_a_crash_left_at_the_end_are_a_torn_tail(tmp_path: Path) -> None:
+    path = tmp_path / "c.wal"
+    log = HardStateLog(path)
+    log.append(b"first")
+    log.close()
+    size = path.stat().st_size
+    path.write_bytes(path.read_bytes() + bytes(4096))  # the file grew, its data never came
+    reopened = HardStateLog(path)
+    assert reopened.latest is not None
+    assert reopened.latest.state == b"first"
+    reopened.close()
+    assert path.stat().st_size == size
