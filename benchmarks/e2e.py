@@ -77,7 +77,7 @@ def run(txs: int, clients: int, orderers: int, console: Console) -> None:
             cpu_before = cpu_by_role(layout)
             committed = measure(layout, txs, clients, console)
             report_cpu(cpu_before, cpu_by_role(layout), committed, console)
-            report_ordering(before, ordering_counters(layout), console)
+            report_ordering(before, ordering_counters(layout), committed, console)
         finally:
             launcher.down(layout)
 
@@ -172,12 +172,21 @@ def ordering_counters(layout: NetworkLayout) -> dict[str, dict[str, int]]:
     for row in launcher.status(layout):
         consensus = row.get("consensus", {}).get("mychannel")
         if row["role"] == "orderer" and consensus:
-            found[row["name"]] = {"height": row["height"], **consensus["signaturesVerified"]}
+            wal = consensus.get("hardState", {})  # absent on older nodes
+            found[row["name"]] = {
+                "height": row["height"],
+                **consensus["signaturesVerified"],
+                "walAppends": wal.get("appends", 0),
+                "walBytes": wal.get("bytes", 0),
+            }
     return found
 
 
 def report_ordering(
-    before: dict[str, dict[str, int]], after: dict[str, dict[str, int]], console: Console
+    before: dict[str, dict[str, int]],
+    after: dict[str, dict[str, int]],
+    committed: int,
+    console: Console,
 ) -> None:
     blocks = max(a["height"] - before[n]["height"] for n, a in after.items())
     if blocks <= 0:
@@ -188,6 +197,13 @@ def report_ordering(
             f"signature verifications per block, {kind}: {total / blocks:.1f} over "
             f"{len(after)} ordering node(s) ({total / blocks / len(after):.1f} each); "
             f"{blocks} blocks"
+        )
+    appends = sum(a["walAppends"] - before[n]["walAppends"] for n, a in after.items())
+    written = sum(a["walBytes"] - before[n]["walBytes"] for n, a in after.items())
+    if appends and committed:
+        console.print(
+            f"consensus.wal per ordering node: {appends / blocks / len(after):.1f} fsyncs per "
+            f"block, {written / committed / len(after):.0f} bytes per committed transaction"
         )
 
 

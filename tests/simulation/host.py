@@ -12,7 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from medalliance.consensus.effects import execute
+from medalliance.consensus.effects import execute, restart_rebuilds
 from medalliance.consensus.hard_state import HardState
 from medalliance.consensus.inputs import MessageReceived, Start, SyncedBlock, Timeout
 from medalliance.consensus.machine import ConsensusMachine
@@ -167,6 +167,10 @@ class Host:
         return self.up
 
     def persist_hard_state(self, state: HardState) -> None:
+        if restart_rebuilds(
+            state, self.storage.hard_state_durable, len(self.storage.ledger_durable) + 1
+        ):
+            return  # as the ordering node does (node/bft_channel.py)
         self.storage.write_hard_state(state)
         if self.proceed():
             self.storage.fsync_hard_state()

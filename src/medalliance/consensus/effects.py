@@ -6,6 +6,12 @@ runs them through `execute` below, so they share one reading of the contract
 (consensus-design §2.2): hard state is on disk before anything that depends on it leaves the node,
 a decided block is durable before the next height's hard state is written, then messages go out,
 timers are armed and the remaining requests are served. A host only says *how* to do each one.
+
+Hard states are cumulative: when a step yields several `PersistHardState` with nothing sent in
+between, only the last is written (one fsync instead of several); a decided block may be
+appended between them, which keeps "block h durable before h+1's state" (the state of h+1 is
+still written after it). `restart_rebuilds` lets a host skip a state that a restart would
+rebuild from what is on disk anyway.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol, assert_never
 
-from medalliance.consensus.hard_state import HardState
+from medalliance.consensus.hard_state import HardState, Step
 from medalliance.consensus.ready import (
     ArmTimer,
     CheckValue,
@@ -85,12 +91,15 @@ class EffectHost(Protocol):
 
 def execute(effects: Iterable[Effect], host: EffectHost) -> bool:
     """Run `effects` in order on `host`; False if the host stopped part-way."""
-    for effect in effects:
+    effects = list(effects)
+    superseded = _superseded(effects)
+    for index, effect in enumerate(effects):
         if not host.proceed():
             return False
         match effect:
             case PersistHardState(state):
-                host.persist_hard_state(state)
+                if index not in superseded:
+                    host.persist_hard_state(state)
             case AppendBlock(commit):
                 host.append_block(commit)
             case Send():
@@ -108,3 +117,32 @@ def execute(effects: Iterable[Effect], host: EffectHost) -> bool:
             case _:
                 assert_never(effect)
     return True
+
+
+def _superseded(effects: list[Effect]) -> set[int]:
+    """Indexes of hard states followed by a later one before anything leaves the node."""
+    found: set[int] = set()
+    later = False  # a hard state follows, with nothing sent before it
+    for index in range(len(effects) - 1, -1, -1):
+        effect = effects[index]
+        if isinstance(effect, PersistHardState):
+            if later:
+                found.add(index)
+            later = True
+        elif isinstance(effect, Send | Forward):
+            later = False
+    return found
+
+
+def restart_rebuilds(state: HardState, stored: HardState | None, ledger_height: int) -> bool:
+    """True when writing `state` is needless: it opens the ledger's next height at round 0 with
+    nothing signed, locked, valid or proven there, and LAST is the stored one — exactly what
+    `Start` rebuilds from `stored` after a crash (the machine's `_on_start`). A host that skips
+    it still has `stored`, the newest state it wrote, on disk."""
+    last = None if stored is None else stored.last_signed
+    fresh = HardState(state.height, 0, Step.PROPOSE, -1, None, -1, None, (), last, ())
+    return (
+        state == fresh
+        and state.height == ledger_height
+        and (stored is None or stored.height < state.height)
+    )

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from fabric_protos.common import common_pb2
 
-from medalliance.consensus.effects import execute
+from medalliance.consensus.effects import execute, restart_rebuilds
 from medalliance.consensus.hard_state import ConsensusHalted, HardState
 from medalliance.consensus.hard_state import HardState as _HardState
 from medalliance.consensus.inputs import MessageReceived, Start, SyncedBlock, Timeout
@@ -121,6 +121,7 @@ class BftChannel:
         self.feed = feed
         self.name = name
         self._log = HardStateLog(directory / HARD_STATE)
+        self._stored: HardState | None = None  # the newest hard state in the log
         self._signer = signer
         self._send = send
         self._forward = forward
@@ -263,6 +264,8 @@ class BftChannel:
             "halted": self.halted,
             "retired": self.retired,
             "signaturesVerified": dict(self.verified),
+            # consensus.wal since the node started: fsync'd appends and bytes written
+            "hardState": {"appends": self._log.appends, "bytes": self._log.bytes_written},
             "messagesDropped": dict(self.dropped),
             "failures": self.failures,
             "lastFailure": self._last_failure,
@@ -376,7 +379,12 @@ class BftChannel:
         return True
 
     def persist_hard_state(self, state: _HardState) -> None:
-        self._log.append(consensus_wire.encode_hard_state(state))
+        if restart_rebuilds(state, self._stored, self.store.height):
+            return  # a new height with nothing signed yet: the state on disk restarts alike
+        self._log.append(
+            consensus_wire.encode_hard_state(state), consensus_wire.value_bodies(state)
+        )
+        self._stored = state
 
     def append_block(self, commit: Commit) -> None:
         self._commit(commit)
@@ -551,7 +559,10 @@ class BftChannel:
 
     def _load_hard_state(self) -> HardState | None:
         latest = self._log.latest
-        return None if latest is None else consensus_wire.decode_hard_state(latest)
+        self._stored = None
+        if latest is not None:
+            self._stored = consensus_wire.decode_hard_state(latest.state, latest.bodies)
+        return self._stored
 
     def close(self) -> None:
         if self._task is not None:

@@ -16,6 +16,7 @@ from tests.conftest import NOW, make_org
 
 from medalliance.consensus.inputs import MessageReceived
 from medalliance.consensus.messages import Certificate, Decision, Kind, Value, Vote
+from medalliance.identity.signing import Signer
 from medalliance.ledger.block import header_hash, new_block
 from medalliance.ledger.block_store import BlockStore
 from medalliance.ledger.channel_config import (
@@ -36,14 +37,18 @@ SIGNER = ORDERERS.signer("orderer0", ou="orderer")
 WAIT_S = 10.0
 
 
-def genesis() -> common_pb2.Block:
-    consenter = Consenter(1, "orderer0", "127.0.0.1", 7050, "OrdMSP", SIGNER.serialized_identity)
+def genesis(signers: tuple[Signer, ...] = (SIGNER,)) -> common_pb2.Block:
+    """Channel "ch" ordered by one consenter per signer (ids 1, 2, ...; ports 7050, 7051, ...)."""
+    consenters = tuple(
+        Consenter(i + 1, f"orderer{i}", "127.0.0.1", 7050 + i, "OrdMSP", s.serialized_identity)
+        for i, s in enumerate(signers)
+    )
     definition = ChannelDefinition(
         channel_id="ch",
         application_orgs=(OrgDefinition("Org1MSP", MEMBERS.msp, "tertiary", None, None, ()),),
         orderer_orgs=(OrgDefinition("OrdMSP", ORDERERS.msp, "orderer", None, None, ()),),
-        consenters=("127.0.0.1:7050",),
-        consenter_set=(consenter,),
+        consenters=tuple(f"127.0.0.1:{c.port}" for c in consenters),
+        consenter_set=consenters,
     )
     return genesis_block(definition, timestamp_ms=1_764_331_200_000)
 
