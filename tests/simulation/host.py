@@ -12,14 +12,21 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from medalliance.consensus.effects import execute
+from medalliance.consensus.effects import Reconfigured, execute
 from medalliance.consensus.hard_state import HardState
 from medalliance.consensus.inputs import MessageReceived, Start, SyncedBlock, Timeout
 from medalliance.consensus.machine import ConsensusMachine
 from medalliance.consensus.messages import Message, Value
 from medalliance.consensus.pending import Batch, CutRules
 from medalliance.consensus.ready import ArmTimer, Commit, Decided, Evidence, NeedSync, Send
-from medalliance.consensus.replica import Admitted, Event, Replica, Submitted, Tick
+from medalliance.consensus.replica import (
+    Admitted,
+    Event,
+    Reconfiguration,
+    Replica,
+    Submitted,
+    Tick,
+)
 from medalliance.consensus.timeouts import Timeouts
 from tests.simulation.fakes import CHANNEL, FakeSigner, honest_value, is_valid
 from tests.simulation.storage import SimStorage
@@ -64,6 +71,9 @@ class SimApplication:
 
     def tx_ids(self, value: Value) -> tuple[str, ...]:
         return ()
+
+    def reconfiguration(self, height: int, value: Value) -> Reconfiguration | None:
+        return None
 
 
 class Host:
@@ -196,6 +206,9 @@ class Host:
 
     def note_decided(self, decided: Decided) -> None:
         self.sim.checker.on_decided(self.node_id, decided.height, self.durable_height)
+
+    def reconfigure(self, reconfigured: Reconfigured) -> None:
+        pass
 
     def _serve_sync(self, from_height: int, to_height: int, peer: str) -> None:
         if not self.serves_sync:

@@ -6,6 +6,8 @@ runs them through `execute` below, so they share one reading of the contract
 (consensus-design §2.2): hard state is on disk before anything that depends on it leaves the node,
 a decided block is durable before the next height's hard state is written, then messages go out,
 timers are armed and the remaining requests are served. A host only says *how* to do each one.
+`Reconfigured` follows the decided config block it comes from: the host installs what the replica
+already acts on.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from medalliance.consensus.ready import (
     Ready,
     Send,
 )
+from medalliance.consensus.validators import ValidatorSet
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +52,32 @@ class Forward:
     envelopes: tuple[bytes, ...] = field(repr=False)
 
 
-Effect = PersistHardState | AppendBlock | Send | ArmTimer | Forward | NeedSync | Evidence | Decided
+@dataclass(frozen=True, slots=True)
+class Reconfigured:
+    """A config block decided (or synced) at `height - 1` is in force from `height`.
+
+    The replica has already moved on: it runs `validators` with a fresh machine from `height`,
+    or, `retired`, no longer votes and only follows the chain. The host installs `config` (its
+    own reading of the block: a `ChannelConfig` on the node) and adapts its links.
+    """
+
+    height: int
+    config: object = field(repr=False)
+    validators: ValidatorSet
+    retired: bool
+
+
+Effect = (
+    PersistHardState
+    | AppendBlock
+    | Send
+    | ArmTimer
+    | Forward
+    | NeedSync
+    | Evidence
+    | Decided
+    | Reconfigured
+)
 # NeedValue and CheckValue never leave the replica: it answers them itself (replica.py).
 Internal = NeedValue | CheckValue
 
@@ -81,6 +109,7 @@ class EffectHost(Protocol):
     def request_sync(self, request: NeedSync) -> None: ...
     def record_evidence(self, evidence: Evidence) -> None: ...
     def note_decided(self, decided: Decided) -> None: ...
+    def reconfigure(self, reconfigured: Reconfigured) -> None: ...
 
 
 def execute(effects: Iterable[Effect], host: EffectHost) -> bool:
@@ -105,6 +134,8 @@ def execute(effects: Iterable[Effect], host: EffectHost) -> bool:
                 host.record_evidence(effect)
             case Decided():
                 host.note_decided(effect)
+            case Reconfigured():
+                host.reconfigure(effect)
             case _:
                 assert_never(effect)
     return True
