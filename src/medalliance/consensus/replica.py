@@ -144,6 +144,11 @@ class Replica:
         self._started = False
 
     @property
+    def height(self) -> int:
+        """The height being decided, or, retired, the next block followed."""
+        return self._follow_height if self.retired else self.machine.height
+
+    @property
     def wants_value(self) -> bool:
         """The machine waits for a value: feed `Tick`s until it is cut."""
         return self._want is not None

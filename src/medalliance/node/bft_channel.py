@@ -256,7 +256,7 @@ class BftChannel:
 
     def status(self) -> dict[str, object]:
         return {
-            "height": self.machine.height,
+            "height": self.replica.height,
             "round": self.machine.round,
             "mempool": len(self.replica.pending),
             "evidence": {"count": self.evidence_count, "latest": list(self.evidence_seen)},

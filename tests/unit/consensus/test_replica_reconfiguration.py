@@ -136,6 +136,7 @@ def test_a_node_voted_out_retires_and_ignores_consensus_but_follows_the_chain() 
     assert Reconfigured(2, "config:b", ValidatorSet(("b",)), True) in effects
     assert node.retired
     assert not node.wants_value
+    assert node.height == 2  # the next block it follows
     vote = Vote(Kind.PREVOTE, CHANNEL, 2, 0, None, "b")
     assert node.step(MessageReceived(vote)) == []
     assert node.step(Timeout(TimerKind.PROPOSE, 2, 0)) == []
