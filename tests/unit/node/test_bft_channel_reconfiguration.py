@@ -33,6 +33,7 @@ from medalliance.ledger.channel_config import (
 )
 from medalliance.ledger.commit_certificate import Consenter, write_certificate
 from medalliance.network.block_feed import BlockFeed
+from medalliance.node import bft_channel
 from medalliance.node.bft_channel import BftChannel
 from medalliance.node.block_rules import BlockRules
 
@@ -148,6 +149,55 @@ async def _scenario(tmp_path: Path) -> None:
         await until(lambda: channel.status()["height"] == 4, "the new core at height 4")
         assert not task.done()
         assert channel.problems() == []
+    finally:
+        task.cancel()
+        channel.close()
+        store.close()
+
+
+def test_a_core_failure_on_a_synced_block_restarts_the_core_and_the_pull_waits_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bft_channel, "RESTART_DELAY_MIN_S", 0.5)  # long enough to see it down
+    asyncio.run(_failing(tmp_path))
+
+
+async def _failing(tmp_path: Path) -> None:
+    block = genesis()
+    store = BlockStore.open(tmp_path / "blocks")
+    store.append(block)
+    channel = BftChannel(
+        config=ChannelConfig.from_block(block),
+        store=store,
+        feed=BlockFeed(store.height),
+        directory=tmp_path,
+        name=CN["orderer0"],
+        signer=SIGNER,
+        send=lambda to, data: None,
+        forward=lambda envelopes: None,
+        now=lambda: NOW,
+    )
+    task = channel.start()
+    replica_step = channel.replica.step
+
+    def fail_once(event: object) -> object:
+        channel.replica.step = replica_step  # type: ignore[method-assign]
+        raise RuntimeError("the core broke on a synced block")
+
+    try:
+        await until(lambda: channel.status()["height"] == 1, "the core started")
+        channel.replica.step = fail_once  # type: ignore[assignment,method-assign]
+        channel.synced(certified(store, transaction("tx-1"), "orderer0"))  # stored, core fails
+        assert store.height == 2
+        await until(lambda: channel.failures == 1, "the failure reached the supervisor")
+        assert channel.status()["lastFailure"] == "RuntimeError"
+        with pytest.raises(Unavailable, match="is restarting"):  # the pull retries later
+            channel.synced(certified(store, transaction("tx-2"), "orderer0"))
+        assert store.height == 2
+        await until(lambda: channel.status()["height"] == 2, "restarted from the ledger")
+        channel.synced(certified(store, transaction("tx-2"), "orderer0"))
+        assert store.height == 3
+        assert not task.done()
     finally:
         task.cancel()
         channel.close()
