@@ -103,13 +103,8 @@ def test_block_rules_read_a_config_block_as_its_consenters_and_cut_rules(tmp_pat
         store.close()
 
 
-def test_a_node_voted_out_follows_and_refuses_broadcast_then_is_voted_back_in(
-    tmp_path: Path,
-) -> None:
-    asyncio.run(_scenario(tmp_path))
-
-
-async def _scenario(tmp_path: Path) -> None:
+def orderer0(tmp_path: Path) -> tuple[BftChannel, BlockStore]:
+    """orderer0's channel over a ledger holding genesis (orderer0 the only consenter)."""
     block = genesis()
     store = BlockStore.open(tmp_path / "blocks")
     store.append(block)
@@ -124,6 +119,17 @@ async def _scenario(tmp_path: Path) -> None:
         forward=lambda envelopes: None,
         now=lambda: NOW,
     )
+    return channel, store
+
+
+def test_a_node_voted_out_follows_and_refuses_broadcast_then_is_voted_back_in(
+    tmp_path: Path,
+) -> None:
+    asyncio.run(_scenario(tmp_path))
+
+
+async def _scenario(tmp_path: Path) -> None:
+    channel, store = orderer0(tmp_path)
     task = channel.start()
     try:
         await until(lambda: channel.status()["height"] == 1, "the core started")
@@ -163,20 +169,7 @@ def test_a_core_failure_on_a_synced_block_restarts_the_core_and_the_pull_waits_f
 
 
 async def _failing(tmp_path: Path) -> None:
-    block = genesis()
-    store = BlockStore.open(tmp_path / "blocks")
-    store.append(block)
-    channel = BftChannel(
-        config=ChannelConfig.from_block(block),
-        store=store,
-        feed=BlockFeed(store.height),
-        directory=tmp_path,
-        name=CN["orderer0"],
-        signer=SIGNER,
-        send=lambda to, data: None,
-        forward=lambda envelopes: None,
-        now=lambda: NOW,
-    )
+    channel, store = orderer0(tmp_path)
     task = channel.start()
     replica_step = channel.replica.step
 
