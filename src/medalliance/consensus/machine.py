@@ -84,10 +84,16 @@ class ConsensusMachine:
         self._readies: list[Ready] = []
         self._dirty = False  # hard state changed since the last Ready
 
-    def fresh(self) -> ConsensusMachine:
-        """A new machine of the same node, channel and timeouts (after a reconfiguration); feed
-        it `Start`."""
-        return ConsensusMachine(self._channel, self._signer, self._timeouts, self._window_rounds)
+    def fresh(self, timeouts: Timeouts | None = None) -> ConsensusMachine:
+        """A new machine of the same node and channel (after a reconfiguration), with these
+        timeouts or the same; feed it `Start`."""
+        return ConsensusMachine(
+            self._channel, self._signer, timeouts or self._timeouts, self._window_rounds
+        )
+
+    @property
+    def timeouts(self) -> Timeouts:
+        return self._timeouts
 
     @property
     def node_id(self) -> str:

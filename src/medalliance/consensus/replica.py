@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol, assert_never
 
 from medalliance.consensus.effects import (
@@ -247,10 +247,15 @@ class Replica:
         """Put `change` in force from the height after `commit`: a fresh machine under the new
         validators (pending transactions stay), or retirement when this node is not one."""
         height = commit.height + 1
+        # Followers' propose timeout must outlast the proposer's batch timeout (timeouts.py):
+        # it moves with it, keeping the host's margin.
+        timeouts = self.machine.timeouts
+        shift = change.rules.timeout_ticks - self.rules.timeout_ticks
+        base = max(1, timeouts.propose_base_ticks + shift)
         self.validators, self.rules = change.validators, change.rules
         self.retired = not change.validators.contains(self.machine.node_id)
         self._follow_height = height
-        self.restart(self.machine.fresh())
+        self.restart(self.machine.fresh(replace(timeouts, propose_base_ticks=base)))
         if not self.retired:
             self._started = True
             inputs.append(Start(height, change.validators, self._durable, commit))

@@ -317,7 +317,7 @@ class BftChannel:
         retired replica only follows the chain). Raises what the core or the host's I/O raised
         (`supervise` restarts it)."""
         self._generation += 1
-        self.replica.restart(self._new_machine())
+        self.replica.restart(self.machine.fresh())  # the timeouts in force
         start = Start(
             height=self.store.height,
             validators=self.validators,

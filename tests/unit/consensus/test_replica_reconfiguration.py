@@ -39,8 +39,8 @@ RULES = CutRules(max_count=1, preferred_bytes=1 << 20, timeout_ticks=1)
 
 
 class ConfigApp:
-    """Transactions are names; `config:a,b/3` orders a config naming validators a, b and a
-    batch of 3. valid(v) is the value's height prefix."""
+    """Transactions are names; `config:a,b/3/40` orders a config naming validators a, b, a
+    batch of 3 and a batch timeout of 40 ticks. valid(v) is the value's height prefix."""
 
     def admit(self, envelope: bytes, at: dt.datetime) -> Admitted:
         return Admitted(envelope.decode(), alone=envelope.startswith(b"config:"))
@@ -58,8 +58,10 @@ class ConfigApp:
         txs = self.tx_ids(value)
         if len(txs) != 1 or not txs[0].startswith("config:"):
             return None
-        names, _, count = txs[0].removeprefix("config:").partition("/")
-        rules = CutRules(int(count or 1), RULES.preferred_bytes, RULES.timeout_ticks)
+        names, *batch = txs[0].removeprefix("config:").split("/")
+        count = int(batch[0]) if batch else RULES.max_count
+        timeout = int(batch[1]) if len(batch) > 1 else RULES.timeout_ticks
+        rules = CutRules(count, RULES.preferred_bytes, timeout)
         return Reconfiguration(txs[0], ValidatorSet(tuple(names.split(","))), rules)
 
 
@@ -96,24 +98,28 @@ def heights_signed(effects: list[Effect]) -> list[int]:
 def test_a_decided_config_block_starts_the_next_height_under_its_validators_and_rules() -> None:
     node, _ = replica("a", ("a",))
     old_machine = node.machine
-    node.submit(Submitted(b"config:a,b/3", AT, forward=False))
+    node.submit(Submitted(b"config:a,b/3/40", AT, forward=False))
     node.submit(Submitted(b"later", AT, forward=False))  # pending: the old machine would go on
     effects = node.step(Tick(1))
     kinds = [type(e) for e in effects]
     assert kinds.count(AppendBlock) == 1
     reconfigured = effects[kinds.index(Reconfigured)]
-    assert reconfigured == Reconfigured(2, "config:a,b/3", ValidatorSet(("a", "b")), False)
+    assert reconfigured == Reconfigured(2, "config:a,b/3/40", ValidatorSet(("a", "b")), False)
     assert kinds.index(AppendBlock) < kinds.index(Reconfigured)
     before = effects[: kinds.index(Reconfigured)]
     assert set(heights_signed(before)) <= {1}  # nothing of height 2 from the ended machine
     assert node.machine is not old_machine
     assert node.machine.height == 2
     assert node.validators == ValidatorSet(("a", "b"))
-    assert node.rules.max_count == 3
+    assert (node.rules.max_count, node.rules.timeout_ticks) == (3, 40)
+    # followers wait for the longer batch: the propose timeout grew by as much (39 ticks)
+    assert node.machine.timeouts.propose_base_ticks == old_machine.timeouts.propose_base_ticks + 39
     assert not node.retired
     assert len(node.pending) == 1  # what was pending stays for the new configuration
-    # the fresh machine runs the new set: a proposes height 2 and waits for b's votes
-    effects = node.step(Tick(2))
+    # the fresh machine runs the new set and rules: a proposes height 2 once the batch of the
+    # new timeout is due, and waits for b's votes
+    assert not any(isinstance(e, Send) for e in node.step(Tick(39)))
+    effects = node.step(Tick(40))
     proposals = [e for e in effects if isinstance(e, Send) and isinstance(e.message, Proposal)]
     assert [p.message.height for p in proposals] == [2]
     assert not any(isinstance(e, AppendBlock) for e in effects)  # alone it is no quorum of 2
