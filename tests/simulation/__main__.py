@@ -58,6 +58,7 @@ def _config(args: argparse.Namespace, seed: int, n: int) -> SimConfig:
         crashes=args.crashes,
         gst_ticks=args.gst_ticks,
         liveness_ticks=args.liveness_ticks,
+        reconfigure=args.reconfigure,
     )
 
 
@@ -80,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--crashes", action="store_true")
     parser.add_argument("--gst-ticks", type=int, default=0)
     parser.add_argument("--liveness-ticks", type=int, default=20_000)
+    parser.add_argument(
+        "--reconfigure", action="store_true", help="vote a spare node in, then one out"
+    )
     return parser
 
 

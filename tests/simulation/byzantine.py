@@ -33,7 +33,7 @@ from medalliance.consensus.messages import (
     Value,
     Vote,
 )
-from tests.simulation.fakes import CHANNEL, OUTSIDER, FakeSigner, make_value
+from tests.simulation.fakes import CHANNEL, OUTSIDER, FakeSigner, make_value, with_config
 from tests.simulation.host import Host
 
 if TYPE_CHECKING:
@@ -136,7 +136,8 @@ class ByzantineHost(Host):
 
     def _twin(self, message: Proposal | Vote) -> Proposal | Vote:
         """A conflicting message for the same (h, r, kind)."""
-        twin_value = make_value(b"block-%d-%s-twin" % (message.height, self.node_id.encode()))
+        twin_body = b"block-%d-%s-twin" % (message.height, self.node_id.encode())
+        twin_value = make_value(with_config(twin_body, self.sim.plan.get(message.height)))
         if isinstance(message, Proposal):
             if message.valid_round >= 0:
                 return message  # a re-proposal must carry a POL; no twin has one
@@ -147,7 +148,8 @@ class ByzantineHost(Host):
     def _forget_lock(self, message: Proposal | Vote) -> Proposal | Vote:
         h, r = message.height, message.round
         if isinstance(message, Proposal):
-            fresh = make_value(b"block-%d-%s-round-%d" % (h, self.node_id.encode(), r))
+            body = b"block-%d-%s-round-%d" % (h, self.node_id.encode(), r)
+            fresh = make_value(with_config(body, self.sim.plan.get(h)))
             return self._sign(replace(message, value=fresh, valid_round=-1, pol=()))
         proposed = self._proposed.get((h, r))
         return message if proposed is None else self._sign(replace(message, value_id=proposed))
@@ -159,10 +161,14 @@ class ByzantineHost(Host):
         group_a = tuple(peer for peer in targets if peer not in group_b)
         group_b = tuple(peer for peer in targets if peer in group_b)
         h, r = message.height, message.round
-        if self.sim.validators.proposer(h, r) not in self.sim.byzantine:
+        if self.sim.validators_at(h).proposer(h, r) not in self.sim.byzantine:
             self._to(targets, message)
             return
-        values = (make_value(b"block-%d-split-a" % h), make_value(b"block-%d-split-b" % h))
+        config = self.sim.plan.get(h)
+        values = tuple(
+            make_value(with_config(b"block-%d-split-%s" % (h, side), config))
+            for side in (b"a", b"b")
+        )
         for group, value in zip((group_a, group_b), values, strict=True):
             if isinstance(message, Proposal):
                 self._to(group, self._sign(replace(message, value=value, valid_round=-1, pol=())))

@@ -6,6 +6,8 @@ and every block it commits, and raises `InvariantViolated` at the first breach.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from medalliance.consensus.hard_state import HardState
 from medalliance.consensus.messages import (
     Kind,
@@ -24,8 +26,14 @@ class InvariantViolated(AssertionError):
 
 
 class Checker:
-    def __init__(self, validators: ValidatorSet, correct: tuple[str, ...], keys: KeyTable) -> None:
-        self._validators = validators
+    def __init__(
+        self,
+        validators: ValidatorSet | Callable[[int], ValidatorSet],  # by height, if it changes
+        correct: tuple[str, ...],
+        keys: KeyTable,
+    ) -> None:
+        fixed = validators
+        self._validators_at = (lambda height: fixed) if isinstance(fixed, ValidatorSet) else fixed
         self._correct = correct
         self._keys = keys
         self.decided: dict[int, bytes] = {}  # height -> value id, first seen on a correct node
@@ -41,7 +49,7 @@ class Checker:
         height, value = commit.height, commit.value
         problem = certificate_problem(
             commit.certificate,
-            self._validators,
+            self._validators_at(height),
             channel=CHANNEL,
             height=height,
             value_id=value.value_id,

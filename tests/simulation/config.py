@@ -35,6 +35,9 @@ class SimConfig:
     crashes: bool = False  # crash-restarts, also in the middle of a Ready, before GST
     gst_ticks: int = 0  # global stabilisation: faults stop here (except Byzantine nodes)
     liveness_ticks: int = 20_000  # after GST every correct node reaches `heights` within this
+    reconfigure: bool = (
+        False  # config blocks vote a spare node in (height 3), a correct one out (6)
+    )
 
     def __post_init__(self) -> None:
         assert self.n >= 1
@@ -60,6 +63,7 @@ class SimConfig:
             partitions=faulty and rng.random() < 0.5,
             crashes=faulty and rng.random() < 0.5,
             gst_ticks=rng.choice((0, 1000, 3000)) if faulty else 0,
+            reconfigure=rng.random() < 0.3,  # drawn last: the other choices stay as they were
         )
 
     def replay_command(self) -> str:

@@ -3,6 +3,7 @@
 A node signs with its own secret; hosts verify against the whole table, so a Byzantine node
 can sign anything as itself but nothing as anyone else. Values are byte strings named after
 (height, proposer); valid(v) is a pure function of the value and the height, as the design asks.
+A value may end in `;config=a,b,c`: a config block naming the validators from the next height.
 """
 
 from __future__ import annotations
@@ -89,8 +90,22 @@ def value_ok(value: Value) -> bool:
     return hashlib.sha256(value.body).digest() == value.value_id
 
 
-def honest_value(height: int, proposer: str) -> Value:
-    return make_value(b"block-%d-%s" % (height, proposer.encode()))
+CONFIG = b";config="
+
+
+def honest_value(height: int, proposer: str, config: tuple[str, ...] | None = None) -> Value:
+    return make_value(with_config(b"block-%d-%s" % (height, proposer.encode()), config))
+
+
+def with_config(body: bytes, config: tuple[str, ...] | None) -> bytes:
+    """`body` as a config block naming `config` when there is one."""
+    return body if config is None else body + CONFIG + ",".join(config).encode()
+
+
+def config_of(value: Value) -> tuple[str, ...] | None:
+    """The validators a config value names, or None for an ordinary one."""
+    _, found, names = value.body.partition(CONFIG)
+    return tuple(names.decode(errors="replace").split(",")) if found else None
 
 
 def is_valid(value: Value, height: int) -> bool:

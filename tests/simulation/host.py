@@ -3,7 +3,9 @@
 The node's `Replica` (consensus/replica.py) with a workload `Application` of named values;
 its effects run through the same `effects.execute` as in production. The simulator may crash
 the node before any effect, and between the write and the fsync of hard state or a block.
-Incoming messages are verified (signatures, value ids) before the core sees them.
+Incoming messages are verified (signatures, value ids) before the core sees them. A retired
+node (not in the set in force) stores the certified blocks it pulls itself, as the ordering
+node does, and hands them to its replica, which a config block may vote in.
 """
 
 from __future__ import annotations
@@ -12,16 +14,24 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from medalliance.consensus.effects import execute, restart_rebuilds
+from medalliance.consensus.effects import Reconfigured, execute, restart_rebuilds
 from medalliance.consensus.hard_state import HardState
 from medalliance.consensus.inputs import MessageReceived, Start, SyncedBlock, Timeout
 from medalliance.consensus.machine import ConsensusMachine
-from medalliance.consensus.messages import Message, Value
+from medalliance.consensus.messages import Message, Value, certificate_problem
 from medalliance.consensus.pending import Batch, CutRules
 from medalliance.consensus.ready import ArmTimer, Commit, Decided, Evidence, NeedSync, Send
-from medalliance.consensus.replica import Admitted, Event, Replica, Submitted, Tick
+from medalliance.consensus.replica import (
+    Admitted,
+    Event,
+    Reconfiguration,
+    Replica,
+    Submitted,
+    Tick,
+)
 from medalliance.consensus.timeouts import Timeouts
-from tests.simulation.fakes import CHANNEL, FakeSigner, honest_value, is_valid
+from medalliance.consensus.validators import ValidatorSet
+from tests.simulation.fakes import CHANNEL, FakeSigner, config_of, honest_value, is_valid
 from tests.simulation.storage import SimStorage
 
 if TYPE_CHECKING:
@@ -47,8 +57,12 @@ class SyncResponse:
 Payload = Message | SyncRequest | SyncResponse
 
 
+SIM_RULES = CutRules(1, 1 << 20, 1)
+
+
 class SimApplication:
-    """Values named after (height, proposer); valid(v) a pure function of value and height."""
+    """Values named after (height, proposer); valid(v) a pure function of value and height:
+    at a height the plan reconfigures, the value must name exactly the planned validators."""
 
     def __init__(self, host: Host) -> None:
         self._host = host
@@ -60,10 +74,14 @@ class SimApplication:
         return self._host.propose_value(height, round)
 
     def valid(self, height: int, value: Value) -> bool:
-        return is_valid(value, height)
+        return is_valid(value, height) and config_of(value) == self._host.sim.plan.get(height)
 
     def tx_ids(self, value: Value) -> tuple[str, ...]:
         return ()
+
+    def reconfiguration(self, height: int, value: Value) -> Reconfiguration | None:
+        names = config_of(value)
+        return None if names is None else Reconfiguration(names, ValidatorSet(names), SIM_RULES)
 
 
 class Host:
@@ -82,7 +100,7 @@ class Host:
 
     def _replica(self) -> Replica:
         machine = ConsensusMachine(CHANNEL, self.signer, TIMEOUTS)
-        return Replica(machine, SimApplication(self), CutRules(1, 1 << 20, 1), pending_max=8)
+        return Replica(machine, SimApplication(self), SIM_RULES, pending_max=8)
 
     @property
     def machine(self) -> ConsensusMachine:
@@ -99,9 +117,13 @@ class Host:
         ledger = self.storage.ledger_durable
         self.replica = self._replica()
         last = ledger[-1] if ledger else None
-        start = Start(len(ledger) + 1, self.sim.validators, self.storage.hard_state_durable, last)
+        height = len(ledger) + 1
+        validators = self.sim.validators_at(height)  # as the config blocks of its ledger say
+        start = Start(height, validators, self.storage.hard_state_durable, last)
         self.replica.submit(Submitted(WORKLOAD, EPOCH, forward=False))
         self.feed(start)
+        if self.up and self._pulls:
+            self.sim.follow_later(self)
 
     def crash(self) -> None:
         self.up = False
@@ -112,7 +134,7 @@ class Host:
         if not self.up:
             return
         effects = self.replica.step(event)
-        if self.node_id in self.sim.correct:
+        if self.node_id in self.sim.correct and not self.replica.retired:
             self.sim.checker.on_step(self.node_id, self.machine.height, self.machine.round)
         # stages: before each effect, and between write and fsync of hard state and blocks
         self._stage = 0
@@ -130,7 +152,9 @@ class Host:
             case SyncResponse(commits):
                 for commit in commits:
                     ok = self.sim.keys.certificate_ok(commit.certificate, commit.value)
-                    if self.up and ok and commit.height == self.machine.height:
+                    if self.up and ok and self.replica.retired:
+                        self._store_followed(commit)
+                    elif self.up and ok and commit.height == self.machine.height:
                         self.feed(SyncedBlock(commit.height, commit.value, commit.certificate))
             case _:
                 if self.sim.keys.message_ok(payload, link_sender):
@@ -146,7 +170,7 @@ class Host:
         return True
 
     def propose_value(self, height: int, round: int) -> Value:
-        return honest_value(height, self.node_id)
+        return honest_value(height, self.node_id, self.sim.plan.get(height))
 
     def send(self, message: Message, to: str | None) -> None:
         """Honest sending: one copy to `to`, or to every other validator."""
@@ -155,7 +179,46 @@ class Host:
             self.sim.transmit(self.node_id, peer, message)
 
     def peers(self) -> tuple[str, ...]:
-        return tuple(i for i in self.sim.validators.ids if i != self.node_id)
+        validators = self.replica.validators or self.sim.validators
+        return tuple(i for i in validators.ids if i != self.node_id)
+
+    @property
+    def _pulls(self) -> bool:
+        """Whether this node pulls blocks all the time, as an ordering node does: when retired,
+        and with reconfigurations at all (a validator left behind in a set the others have
+        left hears from no one: only a pull brings it the block that retires it)."""
+        return self.replica.retired or self.sim.config.reconfigure
+
+    def follow(self) -> None:
+        """Ask another node for the blocks after ours, and again later."""
+        if not self._pulls:
+            return
+        start = len(self.storage.ledger_written) + 1
+        others = [i for i in self.sim.ids if i != self.node_id]
+        if others:
+            peer = self.sim.rng("workload").choice(others)
+            self.sim.transmit(self.node_id, peer, SyncRequest(start, start + SYNC_BATCH_MAX - 1))
+        self.sim.follow_later(self)
+
+    def _store_followed(self, commit: Commit) -> None:
+        """The next block, certified by the set in force: stored, then given to the replica."""
+        validators = self.replica.validators
+        if validators is None or commit.height != len(self.storage.ledger_written) + 1:
+            return
+        problem = certificate_problem(
+            commit.certificate,
+            validators,
+            channel=CHANNEL,
+            height=commit.height,
+            value_id=commit.value.value_id,
+        )
+        if problem is not None:
+            self.sim.rejected += 1
+            return
+        self.storage.append_block(commit)
+        self.sim.checker.on_commit(self.node_id, commit)
+        self.storage.fsync_ledger()
+        self.feed(SyncedBlock(commit.height, commit.value, commit.certificate))
 
     # --- effects (EffectHost) -------------------------------------------------------------------
 
@@ -200,6 +263,10 @@ class Host:
 
     def note_decided(self, decided: Decided) -> None:
         self.sim.checker.on_decided(self.node_id, decided.height, self.durable_height)
+
+    def reconfigure(self, reconfigured: Reconfigured) -> None:
+        self.incarnation += 1  # the ended machine's timers (its resend chain too) end with it
+        self.sim.follow_later(self)  # the pull chain of the old incarnation ended too
 
     def _serve_sync(self, from_height: int, to_height: int, peer: str) -> None:
         if not self.serves_sync:

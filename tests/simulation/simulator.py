@@ -4,6 +4,10 @@ All non-determinism comes from `random.Random` instances derived from the seed, 
 subsystem (network, faults, storage, workload, adversary), so turning one fault knob does not
 reshuffle the others (consensus-design §5.1). A failure raises `SimulationFailure` naming the
 seed, the config and the command that replays it.
+
+With `reconfigure`, the plan adds config blocks: block 3 votes in a spare node (which followed
+the chain until then) and block 6 votes out a correct validator (which then follows). The
+replicas reconfigure themselves; the checker verifies each certificate against the set in force.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ class Outcome:
     byzantine: tuple[str, ...]
     culprits: tuple[str, ...]  # validators blamed by equivocation evidence
     rejected: int  # messages hosts refused before the core (bad signature, forged, ...)
+    retired: tuple[str, ...]  # nodes whose replica is not a validator at the end
     decided: dict[int, bytes] = field(repr=False)
 
 
@@ -74,11 +79,20 @@ class _Restart:
 
 
 @dataclass(frozen=True, slots=True)
+class _Follow:
+    node: str
+    incarnation: int
+
+
+@dataclass(frozen=True, slots=True)
 class _Partition:
     groups: tuple[tuple[str, ...], ...] | None  # None: healed
 
 
-_Event = _Deliver | _Input | _Crash | _Restart | _Partition
+_Event = _Deliver | _Input | _Crash | _Restart | _Partition | _Follow
+
+FOLLOW_TICKS = 30  # a retired node asks for the blocks it lacks this often
+VOTED_IN_AT, VOTED_OUT_AT = 3, 6  # the heights of the plan's config blocks
 
 
 class Simulation:
@@ -86,12 +100,18 @@ class Simulation:
         self.config = config
         self._rngs: dict[str, random.Random] = {}
         ids = tuple(f"node{i}" for i in range(config.n))
-        self.validators = ValidatorSet(ids)
+        self.validators = ValidatorSet(ids)  # the first set; `validators_at` for later ones
         chosen = self.rng("adversary").sample(ids, config.byzantine)
+        self.plan: dict[int, tuple[str, ...]] = {}  # config block height -> validators it names
+        if config.reconfigure:
+            leaving = self.rng("adversary").choice([i for i in ids if i not in chosen])
+            ids = (*ids, f"node{config.n}")  # the spare: a correct node, following at first
+            self.plan = {VOTED_IN_AT: ids, VOTED_OUT_AT: tuple(i for i in ids if i != leaving)}
+        self.ids = ids
         self.byzantine = tuple(i for i in ids if i in chosen)
         self.correct = tuple(i for i in ids if i not in chosen)
         self.keys = KeyTable(ids)
-        self.checker = Checker(self.validators, self.correct, self.keys)
+        self.checker = Checker(self.validators_at, self.correct, self.keys)
         self.hosts: dict[str, Host] = {
             i: ByzantineHost(self, i, config.behaviour) if i in chosen else Host(self, i)
             for i in ids
@@ -128,6 +148,14 @@ class Simulation:
     def input_later(self, host: Host, ticks: int, event: Input) -> None:
         self._schedule(ticks, _Input(host.node_id, host.incarnation, event))
 
+    def follow_later(self, host: Host) -> None:
+        self._schedule(FOLLOW_TICKS, _Follow(host.node_id, host.incarnation))
+
+    def validators_at(self, height: int) -> ValidatorSet:
+        """The set in force at `height`: named by the latest config block below it."""
+        below = [h for h in self.plan if h < height]
+        return ValidatorSet(self.plan[max(below)]) if below else self.validators
+
     def crash_stage(self, node: str, stage_count: int) -> int | None:
         """Maybe crash `node` in the middle of executing a Ready: before stage k."""
         if not self._may_crash(node):
@@ -155,7 +183,7 @@ class Simulation:
     def _run(self) -> Outcome:
         config = self.config
         self._plan_faults()
-        for node in self.validators.ids:
+        for node in self.ids:
             self.hosts[node].boot()
         deadline = config.gst_ticks + config.liveness_ticks
         while not self._done():
@@ -177,6 +205,7 @@ class Simulation:
             byzantine=self.byzantine,
             culprits=tuple(sorted({ev.culprit for _, ev in self.evidence})),
             rejected=self.rejected,
+            retired=tuple(n for n, h in self.hosts.items() if h.replica.retired),
             decided=dict(self.checker.decided),
         )
 
@@ -199,6 +228,10 @@ class Simulation:
             case _Restart(node):
                 if not self.hosts[node].up:
                     self.hosts[node].boot()
+            case _Follow(node, incarnation):
+                host = self.hosts[node]
+                if host.up and host.incarnation == incarnation:
+                    host.follow()
             case _Partition(groups):
                 self._group_of = None
                 if groups is not None and self.now < self.config.gst_ticks:
@@ -210,7 +243,7 @@ class Simulation:
     def _plan_faults(self) -> None:
         """Crash and partition times are drawn up front, from their own generator."""
         config, rng = self.config, self.rng("faults")
-        ids = self.validators.ids
+        ids = self.ids
         if config.crashes:
             at = rng.randint(50, 400)
             while at < config.gst_ticks:

@@ -90,6 +90,42 @@ def test_forged_status_and_swapped_bodies_are_dropped_and_move_nothing(
     assert outcome.culprits == ()
 
 
+@pytest.mark.parametrize("n", [4, 7])
+@pytest.mark.parametrize("behaviour", ["equivocate", "silent", "invalid-value", "amnesia"])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_config_blocks_vote_a_node_in_and_one_out_under_byzantine_nodes(
+    behaviour: str, n: int, seed: int
+) -> None:
+    """Issue 15: each replica reconfigures itself on the config block it decides or syncs. The
+    spare, following the chain, takes part from height 4; the validator voted out at 6 only
+    follows from 7; every certificate is checked against the set in force at its height."""
+    f = (n - 1) // 3
+    config = SimConfig(
+        seed=seed,
+        n=n,
+        byzantine=f,
+        behaviour=behaviour,
+        heights=9,
+        drop=0.05,
+        gst_ticks=1500,
+        reconfigure=True,
+    )
+    outcome = simulate(config)
+    assert all(h >= 9 for node, h in outcome.heights.items() if node not in outcome.byzantine)
+    assert len(outcome.retired) == 1  # the one voted out, and not the spare voted in
+    assert outcome.retired[0] not in (*outcome.byzantine, f"node{n}")
+    assert set(outcome.culprits) <= set(outcome.byzantine)
+
+
+@pytest.mark.parametrize("n", [1, 4])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_reconfiguration_survives_crashes_partitions_and_loss(n: int, seed: int) -> None:
+    faults = FAULTS["everything at once"]
+    outcome = simulate(SimConfig(seed=seed, n=n, heights=9, reconfigure=True, **faults))  # type: ignore[arg-type]
+    assert min(outcome.heights.values()) >= 9
+    assert len(outcome.retired) == 1
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_forged_and_corrupted_signatures_never_reach_the_core(seed: int) -> None:
     outcome = simulate(SimConfig(seed=seed, n=4, byzantine=1, behaviour="bad-signature", heights=4))

@@ -12,6 +12,9 @@ between, only the last is written (one fsync instead of several); a decided bloc
 appended between them, which keeps "block h durable before h+1's state" (the state of h+1 is
 still written after it). `restart_rebuilds` lets a host skip a state that a restart would
 rebuild from what is on disk anyway.
+
+`Reconfigured` follows the decided config block it comes from: the host installs what the replica
+already acts on.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from medalliance.consensus.ready import (
     Ready,
     Send,
 )
+from medalliance.consensus.validators import ValidatorSet
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +59,32 @@ class Forward:
     envelopes: tuple[bytes, ...] = field(repr=False)
 
 
-Effect = PersistHardState | AppendBlock | Send | ArmTimer | Forward | NeedSync | Evidence | Decided
+@dataclass(frozen=True, slots=True)
+class Reconfigured:
+    """A config block decided (or synced) at `height - 1` is in force from `height`.
+
+    The replica has already moved on: it runs `validators` with a fresh machine from `height`,
+    or, `retired`, no longer votes and only follows the chain. The host installs `config` (its
+    own reading of the block: a `ChannelConfig` on the node) and adapts its links.
+    """
+
+    height: int
+    config: object = field(repr=False)
+    validators: ValidatorSet
+    retired: bool
+
+
+Effect = (
+    PersistHardState
+    | AppendBlock
+    | Send
+    | ArmTimer
+    | Forward
+    | NeedSync
+    | Evidence
+    | Decided
+    | Reconfigured
+)
 # NeedValue and CheckValue never leave the replica: it answers them itself (replica.py).
 Internal = NeedValue | CheckValue
 
@@ -87,6 +116,7 @@ class EffectHost(Protocol):
     def request_sync(self, request: NeedSync) -> None: ...
     def record_evidence(self, evidence: Evidence) -> None: ...
     def note_decided(self, decided: Decided) -> None: ...
+    def reconfigure(self, reconfigured: Reconfigured) -> None: ...
 
 
 def execute(effects: Iterable[Effect], host: EffectHost) -> bool:
@@ -114,6 +144,8 @@ def execute(effects: Iterable[Effect], host: EffectHost) -> bool:
                 host.record_evidence(effect)
             case Decided():
                 host.note_decided(effect)
+            case Reconfigured():
+                host.reconfigure(effect)
             case _:
                 assert_never(effect)
     return True

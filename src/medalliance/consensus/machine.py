@@ -70,6 +70,7 @@ class ConsensusMachine:
         window_rounds: int = WINDOW_ROUNDS,
     ) -> None:
         self._channel = channel
+        self._signer = signer
         self._me = signer.node_id
         self._timeouts = timeouts or Timeouts()
         self._window_rounds = window_rounds
@@ -82,6 +83,21 @@ class ConsensusMachine:
         self._out = ReadyBuilder()
         self._readies: list[Ready] = []
         self._dirty = False  # hard state changed since the last Ready
+
+    def fresh(self, timeouts: Timeouts | None = None) -> ConsensusMachine:
+        """A new machine of the same node and channel (after a reconfiguration), with these
+        timeouts or the same; feed it `Start`."""
+        return ConsensusMachine(
+            self._channel, self._signer, timeouts or self._timeouts, self._window_rounds
+        )
+
+    @property
+    def timeouts(self) -> Timeouts:
+        return self._timeouts
+
+    @property
+    def node_id(self) -> str:
+        return self._me
 
     @property
     def height(self) -> int:

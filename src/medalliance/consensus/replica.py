@@ -15,17 +15,28 @@ Around the consensus machine (machine.py) the replica
 - answers `CheckValue` with `Application.valid`, a deterministic function of the proposal and
   the chain below it — never of what happens to be pending here (consensus-design §3.3);
 - drops ordered transactions from `Pending` when a block is decided or synced, and tells the
-  machine transactions are waiting whenever some are.
+  machine transactions are waiting whenever some are;
+- reconfigures: a decided or synced config block (`Application.reconfiguration`) ends the
+  machine at its height. The next height starts with a fresh machine under the block's
+  validators and cut rules, or, voted out, the replica retires: it votes no more and follows the
+  chain through `SyncedBlock`s, one of which may vote it in again. `Reconfigured` tells the host.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol, assert_never
 
-from medalliance.consensus.effects import Effect, Forward, flatten
+from medalliance.consensus.effects import (
+    Effect,
+    Forward,
+    PersistHardState,
+    Reconfigured,
+    flatten,
+)
+from medalliance.consensus.hard_state import HardState
 from medalliance.consensus.inputs import (
     Input,
     MessageReceived,
@@ -39,7 +50,8 @@ from medalliance.consensus.inputs import (
 from medalliance.consensus.machine import ConsensusMachine
 from medalliance.consensus.messages import Value
 from medalliance.consensus.pending import Batch, CutRules, Pending
-from medalliance.consensus.ready import CheckValue, Decided, NeedValue
+from medalliance.consensus.ready import CheckValue, Commit, Decided, NeedValue
+from medalliance.consensus.validators import ValidatorSet
 from medalliance.errors import DuplicateTransaction, Overloaded
 
 
@@ -63,6 +75,23 @@ class Tick:
     now_ticks: int  # never goes back
 
 
+@dataclass(frozen=True, slots=True)
+class Reconfiguration:
+    """What a config block puts in force from the next height, read from the block alone."""
+
+    config: object = field(repr=False)  # the host's reading of the block, passed on to it
+    validators: ValidatorSet
+    rules: CutRules
+
+
+@dataclass(frozen=True, slots=True)
+class _Reconfigure:
+    """The machine decided a config block: end it there (internal to `step`)."""
+
+    commit: Commit
+    change: Reconfiguration
+
+
 Event = Start | MessageReceived | Timeout | SyncedBlock | Tick
 
 
@@ -80,6 +109,9 @@ class Application(Protocol):
 
     def tx_ids(self, value: Value) -> tuple[str, ...]:
         """The transactions a decided value orders (they leave `Pending`)."""
+
+    def reconfiguration(self, height: int, value: Value) -> Reconfiguration | None:
+        """What the decided value at `height` puts in force if it is a config block, else None."""
 
 
 class Replica:
@@ -99,6 +131,10 @@ class Replica:
         self._arrived = False  # Pending became non-empty since the last step
         self.proposals = 0
         self.last_cut_waited_ticks = 0
+        self.validators: ValidatorSet | None = None  # the set in force, from `Start` on
+        self.retired = False  # not a validator: follows the chain only
+        self._follow_height = 0  # while retired: the next block expected
+        self._durable: HardState | None = None  # the latest hard state handed to the host
 
     def restart(self, machine: ConsensusMachine) -> None:
         """A fresh machine (after a failure or a reconfiguration); what is pending stays.
@@ -106,6 +142,11 @@ class Replica:
         self.machine = machine
         self._want = None
         self._started = False
+
+    @property
+    def height(self) -> int:
+        """The height being decided, or, retired, the next block followed."""
+        return self._follow_height if self.retired else self.machine.height
 
     @property
     def wants_value(self) -> bool:
@@ -138,12 +179,19 @@ class Replica:
             self._to_forward = []
         match event:
             case Start():
-                self._started = True
-                inputs.append(event)
-                if self.pending:
-                    inputs.append(TxAvailable())
+                self.validators, self._durable = event.validators, event.hard_state
+                self.retired = not event.validators.contains(self.machine.node_id)
+                self._follow_height = event.height
+                self._started = not self.retired
+                if self._started:
+                    inputs.append(event)
+                    if self.pending:
+                        inputs.append(TxAvailable())
             case MessageReceived() | Timeout():
-                inputs.append(event)
+                if not self.retired:
+                    inputs.append(event)
+            case SyncedBlock() if self.retired:
+                out.extend(self._follow(event, inputs))
             case SyncedBlock():
                 self.pending.remove(self.app.tx_ids(event.value))
                 inputs.append(event)
@@ -168,17 +216,64 @@ class Replica:
                         out.append(item)
                         if self.pending:
                             inputs.append(TxAvailable())
+                    case _Reconfigure(commit, change):
+                        inputs.clear()  # answers meant for the machine that just ended
+                        out.append(self._reconfigure(commit, change, inputs))
+                    case PersistHardState(state):
+                        self._durable = state
+                        out.append(item)
                     case _:
                         out.append(item)
         return out
 
-    def _machine_step(self, event: Input) -> list[Effect | CheckValue | NeedValue]:
-        result: list[Effect | CheckValue | NeedValue] = []
+    def _machine_step(self, event: Input) -> list[Effect | CheckValue | NeedValue | _Reconfigure]:
+        result: list[Effect | CheckValue | NeedValue | _Reconfigure] = []
         for ready in self.machine.step(event):
-            if ready.commit is not None:
-                self.pending.remove(self.app.tx_ids(ready.commit.value))
             result.extend(flatten(ready))
+            if ready.commit is not None:
+                commit = ready.commit
+                self.pending.remove(self.app.tx_ids(commit.value))
+                change = self.app.reconfiguration(commit.height, commit.value)
+                if change is not None:
+                    # What this machine did at the next height never leaves the node: that
+                    # height belongs to the machine the new configuration starts.
+                    result.append(_Reconfigure(commit, change))
+                    break
         return result
+
+    def _reconfigure(
+        self, commit: Commit, change: Reconfiguration, inputs: deque[Input]
+    ) -> Reconfigured:
+        """Put `change` in force from the height after `commit`: a fresh machine under the new
+        validators (pending transactions stay), or retirement when this node is not one."""
+        height = commit.height + 1
+        # Followers' propose timeout must outlast the proposer's batch timeout (timeouts.py):
+        # it moves with it, keeping the host's margin.
+        timeouts = self.machine.timeouts
+        shift = change.rules.timeout_ticks - self.rules.timeout_ticks
+        base = max(1, timeouts.propose_base_ticks + shift)
+        self.validators, self.rules = change.validators, change.rules
+        self.retired = not change.validators.contains(self.machine.node_id)
+        self._follow_height = height
+        self.restart(self.machine.fresh(replace(timeouts, propose_base_ticks=base)))
+        if not self.retired:
+            self._started = True
+            inputs.append(Start(height, change.validators, self._durable, commit))
+            if self.pending:
+                inputs.append(TxAvailable())
+        return Reconfigured(height, change.config, change.validators, self.retired)
+
+    def _follow(self, event: SyncedBlock, inputs: deque[Input]) -> list[Effect]:
+        """A retired replica's view of the chain: only a config block can bring it back."""
+        if event.height != self._follow_height:
+            return []
+        self._follow_height += 1
+        self.pending.remove(self.app.tx_ids(event.value))
+        change = self.app.reconfiguration(event.height, event.value)
+        if change is None:
+            return []
+        commit = Commit(event.height, event.value, event.certificate)
+        return [self._reconfigure(commit, change, inputs)]
 
     def _cut(self, inputs: deque[Input]) -> None:
         """Answer a pending NeedValue once the cutter's rules release a batch."""

@@ -20,7 +20,12 @@ Around the replica:
   after a failure (logged at ERROR, counted, bounded back-off); a safety halt stops it for good.
   Either shows in `/status` and makes `/healthz` unhealthy (`problems`).
 - **catch-up**: a lagging node pulls certified blocks from the other ordering nodes (verifying
-  chain and certificate), stores them and hands them to the core as `SyncedBlock`.
+  chain and certificate), stores them and hands them to the core as `SyncedBlock` at once, so
+  that a config block among them is in force before the next one is verified.
+- **reconfiguration** is the replica's: on a decided or synced config block it starts the next
+  height under the new consenter set, or retires, and says so with `Reconfigured`; this host then
+  installs the config (MSPs, consenters, batch size) and refuses Broadcast while retired. A
+  retired node keeps following and serving the chain, and takes part again once voted in.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from pathlib import Path
 
 from fabric_protos.common import common_pb2
 
-from medalliance.consensus.effects import execute, restart_rebuilds
+from medalliance.consensus.effects import Reconfigured, execute, restart_rebuilds
 from medalliance.consensus.hard_state import ConsensusHalted, HardState
 from medalliance.consensus.hard_state import HardState as _HardState
 from medalliance.consensus.inputs import MessageReceived, Start, SyncedBlock, Timeout
@@ -50,23 +55,20 @@ from medalliance.consensus.messages import (
     Value,
     Vote,
 )
-from medalliance.consensus.pending import CutRules
 from medalliance.consensus.ready import ArmTimer, Commit, Decided, Evidence, NeedSync
 from medalliance.consensus.ready import Send as SendMessage
 from medalliance.consensus.replica import Event, Replica, Submitted, Tick
 from medalliance.consensus.timeouts import Timeouts
-from medalliance.consensus.validators import ValidatorSet
 from medalliance.errors import InvalidArgument, MedallianceError, Unavailable
 from medalliance.identity.msp import Identity
 from medalliance.ledger.block import header_hash, new_block, verify_chain_link
 from medalliance.ledger.block_store import BlockStore
 from medalliance.ledger.channel_config import ChannelConfig
 from medalliance.ledger.commit_certificate import read_certificate, write_certificate
-from medalliance.ledger.config_update import is_config_block
 from medalliance.ledger.tx import SigningIdentity, parse_envelope
 from medalliance.network.block_feed import BlockFeed
 from medalliance.node import consensus_wire
-from medalliance.node.block_rules import BlockRules, ConsenterSigner
+from medalliance.node.block_rules import BlockRules, ConsenterSigner, cut_rules, validators_of
 from medalliance.node.consensus_inbox import (
     RefusalLog,
     RejectedMessage,
@@ -127,20 +129,20 @@ class BftChannel:
         self._forward = forward
         self._now = now
         consenters = config.consenter_set
-        self.validators = ValidatorSet(tuple(c.name for c in consenters))
+        self.validators = validators_of(config)
         self._identity_bytes = {c.name: c.identity for c in consenters}
         self._name_of = {c.identity: c.name for c in consenters}
         self._identities: dict[str, Identity] = {}
-        batch_ticks = self._batch_ticks = max(1, config.batch_timeout_ms // 10)
+        batch_ticks = cut_rules(config).timeout_ticks
         self._timeouts = timeouts or Timeouts(propose_base_ticks=batch_ticks + 50)
         self.rules = BlockRules(config=lambda: self.config, store=store, signer=signer, now=now)
         self.replica = Replica(
             self._new_machine(),
             self.rules,
-            CutRules(config.batch_max_count, config.batch_preferred_max_bytes, batch_ticks),
+            cut_rules(config),
             pending_max=MEMPOOL_FACTOR * config.batch_max_count,
         )
-        self._inbox: Inbox[Event | _Timer] = Inbox(INBOX_MAX)
+        self._inbox: Inbox[Event | _Timer | _Failed] = Inbox(INBOX_MAX)
         self._arrived = asyncio.Event()  # set when a transaction is admitted
         self._arrival_queued = False  # a Tick for submissions waits in the inbox
         self._ticks_from = time.monotonic()  # tick 0 of the cutter's clock
@@ -148,10 +150,10 @@ class BftChannel:
         # signature verifications, for operators and the benchmark: consensus messages
         # (proposals, votes, POLs, certificates) and transactions (admission, validity)
         self._verified_consensus = 0
-        self._reconfigured = False  # a config block was stored: restart the core at h+1
-        # not (or no longer) a consenter: follow the chain and serve it, take no part
+        # not (or no longer) a consenter: follow the chain and serve it, take no part (the
+        # replica decides it; mirrored here for Broadcast and /status)
         self.retired = not self.validators.contains(name)
-        self._task: asyncio.Task[None] | None = None  # the core's loop, once voted in
+        self._task: asyncio.Task[None] | None = None  # the core's loop
         self.dropped: Counter[str] = Counter()  # refused consensus messages, by reason
         self._refusals = RefusalLog()
         self.failures = 0  # times the core's task failed and was restarted
@@ -236,27 +238,29 @@ class BftChannel:
             log.warning("consensus message dropped", extra={**extra, "detail": str(exc)})
 
     def synced(self, block: common_pb2.Block) -> None:
-        """A block pulled from another ordering node: stored if it is the next and certified."""
+        """A block pulled from another ordering node: stored if it is the next and certified,
+        and handed to the replica at once (a config block must be in force before the next
+        block's certificate is checked). Refused while the core restarts: it starts again
+        from the ledger, and the pull retries."""
         number = int(block.header.number)
         if number != self.store.height:
             return
+        if not self._running:
+            raise Unavailable(f"the consensus core of {self.channel_id} is restarting")
         problem = verify_chain_link(self.store.get_block(number - 1).header, block)
         problem = problem or self.config.certificate_problem(block)
         if problem is not None:
             raise InvalidArgument(f"block {number} from another ordering node: {problem}")
         self._append(block)
-        if self.retired:
-            if self.validators.contains(self.name):  # voted in: take part from the next height
-                self.retired = False
-                self._reconfigured = False
-                self.start()
-            return
         value, certificate = self._decided(block)
-        self._inbox.push(SyncedBlock(number, value, certificate))
+        try:
+            self._step(SyncedBlock(number, value, certificate))
+        except Exception as exc:  # the core's failure: its loop raises it, its supervisor acts
+            self._inbox.push(_Failed(exc))
 
     def status(self) -> dict[str, object]:
         return {
-            "height": self.machine.height,
+            "height": self.replica.height,
             "round": self.machine.round,
             "mempool": len(self.replica.pending),
             "evidence": {"count": self.evidence_count, "latest": list(self.evidence_seen)},
@@ -298,7 +302,7 @@ class BftChannel:
         ledger and the persisted hard state with a bounded back-off — never a silent stop. A
         safety halt (`ConsensusHalted`) is not retried: the node reports itself unhealthy."""
         delay = RESTART_DELAY_MIN_S
-        while not self.retired and self.halted is None:
+        while self.halted is None:
             try:
                 await self.run()
                 return
@@ -315,12 +319,11 @@ class BftChannel:
             delay = min(2 * delay, RESTART_DELAY_MAX_S)
 
     async def run(self) -> None:
-        """Start the core from the ledger and hard state, then process inputs until retired or
-        halted. Raises what the core or the host's I/O raised (`supervise` restarts it)."""
-        if self.retired:
-            return
+        """Start the core from the ledger and hard state, then process inputs until halted (a
+        retired replica only follows the chain). Raises what the core or the host's I/O raised
+        (`supervise` restarts it)."""
         self._generation += 1
-        self.replica.restart(self._new_machine())
+        self.replica.restart(self.machine.fresh())  # the timeouts in force
         start = Start(
             height=self.store.height,
             validators=self.validators,
@@ -331,15 +334,15 @@ class BftChannel:
         self._running = True
         try:
             self._step(start)
-            while not self.retired:
+            while True:
                 event = await self._inbox.get()
+                if isinstance(event, _Failed):
+                    raise event.error
                 if isinstance(event, _Timer):
                     if event.generation != self._generation:
                         continue  # armed by an earlier run of the core
                     event = event.timeout
                 self._step(event)
-                if self._reconfigured:
-                    self._restart()
         except ConsensusHalted as exc:
             self.halted = str(exc)
             log.critical("consensus halted", extra={"channel": self.channel_id, "reason": str(exc)})
@@ -422,6 +425,32 @@ class BftChannel:
     def note_decided(self, decided: Decided) -> None:
         pass  # stored and published to Deliver by `append` already
 
+    def reconfigure(self, reconfigured: Reconfigured) -> None:
+        """The replica put a config block in force (it already runs the new set, or retired):
+        verify, admit and sign under it from now on."""
+        config = reconfigured.config
+        assert isinstance(config, ChannelConfig), "BlockRules reads config blocks as such"
+        self.config = config
+        self.validators = reconfigured.validators
+        self._identity_bytes.update({c.name: c.identity for c in config.consenter_set})
+        self._name_of.update({c.identity: c.name for c in config.consenter_set})
+        self._identities.clear()  # re-read: a changed MSP may have revoked a certificate
+        self._generation += 1  # the ended machine's timers (its resend chain too) end with it
+        if reconfigured.retired != self.retired:
+            log.warning(
+                "no longer a consenter" if reconfigured.retired else "voted in as a consenter",
+                extra={"channel": self.channel_id, "height": reconfigured.height},
+            )
+        self.retired = reconfigured.retired
+        log.info(
+            "channel configuration updated",
+            extra={
+                "channel": self.channel_id,
+                "sequence": config.sequence,
+                "consenters": list(self.validators.ids),
+            },
+        )
+
     # --- decisions ------------------------------------------------------------------------------
 
     def _commit(self, commit: Commit) -> None:
@@ -463,46 +492,6 @@ class BftChannel:
             tx_ids = [parse_envelope(bytes(d)).header.tx_id for d in block.data.data]
         self.store.append(block, tx_ids)
         self.feed.published(self.store.height, [])
-        if is_config_block(block):
-            self._install(ChannelConfig.from_block(block))
-
-    def _install(self, config: ChannelConfig) -> None:
-        """A config block is stored: its consenter set decides from the next height on."""
-        self.config = config
-        self.validators = ValidatorSet(tuple(c.name for c in config.consenter_set))
-        self._identity_bytes.update({c.name: c.identity for c in config.consenter_set})
-        self._name_of.update({c.identity: c.name for c in config.consenter_set})
-        self._identities.clear()  # re-read: a changed MSP may have revoked a certificate
-        self._reconfigured = True
-        log.info(
-            "channel configuration updated",
-            extra={
-                "channel": self.channel_id,
-                "sequence": config.sequence,
-                "consenters": list(self.validators.ids),
-            },
-        )
-
-    def _restart(self) -> None:
-        """Begin the next height under the new consenter set (messages verified against the
-        old one are dropped with the old core; retransmission brings them again)."""
-        self._reconfigured = False
-        if not self.validators.contains(self.name):
-            self.retired = True
-            log.warning("no longer a consenter", extra={"channel": self.channel_id})
-            return
-        self._generation += 1  # the old core's timers (its resend chain too) end with it
-        self.replica.restart(self._new_machine())
-        self.replica.rules = CutRules(
-            self.config.batch_max_count, self.config.batch_preferred_max_bytes, self._batch_ticks
-        )
-        start = Start(
-            height=self.store.height,
-            validators=self.validators,
-            hard_state=self._load_hard_state(),
-            last_decision=self._last_decision(),
-        )
-        self._step(start)
 
     def _decided(self, block: common_pb2.Block) -> tuple[Value, Certificate]:
         """The core's view of a stored, certified block: its value and its certificate."""
@@ -573,6 +562,13 @@ class BftChannel:
 def _value_hex(message: Proposal | Vote) -> str | None:
     value_id = message.value.value_id if isinstance(message, Proposal) else message.value_id
     return None if value_id is None else value_id.hex()
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    """The core failed outside its loop (on a synced block): the loop raises it."""
+
+    error: Exception
 
 
 @dataclass(frozen=True, slots=True)

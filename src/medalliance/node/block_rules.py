@@ -7,7 +7,9 @@
   transaction it makes, signed by this node, alone in its block;
 - valid(v): the block extends the chain (number, previous hash, data hash), holds
   1..MaxMessageCount distinct, not yet ordered transactions that each pass admission as of the
-  block's time — a deterministic verdict on every correct node, whatever each one has pending.
+  block's time — a deterministic verdict on every correct node, whatever each one has pending;
+- reconfiguration: a decided config block's channel config, its consenter set (in the config's
+  order: it decides the proposer rotation) and its batch size and timeout as cut rules.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from fabric_protos.common import common_pb2
 from google.protobuf.message import DecodeError
 
 from medalliance.consensus.messages import Value
-from medalliance.consensus.pending import Batch
-from medalliance.consensus.replica import Admitted
+from medalliance.consensus.pending import Batch, CutRules
+from medalliance.consensus.replica import Admitted, Reconfiguration
+from medalliance.consensus.validators import ValidatorSet
 from medalliance.errors import DuplicateTransaction, InvalidArgument, MedallianceError
 from medalliance.ledger.block import data_hash, header_hash, new_block
 from medalliance.ledger.block_signature import block_time
@@ -38,6 +41,18 @@ from medalliance.ledger.tx import ENDORSER_TRANSACTION, SigningIdentity, parse_e
 from medalliance.node.ordering import admit_parsed, parse
 
 TX_IDS_KEPT = 16  # values whose tx ids are remembered (a few rounds of the current height)
+
+TICK_MS = 10  # the replica's clock ticks (node/bft_channel.py and the embedded network)
+
+
+def cut_rules(config: ChannelConfig) -> CutRules:
+    """The channel's BatchSize and BatchTimeout as the replica's cut rules, in ticks."""
+    ticks = max(1, config.batch_timeout_ms // TICK_MS)
+    return CutRules(config.batch_max_count, config.batch_preferred_max_bytes, ticks)
+
+
+def validators_of(config: ChannelConfig) -> ValidatorSet:
+    return ValidatorSet(tuple(c.name for c in config.consenter_set))
 
 
 class ConsenterSigner:
@@ -159,3 +174,10 @@ class BlockRules:
         if len(self._tx_ids) >= TX_IDS_KEPT:  # the oldest goes: values of past heights
             del self._tx_ids[next(iter(self._tx_ids))]
         self._tx_ids[value_id] = tx_ids
+
+    def reconfiguration(self, height: int, value: Value) -> Reconfiguration | None:
+        block = common_pb2.Block.FromString(value.body)
+        if not is_config_block(block):
+            return None
+        config = ChannelConfig.from_block(block)
+        return Reconfiguration(config, validators_of(config), cut_rules(config))
