@@ -23,6 +23,7 @@ from medalliance.errors import (
 )
 from medalliance.identity.cryptogen import load_signer
 from medalliance.identity.signing import Signer
+from medalliance.identity.verified import VERIFIED
 from medalliance.ledger.block import header_hash, new_block
 from medalliance.ledger.commit_certificate import precommit_bytes, write_certificate
 from medalliance.ledger.tx import new_signed_proposal, new_transaction_payload, sign_envelope
@@ -123,6 +124,31 @@ def endorsed_envelope(network: EmbeddedNetwork, msp: str, visit: str) -> tuple[b
     responses = [p.endorse(signed, now=network.now()) for p in endorsers]
     payload = new_transaction_payload(responses[0].proposal, [r.response for r in responses])
     return sign_envelope(payload, client.signer), tx_id
+
+
+def test_a_peer_does_not_verify_its_own_endorsement_again(network: EmbeddedNetwork) -> None:
+    """The endorsement a peer signs is remembered (identity/verified.py), so its validation at
+    commit makes no second ECDSA verification; the same signature over a tampered payload is
+    verified and refused."""
+    client = network.client("HospCMSP")
+    signed, _ = new_signed_proposal(
+        client.signer,
+        channel_id="alliance",
+        chaincode="visit",
+        args=[b"RegisterVisit", b"V-own", PATIENT.encode(), b"HospCMSP"],
+        nonce=os.urandom(24),
+        timestamp_ms=int(network.now().timestamp() * 1000),
+    )
+    peer = network.endorsers_for("alliance", "visit")[0]
+    response = peer.endorse(signed, now=network.now()).response
+    endorsement, payload = response.endorsement, response.payload
+    msps = peer.channel("alliance").config.msps
+    endorser = msps.deserialize(endorsement.endorser, at=network.now())
+    before = VERIFIED.verified
+    assert endorser.verify(endorsement.signature, payload + endorsement.endorser)
+    assert VERIFIED.verified == before
+    assert not endorser.verify(endorsement.signature, payload + b"!" + endorsement.endorser)
+    assert VERIFIED.verified == before + 1
 
 
 def deliver_raw_block(network: EmbeddedNetwork, envelopes: list[bytes]) -> list[int]:
