@@ -23,6 +23,7 @@ service and endorsers check freshness against their clocks when the transaction 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -476,11 +477,19 @@ def _application_policy_satisfied(
     data: bytes, endorsements: Sequence[SignedData], config: ChannelPolicies, at: dt.datetime
 ) -> bool:
     """A serialized peer.ApplicationPolicy: a signature policy or a channel policy reference."""
-    policy = policy_pb2.ApplicationPolicy()
-    policy.ParseFromString(data)
+    policy = _parsed_application_policy(bytes(data))
     if policy.HasField("signature_policy"):
         return evaluate_signature_policy(policy.signature_policy, endorsements, config.msps, at=at)
     return config.evaluate_policy(policy.channel_config_policy_reference, endorsements, at=at)
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_application_policy(data: bytes) -> policy_pb2.ApplicationPolicy:
+    """Parsed once per distinct policy (each transaction of a contract carries the same); keyed
+    by the bytes, so a changed definition is parsed afresh. Callers only read the message."""
+    policy = policy_pb2.ApplicationPolicy()
+    policy.ParseFromString(data)
+    return policy
 
 
 def _check_event(data: bytes, chaincode: str) -> None:
