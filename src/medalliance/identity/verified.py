@@ -28,7 +28,9 @@ from medalliance.identity.signing import Signer
 if TYPE_CHECKING:
     from medalliance.identity.msp import Identity
 
-MAX_ENTRIES = 8192  # a few blocks' worth of transactions, each with a handful of signatures
+# A few blocks' worth: a gateway peer enters about five signatures per transaction at Endorse and
+# Submit and reuses some when the block commits, seconds later at several hundred tx/s.
+MAX_ENTRIES = 16384
 
 
 class VerifiedSignatures:
