@@ -104,29 +104,3 @@ def test_a_commit_whose_caller_is_cancelled_completes(
     asyncio.run(cancelled())
     assert channel.height == height + 1
     assert channel.store.tx_location(tx_id) is not None
-
-
-def test_a_proposal_arriving_during_a_commit_is_simulated_on_the_new_block(
-    network: EmbeddedNetwork, held: HeldFsync
-) -> None:
-    """A client that saw the block committed on another peer endorses here next (the last
-    lifecycle approval, then the commit): this peer's endorsement waits for the block it is
-    committing, as it did when commits held the event loop."""
-    peer = network.peers_of("alliance")[0]
-    channel = peer.channel("alliance")
-    block, tx_id = next_block(network, channel, "V-settle")
-
-    async def endorse_during_commit() -> bool:
-        await peer.settled("alliance")  # nothing under way: at once
-        commit = asyncio.create_task(channel.commit_async(block))
-        await held.wait_entered()
-        waiting = asyncio.create_task(peer.settled("alliance"))
-        await asyncio.sleep(0)  # let it start: it must be waiting on the commit
-        assert not waiting.done()
-        held.release.set()
-        await waiting
-        seen = channel.store.tx_location(tx_id) is not None
-        await commit
-        return seen
-
-    assert asyncio.run(endorse_during_commit())

@@ -173,7 +173,7 @@ class PeerChannel:
 
     async def settle(self) -> None:
         """Wait until a commit under way (`commit_async`) has completed or failed."""
-        if self._completing is not None and not self._completing.done():
+        if self._completing is not None:
             await asyncio.gather(self._completing, return_exceptions=True)
 
     async def _sync_and_complete(self, staged: _Staged) -> BlockResult:

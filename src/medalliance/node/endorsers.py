@@ -66,7 +66,6 @@ class LocalEndorser:
             self._observe(proposal.channel_id, proposal.chaincode_name, success, seconds)
 
     async def _process(self, proposal: ProposalView) -> proposal_response_pb2.ProposalResponse:
-        await self._peer.settled(proposal.channel_id)  # simulate on a block already received
         now = self._now()
         if outside_time_window(proposal.header.timestamp_ms, now):
             raise EndorserRefused(

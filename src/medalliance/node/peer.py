@@ -149,14 +149,6 @@ class Peer:
         self.reconcile_private(channel.channel_id)
         return result
 
-    async def settled(self, channel_id: str) -> None:
-        """Wait for a block this peer is committing on the channel (if any) to complete: a
-        proposal that arrives after the block did is simulated on the block's state, as when
-        commits held the event loop (a client that saw the block committed on another peer
-        endorses here next, e.g. the last lifecycle approval, then the commit)."""
-        if channel_id in self._channels:
-            await self._channels[channel_id].settle()
-
     def reconcile_private(self, channel_id: str) -> int:
         """Fetch missed private data from other member peers; how many gaps were filled."""
         channel = self.channel(channel_id)
