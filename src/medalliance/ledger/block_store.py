@@ -30,7 +30,6 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 from fabric_protos.common import common_pb2
 
@@ -95,7 +94,6 @@ class PendingBlock:
     offset: int
     length: int
     created: bool = False
-    handle: BinaryIO | None = None  # the record's file, open from `write` to `sync`
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,17 +349,18 @@ class BlockStore:
             pending = PendingBlock(block, tx_ids, path, file_index, size, len(record))
             with self._undo(pending):
                 pending.created = not path.exists()
-                pending.handle = path.open("ab")  # kept open for `sync`
-                pending.handle.write(record)
-                pending.handle.flush()
+                with path.open("ab") as f:
+                    f.write(record)
             self._pending = pending
             return pending
 
     def sync(self, pending: PendingBlock) -> None:
         with self._undo(pending):
-            assert pending.handle is not None
-            os.fsync(pending.handle.fileno())
-            pending.handle.close()
+            fd = os.open(pending.path, os.O_RDONLY)
+            try:
+                os.fsync(fd)  # the file's data, whichever descriptor wrote it
+            finally:
+                os.close(fd)
             if pending.created:
                 fsync_directory(self._dir)
 
@@ -380,8 +379,6 @@ class BlockStore:
             # later append would bury mid-file (rollback of a partial write or of the index).
             with self._lock:
                 self._pending = None
-                if pending.handle is not None:
-                    pending.handle.close()
                 if pending.path.exists():
                     _truncate(pending.path, pending.offset)
             raise
