@@ -21,7 +21,6 @@ previous hash), the channel's config block as of N, and its tx index holds the s
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
@@ -81,19 +80,6 @@ class SnapshotBase:
     last_hash: bytes  # the header hash of block first_block - 1
     previous_hash: bytes  # that block's previous hash, as the snapshot recorded it
     config_block: bytes = field(repr=False)  # the channel's config block as of the snapshot
-
-
-@dataclass(slots=True)
-class PendingBlock:
-    """A block whose record `BlockStore.write` wrote and `finish` has not indexed yet."""
-
-    block: common_pb2.Block
-    ids: Sequence[str] | None
-    path: Path
-    file: int
-    offset: int
-    length: int
-    created: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +183,6 @@ class BlockStore:
         self._last_hash = b""
         self._file_index = 0
         self._base: SnapshotBase | None = None
-        self._pending: PendingBlock | None = None
         self._load_tip()
 
     @classmethod
@@ -311,20 +296,8 @@ class BlockStore:
         wrong previous hash or data hash. `tx_ids` (one per envelope, "" where none) spares
         re-parsing the envelopes when the caller already has them.
         """
-        pending = self.write(block, tx_ids)
-        self.sync(pending)
-        self.finish(pending)
-
-    def write(self, block: common_pb2.Block, tx_ids: Sequence[str] | None = None) -> PendingBlock:
-        """`append` in three steps, for a caller that waits for the fsync elsewhere (a peer's
-        event loop, in a worker thread): `write` checks the block and writes its record, which
-        no reader sees yet; `sync` fsyncs it (any thread); `finish` indexes it, and only then
-        does it count. One block at a time: `PreconditionFailed` while another is pending. A
-        step that fails cuts the record off again, as `append` does."""
         with self._lock:
             number = int(block.header.number)
-            if self._pending is not None:
-                raise PreconditionFailed(f"block {number} cannot follow a block being stored")
             if number != self._height:
                 raise PreconditionFailed(f"block {number} cannot follow height {self._height}")
             if bytes(block.header.previous_hash) != self._last_hash:
@@ -346,42 +319,22 @@ class BlockStore:
             if size and size + len(record) > FILE_SIZE_MAX:
                 file_index, size = file_index + 1, 0
                 path = self._dir / _file_name(file_index)
-            pending = PendingBlock(block, tx_ids, path, file_index, size, len(record))
-            with self._undo(pending):
-                pending.created = not path.exists()
+            created = not path.exists()
+            try:
                 with path.open("ab") as f:
                     f.write(record)
-            self._pending = pending
-            return pending
-
-    def sync(self, pending: PendingBlock) -> None:
-        with self._undo(pending):
-            fd = os.open(pending.path, os.O_RDONLY)
-            try:
-                os.fsync(fd)  # the file's data, whichever descriptor wrote it
-            finally:
-                os.close(fd)
-            if pending.created:
-                fsync_directory(self._dir)
-
-    def finish(self, pending: PendingBlock) -> None:
-        with self._lock, self._undo(pending):
-            self._index(pending.block, pending.file, pending.offset, pending.length, pending.ids)
-            self._file_index = pending.file
-            self._pending = None
-
-    @contextlib.contextmanager
-    def _undo(self, pending: PendingBlock) -> Iterator[None]:
-        try:
-            yield
-        except BaseException:
-            # The caller is told the block was not stored: leave no record behind that a
-            # later append would bury mid-file (rollback of a partial write or of the index).
-            with self._lock:
-                self._pending = None
-                if pending.path.exists():
-                    _truncate(pending.path, pending.offset)
-            raise
+                    f.flush()
+                    os.fsync(f.fileno())
+                if created:
+                    fsync_directory(self._dir)
+                self._index(block, file_index, size, len(record), tx_ids)
+            except BaseException:
+                # The caller is told the block was not stored: leave no record behind that a
+                # later append would bury mid-file (rollback of a partial write or of the index).
+                if path.exists():
+                    _truncate(path, size)
+                raise
+            self._file_index = file_index
 
     def _index(
         self,

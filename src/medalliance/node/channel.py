@@ -9,7 +9,6 @@ database transaction.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ from medalliance.ledger.block import (
     verify_chain_link,
 )
 from medalliance.ledger.block_signature import block_time
-from medalliance.ledger.block_store import BlockStore, PendingBlock
+from medalliance.ledger.block_store import BlockStore
 from medalliance.ledger.channel_config import ChannelConfig
 from medalliance.ledger.config_update import check_config_transaction, is_config_block
 from medalliance.ledger.mvcc import metadata_writes_of, writes_of
@@ -73,7 +72,6 @@ class PeerChannel:
         self._state = state
         self.config = config
         self._listeners: list[CommitListener] = []
-        self._completing: asyncio.Future[BlockResult] | None = None
         self.private: CollectionStore | None = None  # this peer's private data of the channel
 
     @classmethod
@@ -156,32 +154,6 @@ class PeerChannel:
 
     def commit(self, block: common_pb2.Block) -> BlockResult:
         """Verify, validate and commit the next block; raises and changes nothing if it is bad."""
-        staged = self._stage(block)
-        self._store.sync(staged.pending)
-        return self._complete(staged)
-
-    async def commit_async(self, block: common_pb2.Block) -> BlockResult:
-        """`commit`, waiting for the block file's fsync in a worker thread so that the event
-        loop serves other requests meanwhile. Nothing of the block shows before it is durable:
-        its index rows, state, private data and listeners (CommitStatus answers) follow the
-        fsync, in `commit`'s order; the store takes one block at a time."""
-        staged = self._stage(block)
-        # Shielded: a caller cancelled while the fsync runs does not leave the block written
-        # but not indexed; the commit completes (`settle` waits for it).
-        self._completing = asyncio.ensure_future(self._sync_and_complete(staged))
-        return await asyncio.shield(self._completing)
-
-    async def settle(self) -> None:
-        """Wait until a commit under way (`commit_async`) has completed or failed."""
-        if self._completing is not None:
-            await asyncio.gather(self._completing, return_exceptions=True)
-
-    async def _sync_and_complete(self, staged: _Staged) -> BlockResult:
-        await asyncio.to_thread(self._store.sync, staged.pending)
-        return self._complete(staged)
-
-    def _stage(self, block: common_pb2.Block) -> _Staged:
-        """Check and validate the block, and write its record (not yet durable nor visible)."""
         number = int(block.header.number)
         if number != self._store.height:
             raise PreconditionFailed(
@@ -209,14 +181,7 @@ class PeerChannel:
                 is_committed_tx=self._store.contains_tx,
             )
         set_transactions_filter(block, result.codes)
-        pending = self._store.write(block, [t.tx_id for t in result.txs])
-        return _Staged(block, result, new_config, pending)
-
-    def _complete(self, staged: _Staged) -> BlockResult:
-        """Index the durable block, then apply its state and private data and tell listeners."""
-        block, result, new_config = staged.block, staged.result, staged.new_config
-        number = int(block.header.number)
-        self._store.finish(staged.pending)
+        self._store.append(block, [t.tx_id for t in result.txs])
         self._apply(number, result.txs)
         if self.private is not None:
             committed = [(t.tx_num, t.tx_id, t.hashed) for t in result.txs if t.code == VALID]
@@ -368,16 +333,6 @@ def namespace_policy(state: StateReader, namespace: str) -> NamespacePolicy | No
         active=not definition.deregistered,
         collections=committed_collections(state, namespace),
     )
-
-
-@dataclass(frozen=True, slots=True)
-class _Staged:
-    """A validated block whose record is written, between `_stage` and `_complete`."""
-
-    block: common_pb2.Block
-    result: BlockResult
-    new_config: configtx_pb2.Config | None
-    pending: PendingBlock
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ import asyncio
 import collections
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -124,7 +124,7 @@ class OrdererLink:
         self,
         channel_id: str,
         height: Callable[[], int],
-        on_block: Callable[[common_pb2.Block], Awaitable[None] | None],
+        on_block: Callable[[common_pb2.Block], None],
     ) -> None:
         """Receive the channel's blocks from `height()` on, forever, switching node on failure,
         on a bad block, and when the node falls silent while another has blocks we lack."""
@@ -147,9 +147,7 @@ class OrdererLink:
                         break
                     if response.block.header.number < height():
                         continue  # already have it (a reconnect overlaps)
-                    outcome = on_block(response.block)
-                    if outcome is not None:  # a peer's commit awaits its fsync
-                        await outcome
+                    on_block(response.block)
                     attempt = 0
                     self._source = index
             except asyncio.CancelledError:

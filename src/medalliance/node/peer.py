@@ -142,13 +142,6 @@ class Peer:
         self.reconcile_private(channel.channel_id)
         return result
 
-    async def deliver_async(self, block: common_pb2.Block) -> BlockResult:
-        """`deliver`, the block file's fsync awaited in a worker thread (`commit_async`)."""
-        channel = self.channel(block_channel_id(block))
-        result = await channel.commit_async(block)
-        self.reconcile_private(channel.channel_id)
-        return result
-
     def reconcile_private(self, channel_id: str) -> int:
         """Fetch missed private data from other member peers; how many gaps were filled."""
         channel = self.channel(channel_id)

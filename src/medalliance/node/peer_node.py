@@ -193,10 +193,9 @@ class PeerNode:
     def endorsing_orgs(self) -> frozenset[str]:
         return frozenset(o.msp_id for o in self.layout.config.organizations if o.endorsing)
 
-    async def commit(self, block: common_pb2.Block) -> None:
-        """Commit a pulled block, its fsync awaited off the event loop (`commit_async`)."""
+    def commit(self, block: common_pb2.Block) -> None:
         started = time.perf_counter()
-        result = await self.peer.deliver_async(block)
+        result = self.peer.deliver(block)
         seconds = time.perf_counter() - started
         channel_id = block_channel_id(block)
         config = len(block.data.data) == 1 and is_config_block(block)  # config blocks hold one
@@ -374,8 +373,6 @@ class PeerNode:
             task.cancel()
         self.end_subscriptions()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for channel_id in self.channels:  # a commit under way completes before the close
-            await self.peer.channel(channel_id).settle()
         await self.collection_link.close()
         if self.private_data is not None:
             self.private_data.close()
