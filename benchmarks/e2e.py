@@ -77,9 +77,9 @@ def run(txs: int, clients: int, orderers: int, console: Console) -> None:
             peers_before = peer_counters(layout)
             cpu_before = cpu_by_role(layout)
             committed = measure(layout, txs, clients, console)
+            report_peers(peers_before, peer_counters(layout), committed, console)
             report_cpu(cpu_before, cpu_by_role(layout), committed, console)
             report_ordering(before, ordering_counters(layout), console)
-            report_peers(peers_before, peer_counters(layout), committed, console)
         finally:
             launcher.down(layout)
 
