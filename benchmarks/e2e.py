@@ -74,8 +74,10 @@ def run(txs: int, clients: int, orderers: int, console: Console) -> None:
             for s in sessions.values():
                 s.close()
             before = ordering_counters(layout)
+            peers_before = peer_counters(layout)
             cpu_before = cpu_by_role(layout)
             committed = measure(layout, txs, clients, console)
+            report_peers(peers_before, peer_counters(layout), committed, console)
             report_cpu(cpu_before, cpu_by_role(layout), committed, console)
             report_ordering(before, ordering_counters(layout), committed, console)
         finally:
@@ -205,6 +207,32 @@ def report_ordering(
             f"consensus.wal per ordering node: {appends / blocks / len(after):.1f} fsyncs per "
             f"block, {written / committed / len(after):.0f} bytes per committed transaction"
         )
+
+
+def peer_counters(layout: NetworkLayout) -> dict[str, dict[str, int]]:
+    """Per peer: ECDSA verifications made and answered from memory so far (from /status)."""
+    return {
+        row["organization"]: row["signatures"]
+        for row in launcher.status(layout)
+        if row["role"] == "peer" and "signatures" in row
+    }
+
+
+def report_peers(
+    before: dict[str, dict[str, int]],
+    after: dict[str, dict[str, int]],
+    committed: int,
+    console: Console,
+) -> None:
+    if not committed or not after:
+        return
+    parts = ", ".join(
+        f"{msp} {(a['verified'] - before[msp]['verified']) / committed:.2f} "
+        f"({(a['reused'] - before[msp]['reused']) / committed:.2f} answered from memory)"
+        for msp, a in sorted(after.items())
+        if msp in before
+    )
+    console.print(f"peer ECDSA verifications per committed transaction: {parts}")
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ from medalliance.errors import (
 )
 from medalliance.identity.cryptogen import load_signer
 from medalliance.identity.signing import Signer
+from medalliance.identity.verified import VERIFIED
 from medalliance.ledger.block import header_hash, new_block
 from medalliance.ledger.commit_certificate import precommit_bytes, write_certificate
 from medalliance.ledger.tx import new_signed_proposal, new_transaction_payload, sign_envelope
@@ -109,20 +110,44 @@ def test_transfers_of_different_assets_never_conflict(network: EmbeddedNetwork) 
     assert {holder.status("alliance", tx).code for tx in txs} == {CODE.Value("VALID")}
 
 
-def endorsed_envelope(network: EmbeddedNetwork, msp: str, visit: str) -> tuple[bytes, str]:
-    client = network.client(msp)
-    signed, tx_id = new_signed_proposal(
-        client.signer,
+def visit_proposal(
+    network: EmbeddedNetwork, signer: Signer, visit: str, hospital: str
+) -> tuple[proposal_pb2.SignedProposal, str]:
+    return new_signed_proposal(
+        signer,
         channel_id="alliance",
         chaincode="visit",
-        args=[b"RegisterVisit", visit.encode(), PATIENT.encode(), msp.encode()],
+        args=[b"RegisterVisit", visit.encode(), PATIENT.encode(), hospital.encode()],
         nonce=os.urandom(24),
         timestamp_ms=int(network.now().timestamp() * 1000),
     )
+
+
+def endorsed_envelope(network: EmbeddedNetwork, msp: str, visit: str) -> tuple[bytes, str]:
+    client = network.client(msp)
+    signed, tx_id = visit_proposal(network, client.signer, visit, msp)
     endorsers = network.endorsers_for("alliance", "visit")
     responses = [p.endorse(signed, now=network.now()) for p in endorsers]
     payload = new_transaction_payload(responses[0].proposal, [r.response for r in responses])
     return sign_envelope(payload, client.signer), tx_id
+
+
+def test_a_peer_does_not_verify_its_own_endorsement_again(network: EmbeddedNetwork) -> None:
+    """The endorsement a peer signs is remembered (identity/verified.py), so its validation at
+    commit makes no second ECDSA verification; the same signature over a tampered payload is
+    verified and refused."""
+    client = network.client("HospCMSP")
+    signed, _ = visit_proposal(network, client.signer, "V-own", "HospCMSP")
+    peer = network.endorsers_for("alliance", "visit")[0]
+    response = peer.endorse(signed, now=network.now()).response
+    endorsement, payload = response.endorsement, response.payload
+    msps = peer.channel("alliance").config.msps
+    endorser = msps.deserialize(endorsement.endorser, at=network.now())
+    before = VERIFIED.verified
+    assert endorser.verify(endorsement.signature, payload + endorsement.endorser)
+    assert VERIFIED.verified == before
+    assert not endorser.verify(endorsement.signature, payload + b"!" + endorsement.endorser)
+    assert VERIFIED.verified == before + 1
 
 
 def deliver_raw_block(network: EmbeddedNetwork, envelopes: list[bytes]) -> list[int]:
@@ -214,14 +239,7 @@ def test_a_tampered_signature_or_policy_failure_is_recorded_invalid(
         network.broadcast("alliance", parsed.SerializeToString())
     # Endorsed only by the secondary hospital, which the policy does not accept.
     client = network.client("HospCMSP")
-    signed, _ = new_signed_proposal(
-        client.signer,
-        channel_id="alliance",
-        chaincode="visit",
-        args=[b"RegisterVisit", b"V-6", PATIENT.encode(), b"HospCMSP"],
-        nonce=os.urandom(24),
-        timestamp_ms=int(network.now().timestamp() * 1000),
-    )
+    signed, _ = visit_proposal(network, client.signer, "V-6", "HospCMSP")
     secondary = next(p for p in network.peers if p.msp_id == "HospCMSP")
     endorsed = secondary.endorse(signed, now=network.now())
     weak = sign_envelope(

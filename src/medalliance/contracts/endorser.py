@@ -40,6 +40,7 @@ from medalliance.errors import (
 )
 from medalliance.identity.msp import Identity
 from medalliance.identity.policy import SignedData
+from medalliance.identity.verified import remember_own_signature
 from medalliance.ledger.signed_header import check_signed_header
 from medalliance.ledger.state import StateReader
 from medalliance.ledger.tx import (
@@ -154,6 +155,7 @@ class Endorser:
                 rwset=result.rwset,
                 event=result.event,
             )
+            self._remember_own(response.endorsement, response.payload, channel, now)
             # Outside the signed payload, as in Fabric: the key-level policies the writes must
             # satisfy, so that the gateway can extend its plan to the organisations they name.
             response.interest.CopyFrom(
@@ -161,6 +163,22 @@ class Endorser:
             )
             add_collection_calls(response.interest, result.rwset)
         return Endorsed(proposal, result, response)
+
+    def _remember_own(
+        self,
+        endorsement: proposal_response_pb2.Endorsement,
+        payload: bytes,
+        channel: ChannelView,
+        now: dt.datetime,
+    ) -> None:
+        """Spare this peer's validation of the block carrying this endorsement a second ECDSA
+        verification of the signature it has just made (identity/verified.py)."""
+        try:
+            own = channel.config.msps.deserialize(endorsement.endorser, at=now)
+        except MedallianceError:
+            return  # not a valid identity of the channel: validation refuses it, as it must
+        message = payload + endorsement.endorser
+        remember_own_signature(own, self._signer, endorsement.signature, message)
 
     def _callee(self, name: str, channel: ChannelView) -> Contract | None:
         """A contract another contract may call: committed, active, not the lifecycle."""

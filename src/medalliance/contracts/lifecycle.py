@@ -98,7 +98,15 @@ class ChaincodeDefinition:
 def committed_definition(reader: StateReader, name: str) -> ChaincodeDefinition | None:
     """The committed definition of contract `name` in `reader`'s state, if any."""
     versioned = reader.get(LIFECYCLE_NAMESPACE, _definition_key(name))
-    return None if versioned is None else ChaincodeDefinition.from_json(versioned.value)
+    return None if versioned is None else _definition(bytes(versioned.value))
+
+
+@functools.lru_cache(maxsize=256)
+def _definition(data: bytes) -> ChaincodeDefinition:
+    """Parsed once per distinct committed value (the gateway, the endorser and validation each
+    ask per transaction): keyed by the bytes themselves, so an upgrade, which commits new
+    bytes, is never answered from an older definition."""
+    return ChaincodeDefinition.from_json(data)
 
 
 def committed_collections(reader: StateReader, name: str) -> Mapping[str, Collection]:

@@ -15,6 +15,7 @@ regulator deciding for itself or for a secondary hospital it supervises).
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
@@ -46,6 +47,16 @@ def plan_endorsers(
     `members` are the channel's organisations, for a policy that references the channel's
     default. Raises `PreconditionFailed` when no combination of candidates can satisfy it.
     """
+    return _plan_endorsers(bytes(application_policy), tuple(candidates), tuple(members))
+
+
+# Plans and requirements are pure functions of the policy's bytes and the organisations: kept
+# per distinct arguments (every endorsement of a contract asks the same), so a new definition or
+# channel configuration, which changes them, is planned afresh. Failures are not kept.
+@functools.lru_cache(maxsize=256)
+def _plan_endorsers(
+    application_policy: bytes, candidates: tuple[str, ...], members: tuple[str, ...]
+) -> tuple[str, ...]:
     policy = policy_pb2.ApplicationPolicy()
     policy.ParseFromString(application_policy)
     if policy.WhichOneof("Type") == "signature_policy":
@@ -81,6 +92,11 @@ def signature_requirement(envelope: policies_pb2.SignaturePolicyEnvelope) -> Req
 
 def application_requirement(application_policy: bytes, members: Sequence[str]) -> Requirement:
     """A contract's policy; a channel policy reference means a majority of `members`."""
+    return _application_requirement(bytes(application_policy), tuple(members))
+
+
+@functools.lru_cache(maxsize=256)
+def _application_requirement(application_policy: bytes, members: tuple[str, ...]) -> Requirement:
     policy = policy_pb2.ApplicationPolicy()
     policy.ParseFromString(application_policy)
     if policy.WhichOneof("Type") == "signature_policy":

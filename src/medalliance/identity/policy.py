@@ -221,6 +221,7 @@ def evaluate_signature_policy(
     msps: MspManager,
     *,
     at: dt.datetime,
+    compiled: bool | None = None,
 ) -> bool:
     """Whether the valid, distinct signers of `signed` satisfy the policy (Fabric's algorithm).
 
@@ -228,9 +229,10 @@ def evaluate_signature_policy(
     bad signatures are dropped first (`SignatureSetToValidIdentities`); then the rule runs
     greedily with one `used` flag per identity (`cauthdsl.compile`). An envelope Fabric would
     refuse to compile (version ≠ 0, a rule without type, an index out of range) is never
-    satisfied. Never raises for bad signatures or identities.
+    satisfied (`compiled`: that verdict when the caller keeps it). Never raises for bad
+    signatures or identities.
     """
-    if not compiles(envelope):
+    if not (compiles(envelope) if compiled is None else compiled):
         return False
     return identities_satisfy(envelope, valid_signers(signed, msps, at=at), msps)
 

@@ -295,6 +295,7 @@ def genesis_block(defn: ChannelDefinition, *, timestamp_ms: int) -> common_pb2.B
 @dataclass(frozen=True, slots=True)
 class _Policy:
     envelope: Any = None  # a SignaturePolicyEnvelope, or None for ImplicitMeta
+    compiles: bool = False  # the envelope compiles (Fabric's rules), decided once per config
     sub_policy: str = ""
     rule: ImplicitRule = "ANY"
 
@@ -437,7 +438,7 @@ class ChannelConfig:
         policy = self._policies[path]
         if policy.envelope is not None:
             envelope = policy.envelope
-            return compiles(envelope) and identities_satisfy(envelope, signers(), self.msps)
+            return policy.compiles and identities_satisfy(envelope, signers(), self.msps)
         group = path.rsplit("/", 1)[0]
         sub_paths = [f"{group}/{name}/{policy.sub_policy}" for name in self._subgroups[group]]
         # Lazily, so that evaluation stops once the rule is decided (ANY: the first organisation
@@ -470,7 +471,7 @@ def _index(
         policy = group.policies[name].policy
         if policy.type == _SIGNATURE:
             envelope = _parse(policies_pb2.SignaturePolicyEnvelope(), policy.value)
-            policies[f"{path}/{name}"] = _Policy(envelope=envelope)
+            policies[f"{path}/{name}"] = _Policy(envelope=envelope, compiles=compiles(envelope))
         elif policy.type == _IMPLICIT:
             meta = _parse(policies_pb2.ImplicitMetaPolicy(), policy.value)
             rule = policies_pb2.ImplicitMetaPolicy.Rule.Name(meta.rule)

@@ -23,6 +23,7 @@ service and endorsers check freshness against their clocks when the transaction 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -33,7 +34,7 @@ from fabric_protos.peer import policy_pb2
 from google.protobuf.message import DecodeError
 
 from medalliance.identity.msp import MspManager
-from medalliance.identity.policy import SignedData, evaluate_signature_policy
+from medalliance.identity.policy import SignedData, compiles, evaluate_signature_policy
 from medalliance.ledger.mvcc import MvccTx, check_block, metadata_writes_of, writes_of
 from medalliance.ledger.private_hashing import HashedCollection, parse_hashed
 from medalliance.ledger.signed_header import HeaderRejected, check_signed_header
@@ -476,11 +477,23 @@ def _application_policy_satisfied(
     data: bytes, endorsements: Sequence[SignedData], config: ChannelPolicies, at: dt.datetime
 ) -> bool:
     """A serialized peer.ApplicationPolicy: a signature policy or a channel policy reference."""
+    policy, compiled = _parsed_application_policy(bytes(data))
+    if policy.HasField("signature_policy"):
+        envelope = policy.signature_policy
+        return evaluate_signature_policy(
+            envelope, endorsements, config.msps, at=at, compiled=compiled
+        )
+    return config.evaluate_policy(policy.channel_config_policy_reference, endorsements, at=at)
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_application_policy(data: bytes) -> tuple[policy_pb2.ApplicationPolicy, bool]:
+    """Parsed, with whether its signature policy compiles, once per distinct policy (each
+    transaction of a contract has the same); keyed by the bytes, so a changed definition is
+    parsed afresh. Callers only read the message."""
     policy = policy_pb2.ApplicationPolicy()
     policy.ParseFromString(data)
-    if policy.HasField("signature_policy"):
-        return evaluate_signature_policy(policy.signature_policy, endorsements, config.msps, at=at)
-    return config.evaluate_policy(policy.channel_config_policy_reference, endorsements, at=at)
+    return policy, compiles(policy.signature_policy)
 
 
 def _check_event(data: bytes, chaincode: str) -> None:

@@ -220,6 +220,11 @@ def status(layout: NetworkLayout, organization: str | None = None) -> list[dict[
                 "channels": channels,
                 **({"consensus": answer["consensus"]} if answer and "consensus" in answer else {}),
                 **({"integrity": answer["integrity"]} if answer and "integrity" in answer else {}),
+                **(
+                    {"signatures": answer["signatures"]}
+                    if answer and "signatures" in answer
+                    else {}
+                ),
             }
         )
     return rows + ca_launcher.status(layout, organization)  # the Fabric CAs, role `ca`

@@ -45,6 +45,28 @@ def test_the_smallest_satisfying_set_in_preference_order(
     assert plan_endorsers(policy(text), candidates, ["A", "B", "C"]) == expected
 
 
+def test_plans_follow_the_policy_the_candidates_and_the_members() -> None:
+    """Plans are kept per (policy bytes, candidates, members): a new definition, an unreachable
+    organisation or a new member is planned afresh, and a failure is never kept."""
+    members = ["A", "B", "C"]
+    assert plan_endorsers(policy("OR('A.peer', 'B.peer')"), ["A", "B"], members) == ("A",)
+    assert plan_endorsers(policy("AND('A.peer', 'B.peer')"), ["A", "B"], members) == ("A", "B")
+    assert plan_endorsers(policy("OR('A.peer', 'B.peer')"), ["B", "A"], members) == ("B",)
+    for _ in range(2):
+        with pytest.raises(PreconditionFailed):
+            plan_endorsers(policy("AND('A.peer', 'B.peer')"), ["A"], members)
+    assert plan_endorsers(reference(), ["A", "B", "C"], members) == ("A", "B")
+    assert plan_endorsers(reference(), ["A", "B", "C", "D", "E"], [*members, "D", "E"]) == (
+        "A",
+        "B",
+        "C",
+    )
+    three = application_requirement(reference(), members)
+    five = application_requirement(reference(), [*members, "D", "E"])
+    assert three(["A", "B"])
+    assert not five(["A", "B"])
+
+
 @pytest.mark.parametrize(
     ("text", "candidates"),
     [

@@ -13,7 +13,8 @@ from tests.conftest import NOW, Org
 from medalliance.errors import InvalidIdentity
 from medalliance.identity.msp import MspManager
 from medalliance.identity.policy import decide_implicit_meta, evaluate_implicit_meta
-from medalliance.identity.verified import VERIFIED, VerifiedSignatures
+from medalliance.identity.signing import Signer
+from medalliance.identity.verified import VERIFIED, VerifiedSignatures, remember_own_signature
 
 MESSAGE = b"a transaction payload"
 
@@ -60,6 +61,45 @@ def test_an_expired_certificate_fails_though_its_signature_is_remembered(
     assert msps.deserialize(signer.serialized_identity, at=NOW).verify(signature, MESSAGE)
     with pytest.raises(InvalidIdentity):
         msps.deserialize(signer.serialized_identity, at=NOW + dt.timedelta(days=3))
+
+
+def test_an_own_signature_is_remembered_without_a_verification(org1: Org, msps: MspManager) -> None:
+    """A peer's own endorsement, remembered when it signs, is not verified again at commit."""
+    peer = org1.signer("peer0", ou="peer")
+    identity = msps.deserialize(peer.serialized_identity, at=NOW)
+    signature = peer.sign(MESSAGE)
+    assert remember_own_signature(identity, peer, signature, MESSAGE)
+    before = VERIFIED.verified
+    assert identity.verify(signature, MESSAGE)
+    assert VERIFIED.verified == before
+
+
+def test_an_own_signature_covers_only_the_bytes_signed(org1: Org, msps: MspManager) -> None:
+    """The hostile member reuses the peer's remembered endorsement over other bytes, or forges
+    one in the peer's name: each is verified, and refused."""
+    peer = org1.signer("peer1", ou="peer")
+    identity = msps.deserialize(peer.serialized_identity, at=NOW)
+    signature = peer.sign(MESSAGE)
+    remember_own_signature(identity, peer, signature, MESSAGE)
+    before = VERIFIED.verified
+    assert not identity.verify(signature, MESSAGE + b" with one more write")
+    assert not identity.verify(org1.signer("mallory").sign(MESSAGE), MESSAGE)
+    assert not identity.verify(signature[:-1] + bytes([signature[-1] ^ 1]), MESSAGE)
+    assert VERIFIED.verified == before + 3
+
+
+def test_a_signer_whose_key_is_not_the_identitys_is_not_remembered(
+    org1: Org, msps: MspManager
+) -> None:
+    """A signer holding another key than its certificate's (a misconfigured peer) signs what
+    would not verify: nothing is remembered, and the signature fails when checked."""
+    peer = org1.signer("peer2", ou="peer")
+    identity = msps.deserialize(peer.serialized_identity, at=NOW)
+    wrong_key = Signer(peer.msp_id, peer.cert_pem, org1.signer("other", ou="peer").private_key)
+    signature = wrong_key.sign(MESSAGE)
+    assert not remember_own_signature(identity, wrong_key, signature, MESSAGE)
+    assert not remember_own_signature(identity, object(), signature, MESSAGE)
+    assert not identity.verify(signature, MESSAGE)
 
 
 def test_only_successes_are_kept_and_the_table_is_bounded() -> None:

@@ -86,3 +86,20 @@ def test_a_torn_block_after_a_snapshot_is_cut_off_on_reopening(tmp_path: Path) -
     with BlockStore.open(tmp_path) as store:
         assert store.height == 5
     assert (tmp_path / FIRST_FILE).stat().st_size == size
+
+
+def test_only_the_snapshot_base_is_committed_with_an_fsync(tmp_path: Path) -> None:
+    """Blocks' index rows are rebuilt from the fsynced files after a lost commit, so they are
+    committed without an fsync; the snapshot's base, in no block file, is committed with one."""
+    blocks = chain(6)
+    with BlockStore.open(tmp_path) as store:
+        db = store._db
+        assert db.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
+        seen: list[str] = []
+        db.set_trace_callback(seen.append)
+        store.start_from_snapshot(_base(blocks, 3), [])
+        db.set_trace_callback(None)
+        full, commit = seen.index("PRAGMA synchronous=FULL"), seen.index("COMMIT")
+        assert full < commit < seen.index("PRAGMA synchronous=NORMAL")
+        assert db.execute("PRAGMA synchronous").fetchone() == (1,)
+        store.append(blocks[4])

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from fabric_protos.common import common_pb2
+from fabric_protos.common import common_pb2, policies_pb2
 from fabric_protos.ledger.rwset import rwset_pb2
 from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
 from fabric_protos.peer import policy_pb2
@@ -129,11 +129,19 @@ def envelope(client: Signer, peers: dict[str, Signer], rw: Rw, endorsers: str) -
     return sign_envelope(new_transaction_payload(proposal, responses), client)
 
 
-def validate(orgs: dict[str, Org], state: SqliteState, envelopes: Sequence[bytes]) -> BlockResult:
+def validate(
+    orgs: dict[str, Org],
+    state: SqliteState,
+    envelopes: Sequence[bytes],
+    contract_policy: str | policies_pb2.SignaturePolicyEnvelope = CC_POLICY,
+) -> BlockResult:
     block = common_pb2.Block()
     block.header.number = 2
     block.data.data.extend(envelopes)
-    policy = policy_pb2.ApplicationPolicy(signature_policy=parse_policy(CC_POLICY))
+    envelope = (
+        parse_policy(contract_policy) if isinstance(contract_policy, str) else contract_policy
+    )
+    policy = policy_pb2.ApplicationPolicy(signature_policy=envelope)
     definition = NamespacePolicy(bytes(policy.SerializeToString()))
     return validate_block(
         block,
@@ -182,6 +190,23 @@ def test_key_level_endorsement_rules(
     assert result.codes == (code,), result.txs[0].reason
     if code == FAILURE:
         assert "endorsement policy" in result.txs[0].reason
+
+
+def test_a_stricter_contract_policy_applies_to_the_next_block_at_once(
+    orgs: dict[str, Org], peers: dict[str, Signer], client: Signer, state: SqliteState
+) -> None:
+    """Parsed policies are kept per distinct bytes: after an upgrade to a stricter policy, the
+    hostile member's transaction endorsed for the old one is refused, and the old policy, if it
+    comes back, applies again."""
+    tx = envelope(client, peers, Rw({"free": b"x"}), "AB")
+    strict = "AND('AMSP.peer', 'BMSP.peer', 'CMSP.peer')"
+    assert validate(orgs, state, [tx]).codes == (VALID,)
+    assert validate(orgs, state, [tx], contract_policy=strict).codes == (FAILURE,)
+    assert validate(orgs, state, [tx]).codes == (VALID,)
+    broken = parse_policy("OR('AMSP.peer', 'BMSP.peer')")
+    broken.rule.n_out_of.rules[0].signed_by = 7  # no principal 7: Fabric does not compile it
+    for _ in range(2):  # the verdict kept for these bytes is the refusal
+        assert validate(orgs, state, [tx], contract_policy=broken).codes == (FAILURE,)
 
 
 def test_a_policy_that_does_not_decode_is_never_satisfied(

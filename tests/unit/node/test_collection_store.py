@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fabric_protos.common import common_pb2
 from fabric_protos.ledger.rwset import rwset_pb2
 from tests.unit.contracts.fakes import DictState
 
@@ -70,3 +71,34 @@ def test_transient_sets_are_bounded_per_transaction(tmp_path: Path) -> None:
     assert store.put_transient("t", b"\x00")  # a replay of a held set
     assert len(store.transient("t")) == 4
     store.close()
+
+
+def test_a_block_drops_the_transient_sets_of_its_transactions_only(tmp_path: Path) -> None:
+    """Whether a committed transaction wrote private data or not, its transient sets go at
+    commit (a flood pushed under its id included); another transaction's stay."""
+    store = CollectionStore.open(tmp_path / "c.db", "AMSP")
+    hashed, real = simulated(b"value")
+    txp = rwset_pb2.TxPvtReadWriteSet()
+    txp.ns_pvt_rwset.add(namespace="cc").collection_pvt_rwset.add(
+        collection_name="shared", rwset=real
+    )
+    sets = (("t", txp.SerializeToString()), ("public", b"pushed"), ("later", b"pending"))
+    for tx_id, data in sets:
+        assert store.put_transient(tx_id, data)
+    block = common_pb2.Block()
+    block.header.number = 1
+    store.apply_block(
+        block, lambda ns: {"shared": SHARED}, [(0, "t", (hashed,)), (1, "public", ())]
+    )
+    assert (store.transient("t"), store.transient("public")) == ([], [])
+    assert store.transient("later") == [b"pending"]
+    held = store.get_private("cc", "shared", "k")
+    assert held is not None
+    assert held.value == b"value"
+    assert store.savepoint == 1
+    # a commit lost to a power failure is a savepoint behind: the store applies it again alike
+    store.close()
+    reopened = CollectionStore.open(tmp_path / "c.db", "AMSP")
+    assert reopened.savepoint == 1
+    assert reopened._db.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
+    reopened.close()
