@@ -20,7 +20,6 @@ Fabric ignores values it does not know, so the block stays readable by Fabric to
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -430,9 +429,14 @@ class ChannelConfig:
             raise UnknownPolicy(self.channel_id, path)
         # The signatures are checked once for all sub-policies: an ImplicitMeta policy over n
         # organisations would otherwise verify each of them n times (same answer, n x the cost).
-        return self._evaluate(
-            path, functools.cache(lambda: valid_signers(signed, self.msps, at=at))
-        )
+        found: list[list[Identity]] = []  # a memo: functools.cache costs more per call
+
+        def signers() -> list[Identity]:
+            if not found:
+                found.append(valid_signers(signed, self.msps, at=at))
+            return found[0]
+
+        return self._evaluate(path, signers)
 
     def _evaluate(self, path: str, signers: Callable[[], list[Identity]]) -> bool:
         policy = self._policies[path]
