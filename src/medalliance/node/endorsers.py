@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 from collections.abc import Awaitable, Callable
@@ -17,6 +18,10 @@ from medalliance.ledger.tx import ProposalView, outside_time_window
 from medalliance.node.peer import Peer
 
 ENDORSE_TIMEOUT_S = 15.0
+# How long a proposal waits for a connection that is not up: past the longest reconnect back-off
+# (network/tls.py, 2 s), so a peer that restarted is reached, while a dead one costs this, not
+# ENDORSE_TIMEOUT_S, on every proposal that would have gone to it.
+CONNECT_TIMEOUT_S = 3.0
 # (channel, chaincode, success, seconds) of each proposal this peer answered: node/metrics.py
 ProposalObserver = Callable[[str, str, bool, float], None]
 
@@ -95,6 +100,7 @@ class RemoteEndorser:
     def __init__(self, msp_id: str, address: str, channel: grpc.aio.Channel) -> None:
         self._msp_id = msp_id
         self._address = address
+        self._channel = channel
         self._stub = peer_pb2_grpc.EndorserStub(channel)
 
     @property
@@ -108,6 +114,13 @@ class RemoteEndorser:
     async def process_proposal(
         self, signed: proposal_pb2.SignedProposal, proposal: ProposalView
     ) -> proposal_response_pb2.ProposalResponse:
+        if self._channel.get_state(try_to_connect=True) != grpc.ChannelConnectivity.READY:
+            try:
+                await asyncio.wait_for(self._channel.channel_ready(), CONNECT_TIMEOUT_S)
+            except TimeoutError:
+                raise ConnectionError(
+                    f"no connection to {self._address} within {CONNECT_TIMEOUT_S:g} s"
+                ) from None
         try:
             response: proposal_response_pb2.ProposalResponse = await self._stub.ProcessProposal(
                 signed, timeout=ENDORSE_TIMEOUT_S, wait_for_ready=True
