@@ -5,8 +5,9 @@ are decided by the Tendermint-style protocol of `consensus/` (docs/consensus.md)
 channel by `BftChannel`, and stored with their commit certificate before they are served.
 Ordering nodes talk to each other over mutual TLS through `medalliance.Consensus`: `Step`
 carries consensus messages, `Forward` passes admitted transactions on so that any proposer can
-order them. Both are batched per consenter in a binary body (`consenter_batches.py`). Only a consenter of the channel may call either: its client TLS certificate must be
-one of the channel's consenter mapping (`consenter_auth.py`); anyone else gets
+order them. Both are batched per consenter in a binary body (`consenter_batches.py`). Only a
+consenter of the channel may call either: its client TLS certificate must be one of the
+channel's consenter mapping (`consenter_auth.py`); anyone else gets
 PERMISSION_DENIED. As in Fabric (General.Cluster.ListenPort), one server listens on two ports:
 the client port (AtomicBroadcast, server-only TLS: Fabric's SDKs send no client certificate) and
 the cluster port (mutual TLS), which the consenter mapping names; a consensus call that arrives

@@ -10,6 +10,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
+from tests.unit.node.test_bft_channel_supervision import until
 
 from medalliance.errors import InvalidArgument
 from medalliance.node import consenter_batches
@@ -111,12 +112,8 @@ class Targets:
 
 
 async def settled(batches: Batches) -> None:
-    """Until no call is being sent (bounded: the test fails rather than hangs)."""
-    for _ in range(1000):
-        await asyncio.sleep(0)
-        if not batches._tasks:
-            return
-    raise AssertionError("the batches never settled")
+    """Until no call is being sent (with a deadline: the test fails rather than hangs)."""
+    await until(lambda: not batches._tasks, "no call is being sent")
 
 
 @run
@@ -137,12 +134,11 @@ async def test_what_arrives_while_a_call_is_in_flight_goes_in_the_next_one() -> 
     targets.held["o1"] = asyncio.Event()
     batches = Batches(targets.call)
     batches.push(["o1"], "ch", [b"first"])
-    await asyncio.sleep(0)
-    assert targets.to("o1") == [[b"first"]]  # idle: sent at once
+    await until(lambda: targets.to("o1") == [[b"first"]], "the first call is made")  # idle: at once
     for i in range(3):
         batches.push(["o1"], "ch", [b"later%d" % i])
-    await asyncio.sleep(0)
-    assert len(targets.calls) == 1  # one call in flight per target
+    assert batches.queued("o1") == 3  # one call in flight per target: the rest wait for it
+    assert len(targets.calls) == 1
     targets.held["o1"].set()
     await settled(batches)
     assert targets.to("o1") == [[b"first"], [b"later0", b"later1", b"later2"]]
@@ -178,10 +174,10 @@ async def test_a_failing_or_stuck_target_holds_up_nobody_else() -> None:
     targets.held["stuck"] = asyncio.Event()
     batches = Batches(targets.call)
     batches.push(["dead", "stuck", "fine"], "ch", [b"one"])
-    await asyncio.sleep(0)
+    await until(lambda: len(targets.calls) == 3 and batches.failed["dead"] == 1, "first calls")
     batches.push(["dead", "stuck", "fine"], "ch", [b"two"])
-    for _ in range(10):
-        await asyncio.sleep(0)
+    await until(lambda: batches.failed["dead"] == 2, "the dead target's second call failed")
+    await until(lambda: len(targets.to("fine")) == 2, "the fine target's second call")
     assert targets.to("fine") == [[b"one"], [b"two"]]
     assert targets.to("dead") == [[b"one"], [b"two"]]  # each failure counted, the next sent
     assert batches.failed["dead"] == 2
@@ -200,7 +196,7 @@ async def test_a_dead_targets_queue_is_bounded_and_drops_the_oldest(
     targets.held["slow"] = asyncio.Event()
     batches = Batches(targets.call)
     batches.push(["slow"], "ch", [b"in flight"])
-    await asyncio.sleep(0)
+    await until(lambda: targets.to("slow") == [[b"in flight"]], "the first call is in flight")
     flood = [b"tx%d" % i for i in range(QUEUE_COUNT_MAX + 100)]
     batches.push(["slow"], "ch", flood)
     assert batches.queued("slow") == QUEUE_COUNT_MAX
