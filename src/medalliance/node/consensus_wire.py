@@ -8,7 +8,8 @@ Signatures cover the canonical bytes of the consensus core (`consensus/messages.
 this encoding, so the encoding only has to be unambiguous and strict: a peer's bytes are
 hostile input, and anything malformed, oversized, truncated, followed by extra bytes, or of an
 unknown version or kind is an `InvalidArgument` before it reaches the core — no other exception
-escapes. JSON (first byte `{`) is the previous release's format, still read (`legacy_wire.py`).
+escapes. JSON (first byte `{`) is the previous release's format: its hard state is still read
+(`legacy_wire.py`), its messages are refused (every ordering node is upgraded together).
 
 A hard state names its values (locked, valid, proposed) by id only: their block bodies are
 written to the log once (`hard_state_log.py`) and handed back to `decode_hard_state`.
@@ -83,7 +84,10 @@ def decode(data: bytes) -> Message:
     if len(data) > MAX_MESSAGE_BYTES:
         raise InvalidArgument(f"consensus message of {len(data)} bytes is too large")
     if data[:1] == _JSON:
-        return legacy_wire.decode(data)
+        raise InvalidArgument(
+            "a JSON consensus message, the format of the previous release: upgrade every "
+            "ordering node of the network together"
+        )
     return _strictly(data, "malformed consensus message", lambda r: _read_message(r, None))
 
 

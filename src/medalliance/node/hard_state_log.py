@@ -11,9 +11,10 @@ the log grows past `COMPACT_BYTES` it is rewritten with only the last state and 
 refers to (write, fsync, rename, fsync folder).
 
 On opening, a torn tail — a record cut short or failing its CRC at the end of the file, or
-only zero bytes where the file grew, as a crash in the middle of a write leaves it — is cut off: the state before it, whose bodies were
-fsync'd with or before it, is current. Damage before the tail is not a crash artefact: the node
-refuses to start rather than fall back to an older state (amnesia).
+only zero bytes where the file grew, as a crash in the middle of a write leaves it — is cut
+off: the state before it, whose bodies were fsync'd with or before it, is current. Damage
+before the tail is not a crash artefact: the node refuses to start rather than fall back to an
+older state (amnesia).
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
-"""The JSON consensus encoding of the previous release, read-only: kept for one release.
+"""The JSON hard state of the previous release, read-only: kept for one release.
 
 Ordering nodes upgraded in place keep their `consensus.wal`, whose last record may be a JSON
-hard state, and during a rolling upgrade the not-yet-upgraded nodes still send JSON messages.
-Both are read here (first byte `{`); nothing writes JSON any more. Remove this module in the
-release after next, once every node has written a binary record (consensus-design.md).
+hard state (first byte `{`): it is read here; nothing writes JSON any more. JSON messages are
+not read: the batched `Step` body already refuses an older node's call, so the ordering nodes
+of a network are upgraded together. Remove this module in the release after next, once every
+node has written a binary record.
 
 As strict as the binary decoder: anything malformed raises `InvalidArgument`.
 """
@@ -29,13 +30,6 @@ from medalliance.errors import InvalidArgument
 
 _VOTE_KINDS = {"prevote": Kind.PREVOTE, "precommit": Kind.PRECOMMIT}
 _FAILURES = (ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError)
-
-
-def decode(data: bytes) -> Message:
-    try:
-        return _parse_message(json.loads(data))
-    except _FAILURES as exc:
-        raise InvalidArgument(f"malformed consensus message ({type(exc).__name__})") from None
 
 
 def decode_hard_state(data: bytes) -> HardState:

@@ -153,10 +153,9 @@ def _json_vote(vote: Vote) -> dict[str, object]:
     }  # fmt: skip
 
 
-def test_a_json_message_of_the_previous_release_is_read() -> None:
-    assert decode(json.dumps(_json_vote(PREVOTE)).encode()) == PREVOTE
-    doc = {"t": "status", "channel": "ch", "height": 5, "round": 1000, "from": "orderer1"}
-    assert decode(json.dumps(doc).encode()) == Status("ch", 5, 1000, "orderer1", b"")
+def test_a_json_message_of_the_previous_release_is_refused_with_what_to_do() -> None:
+    with pytest.raises(InvalidArgument, match="upgrade every ordering node"):
+        decode(json.dumps(_json_vote(PREVOTE)).encode())
 
 
 def test_a_json_hard_state_of_the_previous_release_is_read() -> None:
@@ -191,10 +190,12 @@ def test_a_json_hard_state_of_the_previous_release_is_read() -> None:
          "a decision without certificate", "deep nesting"],
 )  # fmt: skip
 def test_hostile_json_is_refused(doc: bytes) -> None:
-    with pytest.raises(InvalidArgument, match="malformed consensus message"):
-        decode(doc)
     with pytest.raises(InvalidArgument, match="unreadable consensus hard state"):
         decode_hard_state(doc, {})
+    sent_by_hand = b'{"height": 5, "round": 0, "step": 0, "lockedRound": -1, "lockedValue": null,'
+    sent_by_hand += b' "validRound": -1, "validValue": null, "validPol": [], "lastSigned": null,'
+    with pytest.raises(InvalidArgument, match="unreadable consensus hard state"):
+        decode_hard_state(sent_by_hand + b' "sent": [' + doc + b"]}", {})
 
 
 # --- fuzz: nothing but InvalidArgument, whatever the bytes ---------------------------------------
