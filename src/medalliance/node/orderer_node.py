@@ -5,9 +5,10 @@ are decided by the Tendermint-style protocol of `consensus/` (docs/consensus.md)
 channel by `BftChannel`, and stored with their commit certificate before they are served.
 Ordering nodes talk to each other over mutual TLS through `medalliance.Consensus`: `Step`
 carries consensus messages, `Forward` passes admitted transactions on so that any proposer can
-order them. Both are batched per consenter in a binary body (`consenter_batches.py`). Only a
-consenter of the channel may call either: its client TLS certificate must be one of the
-channel's consenter mapping (`consenter_auth.py`); anyone else gets
+order them. Both are batched per consenter in a binary body (`consenter_batches.py`), each
+batch one message on a long-lived stream per (target, method) (`consenter_streams.py`). Only a
+consenter of the channel may send either: its client TLS certificate must be one of the
+channel's consenter mapping (`consenter_auth.py`), checked per message; anyone else gets
 PERMISSION_DENIED. As in Fabric (General.Cluster.ListenPort), one server listens on two ports:
 the client port (AtomicBroadcast, server-only TLS: Fabric's SDKs send no client certificate) and
 the cluster port (mutual TLS), which the consenter mapping names; a consensus call that arrives
@@ -23,7 +24,8 @@ import asyncio
 import functools
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import NoReturn
 
 import grpc
 from fabric_protos.common import common_pb2
@@ -48,6 +50,7 @@ from medalliance.node.config import OrganizationConfig
 from medalliance.node.consensus_inbox import RefusalLog
 from medalliance.node.consenter_auth import consenter_of, msp_of
 from medalliance.node.consenter_batches import Batches, MalformedBatch, decode
+from medalliance.node.consenter_streams import STREAMS_PER_CALLER_MAX, Streams
 from medalliance.node.material import (
     NodeMaterial,
     consensus_endpoint,
@@ -62,7 +65,6 @@ log = logging.getLogger(__name__)
 
 ORDERER_READERS = "/Channel/Readers"
 CONSENSUS_SERVICE = "medalliance.Consensus"
-PEER_CALL_TIMEOUT_S = 2.0
 Status = common_pb2.Status
 
 
@@ -81,7 +83,9 @@ class OrdererNode:
         self._peers: dict[str, tuple[str, str]] = {}  # consenter name -> (endpoint, MSP id)
         self._known = consensus_endpoints(layout)  # the network folder's ordering nodes
         self._links: dict[str, grpc.aio.Channel] = {}
-        self._stubs: dict[tuple[str, str], grpc.aio.UnaryUnaryMultiCallable] = {}
+        self._streams = Streams(CONSENSUS_SERVICE, self._link)
+        self.open_streams: Counter[str] = Counter()  # consenter streams being served, by caller
+        self._serving: set[asyncio.Task[object]] = set()  # their tasks, ended on shutdown
         self._batches = {  # what is sent to the other consenters, by method
             method: Batches(functools.partial(self._rpc, method)) for method in ("Step", "Forward")
         }
@@ -160,6 +164,7 @@ class OrdererNode:
             "consenterCalls": {  # batched calls to the other consenters (consenter_batches.py)
                 **{method: batches.status() for method, batches in self._batches.items()},
                 "malformed": dict(self.malformed),
+                "streams": {"opened": self._streams.opened, "open": dict(self.open_streams)},
             },
         }
 
@@ -181,10 +186,13 @@ class OrdererNode:
         reading blocks from it should switch to another one now."""
         for channel in self.channels.values():
             channel.feed.close()
+        for task in list(self._serving):  # the other consenters' streams to this node
+            task.cancel()
 
     async def stop(self) -> None:
         for batches in self._batches.values():
             await batches.close()
+        self._streams.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -199,38 +207,59 @@ class OrdererNode:
 
     def _consensus_handler(self) -> grpc.GenericRpcHandler:
         methods = {
-            "Step": grpc.unary_unary_rpc_method_handler(
-                self._step_rpc, request_deserializer=_raw, response_serializer=_raw
-            ),
-            "Forward": grpc.unary_unary_rpc_method_handler(
-                self._forward_rpc, request_deserializer=_raw, response_serializer=_raw
-            ),
+            method: grpc.stream_unary_rpc_method_handler(
+                functools.partial(self._stream, method, handle),
+                request_deserializer=_raw,
+                response_serializer=_raw,
+            )
+            for method, handle in (("Step", self._step_rpc), ("Forward", self._forward_rpc))
         }
         return grpc.method_handlers_generic_handler(CONSENSUS_SERVICE, methods)
 
-    async def _step_rpc(self, data: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        channel, caller, messages = await self._batch_call("Step", data, context)
-        for message in messages:
-            channel.receive(message, caller)
+    async def _stream(
+        self,
+        method: str,
+        handle: Callable[[BftChannel, str, list[bytes]], Awaitable[None]],
+        requests: AsyncIterator[bytes],
+        context: grpc.aio.ServicerContext,
+    ) -> bytes:
+        """A consenter's stream of batches (consenter_streams.py), each checked and handled as
+        it arrives; ends when the caller ends it, or refused as a call was."""
+        pem = await self._client_certificate(method, context)
+        caller = await self._stream_caller(method, pem, context)
+        task = asyncio.current_task()
+        assert task is not None
+        self.open_streams[caller] += 1
+        self._serving.add(task)
+        try:
+            async for data in requests:
+                await handle(*await self._batch_call(method, data, pem, context))
+        finally:
+            self._serving.discard(task)
+            self.open_streams[caller] -= 1
+            if not self.open_streams[caller]:
+                del self.open_streams[caller]
         return b""
 
-    async def _forward_rpc(self, data: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    async def _step_rpc(self, channel: BftChannel, caller: str, messages: list[bytes]) -> None:
+        for message in messages:
+            channel.receive(message, caller)
+
+    async def _forward_rpc(self, channel: BftChannel, caller: str, envelopes: list[bytes]) -> None:
         """Transactions another consenter admitted: admitted here too, on their own merits."""
-        channel, _, envelopes = await self._batch_call("Forward", data, context)
         for envelope in envelopes:
             try:
                 channel.submit(envelope, forward=False)
             except MedallianceError:
                 continue  # a duplicate, or not admissible here: the sender's problem
-        return b""
 
     async def _batch_call(
-        self, method: str, data: bytes, context: grpc.aio.ServicerContext
+        self, method: str, data: bytes, pem: bytes, context: grpc.aio.ServicerContext
     ) -> tuple[BftChannel, str, list[bytes]]:
-        """The channel, the consenter calling and the items of its batch; aborts with
-        INVALID_ARGUMENT (counted) for a malformed body."""
+        """The channel, the consenter sending and the items of one message's batch; aborts
+        with INVALID_ARGUMENT (counted) for a malformed body."""
         channel_id, _, body = data.partition(b"\x00")
-        channel, caller = await self._consenter_call(method, channel_id, context)
+        channel, caller = await self._consenter_call(method, channel_id, pem, context)
         try:
             return channel, caller, decode(body)
         except MalformedBatch as exc:  # a consenter's bug (or worse): refused, counted
@@ -246,50 +275,84 @@ class OrdererNode:
             )
             raise AssertionError("abort returns only by raising") from None  # pragma: no cover
 
+    async def _client_certificate(self, method: str, context: grpc.aio.ServicerContext) -> bytes:
+        """The caller's client TLS certificate (PEM); aborts with PERMISSION_DENIED without one."""
+        pems = context.auth_context().get("x509_pem_cert")
+        if pems:
+            return bytes(pems[0])
+        # The client port asks for no certificate: refused before any lookup.
+        count = self._refusals.note("", method)
+        if count is not None:
+            log.warning(
+                "consensus call refused: no client certificate (client port)",
+                extra={"method": method, "count": count},
+            )
+        await context.abort(
+            grpc.StatusCode.PERMISSION_DENIED,
+            f"{CONSENSUS_SERVICE}/{method} is served on the ordering node's cluster port "
+            "with mutual TLS; this call came without a client TLS certificate (the client "
+            "port): dial the cluster port the channel's consenter mapping names",
+        )
+        raise AssertionError("abort returns only by raising")  # pragma: no cover
+
+    async def _stream_caller(
+        self, method: str, pem: bytes, context: grpc.aio.ServicerContext
+    ) -> str:
+        """The consenter opening a stream, by its name in some channel's consenter set; aborts
+        with PERMISSION_DENIED for anyone else, RESOURCE_EXHAUSTED beyond its open streams."""
+        found = (consenter_of(c.config.consenter_set, pem) for c in self.channels.values())
+        consenter = next((c for c in found if c is not None), None)
+        if consenter is None:
+            await self._refuse(method, "", pem, context)
+        name = consenter.name
+        if self.open_streams[name] >= STREAMS_PER_CALLER_MAX:
+            count = self._refusals.note(name, method, "streams")
+            if count is not None:
+                log.warning(
+                    "consensus stream refused: too many open",
+                    extra={"method": method, "peer": name, "count": count},
+                )
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"consenter {name[:64]!r} already holds {STREAMS_PER_CALLER_MAX} open streams "
+                f"to {CONSENSUS_SERVICE} on this ordering node; end one before opening another",
+            )
+        return name
+
     async def _consenter_call(
-        self, method: str, channel_id: bytes, context: grpc.aio.ServicerContext
+        self, method: str, channel_id: bytes, pem: bytes, context: grpc.aio.ServicerContext
     ) -> tuple[BftChannel, str]:
-        """The channel and the consenter calling; aborts with PERMISSION_DENIED unless the
+        """The channel and the consenter sending; aborts with PERMISSION_DENIED unless the
         caller's client TLS certificate is one of the channel's consenter set in force."""
         name = channel_id.decode("utf-8", "replace")
-        pems = context.auth_context().get("x509_pem_cert")
-        if not pems:  # the client port asks for no certificate: refused before any lookup
-            count = self._refusals.note("", method)
-            if count is not None:
-                log.warning(
-                    "consensus call refused: no client certificate (client port)",
-                    extra={"method": method, "count": count},
-                )
-            await context.abort(
-                grpc.StatusCode.PERMISSION_DENIED,
-                f"{CONSENSUS_SERVICE}/{method} is served on the ordering node's cluster port "
-                "with mutual TLS; this call came without a client TLS certificate (the client "
-                "port): dial the cluster port the channel's consenter mapping names",
-            )
-            raise AssertionError("abort returns only by raising")  # pragma: no cover
         channel = self.channels.get(name)
-        consenter = None if channel is None else consenter_of(channel.config.consenter_set, pems[0])
+        consenter = None if channel is None else consenter_of(channel.config.consenter_set, pem)
         if channel is None or consenter is None:
-            msp_id = msp_of(pems[0], self.tls.trusted)
-            count = self._refusals.note(msp_id, method)
-            if count is not None:
-                log.warning(
-                    "consensus call refused: not a consenter",
-                    extra={
-                        "method": method,
-                        "channel": name[:64],
-                        "msp_id": msp_id,
-                        "count": count,
-                    },
-                )
-            await context.abort(
-                grpc.StatusCode.PERMISSION_DENIED,
-                f"only the consenters of channel {name[:64]!r} on this ordering node may call "
-                f"{CONSENSUS_SERVICE}/{method}; the client TLS certificate presented (issued to "
-                f"{msp_id}) is not in the channel's consenter mapping",
-            )
-            raise AssertionError("abort returns only by raising")  # pragma: no cover
+            await self._refuse(method, name, pem, context)
         return channel, consenter.name
+
+    async def _refuse(
+        self, method: str, channel: str, pem: bytes, context: grpc.aio.ServicerContext
+    ) -> NoReturn:
+        """PERMISSION_DENIED for a certificate that is no consenter of `channel` ("": of any
+        channel of this node), logged sparingly."""
+        msp_id = msp_of(pem, self.tls.trusted)
+        count = self._refusals.note(msp_id, method)
+        if count is not None:
+            log.warning(
+                "consensus call refused: not a consenter",
+                extra={"method": method, "channel": channel[:64], "msp_id": msp_id, "count": count},
+            )
+        whose, mapping = (
+            (f"channel {channel[:64]!r}", "the channel's") if channel else ("a channel", "any")
+        )
+        await context.abort(
+            grpc.StatusCode.PERMISSION_DENIED,
+            f"only the consenters of {whose} on this ordering node may call "
+            f"{CONSENSUS_SERVICE}/{method}; the client TLS certificate presented (issued to "
+            f"{msp_id}) is not in {mapping} consenter mapping",
+        )
+        raise AssertionError("abort returns only by raising")  # pragma: no cover
 
     def _consenters(self, channel_id: str) -> list[str]:
         """The channel's other consenters, as its current configuration names them."""
@@ -308,29 +371,20 @@ class OrdererNode:
     def _forward(self, channel_id: str, envelopes: list[bytes]) -> None:
         self._batches["Forward"].push(self._consenters(channel_id), channel_id, envelopes)
 
+    def _link(self, target: str) -> grpc.aio.Channel:
+        """The gRPC channel to another consenter's cluster port, opened once."""
+        link = self._links.get(target)
+        if link is None:
+            mapped, msp_id = self._peers[target]
+            endpoint = consensus_endpoint(mapped, self._known.get(target))
+            link = self._links[target] = self.tls.channel(endpoint, target, msp_id)
+        return link
+
     async def _rpc(self, method: str, target: str, channel_id: str, body: bytes) -> bool:
-        """One call to another consenter; False (logged at debug) when it failed. Fire and
-        forget as far as the protocol goes: its own retransmission re-sends what is lost."""
-        call = self._stubs.get((target, method))
-        if call is None:
-            link = self._links.get(target)
-            if link is None:
-                mapped, msp_id = self._peers[target]
-                endpoint = consensus_endpoint(mapped, self._known.get(target))
-                link = self._links[target] = self.tls.channel(endpoint, target, msp_id)
-            call = self._stubs[target, method] = link.unary_unary(
-                f"/{CONSENSUS_SERVICE}/{method}",
-                request_serializer=_raw,
-                response_deserializer=_raw,
-            )
-        try:
-            await call(channel_id.encode() + b"\x00" + body, timeout=PEER_CALL_TIMEOUT_S)
-        except grpc.aio.AioRpcError as exc:
-            log.debug(
-                "consensus peer unreachable", extra={"peer": target, "reason": exc.code().name}
-            )
-            return False
-        return True
+        """One batch to another consenter, a message on its stream; False (logged at debug)
+        when it failed. Fire and forget as far as the protocol goes: its own retransmission
+        re-sends what is lost."""
+        return await self._streams.send(method, target, channel_id.encode() + b"\x00" + body)
 
 
 class BroadcastService(ab_pb2_grpc.AtomicBroadcastServicer):  # type: ignore[misc]
