@@ -103,16 +103,18 @@ async def until(predicate: Callable[[], bool], what: str) -> None:
 async def raw_stream(
     channel: grpc.aio.Channel, messages: Sequence[bytes], method: str = "Step"
 ) -> tuple[grpc.StatusCode, str]:
-    """Write `messages` on one stream, end it; the status the target ended it with."""
+    """Write `messages` on one stream, end it; the status the target ended it with. With no
+    messages, the stream stays open until the target ends it (a refusal before reading)."""
     call = channel.stream_unary(
         f"/{CONSENSUS_SERVICE}/{method}",
         request_serializer=lambda b: b,
         response_deserializer=lambda b: b,
-    )()
+    )(timeout=WAIT_S)
     try:
         for data in messages:
             await call.write(data)
-        await call.done_writing()
+        if messages:
+            await call.done_writing()
         await call
     except grpc.aio.AioRpcError as exc:
         return exc.code(), exc.details() or ""
@@ -182,7 +184,7 @@ def test_a_stream_without_a_client_certificate_is_refused_before_reading(
     async def scenario() -> None:
         async with serving(layout) as (node, received):
             async with link(layout, consenter_tls(layout), cluster=False) as channel:
-                code, details = await raw_stream(channel, [message([b"test-anonymous"])])
+                code, details = await raw_stream(channel, [])
             assert code == grpc.StatusCode.PERMISSION_DENIED
             assert "is served on the ordering node's cluster port" in details
             assert received == []
@@ -197,7 +199,7 @@ def test_a_members_certificate_is_refused_before_reading(layout: NetworkLayout) 
         member = tls_of(layout, folder, "server")
         async with serving(layout) as (node, received):
             async with link(layout, member) as channel:
-                code, details = await raw_stream(channel, [message([b"test-member"])])
+                code, details = await raw_stream(channel, [])
             assert code == grpc.StatusCode.PERMISSION_DENIED
             assert "may call medalliance.Consensus/Step" in details
             assert "is not in any consenter mapping" in details
@@ -214,7 +216,7 @@ def test_a_consenter_voted_out_mid_stream_is_refused_from_then_on(layout: Networ
                 f"/{CONSENSUS_SERVICE}/Step",
                 request_serializer=lambda b: b,
                 response_deserializer=lambda b: b,
-            )()
+            )(timeout=WAIT_S)
             await call.write(message([b"test-while-in"]))
             await until(lambda: received == [b"test-while-in"], "the first item handled")
             channel = node.channels[CHANNEL]
@@ -268,7 +270,7 @@ def test_a_consenter_opening_too_many_streams_is_refused_beyond_the_limit(
                 lambda: streams_of(node)["open"] == {SENDER: STREAMS_PER_CALLER_MAX},
                 "every stream open",
             )
-            code, details = await raw_stream(ch, [message([b"test-one-too-many"])])
+            code, details = await raw_stream(ch, [])
             assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert f"already holds {STREAMS_PER_CALLER_MAX} open streams" in details
             calls.pop().cancel()

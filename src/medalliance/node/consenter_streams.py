@@ -20,7 +20,7 @@ the receiver checks the caller against the consenter set of each message's chann
   unary call was: a lost consensus message by the protocol's retransmission
   (docs/consensus.md), a lost forward by the admitting node, which keeps the transaction
   pending until it is ordered and proposes it itself when its turn comes.
-- **The receiver's side** (`orderer_node.py`): a stream without a client certificate (the
+- **The receiver's side** (`consenter_gate.py`): a stream without a client certificate (the
   client port) or from a certificate that is no consenter of any channel is refused before
   anything is read; each message is checked against its channel's consenter set in force when
   it is handled; a malformed message ends the stream with INVALID_ARGUMENT; a caller holds at

@@ -23,9 +23,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import NoReturn
 
 import grpc
 from fabric_protos.common import common_pb2
@@ -47,10 +45,9 @@ from medalliance.network.tls import bind
 from medalliance.node.bft_channel import BftChannel
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.config import OrganizationConfig
-from medalliance.node.consensus_inbox import RefusalLog
-from medalliance.node.consenter_auth import consenter_of, msp_of
-from medalliance.node.consenter_batches import Batches, MalformedBatch, decode
-from medalliance.node.consenter_streams import STREAMS_PER_CALLER_MAX, Streams
+from medalliance.node.consenter_batches import Batches
+from medalliance.node.consenter_gate import ConsenterGate
+from medalliance.node.consenter_streams import Streams
 from medalliance.node.material import (
     NodeMaterial,
     consensus_endpoint,
@@ -84,13 +81,10 @@ class OrdererNode:
         self._known = consensus_endpoints(layout)  # the network folder's ordering nodes
         self._links: dict[str, grpc.aio.Channel] = {}
         self._streams = Streams(CONSENSUS_SERVICE, self._link)
-        self.open_streams: Counter[str] = Counter()  # consenter streams being served, by caller
         self._serving: set[asyncio.Task[object]] = set()  # their tasks, ended on shutdown
         self._batches = {  # what is sent to the other consenters, by method
             method: Batches(functools.partial(self._rpc, method)) for method in ("Step", "Forward")
         }
-        self.malformed: Counter[str] = Counter()  # malformed consensus call bodies, by caller
-        self._refusals = RefusalLog()  # refused consensus callers, logged sparingly
         self.metrics = OrdererMetrics(self._metric_status)
         data = m.data_dir / "ledgers"
         for spec in layout.config.channels:
@@ -118,6 +112,7 @@ class OrdererNode:
         others = [o for o in orderer_endpoints(layout) if o.host != self.host]
         self.link = OrdererLink(others, self.tls, self.signer, utc_now) if others else None
         self._tasks: list[asyncio.Task[None]] = []
+        self._gate = ConsenterGate(CONSENSUS_SERVICE, self.channels, self.tls.trusted)
 
     def channel(self, channel_id: str) -> BftChannel:
         try:
@@ -163,8 +158,8 @@ class OrdererNode:
             "problems": [p for c in self.channels.values() for p in c.problems()],
             "consenterCalls": {  # batched calls to the other consenters (consenter_batches.py)
                 **{method: batches.status() for method, batches in self._batches.items()},
-                "malformed": dict(self.malformed),
-                "streams": {"opened": self._streams.opened, "open": dict(self.open_streams)},
+                "malformed": dict(self._gate.malformed),
+                "streams": {"opened": self._streams.opened, "open": dict(self._gate.open_streams)},
             },
         }
 
@@ -225,20 +220,19 @@ class OrdererNode:
     ) -> bytes:
         """A consenter's stream of batches (consenter_streams.py), each checked and handled as
         it arrives; ends when the caller ends it, or refused as a call was."""
-        pem = await self._client_certificate(method, context)
-        caller = await self._stream_caller(method, pem, context)
+        gate = self._gate
+        pem = await gate.client_certificate(method, context)
+        caller = await gate.stream_caller(method, pem, context)
         task = asyncio.current_task()
         assert task is not None
-        self.open_streams[caller] += 1
+        gate.open_streams[caller] += 1
         self._serving.add(task)
         try:
             async for data in requests:
-                await handle(*await self._batch_call(method, data, pem, context))
+                await handle(*await gate.batch(method, data, pem, context))
         finally:
             self._serving.discard(task)
-            self.open_streams[caller] -= 1
-            if not self.open_streams[caller]:
-                del self.open_streams[caller]
+            gate.closed(caller)
         return b""
 
     async def _step_rpc(self, channel: BftChannel, caller: str, messages: list[bytes]) -> None:
@@ -252,107 +246,6 @@ class OrdererNode:
                 channel.submit(envelope, forward=False)
             except MedallianceError:
                 continue  # a duplicate, or not admissible here: the sender's problem
-
-    async def _batch_call(
-        self, method: str, data: bytes, pem: bytes, context: grpc.aio.ServicerContext
-    ) -> tuple[BftChannel, str, list[bytes]]:
-        """The channel, the consenter sending and the items of one message's batch; aborts
-        with INVALID_ARGUMENT (counted) for a malformed body."""
-        channel_id, _, body = data.partition(b"\x00")
-        channel, caller = await self._consenter_call(method, channel_id, pem, context)
-        try:
-            return channel, caller, decode(body)
-        except MalformedBatch as exc:  # a consenter's bug (or worse): refused, counted
-            self.malformed[caller] += 1
-            count = self._refusals.note(caller, method, "malformed")
-            if count is not None:
-                log.warning(
-                    "consensus call refused: malformed body",
-                    extra={"method": method, "peer": caller, "reason": str(exc), "count": count},
-                )
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, f"{CONSENSUS_SERVICE}/{method}: {exc}"
-            )
-            raise AssertionError("abort returns only by raising") from None  # pragma: no cover
-
-    async def _client_certificate(self, method: str, context: grpc.aio.ServicerContext) -> bytes:
-        """The caller's client TLS certificate (PEM); aborts with PERMISSION_DENIED without one."""
-        pems = context.auth_context().get("x509_pem_cert")
-        if pems:
-            return bytes(pems[0])
-        # The client port asks for no certificate: refused before any lookup.
-        count = self._refusals.note("", method)
-        if count is not None:
-            log.warning(
-                "consensus call refused: no client certificate (client port)",
-                extra={"method": method, "count": count},
-            )
-        await context.abort(
-            grpc.StatusCode.PERMISSION_DENIED,
-            f"{CONSENSUS_SERVICE}/{method} is served on the ordering node's cluster port "
-            "with mutual TLS; this call came without a client TLS certificate (the client "
-            "port): dial the cluster port the channel's consenter mapping names",
-        )
-        raise AssertionError("abort returns only by raising")  # pragma: no cover
-
-    async def _stream_caller(
-        self, method: str, pem: bytes, context: grpc.aio.ServicerContext
-    ) -> str:
-        """The consenter opening a stream, by its name in some channel's consenter set; aborts
-        with PERMISSION_DENIED for anyone else, RESOURCE_EXHAUSTED beyond its open streams."""
-        found = (consenter_of(c.config.consenter_set, pem) for c in self.channels.values())
-        consenter = next((c for c in found if c is not None), None)
-        if consenter is None:
-            await self._refuse(method, "", pem, context)
-        name = consenter.name
-        if self.open_streams[name] >= STREAMS_PER_CALLER_MAX:
-            count = self._refusals.note(name, method, "streams")
-            if count is not None:
-                log.warning(
-                    "consensus stream refused: too many open",
-                    extra={"method": method, "peer": name, "count": count},
-                )
-            await context.abort(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"consenter {name[:64]!r} already holds {STREAMS_PER_CALLER_MAX} open streams "
-                f"to {CONSENSUS_SERVICE} on this ordering node; end one before opening another",
-            )
-        return name
-
-    async def _consenter_call(
-        self, method: str, channel_id: bytes, pem: bytes, context: grpc.aio.ServicerContext
-    ) -> tuple[BftChannel, str]:
-        """The channel and the consenter sending; aborts with PERMISSION_DENIED unless the
-        caller's client TLS certificate is one of the channel's consenter set in force."""
-        name = channel_id.decode("utf-8", "replace")
-        channel = self.channels.get(name)
-        consenter = None if channel is None else consenter_of(channel.config.consenter_set, pem)
-        if channel is None or consenter is None:
-            await self._refuse(method, name, pem, context)
-        return channel, consenter.name
-
-    async def _refuse(
-        self, method: str, channel: str, pem: bytes, context: grpc.aio.ServicerContext
-    ) -> NoReturn:
-        """PERMISSION_DENIED for a certificate that is no consenter of `channel` ("": of any
-        channel of this node), logged sparingly."""
-        msp_id = msp_of(pem, self.tls.trusted)
-        count = self._refusals.note(msp_id, method)
-        if count is not None:
-            log.warning(
-                "consensus call refused: not a consenter",
-                extra={"method": method, "channel": channel[:64], "msp_id": msp_id, "count": count},
-            )
-        whose, mapping = (
-            (f"channel {channel[:64]!r}", "the channel's") if channel else ("a channel", "any")
-        )
-        await context.abort(
-            grpc.StatusCode.PERMISSION_DENIED,
-            f"only the consenters of {whose} on this ordering node may call "
-            f"{CONSENSUS_SERVICE}/{method}; the client TLS certificate presented (issued to "
-            f"{msp_id}) is not in {mapping} consenter mapping",
-        )
-        raise AssertionError("abort returns only by raising")  # pragma: no cover
 
     def _consenters(self, channel_id: str) -> list[str]:
         """The channel's other consenters, as its current configuration names them."""
