@@ -19,6 +19,7 @@ import pytest
 from tests.networks import REPO, cli, with_free_ports
 
 from medalliance.network.tls import MAX_MESSAGE_BYTES, NodeTls, server_options
+from medalliance.node import consenter_streams
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.config import NodeConfig
 from medalliance.node.consenter_batches import encode
@@ -284,5 +285,61 @@ def test_a_consenter_opening_too_many_streams_is_refused_beyond_the_limit(
             assert received == [b"test-in-turn"]
             for call in calls:
                 call.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_a_target_that_stops_reading_fails_the_write_after_the_timeout(
+    layout: NetworkLayout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A paused target (or a dead link not yet noticed) takes no more once flow control's
+    window is full: the write is given up, the stream cancelled, the next batch re-opens it."""
+    monkeypatch.setattr(consenter_streams, "WRITE_TIMEOUT_S", 0.5)
+
+    async def scenario() -> None:
+        opened: list[object] = []
+        stalled = asyncio.Event()
+
+        async def never_reads(requests: AsyncIterator[bytes], context: object) -> bytes:
+            opened.append(context)
+            await stalled.wait()  # holds the stream open, reading nothing
+            return b""
+
+        handler = grpc.method_handlers_generic_handler(
+            CONSENSUS_SERVICE,
+            {"Step": grpc.stream_unary_rpc_method_handler(never_reads, lambda b: b, lambda b: b)},
+        )
+        target_tls = tls_of(layout, layout.orderer_dir("OrdererMSP", "orderer0") / "tls", "server")
+        server = grpc.aio.server(options=server_options(MAX_MESSAGE_BYTES))
+        server.add_generic_rpc_handlers((handler,))
+        server.add_secure_port(
+            spec(layout, TARGET).cluster_endpoint,
+            grpc.ssl_server_credentials(
+                [(target_tls.key_pem, target_tls.cert_pem)],
+                root_certificates=target_tls.trusted["OrdererMSP"],
+                require_client_auth=True,
+            ),
+        )
+        await server.start()
+        tls = consenter_tls(layout)
+        try:
+            async with link(layout, tls) as channel:
+                streams = Streams(CONSENSUS_SERVICE, lambda _: channel)
+                big = message([b"test-" + b"x" * (1 << 20)])
+                results = []
+                for _ in range(64):  # at most 64 MiB before flow control must hold a write
+                    results.append(await streams.send("Step", TARGET, big))
+                    if not results[-1]:
+                        break
+                assert len(results) > 1  # some were taken before the window filled
+                assert results[-1] is False
+                assert all(results[:-1])
+                assert await streams.send("Step", TARGET, message([b"test-next"]))
+                await until(lambda: len(opened) == 2, "a second stream opened")
+                assert streams.opened == 2
+                streams.close()
+        finally:
+            stalled.set()
+            await server.stop(None)
 
     asyncio.run(scenario())
