@@ -6,7 +6,8 @@ Generates P-256 TLS and signing keys in a temporary folder (cryptogen, as `netwo
 does), starts a grpc.aio server process with generic bytes handlers (no protobuf work) and, one
 after the other, client processes (`protocol_floor_workers.py`) making 64 concurrent:
 unary calls from grpc.aio over mutual TLS (node to node), unary calls from threads with the
-SDK's sync channels over server TLS (as `benchmarks/e2e.py`'s load generator), request → answer
+SDK's sync channels over server TLS (as `benchmarks/e2e.py`'s load generator; again with all
+threads on one channel, for comparison), request → answer
 messages on long-lived bidi streams (Broadcast), and block messages pushed on one stream
 (Deliver). Each process's CPU (user + system, /proc) is read only while the measured calls run.
 Then ECDSA P-256 sign and verify with `identity/signing.py`, in this process.
@@ -14,7 +15,9 @@ Then ECDSA P-256 sign and verify with `identity/signing.py`, in this process.
 Prints CPU µs per call or message on each end, calls/s, and the floor per committed transaction
 computed from the parts (the formula is printed with it) against issue 15's ≤ 5 ms. With
 `--rounds N` each part is measured N times; the minimum and median are shown (the machine is
-shared: the minimum is the closest to the cost). Asserts nothing.
+shared: the minimum is the closest to the cost). `--plaintext` makes the same calls without
+TLS, to tell TLS's share; smaller `--request-bytes`/`--answer-bytes` tell the per-call part
+from the per-byte part. Asserts nothing.
 """
 
 from __future__ import annotations
@@ -66,7 +69,8 @@ def make_keys(folder: Path) -> Path:
     return generate_org(folder, spec, now=dt.datetime.now(dt.UTC))
 
 
-def start_server(org: Path) -> tuple[subprocess.Popen[str], int]:
+def start_server(org: Path) -> tuple[subprocess.Popen[str], list[int]]:
+    """The server process and its ports: with TLS, and without."""
     server = subprocess.Popen(
         [
             sys.executable,
@@ -84,7 +88,7 @@ def start_server(org: Path) -> tuple[subprocess.Popen[str], int]:
     if line[:1] != ["port"]:
         server.kill()
         raise SystemExit("the gRPC server process did not start")
-    return server, int(line[1])
+    return server, [int(p) for p in line[1:]]
 
 
 def measure(mode: str, org: Path, port: int, server_pid: int, args: argparse.Namespace) -> Part:
@@ -104,6 +108,7 @@ def measure(mode: str, org: Path, port: int, server_pid: int, args: argparse.Nam
             f"--request-bytes={args.request_bytes}",
             f"--answer-bytes={args.answer_bytes}",
             f"--block-bytes={args.block_bytes}",
+            *(["--plaintext"] if args.plaintext else []),
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -233,7 +238,9 @@ def report(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rounds", type=int, default=1, help="measure every part N times")
     parser.add_argument("--calls", type=int, default=4000, help="measured calls/messages per part")
     parser.add_argument("--blocks", type=int, default=1000, help="measured Deliver messages")
@@ -247,13 +254,17 @@ def main() -> None:
     )
     parser.add_argument("--verifications", type=float, default=16, help="ECDSA per transaction")
     parser.add_argument("--signatures", type=float, default=5, help="signatures per transaction")
+    parser.add_argument(
+        "--plaintext", action="store_true", help="gRPC without TLS, to see what TLS costs"
+    )
     parser.add_argument("--ecdsa-seconds", type=float, default=1.0, help="per ECDSA measurement")
     args = parser.parse_args()
     console = Console()
     rounds: list[tuple[dict[str, Part], float, float]] = []
     with tempfile.TemporaryDirectory(prefix="medalliance-floor-") as tmp:
         org = make_keys(Path(tmp))
-        server, port = start_server(org)
+        server, ports = start_server(org)
+        port = ports[1] if args.plaintext else ports[0]
         try:
             with Progress(console=console, transient=True) as progress:
                 task = progress.add_task("measuring", total=args.rounds * (len(PARTS) + 1))

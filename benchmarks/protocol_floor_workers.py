@@ -6,7 +6,8 @@ stdin/stdout, so that it reads each process's CPU counters only while the measur
 - `serve`: a grpc.aio server as our nodes make it (`SERVER_OPTIONS`, TLS from `network/tls.py`,
   a client certificate asked for but not required, as a peer does) with generic bytes handlers,
   no protobuf work. The first 4 bytes of a request give the answer's size (and for `Deliver`
-  the next 4 the number of messages), so one server serves every size.
+  the next 4 the number of messages), so one server serves every size. It also listens
+  without TLS, for `--plaintext`.
 - `call MODE`: warms up, prints `warm`, waits for `go`, makes the measured calls, prints
   `done <calls> <seconds>` and waits for stdin to close. Modes: `aio` (unary calls on one
   mutual-TLS grpc.aio channel, as node-to-node calls), `sync` (unary calls from threads, each
@@ -31,7 +32,7 @@ from typing import Any
 
 import grpc
 
-from medalliance.network.tls import SERVER_OPTIONS, NodeTls
+from medalliance.network.tls import CLIENT_OPTIONS, SERVER_OPTIONS, NodeTls
 from medalliance.sdk.gateway import _new_channel
 
 SERVICE = "floor.Floor"
@@ -80,8 +81,9 @@ async def serve(tls: NodeTls) -> None:
     )
     server.add_generic_rpc_handlers((handler,))
     port = server.add_secure_port("127.0.0.1:0", tls.server_credentials(require_client_auth=False))
+    plaintext = server.add_insecure_port("127.0.0.1:0")  # to tell TLS's share (`--plaintext`)
     await server.start()
-    print(f"port {port}", flush=True)
+    print(f"port {port} {plaintext}", flush=True)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -119,7 +121,8 @@ def _handshake(run: Callable[[int], object], warmup: int, calls: int) -> None:
 def call_sync(args: argparse.Namespace, tls_ca: bytes) -> None:
     endpoint = f"127.0.0.1:{args.port}"
     made = 1 if args.mode == "sync-shared" else args.concurrency
-    owned = [_new_channel(endpoint, tls_ca, args.server_name, None, None, ()) for _ in range(made)]
+    root = None if args.plaintext else tls_ca
+    owned = [_new_channel(endpoint, root, args.server_name, None, None, ()) for _ in range(made)]
     channels = [owned[i % made] for i in range(args.concurrency)]
     body = request(args.answer_bytes, args.request_bytes)
 
@@ -142,7 +145,12 @@ def call_sync(args: argparse.Namespace, tls_ca: bytes) -> None:
 
 
 async def call_aio(args: argparse.Namespace, tls: NodeTls) -> None:
-    channel = tls.channel(f"127.0.0.1:{args.port}", args.server_name, ORG)
+    endpoint = f"127.0.0.1:{args.port}"
+    channel = (
+        grpc.aio.insecure_channel(endpoint, options=CLIENT_OPTIONS)
+        if args.plaintext
+        else tls.channel(endpoint, args.server_name, ORG)
+    )
     loop = asyncio.get_running_loop()
 
     async def unary(calls: Calls) -> None:
@@ -189,6 +197,7 @@ def main() -> None:
     parser.add_argument("--tls-dir", type=Path, required=True, help="a node's tls/ folder")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--server-name", default="")
+    parser.add_argument("--plaintext", action="store_true", help="no TLS")
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=64)
