@@ -291,6 +291,11 @@ def genesis_block(defn: ChannelDefinition, *, timestamp_ms: int) -> common_pb2.B
 # --- parsing ---------------------------------------------------------------------------------
 
 
+# Signer sets whose policy verdicts a configuration remembers: a channel's writers are a few
+# dozen certificates; a member minting certificates only evicts entries.
+VERDICTS_KEPT = 1024
+
+
 @dataclass(frozen=True, slots=True)
 class _Policy:
     envelope: Any = None  # a SignaturePolicyEnvelope, or None for ImplicitMeta
@@ -316,6 +321,11 @@ class ChannelConfig:
     consenter_set: tuple[Consenter, ...]
     _policies: Mapping[str, _Policy] = field(repr=False)
     _subgroups: Mapping[str, tuple[str, ...]] = field(repr=False)
+    # (path, signers) → verdict of `satisfied_by`: a pure function of this configuration and the
+    # signers' certificates, never of time (their validity is their caller's to check each time).
+    _verdicts: dict[tuple[str, tuple[tuple[str, bytes], ...]], bool] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def application_msp_ids(self) -> tuple[str, ...]:
@@ -437,6 +447,23 @@ class ChannelConfig:
             return found[0]
 
         return self._evaluate(path, signers)
+
+    def satisfied_by(self, path: str, signers: Sequence[Identity]) -> bool:
+        """`evaluate_policy` for signers its caller has already validated: identities valid at
+        the time that matters, whose signatures verified (distinct; `valid_signers`' output).
+        The verdict is remembered per configuration for the last `VERDICTS_KEPT` signer sets,
+        keyed by the exact certificates (an identity's roles are its certificate's, read by
+        this configuration's MSPs). Raises `UnknownPolicy` for a bad path."""
+        if path not in self._policies:
+            raise UnknownPolicy(self.channel_id, path)
+        key = (path, tuple((s.msp_id, s.id_hash) for s in signers))
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            verdict = self._evaluate(path, lambda: list(signers))
+            if len(self._verdicts) >= VERDICTS_KEPT:  # the oldest goes
+                self._verdicts.pop(next(iter(self._verdicts)), None)
+            self._verdicts[key] = verdict
+        return verdict
 
     def _evaluate(self, path: str, signers: Callable[[], list[Identity]]) -> bool:
         policy = self._policies[path]
