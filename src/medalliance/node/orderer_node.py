@@ -34,6 +34,7 @@ from medalliance.errors import (
     MedallianceError,
     UnknownChannel,
 )
+from medalliance.identity.verified import VERIFIED
 from medalliance.ledger.block import parse_block
 from medalliance.ledger.block_store import BlockStore
 from medalliance.ledger.config_update import latest_config
@@ -161,6 +162,9 @@ class OrdererNode:
                 **{method: batches.status() for method, batches in self._batches.items()},
                 "malformed": dict(self.malformed),
             },
+            # every ECDSA verification of the process (transactions, Deliver seeks) and the
+            # checks answered from memory (identity/verified.py), as a peer shows them
+            "signatures": {"verified": VERIFIED.verified, "reused": VERIFIED.reused},
         }
 
     def _metric_status(self) -> dict[str, dict[str, object]]:
