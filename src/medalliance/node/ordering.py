@@ -29,13 +29,13 @@ _parsed: dict[bytes, EnvelopeView] = {}
 
 
 def parsed(envelope: bytes) -> EnvelopeView:
-    """`parse_envelope(envelope)`, parsed once per process for the last `PARSED_MAX` envelopes
+    """`parse_envelope(envelope)`, parsed once per process for up to `PARSED_MAX` envelopes
     that parsed (failures are not kept: they are cheap to redo and would only crowd the memo)."""
     view = _parsed.get(envelope)
     if view is None:
         view = parse_envelope(envelope)
-        if len(_parsed) >= PARSED_MAX:  # the oldest goes (dicts keep insertion order)
-            del _parsed[next(iter(_parsed))]
+        if len(_parsed) >= PARSED_MAX:  # start afresh: at worst the envelopes in flight are
+            _parsed.clear()  # parsed once more, and no thread can trip over an eviction
         _parsed[envelope] = view
     return view
 

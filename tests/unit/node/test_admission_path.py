@@ -20,6 +20,7 @@ from tests.unit.node.test_bft_channel_supervision import MEMBERS, genesis
 from medalliance.consensus.messages import Value
 from medalliance.consensus.replica import Submitted
 from medalliance.errors import BadSignature, InvalidIdentity, PermissionDenied
+from medalliance.identity.policy import SignedData
 from medalliance.identity.signing import Signer
 from medalliance.ledger.block import header_hash, new_block
 from medalliance.ledger.block_store import BlockStore
@@ -157,6 +158,12 @@ def test_the_writers_verdict_is_remembered_per_certificate(store: BlockStore) ->
     ):
         for _ in range(2):  # computed, then remembered
             assert config.satisfied_by(path, who) is expected
+    # evaluate_policy shares the memory, after checking signatures and validity each time
+    good = SignedData(b"m", CLIENT.serialized_identity, CLIENT.sign(b"m"))
+    assert config.evaluate_policy(WRITERS_POLICY, [good], at=NOW)
+    forged = SignedData(b"m", CLIENT.serialized_identity, CLIENT.sign(b"other"))
+    assert not config.evaluate_policy(WRITERS_POLICY, [forged], at=NOW)
+    assert not config.evaluate_policy(WRITERS_POLICY, [good], at=NOW + dt.timedelta(days=400))
     flood = [MEMBERS.signer(f"flood{i}") for i in range(3)]
     for signer in flood:
         config.satisfied_by(WRITERS_POLICY, (msps.deserialize(signer.serialized_identity, at=NOW),))
@@ -172,7 +179,7 @@ def test_the_parse_memo_is_bounded_and_keyed_by_exact_bytes(
     envelopes = [transaction(f"x{i}") for i in range(6)]
     for envelope in envelopes:
         rules.admit(envelope, NOW)
-    assert list(ordering._parsed) == envelopes[2:]  # the oldest went
+    assert list(ordering._parsed) == envelopes[4:]  # full at 4: started afresh
     assert rules.valid(store.height, proposal(store, envelopes))  # parsed again when evicted
     with pytest.raises(ordering.InvalidArgument):  # a malformed envelope is refused, not kept
         rules.admit(b"\x0a\xff", NOW)
