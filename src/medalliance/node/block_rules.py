@@ -27,7 +27,7 @@ from medalliance.consensus.validators import ValidatorSet
 from medalliance.errors import DuplicateTransaction, InvalidArgument, MedallianceError
 from medalliance.identity.verified import VERIFIED
 from medalliance.ledger.block import data_hash, header_hash, new_block
-from medalliance.ledger.block_signature import block_time
+from medalliance.ledger.block_signature import block_time, newest
 from medalliance.ledger.block_store import BlockStore
 from medalliance.ledger.channel_config import ChannelConfig
 from medalliance.ledger.config_update import (
@@ -44,10 +44,6 @@ from medalliance.node.ordering import admit_parsed, parse, parsed
 TX_IDS_KEPT = 16  # values whose tx ids are remembered (a few rounds of the current height)
 
 TICK_MS = 10  # the replica's clock ticks (node/bft_channel.py and the embedded network)
-
-
-def _utc_ms(ms: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
 
 
 def cut_rules(config: ChannelConfig) -> CutRules:
@@ -155,9 +151,8 @@ class BlockRules:
                 tx_id = parsed(envelopes[0]).header.tx_id
                 return store.tx_location(tx_id) is None
             views = [parse(config, envelope) for envelope in envelopes]
-            # The block's time (ledger/block_signature.py: its newest transaction's timestamp),
-            # from the views: every envelope of a valid non-config block parses.
-            at = _utc_ms(max(v.header.timestamp_ms for v in views))
+            # block_time from the views: every envelope of a valid non-config block parses
+            at = newest(v.header.timestamp_ms for v in views)
             tx_ids = set()
             ordered = []
             for view in views:
