@@ -19,9 +19,10 @@ Around the replica:
 - **supervision**: the core's task is restarted from the ledger and the persisted hard state
   after a failure (logged at ERROR, counted, bounded back-off); a safety halt stops it for good.
   Either shows in `/status` and makes `/healthz` unhealthy (`problems`).
-- **catch-up**: a lagging node pulls certified blocks from the other ordering nodes (verifying
-  chain and certificate), stores them and hands them to the core as `SyncedBlock` at once, so
-  that a config block among them is in force before the next one is verified.
+- **catch-up**: a lagging node (the core's `NeedSync`, or no block for a while) pulls certified
+  blocks from the other ordering nodes (`block_sync.py`; verifying chain and certificate), stores
+  them and hands them to the core as `SyncedBlock` at once, so that a config block among them is
+  in force before the next one is verified. A retired node follows the chain all the time.
 - **reconfiguration** is the replica's: on a decided or synced config block it starts the next
   height under the new consenter set, or retires, and says so with `Reconfigured`; this host then
   installs the config (MSPs, consenters, batch size) and refuses Broadcast while retired. A
@@ -69,6 +70,7 @@ from medalliance.ledger.tx import SigningIdentity, parse_envelope
 from medalliance.network.block_feed import BlockFeed
 from medalliance.node import consensus_wire
 from medalliance.node.block_rules import BlockRules, ConsenterSigner, cut_rules, validators_of
+from medalliance.node.block_sync import BlockSync
 from medalliance.node.consensus_inbox import (
     RefusalLog,
     RejectedMessage,
@@ -169,6 +171,7 @@ class BftChannel:
         self.evidence_seen: list[dict[str, object]] = []  # the latest equivocations seen
         self.evidence_count = 0
         self.sync_requests = 0  # times the core asked for blocks it lacks
+        self.sync: BlockSync | None = None  # pulls from the other ordering nodes, if any
 
     @property
     def machine(self) -> ConsensusMachine:
@@ -237,14 +240,14 @@ class BftChannel:
         else:
             log.warning("consensus message dropped", extra={**extra, "detail": str(exc)})
 
-    def synced(self, block: common_pb2.Block) -> None:
+    def synced(self, block: common_pb2.Block) -> bool:
         """A block pulled from another ordering node: stored if it is the next and certified,
         and handed to the replica at once (a config block must be in force before the next
         block's certificate is checked). Refused while the core restarts: it starts again
-        from the ledger, and the pull retries."""
+        from the ledger, and the pull retries. True when stored."""
         number = int(block.header.number)
         if number != self.store.height:
-            return
+            return False
         if not self._running:
             raise Unavailable(f"the consensus core of {self.channel_id} is restarting")
         problem = verify_chain_link(self.store.get_block(number - 1).header, block)
@@ -257,6 +260,7 @@ class BftChannel:
             self._step(SyncedBlock(number, value, certificate))
         except Exception as exc:  # the core's failure: its loop raises it, its supervisor acts
             self._inbox.push(_Failed(exc))
+        return True
 
     def status(self) -> dict[str, object]:
         return {
@@ -265,6 +269,7 @@ class BftChannel:
             "mempool": len(self.replica.pending),
             "evidence": {"count": self.evidence_count, "latest": list(self.evidence_seen)},
             "syncRequests": self.sync_requests,
+            "catchUp": None if self.sync is None else self.sync.status(),
             "halted": self.halted,
             "retired": self.retired,
             "signaturesVerified": dict(self.verified),
@@ -403,8 +408,9 @@ class BftChannel:
         self._forward(list(envelopes))
 
     def request_sync(self, request: NeedSync) -> None:
-        # the pull from the other ordering nodes runs all the time; counted for operators
-        self.sync_requests += 1
+        self.sync_requests += 1  # counted for operators
+        if self.sync is not None:  # pull from the others until the store reaches to_height
+            self.sync.request(request.to_height, request.peer)
 
     def record_evidence(self, evidence: Evidence) -> None:
         self.evidence_count += 1
@@ -442,6 +448,8 @@ class BftChannel:
                 extra={"channel": self.channel_id, "height": reconfigured.height},
             )
         self.retired = reconfigured.retired
+        if self.sync is not None:  # a retired node follows the chain; a consenter catches up
+            self.sync.set_retired(self.retired)
         log.info(
             "channel configuration updated",
             extra={
@@ -556,6 +564,8 @@ class BftChannel:
     def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
+        if self.sync is not None:
+            self.sync.close()
         self._log.close()
 
 
