@@ -48,12 +48,9 @@ from medalliance.consensus.hard_state import HardState as _HardState
 from medalliance.consensus.inputs import MessageReceived, Start, SyncedBlock, Timeout
 from medalliance.consensus.machine import ConsensusMachine
 from medalliance.consensus.messages import (
-    Certificate,
     Decision,
-    Kind,
     Message,
     Proposal,
-    Value,
     Vote,
 )
 from medalliance.consensus.ready import ArmTimer, Commit, Decided, Evidence, NeedSync
@@ -62,21 +59,23 @@ from medalliance.consensus.replica import Event, Replica, Submitted, Tick
 from medalliance.consensus.timeouts import Timeouts
 from medalliance.errors import InvalidArgument, MedallianceError, Unavailable
 from medalliance.identity.msp import Identity
-from medalliance.ledger.block import header_hash, new_block, verify_chain_link
+from medalliance.ledger.block import verify_chain_link
 from medalliance.ledger.block_store import BlockStore
 from medalliance.ledger.channel_config import ChannelConfig
-from medalliance.ledger.commit_certificate import read_certificate, write_certificate
+from medalliance.ledger.commit_certificate import write_certificate
 from medalliance.ledger.tx import SigningIdentity, parse_envelope
 from medalliance.network.block_feed import BlockFeed
 from medalliance.node import consensus_wire
 from medalliance.node.block_rules import BlockRules, ConsenterSigner, cut_rules, validators_of
 from medalliance.node.block_sync import BlockSync
+from medalliance.node.certified_blocks import decided_of, last_decision
 from medalliance.node.consensus_inbox import (
     RefusalLog,
     RejectedMessage,
     block_problem,
     check_message,
 )
+from medalliance.node.core_health import CoreHealth
 from medalliance.node.hard_state_log import HardStateLog
 from medalliance.node.replica_inbox import Inbox
 
@@ -89,7 +88,6 @@ RESTART_DELAY_MIN_S = 0.1  # back-off of the core's restarts after a failure, do
 RESTART_DELAY_MAX_S = 5.0  # ... up to this
 INBOX_MAX = 4096  # consensus messages from peers waiting; more are dropped (and counted)
 EVIDENCE_KEPT = 16  # the latest equivocations shown in /status
-FAILURES_UNHEALTHY = 3  # failures without a block decided in between: report unhealthy
 
 Send = Callable[[str | None, bytes], None]  # (peer name or None for all, message bytes)
 Forward = Callable[[list[bytes]], None]  # admitted envelopes to the other ordering nodes
@@ -148,7 +146,6 @@ class BftChannel:
         self._arrived = asyncio.Event()  # set when a transaction is admitted
         self._arrival_queued = False  # a Tick for submissions waits in the inbox
         self._ticks_from = time.monotonic()  # tick 0 of the cutter's clock
-        self.halted: str | None = None
         # signature verifications, for operators and the benchmark: consensus messages
         # (proposals, votes, POLs, certificates) and transactions (admission, validity)
         self._verified_consensus = 0
@@ -158,10 +155,7 @@ class BftChannel:
         self._task: asyncio.Task[None] | None = None  # the core's loop
         self.dropped: Counter[str] = Counter()  # refused consensus messages, by reason
         self._refusals = RefusalLog()
-        self.failures = 0  # times the core's task failed and was restarted
-        self._failures_in_a_row = 0  # since the last decided block
-        self._last_failure: str | None = None
-        self._running = False
+        self.health = CoreHealth(self.channel_id)  # failures, halt: /status and /healthz
         self._generation = 0  # timers of an earlier run of the core are dropped
         # for /metrics (node/metrics.py): read at scrape time, counted where they happen
         self.proposals = 0  # values this node proposed
@@ -248,14 +242,14 @@ class BftChannel:
         number = int(block.header.number)
         if number != self.store.height:
             return False
-        if not self._running:
+        if not self.health.running:
             raise Unavailable(f"the consensus core of {self.channel_id} is restarting")
         problem = verify_chain_link(self.store.get_block(number - 1).header, block)
         problem = problem or self.config.certificate_problem(block)
         if problem is not None:
             raise InvalidArgument(f"block {number} from another ordering node: {problem}")
         self._append(block)
-        value, certificate = self._decided(block)
+        value, certificate = decided_of(block, self.channel_id, self._name_of)
         try:
             self._step(SyncedBlock(number, value, certificate))
         except Exception as exc:  # the core's failure: its loop raises it, its supervisor acts
@@ -270,30 +264,20 @@ class BftChannel:
             "evidence": {"count": self.evidence_count, "latest": list(self.evidence_seen)},
             "syncRequests": self.sync_requests,
             "catchUp": None if self.sync is None else self.sync.status(),
-            "halted": self.halted,
+            "halted": self.health.halted,
             "retired": self.retired,
             "signaturesVerified": dict(self.verified),
             # consensus.wal since the node started: fsync'd appends and bytes written
             "hardState": {"appends": self._log.appends, "bytes": self._log.bytes_written},
             "messagesDropped": dict(self.dropped),
-            "failures": self.failures,
-            "lastFailure": self._last_failure,
+            "failures": self.health.failures,
+            "lastFailure": self.health.last_failure,
             "problems": self.problems(),
         }
 
     def problems(self) -> list[str]:
         """Why this channel's ordering is not healthy; empty when it is."""
-        found = []
-        if self.halted is not None:
-            found.append(f"consensus on {self.channel_id} halted: {self.halted}")
-        elif self._failures_in_a_row >= FAILURES_UNHEALTHY:
-            found.append(
-                f"consensus on {self.channel_id} failed {self._failures_in_a_row} times "
-                f"without deciding a block (last: {self._last_failure}); see the node's log"
-            )
-        elif self.failures and not self._running and not self.retired:
-            found.append(f"consensus on {self.channel_id} is restarting after a failure")
-        return found
+        return self.health.problems(retired=self.retired)
 
     # --- the loop -------------------------------------------------------------------------------
 
@@ -307,18 +291,16 @@ class BftChannel:
         ledger and the persisted hard state with a bounded back-off — never a silent stop. A
         safety halt (`ConsensusHalted`) is not retried: the node reports itself unhealthy."""
         delay = RESTART_DELAY_MIN_S
-        while self.halted is None:
+        while self.health.halted is None:
             try:
                 await self.run()
                 return
             except Exception as exc:  # anything: a dead core must never look alive
-                self.failures += 1
-                self._failures_in_a_row += 1
-                self._last_failure = type(exc).__name__
+                self.health.failed(exc)
                 log.error(
                     "consensus task failed; restarting it",
                     exc_info=True,
-                    extra={"channel": self.channel_id, "failures": self.failures},
+                    extra={"channel": self.channel_id, "failures": self.health.failures},
                 )
             await asyncio.sleep(delay)
             delay = min(2 * delay, RESTART_DELAY_MAX_S)
@@ -333,10 +315,10 @@ class BftChannel:
             height=self.store.height,
             validators=self.validators,
             hard_state=self._load_hard_state(),
-            last_decision=self._last_decision(),
+            last_decision=last_decision(self.store, self.channel_id, self._name_of),
         )
         ticker = asyncio.create_task(self._tick())
-        self._running = True
+        self.health.running = True
         try:
             self._step(start)
             while True:
@@ -349,10 +331,10 @@ class BftChannel:
                     event = event.timeout
                 self._step(event)
         except ConsensusHalted as exc:
-            self.halted = str(exc)
+            self.health.halted = str(exc)
             log.critical("consensus halted", extra={"channel": self.channel_id, "reason": str(exc)})
         finally:
-            self._running = False
+            self.health.running = False
             ticker.cancel()
 
     async def _tick(self) -> None:
@@ -482,7 +464,7 @@ class BftChannel:
             last_config=0,
         )
         self._append(block, self.rules.tx_ids(commit.value))  # remembered since valid(v)
-        self._failures_in_a_row = 0
+        self.health.failures_in_a_row = 0
         self.decided += 1
         self.round_changes += commit.certificate.round
         log.info(
@@ -500,38 +482,6 @@ class BftChannel:
             tx_ids = [parse_envelope(bytes(d)).header.tx_id for d in block.data.data]
         self.store.append(block, tx_ids)
         self.feed.published(self.store.height, [])
-
-    def _decided(self, block: common_pb2.Block) -> tuple[Value, Certificate]:
-        """The core's view of a stored, certified block: its value and its certificate."""
-        plain = new_block(
-            int(block.header.number),
-            bytes(block.header.previous_hash),
-            [bytes(d) for d in block.data.data],
-        )
-        value = Value(header_hash(block.header), plain.SerializeToString())
-        certificate = read_certificate(block)
-        if certificate is None:
-            raise InvalidArgument(f"block {block.header.number} has no commit certificate")
-        votes = tuple(
-            Vote(
-                Kind.PRECOMMIT,
-                self.channel_id,
-                int(block.header.number),
-                certificate.round,
-                value.value_id,
-                self._name_of[identity],
-                signature,
-            )
-            for identity, signature in certificate.signatures
-        )
-        return value, Certificate(votes)
-
-    def _last_decision(self) -> Commit | None:
-        tip = self.store.height - 1
-        if tip < 1:
-            return None
-        value, certificate = self._decided(self.store.get_block(tip))
-        return Commit(tip, value, certificate)
 
     # --- identities of consenters ----------------------------------------------------------------
 
