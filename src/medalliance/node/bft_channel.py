@@ -6,8 +6,8 @@ feeds it events one at a time from a bounded inbox (`replica_inbox.py`) and perf
 it returns through `consensus/effects.execute`, the same executor the simulator uses: persist
 the hard state (an fsync'd append to `consensus.wal`), append a decided block with its commit
 certificate to the block store (fsync'd) and publish it to Deliver, send, forward admitted
-transactions, arm timers; evidence of equivocation and sync requests are counted and shown in
-`/status`. Nothing leaves the node before its hard state is on disk.
+transactions, arm timers; evidence of equivocation (`evidence_record.py`) and sync requests
+are counted and shown in `/status`. Nothing leaves the node before its hard state is on disk.
 
 Around the replica:
 - **messages**: a peer's bytes are decoded strictly; every signature (proposal, votes, POL,
@@ -18,11 +18,12 @@ Around the replica:
   stored.
 - **supervision**: the core's task is restarted from the ledger and the persisted hard state
   after a failure (logged at ERROR, counted, bounded back-off); a safety halt stops it for good.
-  Either shows in `/status` and makes `/healthz` unhealthy (`problems`).
+  Either shows in `/status` and makes `/healthz` unhealthy (`core_health.py`).
 - **catch-up**: a lagging node (the core's `NeedSync`, or no block for a while) pulls certified
   blocks from the other ordering nodes (`block_sync.py`; verifying chain and certificate), stores
-  them and hands them to the core as `SyncedBlock` at once, so that a config block among them is
-  in force before the next one is verified. A retired node follows the chain all the time.
+  them and hands them to the core as `SyncedBlock` (`certified_blocks.py`) at once, so that a
+  config block among them is in force before the next one is verified. A retired node follows
+  the chain all the time.
 - **reconfiguration** is the replica's: on a decided or synced config block it starts the next
   height under the new consenter set, or retires, and says so with `Reconfigured`; this host then
   installs the config (MSPs, consenters, batch size) and refuses Broadcast while retired. A
@@ -51,7 +52,6 @@ from medalliance.consensus.messages import (
     Decision,
     Message,
     Proposal,
-    Vote,
 )
 from medalliance.consensus.ready import ArmTimer, Commit, Decided, Evidence, NeedSync
 from medalliance.consensus.ready import Send as SendMessage
@@ -76,6 +76,7 @@ from medalliance.node.consensus_inbox import (
     check_message,
 )
 from medalliance.node.core_health import CoreHealth
+from medalliance.node.evidence_record import EvidenceRecord
 from medalliance.node.hard_state_log import HardStateLog
 from medalliance.node.replica_inbox import Inbox
 
@@ -87,7 +88,6 @@ HARD_STATE = "consensus.wal"
 RESTART_DELAY_MIN_S = 0.1  # back-off of the core's restarts after a failure, doubling ...
 RESTART_DELAY_MAX_S = 5.0  # ... up to this
 INBOX_MAX = 4096  # consensus messages from peers waiting; more are dropped (and counted)
-EVIDENCE_KEPT = 16  # the latest equivocations shown in /status
 
 Send = Callable[[str | None, bytes], None]  # (peer name or None for all, message bytes)
 Forward = Callable[[list[bytes]], None]  # admitted envelopes to the other ordering nodes
@@ -162,8 +162,7 @@ class BftChannel:
         self.decided = 0  # blocks decided by the core on this node (not those caught up)
         self.round_changes = 0  # rounds that ended without a decision, over all heights
         self.on_cut: Callable[[float], None] | None = None  # a batch's fill time, in seconds
-        self.evidence_seen: list[dict[str, object]] = []  # the latest equivocations seen
-        self.evidence_count = 0
+        self.evidence = EvidenceRecord(self.channel_id)  # equivocations seen
         self.sync_requests = 0  # times the core asked for blocks it lacks
         self.sync: BlockSync | None = None  # pulls from the other ordering nodes, if any
 
@@ -261,7 +260,7 @@ class BftChannel:
             "height": self.replica.height,
             "round": self.machine.round,
             "mempool": len(self.replica.pending),
-            "evidence": {"count": self.evidence_count, "latest": list(self.evidence_seen)},
+            "evidence": self.evidence.status(),
             "syncRequests": self.sync_requests,
             "catchUp": None if self.sync is None else self.sync.status(),
             "halted": self.health.halted,
@@ -395,20 +394,7 @@ class BftChannel:
             self.sync.request(request.to_height, request.peer)
 
     def record_evidence(self, evidence: Evidence) -> None:
-        self.evidence_count += 1
-        first, second = evidence.equivocation.first, evidence.equivocation.second
-        record: dict[str, object] = {  # ids and positions only: no block body, no payload
-            "culprit": evidence.culprit,
-            "kind": type(first).__name__,
-            "height": first.height,
-            "round": first.round,
-            "values": [_value_hex(first), _value_hex(second)],
-        }
-        self.evidence_seen = [*self.evidence_seen, record][-EVIDENCE_KEPT:]
-        log.error(
-            "ordering node equivocated",
-            extra={"channel": self.channel_id, "node": evidence.culprit},
-        )
+        self.evidence.record(evidence)
 
     def note_decided(self, decided: Decided) -> None:
         pass  # stored and published to Deliver by `append` already
@@ -517,11 +503,6 @@ class BftChannel:
         if self.sync is not None:
             self.sync.close()
         self._log.close()
-
-
-def _value_hex(message: Proposal | Vote) -> str | None:
-    value_id = message.value.value_id if isinstance(message, Proposal) else message.value_id
-    return None if value_id is None else value_id.hex()
 
 
 @dataclass(frozen=True, slots=True)
