@@ -11,6 +11,7 @@ lying source costs a call, never a bad block.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 
@@ -18,6 +19,8 @@ from fabric_protos.common import common_pb2
 
 from medalliance.node.catch_up_plan import CatchUpPlan
 from medalliance.node.orderer_link import OrdererLink
+
+log = logging.getLogger(__name__)
 
 IDLE_CHECK_S = 5.0  # no block this long: ask the others once (a few propose timeouts)
 
@@ -93,6 +96,8 @@ class BlockSync:
                 lambda: self.plan.target,
                 self.plan.prefer,
             )
+        except Exception:  # a bug, not a bad source (those the link handles): the next asks again
+            log.error("catch-up failed", exc_info=True, extra={"channel": self._channel_id})
         finally:
             if self._pull is asyncio.current_task():  # not one replaced by the follow
                 self.plan.ended()

@@ -20,7 +20,7 @@ from fabric_protos.common import common_pb2
 from fabric_protos.orderer import ab_pb2, ab_pb2_grpc
 from fabric_protos.peer import events_pb2_grpc
 
-from medalliance.errors import MedallianceError
+from medalliance.errors import MedallianceError, Unavailable
 from medalliance.gateway.ports import OrdererRejected
 from medalliance.ledger.seek import (
     BLOCK_UNTIL_READY,
@@ -228,6 +228,8 @@ class OrdererLink:
             log.warning("block source silent during catch-up", extra={"orderer": source})
         except grpc.aio.AioRpcError as exc:
             log.info("block source lost", extra={"orderer": source, "reason": exc.code().name})
+        except Unavailable as exc:  # our own core restarts: a later request asks again
+            log.info("catch-up paused", extra={"orderer": source, "reason": str(exc)})
         except MedallianceError as exc:
             log.error(
                 "block from ordering node rejected", extra={"orderer": source, "reason": str(exc)}
