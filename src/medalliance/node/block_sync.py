@@ -1,8 +1,8 @@
 """Pulling one channel's certified blocks from the other ordering nodes, only when needed.
 
 A consenter pulls while it is behind (the replica's `NeedSync`, `catch_up_plan.py` decides),
-and, when no block came for `IDLE_CHECK_S`, asks the others once what they hold (a node cut off
-while the others went idle would otherwise hear of nothing). A retired node takes no part in
+and, when no block came for `IDLE_CHECK_S`, asks one other node (the next one each time) what
+it holds (a validator left in a set the others have left hears from no one). A retired node takes no part in
 consensus, so nothing would tell it it lags: it follows the chain all the time. Every pulled
 block goes through `on_block` (`BftChannel.synced`: chain link and certificate checked), so a
 lying source costs a call, never a bad block.
@@ -95,6 +95,9 @@ class BlockSync:
                 self._store,
                 lambda: self.plan.target,
                 self.plan.prefer,
+                # the quiet-spell check asks one node, the next one next time: it must not
+                # make an idle network busy
+                patience=1 if self.plan.target is None else None,
             )
         except Exception:  # a bug, not a bad source (those the link handles): the next asks again
             log.error("catch-up failed", exc_info=True, extra={"channel": self._channel_id})

@@ -184,18 +184,20 @@ class OrdererLink:
         on_block: Callable[[common_pb2.Block], None],
         target: Callable[[], int | None],
         prefer: str | None = None,
+        patience: int | None = None,
     ) -> None:
         """Receive the channel's blocks from `height()` until it reaches `target()` (None: as
         many as the others hold), never waiting for a block not cut yet: the source named
-        `prefer` first, then the others in turn. Ends once every source in turn brought nothing,
-        so a node that claimed blocks it lacks (or serves bad ones) costs one call per source."""
+        `prefer` (else the last one that served, or the next to try) first, then the others in
+        turn. Ends once `patience` sources in a row (all by default) brought nothing, so a node
+        that claimed blocks it lacks (or serves bad ones) costs one call per source."""
         hosts = [source.host for source in self._sources]
         index = hosts.index(prefer) if prefer in hosts else self._source
         fruitless = 0
-        while fruitless < len(self._sources):
+        while fruitless < (patience or len(self._sources)):
             goal = target()
             if goal is not None and height() >= goal:
-                return
+                break
             before = height()
             await self._fetch(index, channel_id, height, on_block, goal)
             if height() > before:
@@ -203,6 +205,7 @@ class OrdererLink:
             else:
                 fruitless += 1
                 index = (index + 1) % len(self._sources)
+        self._source = index  # where the next call without `prefer` starts
 
     async def _fetch(
         self,
