@@ -57,8 +57,7 @@ from medalliance.consensus.ready import ArmTimer, Commit, Decided, Evidence, Nee
 from medalliance.consensus.ready import Send as SendMessage
 from medalliance.consensus.replica import Event, Replica, Submitted, Tick
 from medalliance.consensus.timeouts import Timeouts
-from medalliance.errors import InvalidArgument, MedallianceError, Unavailable
-from medalliance.identity.msp import Identity
+from medalliance.errors import InvalidArgument, Unavailable
 from medalliance.ledger.block import verify_chain_link
 from medalliance.ledger.block_store import BlockStore
 from medalliance.ledger.channel_config import ChannelConfig
@@ -75,6 +74,7 @@ from medalliance.node.consensus_inbox import (
     block_problem,
     check_message,
 )
+from medalliance.node.consenter_identities import ConsenterIdentities
 from medalliance.node.core_health import CoreHealth
 from medalliance.node.evidence_record import EvidenceRecord
 from medalliance.node.hard_state_log import HardStateLog
@@ -130,9 +130,7 @@ class BftChannel:
         self._now = now
         consenters = config.consenter_set
         self.validators = validators_of(config)
-        self._identity_bytes = {c.name: c.identity for c in consenters}
-        self._name_of = {c.identity: c.name for c in consenters}
-        self._identities: dict[str, Identity] = {}
+        self.consenters = ConsenterIdentities(lambda: self.config, now, consenters)
         batch_ticks = cut_rules(config).timeout_ticks
         self._timeouts = timeouts or Timeouts(propose_base_ticks=batch_ticks + 50)
         self.rules = BlockRules(config=lambda: self.config, store=store, signer=signer, now=now)
@@ -209,7 +207,7 @@ class BftChannel:
                 channel_id=self.channel_id,
                 validators=self.validators,
                 caller=caller,
-                identity_of=self._identity,
+                identity_of=self.consenters.identity,
             )
         except RejectedMessage as exc:
             self._drop(exc, caller, message)
@@ -248,7 +246,7 @@ class BftChannel:
         if problem is not None:
             raise InvalidArgument(f"block {number} from another ordering node: {problem}")
         self._append(block)
-        value, certificate = decided_of(block, self.channel_id, self._name_of)
+        value, certificate = decided_of(block, self.channel_id, self.consenters.name_of)
         try:
             self._step(SyncedBlock(number, value, certificate))
         except Exception as exc:  # the core's failure: its loop raises it, its supervisor acts
@@ -314,7 +312,7 @@ class BftChannel:
             height=self.store.height,
             validators=self.validators,
             hard_state=self._load_hard_state(),
-            last_decision=last_decision(self.store, self.channel_id, self._name_of),
+            last_decision=last_decision(self.store, self.channel_id, self.consenters.name_of),
         )
         ticker = asyncio.create_task(self._tick())
         self.health.running = True
@@ -406,9 +404,7 @@ class BftChannel:
         assert isinstance(config, ChannelConfig), "BlockRules reads config blocks as such"
         self.config = config
         self.validators = reconfigured.validators
-        self._identity_bytes.update({c.name: c.identity for c in config.consenter_set})
-        self._name_of.update({c.identity: c.name for c in config.consenter_set})
-        self._identities.clear()  # re-read: a changed MSP may have revoked a certificate
+        self.consenters.update(config.consenter_set)
         self._generation += 1  # the ended machine's timers (its resend chain too) end with it
         if reconfigured.retired != self.retired:
             log.warning(
@@ -446,7 +442,7 @@ class BftChannel:
         write_certificate(
             block,
             round=commit.certificate.round,
-            signatures=[(self._identity_bytes[v.voter], v.signature) for v in precommits],
+            signatures=[(self.consenters.bytes_of[v.voter], v.signature) for v in precommits],
             last_config=0,
         )
         self._append(block, self.rules.tx_ids(commit.value))  # remembered since valid(v)
@@ -468,25 +464,6 @@ class BftChannel:
             tx_ids = [parse_envelope(bytes(d)).header.tx_id for d in block.data.data]
         self.store.append(block, tx_ids)
         self.feed.published(self.store.height, [])
-
-    # --- identities of consenters ----------------------------------------------------------------
-
-    def _identity(self, name: str) -> Identity:
-        """A consenter's signing identity, as the channel's MSPs read it now."""
-        if name not in self._identity_bytes:
-            raise RejectedMessage(
-                "not-consenter", f"{name} is not a consenter of {self.channel_id}"
-            )
-        if name not in self._identities:
-            try:
-                self._identities[name] = self.config.msps.deserialize(
-                    self._identity_bytes[name], at=self._now()
-                )
-            except MedallianceError as exc:  # expired or revoked since it was configured
-                raise RejectedMessage(
-                    "bad-signature", f"the identity of {name} is not valid: {exc}"
-                ) from None
-        return self._identities[name]
 
     # --- hard state ---------------------------------------------------------------------------
 
