@@ -4,7 +4,7 @@ Orderer0's channel (its real BftChannel, block store and hard-state log) lags: t
 serve the channel's Deliver with our Deliver code over mutual TLS. One is honest; the other
 (hostile) serves a chain certified by a node that is no consenter. Nothing is pulled until the
 core asks (NeedSync) or a quiet spell passes; the forged blocks are refused and the honest node
-is used next.
+is used next; a claim of blocks nobody holds costs one call per source, then the pull ends.
 """
 
 from __future__ import annotations
@@ -182,6 +182,14 @@ async def _on_need(tmp_path: Path) -> None:
         channel.request_sync(NeedSync(1, BLOCKS, HONEST))
         assert not sync.plan.running
         assert (honest.calls, sync.plan.runs) == (calls, 1)
+        # hostile: a consenter claims a height nobody holds; the pull asks each source once
+        # (nothing there, answered at once) and ends, it does not wait for the blocks
+        before = hostile.calls + honest.calls
+        channel.request_sync(NeedSync(BLOCKS + 1, 10**9, HOSTILE))
+        assert sync.plan.running
+        await until(lambda: not sync.plan.running, "the pull for invented blocks ended")
+        assert hostile.calls + honest.calls - before == 2
+        assert store.height == BLOCKS + 1
 
 
 def test_a_node_that_hears_nothing_asks_the_others_after_a_quiet_spell(tmp_path: Path) -> None:
