@@ -133,13 +133,15 @@ class Lagging:
 
 
 @asynccontextmanager
-async def lagging(tmp_path: Path, idle_s: float) -> AsyncIterator[Lagging]:
+async def lagging(
+    tmp_path: Path, idle_s: float, *, retired: bool = False
+) -> AsyncIterator[Lagging]:
     channel, store = orderer0(tmp_path / "node")
     async with serving(tmp_path) as (link, hostile, honest):
         sync = BlockSync("ch", link, lambda: store.height, channel.synced, idle_s=idle_s)
         channel.sync = sync
         task = channel.start()
-        sync.start(retired=False)
+        sync.start(retired=retired)
         try:
             yield Lagging(channel, store, sync, hostile, honest)
         finally:
@@ -212,3 +214,19 @@ async def _quiet(tmp_path: Path) -> None:
         await until(lambda: plan.runs >= runs + 2 and not plan.running, "more idle checks")
         assert calls() - before == plan.runs - runs
         assert node.store.height == BLOCKS + 1
+
+
+def test_a_retired_node_follows_the_chain_until_voted_in(tmp_path: Path) -> None:
+    asyncio.run(_retired(tmp_path))
+
+
+async def _retired(tmp_path: Path) -> None:
+    """No NeedSync comes to a node outside consensus: it follows all the time (the forged
+    chain refused, the honest one followed), and stops once it takes part again."""
+    async with lagging(tmp_path, idle_s=3600, retired=True) as node:
+        await until(lambda: node.store.height == BLOCKS + 1, "followed without being asked")
+        assert node.channel.sync_requests == 0
+        assert node.sync.status()["following"] is True
+        assert node.sync.status()["blocksPulled"] == BLOCKS
+        node.sync.set_retired(False)  # voted in: the core's requests drive pulls again
+        assert node.sync.status()["running"] is False
