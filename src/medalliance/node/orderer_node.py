@@ -12,8 +12,8 @@ PERMISSION_DENIED. As in Fabric (General.Cluster.ListenPort), one server listens
 the client port (AtomicBroadcast, server-only TLS: Fabric's SDKs send no client certificate) and
 the cluster port (mutual TLS), which the consenter mapping names; a consensus call that arrives
 without a client certificate came through the client port and is refused. Each node also pulls
-certified blocks from the others' client ports (Deliver checks the signed seek), so one that was
-down or cut off catches up. Peers pull blocks from any ordering node and check the certificates
+certified blocks from the others' client ports (Deliver checks the signed seek) while it is
+behind (`block_sync.py`), so one that was down or cut off catches up. Peers pull blocks from any ordering node and check the certificates
 themselves.
 """
 
@@ -43,6 +43,7 @@ from medalliance.network.deliver import deliver
 from medalliance.network.fabric_status import fabric_status
 from medalliance.network.tls import bind
 from medalliance.node.bft_channel import BftChannel
+from medalliance.node.block_sync import BlockSync
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.config import OrganizationConfig
 from medalliance.node.consensus_inbox import RefusalLog
@@ -114,6 +115,10 @@ class OrdererNode:
         # Blocks are pulled from the client ports (the consenter mapping names cluster ports).
         others = [o for o in orderer_endpoints(layout) if o.host != self.host]
         self.link = OrdererLink(others, self.tls, self.signer, utc_now) if others else None
+        for channel_id, channel in self.channels.items():
+            if self.link is not None:  # pulls only when behind (or retired: follows)
+                height = functools.partial(_store_height, channel.store)
+                channel.sync = BlockSync(channel_id, self.link, height, channel.synced)
         self._tasks: list[asyncio.Task[None]] = []
 
     def channel(self, channel_id: str) -> BftChannel:
@@ -136,18 +141,10 @@ class OrdererNode:
             self.tls.server_credentials(require_client_auth=True),
         )
         await server.start()
-        for channel_id, channel in self.channels.items():
+        for channel in self.channels.values():
             self._tasks.append(channel.start())
-            if self.link is not None:  # catch up from the others whenever this node lags
-                self._tasks.append(
-                    asyncio.create_task(
-                        self.link.pull(
-                            channel_id,
-                            functools.partial(_store_height, channel.store),
-                            channel.synced,
-                        )
-                    )
-                )
+            if channel.sync is not None:
+                channel.sync.start(retired=channel.retired)
 
     def status(self) -> dict[str, object]:
         return {
