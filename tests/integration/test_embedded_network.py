@@ -209,6 +209,12 @@ def test_replayed_transactions_are_refused_and_never_applied_twice(
     network.cut_blocks()
     assert deliver_raw_block(network, [envelope]) == [CODE.Value("DUPLICATE_TXID")]
     assert network.client("HospCMSP").status("alliance", tx_id).valid
+    # One look-up for the whole block: a replay beside a new transaction and its own copy.
+    fresh, fresh_id = endorsed_envelope(network, "HospCMSP", "V-4b")
+    duplicate, valid = CODE.Value("DUPLICATE_TXID"), CODE.Value("VALID")
+    codes = deliver_raw_block(network, [envelope, fresh, fresh])
+    assert codes == [duplicate, valid, duplicate]
+    assert network.client("HospCMSP").status("alliance", fresh_id).valid
 
 
 def test_a_replayed_transaction_is_refused_while_pending_and_once_ordered(

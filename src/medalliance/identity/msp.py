@@ -10,6 +10,7 @@ orderer (protocol doc §7.1, `fabric: msp/mspimplvalidate.go`). Pure except `Msp
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 from collections import OrderedDict
@@ -382,24 +383,37 @@ class MspManager:
         if msp is None:
             return False
         classification = principal.principal_classification
-        if classification == _PRINCIPAL.Value("ROLE"):
-            role = msp_principal_pb2.MSPRole()
-            try:
-                role.ParseFromString(principal.principal)
-            except DecodeError:
+        if classification == _ROLE_PRINCIPAL:
+            role = _parsed_role(principal.principal)
+            if role is None or role[0] != identity.msp_id:
                 return False
-            if role.msp_identifier != identity.msp_id:
-                return False
-            if role.role == _ROLE.Value("MEMBER"):
+            if role[1] == _MEMBER:
                 return True
-            if role.role == _ROLE.Value("ADMIN"):
+            if role[1] == _ADMIN:
                 return identity.is_admin
-            names = {_ROLE.Value(ou.upper()): ou for ou in ("client", "peer", "orderer")}
-            wanted = names.get(role.role)
+            wanted = _NODE_OUS.get(role[1])
             return msp.node_ous_enabled and wanted is not None and identity.node_ou == wanted
         if classification == _PRINCIPAL.Value("IDENTITY"):
             return _same_identity(identity, bytes(principal.principal))
         return False
+
+
+_ROLE_PRINCIPAL = _PRINCIPAL.Value("ROLE")
+_MEMBER, _ADMIN = _ROLE.Value("MEMBER"), _ROLE.Value("ADMIN")
+_NODE_OUS = {_ROLE.Value(ou.upper()): ou for ou in ("client", "peer", "orderer")}
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_role(principal: bytes) -> tuple[str, int] | None:
+    """(MSP id, role) of a ROLE principal's bytes, None when they do not decode. Parsed once
+    per distinct bytes: a block's policy checks ask about the same few principals thousands of
+    times. Keyed by the exact bytes and holding no verdict about any identity."""
+    role = msp_principal_pb2.MSPRole()
+    try:
+        role.ParseFromString(principal)
+    except DecodeError:
+        return None
+    return str(role.msp_identifier), int(role.role)
 
 
 def _same_identity(identity: Identity, serialized: bytes) -> bool:

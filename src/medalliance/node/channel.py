@@ -33,7 +33,6 @@ from medalliance.ledger.block import (
     parse_block,
     set_transactions_filter,
     transactions_filter,
-    verify_chain_link,
 )
 from medalliance.ledger.block_signature import block_time
 from medalliance.ledger.block_store import BlockStore
@@ -165,7 +164,7 @@ class PeerChannel:
             # predecessor, or the snapshot is not of the chain the ordering service serves.
             problem = _snapshot_link_problem(base.last_hash, block)
         else:
-            problem = verify_chain_link(self._store.get_block(number - 1).header, block)
+            problem = _chain_link_problem(self._store.last_header_hash, block)
         if problem is not None:
             raise InvalidArgument(f"block {number} of {self.channel_id}: {problem}")
         self._check_orderer_signatures(block)
@@ -178,7 +177,7 @@ class PeerChannel:
                 config=self.config,
                 policy_for=self._policy_for,
                 state=self._state,
-                is_committed_tx=self._store.contains_tx,
+                committed_txs=self._store.committed_among,
             )
         set_transactions_filter(block, result.codes)
         self._store.append(block, [t.tx_id for t in result.txs])
@@ -308,6 +307,17 @@ def _same_channel(store: BlockStore, genesis: common_pb2.Block) -> bool:
         return bool(genesis.header.data_hash == store.get_block(0).header.data_hash)
     config = ChannelConfig.from_block(parse_block(store.snapshot_base.config_block))
     return config.channel_id == ChannelConfig.from_block(genesis).channel_id
+
+
+def _chain_link_problem(last_hash: bytes, block: common_pb2.Block) -> str | None:
+    """`verify_chain_link` against the stored tip's header hash, which the store keeps, rather
+    than reading and parsing the whole previous block back from its file for its header."""
+    number = block.header.number
+    if bytes(block.header.previous_hash) != last_hash:
+        return f"previous hash of block {number} does not match block {number - 1}"
+    if bytes(block.header.data_hash) != data_hash([bytes(d) for d in block.data.data]):
+        return f"data hash of block {number} does not match its transactions"
+    return None
 
 
 def _snapshot_link_problem(last_hash: bytes, block: common_pb2.Block) -> str | None:

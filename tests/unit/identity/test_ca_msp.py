@@ -332,6 +332,23 @@ def test_principal_satisfaction(
     assert msps.satisfies_principal(identity, principal) is ok
 
 
+def test_a_principal_is_judged_by_its_exact_bytes(
+    people: dict[str, Signer], msps: MspManager
+) -> None:
+    # Role principals are parsed once per distinct bytes: bytes that do not decode, or that
+    # name another MSP or role, are judged as themselves, whatever was asked before.
+    peer = msps.deserialize(people["peer"].serialized_identity, at=NOW)
+    good = role("Org1MSP", "PEER")
+    broken = msp_principal_pb2.MSPPrincipal()
+    broken.CopyFrom(good)
+    broken.principal = b"\xff\xff"
+    for _ in range(2):
+        assert msps.satisfies_principal(peer, good)
+        assert not msps.satisfies_principal(peer, broken)
+        assert not msps.satisfies_principal(peer, role("Org2MSP", "PEER"))
+        assert not msps.satisfies_principal(peer, role("Org1MSP", "CLIENT"))
+
+
 def test_listed_admin_certificates_are_admins(org1: Org) -> None:
     boss = org1.signer("boss")
     msp = Msp(
