@@ -44,7 +44,7 @@ from medalliance.ledger.tx import (
     EnvelopeView,
     MalformedTransaction,
     parse_chaincode_event,
-    parse_envelope,
+    parse_envelopes,
     parse_rwset,
     proposal_hash,
 )
@@ -153,14 +153,16 @@ def validate_block(
     policy_for: PolicyLookup,
     state: StateReader,
     committed_txs: CommittedTxs,
+    views: Sequence[EnvelopeView | MalformedTransaction] | None = None,
 ) -> BlockResult:
     """Validate every transaction of `block` against committed state; writes nothing.
 
     `committed_txs` answers which of the block's tx ids are already on the ledger (duplicate
-    detection), asked once for the whole block.
+    detection), asked once for the whole block. `views`: the block's envelopes as
+    `parse_envelopes` gave them, when the caller has parsed them already.
     """
     number = int(block.header.number)
-    parsed = [_parse(bytes(data)) for data in block.data.data]
+    parsed = parse_envelopes(block) if views is None else views
     on_ledger = committed_txs([v.header.tx_id for v in parsed if isinstance(v, EnvelopeView)])
     seen: set[str] = set()
     # Definitions are read from the state as of the block's start, so one look-up per block will do.
@@ -211,13 +213,6 @@ def validate_block(
             )
         results.append(result)
     return BlockResult(number, tuple(results))
-
-
-def _parse(data: bytes) -> EnvelopeView | MalformedTransaction:
-    try:
-        return parse_envelope(data)
-    except MalformedTransaction as exc:
-        return exc
 
 
 def _validate_envelope(

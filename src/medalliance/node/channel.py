@@ -10,7 +10,7 @@ database transaction.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +42,13 @@ from medalliance.ledger.mvcc import metadata_writes_of, writes_of
 from medalliance.ledger.private_hashing import parse_hashed
 from medalliance.ledger.snapshot import config_block_at
 from medalliance.ledger.state import StateReader, TxWrites
-from medalliance.ledger.tx import parse_envelope, parse_rwset
+from medalliance.ledger.tx import (
+    EnvelopeView,
+    MalformedTransaction,
+    parse_envelope,
+    parse_envelopes,
+    parse_rwset,
+)
 from medalliance.ledger.validation import (
     VALID,
     BlockResult,
@@ -167,7 +173,8 @@ class PeerChannel:
             problem = _chain_link_problem(self._store.last_header_hash, block)
         if problem is not None:
             raise InvalidArgument(f"block {number} of {self.channel_id}: {problem}")
-        self._check_orderer_signatures(block)
+        views = parse_envelopes(block)  # once, for the block's time and for validation
+        self._check_orderer_signatures(block, views)
         new_config = None
         if is_config_block(block):
             result, new_config = self._validate_config(block)
@@ -178,9 +185,11 @@ class PeerChannel:
                 policy_for=self._policy_for,
                 state=self._state,
                 committed_txs=self._store.committed_among,
+                views=views,
             )
         set_transactions_filter(block, result.codes)
-        self._store.append(block, [t.tx_id for t in result.txs])
+        # the chain link and data hash were checked above, on these very bytes
+        self._store.append(block, [t.tx_id for t in result.txs], data_hash_checked=True)
         self._apply(number, result.txs)
         if self.private is not None:
             committed = [(t.tx_num, t.tx_id, t.hashed) for t in result.txs if t.code == VALID]
@@ -287,8 +296,10 @@ class PeerChannel:
     def _policy_for(self, namespace: str) -> NamespacePolicy | None:
         return namespace_policy(self._state, namespace)
 
-    def _check_orderer_signatures(self, block: common_pb2.Block) -> None:
-        problem = self.config.certificate_problem(block)
+    def _check_orderer_signatures(
+        self, block: common_pb2.Block, views: Sequence[EnvelopeView | MalformedTransaction]
+    ) -> None:
+        problem = self.config.certificate_problem(block, views)
         if problem is not None:
             raise PermissionDenied(
                 f"block {block.header.number} of {self.channel_id} is not certified by the "
