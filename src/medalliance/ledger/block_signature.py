@@ -7,7 +7,7 @@ time, so a ledger verified years later still verifies, and all nodes agree.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from fabric_protos.common import common_pb2
 
@@ -28,4 +28,9 @@ def block_time(
     stamps = [v.header.timestamp_ms for v in views if isinstance(v, EnvelopeView)]
     if not stamps:
         raise MalformedTransaction(2, f"block {block.header.number} has no readable transaction")
-    return dt.datetime.fromtimestamp(max(stamps) / 1000, tz=dt.UTC)
+    return newest(stamps)
+
+
+def newest(timestamps_ms: Iterable[int]) -> dt.datetime:
+    """`block_time` from its transactions' timestamps (ms), for a caller that parsed them."""
+    return dt.datetime.fromtimestamp(max(timestamps_ms) / 1000, tz=dt.UTC)
