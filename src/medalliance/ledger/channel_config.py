@@ -48,6 +48,7 @@ from medalliance.identity.policy import (
 from medalliance.ledger.block import new_block
 from medalliance.ledger.block_signature import block_time
 from medalliance.ledger.commit_certificate import Consenter, certificate_problem
+from medalliance.ledger.tx import EnvelopeView, MalformedTransaction
 
 ALLIANCE_VALUE = "AllianceOrganization"
 ADMINS = "Admins"  # every mod_policy, as Fabric's configtxgen writes them
@@ -420,11 +421,15 @@ class ChannelConfig:
             consenter_set=self.consenter_set,
         )
 
-    def certificate_problem(self, block: common_pb2.Block) -> str | None:
+    def certificate_problem(
+        self,
+        block: common_pb2.Block,
+        views: Sequence[EnvelopeView | MalformedTransaction] | None = None,
+    ) -> str | None:
         """Why `block` lacks a valid commit certificate of this configuration's consenter set
-        (judged at the block's time), or None when it has one."""
+        (judged at the block's time), or None when it has one. `views`: as for `block_time`."""
         try:
-            at = block_time(block)
+            at = block_time(block, views)
         except MedallianceError as exc:
             return str(exc)
         return certificate_problem(block, self.channel_id, self.consenter_set, self.msps, at=at)
