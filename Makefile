@@ -6,7 +6,7 @@ DEMO_DIR ?= demo-data
 VENDOR := src/medalliance/web/static/vendor
 ASSETS := $(VENDOR)/.built
 
-.PHONY: demo test lint typecheck unit bench bench-e2e clean simulate assets screenshots stress
+.PHONY: demo test lint typecheck unit bench bench-e2e bench-floor clean simulate assets screenshots stress
 
 $(BIN)/medalliance: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,10 @@ bench: $(BIN)/medalliance
 
 bench-e2e: $(BIN)/medalliance
 	$(BIN)/python benchmarks/e2e.py
+
+# The protocol's floor: CPU per gRPC call, stream message and ECDSA operation (docs/performance.md).
+bench-floor: $(BIN)/medalliance
+	$(BIN)/python benchmarks/protocol_floor.py --rounds 3
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache tests/interop/node_modules assets/node_modules $(VENDOR)

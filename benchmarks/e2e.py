@@ -175,11 +175,14 @@ def ordering_counters(layout: NetworkLayout) -> dict[str, dict[str, int]]:
         consensus = row.get("consensus", {}).get("mychannel")
         if row["role"] == "orderer" and consensus:
             wal = consensus.get("hardState", {})  # absent on older nodes
+            catch_up = consensus.get("catchUp") or {}  # absent before catch-up on demand
             found[row["name"]] = {
                 "height": row["height"],
                 **consensus["signaturesVerified"],
                 "walAppends": wal.get("appends", 0),
                 "walBytes": wal.get("bytes", 0),
+                "pulled": catch_up.get("blocksPulled", 0),
+                "catchUps": catch_up.get("catchUps", 0),
             }
     return found
 
@@ -200,6 +203,12 @@ def report_ordering(
             f"{len(after)} ordering node(s) ({total / blocks / len(after):.1f} each); "
             f"{blocks} blocks"
         )
+    pulled = sum(a["pulled"] - before[n]["pulled"] for n, a in after.items())
+    catch_ups = sum(a["catchUps"] - before[n]["catchUps"] for n, a in after.items())
+    console.print(
+        f"blocks pulled from another ordering node: {pulled} over {len(after)} node(s) in "
+        f"{catch_ups} catch-up(s); {blocks} blocks"
+    )
     appends = sum(a["walAppends"] - before[n]["walAppends"] for n, a in after.items())
     written = sum(a["walBytes"] - before[n]["walBytes"] for n, a in after.items())
     if appends and committed:

@@ -12,6 +12,7 @@ from fabric_protos.ledger.rwset import rwset_pb2
 from fabric_protos.orderer import ab_pb2
 from fabric_protos.peer import events_pb2, transaction_pb2
 from tests.conftest import make_org
+from tests.integration.test_embedded_network import deliver_raw_block, endorsed_envelope
 
 from medalliance.errors import UnknownChannel
 from medalliance.ledger.block_events import chaincode_events, filtered_block
@@ -195,3 +196,37 @@ def test_deliver_with_private_data_asks_for_the_requesters_organisation(
     assert not other[0].block_and_private_data.private_data_map
     assert other[0].block_and_private_data.block.header.number == height - 1
     assert [r.status for r in (member[-1], other[-1])] == [Status.SUCCESS] * 2
+
+
+def test_commit_status_waiters_get_the_location_the_block_store_indexes(
+    network: EmbeddedNetwork,
+) -> None:
+    """CommitStatus answers from the feed's location without reading the index again: it
+    must be the index's answer exactly, for a valid transaction, an invalid one, and a tx id
+    replayed inside the block (its first occurrence)."""
+    peer = network.peers_of("alliance")[0]
+    ledger = peer.channel("alliance")
+    served = ServedChannel.of(ledger)
+    client = network.client("HospCMSP")
+
+    async def scenario() -> None:
+        valid, _ = client.submit_async("alliance", "visit", "RegisterVisit", "V-9", PATIENT, "HospCMSP")  # fmt: skip
+        conflict, _ = client.submit_async("alliance", "visit", "RegisterVisit", "V-9", PATIENT[::-1], "HospCMSP")  # fmt: skip
+        waiters = {tx_id: served.feed.tx_waiter(tx_id)[0] for tx_id in (valid, conflict)}
+        network.cut_blocks("alliance")
+        for tx_id, waiter in waiters.items():
+            assert await asyncio.wait_for(waiter, 5) == ledger.store.tx_location(tx_id)
+        assert waiters[conflict].result().validation_code == CODE.Value("MVCC_READ_CONFLICT")
+        # A faulty ordering service puts a fresh transaction in a block twice: the waiter gets
+        # the first (valid) occurrence, as the index keeps it, not the DUPLICATE_TXID replay.
+        envelope, fresh = endorsed_envelope(network, "HospCMSP", "V-10")
+        waiter, _ = served.feed.tx_waiter(fresh)
+        assert deliver_raw_block(network, [envelope, envelope]) == [
+            CODE.Value("VALID"),
+            CODE.Value("DUPLICATE_TXID"),
+        ]
+        location = await asyncio.wait_for(waiter, 5)
+        assert location == ledger.store.tx_location(fresh)
+        assert (location.tx_num, location.validation_code) == (0, CODE.Value("VALID"))
+
+    asyncio.run(scenario())

@@ -199,6 +199,29 @@ def test_a_block_not_certified_by_a_consenter_is_refused(network: EmbeddedNetwor
     assert list(peer.deliver(block).codes) == [CODE.Value("VALID")]
 
 
+def test_a_block_whose_transactions_or_link_changed_is_refused_and_not_stored(
+    network: EmbeddedNetwork,
+) -> None:
+    # The commit checks the link against the stored tip's hash and the data hash once, before
+    # anything is written; the block store then trusts that check.
+    peer = network.peers_of("alliance")[0]
+    ledger = peer.channel("alliance")
+    height, tip = ledger.height, ledger.store.last_header_hash
+    envelope, _ = endorsed_envelope(network, "HospCMSP", "V-link")
+    other, _ = endorsed_envelope(network, "HospCMSP", "V-link2")
+    swapped = new_block(height, tip, [envelope])
+    certify(swapped, consenter(network))
+    swapped.data.data[0] = other  # certified, then its transaction replaced
+    with pytest.raises(InvalidArgument, match="data hash"):
+        peer.deliver(swapped)
+    unlinked = new_block(height, b"\x00" * 32, [envelope])
+    certify(unlinked, consenter(network))
+    with pytest.raises(InvalidArgument, match="previous hash"):
+        peer.deliver(unlinked)
+    assert (ledger.height, ledger.store.last_header_hash) == (height, tip)
+    assert deliver_raw_block(network, [envelope]) == [CODE.Value("VALID")]  # every peer
+
+
 def test_replayed_transactions_are_refused_and_never_applied_twice(
     network: EmbeddedNetwork,
 ) -> None:
@@ -209,6 +232,12 @@ def test_replayed_transactions_are_refused_and_never_applied_twice(
     network.cut_blocks()
     assert deliver_raw_block(network, [envelope]) == [CODE.Value("DUPLICATE_TXID")]
     assert network.client("HospCMSP").status("alliance", tx_id).valid
+    # One look-up for the whole block: a replay beside a new transaction and its own copy.
+    fresh, fresh_id = endorsed_envelope(network, "HospCMSP", "V-4b")
+    duplicate, valid = CODE.Value("DUPLICATE_TXID"), CODE.Value("VALID")
+    codes = deliver_raw_block(network, [envelope, fresh, fresh])
+    assert codes == [duplicate, valid, duplicate]
+    assert network.client("HospCMSP").status("alliance", fresh_id).valid
 
 
 def test_a_replayed_transaction_is_refused_while_pending_and_once_ordered(

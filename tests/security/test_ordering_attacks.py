@@ -341,6 +341,23 @@ def test_broadcast_and_deliver_answer_hostile_input_with_fabrics_status(
     assert heights(layout) == before
 
 
+def test_a_forwarded_transaction_with_a_forged_signature_is_verified_and_dropped(
+    layout: NetworkLayout, contract: Contract
+) -> None:
+    """A consenter's Forward is admitted on its own merits: the target verifies the signature
+    itself (one ECDSA verification, counted) and keeps nothing."""
+    wait_until(lambda: len(set(heights(layout).values())) == 1, "every ordering node level")
+    before = consensus_of(layout)["signaturesVerified"]["transactions"]
+    process_before = status_of(layout, TARGET)[1]["signatures"]["verified"]
+    forged = hostile_envelope(layout, "forged signature").SerializeToString()
+    assert consensus_call(layout, "Forward", forged, as_who=ORDERERS[3])[0] == OK
+    after = consensus_of(layout)  # Forward answers once its envelopes were judged
+    assert after["signaturesVerified"]["transactions"] == before + 1
+    assert after["mempool"] == 0
+    assert status_of(layout, TARGET)[1]["signatures"]["verified"] >= process_before + 1
+    assert_target_orders_with_the_others(layout, contract)
+
+
 # --- item 8: a genuine certificate beside another body ------------------------------------------
 
 

@@ -250,7 +250,7 @@ def _check_block(
         config=config,
         policy_for=lambda namespace: definitions(state, namespace),
         state=state,
-        is_committed_tx=committed.__contains__,
+        committed_txs=committed.intersection,
     )
     recorded = transactions_filter(block)
     # An ordering node stores blocks as it cut them, with no codes: re-validation still runs.

@@ -195,9 +195,10 @@ class Collection:
         and are asked again.
         """
         details: list[Detail] = []
-        for delay in (0.0, *LAG_RETRY_DELAYS_S):
-            await asyncio.sleep(delay)
-            outcomes = await asyncio.gather(*(self._answer(self._peers[o]) for o in orgs))
+        for attempt, delay in enumerate((0.0, *LAG_RETRY_DELAYS_S)):
+            if attempt:
+                await asyncio.sleep(delay)
+            outcomes = await self._answers(orgs)
             details = [o for o in outcomes if isinstance(o, Detail)]
             unreachable = [d for d in details if d.message.startswith(UNREACHABLE)]
             if unreachable and len(unreachable) == len(
@@ -222,6 +223,13 @@ class Collection:
                 if a.response.payload != common
             ]
         raise RpcFailure.of(Conflict, failure, details)
+
+    async def _answers(self, orgs: Sequence[str]) -> list[_Answer | Detail]:
+        """Each organisation's answer, asked at once; one organisation (the usual second
+        endorser) is awaited directly rather than through a task."""
+        if len(orgs) == 1:
+            return [await self._answer(self._peers[orgs[0]])]
+        return list(await asyncio.gather(*(self._answer(self._peers[o]) for o in orgs)))
 
     async def _local_result(self, orgs: Sequence[str]) -> ProposalResponse | None:
         """The hosting peer's own simulation, when it was not among `orgs` and accepts: the

@@ -36,7 +36,7 @@ from medalliance.errors import (
 )
 from medalliance.gateway.endorse import UNREACHABLE, Collection, Plan
 from medalliance.gateway.errors import Detail, RpcFailure, Unknown, abort
-from medalliance.gateway.plan import namespace_requirement
+from medalliance.gateway.plan import Requirement, application_requirement, namespace_requirement
 from medalliance.gateway.ports import Endorser, EndorserRefused, GatewayChannel, OrdererRejected
 from medalliance.identity.policy import SignedData
 from medalliance.ledger.block_events import chaincode_events
@@ -133,12 +133,23 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
             key=lambda org: (not (lifecycle or org in self._endorsing), org != self._local.msp_id),
         )
         members = channel.config.application_msp_ids
+        # Each contract's committed policy read once per request: the proposal's own from the
+        # definition `_policy` has just read, others when an endorsement's interest names them.
+        requirements: dict[str, Requirement] = {}
+        if policy is not None:
+            requirements[proposal.chaincode_name] = application_requirement(policy, members)
+
+        def namespace(name: str) -> Requirement:
+            if name not in requirements:
+                requirements[name] = namespace_requirement(channel.state, name, members)
+            return requirements[name]
+
         return Plan(
             policy=policy,
             candidates=tuple(candidates),
             members=tuple(members),
-            contract=namespace_requirement(channel.state, proposal.chaincode_name, members),
-            namespace=lambda name: namespace_requirement(channel.state, name, members),
+            contract=namespace(proposal.chaincode_name),
+            namespace=namespace,
             collections=lambda name: committed_collections(channel.state, name),
             transient=bool(proposal.transient),
             local_endorses=lifecycle or self._local.msp_id in self._endorsing,
@@ -267,22 +278,19 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
             raise RpcFailure.of(InvalidArgument, "transaction ID should not be empty")
         channel = self._channel(request.channel_id)
         self._authorize(channel, signed.request, request.identity, signed.signature)
+        # Registered before the index is read, so a commit in between still wakes it; the
+        # block's commit completes it with the location the index holds (network/block_feed.py).
         future, cancel = channel.feed.tx_waiter(request.transaction_id)
         try:
             location = channel.store.tx_location(request.transaction_id)
             if location is None:
-                await future
-                location = channel.store.tx_location(request.transaction_id)
+                location = await future
         except asyncio.CancelledError:
             if channel.feed.closed:
                 raise RpcFailure.of(Unavailable, "the peer is shutting down") from None
             raise
         finally:
             cancel()
-        if location is None:  # committed and then lost: cannot happen with a durable store
-            raise RpcFailure.of(
-                MedallianceError, f"transaction {request.transaction_id} not found after commit"
-            )
         return gateway_pb2.CommitStatusResponse(
             result=location.validation_code, block_number=location.block_num
         )

@@ -10,6 +10,7 @@ orderer (protocol doc §7.1, `fabric: msp/mspimplvalidate.go`). Pure except `Msp
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 from collections import OrderedDict
@@ -317,6 +318,23 @@ def check_validity_period(identity: Identity, at: dt.datetime) -> None:
         raise InvalidIdentity(f"{identity.msp_id}: the certificate is malformed") from exc
 
 
+# When the certificate and its whole chain are valid: the latest start, the earliest end.
+_Window = tuple[dt.datetime, dt.datetime]
+
+
+def _validity_window(identity: Identity) -> _Window | None:
+    """The times at which `check_validity_period` passes, computed once per identity rather
+    than per signature; None when a date does not read (every check then fails as malformed)."""
+    try:
+        certificates = (identity.certificate, *identity.chain)
+        return (
+            max(c.not_valid_before_utc for c in certificates),
+            min(c.not_valid_after_utc for c in certificates),
+        )
+    except ValueError:
+        return None
+
+
 class MspManager:
     """The MSPs of a channel: deserialises and validates identities, judges principals.
 
@@ -327,7 +345,7 @@ class MspManager:
 
     def __init__(self, msps: Iterable[Msp], cache_size: int = 4096) -> None:
         self._msps: dict[str, Msp] = {m.msp_id: m for m in msps}
-        self._cache: OrderedDict[bytes, Identity | str] = OrderedDict()
+        self._cache: OrderedDict[bytes, tuple[Identity, _Window | None] | str] = OrderedDict()
         self._cache_size = cache_size
 
     @property
@@ -347,8 +365,8 @@ class MspManager:
         Raises `MalformedMessage` for bytes that are not a `SerializedIdentity` and
         `InvalidIdentity` for an unknown MSP or an invalid certificate.
         """
-        verdict = self._cache.get(serialized)
-        if verdict is None:
+        entry = self._cache.get(serialized)
+        if entry is None:
             parsed = identities_pb2.SerializedIdentity()
             try:
                 parsed.ParseFromString(serialized)
@@ -356,18 +374,21 @@ class MspManager:
                 raise MalformedMessage("serialized identity", str(exc)) from exc
             try:
                 msp = self.get(str(parsed.mspid))
-                verdict = msp.identify(bytes(parsed.id_bytes), serialized)
+                identity = msp.identify(bytes(parsed.id_bytes), serialized)
+                entry = (identity, _validity_window(identity))
             except InvalidIdentity as exc:
-                verdict = str(exc)  # a message, not the exception: re-raising grows tracebacks
-            self._cache[serialized] = verdict
+                entry = str(exc)  # a message, not the exception: re-raising grows tracebacks
+            self._cache[serialized] = entry
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         else:
             self._cache.move_to_end(serialized)
-        if isinstance(verdict, str):
-            raise InvalidIdentity(verdict)
-        check_validity_period(verdict, at)
-        return verdict
+        if isinstance(entry, str):
+            raise InvalidIdentity(entry)
+        identity, window = entry
+        if window is None or not window[0] <= at <= window[1]:
+            check_validity_period(identity, at)  # raises, saying which certificate and why
+        return identity
 
     def satisfies_principal(
         self, identity: Identity, principal: msp_principal_pb2.MSPPrincipal
@@ -382,24 +403,37 @@ class MspManager:
         if msp is None:
             return False
         classification = principal.principal_classification
-        if classification == _PRINCIPAL.Value("ROLE"):
-            role = msp_principal_pb2.MSPRole()
-            try:
-                role.ParseFromString(principal.principal)
-            except DecodeError:
+        if classification == _ROLE_PRINCIPAL:
+            role = _parsed_role(principal.principal)
+            if role is None or role[0] != identity.msp_id:
                 return False
-            if role.msp_identifier != identity.msp_id:
-                return False
-            if role.role == _ROLE.Value("MEMBER"):
+            if role[1] == _MEMBER:
                 return True
-            if role.role == _ROLE.Value("ADMIN"):
+            if role[1] == _ADMIN:
                 return identity.is_admin
-            names = {_ROLE.Value(ou.upper()): ou for ou in ("client", "peer", "orderer")}
-            wanted = names.get(role.role)
+            wanted = _NODE_OUS.get(role[1])
             return msp.node_ous_enabled and wanted is not None and identity.node_ou == wanted
         if classification == _PRINCIPAL.Value("IDENTITY"):
             return _same_identity(identity, bytes(principal.principal))
         return False
+
+
+_ROLE_PRINCIPAL = _PRINCIPAL.Value("ROLE")
+_MEMBER, _ADMIN = _ROLE.Value("MEMBER"), _ROLE.Value("ADMIN")
+_NODE_OUS = {_ROLE.Value(ou.upper()): ou for ou in ("client", "peer", "orderer")}
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_role(principal: bytes) -> tuple[str, int] | None:
+    """(MSP id, role) of a ROLE principal's bytes, None when they do not decode. Parsed once
+    per distinct bytes: a block's policy checks ask about the same few principals thousands of
+    times. Keyed by the exact bytes and holding no verdict about any identity."""
+    role = msp_principal_pb2.MSPRole()
+    try:
+        role.ParseFromString(principal)
+    except DecodeError:
+        return None
+    return str(role.msp_identifier), int(role.role)
 
 
 def _same_identity(identity: Identity, serialized: bytes) -> bool:

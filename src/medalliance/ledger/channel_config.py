@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -48,6 +48,7 @@ from medalliance.identity.policy import (
 from medalliance.ledger.block import new_block
 from medalliance.ledger.block_signature import block_time
 from medalliance.ledger.commit_certificate import Consenter, certificate_problem
+from medalliance.ledger.tx import EnvelopeView, MalformedTransaction
 
 ALLIANCE_VALUE = "AllianceOrganization"
 ADMINS = "Admins"  # every mod_policy, as Fabric's configtxgen writes them
@@ -291,6 +292,11 @@ def genesis_block(defn: ChannelDefinition, *, timestamp_ms: int) -> common_pb2.B
 # --- parsing ---------------------------------------------------------------------------------
 
 
+# Signer sets whose policy verdicts a configuration remembers: a channel's writers are a few
+# dozen certificates; a member minting certificates only evicts entries.
+VERDICTS_KEPT = 1024
+
+
 @dataclass(frozen=True, slots=True)
 class _Policy:
     envelope: Any = None  # a SignaturePolicyEnvelope, or None for ImplicitMeta
@@ -316,6 +322,11 @@ class ChannelConfig:
     consenter_set: tuple[Consenter, ...]
     _policies: Mapping[str, _Policy] = field(repr=False)
     _subgroups: Mapping[str, tuple[str, ...]] = field(repr=False)
+    # (path, signers) → verdict of `satisfied_by`: a pure function of this configuration and the
+    # signers' certificates, never of time (their validity is their caller's to check each time).
+    _verdicts: dict[tuple[str, tuple[tuple[str, bytes], ...]], bool] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def application_msp_ids(self) -> tuple[str, ...]:
@@ -410,11 +421,15 @@ class ChannelConfig:
             consenter_set=self.consenter_set,
         )
 
-    def certificate_problem(self, block: common_pb2.Block) -> str | None:
+    def certificate_problem(
+        self,
+        block: common_pb2.Block,
+        views: Sequence[EnvelopeView | MalformedTransaction] | None = None,
+    ) -> str | None:
         """Why `block` lacks a valid commit certificate of this configuration's consenter set
-        (judged at the block's time), or None when it has one."""
+        (judged at the block's time), or None when it has one. `views`: as for `block_time`."""
         try:
-            at = block_time(block)
+            at = block_time(block, views)
         except MedallianceError as exc:
             return str(exc)
         return certificate_problem(block, self.channel_id, self.consenter_set, self.msps, at=at)
@@ -427,22 +442,34 @@ class ChannelConfig:
         """
         if path not in self._policies:
             raise UnknownPolicy(self.channel_id, path)
-        # The signatures are checked once for all sub-policies: an ImplicitMeta policy over n
-        # organisations would otherwise verify each of them n times (same answer, n x the cost).
-        found: list[list[Identity]] = []  # a memo: functools.cache costs more per call
+        # The signatures are checked once for all sub-policies (an ImplicitMeta policy over n
+        # organisations would otherwise verify each of them n times), and at `at` on every
+        # call; what the valid signers satisfy is remembered (`satisfied_by`).
+        return self.satisfied_by(path, valid_signers(signed, self.msps, at=at))
 
-        def signers() -> list[Identity]:
-            if not found:
-                found.append(valid_signers(signed, self.msps, at=at))
-            return found[0]
+    def satisfied_by(self, path: str, signers: Sequence[Identity]) -> bool:
+        """`evaluate_policy` for signers its caller has already validated: identities valid at
+        the time that matters, whose signatures verified (distinct; `valid_signers`' output).
+        The verdict is remembered per configuration for up to `VERDICTS_KEPT` signer sets,
+        keyed by the exact certificates in order (an identity's roles are its certificate's,
+        read by this configuration's MSPs; the greedy rule reads them in order). Raises
+        `UnknownPolicy` for a bad path."""
+        if path not in self._policies:
+            raise UnknownPolicy(self.channel_id, path)
+        key = (path, tuple((s.msp_id, s.id_hash) for s in signers))
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            verdict = self._evaluate(path, signers)
+            if len(self._verdicts) >= VERDICTS_KEPT:  # start afresh: one atomic step, as peers
+                self._verdicts.clear()  # evaluate in worker threads too
+            self._verdicts[key] = verdict
+        return verdict
 
-        return self._evaluate(path, signers)
-
-    def _evaluate(self, path: str, signers: Callable[[], list[Identity]]) -> bool:
+    def _evaluate(self, path: str, signers: Sequence[Identity]) -> bool:
         policy = self._policies[path]
         if policy.envelope is not None:
             envelope = policy.envelope
-            return policy.compiles and identities_satisfy(envelope, signers(), self.msps)
+            return policy.compiles and identities_satisfy(envelope, signers, self.msps)
         group = path.rsplit("/", 1)[0]
         sub_paths = [f"{group}/{name}/{policy.sub_policy}" for name in self._subgroups[group]]
         # Lazily, so that evaluation stops once the rule is decided (ANY: the first organisation

@@ -98,6 +98,10 @@ class PostgresState:
         )
         return {str(name): bytes(value) for name, value in rows}
 
+    def has_metadata(self, namespace: str) -> bool:
+        """Whether any key of `namespace` has metadata: when none has, validation asks no key."""
+        return bool(self._rows("SELECT 1 FROM metadata WHERE ns = %s LIMIT 1", (namespace,)))
+
     def get_many(
         self, keys: Iterable[tuple[str, str]]
     ) -> dict[tuple[str, str], VersionedValue | None]:

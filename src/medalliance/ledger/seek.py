@@ -39,12 +39,13 @@ def new_seek_envelope(
     timestamp_ms: int,
     tls_cert_hash: bytes = b"",
     behavior: int = BLOCK_UNTIL_READY,
+    stop_block: int = MAX_BLOCK_NUMBER,
 ) -> common_pb2.Envelope:
     """The signed DELIVER_SEEK_INFO envelope that starts a block stream.
 
     It asks for every block from `start_block` (the next commit when None) with no end, waiting
     for blocks not yet cut (with `behavior=FAIL_IF_NOT_READY`, answered NOT_FOUND at once
-    instead of waiting when `start_block` is not there yet). `tls_cert_hash` is the SHA-256 of the client's TLS certificate
+    instead of waiting when `start_block` is not there yet), up to `stop_block`. `tls_cert_hash` is the SHA-256 of the client's TLS certificate
     (DER), which a server with mutual TLS compares with the connection's.
     """
     channel_header = common_pb2.ChannelHeader(
@@ -57,7 +58,7 @@ def new_seek_envelope(
     signature_header = common_pb2.SignatureHeader(creator=signer.serialized_identity)
     seek_info = ab_pb2.SeekInfo(
         start=seek_position(start_block),
-        stop=ab_pb2.SeekPosition(specified=ab_pb2.SeekSpecified(number=MAX_BLOCK_NUMBER)),
+        stop=ab_pb2.SeekPosition(specified=ab_pb2.SeekSpecified(number=stop_block)),
         behavior=behavior,
     )
     payload = common_pb2.Payload(

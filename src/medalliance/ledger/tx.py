@@ -273,6 +273,18 @@ def parse_envelope(data: bytes) -> EnvelopeView:
     )
 
 
+def parse_envelopes(block: common_pb2.Block) -> list[EnvelopeView | MalformedTransaction]:
+    """Each envelope of `block` parsed, or the error parsing it raised: a peer parses a block's
+    envelopes once and hands them to both the block's time and its validation."""
+    views: list[EnvelopeView | MalformedTransaction] = []
+    for data in block.data.data:
+        try:
+            views.append(parse_envelope(bytes(data)))
+        except MalformedTransaction as exc:
+            views.append(exc)
+    return views
+
+
 def proposal_hash(channel_header: bytes, signature_header: bytes, payload_for_tx: bytes) -> bytes:
     return hashlib.sha256(channel_header + signature_header + payload_for_tx).digest()
 

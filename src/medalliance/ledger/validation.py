@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -44,7 +44,7 @@ from medalliance.ledger.tx import (
     EnvelopeView,
     MalformedTransaction,
     parse_chaincode_event,
-    parse_envelope,
+    parse_envelopes,
     parse_rwset,
     proposal_hash,
 )
@@ -101,6 +101,8 @@ class NamespacePolicy:
 
 # Returns the committed policy of a contract namespace, or None when none is committed.
 PolicyLookup = Callable[[str], NamespacePolicy | None]
+# Which of the given tx ids are already on the ledger (one look-up per block, not per tx).
+CommittedTxs = Callable[[Sequence[str]], Set[str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,13 +152,18 @@ def validate_block(
     config: ChannelPolicies,
     policy_for: PolicyLookup,
     state: StateReader,
-    is_committed_tx: Callable[[str], bool],
+    committed_txs: CommittedTxs,
+    views: Sequence[EnvelopeView | MalformedTransaction] | None = None,
 ) -> BlockResult:
     """Validate every transaction of `block` against committed state; writes nothing.
 
-    `is_committed_tx` answers whether a tx id is already on the ledger (duplicate detection).
+    `committed_txs` answers which of the block's tx ids are already on the ledger (duplicate
+    detection), asked once for the whole block. `views`: the block's envelopes as
+    `parse_envelopes` gave them, when the caller has parsed them already.
     """
     number = int(block.header.number)
+    parsed = parse_envelopes(block) if views is None else views
+    on_ledger = committed_txs([v.header.tx_id for v in parsed if isinstance(v, EnvelopeView)])
     seen: set[str] = set()
     # Definitions are read from the state as of the block's start, so one look-up per block will do.
     definitions: dict[str, NamespacePolicy | None] = {}
@@ -168,10 +175,8 @@ def validate_block(
 
     keys = _KeyPolicies(state)
     pending: list[_Pending] = []
-    for tx_num, data in enumerate(block.data.data):
-        checked = _validate_envelope(
-            bytes(data), tx_num, config, cached_policy, keys, is_committed_tx, seen
-        )
+    for tx_num, view in enumerate(parsed):
+        checked = _validate_envelope(view, tx_num, config, cached_policy, keys, on_ledger, seen)
         if checked.result.code == VALID:
             keys.note_changes(checked.ns_rwsets)
         pending.append(checked)
@@ -211,22 +216,20 @@ def validate_block(
 
 
 def _validate_envelope(
-    data: bytes,
+    view: EnvelopeView | MalformedTransaction,
     tx_num: int,
     config: ChannelPolicies,
     policy_for: PolicyLookup,
     keys: _KeyPolicies,
-    is_committed_tx: Callable[[str], bool],
+    on_ledger: Set[str],
     seen: set[str],
 ) -> _Pending:
-    try:
-        view = parse_envelope(data)
-    except MalformedTransaction as exc:
-        return _Pending(None, TxResult(tx_num, "", exc.code, 0, reason=str(exc)))
+    if isinstance(view, MalformedTransaction):
+        return _Pending(None, TxResult(tx_num, "", view.code, 0, reason=str(view)))
     tx_id, ts = view.header.tx_id, view.header.timestamp_ms
     try:
         ns_rwsets, hashed, chaincode, event = _check(
-            view, config, policy_for, keys, is_committed_tx, seen
+            view, config, policy_for, keys, on_ledger, seen
         )
     except _Invalid as exc:
         return _Pending(view, TxResult(tx_num, tx_id, exc.code, ts, reason=exc.reason))
@@ -242,7 +245,7 @@ def _check(
     config: ChannelPolicies,
     policy_for: PolicyLookup,
     keys: _KeyPolicies,
-    is_committed_tx: Callable[[str], bool],
+    on_ledger: Set[str],
     seen: set[str],
 ) -> tuple[tuple[tuple[str, kv_rwset_pb2.KVRWSet], ...], tuple[HashedCollection, ...], str, bytes]:
     header = view.header
@@ -260,7 +263,7 @@ def _check(
     )
     if body.proposal_hash != expected_hash:
         raise _Invalid("INVALID_ENDORSER_TRANSACTION", "proposal hash does not match the proposal")
-    if header.tx_id in seen or is_committed_tx(header.tx_id):
+    if header.tx_id in seen or header.tx_id in on_ledger:
         raise _Invalid("DUPLICATE_TXID", f"tx id {header.tx_id} is already on the ledger")
     if body.chaincode_name != header.chaincode_name or not body.chaincode_version:
         raise _Invalid("INVALID_CHAINCODE", "chaincode name or version does not match the header")
@@ -318,13 +321,26 @@ class _KeyPolicies:
         self._state = state
         self._committed: dict[tuple[str, str], bytes | None] = {}
         self._changed: set[tuple[str, str]] = set()
+        # Namespaces where no key has metadata as of the block's start (the state does not
+        # change while a block validates): their keys need no look-up each.
+        self._has_metadata: dict[str, bool] = {}
 
     def committed(self, namespace: str, key: str) -> bytes | None:
         """The key's committed validation parameter; None when it has none."""
         if (namespace, key) not in self._committed:
+            if not self._namespace_has_metadata(namespace):
+                return None
             entries = self._state.get_metadata(namespace, key)
             self._committed[(namespace, key)] = entries.get(VALIDATION_PARAMETER)
         return self._committed[(namespace, key)]
+
+    def _namespace_has_metadata(self, namespace: str) -> bool:
+        if namespace not in self._has_metadata:
+            has_metadata = getattr(self._state, "has_metadata", None)
+            self._has_metadata[namespace] = (
+                True if has_metadata is None else bool(has_metadata(namespace))
+            )
+        return self._has_metadata[namespace]
 
     def changed(self, namespace: str, key: str) -> bool:
         return (namespace, key) in self._changed

@@ -35,6 +35,10 @@ class WorldState(StateStore, Protocol):
         """`get` of many keys in a few round trips (MVCC checks a whole block at once)."""
         ...
 
+    def has_metadata(self, namespace: str) -> bool:
+        """Whether any key of `namespace` has metadata (validation then asks key by key)."""
+        ...
+
     def state_hash(self) -> bytes:
         """A digest of every value, version and metadata entry: equal states, equal hashes."""
         ...

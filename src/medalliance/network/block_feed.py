@@ -4,12 +4,18 @@ A `BlockFeed` is fed by whatever appends blocks (a peer's commit path, an ordere
 and read by the Deliver, CommitStatus and ChaincodeEvents handlers. Waiters register before they
 look at the ledger, so a block that lands in between wakes them (protocol doc §0 step 4).
 Everything runs on the node's event loop; no locks are needed.
+
+A transaction waiter is completed with where its transaction committed (block, position,
+validation code), the same first occurrence the block store indexes, so CommitStatus answers
+without reading the index again.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+
+from medalliance.ledger.block_store import TxLocation
 
 
 class BlockFeed:
@@ -18,7 +24,7 @@ class BlockFeed:
     def __init__(self, height: int) -> None:
         self._height = height
         self._changed = asyncio.Event()
-        self._tx_waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._tx_waiters: dict[str, list[asyncio.Future[TxLocation]]] = {}
         self._closed = False
 
     @property
@@ -29,13 +35,19 @@ class BlockFeed:
     def closed(self) -> bool:
         return self._closed
 
-    def published(self, height: int, tx_ids: list[str]) -> None:
-        """Record that the ledger grew to `height`, committing `tx_ids`."""
+    def published(self, height: int, txs: Sequence[tuple[str, int]]) -> None:
+        """Record that the ledger grew to `height`, block `height - 1` committing `txs`
+        ((tx id, validation code) in block order)."""
         self._height = max(self._height, height)
-        for tx_id in tx_ids:
-            for future in self._tx_waiters.pop(tx_id, ()):
-                if not future.done():
-                    future.set_result(None)
+        if self._tx_waiters:
+            for tx_num, (tx_id, code) in enumerate(txs):
+                # pop: a tx id repeated later in the block is not its first location
+                waiters = self._tx_waiters.pop(tx_id, None)
+                if waiters:
+                    location = TxLocation(height - 1, tx_num, code)
+                    for future in waiters:
+                        if not future.done():
+                            future.set_result(location)
         self._changed.set()
         self._changed = asyncio.Event()
 
@@ -47,9 +59,10 @@ class BlockFeed:
             await self._changed.wait()
         return True
 
-    def tx_waiter(self, tx_id: str) -> tuple[asyncio.Future[None], Callable[[], None]]:
-        """A future completed when `tx_id` commits, and a function that drops the interest."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    def tx_waiter(self, tx_id: str) -> tuple[asyncio.Future[TxLocation], Callable[[], None]]:
+        """A future completed with `tx_id`'s location when it commits, and a function that
+        drops the interest."""
+        future: asyncio.Future[TxLocation] = asyncio.get_running_loop().create_future()
         self._tx_waiters.setdefault(tx_id, []).append(future)
 
         def cancel() -> None:

@@ -6,8 +6,8 @@ feeds it events one at a time from a bounded inbox (`replica_inbox.py`) and perf
 it returns through `consensus/effects.execute`, the same executor the simulator uses: persist
 the hard state (an fsync'd append to `consensus.wal`), append a decided block with its commit
 certificate to the block store (fsync'd) and publish it to Deliver, send, forward admitted
-transactions, arm timers; evidence of equivocation and sync requests are counted and shown in
-`/status`. Nothing leaves the node before its hard state is on disk.
+transactions, arm timers; evidence of equivocation (`evidence_record.py`) and sync requests
+are counted and shown in `/status`. Nothing leaves the node before its hard state is on disk.
 
 Around the replica:
 - **messages**: a peer's bytes are decoded strictly; every signature (proposal, votes, POL,
@@ -18,10 +18,12 @@ Around the replica:
   stored.
 - **supervision**: the core's task is restarted from the ledger and the persisted hard state
   after a failure (logged at ERROR, counted, bounded back-off); a safety halt stops it for good.
-  Either shows in `/status` and makes `/healthz` unhealthy (`problems`).
-- **catch-up**: a lagging node pulls certified blocks from the other ordering nodes (verifying
-  chain and certificate), stores them and hands them to the core as `SyncedBlock` at once, so
-  that a config block among them is in force before the next one is verified.
+  Either shows in `/status` and makes `/healthz` unhealthy (`core_health.py`).
+- **catch-up**: a lagging node (the core's `NeedSync`, or no block for a while) pulls certified
+  blocks from the other ordering nodes (`block_sync.py`; verifying chain and certificate), stores
+  them and hands them to the core as `SyncedBlock` (`certified_blocks.py`) at once, so that a
+  config block among them is in force before the next one is verified. A retired node follows
+  the chain all the time.
 - **reconfiguration** is the replica's: on a decided or synced config block it starts the next
   height under the new consenter set, or retires, and says so with `Reconfigured`; this host then
   installs the config (MSPs, consenters, batch size) and refuses Broadcast while retired. A
@@ -47,34 +49,34 @@ from medalliance.consensus.hard_state import HardState as _HardState
 from medalliance.consensus.inputs import MessageReceived, Start, SyncedBlock, Timeout
 from medalliance.consensus.machine import ConsensusMachine
 from medalliance.consensus.messages import (
-    Certificate,
     Decision,
-    Kind,
     Message,
     Proposal,
-    Value,
-    Vote,
 )
 from medalliance.consensus.ready import ArmTimer, Commit, Decided, Evidence, NeedSync
 from medalliance.consensus.ready import Send as SendMessage
 from medalliance.consensus.replica import Event, Replica, Submitted, Tick
 from medalliance.consensus.timeouts import Timeouts
-from medalliance.errors import InvalidArgument, MedallianceError, Unavailable
-from medalliance.identity.msp import Identity
-from medalliance.ledger.block import header_hash, new_block, verify_chain_link
+from medalliance.errors import InvalidArgument, Unavailable
+from medalliance.ledger.block import verify_chain_link
 from medalliance.ledger.block_store import BlockStore
 from medalliance.ledger.channel_config import ChannelConfig
-from medalliance.ledger.commit_certificate import read_certificate, write_certificate
+from medalliance.ledger.commit_certificate import write_certificate
 from medalliance.ledger.tx import SigningIdentity, parse_envelope
 from medalliance.network.block_feed import BlockFeed
 from medalliance.node import consensus_wire
 from medalliance.node.block_rules import BlockRules, ConsenterSigner, cut_rules, validators_of
+from medalliance.node.block_sync import BlockSync
+from medalliance.node.certified_blocks import decided_of, last_decision
 from medalliance.node.consensus_inbox import (
     RefusalLog,
     RejectedMessage,
     block_problem,
     check_message,
 )
+from medalliance.node.consenter_identities import ConsenterIdentities
+from medalliance.node.core_health import CoreHealth
+from medalliance.node.evidence_record import EvidenceRecord
 from medalliance.node.hard_state_log import HardStateLog
 from medalliance.node.replica_inbox import Inbox
 
@@ -86,8 +88,6 @@ HARD_STATE = "consensus.wal"
 RESTART_DELAY_MIN_S = 0.1  # back-off of the core's restarts after a failure, doubling ...
 RESTART_DELAY_MAX_S = 5.0  # ... up to this
 INBOX_MAX = 4096  # consensus messages from peers waiting; more are dropped (and counted)
-EVIDENCE_KEPT = 16  # the latest equivocations shown in /status
-FAILURES_UNHEALTHY = 3  # failures without a block decided in between: report unhealthy
 
 Send = Callable[[str | None, bytes], None]  # (peer name or None for all, message bytes)
 Forward = Callable[[list[bytes]], None]  # admitted envelopes to the other ordering nodes
@@ -130,9 +130,7 @@ class BftChannel:
         self._now = now
         consenters = config.consenter_set
         self.validators = validators_of(config)
-        self._identity_bytes = {c.name: c.identity for c in consenters}
-        self._name_of = {c.identity: c.name for c in consenters}
-        self._identities: dict[str, Identity] = {}
+        self.consenters = ConsenterIdentities(lambda: self.config, now, consenters)
         batch_ticks = cut_rules(config).timeout_ticks
         self._timeouts = timeouts or Timeouts(propose_base_ticks=batch_ticks + 50)
         self.rules = BlockRules(config=lambda: self.config, store=store, signer=signer, now=now)
@@ -146,7 +144,6 @@ class BftChannel:
         self._arrived = asyncio.Event()  # set when a transaction is admitted
         self._arrival_queued = False  # a Tick for submissions waits in the inbox
         self._ticks_from = time.monotonic()  # tick 0 of the cutter's clock
-        self.halted: str | None = None
         # signature verifications, for operators and the benchmark: consensus messages
         # (proposals, votes, POLs, certificates) and transactions (admission, validity)
         self._verified_consensus = 0
@@ -156,19 +153,16 @@ class BftChannel:
         self._task: asyncio.Task[None] | None = None  # the core's loop
         self.dropped: Counter[str] = Counter()  # refused consensus messages, by reason
         self._refusals = RefusalLog()
-        self.failures = 0  # times the core's task failed and was restarted
-        self._failures_in_a_row = 0  # since the last decided block
-        self._last_failure: str | None = None
-        self._running = False
+        self.health = CoreHealth(self.channel_id)  # failures, halt: /status and /healthz
         self._generation = 0  # timers of an earlier run of the core are dropped
         # for /metrics (node/metrics.py): read at scrape time, counted where they happen
         self.proposals = 0  # values this node proposed
         self.decided = 0  # blocks decided by the core on this node (not those caught up)
         self.round_changes = 0  # rounds that ended without a decision, over all heights
         self.on_cut: Callable[[float], None] | None = None  # a batch's fill time, in seconds
-        self.evidence_seen: list[dict[str, object]] = []  # the latest equivocations seen
-        self.evidence_count = 0
+        self.evidence = EvidenceRecord(self.channel_id)  # equivocations seen
         self.sync_requests = 0  # times the core asked for blocks it lacks
+        self.sync: BlockSync | None = None  # pulls from the other ordering nodes, if any
 
     @property
     def machine(self) -> ConsensusMachine:
@@ -213,7 +207,7 @@ class BftChannel:
                 channel_id=self.channel_id,
                 validators=self.validators,
                 caller=caller,
-                identity_of=self._identity,
+                identity_of=self.consenters.identity,
             )
         except RejectedMessage as exc:
             self._drop(exc, caller, message)
@@ -237,58 +231,50 @@ class BftChannel:
         else:
             log.warning("consensus message dropped", extra={**extra, "detail": str(exc)})
 
-    def synced(self, block: common_pb2.Block) -> None:
+    def synced(self, block: common_pb2.Block) -> bool:
         """A block pulled from another ordering node: stored if it is the next and certified,
         and handed to the replica at once (a config block must be in force before the next
         block's certificate is checked). Refused while the core restarts: it starts again
-        from the ledger, and the pull retries."""
+        from the ledger, and the pull retries. True when stored."""
         number = int(block.header.number)
         if number != self.store.height:
-            return
-        if not self._running:
+            return False
+        if not self.health.running:
             raise Unavailable(f"the consensus core of {self.channel_id} is restarting")
         problem = verify_chain_link(self.store.get_block(number - 1).header, block)
         problem = problem or self.config.certificate_problem(block)
         if problem is not None:
             raise InvalidArgument(f"block {number} from another ordering node: {problem}")
         self._append(block)
-        value, certificate = self._decided(block)
+        value, certificate = decided_of(block, self.channel_id, self.consenters.name_of)
         try:
             self._step(SyncedBlock(number, value, certificate))
         except Exception as exc:  # the core's failure: its loop raises it, its supervisor acts
             self._inbox.push(_Failed(exc))
+        return True
 
     def status(self) -> dict[str, object]:
         return {
             "height": self.replica.height,
             "round": self.machine.round,
             "mempool": len(self.replica.pending),
-            "evidence": {"count": self.evidence_count, "latest": list(self.evidence_seen)},
+            "evidence": self.evidence.status(),
             "syncRequests": self.sync_requests,
-            "halted": self.halted,
+            "catchUp": None if self.sync is None else self.sync.status(),
+            "halted": self.health.halted,
             "retired": self.retired,
             "signaturesVerified": dict(self.verified),
             # consensus.wal since the node started: fsync'd appends and bytes written
             "hardState": {"appends": self._log.appends, "bytes": self._log.bytes_written},
             "messagesDropped": dict(self.dropped),
-            "failures": self.failures,
-            "lastFailure": self._last_failure,
+            "failures": self.health.failures,
+            "lastFailure": self.health.last_failure,
             "problems": self.problems(),
         }
 
     def problems(self) -> list[str]:
         """Why this channel's ordering is not healthy; empty when it is."""
-        found = []
-        if self.halted is not None:
-            found.append(f"consensus on {self.channel_id} halted: {self.halted}")
-        elif self._failures_in_a_row >= FAILURES_UNHEALTHY:
-            found.append(
-                f"consensus on {self.channel_id} failed {self._failures_in_a_row} times "
-                f"without deciding a block (last: {self._last_failure}); see the node's log"
-            )
-        elif self.failures and not self._running and not self.retired:
-            found.append(f"consensus on {self.channel_id} is restarting after a failure")
-        return found
+        return self.health.problems(retired=self.retired)
 
     # --- the loop -------------------------------------------------------------------------------
 
@@ -302,18 +288,16 @@ class BftChannel:
         ledger and the persisted hard state with a bounded back-off — never a silent stop. A
         safety halt (`ConsensusHalted`) is not retried: the node reports itself unhealthy."""
         delay = RESTART_DELAY_MIN_S
-        while self.halted is None:
+        while self.health.halted is None:
             try:
                 await self.run()
                 return
             except Exception as exc:  # anything: a dead core must never look alive
-                self.failures += 1
-                self._failures_in_a_row += 1
-                self._last_failure = type(exc).__name__
+                self.health.failed(exc)
                 log.error(
                     "consensus task failed; restarting it",
                     exc_info=True,
-                    extra={"channel": self.channel_id, "failures": self.failures},
+                    extra={"channel": self.channel_id, "failures": self.health.failures},
                 )
             await asyncio.sleep(delay)
             delay = min(2 * delay, RESTART_DELAY_MAX_S)
@@ -328,10 +312,10 @@ class BftChannel:
             height=self.store.height,
             validators=self.validators,
             hard_state=self._load_hard_state(),
-            last_decision=self._last_decision(),
+            last_decision=last_decision(self.store, self.channel_id, self.consenters.name_of),
         )
         ticker = asyncio.create_task(self._tick())
-        self._running = True
+        self.health.running = True
         try:
             self._step(start)
             while True:
@@ -344,10 +328,10 @@ class BftChannel:
                     event = event.timeout
                 self._step(event)
         except ConsensusHalted as exc:
-            self.halted = str(exc)
+            self.health.halted = str(exc)
             log.critical("consensus halted", extra={"channel": self.channel_id, "reason": str(exc)})
         finally:
-            self._running = False
+            self.health.running = False
             ticker.cancel()
 
     async def _tick(self) -> None:
@@ -403,24 +387,12 @@ class BftChannel:
         self._forward(list(envelopes))
 
     def request_sync(self, request: NeedSync) -> None:
-        # the pull from the other ordering nodes runs all the time; counted for operators
-        self.sync_requests += 1
+        self.sync_requests += 1  # counted for operators
+        if self.sync is not None:  # pull from the others until the store reaches to_height
+            self.sync.request(request.to_height, request.peer)
 
     def record_evidence(self, evidence: Evidence) -> None:
-        self.evidence_count += 1
-        first, second = evidence.equivocation.first, evidence.equivocation.second
-        record: dict[str, object] = {  # ids and positions only: no block body, no payload
-            "culprit": evidence.culprit,
-            "kind": type(first).__name__,
-            "height": first.height,
-            "round": first.round,
-            "values": [_value_hex(first), _value_hex(second)],
-        }
-        self.evidence_seen = [*self.evidence_seen, record][-EVIDENCE_KEPT:]
-        log.error(
-            "ordering node equivocated",
-            extra={"channel": self.channel_id, "node": evidence.culprit},
-        )
+        self.evidence.record(evidence)
 
     def note_decided(self, decided: Decided) -> None:
         pass  # stored and published to Deliver by `append` already
@@ -432,9 +404,7 @@ class BftChannel:
         assert isinstance(config, ChannelConfig), "BlockRules reads config blocks as such"
         self.config = config
         self.validators = reconfigured.validators
-        self._identity_bytes.update({c.name: c.identity for c in config.consenter_set})
-        self._name_of.update({c.identity: c.name for c in config.consenter_set})
-        self._identities.clear()  # re-read: a changed MSP may have revoked a certificate
+        self.consenters.update(config.consenter_set)
         self._generation += 1  # the ended machine's timers (its resend chain too) end with it
         if reconfigured.retired != self.retired:
             log.warning(
@@ -442,6 +412,8 @@ class BftChannel:
                 extra={"channel": self.channel_id, "height": reconfigured.height},
             )
         self.retired = reconfigured.retired
+        if self.sync is not None:  # a retired node follows the chain; a consenter catches up
+            self.sync.set_retired(self.retired)
         log.info(
             "channel configuration updated",
             extra={
@@ -470,11 +442,11 @@ class BftChannel:
         write_certificate(
             block,
             round=commit.certificate.round,
-            signatures=[(self._identity_bytes[v.voter], v.signature) for v in precommits],
+            signatures=[(self.consenters.bytes_of[v.voter], v.signature) for v in precommits],
             last_config=0,
         )
         self._append(block, self.rules.tx_ids(commit.value))  # remembered since valid(v)
-        self._failures_in_a_row = 0
+        self.health.failures_in_a_row = 0
         self.decided += 1
         self.round_changes += commit.certificate.round
         log.info(
@@ -493,57 +465,6 @@ class BftChannel:
         self.store.append(block, tx_ids)
         self.feed.published(self.store.height, [])
 
-    def _decided(self, block: common_pb2.Block) -> tuple[Value, Certificate]:
-        """The core's view of a stored, certified block: its value and its certificate."""
-        plain = new_block(
-            int(block.header.number),
-            bytes(block.header.previous_hash),
-            [bytes(d) for d in block.data.data],
-        )
-        value = Value(header_hash(block.header), plain.SerializeToString())
-        certificate = read_certificate(block)
-        if certificate is None:
-            raise InvalidArgument(f"block {block.header.number} has no commit certificate")
-        votes = tuple(
-            Vote(
-                Kind.PRECOMMIT,
-                self.channel_id,
-                int(block.header.number),
-                certificate.round,
-                value.value_id,
-                self._name_of[identity],
-                signature,
-            )
-            for identity, signature in certificate.signatures
-        )
-        return value, Certificate(votes)
-
-    def _last_decision(self) -> Commit | None:
-        tip = self.store.height - 1
-        if tip < 1:
-            return None
-        value, certificate = self._decided(self.store.get_block(tip))
-        return Commit(tip, value, certificate)
-
-    # --- identities of consenters ----------------------------------------------------------------
-
-    def _identity(self, name: str) -> Identity:
-        """A consenter's signing identity, as the channel's MSPs read it now."""
-        if name not in self._identity_bytes:
-            raise RejectedMessage(
-                "not-consenter", f"{name} is not a consenter of {self.channel_id}"
-            )
-        if name not in self._identities:
-            try:
-                self._identities[name] = self.config.msps.deserialize(
-                    self._identity_bytes[name], at=self._now()
-                )
-            except MedallianceError as exc:  # expired or revoked since it was configured
-                raise RejectedMessage(
-                    "bad-signature", f"the identity of {name} is not valid: {exc}"
-                ) from None
-        return self._identities[name]
-
     # --- hard state ---------------------------------------------------------------------------
 
     def _load_hard_state(self) -> HardState | None:
@@ -556,12 +477,9 @@ class BftChannel:
     def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
+        if self.sync is not None:
+            self.sync.close()
         self._log.close()
-
-
-def _value_hex(message: Proposal | Vote) -> str | None:
-    value_id = message.value.value_id if isinstance(message, Proposal) else message.value_id
-    return None if value_id is None else value_id.hex()
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,8 +25,9 @@ from medalliance.consensus.pending import Batch, CutRules
 from medalliance.consensus.replica import Admitted, Reconfiguration
 from medalliance.consensus.validators import ValidatorSet
 from medalliance.errors import DuplicateTransaction, InvalidArgument, MedallianceError
+from medalliance.identity.verified import VERIFIED
 from medalliance.ledger.block import data_hash, header_hash, new_block
-from medalliance.ledger.block_signature import block_time
+from medalliance.ledger.block_signature import block_time, newest
 from medalliance.ledger.block_store import BlockStore
 from medalliance.ledger.channel_config import ChannelConfig
 from medalliance.ledger.config_update import (
@@ -37,8 +38,8 @@ from medalliance.ledger.config_update import (
     is_config_block,
     update_of,
 )
-from medalliance.ledger.tx import ENDORSER_TRANSACTION, SigningIdentity, parse_envelope
-from medalliance.node.ordering import admit_parsed, parse
+from medalliance.ledger.tx import ENDORSER_TRANSACTION, EnvelopeView, SigningIdentity
+from medalliance.node.ordering import admit_parsed, parse, parsed
 
 TX_IDS_KEPT = 16  # values whose tx ids are remembered (a few rounds of the current height)
 
@@ -81,7 +82,11 @@ class BlockRules:
         self._store = store
         self._signer = signer
         self._now = now  # only for the timestamp of this node's own CONFIG transactions
-        self.verified = 0  # transaction signatures verified (admission and validity)
+        # ECDSA verifications of transaction signatures this channel's admission and validity
+        # made (a check answered from identity/verified.py's memory costs none), and the
+        # checks themselves: each transaction is checked at admission and again in valid(v).
+        self.verified = 0
+        self.checked = 0
         # value id → its transactions' ids, from propose/valid, so that the decision does not
         # parse the block again (`tx_ids`). A memo of a pure function of the value: the id is
         # the header hash, which commits to the envelopes (valid checks both hashes).
@@ -89,12 +94,11 @@ class BlockRules:
 
     def admit(self, envelope: bytes, at: dt.datetime) -> Admitted:
         config = self._config()
-        parsed = parse(config, envelope)
-        tx_id = admit_parsed(config, parsed, now=at)
-        self.verified += 1
-        header_type = parsed.header.header_type
+        view = parse(config, envelope)
+        tx_id = self._check(config, view, at)
+        header_type = view.header.header_type
         if header_type == CONFIG_UPDATE:  # refused now if it could not apply
-            apply_update(config, update_of(parsed), at=at)
+            apply_update(config, update_of(view), at=at)
         elif header_type != ENDORSER_TRANSACTION:
             raise InvalidArgument(
                 f"Broadcast takes endorser transactions and config updates, not type {header_type}"
@@ -111,7 +115,7 @@ class BlockRules:
             now = self._now()
             update = envelopes[0]
             try:
-                config = apply_update(self._config(), update_of(parse_envelope(update)), at=now)
+                config = apply_update(self._config(), update_of(parsed(update)), at=now)
             except MedallianceError:  # stale since admission: the submitter must redo it
                 return None
             timestamp_ms = int(now.timestamp() * 1000)
@@ -141,19 +145,20 @@ class BlockRules:
         ):
             return False
         try:
-            at = block_time(block)
             if is_config_block(block):  # alone, signed by a consenter, what its update makes
+                at = block_time(block)
                 check_config_transaction(config, envelopes[0], at=at)
-                tx_id = parse_envelope(envelopes[0]).header.tx_id
+                tx_id = parsed(envelopes[0]).header.tx_id
                 return store.tx_location(tx_id) is None
+            views = [parse(config, envelope) for envelope in envelopes]
+            # block_time from the views: every envelope of a valid non-config block parses
+            at = newest(v.header.timestamp_ms for v in views)
             tx_ids = set()
             ordered = []
-            for envelope in envelopes:
-                parsed = parse(config, envelope)
-                if parsed.header.header_type != ENDORSER_TRANSACTION:
+            for view in views:
+                if view.header.header_type != ENDORSER_TRANSACTION:
                     return False
-                tx_id = admit_parsed(config, parsed, now=at)
-                self.verified += 1
+                tx_id = self._check(config, view, at)
                 if tx_id in tx_ids or store.tx_location(tx_id) is not None:
                     return False
                 tx_ids.add(tx_id)
@@ -168,7 +173,16 @@ class BlockRules:
         if known is not None:
             return known
         block = common_pb2.Block.FromString(value.body)
-        return tuple(parse_envelope(bytes(d)).header.tx_id for d in block.data.data)
+        return tuple(parsed(bytes(d)).header.tx_id for d in block.data.data)
+
+    def _check(self, config: ChannelConfig, view: EnvelopeView, at: dt.datetime) -> str:
+        """`admit_parsed`, counted: a check, and the ECDSA verifications it made."""
+        before = VERIFIED.verified  # per process: an ordering node verifies in its loop only
+        try:
+            return admit_parsed(config, view, now=at)
+        finally:
+            self.checked += 1
+            self.verified += VERIFIED.verified - before
 
     def _remember(self, value_id: bytes, tx_ids: tuple[str, ...]) -> None:
         if len(self._tx_ids) >= TX_IDS_KEPT:  # the oldest goes: values of past heights

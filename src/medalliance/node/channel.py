@@ -10,7 +10,7 @@ database transaction.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +33,6 @@ from medalliance.ledger.block import (
     parse_block,
     set_transactions_filter,
     transactions_filter,
-    verify_chain_link,
 )
 from medalliance.ledger.block_signature import block_time
 from medalliance.ledger.block_store import BlockStore
@@ -43,7 +42,13 @@ from medalliance.ledger.mvcc import metadata_writes_of, writes_of
 from medalliance.ledger.private_hashing import parse_hashed
 from medalliance.ledger.snapshot import config_block_at
 from medalliance.ledger.state import StateReader, TxWrites
-from medalliance.ledger.tx import parse_envelope, parse_rwset
+from medalliance.ledger.tx import (
+    EnvelopeView,
+    MalformedTransaction,
+    parse_envelope,
+    parse_envelopes,
+    parse_rwset,
+)
 from medalliance.ledger.validation import (
     VALID,
     BlockResult,
@@ -165,10 +170,11 @@ class PeerChannel:
             # predecessor, or the snapshot is not of the chain the ordering service serves.
             problem = _snapshot_link_problem(base.last_hash, block)
         else:
-            problem = verify_chain_link(self._store.get_block(number - 1).header, block)
+            problem = _chain_link_problem(self._store.last_header_hash, block)
         if problem is not None:
             raise InvalidArgument(f"block {number} of {self.channel_id}: {problem}")
-        self._check_orderer_signatures(block)
+        views = parse_envelopes(block)  # once, for the block's time and for validation
+        self._check_orderer_signatures(block, views)
         new_config = None
         if is_config_block(block):
             result, new_config = self._validate_config(block)
@@ -178,10 +184,12 @@ class PeerChannel:
                 config=self.config,
                 policy_for=self._policy_for,
                 state=self._state,
-                is_committed_tx=self._store.contains_tx,
+                committed_txs=self._store.committed_among,
+                views=views,
             )
         set_transactions_filter(block, result.codes)
-        self._store.append(block, [t.tx_id for t in result.txs])
+        # the chain link and data hash were checked above, on these very bytes
+        self._store.append(block, [t.tx_id for t in result.txs], data_hash_checked=True)
         self._apply(number, result.txs)
         if self.private is not None:
             committed = [(t.tx_num, t.tx_id, t.hashed) for t in result.txs if t.code == VALID]
@@ -288,8 +296,10 @@ class PeerChannel:
     def _policy_for(self, namespace: str) -> NamespacePolicy | None:
         return namespace_policy(self._state, namespace)
 
-    def _check_orderer_signatures(self, block: common_pb2.Block) -> None:
-        problem = self.config.certificate_problem(block)
+    def _check_orderer_signatures(
+        self, block: common_pb2.Block, views: Sequence[EnvelopeView | MalformedTransaction]
+    ) -> None:
+        problem = self.config.certificate_problem(block, views)
         if problem is not None:
             raise PermissionDenied(
                 f"block {block.header.number} of {self.channel_id} is not certified by the "
@@ -308,6 +318,17 @@ def _same_channel(store: BlockStore, genesis: common_pb2.Block) -> bool:
         return bool(genesis.header.data_hash == store.get_block(0).header.data_hash)
     config = ChannelConfig.from_block(parse_block(store.snapshot_base.config_block))
     return config.channel_id == ChannelConfig.from_block(genesis).channel_id
+
+
+def _chain_link_problem(last_hash: bytes, block: common_pb2.Block) -> str | None:
+    """`verify_chain_link` against the stored tip's header hash, which the store keeps, rather
+    than reading and parsing the whole previous block back from its file for its header."""
+    number = block.header.number
+    if bytes(block.header.previous_hash) != last_hash:
+        return f"previous hash of block {number} does not match block {number - 1}"
+    if bytes(block.header.data_hash) != data_hash([bytes(d) for d in block.data.data]):
+        return f"data hash of block {number} does not match its transactions"
+    return None
 
 
 def _snapshot_link_problem(last_hash: bytes, block: common_pb2.Block) -> str | None:

@@ -20,9 +20,14 @@ from fabric_protos.common import common_pb2
 from fabric_protos.orderer import ab_pb2, ab_pb2_grpc
 from fabric_protos.peer import events_pb2_grpc
 
-from medalliance.errors import MedallianceError
+from medalliance.errors import MedallianceError, Unavailable
 from medalliance.gateway.ports import OrdererRejected
-from medalliance.ledger.seek import BLOCK_UNTIL_READY, FAIL_IF_NOT_READY, new_seek_envelope
+from medalliance.ledger.seek import (
+    BLOCK_UNTIL_READY,
+    FAIL_IF_NOT_READY,
+    MAX_BLOCK_NUMBER,
+    new_seek_envelope,
+)
 from medalliance.ledger.tx import SigningIdentity
 from medalliance.network.tls import NodeTls
 
@@ -172,8 +177,75 @@ class OrdererLink:
                 attempt += 1
                 await asyncio.sleep(RETRY_DELAY_S)
 
+    async def catch_up(
+        self,
+        channel_id: str,
+        height: Callable[[], int],
+        on_block: Callable[[common_pb2.Block], None],
+        target: Callable[[], int | None],
+        prefer: str | None = None,
+        patience: int | None = None,
+    ) -> None:
+        """Receive the channel's blocks from `height()` until it reaches `target()` (None: as
+        many as the others hold), never waiting for a block not cut yet: the source named
+        `prefer` (else the last one that served, or the next to try) first, then the others in
+        turn. Ends once `patience` sources in a row (all by default) brought nothing, so a node
+        that claimed blocks it lacks (or serves bad ones) costs one call per source."""
+        hosts = [source.host for source in self._sources]
+        index = hosts.index(prefer) if prefer in hosts else self._source
+        fruitless = 0
+        while fruitless < (patience or len(self._sources)):
+            goal = target()
+            if goal is not None and height() >= goal:
+                break
+            before = height()
+            await self._fetch(index, channel_id, height, on_block, goal)
+            if height() > before:
+                fruitless = 0  # it may hold more by now: asked again
+            else:
+                fruitless += 1
+                index = (index + 1) % len(self._sources)
+        self._source = index  # where the next call without `prefer` starts
+
+    async def _fetch(
+        self,
+        index: int,
+        channel_id: str,
+        height: Callable[[], int],
+        on_block: Callable[[common_pb2.Block], None],
+        goal: int | None,
+    ) -> None:
+        """What source `index` holds from `height()` up to block `goal - 1`, without waiting."""
+        source = self._sources[index].endpoint
+        call = self._delivers[index]()
+        stop = MAX_BLOCK_NUMBER if goal is None else goal - 1
+        try:
+            await call.write(self._seek(channel_id, height(), FAIL_IF_NOT_READY, stop))
+            while goal is None or height() < goal:
+                response = await asyncio.wait_for(call.read(), ATTEMPT_TIMEOUT_S)
+                if response is grpc.aio.EOF or response.WhichOneof("Type") != "block":
+                    return  # NOT_FOUND past its newest block, or SUCCESS at the stop
+                if response.block.header.number >= height():
+                    on_block(response.block)
+        except TimeoutError:
+            log.warning("block source silent during catch-up", extra={"orderer": source})
+        except grpc.aio.AioRpcError as exc:
+            log.info("block source lost", extra={"orderer": source, "reason": exc.code().name})
+        except Unavailable as exc:  # our own core restarts: a later request asks again
+            log.info("catch-up paused", extra={"orderer": source, "reason": str(exc)})
+        except MedallianceError as exc:
+            log.error(
+                "block from ordering node rejected", extra={"orderer": source, "reason": str(exc)}
+            )
+        finally:
+            call.cancel()
+
     def _seek(
-        self, channel_id: str, start: int, behavior: int = BLOCK_UNTIL_READY
+        self,
+        channel_id: str,
+        start: int,
+        behavior: int = BLOCK_UNTIL_READY,
+        stop: int = MAX_BLOCK_NUMBER,
     ) -> common_pb2.Envelope:
         return new_seek_envelope(
             self._signer,
@@ -181,6 +253,7 @@ class OrdererLink:
             start_block=start,
             timestamp_ms=int(self._now().timestamp() * 1000),
             behavior=behavior,
+            stop_block=stop,
         )
 
     async def _watch(

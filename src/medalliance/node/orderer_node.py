@@ -13,8 +13,8 @@ PERMISSION_DENIED. As in Fabric (General.Cluster.ListenPort), one server listens
 the client port (AtomicBroadcast, server-only TLS: Fabric's SDKs send no client certificate) and
 the cluster port (mutual TLS), which the consenter mapping names; a consensus call that arrives
 without a client certificate came through the client port and is refused. Each node also pulls
-certified blocks from the others' client ports (Deliver checks the signed seek), so one that was
-down or cut off catches up. Peers pull blocks from any ordering node and check the certificates
+certified blocks from the others' client ports (Deliver checks the signed seek) while it is
+behind (`block_sync.py`), so one that was down or cut off catches up. Peers pull blocks from any ordering node and check the certificates
 themselves.
 """
 
@@ -34,15 +34,16 @@ from medalliance.errors import (
     MedallianceError,
     UnknownChannel,
 )
+from medalliance.identity.verified import VERIFIED
 from medalliance.ledger.block import parse_block
 from medalliance.ledger.block_store import BlockStore
 from medalliance.ledger.config_update import latest_config
-from medalliance.ledger.tx import parse_envelope
 from medalliance.network.block_feed import BlockFeed
 from medalliance.network.deliver import deliver
 from medalliance.network.fabric_status import fabric_status
 from medalliance.network.tls import bind
 from medalliance.node.bft_channel import BftChannel
+from medalliance.node.block_sync import BlockSync
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.config import OrganizationConfig
 from medalliance.node.consenter_batches import Batches
@@ -57,6 +58,7 @@ from medalliance.node.material import (
 )
 from medalliance.node.metrics import OrdererMetrics
 from medalliance.node.orderer_link import OrdererLink
+from medalliance.node.ordering import parsed
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +113,10 @@ class OrdererNode:
         # Blocks are pulled from the client ports (the consenter mapping names cluster ports).
         others = [o for o in orderer_endpoints(layout) if o.host != self.host]
         self.link = OrdererLink(others, self.tls, self.signer, utc_now) if others else None
+        for channel_id, channel in self.channels.items():
+            if self.link is not None:  # pulls only when behind (or retired: follows)
+                height = functools.partial(_store_height, channel.store)
+                channel.sync = BlockSync(channel_id, self.link, height, channel.synced)
         self._tasks: list[asyncio.Task[None]] = []
         self._gate = ConsenterGate(CONSENSUS_SERVICE, self.channels, self.tls.trusted)
 
@@ -134,18 +140,10 @@ class OrdererNode:
             self.tls.server_credentials(require_client_auth=True),
         )
         await server.start()
-        for channel_id, channel in self.channels.items():
+        for channel in self.channels.values():
             self._tasks.append(channel.start())
-            if self.link is not None:  # catch up from the others whenever this node lags
-                self._tasks.append(
-                    asyncio.create_task(
-                        self.link.pull(
-                            channel_id,
-                            functools.partial(_store_height, channel.store),
-                            channel.synced,
-                        )
-                    )
-                )
+            if channel.sync is not None:
+                channel.sync.start(retired=channel.retired)
 
     def status(self) -> dict[str, object]:
         return {
@@ -161,6 +159,9 @@ class OrdererNode:
                 "malformed": dict(self._gate.malformed),
                 "streams": {"opened": self._streams.opened, "open": dict(self._gate.open_streams)},
             },
+            # every ECDSA verification of the process (transactions, Deliver seeks) and the
+            # checks answered from memory (identity/verified.py), as a peer shows them
+            "signatures": {"verified": VERIFIED.verified, "reused": VERIFIED.reused},
         }
 
     def _metric_status(self) -> dict[str, dict[str, object]]:
@@ -294,10 +295,11 @@ class BroadcastService(ab_pb2_grpc.AtomicBroadcastServicer):  # type: ignore[mis
         data = envelope.SerializeToString()
         channel_id, header_type = "", ""
         try:
-            header = parse_envelope(data).header
+            header = parsed(data).header  # parsed once: admission finds it in the memo
             header_type = _header_type_name(header.header_type)
-            channel_id = self._node.channel(header.channel_id).channel_id
-            self._node.channel(channel_id).submit(data)
+            channel = self._node.channel(header.channel_id)
+            channel_id = channel.channel_id
+            channel.submit(data)
         except MedallianceError as exc:  # Overloaded, Unavailable: the client tries another node
             response = _response(exc)
         else:

@@ -4,6 +4,11 @@ channel member that signed the payload and satisfies the channel's Writers polic
 fit `absolute_max_bytes`. The header, creator and signature go through the one signed-header
 check (ledger/signed_header.py): epoch 0, a nonce and a creator. As Fabric's orderer, it does not
 judge the tx id: a committing peer marks a wrong one BAD_PROPOSAL_TXID.
+
+An ordering node meets each envelope up to four times: Broadcast (the entry node), admission,
+the block time of a proposal and valid(v). `parsed` parses it once per process: a parse is a pure
+function of the exact bytes, so the memo cannot change a verdict; what depends on time and
+configuration (the creator's validity, the Writers policy) is judged on every call.
 """
 
 from __future__ import annotations
@@ -11,12 +16,28 @@ from __future__ import annotations
 import datetime as dt
 
 from medalliance.errors import BadSignature, InvalidArgument, PermissionDenied
-from medalliance.identity.policy import SignedData
 from medalliance.ledger.channel_config import ChannelConfig
 from medalliance.ledger.signed_header import CreatorRejected, SignatureRejected, check_signed_header
 from medalliance.ledger.tx import EnvelopeView, MalformedTransaction, parse_envelope
 
 WRITERS_POLICY = "/Channel/Writers"
+
+# Envelopes between their arrival and their block: a few blocks at several hundred tx/s. Each
+# entry holds about twice the envelope (payload and data), so the bound is also a memory bound.
+PARSED_MAX = 2048
+_parsed: dict[bytes, EnvelopeView] = {}
+
+
+def parsed(envelope: bytes) -> EnvelopeView:
+    """`parse_envelope(envelope)`, parsed once per process for up to `PARSED_MAX` envelopes
+    that parsed (failures are not kept: they are cheap to redo and would only crowd the memo)."""
+    view = _parsed.get(envelope)
+    if view is None:
+        view = parse_envelope(envelope)
+        if len(_parsed) >= PARSED_MAX:  # start afresh: at worst the envelopes in flight are
+            _parsed.clear()  # parsed once more, and no thread can trip over an eviction
+        _parsed[envelope] = view
+    return view
 
 
 def admit(config: ChannelConfig, envelope: bytes, *, now: dt.datetime) -> str:
@@ -33,7 +54,7 @@ def parse(config: ChannelConfig, envelope: bytes) -> EnvelopeView:
             f"{config.batch_absolute_max_bytes} bytes"
         )
     try:
-        return parse_envelope(envelope)
+        return parsed(envelope)
     except MalformedTransaction as exc:
         raise InvalidArgument(str(exc)) from exc
 
@@ -56,7 +77,8 @@ def admit_parsed(config: ChannelConfig, view: EnvelopeView, *, now: dt.datetime)
         raise BadSignature("the envelope signature does not verify against its creator") from exc
     except CreatorRejected as exc:  # the identity's own error, as Broadcast clients saw it
         raise (exc.__cause__ or exc) from None
-    signed = [SignedData(view.payload_bytes, header.creator, view.signature)]
-    if not config.evaluate_policy(WRITERS_POLICY, signed, at=now):
+    # The one signature was just checked: the creator, valid at `now`, is the whole signer set
+    # the policy sees (what `evaluate_policy` would find again by deserializing and verifying).
+    if not config.satisfied_by(WRITERS_POLICY, (creator,)):
         raise PermissionDenied(f"{creator.msp_id} may not write to {config.channel_id}")
     return str(header.tx_id)

@@ -29,7 +29,7 @@ class ServedChannel:
         return served
 
     def _committed(self, block: common_pb2.Block, result: BlockResult) -> None:
-        self.feed.published(int(block.header.number) + 1, [t.tx_id for t in result.txs])
+        self.feed.published(int(block.header.number) + 1, [(t.tx_id, t.code) for t in result.txs])
 
     @property
     def config(self) -> ChannelConfig:

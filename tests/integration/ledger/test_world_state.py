@@ -247,6 +247,7 @@ def test_a_block_failing_midway_leaves_savepoint_state_and_history_unchanged(
 
 def test_metadata_follows_its_key(state: WorldState) -> None:
     policy = ((VALIDATION_PARAMETER, b"policy"),)
+    assert not state.has_metadata("ns")
     state.apply_block(
         1,
         [
@@ -261,10 +262,13 @@ def test_metadata_follows_its_key(state: WorldState) -> None:
     )
     assert dict(state.get_metadata("ns", "k")) == {VALIDATION_PARAMETER: b"policy"}
     assert state.get_metadata("ns", "ghost") == {}  # a key that does not exist keeps none
+    assert state.has_metadata("ns")
+    assert not state.has_metadata("other")
     with_metadata = state.state_hash()
     put(state, 2, ("k", None))
     put(state, 3, ("k", b"1"))
     assert state.get_metadata("ns", "k") == {}  # deleting the key dropped its policy
+    assert not state.has_metadata("ns")
     assert state.state_hash() != with_metadata
 
 

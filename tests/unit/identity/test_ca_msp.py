@@ -175,11 +175,21 @@ def test_validity_period(org1: Org, msps: MspManager, at: dt.datetime, message: 
 def test_the_validity_period_is_checked_on_every_call_despite_the_cache(
     org1: Org, msps: MspManager
 ) -> None:
-    serialized = org1.signer("carol").serialized_identity
+    carol = org1.signer("carol")
+    serialized = carol.serialized_identity
     assert msps.deserialize(serialized, at=NOW).msp_id == "Org1MSP"
     with pytest.raises(InvalidIdentity, match="expired"):
         msps.deserialize(serialized, at=NOW + 400 * DAY)
     assert msps.deserialize(serialized, at=NOW).msp_id == "Org1MSP"
+    # The remembered validity window has the bounds of the certificate itself, both included.
+    cert = x509.load_pem_x509_certificate(carol.cert_pem)
+    start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
+    assert msps.deserialize(serialized, at=start).msp_id == "Org1MSP"
+    assert msps.deserialize(serialized, at=end).msp_id == "Org1MSP"
+    with pytest.raises(InvalidIdentity, match="expired"):
+        msps.deserialize(serialized, at=end + dt.timedelta(seconds=1))
+    with pytest.raises(InvalidIdentity, match="is not valid before"):
+        msps.deserialize(serialized, at=start - dt.timedelta(seconds=1))
 
 
 def test_a_certificate_from_a_foreign_ca_is_refused(msps: MspManager) -> None:
@@ -279,6 +289,11 @@ def test_intermediate_chains() -> None:
     assert msp2.validate(cert, at=NOW).msp_id == "Org1MSP"
     with pytest.raises(InvalidIdentity, match="certificate of CN=short expired"):
         msp2.validate(cert, at=NOW + 3 * DAY)
+    manager = MspManager([msp2])  # remembers the identity: the chain still bounds its window
+    serialized = serialize_identity("Org1MSP", cert)
+    assert manager.deserialize(serialized, at=NOW).msp_id == "Org1MSP"
+    with pytest.raises(InvalidIdentity, match="certificate of CN=short expired"):
+        manager.deserialize(serialized, at=NOW + 3 * DAY)
 
 
 def test_an_msp_needs_ca_roots(org1: Org) -> None:
@@ -330,6 +345,23 @@ def test_principal_satisfaction(
 ) -> None:
     identity = msps.deserialize(people[who].serialized_identity, at=NOW)
     assert msps.satisfies_principal(identity, principal) is ok
+
+
+def test_a_principal_is_judged_by_its_exact_bytes(
+    people: dict[str, Signer], msps: MspManager
+) -> None:
+    # Role principals are parsed once per distinct bytes: bytes that do not decode, or that
+    # name another MSP or role, are judged as themselves, whatever was asked before.
+    peer = msps.deserialize(people["peer"].serialized_identity, at=NOW)
+    good = role("Org1MSP", "PEER")
+    broken = msp_principal_pb2.MSPPrincipal()
+    broken.CopyFrom(good)
+    broken.principal = b"\xff\xff"
+    for _ in range(2):
+        assert msps.satisfies_principal(peer, good)
+        assert not msps.satisfies_principal(peer, broken)
+        assert not msps.satisfies_principal(peer, role("Org2MSP", "PEER"))
+        assert not msps.satisfies_principal(peer, role("Org1MSP", "CLIENT"))
 
 
 def test_listed_admin_certificates_are_admins(org1: Org) -> None:

@@ -134,6 +134,17 @@ def test_tx_ids_given_by_the_caller_are_indexed_as_given(tmp_path: Path) -> None
         assert store.contains_tx("known")
 
 
+def test_a_block_of_tx_ids_is_looked_up_at_once(tmp_path: Path) -> None:
+    # More ids than one statement binds; a repeated id, stored ids among unknown ones, and a
+    # hostile id that would match many rows if it were spliced into the SQL.
+    stored_ids = [f"s{i}" for i in range(700)]
+    stored(tmp_path, chain(2, [stored_ids[:400], stored_ids[400:]]))
+    asked = [f"new{i}" for i in range(600)] + stored_ids[::7] + ["s3", "s3", "' OR 1=1 --", ""]
+    with BlockStore.open(tmp_path) as store:
+        assert store.committed_among(asked) == frozenset(stored_ids[::7]) | {"s3"}
+        assert store.committed_among([]) == frozenset()
+
+
 def test_files_roll_over_at_the_size_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     blocks = chain(5)
     record = max(len(b.SerializeToString()) for b in blocks) + 2  # with its length prefix

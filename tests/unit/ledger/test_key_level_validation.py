@@ -148,7 +148,7 @@ def validate(
         config=Channel(MspManager([o.msp for o in orgs.values()])),
         policy_for=lambda ns: definition if ns == "cc" else None,
         state=state,
-        is_committed_tx=lambda tx_id: False,
+        committed_txs=lambda tx_ids: frozenset(),
     )
 
 
@@ -288,3 +288,31 @@ def test_commit_applies_metadata_drops_it_with_the_key_and_ignores_it_for_a_miss
     # A transaction that read `k` before its policy changed now conflicts (MVCC).
     stale = validate(orgs, state, [envelope(client, peers, Rw({"k": b"z"}, reads=["k"]), "CB")])
     assert stale.codes == (MVCC,)
+
+
+def test_a_namespace_without_metadata_is_judged_afresh_once_a_key_has_a_policy(
+    orgs: dict[str, Org], peers: dict[str, Signer], client: Signer, tmp_path: Path
+) -> None:
+    # Validation skips the per-key look-ups of a namespace in which no key has metadata at the
+    # block's start. Hostile: a policy installed in the block, or by the block before, must
+    # still bind the key's next writer.
+    state = SqliteState.open(tmp_path / "bare.db")
+    state.apply_block(0, [])
+    state.apply_block(1, [TxWrites(0, "t0", 0, (Write("cc", "k", b"v1"),), ())])
+    assert not state.has_metadata("cc")
+    first = validate(
+        orgs,
+        state,
+        [
+            envelope(client, peers, Rw(metadata={"k": policy_bytes(KEY_POLICY)}), "AB"),
+            envelope(client, peers, Rw({"k": b"x"}), "AB"),
+        ],
+    )
+    assert first.codes == (VALID, FAILURE)
+    assert "changed by an earlier transaction of this block" in first.txs[1].reason
+    state.apply_block(2, [TxWrites(t.tx_num, t.tx_id, 0, t.writes, t.metadata) for t in first.txs])
+    assert state.has_metadata("cc")
+    assert not state.has_metadata("other")
+    later = [envelope(client, peers, Rw({"k": b"y"}), e) for e in ("AB", "CA")]
+    assert validate(orgs, state, later).codes == (FAILURE, VALID)
+    state.close()

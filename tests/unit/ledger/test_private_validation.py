@@ -142,7 +142,7 @@ def validate(
         config=Channel(MspManager([o.msp for o in orgs.values()])),
         policy_for=lambda ns: DEFINITION if ns == "cc" else None,
         state=state,
-        is_committed_tx=lambda tx_id: False,
+        committed_txs=lambda tx_ids: frozenset(),
     )
     state.apply_block(
         number,

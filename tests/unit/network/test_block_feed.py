@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from medalliance.ledger.block_store import TxLocation
 from medalliance.network.block_feed import BlockFeed
 
 
@@ -14,8 +15,8 @@ def test_a_tx_waiter_registered_first_is_woken_by_its_commit() -> None:
         feed = BlockFeed(height=1)
         future, cancel = feed.tx_waiter("tx1")
         other, _ = feed.tx_waiter("tx2")
-        feed.published(2, ["tx1"])
-        await asyncio.wait_for(future, 1)
+        feed.published(2, [("other", 0), ("tx1", 11)])
+        assert await asyncio.wait_for(future, 1) == TxLocation(1, 1, 11)
         assert not other.done()
         assert feed.height == 2
         cancel()  # after completion: harmless
@@ -57,7 +58,24 @@ def test_a_cancelled_interest_is_forgotten() -> None:
         feed = BlockFeed(height=1)
         future, cancel = feed.tx_waiter("tx")
         cancel()
-        feed.published(2, ["tx"])
+        feed.published(2, [("tx", 0)])
         assert not future.done()
+
+    asyncio.run(scenario())
+
+
+def test_a_tx_id_repeated_in_a_block_is_located_at_its_first_occurrence() -> None:
+    """As the block store indexes it: the replay later in the block (DUPLICATE_TXID) does not
+    overwrite the first transaction's location, nor does a replay in a later block."""
+
+    async def scenario() -> None:
+        feed = BlockFeed(height=4)
+        first, _ = feed.tx_waiter("tx")
+        second, _ = feed.tx_waiter("tx")
+        feed.published(5, [("a", 0), ("tx", 0), ("tx", 12)])
+        assert await first == TxLocation(4, 1, 0)
+        assert await second == TxLocation(4, 1, 0)
+        feed.published(6, [("tx", 12)])  # nobody waits any more: nothing to complete
+        assert await first == TxLocation(4, 1, 0)
 
     asyncio.run(scenario())

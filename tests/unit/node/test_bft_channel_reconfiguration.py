@@ -182,7 +182,7 @@ async def _failing(tmp_path: Path) -> None:
         channel.replica.step = fail_once  # type: ignore[assignment,method-assign]
         channel.synced(certified(store, transaction("tx-1"), "orderer0"))  # stored, core fails
         assert store.height == 2
-        await until(lambda: channel.failures == 1, "the failure reached the supervisor")
+        await until(lambda: channel.health.failures == 1, "the failure reached the supervisor")
         assert channel.status()["lastFailure"] == "RuntimeError"
         with pytest.raises(Unavailable, match="is restarting"):  # the pull retries later
             channel.synced(certified(store, transaction("tx-2"), "orderer0"))

@@ -24,7 +24,7 @@ async def _scenario(tmp_path: Path) -> None:
     channel, store = one_consenter_channel(tmp_path, forwarded.append)
     task = channel.start()
     try:
-        await until(lambda: channel._running, "the core running")
+        await until(lambda: channel.health.running, "the core running")
         first = [transaction(f"a{i}") for i in range(5)]
         for tx in first:
             channel.submit(tx)

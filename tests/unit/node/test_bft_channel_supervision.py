@@ -123,7 +123,7 @@ async def _scenario(tmp_path: Path) -> None:
         # past the inbox (as the bug did): the host refuses to store it and the core restarts
         for failures in (1, 2, 3):
             channel._inbox.push(MessageReceived(decision(channel, swap_body=True)))
-            await until(lambda f=failures: channel.failures == f, f"failure {failures}")  # type: ignore[misc]
+            await until(lambda f=failures: channel.health.failures == f, f"failure {failures}")  # type: ignore[misc]
             assert store.height == 1
         status = channel.status()
         assert status["lastFailure"] == "DecidedBlockMismatch"
@@ -132,7 +132,7 @@ async def _scenario(tmp_path: Path) -> None:
         channel.receive(encode(decision(channel, swap_body=False)), name)
         await until(lambda: store.height == 2, "the genuine block stored")
         await until(lambda: channel.problems() == [], "healthy again")
-        assert channel.failures == 3
+        assert channel.health.failures == 3
         assert not task.done()
     finally:
         task.cancel()
