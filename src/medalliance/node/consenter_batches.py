@@ -4,7 +4,8 @@ An ordering node sends consensus messages (`Step`) to the channel's other consen
 passes each transaction it admitted from a client on to them (`Forward`), so that whichever
 of them proposes next can order it. One RPC per message or per transaction made the transport
 cost grow with the load; here what is sent is queued per (target, channel) — one `Batches` per
-method — and goes out as one call:
+method — and goes out as one call (since issue 15 a "call" is one message on the target's
+long-lived stream, `consenter_streams.py`; it completes once gRPC took it):
 
 - **When**: at most one call per queue is in flight. What is queued while none is goes out on
   the event loop's next turn (everything queued in the same turn rides along), so an idle node

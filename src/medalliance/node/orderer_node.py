@@ -5,9 +5,10 @@ are decided by the Tendermint-style protocol of `consensus/` (docs/consensus.md)
 channel by `BftChannel`, and stored with their commit certificate before they are served.
 Ordering nodes talk to each other over mutual TLS through `medalliance.Consensus`: `Step`
 carries consensus messages, `Forward` passes admitted transactions on so that any proposer can
-order them. Both are batched per consenter in a binary body (`consenter_batches.py`). Only a
-consenter of the channel may call either: its client TLS certificate must be one of the
-channel's consenter mapping (`consenter_auth.py`); anyone else gets
+order them. Both are batched per consenter in a binary body (`consenter_batches.py`), each
+batch one message on a long-lived stream per (target, method) (`consenter_streams.py`). Only a
+consenter of the channel may send either: its client TLS certificate must be one of the
+channel's consenter mapping (`consenter_auth.py`), checked per message; anyone else gets
 PERMISSION_DENIED. As in Fabric (General.Cluster.ListenPort), one server listens on two ports:
 the client port (AtomicBroadcast, server-only TLS: Fabric's SDKs send no client certificate) and
 the cluster port (mutual TLS), which the consenter mapping names; a consensus call that arrives
@@ -22,8 +23,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 from fabric_protos.common import common_pb2
@@ -46,9 +46,9 @@ from medalliance.node.bft_channel import BftChannel
 from medalliance.node.block_sync import BlockSync
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.config import OrganizationConfig
-from medalliance.node.consensus_inbox import RefusalLog
-from medalliance.node.consenter_auth import consenter_of, msp_of
-from medalliance.node.consenter_batches import Batches, MalformedBatch, decode
+from medalliance.node.consenter_batches import Batches
+from medalliance.node.consenter_gate import ConsenterGate
+from medalliance.node.consenter_streams import Streams
 from medalliance.node.material import (
     NodeMaterial,
     consensus_endpoint,
@@ -64,7 +64,6 @@ log = logging.getLogger(__name__)
 
 ORDERER_READERS = "/Channel/Readers"
 CONSENSUS_SERVICE = "medalliance.Consensus"
-PEER_CALL_TIMEOUT_S = 2.0
 Status = common_pb2.Status
 
 
@@ -83,12 +82,11 @@ class OrdererNode:
         self._peers: dict[str, tuple[str, str]] = {}  # consenter name -> (endpoint, MSP id)
         self._known = consensus_endpoints(layout)  # the network folder's ordering nodes
         self._links: dict[str, grpc.aio.Channel] = {}
-        self._stubs: dict[tuple[str, str], grpc.aio.UnaryUnaryMultiCallable] = {}
+        self._streams = Streams(CONSENSUS_SERVICE, self._link)
+        self._serving: set[asyncio.Task[object]] = set()  # their tasks, ended on shutdown
         self._batches = {  # what is sent to the other consenters, by method
             method: Batches(functools.partial(self._rpc, method)) for method in ("Step", "Forward")
         }
-        self.malformed: Counter[str] = Counter()  # malformed consensus call bodies, by caller
-        self._refusals = RefusalLog()  # refused consensus callers, logged sparingly
         self.metrics = OrdererMetrics(self._metric_status)
         data = m.data_dir / "ledgers"
         for spec in layout.config.channels:
@@ -120,6 +118,7 @@ class OrdererNode:
                 height = functools.partial(_store_height, channel.store)
                 channel.sync = BlockSync(channel_id, self.link, height, channel.synced)
         self._tasks: list[asyncio.Task[None]] = []
+        self._gate = ConsenterGate(CONSENSUS_SERVICE, self.channels, self.tls.trusted)
 
     def channel(self, channel_id: str) -> BftChannel:
         try:
@@ -157,7 +156,8 @@ class OrdererNode:
             "problems": [p for c in self.channels.values() for p in c.problems()],
             "consenterCalls": {  # batched calls to the other consenters (consenter_batches.py)
                 **{method: batches.status() for method, batches in self._batches.items()},
-                "malformed": dict(self.malformed),
+                "malformed": dict(self._gate.malformed),
+                "streams": {"opened": self._streams.opened, "open": dict(self._gate.open_streams)},
             },
             # every ECDSA verification of the process (transactions, Deliver seeks) and the
             # checks answered from memory (identity/verified.py), as a peer shows them
@@ -182,10 +182,13 @@ class OrdererNode:
         reading blocks from it should switch to another one now."""
         for channel in self.channels.values():
             channel.feed.close()
+        for task in list(self._serving):  # the other consenters' streams to this node
+            task.cancel()
 
     async def stop(self) -> None:
         for batches in self._batches.values():
             await batches.close()
+        self._streams.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -200,97 +203,50 @@ class OrdererNode:
 
     def _consensus_handler(self) -> grpc.GenericRpcHandler:
         methods = {
-            "Step": grpc.unary_unary_rpc_method_handler(
-                self._step_rpc, request_deserializer=_raw, response_serializer=_raw
-            ),
-            "Forward": grpc.unary_unary_rpc_method_handler(
-                self._forward_rpc, request_deserializer=_raw, response_serializer=_raw
-            ),
+            method: grpc.stream_unary_rpc_method_handler(
+                functools.partial(self._stream, method, handle),
+                request_deserializer=_raw,
+                response_serializer=_raw,
+            )
+            for method, handle in (("Step", self._step_rpc), ("Forward", self._forward_rpc))
         }
         return grpc.method_handlers_generic_handler(CONSENSUS_SERVICE, methods)
 
-    async def _step_rpc(self, data: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        channel, caller, messages = await self._batch_call("Step", data, context)
-        for message in messages:
-            channel.receive(message, caller)
+    async def _stream(
+        self,
+        method: str,
+        handle: Callable[[BftChannel, str, list[bytes]], Awaitable[None]],
+        requests: AsyncIterator[bytes],
+        context: grpc.aio.ServicerContext,
+    ) -> bytes:
+        """A consenter's stream of batches (consenter_streams.py), each checked and handled as
+        it arrives; ends when the caller ends it, or refused as a call was."""
+        gate = self._gate
+        pem = await gate.client_certificate(method, context)
+        caller = await gate.stream_caller(method, pem, context)
+        task = asyncio.current_task()
+        assert task is not None
+        gate.open_streams[caller] += 1
+        self._serving.add(task)
+        try:
+            async for data in requests:
+                await handle(*await gate.batch(method, data, pem, context))
+        finally:
+            self._serving.discard(task)
+            gate.closed(caller)
         return b""
 
-    async def _forward_rpc(self, data: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    async def _step_rpc(self, channel: BftChannel, caller: str, messages: list[bytes]) -> None:
+        for message in messages:
+            channel.receive(message, caller)
+
+    async def _forward_rpc(self, channel: BftChannel, caller: str, envelopes: list[bytes]) -> None:
         """Transactions another consenter admitted: admitted here too, on their own merits."""
-        channel, _, envelopes = await self._batch_call("Forward", data, context)
         for envelope in envelopes:
             try:
                 channel.submit(envelope, forward=False)
             except MedallianceError:
                 continue  # a duplicate, or not admissible here: the sender's problem
-        return b""
-
-    async def _batch_call(
-        self, method: str, data: bytes, context: grpc.aio.ServicerContext
-    ) -> tuple[BftChannel, str, list[bytes]]:
-        """The channel, the consenter calling and the items of its batch; aborts with
-        INVALID_ARGUMENT (counted) for a malformed body."""
-        channel_id, _, body = data.partition(b"\x00")
-        channel, caller = await self._consenter_call(method, channel_id, context)
-        try:
-            return channel, caller, decode(body)
-        except MalformedBatch as exc:  # a consenter's bug (or worse): refused, counted
-            self.malformed[caller] += 1
-            count = self._refusals.note(caller, method, "malformed")
-            if count is not None:
-                log.warning(
-                    "consensus call refused: malformed body",
-                    extra={"method": method, "peer": caller, "reason": str(exc), "count": count},
-                )
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, f"{CONSENSUS_SERVICE}/{method}: {exc}"
-            )
-            raise AssertionError("abort returns only by raising") from None  # pragma: no cover
-
-    async def _consenter_call(
-        self, method: str, channel_id: bytes, context: grpc.aio.ServicerContext
-    ) -> tuple[BftChannel, str]:
-        """The channel and the consenter calling; aborts with PERMISSION_DENIED unless the
-        caller's client TLS certificate is one of the channel's consenter set in force."""
-        name = channel_id.decode("utf-8", "replace")
-        pems = context.auth_context().get("x509_pem_cert")
-        if not pems:  # the client port asks for no certificate: refused before any lookup
-            count = self._refusals.note("", method)
-            if count is not None:
-                log.warning(
-                    "consensus call refused: no client certificate (client port)",
-                    extra={"method": method, "count": count},
-                )
-            await context.abort(
-                grpc.StatusCode.PERMISSION_DENIED,
-                f"{CONSENSUS_SERVICE}/{method} is served on the ordering node's cluster port "
-                "with mutual TLS; this call came without a client TLS certificate (the client "
-                "port): dial the cluster port the channel's consenter mapping names",
-            )
-            raise AssertionError("abort returns only by raising")  # pragma: no cover
-        channel = self.channels.get(name)
-        consenter = None if channel is None else consenter_of(channel.config.consenter_set, pems[0])
-        if channel is None or consenter is None:
-            msp_id = msp_of(pems[0], self.tls.trusted)
-            count = self._refusals.note(msp_id, method)
-            if count is not None:
-                log.warning(
-                    "consensus call refused: not a consenter",
-                    extra={
-                        "method": method,
-                        "channel": name[:64],
-                        "msp_id": msp_id,
-                        "count": count,
-                    },
-                )
-            await context.abort(
-                grpc.StatusCode.PERMISSION_DENIED,
-                f"only the consenters of channel {name[:64]!r} on this ordering node may call "
-                f"{CONSENSUS_SERVICE}/{method}; the client TLS certificate presented (issued to "
-                f"{msp_id}) is not in the channel's consenter mapping",
-            )
-            raise AssertionError("abort returns only by raising")  # pragma: no cover
-        return channel, consenter.name
 
     def _consenters(self, channel_id: str) -> list[str]:
         """The channel's other consenters, as its current configuration names them."""
@@ -309,29 +265,20 @@ class OrdererNode:
     def _forward(self, channel_id: str, envelopes: list[bytes]) -> None:
         self._batches["Forward"].push(self._consenters(channel_id), channel_id, envelopes)
 
+    def _link(self, target: str) -> grpc.aio.Channel:
+        """The gRPC channel to another consenter's cluster port, opened once."""
+        link = self._links.get(target)
+        if link is None:
+            mapped, msp_id = self._peers[target]
+            endpoint = consensus_endpoint(mapped, self._known.get(target))
+            link = self._links[target] = self.tls.channel(endpoint, target, msp_id)
+        return link
+
     async def _rpc(self, method: str, target: str, channel_id: str, body: bytes) -> bool:
-        """One call to another consenter; False (logged at debug) when it failed. Fire and
-        forget as far as the protocol goes: its own retransmission re-sends what is lost."""
-        call = self._stubs.get((target, method))
-        if call is None:
-            link = self._links.get(target)
-            if link is None:
-                mapped, msp_id = self._peers[target]
-                endpoint = consensus_endpoint(mapped, self._known.get(target))
-                link = self._links[target] = self.tls.channel(endpoint, target, msp_id)
-            call = self._stubs[target, method] = link.unary_unary(
-                f"/{CONSENSUS_SERVICE}/{method}",
-                request_serializer=_raw,
-                response_deserializer=_raw,
-            )
-        try:
-            await call(channel_id.encode() + b"\x00" + body, timeout=PEER_CALL_TIMEOUT_S)
-        except grpc.aio.AioRpcError as exc:
-            log.debug(
-                "consensus peer unreachable", extra={"peer": target, "reason": exc.code().name}
-            )
-            return False
-        return True
+        """One batch to another consenter, a message on its stream; False (logged at debug)
+        when it failed. Fire and forget as far as the protocol goes: its own retransmission
+        re-sends what is lost."""
+        return await self._streams.send(method, target, channel_id.encode() + b"\x00" + body)
 
 
 class BroadcastService(ab_pb2_grpc.AtomicBroadcastServicer):  # type: ignore[misc]
