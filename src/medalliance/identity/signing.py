@@ -60,6 +60,10 @@ def to_low_s(signature: bytes, order: int) -> bytes:
     return signature
 
 
+# Immutable; built once, not per signature (≈ 5 % of a verification's time in Python).
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+
+
 def verify_signature(
     public_key: ec.EllipticCurvePublicKey, signature: bytes, message: bytes
 ) -> bool:
@@ -74,7 +78,7 @@ def verify_signature(
     if not 0 < s <= order // 2:  # Fabric: "Invalid S. Must be smaller than half the order"
         return False
     try:
-        public_key.verify(signature, message, ec.ECDSA(hashes.SHA256()))
+        public_key.verify(signature, message, _ECDSA_SHA256)
     except (InvalidSignature, ValueError):
         return False
     return True
@@ -103,7 +107,7 @@ class Signer:
         """ECDSA-SHA256 over `message`, DER-encoded, always low-S."""
         order = curve_order(self.private_key)
         assert order is not None  # checked in __post_init__
-        return to_low_s(self.private_key.sign(message, ec.ECDSA(hashes.SHA256())), order)
+        return to_low_s(self.private_key.sign(message, _ECDSA_SHA256), order)
 
     @classmethod
     def from_pem(cls, msp_id: str, cert_pem: bytes, key_pem: bytes) -> Signer:

@@ -67,6 +67,12 @@ class VerifiedSignatures:
         with self._lock:
             self._add(_key(id_hash, signature, message))
 
+    def forget(self) -> None:
+        """Forget every remembered signature (a benchmark committing as a peer that endorsed
+        none of the block's transactions)."""
+        with self._lock:
+            self._entries.clear()
+
     def _add(self, key: tuple[bytes, bytes, bytes]) -> None:
         self._entries[key] = None
         self._entries.move_to_end(key)
