@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import grpc
 import pytest
 from tests.networks import REPO, cli, with_free_ports
+from tests.unit.node.test_bft_channel_supervision import until
 
 from medalliance.network.tls import MAX_MESSAGE_BYTES, NodeTls, server_options
 from medalliance.node import consenter_streams
@@ -94,13 +95,6 @@ def message(items: Sequence[bytes], channel_id: str = CHANNEL) -> bytes:
     return channel_id.encode() + b"\x00" + encode(items)
 
 
-async def until(predicate: Callable[[], bool], what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + WAIT_S
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting until {what}"
-        await asyncio.sleep(0.01)
-
-
 async def raw_stream(
     channel: grpc.aio.Channel, messages: Sequence[bytes], method: str = "Step", *, end: bool = True
 ) -> tuple[grpc.StatusCode, str]:
@@ -142,12 +136,16 @@ def test_batches_arrive_in_order_on_one_stream(layout: NetworkLayout) -> None:
             for items in sent:
                 assert await streams.send("Step", TARGET, message(items))
             expected = [item for items in sent for item in items]
-            await until(lambda: len(received) == len(expected), "every item handled")
+            await until(
+                lambda: len(received) == len(expected), "every item handled", timeout_s=WAIT_S
+            )
             assert received == expected
             assert streams.opened == 1
             assert streams_of(node)["open"] == {SENDER: 1}
             streams.close()
-            await until(lambda: streams_of(node)["open"] == {}, "the stream ended")
+            await until(
+                lambda: streams_of(node)["open"] == {}, "the stream ended", timeout_s=WAIT_S
+            )
 
     asyncio.run(scenario())
 
@@ -159,7 +157,9 @@ def test_a_sender_whose_target_restarts_reopens_its_stream(layout: NetworkLayout
         streams = Streams(CONSENSUS_SERVICE, lambda _: channel)
         async with serving(layout) as (_, received):
             assert await streams.send("Step", TARGET, message([b"test-before"]))
-            await until(lambda: received == [b"test-before"], "the first item handled")
+            await until(
+                lambda: received == [b"test-before"], "the first item handled", timeout_s=WAIT_S
+            )
         # Down: the stream ended; a write fails (or is lost, as a unary call was) — never hangs.
         await streams.send("Step", TARGET, message([b"test-while-down"]))
         async with serving(layout) as (_, received):
@@ -221,7 +221,9 @@ def test_a_consenter_voted_out_mid_stream_is_refused_from_then_on(layout: Networ
                 response_deserializer=lambda b: b,
             )(timeout=WAIT_S)
             await call.write(message([b"test-while-in"]))
-            await until(lambda: received == [b"test-while-in"], "the first item handled")
+            await until(
+                lambda: received == [b"test-while-in"], "the first item handled", timeout_s=WAIT_S
+            )
             channel = node.channels[CHANNEL]
             remaining = tuple(c for c in channel.config.consenter_set if c.name != SENDER)
             channel.config = dataclasses.replace(channel.config, consenter_set=remaining)
@@ -230,7 +232,9 @@ def test_a_consenter_voted_out_mid_stream_is_refused_from_then_on(layout: Networ
             assert await call.code() == grpc.StatusCode.PERMISSION_DENIED
             assert "is not in the channel's consenter mapping" in await call.details()
             assert received == [b"test-while-in"]
-            await until(lambda: streams_of(node)["open"] == {}, "the stream ended")
+            await until(
+                lambda: streams_of(node)["open"] == {}, "the stream ended", timeout_s=WAIT_S
+            )
 
     asyncio.run(scenario())
 
@@ -250,7 +254,9 @@ def test_a_malformed_message_ends_the_stream_is_counted_and_the_next_is_served(
             assert received == []
             streams = Streams(CONSENSUS_SERVICE, lambda _: channel)
             assert await streams.send("Step", TARGET, message([b"test-next"]))
-            await until(lambda: received == [b"test-next"], "the next stream served")
+            await until(
+                lambda: received == [b"test-next"], "the next stream served", timeout_s=WAIT_S
+            )
             streams.close()
 
     asyncio.run(scenario())
@@ -272,6 +278,7 @@ def test_a_consenter_opening_too_many_streams_is_refused_beyond_the_limit(
             await until(
                 lambda: streams_of(node)["open"] == {SENDER: STREAMS_PER_CALLER_MAX},
                 "every stream open",
+                timeout_s=WAIT_S,
             )
             code, details = await raw_stream(ch, [])
             assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -280,6 +287,7 @@ def test_a_consenter_opening_too_many_streams_is_refused_beyond_the_limit(
             await until(
                 lambda: streams_of(node)["open"] == {SENDER: STREAMS_PER_CALLER_MAX - 1},
                 "one stream ended",
+                timeout_s=WAIT_S,
             )
             assert await raw_stream(ch, [message([b"test-in-turn"])]) == (OK, "")
             assert received == [b"test-in-turn"]
@@ -335,7 +343,7 @@ def test_a_target_that_stops_reading_fails_the_write_after_the_timeout(
                 assert results[-1] is False
                 assert all(results[:-1])
                 assert await streams.send("Step", TARGET, message([b"test-next"]))
-                await until(lambda: len(opened) == 2, "a second stream opened")
+                await until(lambda: len(opened) == 2, "a second stream opened", timeout_s=WAIT_S)
                 assert streams.opened == 2
                 streams.close()
         finally:

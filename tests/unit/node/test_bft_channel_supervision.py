@@ -98,8 +98,8 @@ def one_consenter_channel(
     return channel, store
 
 
-async def until(predicate: Callable[[], bool], what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + WAIT_S
+async def until(predicate: Callable[[], bool], what: str, timeout_s: float = WAIT_S) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
     while not predicate():
         assert asyncio.get_running_loop().time() < deadline, f"timed out waiting until {what}"
         await asyncio.sleep(0.01)
