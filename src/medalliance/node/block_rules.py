@@ -159,10 +159,12 @@ class BlockRules:
                 if view.header.header_type != ENDORSER_TRANSACTION:
                     return False
                 tx_id = self._check(config, view, at)
-                if tx_id in tx_ids or store.tx_location(tx_id) is not None:
+                if tx_id in tx_ids:
                     return False
                 tx_ids.add(tx_id)
                 ordered.append(tx_id)
+            if store.committed_among(ordered):  # one statement for the block, not one per tx
+                return False
         except MedallianceError:
             return False
         self._remember(value.value_id, tuple(ordered))

@@ -49,6 +49,9 @@ class MemoryChain:
     def tx_location(self, tx_id: str) -> int | None:
         return 0 if tx_id in self._tx_ids else None
 
+    def committed_among(self, tx_ids: Sequence[str]) -> frozenset[str]:
+        return frozenset(self._tx_ids.intersection(tx_ids))
+
     def append(self, block: common_pb2.Block, tx_ids: Sequence[str]) -> None:
         self.height += 1
         self.last_header_hash = header_hash(block.header)

@@ -153,6 +153,21 @@ def test_valid_is_a_function_of_the_proposal_and_the_chain_only(store: BlockStor
     assert not rules.valid(2, good)  # the wrong height
 
 
+def test_a_proposal_replaying_a_committed_transaction_is_not_valid(store: BlockStore) -> None:
+    """A Byzantine proposer re-proposes a transaction the chain already holds, alone or hidden
+    among new ones: refused, whatever its position in the block."""
+    _, rules = replica(store)
+    store.append(new_block(1, store.last_header_hash, [transaction("a")]), ["a"])
+
+    def value(envelopes: list[bytes]) -> Value:
+        block = new_block(2, store.last_header_hash, envelopes)
+        return Value(header_hash(block.header), block.SerializeToString())
+
+    assert rules.valid(2, value([transaction("b")]))
+    for replay in (["a"], ["b", "a"], ["a", "c"]):
+        assert not rules.valid(2, value([transaction(t) for t in replay]))
+
+
 def test_the_tx_ids_of_a_judged_value_are_remembered_and_bounded(store: BlockStore) -> None:
     """The decision reads the tx ids valid(v) found; a value never judged valid, or one whose
     body does not hash to its id, is parsed afresh."""
