@@ -318,7 +318,8 @@ def submit(layout: NetworkLayout, org: str, update: UpdateFile) -> tuple[str, in
 
 
 def _broadcast(layout: NetworkLayout, org: str, envelope: common_pb2.Envelope) -> None:
-    """Broadcast to the first ordering node that answers, over mutual TLS as the admin."""
+    """Broadcast to the first ordering node that takes the update, over mutual TLS as the
+    admin; a node that cannot answer or answers SERVICE_UNAVAILABLE is passed over."""
     tls = layout.user_dir(layout.config.organization(org).msp_id, ADMIN) / "tls"
     failures = []
     for orderer_org in layout.config.orderer_organizations():
@@ -338,12 +339,27 @@ def _broadcast(layout: NetworkLayout, org: str, envelope: common_pb2.Envelope) -
                 except grpc.RpcError as exc:
                     failures.append(f"{name}: {exc.code().name}")
                     continue
-            if response.status != common_pb2.Status.SUCCESS:
-                known = common_pb2.Status.DESCRIPTOR.values_by_number.get(response.status)
-                kind = category_of_fabric(known.name if known else "UNKNOWN")
-                raise kind(f"the ordering service refused the update: {response.info}")
-            return
+            retry = broadcast_outcome(name, response.status, response.info)
+            if retry is None:
+                return
+            failures.append(retry)
     raise Unavailable("no ordering node took the update: " + "; ".join(failures))
+
+
+def broadcast_outcome(name: str, status: int, info: str) -> str | None:
+    """What an ordering node's Broadcast answer means for the update: None when it took it; the
+    reason to record and try the next node when it answered SERVICE_UNAVAILABLE (retired,
+    restarting its consensus core, overloaded: Fabric's clients try another node); any other
+    status raises at once with its category, since a refused update is refused everywhere (and
+    trying a forbidden one on every node is what a probe looks like)."""
+    if status == common_pb2.Status.SUCCESS:
+        return None
+    known = common_pb2.Status.DESCRIPTOR.values_by_number.get(status)
+    label = known.name if known else f"UNKNOWN({status})"
+    if label == "SERVICE_UNAVAILABLE":
+        return f"{name}: SERVICE_UNAVAILABLE ({info})"
+    kind = category_of_fabric(label)
+    raise kind(f"the ordering service refused the update ({name}: {label}): {info}")
 
 
 def _wait_committed(layout: NetworkLayout, org: str, channel: str, tx_id: str) -> int:
