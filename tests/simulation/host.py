@@ -97,6 +97,11 @@ class Host:
         self.replica = self._replica()
         self._stage = 0
         self._crash_at: int | None = None
+        # The incarnation whose cutter tick is pending: one tick chain per process, as a node
+        # has one clock. Without it every step that left the replica wanting a value started
+        # another chain, and a lone validator (deciding in every step) multiplied them until
+        # simulated time all but stopped (seed 7201, n = 1, swarm).
+        self._ticking: int | None = None
 
     def _replica(self) -> Replica:
         machine = ConsensusMachine(CHANNEL, self.signer, TIMEOUTS)
@@ -133,14 +138,21 @@ class Host:
     def feed(self, event: Event) -> None:
         if not self.up:
             return
+        if isinstance(event, Tick):
+            self._ticking = None
         effects = self.replica.step(event)
         if self.node_id in self.sim.correct and not self.replica.retired:
             self.sim.checker.on_step(self.node_id, self.machine.height, self.machine.round)
         # stages: before each effect, and between write and fsync of hard state and blocks
         self._stage = 0
         self._crash_at = self.sim.crash_stage(self.node_id, 2 * len(effects) + 1)
-        if execute(effects, self) and self.replica.wants_value:
+        if (
+            execute(effects, self)
+            and self.replica.wants_value
+            and self._ticking != self.incarnation
+        ):
             ticks = self.sim.rng("workload").randint(1, 5)  # the cutter's next tick
+            self._ticking = self.incarnation
             self.sim.input_later(self, ticks, Tick(self.sim.now + ticks))
 
     def receive(self, payload: Payload, link_sender: str) -> None:
