@@ -40,7 +40,6 @@ from medalliance.errors import (
     UnknownContract,
 )
 from medalliance.identity.msp import Identity
-from medalliance.identity.policy import SignedData
 from medalliance.identity.verified import VERIFIED, remember_own_signature
 from medalliance.ledger.signed_header import check_signed_header
 from medalliance.ledger.state import StateReader
@@ -106,8 +105,9 @@ class Endorser:
         creator = check_signed_header(
             header, proposal.signature, proposal.proposal_bytes, channel.config.msps, at=now
         )
-        signed_data = [SignedData(proposal.proposal_bytes, header.creator, proposal.signature)]
-        if not channel.config.evaluate_policy(WRITERS_POLICY, signed_data, at=now):
+        # The creator is valid at `now` and its signature verified just above: what
+        # `evaluate_policy` would check again before asking the same question.
+        if not channel.config.satisfied_by(WRITERS_POLICY, (creator,)):
             raise PermissionDenied(
                 f"{creator.msp_id} identity may not write to channel {header.channel_id} "
                 f"(policy {WRITERS_POLICY})"
