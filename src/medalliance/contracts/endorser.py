@@ -93,7 +93,7 @@ class Endorser:
         # The identity hash of the certificate whose key was found to be the signer's: the
         # signer never changes, so the same certificate needs no second comparison of keys.
         self._own_id_hash: bytes | None = None
-        # Per channel, its configuration and the organisations read from it (see `_organizations`)
+        # Per channel: its configuration and the organisations read from it (`_organizations_of`)
         self._organizations: dict[str, tuple[ChannelPolicies, Mapping[str, Organization]]] = {}
 
     def check(self, proposal: ProposalView, channel: ChannelView, *, now: dt.datetime) -> Identity:
