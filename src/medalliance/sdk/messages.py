@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 
 from fabric_protos.common import common_pb2
 from fabric_protos.gateway import gateway_pb2
-from fabric_protos.peer import proposal_pb2
+from fabric_protos.peer import proposal_pb2, proposal_response_pb2, transaction_pb2
+from fabric_protos.peer.transaction_pb2 import TxValidationCode
+from google.protobuf.message import DecodeError
 
 from medalliance.errors import MalformedMessage
 from medalliance.ledger.seek import seek_position
-from medalliance.ledger.tx import SigningIdentity, new_signed_proposal, parse_envelope
+from medalliance.ledger.tx import MalformedTransaction, SigningIdentity, new_signed_proposal
 
 NONCE_BYTES = 24  # Fabric's client nonce length (protocol doc §2.1)
 # The Node client's "never stop" block: JavaScript's Number.MAX_SAFE_INTEGER (protocol doc §3.6).
@@ -104,15 +106,43 @@ def read_prepared_transaction(envelope: common_pb2.Envelope) -> PreparedTransact
     ChaincodeActionPayload.action.proposal_response_payload → ProposalResponsePayload.extension
     → ChaincodeAction.response.payload is the result (protocol doc §3.1).
 
+    Decodes only what the client uses (the channel header's ids and the result), each message
+    once, from the envelope gRPC already parsed: no re-serialising, no signature header, no
+    endorsement list (the peers check those when the transaction commits).
     Raises `MalformedTransaction` (an `InvalidArgument`) when the gateway sent something else.
     """
-    view = parse_envelope(bytes(envelope.SerializeToString()))
+    payload = common_pb2.Payload()
+    channel_header = common_pb2.ChannelHeader()
+    transaction = transaction_pb2.Transaction()
+    action_payload = transaction_pb2.ChaincodeActionPayload()
+    response_payload = proposal_response_pb2.ProposalResponsePayload()
+    action = proposal_pb2.ChaincodeAction()
+    try:
+        payload.ParseFromString(envelope.payload)
+        if not payload.HasField("header"):
+            raise _malformed("BAD_PAYLOAD", "the envelope payload has no header")
+        channel_header.ParseFromString(payload.header.channel_header)
+        transaction.ParseFromString(payload.data)
+        if len(transaction.actions) != 1:
+            raise _malformed(
+                "NIL_TXACTION",
+                f"an endorser transaction has exactly one action, not {len(transaction.actions)}",
+            )
+        action_payload.ParseFromString(transaction.actions[0].payload)
+        response_payload.ParseFromString(action_payload.action.proposal_response_payload)
+        action.ParseFromString(response_payload.extension)
+    except DecodeError as exc:
+        raise _malformed("BAD_PAYLOAD", f"malformed prepared transaction: {exc}") from exc
     return PreparedTransaction(
         envelope=envelope,
-        transaction_id=view.tx_id,
-        channel_id=view.header.channel_id,
-        result=view.endorser_tx().response_payload,
+        transaction_id=str(channel_header.tx_id),
+        channel_id=str(channel_header.channel_id),
+        result=bytes(action.response.payload),
     )
+
+
+def _malformed(code: str, message: str) -> MalformedTransaction:
+    return MalformedTransaction(TxValidationCode.Value(code), message)
 
 
 def read_endorse_response(

@@ -224,6 +224,35 @@ def test_an_invalid_commit_raises_commit_error(network: Network, gateway: Gatewa
     )
 
 
+@dataclass
+class ReplayingGateway(GatewayDouble):
+    """Hostile gateway: answers every Endorse with the first prepared transaction it made."""
+
+    first: object | None = None
+
+    def Endorse(self, request: object, timeout: float | None = None) -> object:
+        answer = super().Endorse(request, timeout)
+        self.first = self.first or answer
+        return self.first
+
+
+def test_a_replayed_prepared_transaction_is_never_signed_or_submitted(
+    alice: Signer, peer: Signer
+) -> None:
+    gateway = ReplayingGateway(peer)
+    client = Client(gateway=gateway, deliver=DeliverDouble(), signer=alice, timeout_seconds=30.0)
+    contract = Network(client, "mychannel").get_contract("basic")
+    contract.submit_transaction("CreateAsset", "asset1")
+    with pytest.raises(InvalidArgument, match="not the proposed"):
+        contract.submit_transaction("CreateAsset", "asset2")
+    assert [method for method, _, _ in gateway.calls] == [
+        "Endorse",
+        "Submit",
+        "CommitStatus",
+        "Endorse",
+    ]
+
+
 @pytest.mark.parametrize(
     ("method", "code", "error", "category"),
     [

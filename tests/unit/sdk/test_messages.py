@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fabric_protos.common import common_pb2
 from fabric_protos.gateway import gateway_pb2
 from fabric_protos.orderer import ab_pb2
-from fabric_protos.peer import chaincode_pb2, proposal_pb2
+from fabric_protos.peer import chaincode_pb2, proposal_pb2, transaction_pb2
 from tests.conftest import Org
 
 from medalliance.errors import InvalidArgument, MalformedMessage
@@ -211,6 +211,73 @@ def test_a_garbled_prepared_transaction_is_a_typed_error(alice: Signer) -> None:
     with pytest.raises(InvalidArgument):
         read_endorse_response(
             proposal_of(alice), gateway_pb2.EndorseResponse(prepared_transaction=garbled)
+        )
+
+
+def test_the_lean_reader_agrees_with_the_ledger_parser(alice: Signer, peer: Signer) -> None:
+    """The client decodes only the ids and the result; they are what a peer's parser reads."""
+    proposal = proposal_of(alice, transient={"k": b"v"})
+    envelope = prepared_envelope(proposal, peer, b'{"ID":"asset1","Owner":"Ana"}')
+    prepared = read_endorse_response(
+        proposal, gateway_pb2.EndorseResponse(prepared_transaction=envelope)
+    )
+    view = parse_envelope(envelope.SerializeToString())
+    assert (prepared.transaction_id, prepared.channel_id) == (view.tx_id, view.header.channel_id)
+    assert prepared.result == view.endorser_tx().response_payload
+    assert prepared.envelope.payload == envelope.payload  # signed as received
+
+
+def test_an_earlier_prepared_transaction_is_not_signed_again(alice: Signer, peer: Signer) -> None:
+    """Hostile gateway: it answers a new proposal with the prepared transaction of an earlier
+    one (same channel and chaincode), hoping the client signs a replay."""
+    earlier = new_proposal(
+        alice,
+        channel_id="mychannel",
+        chaincode_name="basic",
+        transaction_name="CreateAsset",
+        arguments=["asset1", "blue", b"\x00\xffraw"],
+        transient=None,
+        nonce=bytes(24),
+        timestamp_ms=NOW_MS - 1000,
+    )
+    replayed = prepared_envelope(earlier, peer, b"r")
+    with pytest.raises(MalformedMessage, match="not the proposed"):
+        read_endorse_response(
+            proposal_of(alice), gateway_pb2.EndorseResponse(prepared_transaction=replayed)
+        )
+
+
+def test_a_prepared_transaction_with_a_second_action_is_refused(
+    alice: Signer, peer: Signer
+) -> None:
+    """Hostile gateway: it appends another action to the transaction the client signs."""
+    proposal = proposal_of(alice)
+    payload = common_pb2.Payload.FromString(prepared_envelope(proposal, peer, b"r").payload)
+    transaction = transaction_pb2.Transaction.FromString(payload.data)
+    transaction.actions.append(transaction.actions[0])
+    payload.data = transaction.SerializeToString()
+    smuggled = common_pb2.Envelope(payload=payload.SerializeToString())
+    with pytest.raises(InvalidArgument, match="exactly one action"):
+        read_endorse_response(proposal, gateway_pb2.EndorseResponse(prepared_transaction=smuggled))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"",  # nothing at all
+        common_pb2.Payload(data=b"x").SerializeToString(),  # no header
+        common_pb2.Payload(
+            header=common_pb2.Header(channel_header=b"\xff\xff"), data=b""
+        ).SerializeToString(),
+    ],
+)
+def test_a_prepared_transaction_without_its_parts_is_a_typed_error(
+    alice: Signer, payload: bytes
+) -> None:
+    envelope = common_pb2.Envelope(payload=payload)
+    with pytest.raises(InvalidArgument):
+        read_endorse_response(
+            proposal_of(alice), gateway_pb2.EndorseResponse(prepared_transaction=envelope)
         )
 
 
