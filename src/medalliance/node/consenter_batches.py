@@ -30,6 +30,8 @@ long-lived stream, `consenter_streams.py`; it completes once gRPC took it):
   its own to every target; with it the forwards of a few milliseconds and the consensus
   messages of the moment go as one message. A forward only saves the next proposer's round
   trip (the admitting node proposes it itself otherwise), so a few milliseconds cost little.
+  Items to go at once lead each call, and a full queue drops lingering items first: a flood
+  of forwards neither delays nor drops a consensus message to the same target.
 
 Body (after the channel id and a NUL): a 4-byte big-endian count, then per item a 4-byte
 big-endian length and the bytes. `decode` is strict: count within `CALL_COUNT_MAX`, every
@@ -112,10 +114,14 @@ Call = Callable[[str, str, bytes], Awaitable[bool]]  # (target, channel id, body
 
 @dataclass
 class _Queue:
-    items: deque[bytes] = field(default_factory=deque)
+    items: deque[bytes] = field(default_factory=deque)  # to go at once
+    later: deque[bytes] = field(default_factory=deque)  # lingering items
     size: int = 0
     sending: bool = False
     lingering: asyncio.TimerHandle | None = None  # armed by a lingering item, no call yet
+
+    def __len__(self) -> int:
+        return len(self.items) + len(self.later)
 
 
 class Batches:
@@ -134,7 +140,7 @@ class Batches:
         self.sent = 0  # items carried by them
 
     def queued(self, target: str) -> int:
-        return sum(len(q.items) for (t, _), q in self._queues.items() if t == target)
+        return sum(len(q) for (t, _), q in self._queues.items() if t == target)
 
     def status(self) -> dict[str, object]:
         return {
@@ -157,15 +163,17 @@ class Batches:
         loop = asyncio.get_running_loop()
         for target in targets:
             queue = self._queues.setdefault((target, channel_id), _Queue())
+            kept = queue.later if linger else queue.items
             for item in items:
                 if not item:
                     continue  # nothing to carry (and a batch holds no empty item)
-                queue.items.append(item)
+                kept.append(item)
                 queue.size += len(item)
-            while len(queue.items) > QUEUE_COUNT_MAX or queue.size > QUEUE_BYTES_MAX:
-                queue.size -= len(queue.items.popleft())
+            while len(queue) > QUEUE_COUNT_MAX or queue.size > QUEUE_BYTES_MAX:
+                # lingering items first: a flood of forwards drops no consensus message
+                queue.size -= len((queue.later or queue.items).popleft())
                 self.dropped[target] += 1
-            if queue.sending or not queue.items:
+            if queue.sending or not queue:
                 continue
             if not linger:
                 self._start(target, channel_id, queue)
@@ -177,7 +185,7 @@ class Batches:
         if queue.lingering is not None:
             queue.lingering.cancel()
             queue.lingering = None
-        if queue.sending or not queue.items:
+        if queue.sending or not queue:
             return
         queue.sending = True
         task = asyncio.get_running_loop().create_task(self._drain(target, channel_id, queue))
@@ -186,7 +194,7 @@ class Batches:
 
     async def _drain(self, target: str, channel_id: str, queue: _Queue) -> None:
         try:
-            while queue.items:
+            while queue:
                 batch = _take(queue)
                 self.calls += 1
                 self.sent += len(batch)
@@ -205,13 +213,16 @@ class Batches:
 
 
 def _take(queue: _Queue) -> list[bytes]:
-    batch = [queue.items.popleft()]
-    size = len(batch[0])
-    while queue.items and len(batch) < CALL_COUNT_MAX:
-        following = len(queue.items[0])
-        if size + following > CALL_BYTES:
-            break
-        batch.append(queue.items.popleft())
-        size += following
+    """The next call's items: those to go at once first, then lingering ones, within the
+    bounds (at least one item)."""
+    batch: list[bytes] = []
+    size = 0
+    for source in (queue.items, queue.later):
+        while source and len(batch) < CALL_COUNT_MAX:
+            following = len(source[0])
+            if batch and size + following > CALL_BYTES:
+                break
+            batch.append(source.popleft())
+            size += following
     queue.size -= size
     return batch
