@@ -8,7 +8,9 @@ Each client thread holds its own Gateway connection as Org1's User1 and calls
 `submit_transaction("CreateAsset", ...)`, which returns once the transaction committed: endorse
 on both peers, sign, order, commit, commit status. Prints throughput and p50/p99 latency of the
 whole call, the ordering nodes' signature verifications per block (consensus messages;
-transaction admission and validity), and the CPU time per committed transaction of each process
+transaction admission and validity), the stream messages they wrote to each other per block
+(and the consensus messages and forwarded transactions those carried), and the CPU time per
+committed transaction of each process
 role (ordering nodes, the gateway peer Org1's, the other peer, this load generator) from the
 kernel's per-process counters; asserts nothing.
 """
