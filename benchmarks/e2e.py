@@ -8,7 +8,9 @@ Each client thread holds its own Gateway connection as Org1's User1 and calls
 `submit_transaction("CreateAsset", ...)`, which returns once the transaction committed: endorse
 on both peers, sign, order, commit, commit status. Prints throughput and p50/p99 latency of the
 whole call, the ordering nodes' signature verifications per block (consensus messages;
-transaction admission and validity), and the CPU time per committed transaction of each process
+transaction admission and validity), the stream messages they wrote to each other per block
+(and the consensus messages and forwarded transactions those carried), and the CPU time per
+committed transaction of each process
 role (ordering nodes, the gateway peer Org1's, the other peer, this load generator) from the
 kernel's per-process counters; asserts nothing.
 """
@@ -183,8 +185,23 @@ def ordering_counters(layout: NetworkLayout) -> dict[str, dict[str, int]]:
                 "walBytes": wal.get("bytes", 0),
                 "pulled": catch_up.get("blocksPulled", 0),
                 "catchUps": catch_up.get("catchUps", 0),
+                **_consenter_counts(row["name"], layout),
             }
     return found
+
+
+def _consenter_counts(name: str, layout: NetworkLayout) -> dict[str, int]:
+    """Stream messages the ordering node wrote to the other consenters and the items of each
+    kind they carried (its /status `consenterCalls`, which the launcher's rows leave out;
+    before branch ord, one stream per kind: `Step` and `Forward` with their own counts)."""
+    node = next(n for n in launcher.nodes_of(layout) if n.name == name)
+    calls = (launcher.probe(node) or {}).get("consenterCalls", {})
+    methods = [m for m in ("Messages", "Step", "Forward") if "calls" in calls.get(m, {})]
+    return {
+        "messages": sum(calls[m]["calls"] for m in methods),
+        "stepItems": calls.get("Step", {}).get("items", 0),
+        "forwardItems": calls.get("Forward", {}).get("items", 0),
+    }
 
 
 def report_ordering(
@@ -215,6 +232,18 @@ def report_ordering(
         console.print(
             f"consensus.wal per ordering node: {appends / blocks / len(after):.1f} fsyncs per "
             f"block, {written / committed / len(after):.0f} bytes per committed transaction"
+        )
+    delta = {
+        key: sum(a.get(key, 0) - before[n].get(key, 0) for n, a in after.items())
+        for key in ("messages", "stepItems", "forwardItems")
+    }
+    if delta["messages"]:
+        each = delta["messages"] / blocks / len(after)
+        console.print(
+            f"consenter messages per block: {delta['messages'] / blocks:.1f} over "
+            f"{len(after)} ordering node(s) ({each:.1f} each), carrying "
+            f"{delta['stepItems'] / blocks:.1f} consensus messages and "
+            f"{delta['forwardItems'] / blocks:.1f} forwarded transactions"
         )
 
 

@@ -23,7 +23,7 @@ from medalliance.network.tls import MAX_MESSAGE_BYTES, NodeTls, server_options
 from medalliance.node import consenter_streams
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.config import NodeConfig
-from medalliance.node.consenter_batches import encode
+from medalliance.node.consenter_batches import FORWARD, MIXED, STEP, encode
 from medalliance.node.consenter_streams import STREAMS_PER_CALLER_MAX, Streams
 from medalliance.node.orderer_node import CONSENSUS_SERVICE, OrdererNode
 
@@ -200,15 +200,18 @@ def test_a_stream_without_a_client_certificate_is_refused_before_reading(
     asyncio.run(scenario())
 
 
-def test_a_members_certificate_is_refused_before_reading(layout: NetworkLayout) -> None:
+@pytest.mark.parametrize("method", ["Step", MIXED])
+def test_a_members_certificate_is_refused_before_reading(
+    layout: NetworkLayout, method: str
+) -> None:
     async def scenario() -> None:
         folder = layout.peer_dir("Org1MSP", "peer0") / "tls"
         member = tls_of(layout, folder, "server")
         async with serving(layout) as (node, received):
             async with link(layout, member) as channel:
-                code, details = await raw_stream(channel, [])
+                code, details = await raw_stream(channel, [], method)
             assert code == grpc.StatusCode.PERMISSION_DENIED
-            assert "may call medalliance.Consensus/Step" in details
+            assert f"may call medalliance.Consensus/{method}" in details
             assert "is not in any consenter mapping" in details
             assert received == []
             assert streams_of(node)["open"] == {}
@@ -243,24 +246,54 @@ def test_a_consenter_voted_out_mid_stream_is_refused_from_then_on(layout: Networ
     asyncio.run(scenario())
 
 
-@pytest.mark.parametrize("method", ["Step", "Forward"])
+@pytest.mark.parametrize(
+    ("method", "body"),
+    [
+        pytest.param("Step", None, id="Step truncated"),
+        pytest.param("Forward", None, id="Forward truncated"),
+        pytest.param(MIXED, None, id="Messages truncated"),
+        pytest.param(MIXED, [STEP + b"test-fine", b"Xtest-unknown"], id="Messages unknown kind"),
+        pytest.param(MIXED, [STEP], id="Messages kind alone"),
+    ],
+)
 def test_a_malformed_message_ends_the_stream_is_counted_and_the_next_is_served(
-    layout: NetworkLayout, method: str
+    layout: NetworkLayout, method: str, body: list[bytes] | None
 ) -> None:
     async def scenario() -> None:
         tls = consenter_tls(layout)
         async with serving(layout) as (node, received), link(layout, tls) as channel:
-            truncated = message([b"x" * 64])[:-1]
-            code, details = await raw_stream(channel, [truncated], method, end=False)
+            data = message([b"x" * 64])[:-1] if body is None else message(body)
+            code, details = await raw_stream(channel, [data], method, end=False)
             assert code == grpc.StatusCode.INVALID_ARGUMENT
             assert f"medalliance.Consensus/{method}: malformed batch body" in details
             assert node.status()["consenterCalls"]["malformed"] == {SENDER: 1}  # type: ignore[index]
-            assert received == []
+            assert received == []  # nothing of a refused message, not even its good items
             streams = Streams(CONSENSUS_SERVICE, lambda _: channel)
             assert await streams.send("Step", TARGET, message([b"test-next"]))
             await until(
                 lambda: received == [b"test-next"], "the next stream served", timeout_s=WAIT_S
             )
+            streams.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_mixed_message_is_handled_item_by_item_in_order(layout: NetworkLayout) -> None:
+    async def scenario() -> None:
+        tls = consenter_tls(layout)
+        async with serving(layout) as (node, received), link(layout, tls) as channel:
+            mempool = node.channels[CHANNEL].status()["mempool"]
+            items = [STEP + b"test-a", FORWARD + b"not a transaction", STEP + b"test-b"]
+            streams = Streams(CONSENSUS_SERVICE, lambda _: channel)
+            assert await streams.send(MIXED, TARGET, message(items))
+            await until(
+                lambda: received == [b"test-a", b"test-b"], "both messages", timeout_s=WAIT_S
+            )
+            # the forward was judged on its own merits (refused), and the stream goes on
+            assert node.channels[CHANNEL].status()["mempool"] == mempool
+            assert await streams.send(MIXED, TARGET, message([STEP + b"test-c"]))
+            await until(lambda: received[-1:] == [b"test-c"], "the next one", timeout_s=WAIT_S)
+            assert node.status()["consenterCalls"]["malformed"] == {}  # type: ignore[index]
             streams.close()
 
     asyncio.run(scenario())

@@ -174,7 +174,7 @@ def assert_target_orders_with_the_others(layout: NetworkLayout, contract: Contra
 # --- item 7: who may speak consensus -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", ["Step", "Forward"])
+@pytest.mark.parametrize("method", ["Step", "Forward", "Messages"])
 @pytest.mark.parametrize("who", ["peer0.org1", "User1@org1", "Admin@orderer-org"])
 def test_a_non_consenter_tls_certificate_is_refused_by_step_and_forward(
     layout: NetworkLayout, contract: Contract, who: str, method: str
@@ -226,13 +226,19 @@ def test_a_consenter_tls_certificate_is_let_through(layout: NetworkLayout) -> No
     wait_until(lambda: dropped(layout, "unsigned") == before + 1, "the STATUS counted dropped")
 
 
-@pytest.mark.parametrize("method", ["Step", "Forward"])
 @pytest.mark.parametrize(
-    "body",
+    ("method", "body"),
     [
-        pytest.param(b"", id="empty"),
-        pytest.param(b'["bm90IGEgdHg="]', id="the former JSON body"),
-        pytest.param(batch([b"x" * 64])[:-1], id="truncated"),
+        *(
+            pytest.param(method, body, id=f"{method} {name}")
+            for method in ("Step", "Forward", "Messages")
+            for name, body in (
+                ("empty", b""),
+                ("the former JSON body", b'["bm90IGEgdHg="]'),
+                ("truncated", batch([b"x" * 64])[:-1]),
+            )
+        ),
+        pytest.param("Messages", batch([b"x" * 64]), id="Messages an item of no known kind"),
     ],
 )
 def test_a_malformed_batch_from_a_consenter_is_refused_and_counted(

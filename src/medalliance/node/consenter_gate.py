@@ -1,4 +1,5 @@
-"""Who may send on an ordering node's consensus streams, and what is refused (`Step`, `Forward`).
+"""Who may send on an ordering node's consensus streams (`Step`, `Forward`, `Messages`), and what
+is refused.
 
 Mutual TLS proves only that a caller holds a certificate of some organisation's TLS CA, so each
 stream and each message is checked (`consenter_auth.py` for the comparison):
@@ -10,7 +11,8 @@ stream and each message is checked (`consenter_auth.py` for the comparison):
 - each message: its channel must exist here and the certificate be one of that channel's
   consenter set in force when the message is handled (a consenter voted out mid-stream is
   refused from then on), else PERMISSION_DENIED; its batch body must decode strictly
-  (`consenter_batches.decode`), else INVALID_ARGUMENT, counted per caller.
+  (`consenter_batches.decode`; on `Messages` each item of a known kind), else
+  INVALID_ARGUMENT, counted per caller.
 
 Any refusal ends the stream. Refusals are logged sparingly (`RefusalLog`), without payload.
 """
@@ -27,7 +29,7 @@ import grpc
 from medalliance.node.bft_channel import BftChannel
 from medalliance.node.consensus_inbox import RefusalLog
 from medalliance.node.consenter_auth import consenter_of, msp_of
-from medalliance.node.consenter_batches import MalformedBatch, decode
+from medalliance.node.consenter_batches import KINDS, MIXED, MalformedBatch, decode
 from medalliance.node.consenter_streams import STREAMS_PER_CALLER_MAX
 
 log = logging.getLogger(__name__)
@@ -61,7 +63,7 @@ class ConsenterGate:
         channel_id, _, body = data.partition(b"\x00")
         channel, caller = await self._consenter_call(method, channel_id, pem, context)
         try:
-            return channel, caller, decode(body)
+            return channel, caller, decode(body, KINDS if method == MIXED else b"")
         except MalformedBatch as exc:  # a consenter's bug (or worse): refused, counted
             self.malformed[caller] += 1
             count = self._refusals.note(caller, method, "malformed")

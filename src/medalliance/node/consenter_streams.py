@@ -51,6 +51,12 @@ def _raw(data: bytes) -> bytes:
 class _Stream:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     call: grpc.aio.StreamUnaryCall | None = None
+    # The write watchdog: one timer per stream, re-armed only while a write is pending, in
+    # place of a timeout (a timer scheduled and cancelled) around every write.
+    writer: asyncio.Task[object] | None = None  # the task whose write is pending
+    since: float = 0.0  # when that write began (loop time)
+    watch: asyncio.TimerHandle | None = None
+    expired: bool = False  # the watchdog cancelled the writer
 
 
 class Streams:
@@ -79,8 +85,7 @@ class Streams:
                 )()
                 self.opened += 1
             try:
-                async with asyncio.timeout(WRITE_TIMEOUT_S):
-                    await call.write(message)
+                await self._write(stream, call, message)
             except (grpc.aio.AioRpcError, asyncio.InvalidStateError, TimeoutError) as exc:
                 call.cancel()
                 stream.call = None
@@ -91,9 +96,44 @@ class Streams:
                 return False
         return True
 
+    async def _write(self, stream: _Stream, call: grpc.aio.StreamUnaryCall, data: bytes) -> None:
+        """`call.write`; TimeoutError once it waited `WRITE_TIMEOUT_S` (the watchdog cancels
+        the writing task, as `asyncio.timeout` would, and this turns that into the timeout)."""
+        loop = asyncio.get_running_loop()
+        stream.writer, stream.since, stream.expired = asyncio.current_task(), loop.time(), False
+        if stream.watch is None:
+            stream.watch = loop.call_at(stream.since + WRITE_TIMEOUT_S, _watch, stream)
+        try:
+            await call.write(data)
+        except asyncio.CancelledError:
+            task = stream.writer
+            if not stream.expired or task is None or task.uncancel() > 0:
+                raise  # cancelled from elsewhere too (the node stopping): not a timeout
+            raise TimeoutError from None
+        finally:
+            stream.writer = None
+
     def close(self) -> None:
         """Cancel every open stream (the node is stopping)."""
         for stream in self._streams.values():
+            if stream.watch is not None:
+                stream.watch.cancel()
+                stream.watch = None
             if stream.call is not None:
                 stream.call.cancel()
                 stream.call = None
+
+
+def _watch(stream: _Stream) -> None:
+    """The watchdog's turn: cancel the writer whose write is overdue, re-arm for a pending
+    write not yet due, or rest until the next write arms it again."""
+    stream.watch = None
+    if stream.writer is None:
+        return
+    loop = asyncio.get_running_loop()
+    due = stream.since + WRITE_TIMEOUT_S
+    if loop.time() >= due:
+        stream.expired = True
+        stream.writer.cancel()
+    else:
+        stream.watch = loop.call_at(due, _watch, stream)

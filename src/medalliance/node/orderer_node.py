@@ -6,7 +6,10 @@ channel by `BftChannel`, and stored with their commit certificate before they ar
 Ordering nodes talk to each other over mutual TLS through `medalliance.Consensus`: `Step`
 carries consensus messages, `Forward` passes admitted transactions on so that any proposer can
 order them. Both are batched per consenter in a binary body (`consenter_batches.py`), each
-batch one message on a long-lived stream per (target, method) (`consenter_streams.py`). Only a
+batch one message on a long-lived stream per (target, method) (`consenter_streams.py`); a node
+sends both kinds mixed on `Messages` (each item tagged with its kind; forwards linger a few
+milliseconds to ride along), and still serves `Step` and `Forward` from senders of earlier
+releases. Only a
 consenter of the channel may send either: its client TLS certificate must be one of the
 channel's consenter mapping (`consenter_auth.py`), checked per message; anyone else gets
 PERMISSION_DENIED. As in Fabric (General.Cluster.ListenPort), one server listens on two ports:
@@ -21,6 +24,7 @@ themselves.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -46,7 +50,7 @@ from medalliance.node.bft_channel import BftChannel
 from medalliance.node.block_sync import BlockSync
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.config import OrganizationConfig
-from medalliance.node.consenter_batches import Batches
+from medalliance.node.consenter_batches import FORWARD, MIXED, STEP, Batches
 from medalliance.node.consenter_gate import ConsenterGate
 from medalliance.node.consenter_streams import Streams
 from medalliance.node.material import (
@@ -84,9 +88,9 @@ class OrdererNode:
         self._links: dict[str, grpc.aio.Channel] = {}
         self._streams = Streams(CONSENSUS_SERVICE, self._link)
         self._serving: set[asyncio.Task[object]] = set()  # their tasks, ended on shutdown
-        self._batches = {  # what is sent to the other consenters, by method
-            method: Batches(functools.partial(self._rpc, method)) for method in ("Step", "Forward")
-        }
+        # what is sent to the other consenters: consensus messages and forwards, mixed
+        self._batches = Batches(functools.partial(self._rpc, MIXED))
+        self._items = {"Step": 0, "Forward": 0}  # items of each kind pushed, per target
         self.metrics = OrdererMetrics(self._metric_status)
         data = m.data_dir / "ledgers"
         for spec in layout.config.channels:
@@ -155,7 +159,8 @@ class OrdererNode:
             "consensus": {cid: c.status() for cid, c in self.channels.items()},
             "problems": [p for c in self.channels.values() for p in c.problems()],
             "consenterCalls": {  # batched calls to the other consenters (consenter_batches.py)
-                **{method: batches.status() for method, batches in self._batches.items()},
+                MIXED: self._batches.status(),  # stream messages written, the items they carried
+                **{kind: {"items": count} for kind, count in self._items.items()},
                 "malformed": dict(self._gate.malformed),
                 "streams": {"opened": self._streams.opened, "open": dict(self._gate.open_streams)},
             },
@@ -186,8 +191,7 @@ class OrdererNode:
             task.cancel()
 
     async def stop(self) -> None:
-        for batches in self._batches.values():
-            await batches.close()
+        await self._batches.close()
         self._streams.close()
         for task in self._tasks:
             task.cancel()
@@ -208,7 +212,11 @@ class OrdererNode:
                 request_deserializer=_raw,
                 response_serializer=_raw,
             )
-            for method, handle in (("Step", self._step_rpc), ("Forward", self._forward_rpc))
+            for method, handle in (
+                ("Step", self._step_rpc),
+                ("Forward", self._forward_rpc),
+                (MIXED, self._mixed_rpc),
+            )
         }
         return grpc.method_handlers_generic_handler(CONSENSUS_SERVICE, methods)
 
@@ -243,10 +251,16 @@ class OrdererNode:
     async def _forward_rpc(self, channel: BftChannel, caller: str, envelopes: list[bytes]) -> None:
         """Transactions another consenter admitted: admitted here too, on their own merits."""
         for envelope in envelopes:
-            try:
-                channel.submit(envelope, forward=False)
-            except MedallianceError:
-                continue  # a duplicate, or not admissible here: the sender's problem
+            _admit_forwarded(channel, envelope)
+
+    async def _mixed_rpc(self, channel: BftChannel, caller: str, items: list[bytes]) -> None:
+        """Consensus messages and forwarded transactions in the order sent, each item's first
+        byte its kind (checked by the gate's decoding)."""
+        for item in items:
+            if item[:1] == STEP:
+                channel.receive(item[1:], caller)
+            else:
+                _admit_forwarded(channel, item[1:])
 
     def _consenters(self, channel_id: str) -> list[str]:
         """The channel's other consenters, as its current configuration names them."""
@@ -260,10 +274,17 @@ class OrdererNode:
     def _send(self, channel_id: str, to: str | None, message: bytes) -> None:
         others = self._consenters(channel_id)
         targets = others if to is None else [to] if to in others else []
-        self._batches["Step"].push(targets, channel_id, [message])
+        if message:  # (a batch carries no empty item)
+            self._items["Step"] += len(targets)
+            self._batches.push(targets, channel_id, [STEP + message])
 
     def _forward(self, channel_id: str, envelopes: list[bytes]) -> None:
-        self._batches["Forward"].push(self._consenters(channel_id), channel_id, envelopes)
+        """Lingering: a forward rides along with the next consensus message to each target,
+        or goes after `LINGER_S` (consenter_batches.py)."""
+        targets = self._consenters(channel_id)
+        items = [FORWARD + envelope for envelope in envelopes if envelope]
+        self._items["Forward"] += len(targets) * len(items)
+        self._batches.push(targets, channel_id, items, linger=True)
 
     def _link(self, target: str) -> grpc.aio.Channel:
         """The gRPC channel to another consenter's cluster port, opened once."""
@@ -331,6 +352,12 @@ def _header_type_name(header_type: int) -> str:
 
 def _response(exc: MedallianceError) -> ab_pb2.BroadcastResponse:
     return ab_pb2.BroadcastResponse(status=fabric_status(exc), info=str(exc))
+
+
+def _admit_forwarded(channel: BftChannel, envelope: bytes) -> None:
+    """A transaction another consenter admitted: admitted here too, on its own merits."""
+    with contextlib.suppress(MedallianceError):  # a duplicate, or not admissible: the sender's
+        channel.submit(envelope, forward=False)
 
 
 def _store_height(store: BlockStore) -> int:

@@ -1,5 +1,5 @@
-"""Calls between ordering nodes (`Step`, `Forward`): the binary batch body and the per-target
-queues."""
+"""Calls between ordering nodes (`Step`, `Forward`, `Messages`): the binary batch body and the
+per-target queues."""
 
 from __future__ import annotations
 
@@ -17,7 +17,10 @@ from medalliance.node import consenter_batches
 from medalliance.node.consenter_batches import (
     CALL_BYTES,
     CALL_COUNT_MAX,
+    FORWARD,
+    KINDS,
     QUEUE_COUNT_MAX,
+    STEP,
     Batches,
     MalformedBatch,
     decode,
@@ -70,6 +73,26 @@ def test_garbage_is_refused_with_a_clear_error(body: bytes, problem: str) -> Non
     with pytest.raises(MalformedBatch, match="malformed batch body") as caught:
         decode(body)
     assert problem in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("items", "problem"),
+    [
+        pytest.param(
+            [STEP + b"vote", b"Xtx"], "an item of 3 bytes without a known kind", id="kind"
+        ),
+        pytest.param([FORWARD], "an item of 1 bytes without a known kind", id="kind alone"),
+        pytest.param([b"\x00tx"], "without a known kind", id="a NUL kind"),
+    ],
+)
+def test_a_mixed_batch_refuses_an_item_without_a_known_kind(
+    items: list[bytes], problem: str
+) -> None:
+    body = encode(items)
+    assert decode(body) == items  # a method without kinds takes them as they are
+    with pytest.raises(MalformedBatch, match=problem):
+        decode(body, KINDS)
+    assert decode(encode([STEP + b"vote", FORWARD + b"tx"]), KINDS) == [b"Svote", b"Ftx"]
 
 
 def test_the_sender_refuses_an_empty_or_oversized_batch() -> None:
@@ -207,3 +230,65 @@ async def test_a_dead_targets_queue_is_bounded_and_drops_the_oldest(
     targets.held["slow"].set()
     await settled(batches)
     assert targets.to("slow")[-1] == [b"c" * 600]
+
+
+def lingering(monkeypatch: pytest.MonkeyPatch, seconds: float) -> tuple[Targets, Batches]:
+    """Batches whose lingering items wait `seconds`, and the targets recording their calls."""
+    monkeypatch.setattr(consenter_batches, "LINGER_S", seconds)
+    targets = Targets()
+    return targets, Batches(targets.call)
+
+
+@run
+async def test_a_lingering_item_rides_along_with_the_next_call_to_its_target(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    targets, batches = lingering(monkeypatch, 60.0)  # only the other push sends it
+    batches.push(["o1", "o2"], "ch", [b"Ftx1"], linger=True)
+    batches.push(["o1"], "ch", [b"Ftx2"], linger=True)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert targets.calls == []  # lingering: no call of their own yet
+    assert batches.queued("o1") == 2
+    batches.push(["o1"], "ch", [b"Svote"])  # a consensus message goes at once, with them
+    await settled(batches)
+    assert targets.to("o1") == [[b"Svote", b"Ftx1", b"Ftx2"]]  # consensus messages first
+    assert targets.to("o2") == []  # still lingering there: its own target got no message
+    await batches.close()
+    assert batches.queued("o2") == 1
+
+
+@run
+async def test_a_lingering_item_goes_alone_once_the_linger_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    targets, batches = lingering(monkeypatch, 0.05)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    batches.push(["o1"], "ch", [b"Ftx1"], linger=True)
+    batches.push(["o1"], "ch", [b"Ftx2"], linger=True)  # the first one's timer, not a second
+    await until(lambda: targets.calls != [], "the lingering call")
+    assert loop.time() - started >= 0.05
+    await settled(batches)
+    assert targets.to("o1") == [[b"Ftx1", b"Ftx2"]]
+    assert batches.calls == 1
+
+
+@run
+async def test_a_flood_of_lingering_items_is_bounded_and_drops_no_consensus_message(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    targets, batches = lingering(monkeypatch, 60.0)
+    targets.held["o1"] = asyncio.Event()
+    batches.push(["o1"], "ch", [b"Sfirst"])
+    await until(lambda: targets.to("o1") == [[b"Sfirst"]], "the first call is in flight")
+    batches.push(["o1"], "ch", [b"Svote"])
+    flood = [b"F%d" % i for i in range(QUEUE_COUNT_MAX + 7)]
+    batches.push(["o1"], "ch", flood, linger=True)
+    # the vote holds its place: the oldest forwards make room, 8 of them (7 + the vote's)
+    assert (batches.queued("o1"), batches.dropped["o1"]) == (QUEUE_COUNT_MAX, 8)
+    targets.held["o1"].set()
+    await settled(batches)
+    sent = [item for batch in targets.to("o1")[1:] for item in batch]
+    assert sent[:2] == [b"Svote", b"F8"]  # at the head of the next call
+    assert (len(sent), sent[-1]) == (QUEUE_COUNT_MAX, b"F%d" % (QUEUE_COUNT_MAX + 6))
