@@ -32,7 +32,8 @@ from medalliance.identity.ca import ATTRIBUTE_EXTENSION_OID
 from medalliance.identity.signing import (
     sanitize_certificate_der,
     serialize_identity,
-    verify_signature,
+    sha256,
+    verify_digest,
 )
 from medalliance.identity.verified import VERIFIED
 
@@ -61,11 +62,12 @@ class Identity:
     def verify(self, signature: bytes, message: bytes) -> bool:
         """Whether `signature` is this identity's low-S ECDSA-SHA256 signature of `message`
         (each distinct success verified once per process: identity/verified.py)."""
+        digest = sha256(message)
         return VERIFIED.check(
             self.id_hash,
             signature,
-            message,
-            lambda: verify_signature(self.public_key, signature, message),
+            digest,
+            lambda: verify_digest(self.public_key, signature, digest),
         )
 
 
