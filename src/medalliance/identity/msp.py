@@ -401,12 +401,16 @@ class MspManager:
         the MSP has node OUs disabled); admin = admin OU or listed admin certificate. IDENTITY:
         the same MSP and certificate. Anything else, or an identity of another MSP, is False.
         """
+        return self.satisfies(identity, principal.principal_classification, principal.principal)
+
+    def satisfies(self, identity: Identity, classification: int, principal: bytes) -> bool:
+        """`satisfies_principal` given the principal's classification and bytes (a compiled
+        policy keeps them, rather than reading them out of the message on every check)."""
         msp = self._msps.get(identity.msp_id)
         if msp is None:
             return False
-        classification = principal.principal_classification
         if classification == _ROLE_PRINCIPAL:
-            role = _parsed_role(principal.principal)
+            role = _parsed_role(principal)
             if role is None or role[0] != identity.msp_id:
                 return False
             if role[1] == _MEMBER:
@@ -416,7 +420,7 @@ class MspManager:
             wanted = _NODE_OUS.get(role[1])
             return msp.node_ous_enabled and wanted is not None and identity.node_ou == wanted
         if classification == _PRINCIPAL.Value("IDENTITY"):
-            return _same_identity(identity, bytes(principal.principal))
+            return _same_identity(identity, bytes(principal))
         return False
 
 

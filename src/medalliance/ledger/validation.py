@@ -34,7 +34,13 @@ from fabric_protos.peer import policy_pb2
 from google.protobuf.message import DecodeError
 
 from medalliance.identity.msp import MspManager
-from medalliance.identity.policy import SignedData, compiles, evaluate_signature_policy
+from medalliance.identity.policy import (
+    CompiledPolicy,
+    SignedData,
+    compile_policy,
+    compiled_policy_satisfied,
+    evaluate_signature_policy,
+)
 from medalliance.ledger.mvcc import MvccTx, check_block, metadata_writes_of, writes_of
 from medalliance.ledger.private_hashing import HashedCollection, parse_hashed
 from medalliance.ledger.signed_header import HeaderRejected, check_signed_header
@@ -522,21 +528,22 @@ def _application_policy_satisfied(
     """A serialized peer.ApplicationPolicy: a signature policy or a channel policy reference."""
     policy, compiled = _parsed_application_policy(bytes(data))
     if policy.HasField("signature_policy"):
-        envelope = policy.signature_policy
-        return evaluate_signature_policy(
-            envelope, endorsements, config.msps, at=at, compiled=compiled
+        return compiled is not None and compiled_policy_satisfied(
+            compiled, endorsements, config.msps, at=at
         )
     return config.evaluate_policy(policy.channel_config_policy_reference, endorsements, at=at)
 
 
 @functools.lru_cache(maxsize=256)
-def _parsed_application_policy(data: bytes) -> tuple[policy_pb2.ApplicationPolicy, bool]:
-    """Parsed, with whether its signature policy compiles, once per distinct policy (each
-    transaction of a contract has the same); keyed by the bytes, so a changed definition is
-    parsed afresh. Callers only read the message."""
+def _parsed_application_policy(
+    data: bytes,
+) -> tuple[policy_pb2.ApplicationPolicy, CompiledPolicy | None]:
+    """Parsed, with its signature policy compiled (None: it does not compile), once per
+    distinct policy (each transaction of a contract has the same); keyed by the bytes, so a
+    changed definition is parsed afresh. Callers only read the message."""
     policy = policy_pb2.ApplicationPolicy()
     policy.ParseFromString(data)
-    return policy, compiles(policy.signature_policy)
+    return policy, compile_policy(policy.signature_policy)
 
 
 def _check_event(data: bytes, chaincode: str) -> None:
