@@ -63,6 +63,7 @@ from medalliance.ledger.world_state import (
     recorded_location,
 )
 from medalliance.node.collection_store import CollectionStore, Missing
+from medalliance.node.collector import collector_paused
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +160,10 @@ class PeerChannel:
 
     def commit(self, block: common_pb2.Block) -> BlockResult:
         """Verify, validate and commit the next block; raises and changes nothing if it is bad."""
+        with collector_paused():
+            return self._commit(block)
+
+    def _commit(self, block: common_pb2.Block) -> BlockResult:
         number = int(block.header.number)
         if number != self._store.height:
             raise PreconditionFailed(
