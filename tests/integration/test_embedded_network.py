@@ -150,6 +150,23 @@ def test_a_peer_does_not_verify_its_own_endorsement_again(network: EmbeddedNetwo
     assert VERIFIED.verified == before + 1
 
 
+def test_a_member_that_may_not_write_is_refused_whatever_was_endorsed_before(
+    network: EmbeddedNetwork,
+) -> None:
+    """Hostile member: HospA's ordering node is a valid HospA identity but not a Writer. The
+    endorser asks the Writers policy of the creator it has just validated (no second
+    verification): a client's endorsement just before, of the same organisation, must not let
+    the orderer identity through, nor the orderer's refusal stop the client."""
+    peer = network.endorsers_for("alliance", "visit")[0]
+    client = network.client("HospAMSP").signer
+    for turn in range(2):
+        signed, _ = visit_proposal(network, client, f"V-w{turn}", "HospAMSP")
+        assert peer.endorse(signed, now=network.now()).ok
+        signed, _ = visit_proposal(network, consenter(network), f"V-o{turn}", "HospAMSP")
+        with pytest.raises(PermissionDenied, match="may not write to channel alliance"):
+            peer.endorse(signed, now=network.now())
+
+
 def deliver_raw_block(network: EmbeddedNetwork, envelopes: list[bytes]) -> list[int]:
     """Order a block around admission checks, as a faulty orderer would; returns HospA's codes."""
     peer = network.peers_of("alliance")[0]

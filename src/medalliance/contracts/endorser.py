@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from fabric_protos.msp import identities_pb2
@@ -39,8 +40,7 @@ from medalliance.errors import (
     UnknownContract,
 )
 from medalliance.identity.msp import Identity
-from medalliance.identity.policy import SignedData
-from medalliance.identity.verified import remember_own_signature
+from medalliance.identity.verified import VERIFIED, remember_own_signature
 from medalliance.ledger.signed_header import check_signed_header
 from medalliance.ledger.state import StateReader
 from medalliance.ledger.tx import (
@@ -90,6 +90,11 @@ class Endorser:
         self._msp_id = identities_pb2.SerializedIdentity.FromString(
             signer.serialized_identity
         ).mspid
+        # The identity hash of the certificate whose key was found to be the signer's: the
+        # signer never changes, so the same certificate needs no second comparison of keys.
+        self._own_id_hash: bytes | None = None
+        # Per channel: its configuration and the organisations read from it (`_organizations_of`)
+        self._organizations: dict[str, tuple[ChannelPolicies, Mapping[str, Organization]]] = {}
 
     def check(self, proposal: ProposalView, channel: ChannelView, *, now: dt.datetime) -> Identity:
         """Check a parsed proposal before simulation; returns its creator.
@@ -100,8 +105,9 @@ class Endorser:
         creator = check_signed_header(
             header, proposal.signature, proposal.proposal_bytes, channel.config.msps, at=now
         )
-        signed_data = [SignedData(proposal.proposal_bytes, header.creator, proposal.signature)]
-        if not channel.config.evaluate_policy(WRITERS_POLICY, signed_data, at=now):
+        # The creator is valid at `now` and its signature verified just above: what
+        # `evaluate_policy` would check again before asking the same question.
+        if not channel.config.satisfied_by(WRITERS_POLICY, (creator,)):
             raise PermissionDenied(
                 f"{creator.msp_id} identity may not write to channel {header.channel_id} "
                 f"(policy {WRITERS_POLICY})"
@@ -123,7 +129,7 @@ class Endorser:
             creator=creator,
             transient=proposal.transient,
             channel_orgs=channel.config.application_msp_ids,
-            organizations=organizations(channel.config),
+            organizations=self._organizations_of(channel.config),
             contracts=lambda name: self._callee(name, channel),
             signed_proposal=proposal_pb2.SignedProposal(
                 proposal_bytes=proposal.proposal_bytes, signature=proposal.signature
@@ -178,7 +184,19 @@ class Endorser:
         except MedallianceError:
             return  # not a valid identity of the channel: validation refuses it, as it must
         message = payload + endorsement.endorser
-        remember_own_signature(own, self._signer, endorsement.signature, message)
+        if own.id_hash == self._own_id_hash:
+            VERIFIED.remember(own.id_hash, endorsement.signature, message)
+        elif remember_own_signature(own, self._signer, endorsement.signature, message):
+            self._own_id_hash = own.id_hash
+
+    def _organizations_of(self, config: ChannelPolicies) -> Mapping[str, Organization]:
+        """`organizations(config)`, built once per configuration (a config update brings a new
+        configuration object) and read-only, as every proposal's contract shares it."""
+        kept = self._organizations.get(config.channel_id)
+        if kept is None or kept[0] is not config:
+            kept = (config, types.MappingProxyType(organizations(config)))
+            self._organizations[config.channel_id] = kept
+        return kept[1]
 
     def _callee(self, name: str, channel: ChannelView) -> Contract | None:
         """A contract another contract may call: committed, active, not the lifecycle."""

@@ -38,7 +38,6 @@ from medalliance.gateway.endorse import UNREACHABLE, Collection, Plan
 from medalliance.gateway.errors import Detail, RpcFailure, Unknown, abort
 from medalliance.gateway.plan import Requirement, application_requirement, namespace_requirement
 from medalliance.gateway.ports import Endorser, EndorserRefused, GatewayChannel, OrdererRejected
-from medalliance.identity.policy import SignedData
 from medalliance.ledger.block_events import chaincode_events
 from medalliance.ledger.signed_header import HeaderRejected, check_signed_header
 from medalliance.ledger.tx import (
@@ -393,8 +392,9 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
         now = self._now()
         try:
             creator = channel.config.msps.deserialize(identity, at=now)
-            allowed = creator.verify(signature, data) and channel.config.evaluate_policy(
-                READERS_POLICY, [SignedData(data, identity, signature)], at=now
+            # valid at `now`, its signature verified: the policy is asked of it directly
+            allowed = creator.verify(signature, data) and channel.config.satisfied_by(
+                READERS_POLICY, (creator,)
             )
         except MedallianceError as exc:
             raise RpcFailure.of(PermissionDenied, f"access denied: {exc}") from None

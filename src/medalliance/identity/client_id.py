@@ -8,9 +8,15 @@ records an asset's owner this way), so ours must spell it byte for byte as Fabri
 specific first), several values of one attribute joined by "+", special characters escaped.
 Attributes Go does not keep in a parsed name (e.g. e-mail address) are left out, as in Fabric.
 Pure: no I/O.
+
+Walking a certificate's names costs more than the rest of a simple contract call, and every
+proposal asks for its creator's id: the ids are kept per certificate (equal certificates are
+equal byte for byte, so one certificate's id is never another's), bounded by `IDS_KEPT`.
 """
 
 from __future__ import annotations
+
+import functools
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
@@ -30,10 +36,18 @@ _ORDER = (
 # Go keeps one common name and one serial number (the last it meets); lists for the others.
 _SINGLE = {NameOID.SERIAL_NUMBER, NameOID.COMMON_NAME}
 _SPECIAL = frozenset(',+"\\<>;')
+# Distinct certificates whose ids are kept: a few per client of a busy peer; the least recently
+# used is dropped first, so a flood of new certificates costs only recomputation.
+IDS_KEPT = 1024
 
 
 def client_id(certificate: x509.Certificate) -> str:
     """The caller's id as Fabric's `GetID` returns it once base64-decoded."""
+    return _client_id(certificate)
+
+
+@functools.lru_cache(maxsize=IDS_KEPT)
+def _client_id(certificate: x509.Certificate) -> str:
     return (
         f"x509::{distinguished_name(certificate.subject)}::{distinguished_name(certificate.issuer)}"
     )

@@ -33,7 +33,7 @@ from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
 from fabric_protos.peer import policy_pb2
 from google.protobuf.message import DecodeError
 
-from medalliance.identity.msp import MspManager
+from medalliance.identity.msp import Identity, MspManager
 from medalliance.identity.policy import (
     CompiledPolicy,
     SignedData,
@@ -81,6 +81,8 @@ class ChannelPolicies(Protocol):
     def evaluate_policy(
         self, path: str, signed: Sequence[SignedData], *, at: dt.datetime
     ) -> bool: ...
+
+    def satisfied_by(self, path: str, signers: Sequence[Identity]) -> bool: ...
 
 
 class CollectionPolicy(Protocol):

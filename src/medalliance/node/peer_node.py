@@ -11,6 +11,7 @@ import asyncio
 import functools
 import logging
 import time
+import types
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -95,6 +96,8 @@ class PeerNode:
         self._digests: dict[str, tuple[int, str, str, float, float]] = {}
         self.integrity = self._integrity_monitor(node.integrity_monitor)
         self._remote: dict[str, RemoteEndorser] = {}
+        # channel -> (the configuration it was built from, `peers_for`'s answer)
+        self._peers: dict[str, tuple[ChannelConfig, Mapping[str, Sequence[Endorser]]]] = {}
         other_peers = [
             OrdererEndpoint(o.msp_id, f"{n.name}.{o.domain}", n.endpoint)
             for o in layout.config.organizations
@@ -172,9 +175,17 @@ class PeerNode:
         return self.channel(channel_id).config
 
     def peers_for(self, channel_id: str) -> Mapping[str, Sequence[Endorser]]:
-        """Each member organisation's peers, this peer's organisation first."""
+        """Each member organisation's peers, this peer's organisation first: built once per
+        channel configuration (every Endorse asks; a config update changes the members)."""
+        channel_config = self.channel(channel_id).config
+        kept = self._peers.get(channel_id)
+        if kept is None or kept[0] is not channel_config:
+            kept = (channel_config, self._member_peers(channel_config.application_msp_ids))
+            self._peers[channel_id] = kept
+        return kept[1]
+
+    def _member_peers(self, members: Sequence[str]) -> Mapping[str, Sequence[Endorser]]:
         config = self.layout.config
-        members = self.channel(channel_id).config.application_msp_ids
         out: dict[str, list[Endorser]] = {self.org.msp_id: [self.local]}
         for org in config.organizations:
             if org.msp_id not in members:
@@ -188,7 +199,7 @@ class PeerNode:
                     channel = self.tls.channel(node.endpoint, host, org.msp_id)
                     remote = self._remote[host] = RemoteEndorser(org.msp_id, node.endpoint, channel)
                 out.setdefault(org.msp_id, []).append(remote)
-        return out
+        return types.MappingProxyType({org: tuple(peers) for org, peers in out.items()})
 
     def endorsing_orgs(self) -> frozenset[str]:
         return frozenset(o.msp_id for o in self.layout.config.organizations if o.endorsing)

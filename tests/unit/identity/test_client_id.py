@@ -9,7 +9,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from medalliance.identity.ca import CertificateAuthority
-from medalliance.identity.client_id import client_id, distinguished_name
+from medalliance.identity.client_id import IDS_KEPT, _client_id, client_id, distinguished_name
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -69,3 +69,29 @@ def test_client_id_names_subject_then_issuer() -> None:
         "x509::CN=User1@org1.example.com,OU=client,O=org1.example.com,C=CN"
         "::CN=ca.org1.example.com,O=org1.example.com,C=CN"
     )
+
+
+def test_ids_are_kept_per_certificate_never_shared_between_certificates() -> None:
+    """Hostile member: a certificate with another's subject, or from another CA, or a renewal,
+    never gets an id computed for another certificate (the cache is keyed by the certificate)."""
+    ca = CertificateAuthority.create("ca.org1.example.com", "org1.example.com", now=NOW)
+    rogue = CertificateAuthority.create("ca.rogue.example.com", "org1.example.com", now=NOW)
+    user = ca.issue("User1@org1.example.com", node_ou="client", now=NOW).certificate
+    other = ca.issue("User2@org1.example.com", node_ou="client", now=NOW).certificate
+    forged = rogue.issue("User1@org1.example.com", node_ou="client", now=NOW).certificate
+    renewed = ca.issue("User1@org1.example.com", node_ou="client", now=NOW).certificate
+    first = client_id(user)
+    assert client_id(user) == first  # answered from the cache: the same text
+    assert client_id(other) == first.replace("User1", "User2")
+    assert client_id(forged) == first.replace("::CN=ca.org1", "::CN=ca.rogue")
+    # Fabric's id survives a renewal: same names, another certificate, computed on its own.
+    assert client_id(renewed) == first
+    assert renewed != user
+
+
+def test_the_kept_ids_are_bounded() -> None:
+    assert _client_id.cache_info().maxsize == IDS_KEPT
+    ca = CertificateAuthority.create("ca.org1.example.com", "org1.example.com", now=NOW)
+    for i in range(3):
+        client_id(ca.issue(f"U{i}@org1.example.com", node_ou="client", now=NOW).certificate)
+    assert _client_id.cache_info().currsize <= IDS_KEPT
