@@ -32,7 +32,8 @@ from medalliance.identity.ca import ATTRIBUTE_EXTENSION_OID
 from medalliance.identity.signing import (
     sanitize_certificate_der,
     serialize_identity,
-    verify_signature,
+    sha256,
+    verify_digest,
 )
 from medalliance.identity.verified import VERIFIED
 
@@ -61,11 +62,12 @@ class Identity:
     def verify(self, signature: bytes, message: bytes) -> bool:
         """Whether `signature` is this identity's low-S ECDSA-SHA256 signature of `message`
         (each distinct success verified once per process: identity/verified.py)."""
+        digest = sha256(message)
         return VERIFIED.check(
             self.id_hash,
             signature,
-            message,
-            lambda: verify_signature(self.public_key, signature, message),
+            digest,
+            lambda: verify_digest(self.public_key, signature, digest),
         )
 
 
@@ -399,12 +401,16 @@ class MspManager:
         the MSP has node OUs disabled); admin = admin OU or listed admin certificate. IDENTITY:
         the same MSP and certificate. Anything else, or an identity of another MSP, is False.
         """
+        return self.satisfies(identity, principal.principal_classification, principal.principal)
+
+    def satisfies(self, identity: Identity, classification: int, principal: bytes) -> bool:
+        """`satisfies_principal` given the principal's classification and bytes (a compiled
+        policy keeps them, rather than reading them out of the message on every check)."""
         msp = self._msps.get(identity.msp_id)
         if msp is None:
             return False
-        classification = principal.principal_classification
         if classification == _ROLE_PRINCIPAL:
-            role = _parsed_role(principal.principal)
+            role = _parsed_role(principal)
             if role is None or role[0] != identity.msp_id:
                 return False
             if role[1] == _MEMBER:
@@ -414,7 +420,7 @@ class MspManager:
             wanted = _NODE_OUS.get(role[1])
             return msp.node_ous_enabled and wanted is not None and identity.node_ou == wanted
         if classification == _PRINCIPAL.Value("IDENTITY"):
-            return _same_identity(identity, bytes(principal.principal))
+            return _same_identity(identity, bytes(principal))
         return False
 
 

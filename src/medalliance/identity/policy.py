@@ -263,6 +263,43 @@ def valid_signers(
     return identities
 
 
+# A rule as plain values: a principal's index (signed_by), or (n, sub-rules) for n_out_of.
+RuleNode = int | tuple[int, tuple["RuleNode", ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPolicy:
+    """A signature policy envelope that compiles, read out of its message once: a policy is
+    checked for every transaction of its contract, and reading rules and principals out of
+    protobuf on every check cost more than the check."""
+
+    rule: RuleNode
+    principals: tuple[tuple[int, bytes], ...]  # (classification, principal bytes)
+
+
+def compile_policy(envelope: policies_pb2.SignaturePolicyEnvelope) -> CompiledPolicy | None:
+    """The envelope as plain values, or None when Fabric would not compile it (never satisfied)."""
+    if not compiles(envelope):
+        return None
+    principals = tuple(
+        (int(p.principal_classification), bytes(p.principal)) for p in envelope.identities
+    )
+    return CompiledPolicy(_node(envelope.rule), principals)
+
+
+def compiled_policy_satisfied(
+    policy: CompiledPolicy, signed: Sequence[SignedData], msps: MspManager, *, at: dt.datetime
+) -> bool:
+    """`evaluate_signature_policy` of the envelope `policy` was compiled from."""
+    identities = valid_signers(signed, msps, at=at)
+    principals = policy.principals
+    return _greedy(
+        policy.rule,
+        lambda p, i: msps.satisfies(identities[i], *principals[p]),
+        [False] * len(identities),
+    )
+
+
 def identities_satisfy(
     envelope: policies_pb2.SignaturePolicyEnvelope, identities: Sequence[Identity], msps: MspManager
 ) -> bool:
@@ -293,26 +330,30 @@ def rule_satisfied(
     satisfies at most one principal (`used` flags, as `cauthdsl.compile`); a sub-rule's claims
     stick only if it is satisfied. Shared by policy evaluation and endorsement planning.
     """
-    return _greedy(rule, matches, [False] * signers)
+    return _greedy(_node(rule), matches, [False] * signers)
 
 
-def _greedy(
-    rule: policies_pb2.SignaturePolicy, matches: Callable[[int, int], bool], used: list[bool]
-) -> bool:
+def _node(rule: policies_pb2.SignaturePolicy) -> RuleNode:
     if rule.WhichOneof("Type") == "signed_by":
-        principal = int(rule.signed_by)
+        return int(rule.signed_by)
+    return int(rule.n_out_of.n), tuple(_node(sub) for sub in rule.n_out_of.rules)
+
+
+def _greedy(rule: RuleNode, matches: Callable[[int, int], bool], used: list[bool]) -> bool:
+    if isinstance(rule, int):
         for signer, taken in enumerate(used):
-            if not taken and matches(principal, signer):
+            if not taken and matches(rule, signer):
                 used[signer] = True
                 return True
         return False
+    n, subs = rule
     count = 0
-    for sub in rule.n_out_of.rules:
+    for sub in subs:
         trial = list(used)
         if _greedy(sub, matches, trial):
             count += 1
             used[:] = trial
-    return count >= int(rule.n_out_of.n)
+    return count >= n
 
 
 ImplicitRule = Literal["ANY", "ALL", "MAJORITY"]

@@ -18,6 +18,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import (
+    Prehashed,
     decode_dss_signature,
     encode_dss_signature,
 )
@@ -64,10 +65,20 @@ def to_low_s(signature: bytes, order: int) -> bytes:
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 
 
+# The same verification given the message's SHA-256, for callers that hash it anyway.
+_ECDSA_PREHASHED = ec.ECDSA(Prehashed(hashes.SHA256()))
+
+
 def verify_signature(
     public_key: ec.EllipticCurvePublicKey, signature: bytes, message: bytes
 ) -> bool:
     """True only for a valid low-S DER ECDSA-SHA256 signature of `message`; never raises."""
+    return verify_digest(public_key, signature, sha256(message))
+
+
+def verify_digest(public_key: ec.EllipticCurvePublicKey, signature: bytes, digest: bytes) -> bool:
+    """`verify_signature` of the message whose SHA-256 is `digest` (the memory of verified
+    signatures hashes each message for its key: OpenSSL then need not hash it a second time)."""
     order = curve_order(public_key)
     if order is None:
         return False
@@ -78,7 +89,7 @@ def verify_signature(
     if not 0 < s <= order // 2:  # Fabric: "Invalid S. Must be smaller than half the order"
         return False
     try:
-        public_key.verify(signature, message, _ECDSA_SHA256)
+        public_key.verify(signature, digest, _ECDSA_PREHASHED)
     except (InvalidSignature, ValueError):
         return False
     return True

@@ -44,10 +44,12 @@ class VerifiedSignatures:
         self.reused = 0
 
     def check(
-        self, id_hash: bytes, signature: bytes, message: bytes, verify: Callable[[], bool]
+        self, id_hash: bytes, signature: bytes, digest: bytes, verify: Callable[[], bool]
     ) -> bool:
-        """`verify()`'s answer for this key, calling it only when no success is remembered."""
-        key = _key(id_hash, signature, message)
+        """`verify()`'s answer for this key, calling it only when no success is remembered.
+        `digest` is the SHA-256 of the signed message (callers hash it once, for this key and
+        for the verification itself)."""
+        key = (id_hash, bytes(signature), digest)
         with self._lock:
             if key in self._entries:
                 self._entries.move_to_end(key)
@@ -65,7 +67,7 @@ class VerifiedSignatures:
         the private key of the identity `id_hash` (callers check that the key is the one of the
         identity's certificate: `identity.signing.remember_own_signature`)."""
         with self._lock:
-            self._add(_key(id_hash, signature, message))
+            self._add((id_hash, bytes(signature), hashlib.sha256(message).digest()))
 
     def forget(self) -> None:
         """Forget every remembered signature (a benchmark committing as a peer that endorsed
@@ -78,10 +80,6 @@ class VerifiedSignatures:
         self._entries.move_to_end(key)
         if len(self._entries) > self._max:
             self._entries.popitem(last=False)
-
-
-def _key(id_hash: bytes, signature: bytes, message: bytes) -> tuple[bytes, bytes, bytes]:
-    return (id_hash, bytes(signature), hashlib.sha256(message).digest())
 
 
 VERIFIED = VerifiedSignatures()

@@ -49,7 +49,10 @@ def header_hash(header: common_pb2.BlockHeader) -> bytes:
 
 def data_hash(envelopes: Sequence[bytes]) -> bytes:
     """SHA-256 of the envelopes concatenated as they are, without framing (Fabric's rule)."""
-    return hashlib.sha256(b"".join(envelopes)).digest()
+    digest = hashlib.sha256()
+    for envelope in envelopes:  # not joined first: that would copy the whole block once more
+        digest.update(envelope)
+    return digest.digest()
 
 
 def new_block(number: int, previous_hash: bytes, envelopes: Sequence[bytes]) -> common_pb2.Block:

@@ -47,6 +47,7 @@ from medalliance.ledger.block import (
     parse_block,
     transactions_filter,
 )
+from medalliance.ledger.block_encoding import block_bytes, varint
 
 log = logging.getLogger(__name__)
 
@@ -91,15 +92,6 @@ class _Record:
     length: int  # the whole record, length prefix included
     body: bytes | None
     problem: str = ""
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def _read_varint(data: bytes, pos: int) -> tuple[int, int] | str:
@@ -296,6 +288,7 @@ class BlockStore:
         tx_ids: Sequence[str] | None = None,
         *,
         data_hash_checked: bool = False,
+        envelopes: Sequence[bytes] | None = None,
     ) -> None:
         """Store the next block durably; raises and writes nothing if it does not follow.
 
@@ -303,7 +296,9 @@ class BlockStore:
         wrong previous hash or data hash. `tx_ids` (one per envelope, "" where none) spares
         re-parsing the envelopes when the caller already has them; `data_hash_checked` spares
         hashing them again when the caller has just checked the data hash of this very block
-        (the hash of a 500-transaction block is ≈ 1.5 MB of SHA-256).
+        (the hash of a 500-transaction block is ≈ 1.5 MB of SHA-256). `envelopes`: the bytes of
+        `block.data.data` in order, when the caller holds them; the record is then assembled
+        around them rather than re-encoded (`block_encoding.block_bytes`).
         """
         with self._lock:
             number = int(block.header.number)
@@ -311,9 +306,9 @@ class BlockStore:
                 raise PreconditionFailed(f"block {number} cannot follow height {self._height}")
             if bytes(block.header.previous_hash) != self._last_hash:
                 raise InvalidArgument(f"previous hash of block {number} does not match the ledger")
-            if not data_hash_checked and bytes(block.header.data_hash) != data_hash(
-                [bytes(d) for d in block.data.data]
-            ):
+            if envelopes is None:
+                envelopes = [bytes(d) for d in block.data.data]
+            if not data_hash_checked and bytes(block.header.data_hash) != data_hash(envelopes):
                 raise InvalidArgument(
                     f"data hash of block {number} does not match its transactions"
                 )
@@ -322,23 +317,25 @@ class BlockStore:
                     f"{len(tx_ids)} tx ids given for the {len(block.data.data)} transactions "
                     f"of block {number}"
                 )
-            data = bytes(block.SerializeToString())
-            record = _varint(len(data)) + data
+            data = block_bytes(block, envelopes)
+            prefix = varint(len(data))
+            record_size = len(prefix) + len(data)
             file_index = self._file_index
             path = self._dir / _file_name(file_index)
             size = path.stat().st_size if path.exists() else 0
-            if size and size + len(record) > FILE_SIZE_MAX:
+            if size and size + record_size > FILE_SIZE_MAX:
                 file_index, size = file_index + 1, 0
                 path = self._dir / _file_name(file_index)
             created = not path.exists()
             try:
                 with path.open("ab") as f:
-                    f.write(record)
+                    f.write(prefix)  # two writes: not a 2.5 MB concatenation
+                    f.write(data)
                     f.flush()
                     os.fsync(f.fileno())
                 if created:
                     fsync_directory(self._dir)
-                self._index(block, file_index, size, len(record), tx_ids)
+                self._index(block, file_index, size, record_size, tx_ids)
             except BaseException:
                 # The caller is told the block was not stored: leave no record behind that a
                 # later append would bury mid-file (rollback of a partial write or of the index).

@@ -46,31 +46,52 @@ def check_block(reader: StateReader, txs: Sequence[MvccTx]) -> list[int]:
     check gave it, and its writes do not count against later txs. A range recorded as a Merkle
     summary (`reads_merkle_hashes`) cannot be re-checked here and is a PHANTOM_READ_CONFLICT.
     """
-    committed = _prefetch(reader, txs)
+    # Each tx's reads, read out of its rwsets once: for the batch look-up and for the check.
+    reads = [_reads(tx) if tx.valid_so_far else [] for tx in txs]
+    committed = _prefetch(reader, txs, reads)
     written: set[tuple[str, str]] = set()  # keys written (or deleted) by earlier valid txs
     codes = []
-    for tx in txs:
+    for tx, tx_reads in zip(txs, reads, strict=True):
         if not tx.valid_so_far:
             codes.append(UNCHANGED)
             continue
-        code = _check_tx(reader, committed, tx, written)
+        code = _check_tx(reader, committed, tx, tx_reads, written)
         codes.append(code)
         if code == VALID:
-            written.update((ns, w.key) for ns, rw in tx.ns_rwsets for w in rw.writes)
-            written.update((ns, m.key) for ns, rw in tx.ns_rwsets for m in rw.metadata_writes)
+            for ns, rw in tx.ns_rwsets:
+                written.update([(ns, w.key) for w in rw.writes])
+                written.update([(ns, m.key) for m in rw.metadata_writes])
     return codes
 
 
+# Per namespace of a tx, in order: (key, the version read; None when it was read as absent).
+_Reads = list[list[tuple[str, Version | None]]]
+
+
+def _reads(tx: MvccTx) -> _Reads:
+    return [
+        [
+            (
+                read.key,
+                Version(int(read.version.block_num), int(read.version.tx_num))
+                if read.HasField("version")
+                else None,  # an unset version records that the key was absent
+            )
+            for read in rw.reads
+        ]
+        for _, rw in tx.ns_rwsets
+    ]
+
+
 def _prefetch(
-    reader: StateReader, txs: Sequence[MvccTx]
+    reader: StateReader, txs: Sequence[MvccTx], reads: Sequence[_Reads]
 ) -> dict[tuple[str, str], VersionedValue | None]:
     """The committed versions of every key read, in one batch when the reader can."""
     keys = {
-        (ns, read.key)
-        for tx in txs
-        if tx.valid_so_far
-        for ns, rw in tx.ns_rwsets
-        for read in rw.reads
+        (ns, key)
+        for tx, tx_reads in zip(txs, reads, strict=True)
+        for (ns, _), ns_reads in zip(tx.ns_rwsets, tx_reads, strict=False)
+        for key, _ in ns_reads
     }
     get_many = getattr(reader, "get_many", None)
     if get_many is not None:
@@ -82,18 +103,14 @@ def _check_tx(
     reader: StateReader,
     committed: dict[tuple[str, str], VersionedValue | None],
     tx: MvccTx,
+    reads: _Reads,
     written: set[tuple[str, str]],
 ) -> int:
-    for ns, rw in tx.ns_rwsets:
-        for read in rw.reads:
-            if (ns, read.key) in written:
+    for (ns, rw), ns_reads in zip(tx.ns_rwsets, reads, strict=True):
+        for key, expected in ns_reads:
+            if (ns, key) in written:
                 return MVCC_READ_CONFLICT
-            current = committed[(ns, read.key)]
-            expected = (
-                Version(int(read.version.block_num), int(read.version.tx_num))
-                if read.HasField("version")
-                else None  # an unset version records that the key was absent
-            )
+            current = committed[(ns, key)]
             if (current.version if current else None) != expected:
                 return MVCC_READ_CONFLICT
         for rq in rw.range_queries_info:

@@ -273,11 +273,14 @@ def parse_envelope(data: bytes) -> EnvelopeView:
     )
 
 
-def parse_envelopes(block: common_pb2.Block) -> list[EnvelopeView | MalformedTransaction]:
-    """Each envelope of `block` parsed, or the error parsing it raised: a peer parses a block's
-    envelopes once and hands them to both the block's time and its validation."""
+def parse_envelopes(
+    block: common_pb2.Block | Sequence[bytes],
+) -> list[EnvelopeView | MalformedTransaction]:
+    """Each envelope of `block` (or of the block's envelope bytes, when the caller has read them
+    out already) parsed, or the error parsing it raised: a peer parses a block's envelopes once
+    and hands them to both the block's time and its validation."""
     views: list[EnvelopeView | MalformedTransaction] = []
-    for data in block.data.data:
+    for data in block.data.data if isinstance(block, common_pb2.Block) else block:
         try:
             views.append(parse_envelope(bytes(data)))
         except MalformedTransaction as exc:

@@ -34,7 +34,13 @@ from fabric_protos.peer import policy_pb2
 from google.protobuf.message import DecodeError
 
 from medalliance.identity.msp import Identity, MspManager
-from medalliance.identity.policy import SignedData, compiles, evaluate_signature_policy
+from medalliance.identity.policy import (
+    CompiledPolicy,
+    SignedData,
+    compile_policy,
+    compiled_policy_satisfied,
+    evaluate_signature_policy,
+)
 from medalliance.ledger.mvcc import MvccTx, check_block, metadata_writes_of, writes_of
 from medalliance.ledger.private_hashing import HashedCollection, parse_hashed
 from medalliance.ledger.signed_header import HeaderRejected, check_signed_header
@@ -133,12 +139,24 @@ class BlockResult:
         return tuple(t.code for t in self.txs)
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """What a transaction that passed every check but MVCC brings to its result: its writes
+    are read out of the protobuf rwset once, for the key-level policy checks, for the next
+    transactions' policy changes and for the state."""
+
+    ns_rwsets: tuple[tuple[str, kv_rwset_pb2.KVRWSet], ...]
+    hashed: tuple[HashedCollection, ...]
+    chaincode: str
+    event: bytes
+    writes: tuple[Write, ...]
+    metadata: tuple[MetadataWrite, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class _Pending:
-    view: EnvelopeView | None
-    result: TxResult
-    ns_rwsets: tuple[tuple[str, kv_rwset_pb2.KVRWSet], ...] = ()
-    hashed: tuple[HashedCollection, ...] = ()
+    result: TxResult  # the verdict before MVCC; for a valid one, writes are added at the end
+    checked: _Checked | None = None
 
 
 class _Invalid(Exception):
@@ -179,39 +197,43 @@ def validate_block(
     pending: list[_Pending] = []
     for tx_num, view in enumerate(parsed):
         checked = _validate_envelope(view, tx_num, config, cached_policy, keys, on_ledger, seen)
-        if checked.result.code == VALID:
-            keys.note_changes(checked.ns_rwsets)
+        if checked.checked is not None:
+            keys.note_changes(checked.checked.writes, checked.checked.metadata)
         pending.append(checked)
     mvcc_codes = check_block(
         state,
         [
-            MvccTx(tx_num=i, ns_rwsets=p.ns_rwsets, valid_so_far=p.result.code == VALID)
+            MvccTx(
+                tx_num=i,
+                ns_rwsets=p.checked.ns_rwsets if p.checked else (),
+                valid_so_far=p.checked is not None,
+            )
             for i, p in enumerate(pending)
         ],
     )
     results = []
     for p, mvcc_code in zip(pending, mvcc_codes, strict=True):
-        result = p.result
-        if result.code == VALID and mvcc_code not in (-1, VALID):
+        result, c = p.result, p.checked
+        if c is not None and mvcc_code not in (-1, VALID):
             result = TxResult(
                 result.tx_num,
                 result.tx_id,
                 mvcc_code,
                 result.timestamp_ms,
-                result.chaincode,
+                c.chaincode,
                 reason=Code.Name(mvcc_code),
             )
-        elif result.code == VALID:
+        elif c is not None:
             result = TxResult(
                 result.tx_num,
                 result.tx_id,
                 VALID,
                 result.timestamp_ms,
-                result.chaincode,
-                writes=writes_of(p.ns_rwsets),
-                event=result.event,
-                metadata=metadata_writes_of(p.ns_rwsets),
-                hashed=p.hashed,
+                c.chaincode,
+                writes=c.writes,
+                event=c.event,
+                metadata=c.metadata,
+                hashed=c.hashed,
             )
         results.append(result)
     return BlockResult(number, tuple(results))
@@ -227,19 +249,16 @@ def _validate_envelope(
     seen: set[str],
 ) -> _Pending:
     if isinstance(view, MalformedTransaction):
-        return _Pending(None, TxResult(tx_num, "", view.code, 0, reason=str(view)))
+        return _Pending(TxResult(tx_num, "", view.code, 0, reason=str(view)))
     tx_id, ts = view.header.tx_id, view.header.timestamp_ms
     try:
-        ns_rwsets, hashed, chaincode, event = _check(
-            view, config, policy_for, keys, on_ledger, seen
-        )
+        checked = _check(view, config, policy_for, keys, on_ledger, seen)
     except _Invalid as exc:
-        return _Pending(view, TxResult(tx_num, tx_id, exc.code, ts, reason=exc.reason))
+        return _Pending(TxResult(tx_num, tx_id, exc.code, ts, reason=exc.reason))
     except MalformedTransaction as exc:
-        return _Pending(view, TxResult(tx_num, tx_id, exc.code, ts, reason=str(exc)))
+        return _Pending(TxResult(tx_num, tx_id, exc.code, ts, reason=str(exc)))
     seen.add(tx_id)
-    result = TxResult(tx_num, tx_id, VALID, ts, chaincode, event=event)
-    return _Pending(view, result, ns_rwsets, hashed)
+    return _Pending(TxResult(tx_num, tx_id, VALID, ts), checked)
 
 
 def _check(
@@ -249,7 +268,7 @@ def _check(
     keys: _KeyPolicies,
     on_ledger: Set[str],
     seen: set[str],
-) -> tuple[tuple[tuple[str, kv_rwset_pb2.KVRWSet], ...], tuple[HashedCollection, ...], str, bytes]:
+) -> _Checked:
     header = view.header
     at = _datetime(header.timestamp_ms)
     signed = (view.signature, view.payload_bytes, config.msps)
@@ -286,7 +305,11 @@ def _check(
         )
         for e in body.endorsements
     ]
-    written = {ns: written_keys(rw) for ns, rw in ns_rwsets if rw.writes or rw.metadata_writes}
+    # Read out of the rwsets once, for the key-level checks below, for the policy changes the
+    # next transactions must see and for the state.
+    writes, metadata = writes_of(ns_rwsets), metadata_writes_of(ns_rwsets)
+    written = _written_keys(writes, metadata)
+    hashed_rwsets = tuple((h.state_namespace, h.rwset) for h in hashed)
     private: dict[str, list[str]] = {}
     for h in hashed:
         if h.rwset.writes:
@@ -302,17 +325,27 @@ def _check(
             namespace, written.get(namespace, ()), endorsements, config, policy_for, keys, at,
             private_needs_namespace_policy=needs_namespace_policy,
         )  # fmt: skip
-    return (
-        (*ns_rwsets, *((h.state_namespace, h.rwset) for h in hashed)),
+    return _Checked(
+        (*ns_rwsets, *hashed_rwsets),
         hashed,
         body.chaincode_name,
         body.events,
+        writes + writes_of(hashed_rwsets),
+        metadata + metadata_writes_of(hashed_rwsets),
     )
 
 
-def written_keys(rw: kv_rwset_pb2.KVRWSet) -> tuple[str, ...]:
-    """The keys a namespace's read-write set writes, a value or metadata, sorted and distinct."""
-    return tuple(sorted({w.key for w in rw.writes} | {m.key for m in rw.metadata_writes}))
+def _written_keys(
+    writes: Sequence[Write], metadata: Sequence[MetadataWrite]
+) -> dict[str, tuple[str, ...]]:
+    """The keys each namespace writes, a value or metadata, sorted and distinct; a namespace
+    that writes nothing is left out."""
+    by_ns: dict[str, set[str]] = {}
+    for ns, key in [(w.namespace, w.key) for w in writes] + [
+        (m.namespace, m.key) for m in metadata
+    ]:
+        by_ns.setdefault(ns, set()).add(key)
+    return {ns: tuple(sorted(keys)) for ns, keys in by_ns.items()}
 
 
 class _KeyPolicies:
@@ -347,15 +380,15 @@ class _KeyPolicies:
     def changed(self, namespace: str, key: str) -> bool:
         return (namespace, key) in self._changed
 
-    def note_changes(self, ns_rwsets: Sequence[tuple[str, kv_rwset_pb2.KVRWSet]]) -> None:
-        """Record the policy changes of a transaction that passed the endorsement checks."""
-        for ns, rw in ns_rwsets:
-            self._changed.update((ns, m.key) for m in rw.metadata_writes)
-            self._changed.update(
-                (ns, w.key)
-                for w in rw.writes
-                if w.is_delete and self.committed(ns, w.key) is not None
-            )
+    def note_changes(self, writes: Sequence[Write], metadata: Sequence[MetadataWrite]) -> None:
+        """Record the policy changes of a transaction that passed the endorsement checks: its
+        metadata writes, and its deletes of keys that had a policy."""
+        self._changed.update((m.namespace, m.key) for m in metadata)
+        self._changed.update(
+            (w.namespace, w.key)
+            for w in writes
+            if w.value is None and self.committed(w.namespace, w.key) is not None
+        )
 
 
 def _check_endorsement(
@@ -497,21 +530,22 @@ def _application_policy_satisfied(
     """A serialized peer.ApplicationPolicy: a signature policy or a channel policy reference."""
     policy, compiled = _parsed_application_policy(bytes(data))
     if policy.HasField("signature_policy"):
-        envelope = policy.signature_policy
-        return evaluate_signature_policy(
-            envelope, endorsements, config.msps, at=at, compiled=compiled
+        return compiled is not None and compiled_policy_satisfied(
+            compiled, endorsements, config.msps, at=at
         )
     return config.evaluate_policy(policy.channel_config_policy_reference, endorsements, at=at)
 
 
 @functools.lru_cache(maxsize=256)
-def _parsed_application_policy(data: bytes) -> tuple[policy_pb2.ApplicationPolicy, bool]:
-    """Parsed, with whether its signature policy compiles, once per distinct policy (each
-    transaction of a contract has the same); keyed by the bytes, so a changed definition is
-    parsed afresh. Callers only read the message."""
+def _parsed_application_policy(
+    data: bytes,
+) -> tuple[policy_pb2.ApplicationPolicy, CompiledPolicy | None]:
+    """Parsed, with its signature policy compiled (None: it does not compile), once per
+    distinct policy (each transaction of a contract has the same); keyed by the bytes, so a
+    changed definition is parsed afresh. Callers only read the message."""
     policy = policy_pb2.ApplicationPolicy()
     policy.ParseFromString(data)
-    return policy, compiles(policy.signature_policy)
+    return policy, compile_policy(policy.signature_policy)
 
 
 def _check_event(data: bytes, chaincode: str) -> None:

@@ -63,6 +63,7 @@ from medalliance.ledger.world_state import (
     recorded_location,
 )
 from medalliance.node.collection_store import CollectionStore, Missing
+from medalliance.node.collector import collector_paused
 
 log = logging.getLogger(__name__)
 
@@ -159,21 +160,27 @@ class PeerChannel:
 
     def commit(self, block: common_pb2.Block) -> BlockResult:
         """Verify, validate and commit the next block; raises and changes nothing if it is bad."""
+        with collector_paused():
+            return self._commit(block)
+
+    def _commit(self, block: common_pb2.Block) -> BlockResult:
         number = int(block.header.number)
         if number != self._store.height:
             raise PreconditionFailed(
                 f"channel {self.channel_id} expects block {self._store.height}, got {number}"
             )
+        # Read out of the message once: hashed, parsed and stored from these very bytes.
+        envelopes = list(block.data.data)
         base = self._store.snapshot_base
         if base is not None and number == base.first_block:
             # The first block after a snapshot: it must name the snapshot's block as its
             # predecessor, or the snapshot is not of the chain the ordering service serves.
-            problem = _snapshot_link_problem(base.last_hash, block)
+            problem = _snapshot_link_problem(base.last_hash, block, envelopes)
         else:
-            problem = _chain_link_problem(self._store.last_header_hash, block)
+            problem = _chain_link_problem(self._store.last_header_hash, block, envelopes)
         if problem is not None:
             raise InvalidArgument(f"block {number} of {self.channel_id}: {problem}")
-        views = parse_envelopes(block)  # once, for the block's time and for validation
+        views = parse_envelopes(envelopes)  # once, for the block's time and for validation
         self._check_orderer_signatures(block, views)
         new_config = None
         if is_config_block(block):
@@ -189,7 +196,9 @@ class PeerChannel:
             )
         set_transactions_filter(block, result.codes)
         # the chain link and data hash were checked above, on these very bytes
-        self._store.append(block, [t.tx_id for t in result.txs], data_hash_checked=True)
+        self._store.append(
+            block, [t.tx_id for t in result.txs], data_hash_checked=True, envelopes=envelopes
+        )
         self._apply(number, result.txs)
         if self.private is not None:
             committed = [(t.tx_num, t.tx_id, t.hashed) for t in result.txs if t.code == VALID]
@@ -320,18 +329,22 @@ def _same_channel(store: BlockStore, genesis: common_pb2.Block) -> bool:
     return config.channel_id == ChannelConfig.from_block(genesis).channel_id
 
 
-def _chain_link_problem(last_hash: bytes, block: common_pb2.Block) -> str | None:
+def _chain_link_problem(
+    last_hash: bytes, block: common_pb2.Block, envelopes: Sequence[bytes]
+) -> str | None:
     """`verify_chain_link` against the stored tip's header hash, which the store keeps, rather
     than reading and parsing the whole previous block back from its file for its header."""
     number = block.header.number
     if bytes(block.header.previous_hash) != last_hash:
         return f"previous hash of block {number} does not match block {number - 1}"
-    if bytes(block.header.data_hash) != data_hash([bytes(d) for d in block.data.data]):
+    if bytes(block.header.data_hash) != data_hash(envelopes):
         return f"data hash of block {number} does not match its transactions"
     return None
 
 
-def _snapshot_link_problem(last_hash: bytes, block: common_pb2.Block) -> str | None:
+def _snapshot_link_problem(
+    last_hash: bytes, block: common_pb2.Block, envelopes: Sequence[bytes]
+) -> str | None:
     number = block.header.number
     if bytes(block.header.previous_hash) != last_hash:
         return (
@@ -339,7 +352,7 @@ def _snapshot_link_problem(last_hash: bytes, block: common_pb2.Block) -> str | N
             "snapshot this ledger was joined from: the snapshot is not of this channel's chain; "
             "remove the ledger folder and join from a snapshot taken by a trusted peer"
         )
-    if bytes(block.header.data_hash) != data_hash([bytes(d) for d in block.data.data]):
+    if bytes(block.header.data_hash) != data_hash(envelopes):
         return f"data hash of block {number} does not match its transactions"
     return None
 

@@ -20,6 +20,8 @@ from medalliance.errors import PolicySyntaxError
 from medalliance.identity.msp import MspManager
 from medalliance.identity.policy import (
     SignedData,
+    compile_policy,
+    compiled_policy_satisfied,
     evaluate_implicit_meta,
     evaluate_signature_policy,
     format_policy,
@@ -95,6 +97,22 @@ def signed(signer: Signer, data: bytes = b"payload", signature: bytes | None = N
     return SignedData(data, signer.serialized_identity, signature or signer.sign(data))
 
 
+def evaluate(
+    envelope: policies_pb2.SignaturePolicyEnvelope,
+    items: list[SignedData],
+    msps: MspManager,
+    *,
+    at: dt.datetime,
+) -> bool:
+    """The verdict of `evaluate_signature_policy`, checked to be the compiled policy's too."""
+    verdict = evaluate_signature_policy(envelope, items, msps, at=at)
+    compiled = compile_policy(envelope)
+    assert verdict is (
+        compiled is not None and compiled_policy_satisfied(compiled, items, msps, at=at)
+    )
+    return verdict
+
+
 @pytest.fixture(scope="module")
 def people(org1: Org, org2: Org) -> dict[str, Signer]:
     return {
@@ -145,13 +163,13 @@ def test_evaluation(
     policy: str, who: list[str], ok: bool, people: dict[str, Signer], msps: MspManager
 ) -> None:
     env = parse_policy(policy)
-    assert evaluate_signature_policy(env, [signed(people[w]) for w in who], msps, at=NOW) is ok
+    assert evaluate(env, [signed(people[w]) for w in who], msps, at=NOW) is ok
 
 
 def test_a_bad_signature_is_dropped(people: dict[str, Signer], msps: MspManager) -> None:
     env = parse_policy("OR('Org1MSP.peer')")
     forged = signed(people["p1"], signature=people["p2"].sign(b"payload"))
-    assert not evaluate_signature_policy(env, [forged], msps, at=NOW)
+    assert not evaluate(env, [forged], msps, at=NOW)
 
 
 @pytest.mark.parametrize(
@@ -341,7 +359,7 @@ def test_evaluation_follows_fabrics_greedy_algorithm(
     policy: str, who: list[str], ok: bool, people: dict[str, Signer], msps: MspManager
 ) -> None:
     env = parse_policy(policy)
-    assert evaluate_signature_policy(env, [signed(people[w]) for w in who], msps, at=NOW) is ok
+    assert evaluate(env, [signed(people[w]) for w in who], msps, at=NOW) is ok
 
 
 def test_a_high_s_signature_is_ignored(people: dict[str, Signer], msps: MspManager) -> None:
@@ -349,8 +367,8 @@ def test_a_high_s_signature_is_ignored(people: dict[str, Signer], msps: MspManag
     r, s = decode_dss_signature(good.signature)
     high = SignedData(good.data, good.identity, encode_dss_signature(r, P256_ORDER - s))
     env = parse_policy("OR('Org1MSP.peer')")
-    assert not evaluate_signature_policy(env, [high], msps, at=NOW)
-    assert evaluate_signature_policy(env, [high, good], msps, at=NOW)
+    assert not evaluate(env, [high], msps, at=NOW)
+    assert evaluate(env, [high, good], msps, at=NOW)
 
 
 def test_identities_that_do_not_deserialize_are_dropped(
@@ -359,8 +377,8 @@ def test_identities_that_do_not_deserialize_are_dropped(
     env = parse_policy("OR('Org1MSP.peer')")
     garbage = SignedData(b"payload", b"\xff\xff", b"sig")
     expired_at = NOW + dt.timedelta(days=400)
-    assert evaluate_signature_policy(env, [garbage, signed(people["p1"])], msps, at=NOW)
-    assert not evaluate_signature_policy(env, [signed(people["p1"])], msps, at=expired_at)
+    assert evaluate(env, [garbage, signed(people["p1"])], msps, at=NOW)
+    assert not evaluate(env, [signed(people["p1"])], msps, at=expired_at)
 
 
 def test_envelopes_fabric_would_not_compile_are_never_satisfied(
@@ -374,7 +392,8 @@ def test_envelopes_fabric_would_not_compile_are_never_satisfied(
     bad_index.CopyFrom(env)
     bad_index.rule.n_out_of.rules[0].signed_by = 5
     for envelope in (bad_version, bad_index):
-        assert not evaluate_signature_policy(envelope, [signed(people["p1"])], msps, at=NOW)
+        assert not evaluate(envelope, [signed(people["p1"])], msps, at=NOW)
+        assert compile_policy(envelope) is None
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,7 @@ from medalliance.identity.signing import (
     _tlv,
     sanitize_certificate_der,
     sha256,
+    verify_digest,
     verify_signature,
 )
 
@@ -156,3 +157,16 @@ def with_signature(der: bytes, signature: bytes) -> bytes:
 def _low(signature: bytes) -> tuple[int, int]:
     r, s = decode_dss_signature(signature)
     return r, min(s, P256_ORDER - s)
+
+
+def test_a_digest_verifies_exactly_as_its_message(org1: Org) -> None:
+    """`verify_digest` is the same check given the message's SHA-256: another message's digest,
+    a digest of the wrong length or a high-S signature fail, without raising."""
+    signer = org1.signer("alice")
+    key = signer.private_key.public_key()
+    signature = signer.sign(b"m")
+    assert verify_digest(key, signature, sha256(b"m"))
+    assert not verify_digest(key, signature, sha256(b"m!"))
+    assert not verify_digest(key, signature, sha256(b"m")[:31])
+    assert not verify_digest(key, signature, b"m")
+    assert not verify_digest(key, high_s(signature), sha256(b"m"))

@@ -255,3 +255,23 @@ def test_writes_of_turns_deletes_into_none() -> None:
     tx = rw(writes=["a"], deletes=["b"])
     assert writes_of(tx.ns_rwsets) == (Write("ns", "a", b"new"), Write("ns", "b", None))
     assert Version(1, 0) < Version(1, 1)
+
+
+@pytest.mark.parametrize(
+    ("order", "code"),
+    [
+        pytest.param(("phantom", "stale"), PHANTOM_READ_CONFLICT, id="a range first: phantom"),
+        pytest.param(("stale", "phantom"), MVCC_READ_CONFLICT, id="a stale read first: read"),
+    ],
+)
+def test_the_first_namespace_that_conflicts_names_the_code(
+    state: SqliteState, order: tuple[str, str], code: int
+) -> None:
+    """Namespaces are checked in rwset order, each its reads then its ranges: a tx whose first
+    namespace has a phantom and whose second a stale read is a phantom, and the other way round."""
+    parts = {
+        "phantom": rw(ranges=[("a", "d", [("a", (1, 0))], True)]).ns_rwsets[0][1],
+        "stale": rw({"a": (0, 5)}).ns_rwsets[0][1],
+    }
+    tx = MvccTx(0, tuple(("ns", parts[name]) for name in order), True)
+    assert check_block(state, [tx]) == [code]
