@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 
 from fabric_protos.common import common_pb2
 
-from medalliance.ledger.tx import EnvelopeView, MalformedTransaction, parse_envelopes
+from medalliance.ledger.tx import EnvelopeView, MalformedTransaction, parse_envelopes, stamped_at
 
 
 def block_time(
@@ -33,4 +33,4 @@ def block_time(
 
 def newest(timestamps_ms: Iterable[int]) -> dt.datetime:
     """`block_time` from its transactions' timestamps (ms), for a caller that parsed them."""
-    return dt.datetime.fromtimestamp(max(timestamps_ms) / 1000, tz=dt.UTC)
+    return stamped_at(max(timestamps_ms))

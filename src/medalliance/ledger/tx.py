@@ -58,8 +58,22 @@ TIME_WINDOW = dt.timedelta(minutes=15)
 
 
 def outside_time_window(timestamp_ms: int, now: dt.datetime) -> bool:
-    """Whether a request stamped `timestamp_ms` (Unix ms) is too far from `now` to accept."""
-    return abs(dt.datetime.fromtimestamp(timestamp_ms / 1000, dt.UTC) - now) > TIME_WINDOW
+    """Whether a request stamped `timestamp_ms` (Unix ms) is too far from `now` to accept.
+    In integer milliseconds: a stamp is any int64 its sender chose, most beyond a datetime."""
+    now_ms = int(now.timestamp() * 1000)
+    return abs(timestamp_ms - now_ms) > TIME_WINDOW // dt.timedelta(milliseconds=1)
+
+
+def stamped_at(timestamp_ms: int) -> dt.datetime:
+    """A header's timestamp as the time it names; `MalformedTransaction` (BAD_COMMON_HEADER)
+    when no datetime can hold it, rather than an error no caller expects from a field its
+    sender chose."""
+    try:
+        return dt.datetime.fromtimestamp(timestamp_ms / 1000, tz=dt.UTC)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise MalformedTransaction(
+            Code.Value("BAD_COMMON_HEADER"), f"timestamp of {timestamp_ms} ms is out of range"
+        ) from exc
 
 
 def compute_tx_id(nonce: bytes, creator: bytes) -> str:

@@ -53,6 +53,7 @@ from medalliance.ledger.tx import (
     parse_envelopes,
     parse_rwset,
     proposal_hash,
+    stamped_at,
 )
 
 if TYPE_CHECKING:
@@ -270,7 +271,7 @@ def _check(
     seen: set[str],
 ) -> _Checked:
     header = view.header
-    at = _datetime(header.timestamp_ms)
+    at = stamped_at(header.timestamp_ms)
     signed = (view.signature, view.payload_bytes, config.msps)
     try:
         creator = check_signed_header(header, *signed, at=at, channel_id=config.channel_id)
@@ -555,7 +556,3 @@ def _check_event(data: bytes, chaincode: str) -> None:
         raise _Invalid("INVALID_OTHER_REASON", "the chaincode event does not decode") from exc
     if event.chaincode_id != chaincode:
         raise _Invalid("INVALID_OTHER_REASON", "the event names another contract")
-
-
-def _datetime(timestamp_ms: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(timestamp_ms / 1000, tz=dt.UTC)

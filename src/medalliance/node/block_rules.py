@@ -38,7 +38,13 @@ from medalliance.ledger.config_update import (
     is_config_block,
     update_of,
 )
-from medalliance.ledger.tx import ENDORSER_TRANSACTION, EnvelopeView, SigningIdentity
+from medalliance.ledger.tx import (
+    ENDORSER_TRANSACTION,
+    TIME_WINDOW,
+    EnvelopeView,
+    SigningIdentity,
+    outside_time_window,
+)
 from medalliance.node.ordering import admit_parsed, parse, parsed
 
 TX_IDS_KEPT = 16  # values whose tx ids are remembered (a few rounds of the current height)
@@ -95,6 +101,13 @@ class BlockRules:
     def admit(self, envelope: bytes, at: dt.datetime) -> Admitted:
         config = self._config()
         view = parse(config, envelope)
+        # valid(v) judges a block's creators at its newest timestamp (block_time): a stamp far
+        # from now would make every block that holds it invalid, and it would wait forever.
+        if outside_time_window(view.header.timestamp_ms, at):
+            raise InvalidArgument(
+                f"the transaction is stamped more than {TIME_WINDOW.total_seconds() / 60:g} "
+                "minutes from this ordering node's clock: check the client's clock"
+            )
         tx_id = self._check(config, view, at)
         header_type = view.header.header_type
         if header_type == CONFIG_UPDATE:  # refused now if it could not apply

@@ -104,10 +104,12 @@ def state(tmp_path: Path) -> Iterator[SqliteState]:
     s.close()
 
 
-def envelope(client: Signer, peers: dict[str, Signer], rw: Rw, endorsers: str) -> bytes:
+def envelope(
+    client: Signer, peers: dict[str, Signer], rw: Rw, endorsers: str, *, timestamp_ms: int = TS_MS
+) -> bytes:
     signed, _ = new_signed_proposal(
         client, channel_id="ch", chaincode="cc", args=[b"f"], nonce=os.urandom(24),
-        timestamp_ms=TS_MS,
+        timestamp_ms=timestamp_ms,
     )  # fmt: skip
     proposal = parse_signed_proposal(signed)
     kv = kv_rwset_pb2.KVRWSet()
@@ -190,6 +192,23 @@ def test_key_level_endorsement_rules(
     assert result.codes == (code,), result.txs[0].reason
     if code == FAILURE:
         assert "endorsement policy" in result.txs[0].reason
+
+
+@pytest.mark.parametrize("timestamp_ms", [2**62, -(2**62)])
+def test_a_timestamp_no_time_can_hold_invalidates_its_transaction_not_the_block(
+    orgs: dict[str, Org],
+    peers: dict[str, Signer],
+    client: Signer,
+    state: SqliteState,
+    timestamp_ms: int,
+) -> None:
+    """A client stamps its header as it likes (any int64): beyond what a datetime holds, its
+    transaction is marked BAD_COMMON_HEADER and the rest of the block commits as ever."""
+    hostile = envelope(client, peers, Rw({"free": b"x"}), "AB", timestamp_ms=timestamp_ms)
+    honest = envelope(client, peers, Rw({"other": b"y"}), "AB")
+    result = validate(orgs, state, [hostile, honest])
+    assert result.codes == (Code.Value("BAD_COMMON_HEADER"), VALID)
+    assert "out of range" in result.txs[0].reason
 
 
 def test_a_stricter_contract_policy_applies_to_the_next_block_at_once(

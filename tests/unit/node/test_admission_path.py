@@ -19,7 +19,7 @@ from tests.unit.node.test_bft_channel_supervision import MEMBERS, genesis
 
 from medalliance.consensus.messages import Value
 from medalliance.consensus.replica import Submitted
-from medalliance.errors import BadSignature, InvalidIdentity, PermissionDenied
+from medalliance.errors import BadSignature, InvalidArgument, InvalidIdentity, PermissionDenied
 from medalliance.identity.policy import SignedData
 from medalliance.identity.signing import Signer
 from medalliance.ledger.block import header_hash, new_block
@@ -130,8 +130,50 @@ def test_a_creator_whose_certificate_expired_before_the_block_time_is_refused(
     assert rules.valid(store.height, proposal(store, [envelope]))
     later = transaction("late", at=NOW + dt.timedelta(days=2))  # makes the block's time
     assert not rules.valid(store.height, proposal(store, [envelope, later]))
+    fresh = transaction("e2", creator=short, at=NOW + dt.timedelta(days=2))
     with pytest.raises(InvalidIdentity):  # and admission, at that time, too
-        node.submit(Submitted(envelope, NOW + dt.timedelta(days=2), forward=False))
+        node.submit(Submitted(fresh, NOW + dt.timedelta(days=2), forward=False))
+
+
+def stamped(nonce: str, seconds: int) -> bytes:
+    """A writer's genuine transaction whose header names any second it likes (an int64)."""
+    envelope = common_pb2.Envelope.FromString(transaction(nonce))
+    payload = common_pb2.Payload.FromString(envelope.payload)
+    header = common_pb2.ChannelHeader.FromString(payload.header.channel_header)
+    header.timestamp.seconds = seconds
+    payload.header.channel_header = header.SerializeToString()
+    signed = payload.SerializeToString()
+    return common_pb2.Envelope(payload=signed, signature=CLIENT.sign(signed)).SerializeToString()
+
+
+MINUTE = 60
+NOW_S = int(NOW.timestamp())
+
+
+@pytest.mark.parametrize(
+    "seconds",
+    [NOW_S + 16 * MINUTE, NOW_S - 16 * MINUTE, NOW_S + 10**11, 2**62, -(2**62)],
+    ids=["16 minutes ahead", "16 minutes behind", "year 5138", "beyond any date", "before any"],
+)
+def test_a_transaction_stamped_far_from_now_is_refused_and_holds_up_no_block(
+    store: BlockStore, seconds: int
+) -> None:
+    """Hostile writer: valid(v) judges creators at a block's newest timestamp, so a transaction
+    stamped far ahead, once admitted, would make every block that holds it invalid and wait in
+    every node's queue forever. Admission refuses any stamp outside the window, with a message
+    that names the clock. A Byzantine proposer may still propose one: valid(v) answers (never
+    raises) — invalid when the stamp is past the creators' certificates or any date, else left
+    to the peers' validation, which marks an impossible stamp BAD_COMMON_HEADER."""
+    node, rules = replica(store)
+    hostile = stamped("far", seconds)
+    with pytest.raises(InvalidArgument, match="more than 15 minutes from this ordering node"):
+        node.submit(Submitted(hostile, NOW, forward=False))
+    assert len(node.pending) == 0
+    honest = transaction("near", at=NOW + dt.timedelta(minutes=14))
+    node.submit(Submitted(honest, NOW, forward=False))
+    holding = rules.valid(store.height, proposal(store, [honest, hostile]))
+    assert holding is (seconds <= NOW_S + 16 * MINUTE)
+    assert rules.valid(store.height, proposal(store, [honest]))
 
 
 def test_the_writers_verdict_is_remembered_per_certificate(store: BlockStore) -> None:
