@@ -76,6 +76,9 @@ class SimApplication:
     def valid(self, height: int, value: Value) -> bool:
         return is_valid(value, height) and config_of(value) == self._host.sim.plan.get(height)
 
+    def unorderable(self, batch: Batch) -> tuple[str, ...]:
+        return ()  # what was admitted stays orderable
+
     def tx_ids(self, value: Value) -> tuple[str, ...]:
         return ()
 

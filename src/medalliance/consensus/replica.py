@@ -107,6 +107,12 @@ class Application(Protocol):
 
     def valid(self, height: int, value: Value) -> bool: ...
 
+    def unorderable(self, batch: Batch) -> tuple[str, ...]:
+        """The tx ids of `batch` that `valid` would refuse in a block of it: admitted once, they
+        no longer can be ordered (a creator revoked or removed by a config update, a certificate
+        expired since). They leave `Pending`: kept, every proposal holding them would be invalid
+        and the channel would order nothing more."""
+
     def tx_ids(self, value: Value) -> tuple[str, ...]:
         """The transactions a decided value orders (they leave `Pending`)."""
 
@@ -284,6 +290,9 @@ class Replica:
             self._want = None  # the machine moved on
             return
         batch = self.pending.batch(self.rules, self._now)
+        while batch is not None and not batch.alone and (stale := self.app.unorderable(batch)):
+            self.pending.remove(stale)  # each turn removes some: the loop ends
+            batch = self.pending.batch(self.rules, self._now)
         if batch is None:
             return
         value = self.app.propose(height, round_, batch)

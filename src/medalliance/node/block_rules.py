@@ -120,6 +120,27 @@ class BlockRules:
             raise DuplicateTransaction(tx_id)
         return Admitted(tx_id, alone=header_type == CONFIG_UPDATE)
 
+    def unorderable(self, batch: Batch) -> tuple[str, ...]:
+        """What valid(v) would refuse of `batch` now (each envelope as of the newest timestamp
+        among them). Parses and verifications are remembered from admission: this costs no
+        ECDSA unless the configuration changed what a check needs."""
+        config = self._config()
+        views: dict[str, EnvelopeView] = {}
+        stale: list[str] = []
+        for tx_id, envelope in zip(batch.tx_ids, batch.envelopes, strict=True):
+            try:
+                views[tx_id] = parse(config, envelope)
+            except MedallianceError:
+                stale.append(tx_id)
+        if views:
+            at = newest(v.header.timestamp_ms for v in views.values())
+            for tx_id, view in views.items():
+                try:
+                    admit_parsed(config, view, now=at)
+                except MedallianceError:
+                    stale.append(tx_id)
+        return tuple(stale)
+
     def propose(self, height: int, round: int, batch: Batch) -> Value | None:
         if height != self._store.height:
             return None

@@ -51,6 +51,9 @@ class ConfigApp:
     def valid(self, height: int, value: Value) -> bool:
         return value.body.startswith(b"%d|" % height)
 
+    def unorderable(self, batch: Batch) -> tuple[str, ...]:
+        return ()  # what was admitted stays orderable
+
     def tx_ids(self, value: Value) -> tuple[str, ...]:
         return tuple(tx.decode() for tx in value.body.split(b"|", 1)[1].split(b";") if tx)
 

@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 from fabric_protos.common import common_pb2
 from tests.conftest import NOW
-from tests.unit.consensus.test_replica import replica
+from tests.unit.consensus.test_replica import TIMEOUT_TICKS, replica
 from tests.unit.node.test_bft_channel_supervision import MEMBERS, genesis
 
+from medalliance.consensus.effects import AppendBlock
 from medalliance.consensus.messages import Value
-from medalliance.consensus.replica import Submitted
+from medalliance.consensus.replica import Submitted, Tick
 from medalliance.errors import BadSignature, InvalidArgument, InvalidIdentity, PermissionDenied
 from medalliance.identity.policy import SignedData
 from medalliance.identity.signing import Signer
@@ -238,3 +239,25 @@ def test_rules_of_another_channel_config_object_judge_alike(store: BlockStore) -
         rules = BlockRules(config=lambda c=config: c, store=store, signer=CLIENT, now=lambda: NOW)
         verdicts.append(rules.valid(store.height, proposal(store, [envelope])))
     assert verdicts == [True, True]
+
+
+def test_a_pending_transaction_that_can_no_longer_be_ordered_leaves_and_holds_up_nothing(
+    store: BlockStore,
+) -> None:
+    """Admitted while its creator's certificate was valid, then a newer transaction makes the
+    block's time later than its expiry: kept, every proposal holding it would be invalid and the
+    channel would order nothing more (the same holds for a creator revoked by a config update
+    while its transactions wait). The proposer leaves it out, and it leaves the pending pool."""
+    short = MEMBERS.signer("expiring", valid_days=1)
+    node, rules = replica(store, max_count=8)
+    expiring = transaction("x", creator=short)
+    node.submit(Submitted(expiring, NOW, forward=False))
+    later = NOW + dt.timedelta(days=2)
+    fresh = transaction("y", at=later)
+    node.submit(Submitted(fresh, later, forward=False))
+    effects = node.step(Tick(TIMEOUT_TICKS))
+    (append,) = [e for e in effects if isinstance(e, AppendBlock)]
+    block = common_pb2.Block.FromString(append.commit.value.body)
+    assert list(block.data.data) == [fresh]
+    assert rules.valid(store.height, append.commit.value)  # what the other consenters judge
+    assert len(node.pending) == 0
