@@ -64,6 +64,11 @@ def outside_time_window(timestamp_ms: int, now: dt.datetime) -> bool:
     return abs(timestamp_ms - now_ms) > TIME_WINDOW // dt.timedelta(milliseconds=1)
 
 
+def stamped_ahead(timestamp_ms: int, now: dt.datetime) -> bool:
+    """Whether `timestamp_ms` (Unix ms) lies more than `TIME_WINDOW` ahead of `now`."""
+    return timestamp_ms - int(now.timestamp() * 1000) > TIME_WINDOW // dt.timedelta(milliseconds=1)
+
+
 def stamped_at(timestamp_ms: int) -> dt.datetime:
     """A header's timestamp as the time it names; `MalformedTransaction` (BAD_COMMON_HEADER)
     when no datetime can hold it, rather than an error no caller expects from a field its

@@ -43,7 +43,8 @@ from medalliance.ledger.tx import (
     TIME_WINDOW,
     EnvelopeView,
     SigningIdentity,
-    outside_time_window,
+    stamped_ahead,
+    stamped_at,
 )
 from medalliance.node.ordering import admit_parsed, parse, parsed
 
@@ -102,11 +103,13 @@ class BlockRules:
         config = self._config()
         view = parse(config, envelope)
         # valid(v) judges a block's creators at its newest timestamp (block_time): a stamp far
-        # from now would make every block that holds it invalid, and it would wait forever.
-        if outside_time_window(view.header.timestamp_ms, at):
+        # ahead would make every block that holds it invalid. (An old stamp makes no block's
+        # time but its own: judged then, by `unorderable`, as by valid(v); Fabric lets a client
+        # submit long after it was endorsed.)
+        if stamped_ahead(view.header.timestamp_ms, at):
             raise InvalidArgument(
                 f"the transaction is stamped more than {TIME_WINDOW.total_seconds() / 60:g} "
-                "minutes from this ordering node's clock: check the client's clock"
+                "minutes ahead of this ordering node's clock: check the client's clock"
             )
         tx_id = self._check(config, view, at)
         header_type = view.header.header_type
@@ -129,9 +132,12 @@ class BlockRules:
         stale: list[str] = []
         for tx_id, envelope in zip(batch.tx_ids, batch.envelopes, strict=True):
             try:
-                views[tx_id] = parse(config, envelope)
+                view = parse(config, envelope)
+                stamped_at(view.header.timestamp_ms)  # a stamp no date holds makes no block time
             except MedallianceError:
                 stale.append(tx_id)
+            else:
+                views[tx_id] = view
         if views:
             at = newest(v.header.timestamp_ms for v in views.values())
             for tx_id, view in views.items():
