@@ -37,6 +37,7 @@ from medalliance.ledger.block import header_hash, new_block
 from medalliance.ledger.block_store import BlockStore
 from medalliance.ledger.commit_certificate import read_certificate
 from medalliance.ledger.seek import new_seek_envelope
+from medalliance.ledger.tx import compute_tx_id
 from medalliance.node.bootstrap import NetworkLayout
 from medalliance.node.consensus_wire import encode
 from medalliance.node.consenter_batches import encode as batch
@@ -345,6 +346,34 @@ def test_broadcast_and_deliver_answer_hostile_input_with_fabrics_status(
             assert refusal.WhichOneof("Type") == "status"
             assert common_pb2.Status.Name(refusal.status) == deliver
     assert heights(layout) == before
+
+
+def test_a_transaction_stamped_years_ahead_is_refused_and_the_channel_orders_on(
+    layout: NetworkLayout, contract: Contract
+) -> None:
+    """A writer's genuine transaction stamped in the year 3000: were it admitted, every block
+    holding it would be judged at that time (creators long expired) and refused while it waited
+    in every node's pool. Broadcast answers BAD_REQUEST naming the clock; nothing is kept."""
+    wait_until(lambda: len(set(heights(layout).values())) == 1, "every ordering node level")
+    signer = load_signer(layout.user_msp_dir("Org1MSP", "User1"), "Org1MSP")
+    payload = common_pb2.Payload.FromString(hostile_envelope(layout, "genuine seek").payload)
+    nonce = common_pb2.SignatureHeader.FromString(payload.header.signature_header).nonce
+    header = common_pb2.ChannelHeader.FromString(payload.header.channel_header)
+    header.type = common_pb2.ENDORSER_TRANSACTION
+    header.tx_id = compute_tx_id(nonce, signer.serialized_identity)
+    header.timestamp.FromDatetime(dt.datetime(3000, 1, 1))
+    payload.header.channel_header = header.SerializeToString()
+    payload.data = b""
+    signed = payload.SerializeToString()
+    envelope = common_pb2.Envelope(payload=signed, signature=signer.sign(signed))
+    before = consensus_of(layout)["mempool"]
+    with orderer_channel(layout, TARGET, None) as channel:
+        stub = ab_pb2_grpc.AtomicBroadcastStub(channel)
+        (answer,) = list(stub.Broadcast(iter([envelope]), timeout=CALL_TIMEOUT_S))
+    assert common_pb2.Status.Name(answer.status) == "BAD_REQUEST", answer.info
+    assert "ahead of this ordering node's clock" in answer.info
+    assert consensus_of(layout)["mempool"] == before
+    assert_target_orders_with_the_others(layout, contract)
 
 
 def test_a_forwarded_transaction_with_a_forged_signature_is_verified_and_dropped(
