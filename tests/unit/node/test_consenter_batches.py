@@ -246,9 +246,9 @@ async def test_a_lingering_item_rides_along_with_the_next_call_to_its_target(
     targets, batches = lingering(monkeypatch, 60.0)  # only the other push sends it
     batches.push(["o1", "o2"], "ch", [b"Ftx1"], linger=True)
     batches.push(["o1"], "ch", [b"Ftx2"], linger=True)
-    for _ in range(5):
-        await asyncio.sleep(0)
-    assert targets.calls == []  # lingering: no call of their own yet
+    batches.push(["o3"], "ch", [b"Sother"])  # goes at once: once it went, the loop has turned
+    await until(lambda: targets.to("o3") != [], "the other target's consensus message")
+    assert targets.to("o1") == targets.to("o2") == []  # lingering: no call of their own yet
     assert batches.queued("o1") == 2
     batches.push(["o1"], "ch", [b"Svote"])  # a consensus message goes at once, with them
     await settled(batches)

@@ -21,11 +21,16 @@ class Call:
     def __init__(self) -> None:
         self.written: list[bytes] = []
         self.release: asyncio.Event | None = None  # set: writes wait for it
+        self.take_s = 0.0  # how long each write takes to be taken
         self.cancelled = False
 
     async def write(self, data: bytes) -> None:
         if self.release is not None:
             await self.release.wait()
+        if self.take_s:  # taken once a timer says so: the loop runs meanwhile
+            taken = asyncio.Event()
+            asyncio.get_running_loop().call_later(self.take_s, taken.set)
+            await taken.wait()
         self.written.append(data)
 
     def done(self) -> bool:
@@ -42,12 +47,14 @@ class Link:
     def __init__(self) -> None:
         self.calls: list[Call] = []
         self.stall = False
+        self.take_s = 0.0
 
     def stream_unary(self, *_: Any, **__: Any) -> Any:
         def open_call() -> Call:
             call = Call()
             if self.stall:
                 call.release = asyncio.Event()
+            call.take_s = self.take_s
             self.calls.append(call)
             return call
 
@@ -69,16 +76,15 @@ async def test_writes_taken_in_time_arm_one_timer_per_stream(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     link, streams = streams_over(monkeypatch, 0.05)
+    link.take_s = 0.01  # each write taken well within the timeout
     loop = asyncio.get_running_loop()
-    end = loop.time() + 0.2
-    sent = 0
-    while loop.time() < end:  # writes for four timeouts: none expires, the stream stays
+    started = loop.time()
+    for sent in range(20):  # writes for four timeouts: none expires, the stream stays
         assert await streams.send("M", "o1", b"%d" % sent)
-        sent += 1
-        await asyncio.sleep(0.001)
+    assert loop.time() - started >= 0.2
     assert len(link.calls) == 1
     assert not link.calls[0].cancelled
-    assert link.calls[0].written == [b"%d" % i for i in range(sent)]
+    assert link.calls[0].written == [b"%d" % i for i in range(20)]
     stream = streams._streams["o1", "M"]
     await until(lambda: stream.watch is None, "the watchdog rests: no write pending")
     streams.close()
