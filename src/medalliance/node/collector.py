@@ -1,4 +1,5 @@
-"""Python's cycle collector held off while a peer commits a block.
+"""How a node runs Python's cycle collector: settled once the node has started, and held off
+while a peer commits a block.
 
 Committing a block of 500 transactions allocates tens of thousands of container objects
 (protobuf views, tuples, results) that live until the block is stored, almost none of them in
@@ -16,6 +17,11 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+# Python's default collects the youngest generation every 700 net container allocations; a
+# busy node allocates that many in a handful of requests, whose objects reference counting
+# frees anyway (issue 15: ≈ 3.5 % of a peer's CPU went to the collector).
+YOUNG_COLLECTION_ALLOCATIONS = 20_000
+
 
 @contextmanager
 def collector_paused() -> Iterator[None]:
@@ -30,3 +36,14 @@ def collector_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def settle_collector() -> None:
+    """Once the node has started: what start-up built (configuration, identities, contracts,
+    caches' first entries, imported modules) lives as long as the process, so it is frozen out
+    of the collector's traversals, and young collections run less often. Cycles that requests
+    create are still collected, only in larger batches."""
+    gc.collect()  # what start-up left as garbage is not frozen with the rest
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(YOUNG_COLLECTION_ALLOCATIONS, middle, old)

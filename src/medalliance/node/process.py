@@ -11,7 +11,6 @@ stop pulling blocks, close the ledgers.
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import logging
 import os
@@ -25,6 +24,7 @@ import grpc
 
 from medalliance.network.tls import MAX_MESSAGE_BYTES, server_options
 from medalliance.node.bootstrap import NetworkLayout
+from medalliance.node.collector import settle_collector
 from medalliance.node.config import load_node_file
 from medalliance.node.operations import OperationsServer
 from medalliance.node.orderer_node import OrdererNode
@@ -34,10 +34,6 @@ log = logging.getLogger(__name__)
 
 GRACE_S = 5.0
 LEDGERS_TIMEOUT_S = 60.0  # a large world state takes a while to hash (docs/audit.md)
-# Python's default collects the youngest generation every 700 net container allocations; a
-# busy node allocates that many in a handful of requests, whose objects reference counting
-# frees anyway (issue 15: ≈ 3.5 % of a peer's CPU went to the collector).
-YOUNG_COLLECTION_ALLOCATIONS = 20_000
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
 
@@ -99,17 +95,6 @@ async def serve(config_path: Path) -> None:
         await node.stop()
         operations.close()
         log.info("node stopped", extra={"node": node.host})
-
-
-def settle_collector() -> None:
-    """Once the node has started: what start-up built (configuration, identities, contracts,
-    caches' first entries, imported modules) lives as long as the process, so it is frozen out
-    of the collector's traversals, and young collections run less often. Cycles that requests
-    create are still collected, only in larger batches."""
-    gc.collect()  # what start-up left as garbage is not frozen with the rest
-    gc.freeze()
-    _, middle, old = gc.get_threshold()
-    gc.set_threshold(YOUNG_COLLECTION_ALLOCATIONS, middle, old)
 
 
 def _on_loop(

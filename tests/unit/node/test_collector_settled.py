@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from medalliance.node.process import YOUNG_COLLECTION_ALLOCATIONS, settle_collector
+from medalliance.node.collector import YOUNG_COLLECTION_ALLOCATIONS, settle_collector
 
 
 @pytest.fixture
