@@ -12,11 +12,14 @@ that commits (`node/channel.py`) replaces its instance after every block, whethe
 block changed anything, so an upgrade, a new policy or a key's new metadata is seen by the first
 endorsement after the block that commits it. Reads of any other namespace, ranges, queries and
 history pass through. Entries kept are bounded (`KEPT_MAX`): a flood of reads of distinct
-lifecycle keys within one block costs SQLite reads, not memory. Not thread-safe, like the state.
+lifecycle keys within one block costs SQLite reads, not memory. A reader on another thread (the
+web's) may hold an instance across a commit: it then mixes reads from before and after the
+block, as it would reading the state itself, and the channel's next instance starts afresh.
 """
 
 from __future__ import annotations
 
+import types
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -24,7 +27,7 @@ from medalliance.ledger.state import KeyModification, QueryPage, StateReader, Ve
 from medalliance.ledger.validation import LIFECYCLE_NAMESPACE
 
 KEPT_MAX = 256  # lifecycle values and namespaces kept per block: far more than a channel defines
-_NO_METADATA: Mapping[str, bytes] = {}
+_NO_METADATA: Mapping[str, bytes] = types.MappingProxyType({})  # shared: read-only
 
 
 class MetadataAwareReader(StateReader, Protocol):
