@@ -360,6 +360,9 @@ def test_a_deregistered_contract_can_no_longer_be_invoked(network: EmbeddedNetwo
     network.client("RegMSP", "Admin").submit(
         "alliance", "_lifecycle", "ApproveDeregistrationForMyOrg", "visit", "2"
     )
+    # HospC's peer reads the definition at the height the deregistration commits onto (peers
+    # keep it per block: ledger/committed_reads.py); the block after must not be served from it.
+    network.client("HospCMSP").evaluate("alliance", "visit", "PatientsAt", "HospCMSP")
     assert (
         network.client("HospAMSP", "Admin")
         .submit("alliance", "_lifecycle", "CommitDeregistration", "visit", "2")

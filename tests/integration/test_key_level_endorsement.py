@@ -4,6 +4,7 @@ covered by `ledger verify`."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 from pathlib import Path
@@ -15,7 +16,7 @@ from tests.networks import DEMO_ALLIANCE
 from medalliance.alliance.report import DOWNWARD_RULES
 from medalliance.audit.verify import verify_ledger
 from medalliance.ledger.state import VALIDATION_PARAMETER
-from medalliance.ledger.tx import parse_envelope
+from medalliance.ledger.tx import new_signed_proposal, parse_envelope
 from medalliance.node.channel import namespace_policy, rebuild_state
 from medalliance.node.config import load_network_config
 from medalliance.node.embedded import EmbeddedNetwork
@@ -72,6 +73,36 @@ def test_the_regulators_peer_endorses_its_own_rule_and_the_policy_survives_a_reb
         finally:
             db.close()
         assert names == [(VALIDATION_PARAMETER,)]
+
+
+def test_the_endorsement_after_a_keys_first_policy_commits_reports_it(
+    template: Path, tmp_path: Path
+) -> None:
+    """Peers keep, per committed block, whether a namespace has any key policy: a stale "none"
+    after the block that sets the first would leave the regulator out of the next plan."""
+    directory = tmp_path / "net"
+    shutil.copytree(template, directory)
+    with EmbeddedNetwork.open(load_network_config(DEMO_ALLIANCE), directory) as network:
+        reviewer = network.client(DISTRICT, "Reviewer1")
+        peer = network.peers_of(CHANNEL)[0]
+
+        def key_policies() -> int:
+            signed, _ = new_signed_proposal(
+                reviewer.signer,
+                channel_id=CHANNEL,
+                chaincode="report",
+                args=[b"SetDownwardRule", DOWNWARD_RULES[1].encode()],
+                nonce=os.urandom(24),
+                timestamp_ms=int(network.now().timestamp() * 1000),
+            )
+            endorsed = peer.endorse(signed, now=network.now())
+            assert endorsed.ok, endorsed.result.message
+            return sum(len(c.key_policies) for c in endorsed.response.interest.chaincodes)
+
+        assert key_policies() == 0
+        assert key_policies() == 0  # asked again at the same height
+        assert reviewer.submit(CHANNEL, "report", "SetDownwardRule", DOWNWARD_RULES[0]).valid
+        assert key_policies() == 1
 
 
 def test_ledger_verify_notices_a_node_state_whose_key_policy_was_changed(

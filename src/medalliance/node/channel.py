@@ -37,6 +37,7 @@ from medalliance.ledger.block import (
 from medalliance.ledger.block_signature import block_time
 from medalliance.ledger.block_store import BlockStore
 from medalliance.ledger.channel_config import ChannelConfig
+from medalliance.ledger.committed_reads import CommittedReads
 from medalliance.ledger.config_update import check_config_transaction, is_config_block
 from medalliance.ledger.mvcc import metadata_writes_of, writes_of
 from medalliance.ledger.private_hashing import parse_hashed
@@ -79,6 +80,9 @@ class PeerChannel:
         self.config = config
         self._listeners: list[CommitListener] = []
         self.private: CollectionStore | None = None  # this peer's private data of the channel
+        # What endorsements read of the committed state, kept until the next block (renewed by
+        # every commit and replay: ledger/committed_reads.py)
+        self._reads = CommittedReads(state)
 
     @classmethod
     def open(
@@ -140,8 +144,8 @@ class PeerChannel:
     @property
     def view(self) -> ChannelView:
         if self.private is None:
-            return ChannelView(self.config, self._state, self._store.contains_tx)
-        return ChannelView(self.config, self._state, self._store.contains_tx, self.private)
+            return ChannelView(self.config, self._reads, self._store.contains_tx)
+        return ChannelView(self.config, self._reads, self._store.contains_tx, self.private)
 
     def attach_private(self, store: CollectionStore) -> list[Missing]:
         """Keep this channel's private data in `store`; applies the private side of blocks it
@@ -161,7 +165,11 @@ class PeerChannel:
     def commit(self, block: common_pb2.Block) -> BlockResult:
         """Verify, validate and commit the next block; raises and changes nothing if it is bad."""
         with collector_paused():
-            return self._commit(block)
+            try:
+                return self._commit(block)
+            except BaseException:
+                self._reads = CommittedReads(self._state)  # whatever a failure half-way left
+                raise
 
     def _commit(self, block: common_pb2.Block) -> BlockResult:
         number = int(block.header.number)
@@ -213,6 +221,9 @@ class PeerChannel:
                     "sequence": new_config.sequence,
                 },
             )
+        # Read afresh from here on, before any listener can wake an endorsement: nothing endorsed
+        # after this block sees a definition or a key's policy from before it.
+        self._reads = CommittedReads(self._state)
         valid = sum(1 for code in result.codes if code == VALID)
         log.info(
             "block committed",
@@ -256,6 +267,7 @@ class PeerChannel:
                     )
                 )
             self._state.apply_block(number, txs)
+            self._reads = CommittedReads(self._state)
             replayed += 1
         if replayed:
             log.warning(
