@@ -174,12 +174,13 @@ def submit_request(
 ) -> gateway_pb2.SubmitRequest:
     """The Submit request: the prepared envelope signed over its payload bytes as received."""
     payload = bytes(prepared.envelope.payload)
-    signed = common_pb2.Envelope(payload=payload, signature=signer.sign(payload))
-    return gateway_pb2.SubmitRequest(
-        transaction_id=prepared.transaction_id,
-        channel_id=prepared.channel_id,
-        prepared_transaction=signed,
+    request = gateway_pb2.SubmitRequest(
+        transaction_id=prepared.transaction_id, channel_id=prepared.channel_id
     )
+    # Filled in place: an Envelope passed to the constructor would be copied, payload and all.
+    request.prepared_transaction.payload = payload
+    request.prepared_transaction.signature = signer.sign(payload)
+    return request
 
 
 def signed_commit_status_request(
