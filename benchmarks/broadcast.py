@@ -1,19 +1,21 @@
-"""CPU per envelope of a peer's Broadcast stream (node/broadcast_stream.py), over real gRPC.
+"""CPU per envelope of a peer's Broadcast calls (node/broadcast_stream.py), over real gRPC.
 
 Run: `.venv/bin/python benchmarks/broadcast.py [--envelopes 20000] [--senders 64] [--rounds 3]`.
-The gateway peer sends every submitted transaction on one long-lived Broadcast call per
-ordering node and waits for its answer. Here `--senders` tasks share one stream to an ordering
-node stand-in (a separate process answering SUCCESS to each envelope, on localhost without
-TLS), sending 3 KB envelopes; this process's CPU (all its threads, gRPC's poller included) is
-divided by the envelopes answered. Prints µs per envelope per round (min and median). Asserts
-nothing. Under `PYTHONPATH` of a tree from before the stream had its own module it measures
-that tree's `_BroadcastStream` (the envelope parsed, as its `OrdererLink.broadcast` did).
+The gateway peer sends every submitted transaction on a long-lived Broadcast call to an
+ordering node and waits for its answer. Here `--senders` tasks send 3 KB envelopes through one
+`BroadcastStream` to an ordering-node stand-in (a separate process answering SUCCESS to each
+envelope, on localhost without TLS); each process's CPU (all its threads, gRPC's included) is
+divided by the envelopes answered. Prints µs per envelope per round, min and median, for this
+process and the stand-in. Asserts nothing. Under `PYTHONPATH` of a tree from before
+`node/broadcast_stream.py` it measures that tree's one shared stream, `_BroadcastStream` (the
+envelope parsed, as its `OrdererLink.broadcast` did).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import subprocess
 import sys
@@ -61,7 +63,14 @@ def sender(channel: grpc.aio.Channel) -> Send:
     return BroadcastStream(raw_broadcast(channel), 5.0).send
 
 
-async def one_round(send: Send, envelopes: int, senders: int) -> float:
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process `pid` (all its threads)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def one_round(send: Send, envelopes: int, senders: int, server: int) -> tuple[float, float]:
     data = common_pb2.Envelope(payload=b"p" * 3000, signature=b"s" * 72).SerializeToString()
 
     async def run(count: int) -> None:
@@ -70,9 +79,13 @@ async def one_round(send: Send, envelopes: int, senders: int) -> float:
             assert answer.status == common_pb2.SUCCESS
 
     await asyncio.gather(*(run(envelopes // senders) for _ in range(senders // 8)))  # warm
-    started = time.process_time()
+    started, server_started = time.process_time(), process_cpu_s(server)
     await asyncio.gather(*(run(envelopes // senders) for _ in range(senders)))
-    return (time.process_time() - started) / (envelopes // senders * senders) * 1e6
+    sent = envelopes // senders * senders
+    return (
+        (time.process_time() - started) / sent * 1e6,
+        (process_cpu_s(server) - server_started) / sent * 1e6,
+    )
 
 
 async def main(envelopes: int, senders: int, rounds: int) -> None:
@@ -82,11 +95,15 @@ async def main(envelopes: int, senders: int, rounds: int) -> None:
         port = int(server.stdout.readline())
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             send = sender(channel)
-            results = [await one_round(send, envelopes, senders) for _ in range(rounds)]
-        print(
-            f"µs CPU per envelope (this process): min {min(results):.1f}, "
-            f"median {statistics.median(results):.1f} over {rounds} rounds of {envelopes}"
-        )
+            results = [await one_round(send, envelopes, senders, server.pid) for _ in range(rounds)]
+        for name, values in (
+            ("sender", [r[0] for r in results]),
+            ("node", [r[1] for r in results]),
+        ):
+            print(
+                f"µs CPU per envelope, {name}: min {min(values):.1f}, "
+                f"median {statistics.median(values):.1f} over {rounds} rounds of {envelopes}"
+            )
     finally:
         server.terminate()
         server.wait()
