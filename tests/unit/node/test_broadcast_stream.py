@@ -160,3 +160,34 @@ def test_an_unreachable_node_fails_the_waiters_fast() -> None:
             await channel.close()
 
     asyncio.run(run())
+
+
+def test_after_the_node_restarts_its_idle_calls_give_way_to_new_ones() -> None:
+    """The ordering node stops (every idle call ends with it) and comes back on the same port:
+    the next envelopes are answered on new calls, none lost to a dead one."""
+
+    async def serve(port: int, service: ScriptedOrderer) -> grpc.aio.Server:
+        server = grpc.aio.server()
+        ab_pb2_grpc.add_AtomicBroadcastServicer_to_server(service, server)
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        return server
+
+    async def run() -> None:
+        (port,) = free_ports(1)
+        first, second = ScriptedOrderer(), ScriptedOrderer()
+        server = await serve(port, first)
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        stream = BroadcastStream(raw_broadcast(channel), 10.0)
+        try:
+            await asyncio.gather(*(stream.send(envelope(b"before")) for _ in range(8)))
+            await server.stop(None)
+            server = await serve(port, second)
+            answers = await asyncio.gather(*(stream.send(envelope(b"after")) for _ in range(8)))
+            assert [a.info for a in answers] == ["after"] * 8
+            assert len(second.received) == 8
+        finally:
+            await channel.close()
+            await server.stop(None)
+
+    asyncio.run(run())
