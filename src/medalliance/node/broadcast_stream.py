@@ -11,8 +11,8 @@ transactions. Concurrent submitters use concurrent calls (as many as are in flig
 Why not one shared call with a FIFO of waiters (what this replaced): gRPC takes one write and
 one read at a time per call, so a shared call's writes and answers each waited for the one
 before, a loop wake-up each; on concurrent calls they complete together and are handled in
-batches. `benchmarks/broadcast.py`, 64 senders: ≈ 180 → ≈ 85 µs of the peer's CPU per envelope, and
-≈ 165 → ≈ 75 µs of the ordering node's (at 8 senders −40 %; one sender gains nothing).
+batches. `benchmarks/broadcast.py`, 64 senders: ≈ 180 → ≈ 85 µs of the peer's CPU per
+envelope, ≈ 165 → ≈ 75 µs of the ordering node's (8 senders: −40 %; one sender: the same).
 
 The envelope's bytes are written as they are (the gateway has parsed and checked them: no parse,
 no re-serialisation). A deadline is a timer that fails the waiter and closes the call, not
