@@ -9,7 +9,6 @@ stale orderer costs a reconnect, never a bad block.
 from __future__ import annotations
 
 import asyncio
-import collections
 import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 
 import grpc
 from fabric_protos.common import common_pb2
-from fabric_protos.orderer import ab_pb2, ab_pb2_grpc
+from fabric_protos.orderer import ab_pb2_grpc
 from fabric_protos.peer import events_pb2_grpc
 
 from medalliance.errors import MedallianceError, Unavailable
@@ -30,6 +29,7 @@ from medalliance.ledger.seek import (
 )
 from medalliance.ledger.tx import SigningIdentity
 from medalliance.network.tls import NodeTls
+from medalliance.node.broadcast_stream import BroadcastStream, raw_broadcast
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +63,11 @@ class OrdererLink:
         self._orderers = tuple(orderers)
         self._signer = signer
         self._now = now
-        self._stubs = [
-            ab_pb2_grpc.AtomicBroadcastStub(tls.channel(o.endpoint, o.host, o.msp_id))
-            for o in self._orderers
+        channels = [tls.channel(o.endpoint, o.host, o.msp_id) for o in self._orderers]
+        self._stubs = [ab_pb2_grpc.AtomicBroadcastStub(channel) for channel in channels]
+        self._streams = [
+            BroadcastStream(raw_broadcast(channel), ATTEMPT_TIMEOUT_S) for channel in channels
         ]
-        self._streams = [_BroadcastStream(stub) for stub in self._stubs]
         self._preferred = 0
         # Blocks come from any ordering node or, failing those, any other peer: a block is
         # accepted for its certificate and hash chain, never for where it came from.
@@ -92,19 +92,18 @@ class OrdererLink:
         ]
 
     async def broadcast(self, channel_id: str, envelope: bytes) -> None:
-        """Hand a signed transaction to the first ordering node that takes it.
+        """Hand a signed transaction (the envelope's bytes, written as they are) to the first
+        ordering node that takes it.
 
         Unreachable nodes are retried in rounds until `BROADCAST_TIMEOUT_S`, so a transaction
         submitted while an ordering node restarts waits for it instead of failing at once.
         """
-        message = common_pb2.Envelope()
-        message.ParseFromString(envelope)
         deadline = asyncio.get_running_loop().time() + BROADCAST_TIMEOUT_S
         while True:
             failures = []
             for index in self._order():
                 try:
-                    response = await self._broadcast_to(index, message)
+                    response = await self._streams[index].send(envelope)
                 except (grpc.aio.AioRpcError, ConnectionError) as exc:
                     reason = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
                     failures.append(f"{self._orderers[index].endpoint}: {reason}")
@@ -119,11 +118,6 @@ class OrdererLink:
             if asyncio.get_running_loop().time() + RETRY_DELAY_S > deadline:
                 raise ConnectionError("; ".join(failures))
             await asyncio.sleep(RETRY_DELAY_S)
-
-    async def _broadcast_to(
-        self, index: int, message: common_pb2.Envelope
-    ) -> ab_pb2.BroadcastResponse:
-        return await self._streams[index].send(message, ATTEMPT_TIMEOUT_S)
 
     async def pull(
         self,
@@ -346,65 +340,3 @@ def switch_candidates(source: int, orderers: int, sources: int) -> list[int]:
 @dataclass
 class _Watch:
     switched: bool = False
-
-
-class _BroadcastStream:
-    """One long-lived Broadcast call to an ordering node, shared by all submissions.
-
-    An ordering node answers the envelopes of a stream in order, so answers are matched to a
-    FIFO of waiting futures. Opening a call per transaction costs more than ordering it.
-    When the call breaks, every waiter fails with `ConnectionError` and the next send reopens it.
-    """
-
-    def __init__(self, stub: ab_pb2_grpc.AtomicBroadcastStub) -> None:
-        self._stub = stub
-        self._call: grpc.aio.StreamStreamCall | None = None
-        self._pending: collections.deque[asyncio.Future[ab_pb2.BroadcastResponse]] = (
-            collections.deque()
-        )
-        self._lock = asyncio.Lock()
-        self._reader: asyncio.Task[None] | None = None
-
-    async def send(self, message: common_pb2.Envelope, timeout: float) -> ab_pb2.BroadcastResponse:
-        future: asyncio.Future[ab_pb2.BroadcastResponse] = (
-            asyncio.get_running_loop().create_future()
-        )
-        async with self._lock:  # writes and the FIFO must stay in the same order
-            if self._call is None:
-                self._call = self._stub.Broadcast()
-                self._reader = asyncio.create_task(self._read(self._call))
-            call = self._call
-            self._pending.append(future)
-            try:
-                await call.write(message)
-            except (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.InvalidStateError) as exc:
-                self._fail(call, f"cannot send: {exc}")
-        try:
-            return await asyncio.wait_for(future, timeout)
-        except TimeoutError:
-            raise ConnectionError(f"no answer within {timeout:.0f}s") from None
-
-    async def _read(self, call: grpc.aio.StreamStreamCall) -> None:
-        reason = "the ordering node closed the stream"
-        try:
-            async for response in call:
-                if not self._pending:
-                    reason = "the ordering node answered an envelope it was not sent"
-                    break
-                waiter = self._pending.popleft()  # one answer per envelope, in order
-                if not waiter.done():  # a waiter that timed out still owns its answer
-                    waiter.set_result(response)
-        except grpc.aio.AioRpcError as exc:
-            reason = exc.details() or exc.code().name
-        finally:
-            self._fail(call, reason)
-
-    def _fail(self, call: grpc.aio.StreamStreamCall, reason: str) -> None:
-        call.cancel()
-        if self._call is not call:  # an older call: its waiters were failed already
-            return
-        self._call = None
-        while self._pending:
-            waiter = self._pending.popleft()
-            if not waiter.done():
-                waiter.set_exception(ConnectionError(reason))
