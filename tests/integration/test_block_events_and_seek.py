@@ -18,7 +18,7 @@ from medalliance.errors import UnknownChannel
 from medalliance.ledger.block_events import chaincode_events, filtered_block
 from medalliance.ledger.seek import new_seek_envelope
 from medalliance.network.block_feed import BlockFeed
-from medalliance.network.deliver import Seek, SeekError, check_seek, deliver
+from medalliance.network.deliver import Seek, SeekError, check_seek, deliver, deliver_blocks
 from medalliance.node.embedded import EmbeddedNetwork
 from medalliance.node.served import ServedChannel
 
@@ -158,6 +158,96 @@ def test_bad_seeks_are_answered_with_fabric_statuses(
     with pytest.raises(SeekError) as refused:
         check(network, sources, envelope)
     assert refused.value.status == status
+
+
+def answers(
+    sources: object, network: EmbeddedNetwork, envelopes: list[common_pb2.Envelope]
+) -> tuple[list[bytes], list[bytes]]:
+    """What `deliver` (encoded by protobuf) and `deliver_blocks` answer one stream of seeks."""
+
+    async def requests() -> AsyncIterator[common_pb2.Envelope]:
+        for envelope in envelopes:
+            yield envelope
+
+    async def both() -> tuple[list[bytes], list[bytes]]:
+        args = {"source_for": sources, "readers_policy": "/Channel/Readers", "now": network.now}
+        encoded = [
+            r.SerializeToString()
+            async for r in deliver(requests(), content="block", **args)  # type: ignore[arg-type]
+        ]
+        framed = [r async for r in deliver_blocks(requests(), **args)]  # type: ignore[arg-type]
+        return encoded, framed
+
+    return asyncio.run(both())
+
+
+def test_deliver_blocks_sends_the_bytes_protobuf_would(
+    network: EmbeddedNetwork, sources: object
+) -> None:
+    """The ordering node's Deliver frames stored blocks itself: byte for byte protobuf's
+    encoding of the same answers, for a whole ledger and a second seek on the same stream."""
+    height = network.peers_of("alliance")[0].channel("alliance").height
+    assert height > 1
+    last = specified(height - 1)
+    encoded, framed = answers(
+        sources, network, [seek(network, OLDEST, NEWEST), seek(network, last, last)]
+    )
+    assert framed == encoded
+    assert len(framed) == height + 1 + 1 + 1  # the ledger, SUCCESS, the last block, SUCCESS
+    response = ab_pb2.DeliverResponse.FromString(framed[-2])
+    assert response.block.header.number == height - 1
+    assert ab_pb2.DeliverResponse.FromString(framed[-1]).status == Status.SUCCESS
+
+
+@pytest.mark.parametrize(
+    ("case", "status"),
+    [
+        ("a seek of a channel not served", Status.NOT_FOUND),
+        ("an outsider", Status.FORBIDDEN),
+        ("an unsigned seek", Status.FORBIDDEN),
+        ("a replayed seek of yesterday", Status.BAD_REQUEST),
+        ("a seek past the end", Status.NOT_FOUND),
+    ],
+)
+def test_deliver_blocks_refuses_what_deliver_refuses_and_sends_nothing_else(
+    network: EmbeddedNetwork, sources: object, case: str, status: int
+) -> None:
+    height = network.peers_of("alliance")[0].channel("alliance").height
+    good = seek(network, OLDEST, NEWEST)
+    envelope = {
+        "a seek of a channel not served": lambda: seek(network, OLDEST, NEWEST, channel="other"),
+        "an outsider": lambda: seek(
+            network, OLDEST, NEWEST, signer=make_org("HospCMSP").signer("Eve")
+        ),
+        "an unsigned seek": lambda: common_pb2.Envelope(payload=good.payload),
+        "a replayed seek of yesterday": lambda: seek(
+            network, OLDEST, NEWEST, now=network.now() - dt.timedelta(days=1)
+        ),
+        "a seek past the end": lambda: seek(network, specified(height + 1), NEWEST),
+    }[case]()
+    # the refused seek ends the stream: the good one after it is never answered
+    encoded, framed = answers(sources, network, [envelope, good])
+    assert framed == encoded == [ab_pb2.DeliverResponse(status=status).SerializeToString()]
+
+
+def test_deliver_blocks_without_waiting_stops_at_the_height(
+    network: EmbeddedNetwork, sources: object
+) -> None:
+    """A seek that does not wait and reaches past the height gets the blocks there are and
+    NOT_FOUND, as Fabric's FAIL_IF_NOT_READY."""
+    height = network.peers_of("alliance")[0].channel("alliance").height
+    envelope = seek(network, specified(height - 1), specified(height + 3))
+    payload = common_pb2.Payload.FromString(envelope.payload)
+    info = ab_pb2.SeekInfo.FromString(payload.data)
+    info.behavior = ab_pb2.SeekInfo.FAIL_IF_NOT_READY
+    payload.data = info.SerializeToString()
+    data = payload.SerializeToString()
+    signer = network.signer("HospCMSP")
+    envelope = common_pb2.Envelope(payload=data, signature=signer.sign(data))
+    encoded, framed = answers(sources, network, [envelope])
+    assert framed == encoded
+    assert len(framed) == 2
+    assert ab_pb2.DeliverResponse.FromString(framed[-1]).status == Status.NOT_FOUND
 
 
 def test_deliver_with_private_data_asks_for_the_requesters_organisation(

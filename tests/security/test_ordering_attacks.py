@@ -348,6 +348,21 @@ def test_broadcast_and_deliver_answer_hostile_input_with_fabrics_status(
     assert heights(layout) == before
 
 
+def test_broadcast_bytes_that_are_no_envelope_end_the_call_as_fabrics_orderer_does(
+    layout: NetworkLayout,
+) -> None:
+    """Broadcast takes each envelope as bytes (admission parses it once); bytes protobuf cannot
+    decode end the call with INTERNAL, as Fabric's orderer answers a request gRPC cannot
+    unmarshal (grpc.aio's own decoding answered UNKNOWN); nothing is ordered."""
+    before = heights(layout)
+    with orderer_channel(layout, TARGET, None) as channel:
+        broadcast = channel.stream_stream("/orderer.AtomicBroadcast/Broadcast")
+        with pytest.raises(grpc.RpcError) as ended:
+            list(broadcast(iter([b"\x0a\xff\xff"]), timeout=CALL_TIMEOUT_S))
+    assert ended.value.code() == grpc.StatusCode.INTERNAL
+    assert heights(layout)[TARGET] == before[TARGET]
+
+
 def test_a_transaction_stamped_years_ahead_is_refused_and_the_channel_orders_on(
     layout: NetworkLayout, contract: Contract
 ) -> None:

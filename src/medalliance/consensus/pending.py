@@ -40,6 +40,10 @@ class _Entry:
 class Pending:
     def __init__(self) -> None:
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        # kept as entries come and go, so that a Tick that finds nothing to cut (most of them,
+        # 100 a second while a value is wanted) answers without walking the entries
+        self._bytes = 0
+        self._alone = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -48,11 +52,19 @@ class Pending:
         return tx_id in self._entries
 
     def add(self, tx_id: str, envelope: bytes, *, alone: bool, now_ticks: int) -> None:
-        self._entries[tx_id] = _Entry(envelope, alone, now_ticks)
+        self._drop(self._entries.get(tx_id))
+        self._entries[tx_id] = entry = _Entry(envelope, alone, now_ticks)
+        self._bytes += len(entry.envelope)
+        self._alone += entry.alone
 
     def remove(self, tx_ids: Iterable[str]) -> None:
         for tx_id in tx_ids:
-            self._entries.pop(tx_id, None)
+            self._drop(self._entries.pop(tx_id, None))
+
+    def _drop(self, entry: _Entry | None) -> None:
+        if entry is not None:
+            self._bytes -= len(entry.envelope)
+            self._alone -= entry.alone
 
     def batch(self, rules: CutRules, now_ticks: int) -> Batch | None:
         """The next block's transactions if the cutter's rules release them now, else None."""
@@ -62,6 +74,13 @@ class Pending:
         waited = now_ticks - first.arrived
         if first.alone:
             return Batch((first.envelope,), (first_id,), True, waited)
+        if (
+            waited < rules.timeout_ticks
+            and len(self._entries) < rules.max_count
+            and self._bytes <= rules.preferred_bytes
+            and not self._alone
+        ):
+            return None  # every entry would fit one block that is neither full nor due
         envelopes: list[bytes] = []
         tx_ids: list[str] = []
         size = 0

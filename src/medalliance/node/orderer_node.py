@@ -31,8 +31,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 from fabric_protos.common import common_pb2
-from fabric_protos.orderer import ab_pb2, ab_pb2_grpc
-from fabric_protos.peer import events_pb2
+from fabric_protos.orderer import ab_pb2
+from google.protobuf.message import DecodeError
 
 from medalliance.errors import (
     MedallianceError,
@@ -43,7 +43,7 @@ from medalliance.ledger.block import parse_block
 from medalliance.ledger.block_store import BlockStore
 from medalliance.ledger.config_update import latest_config
 from medalliance.network.block_feed import BlockFeed
-from medalliance.network.deliver import deliver
+from medalliance.network.deliver import deliver_blocks
 from medalliance.network.fabric_status import fabric_status
 from medalliance.network.tls import bind
 from medalliance.node.bft_channel import BftChannel
@@ -131,7 +131,7 @@ class OrdererNode:
             raise UnknownChannel(channel_id) from None
 
     async def start(self, server: grpc.aio.Server) -> None:
-        ab_pb2_grpc.add_AtomicBroadcastServicer_to_server(BroadcastService(self), server)
+        server.add_generic_rpc_handlers((_broadcast_handler(BroadcastService(self)),))
         server.add_generic_rpc_handlers((self._consensus_handler(),))
         bind(
             server,
@@ -302,18 +302,34 @@ class OrdererNode:
         return await self._streams.send(method, target, channel_id.encode() + b"\x00" + body)
 
 
-class BroadcastService(ab_pb2_grpc.AtomicBroadcastServicer):  # type: ignore[misc]
+def _broadcast_handler(service: BroadcastService) -> grpc.GenericRpcHandler:
+    """`orderer.AtomicBroadcast` with bytes where protobuf objects would only be encoded again:
+    Broadcast takes each envelope as sent (admission parses it once, `parsed`) and Deliver
+    sends responses already encoded (`deliver_blocks`)."""
+    methods = {
+        "Broadcast": grpc.stream_stream_rpc_method_handler(
+            service.Broadcast, request_deserializer=_raw, response_serializer=_raw
+        ),
+        "Deliver": grpc.stream_stream_rpc_method_handler(
+            service.Deliver,
+            request_deserializer=common_pb2.Envelope.FromString,
+            response_serializer=_raw,
+        ),
+    }
+    return grpc.method_handlers_generic_handler("orderer.AtomicBroadcast", methods)
+
+
+class BroadcastService:
     def __init__(self, node: OrdererNode) -> None:
         self._node = node
 
     async def Broadcast(
-        self, requests: AsyncIterator[common_pb2.Envelope], context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[ab_pb2.BroadcastResponse]:
+        self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[bytes]:
         async for envelope in requests:
-            yield await self._admit(envelope)
+            yield await self._admit(envelope, context)
 
-    async def _admit(self, envelope: common_pb2.Envelope) -> ab_pb2.BroadcastResponse:
-        data = envelope.SerializeToString()
+    async def _admit(self, data: bytes, context: grpc.aio.ServicerContext) -> bytes:
         channel_id, header_type = "", ""
         try:
             header = parsed(data).header  # parsed once: admission finds it in the memo
@@ -322,25 +338,35 @@ class BroadcastService(ab_pb2_grpc.AtomicBroadcastServicer):  # type: ignore[mis
             channel_id = channel.channel_id
             channel.submit(data)
         except MedallianceError as exc:  # Overloaded, Unavailable: the client tries another node
+            if not _is_envelope(data):  # as Fabric's orderer (Go gRPC) answers it
+                await context.abort(grpc.StatusCode.INTERNAL, "grpc: error unmarshalling request")
             response = _response(exc)
+            status, answer = response.status, bytes(response.SerializeToString())
         else:
-            response = ab_pb2.BroadcastResponse(status=Status.SUCCESS)
+            status, answer = Status.SUCCESS, _SUCCESS
         # Labels only from known channels and types: a client cannot grow the label set.
-        self._node.metrics.broadcast(channel_id, header_type, Status.Name(response.status))
-        return response
+        self._node.metrics.broadcast(channel_id, header_type, Status.Name(status))
+        return answer
 
     async def Deliver(
         self, requests: AsyncIterator[common_pb2.Envelope], context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[events_pb2.DeliverResponse]:
-        async for response in deliver(
-            requests,
-            source_for=self._node.channel,
-            readers_policy=ORDERER_READERS,
-            content="block",
-            now=utc_now,
+    ) -> AsyncIterator[bytes]:
+        # orderer.DeliverResponse and protos.DeliverResponse share fields 1 and 2
+        async for response in deliver_blocks(
+            requests, source_for=self._node.channel, readers_policy=ORDERER_READERS, now=utc_now
         ):
-            # orderer.DeliverResponse and protos.DeliverResponse share fields 1 and 2
-            yield ab_pb2.DeliverResponse.FromString(response.SerializeToString())
+            yield response
+
+
+_SUCCESS = ab_pb2.BroadcastResponse(status=Status.SUCCESS).SerializeToString()
+
+
+def _is_envelope(data: bytes) -> bool:
+    try:
+        common_pb2.Envelope.FromString(data)
+    except DecodeError:
+        return False
+    return True
 
 
 def _header_type_name(header_type: int) -> str:
