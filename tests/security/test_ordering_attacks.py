@@ -391,6 +391,50 @@ def test_a_transaction_stamped_years_ahead_is_refused_and_the_channel_orders_on(
     assert_target_orders_with_the_others(layout, contract)
 
 
+def test_an_unusually_encoded_envelope_is_ordered_in_its_canonical_encoding(
+    layout: NetworkLayout, contract: Contract
+) -> None:
+    """A writer's genuine envelope whose payload field comes twice, junk first (protobuf keeps
+    the last): it is admitted for the payload it signed, and the block holds the envelope as
+    Fabric's orderer re-encodes it, never the client's bytes, so every reader of the block
+    parses one payload whatever its parser does with repeated fields."""
+    wait_until(lambda: len(set(heights(layout).values())) == 1, "every ordering node level")
+    signer = load_signer(layout.user_msp_dir("Org1MSP", "User1"), "Org1MSP")
+    payload = common_pb2.Payload.FromString(hostile_envelope(layout, "genuine seek").payload)
+    nonce = common_pb2.SignatureHeader.FromString(payload.header.signature_header).nonce
+    header = common_pb2.ChannelHeader.FromString(payload.header.channel_header)
+    header.type = common_pb2.ENDORSER_TRANSACTION
+    header.tx_id = compute_tx_id(nonce, signer.serialized_identity)
+    header.timestamp.FromDatetime(dt.datetime.now(dt.UTC))
+    payload.header.channel_header = header.SerializeToString()
+    payload.data = b""
+    signed = payload.SerializeToString()
+    canonical = common_pb2.Envelope(payload=signed, signature=signer.sign(signed))
+    junk = common_pb2.Envelope(payload=b"not what was signed").SerializeToString()
+    unusual = junk + canonical.SerializeToString()  # field 1 twice: the last one counts
+    assert common_pb2.Envelope.FromString(unusual) == canonical
+    first = heights(layout)[TARGET]
+    with orderer_channel(layout, TARGET, None) as channel:
+        broadcast = channel.stream_stream("/orderer.AtomicBroadcast/Broadcast")
+        (answer,) = [
+            ab_pb2.BroadcastResponse.FromString(a)
+            for a in broadcast(iter([unusual]), timeout=CALL_TIMEOUT_S)
+        ]
+    assert common_pb2.Status.Name(answer.status) == "SUCCESS", answer.info
+
+    def holding() -> list[bytes]:
+        for number in range(first, heights(layout)[TARGET]):
+            data = list(fetch_block(layout, TARGET, number).data.data)
+            for envelope in data:
+                if header.tx_id.encode() in envelope:
+                    return [envelope]
+        return []
+
+    wait_until(lambda: bool(holding()), "the transaction ordered into a block")
+    assert holding() == [canonical.SerializeToString()]
+    assert_target_orders_with_the_others(layout, contract)
+
+
 def test_a_forwarded_transaction_with_a_forged_signature_is_verified_and_dropped(
     layout: NetworkLayout, contract: Contract
 ) -> None:

@@ -132,6 +132,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
             key=lambda org: (not (lifecycle or org in self._endorsing), org != self._local.msp_id),
         )
         members = channel.config.application_msp_ids
+        reads = channel.view.state  # committed definitions read once per block (committed_reads)
         # Each contract's committed policy read once per request: the proposal's own from the
         # definition `_policy` has just read, others when an endorsement's interest names them.
         requirements: dict[str, Requirement] = {}
@@ -140,7 +141,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
 
         def namespace(name: str) -> Requirement:
             if name not in requirements:
-                requirements[name] = namespace_requirement(channel.state, name, members)
+                requirements[name] = namespace_requirement(reads, name, members)
             return requirements[name]
 
         return Plan(
@@ -149,7 +150,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
             members=tuple(members),
             contract=namespace(proposal.chaincode_name),
             namespace=namespace,
-            collections=lambda name: committed_collections(channel.state, name),
+            collections=lambda name: committed_collections(reads, name),
             transient=bool(proposal.transient),
             local_endorses=lifecycle or self._local.msp_id in self._endorsing,
         )
@@ -376,7 +377,8 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
         name = proposal.chaincode_name
         if name == LIFECYCLE_NAMESPACE:
             return None
-        definition = committed_definition(channel.state, name)
+        # the committed definition as endorsements read it: once per block, not per request
+        definition = committed_definition(channel.view.state, name)
         if definition is None or definition.deregistered:
             raise RpcFailure.of(
                 PreconditionFailed,

@@ -304,8 +304,9 @@ class OrdererNode:
 
 def _broadcast_handler(service: BroadcastService) -> grpc.GenericRpcHandler:
     """`orderer.AtomicBroadcast` with bytes where protobuf objects would only be encoded again:
-    Broadcast takes each envelope as sent (admission parses it once, `parsed`) and Deliver
-    sends responses already encoded (`deliver_blocks`)."""
+    Broadcast answers from constant bytes (`_admit` decodes each envelope, as Fabric's orderer,
+    and keeps its canonical encoding) and Deliver sends responses already encoded
+    (`deliver_blocks`)."""
     methods = {
         "Broadcast": grpc.stream_stream_rpc_method_handler(
             service.Broadcast, request_deserializer=_raw, response_serializer=_raw
@@ -330,6 +331,10 @@ class BroadcastService:
             yield await self._admit(envelope, context)
 
     async def _admit(self, data: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        try:  # kept in its canonical encoding, as Fabric's orderer re-encodes what it received
+            data = common_pb2.Envelope.FromString(data).SerializeToString()
+        except DecodeError:  # as Fabric's orderer (Go gRPC) answers it
+            await context.abort(grpc.StatusCode.INTERNAL, "grpc: error unmarshalling request")
         channel_id, header_type = "", ""
         try:
             header = parsed(data).header  # parsed once: admission finds it in the memo
@@ -338,8 +343,6 @@ class BroadcastService:
             channel_id = channel.channel_id
             channel.submit(data)
         except MedallianceError as exc:  # Overloaded, Unavailable: the client tries another node
-            if not _is_envelope(data):  # as Fabric's orderer (Go gRPC) answers it
-                await context.abort(grpc.StatusCode.INTERNAL, "grpc: error unmarshalling request")
             response = _response(exc)
             status, answer = response.status, bytes(response.SerializeToString())
         else:
@@ -359,14 +362,6 @@ class BroadcastService:
 
 
 _SUCCESS = ab_pb2.BroadcastResponse(status=Status.SUCCESS).SerializeToString()
-
-
-def _is_envelope(data: bytes) -> bool:
-    try:
-        common_pb2.Envelope.FromString(data)
-    except DecodeError:
-        return False
-    return True
 
 
 def _header_type_name(header_type: int) -> str:
