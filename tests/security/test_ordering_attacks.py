@@ -363,6 +363,24 @@ def test_broadcast_bytes_that_are_no_envelope_end_the_call_as_fabrics_orderer_do
     assert heights(layout)[TARGET] == before[TARGET]
 
 
+def writer_transaction(
+    layout: NetworkLayout, stamped: dt.datetime
+) -> tuple[common_pb2.Envelope, str]:
+    """A writer's (Org1 User1) genuinely signed endorser transaction with no actions, stamped
+    `stamped`, and its tx id: what Broadcast admission judges, not what a peer would validate."""
+    signer = load_signer(layout.user_msp_dir("Org1MSP", "User1"), "Org1MSP")
+    payload = common_pb2.Payload.FromString(hostile_envelope(layout, "genuine seek").payload)
+    nonce = common_pb2.SignatureHeader.FromString(payload.header.signature_header).nonce
+    header = common_pb2.ChannelHeader.FromString(payload.header.channel_header)
+    header.type = common_pb2.ENDORSER_TRANSACTION
+    header.tx_id = compute_tx_id(nonce, signer.serialized_identity)
+    header.timestamp.FromDatetime(stamped)
+    payload.header.channel_header = header.SerializeToString()
+    payload.data = b""
+    signed = payload.SerializeToString()
+    return common_pb2.Envelope(payload=signed, signature=signer.sign(signed)), header.tx_id
+
+
 def test_a_transaction_stamped_years_ahead_is_refused_and_the_channel_orders_on(
     layout: NetworkLayout, contract: Contract
 ) -> None:
@@ -370,17 +388,7 @@ def test_a_transaction_stamped_years_ahead_is_refused_and_the_channel_orders_on(
     holding it would be judged at that time (creators long expired) and refused while it waited
     in every node's pool. Broadcast answers BAD_REQUEST naming the clock; nothing is kept."""
     wait_until(lambda: len(set(heights(layout).values())) == 1, "every ordering node level")
-    signer = load_signer(layout.user_msp_dir("Org1MSP", "User1"), "Org1MSP")
-    payload = common_pb2.Payload.FromString(hostile_envelope(layout, "genuine seek").payload)
-    nonce = common_pb2.SignatureHeader.FromString(payload.header.signature_header).nonce
-    header = common_pb2.ChannelHeader.FromString(payload.header.channel_header)
-    header.type = common_pb2.ENDORSER_TRANSACTION
-    header.tx_id = compute_tx_id(nonce, signer.serialized_identity)
-    header.timestamp.FromDatetime(dt.datetime(3000, 1, 1))
-    payload.header.channel_header = header.SerializeToString()
-    payload.data = b""
-    signed = payload.SerializeToString()
-    envelope = common_pb2.Envelope(payload=signed, signature=signer.sign(signed))
+    envelope, _ = writer_transaction(layout, dt.datetime(3000, 1, 1))
     before = consensus_of(layout)["mempool"]
     with orderer_channel(layout, TARGET, None) as channel:
         stub = ab_pb2_grpc.AtomicBroadcastStub(channel)
@@ -399,17 +407,7 @@ def test_an_unusually_encoded_envelope_is_ordered_in_its_canonical_encoding(
     Fabric's orderer re-encodes it, never the client's bytes, so every reader of the block
     parses one payload whatever its parser does with repeated fields."""
     wait_until(lambda: len(set(heights(layout).values())) == 1, "every ordering node level")
-    signer = load_signer(layout.user_msp_dir("Org1MSP", "User1"), "Org1MSP")
-    payload = common_pb2.Payload.FromString(hostile_envelope(layout, "genuine seek").payload)
-    nonce = common_pb2.SignatureHeader.FromString(payload.header.signature_header).nonce
-    header = common_pb2.ChannelHeader.FromString(payload.header.channel_header)
-    header.type = common_pb2.ENDORSER_TRANSACTION
-    header.tx_id = compute_tx_id(nonce, signer.serialized_identity)
-    header.timestamp.FromDatetime(dt.datetime.now(dt.UTC))
-    payload.header.channel_header = header.SerializeToString()
-    payload.data = b""
-    signed = payload.SerializeToString()
-    canonical = common_pb2.Envelope(payload=signed, signature=signer.sign(signed))
+    canonical, tx_id = writer_transaction(layout, dt.datetime.now(dt.UTC))
     junk = common_pb2.Envelope(payload=b"not what was signed").SerializeToString()
     unusual = junk + canonical.SerializeToString()  # field 1 twice: the last one counts
     assert common_pb2.Envelope.FromString(unusual) == canonical
@@ -426,7 +424,7 @@ def test_an_unusually_encoded_envelope_is_ordered_in_its_canonical_encoding(
         for number in range(first, heights(layout)[TARGET]):
             data = list(fetch_block(layout, TARGET, number).data.data)
             for envelope in data:
-                if header.tx_id.encode() in envelope:
+                if tx_id.encode() in envelope:
                     return [envelope]
         return []
 

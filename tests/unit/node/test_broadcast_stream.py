@@ -23,7 +23,6 @@ from tests.unit.node.test_bft_channel_supervision import until
 from medalliance.node.broadcast_stream import IDLE_KEPT, BroadcastStream, raw_broadcast
 
 TIMEOUT_S = 1.5  # generous: a fresh call on a busy 2-core machine
-LATE_S = 2.5  # answered after its waiter gave up
 
 
 class ScriptedOrderer(ab_pb2_grpc.AtomicBroadcastServicer):  # type: ignore[misc]
@@ -31,6 +30,7 @@ class ScriptedOrderer(ab_pb2_grpc.AtomicBroadcastServicer):  # type: ignore[misc
         self.calls = 0
         self.received: list[bytes] = []
         self.live: list[bool] = []  # per call, whether its handler still runs
+        self.release_late = asyncio.Event()  # a "late" envelope is answered once this is set
 
     async def Broadcast(
         self, requests: AsyncIterator[common_pb2.Envelope], context: grpc.aio.ServicerContext
@@ -53,7 +53,7 @@ class ScriptedOrderer(ab_pb2_grpc.AtomicBroadcastServicer):  # type: ignore[misc
             if ask == b"close":
                 return
             if ask == b"late":
-                await asyncio.sleep(LATE_S)
+                await self.release_late.wait()  # the test releases it after its waiter failed
             answer = ab_pb2.BroadcastResponse(status=common_pb2.SUCCESS, info=ask.decode())
             yield answer
             if ask == b"twice":
@@ -106,6 +106,7 @@ def test_a_late_answer_fails_its_waiter_and_reaches_no_other() -> None:
     async def scenario(stream: BroadcastStream, orderer: ScriptedOrderer) -> None:
         with pytest.raises(ConnectionError, match=r"no answer within 1\.5s"):
             await stream.send(envelope(b"late"))
+        orderer.release_late.set()  # the answer comes now, after its waiter gave up
         after = await stream.send(envelope(b"after"))
         assert after.info == "after"  # not the late envelope's answer
         await until(lambda: not orderer.live[0], "the late call is closed")
