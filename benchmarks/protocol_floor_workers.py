@@ -3,18 +3,18 @@
 Not meant to be run by hand: `protocol_floor.py` starts them and talks to them by lines on
 stdin/stdout, so that it reads each process's CPU counters only while the measured calls run.
 
-- `serve`: a grpc.aio server as our nodes make it (`SERVER_OPTIONS`, TLS from `network/tls.py`,
-  a client certificate asked for but not required, as a peer does) with generic bytes handlers,
-  no protobuf work. The first 4 bytes of a request give the answer's size (and for `Deliver`
-  the next 4 the number of messages), so one server serves every size. It also listens
-  without TLS, for `--plaintext`.
+- `serve`: a grpc.aio server as our nodes make it (uvloop, `SERVER_OPTIONS`, TLS from
+  `network/tls.py`, a client certificate asked for but not required, as a peer does) with
+  generic bytes handlers, no protobuf work. The first 4 bytes of a request give the answer's
+  size (and for `Deliver` the next 4 the number of messages), so one server serves every size.
+  It also listens without TLS, for `--plaintext`.
 - `call MODE`: warms up, prints `warm`, waits for `go`, makes the measured calls, prints
   `done <calls> <seconds>` and waits for stdin to close. Modes: `aio` (unary calls on one
-  mutual-TLS grpc.aio channel, as node-to-node calls), `sync` (unary calls from threads, each
-  with its own channel made by the SDK's `sdk/gateway.py`, server TLS only, as the clients of
-  `benchmarks/e2e.py`), `sync-shared` (the same threads on one channel), `bidi` (request →
-  answer messages on long-lived grpc.aio streams, as Broadcast), `deliver` (messages pushed by
-  the server on one stream, as a Deliver of blocks).
+  mutual-TLS grpc.aio channel on uvloop, as node-to-node calls), `sync` (unary calls from
+  threads, each with its own channel made by the SDK's `sdk/gateway.py`, server TLS only, as the
+  clients of `benchmarks/e2e.py`), `sync-shared` (the same threads on one channel), `bidi`
+  (request → answer messages on long-lived grpc.aio streams, as Broadcast), `deliver` (messages
+  pushed by the server on one stream, as a Deliver of blocks).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import uvloop
 
 from medalliance.network.tls import CLIENT_OPTIONS, SERVER_OPTIONS, NodeTls
 from medalliance.sdk.gateway import _new_channel
@@ -208,11 +209,11 @@ def main() -> None:
     tls_ca = (args.tls_dir / "ca.crt").read_bytes()
     tls = NodeTls.load(args.tls_dir, {ORG: tls_ca})
     if args.role == "serve":
-        asyncio.run(serve(tls))
+        uvloop.run(serve(tls))  # the loop our nodes run on (node/process.py)
     elif args.mode.startswith("sync"):
         call_sync(args, tls_ca)
     else:
-        asyncio.run(call_aio(args, tls))
+        uvloop.run(call_aio(args, tls))
 
 
 if __name__ == "__main__":

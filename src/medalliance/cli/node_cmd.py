@@ -3,7 +3,6 @@ while it runs, restore it (node.backup)."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Annotated
 
@@ -13,7 +12,7 @@ from pydantic import BaseModel
 from medalliance.cli.output import emit_json, output_state, stdout
 from medalliance.database_url import parse_database_url
 from medalliance.node.backup import BackupManifest, backup_node, restore_node
-from medalliance.node.process import configure_logging, serve
+from medalliance.node.process import configure_logging, run
 
 app = typer.Typer(help="Run a single node.", no_args_is_help=True)
 
@@ -30,7 +29,7 @@ def start(
     Example: medalliance node start --config test-network/nodes/peer0.org1.example.com/node.yaml
     """
     configure_logging(log_level.upper())
-    asyncio.run(serve(config))
+    run(config)
 
 
 class BackupOutput(BaseModel):
