@@ -179,7 +179,7 @@ def test_two_hospitals_endorsing_a_deletion_of_an_alarm_about_one_of_them_do_not
             proposal, load_signer(network.layout.peer_dir(org, "peer0") / "msp", org),
             chaincode_version="1.0", status=200, message="", payload=b"", rwset=rwset, event=None,
         )
-        for org in (TA, TB)  # the contract-level policy, two endorsing organisations, is met
+        for org in (TA, TB)  # two endorsing hospitals; the key's policy needs the commission
     ]  # fmt: skip
     network.broadcast(CHANNEL, sign_envelope(new_transaction_payload(proposal, responses), client))
     network.cut_blocks(CHANNEL)

@@ -2,7 +2,8 @@
 
 Issue 11 item 1, played on the demo alliance as processes. A tertiary hospital (an endorsing
 organisation) writes its district commission's decision itself: the application set to APPROVED,
-a referral to COMPLETED, or the key's endorsement policy replaced, and endorses the result with
+a referral to COMPLETED, or the key's endorsement policy replaced — or, with the other tertiary
+hospital, creates an application APPROVED at birth — and endorses the result with
 its own peer's key (taken from the network folder, as a hostile member can). The transaction
 reaches the ordering service through the hospital's own gateway and every peer validates it:
 each forgery must be INVALID (ENDORSEMENT_POLICY_FAILURE) and change nothing (the district's
@@ -355,6 +356,33 @@ def test_tertiary_hospitals_cannot_raise_their_own_quality_level(scenario: Scena
         contract = gateway.get_network(CHANNEL).get_contract("resource")
         in_force = json.loads(contract.evaluate_transaction("RecognitionRules", DISTRICT))
     assert in_force["levels"][TB][hb] == "C"
+
+
+def test_two_colluding_hospitals_cannot_create_an_application_already_approved(
+    scenario: Scenario,
+) -> None:
+    """TertiaryA and TertiaryB write SecondaryA a new application, APPROVED at birth and under a
+    key policy of their own, so that a referral could use it with no commission's review. A new
+    key has no key-level policy yet: the contract's policy decides, and it needs a commission."""
+    layout, run = scenario.layout, scenario.run
+    forged_id, key = f"APP-{run}-9", application_key(f"APP-{run}-9")
+    birth = json.loads(approved(scenario, scenario.attacked))
+    birth.update(applicationId=forged_id)
+    envelope = forge(layout, TA, [TA, TB], contract="report",
+                     args=["SubmitApplication", forged_id, scenario.visit, TA, scenario.summary],
+                     writes={key: json.dumps(birth, sort_keys=True).encode()},
+                     metadata={key: key_policy(f"OutOf(2, '{TA}.peer', '{TB}.peer')")})  # fmt: skip
+
+    tx_id, code = submit_envelope(layout, TA, envelope)
+
+    assert code == POLICY_FAILURE
+    assert set(codes_at(layout, [TA, TB, DISTRICT], tx_id).values()) == {POLICY_FAILURE}
+    assert {org: committed(layout, org, "report", key) for org in (TA, TB, DISTRICT)} == {
+        org: (b"", {}) for org in (TA, TB, DISTRICT)
+    }
+    with pytest.raises(GatewayError) as missing:  # so no referral can use it
+        application(scenario, forged_id)
+    assert f"application {forged_id}" in str(missing.value)
 
 
 def test_ledger_verify_finds_every_ledger_intact_after_the_attacks(scenario: Scenario) -> None:

@@ -2,14 +2,15 @@
 
 pydantic models with `extra="forbid"`, so a misspelt key fails with its location. Defaults follow
 the paper: tertiary hospitals endorse, secondary hospitals and regulators do not; a contract's
-default endorsement policy is two endorsing members' peers (a majority of member peers when fewer
-than two members endorse). Every field is documented in `docs/network-config.md`.
+default endorsement policy is two endorsing members' peers, a commission's and a hospital's when
+both kinds endorse (a majority of member peers when fewer than two members endorse). Every field
+is documented in `docs/network-config.md`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -343,17 +344,30 @@ class NetworkConfig(_Model):
 
     def endorsement_policy(self, channel: ChannelSpec, contract: ContractConfig) -> str:
         """The contract's policy, or the default: the peers of two endorsing members (paper §3:
-        tertiary hospitals validate), so that no single organisation can commit a write alone;
-        a majority of member peers when fewer than two members endorse."""
+        tertiary hospitals validate), so that no single organisation can commit a write alone —
+        a commission's and a hospital's when both kinds endorse; a majority of member peers when
+        fewer than two members endorse.
+
+        Why a commission: a key has no key-level policy before it exists, so whoever satisfies
+        this policy can create any key with any content (an application born APPROVED, a
+        referral with no application). With any two endorsing members, two hospitals together
+        could; with a commission in every write, an honest commission's peer runs the contract
+        and refuses (docs/privacy.md §3)."""
         if contract.endorsement_policy:
             return contract.endorsement_policy
         members = self.members(channel)
         endorsers = [o for o in members if o.endorsing]
+        regulators = [o for o in endorsers if o.type == "regulator"]
+        hospitals = [o for o in endorsers if o.type != "regulator"]
+        if regulators and hospitals:
+            return f"AND(OutOf(1, {_peers(regulators)}), OutOf(1, {_peers(hospitals)}))"
         if len(endorsers) >= 2:
-            principals = ", ".join(f"'{o.msp_id}.peer'" for o in endorsers)
-            return f"OutOf(2, {principals})"
-        principals = ", ".join(f"'{o.msp_id}.peer'" for o in members)
-        return f"OutOf({len(members) // 2 + 1}, {principals})"
+            return f"OutOf(2, {_peers(endorsers)})"
+        return f"OutOf({len(members) // 2 + 1}, {_peers(members)})"
+
+
+def _peers(organizations: Sequence[OrganizationConfig]) -> str:
+    return ", ".join(f"'{o.msp_id}.peer'" for o in organizations)
 
 
 def load_network_config(path: Path) -> NetworkConfig:

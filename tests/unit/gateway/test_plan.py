@@ -29,6 +29,9 @@ def reference(path: str = "/Channel/Application/Endorsement") -> bytes:
     )
 
 
+NOTARISED = "AND(OutOf(1, 'R.peer', 'S.peer'), OutOf(1, 'A.peer', 'B.peer'))"
+
+
 @pytest.mark.parametrize(
     ("text", "candidates", "expected"),
     [
@@ -37,12 +40,24 @@ def reference(path: str = "/Channel/Application/Endorsement") -> bytes:
         ("OutOf(2, 'A.peer', 'B.peer', 'C.peer')", ["C", "A", "B"], ("C", "A")),
         ("OR('A.member', 'B.peer')", ["A"], ("A",)),
         ("AND('A.peer', OR('B.peer', 'C.peer'))", ["C", "A"], ("C", "A")),
+        # the alliance's default, commissions R and S, hospitals A and B: one of each
+        (NOTARISED, ["A", "B", "R", "S"], ("A", "R")),
+        (NOTARISED, ["S", "A", "B", "R"], ("S", "A")),
+        (NOTARISED, ["R", "S", "B"], ("R", "B")),
     ],
 )
 def test_the_smallest_satisfying_set_in_preference_order(
     text: str, candidates: list[str], expected: tuple[str, ...]
 ) -> None:
-    assert plan_endorsers(policy(text), candidates, ["A", "B", "C"]) == expected
+    assert plan_endorsers(policy(text), candidates, ["A", "B", "C", "R", "S"]) == expected
+
+
+@pytest.mark.parametrize("candidates", [["A", "B"], ["R", "S"]], ids=["hospitals", "commissions"])
+def test_neither_two_hospitals_nor_two_commissions_satisfy_the_alliance_default(
+    candidates: list[str],
+) -> None:
+    with pytest.raises(PreconditionFailed):
+        plan_endorsers(policy(NOTARISED), candidates, ["A", "B", "R", "S"])
 
 
 def test_plans_follow_the_policy_the_candidates_and_the_members() -> None:

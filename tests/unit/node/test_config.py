@@ -70,8 +70,9 @@ def test_the_demo_alliance_loads_with_the_papers_roles() -> None:
         "SecondaryHospitalB": "secondary",
     }
     assert config.organization("DistrictHC").parent == "CityHC"
-    # Tertiary hospitals validate; the commissions' audit peers endorse too, so that one peer
-    # down leaves two of four to satisfy OutOf(2, ...); secondary hospitals never endorse.
+    # Tertiary hospitals validate; the commissions' audit peers endorse too: every write needs
+    # one commission and one tertiary hospital (either of each, so one peer down stops
+    # nothing); secondary hospitals never endorse.
     assert {o.name for o in config.organizations if o.endorsing} == {
         "CityHC",
         "DistrictHC",
@@ -135,6 +136,7 @@ def test_channel_members_default_to_every_peer_organisation() -> None:
     [
         pytest.param(lambda d: None, "OutOf(3, 'CityMSP.peer', 'DistrictMSP.peer', 'HospAMSP.peer', 'HospBMSP.peer')", id="a majority of member peers when fewer than two endorse"),
         pytest.param(lambda d: org(d, "HospB").update(endorsing=True), "OutOf(2, 'HospAMSP.peer', 'HospBMSP.peer')", id="two endorsing members' peers by default"),
+        pytest.param(lambda d: [org(d, n).update(endorsing=True) for n in ("District", "HospB")], "AND(OutOf(1, 'DistrictMSP.peer'), OutOf(1, 'HospAMSP.peer', 'HospBMSP.peer'))", id="a commission's peer and a hospital's when both endorse"),
         pytest.param(lambda d: org(d, "HospA").update(endorsing=False), "OutOf(3, 'CityMSP.peer', 'DistrictMSP.peer', 'HospAMSP.peer', 'HospBMSP.peer')", id="a majority of member peers when none endorses"),
         pytest.param(lambda d: d["channels"][0]["contracts"][0].update(endorsement_policy="AND('HospAMSP.peer', 'HospBMSP.peer')"), "AND('HospAMSP.peer', 'HospBMSP.peer')", id="an explicit policy is kept verbatim"),
     ],
