@@ -105,7 +105,8 @@ def test_nodes_members_and_contracts(as_user: Callable[[str], StaffClient]) -> N
     contracts = {c["name"]: c for c in operator.get("/api/v1/operator/contracts").json()}
     assert {"referral", "report", "records", "alarm"} <= set(contracts)
     assert contracts["referral"]["sequence"] == 1
-    assert "OutOf(2" in contracts["referral"]["endorsement_policy"]
+    commission_and_hospital = "AND(OutOf(1, 'CityHCMSP.peer', 'DistrictHCMSP.peer'), OutOf(1, "
+    assert contracts["referral"]["endorsement_policy"].startswith(commission_and_hospital)
 
 
 def test_a_membership_vote_is_proposed_signed_once_per_organisation(

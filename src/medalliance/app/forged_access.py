@@ -6,7 +6,7 @@ endorsers never sign it). A hospital that wants the attempt on the ledger anyway
 broken client — can build the transaction itself: the access entry it would have written,
 "endorsed" by its own peer only, sent straight to the ordering service. Ordering accepts it
 (orderers do not validate endorsements); every peer marks it invalid (the contract's
-endorsement policy needs two endorsing organisations), so it writes nothing, yet the ledger
+endorsement policy needs a commission and a hospital), so it writes nothing, yet the ledger
 keeps it with its validation code — the trace the audit module reads (`tx.invalid` facts).
 
 Used by the month generator (app/activity_generator.py) on an embedded network.
