@@ -2,7 +2,7 @@
 
 Deliver streams the peer's committed blocks (with its validation codes) to readers of the
 channel; Endorser is the peer-to-peer hop a gateway uses to collect another organisation's
-endorsement. A proposal the endorser refuses before simulation (bad signature, policy,
+endorsement (our gateways use the same on a stream, `medalliance.Endorser/ProcessProposals`). A proposal the endorser refuses before simulation (bad signature, policy,
 duplicate) is a gRPC error, as in Fabric; a contract's refusal is a response with status ≥ 400.
 """
 

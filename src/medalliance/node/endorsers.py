@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import time
 from collections.abc import Awaitable, Callable
 
@@ -103,7 +104,7 @@ class RemoteEndorser:
     stream (`exchange_streams.py`): a unary `protos.Endorser/ProcessProposal` call per proposal
     cost the gateway about three times the CPU of an exchange on an open stream. A peer that
     does not serve the stream (UNIMPLEMENTED: an older version) is asked with the unary call
-    from then on. Either way a refusal is `EndorserRefused` with the peer's text, a peer that
+    from then on (until this gateway restarts). Either way a refusal is `EndorserRefused` with the peer's text, a peer that
     cannot be reached or does not answer within `ENDORSE_TIMEOUT_S` is `ConnectionError`.
     """
 
@@ -114,10 +115,13 @@ class RemoteEndorser:
         self._stub = peer_pb2_grpc.EndorserStub(channel)
         self._streams: ExchangeStreams[proposal_response_pb2.ProposalResponse] | None = (
             ExchangeStreams(
-                channel.stream_stream(
-                    PROCESS_PROPOSALS,
-                    request_serializer=None,  # bytes as given
-                    response_deserializer=proposal_response_pb2.ProposalResponse.FromString,
+                functools.partial(
+                    channel.stream_stream(
+                        PROCESS_PROPOSALS,
+                        request_serializer=None,  # bytes as given
+                        response_deserializer=proposal_response_pb2.ProposalResponse.FromString,
+                    ),
+                    wait_for_ready=True,  # as the unary call: the connection may just be back
                 ),
                 ENDORSE_TIMEOUT_S,
                 f"peer {address}",
