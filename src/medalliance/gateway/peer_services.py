@@ -2,8 +2,9 @@
 
 Deliver streams the peer's committed blocks (with its validation codes) to readers of the
 channel; Endorser is the peer-to-peer hop a gateway uses to collect another organisation's
-endorsement (our gateways use the same on a stream, `medalliance.Endorser/ProcessProposals`). A proposal the endorser refuses before simulation (bad signature, policy,
-duplicate) is a gRPC error, as in Fabric; a contract's refusal is a response with status ≥ 400.
+endorsement (our gateways use the same on a stream, `medalliance.Endorser/ProcessProposals`).
+A proposal the endorser refuses before simulation (bad signature, policy, duplicate) is a gRPC
+error, as in Fabric; a contract's refusal is a response with status ≥ 400.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ class DeliverService(events_pb2_grpc.DeliverServicer):  # type: ignore[misc]
 
 
 # Our peers' private endorsement service: `ProcessProposals` is `protos.Endorser/ProcessProposal`
-# on one long-lived stream, request after request (node/endorsers.py, docs/gateway.md).
+# on one long-lived stream, request after request (node/endorsers.py, docs/platform-decisions.md).
 ENDORSER_SERVICE = "medalliance.Endorser"
 PROCESS_PROPOSALS = f"/{ENDORSER_SERVICE}/ProcessProposals"
 

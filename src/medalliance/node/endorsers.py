@@ -101,11 +101,12 @@ class RemoteEndorser:
     """Another organisation's peer, reached over mutual TLS.
 
     Proposals go on reused `medalliance.Endorser/ProcessProposals` streams, one in flight per
-    stream (`exchange_streams.py`): a unary `protos.Endorser/ProcessProposal` call per proposal
-    cost the gateway about three times the CPU of an exchange on an open stream. A peer that
-    does not serve the stream (UNIMPLEMENTED: an older version) is asked with the unary call
-    from then on (until this gateway restarts). Either way a refusal is `EndorserRefused` with the peer's text, a peer that
-    cannot be reached or does not answer within `ENDORSE_TIMEOUT_S` is `ConnectionError`.
+    stream (`exchange_streams.py`): over both ends a unary `protos.Endorser/ProcessProposal`
+    call costs about three times the CPU of an exchange on an open stream
+    (`benchmarks/protocol_floor.py`). A peer that does not serve the stream (UNIMPLEMENTED: an
+    older version) is asked with the unary call from then on, until this gateway restarts.
+    Either way a refusal is `EndorserRefused` with the peer's text; a peer that cannot be
+    reached or does not answer within `ENDORSE_TIMEOUT_S` is `ConnectionError`.
     """
 
     def __init__(self, msp_id: str, address: str, channel: grpc.aio.Channel) -> None:

@@ -1,4 +1,4 @@
-"""Request → answer exchanges on long-lived bidi calls to one node, one request in flight per call.
+"""Request → answer exchanges on long-lived bidi calls to one node, one request in flight each.
 
 Opening a call per request costs more than the work it carries (a grpc.aio unary call ≈ 360–470
 µs of CPU over both ends, an exchange on an open stream ≈ 120–170 µs: `benchmarks/
