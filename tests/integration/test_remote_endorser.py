@@ -1,6 +1,8 @@
 """A gateway's proposal to another organisation's peer over real gRPC: a peer that is down is
 reported as unreachable after the connect wait, not after the whole endorsement timeout, and the
-same endorser reaches the peer once it is back (as after a restart)."""
+same endorser reaches the peer once it is back (as after a restart). The scripted peer serves
+only the unary `protos.Endorser/ProcessProposal` (as an older version of ours would): the
+endorser, finding no `ProcessProposals` stream there, asks with the unary call."""
 
 from __future__ import annotations
 

@@ -2,8 +2,9 @@
 
 Deliver streams the peer's committed blocks (with its validation codes) to readers of the
 channel; Endorser is the peer-to-peer hop a gateway uses to collect another organisation's
-endorsement. A proposal the endorser refuses before simulation (bad signature, policy,
-duplicate) is a gRPC error, as in Fabric; a contract's refusal is a response with status ≥ 400.
+endorsement (our gateways use the same on a stream, `medalliance.Endorser/ProcessProposals`).
+A proposal the endorser refuses before simulation (bad signature, policy, duplicate) is a gRPC
+error, as in Fabric; a contract's refusal is a response with status ≥ 400.
 """
 
 from __future__ import annotations
@@ -78,21 +79,62 @@ class DeliverService(events_pb2_grpc.DeliverServicer):  # type: ignore[misc]
             yield response
 
 
+# Our peers' private endorsement service: `ProcessProposals` is `protos.Endorser/ProcessProposal`
+# on one long-lived stream, request after request (node/endorsers.py, docs/platform-decisions.md).
+ENDORSER_SERVICE = "medalliance.Endorser"
+PROCESS_PROPOSALS = f"/{ENDORSER_SERVICE}/ProcessProposals"
+
+
 class EndorserService(peer_pb2_grpc.EndorserServicer):  # type: ignore[misc]
+    """`protos.Endorser/ProcessProposal`, and the same on a stream for our own gateways
+    (`handler`): each `SignedProposal` on it is answered in order with the `ProposalResponse`
+    the unary call would return, and a refusal ends the stream with the unary call's status."""
+
     def __init__(self, local: Endorser, max_bytes: Callable[[str], int]) -> None:
         self._local = local
         self._max_bytes = max_bytes  # per channel; raises NotFound for an unknown one
+
+    async def _answer(
+        self, signed: proposal_pb2.SignedProposal
+    ) -> proposal_response_pb2.ProposalResponse:
+        """The endorser's response, or `RpcFailure` for a refusal before or during simulation."""
+        try:
+            proposal = parse_signed_proposal(signed, max_bytes=self._max_bytes)
+        except MedallianceError as exc:
+            raise RpcFailure.from_error(exc) from None
+        try:
+            return await self._local.process_proposal(signed, proposal)
+        except EndorserRefused as exc:
+            raise RpcFailure.of(Unknown, str(exc)) from None
 
     async def ProcessProposal(
         self, signed: proposal_pb2.SignedProposal, context: grpc.aio.ServicerContext
     ) -> proposal_response_pb2.ProposalResponse:
         try:
-            proposal = parse_signed_proposal(signed, max_bytes=self._max_bytes)
-        except MedallianceError as exc:
-            await abort(context, RpcFailure.from_error(exc))
+            return await self._answer(signed)
+        except RpcFailure as failure:
+            await abort(context, failure)
             raise
-        try:
-            return await self._local.process_proposal(signed, proposal)
-        except EndorserRefused as exc:
-            await abort(context, RpcFailure.of(Unknown, str(exc)))
-            raise
+
+    async def ProcessProposals(
+        self,
+        requests: AsyncIterator[proposal_pb2.SignedProposal],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[proposal_response_pb2.ProposalResponse]:
+        # One at a time: the next proposal is read once this answer is written, so a client
+        # that does not read its answers is held back by gRPC's flow control.
+        async for signed in requests:
+            try:
+                answer = await self._answer(signed)
+            except RpcFailure as failure:
+                await abort(context, failure)
+                raise
+            yield answer
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        method = grpc.stream_stream_rpc_method_handler(
+            self.ProcessProposals,
+            request_deserializer=proposal_pb2.SignedProposal.FromString,
+            response_serializer=proposal_response_pb2.ProposalResponse.SerializeToString,
+        )
+        return grpc.method_handlers_generic_handler(ENDORSER_SERVICE, {"ProcessProposals": method})

@@ -51,7 +51,7 @@ class GatewayChannel(Protocol):
 
 
 class Endorser(Protocol):
-    """A peer that can endorse: the hosting peer itself, or another over `protos.Endorser`."""
+    """A peer that can endorse: the hosting peer itself, or another over gRPC."""
 
     @property
     def msp_id(self) -> str: ...

@@ -2,7 +2,7 @@
 
 Modelled on Fabric's gateway (protocol doc §3): the hosting peer plans which organisations must
 endorse from the contract's committed policy, collects their signed responses in Fabric's order
-(its own first, in process; others' over `protos.Endorser`: gateway/endorse.py), returns the
+(its own first, in process; others' over gRPC: node/endorsers.py), returns the
 unsigned prepared transaction, forwards the signed one to the ordering service, and reports
 commits from its own ledger. Evaluate asks its own peer first. Failures answer with Fabric's
 codes and messages, with an `ErrorDetail` per failing endorser or orderer.

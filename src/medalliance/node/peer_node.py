@@ -308,9 +308,9 @@ class PeerNode:
         events_pb2_grpc.add_DeliverServicer_to_server(
             DeliverService(self.channel, utc_now, self.private_for_reader), server
         )
-        peer_pb2_grpc.add_EndorserServicer_to_server(
-            EndorserService(self.local, self.peer.max_proposal_bytes), server
-        )
+        endorser = EndorserService(self.local, self.peer.max_proposal_bytes)
+        peer_pb2_grpc.add_EndorserServicer_to_server(endorser, server)
+        server.add_generic_rpc_handlers((endorser.handler(),))
         discovery = DiscoveryService(self.discovery.knowledge, utc_now)
         server.add_generic_rpc_handlers((discovery.handler(),))
         server.add_generic_rpc_handlers((self.collections.handler(),))

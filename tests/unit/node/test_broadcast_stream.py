@@ -1,4 +1,5 @@
-"""A peer's Broadcast calls to one ordering node (node/broadcast_stream.py), over real gRPC.
+"""A peer's Broadcast calls to one ordering node (node/broadcast_stream.py on the shared
+node/exchange_streams.py), over real gRPC.
 
 A scripted ordering node answers each envelope by what its payload asks: at once, late, twice
 (hostile: an answer for an envelope it was not sent), or by closing the stream, before or after
