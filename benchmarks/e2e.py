@@ -12,7 +12,8 @@ verifications per block (consensus messages; transaction admission and validity)
 messages they wrote to each other per block (and the consensus messages and forwarded
 transactions those carried), and the CPU time per committed transaction of each process role
 (ordering nodes, the gateway peer Org1's, the other peer, this load generator) from the
-kernel's per-process counters; asserts nothing.
+kernel's per-process counters; asserts nothing. `--batch-timeout-ms` replaces the config's batch
+timeout on every channel, to see what a block's size trades between latency and CPU.
 """
 
 from __future__ import annotations
@@ -51,8 +52,11 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
-def on_free_ports(config: NetworkConfig) -> NetworkConfig:
+def on_free_ports(config: NetworkConfig, batch_timeout_ms: int | None) -> NetworkConfig:
     data = config.model_dump()
+    if batch_timeout_ms is not None:
+        for channel in data["channels"]:
+            channel["batch"]["timeout_ms"] = batch_timeout_ms
     nodes = [n for o in data["organizations"] for n in (*o["peers"], *o["orderers"])]
     orderers = [n for o in data["organizations"] for n in o["orderers"]]
     ports = free_ports(2 * len(nodes) + len(orderers))
@@ -64,9 +68,13 @@ def on_free_ports(config: NetworkConfig) -> NetworkConfig:
     return NetworkConfig.model_validate(data)
 
 
-def run(txs: int, clients: int, orderers: int, console: Console) -> None:
+def run(
+    txs: int, clients: int, orderers: int, batch_timeout_ms: int | None, console: Console
+) -> None:
     with tempfile.TemporaryDirectory(prefix="medalliance-e2e-") as tmp:
-        config = on_free_ports(load_network_config(CONFIGS[orderers]))
+        config = on_free_ports(load_network_config(CONFIGS[orderers]), batch_timeout_ms)
+        timeouts = sorted({c.batch.timeout_ms for c in config.channels})
+        console.print(f"batch timeout: {', '.join(map(str, timeouts))} ms")
         layout = init_network(config, Path(tmp) / "net", now=dt.datetime.now(dt.UTC))
         console.print(f"starting the test network ({orderers} ordering node(s), 2 peers) ...")
         launcher.up(layout)
@@ -298,8 +306,16 @@ def main() -> None:
     parser.add_argument(
         "--orderers", type=int, choices=sorted(CONFIGS), default=1, help="BFT ordering nodes"
     )
+    parser.add_argument(
+        "--batch-timeout-ms",
+        type=int,
+        default=None,
+        help="the channels' batch timeout (default: the network config's)",
+    )
     args = parser.parse_args()
-    run(args.txs, args.clients, args.orderers, Console())
+    if args.batch_timeout_ms is not None and args.batch_timeout_ms < 1:
+        parser.error("--batch-timeout-ms must be at least 1")
+    run(args.txs, args.clients, args.orderers, args.batch_timeout_ms, Console())
 
 
 if __name__ == "__main__":
