@@ -105,8 +105,9 @@ def test_nodes_members_and_contracts(as_user: Callable[[str], StaffClient]) -> N
     contracts = {c["name"]: c for c in operator.get("/api/v1/operator/contracts").json()}
     assert {"referral", "report", "records", "alarm"} <= set(contracts)
     assert contracts["referral"]["sequence"] == 1
-    commission_and_hospital = "AND(OutOf(1, 'CityHCMSP.peer', 'DistrictHCMSP.peer'), OutOf(1, "
-    assert contracts["referral"]["endorsement_policy"].startswith(commission_and_hospital)
+    assert contracts["referral"]["endorsement_policy"] == (  # a commission and a hospital
+        "AND(OR('CityHCMSP.peer', 'DistrictHCMSP.peer'), OR('TertiaryAMSP.peer', 'TertiaryBMSP.peer'))"
+    )
 
 
 def test_a_membership_vote_is_proposed_signed_once_per_organisation(
