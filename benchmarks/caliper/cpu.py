@@ -68,7 +68,7 @@ def main() -> int:
             time.sleep(0.5)
     console = Console()
     report_cpu(before, nodes_cpu(layout, sum(seen.values())), args.txs, console)
-    report_ordering(blocks, ordering_counters(layout), console)
+    report_ordering(blocks, ordering_counters(layout), args.txs, console)
     return process.returncode
 
 
