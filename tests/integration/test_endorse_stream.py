@@ -5,16 +5,16 @@ Hostile callers get on the stream exactly the refusal the unary call gives (code
 unsigned proposal, one signed by an identity from a CA the channel does not know, one larger
 than the channel accepts; the gateway's `RemoteEndorser` reports the same text and its next
 proposal is endorsed on a new call. A client that writes 100 proposals without waiting for its
-answers gets every answer in the order it wrote them, and the peer takes the stream's proposals
-one at a time: what the client sent ahead waits in gRPC's flow-control window, not in the
-peer's memory.
+answers gets every answer in the order it wrote them, and the peer reads a stream's next
+proposal only once it has answered the last: what the client sent ahead waits in gRPC's
+flow-control window, not in the peer's memory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 import pytest
@@ -25,7 +25,7 @@ from tests.networks import free_ports
 from medalliance.gateway.peer_services import PROCESS_PROPOSALS, EndorserService
 from medalliance.gateway.ports import EndorserRefused
 from medalliance.identity.signing import Signer
-from medalliance.ledger.tx import ProposalView, new_signed_proposal, parse_signed_proposal
+from medalliance.ledger.tx import new_signed_proposal, parse_signed_proposal
 from medalliance.network.tls import CLIENT_OPTIONS, SERVER_OPTIONS
 from medalliance.node.embedded import EmbeddedNetwork
 from medalliance.node.endorsers import LocalEndorser, RemoteEndorser
@@ -52,46 +52,29 @@ def create(network: EmbeddedNetwork, signer: Signer, asset: str, color: str = "r
     return proposal(network, signer, *args).SerializeToString()
 
 
-class CountingEndorser(LocalEndorser):
-    """The peer's own endorser, counting the proposals it holds at once."""
-
-    in_hand = 0
-    most = 0
-
-    async def process_proposal(
-        self, signed: proposal_pb2.SignedProposal, proposal: ProposalView
-    ) -> proposal_response_pb2.ProposalResponse:
-        self.in_hand += 1
-        self.most = max(self.most, self.in_hand)
-        try:
-            # A slow endorsement: a server that took a stream's next proposal before answering
-            # the last would start it meanwhile. (Not a wait for anything: one proposal at a
-            # time gives `most == 1` however long this takes.)
-            await asyncio.sleep(0.001)
-            return await super().process_proposal(signed, proposal)
-        finally:
-            self.in_hand -= 1
+Scenario = Callable[[grpc.aio.Channel], Awaitable[None]]
 
 
-Scenario = Callable[[grpc.aio.Channel, CountingEndorser], Awaitable[None]]
+def endorser_service(network: EmbeddedNetwork) -> EndorserService:
+    """The endorsement services of HospA's real peer."""
+    peer = next(p for p in network.peers_of("alliance") if p.msp_id == "HospAMSP")
+    return EndorserService(LocalEndorser(peer, "peer0.hospa", network.now), peer.max_proposal_bytes)
 
 
 def with_peer(network: EmbeddedNetwork, scenario: Scenario) -> None:
-    """HospA's real peer served over gRPC; `scenario` gets a channel to it and its endorser."""
-    peer = next(p for p in network.peers_of("alliance") if p.msp_id == "HospAMSP")
-    local = CountingEndorser(peer, "peer0.hospa", network.now)
+    """HospA's real peer served over gRPC; `scenario` gets a channel to it."""
+    endorser = endorser_service(network)
 
     async def run() -> None:
         (port,) = free_ports(1)
         server = grpc.aio.server(options=SERVER_OPTIONS)
-        endorser = EndorserService(local, peer.max_proposal_bytes)
         peer_pb2_grpc.add_EndorserServicer_to_server(endorser, server)
         server.add_generic_rpc_handlers((endorser.handler(),))
         server.add_insecure_port(f"127.0.0.1:{port}")
         await server.start()
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=CLIENT_OPTIONS)
         try:
-            await scenario(channel, local)
+            await scenario(channel)
         finally:
             await channel.close()
             await server.stop(None)
@@ -135,7 +118,7 @@ def test_hostile_proposals_get_the_unary_calls_refusal_on_the_stream(
         "oversized": create(network, member, "O-1", color="x" * (11 * 1024 * 1024)),
     }
 
-    async def scenario(channel: grpc.aio.Channel, _: CountingEndorser) -> None:
+    async def scenario(channel: grpc.aio.Channel) -> None:
         remote = RemoteEndorser("HospAMSP", "peer0.hospa", channel)
         for what, signed in hostile.items():
             unary = await unary_refusal(channel, signed)
@@ -153,16 +136,14 @@ def test_hostile_proposals_get_the_unary_calls_refusal_on_the_stream(
     with_peer(network, scenario)
 
 
-def test_a_pipelining_client_gets_its_answers_in_order_one_proposal_at_a_time(
-    network: EmbeddedNetwork,
-) -> None:
+def test_a_pipelining_client_gets_its_answers_in_order(network: EmbeddedNetwork) -> None:
     member = network.signer("HospAMSP")
     sent = [create(network, member, f"P-{i}") for i in range(PIPELINED)]
     hashes = [
         parse_signed_proposal(proposal_pb2.SignedProposal.FromString(s)).proposal_hash for s in sent
     ]
 
-    async def scenario(channel: grpc.aio.Channel, endorser: CountingEndorser) -> None:
+    async def scenario(channel: grpc.aio.Channel) -> None:
         call = open_stream(channel)
 
         async def write_all() -> None:  # every proposal, without waiting for an answer
@@ -178,6 +159,29 @@ def test_a_pipelining_client_gets_its_answers_in_order_one_proposal_at_a_time(
             proposal_response_pb2.ProposalResponsePayload.FromString(a.payload) for a in answers
         ]
         assert [p.proposal_hash for p in payloads] == hashes  # each answer to its proposal
-        assert endorser.most == 1, f"the peer held {endorser.most} of the stream's proposals"
 
     with_peer(network, scenario)
+
+
+def test_the_peer_reads_a_streams_next_proposal_only_once_it_has_answered_the_last(
+    network: EmbeddedNetwork,
+) -> None:
+    """So a stream holds at most one proposal in the peer's memory, however many the client
+    sends ahead (a handler that read ahead, or endorsed concurrently, would have read more)."""
+    endorser = endorser_service(network)
+    member = network.signer("HospAMSP")
+    sent = [create(network, member, f"Q-{i}") for i in range(10)]
+    read = 0
+
+    async def requests() -> AsyncIterator[proposal_pb2.SignedProposal]:
+        nonlocal read
+        for signed in sent:
+            read += 1
+            yield proposal_pb2.SignedProposal.FromString(signed)
+
+    async def answered() -> list[tuple[int, int]]:
+        stream = endorser.ProcessProposals(requests(), None)  # type: ignore[arg-type]
+        return [(read, answer.response.status) async for answer in stream]
+
+    # (proposals read when each answer left, its status)
+    assert asyncio.run(answered()) == [(i + 1, 200) for i in range(len(sent))]
