@@ -11,6 +11,7 @@ import functools
 import importlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -276,7 +277,15 @@ def _kind(exc: BaseException) -> str:
     return next(c.__name__ for c in type(exc).__mro__ if not c.__name__.startswith("_"))
 
 
+# gRPC's EventEngine TCP endpoints cost ≈ 10 % more CPU per call than its posix endpoints on a
+# node's load (docs/performance.md, "gRPC's TCP endpoints"): every `medalliance` process, nodes
+# included, turns off the two experiments that select them, unless GRPC_EXPERIMENTS is set.
+# Command groups load gRPC lazily, so this runs before it does.
+GRPC_EXPERIMENTS = "-event_engine_client,-event_engine_listener"
+
+
 def main() -> None:
+    os.environ.setdefault("GRPC_EXPERIMENTS", GRPC_EXPERIMENTS)
     try:
         app(args=_dir_after_the_command(sys.argv[1:]), prog_name="medalliance")
     except MedallianceError as exc:
