@@ -55,7 +55,9 @@ def test_an_operators_setting_is_kept_even_empty() -> None:
 
 
 def test_grpc_picks_the_posix_endpoint_under_the_setting() -> None:
-    """The variable does what the decision says: gRPC's tcp trace names its posix endpoint."""
+    """The variable does what the decision says: gRPC's tcp trace names its posix endpoint. If a
+    gRPC release drops these experiments, this fails: the setting then does nothing, and the
+    decision (docs/platform-decisions.md) is to be measured again."""
     script = (
         "import grpc, concurrent.futures as f\n"
         "s = grpc.server(f.ThreadPoolExecutor(1)); p = s.add_insecure_port('127.0.0.1:0'); s.start()\n"
