@@ -25,16 +25,20 @@ print(json.dumps({"loaded_before": loaded_before, "value": os.environ.get("GRPC_
 """
 
 
-def _probe(env: dict[str, str]) -> dict[str, object]:
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE],
+def _python(script: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`script` run by this interpreter in a fresh process with exactly `env`."""
+    return subprocess.run(
+        [sys.executable, "-c", script],
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     )
-    answer: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _probe(env: dict[str, str]) -> dict[str, object]:
+    answer: dict[str, object] = json.loads(_python(PROBE, env).stdout.strip().splitlines()[-1])
     return answer
 
 
@@ -45,7 +49,6 @@ def _env_without_setting() -> dict[str, str]:
 def test_main_turns_the_eventengine_endpoints_off_before_grpc_loads() -> None:
     answer = _probe(_env_without_setting())
     assert answer == {"loaded_before": False, "value": GRPC_EXPERIMENTS}
-    assert GRPC_EXPERIMENTS == "-event_engine_client,-event_engine_listener"
 
 
 def test_an_operators_setting_is_kept_even_empty() -> None:
@@ -72,13 +75,6 @@ def test_grpc_picks_the_posix_endpoint_under_the_setting() -> None:
         "GRPC_TRACE": "tcp",
         "GRPC_VERBOSITY": "DEBUG",
     }
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    done = _python(script, env)
     assert "tcp_posix.cc" in done.stderr
     assert "posix_endpoint.cc" not in done.stderr
