@@ -51,6 +51,30 @@ def signer(ca: CertificateAuthority, name: str, msp_id: str, ou: str) -> Signer:
     return Signer.from_pem(msp_id, issued.cert_pem, issued.key_pem)
 
 
+def channel(
+    orderers: CertificateAuthority, members: CertificateAuthority, consenters: list[Signer]
+) -> ChannelDefinition:
+    """Channel "ch": Org1MSP (`members`) writes; `consenters` of OrdMSP (`orderers`) order."""
+    return ChannelDefinition(
+        channel_id="ch",
+        application_orgs=(
+            OrgDefinition(
+                "Org1MSP", Msp("Org1MSP", (members.certificate,)), "tertiary", None, None, ()
+            ),
+        ),
+        orderer_orgs=(
+            OrgDefinition(
+                "OrdMSP", Msp("OrdMSP", (orderers.certificate,)), "orderer", None, None, ()
+            ),
+        ),
+        consenters=tuple(f"127.0.0.1:{7050 + i}" for i in range(len(consenters))),
+        consenter_set=tuple(
+            Consenter(i + 1, f"orderer{i}", "127.0.0.1", 7050 + i, "OrdMSP", c.serialized_identity)
+            for i, c in enumerate(consenters)
+        ),
+    )
+
+
 def transaction(client: Signer, nonce: str) -> bytes:
     identity = client.serialized_identity
     channel_header = common_pb2.ChannelHeader(
@@ -85,23 +109,7 @@ def main() -> None:
     members = CertificateAuthority.create("ca.org1", "Org1MSP", now=NOW)
     consenter = signer(orderers, "orderer0", "OrdMSP", "orderer")
     client = signer(members, "User1", "Org1MSP", "client")
-    definition = ChannelDefinition(
-        channel_id="ch",
-        application_orgs=(
-            OrgDefinition(
-                "Org1MSP", Msp("Org1MSP", (members.certificate,)), "tertiary", None, None, ()
-            ),
-        ),
-        orderer_orgs=(
-            OrgDefinition(
-                "OrdMSP", Msp("OrdMSP", (orderers.certificate,)), "orderer", None, None, ()
-            ),
-        ),
-        consenters=("127.0.0.1:7050",),
-        consenter_set=(
-            Consenter(1, "orderer0", "127.0.0.1", 7050, "OrdMSP", consenter.serialized_identity),
-        ),
-    )
+    definition = channel(orderers, members, [consenter])
     genesis = genesis_block(definition, timestamp_ms=int(NOW.timestamp() * 1000))
     config = ChannelConfig.from_block(genesis)
     with tempfile.TemporaryDirectory() as folder:

@@ -12,7 +12,8 @@ verifications per block (consensus messages; transaction admission and validity)
 messages they wrote to each other per block (and the consensus messages and forwarded
 transactions those carried), and the CPU time per committed transaction of each process role
 (ordering nodes, the gateway peer Org1's, the other peer, this load generator) from the
-kernel's per-process counters; asserts nothing. `--batch-timeout-ms` replaces the config's batch
+kernel's per-process counters, and the threads' context switches per committed transaction
+(waits, preemptions) by role; asserts nothing. `--batch-timeout-ms` replaces the config's batch
 timeout on every channel, to see what a block's size trades between latency and CPU.
 """
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import resource
 import socket
 import statistics
 import tempfile
@@ -90,9 +92,11 @@ def run(
                 before = ordering_counters(layout)
                 peers_before = peer_counters(layout)
                 cpu_before = cpu_by_role(layout)
+                switches_before = switches_by_role(layout)
                 committed = measure(contracts, txs, console)
                 report_peers(peers_before, peer_counters(layout), committed, console)
                 report_cpu(cpu_before, cpu_by_role(layout), committed, console)
+                report_switches(switches_before, switches_by_role(layout), committed, console)
                 report_ordering(before, ordering_counters(layout), committed, console)
             finally:
                 for gateway in gateways:
@@ -169,19 +173,26 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def cpu_by_role(layout: NetworkLayout) -> dict[str, float]:
-    """CPU seconds so far per role: ordering nodes (summed), the gateway peer (Org1's, which the
-    clients call), the other peers, and this process (the load generator)."""
-    roles = {"ordering nodes": 0.0, "gateway peer": 0.0, "other peer": 0.0}
+def pids_by_role(layout: NetworkLayout) -> dict[str, list[int]]:
+    """The running nodes' pids per role: ordering nodes, the gateway peer (Org1's, which the
+    clients call), the other peers."""
+    roles: dict[str, list[int]] = {"ordering nodes": [], "gateway peer": [], "other peer": []}
     for node in launcher.nodes_of(layout):
         pid = launcher.running_pid(node, layout.directory)
         if pid is None:
             continue
         if node.role == "orderer":
-            role = "ordering nodes"
+            roles["ordering nodes"].append(pid)
         else:
-            role = "gateway peer" if node.organization == "Org1MSP" else "other peer"
-        roles[role] += cpu_seconds(pid)
+            roles["gateway peer" if node.organization == "Org1MSP" else "other peer"].append(pid)
+    return roles
+
+
+def cpu_by_role(layout: NetworkLayout) -> dict[str, float]:
+    """CPU seconds so far per role (`pids_by_role`) and of this process (the load generator)."""
+    roles = {
+        role: sum(cpu_seconds(pid) for pid in pids) for role, pids in pids_by_role(layout).items()
+    }
     roles["load generator"] = time.process_time()
     return roles
 
@@ -194,6 +205,55 @@ def report_cpu(
     per_tx = {role: (after[role] - before[role]) * 1000 / committed for role in after}
     parts = ", ".join(f"{role} {ms:.2f}" for role, ms in per_tx.items())
     console.print(f"CPU ms per committed transaction: {sum(per_tx.values()):.2f} ({parts})")
+
+
+def switches(pid: int) -> tuple[int, int]:
+    """Context switches so far of every thread of `pid` (Linux /proc): (voluntary — a thread
+    blocked, waiting for a socket, a lock or another thread's hand-off; involuntary — the
+    kernel gave its core to another runnable thread)."""
+    waits = preempted = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            lines = (task / "status").read_text().splitlines()
+        except FileNotFoundError:  # the thread ended since the folder was listed
+            continue
+        for line in lines:
+            key, _, value = line.partition(":")
+            if key == "voluntary_ctxt_switches":
+                waits += int(value)
+            elif key == "nonvoluntary_ctxt_switches":
+                preempted += int(value)
+    return waits, preempted
+
+
+def switches_by_role(layout: NetworkLayout) -> dict[str, tuple[int, int]]:
+    """`switches` per role, and this process's (its threads', ended ones included)."""
+    roles = {}
+    for role, pids in pids_by_role(layout).items():
+        counts = [switches(pid) for pid in pids]
+        roles[role] = (sum(c[0] for c in counts), sum(c[1] for c in counts))
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    roles["load generator"] = (own.ru_nvcsw, own.ru_nivcsw)
+    return roles
+
+
+def report_switches(
+    before: dict[str, tuple[int, int]],
+    after: dict[str, tuple[int, int]],
+    committed: int,
+    console: Console,
+) -> None:
+    """Thread switches per committed transaction by role: under load each of gRPC's
+    completions is a hand-off between its poller thread and the event loop, so this counts
+    the wake-ups a role's CPU goes into, beside the CPU itself."""
+    if not committed:
+        return
+    parts = ", ".join(
+        f"{role} {(a[0] - before[role][0]) / committed:.1f} / "
+        f"{(a[1] - before[role][1]) / committed:.1f}"
+        for role, a in after.items()
+    )
+    console.print(f"thread switches per committed transaction, waits / preemptions: {parts}")
 
 
 def ordering_counters(layout: NetworkLayout) -> dict[str, dict[str, int]]:
