@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from fabric_protos.common import common_pb2
 from rich.console import Console
 from rich.table import Table
 
@@ -31,14 +32,14 @@ from medalliance.node.embedded_ordering import EmbeddedOrdering
 CONSENTERS = 4
 
 
-def ordering() -> tuple[EmbeddedOrdering, list[object], CertificateAuthority]:
+def ordering() -> tuple[EmbeddedOrdering, list[common_pb2.Block], CertificateAuthority]:
     """Four consenters of one channel with one application organisation; its members' CA."""
     orderers = CertificateAuthority.create("ca.ord", "OrdMSP", now=NOW)
     members = CertificateAuthority.create("ca.org1", "Org1MSP", now=NOW)
     signers = [signer(orderers, f"orderer{i}", "OrdMSP", "orderer") for i in range(CONSENTERS)]
     definition = channel(orderers, members, signers)
     genesis = genesis_block(definition, timestamp_ms=int(NOW.timestamp() * 1000))
-    delivered: list[object] = []
+    delivered: list[common_pb2.Block] = []
     service = EmbeddedOrdering(
         ChannelConfig.from_block(genesis),
         signers,
